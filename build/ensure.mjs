@@ -1,0 +1,32 @@
+// Installs what is missing before `npm start` / `npm test`: node modules, then (for tests) the
+// Debian packages and the sample guests.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+  if (r.status !== 0) {
+    console.error(`${cmd} ${args.join(' ')} failed with ${r.status ?? r.signal}`);
+    process.exit(r.status || 1);
+  }
+}
+
+export function ensureNodeModules() {
+  const lock = path.join(root, 'package-lock.json');
+  const marker = path.join(root, 'node_modules', '.package-lock.json');
+  if (fs.existsSync(marker) && (!fs.existsSync(lock) || fs.statSync(marker).mtimeMs >= fs.statSync(lock).mtimeMs)) return;
+  console.log('domus: installing node modules (npm install)');
+  run('npm', ['install', '--no-audit', '--no-fund']);
+}
+
+export function ensureDebianPackages() {
+  run('bash', [path.join(root, 'build', 'install-deps.sh')]);
+}
+
+export function ensureGuests() {
+  run('bash', [path.join(root, 'build', 'guests', 'build-guests.sh')]);
+}

@@ -1,0 +1,59 @@
+// How a local client reaches the host: the per-user daemon's unix socket, starting the daemon in
+// the background first when none runs (as virsh starts libvirt's session daemon).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { ApiClient, type MessageTransport } from '../../shared/client.js';
+import { JsonlConnection } from '../common/jsonl.js';
+import { hostAnswers } from '../host/daemon.js';
+import { APP_ROOT, hostPaths, type HostPaths } from '../host/paths.js';
+
+const DAEMON_START_TIMEOUT_MS = 20_000;
+
+export async function ensureDaemon(paths: HostPaths = hostPaths()): Promise<void> {
+  if (await hostAnswers(paths.socket)) return;
+  fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 });
+  const out = fs.openSync(paths.log, 'a');
+  const child = spawn(process.execPath, [path.join(APP_ROOT, 'dist', 'host', 'daemon.mjs')], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, DOMUS_HOME: paths.home },
+  });
+  fs.closeSync(out);
+  let exitCode: number | null | undefined;
+  child.on('exit', (code) => (exitCode = code));
+  child.unref();
+  const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await hostAnswers(paths.socket)) return;
+    // Exit code 3: another client started a daemon at the same moment; use that one.
+    if (exitCode !== undefined && exitCode !== 3) {
+      throw new Error(`the Domus host daemon exited with code ${exitCode} (see ${paths.log})`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`the Domus host daemon did not start within ${DAEMON_START_TIMEOUT_MS / 1000} s (see ${paths.log})`);
+}
+
+export function unixTransport(sock: net.Socket): MessageTransport {
+  const conn = new JsonlConnection(sock);
+  return {
+    send: (text) => {
+      if (conn.isOpen) sock.write(text + '\n');
+    },
+    onMessage: (handler) => conn.on('message', (msg) => handler(JSON.stringify(msg))),
+    onClose: (handler) => conn.on('close', (err) => handler(err ? err.message : 'socket closed')),
+    close: () => conn.destroy(),
+  };
+}
+
+export async function connectHost(paths: HostPaths = hostPaths(), autostart = true): Promise<ApiClient> {
+  if (autostart) await ensureDaemon(paths);
+  const sock = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(paths.socket);
+    s.once('connect', () => resolve(s));
+    s.once('error', (err) => reject(new Error(`cannot connect to the Domus host at ${paths.socket}: ${err.message}`)));
+  });
+  return new ApiClient(unixTransport(sock));
+}

@@ -1,0 +1,61 @@
+// The host inside Electron's utility process. When a host daemon already serves this DOMUS_HOME
+// (started by the CLI), this process relays to it instead, so there is only ever one host.
+import net from 'node:net';
+import path from 'node:path';
+import type { MessagePortMain } from 'electron';
+import { JsonlConnection } from '../common/jsonl.js';
+import { ApiSession } from '../host/api-session.js';
+import { hostAnswers, runHost, type RunningHost } from '../host/daemon.js';
+import { hostPaths } from '../host/paths.js';
+
+const paths = hostPaths();
+
+function pipeVnc(port: MessagePortMain, socketPath: string): void {
+  const sock = net.connect(socketPath);
+  sock.on('data', (chunk) => port.postMessage(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength)));
+  sock.on('close', () => port.close());
+  sock.on('error', () => port.close());
+  port.on('message', (e) => sock.write(Buffer.from(e.data as ArrayBuffer)));
+  port.on('close', () => sock.destroy());
+  port.start();
+}
+
+function relayApi(port: MessagePortMain): void {
+  const sock = net.connect(paths.socket);
+  const conn = new JsonlConnection(sock);
+  conn.on('message', (msg) => port.postMessage(JSON.stringify(msg)));
+  conn.on('close', () => port.close());
+  port.on('message', (e) => {
+    if (conn.isOpen) sock.write(String(e.data) + '\n');
+  });
+  port.on('close', () => conn.destroy());
+  port.start();
+}
+
+function serveApi(running: RunningHost, port: MessagePortMain): void {
+  const session = new ApiSession(running.services, { kind: 'electron', label: 'Electron window' }, (text) => port.postMessage(text));
+  port.on('message', (e) => void session.receiveText(String(e.data)));
+  port.on('close', () => session.close());
+  port.start();
+}
+
+async function main(): Promise<void> {
+  const running = (await hostAnswers(paths.socket)) ? undefined : await runHost(paths, () => process.exit(0));
+  process.parentPort.on('message', (e) => {
+    const port = e.ports[0];
+    const req = e.data as { kind: 'api' | 'vnc'; domain?: string };
+    if (!port) return;
+    if (req.kind === 'vnc' && req.domain) {
+      try {
+        pipeVnc(port, running ? running.host.vncSocket(req.domain) : path.join(paths.run, req.domain, 'vnc.sock'));
+      } catch {
+        port.close();
+      }
+    } else if (req.kind === 'api') {
+      if (running) serveApi(running, port);
+      else relayApi(port);
+    }
+  });
+}
+
+void main();

@@ -1,0 +1,18 @@
+/// <reference lib="dom" />
+// Preload: exposes only the port request; the ports themselves reach the page by postMessage,
+// so the renderer never sees ipcRenderer or any Node API.
+import { contextBridge, ipcRenderer } from 'electron';
+
+let seq = 0;
+contextBridge.exposeInMainWorld('domusBridge', {
+  shell: 'electron',
+  requestPort(kind: 'api' | 'vnc', domainUuid?: string): string {
+    const requestId = `p${++seq}`;
+    ipcRenderer.send('domus:port-request', { kind, domain: domainUuid, requestId });
+    return requestId;
+  },
+});
+
+ipcRenderer.on('domus:port', (event, msg: { requestId: string }) => {
+  window.postMessage({ domusPort: msg.requestId }, '*', event.ports);
+});

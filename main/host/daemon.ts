@@ -1,0 +1,83 @@
+// domusd: the per-user host process (libvirt's session daemon). One per DOMUS_HOME; it listens on
+// <run>/domusd.sock and, on request, serves the web shell. Guests live in their own runner processes,
+// so stopping or killing this process never stops a guest.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { writeFileAtomic } from '../common/fsutil.js';
+import type { HostServices } from './api-session.js';
+import { Host } from './host.js';
+import { log } from './log.js';
+import { APP_ROOT, hostPaths, type HostPaths } from './paths.js';
+import { listenUnix } from './transport/unix.js';
+import { WebShell } from './transport/web.js';
+
+export interface RunningHost {
+  host: Host;
+  services: HostServices;
+  stop(): Promise<void>;
+}
+
+/** True when another host already answers on this home's socket. */
+export function hostAnswers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!fs.existsSync(socketPath)) return resolve(false);
+    const s = net.connect(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export async function runHost(paths: HostPaths, onStopped: () => void): Promise<RunningHost> {
+  fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 });
+  if (await hostAnswers(paths.socket)) {
+    throw new Error(`another Domus host is already running for ${paths.home} (socket ${paths.socket})`);
+  }
+  const host = new Host(paths);
+  await host.init();
+  let web: WebShell | undefined;
+  let stopping: Promise<void> | undefined;
+  const services: HostServices = {
+    host,
+    webShellUrl: async () => {
+      web ??= new WebShell(services, path.join(APP_ROOT, 'dist', 'renderer'));
+      return web.listen();
+    },
+    stop: () => void stop(),
+  };
+  const server = await listenUnix(services, paths.socket);
+  writeFileAtomic(paths.daemonPid, `${process.pid}\n`);
+  log('info', `domusd ${process.pid} serving ${paths.home}`);
+
+  function stop(): Promise<void> {
+    stopping ??= (async () => {
+      log('info', 'domusd stopping; running guests keep running');
+      host.detachAll();
+      web?.close();
+      await new Promise<void>((r) => server.close(() => r()));
+      fs.rmSync(paths.socket, { force: true });
+      fs.rmSync(paths.daemonPid, { force: true });
+      onStopped();
+    })();
+    return stopping;
+  }
+  return { host, services, stop };
+}
+
+async function main(): Promise<void> {
+  const paths = hostPaths();
+  let running: RunningHost;
+  try {
+    running = await runHost(paths, () => process.exit(0));
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.exit(3);
+  }
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void running.stop());
+  process.stdout.write(`DOMUSD_READY ${process.pid}\n`);
+}
+
+void main();

@@ -1,0 +1,344 @@
+// The embedded v86 engine: each running domain is a runner process (main/runner/) the host
+// spawns detached and talks to over <run>/<uuid>/control.sock, so guests outlive the host.
+import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { processAlive, writeFileAtomic } from '../../../common/fsutil.js';
+import { JsonlConnection } from '../../../common/jsonl.js';
+import {
+  bootOrderValue,
+  runnerPaths,
+  type HelloResult,
+  type RunnerConfig,
+  type RunnerMessage,
+  type RunnerOp,
+  type RunnerOps,
+  type ScreenshotResult,
+} from '../../../runner/protocol.js';
+import { checkEngineSupport } from '../../domain/engine-support.js';
+import type { DomainDocument } from '../../domain/xml.js';
+import { log } from '../../log.js';
+import { APP_ROOT } from '../../paths.js';
+import type { EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, SupportReport } from '../driver.js';
+import { findFirmware } from './firmware.js';
+
+const CONNECT_TIMEOUT_MS = 30_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export class EngineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EngineError';
+  }
+}
+
+export class V86Driver implements EngineDriver {
+  readonly engine = 'v86';
+  readonly uri = 'v86:///session';
+
+  constructor(private readonly runDir: string) {}
+
+  support(doc: DomainDocument): SupportReport {
+    return checkEngineSupport(doc.config, 'v86', doc.root);
+  }
+
+  async start(doc: DomainDocument): Promise<LiveDomain> {
+    const { config } = doc;
+    const runnerConfig = this.runnerConfig(doc);
+    const stateDir = path.join(this.runDir, config.uuid);
+    const pidFile = path.join(stateDir, 'runner.pid');
+    if (fs.existsSync(pidFile) && processAlive(readPid(pidFile))) {
+      throw new EngineError(`domain '${config.name}' is already running in runner pid ${readPid(pidFile)}`);
+    }
+    fs.rmSync(stateDir, { recursive: true, force: true });
+    fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    writeFileAtomic(path.join(stateDir, 'runner.json'), JSON.stringify(runnerConfig, null, 2), 0o600);
+
+    const logFile = path.join(stateDir, 'runner.log');
+    const out = fs.openSync(logFile, 'a');
+    const child = spawn(process.execPath, [runnerEntry(), stateDir], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      cwd: stateDir,
+      // Inside Electron's utility process execPath is Electron itself: run it as plain Node.
+      env: process.versions.electron ? { ...process.env, ELECTRON_RUN_AS_NODE: '1' } : process.env,
+    });
+    fs.closeSync(out);
+    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    child.on('exit', (code, signal) => (exited = { code, signal }));
+    child.unref();
+
+    const started = Date.now();
+    for (;;) {
+      if (exited) throw new EngineError(runnerFailure(logFile, exited.code, exited.signal));
+      const sock = await tryConnect(path.join(stateDir, 'control.sock'));
+      if (sock) {
+        const live = await V86Live.attach(stateDir, sock, config.name);
+        child.removeAllListeners('exit');
+        return live;
+      }
+      if (Date.now() - started > CONNECT_TIMEOUT_MS) {
+        try {
+          if (child.pid) process.kill(child.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+        throw new EngineError(`runner for '${config.name}' did not come up within ${CONNECT_TIMEOUT_MS / 1000} s (see ${logFile})`);
+      }
+      await sleep(25);
+    }
+  }
+
+  async reattachAll(): Promise<Map<string, LiveDomain>> {
+    const found = new Map<string, LiveDomain>();
+    if (!fs.existsSync(this.runDir)) return found;
+    for (const entry of fs.readdirSync(this.runDir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const stateDir = path.join(this.runDir, entry.name);
+      const pidFile = path.join(stateDir, 'runner.pid');
+      if (!fs.existsSync(pidFile) || !processAlive(readPid(pidFile))) {
+        fs.rmSync(stateDir, { recursive: true, force: true });
+        continue;
+      }
+      const sock = await tryConnect(path.join(stateDir, 'control.sock'));
+      if (!sock) continue;
+      try {
+        found.set(entry.name, await V86Live.attach(stateDir, sock, entry.name));
+      } catch (err) {
+        log('warn', `re-attach to runner in ${stateDir} failed: ${(err as Error).message}`);
+      }
+    }
+    return found;
+  }
+
+  /** Turns the typed definition into what the runner boots; refuses what cannot run. */
+  private runnerConfig(doc: DomainDocument): RunnerConfig {
+    const { config } = doc;
+    const report = this.support(doc);
+    if (report.errors.length) throw new EngineError(report.errors.join('; '));
+    let firmware;
+    try {
+      firmware = findFirmware();
+    } catch (err) {
+      throw new EngineError((err as Error).message);
+    }
+    const need = (file: string, what: string): string => {
+      try {
+        fs.accessSync(file, fs.constants.R_OK);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new EngineError(`cannot access ${what} '${file}': ${code === 'ENOENT' ? 'No such file or directory' : code}`);
+      }
+      return file;
+    };
+    const rc: RunnerConfig = {
+      name: config.name,
+      uuid: config.uuid,
+      memoryBytes: config.memoryKiB * 1024,
+      vgaMemoryBytes: 8 << 20,
+      bios: firmware.bios,
+      vgaBios: firmware.vgaBios,
+      balloon: config.balloon,
+    };
+    if (config.os.kernel) {
+      rc.kernel = need(config.os.kernel, 'kernel');
+      if (config.os.initrd) rc.initrd = need(config.os.initrd, 'initrd');
+      if (config.os.cmdline) rc.cmdline = config.os.cmdline;
+    }
+    const hardDisks: string[] = [];
+    for (const disk of config.disks) {
+      if (!disk.source || disk.format !== 'raw') continue;
+      if (disk.device === 'cdrom') {
+        if (!rc.cdrom) rc.cdrom = need(disk.source, 'CD-ROM image');
+      } else if (disk.device === 'disk') {
+        hardDisks.push(need(disk.source, 'disk image'));
+      }
+    }
+    if (hardDisks[0]) rc.hda = hardDisks[0];
+    if (hardDisks[1]) rc.hdb = hardDisks[1];
+    const order = config.os.bootOrder.filter((d): d is 'hd' | 'cdrom' | 'fd' => d !== 'network');
+    if (order.length) rc.bootOrder = bootOrderValue(order);
+    return rc;
+  }
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** The host's side of one runner's control socket. */
+class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private destroying = false;
+  private detached = false;
+  state: 'running' | 'paused' = 'running';
+  pid = 0;
+  startedAt = 0;
+  attachBacklog: Buffer = Buffer.alloc(0);
+  readonly vncSocket: string;
+
+  private constructor(
+    private readonly stateDir: string,
+    private readonly conn: JsonlConnection,
+  ) {
+    super();
+    this.vncSocket = runnerPaths(stateDir).vnc;
+    conn.on('message', (msg) => this.receive(msg as RunnerMessage));
+    conn.on('invalid', (err) => log('warn', `runner ${stateDir}: ${err.message}`));
+    conn.on('close', () => this.closed());
+  }
+
+  static async attach(stateDir: string, sock: net.Socket, label: string): Promise<V86Live> {
+    const live = new V86Live(stateDir, new JsonlConnection(sock));
+    const hello: HelloResult = await live.request('hello', {});
+    live.pid = hello.pid;
+    live.state = hello.state;
+    live.startedAt = hello.startedAt;
+    live.attachBacklog = Buffer.from(hello.serialBacklog, 'base64');
+    log('info', `attached to runner of '${label}' (pid ${hello.pid}, ${hello.state})`);
+    return live;
+  }
+
+  async pause(): Promise<void> {
+    await this.request('pause', {});
+  }
+  async resume(): Promise<void> {
+    await this.request('resume', {});
+  }
+  async destroy(): Promise<void> {
+    this.destroying = true;
+    const gone = new Promise<void>((resolve) => this.once('exit', () => resolve()));
+    await this.request('destroy', {}).catch(() => undefined);
+    const timer = setTimeout(() => {
+      // A runner that acknowledged but hangs is killed: destroy must always end the guest.
+      if (processAlive(this.pid)) process.kill(this.pid, 'SIGKILL');
+    }, 5000);
+    await gone;
+    clearTimeout(timer);
+  }
+  async screenshot(): Promise<{ png: Buffer; width: number; height: number }> {
+    const r: ScreenshotResult = await this.request('screenshot', {});
+    return { png: Buffer.from(r.png, 'base64'), width: r.width, height: r.height };
+  }
+  async sendText(text: string): Promise<void> {
+    await this.request('sendText', { text });
+  }
+  async sendScancodes(codes: number[]): Promise<void> {
+    await this.request('sendScancodes', { codes });
+  }
+  async serialWrite(data: Buffer): Promise<void> {
+    await this.request('serialWrite', { data: data.toString('base64') });
+  }
+  detach(): void {
+    this.detached = true;
+    this.conn.destroy();
+  }
+
+  private request<K extends RunnerOp>(op: K, args: RunnerOps[K]['args']): Promise<RunnerOps[K]['result']> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new EngineError(`runner did not answer '${op}' within ${REQUEST_TIMEOUT_MS / 1000} s`));
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      if (!this.conn.send({ id, op, ...args })) {
+        this.pending.delete(id);
+        clearTimeout(timer);
+        reject(new EngineError('runner connection closed'));
+      }
+    });
+  }
+
+  private receive(msg: RunnerMessage): void {
+    if ('id' in msg) {
+      const p = msg.id === null ? undefined : this.pending.get(msg.id);
+      if (!p || msg.id === null) return;
+      this.pending.delete(msg.id);
+      clearTimeout(p.timer);
+      if (msg.ok) p.resolve(msg.result);
+      else p.reject(new EngineError(msg.error));
+      return;
+    }
+    switch (msg.event) {
+      case 'serial':
+        this.emit('serial', Buffer.from(msg.data, 'base64'));
+        break;
+      case 'state':
+        this.state = msg.state;
+        this.emit('state', msg.state);
+        break;
+      case 'stats':
+        this.emit('stats', { cpuTimeMs: msg.cpuTimeMs, rssBytes: msg.rssBytes, at: msg.at });
+        break;
+      case 'error':
+        log('warn', `runner ${this.stateDir}: ${msg.message}`);
+        break;
+    }
+  }
+
+  private closed(): void {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new EngineError('runner connection closed'));
+    }
+    this.pending.clear();
+    if (this.detached) return;
+    void this.awaitExit();
+  }
+
+  /** The control socket closed: wait for the process to end, then say why it ended. */
+  private async awaitExit(): Promise<void> {
+    const deadline = Date.now() + 3000;
+    while (processAlive(this.pid) && Date.now() < deadline) await sleep(20);
+    if (processAlive(this.pid)) {
+      // The socket died but the guest lives on: the runner is wedged; end it so no guest is orphaned.
+      process.kill(this.pid, 'SIGKILL');
+    }
+    const reason: ExitReason = this.destroying ? 'destroyed' : 'crashed';
+    const detail = reason === 'crashed' ? lastLogLine(path.join(this.stateDir, 'runner.log')) : undefined;
+    fs.rmSync(this.stateDir, { recursive: true, force: true });
+    this.emit('exit', { reason, detail });
+  }
+}
+
+function runnerEntry(): string {
+  return path.join(APP_ROOT, 'dist', 'runner', 'main.mjs');
+}
+
+function readPid(file: string): number {
+  return Number.parseInt(fs.readFileSync(file, 'utf8'), 10) || 0;
+}
+
+function tryConnect(socketPath: string): Promise<net.Socket | null> {
+  return new Promise((resolve) => {
+    if (!fs.existsSync(socketPath)) return resolve(null);
+    const sock = net.connect(socketPath);
+    sock.once('connect', () => resolve(sock));
+    sock.once('error', () => resolve(null));
+  });
+}
+
+function lastLogLine(file: string): string | undefined {
+  try {
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+    return lines[lines.length - 1] || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function runnerFailure(logFile: string, code: number | null, signal: NodeJS.Signals | null): string {
+  const line = lastLogLine(logFile);
+  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+  return line ? line.replace(/^error:\s*/, '') : `the v86 runner ${how} before it was ready (see ${logFile})`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

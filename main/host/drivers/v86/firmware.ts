@@ -1,0 +1,29 @@
+// SeaBIOS for the v86 engine comes from Debian's `seabios` package (the QEMU build, which v86 runs).
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface Firmware {
+  bios: string;
+  vgaBios: string;
+}
+
+export function firmwareDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const dirs = ['/usr/share/seabios', '/usr/share/qemu'];
+  if (env.DOMUS_FIRMWARE_DIR) dirs.unshift(env.DOMUS_FIRMWARE_DIR);
+  return dirs;
+}
+
+/** Finds bios.bin + vgabios-stdvga.bin, or explains what to install. */
+export function findFirmware(env: NodeJS.ProcessEnv = process.env): Firmware {
+  const dirs = firmwareDirs(env);
+  for (const dir of dirs) {
+    const bios = path.join(dir, 'bios.bin');
+    const vgaBios = path.join(dir, 'vgabios-stdvga.bin');
+    if (fs.existsSync(bios) && fs.existsSync(vgaBios)) return { bios, vgaBios };
+  }
+  throw new Error(
+    `SeaBIOS not found: install Debian's package 'seabios' (apt-get install seabios), ` +
+      `or set DOMUS_FIRMWARE_DIR to a folder holding bios.bin and vgabios-stdvga.bin ` +
+      `(looked in ${dirs.join(', ')})`,
+  );
+}

@@ -1,0 +1,41 @@
+// Where Domus keeps its files. DOMUS_HOME overrides the XDG data dir, as the README says.
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface HostPaths {
+  home: string;
+  /** Persistent definitions: one libvirt XML file per domain (<uuid>.xml). */
+  domains: string;
+  /** Runtime state: the daemon socket and one state dir per running domain. */
+  run: string;
+  socket: string;
+  daemonPid: string;
+  log: string;
+}
+
+export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.DOMUS_HOME) return path.resolve(env.DOMUS_HOME);
+  const data = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(data, 'domus');
+}
+
+export function hostPaths(home: string = resolveHome()): HostPaths {
+  const run = path.join(home, 'run');
+  return {
+    home,
+    domains: path.join(home, 'domains'),
+    run,
+    socket: path.join(run, 'domusd.sock'),
+    daemonPid: path.join(run, 'domusd.pid'),
+    log: path.join(home, 'domusd.log'),
+  };
+}
+
+/** The repository (or installed app) root: dist/ and node_modules/ live under it. */
+export const APP_ROOT = findAppRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function findAppRoot(from: string): string {
+  // Both the sources (main/host/) and the bundles (dist/host/) sit two levels below the root.
+  return path.resolve(from, '..', '..');
+}

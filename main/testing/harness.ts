@@ -1,0 +1,166 @@
+// Test support: a real host daemon on a throwaway DOMUS_HOME, a client to it, serial watchers,
+// the CLI as a child process, and a cleanup that leaves no guest behind.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ApiClient } from '../../shared/client.js';
+import { connectHost, ensureDaemon } from '../cli/connect.js';
+import { processAlive } from '../common/fsutil.js';
+import { APP_ROOT, hostPaths, type HostPaths } from '../host/paths.js';
+import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/samples.js';
+
+export { GUEST_DIR, SAMPLE_CMDLINE };
+export const guest = (file: string): string => path.join(GUEST_DIR, file);
+
+export function guestsBuilt(): boolean {
+  return ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.img'].every((f) => fs.existsSync(guest(f)));
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class SerialWatch {
+  text = '';
+  private waiters: (() => void)[] = [];
+  constructor(
+    private readonly client: ApiClient,
+    readonly uuid: string,
+  ) {
+    client.on('domain.serial', (d) => {
+      if (d.uuid !== uuid) return;
+      this.text += Buffer.from(d.data, 'base64').toString('latin1');
+      for (const w of this.waiters.slice()) w();
+    });
+  }
+
+  static async open(client: ApiClient, domain: string): Promise<SerialWatch> {
+    const info = await client.call('domain.info', { domain });
+    const watch = new SerialWatch(client, info.uuid);
+    const { backlog } = await client.call('domain.serialOpen', { domain: info.uuid });
+    watch.text = Buffer.from(backlog, 'base64').toString('latin1') + watch.text;
+    return watch;
+  }
+
+  /** Resolves with the text from `from` once it matches; rejects with the tail of the output. */
+  wait(re: RegExp, timeoutMs = 90_000, from = 0): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const m = this.text.slice(from).match(re);
+        if (!m) return false;
+        this.waiters = this.waiters.filter((w) => w !== check);
+        clearTimeout(timer);
+        resolve(m);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re} on serial; last output:\n${this.text.slice(-800)}`));
+      }, timeoutMs);
+      if (!check()) this.waiters.push(check);
+    });
+  }
+
+  /** Runs a shell command on the serial console and returns its output. */
+  async sh(cmd: string, timeoutMs = 30_000): Promise<string> {
+    const id = Math.random().toString(36).slice(2, 8);
+    const from = this.text.length;
+    // The end marker is assembled by the shell, so the echoed command line never matches it.
+    const line = `${cmd}; echo "END""${id}"\n`;
+    await this.client.call('domain.serialWrite', { domain: this.uuid, data: Buffer.from(line).toString('base64') });
+    await this.wait(new RegExp(`END${id}`), timeoutMs, from);
+    const out = this.text.slice(from);
+    const start = out.indexOf('\n') + 1;
+    return out.slice(start, out.indexOf(`END${id}`)).replace(/\r/g, '');
+  }
+}
+
+export class TestHost {
+  private constructor(
+    readonly paths: HostPaths,
+    readonly client: ApiClient,
+  ) {}
+
+  static async start(): Promise<TestHost> {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-test-'));
+    const paths = hostPaths(home);
+    await ensureDaemon(paths);
+    return new TestHost(paths, await connectHost(paths, false));
+  }
+
+  get home(): string {
+    return this.paths.home;
+  }
+
+  daemonPid(): number {
+    return Number.parseInt(fs.readFileSync(this.paths.daemonPid, 'utf8'), 10);
+  }
+
+  runnerPid(uuid: string): number | undefined {
+    const file = path.join(this.paths.run, uuid, 'runner.pid');
+    return fs.existsSync(file) ? Number.parseInt(fs.readFileSync(file, 'utf8'), 10) : undefined;
+  }
+
+  cli(args: string[], input?: string): Promise<CliResult> {
+    return runCli(this.home, args, input);
+  }
+
+  /** Destroys every running guest, stops the daemon and removes the home; kills leftovers. */
+  async stop(): Promise<void> {
+    try {
+      const { domains } = await this.client.call('domain.list', { all: true });
+      for (const d of domains) if (d.state !== 'shutoff') await this.client.call('domain.destroy', { domain: d.uuid }).catch(() => undefined);
+      await this.client.call('host.stop', {}).catch(() => undefined);
+    } catch {
+      /* the host may already be gone */
+    }
+    this.client.close();
+    killLeftovers(this.paths);
+  }
+}
+
+/** Kills any runner or daemon left in a test home (after a failed test) and removes the home. */
+export function killLeftovers(paths: HostPaths): void {
+  const pids: number[] = [];
+  if (fs.existsSync(paths.run)) {
+    for (const d of fs.readdirSync(paths.run)) {
+      const pidFile = path.join(paths.run, d, 'runner.pid');
+      if (fs.existsSync(pidFile)) pids.push(Number.parseInt(fs.readFileSync(pidFile, 'utf8'), 10));
+    }
+  }
+  if (fs.existsSync(paths.daemonPid)) pids.push(Number.parseInt(fs.readFileSync(paths.daemonPid, 'utf8'), 10));
+  for (const pid of pids) if (pid && processAlive(pid)) process.kill(pid, 'SIGKILL');
+  fs.rmSync(paths.home, { recursive: true, force: true });
+}
+
+/** Runs the `domus` CLI with DOMUS_HOME set. */
+export function runCli(home: string, args: string[], input?: string): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(APP_ROOT, 'bin', 'domus.mjs'), ...args], {
+      env: { ...process.env, DOMUS_HOME: home },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.end(input ?? '');
+    child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits until `probe` returns true, polling; for conditions that have no event. */
+export async function until(probe: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
