@@ -1,0 +1,233 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+
+import { checkEngineSupport, type EngineSupport } from './engine-support.js';
+import { parseDomainXml } from './xml.js';
+
+function fixture(name: string): string {
+  return readFileSync(new URL(`./fixtures/${name}.xml`, import.meta.url), 'utf8');
+}
+
+function check(xml: string): EngineSupport {
+  const doc = parseDomainXml(xml);
+  return checkEngineSupport(doc.config, 'v86', doc.root);
+}
+
+/** An i686 v86 definition booting a raw hda unless `os`/`devices` say otherwise. */
+function v86Xml({
+  memory = `<memory unit='MiB'>128</memory>`,
+  os = `<type arch='i686'>hvm</type>`,
+  devices = `<disk type='file' device='disk'><source file='/images/hd.img'/><target dev='hda' bus='ide'/></disk>`,
+} = {}): string {
+  return `<domain type='v86'><name>t</name>${memory}<os>${os}</os><devices>${devices}</devices></domain>`;
+}
+
+function messages(result: EngineSupport): string[] {
+  return result.warnings.map((warning) => warning.message);
+}
+
+describe('v86 support: fixtures', () => {
+  test('virt-install Debian 12 runs with concise warnings; the qcow2 disk is skipped, the ISO boots', (t) => {
+    const result = check(fixture('virt-install-debian12'));
+    for (const warning of result.warnings) t.diagnostic(`${warning.element}: ${warning.message}`);
+    assert.deepEqual(result.errors, []);
+    assert.deepEqual(result.warnings, [
+      { element: 'vcpu', message: 'v86 emulates one CPU; the guest gets 1 vCPU instead of 2' },
+      { element: 'os/type[@arch]', message: 'v86 is a 32-bit i686 CPU; 64-bit-only guests will not boot' },
+      {
+        element: "devices/disk[@target='vda']",
+        message: 'disk vda is qcow2; v86 needs raw images, so it is skipped',
+      },
+      { element: "devices/disk[@target='sda']", message: 'CD-ROM sda (sata bus) is attached as IDE' },
+      { element: "devices/graphics[@type='spice']", message: 'SPICE is not available; the console uses VNC' },
+      {
+        element: "devices/interface[@type='network']",
+        message: "interface on network 'default' (model virtio): the network is not connected in this version",
+      },
+      {
+        element: "devices/controller[@type='usb']",
+        message: 'USB controller (qemu-xhci): kept in the definition, not provided by v86',
+      },
+      {
+        element: "devices/channel[@type='unix']",
+        message: 'channel org.qemu.guest_agent.0 (unix): kept in the definition, not provided by v86',
+      },
+      {
+        element: "devices/channel[@type='spicevmc']",
+        message: 'channel com.redhat.spice.0 (spicevmc): kept in the definition, not provided by v86',
+      },
+      {
+        element: "devices/input[@type='tablet']",
+        message: 'USB tablet: kept in the definition, not provided by v86 (the PS/2 mouse is used)',
+      },
+      { element: "devices/sound[@model='ich9']", message: 'sound device ich9: kept in the definition, not provided by v86' },
+      {
+        element: "devices/video/model[@type='virtio']",
+        message: 'video model virtio: the guest uses the standard VGA (stdvga)',
+      },
+      {
+        element: 'devices/redirdev',
+        message: 'USB redirection (spicevmc): kept in the definition, not provided by v86',
+      },
+      { element: 'devices/watchdog', message: 'watchdog (itco): kept in the definition, not provided by v86' },
+      {
+        element: 'devices/rng',
+        message: 'random number generator (virtio): kept in the definition, not provided by v86',
+      },
+    ]);
+  });
+
+  test('implicit buses and PS/2 inputs stay quiet', () => {
+    const text = messages(check(fixture('virt-install-debian12'))).join('\n');
+    assert.doesNotMatch(text, /pci|pcie|sata controller|virtio-serial|ps2|keyboard|emulator|audio|balloon/i);
+  });
+
+  test('running dumpxml: 4 GiB is over the limit', (t) => {
+    const result = check(fixture('dumpxml-running'));
+    for (const warning of result.warnings) t.diagnostic(`${warning.element}: ${warning.message}`);
+    assert.deepEqual(result.errors, ['memory 4 GiB is too large; v86 is a 32-bit PC and supports at most 2 GiB']);
+    assert.ok(messages(result).includes('video model cirrus: the guest uses the standard VGA (stdvga)'));
+    assert.ok(
+      messages(result).includes(
+        "interface on network 'default' (model e1000, emulated as ne2k): the network is not connected in this version",
+      ),
+    );
+    assert.ok(!messages(result).some((m) => m.includes('attached as IDE')), 'IDE disks need no warning');
+  });
+
+  test('Xen PV with pygrub: runs as a PC with the disks on IDE', () => {
+    const result = check(fixture('xen-pv-pygrub'));
+    assert.deepEqual(result.errors, []);
+    assert.ok(messages(result).includes('bootloader pygrub is not run; v86 boots the disk through its BIOS'));
+    assert.ok(messages(result).some((m) => m.startsWith("Xen paravirtualized guest (os type 'linux')")));
+    assert.ok(messages(result).includes('disk xvda (xen bus) is attached as IDE'));
+  });
+
+  test('v86 direct kernel boot needs nothing changed', () => {
+    assert.deepEqual(check(fixture('v86-direct-kernel')), { warnings: [], errors: [] });
+  });
+
+  test('without the tree, only what DomainConfig models is checked', () => {
+    const { config } = parseDomainXml(fixture('virt-install-debian12'));
+    const result = checkEngineSupport(config, 'v86');
+    assert.deepEqual(result.errors, []);
+    assert.equal(result.warnings.length, 6);
+  });
+});
+
+describe('v86 support: errors', () => {
+  test('a qcow2 disk that is the only thing to boot', () => {
+    const result = check(
+      v86Xml({
+        devices: `<disk device='disk'><driver type='qcow2'/><source file='/a.qcow2'/><target dev='vda' bus='virtio'/></disk>
+          <disk device='cdrom'><target dev='hdc'/></disk>`,
+      }),
+    );
+    assert.deepEqual(result.errors, ['nothing to boot: v86 needs raw disk images and vda (qcow2) is not raw']);
+  });
+
+  test('nothing to boot at all', () => {
+    assert.deepEqual(check(v86Xml({ devices: `<disk device='cdrom'><target dev='hdc'/></disk>` })).errors, [
+      'nothing to boot: no <kernel>, and no disk or CD-ROM with a source image',
+    ]);
+  });
+
+  test('more drives than v86 has', () => {
+    const disk = (dev: string) => `<disk device='disk'><source file='/${dev}.img'/><target dev='${dev}'/></disk>`;
+    const cdrom = (dev: string) => `<disk device='cdrom'><target dev='${dev}'/></disk>`;
+    const result = check(v86Xml({ devices: disk('hda') + disk('hdb') + disk('hdd') + cdrom('hdc') + cdrom('sdb') }));
+    assert.deepEqual(result.errors, [
+      'v86 has two IDE hard disks (hda, hdb); the definition attaches 3',
+      'v86 has one IDE CD-ROM drive; the definition attaches 2',
+    ]);
+  });
+
+  test('skipped qcow2 disks do not take an IDE slot', () => {
+    const result = check(
+      v86Xml({
+        devices: `<disk device='disk'><source file='/a.img'/><target dev='hda'/></disk>
+          <disk device='disk'><source file='/b.img'/><target dev='hdb'/></disk>
+          <disk device='disk'><driver type='qcow2'/><source file='/c.qcow2'/><target dev='vdc' bus='virtio'/></disk>`,
+      }),
+    );
+    assert.deepEqual(result.errors, []);
+    assert.deepEqual(messages(result), ['disk vdc is qcow2; v86 needs raw images, so it is skipped']);
+  });
+
+  test('memory limits', () => {
+    assert.deepEqual(check(v86Xml({ memory: `<memory unit='MiB'>8</memory>` })).errors, [
+      'memory 8 MiB is too small; v86 needs at least 16 MiB',
+    ]);
+    assert.deepEqual(check(v86Xml({ memory: `<memory unit='GiB'>3</memory>` })).errors, [
+      'memory 3 GiB is too large; v86 is a 32-bit PC and supports at most 2 GiB',
+    ]);
+    assert.deepEqual(check(v86Xml({ memory: `<memory unit='GiB'>2</memory>` })).errors, []);
+  });
+
+  test('direct kernel boot with an initrd needs more than 64 MiB', () => {
+    const os = `<type arch='i686'>hvm</type><kernel>/k/bzImage</kernel><initrd>/k/initrd.gz</initrd>`;
+    assert.deepEqual(check(v86Xml({ memory: `<memory unit='MiB'>64</memory>`, os, devices: '' })).errors, [
+      'memory 64 MiB is too small for the initrd: v86 loads it at 64 MiB, so memory must exceed 64 MiB plus the initrd size',
+    ]);
+    assert.deepEqual(check(v86Xml({ memory: `<memory unit='MiB'>96</memory>`, os, devices: '' })).errors, []);
+    const noInitrd = `<type arch='i686'>hvm</type><kernel>/k/bzImage</kernel>`;
+    assert.deepEqual(check(v86Xml({ memory: `<memory unit='MiB'>32</memory>`, os: noInitrd, devices: '' })).errors, []);
+  });
+
+  test('container and non-x86 definitions are refused', () => {
+    assert.deepEqual(check(v86Xml({ os: `<type arch='i686'>exe</type><init>/bin/sh</init>` })).errors, [
+      "os type 'exe' cannot run on v86, which only runs full PC guests (hvm)",
+    ]);
+    assert.deepEqual(check(v86Xml({ os: `<type arch='aarch64' machine='virt'>hvm</type>` })).errors, [
+      'arch aarch64 cannot run on v86, which emulates a 32-bit x86 (i686) PC',
+    ]);
+  });
+});
+
+describe('v86 support: warnings', () => {
+  test('one warning per distinct thing', () => {
+    const result = check(
+      v86Xml({
+        devices: `<disk device='disk'><source file='/a.img'/><target dev='hda'/></disk>
+          <controller type='usb' model='ich9-ehci1'/><controller type='usb' model='ich9-ehci1'/>
+          <controller type='scsi' model='virtio-scsi'/><controller type='usb' model='none'/>
+          <input type='mouse' bus='usb'/><input type='keyboard' bus='usb'/>
+          <graphics type='spice'/><graphics type='sdl'/><graphics type='vnc'/>
+          <serial type='pty'/><serial type='pty'/>
+          <smartcard mode='passthrough' type='spicevmc'/><hostdev mode='subsystem' type='usb'/>
+          <filesystem type='mount'/><sound model='sb16'/><video><model type='qxl'/></video>
+          <interface type='user'><model type='rtl8139'/></interface>`,
+      }),
+    );
+    assert.deepEqual(result.errors, []);
+    assert.deepEqual(messages(result), [
+      'SPICE is not available; the console uses VNC',
+      'sdl graphics are not available; the console uses VNC',
+      'only the first serial port is connected (2 defined)',
+      'interface on user (model rtl8139, emulated as ne2k): the network is not connected in this version',
+      'USB controller (ich9-ehci1): kept in the definition, not provided by v86',
+      'SCSI controller (virtio-scsi): kept in the definition, not provided by v86',
+      'USB mouse: kept in the definition, not provided by v86 (the PS/2 mouse is used)',
+      'USB keyboard: kept in the definition, not provided by v86 (the PS/2 keyboard is used)',
+      'smartcard (spicevmc): kept in the definition, not provided by v86',
+      'host device passthrough (usb): kept in the definition, not provided by v86',
+      'shared filesystem (mount): kept in the definition, not provided by v86',
+      'video model qxl: the guest uses the standard VGA (stdvga)',
+    ]);
+  });
+
+  test('a disk without an image is skipped; an empty CD-ROM drive is fine', () => {
+    const result = check(
+      v86Xml({
+        devices: `<disk device='disk'><source file='/a.img'/><target dev='hda'/></disk>
+          <disk type='network' device='disk'><source protocol='nbd' name='x'/><target dev='hdb'/></disk>
+          <disk device='cdrom'><target dev='hdc'/></disk>`,
+      }),
+    );
+    assert.deepEqual(result, {
+      errors: [],
+      warnings: [{ element: "devices/disk[@target='hdb']", message: 'disk hdb has no source image and is skipped' }],
+    });
+  });
+});
