@@ -36,7 +36,7 @@ export async function buildNode() {
     ...common,
     format: 'esm',
     entryPoints: {
-      'host/daemon': 'main/host/daemon.ts',
+      'host/domusd': 'main/host/domusd.ts',
       'runner/main': 'main/runner/main.ts',
       'cli/domus': 'main/cli/domus.ts',
     },

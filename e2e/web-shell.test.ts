@@ -14,6 +14,20 @@ import { TestHost, until } from '../main/testing/harness.js';
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 const SHOTS = path.join(APP_ROOT, 'test-results');
 
+/**
+ * Types as a person does on a PC keyboard: Shift held for shifted characters. (Playwright's
+ * keyboard.type sends 'G' or '$' without a Shift key event; a console that forwards scancodes,
+ * as noVNC with QEMU's extended key events does, then types 'g' and '4'.)
+ */
+async function typeOnKeyboard(page: Page, text: string): Promise<void> {
+  for (const ch of text) {
+    const shifted = /[A-Z~!@#$%^&*()_+{}|:"<>?]/.test(ch);
+    if (shifted) await page.keyboard.down('Shift');
+    await page.keyboard.press(ch === '\n' ? 'Enter' : ch);
+    if (shifted) await page.keyboard.up('Shift');
+  }
+}
+
 async function serialText(page: Page): Promise<string> {
   return (await page.locator('[data-testid="serial-terminal"] .xterm-rows').textContent()) ?? '';
 }
@@ -79,7 +93,7 @@ describe('web shell in Chromium', { timeout: 300_000 }, () => {
     // A command typed on the framebuffer console's keyboard (tty1) shows its output on serial.
     await page.getByTestId('tab-display').click();
     await canvas.click();
-    await page.keyboard.type('echo GUI$((6*7))OK > /dev/ttyS0\n', { delay: 30 });
+    await typeOnKeyboard(page, 'echo GUI$((6*7))OK > /dev/ttyS0\n');
     await page.getByTestId('tab-serial').click();
     await until(async () => (await serialText(page)).includes('GUI42OK'), 30_000, 'GUI42OK in the serial tab');
 

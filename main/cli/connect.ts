@@ -15,7 +15,7 @@ export async function ensureDaemon(paths: HostPaths = hostPaths()): Promise<void
   if (await hostAnswers(paths.socket)) return;
   fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 });
   const out = fs.openSync(paths.log, 'a');
-  const child = spawn(process.execPath, [path.join(APP_ROOT, 'dist', 'host', 'daemon.mjs')], {
+  const child = spawn(process.execPath, [path.join(APP_ROOT, 'dist', 'host', 'domusd.mjs')], {
     detached: true,
     stdio: ['ignore', out, out],
     env: { ...process.env, DOMUS_HOME: paths.home },

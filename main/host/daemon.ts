@@ -1,6 +1,6 @@
-// domusd: the per-user host process (libvirt's session daemon). One per DOMUS_HOME; it listens on
-// <run>/domusd.sock and, on request, serves the web shell. Guests live in their own runner processes,
-// so stopping or killing this process never stops a guest.
+// The per-user host process (libvirt's session daemon): one per DOMUS_HOME, listening on
+// <run>/domusd.sock and, on request, serving the web shell. Guests live in their own runner
+// processes, so stopping or killing the host never stops a guest. Entry points: domusd.ts, Electron.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -66,18 +66,3 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
   }
   return { host, services, stop };
 }
-
-async function main(): Promise<void> {
-  const paths = hostPaths();
-  let running: RunningHost;
-  try {
-    running = await runHost(paths, () => process.exit(0));
-  } catch (err) {
-    process.stderr.write(`error: ${(err as Error).message}\n`);
-    process.exit(3);
-  }
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void running.stop());
-  process.stdout.write(`DOMUSD_READY ${process.pid}\n`);
-}
-
-void main();

@@ -1,0 +1,125 @@
+// `npm run bench`: figures measured side by side in one run, printed and written to
+// docs/benchmarks.md. Not a test: nothing here asserts.
+//  - cold boot to DOMUS-GUEST-READY: the PV sample through Domus (host API → runner) vs the same
+//    v86 options in a bare Node script;
+//  - host memory per running 128 MiB guest (runner RSS, and what the host adds).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { processAlive } from '../main/common/fsutil.js';
+import { findFirmware } from '../main/host/drivers/v86/firmware.js';
+import { APP_ROOT } from '../main/host/paths.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest } from '../main/testing/harness.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+
+/** The bare script: exactly the emulator options the runner uses, nothing of Domus around it. */
+const BARE = `
+import { V86 } from 'v86';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+const [bios, vgaBios, kernel, initrd, cmdline] = process.argv.slice(2);
+const ab = (p) => { const b = fs.readFileSync(p); return { buffer: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) }; };
+const t0 = performance.now();
+globalThis.ImageData = class { constructor(d, w, h) { this.data = d; this.width = w; this.height = h; } };
+const emu = new V86({
+  wasm_path: path.join(path.dirname(createRequire(import.meta.url).resolve('v86')), 'v86.wasm'),
+  bios: ab(bios), vga_bios: ab(vgaBios), bzimage: ab(kernel), initrd: ab(initrd), cmdline,
+  memory_size: 128 << 20, vga_memory_size: 8 << 20, autostart: true, virtio_balloon: true,
+  disable_mouse: true, disable_speaker: true,
+});
+let text = '';
+emu.add_listener('serial0-output-byte', (b) => {
+  text += String.fromCharCode(b);
+  if (text.includes('DOMUS-GUEST-READY')) {
+    console.log(JSON.stringify({ ms: performance.now() - t0 }));
+    process.exit(0);
+  }
+});
+`;
+
+async function bareBoot(): Promise<number> {
+  const fw = findFirmware();
+  const script = path.join(APP_ROOT, 'dist', 'bench-bare.mjs');
+  fs.writeFileSync(script, BARE);
+  const t0 = Date.now();
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [script, fw.bios, fw.vgaBios, guest('vmlinuz'), guest('initrd.gz'), SAMPLE_CMDLINE], {
+      cwd: APP_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let s = '';
+    child.stdout.on('data', (d: Buffer) => (s += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve(s) : reject(new Error(`bare boot exited ${code}`))));
+  });
+  JSON.parse(out);
+  return Date.now() - t0;
+}
+
+function rssKiB(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+}
+
+async function domusBoot(t: TestHost, name: string): Promise<{ ms: number; runnerPid: number }> {
+  await t.client.call('domain.create', {
+    spec: { name, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } },
+  });
+  const t0 = Date.now();
+  const { domain } = await t.client.call('domain.start', { domain: name });
+  const serial = await SerialWatch.open(t.client, name);
+  await serial.wait(/DOMUS-GUEST-READY/, 180_000);
+  const ms = Date.now() - t0;
+  return { ms, runnerPid: t.runnerPid(domain.uuid) ?? 0 };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const t = await TestHost.start();
+  const bare: number[] = [];
+  const domus: number[] = [];
+  const runnerRss: number[] = [];
+  let hostRssIdle = 0;
+  let hostRssWithGuests = 0;
+  try {
+    hostRssIdle = rssKiB(t.daemonPid());
+    // Interleaved so that machine load hits both sides alike.
+    for (let i = 0; i < RUNS; i++) {
+      bare.push(await bareBoot());
+      const r = await domusBoot(t, `bench-${i}`);
+      domus.push(r.ms);
+      await new Promise((res) => setTimeout(res, 3000));
+      if (processAlive(r.runnerPid)) runnerRss.push(rssKiB(r.runnerPid));
+    }
+    hostRssWithGuests = rssKiB(t.daemonPid());
+  } finally {
+    await t.stop();
+  }
+  const b = median(bare);
+  const d = median(domus);
+  const rows = [
+    `| cold boot to DOMUS-GUEST-READY, PV sample, median of ${RUNS} | bare v86 in Node: ${(b / 1000).toFixed(2)} s | Domus (host API → runner): ${(d / 1000).toFixed(2)} s | Domus / bare = ${(d / b).toFixed(2)} |`,
+    `| runner RSS per running 128 MiB guest (3 s after boot) | median ${(median(runnerRss) / 1024).toFixed(0)} MiB | all: ${runnerRss.map((k) => (k / 1024).toFixed(0)).join(', ')} MiB | |`,
+    `| host (domusd) RSS | idle: ${(hostRssIdle / 1024).toFixed(0)} MiB | with ${RUNS} guests running: ${(hostRssWithGuests / 1024).toFixed(0)} MiB | +${((hostRssWithGuests - hostRssIdle) / 1024 / RUNS).toFixed(1)} MiB per guest |`,
+  ];
+  const report = [
+    '# Benchmarks',
+    '',
+    `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}. Each row is one run, side by side.`,
+    '',
+    '| what | anchor | Domus | ratio |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+    `Raw boot times (ms): bare ${bare.join(', ')}; Domus ${domus.join(', ')}.`,
+    '',
+  ].join('\n');
+  process.stdout.write(report);
+  fs.mkdirSync(path.join(APP_ROOT, 'docs'), { recursive: true });
+  fs.writeFileSync(path.join(APP_ROOT, 'docs', 'benchmarks.md'), report);
+}
+
+void main();

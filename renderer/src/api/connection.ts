@@ -1,0 +1,100 @@
+// Keeps one live ApiClient to the host. A client dies with its transport, so after a close
+// (host restart, sleep, crash) a new transport and client are built, with backoff, and the event
+// listeners registered here carry over.
+import type { EventName, Events, Method, Params, Result } from '@shared/api';
+import { ApiClient, type MessageTransport } from '@shared/client';
+
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting';
+
+const BACKOFF_MS = [300, 600, 1200, 2500, 5000];
+
+type Listener = (data: Events[EventName]) => void;
+
+export class HostConnection {
+  private client: ApiClient | null = null;
+  private attempts = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly listeners = new Map<EventName, Set<Listener>>();
+  private readonly stateHandlers = new Set<(state: ConnectionState) => void>();
+  private currentState: ConnectionState = 'connecting';
+  private currentProblem = '';
+
+  constructor(private readonly openTransport: () => Promise<MessageTransport>) {}
+
+  get state(): ConnectionState {
+    return this.currentState;
+  }
+
+  /** Why the last attempt failed or the last connection closed. */
+  get problem(): string {
+    return this.currentProblem;
+  }
+
+  start(): void {
+    if (this.client || this.retryTimer !== undefined) return;
+    void this.open();
+  }
+
+  call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>> {
+    if (!this.client) return Promise.reject(new Error('Not connected to the Domus host'));
+    return this.client.call(method, params);
+  }
+
+  on<E extends EventName>(event: E, listener: (data: Events[E]) => void): () => void {
+    let set = this.listeners.get(event);
+    if (!set) {
+      this.listeners.set(event, (set = new Set()));
+      if (this.client) this.forward(this.client, event);
+    }
+    set.add(listener as Listener);
+    return () => set.delete(listener as Listener);
+  }
+
+  /** Called on every state change; a 'connected' is the moment to (re)load host state. */
+  onState(handler: (state: ConnectionState) => void): () => void {
+    this.stateHandlers.add(handler);
+    return () => this.stateHandlers.delete(handler);
+  }
+
+  private forward(client: ApiClient, event: EventName): void {
+    client.on(event, (data) => {
+      for (const listener of this.listeners.get(event) ?? []) listener(data);
+    });
+  }
+
+  private async open(): Promise<void> {
+    this.retryTimer = undefined;
+    let transport: MessageTransport;
+    try {
+      transport = await this.openTransport();
+    } catch (err) {
+      this.retry(err instanceof Error ? err.message : String(err));
+      return;
+    }
+    const client = new ApiClient(transport);
+    client.onClose((reason) => {
+      if (this.client !== client) return;
+      this.client = null;
+      this.retry(reason);
+    });
+    for (const event of this.listeners.keys()) this.forward(client, event);
+    this.client = client;
+    this.attempts = 0;
+    this.currentProblem = '';
+    this.setState('connected');
+  }
+
+  private retry(problem: string): void {
+    this.currentProblem = problem;
+    const delay = BACKOFF_MS[Math.min(this.attempts, BACKOFF_MS.length - 1)];
+    this.attempts++;
+    // Jitter keeps several windows from hammering a restarting host in lockstep.
+    this.retryTimer = setTimeout(() => void this.open(), delay * (0.8 + Math.random() * 0.4));
+    this.setState('reconnecting');
+  }
+
+  private setState(state: ConnectionState): void {
+    this.currentState = state;
+    for (const handler of this.stateHandlers) handler(state);
+  }
+}

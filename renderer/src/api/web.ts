@@ -1,0 +1,79 @@
+// Web shell: the host serves this page and accepts WebSockets on the same origin. The session
+// token travels in the HttpOnly cookie the host set when the page was first opened with ?token=.
+import type { MessageTransport } from '@shared/client';
+import type { Shell } from './shell';
+
+function socketUrl(path: string): string {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}${path}`;
+}
+
+function describeClose(ev: CloseEvent): string {
+  return ev.reason ? `${ev.reason} (code ${ev.code})` : `code ${ev.code}`;
+}
+
+/** One JSON message per text frame. */
+class WebSocketTransport implements MessageTransport {
+  private messageHandler: ((text: string) => void) | undefined;
+  private closeHandler: ((reason: string) => void) | undefined;
+  private closedReason: string | undefined;
+
+  constructor(private readonly socket: WebSocket) {
+    socket.addEventListener('message', (ev) => {
+      if (typeof ev.data === 'string') this.messageHandler?.(ev.data);
+    });
+    socket.addEventListener('close', (ev) => {
+      this.closedReason = describeClose(ev);
+      this.closeHandler?.(this.closedReason);
+    });
+  }
+
+  send(text: string): void {
+    this.socket.send(text);
+  }
+
+  onMessage(handler: (text: string) => void): void {
+    this.messageHandler = handler;
+  }
+
+  onClose(handler: (reason: string) => void): void {
+    this.closeHandler = handler;
+    // A close that raced the registration must still reach the client.
+    if (this.closedReason !== undefined) handler(this.closedReason);
+  }
+
+  close(): void {
+    this.socket.close(1000, 'client closed');
+  }
+}
+
+function connectApi(): Promise<MessageTransport> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(socketUrl('/api'));
+    const opened = (): void => {
+      socket.removeEventListener('close', failed);
+      resolve(new WebSocketTransport(socket));
+    };
+    const failed = (ev: CloseEvent): void => {
+      socket.removeEventListener('open', opened);
+      reject(new Error(`could not reach the Domus host (${describeClose(ev)})`));
+    };
+    socket.addEventListener('open', opened, { once: true });
+    socket.addEventListener('close', failed, { once: true });
+  });
+}
+
+export const webShell: Shell = {
+  kind: 'web',
+  connectApi,
+  // noVNC opens this URL itself (binary frames of raw RFB, no subprotocol).
+  openVncChannel: (domainUuid) => socketUrl(`/vnc/${encodeURIComponent(domainUuid)}`),
+};
+
+/** The host put the session token in the first URL; once the cookie is set it should not linger. */
+export function stripTokenFromAddress(): void {
+  const url = new URL(location.href);
+  if (!url.searchParams.has('token')) return;
+  url.searchParams.delete('token');
+  history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+}

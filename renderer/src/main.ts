@@ -1,0 +1,19 @@
+import './zod-config';
+import './styles/base.css';
+import { createPinia } from 'pinia';
+import { createApp } from 'vue';
+import { host } from './api';
+import { stripTokenFromAddress } from './api/web';
+import App from './App.vue';
+import { useDomainsStore } from './stores/domains';
+import { useHostStore } from './stores/host';
+
+stripTokenFromAddress();
+
+const app = createApp(App);
+app.use(createPinia());
+// The stores subscribe to host events when created; create them before the first connection.
+useHostStore();
+useDomainsStore();
+app.mount('#app');
+host.start();

@@ -1,0 +1,133 @@
+// The domain list, kept live from host events after one domain.list per connection (no polling).
+import { defineStore } from 'pinia';
+import { computed, ref } from 'vue';
+import type { DomainSummary, NewDomainSpec, Result } from '@shared/api';
+import { host } from '../api';
+import { useToastStore } from './toasts';
+
+/** Samples kept for the CPU sparkline: one minute at the host's one-per-second stats. */
+export const CPU_HISTORY_LENGTH = 60;
+
+export type LifecycleAction = 'start' | 'suspend' | 'resume' | 'destroy' | 'undefine';
+
+const ACTION_TITLES: Record<LifecycleAction, string> = {
+  start: 'Could not start',
+  suspend: 'Could not pause',
+  resume: 'Could not resume',
+  destroy: 'Could not force off',
+  undefine: 'Could not delete',
+};
+
+export const useDomainsStore = defineStore('domains', () => {
+  const byUuid = ref<Record<string, DomainSummary>>({});
+  const cpuHistory = ref<Record<string, number[]>>({});
+  /** The action in flight per domain, so its buttons can be disabled meanwhile. */
+  const pending = ref<Record<string, LifecycleAction>>({});
+  /** False until the first domain.list answer, so the UI does not flash the empty state. */
+  const loaded = ref(false);
+
+  const list = computed(() =>
+    Object.values(byUuid.value).sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true })),
+  );
+  const names = computed(() => new Set(list.value.map((d) => d.name)));
+
+  function upsert(domain: DomainSummary): void {
+    const previous = byUuid.value[domain.uuid];
+    byUuid.value[domain.uuid] = domain;
+    // A stopped guest's old CPU curve would read as current load.
+    if (previous && previous.state !== 'shutoff' && domain.state === 'shutoff') delete cpuHistory.value[domain.uuid];
+  }
+
+  function remove(uuid: string): void {
+    delete byUuid.value[uuid];
+    delete cpuHistory.value[uuid];
+    delete pending.value[uuid];
+  }
+
+  async function load(): Promise<void> {
+    try {
+      const { domains } = await host.call('domain.list', { all: true });
+      const fresh: Record<string, DomainSummary> = {};
+      for (const d of domains) fresh[d.uuid] = d;
+      byUuid.value = fresh;
+      for (const uuid of Object.keys(cpuHistory.value)) if (!fresh[uuid]) delete cpuHistory.value[uuid];
+      loaded.value = true;
+    } catch (err) {
+      if (host.state === 'connected') useToastStore().failure('Could not list the virtual machines', err);
+    }
+  }
+
+  host.on('domain.lifecycle', ({ domain, event }) => {
+    if (event === 'undefined') remove(domain.uuid);
+    else upsert(domain);
+  });
+  host.on('domain.defined', ({ domain }) => upsert(domain));
+  host.on('domain.undefined', ({ uuid }) => remove(uuid));
+  host.on('domain.stats', ({ uuid, cpuPercent }) => {
+    const domain = byUuid.value[uuid];
+    if (!domain) return;
+    domain.cpuPercent = cpuPercent;
+    const history = cpuHistory.value[uuid] ?? [];
+    cpuHistory.value[uuid] = [...history.slice(-(CPU_HISTORY_LENGTH - 1)), cpuPercent];
+  });
+  host.onState((state) => {
+    if (state === 'connected') void load();
+  });
+  if (host.state === 'connected') void load();
+
+  /**
+   * Runs a lifecycle call with the domain marked busy. Failures become a toast naming the domain;
+   * the result says whether it worked, for callers that continue (e.g. closing a dialog).
+   */
+  async function lifecycle(action: LifecycleAction, uuid: string): Promise<boolean> {
+    const domain = byUuid.value[uuid];
+    if (!domain || pending.value[uuid]) return false;
+    pending.value[uuid] = action;
+    try {
+      if (action === 'undefine') {
+        await host.call('domain.undefine', { domain: uuid });
+        remove(uuid);
+      } else {
+        const method = `domain.${action}` as const;
+        const { domain: updated } = await host.call(method, { domain: uuid });
+        upsert(updated);
+      }
+      return true;
+    } catch (err) {
+      useToastStore().failure(`${ACTION_TITLES[action]} “${domain.name}”`, err);
+      return false;
+    } finally {
+      delete pending.value[uuid];
+    }
+  }
+
+  /** Creation reports errors to the caller, which shows them next to the form that caused them. */
+  async function create(spec: NewDomainSpec): Promise<Result<'domain.create'>> {
+    const result = await host.call('domain.create', { spec });
+    upsert(result.domain);
+    return result;
+  }
+
+  async function define(xml: string): Promise<Result<'domain.define'>> {
+    const result = await host.call('domain.define', { xml });
+    upsert(result.domain);
+    return result;
+  }
+
+  return {
+    byUuid,
+    list,
+    names,
+    cpuHistory,
+    pending,
+    loaded,
+    load,
+    start: (uuid: string) => lifecycle('start', uuid),
+    suspend: (uuid: string) => lifecycle('suspend', uuid),
+    resume: (uuid: string) => lifecycle('resume', uuid),
+    destroy: (uuid: string) => lifecycle('destroy', uuid),
+    undefine: (uuid: string) => lifecycle('undefine', uuid),
+    create,
+    define,
+  };
+});

@@ -1,0 +1,43 @@
+// Which screen is showing and what is selected. The console is a route in the address hash
+// (#/console/<uuid>) so reloading the page or going back behaves as a person expects.
+import { defineStore } from 'pinia';
+import { ref } from 'vue';
+
+const CONSOLE_ROUTE = /^#\/console\/([^/]+)$/;
+
+function consoleFromHash(hash: string): string | null {
+  const match = CONSOLE_ROUTE.exec(hash);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+export const useViewStore = defineStore('view', () => {
+  const selectedUuid = ref<string | null>(null);
+  const consoleUuid = ref<string | null>(consoleFromHash(location.hash));
+  const newVmOpen = ref(false);
+  /** The domain waiting for the user to confirm its deletion. */
+  const confirmDeleteUuid = ref<string | null>(null);
+
+  window.addEventListener('hashchange', () => {
+    consoleUuid.value = consoleFromHash(location.hash);
+    if (consoleUuid.value) selectedUuid.value = consoleUuid.value;
+  });
+  if (consoleUuid.value) selectedUuid.value = consoleUuid.value;
+
+  function select(uuid: string | null): void {
+    selectedUuid.value = uuid;
+  }
+
+  function openConsole(uuid: string): void {
+    selectedUuid.value = uuid;
+    consoleUuid.value = uuid;
+    location.hash = `#/console/${encodeURIComponent(uuid)}`;
+  }
+
+  function closeConsole(): void {
+    if (consoleUuid.value === null) return;
+    consoleUuid.value = null;
+    location.hash = '#/';
+  }
+
+  return { selectedUuid, consoleUuid, newVmOpen, confirmDeleteUuid, select, openConsole, closeConsole };
+});
