@@ -1,0 +1,313 @@
+#!/bin/bash
+# Build the Domus sample guest from Debian 12 packages (fetched with `apt-get download`, nothing else):
+#
+#   build/guests/vmlinuz    Debian's i686 (non-PAE) kernel, whatever linux-image-686:i386 points to
+#   build/guests/initrd.gz  busybox initramfs (newc cpio + gzip); /init is build/guests/files/init
+#   build/guests/tiny.iso   ISOLINUX ISO (El Torito + isohybrid MBR) booting vmlinuz + initrd.gz
+#   build/guests/disk.img   raw disk: MBR (syslinux mbr.bin) + one bootable ext2 partition at sector
+#                           2048 with /boot/{vmlinuz,initrd.gz,extlinux.conf} and EXTLINUX installed
+#
+# usage: build/guests/build-guests.sh [--force] [--extlinux-mount]
+#   --force           rebuild every output (otherwise an output newer than all its inputs is kept)
+#   --extlinux-mount  install EXTLINUX with the real `extlinux --install` on a loop mount (root only)
+#                     instead of the default mount-free route (files/extlinux-ext2.mjs); kept as the
+#                     reference to check the mount-free route against
+#
+# Needs: the Debian packages listed in REQUIRED_PKGS below (build/install-deps.sh installs them, as
+# root), node (for files/extlinux-ext2.mjs), and the i386 architecture in apt with an updated package
+# index (for `apt-get download ...:i386`). Root is needed only for installing missing packages and for
+# --extlinux-mount. .debs are cached in build/guests/debs/ and scratch files go to build/guests/work/;
+# everything in build/guests/ except *.sh and files/ is git-ignored.
+#
+# The outputs are reproducible: fixed timestamps (SOURCE_DATE_EPOCH, default = the kernel's mtime in
+# its .deb), fixed UUIDs/volume ids, sorted cpio, gzip -n.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+FILES=$HERE/files
+DEBS=$HERE/debs
+WORK=$HERE/work
+SELF=$HERE/build-guests.sh
+
+# Kernel command line for the BIOS boot loaders (PV boots pass their own cmdline to v86).
+# cryptomgr.notests + noisapnp save about 3 s of boot time in v86 (crypto self-tests, ISA PnP probe).
+CMDLINE="console=tty0 console=ttyS0,115200 cryptomgr.notests noisapnp tsc=reliable mitigations=off"
+DISK_MB=16                       # disk.img size; v86 snapshots carry the whole hda, so keep it small
+PART_START=2048                  # first sector of the ext2 partition
+FS_UUID=d0a05000-6e57-4c1e-8000-000000000001   # fixed for reproducible images
+MBR_ID=0x444f4d55                # "DOMU"
+# virtio modules in load order (the kernel has them as =m and ships no modules.dep); the order is
+# checked against `modinfo -F depends` below. virtio_console is optional.
+MODULES=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_console)
+OPTIONAL_MODULES=" virtio_console "
+REQUIRED_PKGS=(cpio xorriso isolinux syslinux syslinux-common mtools dosfstools e2fsprogs fdisk kmod xz-utils)
+
+FORCE=0 VIA_MOUNT=0
+for a in "$@"; do
+  case $a in
+    --force|-f) FORCE=1 ;;
+    --extlinux-mount) VIA_MOUNT=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build-guests: unknown argument: $a (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '[build-guests +%3ss] %s\n' "$SECONDS" "$*"; }
+die() { echo "build-guests: error: $*" >&2; exit 1; }
+# uptodate OUT IN...: true when OUT exists, --force is off and OUT is newer than every IN
+uptodate() {
+  local out=$1; shift
+  [ $FORCE -eq 0 ] && [ -e "$out" ] || return 1
+  local f; for f in "$@"; do [ "$out" -nt "$f" ] || return 1; done
+}
+
+# ---------------------------------------------------------------- host tools
+[ $VIA_MOUNT -eq 0 ] || REQUIRED_PKGS+=(extlinux util-linux)
+"$ROOT/build/install-deps.sh" "${REQUIRED_PKGS[@]}" | sed 's/^/  /'   # exits (pipefail) if something is missing
+command -v node >/dev/null || die "node is required (for files/extlinux-ext2.mjs)"
+[ $VIA_MOUNT -eq 0 ] || [ "$(id -u)" -eq 0 ] || die "--extlinux-mount needs root"
+mkdir -p "$DEBS" "$WORK"
+
+# ---------------------------------------------------------------- .debs (apt-get download)
+APT_DL=(apt-get download)
+[ "$(id -u)" -ne 0 ] || APT_DL=(apt-get -o APT::Sandbox::User=root download)  # no "_apt can't write" warning
+# fetch_deb PKG ARCH VERSION: print the path of PKG_VERSION_ARCH.deb in $DEBS, downloading it if needed.
+# An empty VERSION (apt has no i386 index) falls back to the newest cached .deb of PKG.
+fetch_deb() {
+  local pkg=$1 arch=$2 ver=$3 f
+  if [ -z "$ver" ]; then
+    f=$(ls "$DEBS/${pkg}_"*"_$arch.deb" 2>/dev/null | sort -V | tail -1 || true)
+    [ -n "$f" ] || die "apt knows no $pkg:$arch. Enable i386 and refresh the index (as root):
+  dpkg --add-architecture i386 && apt-get update"
+    echo "build-guests: warning: apt has no $pkg:$arch, using cached $(basename "$f")" >&2
+    echo "$f"; return
+  fi
+  f="$DEBS/${pkg}_${ver//:/%3a}_${arch}.deb"    # apt-get download's file name (epoch ':' -> %3a)
+  if [ ! -s "$f" ]; then
+    log "apt-get download $pkg:$arch=$ver" >&2
+    (cd "$DEBS" && "${APT_DL[@]}" "$pkg:$arch=$ver" >&2) || die "apt-get download $pkg:$arch=$ver failed"
+    [ -s "$f" ] || die "apt-get download did not produce $f"
+  fi
+  echo "$f"
+}
+
+# The i686 kernel package has the ABI in its name (linux-image-6.1.0-NN-686); resolve it through the
+# metapackage, whose "Depends: linux-image-6.1.0-NN-686 (= VERSION)" also gives the version, so the
+# build follows Debian's updates. (One apt-cache call: without a pkgcache.bin each one costs ~2 s.)
+APT_INFO=$(apt-cache show --no-all-versions linux-image-686:i386 busybox-static:i386 2>/dev/null || true)
+read -r KPKG KDEBVER < <(awk '/^Package: linux-image-686$/ { m = 1 } /^$/ { m = 0 }
+  m && /^Depends:/ && match($0, /linux-image-[0-9][^ ,]* \(= [^)]*\)/) {
+    split(substr($0, RSTART, RLENGTH), a, /[ ()=]+/); print a[1], a[2]; exit }' <<<"$APT_INFO") || true
+BBVER=$(awk '/^Package: busybox-static$/ { m = 1 } /^$/ { m = 0 } m && /^Version:/ { print $2; exit }' <<<"$APT_INFO")
+if [ -z "${KPKG:-}" ]; then
+  KPKG=$(ls "$DEBS"/linux-image-[0-9]*-686_*_i386.deb 2>/dev/null | sort -V | tail -1 | xargs -r basename | cut -d_ -f1 || true)
+  KDEBVER=
+  [ -n "$KPKG" ] || die "cannot resolve linux-image-686:i386 (no i386 apt index). As root run:
+  dpkg --add-architecture i386 && apt-get update"
+fi
+KDEB=$(fetch_deb "$KPKG" i386 "$KDEBVER")
+BBDEB=$(fetch_deb busybox-static i386 "$BBVER")
+log "kernel:  $(basename "$KDEB")"
+log "busybox: $(basename "$BBDEB")"
+
+# ---------------------------------------------------------------- unpack (only what is needed)
+KDIR=$WORK/kernel BBDIR=$WORK/busybox
+if ! uptodate "$KDIR/.stamp" "$KDEB"; then
+  log "unpacking kernel (vmlinuz + virtio modules)"
+  rm -rf "$KDIR"; mkdir -p "$KDIR"
+  dpkg-deb --fsys-tarfile "$KDEB" | tar -x -C "$KDIR" --wildcards --no-same-owner \
+    './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/drivers/char/virtio_console.ko*'
+  touch "$KDIR/.stamp"
+fi
+if ! uptodate "$BBDIR/.stamp" "$BBDEB"; then
+  log "unpacking busybox"
+  rm -rf "$BBDIR"; mkdir -p "$BBDIR"
+  dpkg-deb --fsys-tarfile "$BBDEB" | tar -x -C "$BBDIR" --no-same-owner ./bin/busybox
+  touch "$BBDIR/.stamp"
+fi
+VMLINUZ_SRC=$(ls "$KDIR"/boot/vmlinuz-* | head -1)
+KVER=${VMLINUZ_SRC##*/vmlinuz-}
+[ -d "$KDIR/lib/modules/$KVER" ] || die "no modules for $KVER in $(basename "$KDEB")"
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$VMLINUZ_SRC")}
+
+# ---------------------------------------------------------------- vmlinuz
+if uptodate "$HERE/vmlinuz" "$KDEB"; then
+  log "vmlinuz: up to date"
+else
+  install -m 0644 "$VMLINUZ_SRC" "$HERE/vmlinuz.tmp" && mv "$HERE/vmlinuz.tmp" "$HERE/vmlinuz"
+  log "vmlinuz: $KVER ($(stat -c %s "$HERE/vmlinuz") bytes)"
+fi
+
+# ---------------------------------------------------------------- initrd.gz
+# newc_node NAME MODE MAJOR MINOR INO: one newc cpio header for a device node (no data). Device
+# nodes are written by hand so that building needs no root (mknod). The kernel unpacks several
+# concatenated cpio archives in a row.
+newc_node() {
+  local name=$1 mode=$2 major=$3 minor=$4 ino=$5 ns pad
+  ns=$(( ${#name} + 1 ))
+  printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%s\0' \
+    "$ino" "$mode" 0 0 1 "$SOURCE_DATE_EPOCH" 0 0 0 "$major" "$minor" "$ns" 0 "$name"
+  pad=$(( (4 - (110 + ns) % 4) % 4 ))
+  head -c "$pad" /dev/zero
+}
+dev_nodes_cpio() {
+  newc_node dev/console $((0020600)) 5 1 900001   # the kernel opens it for init's stdin/stdout
+  newc_node dev/null    $((0020666)) 1 3 900002
+  newc_node dev/ttyS0   $((0020660)) 4 64 900003
+  newc_node TRAILER!!!  0 0 0 0
+}
+
+if uptodate "$HERE/initrd.gz" "$KDEB" "$BBDEB" "$FILES/init" "$SELF"; then
+  log "initrd.gz: up to date"
+else
+  R=$WORK/initramfs
+  rm -rf "$R"; mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,lib/modules}
+  install -m 0755 "$BBDIR/bin/busybox" "$R/bin/busybox"
+  install -m 0755 "$FILES/init" "$R/init"
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
+  printf 'root:x:0:\n' >"$R/etc/group"
+  printf 'domus-guest\n' >"$R/etc/hostname"
+  loaded=" "
+  for m in "${MODULES[@]}"; do
+    ko=$(find "$KDIR/lib/modules/$KVER" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -1)
+    if [ -z "$ko" ]; then
+      [[ $OPTIONAL_MODULES == *" $m "* ]] && { log "module $m not in this kernel (optional, skipped)"; continue; }
+      die "module $m.ko not found in $(basename "$KDEB")"
+    fi
+    case $ko in
+      *.xz)  xz -dc "$ko" >"$R/lib/modules/$m.ko" ;;
+      *.zst) zstd -qdc "$ko" >"$R/lib/modules/$m.ko" ;;
+      *)     cp "$ko" "$R/lib/modules/$m.ko" ;;
+    esac
+    for dep in $(modinfo -F depends "$R/lib/modules/$m.ko" | tr ',' ' '); do
+      [[ $loaded == *" $dep "* ]] || die "module $m depends on $dep, which is not loaded before it (fix MODULES)"
+    done
+    loaded+="$m "
+  done
+  find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  { (cd "$R" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet); dev_nodes_cpio; } \
+    | gzip -9 -n >"$HERE/initrd.gz.tmp"
+  mv "$HERE/initrd.gz.tmp" "$HERE/initrd.gz"
+  log "initrd.gz: busybox + modules:${loaded% } ($(stat -c %s "$HERE/initrd.gz") bytes)"
+fi
+
+# ---------------------------------------------------------------- boot loader config (ISO + disk)
+bootcfg() {   # $1 = "isolinux" | "extlinux"
+  cat <<EOF
+# $1 configuration of the Domus sample guest (generated by build/guests/build-guests.sh)
+SERIAL 0 115200
+DEFAULT domus
+PROMPT 0
+TIMEOUT 0
+LABEL domus
+  KERNEL /boot/vmlinuz
+  APPEND initrd=/boot/initrd.gz $CMDLINE
+EOF
+}
+
+# ---------------------------------------------------------------- tiny.iso
+if uptodate "$HERE/tiny.iso" "$HERE/vmlinuz" "$HERE/initrd.gz" "$SELF"; then
+  log "tiny.iso: up to date"
+else
+  I=$WORK/iso
+  rm -rf "$I"; mkdir -p "$I/isolinux" "$I/boot"
+  cp "$HERE/vmlinuz" "$HERE/initrd.gz" "$I/boot/"
+  cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$I/isolinux/"
+  bootcfg isolinux >"$I/isolinux/isolinux.cfg"
+  find "$I" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  rm -f "$HERE/tiny.iso.tmp"
+  # isolinux.bin is patched by -boot-info-table, so xorriso works on the copy in $I
+  # -r: Rock Ridge with uid/gid 0 and normalized permissions (same image whoever builds it)
+  xorriso -as mkisofs -quiet -r -o "$HERE/tiny.iso.tmp" -V DOMUS_GUEST \
+    -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin \
+    -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot -boot-load-size 4 -boot-info-table \
+    "$I" 2>"$WORK/xorriso.log" || { cat "$WORK/xorriso.log" >&2; die "xorriso failed"; }
+  mv "$HERE/tiny.iso.tmp" "$HERE/tiny.iso"
+  log "tiny.iso: ISOLINUX, isohybrid ($(stat -c %s "$HERE/tiny.iso") bytes)"
+fi
+
+# ---------------------------------------------------------------- disk.img
+# Layout: MBR with syslinux's mbr.bin (boots the active partition, passes its entry in DS:SI),
+# partition 1 = ext2 at sector 2048, bootable; EXTLINUX boot sector in the partition's first sector,
+# /boot/ldlinux.sys + ldlinux.c32 + extlinux.conf + vmlinuz + initrd.gz.
+#
+# No mount is needed: `mkfs.ext2 -d DIR` fills the filesystem from a directory, and EXTLINUX (which
+# normally needs the filesystem mounted, see files/extlinux-ext2.mjs) is installed by patching
+# ldlinux.sys for its block map read with debugfs. --extlinux-mount uses the real extlinux on a loop
+# mount instead; that route needs root and loop devices, both often missing in containers.
+if [ $VIA_MOUNT -eq 0 ] && uptodate "$HERE/disk.img" "$HERE/vmlinuz" "$HERE/initrd.gz" "$SELF" "$FILES/extlinux-ext2.mjs"; then
+  log "disk.img: up to date"
+else
+  D=$WORK/disk
+  rm -rf "$D"; mkdir -p "$D/root/boot"
+  cp "$HERE/vmlinuz" "$HERE/initrd.gz" "$D/root/boot/"
+  bootcfg extlinux >"$D/root/boot/extlinux.conf"
+  part_kb=$(( DISK_MB * 1024 - PART_START / 2 ))
+
+  if [ $VIA_MOUNT -eq 0 ]; then
+    # 1. ldlinux.sys and the boot sector code, from the mtools-based `syslinux` installer run on a
+    #    scratch FAT image (no mount, no root). Its ldlinux.c32 is the one built with that core (it is
+    #    what extlinux writes too; syslinux-common's copy is from a different build and not identical).
+    truncate -s 2M "$D/fat.img"
+    mkfs.fat -i 444f4d55 "$D/fat.img" >/dev/null
+    syslinux --install "$D/fat.img"
+    mcopy -n -i "$D/fat.img" ::/ldlinux.sys "$D/ldlinux.sys.fat"
+    mcopy -n -i "$D/fat.img" ::/ldlinux.c32 "$D/root/boot/ldlinux.c32"
+    chmod 0444 "$D/root/boot/ldlinux.c32"
+    dd if="$D/fat.img" of="$D/bootsect.fat" bs=512 count=1 status=none
+    # ldlinux.sys is loaded by its sector list, so every block must be allocated. mkfs.ext2 -d turns
+    # all-zero blocks into holes, so put in a same-sized 0xFF placeholder; extlinux-ext2.mjs then
+    # overwrites it in place with the patched image.
+    head -c "$(stat -c %s "$D/ldlinux.sys.fat")" /dev/zero | tr '\0' '\377' >"$D/root/boot/ldlinux.sys"
+    chmod 0444 "$D/root/boot/ldlinux.sys"
+  fi
+  find "$D/root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+
+  # 2. the ext2 filesystem, filled from $D/root (1 KiB blocks; features that SYSLINUX 6.04 reads)
+  truncate -s "${part_kb}K" "$D/part.img"
+  E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mkfs.ext2 -q -F -t ext2 -b 1024 -L DOMUS -U "$FS_UUID" \
+    -E "root_owner=0:0,hash_seed=$FS_UUID" -d "$D/root" "$D/part.img" "$part_kb"
+
+  # 3. EXTLINUX
+  if [ $VIA_MOUNT -eq 0 ]; then
+    node "$FILES/extlinux-ext2.mjs" --image "$D/part.img" --file /boot/ldlinux.sys --dir /boot \
+      --template-sys "$D/ldlinux.sys.fat" --template-bss "$D/bootsect.fat" \
+      --hidden "$PART_START" --heads 64 --sectors 32 | sed 's/^/  /'
+    # Like extlinux, make ldlinux.sys immutable (EXT2_IMMUTABLE_FL) so nothing moves its blocks. Also
+    # pin the inode ctimes and owners, which mkfs.ext2 -d copies from the source files (ctime = now,
+    # uid = whoever builds).
+    { echo "sif /boot/ldlinux.sys flags 0x10"
+      (cd "$D/root" && find . -mindepth 1 | LC_ALL=C sort | sed 's|^\.||') | while read -r f; do
+        printf 'sif %s ctime @%s\nsif %s uid 0\nsif %s gid 0\n' "$f" "$SOURCE_DATE_EPOCH" "$f" "$f"
+      done
+    } | E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f - "$D/part.img" >/dev/null 2>&1
+  else
+    MNT=$D/mnt LOOPDEV=
+    cleanup() { mountpoint -q "$MNT" && umount "$MNT"; [ -z "$LOOPDEV" ] || losetup -d "$LOOPDEV" 2>/dev/null || true; }
+    trap cleanup EXIT
+    mkdir -p "$MNT"
+    # the loop offset is the partition start, which extlinux reads (LOOP_GET_STATUS64) as bsHiddenSecs
+    truncate -s "$(( DISK_MB * 1024 * 1024 ))" "$D/whole.img"
+    dd if="$D/part.img" of="$D/whole.img" bs=512 seek="$PART_START" conv=notrunc,sparse status=none
+    LOOPDEV=$(losetup --find --show --offset $(( PART_START * 512 )) "$D/whole.img")
+    mount -t ext2 "$LOOPDEV" "$MNT"
+    extlinux --install "$MNT/boot"
+    cleanup; trap - EXIT
+    dd if="$D/whole.img" of="$D/part.img" bs=512 skip="$PART_START" conv=notrunc status=none
+    log "EXTLINUX installed with extlinux --install on $LOOPDEV (loop mount)"
+  fi
+  e2fsck -fn "$D/part.img" >"$D/e2fsck.log" 2>&1 || { cat "$D/e2fsck.log" >&2; die "e2fsck found problems in the ext2 image"; }
+
+  # 4. the disk: partition table, mbr.bin, the filesystem at sector $PART_START
+  rm -f "$HERE/disk.img.tmp"
+  truncate -s "${DISK_MB}M" "$HERE/disk.img.tmp"
+  printf 'label: dos\nlabel-id: %s\nunit: sectors\nstart=%s, type=83, bootable\n' "$MBR_ID" "$PART_START" \
+    | sfdisk --quiet --no-reread --no-tell-kernel "$HERE/disk.img.tmp"
+  dd if=/usr/lib/syslinux/mbr/mbr.bin of="$HERE/disk.img.tmp" bs=440 count=1 conv=notrunc status=none
+  dd if="$D/part.img" of="$HERE/disk.img.tmp" bs=512 seek="$PART_START" conv=notrunc,sparse status=none
+  mv "$HERE/disk.img.tmp" "$HERE/disk.img"
+  log "disk.img: ${DISK_MB} MiB, MBR + ext2 partition at sector $PART_START with EXTLINUX"
+fi
+
+log "done: $(cd "$HERE" && ls -l vmlinuz initrd.gz tiny.iso disk.img | awk '{ printf "%s %s bytes; ", $NF, $5 }')"
