@@ -1,0 +1,72 @@
+// What every `domus` command is made of: parsed arguments, virsh-style errors and output helpers.
+import type { ApiClient } from '../../shared/client.js';
+
+export const DEFAULT_URI = 'v86:///session';
+
+/** A failure printed virsh-style: each line prefixed with "error: ". */
+export class CliError extends Error {
+  constructor(readonly lines: string[]) {
+    super(lines.join('\n'));
+  }
+}
+
+export interface Args {
+  positional: string[];
+  flags: Set<string>;
+}
+
+export function parseArgs(argv: string[]): Args {
+  const positional: string[] = [];
+  const flags = new Set<string>();
+  for (const a of argv) {
+    if (a.startsWith('--')) flags.add(a.slice(2));
+    else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+export type Command = {
+  usage: string;
+  help: string;
+  run: (client: () => Promise<ApiClient>, args: Args) => Promise<void>;
+};
+
+export function need(args: Args, index: number, what: string, command: string): string {
+  const v = args.positional[index];
+  if (v === undefined) throw new CliError([`command '${command}' requires <${what}> option`]);
+  return v;
+}
+
+/** Runs an API call; on failure prints virsh's two-line error (context, then the cause). */
+export async function attempt<T>(context: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const message = (err as Error).message;
+    if ((err as { code?: string }).code === 'no-domain') {
+      const m = /'([^']*)'/.exec(message);
+      throw new CliError([`failed to get domain '${m?.[1] ?? ''}'`]);
+    }
+    throw new CliError([context, message]);
+  }
+}
+
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]): string => ' ' + cells.map((c, i) => c.padEnd(widths[i])).join('   ').trimEnd();
+  const head = line(header);
+  return [head, '-'.repeat(head.length + 2), ...rows.map(line), ''].join('\n') + '\n';
+}
+
+export function simpleDomainOp(
+  method: 'domain.start' | 'domain.destroy' | 'domain.suspend' | 'domain.resume',
+  verb: string,
+  failVerb: string,
+): Command['run'] {
+  return async (client, args) => {
+    const name = need(args, 0, 'domain', verb);
+    const api = await client();
+    const r = await attempt(`Failed to ${failVerb} domain '${name}'`, () => api.call(method, { domain: name }));
+    process.stdout.write(`Domain '${r.domain.name}' ${verb}\n\n`);
+  };
+}
