@@ -98,4 +98,17 @@ describe('API session', () => {
     assert.equal(e.message, "cannot access kernel '/nonexistent/vmlinuz': No such file or directory");
     assert.equal(host.info('unit').state, 'shutoff');
   });
+
+  it('fails at once, naming the package, when SeaBIOS is missing', async () => {
+    process.env.DOMUS_FIRMWARE_DIR = path.join(home, 'no-firmware-here');
+    try {
+      const t0 = Date.now();
+      const e = errorOf(await call({ type: 'request', id: 31, method: 'domain.start', params: { domain: 'unit' } }));
+      assert.ok(Date.now() - t0 < 1000);
+      assert.match(e.message, /^SeaBIOS not found: install Debian's package 'seabios'/);
+      assert.match(host.status().firmware.problem ?? '', /SeaBIOS not found/);
+    } finally {
+      delete process.env.DOMUS_FIRMWARE_DIR;
+    }
+  });
 });

@@ -35,6 +35,7 @@ describe('v86 support: fixtures', () => {
     assert.deepEqual(result.warnings, [
       { element: 'vcpu', message: 'v86 emulates one CPU; the guest gets 1 vCPU instead of 2' },
       { element: 'os/type[@arch]', message: 'v86 is a 32-bit i686 CPU; 64-bit-only guests will not boot' },
+      { element: 'memory', message: "memory 2 GiB is more than v86's 32-bit PC can have; the guest gets 2047 MiB" },
       {
         element: "devices/disk[@target='vda']",
         message: 'disk vda is qcow2; v86 needs raw images, so it is skipped',
@@ -83,10 +84,11 @@ describe('v86 support: fixtures', () => {
     assert.doesNotMatch(text, /pci|pcie|sata controller|virtio-serial|ps2|keyboard|emulator|audio|balloon/i);
   });
 
-  test('running dumpxml: 4 GiB is over the limit', (t) => {
+  test('running dumpxml: 4 GiB is capped to what v86 can give', (t) => {
     const result = check(fixture('dumpxml-running'));
     for (const warning of result.warnings) t.diagnostic(`${warning.element}: ${warning.message}`);
-    assert.deepEqual(result.errors, ['memory 4 GiB is too large; v86 is a 32-bit PC and supports at most 2 GiB']);
+    assert.deepEqual(result.errors, []);
+    assert.ok(messages(result).includes("memory 4 GiB is more than v86's 32-bit PC can have; the guest gets 2047 MiB"));
     assert.ok(messages(result).includes('video model cirrus: the guest uses the standard VGA (stdvga)'));
     assert.ok(
       messages(result).includes(
@@ -112,7 +114,7 @@ describe('v86 support: fixtures', () => {
     const { config } = parseDomainXml(fixture('virt-install-debian12'));
     const result = checkEngineSupport(config, 'v86');
     assert.deepEqual(result.errors, []);
-    assert.equal(result.warnings.length, 6);
+    assert.equal(result.warnings.length, 7);
   });
 });
 
@@ -159,10 +161,10 @@ describe('v86 support: errors', () => {
     assert.deepEqual(check(v86Xml({ memory: `<memory unit='MiB'>8</memory>` })).errors, [
       'memory 8 MiB is too small; v86 needs at least 16 MiB',
     ]);
-    assert.deepEqual(check(v86Xml({ memory: `<memory unit='GiB'>3</memory>` })).errors, [
-      'memory 3 GiB is too large; v86 is a 32-bit PC and supports at most 2 GiB',
-    ]);
-    assert.deepEqual(check(v86Xml({ memory: `<memory unit='GiB'>2</memory>` })).errors, []);
+    const big = check(v86Xml({ memory: `<memory unit='GiB'>3</memory>` }));
+    assert.deepEqual(big.errors, []);
+    assert.deepEqual(messages(big), ["memory 3 GiB is more than v86's 32-bit PC can have; the guest gets 2047 MiB"]);
+    assert.deepEqual(messages(check(v86Xml({ memory: `<memory unit='MiB'>2047</memory>` }))), []);
   });
 
   test('direct kernel boot with an initrd needs more than 64 MiB', () => {

@@ -17,7 +17,7 @@ import {
   type RunnerOps,
   type ScreenshotResult,
 } from '../../../runner/protocol.js';
-import { checkEngineSupport } from '../../domain/engine-support.js';
+import { checkEngineSupport, V86_MAX_MEMORY_KiB } from '../../domain/engine-support.js';
 import type { DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../paths.js';
@@ -136,7 +136,7 @@ export class V86Driver implements EngineDriver {
     const rc: RunnerConfig = {
       name: config.name,
       uuid: config.uuid,
-      memoryBytes: config.memoryKiB * 1024,
+      memoryBytes: Math.min(config.memoryKiB, V86_MAX_MEMORY_KiB) * 1024,
       vgaMemoryBytes: 8 << 20,
       bios: firmware.bios,
       vgaBios: firmware.vgaBios,

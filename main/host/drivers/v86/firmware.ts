@@ -7,15 +7,13 @@ export interface Firmware {
   vgaBios: string;
 }
 
+/** DOMUS_FIRMWARE_DIR, when set, is the only place looked at; else Debian's locations. */
 export function firmwareDirs(env: NodeJS.ProcessEnv = process.env): string[] {
-  const dirs = ['/usr/share/seabios', '/usr/share/qemu'];
-  if (env.DOMUS_FIRMWARE_DIR) dirs.unshift(env.DOMUS_FIRMWARE_DIR);
-  return dirs;
+  return env.DOMUS_FIRMWARE_DIR ? [env.DOMUS_FIRMWARE_DIR] : ['/usr/share/seabios', '/usr/share/qemu'];
 }
 
 /** Finds bios.bin + vgabios-stdvga.bin, or explains what to install. */
-export function findFirmware(env: NodeJS.ProcessEnv = process.env): Firmware {
-  const dirs = firmwareDirs(env);
+export function findFirmware(dirs: string[] = firmwareDirs()): Firmware {
   for (const dir of dirs) {
     const bios = path.join(dir, 'bios.bin');
     const vgaBios = path.join(dir, 'vgabios-stdvga.bin');
