@@ -1,6 +1,7 @@
 // The `domus` CLI end to end: virsh's commands and output shapes, the background daemon it starts,
 // and the error paths, against a real host and a real guest.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { PNG } from 'pngjs';
 import { processAlive } from '../common/fsutil.js';
 import { hostPaths } from '../host/paths.js';
+import { APP_ROOT } from '../host/paths.js';
 import { SAMPLE_CMDLINE, guest, killLeftovers, runCli, until } from '../testing/harness.js';
 
 describe('domus CLI', { timeout: 300_000 }, () => {
@@ -88,6 +90,20 @@ describe('domus CLI', { timeout: 300_000 }, () => {
       return lit > 1000;
     }, 90_000, 'text on the guest screen');
 
+    // `console`: interactive serial, ended with Ctrl+].
+    const con = spawn(process.execPath, [path.join(APP_ROOT, 'bin', 'domus.mjs'), 'console', 'cli-guest'], {
+      env: { ...process.env, DOMUS_HOME: home },
+    });
+    let conOut = '';
+    con.stdout.on('data', (d: Buffer) => (conOut += d.toString('latin1')));
+    await until(() => conOut.includes("Connected to domain 'cli-guest'\nEscape character is ^] (Ctrl + ])"), 10_000, 'console banner');
+    await until(() => conOut.includes('DOMUS-GUEST-READY'), 90_000, 'the boot log on the console');
+    con.stdin.write('echo CON$((2*21))X\n');
+    await until(() => conOut.includes('CON42X'), 30_000, 'the command output on the console');
+    const conExit = new Promise<number | null>((r) => con.on('exit', r));
+    con.stdin.write('\x1d');
+    assert.equal(await conExit, 0);
+
     const destroy = await domus('destroy', 'cli-guest');
     assert.equal(destroy.stdout, "Domain 'cli-guest' destroyed\n\n");
     await until(() => !processAlive(pid), 5000, 'the runner to exit');
@@ -96,6 +112,27 @@ describe('domus CLI', { timeout: 300_000 }, () => {
     const undef = await domus('undefine', 'cli-guest');
     assert.equal(undef.stdout, "Domain 'cli-guest' has been undefined\n\n");
     assert.equal((await domus('list', '--all', '--name')).stdout, '\n');
+  });
+
+  it('boots a definition as virt-install writes it on a KVM host, with warnings for what v86 lacks', async () => {
+    const fixture = fs.readFileSync(path.join(APP_ROOT, 'main', 'host', 'domain', 'fixtures', 'virt-install-debian12.xml'), 'utf8');
+    const iso = /<source file='([^']+\.iso)'\/>/.exec(fixture);
+    assert.ok(iso, 'the fixture has a CD-ROM with an ISO');
+    const file = xmlFile('virt-install.xml', fixture.replace(iso[1], guest('tiny.iso')));
+    const def = await domus('define', file);
+    assert.equal(def.code, 0, def.stderr);
+    assert.match(def.stderr, /warning: disk vda is qcow2; v86 needs raw images, so it is skipped/);
+    assert.match(def.stderr, /warning: SPICE is not available/);
+    const name = /<name>([^<]+)<\/name>/.exec(fixture)![1];
+    const start = await domus('start', name);
+    assert.equal(start.code, 0, start.stderr);
+    const con = spawn(process.execPath, [path.join(APP_ROOT, 'bin', 'domus.mjs'), 'console', name], { env: { ...process.env, DOMUS_HOME: home } });
+    let out = '';
+    con.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    await until(() => out.includes('DOMUS-GUEST-READY'), 120_000, 'DOMUS-GUEST-READY from the virt-install definition');
+    con.stdin.write('\x1d');
+    assert.equal((await domus('destroy', name)).code, 0);
+    assert.equal((await domus('undefine', name)).code, 0);
   });
 
   async function uuidOf(name: string): Promise<string> {

@@ -58,16 +58,18 @@ export const hostCommands: Record<string, Command> = {
         return;
       }
       const browser = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((b) => fs.existsSync(b));
+      process.stdout.write(`Domus manager: ${url}\n`);
       if (!browser) {
-        process.stdout.write(`No Chromium found; open this address in a browser:\n${url}\n`);
+        process.stdout.write('No Chromium found; open the address above in a browser.\n');
         return;
       }
-      process.stdout.write(`Opening the Domus manager in ${browser}\n`);
+      process.stdout.write(`Opening it in ${browser} (app mode)\n`);
       const profile = path.join(hostPaths().home, 'chromium-profile');
       const child = spawn(browser, [`--app=${url}`, `--user-data-dir=${profile}`, '--no-first-run', '--disable-background-networking', '--window-size=1200,800'], {
         stdio: 'ignore',
       });
-      await new Promise((r) => child.on('exit', r));
+      const code = await new Promise<number | null>((r) => child.on('exit', r));
+      if (code) process.stdout.write(`Chromium exited with code ${code}; open the address above in a browser.\n`);
     },
   },
 };
