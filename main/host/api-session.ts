@@ -1,20 +1,12 @@
 // One client connection to the host, whatever the transport: validates every request against the
 // contract in shared/api.ts, calls the host, replies, and forwards the events this client wants.
 import { z } from 'zod';
-import {
-  describeZodError,
-  isMethod,
-  RequestEnvelope,
-  RequestParams,
-  type ApiError,
-  type EventName,
-  type Events,
-  type Method,
-  type ParsedParams,
-  type Results,
-} from '../../shared/api.js';
-import { Host, HostError } from './host.js';
+import { describeZodError, isMethod, RequestEnvelope, RequestParams, type ApiError, type EventName, type Events, type Method } from '../../shared/api.js';
+import { handlers, type Handler, type HandlerTable, type HostServices } from './api-handlers.js';
+import { HostError } from './host.js';
 import { log } from './log.js';
+
+export type { HostServices };
 
 export interface ClientInfo {
   /** Who is asking: 'cli', 'web', 'electron'. */
@@ -22,64 +14,8 @@ export interface ClientInfo {
   label: string;
 }
 
-type Handler<M extends Method> = (params: ParsedParams<M>, session: ApiSession) => Results[M] | Promise<Results[M]>;
-type HandlerTable = { [M in Method]: Handler<M> };
-
 /** Broadcast events every client receives; serial output only goes to clients that opened it. */
 const BROADCAST: EventName[] = ['domain.lifecycle', 'domain.defined', 'domain.undefined', 'domain.stats'];
-
-export interface HostServices {
-  host: Host;
-  webShellUrl(): Promise<string>;
-  stop(): void;
-}
-
-function handlers(svc: HostServices): HandlerTable {
-  const { host } = svc;
-  return {
-    'host.status': () => host.status(),
-    'host.samples': async () => (await import('./samples.js')).sampleGuests(),
-    'host.webShell': async () => ({ url: await svc.webShellUrl() }),
-    'host.stop': () => {
-      setImmediate(() => svc.stop());
-      return {};
-    },
-    'domain.list': (p) => ({ domains: host.list().filter((d) => p.all || d.state !== 'shutoff') }),
-    'domain.define': (p) => host.define(p.xml),
-    'domain.create': (p) => host.create(p.spec),
-    'domain.undefine': (p) => {
-      host.undefine(p.domain);
-      return {};
-    },
-    'domain.start': async (p) => ({ domain: await host.start(p.domain) }),
-    'domain.destroy': async (p) => ({ domain: await host.destroy(p.domain) }),
-    'domain.suspend': async (p) => ({ domain: await host.suspend(p.domain) }),
-    'domain.resume': async (p) => ({ domain: await host.resume(p.domain) }),
-    'domain.info': (p) => host.info(p.domain),
-    'domain.xml': (p) => ({ xml: host.xml(p.domain) }),
-    'domain.screenshot': async (p) => {
-      const shot = await host.screenshot(p.domain);
-      return { png: shot.png.toString('base64'), width: shot.width, height: shot.height };
-    },
-    'domain.sendKeys': async (p) => {
-      await host.sendKeys(p.domain, p);
-      return {};
-    },
-    'domain.serialOpen': (p, session) => {
-      const { uuid, history } = host.serialHistory(p.domain);
-      session.serialUuids.add(uuid);
-      return { backlog: history.toString('base64') };
-    },
-    'domain.serialClose': (p, session) => {
-      session.serialUuids.delete(host.lookup(p.domain).config.uuid);
-      return {};
-    },
-    'domain.serialWrite': async (p) => {
-      await host.serialWrite(p.domain, Buffer.from(p.data, 'base64'));
-      return {};
-    },
-  };
-}
 
 export class ApiSession {
   readonly serialUuids = new Set<string>();

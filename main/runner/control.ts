@@ -1,0 +1,197 @@
+// control.sock: the host's handle on the runner (see protocol.ts). A connection is "attached" once
+// it has said hello; attached connections get every event. Serial output produced while none is
+// attached goes to a 1 MiB backlog that the next hello hands over.
+import type { Socket } from 'node:net';
+import type { z } from 'zod';
+import { JsonlConnection } from '../common/jsonl.js';
+import type { Emulator } from './emulator.js';
+import type { Framebuffer, ScreenGeometry } from './framebuffer.js';
+import { textToScancodes } from './keymap.js';
+import { encodePng } from './png.js';
+import {
+  isRunnerOp,
+  runnerOpArgs,
+  type RunnerConfig,
+  type RunnerEvent,
+  type RunnerMessage,
+  type RunnerOp,
+  type RunnerOps,
+  type StatsResult,
+} from './protocol.js';
+import { ByteRing, Coalescer } from './serial.js';
+
+const SERIAL_BACKLOG_BYTES = 1024 * 1024;
+const SERIAL_FLUSH_MS = 10;
+const STATS_EVERY_MS = 1000;
+
+type Conn = JsonlConnection<RunnerMessage>;
+
+type OpHandler<K extends RunnerOp> = (conn: Conn, args: z.infer<(typeof runnerOpArgs)[K]>) => Promise<RunnerOps[K]['result']>;
+
+export interface ControlServerOptions {
+  config: RunnerConfig;
+  emulator: Emulator;
+  framebuffer: Framebuffer;
+  startedAt: number;
+  log: (message: string) => void;
+  /** Called after the reply to `destroy` is queued. */
+  onDestroy: () => void;
+}
+
+function processStats(startedAt: number): StatsResult {
+  const cpu = process.cpuUsage();
+  return {
+    cpuTimeMs: Math.round((cpu.user + cpu.system) / 1000),
+    rssBytes: process.memoryUsage.rss(),
+    wallMs: Date.now() - startedAt,
+  };
+}
+
+export class ControlServer {
+  private readonly opts: ControlServerOptions;
+  private readonly connections = new Set<Conn>();
+  private readonly attached = new Set<Conn>();
+  private readonly backlog = new ByteRing(SERIAL_BACKLOG_BYTES);
+  private readonly serialOut: Coalescer;
+  private statsTimer: NodeJS.Timeout | undefined;
+  private screen: ScreenGeometry | undefined;
+  private readonly ops: { [K in RunnerOp]: OpHandler<K> };
+
+  constructor(opts: ControlServerOptions) {
+    this.opts = opts;
+    this.serialOut = new Coalescer(SERIAL_FLUSH_MS, (data) =>
+      this.broadcast({ event: 'serial', data: data.toString('base64') }),
+    );
+    opts.emulator.onSerialByte((byte) => {
+      if (this.attached.size > 0) this.serialOut.pushByte(byte);
+      else this.backlog.pushByte(byte);
+    });
+    // v86 announces mode changes before all registers are written; look once the guest moves on.
+    opts.emulator.onScreenSetSize(() => setImmediate(() => this.checkScreenSize()));
+    const { emulator, framebuffer, config, startedAt } = opts;
+    this.ops = {
+      hello: async (conn) => {
+        // Bytes already queued belong to the clients attached before this one.
+        this.serialOut.flush();
+        const serialBacklog = this.backlog.take().toString('base64');
+        this.attach(conn);
+        return { pid: process.pid, name: config.name, uuid: config.uuid, state: emulator.state, startedAt, serialBacklog };
+      },
+      pause: async () => {
+        if (emulator.state !== 'paused') {
+          await emulator.pause();
+          this.broadcast({ event: 'state', state: 'paused' });
+        }
+        return { state: emulator.state };
+      },
+      resume: async () => {
+        if (emulator.state !== 'running') {
+          await emulator.resume();
+          this.broadcast({ event: 'state', state: 'running' });
+        }
+        return { state: emulator.state };
+      },
+      destroy: async () => {
+        setImmediate(opts.onDestroy);
+        return undefined;
+      },
+      serialWrite: async (_conn, { data }) => {
+        await emulator.serialWrite(Buffer.from(data, 'base64'));
+        return undefined;
+      },
+      sendScancodes: async (_conn, { codes }) => {
+        await emulator.sendScancodes(codes);
+        return undefined;
+      },
+      sendText: async (_conn, { text }) => {
+        await emulator.sendScancodes(textToScancodes(text));
+        return undefined;
+      },
+      screenshot: async () => {
+        await emulator.loaded;
+        framebuffer.refresh();
+        const { width, height, rgba } = framebuffer;
+        return { png: encodePng(width, height, rgba).toString('base64'), width, height };
+      },
+      stats: async () => processStats(startedAt),
+    };
+  }
+
+  accept(socket: Socket): void {
+    const conn: Conn = new JsonlConnection<RunnerMessage>(socket);
+    this.connections.add(conn);
+    conn.on('message', (msg) => {
+      this.handle(conn, msg).catch((err: Error) => this.opts.log(`control: ${err.stack ?? err.message}`));
+    });
+    conn.on('invalid', (err) => conn.send({ id: null, ok: false, error: err.message }));
+    conn.on('close', () => this.detach(conn));
+  }
+
+  broadcast(event: RunnerEvent): void {
+    for (const conn of this.attached) conn.send(event);
+  }
+
+  /** Flushes pending output and closes every connection. */
+  async closeAll(): Promise<void> {
+    this.serialOut.flush();
+    clearInterval(this.statsTimer);
+    await Promise.all([...this.connections].map((c) => c.end()));
+  }
+
+  private attach(conn: Conn): void {
+    if (!conn.isOpen) return;
+    this.attached.add(conn);
+    this.statsTimer ??= setInterval(() => this.tick(), STATS_EVERY_MS);
+  }
+
+  private detach(conn: Conn): void {
+    this.connections.delete(conn);
+    if (!this.attached.delete(conn) || this.attached.size > 0) return;
+    // Last client gone: what it did not get goes to the backlog for the next one.
+    this.backlog.push(this.serialOut.drain());
+    clearInterval(this.statsTimer);
+    this.statsTimer = undefined;
+  }
+
+  private tick(): void {
+    const { cpuTimeMs, rssBytes } = processStats(this.opts.startedAt);
+    this.broadcast({ event: 'stats', cpuTimeMs, rssBytes, at: Date.now() });
+    this.checkScreenSize();
+  }
+
+  private checkScreenSize(): void {
+    if (!this.opts.emulator.ready) return;
+    const geo = this.opts.framebuffer.geometry();
+    const last = this.screen;
+    if (last && last.width === geo.width && last.height === geo.height && last.bpp === geo.bpp) return;
+    this.screen = geo;
+    this.broadcast({ event: 'screen-size', ...geo });
+  }
+
+  private async handle(conn: Conn, msg: unknown): Promise<void> {
+    const req = typeof msg === 'object' && msg !== null && !Array.isArray(msg) ? (msg as Record<string, unknown>) : undefined;
+    const id = typeof req?.id === 'number' && Number.isInteger(req.id) ? req.id : null;
+    if (!req || id === null || typeof req.op !== 'string') {
+      conn.send({ id, ok: false, error: 'a request is an object with an integer "id" and a string "op"' });
+      return;
+    }
+    const op = req.op;
+    if (!isRunnerOp(op)) {
+      conn.send({ id, ok: false, error: `unknown op '${op}'` });
+      return;
+    }
+    const parsed = runnerOpArgs[op].safeParse(req);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(args)'}: ${i.message}`).join('; ');
+      conn.send({ id, ok: false, error: `invalid arguments for '${op}': ${issues}` });
+      return;
+    }
+    try {
+      const handler = this.ops[op] as OpHandler<typeof op>;
+      const result = await handler(conn, parsed.data as never);
+      conn.send(result === undefined ? { id, ok: true } : { id, ok: true, result });
+    } catch (err) {
+      conn.send({ id, ok: false, error: (err as Error).message || String(err) });
+    }
+  }
+}

@@ -1,0 +1,67 @@
+// A raw disk image backed by its file, in the shape of v86's buffer objects (SyncBuffer /
+// AsyncXHRBuffer: load/get/set/byteLength…). v86 would otherwise keep the whole image in memory and
+// drop every guest write when the runner exits.
+import fs from 'node:fs';
+
+export class FileDisk {
+  readonly byteLength: number;
+  readonly isRegularFile: boolean;
+  /** Set by v86 before it calls load(). */
+  onload: (() => void) | undefined;
+  private fd: number;
+
+  constructor(
+    readonly path: string,
+    readonly writable: boolean,
+  ) {
+    this.fd = fs.openSync(path, writable ? 'r+' : 'r');
+    const st = fs.fstatSync(this.fd);
+    this.byteLength = st.size;
+    this.isRegularFile = st.isFile();
+  }
+
+  load(): void {
+    this.onload?.();
+  }
+
+  get(start: number, length: number, done: (data: Uint8Array) => void): void {
+    done(this.read(start, length));
+  }
+
+  get_and_cache(start: number, length: number, done: (data: Uint8Array) => void): void {
+    done(this.read(start, length));
+  }
+
+  get_from_cache(start: number, length: number): Uint8Array {
+    return this.read(start, length);
+  }
+
+  set(start: number, data: Uint8Array, done: () => void): void {
+    if (!this.writable) throw new Error(`write to read-only image '${this.path}'`);
+    fs.writeSync(this.fd, data, 0, data.length, start);
+    done();
+  }
+
+  // v86's save_state/restore_state call these; the contents stay in the file, so there is nothing to add.
+  get_state(): unknown[] {
+    return [];
+  }
+
+  set_state(): void {}
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+
+  private read(start: number, length: number): Uint8Array {
+    // Bytes past the end of the file (a partial last sector) read as zeros.
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(this.fd, out, done, length - done, start + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return out;
+  }
+}

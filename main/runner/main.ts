@@ -1,0 +1,219 @@
+// Runner entry: `node dist/runner/main.mjs <stateDir>`. One process per running domain, detached
+// from the host so the guest survives host restarts. See protocol.ts for the contract.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { ConfigError, loadBootImages, readRunnerConfig, type BootImages } from './config.js';
+import { ControlServer } from './control.js';
+import { Emulator } from './emulator.js';
+import { Framebuffer } from './framebuffer.js';
+import { RUNNER_EXIT, runnerPaths, type RunnerConfig, type RunnerPaths } from './protocol.js';
+import { RfbServer } from './rfb.js';
+
+/** Linux sun_path is 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+
+// stdout/stderr go to runner.log, but a host may also hand us pipes it later closes: never die of EPIPE.
+process.stdout.on('error', () => undefined);
+process.stderr.on('error', () => undefined);
+
+function log(level: 'info' | 'warn' | 'error', message: string): void {
+  process.stderr.write(`${level}: ${message}\n`);
+}
+
+function errnoText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ?? e.message;
+}
+
+function removeQuietly(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch {
+    // already gone
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Refuses to run twice on one state dir (the second runner would steal the first one's sockets). */
+function claimPidFile(file: string): void {
+  let previous = NaN;
+  try {
+    previous = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
+  } catch {
+    // no pid file
+  }
+  if (Number.isInteger(previous) && previous !== process.pid && isAlive(previous)) {
+    throw new ConfigError(`another runner (pid ${previous}) is using ${path.dirname(file)}`);
+  }
+  fs.writeFileSync(file, `${process.pid}\n`);
+}
+
+function listen(server: net.Server, file: string): Promise<void> {
+  removeQuietly(file); // stale socket of a runner that died
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error) => reject(new ConfigError(`cannot listen on '${file}': ${errnoText(err)}`));
+    server.once('error', fail);
+    server.listen(file, () => {
+      server.off('error', fail);
+      fs.chmodSync(file, 0o600);
+      resolve();
+    });
+  });
+}
+
+class Runner {
+  private shuttingDown = false;
+  /** Set by fail(); becomes the last line of runner.log, which the host shows. */
+  private failure: string | undefined;
+  private control: ControlServer | undefined;
+  private rfb: RfbServer | undefined;
+  private emulator: Emulator | undefined;
+  private readonly servers: net.Server[] = [];
+
+  constructor(
+    private readonly paths: RunnerPaths,
+    private readonly config: RunnerConfig,
+    private readonly images: BootImages,
+  ) {}
+
+  async start(): Promise<void> {
+    const startedAt = Date.now();
+    const { config, paths } = this;
+    const emulator = new Emulator(config, this.images);
+    this.emulator = emulator;
+    const framebuffer = new Framebuffer(emulator);
+    const control = new ControlServer({
+      config,
+      emulator,
+      framebuffer,
+      startedAt,
+      log: (m) => log('warn', m),
+      onDestroy: () => void this.shutdown(RUNNER_EXIT.ok, 'destroy requested'),
+    });
+    this.control = control;
+    this.rfb = new RfbServer({
+      name: config.name,
+      framebuffer,
+      input: emulator,
+      ready: emulator.loaded,
+      password: config.vncPassword,
+      log: (m) => log('info', m),
+    });
+    const rfb = this.rfb;
+    const controlServer = net.createServer((socket) => control.accept(socket));
+    const vncServer = net.createServer((socket) => rfb.accept(socket));
+    this.servers.push(controlServer, vncServer);
+    await listen(controlServer, paths.control);
+    await listen(vncServer, paths.vnc);
+    void emulator.loaded.then(() => log('info', `emulator loaded in ${Date.now() - startedAt} ms (${emulator.state})`));
+    log('info', `listening on ${paths.control} and ${paths.vnc}`);
+  }
+
+  /** Emulator failure: tell the attached clients, then exit 1. */
+  fail(err: unknown): void {
+    const message = `emulator failure: ${err instanceof Error ? err.message : String(err)}`;
+    if (err instanceof Error && err.stack) log('info', err.stack);
+    if (this.shuttingDown) return;
+    this.failure = message;
+    this.control?.broadcast({ event: 'error', message });
+    void this.shutdown(RUNNER_EXIT.emulatorFailure);
+  }
+
+  async shutdown(code: number, reason?: string): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    if (reason) log('info', `shutting down: ${reason}`);
+    // A wedged emulator must not keep the process (and its pid file) around.
+    setTimeout(() => this.exit(code), 3000);
+    for (const s of this.servers) s.close();
+    this.rfb?.closeAll();
+    await this.control?.closeAll();
+    try {
+      await this.emulator?.destroy();
+    } catch (err) {
+      log('warn', `emulator destroy: ${(err as Error).message}`);
+    }
+    this.exit(code);
+  }
+
+  private exit(code: number): never {
+    for (const disk of [this.images.cdrom, this.images.hda, this.images.hdb]) {
+      try {
+        disk?.close();
+      } catch {
+        // already closed
+      }
+    }
+    removeQuietly(this.paths.control);
+    removeQuietly(this.paths.vnc);
+    removeQuietly(this.paths.pid);
+    if (this.failure) log('error', this.failure);
+    else log('info', `exit ${code}`);
+    process.exit(code);
+  }
+}
+
+async function main(): Promise<void> {
+  const stateArg = process.argv[2];
+  if (!stateArg) {
+    log('error', 'usage: runner <stateDir>');
+    process.exit(RUNNER_EXIT.configError);
+  }
+  const paths = runnerPaths(path.resolve(stateArg));
+  // Sockets, pid file: private to the user running Domus.
+  process.umask(0o077);
+  log('info', `runner pid ${process.pid} starting at ${new Date().toISOString()} in ${path.dirname(paths.pid)}`);
+
+  let runner: Runner | undefined;
+  let pidClaimed = false;
+  const configError = (err: unknown): never => {
+    log('error', err instanceof Error ? err.message : String(err));
+    if (pidClaimed) removeQuietly(paths.pid);
+    process.exit(RUNNER_EXIT.configError);
+  };
+  // Past configuration, anything thrown and not caught is the emulator (or the runner) failing.
+  const fatal = (err: unknown) => (runner ? runner.fail(err) : configError(err));
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+  process.on('SIGTERM', () => void runner?.shutdown(RUNNER_EXIT.ok, 'SIGTERM'));
+  process.on('SIGINT', () => void runner?.shutdown(RUNNER_EXIT.ok, 'SIGINT'));
+  // Started detached, but during development from a terminal: closing it must not stop the guest.
+  process.on('SIGHUP', () => undefined);
+
+  let config: RunnerConfig;
+  let images: BootImages;
+  try {
+    claimPidFile(paths.pid);
+    pidClaimed = true;
+    for (const file of [paths.control, paths.vnc]) {
+      if (Buffer.byteLength(file) > MAX_SOCKET_PATH) {
+        throw new ConfigError(`socket path '${file}' is longer than ${MAX_SOCKET_PATH} bytes`);
+      }
+    }
+    config = readRunnerConfig(paths.config);
+    images = loadBootImages(config);
+  } catch (err) {
+    return configError(err);
+  }
+  log('info', `domain '${config.name}' (${config.uuid}), ${config.memoryBytes / 1048576} MiB`);
+  runner = new Runner(paths, config, images);
+  try {
+    await runner.start();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    removeQuietly(paths.control);
+    removeQuietly(paths.vnc);
+    return configError(err);
+  }
+}
+
+void main();

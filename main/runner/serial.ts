@@ -1,0 +1,83 @@
+// Serial output bookkeeping: a bounded backlog for when no control client is attached, and a
+// coalescing buffer for when some are.
+
+/** Keeps the newest `capacity` bytes. */
+export class ByteRing {
+  private readonly buf: Buffer;
+  private start = 0;
+  private length = 0;
+
+  constructor(readonly capacity: number) {
+    this.buf = Buffer.alloc(capacity);
+  }
+
+  push(data: Uint8Array): void {
+    // Only the tail of an oversized chunk can survive.
+    const src = data.length > this.capacity ? data.subarray(data.length - this.capacity) : data;
+    for (const byte of src) this.pushByte(byte);
+  }
+
+  pushByte(byte: number): void {
+    if (this.length < this.capacity) {
+      this.buf[(this.start + this.length) % this.capacity] = byte;
+      this.length++;
+    } else {
+      this.buf[this.start] = byte;
+      this.start = (this.start + 1) % this.capacity;
+    }
+  }
+
+  /** Returns the contents, oldest first, and empties the ring. */
+  take(): Buffer {
+    const end = this.start + this.length;
+    const out =
+      end <= this.capacity
+        ? Buffer.from(this.buf.subarray(this.start, end))
+        : Buffer.concat([this.buf.subarray(this.start), this.buf.subarray(0, end - this.capacity)]);
+    this.start = 0;
+    this.length = 0;
+    return out;
+  }
+}
+
+/** Appends bytes and hands them out in one chunk at most `delayMs` after the first. */
+export class Coalescer {
+  private chunk = Buffer.alloc(4096);
+  private length = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly delayMs: number,
+    private readonly flushTo: (data: Buffer) => void,
+  ) {}
+
+  pushByte(byte: number): void {
+    if (this.length === this.chunk.length) {
+      const bigger = Buffer.alloc(this.chunk.length * 2);
+      this.chunk.copy(bigger);
+      this.chunk = bigger;
+    }
+    this.chunk[this.length++] = byte;
+    this.timer ??= setTimeout(() => this.flush(), this.delayMs);
+  }
+
+  /** Hands out what is buffered now (if anything). */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.length === 0) return;
+    const data = Buffer.from(this.chunk.subarray(0, this.length));
+    this.length = 0;
+    if (this.chunk.length > 65536) this.chunk = Buffer.alloc(4096);
+    this.flushTo(data);
+  }
+
+  /** Removes and returns what is buffered, without handing it out. */
+  drain(): Buffer {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const data = Buffer.from(this.chunk.subarray(0, this.length));
+    this.length = 0;
+    return data;
+  }
+}

@@ -1,0 +1,436 @@
+// Shared by the runner's tests: sample-guest lookup, spawning a runner on a temp state dir, a
+// control-socket client and a small RFB client.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { JsonlConnection } from '../common/jsonl.js';
+import { runnerPaths, type RunnerConfig, type RunnerEvent, type RunnerMessage, type RunnerPaths, type RunnerReply } from './protocol.js';
+import { vncAuthResponse } from './vnc-auth.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export const PV_CMDLINE = 'console=ttyS0,115200 console=tty0 cryptomgr.notests noisapnp tsc=reliable mitigations=off';
+export const READY = 'DOMUS-GUEST-READY';
+
+const guestDir = () => process.env.DOMUS_GUEST_DIR ?? path.join(repoRoot, 'build', 'guests');
+
+/** A file of the sample guests (build/guests, or DOMUS_GUEST_DIR), or why it is missing. */
+export function guestFile(name: string): string | { missing: string } {
+  const file = path.join(guestDir(), name);
+  return fs.existsSync(file) ? file : { missing: `sample guest not built: ${file} is missing (run npm run guests)` };
+}
+
+/** The PV sample guest (vmlinuz + initrd.gz), or why it is missing. */
+export function findGuest(): { kernel: string; initrd: string } | { missing: string } {
+  const kernel = guestFile('vmlinuz');
+  const initrd = guestFile('initrd.gz');
+  if (typeof kernel !== 'string') return kernel;
+  if (typeof initrd !== 'string') return initrd;
+  return { kernel, initrd };
+}
+
+/** 128 MiB, Debian's SeaBIOS and VGA BIOS, a balloon; no boot device. */
+export function baseConfig(extra: Partial<RunnerConfig> = {}): RunnerConfig {
+  return {
+    name: 'test-guest',
+    uuid: '6b1f7c1e-0000-4000-8000-000000000001',
+    memoryBytes: 128 * 1024 * 1024,
+    vgaMemoryBytes: 8 * 1024 * 1024,
+    bios: '/usr/share/seabios/bios.bin',
+    vgaBios: '/usr/share/seabios/vgabios-stdvga.bin',
+    balloon: true,
+    ...extra,
+  };
+}
+
+/** Direct kernel boot of the sample guest. */
+export function pvConfig(guest: { kernel: string; initrd: string }, extra: Partial<RunnerConfig> = {}): RunnerConfig {
+  return baseConfig({ kernel: guest.kernel, initrd: guest.initrd, cmdline: PV_CMDLINE, ...extra });
+}
+
+export interface SpawnedRunner {
+  dir: string;
+  paths: RunnerPaths;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  log(): string;
+  kill(): Promise<void>;
+}
+
+/** Writes runner.json (raw text or a config) into a fresh temp dir and starts a runner on it. */
+export function spawnRunner(config: RunnerConfig | string): SpawnedRunner {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-runner-'));
+  const paths = runnerPaths(dir);
+  fs.writeFileSync(paths.config, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+  const logFd = fs.openSync(paths.log, 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'main/runner/main.ts'), dir], {
+    cwd: repoRoot,
+    stdio: ['ignore', logFd, logFd],
+  });
+  fs.closeSync(logFd);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    dir,
+    paths,
+    child,
+    exited,
+    log: () => fs.readFileSync(paths.log, 'utf8'),
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function connectUnix(file: string, timeoutMs: number): Promise<net.Socket> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(file);
+        s.once('connect', () => {
+          s.off('error', reject);
+          resolve(s);
+        });
+        s.once('error', reject);
+      });
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(100);
+    }
+  }
+}
+
+/** A control-socket client that keeps the serial text it receives. */
+export class ControlClient extends EventEmitter<{ event: [RunnerEvent] }> {
+  serial = '';
+  readonly events: RunnerEvent[] = [];
+  private nextId = 1;
+  private pending = new Map<number, (reply: RunnerReply) => void>();
+  readonly nullReplies: RunnerReply[] = [];
+
+  private constructor(readonly conn: JsonlConnection) {
+    super();
+    conn.on('message', (value) => {
+      const m = value as RunnerMessage;
+      if ('event' in m) {
+        if (m.event === 'serial') this.serial += Buffer.from(m.data, 'base64').toString('latin1');
+        this.events.push(m);
+        this.emit('event', m);
+      } else if (m.id === null) {
+        this.nullReplies.push(m);
+      } else {
+        this.pending.get(m.id)?.(m);
+        this.pending.delete(m.id);
+      }
+    });
+  }
+
+  static async connect(file: string, timeoutMs = 20_000): Promise<ControlClient> {
+    return new ControlClient(new JsonlConnection(await connectUnix(file, timeoutMs)));
+  }
+
+  request(op: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<RunnerReply> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no reply to ${op} in ${timeoutMs} ms`)), timeoutMs);
+      this.pending.set(id, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+      this.conn.socket.write(JSON.stringify({ id, op, ...args }) + '\n');
+    });
+  }
+
+  /** Sends an op and returns its result, failing on an error reply. */
+  async call<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
+    const r = await this.request(op, args, timeoutMs);
+    if (!r.ok) throw new Error(`${op} failed: ${r.error}`);
+    return r.result as T;
+  }
+
+  /** Waits until the serial text after `from` matches. */
+  async waitSerial(re: RegExp, timeoutMs = 60_000, from = 0): Promise<RegExpExecArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = re.exec(this.serial.slice(from));
+      if (m) return m;
+      if (Date.now() > deadline) {
+        throw new Error(`timeout waiting for ${re} on serial; last output:\n${this.serial.slice(-800)}`);
+      }
+      await sleep(50);
+    }
+  }
+
+  async waitEvent<E extends RunnerEvent['event']>(name: E, timeoutMs = 10_000): Promise<Extract<RunnerEvent, { event: E }>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no '${name}' event in ${timeoutMs} ms`)), timeoutMs);
+      const on = (e: RunnerEvent) => {
+        if (e.event !== name) return;
+        clearTimeout(timer);
+        this.off('event', on);
+        resolve(e as Extract<RunnerEvent, { event: E }>);
+      };
+      this.on('event', on);
+    });
+  }
+
+  /** Runs a shell command on the guest's ttyS0 shell and waits for a marker it prints. */
+  async sh(command: string, timeoutMs = 30_000): Promise<string> {
+    const tag = `M${Math.random().toString(36).slice(2, 8)}`;
+    const from = this.serial.length;
+    // The marker is assembled by the shell so that the echoed command line never matches it.
+    await this.call('serialWrite', { data: Buffer.from(`${command}; echo ${tag}""END\n`).toString('base64') });
+    const m = await this.waitSerial(new RegExp(`([\\s\\S]*)\\r?\\n${tag}END`), timeoutMs, from);
+    return m[1];
+  }
+
+  close(): void {
+    this.conn.destroy();
+  }
+}
+
+/** Buffered reads of exact byte counts from a socket. */
+class Reader {
+  private buf = Buffer.alloc(0);
+  private wake: (() => void) | undefined;
+  closed = false;
+
+  constructor(socket: net.Socket) {
+    socket.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.wake?.();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake?.();
+    });
+  }
+
+  get buffered(): number {
+    return this.buf.length;
+  }
+
+  async read(n: number, timeoutMs = 20_000): Promise<Buffer> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.buf.length < n) {
+      if (this.closed) throw new Error('connection closed');
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timeout reading ${n} bytes`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    return out;
+  }
+}
+
+export interface RfbRect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  encoding: number;
+  /** Raw pixel bytes in the client's pixel format. */
+  pixels?: Buffer;
+}
+
+export interface ClientPixelFormat {
+  bitsPerPixel: number;
+  depth: number;
+  bigEndian: boolean;
+  redMax: number;
+  greenMax: number;
+  blueMax: number;
+  redShift: number;
+  greenShift: number;
+  blueShift: number;
+}
+
+/** A minimal RFB client: handshake, updates (Raw and pseudo-rects), input messages. */
+export class RfbClient {
+  width = 0;
+  height = 0;
+  name = '';
+  bytesPerPixel = 4;
+  private constructor(
+    readonly socket: net.Socket,
+    private readonly reader: Reader,
+  ) {}
+
+  static async open(file: string): Promise<RfbClient> {
+    const socket = await connectUnix(file, 20_000);
+    return new RfbClient(socket, new Reader(socket));
+  }
+
+  read(n: number, timeoutMs?: number): Promise<Buffer> {
+    return this.reader.read(n, timeoutMs);
+  }
+
+  /** Runs the handshake up to ServerInit; throws on a security failure (with the server's reason in 3.8). */
+  async handshake(opts: { version?: string; password?: string } = {}): Promise<void> {
+    const version = opts.version ?? '003.008';
+    const server = (await this.read(12)).toString('latin1');
+    if (server !== 'RFB 003.008\n') throw new Error(`server version ${JSON.stringify(server)}`);
+    this.socket.write(`RFB ${version}\n`);
+    let type: number;
+    if (version === '003.003') {
+      type = (await this.read(4)).readUInt32BE(0);
+    } else {
+      const n = (await this.read(1))[0];
+      const types = [...(await this.read(n))];
+      type = types[0];
+      this.socket.write(Buffer.from([type]));
+    }
+    if (type === 2) {
+      const challenge = await this.read(16);
+      this.socket.write(vncAuthResponse(opts.password ?? '', challenge));
+    }
+    if (type === 2 || version === '003.008') {
+      const result = (await this.read(4)).readUInt32BE(0);
+      if (result !== 0) {
+        let reason = '';
+        if (version === '003.008') reason = (await this.read((await this.read(4)).readUInt32BE(0))).toString('utf8');
+        throw new Error(`security failure: ${reason}`);
+      }
+    }
+    this.socket.write(Buffer.from([1])); // ClientInit, shared
+    const init = await this.read(24);
+    this.width = init.readUInt16BE(0);
+    this.height = init.readUInt16BE(2);
+    this.bytesPerPixel = init[4] / 8;
+    this.name = (await this.read(init.readUInt32BE(20))).toString('utf8');
+  }
+
+  setPixelFormat(pf: ClientPixelFormat): void {
+    const b = Buffer.alloc(20);
+    b[0] = 0;
+    b[4] = pf.bitsPerPixel;
+    b[5] = pf.depth;
+    b[6] = pf.bigEndian ? 1 : 0;
+    b[7] = 1;
+    b.writeUInt16BE(pf.redMax, 8);
+    b.writeUInt16BE(pf.greenMax, 10);
+    b.writeUInt16BE(pf.blueMax, 12);
+    b[14] = pf.redShift;
+    b[15] = pf.greenShift;
+    b[16] = pf.blueShift;
+    this.socket.write(b);
+    this.bytesPerPixel = pf.bitsPerPixel / 8;
+  }
+
+  setEncodings(list: number[]): void {
+    const b = Buffer.alloc(4 + 4 * list.length);
+    b[0] = 2;
+    b.writeUInt16BE(list.length, 2);
+    list.forEach((e, i) => b.writeInt32BE(e, 4 + 4 * i));
+    this.socket.write(b);
+  }
+
+  requestUpdate(incremental: boolean, x = 0, y = 0, w = this.width, h = this.height): void {
+    const b = Buffer.alloc(10);
+    b[0] = 3;
+    b[1] = incremental ? 1 : 0;
+    b.writeUInt16BE(x, 2);
+    b.writeUInt16BE(y, 4);
+    b.writeUInt16BE(w, 6);
+    b.writeUInt16BE(h, 8);
+    this.socket.write(b);
+  }
+
+  /** Reads one FramebufferUpdate (Raw rects get their pixels; DesktopSize updates width/height). */
+  async readUpdate(timeoutMs = 20_000): Promise<RfbRect[]> {
+    const head = await this.read(4, timeoutMs);
+    if (head[0] !== 0) throw new Error(`unexpected server message type ${head[0]}`);
+    const rects: RfbRect[] = [];
+    for (let i = head.readUInt16BE(2); i > 0; i--) {
+      const h = await this.read(12, timeoutMs);
+      const r: RfbRect = { x: h.readUInt16BE(0), y: h.readUInt16BE(2), w: h.readUInt16BE(4), h: h.readUInt16BE(6), encoding: h.readInt32BE(8) };
+      if (r.encoding === 0) r.pixels = await this.read(r.w * r.h * this.bytesPerPixel, timeoutMs);
+      else if (r.encoding === -223) {
+        this.width = r.w;
+        this.height = r.h;
+      } else if (r.encoding !== -258) throw new Error(`unexpected encoding ${r.encoding}`);
+      rects.push(r);
+    }
+    return rects;
+  }
+
+  /** True if no server message arrives within `ms`. */
+  async quietFor(ms: number): Promise<boolean> {
+    await sleep(ms);
+    return this.reader.buffered === 0;
+  }
+
+  key(down: boolean, keysym: number): void {
+    const b = Buffer.alloc(8);
+    b[0] = 4;
+    b[1] = down ? 1 : 0;
+    b.writeUInt32BE(keysym, 4);
+    this.socket.write(b);
+  }
+
+  qemuKey(down: boolean, keysym: number, keycode: number): void {
+    const b = Buffer.alloc(12);
+    b[0] = 255;
+    b[1] = 0;
+    b.writeUInt16BE(down ? 1 : 0, 2);
+    b.writeUInt32BE(keysym, 4);
+    b.writeUInt32BE(keycode, 8);
+    this.socket.write(b);
+  }
+
+  /** Types text like a real client: Shift_L held around characters that need it. */
+  typeKeysyms(text: string): void {
+    const shifted = '~!@#$%^&*()_+{}|:"<>?ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    for (const ch of text) {
+      const keysym = ch === '\n' ? 0xff0d : ch.charCodeAt(0);
+      const shift = shifted.includes(ch);
+      if (shift) this.key(true, 0xffe1);
+      this.key(true, keysym);
+      this.key(false, keysym);
+      if (shift) this.key(false, 0xffe1);
+    }
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Runner RGBA pixels converted to what a client with `pf` should receive. */
+export function expectedPixels(rgba: Uint8Array, width: number, x: number, y: number, w: number, h: number, pf: ClientPixelFormat): Buffer {
+  const bpp = pf.bitsPerPixel / 8;
+  const out = Buffer.alloc(w * h * bpp);
+  let o = 0;
+  for (let row = y; row < y + h; row++) {
+    for (let col = x; col < x + w; col++, o += bpp) {
+      const s = (row * width + col) * 4;
+      const px =
+        ((Math.round((rgba[s] * pf.redMax) / 255) << pf.redShift) |
+          (Math.round((rgba[s + 1] * pf.greenMax) / 255) << pf.greenShift) |
+          (Math.round((rgba[s + 2] * pf.blueMax) / 255) << pf.blueShift)) >>>
+        0;
+      if (bpp === 4) pf.bigEndian ? out.writeUInt32BE(px, o) : out.writeUInt32LE(px, o);
+      else if (bpp === 2) pf.bigEndian ? out.writeUInt16BE(px, o) : out.writeUInt16LE(px, o);
+      else out[o] = px;
+    }
+  }
+  return out;
+}
