@@ -2,7 +2,8 @@
 # Build the Domus sample guest from Debian 12 packages (fetched with `apt-get download`, nothing else):
 #
 #   build/guests/vmlinuz    Debian's i686 (non-PAE) kernel, whatever linux-image-686:i386 points to
-#   build/guests/initrd.gz  busybox initramfs (newc cpio + gzip); /init is build/guests/files/init
+#   build/guests/initrd.gz  busybox initramfs (newc cpio + gzip); /init is build/guests/files/init, the guest
+#                           agent /sbin/domus-agent is build/guests/files/domus-agent
 #   build/guests/tiny.iso   ISOLINUX ISO (El Torito + isohybrid MBR) booting vmlinuz + initrd.gz
 #   build/guests/disk.img   raw disk: MBR (syslinux mbr.bin) + one bootable ext2 partition at sector
 #                           2048 with /boot/{vmlinuz,initrd.gz,extlinux.conf} and EXTLINUX installed
@@ -37,9 +38,11 @@ DISK_MB=16                       # disk.img size; v86 snapshots carry the whole 
 PART_START=2048                  # first sector of the ext2 partition
 FS_UUID=d0a05000-6e57-4c1e-8000-000000000001   # fixed for reproducible images
 MBR_ID=0x444f4d55                # "DOMU"
-# virtio modules in load order (the kernel has them as =m and ships no modules.dep); the order is
-# checked against `modinfo -F depends` below. virtio_console is optional.
-MODULES=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_console)
+# Modules in load order (the kernel has them as =m and ships no modules.dep); the order is checked
+# against `modinfo -F depends` below. The virtio ones drive v86's balloon and console (guest agent);
+# button (ACPI power button -> KEY_POWER) and evdev (/dev/input/event*) are what busybox acpid reads.
+# virtio_console is optional.
+MODULES=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_console button evdev)
 OPTIONAL_MODULES=" virtio_console "
 REQUIRED_PKGS=(cpio xorriso isolinux syslinux syslinux-common mtools dosfstools e2fsprogs fdisk kmod xz-utils)
 
@@ -113,11 +116,12 @@ log "busybox: $(basename "$BBDEB")"
 
 # ---------------------------------------------------------------- unpack (only what is needed)
 KDIR=$WORK/kernel BBDIR=$WORK/busybox
-if ! uptodate "$KDIR/.stamp" "$KDEB"; then
-  log "unpacking kernel (vmlinuz + virtio modules)"
+if ! uptodate "$KDIR/.stamp" "$KDEB" "$SELF"; then
+  log "unpacking kernel (vmlinuz + modules)"
   rm -rf "$KDIR"; mkdir -p "$KDIR"
   dpkg-deb --fsys-tarfile "$KDEB" | tar -x -C "$KDIR" --wildcards --no-same-owner \
-    './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/drivers/char/virtio_console.ko*'
+    './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/drivers/char/virtio_console.ko*' \
+    './lib/modules/*/kernel/drivers/acpi/button.ko*' './lib/modules/*/kernel/drivers/input/evdev.ko*'
   touch "$KDIR/.stamp"
 fi
 if ! uptodate "$BBDIR/.stamp" "$BBDEB"; then
@@ -158,13 +162,14 @@ dev_nodes_cpio() {
   newc_node TRAILER!!!  0 0 0 0
 }
 
-if uptodate "$HERE/initrd.gz" "$KDEB" "$BBDEB" "$FILES/init" "$SELF"; then
+if uptodate "$HERE/initrd.gz" "$KDEB" "$BBDEB" "$FILES/init" "$FILES/domus-agent" "$SELF"; then
   log "initrd.gz: up to date"
 else
   R=$WORK/initramfs
   rm -rf "$R"; mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,lib/modules}
   install -m 0755 "$BBDIR/bin/busybox" "$R/bin/busybox"
   install -m 0755 "$FILES/init" "$R/init"
+  install -m 0755 "$FILES/domus-agent" "$R/sbin/domus-agent"
   printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
   printf 'root:x:0:\n' >"$R/etc/group"
   printf 'domus-guest\n' >"$R/etc/hostname"

@@ -1,6 +1,7 @@
 // control.sock: the host's handle on the runner (see protocol.ts). A connection is "attached" once
 // it has said hello; attached connections get every event. Serial output produced while none is
-// attached goes to a 1 MiB backlog that the next hello hands over.
+// attached goes to a 1 MiB backlog that the next hello hands over. Also runs the one job a runner
+// can have, a save.
 import type { Socket } from 'node:net';
 import type { z } from 'zod';
 import { JsonlConnection } from '../common/jsonl.js';
@@ -16,9 +17,13 @@ import {
   type RunnerMessage,
   type RunnerOp,
   type RunnerOps,
+  type RunState,
+  type SaveHeaderArgs,
+  type SaveResult,
   type StatsResult,
 } from './protocol.js';
 import { ByteRing, Coalescer } from './serial.js';
+import { STATE_ENGINE, STATE_ENGINE_VERSION, writeStateFile, type StateMachine } from './statefile.js';
 
 const SERIAL_BACKLOG_BYTES = 1024 * 1024;
 const SERIAL_FLUSH_MS = 10;
@@ -26,12 +31,20 @@ const STATS_EVERY_MS = 1000;
 
 type Conn = JsonlConnection<RunnerMessage>;
 
+interface SaveJob {
+  readonly abort: AbortController;
+  /** Settles once the save has finished, failed or been undone. */
+  readonly done: Promise<SaveResult>;
+}
+
 type OpHandler<K extends RunnerOp> = (conn: Conn, args: z.infer<(typeof runnerOpArgs)[K]>) => Promise<RunnerOps[K]['result']>;
 
 export interface ControlServerOptions {
   config: RunnerConfig;
   emulator: Emulator;
   framebuffer: Framebuffer;
+  /** The hardware, as recorded in state files. */
+  machine: StateMachine;
   startedAt: number;
   log: (message: string) => void;
   /** Called after the reply to `destroy` is queued. */
@@ -55,6 +68,7 @@ export class ControlServer {
   private readonly serialOut: Coalescer;
   private statsTimer: NodeJS.Timeout | undefined;
   private screen: ScreenGeometry | undefined;
+  private job: SaveJob | undefined;
   private readonly ops: { [K in RunnerOp]: OpHandler<K> };
 
   constructor(opts: ControlServerOptions) {
@@ -68,6 +82,7 @@ export class ControlServer {
     });
     // v86 announces mode changes before all registers are written; look once the guest moves on.
     opts.emulator.onScreenSetSize(() => setImmediate(() => this.checkScreenSize()));
+    opts.emulator.on('reboot', () => this.broadcast({ event: 'guest-reboot' }));
     const { emulator, framebuffer, config, startedAt } = opts;
     this.ops = {
       hello: async (conn) => {
@@ -75,22 +90,11 @@ export class ControlServer {
         this.serialOut.flush();
         const serialBacklog = this.backlog.take().toString('base64');
         this.attach(conn);
-        return { pid: process.pid, name: config.name, uuid: config.uuid, state: emulator.state, startedAt, serialBacklog };
+        const { state, restored } = emulator;
+        return { pid: process.pid, name: config.name, uuid: config.uuid, state, startedAt, serialBacklog, restored };
       },
-      pause: async () => {
-        if (emulator.state !== 'paused') {
-          await emulator.pause();
-          this.broadcast({ event: 'state', state: 'paused' });
-        }
-        return { state: emulator.state };
-      },
-      resume: async () => {
-        if (emulator.state !== 'running') {
-          await emulator.resume();
-          this.broadcast({ event: 'state', state: 'running' });
-        }
-        return { state: emulator.state };
-      },
+      pause: async () => ({ state: await this.setRunState('paused') }),
+      resume: async () => ({ state: await this.setRunState('running') }),
       destroy: async () => {
         setImmediate(opts.onDestroy);
         return undefined;
@@ -114,7 +118,78 @@ export class ControlServer {
         return { png: encodePng(width, height, rgba).toString('base64'), width, height };
       },
       stats: async () => processStats(startedAt),
+      shutdown: async (_conn, { mode }) => ({ method: await emulator.requestShutdown(mode) }),
+      reboot: async () => ({ method: await emulator.requestReboot() }),
+      reset: async () => {
+        await emulator.reset();
+        this.broadcast({ event: 'reset' });
+        return undefined;
+      },
+      save: async (_conn, { file, header }) => {
+        // Registered before the first await, so that an abortJob right behind it finds the job.
+        if (this.job) throw new Error('a save is already running');
+        const abort = new AbortController();
+        const job: SaveJob = { abort, done: this.runSave(file, header, abort.signal) };
+        this.job = job;
+        try {
+          return await job.done;
+        } finally {
+          this.job = undefined;
+        }
+      },
+      abortJob: async () => {
+        const job = this.job;
+        if (!job) throw new Error('no job is running');
+        job.abort.abort();
+        const completed = await job.done.then(
+          () => true,
+          () => false,
+        );
+        if (completed) throw new Error('the save had already completed');
+        return undefined;
+      },
     };
+  }
+
+  /** Pauses or resumes the guest; a `state` event goes out only on a change. */
+  private async setRunState(state: RunState): Promise<RunState> {
+    const { emulator } = this.opts;
+    if (emulator.state !== state) {
+      await (state === 'paused' ? emulator.pause() : emulator.resume());
+      this.broadcast({ event: 'state', state });
+    }
+    return emulator.state;
+  }
+
+  private async runSave(file: string, header: SaveHeaderArgs, signal: AbortSignal): Promise<SaveResult> {
+    const started = Date.now();
+    const wasRunning = this.opts.emulator.state === 'running';
+    await this.setRunState('paused');
+    try {
+      // v86 packs only the non-zero pages of guest RAM (cpu.pack_memory: a page bitmap plus the
+      // pages), so free, never-touched memory costs nothing in the file.
+      const snapshot = await this.opts.emulator.saveState();
+      const { bytes, checksum } = await writeStateFile(
+        file,
+        {
+          engine: STATE_ENGINE,
+          engineVersion: STATE_ENGINE_VERSION,
+          name: header.name,
+          uuid: header.uuid,
+          domainXml: header.domainXml,
+          createdAt: new Date().toISOString(),
+          machine: this.opts.machine,
+          guest: { agentConnected: snapshot.agentConnected },
+        },
+        new Uint8Array(snapshot.payload),
+        { signal, onProgress: (processedBytes, totalBytes) => this.broadcast({ event: 'job-progress', processedBytes, totalBytes }) },
+      );
+      return { bytes, ms: Date.now() - started, checksum };
+    } catch (err) {
+      // A save that did not happen leaves the guest as it was (libvirt does the same).
+      if (wasRunning) await this.setRunState('running');
+      throw err;
+    }
   }
 
   accept(socket: Socket): void {
@@ -131,8 +206,12 @@ export class ControlServer {
     for (const conn of this.attached) conn.send(event);
   }
 
-  /** Flushes pending output and closes every connection. */
+  /** Cancels a running save (it removes its temporary file), flushes pending output and closes every connection. */
   async closeAll(): Promise<void> {
+    if (this.job) {
+      this.job.abort.abort();
+      await this.job.done.catch(() => undefined);
+    }
     this.serialOut.flush();
     clearInterval(this.statsTimer);
     await Promise.all([...this.connections].map((c) => c.end()));

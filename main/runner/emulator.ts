@@ -1,10 +1,16 @@
-// The v86 instance of one domain, and the typed slice of v86's internals the runner relies on
-// (checked against v86 0.5.462; see shared/notes/v86.md).
+// The machine of one domain, and the typed slice of v86's internals the runner relies on (checked
+// against v86 0.5.462; see shared/notes/v86.md). The v86 instance behind it is replaced when a
+// direct-kernel guest reboots, so the rest of the runner holds this object, never a V86.
+import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { V86, type V86Options } from 'v86';
+import { installAcpi, type AcpiControl, type AcpiCpu, type AcpiPmDevice } from './acpi.js';
+import { GuestAgent } from './agent.js';
 import type { BootImages } from './config.js';
-import type { RunnerConfig, RunState } from './protocol.js';
+import { CTRL_ALT_DEL } from './keymap.js';
+import type { RebootResult, RunnerConfig, RunState, ShutdownMode, ShutdownResult } from './protocol.js';
+import type { StateMachine } from './statefile.js';
 
 /** One rectangle of v86's RGBA destination buffer to put on screen (v86's "layer"). */
 export interface VgaLayer {
@@ -59,10 +65,25 @@ interface Ps2Device {
   kbd_buffer: { length: number };
 }
 
+interface V86Cpu extends AcpiCpu {
+  devices: { vga: VgaDevice; ps2: Ps2Device; acpi?: AcpiPmDevice };
+  /** What v86 runs on a machine reset (8042 pulse, port 0xCF9, V86.restart): CPU reset + BIOS reload. */
+  reboot_internal(): void;
+  reset_cpu(): void;
+  /** Writes guest-physical memory, dropping JIT code compiled from it. */
+  write_blob(data: Uint8Array, address: number): void;
+  /** [0] is 1 while the CPU waits in HLT. */
+  in_hlt: Uint8Array;
+  /** [0] is EFLAGS; IF is never computed lazily. */
+  flags: Int32Array;
+}
+
 interface V86Internals {
   bus: { send(event: string, data?: unknown): void };
-  v86: { cpu: { devices: { vga: VgaDevice; ps2: Ps2Device } } };
+  v86: { cpu: V86Cpu };
 }
+
+const internals = (emu: V86) => emu as unknown as V86Internals;
 
 const v86Dir = path.dirname(createRequire(import.meta.url).resolve('v86'));
 
@@ -82,34 +103,122 @@ function installImageDataPolyfill(): void {
 /** Bytes allowed in v86's keyboard ring before we wait for the guest to read some. */
 const KBD_HIGH_WATER = 256;
 const KBD_STALL_MS = 10_000;
+const EFLAGS_IF = 1 << 9;
+/** A CPU in HLT with interrupts off this long has stopped for good: the guest halted (no ACPI power-off). */
+const HALT_POWEROFF_MS = 1000;
+const HALT_POLL_MS = 250;
+/** Real-mode reset vector F000:FFF0. */
+const RESET_VECTOR = 0xffff0;
+/** cli; hlt; jmp back to the hlt. */
+const PARK_CODE = new Uint8Array([0xfa, 0xf4, 0xeb, 0xfd]);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export class Emulator {
-  /** Resolves once v86 has loaded the images and initialised the machine. */
+/** The hardware a config describes, as a state file records it (see statefile.ts). */
+export function describeMachine(config: RunnerConfig, images: BootImages): StateMachine {
+  const disks: StateMachine['disks'] = {};
+  if (images.cdrom) disks.cdrom = images.cdrom.byteLength;
+  if (images.hda) disks.hda = images.hda.byteLength;
+  if (images.hdb) disks.hdb = images.hdb.byteLength;
+  return {
+    memoryBytes: config.memoryBytes,
+    vgaMemoryBytes: config.vgaMemoryBytes,
+    acpi: config.acpi ?? true,
+    balloon: config.balloon,
+    guestAgent: config.guestAgent ?? true,
+    disks,
+  };
+}
+
+/** A saved guest to start from instead of booting. */
+export interface RestorePoint {
+  /** v86 save_state() output. */
+  payload: ArrayBuffer;
+  agentConnected: boolean;
+}
+
+export interface EmulatorEvents {
+  /** The guest powered itself off: ACPI soft-off, or a halt with interrupts off. Emitted once. */
+  poweroff: [how: 'acpi' | 'halt'];
+  /** The guest reset the machine (reboot, Ctrl+Alt+Del); it boots again. */
+  reboot: [];
+  /** The machine was reset, by the guest or by reset(): the screen and the agent start over. */
+  restarted: [];
+  /** The machine failed outside any caller's request (a replacement could not start). */
+  failure: [error: unknown];
+}
+
+/** One v86 instance. */
+interface Machine {
+  emu: V86;
+  /** Set in emulator-ready (ACPI on). */
+  acpi?: AcpiControl;
+  loaded: Promise<void>;
+}
+
+export class Emulator extends EventEmitter<EmulatorEvents> {
+  /** Resolves once v86 has loaded the images (or the state) and initialised the first machine. */
   readonly loaded: Promise<void>;
-  private readonly emu: V86;
-  private readonly internals: V86Internals;
+  readonly restored: boolean;
+  private machine: Machine;
   private runState: RunState;
   private isLoaded = false;
   /** Keyboard input from every source, in order. */
   private keyboardTail: Promise<void> = Promise.resolve();
+  private readonly agent: GuestAgent;
+  /** Pristine bzImage: v86 patches the setup header of the buffer it gets, so each machine gets a copy. */
+  private readonly kernel: ArrayBuffer | undefined;
+  /** Set while a direct-kernel machine is being replaced by a fresh one. */
+  private replacing: Promise<void> | undefined;
+  /** Set while reset() restarts a BIOS-booted machine, so that the reset is not taken for the guest's. */
+  private resetting = false;
+  private poweredOff = false;
+  private haltedSince: number | undefined;
+  private readonly haltTimer: NodeJS.Timeout;
+  private readonly serialListeners: ((byte: number) => void)[] = [];
+  private readonly screenListeners: (() => void)[] = [];
 
-  constructor(config: RunnerConfig, images: BootImages) {
+  constructor(
+    private readonly config: RunnerConfig,
+    private readonly images: BootImages,
+    restore?: RestorePoint,
+  ) {
+    super();
     installImageDataPolyfill();
+    this.kernel = images.kernel;
+    this.runState = config.startPaused ? 'paused' : 'running';
+    this.agent = new GuestAgent((bytes) => internals(this.machine.emu).bus.send('virtio-console0-input-bytes', bytes));
+    this.restored = restore !== undefined;
+    if (restore) this.agent.reset(restore.agentConnected);
+    this.machine = this.createMachine(restore?.payload);
+    this.loaded = this.machine.loaded.then(() => {
+      this.isLoaded = true;
+    });
+    this.haltTimer = setInterval(() => this.checkHalt(), HALT_POLL_MS);
+  }
+
+  private createMachine(state?: ArrayBuffer): Machine {
+    const { config, images } = this;
     const options: V86Options = {
       wasm_path: path.join(v86Dir, 'v86.wasm'),
       memory_size: config.memoryBytes,
       vga_memory_size: config.vgaMemoryBytes,
       bios: { buffer: images.bios },
-      autostart: !config.startPaused,
+      autostart: this.runState === 'running',
       virtio_balloon: config.balloon,
+      acpi: config.acpi ?? true,
       disable_speaker: true,
     };
+    if (config.guestAgent ?? true) options.virtio_console = { type: 'none' };
     if (images.vgaBios) options.vga_bios = { buffer: images.vgaBios };
-    if (images.kernel) options.bzimage = { buffer: images.kernel };
-    if (images.initrd) options.initrd = { buffer: images.initrd };
-    if (config.cmdline !== undefined) options.cmdline = config.cmdline;
+    if (state) {
+      // v86 restores it right after initialising the machine, before the CPU runs.
+      options.initial_state = { buffer: state };
+    } else {
+      if (this.kernel) options.bzimage = { buffer: this.kernel.slice(0) };
+      if (images.initrd) options.initrd = { buffer: images.initrd };
+      if (config.cmdline !== undefined) options.cmdline = config.cmdline;
+    }
     if (config.bootOrder) options.boot_order = config.bootOrder;
     // FileDisk has v86's buffer shape (get/set/load); v86's typings only know {buffer}/{url}.
     const disks = options as Record<string, unknown>;
@@ -117,34 +226,101 @@ export class Emulator {
     if (images.hda) disks.hda = images.hda;
     if (images.hdb) disks.hdb = images.hdb;
 
-    this.runState = config.startPaused ? 'paused' : 'running';
-    this.emu = new V86(options);
-    this.internals = this.emu as unknown as V86Internals;
-    this.loaded = new Promise((resolve) =>
-      this.emu.add_listener('emulator-loaded', () => {
-        this.isLoaded = true;
-        resolve();
-      }),
-    );
+    const emu = new V86(options);
+    const machine: Machine = {
+      emu,
+      loaded: new Promise((resolve) => emu.add_listener('emulator-loaded', () => resolve())),
+    };
+    // "emulator-ready" fires (on a later tick than this constructor) once the machine is set up and
+    // the images are in guest memory, before the CPU runs. (A boolean, not `state`: the listener
+    // lives as long as the machine, the state buffer should not.)
+    const booting = state === undefined;
+    emu.add_listener('emulator-ready', () => this.prepare(machine, booting));
+    emu.add_listener('serial0-output-byte', (byte) => {
+      for (const listener of this.serialListeners) listener(byte);
+    });
+    emu.add_listener('screen-set-size', () => {
+      for (const listener of this.screenListeners) listener();
+    });
+    emu.add_listener('virtio-console0-output-bytes', (bytes) => {
+      if (machine === this.machine) this.agent.receive(bytes);
+    });
+    return machine;
+  }
 
-    const vidMode = images.vidMode;
-    if (vidMode !== undefined) {
+  private prepare(machine: Machine, booting: boolean): void {
+    const cpu = internals(machine.emu).v86.cpu;
+    const vidMode = this.images.vidMode;
+    if (booting && vidMode !== undefined) {
       // v86's bzImage loader forces hdr.vid_mode (0x1FA in the setup header) to 0xFFFF; `vga=` is a
-      // bootloader option, so do the bootloader's job. "emulator-ready" fires (on a later tick than
-      // this constructor) once the real-mode kernel is at 0x80000 and before the CPU runs.
-      this.emu.add_listener('emulator-ready', () => {
-        this.emu.write_memory([vidMode & 0xff, vidMode >> 8], 0x80000 + 0x1fa);
-      });
+      // bootloader option, so do the bootloader's job. The real-mode kernel is at 0x80000.
+      machine.emu.write_memory([vidMode & 0xff, vidMode >> 8], 0x80000 + 0x1fa);
     }
+    if (this.config.acpi ?? true) {
+      // Deferred: this runs inside the guest's port write.
+      machine.acpi = installAcpi(cpu, () => setImmediate(() => this.guestPoweredOff('acpi')));
+    }
+    const reboot = cpu.reboot_internal.bind(cpu);
+    cpu.reboot_internal = () => this.onMachineReset(machine, cpu, reboot);
+  }
+
+  /** v86 is about to reset `machine` (from inside the guest's port write, or from restart()). */
+  private onMachineReset(machine: Machine, cpu: V86Cpu, reboot: () => void): void {
+    if (machine !== this.machine || this.replacing) return; // a machine on its way out
+    const byGuest = !this.resetting;
+    if (this.kernel) {
+      // Direct kernel boot: v86 would restart the BIOS, whose kernel option ROM jumps into the kernel
+      // v86 copied into RAM at start, long overwritten by the running kernel ("Unimplemented: #GP
+      // handler" panic). Stopping is not enough: the guest keeps retrying resets for the rest of the
+      // time slice and ends in a triple fault. So park the CPU (reset, `cli; hlt` at the reset
+      // vector) and boot a fresh machine in its place.
+      cpu.reset_cpu();
+      cpu.write_blob(PARK_CODE, RESET_VECTOR);
+      void this.replace();
+    } else {
+      reboot();
+      machine.acpi?.reset();
+      this.agent.reset();
+      this.haltedSince = undefined;
+      setImmediate(() => this.emit('restarted'));
+    }
+    if (byGuest) setImmediate(() => this.emit('reboot'));
+  }
+
+  /** Replaces the machine by a freshly booted one (direct kernel boot: reboot and reset). */
+  private replace(): Promise<void> {
+    const old = this.machine;
+    const run = (async () => {
+      await old.emu.destroy();
+      const next = this.createMachine();
+      await next.loaded;
+      this.machine = next;
+      this.agent.reset();
+      this.haltedSince = undefined;
+      this.emit('restarted');
+    })();
+    this.replacing = run;
+    run.then(
+      () => (this.replacing = undefined),
+      (err: unknown) => this.emit('failure', err),
+    );
+    return run;
+  }
+
+  /** The current machine, once it is loaded and not being replaced. */
+  private async current(): Promise<Machine> {
+    await this.loaded;
+    while (this.replacing) await this.replacing;
+    return this.machine;
+  }
+
+  private get cpu(): V86Cpu {
+    return internals(this.machine.emu).v86.cpu;
   }
 
   /** Valid once `loaded` has resolved (v86 creates its devices in init). */
   get vga(): VgaDevice {
-    return this.internals.v86.cpu.devices.vga;
-  }
-
-  private get ps2(): Ps2Device {
-    return this.internals.v86.cpu.devices.ps2;
+    return this.cpu.devices.vga;
   }
 
   get state(): RunState {
@@ -156,31 +332,82 @@ export class Emulator {
     return this.isLoaded;
   }
 
+  get agentConnected(): boolean {
+    return this.agent.isConnected;
+  }
+
   onSerialByte(listener: (byte: number) => void): void {
-    this.emu.add_listener('serial0-output-byte', listener);
+    this.serialListeners.push(listener);
   }
 
   /** v86's screen-set-size: [cols, rows, 0] in text mode, [width, height, bpp] in graphical modes. */
   onScreenSetSize(listener: () => void): void {
-    this.emu.add_listener('screen-set-size', listener);
+    this.screenListeners.push(listener);
   }
 
   async pause(): Promise<void> {
-    await this.loaded;
+    const machine = await this.current();
     this.runState = 'paused';
-    await this.emu.stop();
+    await machine.emu.stop();
   }
 
   async resume(): Promise<void> {
-    await this.loaded;
+    const machine = await this.current();
     this.runState = 'running';
-    await this.emu.run();
+    await machine.emu.run();
   }
 
   async serialWrite(bytes: Uint8Array): Promise<void> {
     // Input sent before the machine exists is lost.
-    await this.loaded;
-    this.emu.serial_send_bytes(0, bytes);
+    const machine = await this.current();
+    machine.emu.serial_send_bytes(0, bytes);
+  }
+
+  /** Asks the guest to power off through the channels `mode` allows; returns those used. */
+  async requestShutdown(mode: ShutdownMode): Promise<ShutdownResult['method']> {
+    const machine = await this.current();
+    const acpi = mode !== 'agent' ? machine.acpi : undefined;
+    const agent = mode !== 'acpi' && this.agent.isConnected;
+    if (!acpi && !agent) {
+      if (mode === 'acpi') throw new Error('ACPI is off for this domain');
+      if (mode === 'agent') throw new Error('the guest agent is not connected');
+      throw new Error('the guest has neither ACPI nor a connected guest agent');
+    }
+    acpi?.pressPowerButton();
+    if (agent) this.agent.send('poweroff');
+    return acpi && agent ? 'acpi+agent' : acpi ? 'acpi' : 'agent';
+  }
+
+  /** Asks the guest to reboot: through its agent if connected, else with Ctrl+Alt+Del. */
+  async requestReboot(): Promise<RebootResult['method']> {
+    await this.current();
+    if (this.agent.isConnected) {
+      this.agent.send('reboot');
+      return 'agent';
+    }
+    await this.sendScancodes(CTRL_ALT_DEL);
+    return 'ctrl-alt-del';
+  }
+
+  /** Hard reset, as the reset button; a paused machine stays paused. */
+  async reset(): Promise<void> {
+    const machine = await this.current();
+    if (this.kernel) {
+      await this.replace();
+      return;
+    }
+    this.resetting = true;
+    try {
+      machine.emu.restart();
+    } finally {
+      this.resetting = false;
+    }
+  }
+
+  /** v86's state of the current machine, with what the runner knows about the guest. */
+  async saveState(): Promise<RestorePoint> {
+    const machine = await this.current();
+    return { payload: await machine.emu.save_state(), agentConnected: this.agent.isConnected };
   }
 
   /**
@@ -194,16 +421,17 @@ export class Emulator {
   }
 
   private async feedKeyboard(codes: readonly number[]): Promise<void> {
-    await this.loaded;
+    await this.current();
     let sent = 0;
     let stalledSince = Date.now();
     while (sent < codes.length) {
-      const room = KBD_HIGH_WATER - this.ps2.kbd_buffer.length;
+      const room = KBD_HIGH_WATER - this.cpu.devices.ps2.kbd_buffer.length;
       // A paused guest reads nothing; wait for it without counting that as a stall.
       if (room > 0 || this.runState === 'paused') stalledSince = Date.now();
       if (room > 0) {
         const n = Math.min(codes.length - sent, room);
-        for (let i = 0; i < n; i++) this.internals.bus.send('keyboard-code', codes[sent + i]);
+        const bus = internals(this.machine.emu).bus;
+        for (let i = 0; i < n; i++) bus.send('keyboard-code', codes[sent + i]);
         sent += n;
         continue;
       }
@@ -217,24 +445,49 @@ export class Emulator {
   /** PS/2 mouse motion in screen direction (y grows downwards). */
   mouseMove(dx: number, dy: number): void {
     // PS/2 reports y upwards.
-    this.internals.bus.send('mouse-delta', [dx, -dy]);
+    internals(this.machine.emu).bus.send('mouse-delta', [dx, -dy]);
   }
 
   /** Absolute position for the VMware pointer (used when the guest runs a vmmouse driver). */
   mouseAbsolute(x: number, y: number, width: number, height: number): void {
-    this.internals.bus.send('mouse-absolute', [x, y, width, height]);
+    internals(this.machine.emu).bus.send('mouse-absolute', [x, y, width, height]);
   }
 
   mouseButtons(left: boolean, middle: boolean, right: boolean): void {
-    this.internals.bus.send('mouse-click', [left, middle, right]);
+    internals(this.machine.emu).bus.send('mouse-click', [left, middle, right]);
   }
 
   /** One wheel notch; positive = up. */
   mouseWheel(notches: number): void {
-    this.internals.bus.send('mouse-wheel', [notches, 0]);
+    internals(this.machine.emu).bus.send('mouse-wheel', [notches, 0]);
   }
 
   async destroy(): Promise<void> {
-    await this.emu.destroy();
+    clearInterval(this.haltTimer);
+    await this.replacing?.catch(() => undefined);
+    await this.machine.emu.destroy();
+  }
+
+  private guestPoweredOff(how: 'acpi' | 'halt'): void {
+    if (this.poweredOff) return;
+    this.poweredOff = true;
+    this.emit('poweroff', how);
+  }
+
+  // Without ACPI a guest's power-off only halts the CPU with interrupts disabled, which nothing but an
+  // NMI (v86 has none) ends. Polled rather than taken from v86's cpu-event-halt so that a restored or
+  // paused-then-resumed halted guest is seen too.
+  private checkHalt(): void {
+    if (!this.isLoaded || this.replacing || this.runState !== 'running') {
+      this.haltedSince = undefined;
+      return;
+    }
+    const cpu = this.cpu;
+    if (cpu.in_hlt[0] !== 1 || cpu.flags[0] & EFLAGS_IF) {
+      this.haltedSince = undefined;
+      return;
+    }
+    this.haltedSince ??= Date.now();
+    if (Date.now() - this.haltedSince >= HALT_POWEROFF_MS) this.guestPoweredOff('halt');
   }
 }

@@ -107,6 +107,15 @@ export class Framebuffer {
     this.source = source;
   }
 
+  /**
+   * The machine was reset: the next refresh starts from scratch, as after a resize (viewers get a
+   * DesktopSize and then the whole screen, even if the size is the same).
+   */
+  invalidate(): void {
+    this.width = 0;
+    this.height = 0;
+  }
+
   /** Current size from the VGA registers, without capturing anything. */
   geometry(): ScreenGeometry {
     const vga = this.source.vga;

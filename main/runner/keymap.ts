@@ -19,6 +19,20 @@ export function scancodeBytes(key: number, down: boolean): number[] {
   return bytes;
 }
 
+const LEFT_CTRL = 0x1d;
+const LEFT_ALT = 0x38;
+const DELETE = 0xe053;
+
+/** Ctrl+Alt+Del pressed and released (the PC's "three-finger salute"). */
+export const CTRL_ALT_DEL: readonly number[] = [
+  ...scancodeBytes(LEFT_CTRL, true),
+  ...scancodeBytes(LEFT_ALT, true),
+  ...scancodeBytes(DELETE, true),
+  ...scancodeBytes(DELETE, false),
+  ...scancodeBytes(LEFT_ALT, false),
+  ...scancodeBytes(LEFT_CTRL, false),
+];
+
 /**
  * QEMU Extended Key Event keycode → key. QEMU numbers keys like XT scancodes with the 0xE0 prefix
  * folded into bit 7 (noVNC's xtscancodes 0xE048 = ArrowUp is sent as 0xC8); a few clients send the

@@ -3,12 +3,14 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { writeFileAtomic } from '../common/fsutil.js';
 import { ConfigError, loadBootImages, readRunnerConfig, type BootImages } from './config.js';
 import { ControlServer } from './control.js';
-import { Emulator } from './emulator.js';
+import { describeMachine, Emulator, type RestorePoint } from './emulator.js';
 import { Framebuffer } from './framebuffer.js';
-import { RUNNER_EXIT, runnerPaths, type RunnerConfig, type RunnerPaths } from './protocol.js';
+import { RUNNER_EXIT, runnerPaths, type RunnerConfig, type RunnerExit, type RunnerPaths } from './protocol.js';
 import { RfbServer } from './rfb.js';
+import { loadStateFile, StateFileError, type StateMachine } from './statefile.js';
 
 /** Linux sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
@@ -41,6 +43,45 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+const MiB = 1024 * 1024;
+
+/** Why a saved machine cannot be restored into the configured one, or undefined if it can. */
+function machineMismatch(saved: StateMachine, configured: StateMachine): string | undefined {
+  const mib = (n: number) => `${n / MiB} MiB`;
+  const onOff = (b: boolean) => (b ? 'on' : 'off');
+  const checks: [string, string, string][] = [
+    ['memory', mib(saved.memoryBytes), mib(configured.memoryBytes)],
+    ['VGA memory', mib(saved.vgaMemoryBytes), mib(configured.vgaMemoryBytes)],
+    ['ACPI', onOff(saved.acpi), onOff(configured.acpi)],
+    ['the balloon', onOff(saved.balloon), onOff(configured.balloon)],
+    ['the guest agent channel', onOff(saved.guestAgent), onOff(configured.guestAgent)],
+  ];
+  for (const disk of ['cdrom', 'hda', 'hdb'] as const) {
+    const size = (n: number | undefined) => (n === undefined ? 'absent' : `${n} bytes`);
+    checks.push([disk, size(saved.disks[disk]), size(configured.disks[disk])]);
+  }
+  const diff = checks.find(([, a, b]) => a !== b);
+  return diff && `${diff[0]} is ${diff[1]} in the file but ${diff[2]} in the configuration`;
+}
+
+/** Reads and checks config.restoreFrom; a ConfigError if it cannot be restored into this config. */
+function loadRestorePoint(config: RunnerConfig, images: BootImages, file: string): RestorePoint {
+  let loaded: ReturnType<typeof loadStateFile>;
+  try {
+    loaded = loadStateFile(file);
+  } catch (err) {
+    if (err instanceof StateFileError) throw new ConfigError(err.message);
+    throw err;
+  }
+  const { header, payload } = loaded;
+  if (header.uuid !== config.uuid) {
+    throw new ConfigError(`state file '${file}' holds domain '${header.name}' (${header.uuid}), not '${config.name}' (${config.uuid})`);
+  }
+  const mismatch = machineMismatch(header.machine, describeMachine(config, images));
+  if (mismatch) throw new ConfigError(`state file '${file}' does not match the domain: ${mismatch}`);
+  return { payload, agentConnected: header.guest.agentConnected };
 }
 
 /** Refuses to run twice on one state dir (the second runner would steal the first one's sockets). */
@@ -85,19 +126,21 @@ class Runner {
     private readonly images: BootImages,
   ) {}
 
-  async start(): Promise<void> {
+  /** `restore`: the guest to resume instead of booting (not kept: it is as large as the guest's RAM). */
+  async start(restore: RestorePoint | undefined): Promise<void> {
     const startedAt = Date.now();
     const { config, paths } = this;
-    const emulator = new Emulator(config, this.images);
+    const emulator = new Emulator(config, this.images, restore);
     this.emulator = emulator;
     const framebuffer = new Framebuffer(emulator);
     const control = new ControlServer({
       config,
       emulator,
       framebuffer,
+      machine: describeMachine(config, this.images),
       startedAt,
       log: (m) => log('warn', m),
-      onDestroy: () => void this.shutdown(RUNNER_EXIT.ok, 'destroy requested'),
+      onDestroy: () => void this.shutdown(RUNNER_EXIT.ok, { reason: 'destroy' }),
     });
     this.control = control;
     this.rfb = new RfbServer({
@@ -109,12 +152,21 @@ class Runner {
       log: (m) => log('info', m),
     });
     const rfb = this.rfb;
+    emulator.on('restarted', () => framebuffer.invalidate());
+    emulator.on('failure', (err) => this.fail(err));
+    emulator.on('poweroff', (how) => {
+      log('info', `the guest powered off (${how === 'acpi' ? 'ACPI soft-off' : 'CPU halted with interrupts disabled'})`);
+      control.broadcast({ event: 'guest-poweroff' });
+      void this.shutdown(RUNNER_EXIT.ok, { reason: 'poweroff' });
+    });
     const controlServer = net.createServer((socket) => control.accept(socket));
     const vncServer = net.createServer((socket) => rfb.accept(socket));
     this.servers.push(controlServer, vncServer);
     await listen(controlServer, paths.control);
     await listen(vncServer, paths.vnc);
-    void emulator.loaded.then(() => log('info', `emulator loaded in ${Date.now() - startedAt} ms (${emulator.state})`));
+    void emulator.loaded.then(() =>
+      log('info', `emulator ${emulator.restored ? 'restored' : 'loaded'} in ${Date.now() - startedAt} ms (${emulator.state})`),
+    );
     log('info', `listening on ${paths.control} and ${paths.vnc}`);
   }
 
@@ -125,13 +177,19 @@ class Runner {
     if (this.shuttingDown) return;
     this.failure = message;
     this.control?.broadcast({ event: 'error', message });
-    void this.shutdown(RUNNER_EXIT.emulatorFailure);
+    void this.shutdown(RUNNER_EXIT.emulatorFailure, { reason: 'crash', message });
   }
 
-  async shutdown(code: number, reason?: string): Promise<void> {
+  async shutdown(code: number, why: RunnerExit): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    if (reason) log('info', `shutting down: ${reason}`);
+    log('info', `shutting down: ${why.reason}${why.message && why.reason !== 'crash' ? ` (${why.message})` : ''}`);
+    try {
+      // First, so that a host that is not attached learns why even if the rest goes wrong.
+      writeFileAtomic(this.paths.exit, `${JSON.stringify(why)}\n`, 0o600);
+    } catch (err) {
+      log('warn', `cannot write ${this.paths.exit}: ${errnoText(err)}`);
+    }
     // A wedged emulator must not keep the process (and its pid file) around.
     setTimeout(() => this.exit(code), 3000);
     for (const s of this.servers) s.close();
@@ -184,16 +242,19 @@ async function main(): Promise<void> {
   const fatal = (err: unknown) => (runner ? runner.fail(err) : configError(err));
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
-  process.on('SIGTERM', () => void runner?.shutdown(RUNNER_EXIT.ok, 'SIGTERM'));
-  process.on('SIGINT', () => void runner?.shutdown(RUNNER_EXIT.ok, 'SIGINT'));
+  process.on('SIGTERM', () => void runner?.shutdown(RUNNER_EXIT.ok, { reason: 'signal', message: 'SIGTERM' }));
+  process.on('SIGINT', () => void runner?.shutdown(RUNNER_EXIT.ok, { reason: 'signal', message: 'SIGINT' }));
   // Started detached, but during development from a terminal: closing it must not stop the guest.
   process.on('SIGHUP', () => undefined);
 
   let config: RunnerConfig;
   let images: BootImages;
+  let restore: RestorePoint | undefined;
   try {
     claimPidFile(paths.pid);
     pidClaimed = true;
+    // Left by an earlier runner on this state dir; this one writes its own when it ends.
+    removeQuietly(paths.exit);
     for (const file of [paths.control, paths.vnc]) {
       if (Buffer.byteLength(file) > MAX_SOCKET_PATH) {
         throw new ConfigError(`socket path '${file}' is longer than ${MAX_SOCKET_PATH} bytes`);
@@ -201,13 +262,18 @@ async function main(): Promise<void> {
     }
     config = readRunnerConfig(paths.config);
     images = loadBootImages(config);
+    if (config.restoreFrom) {
+      const t0 = Date.now();
+      restore = loadRestorePoint(config, images, config.restoreFrom);
+      log('info', `state file '${config.restoreFrom}' checked in ${Date.now() - t0} ms`);
+    }
   } catch (err) {
     return configError(err);
   }
-  log('info', `domain '${config.name}' (${config.uuid}), ${config.memoryBytes / 1048576} MiB`);
+  log('info', `domain '${config.name}' (${config.uuid}), ${config.memoryBytes / MiB} MiB`);
   runner = new Runner(paths, config, images);
   try {
-    await runner.start();
+    await runner.start(restore);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     removeQuietly(paths.control);

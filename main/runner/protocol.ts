@@ -1,8 +1,11 @@
 // The contract between the management host and a per-domain v86 runner process: the files in the
-// runner's state directory, runner.json, and the newline-delimited JSON protocol on control.sock.
-// The host imports these types; keep them free of runner internals.
+// runner's state directory, runner.json, and the newline-delimited JSON protocol on control.sock;
+// the saved-state file format is in statefile.ts (re-exported here). The host imports these types;
+// keep them free of runner internals.
 import path from 'node:path';
 import { z } from 'zod';
+
+export { readStateHeader, StateFileError, type StateHeader, type StateMachine } from './statefile.js';
 
 const MiB = 1024 * 1024;
 
@@ -13,6 +16,8 @@ export const RUNNER_FILES = {
   log: 'runner.log',
   control: 'control.sock',
   vnc: 'vnc.sock',
+  /** RunnerExit, written (atomically) just before the runner exits once it was up. */
+  exit: 'exit.json',
 } as const;
 
 export type RunnerPaths = { [K in keyof typeof RUNNER_FILES]: string };
@@ -24,18 +29,33 @@ export function runnerPaths(stateDir: string): RunnerPaths {
     log: path.join(stateDir, RUNNER_FILES.log),
     control: path.join(stateDir, RUNNER_FILES.control),
     vnc: path.join(stateDir, RUNNER_FILES.vnc),
+    exit: path.join(stateDir, RUNNER_FILES.exit),
   };
 }
 
 /** Runner exit codes. */
 export const RUNNER_EXIT = {
-  /** `destroy` op, SIGTERM or SIGINT. */
+  /** `destroy` op, SIGTERM or SIGINT, or the guest powered off. */
   ok: 0,
   /** The emulator failed at run time; an `error` event was sent first. */
   emulatorFailure: 1,
-  /** Bad runner.json, unreadable image, bad BIOS…: one `error: …` line in runner.log, no sockets. */
+  /**
+   * Bad runner.json, unreadable image, bad BIOS, unusable restoreFrom state file…: one `error: …` line
+   * in runner.log, no sockets, no exit.json.
+   */
   configError: 2,
 } as const;
+
+/** Contents of exit.json: why a runner that was up has ended. */
+export interface RunnerExit {
+  /**
+   * poweroff: the guest powered itself off (ACPI S5, or a halt with interrupts disabled);
+   * destroy: the `destroy` op; signal: SIGTERM/SIGINT; crash: the emulator (or the runner) failed.
+   */
+  reason: 'poweroff' | 'destroy' | 'signal' | 'crash';
+  /** crash: the error; signal: its name. */
+  message?: string;
+}
 
 export interface RunnerConfig {
   name: string;
@@ -67,9 +87,23 @@ export interface RunnerConfig {
   startPaused?: boolean;
   /** VNC authentication (RFB security type 2). Only the first 8 characters count (RFB limit). */
   vncPassword?: string;
+  /**
+   * v86's ACPI (PIIX4 power management, SeaBIOS's tables): power button, guest power-off seen by the
+   * runner. Absent = on. Off, a guest's power-off is only seen as a halt.
+   */
+  acpi?: boolean;
+  /** v86's virtio console, the guest agent's channel (see build/guests/files/domus-agent). Absent = on. */
+  guestAgent?: boolean;
+  /**
+   * Absolute path of a state file written by the `save` op: the runner checks it fully (exit 2 with
+   * one clear error line if it is unusable), then resumes the guest from it instead of booting. The
+   * file is only read. The rest of the config must describe the same machine (memory, devices).
+   */
+  restoreFrom?: string;
 }
 
 const pathString = z.string().min(1, 'must be a non-empty path');
+const absolutePath = z.string().refine((p) => path.isAbsolute(p), 'must be an absolute path');
 
 export const runnerConfigSchema: z.ZodType<RunnerConfig> = z.strictObject({
   name: z.string().min(1),
@@ -100,6 +134,9 @@ export const runnerConfigSchema: z.ZodType<RunnerConfig> = z.strictObject({
   vidMode: z.number().int().min(0).max(0xffff).optional(),
   startPaused: z.boolean().optional(),
   vncPassword: z.string().min(1).optional(),
+  acpi: z.boolean().optional(),
+  guestAgent: z.boolean().optional(),
+  restoreFrom: absolutePath.optional(),
 });
 
 export type BootDevice = 'hd' | 'cdrom' | 'fd';
@@ -126,6 +163,8 @@ export interface HelloResult {
   startedAt: number;
   /** Base64 of the serial output produced while no control client was attached (at most 1 MiB, newest kept). */
   serialBacklog: string;
+  /** The guest was resumed from a state file (RunnerConfig.restoreFrom) rather than booted. */
+  restored: boolean;
 }
 
 export interface StateResult {
@@ -137,6 +176,34 @@ export interface ScreenshotResult {
   png: string;
   width: number;
   height: number;
+}
+
+export type ShutdownMode = 'acpi' | 'agent' | 'any';
+
+export interface ShutdownResult {
+  /** The channels that carried the request (the guest may still ignore it). */
+  method: 'acpi' | 'agent' | 'acpi+agent';
+}
+
+export interface RebootResult {
+  /** agent: the guest agent's `reboot`; ctrl-alt-del: the keys on the PS/2 keyboard. */
+  method: 'agent' | 'ctrl-alt-del';
+}
+
+/** What a save writes into the state file's header besides the machine description. */
+export interface SaveHeaderArgs {
+  domainXml: string;
+  name: string;
+  uuid: string;
+}
+
+export interface SaveResult {
+  /** Size of the state file. */
+  bytes: number;
+  /** Wall time of the whole save (pause, snapshot, write, fsync). */
+  ms: number;
+  /** Hex SHA-256 of the payload, as in the header. */
+  checksum: string;
 }
 
 export interface StatsResult {
@@ -164,6 +231,29 @@ export interface RunnerOps {
   sendText: { args: { text: string }; result: undefined };
   screenshot: { args: Record<string, never>; result: ScreenshotResult };
   stats: { args: Record<string, never>; result: StatsResult };
+  /**
+   * Asks the guest to power off and replies at once. 'acpi': the ACPI power button; 'agent': the guest
+   * agent's `poweroff`; 'any': every channel there is. An error if none of the asked channels exists
+   * (ACPI off, agent not connected). The guest's power-off then shows as `guest-poweroff` and exit 0.
+   */
+  shutdown: { args: { mode: ShutdownMode }; result: ShutdownResult };
+  /**
+   * Asks the guest to reboot (agent if connected, else Ctrl+Alt+Del) and replies once the request is
+   * delivered; the guest's reset then shows as `guest-reboot`.
+   */
+  reboot: { args: Record<string, never>; result: RebootResult };
+  /** Hard reset now; replies once the machine has been reset, after a `reset` event. */
+  reset: { args: Record<string, never>; result: undefined };
+  /**
+   * Pauses the guest (if running), writes its state to `file` (absolute; atomically, `job-progress`
+   * events on the way) and replies. The guest stays paused. One job at a time.
+   */
+  save: { args: { file: string; header: SaveHeaderArgs }; result: SaveResult };
+  /**
+   * Cancels the running save: no file is left behind, the guest runs again if it ran before, and the
+   * save replies with the error 'save aborted'. Replies once all that is done; an error if no job runs.
+   */
+  abortJob: { args: Record<string, never>; result: undefined };
 }
 
 export type RunnerOp = keyof RunnerOps;
@@ -181,6 +271,14 @@ export type RunnerEvent =
   | { event: 'stats'; cpuTimeMs: number; rssBytes: number; at: number }
   /** Pixel size of the screen as captured; bpp 0 = text mode. */
   | { event: 'screen-size'; width: number; height: number; bpp: number }
+  /** The guest powered itself off; the runner exits 0 right after (exit.json: poweroff). */
+  | { event: 'guest-poweroff' }
+  /** The guest reset the machine itself (reboot, Ctrl+Alt+Del…); it boots again in the same runner. */
+  | { event: 'guest-reboot' }
+  /** The `reset` op reset the machine. */
+  | { event: 'reset' }
+  /** A save job wrote this much of the state file so far. */
+  | { event: 'job-progress'; processedBytes: number; totalBytes: number }
   /** The runner is about to exit with code 1. */
   | { event: 'error'; message: string };
 
@@ -200,6 +298,14 @@ export const runnerOpArgs = {
   sendText: z.object({ text: z.string().max(65536) }),
   screenshot: noArgs,
   stats: noArgs,
+  shutdown: z.object({ mode: z.enum(['acpi', 'agent', 'any']) }),
+  reboot: noArgs,
+  reset: noArgs,
+  save: z.object({
+    file: absolutePath,
+    header: z.object({ domainXml: z.string(), name: z.string().min(1), uuid: z.string().min(1) }),
+  }),
+  abortJob: noArgs,
 } satisfies { [K in RunnerOp]: z.ZodType };
 
 export function isRunnerOp(op: string): op is RunnerOp {

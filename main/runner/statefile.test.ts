@@ -1,0 +1,128 @@
+// The state-file format without an emulator: round trip, and the clear refusals of damaged or foreign
+// files (which are never modified).
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadStateFile, readStateHeader, STATE_ENGINE_VERSION, writeStateFile, type StateHeader } from './statefile.js';
+
+const fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'> = {
+  engine: 'v86',
+  engineVersion: STATE_ENGINE_VERSION,
+  name: 'state-test',
+  uuid: '6b1f7c1e-0000-4000-8000-0000000000aa',
+  domainXml: "<domain type='v86'><name>state-test</name></domain>",
+  createdAt: new Date().toISOString(),
+  machine: { memoryBytes: 128 << 20, vgaMemoryBytes: 8 << 20, acpi: true, balloon: true, guestAgent: true, disks: { hda: 16 << 20 } },
+  guest: { agentConnected: true },
+};
+
+const digest = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+describe('state file', () => {
+  let dir: string;
+  let good: string;
+  const payload = crypto.randomBytes(9 * 1024 * 1024 + 123);
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-state-'));
+    good = path.join(dir, 'good.state');
+    const progress: number[] = [];
+    const r = await writeStateFile(good, fields, payload, { onProgress: (done, total) => progress.push(done / total) });
+    assert.equal(r.bytes, fs.statSync(good).size);
+    assert.equal(r.checksum, crypto.createHash('sha256').update(payload).digest('hex'));
+    assert.ok(progress.length >= 3 && progress.at(-1) === 1, `progress ${progress}`);
+    assert.equal(fs.statSync(good).mode & 0o777, 0o600);
+    assert.deepEqual(fs.readdirSync(dir), ['good.state'], 'no temporary file left');
+  });
+
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('round trip: header and payload', () => {
+    const header = readStateHeader(good);
+    assert.deepEqual({ ...header, format: undefined, payloadBytes: undefined, payloadSha256: undefined }, {
+      ...fields,
+      format: undefined,
+      payloadBytes: undefined,
+      payloadSha256: undefined,
+    });
+    assert.equal(header.format, 1);
+    assert.equal(header.payloadBytes, payload.length);
+    const loaded = loadStateFile(good);
+    assert.ok(Buffer.from(loaded.payload).equals(payload));
+  });
+
+  /** Checks that both readers refuse `file` with `message` and leave it as it was. */
+  function refusesFile(file: string, message: RegExp): void {
+    const before = digest(file);
+    assert.throws(() => readStateHeader(file), { name: 'StateFileError', message });
+    assert.throws(() => loadStateFile(file), { name: 'StateFileError', message });
+    assert.equal(digest(file), before, 'the file is untouched');
+  }
+
+  /** refusesFile on a damaged copy of the good file. */
+  function refuses(name: string, damage: (bytes: Buffer) => Buffer, message: RegExp): void {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, damage(Buffer.from(fs.readFileSync(good))));
+    refusesFile(file, message);
+  }
+
+  const headerEnd = (bytes: Buffer) => 48 + bytes.readUInt32LE(12);
+
+  test('a flipped payload byte: checksum mismatch', () =>
+    refuses('flipped.state', (b) => ((b[b.length - 1000] ^= 0x01), b), /^state file '.*flipped\.state' is corrupt: checksum mismatch$/));
+
+  test('a flipped header byte: header checksum mismatch', () =>
+    refuses('header.state', (b) => ((b[60] ^= 0x20), b), /is corrupt: header checksum mismatch$/));
+
+  test('truncated in the payload, in the header, in the prefix', () => {
+    refuses('trunc1.state', (b) => b.subarray(0, b.length - 1), /^state file '.*trunc1\.state' is truncated$/);
+    refuses('trunc2.state', (b) => b.subarray(0, headerEnd(b) - 5), /is truncated$/);
+    refuses('trunc3.state', (b) => b.subarray(0, 20), /is truncated$/);
+  });
+
+  test('bytes after the payload', () => refuses('long.state', (b) => Buffer.concat([b, Buffer.alloc(7)]), /is corrupt: 7 unexpected bytes after the payload$/));
+
+  test('not a Domus state file (a raw v86 state, an empty file)', () => {
+    refuses('raw.state', (b) => b.subarray(headerEnd(b)), /^state file '.*raw\.state' is not a Domus state file$/);
+    refuses('empty.state', () => Buffer.alloc(0), /is not a Domus state file$/);
+  });
+
+  test('another engine version, another format version', async () => {
+    const other = path.join(dir, 'old-engine.state');
+    await writeStateFile(other, { ...fields, engineVersion: '0.5.400' }, payload);
+    await writeStateFile(path.join(dir, 'qemu.state'), { ...fields, engine: 'qemu', engineVersion: '8.2.0' }, payload);
+    refusesFile(path.join(dir, 'qemu.state'), new RegExp(`was written by engine qemu 8\\.2\\.0, this is v86 ${STATE_ENGINE_VERSION.replace(/\./g, '\\.')}$`));
+    refusesFile(other, new RegExp(`was written by engine v86 0\\.5\\.400, this is ${STATE_ENGINE_VERSION.replace(/\./g, '\\.')}$`));
+    refuses('format9.state', (b) => (b.writeUInt32LE(9, 8), b), /has format version 9; this Domus reads version 1$/);
+  });
+
+  test('a missing file, a directory', () => {
+    assert.throws(() => readStateHeader(path.join(dir, 'nope')), { message: /^cannot read state file '.*nope': ENOENT$/ });
+    assert.throws(() => readStateHeader(dir), { message: /^state file '.*' is not a regular file$/ });
+  });
+
+  test('an aborted write leaves nothing behind and keeps an existing file', async () => {
+    const target = path.join(dir, 'aborted.state');
+    const ac = new AbortController();
+    await assert.rejects(
+      writeStateFile(target, fields, payload, { signal: ac.signal, onProgress: (done) => done > 4 << 20 && ac.abort() }),
+      { name: 'StateWriteAborted', message: 'save aborted' },
+    );
+    assert.ok(!fs.existsSync(target));
+    const before = digest(good);
+    const ac2 = new AbortController();
+    ac2.abort();
+    await assert.rejects(writeStateFile(good, fields, Buffer.alloc(10), { signal: ac2.signal }), { message: 'save aborted' });
+    assert.equal(digest(good), before);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  });
+
+  test('an unwritable directory: a clear error', async () => {
+    await assert.rejects(writeStateFile('/nonexistent-dir/x.state', fields, payload), {
+      message: "cannot write state file '/nonexistent-dir/x.state': ENOENT",
+    });
+  });
+});

@@ -1,0 +1,289 @@
+// The saved-state file ("domus save"/"domus restore"): a guest's complete v86 state plus what is
+// needed to check it before restoring it. Shared by the runner (writes and restores) and the host
+// (reads the header of a file to learn which domain it holds); nothing here starts an emulator.
+//
+// Layout (integers little-endian):
+//   0   8  magic "\x89DOMUS\r\n" (the high byte and CR LF catch 7-bit and newline-mangling copies)
+//   8   4  format version (STATE_FORMAT_VERSION)
+//   12  4  header length H
+//   16  32 SHA-256 of the header bytes
+//   48  H  header: JSON, UTF-8 (StateHeader)
+//   48+H   payload: v86's save_state() output, header.payloadBytes long, SHA-256 in the header
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { z } from 'zod';
+
+export const STATE_FORMAT_VERSION = 1;
+const MAGIC = Buffer.from([0x89, 0x44, 0x4f, 0x4d, 0x55, 0x53, 0x0d, 0x0a]);
+const PREFIX_BYTES = 48;
+/** A header is a few KiB plus the domain XML; anything near this is not a header. */
+const MAX_HEADER_BYTES = 16 * 1024 * 1024;
+const IO_CHUNK_BYTES = 4 * 1024 * 1024;
+
+export const STATE_ENGINE = 'v86';
+/** v86's npm version without build metadata ("0.5.462"): v86 may change its state layout in any release. */
+export const STATE_ENGINE_VERSION = (createRequire(import.meta.url)('v86/package.json') as { version: string }).version.replace(/\+.*$/, '');
+
+/** The emulated hardware a state belongs to; a restore needs exactly the same. */
+export interface StateMachine {
+  memoryBytes: number;
+  vgaMemoryBytes: number;
+  acpi: boolean;
+  balloon: boolean;
+  /** v86's virtio console, the guest agent's channel. */
+  guestAgent: boolean;
+  /** Sizes of the attached images. Their contents are not in the state: they stay in the image files. */
+  disks: { cdrom?: number; hda?: number; hdb?: number };
+}
+
+export interface StateHeader {
+  format: number;
+  engine: string;
+  engineVersion: string;
+  name: string;
+  uuid: string;
+  /** The domain definition the guest ran with (libvirt domain XML). */
+  domainXml: string;
+  /** ISO 8601. */
+  createdAt: string;
+  machine: StateMachine;
+  /** What the runner knew about the guest when it saved it. */
+  guest: { agentConnected: boolean };
+  payloadBytes: number;
+  /** Hex SHA-256 of the payload. */
+  payloadSha256: string;
+}
+
+const byteCount = z.number().int().nonnegative();
+
+const stateHeaderSchema: z.ZodType<StateHeader> = z.object({
+  format: z.number().int(),
+  engine: z.string(),
+  engineVersion: z.string(),
+  name: z.string().min(1),
+  uuid: z.string().min(1),
+  domainXml: z.string(),
+  createdAt: z.string(),
+  machine: z.object({
+    memoryBytes: byteCount,
+    vgaMemoryBytes: byteCount,
+    acpi: z.boolean(),
+    balloon: z.boolean(),
+    guestAgent: z.boolean(),
+    disks: z.object({ cdrom: byteCount.optional(), hda: byteCount.optional(), hdb: byteCount.optional() }),
+  }),
+  guest: z.object({ agentConnected: z.boolean() }),
+  payloadBytes: byteCount,
+  payloadSha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/** A state file that cannot be used; the message names the file and the reason. */
+export class StateFileError extends Error {
+  override name = 'StateFileError';
+}
+
+function errnoText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ?? e.message;
+}
+
+function sha256(data: Uint8Array): Buffer {
+  return crypto.createHash('sha256').update(data).digest();
+}
+
+function readExactly(fd: number, into: Uint8Array, position: number): number {
+  let done = 0;
+  while (done < into.length) {
+    const n = fs.readSync(fd, into, done, into.length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+interface Located {
+  header: StateHeader;
+  payloadOffset: number;
+}
+
+/** Checks everything but the payload checksum; the file is only read. */
+function locate(fd: number, file: string): Located {
+  const size = fs.fstatSync(fd).size;
+  const fail = (why: string) => new StateFileError(`state file '${file}' ${why}`);
+  const prefix = Buffer.alloc(PREFIX_BYTES);
+  const got = readExactly(fd, prefix, 0);
+  if (got < MAGIC.length || !prefix.subarray(0, MAGIC.length).equals(MAGIC)) throw fail('is not a Domus state file');
+  if (got < PREFIX_BYTES) throw fail('is truncated');
+  const version = prefix.readUInt32LE(8);
+  if (version !== STATE_FORMAT_VERSION) {
+    throw fail(`has format version ${version}; this Domus reads version ${STATE_FORMAT_VERSION}`);
+  }
+  const headerBytes = prefix.readUInt32LE(12);
+  if (headerBytes > MAX_HEADER_BYTES) throw fail(`is corrupt: header length ${headerBytes}`);
+  if (size < PREFIX_BYTES + headerBytes) throw fail('is truncated');
+  const raw = Buffer.alloc(headerBytes);
+  readExactly(fd, raw, PREFIX_BYTES);
+  if (!sha256(raw).equals(prefix.subarray(16, 48))) throw fail('is corrupt: header checksum mismatch');
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw fail('is corrupt: the header is not JSON');
+  }
+  const parsed = stateHeaderSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw fail(`is corrupt: header ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const header = parsed.data;
+  if (header.format !== version) throw fail(`is corrupt: header format ${header.format}, file format ${version}`);
+  if (header.engine !== STATE_ENGINE || header.engineVersion !== STATE_ENGINE_VERSION) {
+    const ours = header.engine === STATE_ENGINE ? STATE_ENGINE_VERSION : `${STATE_ENGINE} ${STATE_ENGINE_VERSION}`;
+    throw fail(`was written by engine ${header.engine} ${header.engineVersion}, this is ${ours}`);
+  }
+  const end = PREFIX_BYTES + headerBytes + header.payloadBytes;
+  if (size < end) throw fail('is truncated');
+  if (size > end) throw fail(`is corrupt: ${size - end} unexpected bytes after the payload`);
+  return { header, payloadOffset: PREFIX_BYTES + headerBytes };
+}
+
+function openForReading(file: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw new StateFileError(`cannot read state file '${file}': ${errnoText(err)}`);
+  }
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw new StateFileError(`state file '${file}' is not a regular file`);
+  }
+  return fd;
+}
+
+function checkPayload(file: string, header: StateHeader, digest: string): void {
+  if (digest !== header.payloadSha256) throw new StateFileError(`state file '${file}' is corrupt: checksum mismatch`);
+}
+
+/**
+ * Reads and fully checks a state file (structure, engine, size, checksums) and returns its header.
+ * Throws a StateFileError naming the file and the problem. The payload is hashed in chunks, so a
+ * large file costs one read pass and little memory.
+ */
+export function readStateHeader(file: string): StateHeader {
+  const fd = openForReading(file);
+  try {
+    const { header, payloadOffset } = locate(fd, file);
+    const hash = crypto.createHash('sha256');
+    const chunk = Buffer.alloc(Math.min(IO_CHUNK_BYTES, Math.max(1, header.payloadBytes)));
+    for (let done = 0; done < header.payloadBytes; ) {
+      const want = Math.min(chunk.length, header.payloadBytes - done);
+      // Short only if the file shrank since locate() measured it.
+      if (readExactly(fd, chunk.subarray(0, want), payloadOffset + done) < want) throw new StateFileError(`state file '${file}' is truncated`);
+      hash.update(chunk.subarray(0, want));
+      done += want;
+    }
+    checkPayload(file, header, hash.digest('hex'));
+    return header;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Like readStateHeader, and also returns the payload (for v86's restore_state) in its own ArrayBuffer. */
+export function loadStateFile(file: string): { header: StateHeader; payload: ArrayBuffer } {
+  const fd = openForReading(file);
+  try {
+    const { header, payloadOffset } = locate(fd, file);
+    const payload = new ArrayBuffer(header.payloadBytes);
+    if (readExactly(fd, new Uint8Array(payload), payloadOffset) < header.payloadBytes) {
+      throw new StateFileError(`state file '${file}' is truncated`);
+    }
+    checkPayload(file, header, sha256(new Uint8Array(payload)).toString('hex'));
+    return { header, payload };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export interface WriteStateOptions {
+  /** Called after each chunk reaches the file. */
+  onProgress?: (processedBytes: number, totalBytes: number) => void;
+  /** Aborting stops the write between chunks; the temporary file is removed and nothing is left. */
+  signal?: AbortSignal;
+}
+
+export class StateWriteAborted extends Error {
+  override name = 'StateWriteAborted';
+}
+
+/**
+ * Writes a state file atomically: a temporary file in the target directory, written in chunks with
+ * progress, fsync'd, renamed over `file`, then the directory fsync'd. On failure or abort the
+ * temporary file is removed and `file` is untouched. Returns the file size and the payload checksum.
+ */
+export async function writeStateFile(
+  file: string,
+  fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
+  payload: Uint8Array,
+  opts: WriteStateOptions = {},
+): Promise<{ bytes: number; checksum: string }> {
+  const checksum = sha256(payload).toString('hex');
+  const header: StateHeader = { format: STATE_FORMAT_VERSION, ...fields, payloadBytes: payload.length, payloadSha256: checksum };
+  const raw = Buffer.from(JSON.stringify(header), 'utf8');
+  const prefix = Buffer.alloc(PREFIX_BYTES);
+  MAGIC.copy(prefix, 0);
+  prefix.writeUInt32LE(STATE_FORMAT_VERSION, 8);
+  prefix.writeUInt32LE(raw.length, 12);
+  sha256(raw).copy(prefix, 16);
+  const head = Buffer.concat([prefix, raw]);
+  const total = head.length + payload.length;
+
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const checkAbort = () => {
+    if (opts.signal?.aborted) throw new StateWriteAborted('save aborted');
+  };
+  checkAbort();
+  const cannotWrite = (err: unknown) => new StateFileError(`cannot write state file '${file}': ${errnoText(err)}`);
+  let fh: fs.promises.FileHandle;
+  try {
+    // State files hold guest memory: private like libvirt's.
+    fh = await fs.promises.open(tmp, 'wx', 0o600);
+  } catch (err) {
+    throw cannotWrite(err);
+  }
+  try {
+    await fh.write(head, 0, head.length, 0);
+    let done = head.length;
+    opts.onProgress?.(done, total);
+    for (let off = 0; off < payload.length; off += IO_CHUNK_BYTES) {
+      checkAbort();
+      const n = Math.min(IO_CHUNK_BYTES, payload.length - off);
+      await fh.write(payload, off, n, head.length + off);
+      done += n;
+      opts.onProgress?.(done, total);
+    }
+    await fh.sync();
+    await fh.close();
+    checkAbort();
+    await fs.promises.rename(tmp, file);
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fs.promises.rm(tmp, { force: true });
+    throw err instanceof StateWriteAborted ? err : cannotWrite(err);
+  }
+  try {
+    const dh = await fs.promises.open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch (err) {
+    throw cannotWrite(err);
+  }
+  return { bytes: total, checksum };
+}
