@@ -62,9 +62,22 @@ describe('domus CLI', { timeout: 300_000 }, () => {
     const daemon = await domus('daemon', 'status');
     assert.match(daemon.stdout, /^domusd is running \(pid \d+, v86:\/\/\/session/);
 
+    // `event --loop` shows lifecycle events live, in virsh's words.
+    const events = spawn(process.execPath, [path.join(APP_ROOT, 'bin', 'domus.mjs'), 'event', '--loop', '--domain', 'cli-guest'], {
+      env: { ...process.env, DOMUS_HOME: home },
+    });
+    let eventOut = '';
+    events.stdout.on('data', (d: Buffer) => (eventOut += d.toString()));
+    // Ready once it sees an event: a description change emits 'Defined Updated'.
+    await until(async () => {
+      assert.equal((await domus('desc', 'cli-guest', '--config', 'a CLI test guest')).code, 0);
+      return eventOut.includes("event 'lifecycle' for domain 'cli-guest': Defined Updated\n");
+    }, 20_000, 'the event listener');
+
     const start = await domus('start', 'cli-guest');
     assert.equal(start.code, 0, start.stderr);
     assert.equal(start.stdout, "Domain 'cli-guest' started\n\n");
+    await until(() => eventOut.includes("event 'lifecycle' for domain 'cli-guest': Started Booted\n"), 10_000, 'the Started event');
 
     // `start` returned; the guest keeps running in the background and a later `list` sees it.
     const list = await domus('list');
@@ -106,6 +119,8 @@ describe('domus CLI', { timeout: 300_000 }, () => {
 
     const destroy = await domus('destroy', 'cli-guest');
     assert.equal(destroy.stdout, "Domain 'cli-guest' destroyed\n\n");
+    await until(() => eventOut.includes("event 'lifecycle' for domain 'cli-guest': Stopped Destroyed\n"), 10_000, 'the Stopped event');
+    events.kill('SIGINT');
     await until(() => !processAlive(pid), 5000, 'the runner to exit');
     assert.match((await domus('list', '--all')).stdout, / -\s+cli-guest\s+shut off\n/);
 

@@ -13,16 +13,32 @@ export class CliError extends Error {
 export interface Args {
   positional: string[];
   flags: Set<string>;
+  options: Map<string, string>;
 }
+
+/** Flags that take a value (`--timeout 30` or `--timeout=30`); every other flag is a switch. */
+const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event']);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
   const flags = new Set<string>();
-  for (const a of argv) {
-    if (a.startsWith('--')) flags.add(a.slice(2));
-    else positional.push(a);
+  const options = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) {
+      positional.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const key = eq > 0 ? a.slice(2, eq) : a.slice(2);
+    if (eq > 0) options.set(key, a.slice(eq + 1));
+    else if (VALUE_FLAGS.has(key)) {
+      const value = argv[++i];
+      if (value === undefined) throw new CliError([`option --${key} needs a value`]);
+      options.set(key, value);
+    } else flags.add(key);
   }
-  return { positional, flags };
+  return { positional, flags, options };
 }
 
 export type Command = {

@@ -3,10 +3,11 @@ import type { ApiClient } from '../../shared/client.js';
 import { CliError, DEFAULT_URI, parseArgs, type Command } from './command.js';
 import { domainCommands } from './commands/domain.js';
 import { hostCommands } from './commands/host.js';
+import { lifecycleCommands } from './commands/lifecycle.js';
 import { connectHost } from './connect.js';
 
 const SUPPORTED_URIS = new Set([DEFAULT_URI, 'v86:///system']);
-const commands: Record<string, Command> = { ...domainCommands, ...hostCommands };
+const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...hostCommands };
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `    ${name.padEnd(14)}${c.help}\n        ${c.usage}`);
@@ -35,9 +36,13 @@ export async function main(argv: string[]): Promise<number> {
     if (!SUPPORTED_URIS.has(uri)) {
       throw new CliError(['failed to connect to the hypervisor', `no connection driver available for ${uri}`]);
     }
-    api ??= await connectHost().catch((err: Error) => {
-      throw new CliError(['failed to connect to the hypervisor', err.message]);
-    });
+    if (!api) {
+      api = await connectHost().catch((err: Error) => {
+        throw new CliError(['failed to connect to the hypervisor', err.message]);
+      });
+      // Names this client in the host's trace: `domus` with its pid and command line.
+      await api.call('session.hello', { kind: 'cli', pid: process.pid, label: ['domus', ...argv].join(' ').slice(0, 256) });
+    }
     return api;
   };
   try {

@@ -43,7 +43,12 @@ async function main(): Promise<void> {
   const running = (await hostAnswers(paths.socket)) ? undefined : await runHost(paths, () => process.exit(0));
   process.parentPort.on('message', (e) => {
     const port = e.ports[0];
-    const req = e.data as { kind: 'api' | 'vnc'; domain?: string };
+    const req = e.data as { kind: 'api' | 'vnc' | 'stop'; domain?: string };
+    if (req.kind === 'stop') {
+      if (running) void running.stop();
+      else process.exit(0);
+      return;
+    }
     if (!port) return;
     if (req.kind === 'vnc' && req.domain) {
       try {

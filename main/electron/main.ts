@@ -17,11 +17,15 @@ function startHost(): UtilityProcess {
   const child = utilityProcess.fork(path.join(__dirname, 'host-utility.mjs'), [], { serviceName: 'Domus host', stdio: 'inherit' });
   child.on('exit', (code) => {
     host = undefined;
-    // Guests live in their own processes; a new host re-attaches to them.
-    if (!quitting) {
-      console.error(`Domus host exited with code ${code}; restarting it`);
-      host = startHost();
+    // A stop someone asked for (the quit dialog, `domus daemon stop`) ends the app; a crash restarts
+    // the host, which re-attaches to the guests still running in their own processes.
+    if (quitting || code === 0) {
+      quitting = true;
+      app.quit();
+      return;
     }
+    console.error(`Domus host exited with code ${code}; restarting it`);
+    host = startHost();
   });
   return child;
 }
@@ -78,8 +82,12 @@ app.whenReady().then(() => {
   createWindow();
 });
 
-app.on('before-quit', () => {
+// Quitting stops the host first, so each running domain follows its on-stop policy (shutdown,
+// save or keep); the window's quit dialog shows the progress.
+app.on('before-quit', (event) => {
+  if (!host || quitting) return;
   quitting = true;
-  host?.kill();
+  event.preventDefault();
+  host.postMessage({ kind: 'stop' });
 });
 app.on('window-all-closed', () => app.quit());

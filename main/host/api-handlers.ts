@@ -9,6 +9,7 @@ export type HandlerTable = { [M in Method]: Handler<M> };
 export interface HostServices {
   host: Host;
   webShellUrl(): Promise<string>;
+  /** Stops the host: each running domain follows its on-stop policy first. */
   stop(): void;
 }
 
@@ -22,19 +23,41 @@ export function handlers(svc: HostServices): HandlerTable {
       setImmediate(() => svc.stop());
       return {};
     },
+    'session.hello': (p, session) => {
+      session.identify(p);
+      return {};
+    },
+    'trace.subscribe': (p, session) => ({ backlog: session.watchTrace(p) }),
+    'trace.unsubscribe': (_p, session) => {
+      session.unwatchTrace();
+      return {};
+    },
     'domain.list': (p) => ({ domains: host.list().filter((d) => p.all || d.state !== 'shutoff') }),
-    'domain.define': (p) => host.define(p.xml),
+    'domain.define': (p) => host.define(p.xml, p.expectGeneration),
     'domain.create': (p) => host.create(p.spec),
+    'domain.createTransient': (p) => host.createTransient(p.xml, p.paused),
     'domain.undefine': (p) => {
-      host.undefine(p.domain);
+      host.undefine(p.domain, p.force);
       return {};
     },
     'domain.start': async (p) => ({ domain: await host.start(p.domain) }),
     'domain.destroy': async (p) => ({ domain: await host.destroy(p.domain) }),
+    'domain.shutdown': (p) => host.shutdown(p.domain, p.mode, p.timeoutSec),
+    'domain.reboot': async (p) => ({ domain: await host.reboot(p.domain) }),
+    'domain.reset': async (p) => ({ domain: await host.reset(p.domain) }),
     'domain.suspend': async (p) => ({ domain: await host.suspend(p.domain) }),
     'domain.resume': async (p) => ({ domain: await host.resume(p.domain) }),
+    'domain.setAutostart': (p) => ({ domain: host.setAutostart(p.domain, p.enabled) }),
+    'domain.setOnHostStop': (p) => ({ domain: host.setOnHostStop(p.domain, p.policy) }),
+    'domain.setMetadata': (p) => host.setMetadata(p.domain, p),
+    'domain.save': async (p) => ({ job: await host.save(p.domain, p.file) }),
+    'domain.restore': (p) => host.restore(p.file, p.paused),
+    'domain.managedSave': async (p) => ({ job: await host.managedSave(p.domain) }),
+    'domain.managedSaveRemove': (p) => ({ domain: host.managedSaveRemove(p.domain) }),
+    'domain.jobInfo': (p) => ({ job: host.jobInfo(p.domain, p.completed) }),
+    'domain.jobAbort': async (p) => ({ job: await host.jobAbort(p.domain) }),
     'domain.info': (p) => host.info(p.domain),
-    'domain.xml': (p) => ({ xml: host.xml(p.domain) }),
+    'domain.xml': (p) => host.xml(p.domain, p.inactive),
     'domain.screenshot': async (p) => {
       const shot = await host.screenshot(p.domain);
       return { png: shot.png.toString('base64'), width: shot.width, height: shot.height };
@@ -49,7 +72,7 @@ export function handlers(svc: HostServices): HandlerTable {
       return { backlog: history.toString('base64') };
     },
     'domain.serialClose': (p, session) => {
-      session.serialUuids.delete(host.lookup(p.domain).config.uuid);
+      session.serialUuids.delete(host.lookup(p.domain).doc.config.uuid);
       return {};
     },
     'domain.serialWrite': async (p) => {
@@ -58,4 +81,3 @@ export function handlers(svc: HostServices): HandlerTable {
     },
   };
 }
-

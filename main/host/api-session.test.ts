@@ -82,14 +82,14 @@ describe('API session', () => {
   it('defines a domain, keeps unknown elements, and a new host loads it', async () => {
     const r = await call({ type: 'request', id: 20, method: 'domain.define', params: { xml: XML } });
     assert.equal(r.ok, true);
-    const dump = host.xml('unit');
+    const dump = host.xml('unit').xml;
     assert.match(dump, /<uuid>[0-9a-f-]{36}<\/uuid>/);
     assert.match(dump, /<my:note xmlns:my='urn:example'>kept<\/my:note>/);
     const files = fs.readdirSync(hostPaths(home).domains);
     assert.equal(files.length, 1, `one definition file and no temp files: ${files.join(', ')}`);
     const second = new Host(hostPaths(home));
     await second.init();
-    assert.equal(second.xml('unit'), dump);
+    assert.equal(second.xml('unit').xml, dump);
   });
 
   it('fails to start with a missing kernel, naming the file, and stays shut off', async () => {

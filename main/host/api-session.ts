@@ -1,7 +1,7 @@
 // One client connection to the host, whatever the transport: validates every request against the
 // contract in shared/api.ts, calls the host, replies, and forwards the events this client wants.
 import { z } from 'zod';
-import { describeZodError, isMethod, RequestEnvelope, RequestParams, type ApiError, type EventName, type Events, type Method } from '../../shared/api.js';
+import { describeZodError, isMethod, RequestEnvelope, RequestParams, type ApiError, type EventName, type Events, type Method, type TraceRecord } from '../../shared/api.js';
 import { handlers, type Handler, type HandlerTable, type HostServices } from './api-handlers.js';
 import { HostError } from './host.js';
 import { log } from './log.js';
@@ -9,22 +9,32 @@ import { log } from './log.js';
 export type { HostServices };
 
 export interface ClientInfo {
-  /** Who is asking: 'cli', 'web', 'electron'. */
+  /** Who is asking: 'cli', 'web', 'electron', … (the client says so in session.hello). */
   kind: string;
   label: string;
+  pid?: number;
 }
 
 /** Broadcast events every client receives; serial output only goes to clients that opened it. */
-const BROADCAST: EventName[] = ['domain.lifecycle', 'domain.defined', 'domain.undefined', 'domain.stats'];
+const BROADCAST: EventName[] = [
+  'domain.lifecycle',
+  'domain.defined',
+  'domain.undefined',
+  'domain.stats',
+  'job.progress',
+  'job.completed',
+  'host.stopping',
+];
 
 export class ApiSession {
   readonly serialUuids = new Set<string>();
   private readonly unsubscribe: (() => void)[] = [];
   private readonly table: HandlerTable;
+  private traceWatch?: () => void;
 
   constructor(
     private readonly svc: HostServices,
-    readonly client: ClientInfo,
+    public client: ClientInfo,
     private readonly send: (text: string) => void,
   ) {
     this.table = handlers(svc);
@@ -59,14 +69,63 @@ export class ApiSession {
     if (!params.success) {
       return this.replyError(id, { code: 'invalid-arg', message: `invalid arguments for ${method}: ${describeZodError(params.error)}` });
     }
+    const started = Date.now();
+    const args = params.data as { domain?: string };
     try {
       const handler = this.table[method] as Handler<Method>;
       const result = await handler(params.data as never, this);
+      this.traceRequest(method, args, started, true, result);
       this.send(JSON.stringify({ type: 'reply', id, ok: true, result }));
     } catch (err) {
-      if (err instanceof HostError) return this.replyError(id, { code: err.code, message: err.message });
-      log('error', `${method} from ${this.client.label} failed: ${(err as Error).stack ?? err}`);
-      this.replyError(id, { code: 'internal', message: `internal error: ${(err as Error).message}` });
+      const error: ApiError =
+        err instanceof HostError ? { code: err.code, message: err.message } : { code: 'internal', message: `internal error: ${(err as Error).message}` };
+      if (!(err instanceof HostError)) log('error', `${method} from ${this.client.label} failed: ${(err as Error).stack ?? err}`);
+      this.traceRequest(method, args, started, false, undefined, error.message);
+      this.replyError(id, error);
+    }
+  }
+
+  identify(info: ClientInfo): void {
+    this.client = { kind: info.kind, label: info.label, pid: info.pid };
+  }
+
+  /** Streams trace records matching the filter to this client; returns the recent ones when asked. */
+  watchTrace(filter: { domain?: string; op?: string; backlog: boolean }): TraceRecord[] {
+    this.unwatchTrace();
+    const { unsubscribe, backlog } = this.svc.host.trace.subscribe(filter, (record) =>
+      this.send(JSON.stringify({ type: 'event', event: 'trace.record', data: { record } })),
+    );
+    this.traceWatch = unsubscribe;
+    return filter.backlog ? backlog : [];
+  }
+
+  unwatchTrace(): void {
+    this.traceWatch?.();
+    this.traceWatch = undefined;
+  }
+
+  private traceRequest(op: string, args: { domain?: string }, started: number, ok: boolean, result?: unknown, error?: string): void {
+    if (op.startsWith('trace.')) return;
+    const job = (result as { job?: { id: number } } | undefined)?.job?.id;
+    this.svc.host.trace.request({
+      time: started,
+      client: this.client,
+      domain: args.domain === undefined ? undefined : this.domainName(args.domain),
+      job,
+      op,
+      args,
+      ok,
+      result,
+      error,
+      durationMs: Date.now() - started,
+    });
+  }
+
+  private domainName(ref: string): string {
+    try {
+      return this.svc.host.lookup(ref).doc.config.name;
+    } catch {
+      return ref;
     }
   }
 
@@ -76,6 +135,7 @@ export class ApiSession {
   }
 
   close(): void {
+    this.unwatchTrace();
     for (const u of this.unsubscribe) u();
     this.unsubscribe.length = 0;
     this.serialUuids.clear();

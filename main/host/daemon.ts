@@ -54,7 +54,8 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
 
   function stop(): Promise<void> {
     stopping ??= (async () => {
-      log('info', 'domusd stopping; running guests keep running');
+      log('info', 'domusd stopping: running domains follow their on-stop policy');
+      await host.stopAll();
       host.detachAll();
       web?.close();
       await new Promise<void>((r) => server.close(() => r()));

@@ -1,23 +1,40 @@
-// The management layer: persistent definitions, live state with libvirt's states and reasons,
-// lifecycle operations and events. Every client (GUI, CLI, web shell) goes through this object.
-import { randomUUID } from 'node:crypto';
+// The management layer: persistent and transient definitions, live state with libvirt's states
+// and reasons, lifecycle operations, jobs and events. Every client (GUI, CLI, web shell) goes
+// through this object.
+import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DomainInfo, DomainSummary, ErrorCode, Events, HostStatus, LifecycleEvent, NewDomainSpec } from '../../shared/api.js';
+import type {
+  DomainInfo,
+  DomainSummary,
+  ErrorCode,
+  Events,
+  HostStatus,
+  HostStopProgress,
+  JobInfo,
+  LifecycleEvent,
+  NewDomainSpec,
+  OnHostStop,
+} from '../../shared/api.js';
 import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from '../../shared/domain.js';
 import { writeFileAtomic } from '../common/fsutil.js';
+import { onHostStop, setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
 import { DomainXmlError, ensureUuid, parseDomainXml, serializeDomainXml, type DomainDocument } from './domain/xml.js';
-import type { EngineDriver, LiveDomain } from './drivers/driver.js';
+import type { EngineDriver, ExitReason, LiveDomain } from './drivers/driver.js';
 import { V86Driver } from './drivers/v86/driver.js';
 import { findFirmware } from './drivers/v86/firmware.js';
+import { JobError, Jobs, type JobHandle } from './jobs.js';
 import { log } from './log.js';
 import { specToXml } from './new-domain.js';
 import type { HostPaths } from './paths.js';
+import { TraceLog } from './trace.js';
 
 export const VERSION = '0.1.0';
 /** Serial output kept per domain for viewers that open the console later (scrollback). */
 const SERIAL_HISTORY_BYTES = 256 * 1024;
+/** How long a clean shutdown may take before the domain is forced off (virsh has no default; the seed used 60 s). */
+export const DEFAULT_SHUTDOWN_TIMEOUT_SEC = Number(process.env.DOMUS_SHUTDOWN_TIMEOUT ?? 60);
 
 export class HostError extends Error {
   constructor(
@@ -30,8 +47,12 @@ export class HostError extends Error {
 }
 
 interface DomainRecord {
+  /** The persistent definition (next boot). */
   doc: DomainDocument;
-  config: DomainConfig;
+  /** generation(doc), kept so that summaries do not serialize the XML. */
+  generation: number;
+  /** The running definition (libvirt's live XML); set while active. */
+  liveDoc?: DomainDocument;
   warnings: DefinitionWarning[];
   persistent: boolean;
   state: DomainState;
@@ -39,6 +60,9 @@ interface DomainRecord {
   step: DomainStep;
   id?: number;
   live?: LiveDomain;
+  /** Why the runner is being stopped by us, so its exit gets the right reason. */
+  stopping?: ExitReason | 'saved';
+  shutdownTimer?: NodeJS.Timeout;
   cpuPercent: number;
   cpuTimeMs: number;
   lastStats?: { cpuTimeMs: number; at: number };
@@ -53,16 +77,26 @@ export class Host extends EventEmitter<HostEvents> {
   private readonly driver: EngineDriver;
   private nextId = 1;
   readonly startedAt = Date.now();
+  readonly jobs = new Jobs();
+  readonly trace = new TraceLog();
 
   constructor(readonly paths: HostPaths) {
     super();
     this.setMaxListeners(0);
     this.driver = new V86Driver(paths.run);
+    this.jobs.on('progress', (job) => this.emit('job.progress', { job }));
+    this.jobs.on('completed', (job) => this.emit('job.completed', { job }));
   }
 
-  /** Loads the persistent definitions and re-attaches to guests an earlier host left running. */
+  override emit<E extends keyof Events>(event: E, ...args: HostEvents[E]): boolean {
+    const data = args[0] as { domain?: { name?: string }; name?: string; job?: JobInfo };
+    this.trace.event(event, data, data.domain?.name ?? data.name ?? data.job?.domain, data.job?.id);
+    return (EventEmitter.prototype.emit as (this: EventEmitter, e: string, ...a: unknown[]) => boolean).call(this, event, ...args);
+  }
+
+  /** Loads the persistent definitions, re-attaches to guests an earlier host left running, starts autostart domains. */
   async init(): Promise<void> {
-    fs.mkdirSync(this.paths.domains, { recursive: true });
+    for (const dir of [this.paths.domains, this.autostartDir, this.saveDir]) fs.mkdirSync(dir, { recursive: true });
     fs.mkdirSync(this.paths.run, { recursive: true, mode: 0o700 });
     for (const file of fs.readdirSync(this.paths.domains)) {
       if (!file.endsWith('.xml')) continue;
@@ -74,18 +108,29 @@ export class Host extends EventEmitter<HostEvents> {
         log('error', `skipping unreadable definition ${full}: ${(err as Error).message}`);
       }
     }
-    const live = await this.driver.reattachAll();
-    for (const [uuid, handle] of live) {
+    const found = await this.driver.reattachAll();
+    for (const [uuid, result] of found) {
       const rec = this.domains.get(uuid);
-      if (!rec) {
-        log('warn', `runner for unknown domain ${uuid} left running; destroying it`);
-        await handle.destroy().catch(() => undefined);
+      if ('exited' in result) {
+        // The guest ended while no host was attached: record why.
+        if (rec) this.setState(rec, 'shutoff', result.exited, null);
         continue;
       }
-      this.adopt(rec, handle);
-      rec.state = handle.state;
-      rec.reason = handle.state === 'paused' ? 'user' : 'booted';
-      this.appendSerial(rec, handle.attachBacklog);
+      if (!rec) {
+        log('warn', `runner for unknown domain ${uuid} left running; destroying it`);
+        await result.live.destroy().catch(() => undefined);
+        continue;
+      }
+      rec.liveDoc = result.liveXml ? parseDomainXml(result.liveXml) : rec.doc;
+      this.adopt(rec, result.live);
+      rec.state = result.live.state;
+      rec.reason = result.live.state === 'paused' ? 'user' : result.live.restored ? 'restored' : 'booted';
+      this.appendSerial(rec, result.live.attachBacklog);
+    }
+    for (const rec of this.domains.values()) {
+      if (!rec.live && this.autostart(rec.doc.config.uuid)) {
+        await this.start(rec.doc.config.uuid).catch((err: Error) => log('error', `autostart of '${rec.doc.config.name}' failed: ${err.message}`));
+      }
     }
   }
 
@@ -96,14 +141,7 @@ export class Host extends EventEmitter<HostEvents> {
     } catch (err) {
       firmware = { problem: (err as Error).message };
     }
-    return {
-      pid: process.pid,
-      version: VERSION,
-      uri: this.driver.uri,
-      home: this.paths.home,
-      startedAt: this.startedAt,
-      firmware,
-    };
+    return { pid: process.pid, version: VERSION, uri: this.driver.uri, home: this.paths.home, startedAt: this.startedAt, firmware };
   }
 
   list(): DomainSummary[] {
@@ -115,49 +153,35 @@ export class Host extends EventEmitter<HostEvents> {
   lookup(ref: string): DomainRecord {
     const byUuid = this.domains.get(ref.toLowerCase());
     if (byUuid) return byUuid;
-    for (const r of this.domains.values()) if (r.config.name === ref) return r;
+    for (const r of this.domains.values()) if (r.doc.config.name === ref) return r;
     if (/^\d+$/.test(ref)) for (const r of this.domains.values()) if (r.id === Number(ref)) return r;
     throw new HostError('no-domain', `Domain not found: no domain with matching name '${ref}'`);
   }
 
-  define(xml: string): { domain: DomainSummary; warnings: DefinitionWarning[] } {
-    let doc: DomainDocument;
-    try {
-      doc = parseDomainXml(xml);
-    } catch (err) {
-      if (err instanceof DomainXmlError) throw new HostError('xml-invalid', err.message);
-      throw err;
-    }
-    ensureUuid(doc, randomUUID);
+  // ---- definitions ----
+
+  define(xml: string, expectGeneration?: number): { domain: DomainSummary; warnings: DefinitionWarning[] } {
+    const doc = this.parse(xml);
     const { config } = doc;
-    const support = this.driver.support(doc);
-    if (support.errors.length) {
-      throw new HostError('unsupported', `unsupported configuration: ${support.errors.join('; ')}`);
+    const support = this.supported(doc);
+    const existing = this.clash(config);
+    if (existing && expectGeneration !== undefined && existing.generation !== expectGeneration) {
+      throw this.conflict(existing, expectGeneration);
     }
-    const byName = [...this.domains.values()].find((r) => r.config.name === config.name);
-    const existing = this.domains.get(config.uuid);
-    if (byName && byName.config.uuid !== config.uuid) {
-      throw new HostError('operation-invalid', `domain '${config.name}' already exists with uuid ${byName.config.uuid}`);
-    }
-    if (existing && existing.config.name !== config.name) {
-      throw new HostError('operation-invalid', `domain '${existing.config.name}' is already defined with uuid ${config.uuid}`);
-    }
-    writeFileAtomic(this.definitionPath(config.uuid), serializeDomainXml(doc));
     let rec: DomainRecord;
     if (existing) {
       // Redefining a running domain changes the next boot only, as with virsh define.
-      existing.doc = doc;
-      existing.config = config;
-      existing.warnings = support.warnings;
       existing.persistent = true;
+      existing.warnings = support.warnings;
       rec = existing;
     } else {
       rec = this.newRecord(doc, true);
       rec.warnings = support.warnings;
       this.domains.set(config.uuid, rec);
     }
-    this.emitLifecycle(rec, 'defined');
+    this.persist(rec, doc);
     this.emit('domain.defined', { domain: this.summary(rec) });
+    this.emitLifecycle(rec, 'defined');
     return { domain: this.summary(rec), warnings: support.warnings };
   }
 
@@ -165,38 +189,104 @@ export class Host extends EventEmitter<HostEvents> {
     return this.define(specToXml(spec));
   }
 
-  undefine(ref: string): void {
-    const rec = this.lookup(ref);
-    if (rec.live) {
-      throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.config.name}' is running; destroy it first`);
+  /** virsh create: a transient domain, started at once, gone when it stops. */
+  async createTransient(xml: string, paused: boolean): Promise<{ domain: DomainSummary; warnings: DefinitionWarning[] }> {
+    const doc = this.parse(xml);
+    const support = this.supported(doc);
+    if (this.clash(doc.config)) {
+      throw new HostError('operation-invalid', `domain '${doc.config.name}' already exists; use start for a defined domain`);
     }
-    fs.rmSync(this.definitionPath(rec.config.uuid), { force: true });
-    this.domains.delete(rec.config.uuid);
-    this.emit('domain.undefined', { uuid: rec.config.uuid, name: rec.config.name });
+    const rec = this.newRecord(doc, false);
+    rec.warnings = support.warnings;
+    this.domains.set(doc.config.uuid, rec);
+    try {
+      await this.boot(rec, { paused });
+    } catch (err) {
+      this.domains.delete(doc.config.uuid);
+      throw err;
+    }
+    return { domain: this.summary(rec), warnings: support.warnings };
   }
 
-  async start(ref: string): Promise<DomainSummary> {
+  undefine(ref: string, force = false): void {
     const rec = this.lookup(ref);
-    if (rec.live || rec.step === 'starting') {
-      throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.config.name}' is already active`);
+    if (rec.live && !force) {
+      throw new HostError(
+        'operation-invalid',
+        `Requested operation is not valid: domain '${rec.doc.config.name}' is running; destroy it first, or undefine with --force to make it transient`,
+      );
     }
-    rec.step = 'starting';
+    if (!rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot undefine transient domain '${rec.doc.config.name}'`);
+    fs.rmSync(this.definitionPath(rec.doc.config.uuid), { force: true });
+    fs.rmSync(this.autostartPath(rec.doc.config.uuid), { force: true });
+    fs.rmSync(this.managedSavePath(rec.doc.config.uuid), { force: true });
+    if (rec.live) {
+      rec.persistent = false;
+      this.emitLifecycle(rec, 'undefined');
+      return;
+    }
+    this.domains.delete(rec.doc.config.uuid);
+    this.emit('domain.undefined', { uuid: rec.doc.config.uuid, name: rec.doc.config.name });
+  }
+
+  setAutostart(ref: string, enabled: boolean): DomainSummary {
+    const rec = this.lookup(ref);
+    if (!rec.persistent) throw new HostError('operation-invalid', `cannot set autostart for transient domain '${rec.doc.config.name}'`);
+    if (enabled) writeFileAtomic(this.autostartPath(rec.doc.config.uuid), `${rec.doc.config.name}\n`);
+    else fs.rmSync(this.autostartPath(rec.doc.config.uuid), { force: true });
     this.emitLifecycle(rec, 'defined');
-    try {
-      const handle = await this.driver.start(rec.doc);
-      rec.serialHistory = [];
-      rec.serialHistoryBytes = 0;
-      this.adopt(rec, handle);
-      rec.state = 'running';
-      rec.reason = 'booted';
-      rec.step = null;
-      this.emitLifecycle(rec, 'started');
-    } catch (err) {
-      rec.step = null;
-      rec.state = 'shutoff';
-      rec.reason = 'failed';
-      this.emitLifecycle(rec, 'stopped');
-      throw new HostError('engine-failed', (err as Error).message);
+    return this.summary(rec);
+  }
+
+  setOnHostStop(ref: string, policy: OnHostStop): DomainSummary {
+    const rec = this.lookup(ref);
+    const draft = parseDomainXml(serializeDomainXml(rec.doc));
+    setOnHostStop(draft, policy);
+    this.persist(rec, draft);
+    if (rec.liveDoc) setOnHostStop(rec.liveDoc, policy);
+    this.emitLifecycle(rec, 'defined');
+    return this.summary(rec);
+  }
+
+  /** virsh desc: --live edits the running domain, --config the next boot; neither means --current. */
+  setMetadata(ref: string, edit: { title?: string; description?: string; live: boolean; config: boolean; expectGeneration?: number }): { domain: DomainSummary; generation: number } {
+    const rec = this.lookup(ref);
+    let { live, config } = edit;
+    if (!live && !config) {
+      live = Boolean(rec.live);
+      config = !rec.live;
+    }
+    if (live && !rec.live) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is not running`);
+    if (config && !rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: transient domain '${rec.doc.config.name}' has no persistent definition`);
+    if (edit.expectGeneration !== undefined && rec.generation !== edit.expectGeneration) throw this.conflict(rec, edit.expectGeneration);
+    if (config) {
+      const draft = parseDomainXml(serializeDomainXml(rec.doc));
+      setTitleAndDescription(draft, edit);
+      this.persist(rec, draft);
+    }
+    if (live && rec.liveDoc) {
+      const draft = parseDomainXml(serializeDomainXml(rec.liveDoc));
+      setTitleAndDescription(draft, edit);
+      rec.liveDoc = draft;
+    }
+    this.emitLifecycle(rec, 'defined');
+    return { domain: this.summary(rec), generation: rec.generation };
+  }
+
+  // ---- lifecycle ----
+
+  async start(ref: string, opts: { paused?: boolean } = {}): Promise<DomainSummary> {
+    const rec = this.lookup(ref);
+    if (rec.live || rec.step) {
+      throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already active`);
+    }
+    const saved = this.managedSavePath(rec.doc.config.uuid);
+    if (fs.existsSync(saved)) {
+      // Never cold-boot over a saved state: restore it, or fail and keep it.
+      await this.boot(rec, { paused: opts.paused, restoreFrom: saved });
+      fs.rmSync(saved, { force: true });
+    } else {
+      await this.boot(rec, { paused: opts.paused });
     }
     return this.summary(rec);
   }
@@ -204,14 +294,58 @@ export class Host extends EventEmitter<HostEvents> {
   async destroy(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
+    rec.stopping = 'destroyed';
     await live.destroy();
+    return this.summary(rec);
+  }
+
+  /** Clean shutdown: ask the guest, then force it off after the timeout (reason destroyed). */
+  async shutdown(ref: string, mode: 'acpi' | 'agent' | 'any', timeoutSec = DEFAULT_SHUTDOWN_TIMEOUT_SEC): Promise<{ domain: DomainSummary; method: 'acpi' | 'agent' | 'acpi+agent' }> {
+    const rec = this.lookup(ref);
+    const live = this.requireLive(rec);
+    const { method } = await live.shutdown(mode);
+    this.setState(rec, rec.state, rec.reason, 'shutting-down');
+    clearTimeout(rec.shutdownTimer);
+    rec.shutdownTimer = setTimeout(() => {
+      if (rec.live !== live) return;
+      log('info', `domain '${rec.doc.config.name}' did not shut down within ${timeoutSec} s; forcing it off`);
+      rec.stopping = 'destroyed';
+      void live.destroy();
+    }, timeoutSec * 1000);
+    return { domain: this.summary(rec), method };
+  }
+
+  /** Resolves once the domain has stopped (for host stop and tests); at once when it is not running. */
+  whenStopped(ref: string): Promise<DomainSummary> {
+    const rec = this.lookup(ref);
+    if (!rec.live) return Promise.resolve(this.summary(rec));
+    return new Promise((resolve) => {
+      const listener = (e: Events['domain.lifecycle']): void => {
+        if (e.domain.uuid === rec.doc.config.uuid && e.event === 'stopped') {
+          this.off('domain.lifecycle', listener);
+          resolve(e.domain);
+        }
+      };
+      this.on('domain.lifecycle', listener);
+    });
+  }
+
+  async reboot(ref: string): Promise<DomainSummary> {
+    const rec = this.lookup(ref);
+    await this.requireLive(rec).reboot();
+    return this.summary(rec);
+  }
+
+  async reset(ref: string): Promise<DomainSummary> {
+    const rec = this.lookup(ref);
+    await this.requireLive(rec).reset();
     return this.summary(rec);
   }
 
   async suspend(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
-    if (rec.state === 'paused') throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.config.name}' is already paused`);
+    if (rec.state === 'paused') throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already paused`);
     await live.pause();
     return this.summary(rec);
   }
@@ -219,25 +353,104 @@ export class Host extends EventEmitter<HostEvents> {
   async resume(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
-    if (rec.state !== 'paused') throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.config.name}' is not paused`);
+    if (rec.state !== 'paused') throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is not paused`);
     await live.resume();
     return this.summary(rec);
   }
 
-  info(ref: string): DomainInfo {
+  // ---- save / restore (jobs) ----
+
+  /** Saves the guest's state to a file and stops it (shutoff/saved); abort leaves it running as before. */
+  async save(ref: string, file: string, operation: 'save' | 'managedsave' = 'save'): Promise<JobInfo> {
     const rec = this.lookup(ref);
-    return {
-      ...this.summary(rec),
-      osType: rec.config.os.type,
-      cpuTimeMs: rec.cpuTimeMs,
-      autostart: false,
-      config: redact(rec.config),
-      warnings: rec.warnings,
-    };
+    const live = this.requireLive(rec);
+    const target = path.resolve(file);
+    const before = { state: rec.state, reason: rec.reason };
+    const job = this.beginJob(rec, operation, () => live.abortJob());
+    this.setState(rec, 'paused', 'saving', 'saving');
+    try {
+      await live.save(target, { domainXml: serializeDomainXml(rec.liveDoc ?? rec.doc), name: rec.doc.config.name, uuid: rec.doc.config.uuid }, (done, total) => job.progress(done, total));
+    } catch (err) {
+      this.setState(rec, before.state, before.reason, null);
+      if (job.aborted) return job.finish('aborted', 'job aborted by the user');
+      const info = job.finish('failed', (err as Error).message);
+      throw new HostError('engine-failed', `save of '${rec.doc.config.name}' failed: ${info.error}`);
+    }
+    rec.stopping = 'saved';
+    await live.destroy();
+    return job.finish('completed');
   }
 
-  xml(ref: string): string {
-    return serializeDomainXml(this.lookup(ref).doc);
+  async managedSave(ref: string): Promise<JobInfo> {
+    const rec = this.lookup(ref);
+    if (!rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot do managed save for transient domain '${rec.doc.config.name}'`);
+    return this.save(ref, this.managedSavePath(rec.doc.config.uuid), 'managedsave');
+  }
+
+  managedSaveRemove(ref: string): DomainSummary {
+    const rec = this.lookup(ref);
+    const file = this.managedSavePath(rec.doc.config.uuid);
+    if (!fs.existsSync(file)) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' has no managed save image`);
+    fs.rmSync(file);
+    this.emitLifecycle(rec, 'defined');
+    return this.summary(rec);
+  }
+
+  /** virsh restore: the state file names its domain; a domain not defined here comes back transient. */
+  async restore(file: string, paused: boolean): Promise<{ domain: DomainSummary; job: JobInfo }> {
+    const source = path.resolve(file);
+    let header;
+    try {
+      header = this.driver.readStateHeader(source);
+    } catch (err) {
+      throw new HostError('invalid-arg', (err as Error).message);
+    }
+    let rec = this.domains.get(header.uuid);
+    if (!rec) {
+      rec = this.newRecord(this.parse(header.domainXml), false);
+      this.domains.set(header.uuid, rec);
+    }
+    if (rec.live || rec.step) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already active`);
+    const job = this.beginJob(rec, 'restore', async () => undefined);
+    try {
+      await this.boot(rec, { paused, restoreFrom: source, liveXml: header.domainXml });
+    } catch (err) {
+      if (!rec.persistent) this.domains.delete(header.uuid);
+      job.finish('failed', (err as Error).message);
+      throw err;
+    }
+    return { domain: this.summary(rec), job: job.finish('completed') };
+  }
+
+  jobInfo(ref: string, completed: boolean): JobInfo | null {
+    return this.jobs.info(this.lookup(ref).doc.config.uuid, completed);
+  }
+
+  async jobAbort(ref: string): Promise<JobInfo> {
+    const rec = this.lookup(ref);
+    const job = this.jobs.current(rec.doc.config.uuid);
+    if (!job) throw new HostError('operation-invalid', `Requested operation is not valid: no job is active on domain '${rec.doc.config.name}'`);
+    await job.abort();
+    return { ...job.info };
+  }
+
+  // ---- console ----
+
+  xml(ref: string, inactive = false): { xml: string; generation: number } {
+    const rec = this.lookup(ref);
+    return { xml: serializeDomainXml(!inactive && rec.liveDoc ? rec.liveDoc : rec.doc), generation: rec.generation };
+  }
+
+  info(ref: string): DomainInfo {
+    const rec = this.lookup(ref);
+    const doc = rec.liveDoc ?? rec.doc;
+    return {
+      ...this.summary(rec),
+      osType: doc.config.os.type,
+      cpuTimeMs: rec.cpuTimeMs,
+      config: redact(doc.config),
+      warnings: rec.warnings,
+    };
   }
 
   async screenshot(ref: string): Promise<{ png: Buffer; width: number; height: number }> {
@@ -257,21 +470,134 @@ export class Host extends EventEmitter<HostEvents> {
   /** What a newly opened serial viewer sees first: the recent output of this boot. */
   serialHistory(ref: string): { uuid: string; history: Buffer } {
     const rec = this.lookup(ref);
-    if (!rec.live) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.config.name}' is not running`);
-    return { uuid: rec.config.uuid, history: Buffer.concat(rec.serialHistory) };
+    this.requireLive(rec);
+    return { uuid: rec.doc.config.uuid, history: Buffer.concat(rec.serialHistory) };
   }
 
   vncSocket(ref: string): string {
     return this.requireLive(this.lookup(ref)).vncSocket;
   }
 
-  /** Host stop: guests keep running in their runners and the next host re-attaches. */
+  // ---- host stop ----
+
+  /**
+   * Host stop (app quit, daemon stop): every running domain follows its policy: shutdown (clean,
+   * forced after the timeout), save (managed save, restored at next start) or keep (left running).
+   */
+  async stopAll(timeoutSec = DEFAULT_SHUTDOWN_TIMEOUT_SEC): Promise<HostStopProgress[]> {
+    const running = [...this.domains.values()].filter((r) => r.live);
+    const progress: HostStopProgress[] = running.map((r) => ({
+      uuid: r.doc.config.uuid,
+      name: r.doc.config.name,
+      policy: r.persistent ? onHostStop(r.liveDoc ?? r.doc) : onHostStop(r.doc) === 'keep' ? 'keep' : 'shutdown',
+      step: 'pending',
+    }));
+    const report = (): void => void this.emit('host.stopping', { domains: progress.map((p) => ({ ...p })) });
+    report();
+    await Promise.all(
+      progress.map(async (p) => {
+        try {
+          if (p.policy === 'keep') {
+            this.lookup(p.uuid).live?.detach();
+          } else if (p.policy === 'save') {
+            p.step = 'saving';
+            report();
+            await this.managedSave(p.uuid);
+          } else {
+            p.step = 'shutting-down';
+            report();
+            const stopped = this.whenStopped(p.uuid);
+            await this.shutdown(p.uuid, 'any', timeoutSec);
+            await stopped;
+          }
+          p.step = 'done';
+        } catch (err) {
+          p.step = 'failed';
+          p.message = (err as Error).message;
+          log('error', `host stop: '${p.name}' (${p.policy}) failed: ${p.message}`);
+        }
+        report();
+      }),
+    );
+    return progress;
+  }
+
+  /** Drops every runner connection, leaving the guests running (a killed host does the same). */
   detachAll(): void {
     for (const rec of this.domains.values()) rec.live?.detach();
   }
 
+  // ---- internals ----
+
+  private async boot(rec: DomainRecord, opts: { paused?: boolean; restoreFrom?: string; liveXml?: string }): Promise<void> {
+    const restoring = opts.restoreFrom !== undefined;
+    this.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');
+    let handle: LiveDomain;
+    try {
+      const liveDoc = opts.liveXml ? this.parse(opts.liveXml) : parseDomainXml(serializeDomainXml(rec.doc));
+      handle = await this.driver.start(liveDoc, { paused: opts.paused, restoreFrom: opts.restoreFrom });
+      rec.liveDoc = liveDoc;
+    } catch (err) {
+      this.setState(rec, 'shutoff', restoring ? rec.reason : 'failed', null);
+      throw new HostError('engine-failed', (err as Error).message);
+    }
+    rec.serialHistory = [];
+    rec.serialHistoryBytes = 0;
+    this.adopt(rec, handle);
+    rec.state = handle.state;
+    rec.reason = opts.paused ? 'user' : restoring ? 'restored' : 'booted';
+    rec.step = null;
+    this.emitLifecycle(rec, opts.paused ? 'suspended' : 'started');
+  }
+
+  private beginJob(rec: DomainRecord, operation: JobInfo['operation'], onAbort: () => Promise<void>): JobHandle {
+    try {
+      return this.jobs.begin(rec.doc.config.uuid, rec.doc.config.name, operation, onAbort);
+    } catch (err) {
+      if (err instanceof JobError) throw new HostError('operation-invalid', `Requested operation is not valid: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private parse(xml: string): DomainDocument {
+    try {
+      const doc = parseDomainXml(xml);
+      ensureUuid(doc, randomUUID);
+      return doc;
+    } catch (err) {
+      if (err instanceof DomainXmlError) throw new HostError('xml-invalid', err.message);
+      throw err;
+    }
+  }
+
+  private supported(doc: DomainDocument): { warnings: DefinitionWarning[] } {
+    const support = this.driver.support(doc);
+    if (support.errors.length) throw new HostError('unsupported', `unsupported configuration: ${support.errors.join('; ')}`);
+    return support;
+  }
+
+  /** The record this definition would replace; an error when name and UUID point at different domains. */
+  private clash(config: DomainConfig): DomainRecord | undefined {
+    const byName = [...this.domains.values()].find((r) => r.doc.config.name === config.name);
+    const byUuid = this.domains.get(config.uuid);
+    if (byName && byName.doc.config.uuid !== config.uuid) {
+      throw new HostError('operation-invalid', `domain '${config.name}' already exists with uuid ${byName.doc.config.uuid}`);
+    }
+    if (byUuid && byUuid.doc.config.name !== config.name) {
+      throw new HostError('operation-invalid', `domain '${byUuid.doc.config.name}' is already defined with uuid ${config.uuid}`);
+    }
+    return byUuid;
+  }
+
+  private conflict(rec: DomainRecord, expected: number): HostError {
+    return new HostError(
+      'conflict',
+      `domain '${rec.doc.config.name}' was changed by another client since you loaded it (your copy is generation ${expected}, the host has ${rec.generation}); reload it and make your change again`,
+    );
+  }
+
   private requireLive(rec: DomainRecord): LiveDomain {
-    if (!rec.live) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.config.name}' is not running`);
+    if (!rec.live) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is not running`);
     return rec.live;
   }
 
@@ -280,37 +606,52 @@ export class Host extends EventEmitter<HostEvents> {
     rec.id = this.nextId++;
     rec.cpuPercent = 0;
     rec.lastStats = undefined;
+    rec.stopping = undefined;
     handle.on('serial', (data) => {
       this.appendSerial(rec, data);
-      this.emit('domain.serial', { uuid: rec.config.uuid, data: data.toString('base64') });
+      this.emit('domain.serial', { uuid: rec.doc.config.uuid, data: data.toString('base64') });
     });
     handle.on('state', (state) => {
-      rec.state = state;
-      rec.reason = state === 'paused' ? 'user' : 'unpaused';
+      if (rec.step === 'saving') return;
+      this.setState(rec, state, state === 'paused' ? 'user' : 'unpaused', rec.step);
       this.emitLifecycle(rec, state === 'paused' ? 'suspended' : 'resumed');
     });
+    handle.on('rebooted', () => this.emitLifecycle(rec, 'rebooted'));
     handle.on('stats', (s) => {
       if (rec.lastStats && s.at > rec.lastStats.at) {
         rec.cpuPercent = Math.max(0, ((s.cpuTimeMs - rec.lastStats.cpuTimeMs) / (s.at - rec.lastStats.at)) * 100);
       }
       rec.lastStats = { cpuTimeMs: s.cpuTimeMs, at: s.at };
       rec.cpuTimeMs = s.cpuTimeMs;
-      this.emit('domain.stats', { uuid: rec.config.uuid, cpuPercent: Math.round(rec.cpuPercent * 10) / 10, rssBytes: s.rssBytes });
+      this.emit('domain.stats', { uuid: rec.doc.config.uuid, cpuPercent: Math.round(rec.cpuPercent * 10) / 10, rssBytes: s.rssBytes });
     });
     handle.on('exit', ({ reason, detail }) => {
+      clearTimeout(rec.shutdownTimer);
+      // Our own destroy wins over what the runner saw; a guest power-off during a shutdown is 'shutdown'.
+      const why: StateReason = rec.stopping === 'saved' ? 'saved' : rec.stopping ?? reason;
       rec.live = undefined;
+      rec.liveDoc = undefined;
       rec.id = undefined;
-      rec.state = 'shutoff';
-      rec.reason = reason;
-      rec.step = null;
       rec.cpuPercent = 0;
-      if (detail && reason === 'crashed') log('warn', `domain '${rec.config.name}' crashed: ${detail}`);
-      this.emitLifecycle(rec, 'stopped');
+      rec.stopping = undefined;
+      if (detail && why === 'crashed') log('warn', `domain '${rec.doc.config.name}' crashed: ${detail}`);
+      this.setState(rec, 'shutoff', why, null);
+      if (why === 'shutdown') this.emitLifecycle(rec, 'shutdown');
+      this.emitLifecycle(rec, why === 'crashed' ? 'crashed' : 'stopped');
+      if (why === 'crashed') this.emitLifecycle(rec, 'stopped');
       if (!rec.persistent) {
-        this.domains.delete(rec.config.uuid);
-        this.emit('domain.undefined', { uuid: rec.config.uuid, name: rec.config.name });
+        this.domains.delete(rec.doc.config.uuid);
+        this.emit('domain.undefined', { uuid: rec.doc.config.uuid, name: rec.doc.config.name });
       }
     });
+  }
+
+  private setState(rec: DomainRecord, state: DomainState, reason: StateReason, step: DomainStep): void {
+    const changedStep = rec.step !== step;
+    rec.state = state;
+    rec.reason = reason;
+    rec.step = step;
+    if (changedStep && step) this.emitLifecycle(rec, 'step');
   }
 
   private appendSerial(rec: DomainRecord, data: Buffer): void {
@@ -329,11 +670,12 @@ export class Host extends EventEmitter<HostEvents> {
   private newRecord(doc: DomainDocument, persistent: boolean): DomainRecord {
     return {
       doc,
-      config: doc.config,
+      generation: generation(doc),
       warnings: this.driver.support(doc).warnings,
       persistent,
       state: 'shutoff',
-      reason: 'unknown',
+      // What a new host can know of a domain it did not stop: a managed save means it was saved.
+      reason: fs.existsSync(this.managedSavePath(doc.config.uuid)) ? 'saved' : 'unknown',
       step: null,
       cpuPercent: 0,
       cpuTimeMs: 0,
@@ -343,9 +685,10 @@ export class Host extends EventEmitter<HostEvents> {
   }
 
   private summary(rec: DomainRecord): DomainSummary {
-    const c = rec.config;
+    const c = (rec.liveDoc ?? rec.doc).config;
+    const uuid = rec.doc.config.uuid;
     return {
-      uuid: c.uuid,
+      uuid,
       name: c.name,
       id: rec.id,
       state: rec.state,
@@ -358,12 +701,53 @@ export class Host extends EventEmitter<HostEvents> {
       vcpus: c.vcpus,
       cpuPercent: Math.round(rec.cpuPercent * 10) / 10,
       title: c.title,
+      autostart: this.autostart(uuid),
+      onHostStop: onHostStop(rec.doc),
+      managedSave: fs.existsSync(this.managedSavePath(uuid)),
+      generation: rec.generation,
     };
+  }
+
+  /** Makes `doc` the domain's persistent definition, on disk first (atomically). */
+  private persist(rec: DomainRecord, doc: DomainDocument): void {
+    const xml = serializeDomainXml(doc);
+    if (rec.persistent) writeFileAtomic(this.definitionPath(doc.config.uuid), xml);
+    rec.doc = doc;
+    rec.generation = generationOf(xml);
+  }
+
+  private autostart(uuid: string): boolean {
+    return fs.existsSync(this.autostartPath(uuid));
+  }
+
+  private get autostartDir(): string {
+    return path.join(this.paths.home, 'autostart');
+  }
+
+  private get saveDir(): string {
+    return path.join(this.paths.home, 'save');
   }
 
   private definitionPath(uuid: string): string {
     return path.join(this.paths.domains, `${uuid}.xml`);
   }
+
+  private autostartPath(uuid: string): string {
+    return path.join(this.autostartDir, uuid);
+  }
+
+  managedSavePath(uuid: string): string {
+    return path.join(this.saveDir, `${uuid}.state`);
+  }
+}
+
+/** A definition's generation: a hash of its text, so it survives host restarts without a counter. */
+function generation(doc: DomainDocument): number {
+  return generationOf(serializeDomainXml(doc));
+}
+
+function generationOf(xml: string): number {
+  return createHash('sha256').update(xml).digest().readUInt32BE(0);
 }
 
 /** Secrets never leave the host in clear (VNC passwords). */

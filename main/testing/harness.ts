@@ -81,8 +81,24 @@ export class SerialWatch {
 export class TestHost {
   private constructor(
     readonly paths: HostPaths,
-    readonly client: ApiClient,
+    public client: ApiClient,
   ) {}
+
+  /** SIGKILLs the host daemon: guests must live on in their runners. */
+  async killHost(): Promise<number> {
+    const pid = this.daemonPid();
+    process.kill(pid, 'SIGKILL');
+    await until(() => !processAlive(pid), 5000, 'the host to die');
+    this.client.close();
+    return pid;
+  }
+
+  /** Starts a new host on the same home (or finds the running one) and connects to it. */
+  async reconnect(): Promise<ApiClient> {
+    await ensureDaemon(this.paths);
+    this.client = await connectHost(this.paths, false);
+    return this.client;
+  }
 
   static async start(): Promise<TestHost> {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-test-'));

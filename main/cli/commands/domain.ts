@@ -46,12 +46,12 @@ export const domainCommands: Record<string, Command> = {
     },
   },
   undefine: {
-    usage: 'undefine DOMAIN',
-    help: 'undefine a domain',
+    usage: 'undefine DOMAIN [--force]',
+    help: 'undefine a domain (--force: also when running; it then goes when it stops)',
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'undefine');
       const api = await client();
-      await attempt(`Failed to undefine domain '${name}'`, () => api.call('domain.undefine', { domain: name }));
+      await attempt(`Failed to undefine domain '${name}'`, () => api.call('domain.undefine', { domain: name, force: args.flags.has('force') }));
       process.stdout.write(`Domain '${name}' has been undefined\n\n`);
     },
   },
@@ -78,7 +78,7 @@ export const domainCommands: Record<string, Command> = {
         ['Used memory', `${d.currentMemoryKiB} KiB`],
         ['Persistent', d.persistent ? 'yes' : 'no'],
         ['Autostart', d.autostart ? 'enable' : 'disable'],
-        ['Managed save', 'no'],
+        ['Managed save', d.managedSave ? 'yes' : 'no'],
         ['Security model', 'none'],
         ['Security DOI', '0'],
       ];
@@ -116,12 +116,12 @@ export const domainCommands: Record<string, Command> = {
     },
   },
   dumpxml: {
-    usage: 'dumpxml DOMAIN',
-    help: 'domain information in XML',
+    usage: 'dumpxml DOMAIN [--inactive]',
+    help: 'domain information in XML (--inactive: the definition for the next boot)',
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'dumpxml');
       const api = await client();
-      const { xml } = await attempt(`failed to get domain '${name}'`, () => api.call('domain.xml', { domain: name }));
+      const { xml } = await attempt(`failed to get domain '${name}'`, () => api.call('domain.xml', { domain: name, inactive: args.flags.has('inactive') }));
       process.stdout.write(xml.endsWith('\n') ? xml : xml + '\n');
     },
   },

@@ -38,10 +38,19 @@ export const hostCommands: Record<string, Command> = {
         }
         const api = await client();
         const { pid } = await api.call('host.status', {});
+        const shown = new Map<string, string>();
+        api.on('host.stopping', ({ domains }) => {
+          for (const d of domains) {
+            const line = `${d.name}: ${d.policy} → ${d.step}${d.message ? ` (${d.message})` : ''}`;
+            if (shown.get(d.uuid) !== line) process.stdout.write(`${line}\n`);
+            shown.set(d.uuid, line);
+          }
+        });
         await api.call('host.stop', {});
-        const deadline = Date.now() + 10_000;
+        // Domains shut down or save first (a clean shutdown may take its whole timeout).
+        const deadline = Date.now() + 10 * 60_000;
         while ((await hostAnswers(paths.socket)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-        process.stdout.write(`domusd (pid ${pid}) stopped; running guests keep running\n`);
+        process.stdout.write(`domusd (pid ${pid}) stopped\n`);
       } else {
         throw new CliError([`unknown daemon command '${sub}' (expected status, start or stop)`]);
       }

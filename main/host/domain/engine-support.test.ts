@@ -51,10 +51,6 @@ describe('v86 support: fixtures', () => {
         message: 'USB controller (qemu-xhci): kept in the definition, not provided by v86',
       },
       {
-        element: "devices/channel[@type='unix']",
-        message: 'channel org.qemu.guest_agent.0 (unix): kept in the definition, not provided by v86',
-      },
-      {
         element: "devices/channel[@type='spicevmc']",
         message: 'channel com.redhat.spice.0 (spicevmc): kept in the definition, not provided by v86',
       },

@@ -7,6 +7,9 @@ import { childElements, firstChild, type XmlElement } from './xml.js';
 
 export type Engine = 'v86';
 
+/** libvirt's name for the guest agent's channel (<channel><target type='virtio' name=.../>). */
+export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
+
 export interface EngineSupport {
   warnings: DefinitionWarning[];
   errors: string[];
@@ -242,6 +245,8 @@ function checkOtherDevices(devices: XmlElement, report: Report): void {
       }
       case 'channel': {
         const name = firstChild(device, 'target')?.attributes.name;
+        // The guest agent's channel is provided: a virtio console carries Domus's agent protocol.
+        if (name === GUEST_AGENT_CHANNEL) break;
         report.warn(`devices/channel[@type='${type}']`, `channel ${name ? `${name} (${type})` : type}: ${NOT_PROVIDED}`);
         break;
       }

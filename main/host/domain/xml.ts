@@ -91,7 +91,7 @@ export function serializeDomainXml(doc: DomainDocument): string {
 // ---- Mutators ----
 
 /** libvirt's order of the <domain> children that the mutators may have to create. */
-const DOMAIN_CHILD_ORDER = [
+export const DOMAIN_CHILD_ORDER = [
   'name',
   'uuid',
   'genid',

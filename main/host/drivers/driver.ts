@@ -23,7 +23,16 @@ export interface LiveDomainEvents {
   serial: [Buffer];
   state: ['running' | 'paused'];
   stats: [RunnerStats];
+  /** The guest rebooted (by itself, or by reboot/reset) and runs on. */
+  rebooted: [];
   exit: [{ reason: ExitReason; detail?: string }];
+}
+
+/** What a saved-state file says about itself (read without starting a guest). */
+export interface StateFileHeader {
+  uuid: string;
+  name: string;
+  domainXml: string;
 }
 
 /** A running guest, owned by an engine process the host is attached to. */
@@ -35,6 +44,16 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   readonly vncSocket: string;
   /** Serial output produced while no host was attached (handed over once at attach). */
   readonly attachBacklog: Buffer;
+  /** The guest was restored from a saved state rather than booted. */
+  readonly restored: boolean;
+  /** Asks the guest to power off; says which channels carried the request. */
+  shutdown(mode: 'acpi' | 'agent' | 'any'): Promise<{ method: 'acpi' | 'agent' | 'acpi+agent' }>;
+  reboot(): Promise<void>;
+  reset(): Promise<void>;
+  /** Writes the guest's state to `file` (the guest stays paused); progress in bytes. */
+  save(file: string, header: StateFileHeader, onProgress: (done: number, total: number) => void): Promise<void>;
+  /** Cancels a running save: no file is left and the guest runs as before. */
+  abortJob(): Promise<void>;
   pause(): Promise<void>;
   resume(): Promise<void>;
   destroy(): Promise<void>;
@@ -50,7 +69,12 @@ export interface EngineDriver {
   readonly engine: string;
   readonly uri: string;
   support(doc: DomainDocument): SupportReport;
-  start(doc: DomainDocument): Promise<LiveDomain>;
-  /** Finds guests left running by an earlier host and attaches to them. */
-  reattachAll(): Promise<Map<string, LiveDomain>>;
+  start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<LiveDomain>;
+  /** Reads and checks a state file's header; throws a clear error for a corrupt or foreign file. */
+  readStateHeader(file: string): StateFileHeader;
+  /**
+   * Finds guests left by an earlier host: attaches to those still running (with the live XML they
+   * were started from), and reports why the others ended.
+   */
+  reattachAll(): Promise<Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>>;
 }

@@ -9,23 +9,27 @@ import { processAlive, writeFileAtomic } from '../../../common/fsutil.js';
 import { JsonlConnection } from '../../../common/jsonl.js';
 import {
   bootOrderValue,
+  readStateHeader,
   runnerPaths,
   type HelloResult,
+  type RunnerExit,
   type RunnerConfig,
   type RunnerMessage,
   type RunnerOp,
   type RunnerOps,
   type ScreenshotResult,
 } from '../../../runner/protocol.js';
-import { checkEngineSupport, V86_MAX_MEMORY_KiB } from '../../domain/engine-support.js';
-import type { DomainDocument } from '../../domain/xml.js';
+import { checkEngineSupport, GUEST_AGENT_CHANNEL, V86_MAX_MEMORY_KiB } from '../../domain/engine-support.js';
+import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../paths.js';
-import type { EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, SupportReport } from '../driver.js';
+import type { EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, StateFileHeader, SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 30_000;
+const SAVE_TIMEOUT_MS = 10 * 60_000;
+const LIVE_XML = 'live.xml';
 
 export class EngineError extends Error {
   constructor(message: string) {
@@ -44,9 +48,16 @@ export class V86Driver implements EngineDriver {
     return checkEngineSupport(doc.config, 'v86', doc.root);
   }
 
-  async start(doc: DomainDocument): Promise<LiveDomain> {
+  readStateHeader(file: string): StateFileHeader {
+    const header = readStateHeader(file);
+    return { uuid: header.uuid, name: header.name, domainXml: header.domainXml };
+  }
+
+  async start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<LiveDomain> {
     const { config } = doc;
     const runnerConfig = this.runnerConfig(doc);
+    if (opts.paused) runnerConfig.startPaused = true;
+    if (opts.restoreFrom) runnerConfig.restoreFrom = opts.restoreFrom;
     const stateDir = path.join(this.runDir, config.uuid);
     const pidFile = path.join(stateDir, 'runner.pid');
     if (fs.existsSync(pidFile) && processAlive(readPid(pidFile))) {
@@ -55,6 +66,8 @@ export class V86Driver implements EngineDriver {
     fs.rmSync(stateDir, { recursive: true, force: true });
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     writeFileAtomic(path.join(stateDir, 'runner.json'), JSON.stringify(runnerConfig, null, 2), 0o600);
+    // The live definition, for a host that re-attaches later.
+    writeFileAtomic(path.join(stateDir, LIVE_XML), serializeDomainXml(doc), 0o600);
 
     const logFile = path.join(stateDir, 'runner.log');
     const out = fs.openSync(logFile, 'a');
@@ -91,21 +104,24 @@ export class V86Driver implements EngineDriver {
     }
   }
 
-  async reattachAll(): Promise<Map<string, LiveDomain>> {
-    const found = new Map<string, LiveDomain>();
+  async reattachAll(): Promise<Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>> {
+    const found = new Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>();
     if (!fs.existsSync(this.runDir)) return found;
     for (const entry of fs.readdirSync(this.runDir, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
       const stateDir = path.join(this.runDir, entry.name);
-      const pidFile = path.join(stateDir, 'runner.pid');
-      if (!fs.existsSync(pidFile) || !processAlive(readPid(pidFile))) {
+      const files = runnerPaths(stateDir);
+      if (!fs.existsSync(files.pid) || !processAlive(readPid(files.pid))) {
+        found.set(entry.name, { exited: exitReason(stateDir) });
         fs.rmSync(stateDir, { recursive: true, force: true });
         continue;
       }
-      const sock = await tryConnect(path.join(stateDir, 'control.sock'));
+      const sock = await tryConnect(files.control);
       if (!sock) continue;
       try {
-        found.set(entry.name, await V86Live.attach(stateDir, sock, entry.name));
+        const live = await V86Live.attach(stateDir, sock, entry.name);
+        const liveXmlFile = path.join(stateDir, LIVE_XML);
+        found.set(entry.name, { live, liveXml: fs.existsSync(liveXmlFile) ? fs.readFileSync(liveXmlFile, 'utf8') : undefined });
       } catch (err) {
         log('warn', `re-attach to runner in ${stateDir} failed: ${(err as Error).message}`);
       }
@@ -133,6 +149,7 @@ export class V86Driver implements EngineDriver {
       }
       return file;
     };
+    const features = firstChild(doc.root, 'features');
     const rc: RunnerConfig = {
       name: config.name,
       uuid: config.uuid,
@@ -141,6 +158,10 @@ export class V86Driver implements EngineDriver {
       bios: firmware.bios,
       vgaBios: firmware.vgaBios,
       balloon: config.balloon,
+      // As with libvirt, a guest has ACPI only when its XML says <features><acpi/>, and the agent
+      // channel only when it has one.
+      acpi: features !== undefined && firstChild(features, 'acpi') !== undefined,
+      guestAgent: hasAgentChannel(doc),
     };
     if (config.os.kernel) {
       rc.kernel = need(config.os.kernel, 'kernel');
@@ -177,6 +198,8 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private destroying = false;
   private detached = false;
   state: 'running' | 'paused' = 'running';
+  restored = false;
+  private progress?: (done: number, total: number) => void;
   pid = 0;
   startedAt = 0;
   attachBacklog: Buffer = Buffer.alloc(0);
@@ -197,6 +220,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     const live = new V86Live(stateDir, new JsonlConnection(sock));
     const hello: HelloResult = await live.request('hello', {});
     live.pid = hello.pid;
+    live.restored = hello.restored;
     live.state = hello.state;
     live.startedAt = hello.startedAt;
     live.attachBacklog = Buffer.from(hello.serialBacklog, 'base64');
@@ -204,6 +228,27 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     return live;
   }
 
+  async shutdown(mode: 'acpi' | 'agent' | 'any'): Promise<{ method: 'acpi' | 'agent' | 'acpi+agent' }> {
+    return this.request('shutdown', { mode });
+  }
+  async reboot(): Promise<void> {
+    await this.request('reboot', {});
+  }
+  async reset(): Promise<void> {
+    await this.request('reset', {});
+  }
+  async save(file: string, header: StateFileHeader, onProgress: (done: number, total: number) => void): Promise<void> {
+    this.progress = onProgress;
+    try {
+      // A save of a large guest can take longer than an ordinary request.
+      await this.request('save', { file, header }, SAVE_TIMEOUT_MS);
+    } finally {
+      this.progress = undefined;
+    }
+  }
+  async abortJob(): Promise<void> {
+    await this.request('abortJob', {});
+  }
   async pause(): Promise<void> {
     await this.request('pause', {});
   }
@@ -239,13 +284,13 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     this.conn.destroy();
   }
 
-  private request<K extends RunnerOp>(op: K, args: RunnerOps[K]['args']): Promise<RunnerOps[K]['result']> {
+  private request<K extends RunnerOp>(op: K, args: RunnerOps[K]['args'], timeoutMs = REQUEST_TIMEOUT_MS): Promise<RunnerOps[K]['result']> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new EngineError(`runner did not answer '${op}' within ${REQUEST_TIMEOUT_MS / 1000} s`));
-      }, REQUEST_TIMEOUT_MS);
+        reject(new EngineError(`runner did not answer '${op}' within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       if (!this.conn.send({ id, op, ...args })) {
         this.pending.delete(id);
@@ -276,6 +321,13 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
       case 'stats':
         this.emit('stats', { cpuTimeMs: msg.cpuTimeMs, rssBytes: msg.rssBytes, at: msg.at });
         break;
+      case 'guest-reboot':
+      case 'reset':
+        this.emit('rebooted');
+        break;
+      case 'job-progress':
+        this.progress?.(msg.processedBytes, msg.totalBytes);
+        break;
       case 'error':
         log('warn', `runner ${this.stateDir}: ${msg.message}`);
         break;
@@ -300,10 +352,27 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
       // The socket died but the guest lives on: the runner is wedged; end it so no guest is orphaned.
       process.kill(this.pid, 'SIGKILL');
     }
-    const reason: ExitReason = this.destroying ? 'destroyed' : 'crashed';
+    const reason: ExitReason = this.destroying ? 'destroyed' : exitReason(this.stateDir);
     const detail = reason === 'crashed' ? lastLogLine(path.join(this.stateDir, 'runner.log')) : undefined;
     fs.rmSync(this.stateDir, { recursive: true, force: true });
     this.emit('exit', { reason, detail });
+  }
+}
+
+function hasAgentChannel(doc: DomainDocument): boolean {
+  const devices = firstChild(doc.root, 'devices');
+  return (devices ? childElements(devices, 'channel') : []).some((c) => firstChild(c, 'target')?.attributes.name === GUEST_AGENT_CHANNEL);
+}
+
+/** Why a runner ended, from the exit.json it writes before exiting; no file means it died. */
+function exitReason(stateDir: string): ExitReason {
+  try {
+    const exit = JSON.parse(fs.readFileSync(runnerPaths(stateDir).exit, 'utf8')) as RunnerExit;
+    if (exit.reason === 'poweroff') return 'shutdown';
+    if (exit.reason === 'destroy' || exit.reason === 'signal') return 'destroyed';
+    return 'crashed';
+  } catch {
+    return 'crashed';
   }
 }
 

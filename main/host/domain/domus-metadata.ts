@@ -1,0 +1,50 @@
+// Edits of a definition that Domus makes itself: title/description (virsh desc) and Domus's own
+// settings, kept in <metadata> under Domus's namespace so they travel with the XML.
+import type { OnHostStop } from '../../../shared/api.js';
+import {
+  childElements,
+  createElement,
+  DOMAIN_CHILD_ORDER,
+  editDomain,
+  ensureChild,
+  firstChild,
+  setText,
+  type DomainDocument,
+  type XmlElement,
+} from './xml.js';
+
+export const DOMUS_NS = 'https://domus.dev/xmlns/domain/1';
+const POLICIES: readonly OnHostStop[] = ['shutdown', 'save', 'keep'];
+
+export function setTitleAndDescription(doc: DomainDocument, edit: { title?: string; description?: string }): void {
+  editDomain(doc, (root) => {
+    for (const key of ['title', 'description'] as const) {
+      const text = edit[key];
+      if (text === undefined) continue;
+      if (text === '') root.children = root.children.filter((c) => !(c.type === 'element' && c.name === key));
+      else setText(ensureChild(root, key, DOMAIN_CHILD_ORDER), text);
+    }
+  });
+}
+
+function domusElement(root: XmlElement): XmlElement | undefined {
+  const metadata = firstChild(root, 'metadata');
+  return metadata && childElements(metadata).find((e) => e.attributes['xmlns:domus'] === DOMUS_NS && e.name === 'domus:settings');
+}
+
+/** The guest's policy when the host stops (libvirt-guests' ON_SHUTDOWN, per domain); default shutdown. */
+export function onHostStop(doc: DomainDocument): OnHostStop {
+  const value = domusElement(doc.root)?.attributes['on-host-stop'];
+  return POLICIES.find((p) => p === value) ?? 'shutdown';
+}
+
+export function setOnHostStop(doc: DomainDocument, policy: OnHostStop): void {
+  editDomain(doc, (root) => {
+    let settings = domusElement(root);
+    if (!settings) {
+      settings = createElement('domus:settings', { 'xmlns:domus': DOMUS_NS });
+      ensureChild(root, 'metadata', DOMAIN_CHILD_ORDER).children.push(settings);
+    }
+    settings.attributes['on-host-stop'] = policy;
+  });
+}
