@@ -7,6 +7,8 @@ import { stripTokenFromAddress } from './api/web';
 import App from './App.vue';
 import { useDomainsStore } from './stores/domains';
 import { useHostStore } from './stores/host';
+import { useJobsStore } from './stores/jobs';
+import { useQuitStore } from './stores/quit';
 
 stripTokenFromAddress();
 
@@ -15,5 +17,7 @@ app.use(createPinia());
 // The stores subscribe to host events when created; create them before the first connection.
 useHostStore();
 useDomainsStore();
+useJobsStore();
+useQuitStore();
 app.mount('#app');
 host.start();

@@ -1,10 +1,12 @@
 // Keeps one live ApiClient to the host. A client dies with its transport, so after a close
 // (host restart, sleep, crash) a new transport and client are built, with backoff, and the event
-// listeners registered here carry over.
+// listeners registered here carry over. The one close that is not retried is the host stopping
+// because someone asked it to (see expectClose).
 import type { EventName, Events, Method, Params, Result } from '@shared/api';
 import { ApiClient, type MessageTransport } from '@shared/client';
 
-export type ConnectionState = 'connecting' | 'connected' | 'reconnecting';
+/** 'closed': the host stopped on request and no reconnection is attempted until start(). */
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
 const BACKOFF_MS = [300, 600, 1200, 2500, 5000];
 
@@ -18,8 +20,16 @@ export class HostConnection {
   private readonly stateHandlers = new Set<(state: ConnectionState) => void>();
   private currentState: ConnectionState = 'connecting';
   private currentProblem = '';
+  private stayClosed = false;
 
-  constructor(private readonly openTransport: () => Promise<MessageTransport>) {}
+  /**
+   * `hello` is sent first on every connection, so the host's trace can say which window asked
+   * for what (a new connection is a new session on the host).
+   */
+  constructor(
+    private readonly openTransport: () => Promise<MessageTransport>,
+    private readonly hello: Params<'session.hello'>,
+  ) {}
 
   get state(): ConnectionState {
     return this.currentState;
@@ -31,8 +41,19 @@ export class HostConnection {
   }
 
   start(): void {
+    this.stayClosed = false;
     if (this.client || this.retryTimer !== undefined) return;
+    this.setState('connecting');
     void this.open();
+  }
+
+  /**
+   * The host is stopping because it was asked to: when its connection closes, stay closed rather
+   * than reconnect (a restarted host would otherwise look like the stop never happened).
+   * `false` withdraws this, e.g. when the host refused to stop.
+   */
+  expectClose(expected: boolean): void {
+    this.stayClosed = expected;
   }
 
   call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>> {
@@ -75,10 +96,16 @@ export class HostConnection {
     client.onClose((reason) => {
       if (this.client !== client) return;
       this.client = null;
-      this.retry(reason);
+      if (this.stayClosed) {
+        this.currentProblem = reason;
+        this.setState('closed');
+      } else this.retry(reason);
     });
     for (const event of this.listeners.keys()) this.forward(client, event);
     this.client = client;
+    // Sent before anything the 'connected' handlers ask, so every later request is attributed.
+    // A host that predates session.hello still serves the window; its trace just cannot name it.
+    client.call('session.hello', this.hello).catch(() => undefined);
     this.attempts = 0;
     this.currentProblem = '';
     this.setState('connected');

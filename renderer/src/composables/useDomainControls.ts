@@ -1,8 +1,8 @@
-// The power buttons (Run, Pause, Force Off, Delete) behave the same in the manager's toolbar and
-// in the console header; this is their one definition.
+// The power controls (Run, Pause, the Shut Down menu, Delete) behave the same in the manager's
+// toolbar and in the console header; this is their one definition.
 import { computed, type Ref } from 'vue';
 import type { DomainSummary } from '@shared/api';
-import { domainActions, NO_ACTIONS } from '../lib/domainState';
+import { domainActions, NO_ACTIONS, type DomainActions } from '../lib/domainState';
 import { useDomainsStore } from '../stores/domains';
 import { useHostStore } from '../stores/host';
 import { useViewStore } from '../stores/view';
@@ -24,6 +24,21 @@ export function useDomainControls(domain: Ref<DomainSummary | undefined>) {
   /** Pause is a toggle: pressed while paused, and pressing it again resumes. */
   const canPause = computed(() => actions.value.suspend || actions.value.resume);
 
+  const runTip = computed(() => {
+    if (paused.value) return 'Resume the virtual machine';
+    // libvirt's start restores a managed save instead of booting.
+    if (domain.value?.managedSave) return 'Power on the virtual machine, restoring its saved state';
+    return 'Power on the virtual machine';
+  });
+
+  /** Runs `act` on the current domain if `allowed` says the host would accept it now. */
+  function guarded(allowed: keyof DomainActions, act: (uuid: string) => Promise<boolean>): () => void {
+    return () => {
+      const d = domain.value;
+      if (d && actions.value[allowed]) void act(d.uuid);
+    };
+  }
+
   function run(): void {
     const d = domain.value;
     if (!d) return;
@@ -38,16 +53,26 @@ export function useDomainControls(domain: Ref<DomainSummary | undefined>) {
     else if (actions.value.suspend) void domains.suspend(d.uuid);
   }
 
-  function forceOff(): void {
-    const d = domain.value;
-    if (d && actions.value.destroy) void domains.destroy(d.uuid);
-  }
-
   /** Deletion is confirmed first (see ConfirmDeleteDialog). */
   function askDelete(): void {
     const d = domain.value;
     if (d && actions.value.undefine) view.confirmDeleteUuid = d.uuid;
   }
 
-  return { actions, paused, canRun, canPause, run, togglePause, forceOff, askDelete };
+  return {
+    actions,
+    paused,
+    canRun,
+    canPause,
+    runTip,
+    run,
+    togglePause,
+    shutdown: guarded('shutdown', domains.shutdown),
+    reboot: guarded('reboot', domains.reboot),
+    reset: guarded('reset', domains.reset),
+    forceOff: guarded('destroy', domains.destroy),
+    managedSave: guarded('managedSave', domains.managedSave),
+    discardSave: guarded('discardSave', domains.discardSave),
+    askDelete,
+  };
 }

@@ -5,6 +5,44 @@ export function formatMemory(kib: number): string {
   return `${Number.isInteger(gib) ? gib : gib.toFixed(1)} GiB`;
 }
 
+const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+/** The binary unit that suits `bytes`, as a power of 1024. */
+function byteUnit(bytes: number): number {
+  let unit = 0;
+  while (bytes >= 1024 ** (unit + 1) && unit < BYTE_UNITS.length - 1) unit++;
+  return unit;
+}
+
+function inUnit(bytes: number, unit: number): string {
+  return unit === 0 ? String(bytes) : (bytes / 1024 ** unit).toFixed(1);
+}
+
+/** Bytes in binary units, one decimal above bytes. */
+export function formatBytes(bytes: number): string {
+  const unit = byteUnit(bytes);
+  return `${inUnit(bytes, unit)} ${BYTE_UNITS[unit]}`;
+}
+
+/** Progress in the total's unit, so the two numbers compare at a glance: "80.1 / 256.0 MiB". */
+export function formatByteProgress(done: number, total: number): string {
+  const unit = byteUnit(total);
+  return `${inUnit(done, unit)} / ${inUnit(total, unit)} ${BYTE_UNITS[unit]}`;
+}
+
+/** Local wall-clock time with milliseconds (14:25:01.042), for trace lines. */
+export function formatClock(epochMs: number): string {
+  const d = new Date(epochMs);
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 10) return `${ms.toFixed(1)} ms`;
+  if (ms < 10_000) return `${Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
 export function formatPercent(value: number): string {
   return `${value < 10 ? value.toFixed(1) : Math.round(value)}%`;
 }

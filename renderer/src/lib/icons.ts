@@ -31,6 +31,20 @@ export const ICONS = {
     d: 'M4 3h16a1 1 0 0 1 1 1v6a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V4a1 1 0 0 1 1-1zM4 13h16a1 1 0 0 1 1 1v6a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1v-6a1 1 0 0 1 1-1zM7 7h.01M7 17h.01',
   },
   plug: { d: 'M9 2v5M15 2v5M6 7h12v4a6 6 0 0 1-12 0zM12 17v5' },
+  'chevron-down': { d: 'M6 9.5l6 6 6-6' },
+  menu: { d: 'M4 6.5h16M4 12h16M4 17.5h16' },
+  details: {
+    d: 'M9 3.5h6a1 1 0 0 1 1 1V6H8V4.5a1 1 0 0 1 1-1zM8 5H6a2 2 0 0 0-2 2v12a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2h-2M8 11h8M8 15h5',
+  },
+  trace: { d: 'M22 12h-4l-3 8.5L9 3.5 6 12H2' },
+  reboot: { d: 'M21.5 4v6h-6M19.6 15a8.5 8.5 0 1 1-2-8.8l3.9 3.8' },
+  reset: { d: 'M13 2.5 4 13.5h7.5l-1 8 9-11H12l1-8z' },
+  save: { d: 'M19 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h11l5 5v11a2 2 0 0 1-2 2zM17 21v-7.5H7V21M7 3v4.5h8' },
+  quit: { d: 'M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4M16 17l5-5-5-5M21 12H9' },
+  autostart: { d: 'M17 2l4 4-4 4M3 11V10a4 4 0 0 1 4-4h14M7 22l-4-4 4-4M21 13v1a4 4 0 0 1-4 4H3' },
+  failed: { d: 'M22 12a10 10 0 1 1-20 0a10 10 0 1 1 20 0zM15 9l-6 6M9 9l6 6' },
+  clear: { d: 'M21 12a9 9 0 1 1-18 0a9 9 0 1 1 18 0zM5.6 5.6l12.8 12.8' },
+  filter: { d: 'M21 4H3l7 8.3V18l4 2v-7.7L21 4z' },
 } satisfies Record<string, { d: string; fill?: boolean }>;
 
 export type IconName = keyof typeof ICONS;

@@ -1,20 +1,36 @@
 // The domain list, kept live from host events after one domain.list per connection (no polling).
 import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
-import type { DomainSummary, NewDomainSpec, Result } from '@shared/api';
+import type { DomainSummary, NewDomainSpec, OnHostStop, Params, Result } from '@shared/api';
 import { host } from '../api';
+import { useJobsStore } from './jobs';
 import { useToastStore } from './toasts';
 
 /** Samples kept for the CPU sparkline: one minute at the host's one-per-second stats. */
 export const CPU_HISTORY_LENGTH = 60;
 
-export type LifecycleAction = 'start' | 'suspend' | 'resume' | 'destroy' | 'undefine';
+export type LifecycleAction =
+  | 'start'
+  | 'suspend'
+  | 'resume'
+  | 'shutdown'
+  | 'reboot'
+  | 'reset'
+  | 'destroy'
+  | 'managedSave'
+  | 'managedSaveRemove'
+  | 'undefine';
 
 const ACTION_TITLES: Record<LifecycleAction, string> = {
   start: 'Could not start',
   suspend: 'Could not pause',
   resume: 'Could not resume',
+  shutdown: 'Could not shut down',
+  reboot: 'Could not reboot',
+  reset: 'Could not reset',
   destroy: 'Could not force off',
+  managedSave: 'Could not save',
+  managedSaveRemove: 'Could not discard the saved state of',
   undefine: 'Could not delete',
 };
 
@@ -52,6 +68,7 @@ export const useDomainsStore = defineStore('domains', () => {
       byUuid.value = fresh;
       for (const uuid of Object.keys(cpuHistory.value)) if (!fresh[uuid]) delete cpuHistory.value[uuid];
       loaded.value = true;
+      useJobsStore().recover(domains);
     } catch (err) {
       if (host.state === 'connected') useToastStore().failure('Could not list the virtual machines', err);
     }
@@ -87,6 +104,10 @@ export const useDomainsStore = defineStore('domains', () => {
       if (action === 'undefine') {
         await host.call('domain.undefine', { domain: uuid });
         remove(uuid);
+      } else if (action === 'managedSave') {
+        // The save runs as a job; the domain's step and then its state arrive as events.
+        const { job } = await host.call('domain.managedSave', { domain: uuid });
+        useJobsStore().track(job);
       } else {
         const method = `domain.${action}` as const;
         const { domain: updated } = await host.call(method, { domain: uuid });
@@ -114,6 +135,25 @@ export const useDomainsStore = defineStore('domains', () => {
     return result;
   }
 
+  // Settings changes report errors to the caller, which shows them next to the control.
+  async function setAutostart(uuid: string, enabled: boolean): Promise<DomainSummary> {
+    const { domain } = await host.call('domain.setAutostart', { domain: uuid, enabled });
+    upsert(domain);
+    return domain;
+  }
+
+  async function setOnHostStop(uuid: string, policy: OnHostStop): Promise<DomainSummary> {
+    const { domain } = await host.call('domain.setOnHostStop', { domain: uuid, policy });
+    upsert(domain);
+    return domain;
+  }
+
+  async function setMetadata(params: Params<'domain.setMetadata'>): Promise<Result<'domain.setMetadata'>> {
+    const result = await host.call('domain.setMetadata', params);
+    upsert(result.domain);
+    return result;
+  }
+
   return {
     byUuid,
     list,
@@ -125,9 +165,17 @@ export const useDomainsStore = defineStore('domains', () => {
     start: (uuid: string) => lifecycle('start', uuid),
     suspend: (uuid: string) => lifecycle('suspend', uuid),
     resume: (uuid: string) => lifecycle('resume', uuid),
+    shutdown: (uuid: string) => lifecycle('shutdown', uuid),
+    reboot: (uuid: string) => lifecycle('reboot', uuid),
+    reset: (uuid: string) => lifecycle('reset', uuid),
     destroy: (uuid: string) => lifecycle('destroy', uuid),
+    managedSave: (uuid: string) => lifecycle('managedSave', uuid),
+    discardSave: (uuid: string) => lifecycle('managedSaveRemove', uuid),
     undefine: (uuid: string) => lifecycle('undefine', uuid),
     create,
     define,
+    setAutostart,
+    setOnHostStop,
+    setMetadata,
   };
 });

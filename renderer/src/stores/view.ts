@@ -16,6 +16,10 @@ export const useViewStore = defineStore('view', () => {
   const newVmOpen = ref(false);
   /** The domain waiting for the user to confirm its deletion. */
   const confirmDeleteUuid = ref<string | null>(null);
+  /** The Details side panel (selected domain) beside the list or the console. */
+  const detailsOpen = ref(false);
+  /** The trace drawer at the bottom of the window. */
+  const traceOpen = ref(false);
 
   window.addEventListener('hashchange', () => {
     consoleUuid.value = consoleFromHash(location.hash);
@@ -39,5 +43,15 @@ export const useViewStore = defineStore('view', () => {
     location.hash = '#/';
   }
 
-  return { selectedUuid, consoleUuid, newVmOpen, confirmDeleteUuid, select, openConsole, closeConsole };
+  return {
+    selectedUuid,
+    consoleUuid,
+    newVmOpen,
+    confirmDeleteUuid,
+    detailsOpen,
+    traceOpen,
+    select,
+    openConsole,
+    closeConsole,
+  };
 });
