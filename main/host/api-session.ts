@@ -106,11 +106,14 @@ export class ApiSession {
 
   private traceRequest(op: string, args: { domain?: string }, started: number, ok: boolean, result?: unknown, error?: string): void {
     if (op.startsWith('trace.')) return;
-    const job = (result as { job?: { id: number } } | undefined)?.job?.id;
+    const reply = result as { job?: { id: number; domain: string }; domain?: { name: string } } | undefined;
+    const job = reply?.job?.id;
+    // define, create and restore name their domain only in the reply.
+    const domain = args.domain === undefined ? (reply?.domain?.name ?? reply?.job?.domain) : this.domainName(args.domain);
     this.svc.host.trace.request({
       time: started,
       client: this.client,
-      domain: args.domain === undefined ? undefined : this.domainName(args.domain),
+      domain,
       job,
       op,
       args,

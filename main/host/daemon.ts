@@ -58,7 +58,7 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
       await host.stopAll();
       host.detachAll();
       web?.close();
-      await new Promise<void>((r) => server.close(() => r()));
+      await server.close();
       fs.rmSync(paths.socket, { force: true });
       fs.rmSync(paths.daemonPid, { force: true });
       onStopped();

@@ -6,9 +6,17 @@ import { JsonlConnection } from '../../common/jsonl.js';
 import { ApiSession, type HostServices } from '../api-session.js';
 import { log } from '../log.js';
 
-export async function listenUnix(svc: HostServices, socketPath: string): Promise<net.Server> {
+export interface UnixListener {
+  /** Stops listening and drops every client connection. */
+  close(): Promise<void>;
+}
+
+export async function listenUnix(svc: HostServices, socketPath: string): Promise<UnixListener> {
   fs.rmSync(socketPath, { force: true });
+  const clients = new Set<net.Socket>();
   const server = net.createServer((sock) => {
+    clients.add(sock);
+    sock.on('close', () => clients.delete(sock));
     const conn = new JsonlConnection(sock);
     const session = new ApiSession(svc, { kind: 'local', label: 'local client' }, (text) => {
       if (conn.isOpen) sock.write(text + '\n');
@@ -25,5 +33,11 @@ export async function listenUnix(svc: HostServices, socketPath: string): Promise
     server.listen(socketPath, () => resolve());
   });
   fs.chmodSync(socketPath, 0o600);
-  return server;
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const sock of clients) sock.destroy();
+      }),
+  };
 }
