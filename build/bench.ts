@@ -2,7 +2,9 @@
 // docs/benchmarks.md. Not a test: nothing here asserts.
 //  - cold boot to DOMUS-GUEST-READY: the PV sample through Domus (host API → runner) vs the same
 //    v86 options in a bare Node script;
-//  - host memory per running 128 MiB guest (runner RSS, and what the host adds).
+//  - host memory per running 128 MiB guest (runner RSS, and what the host adds);
+//  - the live trace's cost: API calls per second with and without a trace watcher;
+//  - re-attach time of a new host to 5 running guests after SIGKILL of the old one.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -77,6 +79,55 @@ async function domusBoot(t: TestHost, name: string): Promise<{ ms: number; runne
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** Sequential domain.info calls per second over the unix socket. */
+async function callRate(t: TestHost, name: string, calls: number): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < calls; i++) await t.client.call('domain.info', { domain: name });
+  return (calls / (performance.now() - t0)) * 1000;
+}
+
+/** The trace costs next to nothing unwatched: the same calls, rounds alternating without and with a watcher. */
+async function traceCost(t: TestHost): Promise<{ without: number; withWatcher: number }> {
+  await t.client.call('domain.create', {
+    spec: { name: 'trace-bench', memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz') } },
+  });
+  const watcher = await (await import('../main/cli/connect.js')).connectHost(t.paths, false);
+  let received = 0;
+  watcher.on('trace.record', () => received++);
+  const without: number[] = [];
+  const withWatcher: number[] = [];
+  await callRate(t, 'trace-bench', 500);
+  for (let round = 0; round < 4; round++) {
+    without.push(await callRate(t, 'trace-bench', 2000));
+    await watcher.call('trace.subscribe', { backlog: false });
+    withWatcher.push(await callRate(t, 'trace-bench', 2000));
+    await watcher.call('trace.unsubscribe', {});
+  }
+  watcher.close();
+  if (received < 2000) throw new Error(`the watcher saw only ${received} records`);
+  return { without: median(without), withWatcher: median(withWatcher) };
+}
+
+/** Boots 5 guests, SIGKILLs the host, and times a new host until it lists all 5 running. */
+async function reattachFive(t: TestHost): Promise<number> {
+  const names = [0, 1, 2, 3, 4].map((i) => `reattach-${i}`);
+  for (const name of names) {
+    await t.client.call('domain.create', {
+      spec: { name, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } },
+    });
+    await t.client.call('domain.start', { domain: name });
+  }
+  await t.killHost();
+  const t0 = performance.now();
+  await t.reconnect();
+  const { domains } = await t.client.call('domain.list', { all: true });
+  const ms = performance.now() - t0;
+  const running = domains.filter((d) => names.includes(d.name) && d.state === 'running').length;
+  if (running !== 5) throw new Error(`only ${running} of 5 guests re-attached`);
+  for (const name of names) await t.client.call('domain.destroy', { domain: name });
+  return ms;
+}
+
 async function main(): Promise<void> {
   const t = await TestHost.start();
   const bare: number[] = [];
@@ -84,6 +135,8 @@ async function main(): Promise<void> {
   const runnerRss: number[] = [];
   let hostRssIdle = 0;
   let hostRssWithGuests = 0;
+  let trace = { without: 0, withWatcher: 0 };
+  let reattachMs = 0;
   try {
     hostRssIdle = rssKiB(t.daemonPid());
     // Interleaved so that machine load hits both sides alike.
@@ -95,6 +148,9 @@ async function main(): Promise<void> {
       if (processAlive(r.runnerPid)) runnerRss.push(rssKiB(r.runnerPid));
     }
     hostRssWithGuests = rssKiB(t.daemonPid());
+    for (let i = 0; i < RUNS; i++) await t.client.call('domain.destroy', { domain: `bench-${i}` });
+    trace = await traceCost(t);
+    reattachMs = await reattachFive(t);
   } finally {
     await t.stop();
   }
@@ -104,6 +160,8 @@ async function main(): Promise<void> {
     `| cold boot to DOMUS-GUEST-READY, PV sample, median of ${RUNS} | bare v86 in Node: ${(b / 1000).toFixed(2)} s | Domus (host API → runner): ${(d / 1000).toFixed(2)} s | Domus / bare = ${(d / b).toFixed(2)} |`,
     `| runner RSS per running 128 MiB guest (3 s after boot) | median ${(median(runnerRss) / 1024).toFixed(0)} MiB | all: ${runnerRss.map((k) => (k / 1024).toFixed(0)).join(', ')} MiB | |`,
     `| host (domusd) RSS | idle: ${(hostRssIdle / 1024).toFixed(0)} MiB | with ${RUNS} guests running: ${(hostRssWithGuests / 1024).toFixed(0)} MiB | +${((hostRssWithGuests - hostRssIdle) / 1024 / RUNS).toFixed(1)} MiB per guest |`,
+    `| live trace cost: domain.info calls/s over the unix socket, median of 4 rounds of 2000 | nobody watching: ${trace.without.toFixed(0)}/s | one trace watcher: ${trace.withWatcher.toFixed(0)}/s | watched / unwatched = ${(trace.withWatcher / trace.without).toFixed(2)} |`,
+    `| re-attach after SIGKILL of the host, 5 running guests | — | new host up and listing all 5 running: ${reattachMs.toFixed(0)} ms | |`,
   ];
   const report = [
     '# Benchmarks',
