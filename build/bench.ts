@@ -12,6 +12,7 @@ import path from 'node:path';
 import { processAlive } from '../main/common/fsutil.js';
 import { findFirmware } from '../main/host/drivers/v86/firmware.js';
 import { APP_ROOT } from '../main/host/paths.js';
+import { TraceLog } from '../main/host/trace.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest } from '../main/testing/harness.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -108,6 +109,19 @@ async function traceCost(t: TestHost): Promise<{ without: number; withWatcher: n
   return { without: median(without), withWatcher: median(withWatcher) };
 }
 
+/** What one unwatched trace record costs in-process, to set against the cost of one API call. */
+function unwatchedRecordNs(): number {
+  const log = new TraceLog();
+  const args = { domain: 'x' };
+  const result = { domain: { name: 'x', state: 'running', reason: 'booted' } };
+  const n = 1_000_000;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    log.request({ time: Date.now(), client: { kind: 'cli', label: 'bench' }, domain: 'x', op: 'domain.info', args, ok: true, result, durationMs: 0 });
+  }
+  return Number(process.hrtime.bigint() - t0) / n;
+}
+
 /** Boots 5 guests, SIGKILLs the host, and times a new host until it lists all 5 running. */
 async function reattachFive(t: TestHost): Promise<number> {
   const names = [0, 1, 2, 3, 4].map((i) => `reattach-${i}`);
@@ -128,6 +142,9 @@ async function reattachFive(t: TestHost): Promise<number> {
   return ms;
 }
 
+/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach) only those named. */
+const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach']);
+
 async function main(): Promise<void> {
   const t = await TestHost.start();
   const bare: number[] = [];
@@ -135,34 +152,50 @@ async function main(): Promise<void> {
   const runnerRss: number[] = [];
   let hostRssIdle = 0;
   let hostRssWithGuests = 0;
-  let trace = { without: 0, withWatcher: 0 };
-  let reattachMs = 0;
+  let trace: { without: number; withWatcher: number } | undefined;
+  let reattachMs: number | undefined;
   try {
     hostRssIdle = rssKiB(t.daemonPid());
-    // Interleaved so that machine load hits both sides alike.
-    for (let i = 0; i < RUNS; i++) {
-      bare.push(await bareBoot());
-      const r = await domusBoot(t, `bench-${i}`);
-      domus.push(r.ms);
-      await new Promise((res) => setTimeout(res, 3000));
-      if (processAlive(r.runnerPid)) runnerRss.push(rssKiB(r.runnerPid));
+    if (parts.has('boot')) {
+      // Interleaved so that machine load hits both sides alike.
+      for (let i = 0; i < RUNS; i++) {
+        bare.push(await bareBoot());
+        const r = await domusBoot(t, `bench-${i}`);
+        domus.push(r.ms);
+        await new Promise((res) => setTimeout(res, 3000));
+        if (processAlive(r.runnerPid)) runnerRss.push(rssKiB(r.runnerPid));
+      }
+      hostRssWithGuests = rssKiB(t.daemonPid());
+      for (let i = 0; i < RUNS; i++) await t.client.call('domain.destroy', { domain: `bench-${i}` });
     }
-    hostRssWithGuests = rssKiB(t.daemonPid());
-    for (let i = 0; i < RUNS; i++) await t.client.call('domain.destroy', { domain: `bench-${i}` });
-    trace = await traceCost(t);
-    reattachMs = await reattachFive(t);
+    if (parts.has('trace')) trace = await traceCost(t);
+    if (parts.has('reattach')) reattachMs = await reattachFive(t);
   } finally {
     await t.stop();
   }
-  const b = median(bare);
-  const d = median(domus);
-  const rows = [
-    `| cold boot to DOMUS-GUEST-READY, PV sample, median of ${RUNS} | bare v86 in Node: ${(b / 1000).toFixed(2)} s | Domus (host API → runner): ${(d / 1000).toFixed(2)} s | Domus / bare = ${(d / b).toFixed(2)} |`,
-    `| runner RSS per running 128 MiB guest (3 s after boot) | median ${(median(runnerRss) / 1024).toFixed(0)} MiB | all: ${runnerRss.map((k) => (k / 1024).toFixed(0)).join(', ')} MiB | |`,
-    `| host (domusd) RSS | idle: ${(hostRssIdle / 1024).toFixed(0)} MiB | with ${RUNS} guests running: ${(hostRssWithGuests / 1024).toFixed(0)} MiB | +${((hostRssWithGuests - hostRssIdle) / 1024 / RUNS).toFixed(1)} MiB per guest |`,
-    `| live trace cost: domain.info calls/s over the unix socket, median of 4 rounds of 2000 | nobody watching: ${trace.without.toFixed(0)}/s | one trace watcher: ${trace.withWatcher.toFixed(0)}/s | watched / unwatched = ${(trace.withWatcher / trace.without).toFixed(2)} |`,
-    `| re-attach after SIGKILL of the host, 5 running guests | — | new host up and listing all 5 running: ${reattachMs.toFixed(0)} ms | |`,
-  ];
+  const rows: string[] = [];
+  if (bare.length) {
+    const b = median(bare);
+    const d = median(domus);
+    rows.push(
+      `| cold boot to DOMUS-GUEST-READY, PV sample, median of ${RUNS} | bare v86 in Node: ${(b / 1000).toFixed(2)} s | Domus (host API → runner): ${(d / 1000).toFixed(2)} s | Domus / bare = ${(d / b).toFixed(2)} |`,
+      `| runner RSS per running 128 MiB guest (3 s after boot) | — | median ${(median(runnerRss) / 1024).toFixed(0)} MiB (all: ${runnerRss.map((k) => (k / 1024).toFixed(0)).join(', ')}) | |`,
+      `| host (domusd) RSS | idle: ${(hostRssIdle / 1024).toFixed(0)} MiB | with ${RUNS} guests running: ${(hostRssWithGuests / 1024).toFixed(0)} MiB | ${((hostRssWithGuests - hostRssIdle) / 1024 / RUNS).toFixed(1)} MiB per guest |`,
+    );
+  }
+  if (trace) {
+    const ns = unwatchedRecordNs();
+    const callNs = 1e9 / trace.without;
+    rows.push(
+      `| one trace record when nobody watches (in-process, 10^6 records) vs one API call | API call: ${(callNs / 1000).toFixed(0)} µs | trace record: ${ns.toFixed(0)} ns | ${((ns / callNs) * 100).toFixed(3)} % of a call |`,
+    );
+    rows.push(
+      `| live trace cost: domain.info calls/s over the unix socket, median of 4 rounds of 2000 | nobody watching: ${trace.without.toFixed(0)}/s | one trace watcher: ${trace.withWatcher.toFixed(0)}/s | watched / unwatched = ${(trace.withWatcher / trace.without).toFixed(2)} |`,
+    );
+  }
+  if (reattachMs !== undefined) {
+    rows.push(`| re-attach after SIGKILL of the host, 5 running guests | — | new host up and listing all 5 running: ${reattachMs.toFixed(0)} ms | |`);
+  }
   const report = [
     '# Benchmarks',
     '',
@@ -172,8 +205,7 @@ async function main(): Promise<void> {
     '|---|---|---|---|',
     ...rows,
     '',
-    `Raw boot times (ms): bare ${bare.join(', ')}; Domus ${domus.join(', ')}.`,
-    '',
+    bare.length ? `Raw boot times (ms): bare ${bare.join(', ')}; Domus ${domus.join(', ')}.\n` : '',
   ].join('\n');
   process.stdout.write(report);
   fs.mkdirSync(path.join(APP_ROOT, 'docs'), { recursive: true });

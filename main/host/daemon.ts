@@ -48,8 +48,9 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
     },
     stop: () => void stop(),
   };
-  const server = await listenUnix(services, paths.socket);
+  // The pid file first: whoever sees the socket answer may read it.
   writeFileAtomic(paths.daemonPid, `${process.pid}\n`);
+  const server = await listenUnix(services, paths.socket);
   log('info', `domusd ${process.pid} serving ${paths.home}`);
 
   function stop(): Promise<void> {

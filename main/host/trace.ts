@@ -34,8 +34,12 @@ export class TraceLog {
   private seq = 0;
   private readonly watchers = new Set<{ filter: TraceFilter; deliver: (r: TraceRecord) => void }>();
 
+  /** Takes ownership of `raw` (a fresh object from the caller): no copy on the unwatched path. */
   request(raw: Omit<Raw, 'seq' | 'kind'>): void {
-    this.push({ ...raw, seq: ++this.seq, kind: 'request' });
+    const rec = raw as Raw;
+    rec.seq = ++this.seq;
+    rec.kind = 'request';
+    this.push(rec);
   }
 
   event(op: string, data: unknown, domain?: string, job?: number): void {
