@@ -2,10 +2,13 @@
 // serial output; autostart; each on-host-stop policy (shutdown, save, keep); the live trace of a
 // scripted sequence of CLI calls.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TraceRecord } from '../../shared/api.js';
 import { processAlive } from '../common/fsutil.js';
+import { APP_ROOT } from './paths.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, sleep, until } from '../testing/harness.js';
 
 const BOOT = 150_000;
@@ -67,6 +70,14 @@ describe('guests outlive the host', { timeout: 900_000 }, () => {
       assert.equal(firstAfterKill, -1, `serial numbers have a gap: ${all.join(',')}`);
       assert.ok(all.length >= 15, `ticks across the host restart: ${all.join(',')}`);
     }
+    // The lock in the domain's state directory: a second runner (say, from another host) is refused.
+    const stateDir = path.join(t.paths.run, uuids[0]);
+    const second = spawnSync(process.execPath, [path.join(APP_ROOT, 'dist', 'runner', 'main.mjs'), stateDir], { encoding: 'utf8' });
+    assert.equal(second.status, 2);
+    assert.match(second.stderr, new RegExp(`error: another runner \\(pid ${pids[0]}\\) is using ${stateDir}`));
+    assert.ok(processAlive(pids[0]), 'the running guest is untouched');
+    assert.ok(fs.existsSync(path.join(stateDir, 'control.sock')) && fs.existsSync(path.join(stateDir, 'vnc.sock')), 'its sockets too');
+
     for (const name of ['one', 'two']) await t.client.call('domain.destroy', { domain: name });
   });
 
