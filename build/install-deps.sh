@@ -22,10 +22,14 @@
 #   cpio                          initrd.gz
 #   e2fsprogs fdisk               disk.img: mkfs.ext2 -d, debugfs, e2fsck, sfdisk
 #   xz-utils kmod util-linux      .ko.xz handling, modinfo (module dependency check), losetup/mount
+#   qemu-system-x86 qemu-utils    the QEMU engine (TCG here), qemu-img, and the VNC benchmark's anchor
+#   vncsnapshot                   a stock VNC client that must read a Domus guest's framebuffer
+#   genisoimage                   ISO 9660 test images (Rock Ridge, Joliet) for the disk-image reader
 set -euo pipefail
 
 DEFAULT_PKGS=(chromium seabios xorriso isolinux syslinux syslinux-common extlinux mtools cpio
-              e2fsprogs fdisk dosfstools xz-utils kmod util-linux)
+              e2fsprogs fdisk dosfstools xz-utils kmod util-linux
+              qemu-system-x86 qemu-utils vncsnapshot genisoimage)
 if [ $# -gt 0 ]; then PKGS=("$@"); else PKGS=("${DEFAULT_PKGS[@]}"); fi
 
 missing=()
