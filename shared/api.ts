@@ -9,6 +9,11 @@ export const API_VERSION = 1;
 /** A domain is addressed by name or UUID, as virsh does. */
 const DomainRef = z.string().min(1, 'domain name or UUID is required').max(256);
 const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+const VolumeName = z
+  .string()
+  .min(1, 'volume name is required')
+  .max(255)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/, 'volume name may hold letters, digits and _ . + - and must start with a letter or digit');
 
 /** What the "New VM" dialog sends; the host turns it into libvirt XML. */
 export const NewDomainSpec = z.object({
@@ -102,6 +107,88 @@ export const RequestParams = {
   'domain.managedSaveRemove': z.object({ domain: DomainRef }).strict(),
   'domain.jobInfo': z.object({ domain: DomainRef, completed: z.boolean().default(false) }).strict(),
   'domain.jobAbort': z.object({ domain: DomainRef }).strict(),
+  // Console (VNC, keys)
+  /** virsh send-key: key codes or names (KEY_LEFTCTRL…) in a codeset, pressed together then released. */
+  'domain.sendKey': z
+    .object({
+      domain: DomainRef,
+      codeset: z.enum(['linux', 'xt', 'atset1', 'qnum', 'usb']).default('linux'),
+      holdtimeMs: z.number().int().min(0).max(10_000).optional(),
+      keycodes: z.array(z.union([z.string().min(1).max(32), z.number().int().min(0).max(0xffff)])).min(1, 'give at least one key').max(16, 'at most 16 keys at once'),
+    })
+    .strict(),
+  /** Where the domain's VNC server listens (virsh vncdisplay). */
+  'domain.vncDisplay': z.object({ domain: DomainRef }).strict(),
+  // Memory balloon and statistics
+  /** virsh setmem: the balloon target (current memory), live and/or in the definition. */
+  'domain.setMemory': z
+    .object({ domain: DomainRef, sizeKiB: z.number().int().positive(), live: z.boolean().default(false), config: z.boolean().default(false) })
+    .strict(),
+  /** virsh setmaxmem: the maximum memory, which takes effect at next boot. */
+  'domain.setMaxMemory': z.object({ domain: DomainRef, sizeKiB: z.number().int().positive(), config: z.boolean().default(true) }).strict(),
+  /** virsh dommemstat. */
+  'domain.memoryStats': z.object({ domain: DomainRef }).strict(),
+  /** virsh domstats: one sample of the domain's counters and rates. */
+  'domain.stats': z.object({ domain: DomainRef }).strict(),
+  /** Starts sampling statistics for this client (all domains when none named); sampling stops when no one watches. */
+  'stats.watch': z.object({ domains: z.array(DomainRef).max(256).optional(), intervalMs: z.number().int().min(250).max(60_000).default(1000) }).strict(),
+  'stats.unwatch': z.object({}).strict(),
+  // Devices
+  /** virsh change-media: insert or eject the medium of a CD-ROM (or floppy). */
+  'domain.changeMedia': z
+    .object({
+      domain: DomainRef,
+      target: z.string().min(1, 'target device is required'),
+      source: z.string().min(1).optional(),
+      eject: z.boolean().default(false),
+      live: z.boolean().default(false),
+      config: z.boolean().default(false),
+    })
+    .strict(),
+  /** virsh attach-disk. */
+  'domain.attachDisk': z
+    .object({
+      domain: DomainRef,
+      source: z.string().min(1, 'source image is required').optional(),
+      target: z.string().min(1).optional(),
+      device: z.enum(['disk', 'cdrom']).default('disk'),
+      readonly: z.boolean().default(false),
+      live: z.boolean().default(false),
+      config: z.boolean().default(false),
+    })
+    .strict(),
+  /** virsh detach-disk. */
+  'domain.detachDisk': z
+    .object({ domain: DomainRef, target: z.string().min(1, 'target device is required'), live: z.boolean().default(false), config: z.boolean().default(false) })
+    .strict(),
+  // Storage pools and volumes
+  'pool.list': z.object({}).strict(),
+  'volume.list': z.object({ pool: z.string().min(1).default('default') }).strict(),
+  /** virsh vol-create-as. */
+  'volume.create': z
+    .object({ pool: z.string().min(1).default('default'), name: VolumeName, capacityBytes: z.number().int().positive().max(2 ** 50), format: z.enum(['raw', 'qcow2']).default('raw') })
+    .strict(),
+  'volume.clone': z.object({ pool: z.string().min(1).default('default'), source: z.string().min(1), name: VolumeName }).strict(),
+  'volume.resize': z.object({ pool: z.string().min(1).default('default'), name: z.string().min(1), capacityBytes: z.number().int().positive().max(2 ** 50) }).strict(),
+  'volume.delete': z.object({ pool: z.string().min(1).default('default'), name: z.string().min(1) }).strict(),
+  /** A volume by pool+name, or by path. */
+  'volume.info': z.object({ pool: z.string().min(1).optional(), volume: z.string().min(1) }).strict(),
+  /** Lists a host directory for the file chooser (virt-manager's "Browse Local"). */
+  'host.browse': z.object({ path: z.string().max(4096).optional(), filter: z.enum(['any', 'iso', 'disk', 'kernel']).default('any') }).strict(),
+  /** Reads a disk or ISO image in user space (never mounted): partitions, bootloader entries, kernels, architecture. */
+  'host.inspectImage': z.object({ path: z.string().min(1, 'image path is required') }).strict(),
+  // OS downloads
+  'catalogue.list': z.object({}).strict(),
+  'download.start': z.object({ entry: z.string().min(1), pool: z.string().min(1).default('default') }).strict(),
+  'download.cancel': z.object({ id: z.number().int().nonnegative() }).strict(),
+  'download.list': z.object({}).strict(),
+  // Connections (engines)
+  /** The connections (one per engine: v86:///session, qemu:///session) with their availability. */
+  'host.connections': z.object({}).strict(),
+  /** Forces or frees the QEMU acceleration choice ('auto' runs the KVM probe). */
+  'host.setAccel': z.object({ mode: z.enum(['auto', 'kvm', 'tcg']) }).strict(),
+  /** virsh domxml-to-native: the engine's command line for a definition. */
+  'domain.toNative': z.object({ domain: DomainRef.optional(), xml: z.string().min(1).max(1 << 20).optional() }).strict(),
   /** Says who this client is, for the trace (the CLI sends its pid and command line). */
   'session.hello': z.object({ kind: z.enum(['cli', 'gui', 'web', 'electron', 'script']), pid: z.number().int().optional(), label: z.string().max(256) }).strict(),
   /** domain: exact domain name; op: prefix of the operation or event name ('domain.' matches all domain ops). */
@@ -193,9 +280,169 @@ export interface Results {
   'domain.managedSaveRemove': { domain: DomainSummary };
   'domain.jobInfo': { job: JobInfo | null };
   'domain.jobAbort': { job: JobInfo };
+  'domain.sendKey': Record<string, never>;
+  'domain.vncDisplay': VncDisplay;
+  'domain.setMemory': { domain: DomainSummary };
+  'domain.setMaxMemory': { domain: DomainSummary };
+  'domain.memoryStats': MemoryStats;
+  'domain.stats': DomainStatsSample;
+  'stats.watch': Record<string, never>;
+  'stats.unwatch': Record<string, never>;
+  'domain.changeMedia': { domain: DomainSummary };
+  'domain.attachDisk': { domain: DomainSummary; target: string };
+  'domain.detachDisk': { domain: DomainSummary };
+  'pool.list': { pools: PoolInfo[] };
+  'volume.list': { volumes: VolumeInfo[] };
+  'volume.create': { volume: VolumeInfo };
+  'volume.clone': { volume: VolumeInfo };
+  'volume.resize': { volume: VolumeInfo };
+  'volume.delete': Record<string, never>;
+  'volume.info': { volume: VolumeInfo };
+  'host.browse': BrowseListing;
+  'host.inspectImage': ImageInspection;
+  'catalogue.list': { entries: CatalogueEntry[]; source: string };
+  'download.start': { download: DownloadInfo };
+  'download.cancel': { download: DownloadInfo };
+  'download.list': { downloads: DownloadInfo[] };
+  'host.connections': { connections: ConnectionInfo[] };
+  'host.setAccel': { connection: ConnectionInfo };
+  'domain.toNative': { argv: string[] };
   'session.hello': Record<string, never>;
   'trace.subscribe': { backlog: TraceRecord[] };
   'trace.unsubscribe': Record<string, never>;
+}
+
+export interface VncDisplay {
+  /** The unix socket every Domus client uses. */
+  socket: string;
+  /** The TCP listener opened for a <graphics type='vnc'> element. */
+  tcp?: { address: string; port: number };
+  /** virsh's form, e.g. "127.0.0.1:0" (port 5900 + display). */
+  display?: string;
+  passwordRequired: boolean;
+}
+
+/** virsh dommemstat, plus what the page needs to explain the balloon. Sizes in KiB. */
+export interface MemoryStats {
+  maxKiB: number;
+  /** The balloon target (libvirt's current memory). */
+  targetKiB: number;
+  /** What the guest currently has: maximum minus what it handed back to the balloon. */
+  actualKiB: number;
+  /** From the guest's balloon statistics, when its driver reports them. */
+  availableKiB?: number;
+  unusedKiB?: number;
+  usableKiB?: number;
+  /** Host memory used by the engine process. */
+  rssKiB?: number;
+  /** 'no-driver': the guest did not follow the target within the timeout. */
+  balloon: 'ok' | 'pending' | 'no-driver' | 'absent';
+  /** Whether a deflated guest's memory really goes back to the host on this engine. */
+  hostReclaims: boolean;
+  lastUpdate?: number;
+}
+
+/** One statistics sample (rates per second over the last interval). */
+export interface DomainStatsSample {
+  uuid: string;
+  name: string;
+  at: number;
+  state: DomainState;
+  cpuPercent: number;
+  cpuTimeMs: number;
+  rssBytes: number;
+  memory: { maxKiB: number; targetKiB: number; actualKiB: number; guestUsedKiB?: number };
+  disk: { rdBytes: number; wrBytes: number; rdBytesPerSec: number; wrBytesPerSec: number };
+  net: { rxBytes: number; txBytes: number; rxBytesPerSec: number; txBytesPerSec: number };
+}
+
+export interface PoolInfo {
+  name: string;
+  type: 'dir';
+  path: string;
+  state: 'running' | 'inactive';
+  autostart: boolean;
+  capacityBytes: number;
+  allocationBytes: number;
+  availableBytes: number;
+}
+
+export interface VolumeInfo {
+  pool: string;
+  name: string;
+  path: string;
+  format: 'raw' | 'qcow2' | 'iso' | 'unknown';
+  capacityBytes: number;
+  allocationBytes: number;
+  /** Domains whose definition uses this volume. */
+  usedBy: string[];
+}
+
+export interface BrowseListing {
+  path: string;
+  parent?: string;
+  entries: { name: string; path: string; kind: 'dir' | 'file'; sizeBytes: number; mtime: number }[];
+}
+
+export interface BootEntry {
+  index: number;
+  label: string;
+  kernel: string;
+  initrd?: string;
+  args?: string;
+}
+
+export interface ImageInspection {
+  path: string;
+  format: 'iso' | 'disk' | 'unknown';
+  sizeBytes: number;
+  partitionTable?: 'mbr' | 'gpt' | 'none';
+  partitions: { index: number; type: string; startBytes: number; sizeBytes: number; filesystem?: string; bootable?: boolean }[];
+  /** The bootloader configuration found (grub.cfg, extlinux.conf, syslinux.cfg, isolinux.cfg). */
+  bootConfig?: { file: string; entries: BootEntry[]; defaultIndex?: number };
+  /** /boot/vmlinuz-* kernels with their matching initrd, newest first. */
+  kernels: { path: string; version?: string; initrd?: string }[];
+  /** The guest's architecture as read from its kernel. */
+  arch: 'i686' | 'x86_64' | 'unknown';
+  archReason?: string;
+  problems: string[];
+}
+
+export interface CatalogueEntry {
+  id: string;
+  name: string;
+  version: string;
+  arch: 'i686' | 'x86_64';
+  url: string;
+  sha256: string;
+  sizeBytes?: number;
+  /** How the downloaded file boots. */
+  kind: 'iso' | 'disk';
+  memoryMiB: number;
+  diskGiB: number;
+  boot: 'hvm' | 'pv';
+}
+
+export interface DownloadInfo {
+  id: number;
+  entry: string;
+  url: string;
+  /** Final path in the pool (present only once complete and verified). */
+  file: string;
+  status: 'running' | 'completed' | 'failed' | 'cancelled';
+  receivedBytes: number;
+  totalBytes: number;
+  error?: string;
+}
+
+export interface ConnectionInfo {
+  uri: string;
+  engine: string;
+  available: boolean;
+  version?: string;
+  /** Why the engine is unavailable, in one line. */
+  problem?: string;
+  accel?: { mode: 'auto' | 'kvm' | 'tcg'; kvmUsable: boolean | null; using: 'kvm' | 'tcg'; reason?: string };
 }
 
 /** A long operation (save, restore, managed save, migrate, dump…): libvirt's job, with progress. */
@@ -245,7 +492,10 @@ export interface Events {
   'domain.lifecycle': { domain: DomainSummary; event: LifecycleEvent };
   'domain.defined': { domain: DomainSummary };
   'domain.undefined': { uuid: string; name: string };
-  'domain.stats': { uuid: string; cpuPercent: number; rssBytes: number };
+  'domain.stats': { uuid: string; cpuPercent: number; rssBytes: number; sample?: DomainStatsSample };
+  /** The guest's balloon changed what it holds (libvirt's BALLOON_CHANGE). */
+  'domain.balloon': { uuid: string; name: string; actualKiB: number };
+  'download.progress': { download: DownloadInfo };
   /** Serial output of a domain whose serial console this client opened. */
   'domain.serial': { uuid: string; data: string };
   'job.progress': { job: JobInfo };
