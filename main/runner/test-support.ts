@@ -299,6 +299,8 @@ export class RfbClient {
   format: ClientPixelFormat = { bitsPerPixel: 32, depth: 24, bigEndian: false, redMax: 255, greenMax: 255, blueMax: 255, redShift: 16, greenShift: 8, blueShift: 0 };
   /** Compressed bytes received (the rectangles' payloads as sent), for the benchmark. */
   received = 0;
+  /** false: ZRLE rectangles are counted but not inflated or decoded (the benchmark's client). */
+  decode = true;
   private zrle: Inflater | undefined;
   private readonly tight: Inflater[] = [];
   private constructor(
@@ -420,7 +422,7 @@ export class RfbClient {
         const data = await this.read(len, timeoutMs);
         this.received += 4 + len;
         this.zrle ??= new Inflater();
-        r.pixels = decodeZrle(await this.zrle.inflate(data), r, this.format);
+        if (this.decode) r.pixels = decodeZrle(await this.zrle.inflate(data), r, this.format);
       } else if (r.encoding === 7) {
         r.pixels = await this.readTight(r, timeoutMs);
       } else if (r.encoding === -223) {
