@@ -17,7 +17,7 @@ const SCROLL_SECONDS = 15;
 const IDLE_SECONDS = 20;
 const KEYPRESSES = 10;
 const ENCODINGS = [1, 16, -223]; // CopyRect, ZRLE, DesktopSize
-const SCROLL = `i=0; while :; do echo "scrolling line $i: the quick brown fox jumps over the lazy dog 0123456789"; i=$((i+1)); done > /dev/tty1 &`;
+const SCROLL = `i=0; while :; do echo "scrolling line $i: the quick brown fox jumps over the lazy dog 0123456789"; i=$((i+1)); done > /dev/tty1 & true`;
 
 interface Engine {
   label: string;
@@ -128,7 +128,7 @@ async function measure(e: Engine): Promise<ConsoleFigures> {
     scroll = await countUpdates(s, SCROLL_SECONDS);
   });
   s.close();
-  await e.sh('kill %1; true');
+  await e.sh('kill $!; true');
   return { label: e.label, scrollFps: scroll.fps, scrollKiBs: scroll.kibs, keyLatencyMs, idleFps: idle.fps, cpuIdleNoViewer, cpuIdleViewer, cpuScrollViewer };
 }
 

@@ -59,6 +59,7 @@ function keysFor(ch: string): string[] {
   const plain: Record<string, string> = { ' ': 'SPACE', '-': 'MINUS', '/': 'SLASH', '.': 'DOT', '\n': 'ENTER' };
   const shifted: Record<string, string> = { '>': 'DOT', '|': 'BACKSLASH' };
   if (/[a-z0-9]/.test(ch)) return [`KEY_${ch.toUpperCase()}`];
+  if (/[A-Z]/.test(ch)) return ['KEY_LEFTSHIFT', `KEY_${ch}`];
   if (ch in plain) return [`KEY_${plain[ch]}`];
   if (ch in shifted) return ['KEY_LEFTSHIFT', `KEY_${shifted[ch]}`];
   throw new Error(`no key for ${JSON.stringify(ch)}`);
