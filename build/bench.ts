@@ -13,6 +13,7 @@ import { processAlive } from '../main/common/fsutil.js';
 import { findFirmware } from '../main/host/drivers/v86/firmware.js';
 import { APP_ROOT } from '../main/host/paths.js';
 import { TraceLog } from '../main/host/trace.js';
+import { CONSOLE_HEADING, consoleBench } from './bench-console.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest } from '../main/testing/harness.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -142,8 +143,16 @@ async function reattachFive(t: TestHost): Promise<number> {
   return ms;
 }
 
-/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach) only those named. */
-const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach']);
+/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach, console) only those named. */
+const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach', 'console']);
+
+/** Replaces (or appends) the console section of an existing report, keeping everything else. */
+function withConsoleSection(report: string, section: string): string {
+  const start = report.indexOf(CONSOLE_HEADING);
+  if (start < 0) return `${report.trimEnd()}\n\n${section}`;
+  const next = report.indexOf('\n## ', start + CONSOLE_HEADING.length);
+  return report.slice(0, start) + section + (next < 0 ? '' : report.slice(next + 1));
+}
 
 async function main(): Promise<void> {
   const t = await TestHost.start();
@@ -207,9 +216,16 @@ async function main(): Promise<void> {
     '',
     bare.length ? `Raw boot times (ms): bare ${bare.join(', ')}; Domus ${domus.join(', ')}.\n` : '',
   ].join('\n');
-  process.stdout.write(report);
+  const file = path.join(APP_ROOT, 'docs', 'benchmarks.md');
+  const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  // Only the parts that ran replace their figures; the rest of the file stays as it was.
+  let out = rows.length ? report : existing;
+  const consoleSection = parts.has('console') ? await consoleBench() : undefined;
+  if (consoleSection) out = withConsoleSection(out, consoleSection);
+  else if (rows.length && existing.includes(CONSOLE_HEADING)) out = withConsoleSection(out, existing.slice(existing.indexOf(CONSOLE_HEADING)));
+  process.stdout.write(consoleSection ?? report);
   fs.mkdirSync(path.join(APP_ROOT, 'docs'), { recursive: true });
-  fs.writeFileSync(path.join(APP_ROOT, 'docs', 'benchmarks.md'), report);
+  fs.writeFileSync(file, out);
 }
 
 void main();

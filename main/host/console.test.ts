@@ -1,0 +1,200 @@
+// The guest console from outside, through the host: <graphics type='vnc'> opens TCP listeners
+// (autoport, two guests get two ports), passwd= guards them and the unix socket, `domus vncdisplay`
+// prints virsh's form, Debian's vncsnapshot (a stock TightVNC client) reads a frame equal to
+// `domus screenshot`, and `domus send-key` types into the guest and reboots it with Ctrl+Alt+Del.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+import { PNG } from 'pngjs';
+import { RfbClient } from '../runner/test-support.js';
+import { vncAuthResponse } from '../runner/vnc-auth.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, guestsBuilt } from '../testing/harness.js';
+
+const BOOT = 600_000; // the machine is shared; boots can be several times slower than alone
+const PASSWORD = 'sekrit42';
+const pvSpec = (name: string) => ({
+  name,
+  memoryMiB: 128,
+  vcpus: 1,
+  boot: { kind: 'pv' as const, kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE },
+});
+
+/** vncpasswd's file format: the password DES-encrypted with VNC's fixed key (bit-reversed, as in RFB auth). */
+function vncPasswdFile(password: string): Buffer {
+  const fixedKey = String.fromCharCode(23, 82, 107, 6, 35, 78, 88, 7);
+  const plain = Buffer.alloc(8);
+  Buffer.from(password, 'latin1').copy(plain, 0, 0, 8);
+  return vncAuthResponse(fixedKey, plain);
+}
+
+/** Decodes a JPEG (vncsnapshot writes only JPEG) to RGBA with Chromium, already used by the e2e tests. */
+async function decodeJpeg(file: string): Promise<{ width: number; height: number; rgba: Buffer }> {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+  try {
+    const page = await browser.newPage();
+    const url = `data:image/jpeg;base64,${fs.readFileSync(file).toString('base64')}`;
+    const r = await page.evaluate(async (src) => {
+      const img = new Image();
+      img.src = src;
+      await img.decode();
+      const c = document.createElement('canvas');
+      c.width = img.width;
+      c.height = img.height;
+      const g = c.getContext('2d')!;
+      g.drawImage(img, 0, 0);
+      return { width: img.width, height: img.height, data: Array.from(g.getImageData(0, 0, img.width, img.height).data) };
+    }, url);
+    return { width: r.width, height: r.height, rgba: Buffer.from(r.data) };
+  } finally {
+    await browser.close();
+  }
+}
+
+/** Key names that type `text` on a US keyboard, one send-key call per character. */
+function keysFor(ch: string): string[] {
+  const plain: Record<string, string> = { ' ': 'SPACE', '-': 'MINUS', '/': 'SLASH', '.': 'DOT', '\n': 'ENTER' };
+  const shifted: Record<string, string> = { '>': 'DOT', '|': 'BACKSLASH' };
+  if (/[a-z0-9]/.test(ch)) return [`KEY_${ch.toUpperCase()}`];
+  if (/[A-Z]/.test(ch)) return ['KEY_LEFTSHIFT', `KEY_${ch}`];
+  if (ch in plain) return [`KEY_${plain[ch]}`];
+  if (ch in shifted) return ['KEY_LEFTSHIFT', `KEY_${shifted[ch]}`];
+  throw new Error(`no key for ${JSON.stringify(ch)}`);
+}
+
+describe('console: VNC listeners, vncdisplay, vncsnapshot, send-key', { skip: guestsBuilt() ? false : 'sample guests not built', timeout: 1_800_000 }, () => {
+  let t: TestHost;
+  const serial: Record<string, SerialWatch> = {};
+
+  async function defineWithGraphics(name: string, graphics: string): Promise<void> {
+    await t.client.call('domain.create', { spec: pvSpec(name) });
+    const { xml, generation } = await t.client.call('domain.xml', { domain: name, inactive: true });
+    const withGraphics = xml.replace(/<\/devices>/, `  ${graphics}\n  </devices>`);
+    assert.notEqual(withGraphics, xml);
+    await t.client.call('domain.define', { xml: withGraphics, expectGeneration: generation });
+  }
+
+  before(async () => {
+    t = await TestHost.start();
+    await defineWithGraphics('vnc-a', `<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='${PASSWORD}'/>`);
+    await defineWithGraphics('vnc-b', `<graphics type='vnc' autoport='yes'/>`);
+    for (const name of ['vnc-a', 'vnc-b']) {
+      await t.client.call('domain.start', { domain: name });
+      serial[name] = await SerialWatch.open(t.client, name);
+    }
+    await Promise.all(Object.values(serial).map((s) => s.wait(/DOMUS-GUEST-READY/, BOOT)));
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('two guests get two TCP ports from 5900 up; vncdisplay prints them as virsh does', async () => {
+    const a = await t.client.call('domain.vncDisplay', { domain: 'vnc-a' });
+    const b = await t.client.call('domain.vncDisplay', { domain: 'vnc-b' });
+    assert.ok(a.tcp && b.tcp, 'both have a TCP listener');
+    assert.equal(a.tcp.address, '127.0.0.1');
+    assert.ok(a.tcp.port >= 5900 && b.tcp.port >= 5900);
+    assert.notEqual(a.tcp.port, b.tcp.port);
+    assert.equal(a.passwordRequired, true);
+    assert.equal(b.passwordRequired, false);
+    const out = await t.cli(['vncdisplay', 'vnc-a']);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout, `127.0.0.1:${a.tcp.port - 5900}\n`);
+    const none = await t.cli(['vncdisplay', 'nosuch']);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /error: failed to get domain 'nosuch'/);
+  });
+
+  it('passwd= guards the TCP listener and the unix socket; without it, no password is asked', async () => {
+    const a = await t.client.call('domain.vncDisplay', { domain: 'vnc-a' });
+    const b = await t.client.call('domain.vncDisplay', { domain: 'vnc-b' });
+    for (const open of [() => RfbClient.openTcp(a.tcp!.port), () => RfbClient.open(a.socket)]) {
+      const bad = await open();
+      await assert.rejects(bad.handshake({ password: 'wrong' }), /security failure: authentication failed/);
+      bad.close();
+      const good = await open();
+      await good.handshake({ password: PASSWORD });
+      assert.ok(good.width > 0);
+      good.close();
+    }
+    const free = await RfbClient.openTcp(b.tcp!.port);
+    await free.handshake({});
+    assert.ok(free.width > 0);
+    free.close();
+  });
+
+  it("Debian's vncsnapshot reads a frame over TCP that matches domus screenshot", async () => {
+    const a = await t.client.call('domain.vncDisplay', { domain: 'vnc-a' });
+    const dir = fs.mkdtempSync(path.join(t.home, 'snap-'));
+    const passwd = path.join(dir, 'passwd');
+    fs.writeFileSync(passwd, vncPasswdFile(PASSWORD), { mode: 0o600 });
+    await serial['vnc-a'].sh(`printf '\\033[2J\\033[1;1Hvncsnapshot test: ABC abc 0123\\n' > /dev/tty1`);
+    await t.client.call('domain.suspend', { domain: 'vnc-a' });
+    try {
+      const shotFile = path.join(dir, 'host.png');
+      const shot = await t.cli(['screenshot', 'vnc-a', shotFile]);
+      assert.equal(shot.code, 0, shot.stderr);
+      const host = PNG.sync.read(fs.readFileSync(shotFile));
+      const jpg = path.join(dir, 'snap.jpg');
+      for (const encodings of ['tight copyrect', 'raw']) {
+        fs.rmSync(jpg, { force: true });
+        await promisify(execFile)('vncsnapshot', ['-quiet', '-passwd', passwd, '-encodings', encodings, '-quality', '100', a.display!, jpg], { timeout: 60_000 });
+        const snap = await decodeJpeg(jpg);
+        assert.deepEqual({ w: snap.width, h: snap.height }, { w: host.width, h: host.height });
+        // JPEG is lossy: count pixels whose channels differ by more than a little.
+        let off = 0;
+        let lit = 0;
+        for (let i = 0; i < host.data.length; i += 4) {
+          let d = 0;
+          for (let c = 0; c < 3; c++) d = Math.max(d, Math.abs(host.data[i + c] - snap.rgba[i + c]));
+          if (d > 40) off++;
+          if (host.data[i] > 128) lit++;
+        }
+        assert.ok(lit > 500, 'the screen shows text');
+        assert.ok(off < host.width * host.height * 0.005, `${encodings}: ${off} of ${host.width * host.height} pixels differ`);
+      }
+    } finally {
+      await t.client.call('domain.resume', { domain: 'vnc-a' });
+    }
+  });
+
+  it('send-key types on the guest keyboard (Linux key names, Shift held by the sequence)', async () => {
+    const from = serial['vnc-b'].text.length;
+    for (const ch of 'echo sendkey-ok | tee /dev/ttyS0 >/dev/null\n') {
+      await t.client.call('domain.sendKey', { domain: 'vnc-b', codeset: 'linux', holdtimeMs: 0, keycodes: keysFor(ch) });
+    }
+    await serial['vnc-b'].wait(/sendkey-ok/, 60_000, from);
+    // The same keys as USB HID usages: "echo usb-ok >/dev/ttyS0", Shift as usage 0xE1.
+    const usb = serial['vnc-b'].text.length;
+    const usages: number[][] = [[0x08], [0x06], [0x0b], [0x12], [0x2c], [0x18], [0x16], [0x05], [0x2d], [0x12], [0x0e], [0x2c],
+      [0xe1, 0x37], [0x38], [0x07], [0x08], [0x19], [0x38], [0x17], [0x17], [0x1c], [0xe1, 0x16], [0x27], [0x28]];
+    for (const keycodes of usages) await t.client.call('domain.sendKey', { domain: 'vnc-b', codeset: 'usb', holdtimeMs: 0, keycodes });
+    await serial['vnc-b'].wait(/usb-ok/, 60_000, usb);
+    // And as XT scancodes: "echo 42 >/dev/ttyS0".
+    const xt = serial['vnc-b'].text.length;
+    const xtKeys = [[0x12], [0x2e], [0x23], [0x18], [0x39], [0x05], [0x03], [0x39], [0x2a, 0x34], [0x35], [0x20], [0x12], [0x2f], [0x35], [0x14], [0x14], [0x15], [0x2a, 0x1f], [0x0b], [0x1c]];
+    for (const keycodes of xtKeys) await t.client.call('domain.sendKey', { domain: 'vnc-b', codeset: 'xt', holdtimeMs: 0, keycodes });
+    await serial['vnc-b'].wait(/42\r?\n/, 60_000, xt);
+  });
+
+  it('send-key refuses an unknown key name, naming it', async () => {
+    const r = await t.cli(['send-key', 'vnc-b', 'KEY_LEFTCTRL', 'KEY_NOSUCH']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /error: .*KEY_NOSUCH/);
+    const names = await t.cli(['send-key', 'vnc-b', '--codeset', 'xt', 'KEY_A']);
+    assert.match(names.stderr, /KEY_A.*linux codeset/);
+  });
+
+  it('domus send-key NAME KEY_LEFTCTRL KEY_LEFTALT KEY_DELETE reboots the guest', async () => {
+    const s = serial['vnc-b'];
+    const from = s.text.length;
+    const r = await t.cli(['send-key', 'vnc-b', 'KEY_LEFTCTRL', 'KEY_LEFTALT', 'KEY_DELETE']);
+    assert.equal(r.code, 0, r.stderr);
+    await s.wait(/reboot: Restarting system/, 120_000, from);
+    await s.wait(/DOMUS-GUEST-READY/, BOOT, from);
+    assert.equal((await t.client.call('domain.info', { domain: 'vnc-b' })).state, 'running');
+  });
+});
