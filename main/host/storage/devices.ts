@@ -66,7 +66,7 @@ export function addDisk(doc: DomainDocument, spec: NewDisk): string {
       throw new HostError('invalid-arg', `cannot use '${spec.source}': ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
     }
   }
-  const children = [createElement('driver', { name: 'qemu', type: format })];
+  const children = [createElement('driver', { type: format })];
   if (spec.source) children.push(createElement('source', { file: spec.source }));
   children.push(createElement('target', { dev: target, bus: target.startsWith('hd') ? 'ide' : target.startsWith('sd') ? 'sata' : 'virtio' }));
   if (spec.readonly || spec.device === 'cdrom') children.push(createElement('readonly'));
