@@ -50,9 +50,10 @@ MBR_ID=0x444f4d55                # "DOMU"
 MODULES=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_console button evdev)
 OPTIONAL_MODULES=" virtio_console "
 # For disk-modules.cpio.gz, in load order (checked the same way): libata + ata_piix for v86's PIIX IDE,
-# sd_mod (disks) and sr_mod (CD-ROM) with their dependencies, ext4 (which also mounts ext2) and isofs.
+# sd_mod (disks) and sr_mod (CD-ROM) with their dependencies, ext4 (which also mounts ext2; it needs the
+# crc32c crypto driver at mount time, a soft dependency modinfo does not list) and isofs.
 DISK_MODULES=(scsi_common scsi_mod libata ata_piix crct10dif_common crc-t10dif crc64 crc64-rocksoft t10-pi sd_mod
-  cdrom sr_mod crc16 mbcache jbd2 ext4 isofs)
+  cdrom sr_mod crc16 crc32c_generic mbcache jbd2 ext4 isofs)
 REQUIRED_PKGS=(cpio xorriso isolinux syslinux syslinux-common mtools dosfstools e2fsprogs fdisk kmod xz-utils)
 
 FORCE=0 VIA_MOUNT=0
@@ -134,7 +135,7 @@ if ! uptodate "$KDIR/.stamp" "$KDEB" "$SELF"; then
     './lib/modules/*/kernel/drivers/ata/*' './lib/modules/*/kernel/drivers/scsi/*' './lib/modules/*/kernel/drivers/cdrom/*' \
     './lib/modules/*/kernel/fs/ext4/*' './lib/modules/*/kernel/fs/jbd2/*' './lib/modules/*/kernel/fs/mbcache.ko*' \
     './lib/modules/*/kernel/fs/isofs/*' './lib/modules/*/kernel/lib/*' './lib/modules/*/kernel/block/*' \
-    './lib/modules/*/kernel/crypto/crct10dif_common.ko*'
+    './lib/modules/*/kernel/crypto/crct10dif_common.ko*' './lib/modules/*/kernel/crypto/crc32c_generic.ko*'
   touch "$KDIR/.stamp"
 fi
 if ! uptodate "$BBDIR/.stamp" "$BBDEB"; then

@@ -1,5 +1,5 @@
 // Disks in use: a writable disk belongs to one running domain at a time (two guests writing one
-// filesystem destroy it); read-only disks and CD-ROM media may be shared. libvirt gets the same
+// filesystem destroy it); CD-ROM media may be shared. libvirt gets the same
 // from its lock manager (virtlockd); here the host knows every running domain.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,9 +25,12 @@ export function samePath(a: string, b: string): boolean {
   }
 }
 
-/** A disk the guest can write: a hard disk without <readonly/>. CD-ROMs are always read-only. */
+/**
+ * A disk the guest can write. CD-ROMs are read-only; a hard disk counts as writable even with
+ * <readonly/>, because v86's IDE disk has no read-only mode (the runner opens it read-write).
+ */
 export function writable(disk: DiskConfig): boolean {
-  return disk.device === 'disk' && !disk.readonly;
+  return disk.device !== 'cdrom';
 }
 
 /**
@@ -42,7 +45,7 @@ export function diskConflict(self: string, disks: DiskConfig[], users: DiskUser[
       const theirs = other.disks.find((d) => d.source && samePath(d.source, disk.source!));
       if (!theirs || (!writable(disk) && !writable(theirs))) continue;
       const how = writable(theirs) ? 'writes to it' : 'uses it';
-      return `disk '${disk.source}' (${disk.target}) is in use by running domain '${other.name}', which ${how}; a disk image can be written by one running domain at a time (make both read-only to share it)`;
+      return `disk '${disk.source}' (${disk.target}) is in use by running domain '${other.name}', which ${how}; a disk image can be written by one running domain at a time (only CD-ROM media can be shared)`;
     }
   }
   return undefined;

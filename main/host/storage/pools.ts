@@ -8,7 +8,7 @@ import type { PoolInfo, VolumeInfo } from '../../../shared/api.js';
 import { writeFileAtomic } from '../../common/fsutil.js';
 import { HostError } from '../host.js';
 import { cloneImage, createImage, ImageError, probeImage, resizeImage } from './image.js';
-import { samePath, type DiskUser } from './in-use.js';
+import { samePath, writable, type DiskUser } from './in-use.js';
 
 export const DEFAULT_POOL = 'default';
 
@@ -157,7 +157,7 @@ export class Storage {
   }
 
   private runningWriter(file: string): string | undefined {
-    return this.users().find((u) => u.running && u.disks.some((d) => d.source && samePath(d.source, file) && d.device === 'disk' && !d.readonly))?.name;
+    return this.users().find((u) => u.running && u.disks.some((d) => d.source && samePath(d.source, file) && writable(d)))?.name;
   }
 
   private describe(pool: string, name: string, file: string, users = this.users()): VolumeInfo {
