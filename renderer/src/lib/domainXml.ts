@@ -128,10 +128,6 @@ function setAttr(el: Element, name: string, value: string | undefined): void {
   else el.setAttribute(name, value);
 }
 
-function devices(doc: XMLDocument): Element {
-  return ensureChild(doc.documentElement, 'devices', DOMAIN_ORDER);
-}
-
 // ---- Units ----
 
 /** libvirt's scaled integers (virScaleInteger) to KiB: b/bytes, KB/K/KiB, MB/M/MiB…, default KiB. */
@@ -473,17 +469,6 @@ export function editXml(xml: string, edit: (doc: XMLDocument) => void): string {
   const doc = parseDomainXml(xml);
   edit(doc);
   return serializeDomainXml(doc);
-}
-
-/** Makes a new element under <devices> from XML text (Add Hardware), placed after its kind. */
-export function addDevice(doc: XMLDocument, deviceXml: string): Element {
-  const fragment = new DOMParser().parseFromString(deviceXml, 'application/xml').documentElement;
-  const el = doc.importNode(fragment, true) as Element;
-  const dev = devices(doc);
-  const same = children(dev, el.localName);
-  const ref = same.length ? same[same.length - 1].nextElementSibling : (dev.firstElementChild ?? null);
-  insertIndented(dev, el, ref);
-  return el;
 }
 
 /**
