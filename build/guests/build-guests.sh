@@ -7,6 +7,11 @@
 #   build/guests/tiny.iso   ISOLINUX ISO (El Torito + isohybrid MBR) booting vmlinuz + initrd.gz
 #   build/guests/disk.img   raw disk: MBR (syslinux mbr.bin) + one bootable ext2 partition at sector
 #                           2048 with /boot/{vmlinuz,initrd.gz,extlinux.conf} and EXTLINUX installed
+#   build/guests/disk-modules.cpio.gz  a second initramfs archive (not in initrd.gz, so the sample boots
+#                           as fast as before) with the IDE disk/CD-ROM and ext2/ext4/iso9660 drivers and
+#                           /sbin/domus-disks, which loads them; appended to initrd.gz
+#                           (`cat initrd.gz disk-modules.cpio.gz`, the kernel unpacks both) when a test
+#                           needs the guest to use its disks
 #
 # usage: build/guests/build-guests.sh [--force] [--extlinux-mount]
 #   --force           rebuild every output (otherwise an output newer than all its inputs is kept)
@@ -44,6 +49,10 @@ MBR_ID=0x444f4d55                # "DOMU"
 # virtio_console is optional.
 MODULES=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_console button evdev)
 OPTIONAL_MODULES=" virtio_console "
+# For disk-modules.cpio.gz, in load order (checked the same way): libata + ata_piix for v86's PIIX IDE,
+# sd_mod (disks) and sr_mod (CD-ROM) with their dependencies, ext4 (which also mounts ext2) and isofs.
+DISK_MODULES=(scsi_common scsi_mod libata ata_piix crct10dif_common crc-t10dif crc64 crc64-rocksoft t10-pi sd_mod
+  cdrom sr_mod crc16 mbcache jbd2 ext4 isofs)
 REQUIRED_PKGS=(cpio xorriso isolinux syslinux syslinux-common mtools dosfstools e2fsprogs fdisk kmod xz-utils)
 
 FORCE=0 VIA_MOUNT=0
@@ -121,7 +130,11 @@ if ! uptodate "$KDIR/.stamp" "$KDEB" "$SELF"; then
   rm -rf "$KDIR"; mkdir -p "$KDIR"
   dpkg-deb --fsys-tarfile "$KDEB" | tar -x -C "$KDIR" --wildcards --no-same-owner \
     './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/drivers/char/virtio_console.ko*' \
-    './lib/modules/*/kernel/drivers/acpi/button.ko*' './lib/modules/*/kernel/drivers/input/evdev.ko*'
+    './lib/modules/*/kernel/drivers/acpi/button.ko*' './lib/modules/*/kernel/drivers/input/evdev.ko*' \
+    './lib/modules/*/kernel/drivers/ata/*' './lib/modules/*/kernel/drivers/scsi/*' './lib/modules/*/kernel/drivers/cdrom/*' \
+    './lib/modules/*/kernel/fs/ext4/*' './lib/modules/*/kernel/fs/jbd2/*' './lib/modules/*/kernel/fs/mbcache.ko*' \
+    './lib/modules/*/kernel/fs/isofs/*' './lib/modules/*/kernel/lib/*' './lib/modules/*/kernel/block/*' \
+    './lib/modules/*/kernel/crypto/crct10dif_common.ko*'
   touch "$KDIR/.stamp"
 fi
 if ! uptodate "$BBDIR/.stamp" "$BBDEB"; then
@@ -195,6 +208,35 @@ else
     | gzip -9 -n >"$HERE/initrd.gz.tmp"
   mv "$HERE/initrd.gz.tmp" "$HERE/initrd.gz"
   log "initrd.gz: busybox + modules:${loaded% } ($(stat -c %s "$HERE/initrd.gz") bytes)"
+fi
+
+if uptodate "$HERE/disk-modules.cpio.gz" "$KDEB" "$SELF"; then
+  log "disk-modules.cpio.gz: up to date"
+else
+  R=$WORK/disk-modules
+  rm -rf "$R"; mkdir -p "$R"/{sbin,lib/modules}
+  loaded=" "
+  for m in "${DISK_MODULES[@]}"; do
+    ko=$(find "$KDIR/lib/modules/$KVER" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -1)
+    [ -n "$ko" ] || die "module $m.ko not found in $(basename "$KDEB")"
+    case $ko in
+      *.xz)  xz -dc "$ko" >"$R/lib/modules/$m.ko" ;;
+      *.zst) zstd -qdc "$ko" >"$R/lib/modules/$m.ko" ;;
+      *)     cp "$ko" "$R/lib/modules/$m.ko" ;;
+    esac
+    for dep in $(modinfo -F depends "$R/lib/modules/$m.ko" | tr ',' ' '); do
+      [[ $loaded == *" $dep "* ]] || die "module $m depends on $dep, which is not loaded before it (fix DISK_MODULES)"
+    done
+    loaded+="$m "
+  done
+  # busybox has no modules.dep to work from, so the script loads them in the checked order.
+  printf '#!/bin/sh\n# Loads the IDE disk/CD-ROM and filesystem drivers (disk-modules.cpio.gz).\nfor m in%s; do\n  grep -q "^$(echo $m | tr - _) " /proc/modules || insmod /lib/modules/$m.ko || exit 1\ndone\n' \
+    "${loaded% }" >"$R/sbin/domus-disks"
+  chmod 0755 "$R/sbin/domus-disks"
+  find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  (cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -9 -n >"$HERE/disk-modules.cpio.gz.tmp"
+  mv "$HERE/disk-modules.cpio.gz.tmp" "$HERE/disk-modules.cpio.gz"
+  log "disk-modules.cpio.gz: modules:${loaded% } ($(stat -c %s "$HERE/disk-modules.cpio.gz") bytes)"
 fi
 
 # ---------------------------------------------------------------- boot loader config (ISO + disk)

@@ -10,6 +10,9 @@ export class FileDisk {
   onload: (() => void) | undefined;
   /** What the guest read and wrote through this image (domstats block.N.rd/wr). */
   readonly counters = { rdBytes: 0, wrBytes: 0, rdReqs: 0, wrReqs: 0 };
+  /** Called on the guest's first cache flush (the runner logs it). */
+  onFirstFlush: (() => void) | undefined;
+  private flushes = 0;
   private fd: number;
 
   constructor(
@@ -44,6 +47,12 @@ export class FileDisk {
     this.counters.wrBytes += data.length;
     this.counters.wrReqs++;
     done();
+  }
+
+  /** The guest's cache flush (ATA FLUSH CACHE, see ide.ts): its writes are on the host's disk once this returns. */
+  flush(): void {
+    if (this.writable) fs.fsyncSync(this.fd);
+    if (this.flushes++ === 0) this.onFirstFlush?.();
   }
 
   // v86's save_state/restore_state call these; the contents stay in the file, so there is nothing to add.

@@ -105,6 +105,8 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   setBalloonTarget(targetKiB: number): Promise<BalloonInfo>;
   /** The balloon now; with guestStats, first asks the guest driver for fresh statistics (bounded wait). */
   balloonInfo(guestStats: boolean): Promise<BalloonInfo>;
+  /** Puts an image into the guest's (first) CD-ROM drive, or ejects it (undefined); absent when the engine cannot. */
+  changeMedia?(source: string | undefined): Promise<void>;
   /** Drops the connection without touching the guest (host shutdown with guests kept running). */
   detach(): void;
 }

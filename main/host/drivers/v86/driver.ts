@@ -294,6 +294,9 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   async balloonInfo(guestStats: boolean): Promise<BalloonInfo> {
     return balloonInfo(await this.request('balloonInfo', { guestStats }));
   }
+  async changeMedia(source: string | undefined): Promise<void> {
+    await this.request('changeMedia', source === undefined ? {} : { source });
+  }
   detach(): void {
     this.detached = true;
     this.conn.destroy();

@@ -1,0 +1,112 @@
+// Image files: sparse raw create, qcow2 through qemu-img, clones that keep holes, grow-only resize,
+// format probing and virsh's capacity suffixes.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { guest } from '../../testing/harness.js';
+import { cloneImage, createImage, ImageError, parseCapacity, probeImage, resizeImage } from './image.js';
+
+const MiB = 1024 * 1024;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-image-'));
+const at = (name: string): string => path.join(dir, name);
+const head = (file: string, n: number): string => {
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(n);
+  fs.readSync(fd, buf, 0, n, 0);
+  fs.closeSync(fd);
+  return buf.toString();
+};
+const leftovers = (): string[] => fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'));
+
+describe('disk image files', () => {
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('reads virsh capacities: bytes, binary suffixes, KB-style decimal ones; refuses the rest', () => {
+    assert.equal(parseCapacity('4096'), 4096);
+    assert.equal(parseCapacity('512K'), 512 * 1024);
+    assert.equal(parseCapacity('10M'), 10 * MiB);
+    assert.equal(parseCapacity('2G'), 2 * 1024 * MiB);
+    assert.equal(parseCapacity('2GiB'), 2 * 1024 * MiB);
+    assert.equal(parseCapacity('1.5g'), 1.5 * 1024 * MiB);
+    assert.equal(parseCapacity('1MB'), 1_000_000);
+    assert.equal(parseCapacity('3b'), 3);
+    for (const bad of ['', 'ten', '10Q', '10MiBs', '-5M', '0']) assert.throws(() => parseCapacity(bad), ImageError, bad);
+  });
+
+  it('creates a raw image as a sparse file of the capacity, and never over an existing file', async () => {
+    await createImage(at('a.img'), 64 * MiB, 'raw');
+    const p = probeImage(at('a.img'));
+    assert.equal(p.format, 'raw');
+    assert.equal(p.capacityBytes, 64 * MiB);
+    assert.ok(p.allocationBytes < MiB, `sparse: ${p.allocationBytes} bytes allocated`);
+    fs.writeFileSync(at('a.img'), 'keep', { flag: 'r+' });
+    await assert.rejects(createImage(at('a.img'), MiB, 'raw'), /already exists/);
+    assert.equal(fs.readFileSync(at('a.img')).subarray(0, 4).toString(), 'keep');
+    assert.equal(fs.statSync(at('a.img')).size, 64 * MiB);
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it('creates and grows qcow2 with qemu-img; the probe reads the virtual size from the header', async () => {
+    await createImage(at('q.qcow2'), 100 * MiB, 'qcow2');
+    const p = probeImage(at('q.qcow2'));
+    assert.equal(p.format, 'qcow2');
+    assert.equal(p.capacityBytes, 100 * MiB);
+    assert.ok(fs.statSync(at('q.qcow2')).size < MiB, 'qcow2 metadata only');
+    await resizeImage(at('q.qcow2'), 200 * MiB);
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', at('q.qcow2')], { encoding: 'utf8' })) as { 'virtual-size': number; format: string };
+    assert.equal(info.format, 'qcow2');
+    assert.equal(info['virtual-size'], 200 * MiB);
+    assert.equal(probeImage(at('q.qcow2')).capacityBytes, 200 * MiB);
+    await assert.rejects(resizeImage(at('q.qcow2'), 100 * MiB), /cannot shrink.*only growing/);
+    assert.equal(probeImage(at('q.qcow2')).capacityBytes, 200 * MiB);
+  });
+
+  it('refuses qcow2 with a clear error when qemu-img is missing', async () => {
+    const pathBefore = process.env.PATH;
+    process.env.PATH = dir;
+    try {
+      await assert.rejects(createImage(at('none.qcow2'), MiB, 'qcow2'), /qemu-img, which is not installed.*qemu-utils/);
+    } finally {
+      process.env.PATH = pathBefore;
+    }
+    assert.equal(fs.existsSync(at('none.qcow2')), false);
+  });
+
+  it('clones with holes kept and data identical', async () => {
+    const src = at('holes.img');
+    await createImage(src, 32 * MiB, 'raw');
+    const fd = fs.openSync(src, 'r+');
+    fs.writeSync(fd, Buffer.alloc(8192, 0xab), 0, 8192, 0);
+    fs.writeSync(fd, Buffer.from('middle'), 0, 6, 17 * MiB + 5);
+    fs.writeSync(fd, Buffer.alloc(100, 0xcd), 0, 100, 32 * MiB - 100);
+    fs.closeSync(fd);
+    await cloneImage(src, at('copy.img'));
+    assert.ok(fs.readFileSync(src).equals(fs.readFileSync(at('copy.img'))), 'same bytes');
+    const copy = probeImage(at('copy.img'));
+    assert.equal(copy.capacityBytes, 32 * MiB);
+    assert.ok(copy.allocationBytes <= 64 * 1024, `holes kept: ${copy.allocationBytes} bytes allocated of 32 MiB`);
+    await assert.rejects(cloneImage(src, at('copy.img')), /already exists/);
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it('grows a raw image (the new part is a hole, the data stays) and refuses to shrink it', async () => {
+    const file = at('grow.img');
+    await createImage(file, 4 * MiB, 'raw');
+    fs.writeFileSync(file, 'data', { flag: 'r+' });
+    await resizeImage(file, 1024 * MiB);
+    const p = probeImage(file);
+    assert.equal(p.capacityBytes, 1024 * MiB);
+    assert.ok(p.allocationBytes < MiB);
+    assert.equal(head(file, 4), 'data');
+    await assert.rejects(resizeImage(file, 2 * MiB), /cannot shrink 'grow.img' from 1073741824 to 2097152 bytes/);
+    assert.equal(fs.statSync(file).size, 1024 * MiB);
+  });
+
+  it('knows an ISO by its volume descriptor', { skip: !fs.existsSync(guest('tiny.iso')) && 'sample guests not built' }, () => {
+    assert.equal(probeImage(guest('tiny.iso')).format, 'iso');
+    assert.equal(probeImage(guest('disk.img')).format, 'raw');
+  });
+});
