@@ -10,6 +10,16 @@ import { APP_ROOT } from '../main/host/paths.js';
 import { guest, SAMPLE_CMDLINE, SerialWatch, TestHost, until } from '../main/testing/harness.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
+/** A boot on a loaded 2-core machine shared by several agents can take minutes. */
+const BOOT_MS = 300_000;
+
+/** `free -m`'s total, in MiB. */
+async function freeTotalMiB(serial: SerialWatch): Promise<number> {
+  const out = await serial.sh('free -m | grep Mem:');
+  const m = /Mem:\s+(\d+)/.exec(out);
+  assert.ok(m, `free -m printed: ${out}`);
+  return Number(m[1]);
+}
 // As in web-shell.test.ts (importing that file would run its tests too).
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
@@ -86,6 +96,8 @@ describe('Details window', { timeout: 600_000 }, () => {
     const title = page.getByTestId('details-title');
     await until(async () => (await title.inputValue()) === 'Old title', 10_000, 'the title to load');
     const before = await inactiveXml();
+    // Nothing runs, so nothing on screen asks the host for statistics.
+    assert.deepEqual(sent.filter((m) => m.method.startsWith('stats.')), []);
     await title.fill('New title');
     await page.getByTestId('details-description').fill('Line one\nLine <two> & more');
     await page.getByTestId('page-apply').click();
@@ -202,5 +214,103 @@ describe('Details window', { timeout: 600_000 }, () => {
     assert.match((await inactiveXml()).xml, /<title>New title<\/title>/);
     await page.getByTestId('page-revert').click();
     assert.match(await page.getByTestId('details-description').inputValue(), /edited elsewhere/);
+  });
+
+  it('memory slider on a running guest: the balloon moves and the guest sees it (free -m)', async () => {
+    await t.client.call('domain.start', { domain: 'details-vm' });
+    const serial = await SerialWatch.open(t.client, 'details-vm');
+    await serial.wait(/DOMUS-GUEST-READY/, BOOT_MS);
+    const before = await freeTotalMiB(serial);
+
+    await nav('memory').click();
+    await page.getByTestId('memory-live').waitFor();
+    await until(async () => (await page.getByTestId('memory-actual').textContent()) === '128 MiB', 30_000, 'the actual memory to show');
+    // Drag the slider's thumb from the right end to about three quarters of the way.
+    const slider = page.getByTestId('memory-slider');
+    const box = await slider.boundingBox();
+    assert.ok(box);
+    await page.mouse.move(box.x + box.width - 4, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.72, box.y + box.height / 2, { steps: 8 });
+    await page.mouse.up();
+    const chosen = Number(await page.getByTestId('memory-current').inputValue());
+    assert.ok(chosen >= 80 && chosen <= 110, `the slider landed on ${chosen} MiB`);
+    assert.equal(await slider.inputValue(), String(chosen));
+    await page.getByTestId('page-apply').click();
+    await page.getByTestId('page-applied').waitFor();
+    const setMemory = sent.filter((m) => m.method === 'domain.setMemory').at(-1);
+    assert.deepEqual(setMemory?.params, { domain: (await t.client.call('domain.info', { domain: 'details-vm' })).uuid, sizeKiB: chosen * 1024, live: true, config: true });
+
+    // The balloon's actual follows (balloon event), the guest's own view shrinks by as much.
+    await until(async () => (await page.getByTestId('memory-actual').textContent()) === `${chosen} MiB`, 60_000, `actual to reach ${chosen} MiB`);
+    await page.getByTestId('memory-target').filter({ hasText: `${chosen} MiB` }).waitFor();
+    const after = await freeTotalMiB(serial);
+    assert.ok(Math.abs(before - after - (128 - chosen)) <= 2, `free -m total went from ${before} to ${after} MiB for a target of ${chosen} MiB`);
+    await page.getByTestId('memory-no-reclaim').waitFor();
+    assert.match((await page.getByTestId('memory-indicator-details-vm').textContent()) ?? '', new RegExp(`${chosen} MiB`));
+    assert.match((await inactiveXml()).xml, new RegExp(`<currentMemory unit=['"]KiB['"]>${chosen * 1024}</currentMemory>`));
+    await page.screenshot({ path: path.join(SHOTS, 'details-memory.png') });
+  });
+
+  it('performance graphs draw the samples the host sends while they are shown', async () => {
+    await nav('performance').click();
+    const uuid = (await t.client.call('domain.info', { domain: 'details-vm' })).uuid;
+    await until(() => sent.some((m) => m.method === 'stats.watch' && JSON.stringify(m.params).includes(uuid)), 10_000, 'stats.watch for the domain');
+    for (const id of ['cpu', 'memory', 'disk', 'net']) {
+      const graph = page.getByTestId(`graph-${id}`);
+      await until(async () => Number(await graph.getAttribute('data-points')) >= 3, 30_000, `three points in the ${id} graph`);
+      assert.equal(await graph.locator('canvas').count(), 1);
+    }
+    await page.screenshot({ path: path.join(SHOTS, 'details-performance.png') });
+  });
+
+  it('CD-ROM: eject and insert media in the running guest', async () => {
+    await nav('disk:hdc').click();
+    const medium = page.getByTestId('disk-medium');
+    assert.equal(await medium.textContent(), guest('tiny.iso'));
+    await page.getByTestId('disk-eject').click();
+    await medium.filter({ hasText: '(empty)' }).waitFor();
+    assert.doesNotMatch((await t.client.call('domain.xml', { domain: 'details-vm' })).xml, /tiny\.iso/);
+    await page.getByTestId('disk-insert').click();
+    await page.getByTestId('file-chooser').waitFor();
+    await page.getByTestId('chooser-input').fill(guest('tiny.iso'));
+    await page.getByTestId('chooser-choose').click();
+    await medium.filter({ hasText: guest('tiny.iso') }).waitFor();
+    assert.match((await t.client.call('domain.xml', { domain: 'details-vm' })).xml, /tiny\.iso/);
+  });
+
+  it('Add Hardware attaches a disk chosen on the host', async () => {
+    const image = path.join(t.home, 'extra.img');
+    fs.writeFileSync(image, Buffer.alloc(1024 * 1024));
+    await page.getByTestId('details-add-hardware').click();
+    await page.getByTestId('add-browse').click();
+    await page.getByTestId('file-chooser').waitFor();
+    // A typed folder opens in the chooser; the image is picked from its listing.
+    await page.getByTestId('chooser-input').fill(t.home);
+    await page.getByTestId('chooser-choose').click();
+    await page.getByTestId('chooser-path').filter({ hasText: t.home }).waitFor();
+    await page.getByTestId('chooser-entry-extra.img').dblclick();
+    assert.equal(await page.getByTestId('add-source').inputValue(), image);
+    await page.getByTestId('add-finish').click();
+    await page.getByTestId('add-hardware').waitFor({ state: 'detached' });
+    const { xml } = await inactiveXml();
+    const target = new RegExp(`<source file=['"]${image}['"]/>\\s*<target dev=['"](\\w+)['"]`).exec(xml)?.[1];
+    assert.ok(target, xml);
+    await page.getByTestId(`page-disk-${target}`).waitFor();
+  });
+
+  it('sends stats.unwatch when the last view showing statistics closes', async () => {
+    await page.getByTestId('tb-console').click();
+    await page.getByTestId('console-view').waitFor();
+    // The console shows no list, so only its Details (on the Performance page) watches statistics.
+    if (!(await page.getByTestId('details-panel').count())) await page.getByTestId('console-details').click();
+    await nav('performance').click();
+    const uuid = (await t.client.call('domain.info', { domain: 'details-vm' })).uuid;
+    const mark = sent.length;
+    await page.getByTestId('details-close').click();
+    await until(() => sent.slice(mark).some((m) => m.method === 'stats.unwatch'), 10_000, 'stats.unwatch');
+    const last = sent.filter((m) => m.method.startsWith('stats.')).at(-1);
+    assert.equal(last?.method, 'stats.unwatch');
+    assert.ok(sent.slice(0, mark).some((m) => m.method === 'stats.watch' && JSON.stringify(m.params).includes(uuid)));
   });
 });
