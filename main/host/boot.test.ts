@@ -82,6 +82,7 @@ describe('boot through the host API', { timeout: 600_000 }, () => {
       await t.client.call('domain.create', { spec: { name, memoryMiB: 128, vcpus: 1, boot } });
       const stats: number[] = [];
       t.client.on('domain.stats', (s) => stats.push(s.cpuPercent));
+      await t.client.call('stats.watch', { domains: [name] });
       const t0 = Date.now();
       await t.client.call('domain.start', { domain: name });
       const serial = await SerialWatch.open(t.client, name);
@@ -92,6 +93,7 @@ describe('boot through the host API', { timeout: 600_000 }, () => {
       const { domains } = await t.client.call('domain.list', { all: true });
       const row = domains.find((d: DomainSummary) => d.name === name);
       assert.equal(row?.state, 'running');
+      await t.client.call('stats.unwatch', {});
       await t.client.call('domain.destroy', { domain: name });
     });
   }

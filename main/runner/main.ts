@@ -174,6 +174,10 @@ class Runner {
       log: (m) => log('warn', m),
       onDestroy: () => void this.shutdown(RUNNER_EXIT.ok, { reason: 'destroy' }),
       vncTcp: () => this.vncTcp,
+      disks: (['hda', 'hdb', 'cdrom'] as const).flatMap((name) => {
+        const disk = this.images[name];
+        return disk ? [{ name, disk }] : [];
+      }),
     });
     this.control = control;
     this.rfb = new RfbServer({

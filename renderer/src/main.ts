@@ -9,6 +9,7 @@ import { useDomainsStore } from './stores/domains';
 import { useHostStore } from './stores/host';
 import { useJobsStore } from './stores/jobs';
 import { useQuitStore } from './stores/quit';
+import { useStatsStore } from './stores/stats';
 
 stripTokenFromAddress();
 
@@ -19,5 +20,6 @@ useHostStore();
 useDomainsStore();
 useJobsStore();
 useQuitStore();
+useStatsStore();
 app.mount('#app');
 host.start();

@@ -87,6 +87,7 @@ export const useDomainsStore = defineStore('domains', () => {
     const history = cpuHistory.value[uuid] ?? [];
     cpuHistory.value[uuid] = [...history.slice(-(CPU_HISTORY_LENGTH - 1)), cpuPercent];
   });
+  // Statistics are watched by what shows them (stores/stats.ts), not for every domain always.
   host.onState((state) => {
     if (state === 'connected') void load();
   });

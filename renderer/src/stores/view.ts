@@ -1,7 +1,7 @@
 // Which screen is showing and what is selected. The console is a route in the address hash
 // (#/console/<uuid>) so reloading the page or going back behaves as a person expects.
 import { defineStore } from 'pinia';
-import { ref } from 'vue';
+import { computed, ref } from 'vue';
 
 const CONSOLE_ROUTE = /^#\/console\/([^/]+)$/;
 
@@ -16,10 +16,29 @@ export const useViewStore = defineStore('view', () => {
   const newVmOpen = ref(false);
   /** The domain waiting for the user to confirm its deletion. */
   const confirmDeleteUuid = ref<string | null>(null);
+  const detailsShown = ref(false);
+  /**
+   * Set by an open Details window with unapplied edits: asks the person first, runs `then` once
+   * they applied or discarded them, and returns false meanwhile; true means leave now.
+   */
+  let detailsGuard: ((then: () => void) => boolean) | null = null;
+  function guardDetails(guard: ((then: () => void) => boolean) | null): void {
+    detailsGuard = guard;
+  }
+  function leaveDetails(then: () => void): void {
+    if (!detailsShown.value || !detailsGuard || detailsGuard(then)) then();
+  }
   /** The Details side panel (selected domain) beside the list or the console. */
-  const detailsOpen = ref(false);
+  const detailsOpen = computed({
+    get: () => detailsShown.value,
+    set: (open: boolean) => {
+      if (open) detailsShown.value = true;
+      else leaveDetails(() => (detailsShown.value = false));
+    },
+  });
   /** The trace drawer at the bottom of the window. */
   const traceOpen = ref(false);
+  const preferencesOpen = ref(false);
 
   window.addEventListener('hashchange', () => {
     consoleUuid.value = consoleFromHash(location.hash);
@@ -28,19 +47,24 @@ export const useViewStore = defineStore('view', () => {
   if (consoleUuid.value) selectedUuid.value = consoleUuid.value;
 
   function select(uuid: string | null): void {
-    selectedUuid.value = uuid;
+    if (uuid === selectedUuid.value) return;
+    leaveDetails(() => (selectedUuid.value = uuid));
   }
 
   function openConsole(uuid: string): void {
-    selectedUuid.value = uuid;
-    consoleUuid.value = uuid;
-    location.hash = `#/console/${encodeURIComponent(uuid)}`;
+    leaveDetails(() => {
+      selectedUuid.value = uuid;
+      consoleUuid.value = uuid;
+      location.hash = `#/console/${encodeURIComponent(uuid)}`;
+    });
   }
 
   function closeConsole(): void {
     if (consoleUuid.value === null) return;
-    consoleUuid.value = null;
-    location.hash = '#/';
+    leaveDetails(() => {
+      consoleUuid.value = null;
+      location.hash = '#/';
+    });
   }
 
   return {
@@ -49,7 +73,9 @@ export const useViewStore = defineStore('view', () => {
     newVmOpen,
     confirmDeleteUuid,
     detailsOpen,
+    guardDetails,
     traceOpen,
+    preferencesOpen,
     select,
     openConsole,
     closeConsole,

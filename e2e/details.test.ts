@@ -1,0 +1,316 @@
+// The Details window in Chromium against the web shell: pages read from and write to the
+// domain's libvirt XML (round trip through the host), Revert, the unsaved-changes question, the
+// XML tab's validation; with a running guest, the memory slider (balloon) and live graphs.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { APP_ROOT } from '../main/host/paths.js';
+import { guest, SAMPLE_CMDLINE, SerialWatch, TestHost, until } from '../main/testing/harness.js';
+
+const SHOTS = path.join(APP_ROOT, 'test-results');
+/** A boot on a loaded 2-core machine shared by several agents can take minutes. */
+const BOOT_MS = 300_000;
+
+/** `free -m`'s total, in MiB. */
+async function freeTotalMiB(serial: SerialWatch): Promise<number> {
+  const out = await serial.sh('free -m | grep Mem:');
+  const m = /Mem:\s+(\d+)/.exec(out);
+  assert.ok(m, `free -m printed: ${out}`);
+  return Number(m[1]);
+}
+// As in web-shell.test.ts (importing that file would run its tests too).
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+
+const XML = `<domain type='v86'>
+  <name>details-vm</name>
+  <title>Old title</title>
+  <metadata>
+    <other:keep xmlns:other='urn:example:other'>kept by another tool</other:keep>
+  </metadata>
+  <memory unit='MiB'>128</memory>
+  <currentMemory unit='MiB'>128</currentMemory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='i686'>hvm</type>
+    <kernel>${guest('vmlinuz')}</kernel>
+    <initrd>${guest('initrd.gz')}</initrd>
+    <cmdline>${SAMPLE_CMDLINE}</cmdline>
+    <boot dev='hd'/>
+  </os>
+  <features>
+    <acpi/>
+  </features>
+  <devices>
+    <disk type='file' device='cdrom'>
+      <source file='${guest('tiny.iso')}'/>
+      <target dev='hdc' bus='ide'/>
+      <readonly/>
+    </disk>
+    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>
+    <serial type='pty'>
+      <target port='0'/>
+    </serial>
+    <memballoon model='virtio'/>
+  </devices>
+</domain>
+`;
+
+describe('Details window', { timeout: 600_000 }, () => {
+  let t: TestHost;
+  let url: string;
+  let browser: Browser;
+  let page: Page;
+  /** Every API request the page sends, by method. */
+  const sent: { method: string; params: unknown }[] = [];
+
+  const inactiveXml = async (): Promise<{ xml: string; generation: number }> => t.client.call('domain.xml', { domain: 'details-vm', inactive: true });
+  const nav = (id: string) => page.getByTestId(`details-nav-${id}`);
+
+  before(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    t = await TestHost.start();
+    await t.client.call('domain.define', { xml: XML });
+    url = (await t.client.call('host.webShell', {})).url;
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    page.on('websocket', (ws) => {
+      if (!ws.url().endsWith('/api')) return;
+      ws.on('framesent', ({ payload }) => {
+        const msg = JSON.parse(String(payload)) as { method?: string; params?: unknown };
+        if (msg.method) sent.push({ method: msg.method, params: msg.params });
+      });
+    });
+    await page.goto(url);
+    await page.getByTestId('domain-row-details-vm').click();
+    await page.getByTestId('tb-details').click();
+    await page.getByTestId('page-overview').waitFor();
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it('edits title and description through the XML and keeps what it does not know', async () => {
+    const title = page.getByTestId('details-title');
+    await until(async () => (await title.inputValue()) === 'Old title', 10_000, 'the title to load');
+    const before = await inactiveXml();
+    // Nothing runs, so nothing on screen asks the host for statistics.
+    assert.deepEqual(sent.filter((m) => m.method.startsWith('stats.')), []);
+    await title.fill('New title');
+    await page.getByTestId('details-description').fill('Line one\nLine <two> & more');
+    await page.getByTestId('page-apply').click();
+    await page.getByTestId('page-applied').waitFor();
+
+    const after = await inactiveXml();
+    assert.notEqual(after.generation, before.generation);
+    assert.match(after.xml, /<title>New title<\/title>/);
+    assert.match(after.xml, /<description>Line one\nLine &lt;two&gt; &amp; more<\/description>/);
+    assert.match(after.xml, /<other:keep xmlns:other=['"]urn:example:other['"]>kept by another tool<\/other:keep>/, 'foreign metadata survives');
+    assert.match(after.xml, /<features>\s*<acpi\/>\s*<\/features>/);
+    // The overview shows the new generation; the XML tab shows the change.
+    await until(async () => (await page.getByTestId('overview-generation').textContent()) === String(after.generation), 10_000, 'the new generation');
+    await nav('xml').click();
+    const xmlTab = await page.getByTestId('xml-editor').inputValue();
+    assert.equal(xmlTab, after.xml);
+    await nav('overview').click();
+  });
+
+  it('Revert puts the fields back and nothing is sent', async () => {
+    const title = page.getByTestId('details-title');
+    await title.fill('Not kept');
+    assert.equal(await page.getByTestId('page-apply').isEnabled(), true);
+    const gen = (await inactiveXml()).generation;
+    await page.getByTestId('page-revert').click();
+    assert.equal(await title.inputValue(), 'New title');
+    assert.equal(await page.getByTestId('page-apply').isEnabled(), false);
+    assert.equal((await inactiveXml()).generation, gen);
+  });
+
+  it('edits boot options: boot order, kernel arguments', async () => {
+    await nav('boot').click();
+    await page.getByTestId('page-boot').waitFor();
+    const cmdline = page.getByTestId('boot-cmdline');
+    assert.equal(await cmdline.inputValue(), SAMPLE_CMDLINE);
+    await cmdline.fill(`${SAMPLE_CMDLINE} quiet`);
+    await page.getByTestId('boot-dev-cdrom').check();
+    await page.getByTestId('page-apply').click();
+    await page.getByTestId('page-applied').waitFor();
+    const { xml } = await inactiveXml();
+    assert.match(xml, new RegExp(`<cmdline>${SAMPLE_CMDLINE} quiet</cmdline>`));
+    assert.match(xml, /<boot dev=['"]hd['"]\/>\s*<boot dev=['"]cdrom['"]\/>/);
+    assert.equal(await page.getByTestId('details-autostart').isChecked(), false);
+    await page.getByTestId('details-autostart').check();
+    await until(async () => (await t.client.call('domain.info', { domain: 'details-vm' })).autostart, 10_000, 'autostart on the host');
+  });
+
+  it('asks before leaving a page or the window with unapplied edits', async () => {
+    await page.getByTestId('boot-cmdline').fill('console=ttyS0 unsaved');
+    await nav('cpu').click();
+    await page.getByTestId('unsaved-dialog').waitFor();
+    await page.getByTestId('unsaved-cancel').click();
+    assert.equal(await page.getByTestId('page-boot').isVisible(), true);
+    assert.equal(await page.getByTestId('boot-cmdline').inputValue(), 'console=ttyS0 unsaved');
+
+    // Closing the window (and the toolbar's toggle) asks too; Discard closes without applying.
+    await page.getByTestId('details-close').click();
+    await page.getByTestId('unsaved-dialog').waitFor();
+    await page.getByTestId('unsaved-discard').click();
+    await page.getByTestId('details-panel').waitFor({ state: 'detached' });
+    assert.match((await inactiveXml()).xml, / quiet<\/cmdline>/);
+
+    // Apply from the question applies, then goes where it was asked to.
+    await page.getByTestId('tb-details').click();
+    await nav('cpu').click();
+    await page.getByTestId('cpu-count').fill('2');
+    await nav('overview').click();
+    await page.getByTestId('unsaved-apply').click();
+    await page.getByTestId('page-overview').waitFor();
+    assert.match((await inactiveXml()).xml, /<vcpu>2<\/vcpu>/);
+  });
+
+  it('XML tab: malformed or invalid XML shows the error and changes nothing', async () => {
+    await nav('xml').click();
+    const editor = page.getByTestId('xml-editor');
+    const before = await inactiveXml();
+    assert.equal(await editor.inputValue(), before.xml);
+
+    await editor.fill(before.xml.replace('</os>', ''));
+    await page.getByTestId('xml-syntax').waitFor();
+    assert.match((await page.getByTestId('xml-syntax').textContent()) ?? '', /line \d+/);
+    assert.equal(await page.getByTestId('page-apply').isEnabled(), false);
+
+    await editor.fill(before.xml.replace(/<memory unit='KiB'>\d+<\/memory>|<memory unit='MiB'>128<\/memory>/, "<memory unit='MiB'>lots</memory>"));
+    assert.equal(await page.getByTestId('xml-syntax').count(), 0);
+    await page.getByTestId('page-apply').click();
+    await page.getByTestId('page-error').waitFor();
+    assert.match((await page.getByTestId('page-error').textContent()) ?? '', /memory/i);
+    const after = await inactiveXml();
+    assert.equal(after.generation, before.generation);
+    assert.equal(after.xml, before.xml);
+
+    await page.getByTestId('page-revert').click();
+    assert.equal(await editor.inputValue(), before.xml);
+
+    // A valid edit in the XML tab shows on the page that reads it.
+    await editor.fill(before.xml.replace('<vcpu>2</vcpu>', '<vcpu>1</vcpu>'));
+    await page.getByTestId('page-apply').click();
+    await page.getByTestId('page-applied').waitFor();
+    await nav('cpu').click();
+    assert.equal(await page.getByTestId('cpu-count').inputValue(), '1');
+    await page.screenshot({ path: path.join(SHOTS, 'details-cpu.png') });
+  });
+
+  it('a stale edit is a conflict, not an overwrite', async () => {
+    await nav('overview').click();
+    await page.getByTestId('details-title').fill('Mine');
+    // Someone else changes the definition meanwhile.
+    const { xml, generation } = await inactiveXml();
+    await t.client.call('domain.define', { xml: xml.replace('</description>', ' (edited elsewhere)</description>'), expectGeneration: generation });
+    await page.getByTestId('page-apply').click();
+    await page.getByTestId('page-error').waitFor();
+    assert.match((await page.getByTestId('page-error').textContent()) ?? '', /changed elsewhere/);
+    assert.match((await inactiveXml()).xml, /<title>New title<\/title>/);
+    await page.getByTestId('page-revert').click();
+    assert.match(await page.getByTestId('details-description').inputValue(), /edited elsewhere/);
+  });
+
+  it('memory slider on a running guest: the balloon moves and the guest sees it (free -m)', async () => {
+    await t.client.call('domain.start', { domain: 'details-vm' });
+    const serial = await SerialWatch.open(t.client, 'details-vm');
+    await serial.wait(/DOMUS-GUEST-READY/, BOOT_MS);
+    const before = await freeTotalMiB(serial);
+
+    await nav('memory').click();
+    await page.getByTestId('memory-live').waitFor();
+    await until(async () => (await page.getByTestId('memory-actual').textContent()) === '128 MiB', 30_000, 'the actual memory to show');
+    // Drag the slider's thumb from the right end to about three quarters of the way.
+    const slider = page.getByTestId('memory-slider');
+    const box = await slider.boundingBox();
+    assert.ok(box);
+    await page.mouse.move(box.x + box.width - 4, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.72, box.y + box.height / 2, { steps: 8 });
+    await page.mouse.up();
+    const chosen = Number(await page.getByTestId('memory-current').inputValue());
+    assert.ok(chosen >= 80 && chosen <= 110, `the slider landed on ${chosen} MiB`);
+    assert.equal(await slider.inputValue(), String(chosen));
+    await page.getByTestId('page-apply').click();
+    await page.getByTestId('page-applied').waitFor();
+    const setMemory = sent.filter((m) => m.method === 'domain.setMemory').at(-1);
+    assert.deepEqual(setMemory?.params, { domain: (await t.client.call('domain.info', { domain: 'details-vm' })).uuid, sizeKiB: chosen * 1024, live: true, config: true });
+
+    // The balloon's actual follows (balloon event), the guest's own view shrinks by as much.
+    await until(async () => (await page.getByTestId('memory-actual').textContent()) === `${chosen} MiB`, 60_000, `actual to reach ${chosen} MiB`);
+    await page.getByTestId('memory-target').filter({ hasText: `${chosen} MiB` }).waitFor();
+    const after = await freeTotalMiB(serial);
+    assert.ok(Math.abs(before - after - (128 - chosen)) <= 2, `free -m total went from ${before} to ${after} MiB for a target of ${chosen} MiB`);
+    await page.getByTestId('memory-no-reclaim').waitFor();
+    assert.match((await page.getByTestId('memory-indicator-details-vm').textContent()) ?? '', new RegExp(`${chosen} MiB`));
+    assert.match((await inactiveXml()).xml, new RegExp(`<currentMemory unit=['"]KiB['"]>${chosen * 1024}</currentMemory>`));
+    await page.screenshot({ path: path.join(SHOTS, 'details-memory.png') });
+  });
+
+  it('performance graphs draw the samples the host sends while they are shown', async () => {
+    await nav('performance').click();
+    const uuid = (await t.client.call('domain.info', { domain: 'details-vm' })).uuid;
+    await until(() => sent.some((m) => m.method === 'stats.watch' && JSON.stringify(m.params).includes(uuid)), 10_000, 'stats.watch for the domain');
+    for (const id of ['cpu', 'memory', 'disk', 'net']) {
+      const graph = page.getByTestId(`graph-${id}`);
+      await until(async () => Number(await graph.getAttribute('data-points')) >= 3, 30_000, `three points in the ${id} graph`);
+      assert.equal(await graph.locator('canvas').count(), 1);
+    }
+    await page.screenshot({ path: path.join(SHOTS, 'details-performance.png') });
+  });
+
+  it('CD-ROM: eject and insert media in the running guest', async () => {
+    await nav('disk:hdc').click();
+    const medium = page.getByTestId('disk-medium');
+    assert.equal(await medium.textContent(), guest('tiny.iso'));
+    await page.getByTestId('disk-eject').click();
+    await medium.filter({ hasText: '(empty)' }).waitFor();
+    assert.doesNotMatch((await t.client.call('domain.xml', { domain: 'details-vm' })).xml, /tiny\.iso/);
+    await page.getByTestId('disk-insert').click();
+    await page.getByTestId('file-chooser').waitFor();
+    await page.getByTestId('chooser-input').fill(guest('tiny.iso'));
+    await page.getByTestId('chooser-choose').click();
+    await medium.filter({ hasText: guest('tiny.iso') }).waitFor();
+    assert.match((await t.client.call('domain.xml', { domain: 'details-vm' })).xml, /tiny\.iso/);
+  });
+
+  it('Add Hardware attaches a disk chosen on the host', async () => {
+    const image = path.join(t.home, 'extra.img');
+    fs.writeFileSync(image, Buffer.alloc(1024 * 1024));
+    await page.getByTestId('details-add-hardware').click();
+    await page.getByTestId('add-browse').click();
+    await page.getByTestId('file-chooser').waitFor();
+    // A typed folder opens in the chooser; the image is picked from its listing.
+    await page.getByTestId('chooser-input').fill(t.home);
+    await page.getByTestId('chooser-choose').click();
+    await page.getByTestId('chooser-path').filter({ hasText: t.home }).waitFor();
+    await page.getByTestId('chooser-entry-extra.img').dblclick();
+    assert.equal(await page.getByTestId('add-source').inputValue(), image);
+    await page.getByTestId('add-finish').click();
+    await page.getByTestId('add-hardware').waitFor({ state: 'detached' });
+    const { xml } = await inactiveXml();
+    const target = new RegExp(`<source file=['"]${image}['"]/>\\s*<target dev=['"](\\w+)['"]`).exec(xml)?.[1];
+    assert.ok(target, xml);
+    await page.getByTestId(`page-disk-${target}`).waitFor();
+  });
+
+  it('sends stats.unwatch when the last view showing statistics closes', async () => {
+    await page.getByTestId('tb-console').click();
+    await page.getByTestId('console-view').waitFor();
+    // The console shows no list, so only its Details (on the Performance page) watches statistics.
+    if (!(await page.getByTestId('details-panel').count())) await page.getByTestId('console-details').click();
+    await nav('performance').click();
+    const uuid = (await t.client.call('domain.info', { domain: 'details-vm' })).uuid;
+    const mark = sent.length;
+    await page.getByTestId('details-close').click();
+    await until(() => sent.slice(mark).some((m) => m.method === 'stats.unwatch'), 10_000, 'stats.unwatch');
+    const last = sent.filter((m) => m.method.startsWith('stats.')).at(-1);
+    assert.equal(last?.method, 'stats.unwatch');
+    assert.ok(sent.slice(0, mark).some((m) => m.method === 'stats.watch' && JSON.stringify(m.params).includes(uuid)));
+  });
+});
