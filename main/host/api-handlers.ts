@@ -85,7 +85,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'volume.delete': notYet('volume.delete'),
     'volume.info': notYet('volume.info'),
     'host.browse': notYet('host.browse'),
-    'host.inspectImage': notYet('host.inspectImage'),
+    'host.inspectImage': async (p) => (await import('./image-inspect.js')).inspectImageFile(p.path),
     'catalogue.list': notYet('catalogue.list'),
     'download.start': notYet('download.start'),
     'download.cancel': notYet('download.cancel'),
