@@ -148,12 +148,48 @@ export function parseGrubCfg(text: string, env: Record<string, string> = {}): { 
   const counters: number[] = [0];
   let pendingBlock: { kind: 'menu' | 'sub'; title: string } | undefined;
   const inEntry = (): Partial<ConfigEntry> | undefined => [...stack].reverse().find((s) => s.kind === 'menu')?.current;
+  // if/elif/else/fi: tests on variables are evaluated (Debian's next_entry logic needs it).
+  const conds: { active: boolean; taken: boolean }[] = [];
+  const active = (): boolean => conds.every((c) => c.active);
+  const test = (words: string[]): boolean => {
+    if (words[0] !== '[' && words[0] !== 'test') return true;
+    const w = words.slice(1, words[0] === '[' && words[words.length - 1] === ']' ? -1 : undefined).map(expand);
+    if (w.length === 1) return w[0] !== '';
+    if (w.length === 2 && w[0] === '-n') return w[1] !== '';
+    if (w.length === 2 && w[0] === '-z') return w[1] === '';
+    if (w.length === 3 && (w[1] === '=' || w[1] === '==')) return w[0] === w[2];
+    if (w.length === 3 && w[1] === '!=') return w[0] !== w[2];
+    return true;
+  };
   for (const words of grubCommands(text)) {
     const [cmd, ...rest] = words;
+    if (cmd === 'if') {
+      const v = test(rest);
+      conds.push({ active: v, taken: v });
+      continue;
+    }
+    const top = conds[conds.length - 1];
+    if (cmd === 'elif' && top) {
+      const v = !top.taken && test(rest);
+      top.active = v;
+      top.taken ||= v;
+      continue;
+    }
+    if (cmd === 'else' && top) {
+      top.active = !top.taken;
+      top.taken = true;
+      continue;
+    }
+    if (cmd === 'fi') {
+      conds.pop();
+      continue;
+    }
+    if (cmd === 'then') continue;
     if (cmd === '{') {
       if (pendingBlock) {
         const pos = [...stack.filter((s) => s.kind === 'sub').map((s) => s.pos[s.pos.length - 1]), counters[counters.length - 1]];
-        counters[counters.length - 1]++;
+        // Entries grub would not define (inside a false "if") take no index.
+        if (active()) counters[counters.length - 1]++;
         stack.push({ kind: pendingBlock.kind, title: pendingBlock.title, pos, current: pendingBlock.kind === 'menu' ? {} : undefined });
         if (pendingBlock.kind === 'sub') counters.push(0);
         pendingBlock = undefined;
@@ -163,13 +199,13 @@ export function parseGrubCfg(text: string, env: Record<string, string> = {}): { 
       continue;
     }
     if (cmd === '}') {
-      const top = stack.pop();
-      if (top?.kind === 'sub') counters.pop();
-      if (top?.kind === 'menu' && top.current?.kernel) {
+      const block = stack.pop();
+      if (block?.kind === 'sub') counters.pop();
+      if (block?.kind === 'menu' && block.current?.kernel && active()) {
         if (entries.length >= MAX_ENTRIES) throw limit('grub.cfg has too many menu entries');
-        const titles = [...stack.filter((s) => s.kind === 'sub').map((s) => s.title), top.title];
-        entries.push({ label: titles.join('>'), kernel: top.current.kernel, initrd: top.current.initrd, args: top.current.args ?? '' });
-        paths.push(top.pos.join('>'));
+        const titles = [...stack.filter((s) => s.kind === 'sub').map((s) => s.title), block.title];
+        entries.push({ label: titles.join('>'), kernel: block.current.kernel, initrd: block.current.initrd, args: block.current.args ?? '' });
+        paths.push(block.pos.join('>'));
       }
       continue;
     }
@@ -178,6 +214,7 @@ export function parseGrubCfg(text: string, env: Record<string, string> = {}): { 
       continue;
     }
     const entry = inEntry();
+    if (!active()) continue;
     if (cmd === 'set' && rest[0]) {
       const eq = rest[0].indexOf('=');
       const name = eq < 0 ? rest[0] : rest[0].slice(0, eq);
