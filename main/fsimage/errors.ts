@@ -29,12 +29,19 @@ export function limit(message: string): FsImageError {
   return new FsImageError('limit', message);
 }
 
-/** Runs `fn` and turns any non-FsImageError (a RangeError from a bad buffer index, say) into one. */
+/**
+ * The safety net under the explicit bounds checks: a Buffer read past its end (RangeError) inside
+ * `fn` becomes an FsImageError. Each use is counted so the fuzz test can see checks that are missing.
+ */
+export const safetyNet = { hits: 0, last: '' };
+
 export function guarded<T>(what: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof FsImageError) throw err;
-    throw corrupt(`${what}: ${(err as Error).message}`);
+    if (err instanceof FsImageError || !(err instanceof RangeError)) throw err;
+    safetyNet.hits++;
+    safetyNet.last = `${what}: ${err.message}\n${err.stack ?? ''}`;
+    throw corrupt(`${what}: ${err.message}`);
   }
 }
