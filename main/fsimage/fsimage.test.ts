@@ -234,3 +234,90 @@ describe('the sample disk.img', { skip: !guestsBuilt() && 'sample guests not bui
     img.close();
   });
 });
+
+describe('hostile images end in FsImageError', () => {
+  it('FAT: a cluster chain that loops', () => {
+    const file = path.join(dir, 'fatloop.img');
+    hostfs.rmSync(file, { force: true });
+    run('mkfs.fat', ['-C', '-F', '12', file, '1024']);
+    hostfs.writeFileSync(path.join(dir, 'loop.bin'), pattern(9000, 'loop'));
+    run('mcopy', ['-i', file, path.join(dir, 'loop.bin'), '::/loop.bin']);
+    const m = /<(\d+)-(\d+)>/.exec(run('mshowfat', ['-i', file, '::/loop.bin']));
+    assert.ok(m, 'mshowfat shows one contiguous chain');
+    const [first, last] = [Number(m[1]), Number(m[2])];
+    assert.ok(last - first >= 2, `chain <${first}-${last}>`);
+    // FAT12: 12-bit entries packed in pairs; the first FAT follows the reserved sectors. The
+    // second cluster of the file now points back at the first.
+    const img = hostfs.readFileSync(file);
+    const fat = img.readUInt16LE(14) * img.readUInt16LE(11);
+    const c = first + 1;
+    const at = fat + c + (c >> 1);
+    const v = img.readUInt16LE(at);
+    img.writeUInt16LE(c & 1 ? (v & 0x000f) | (first << 4) : (v & 0xf000) | first, at);
+    hostfs.writeFileSync(file, img);
+    const { img: opened, fs } = only(file);
+    assert.equal(fs.stat('/loop.bin').size, 9000);
+    rejectsWith(() => fs.readFile('/loop.bin', 1 << 20), 'corrupt', /cluster chain loops at cluster/);
+    opened.close();
+  });
+
+  it('ext: a size of 2^42 bytes, and an extent index that points at itself', () => {
+    const file = path.join(dir, 'exthostile.img');
+    mkExt(file, src, 'ext4', ['-b', '4096']);
+    const ex = run('debugfs', ['-R', 'ex /sparse.bin', file]);
+    const leaf = /^\s*0\/\s*1\s+1\/\s*1\s+\d+\s*-\s*\d+\s+(\d+)/m.exec(ex);
+    assert.ok(leaf, ex);
+    run('debugfs', ['-w', '-R', 'sif /hello.txt size 0x40000000000', file]);
+    const img = hostfs.readFileSync(file);
+    const node = Number(leaf[1]) * 4096;
+    img.writeUInt16LE(1, node + 6);
+    img.writeUInt32LE(Number(leaf[1]), node + 12 + 4);
+    img.writeUInt16LE(0, node + 12 + 8);
+    hostfs.writeFileSync(file, img);
+    const { img: opened, fs } = only(file);
+    assert.equal(fs.stat('/hello.txt').size, 2 ** 42);
+    rejectsWith(() => fs.readFile('/hello.txt'), 'limit', /more than the limit/);
+    rejectsWith(() => fs.readFile('/sparse.bin'), 'corrupt', /extent tree depth/);
+    assert.equal(fs.readFile('/d1/d2/d3/d4/d5/d6/d7/d8/d9/d10/deep.txt').toString(), 'deep\n', 'the rest of the filesystem still reads');
+    opened.close();
+  });
+
+  it('MBR: an extended partition chain that loops; GPT with a huge entry count', () => {
+    const disk = path.join(dir, 'ebrloop.img');
+    mkDisk(disk, 8, 'label: dos\nstart=2048, size=12288, type=5\nstart=4096, size=2048, type=83\nstart=8192, size=2048, type=83\n', []);
+    const img = hostfs.readFileSync(disk);
+    // The second EBR (just before partition 6) gets a "next" entry pointing back at itself.
+    const ebr2 = (8192 - 2048) * 512 - 2048 * 512;
+    const second = 2048 * 512 + ebr2;
+    assert.equal(img.readUInt16LE(second + 510), 0xaa55);
+    img[second + 462 + 4] = 0x05;
+    img.writeUInt32LE(second / 512 - 2048, second + 462 + 8);
+    img.writeUInt32LE(100, second + 462 + 12);
+    hostfs.writeFileSync(disk, img);
+    const opened = DiskImage.open(disk);
+    assert.deepEqual(opened.partitions.map((p) => p.index), [1, 5, 6]);
+    assert.ok(opened.problems.includes('the extended partition chain loops'), opened.problems.join('; '));
+    opened.close();
+
+    const gpt = path.join(dir, 'gpthuge.img');
+    mkDisk(gpt, 4, 'label: gpt\nstart=2048, size=2048, type=L\n', []);
+    const g = hostfs.readFileSync(gpt);
+    g.writeUInt32LE(0xffffffff, 512 + 80);
+    hostfs.writeFileSync(gpt, g);
+    const huge = DiskImage.open(gpt);
+    assert.match(huge.problems.join('; '), /partition table: GPT claims 4294967295 partition entries/);
+    huge.close();
+  });
+
+  it('a truncated image, and the read budget', () => {
+    const file = path.join(dir, 'trunc.img');
+    mkExt(file, src, 'ext2', ['-b', '1024']);
+    const full = DiskImage.open(file, { maxBytesRead: 256 * 1024 });
+    rejectsWith(() => full.filesystems()[0].fs.readFile('/big.bin'), 'limit', /budget/);
+    full.close();
+    hostfs.truncateSync(file, 2 * 1024 * 1024);
+    const { img, fs } = only(file);
+    rejectsWith(() => fs.readFile('/big.bin'), 'corrupt', /outside the filesystem|beyond the end/);
+    img.close();
+  });
+});
