@@ -4,7 +4,7 @@
 // filesystem that needs recovery is read as it is on disk.
 import { corrupt, FsImageError, guarded, limit } from './errors.js';
 import { BlockCache, MiB, type Slice } from './reader.js';
-import type { DirEntry, FsDriver, NodeInfo, NodeKind } from './vfs.js';
+import { DirCache, type DirEntry, type FsDriver, type NodeInfo, type NodeKind } from './vfs.js';
 
 const EXT_MAGIC = 0xef53;
 const INCOMPAT_FILETYPE = 0x2;
@@ -22,8 +22,7 @@ const FL_INLINE_DATA = 0x10000000;
 const EXTENT_MAGIC = 0xf30a;
 const MAX_EXTENT_DEPTH = 5;
 const MAX_DIR_BYTES = 64 * MiB;
-const MAX_DIR_ENTRIES = 200_000;
-const MAX_CACHED_DIRS = 256;
+const MAX_DIR_ENTRIES = 100_000;
 
 export interface ExtInode {
   ino: number;
@@ -34,7 +33,8 @@ export interface ExtInode {
   fileAcl: number;
   mtime: number;
   iblock: Buffer;
-  raw: Buffer;
+  /** The whole on-disk inode, kept only for inline data (which may continue in an xattr). */
+  raw?: Buffer;
 }
 
 /** Checks the superblock magic at 1024 (cheap probe used before opening). */
@@ -59,7 +59,7 @@ export class ExtFs implements FsDriver<ExtInode> {
   private readonly blocksCount: number;
   private readonly incompat: number;
   private readonly firstMetaBg: number;
-  private readonly dirs = new Map<number, DirEntry<ExtInode>[]>();
+  private readonly dirs = new DirCache<number, ExtInode>();
 
   constructor(private readonly slice: Slice) {
     const sb = slice.read(1024, 1024);
@@ -114,12 +114,7 @@ export class ExtFs implements FsDriver<ExtInode> {
   }
 
   list(dir: ExtInode): DirEntry<ExtInode>[] {
-    const cached = this.dirs.get(dir.ino);
-    if (cached) return cached;
-    const entries = guarded(`ext: directory inode ${dir.ino}`, () => this.readDir(dir));
-    if (this.dirs.size >= MAX_CACHED_DIRS) this.dirs.delete(this.dirs.keys().next().value as number);
-    this.dirs.set(dir.ino, entries);
-    return entries;
+    return this.dirs.get(dir.ino, () => guarded(`ext: directory inode ${dir.ino}`, () => this.readDir(dir)));
   }
 
   read(node: ExtInode, maxBytes: number): Buffer {
@@ -145,7 +140,7 @@ export class ExtFs implements FsDriver<ExtInode> {
     const byte = index * this.inodeSize;
     const block = table + Math.floor(byte / this.bs);
     this.checkBlock(block, `inode ${ino}`);
-    const raw = Buffer.from(this.cache.block(block).subarray(byte % this.bs, (byte % this.bs) + this.inodeSize));
+    const raw = this.cache.block(block).subarray(byte % this.bs, (byte % this.bs) + this.inodeSize);
     const mode = raw.readUInt16LE(0);
     const flags = raw.readUInt32LE(32);
     const sizeHi = raw.readUInt32LE(108);
@@ -159,8 +154,8 @@ export class ExtFs implements FsDriver<ExtInode> {
       blocks512: raw.readUInt32LE(28) + raw.readUInt16LE(116) * 2 ** 32,
       fileAcl: raw.readUInt32LE(104) + raw.readUInt16LE(118) * 2 ** 32,
       mtime: raw.readUInt32LE(16),
-      iblock: raw.subarray(40, 100),
-      raw,
+      iblock: Buffer.from(raw.subarray(40, 100)),
+      raw: flags & FL_INLINE_DATA ? Buffer.from(raw) : undefined,
     };
   }
 
@@ -311,7 +306,7 @@ export class ExtFs implements FsDriver<ExtInode> {
 
   private inlineXattr(node: ExtInode): Buffer | undefined {
     const raw = node.raw;
-    if (raw.length <= 128 + 4) return undefined;
+    if (!raw || raw.length <= 128 + 4) return undefined;
     const extra = raw.readUInt16LE(128);
     const base = 128 + extra;
     if (extra < 4 || base + 4 > raw.length || raw.readUInt32LE(base) !== 0xea020000) return undefined;

@@ -2,10 +2,10 @@
 // detection; names are matched case-insensitively, as on the FAT drivers of every OS.
 import { corrupt, guarded, limit } from './errors.js';
 import { BlockCache, MiB, type Slice } from './reader.js';
-import type { DirEntry, FsDriver, NodeInfo } from './vfs.js';
+import { DirCache, type DirEntry, type FsDriver, type NodeInfo } from './vfs.js';
 
-const MAX_DIR_BYTES = 8 * MiB;
-const MAX_CACHED_DIRS = 256;
+/** FAT allows 65536 entries of 32 bytes in a directory. */
+const MAX_DIR_BYTES = 2 * MiB;
 
 export interface FatNode {
   cluster: number;
@@ -39,7 +39,7 @@ export class FatFs implements FsDriver<FatNode> {
   private readonly clusters: number;
   private readonly rootCluster: number;
   private readonly fatCache: BlockCache;
-  private readonly dirs = new Map<number, DirEntry<FatNode>[]>();
+  private readonly dirs = new DirCache<number, FatNode>();
 
   constructor(private readonly slice: Slice) {
     const b = slice.read(0, 512);
@@ -80,13 +80,7 @@ export class FatFs implements FsDriver<FatNode> {
   }
 
   list(dir: FatNode): DirEntry<FatNode>[] {
-    const key = dir.fixedRoot ? -1 : dir.cluster;
-    const cached = this.dirs.get(key);
-    if (cached) return cached;
-    const entries = guarded('FAT: directory', () => this.readDir(dir));
-    if (this.dirs.size >= MAX_CACHED_DIRS) this.dirs.delete(this.dirs.keys().next().value as number);
-    this.dirs.set(key, entries);
-    return entries;
+    return this.dirs.get(dir.fixedRoot ? -1 : dir.cluster, () => guarded('FAT: directory', () => this.readDir(dir)));
   }
 
   read(node: FatNode, maxBytes: number): Buffer {

@@ -186,9 +186,9 @@ describe('fuzz: mutated images end in a result or FsImageError', () => {
     assert.deepEqual(failures, []);
   });
 
-  it('regression inputs in fixtures/ end in a result or FsImageError', () => {
-    const files = fs.existsSync(FIXTURES) ? fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.img.gz')) : [];
-    for (const f of files) {
+  const regressions = fs.existsSync(FIXTURES) ? fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.img.gz')) : [];
+  it('regression inputs in fixtures/ end in a result or FsImageError', { skip: regressions.length === 0 && 'no regression inputs kept' }, () => {
+    for (const f of regressions) {
       const file = path.join(dir, f.replace(/\.gz$/, ''));
       fs.writeFileSync(file, zlib.gunzipSync(fs.readFileSync(path.join(FIXTURES, f))));
       const t0 = Date.now();

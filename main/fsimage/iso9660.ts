@@ -3,14 +3,13 @@
 // 8.3 names (shown lowercased without ";1", as Linux does).
 import { corrupt, FsImageError, guarded, limit } from './errors.js';
 import { MiB, type Slice } from './reader.js';
-import type { DirEntry, FsDriver, NodeInfo, NodeKind } from './vfs.js';
+import { DirCache, type DirEntry, type FsDriver, type NodeInfo, type NodeKind } from './vfs.js';
 
 const SECTOR = 2048;
 const MAX_DESCRIPTORS = 64;
 const MAX_DIR_BYTES = 16 * MiB;
 const MAX_DIR_ENTRIES = 100_000;
 const MAX_SUSP_BYTES = 64 * 1024;
-const MAX_CACHED_DIRS = 256;
 
 export interface IsoNode {
   extents: { lba: number; length: number }[];
@@ -37,7 +36,7 @@ export class IsoFs implements FsDriver<IsoNode> {
   private readonly blockSize: number;
   private readonly rootNode: IsoNode;
   private suspSkip = 0;
-  private readonly dirs = new Map<number, DirEntry<IsoNode>[]>();
+  private readonly dirs = new DirCache<number, IsoNode>();
 
   constructor(private readonly slice: Slice) {
     let pvd: Buffer | undefined;
@@ -84,12 +83,7 @@ export class IsoFs implements FsDriver<IsoNode> {
   }
 
   list(dir: IsoNode): DirEntry<IsoNode>[] {
-    const cached = this.dirs.get(dir.key);
-    if (cached) return cached;
-    const entries = guarded('iso9660: directory', () => this.readDir(dir));
-    if (this.dirs.size >= MAX_CACHED_DIRS) this.dirs.delete(this.dirs.keys().next().value as number);
-    this.dirs.set(dir.key, entries);
-    return entries;
+    return this.dirs.get(dir.key, () => guarded('iso9660: directory', () => this.readDir(dir)));
   }
 
   read(node: IsoNode, maxBytes: number): Buffer {

@@ -154,3 +154,30 @@ function split(path: string): string[] {
 function joinPath(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }
+
+/**
+ * Directory listings kept for repeated path walks, bounded by the number of directories and by
+ * the total number of entries, so a hostile image with many huge directories cannot pile them up.
+ */
+export class DirCache<K, N> {
+  private readonly dirs = new Map<K, DirEntry<N>[]>();
+  private entries = 0;
+  constructor(
+    private readonly maxDirs = 256,
+    private readonly maxEntries = 200_000,
+  ) {}
+
+  get(key: K, load: () => DirEntry<N>[]): DirEntry<N>[] {
+    const hit = this.dirs.get(key);
+    if (hit) return hit;
+    const list = load();
+    this.dirs.set(key, list);
+    this.entries += list.length;
+    for (const [k, v] of this.dirs) {
+      if ((this.dirs.size <= this.maxDirs && this.entries <= this.maxEntries) || k === key) break;
+      this.dirs.delete(k);
+      this.entries -= v.length;
+    }
+    return list;
+  }
+}
