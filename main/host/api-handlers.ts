@@ -102,7 +102,7 @@ export function handlers(svc: HostServices): HandlerTable {
     },
     'volume.info': (p) => ({ volume: host.storage.volumeInfo(p.volume, p.pool) }),
     'host.browse': (p) => browse(p.path ?? host.storage.poolDir('default'), p.filter),
-    'host.inspectImage': notYet('host.inspectImage'),
+    'host.inspectImage': async (p) => (await import('./image-inspect.js')).inspectImageFile(p.path),
     'catalogue.list': notYet('catalogue.list'),
     'download.start': notYet('download.start'),
     'download.cancel': notYet('download.cancel'),
