@@ -24,6 +24,8 @@ const STATS_INTERVAL_MS = 2000;
 /** What console.log hands a re-attaching host (the v86 runner keeps 1 MiB too). */
 const BACKLOG_BYTES = 1 << 20;
 const CLK_TCK = 100;
+/** console.log is watched (inotify); the poll is the fallback where watching is not possible. */
+const CONSOLE_POLL_MS = 250;
 const PAGE_SIZE = 4096;
 
 export class QemuError extends Error {
@@ -98,6 +100,10 @@ export class QemuDriver implements EngineDriver {
     if (opts.restoreFrom) payloadOffset = readStateFile(opts.restoreFrom, this.stateEngine()).payloadOffset;
     const { argv, report } = buildArgv(doc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom) });
     if (report.errors.length) throw new QemuError(report.errors.join('; '));
+    // Said before QEMU is spawned, in the same words as the v86 engine.
+    need(config.os.kernel, 'kernel');
+    need(config.os.initrd, 'initrd');
+    for (const disk of config.disks) need(disk.source, disk.device === 'cdrom' ? 'CD-ROM image' : 'disk image');
     fs.rmSync(stateDir, { recursive: true, force: true });
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const meta: QemuMeta = { name: config.name, accel: opts.accel.using, qemuVersion: qemu.version!, startedAt: Date.now(), restored: Boolean(opts.restoreFrom) };
@@ -186,8 +192,9 @@ export class QemuDriver implements EngineDriver {
         }
         const live = new QemuLive(stateDir, files, qmp, pid, meta, this);
         live.state = status.status === 'running' ? 'running' : 'paused';
-        await live.connectSerial();
-        live.attachBacklog = tail(files.console, BACKLOG_BYTES);
+        const size = fileSize(files.console);
+        live.attachBacklog = tail(files.console, size, BACKLOG_BYTES);
+        await live.connectSerial(size);
         live.ready();
         log('info', `attached to QEMU of '${meta.name}' (pid ${pid}, ${live.state})`);
         found.set(entry.name, { live, liveXml: fs.existsSync(files.liveXml) ? fs.readFileSync(files.liveXml, 'utf8') : undefined });
@@ -228,6 +235,12 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private fakeReboot = false;
   private saving?: { cancel: boolean };
   private statsTimer?: NodeJS.Timeout;
+  private consoleOffset = 0;
+  private consoleWatch?: fs.FSWatcher;
+  private consolePoll?: NodeJS.Timeout;
+  private consoleClosed = false;
+  /** Output read before the host took the domain over (start-up), handed over with ready(). */
+  private pendingSerial: Buffer[] = [];
 
   constructor(
     private readonly stateDir: string,
@@ -248,6 +261,9 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   /** Events reach the host only from here on (start-up's own STOP/RESUME are not lifecycle changes). */
   ready(): void {
     this.live = true;
+    const early = Buffer.concat(this.pendingSerial);
+    this.pendingSerial = [];
+    if (early.length) setImmediate(() => this.emit('serial', early));
     this.statsTimer = setInterval(() => this.sampleStats(), STATS_INTERVAL_MS);
     this.statsTimer.unref();
   }
@@ -255,18 +271,61 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   /** Start failed: forget this QEMU without reporting an exit. */
   abandon(): void {
     this.detached = true;
+    this.stopConsole();
     this.serial?.destroy();
     this.qmp.close();
   }
 
-  async connectSerial(): Promise<void> {
+  /**
+   * Serial input goes to the socket; output is read from console.log, which QEMU writes whether or
+   * not anyone is connected, so output made while no host was attached is not lost and nothing is
+   * seen twice. What QEMU also sends to the socket is drained (a full socket would stall the guest).
+   */
+  async connectSerial(fromOffset = 0): Promise<void> {
     this.serial = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect(this.files.serial);
       s.once('connect', () => resolve(s));
       s.once('error', (err) => reject(new Error(`cannot connect to the serial socket: ${err.message}`)));
     });
-    this.serial.on('data', (d: Buffer) => this.emit('serial', d));
+    this.serial.on('data', () => undefined);
     this.serial.on('error', () => undefined);
+    this.consoleOffset = fromOffset;
+    try {
+      this.consoleWatch = fs.watch(this.files.console, () => this.readConsole());
+      this.consoleWatch.on('error', () => undefined);
+    } catch {
+      /* the poll below still reads it */
+    }
+    this.consolePoll = setInterval(() => this.readConsole(), CONSOLE_POLL_MS);
+    this.consolePoll.unref();
+  }
+
+  private readConsole(): void {
+    if (this.consoleClosed) return;
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(this.files.console, 'r');
+      const size = fs.fstatSync(fd).size;
+      while (this.consoleOffset < size) {
+        const buf = Buffer.alloc(Math.min(size - this.consoleOffset, 256 * 1024));
+        const n = fs.readSync(fd, buf, 0, buf.length, this.consoleOffset);
+        if (n <= 0) break;
+        this.consoleOffset += n;
+        if (this.live) this.emit('serial', buf.subarray(0, n));
+        else this.pendingSerial.push(buf.subarray(0, n));
+      }
+    } catch {
+      /* not there yet, or removed at exit */
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  private stopConsole(): void {
+    this.readConsole();
+    this.consoleClosed = true;
+    this.consoleWatch?.close();
+    clearInterval(this.consolePoll);
   }
 
   /** Restore: feeds the migration stream after the Domus header to the waiting QEMU. */
@@ -424,6 +483,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
 
   detach(): void {
     this.detached = true;
+    this.stopConsole();
     clearInterval(this.statsTimer);
     this.serial?.destroy();
     this.qmp.close();
@@ -483,6 +543,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
 
   private closed(): void {
     clearInterval(this.statsTimer);
+    this.stopConsole();
     this.serial?.destroy();
     if (this.detached) return;
     void this.awaitExit();
@@ -519,11 +580,30 @@ function qemuFailure(logFile: string, code: number | null, signal: NodeJS.Signal
   return lines.length ? `QEMU ${how}: ${lines.slice(-3).join(' ')}` : `QEMU ${how} before it was ready (see ${logFile})`;
 }
 
-function tail(file: string, bytes: number): Buffer {
+function need(file: string | undefined, what: string): void {
+  if (file === undefined) return;
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new QemuError(`cannot access ${what} '${file}': ${code === 'ENOENT' ? 'No such file or directory' : code}`);
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The last `bytes` bytes before offset `end`. */
+function tail(file: string, end: number, bytes: number): Buffer {
   try {
     const fd = fs.openSync(file, 'r');
     try {
-      const size = fs.fstatSync(fd).size;
+      const size = end;
       const len = Math.min(size, bytes);
       const buf = Buffer.alloc(len);
       fs.readSync(fd, buf, 0, len, size - len);
