@@ -41,7 +41,10 @@ export function handlers(svc: HostServices): HandlerTable {
       host.undefine(p.domain, p.force);
       return {};
     },
-    'domain.start': async (p) => ({ domain: await host.start(p.domain) }),
+    'domain.start': async (p) => {
+      const domain = await host.start(p.domain);
+      return { domain, warnings: host.startNotes(p.domain) };
+    },
     'domain.destroy': async (p) => ({ domain: await host.destroy(p.domain) }),
     'domain.shutdown': (p) => host.shutdown(p.domain, p.mode, p.timeoutSec),
     'domain.reboot': async (p) => ({ domain: await host.reboot(p.domain) }),
@@ -107,9 +110,9 @@ export function handlers(svc: HostServices): HandlerTable {
     'download.start': notYet('download.start'),
     'download.cancel': notYet('download.cancel'),
     'download.list': notYet('download.list'),
-    'host.connections': notYet('host.connections'),
-    'host.setAccel': notYet('host.setAccel'),
-    'domain.toNative': notYet('domain.toNative'),
+    'host.connections': () => ({ connections: host.engines.connections() }),
+    'host.setAccel': async (p) => ({ connection: await host.engines.setAccel(p.mode) }),
+    'domain.toNative': async (p) => ({ argv: await host.toNative(p.domain, p.xml) }),
     'domain.serialOpen': (p, session) => {
       const { uuid, history } = host.serialHistory(p.domain);
       session.serialUuids.add(uuid);

@@ -24,8 +24,8 @@ import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateRea
 import { writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop, setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
 import { DomainXmlError, ensureUuid, parseDomainXml, serializeDomainXml, setMemory, type DomainDocument } from './domain/xml.js';
-import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain } from './drivers/driver.js';
-import { V86Driver } from './drivers/v86/driver.js';
+import type { BalloonInfo, ExitReason, LiveDomain } from './drivers/driver.js';
+import { Engines } from './drivers/table.js';
 import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
 import { log } from './log.js';
@@ -91,13 +91,15 @@ interface DomainRecord {
   balloon?: BalloonInfo;
   serialHistory: Buffer[];
   serialHistoryBytes: number;
+  /** Which engine (and accelerator) runs the domain, told by domain.start. */
+  startNotes?: DefinitionWarning[];
 }
 
 type HostEvents = { [E in keyof Events]: [Events[E]] };
 
 export class Host extends EventEmitter<HostEvents> {
   private readonly domains = new Map<string, DomainRecord>();
-  private readonly driver: EngineDriver;
+  readonly engines: Engines;
   private nextId = 1;
   readonly startedAt = Date.now();
   readonly jobs = new Jobs();
@@ -109,7 +111,7 @@ export class Host extends EventEmitter<HostEvents> {
   constructor(readonly paths: HostPaths) {
     super();
     this.setMaxListeners(0);
-    this.driver = new V86Driver(paths.run);
+    this.engines = new Engines(paths.home, paths.run);
     this.storage = new Storage(paths, () => this.diskUsers());
     this.jobs.on('progress', (job) => this.emit('job.progress', { job }));
     this.jobs.on('completed', (job) => this.emit('job.completed', { job }));
@@ -135,7 +137,8 @@ export class Host extends EventEmitter<HostEvents> {
         log('error', `skipping unreadable definition ${full}: ${(err as Error).message}`);
       }
     }
-    const found = await this.driver.reattachAll();
+    const found = new Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>();
+    for (const driver of this.engines.all()) for (const [uuid, result] of await driver.reattachAll()) found.set(uuid, result);
     for (const [uuid, result] of found) {
       const rec = this.domains.get(uuid);
       if ('exited' in result) {
@@ -168,7 +171,7 @@ export class Host extends EventEmitter<HostEvents> {
     } catch (err) {
       firmware = { problem: (err as Error).message };
     }
-    return { pid: process.pid, version: VERSION, uri: this.driver.uri, home: this.paths.home, startedAt: this.startedAt, firmware };
+    return { pid: process.pid, version: VERSION, uri: this.engines.v86.uri, home: this.paths.home, startedAt: this.startedAt, firmware };
   }
 
   list(): DomainSummary[] {
@@ -318,6 +321,23 @@ export class Host extends EventEmitter<HostEvents> {
     return this.summary(rec);
   }
 
+  /** The engine notes of the domain's last start (which engine and accelerator run it). */
+  startNotes(ref: string): DefinitionWarning[] {
+    return this.lookup(ref).startNotes ?? [];
+  }
+
+  /** virsh domxml-to-native qemu-argv, for a defined domain or a definition given as XML. */
+  async toNative(ref: string | undefined, xml: string | undefined): Promise<string[]> {
+    if ((ref === undefined) === (xml === undefined)) throw new HostError('invalid-arg', 'give either a domain or a definition (xml), not both');
+    const rec = ref !== undefined ? this.lookup(ref) : undefined;
+    const doc = rec ? (rec.liveDoc ?? rec.doc) : this.parse(xml!);
+    try {
+      return await this.engines.toNative(doc);
+    } catch (err) {
+      throw new HostError('unsupported', (err as Error).message);
+    }
+  }
+
   async destroy(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
@@ -428,7 +448,7 @@ export class Host extends EventEmitter<HostEvents> {
     const source = path.resolve(file);
     let header;
     try {
-      header = this.driver.readStateHeader(source);
+      header = this.engines.forStateFile(source).readStateHeader(source);
     } catch (err) {
       throw new HostError('invalid-arg', (err as Error).message);
     }
@@ -831,8 +851,9 @@ export class Host extends EventEmitter<HostEvents> {
     let handle: LiveDomain;
     try {
       const liveDoc = opts.liveXml ? this.parse(opts.liveXml) : parseDomainXml(serializeDomainXml(rec.doc));
-      handle = await this.driver.start(liveDoc, { paused: opts.paused, restoreFrom: opts.restoreFrom });
+      handle = await this.engines.driverFor(liveDoc).driver.start(liveDoc, { paused: opts.paused, restoreFrom: opts.restoreFrom });
       rec.liveDoc = liveDoc;
+      rec.startNotes = this.engines.startNotes(liveDoc);
     } catch (err) {
       this.setState(rec, 'shutoff', restoring ? rec.reason : 'failed', null);
       throw new HostError('engine-failed', (err as Error).message);
@@ -867,7 +888,7 @@ export class Host extends EventEmitter<HostEvents> {
   }
 
   private supported(doc: DomainDocument): { warnings: DefinitionWarning[] } {
-    const support = this.driver.support(doc);
+    const support = this.engines.support(doc);
     if (support.errors.length) throw new HostError('unsupported', `unsupported configuration: ${support.errors.join('; ')}`);
     return support;
   }
@@ -964,7 +985,7 @@ export class Host extends EventEmitter<HostEvents> {
     return {
       doc,
       generation: generation(doc),
-      warnings: this.driver.support(doc).warnings,
+      warnings: this.engines.support(doc).warnings,
       persistent,
       state: 'shutoff',
       // What a new host can know of a domain it did not stop: a managed save means it was saved.
@@ -988,7 +1009,7 @@ export class Host extends EventEmitter<HostEvents> {
       reason: rec.reason,
       step: rec.step,
       persistent: rec.persistent,
-      engine: this.driver.engine,
+      engine: this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine,
       memoryKiB: c.memoryKiB,
       currentMemoryKiB: c.currentMemoryKiB,
       vcpus: c.vcpus,

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Events } from '../../shared/api.js';
 import type { ApiCallError } from '../../shared/client.js';
 import { processAlive } from '../common/fsutil.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, until } from '../testing/harness.js';
+import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../testing/harness.js';
 
 const BOOT = 120_000;
 const pvSpec = (name: string) => ({
@@ -17,7 +17,7 @@ const pvSpec = (name: string) => ({
   boot: { kind: 'pv' as const, kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE },
 });
 
-describe('lifecycle with reasons', { timeout: 900_000 }, () => {
+for (const engine of ENGINES) describe(`lifecycle with reasons (${engine})`, { timeout: 900_000, skip: engineSkip(engine) }, () => {
   let t: TestHost;
   const events: Events['domain.lifecycle'][] = [];
   const seen = (name: string): string[] =>
@@ -33,7 +33,7 @@ describe('lifecycle with reasons', { timeout: 900_000 }, () => {
   before(async () => {
     t = await TestHost.start();
     t.client.on('domain.lifecycle', (e) => events.push(e));
-    await t.client.call('domain.create', { spec: pvSpec('life') });
+    await createOn(t.client, pvSpec('life'), engine);
   });
   after(async () => {
     await t?.stop();

@@ -1,0 +1,192 @@
+// The QEMU engine: definition → command line, the QMP client against a real QEMU, and through the
+// host: missing QEMU falls back to v86 and says so, a QEMU that refuses its arguments fails the
+// start with its stderr in the domain log, KVM domains say which accelerator runs them,
+// domxml-to-native. Lifecycle, console and save/restore run in the engine-parameterised host tests.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, until } from '../../../testing/harness.js';
+import { parseDomainXml } from '../../domain/xml.js';
+import { buildArgv } from './argv.js';
+import { findQemu } from './binary.js';
+import { QmpClient, QmpError } from './qmp.js';
+
+const skip = engineSkip('qemu');
+
+const xml = (devices: string, extra = ''): string =>
+  `<domain type='qemu'><name>a,b</name><uuid>9e0b5c3a-1d9e-4a55-9a35-2f7c1b3e6a01</uuid><memory unit='MiB'>256</memory><vcpu>2</vcpu>` +
+  `<os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type><boot dev='cdrom'/><boot dev='hd'/></os><features><acpi/></features>${extra}<devices>${devices}</devices></domain>`;
+
+describe('QEMU command line from a definition', () => {
+  it('maps memory, CPUs, machine, disks by bus, CD-ROM, boot order and sockets; escapes commas', () => {
+    const doc = parseDomainXml(
+      xml(
+        `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/img/a,1.qcow2'/><target dev='vda' bus='virtio'/></disk>` +
+          `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='/img/x.iso'/><target dev='sdb' bus='sata'/><readonly/></disk>` +
+          `<disk type='file' device='disk'><driver type='raw'/><source file='/img/b.img'/><target dev='hda' bus='ide'/></disk>` +
+          `<interface type='network'><source network='default'/><model type='virtio'/></interface><memballoon model='virtio'/>`,
+      ),
+    );
+    const { argv, report } = buildArgv(doc, { stateDir: '/run/x', accel: 'tcg' });
+    const joined = argv.join(' ');
+    assert.deepEqual(report.errors, []);
+    assert.match(joined, /-name guest=a,,b,debug-threads=on/);
+    assert.match(joined, /-machine q35,acpi=on -accel tcg -cpu max -m 256 -smp 2 -nodefaults -no-user-config/);
+    assert.match(joined, /-drive if=virtio,index=0,file=\/img\/a,,1\.qcow2,format=qcow2/);
+    assert.match(joined, /-drive if=ide,index=0,media=disk,file=\/img\/b\.img,format=raw/);
+    assert.match(joined, /-drive if=ide,index=1,media=cdrom,file=\/img\/x\.iso,format=raw,readonly=on/);
+    assert.match(joined, /-boot order=dc/);
+    assert.match(joined, /-qmp unix:\/run\/x\/qmp\.sock,server=on,wait=off/);
+    assert.match(joined, /-vnc unix:\/run\/x\/vnc\.sock/);
+    assert.match(joined, /logfile=\/run\/x\/console\.log/);
+    assert.match(joined, /virtio-balloon-pci,id=balloon0,deflate-on-oom=on/);
+    assert.ok(argv.includes('-S'), 'always starts stopped');
+    assert.ok(report.warnings.some((w) => /network is not connected/.test(w.message)));
+  });
+
+  it('KVM adds the CPU model that QEMU 7.2 accepts on nested hosts; refuses what cannot run', () => {
+    const kvm = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'kvm' });
+    assert.match(kvm.argv.join(' '), /-accel kvm -cpu host,-arch-capabilities/);
+    const bad = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><driver type='bochs9'/><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'tcg' });
+    assert.match(bad.report.errors.join(';'), /image format 'bochs9'/);
+    const nothing = buildArgv(parseDomainXml(xml('')), { stateDir: '/r', accel: 'tcg' });
+    assert.match(nothing.report.errors.join(';'), /nothing to boot/);
+  });
+});
+
+describe('QMP client against a real QEMU', { skip }, () => {
+  let dir: string;
+  let pid: number | undefined;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-qmp-'));
+  });
+  after(() => {
+    if (pid) process.kill(pid, 'SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('greets, runs commands by id, turns errors into messages naming the command, rejects after close', async () => {
+    const sock = path.join(dir, 'qmp.sock');
+    const child = spawn(findQemu().path!, ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', `unix:${sock},server=on,wait=off`], { stdio: 'ignore' });
+    pid = child.pid;
+    await until(() => fs.existsSync(sock), 10_000, 'the QMP socket');
+    const qmp = await QmpClient.connect(sock);
+    assert.equal(qmp.greeting?.version.qemu.major, Number(findQemu().version!.split('.')[0]));
+    const [a, b] = await Promise.all([qmp.execute<{ status: string }>('query-status'), qmp.execute<{ name?: string }>('query-name')]);
+    assert.equal(a.status, 'running');
+    assert.deepEqual(b, {});
+    await assert.rejects(qmp.execute('balloon', { value: 1 << 20 }), (err: QmpError) => {
+      assert.ok(err instanceof QmpError);
+      assert.match(err.message, /^QEMU refused 'balloon': No balloon device has been activated \(DeviceNotActive\)$/);
+      return true;
+    });
+    await assert.rejects(qmp.execute('no-such-command'), /QEMU refused 'no-such-command': The command no-such-command has not been found/);
+    const exited = new Promise((r) => child.once('exit', r));
+    await qmp.execute('quit');
+    await exited;
+    pid = undefined;
+    await until(() => qmp.closed, 5000, 'the QMP connection to close');
+    await assert.rejects(qmp.execute('query-status'), /QMP connection is closed/);
+  });
+});
+
+const pvSpec = (name: string) => ({
+  name,
+  memoryMiB: 128,
+  vcpus: 1,
+  boot: { kind: 'pv' as const, kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE },
+});
+
+describe('QEMU through the host', { skip, timeout: 600_000 }, () => {
+  let t: TestHost;
+  before(async () => {
+    t = await TestHost.start();
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('lists both connections; domxml-to-native prints the command line', async () => {
+    const { connections } = await t.client.call('host.connections', {});
+    assert.deepEqual(connections.map((c) => `${c.uri}:${c.available}`), ['v86:///session:true', 'qemu:///session:true']);
+    assert.equal(connections[1].version, findQemu().version);
+    assert.ok(connections[1].accel);
+    await createOn(t.client, pvSpec('native'), 'qemu');
+    const r = await t.cli(['domxml-to-native', 'qemu-argv', '--domain', 'native']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\/\S*qemu-system-x86_64 -name guest=native,debug-threads=on .* -accel tcg .* -kernel \S+vmlinuz -initrd \S+initrd\.gz -append 'console=ttyS0/);
+    const cli = await t.cli(['connections']);
+    assert.match(cli.stdout, /qemu:\/\/\/session\s+available\s+\d+\.\d+\.\d+\s+tcg/);
+    const bad = await t.cli(['domxml-to-native', 'xen-xm', '--domain', 'native']);
+    assert.match(bad.stderr, /error: unsupported native format 'xen-xm'/);
+  });
+
+  it('a QEMU that refuses its arguments fails the start with its stderr, also in the domain log', async () => {
+    const img = path.join(t.home, 'not-qcow2.img');
+    fs.writeFileSync(img, Buffer.alloc(1 << 20));
+    const spec = { name: 'badimg', memoryMiB: 64, vcpus: 1, boot: { kind: 'disk' as const, disk: img } };
+    await createOn(t.client, spec, 'qemu');
+    const { xml: def } = await t.client.call('domain.xml', { domain: 'badimg', inactive: true });
+    await t.client.call('domain.define', { xml: def.replace(/type=(['"])raw\1/, "type='qcow2'") });
+    await assert.rejects(t.client.call('domain.start', { domain: 'badimg' }), /QEMU exited with code 1: .*Image is not in qcow2 format/);
+    const info = await t.client.call('domain.info', { domain: 'badimg' });
+    assert.deepEqual([info.state, info.reason], ['shutoff', 'failed']);
+    assert.match(fs.readFileSync(path.join(t.home, 'logs', 'qemu-badimg.log'), 'utf8'), /Image is not in qcow2 format/);
+    assert.equal(fs.existsSync(path.join(t.paths.run, info.uuid)), false, 'no run directory is left behind');
+  });
+
+  it("a KVM domain says which accelerator runs it; host.setAccel forces TCG and back to auto", async () => {
+    await createOn(t.client, pvSpec('kvmguest'), 'qemu');
+    const { xml: def } = await t.client.call('domain.xml', { domain: 'kvmguest', inactive: true });
+    await t.client.call('domain.define', { xml: def.replace(/<domain type=(['"])qemu\1/, "<domain type='kvm'") });
+    const started = await t.client.call('domain.start', { domain: 'kvmguest' });
+    assert.equal(started.domain.engine, 'qemu');
+    const note = started.warnings?.map((w) => w.message).join('\n') ?? '';
+    assert.match(note, /runs on QEMU with (KVM|TCG)/);
+    const qemu = (await t.client.call('host.connections', {})).connections[1];
+    assert.notEqual(qemu.accel?.kvmUsable, null, 'the KVM probe ran at the first KVM start');
+    if (qemu.accel?.kvmUsable === false) assert.match(note, /TCG .*: .*(probe|kvm)/i);
+    await t.client.call('domain.destroy', { domain: 'kvmguest' });
+    const forced = await t.client.call('host.setAccel', { mode: 'tcg' });
+    assert.deepEqual([forced.connection.accel?.mode, forced.connection.accel?.using], ['tcg', 'tcg']);
+    const auto = await t.client.call('host.setAccel', { mode: 'auto' });
+    assert.equal(auto.connection.accel?.mode, 'auto');
+    assert.equal(auto.connection.accel?.kvmUsable, qemu.accel?.kvmUsable, 'the probe answer is cached');
+  });
+});
+
+describe('without QEMU installed', { timeout: 300_000 }, () => {
+  let t: TestHost;
+  const savedPath = process.env.PATH;
+  before(async () => {
+    // A PATH without qemu-system-x86_64 (node itself is started by absolute path).
+    process.env.PATH = '/nonexistent-bin';
+    try {
+      t = await TestHost.start();
+    } finally {
+      process.env.PATH = savedPath;
+    }
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('qemu:///session is unavailable with the reason; QEMU domains run on v86 and say so', async () => {
+    const { connections } = await t.client.call('host.connections', {});
+    assert.deepEqual(connections.map((c) => `${c.uri}:${c.available}`), ['v86:///session:true', 'qemu:///session:false']);
+    assert.match(connections[1].problem ?? '', /qemu-system-x86_64 not found on PATH: install Debian's package 'qemu-system-x86'/);
+    await createOn(t.client, pvSpec('fallback'), 'qemu');
+    const info = await t.client.call('domain.info', { domain: 'fallback' });
+    assert.equal(info.engine, 'v86');
+    assert.ok(info.warnings.some((w) => /runs on v86: QEMU is not available/.test(w.message)));
+    const started = await t.client.call('domain.start', { domain: 'fallback' });
+    assert.deepEqual([started.domain.state, started.domain.engine], ['running', 'v86']);
+    assert.match(started.warnings?.map((w) => w.message).join('\n') ?? '', /runs on v86: QEMU is not available/);
+    const native = await t.cli(['domxml-to-native', 'qemu-argv', '--domain', 'fallback']);
+    assert.equal(native.code, 0, 'the command line can still be shown');
+    await t.client.call('domain.destroy', { domain: 'fallback' });
+  });
+});
