@@ -7,16 +7,17 @@ import { JsonlConnection } from '../common/jsonl.js';
 import { ApiSession } from '../host/api-session.js';
 import { hostAnswers, runHost, type RunningHost } from '../host/daemon.js';
 import { hostPaths } from '../host/paths.js';
+import { VncLink } from '../host/vnc-link.js';
 
 const paths = hostPaths();
 
-function pipeVnc(port: MessagePortMain, socketPath: string): void {
-  const sock = net.connect(socketPath);
-  sock.on('data', (chunk) => port.postMessage(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength)));
-  sock.on('close', () => port.close());
-  sock.on('error', () => port.close());
-  port.on('message', (e) => sock.write(Buffer.from(e.data as ArrayBuffer)));
-  port.on('close', () => sock.destroy());
+function pipeVnc(port: MessagePortMain, socketPath: string, password?: string): void {
+  const link = new VncLink(socketPath, password, {
+    toViewer: (chunk) => port.postMessage(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength)),
+    closed: () => port.close(),
+  });
+  port.on('message', (e) => link.write(Buffer.from(e.data as ArrayBuffer)));
+  port.on('close', () => link.close());
   port.start();
 }
 
@@ -52,7 +53,8 @@ async function main(): Promise<void> {
     if (!port) return;
     if (req.kind === 'vnc' && req.domain) {
       try {
-        pipeVnc(port, running ? running.host.vncSocket(req.domain) : path.join(paths.run, req.domain, 'vnc.sock'));
+        if (running) pipeVnc(port, running.host.vncSocket(req.domain), running.host.vncPassword(req.domain));
+        else pipeVnc(port, path.join(paths.run, req.domain, 'vnc.sock'));
       } catch {
         port.close();
       }

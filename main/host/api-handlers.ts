@@ -66,8 +66,11 @@ export function handlers(svc: HostServices): HandlerTable {
       await host.sendKeys(p.domain, p);
       return {};
     },
-    'domain.sendKey': notYet('domain.sendKey'),
-    'domain.vncDisplay': notYet('domain.vncDisplay'),
+    'domain.sendKey': async (p) => {
+      await host.sendKey(p.domain, p);
+      return {};
+    },
+    'domain.vncDisplay': (p) => host.vncDisplay(p.domain),
     'domain.setMemory': notYet('domain.setMemory'),
     'domain.setMaxMemory': notYet('domain.setMaxMemory'),
     'domain.memoryStats': notYet('domain.memoryStats'),

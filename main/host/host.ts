@@ -16,6 +16,7 @@ import type {
   LifecycleEvent,
   NewDomainSpec,
   OnHostStop,
+  VncDisplay,
 } from '../../shared/api.js';
 import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from '../../shared/domain.js';
 import { writeFileAtomic } from '../common/fsutil.js';
@@ -27,6 +28,8 @@ import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
 import { log } from './log.js';
 import { specToXml } from './new-domain.js';
+import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../runner/keycodes.js';
+import { VNC_PORT_BASE } from '../runner/protocol.js';
 import type { HostPaths } from './paths.js';
 import { TraceLog } from './trace.js';
 
@@ -35,6 +38,9 @@ export const VERSION = '0.1.0';
 const SERIAL_HISTORY_BYTES = 256 * 1024;
 /** How long a clean shutdown may take before the domain is forced off (virsh has no default; the seed used 60 s). */
 export const DEFAULT_SHUTDOWN_TIMEOUT_SEC = Number(process.env.DOMUS_SHUTDOWN_TIMEOUT ?? 60);
+
+/** How long send-key holds the keys when no hold time is given (QEMU's default). */
+const SEND_KEY_HOLD_MS = 100;
 
 export class HostError extends Error {
   constructor(
@@ -476,6 +482,44 @@ export class Host extends EventEmitter<HostEvents> {
 
   vncSocket(ref: string): string {
     return this.requireLive(this.lookup(ref)).vncSocket;
+  }
+
+  /** The VNC password a Domus client needs for a running domain (passwd= of its live definition). */
+  vncPassword(ref: string): string | undefined {
+    const rec = this.lookup(ref);
+    this.requireLive(rec);
+    return (rec.liveDoc ?? rec.doc).config.graphics.find((g) => g.type === 'vnc')?.passwd || undefined;
+  }
+
+  /** virsh vncdisplay: the TCP listener as "address:display", else the unix socket. */
+  vncDisplay(ref: string): VncDisplay {
+    const live = this.requireLive(this.lookup(ref));
+    const out: VncDisplay = { socket: live.vncSocket, passwordRequired: this.vncPassword(ref) !== undefined };
+    if (live.vncTcp) {
+      const { address, port } = live.vncTcp;
+      out.tcp = { address, port };
+      // As virsh prints it: a wildcard address is left out, IPv6 is bracketed; a port below 5900 has
+      // no display number and is written with VNC's double colon.
+      const host = address === '0.0.0.0' || address === '::' ? '' : address.includes(':') ? `[${address}]` : address;
+      out.display = port >= VNC_PORT_BASE ? `${host}:${port - VNC_PORT_BASE}` : `${host}::${port}`;
+    }
+    return out;
+  }
+
+  /** virsh send-key: the keys pressed in order, held, then released in reverse order. */
+  async sendKey(ref: string, req: { codeset: Codeset; holdtimeMs?: number; keycodes: (string | number)[] }): Promise<void> {
+    const live = this.requireLive(this.lookup(ref));
+    let keys: number[];
+    try {
+      keys = req.keycodes.map((k) => keyFromCode(req.codeset, k));
+    } catch (err) {
+      if (err instanceof KeycodeError) throw new HostError('invalid-arg', err.message);
+      throw err;
+    }
+    const { press, release } = sendKeySequence(keys);
+    await live.sendScancodes(press);
+    await new Promise((r) => setTimeout(r, req.holdtimeMs ?? SEND_KEY_HOLD_MS));
+    await live.sendScancodes(release);
   }
 
   // ---- host stop ----

@@ -49,6 +49,8 @@ export interface ControlServerOptions {
   log: (message: string) => void;
   /** Called after the reply to `destroy` is queued. */
   onDestroy: () => void;
+  /** The TCP VNC listener, once bound. */
+  vncTcp?: () => { address: string; port: number } | undefined;
 }
 
 function processStats(startedAt: number): StatsResult {
@@ -91,7 +93,8 @@ export class ControlServer {
         const serialBacklog = this.backlog.take().toString('base64');
         this.attach(conn);
         const { state, restored } = emulator;
-        return { pid: process.pid, name: config.name, uuid: config.uuid, state, startedAt, serialBacklog, restored };
+        const vncTcp = opts.vncTcp?.();
+        return { pid: process.pid, name: config.name, uuid: config.uuid, state, startedAt, serialBacklog, restored, ...(vncTcp && { vncTcp }) };
       },
       pause: async () => ({ state: await this.setRunState('paused') }),
       resume: async () => ({ state: await this.setRunState('running') }),

@@ -86,8 +86,12 @@ export class Framebuffer {
   rgba = new Uint8Array(0);
   tilesX = 0;
   tilesY = 0;
-  /** Bumped whenever width or height changes (the tile grid is then new). */
+  /**
+   * Bumped whenever the guest's mode changes: width, height or depth (text mode counts as depth 0).
+   * Viewers then get a DesktopSize and the whole screen, as QEMU sends on every surface switch.
+   */
   geometrySeq = 0;
+  bpp = -1;
   /** Per tile, the refresh number at which its pixels last changed. */
   tileStamp = new Uint32Array(0);
 
@@ -114,6 +118,7 @@ export class Framebuffer {
   invalidate(): void {
     this.width = 0;
     this.height = 0;
+    this.bpp = -1;
   }
 
   /** Current size from the VGA registers, without capturing anything. */
@@ -133,7 +138,8 @@ export class Framebuffer {
     const vga = this.source.vga;
     const geo = this.geometry();
     let full = false;
-    if (geo.width !== this.width || geo.height !== this.height) {
+    if (geo.width !== this.width || geo.height !== this.height || geo.bpp !== this.bpp) {
+      this.bpp = geo.bpp;
       this.resize(geo.width, geo.height, seq);
       full = true;
     }

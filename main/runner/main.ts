@@ -8,7 +8,7 @@ import { ConfigError, loadBootImages, readRunnerConfig, type BootImages } from '
 import { ControlServer } from './control.js';
 import { describeMachine, Emulator, type RestorePoint } from './emulator.js';
 import { Framebuffer } from './framebuffer.js';
-import { RUNNER_EXIT, runnerPaths, type RunnerConfig, type RunnerExit, type RunnerPaths } from './protocol.js';
+import { RUNNER_EXIT, runnerPaths, VNC_PORT_BASE, type RunnerConfig, type RunnerExit, type RunnerPaths, type VncListen } from './protocol.js';
 import { RfbServer } from './rfb.js';
 import { loadStateFile, StateFileError, type StateMachine } from './statefile.js';
 
@@ -111,6 +111,37 @@ function listen(server: net.Server, file: string): Promise<void> {
   });
 }
 
+function formatHostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/**
+ * Binds the TCP VNC listener: the fixed port, or (autoport) the first free one from 5900 up, as
+ * libvirt allocates them; runners starting together each get their own because bind is atomic.
+ */
+async function listenTcp(server: net.Server, where: VncListen): Promise<{ address: string; port: number }> {
+  const bind = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: where.address, port, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  const last = where.port ?? 65535;
+  for (let port = where.port ?? VNC_PORT_BASE; port <= last; port++) {
+    try {
+      await bind(port);
+      return { address: where.address, port };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE' && where.port === undefined) continue;
+      throw new ConfigError(`cannot listen for VNC on ${formatHostPort(where.address, port)}: ${errnoText(err)}`);
+    }
+  }
+  throw new ConfigError(`no free VNC port on ${where.address} from ${VNC_PORT_BASE} to 65535`);
+}
+
 class Runner {
   private shuttingDown = false;
   /** Set by fail(); becomes the last line of runner.log, which the host shows. */
@@ -119,6 +150,7 @@ class Runner {
   private rfb: RfbServer | undefined;
   private emulator: Emulator | undefined;
   private readonly servers: net.Server[] = [];
+  private vncTcp: { address: string; port: number } | undefined;
 
   constructor(
     private readonly paths: RunnerPaths,
@@ -141,6 +173,7 @@ class Runner {
       startedAt,
       log: (m) => log('warn', m),
       onDestroy: () => void this.shutdown(RUNNER_EXIT.ok, { reason: 'destroy' }),
+      vncTcp: () => this.vncTcp,
     });
     this.control = control;
     this.rfb = new RfbServer({
@@ -162,6 +195,13 @@ class Runner {
     const controlServer = net.createServer((socket) => control.accept(socket));
     const vncServer = net.createServer((socket) => rfb.accept(socket));
     this.servers.push(controlServer, vncServer);
+    if (config.vncListen) {
+      const tcpServer = net.createServer((socket) => rfb.accept(socket));
+      this.servers.push(tcpServer);
+      // Before control.sock: a host that attaches learns the port in `hello`.
+      this.vncTcp = await listenTcp(tcpServer, config.vncListen);
+      log('info', `VNC on ${formatHostPort(this.vncTcp.address, this.vncTcp.port)}${config.vncPassword ? ' (password)' : ''}`);
+    }
     await listen(controlServer, paths.control);
     await listen(vncServer, paths.vnc);
     void emulator.loaded.then(() =>

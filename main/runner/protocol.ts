@@ -85,8 +85,13 @@ export interface RunnerConfig {
    */
   vidMode?: number;
   startPaused?: boolean;
-  /** VNC authentication (RFB security type 2). Only the first 8 characters count (RFB limit). */
+  /** VNC authentication (RFB security type 2) on every listener. Only the first 8 characters count (RFB limit). */
   vncPassword?: string;
+  /**
+   * A TCP listener besides vnc.sock (libvirt's <graphics type='vnc'>): on `address`, at `port`, or
+   * with no port the first free one from 5900 up (autoport).
+   */
+  vncListen?: VncListen;
   /**
    * v86's ACPI (PIIX4 power management, SeaBIOS's tables): power button, guest power-off seen by the
    * runner. Absent = on. Off, a guest's power-off is only seen as a halt.
@@ -134,10 +139,19 @@ export const runnerConfigSchema: z.ZodType<RunnerConfig> = z.strictObject({
   vidMode: z.number().int().min(0).max(0xffff).optional(),
   startPaused: z.boolean().optional(),
   vncPassword: z.string().min(1).optional(),
+  vncListen: z.strictObject({ address: z.string().min(1), port: z.number().int().min(1).max(65535).optional() }).optional(),
   acpi: z.boolean().optional(),
   guestAgent: z.boolean().optional(),
   restoreFrom: absolutePath.optional(),
 });
+
+export interface VncListen {
+  address: string;
+  port?: number;
+}
+
+/** First port autoport tries (display :0), as libvirt and QEMU count. */
+export const VNC_PORT_BASE = 5900;
 
 export type BootDevice = 'hd' | 'cdrom' | 'fd';
 
@@ -165,6 +179,8 @@ export interface HelloResult {
   serialBacklog: string;
   /** The guest was resumed from a state file (RunnerConfig.restoreFrom) rather than booted. */
   restored: boolean;
+  /** Where the TCP VNC listener is bound (RunnerConfig.vncListen), with the port it got. */
+  vncTcp?: { address: string; port: number };
 }
 
 export interface StateResult {

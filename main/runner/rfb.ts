@@ -1,19 +1,24 @@
 // RFB (VNC) server for the guest screen, keyboard and mouse: protocol 3.8 (3.3 and 3.7 clients
-// accepted), security None or VNC Authentication, Raw encoding, DesktopSize and QEMU Extended Key
-// Event pseudo-encodings. Each viewer has its own pixel format and update state; the framebuffer is
-// polled only while some viewer waits for an update, and only changed tiles are sent.
+// accepted), security None or VNC Authentication, Raw, ZRLE and Tight encodings with CopyRect for
+// scrolls, DesktopSize, CompressLevel and QEMU Extended Key Event pseudo-encodings. Each viewer has
+// its own pixel format, encoder state and a copy of what its client holds; the framebuffer is polled
+// only while some viewer waits for an update, and only changed rows of changed tiles are sent.
 import crypto from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TILE, type Framebuffer } from './framebuffer.js';
 import { LEFT_SHIFT, RIGHT_SHIFT, keyFromKeysym, keyFromQemuKeycode, scancodeBytes } from './keymap.js';
 import {
   ENCODERS,
+  ENCODING_COPYRECT,
   ENCODING_RAW,
+  EncoderContext,
+  PSEUDO_COMPRESS_LEVEL_0,
   PSEUDO_DESKTOP_SIZE,
   PSEUDO_QEMU_EXTENDED_KEY,
   PixelConverter,
   SERVER_PIXEL_FORMAT,
   chooseEncoding,
+  copyRect,
   readPixelFormat,
   rectHeader,
   unsupportedPixelFormat,
@@ -51,6 +56,11 @@ const SECURITY_VNC = 2;
 const MAX_CUT_TEXT = 16 * 1024 * 1024;
 /** Unprocessed input beyond this (a client flooding us before ServerInit) closes the connection. */
 const MAX_PENDING_INPUT = 32 * 1024 * 1024;
+
+/** Probe rows (minus one) looked up in the client's copy to find a scroll. */
+const SCROLL_PROBES = 8;
+/** A scroll is sent as CopyRect when it moves at least this many rows (a text line). */
+const SCROLL_MIN_ROWS = 16;
 
 const MSG_SET_PIXEL_FORMAT = 0;
 const MSG_SET_ENCODINGS = 2;
@@ -142,6 +152,8 @@ class RfbViewer {
   // Display state.
   private pixels = new PixelConverter(SERVER_PIXEL_FORMAT);
   private encoding = ENCODING_RAW;
+  private readonly encoder = new EncoderContext();
+  private copyRect = false;
   private desktopSize = false;
   private extendedKeys = false;
   private announceExtendedKeys = false;
@@ -150,7 +162,15 @@ class RfbViewer {
   private geometrySeq = -1;
   /** Per tile, the refresh number of the pixels this viewer has. */
   private seen = new Uint32Array(0);
+  /**
+   * The framebuffer's RGBA as the client holds it (zero = unknown: never equal to a pixel, whose
+   * alpha is 255). Changed tiles are compared with it to send only rows that differ, and scrolls are
+   * found in it.
+   */
+  private shadow = Buffer.alloc(0);
   private request: (Rect & { incremental: boolean }) | undefined;
+  /** An update is being encoded (compression runs off-thread); the next one waits for it. */
+  private busy = false;
   // Input state.
   private pressed = new Set<number>();
   private buttons = 0;
@@ -168,7 +188,7 @@ class RfbViewer {
   }
 
   get waiting(): boolean {
-    return this.phase === 'ready' && this.request !== undefined;
+    return this.phase === 'ready' && this.request !== undefined && !this.busy;
   }
 
   private log(message: string): void {
@@ -322,6 +342,7 @@ class RfbViewer {
     this.height = fb.height;
     this.geometrySeq = fb.geometrySeq;
     this.seen = new Uint32Array(fb.tilesX * fb.tilesY);
+    this.shadow = Buffer.alloc(fb.width * fb.height * 4);
     const name = Buffer.from(this.server.options.name, 'utf8');
     const head = Buffer.alloc(4);
     head.writeUInt16BE(this.width, 0);
@@ -407,6 +428,10 @@ class RfbViewer {
 
   private setEncodings(list: number[]): void {
     this.encoding = chooseEncoding(list);
+    this.copyRect = list.includes(ENCODING_COPYRECT);
+    const level = list.find((e) => e >= PSEUDO_COMPRESS_LEVEL_0 && e <= PSEUDO_COMPRESS_LEVEL_0 + 9);
+    // zlib's level is fixed when a stream starts: it applies to streams not yet used.
+    if (level !== undefined) this.encoder.level = level - PSEUDO_COMPRESS_LEVEL_0;
     this.desktopSize = list.includes(PSEUDO_DESKTOP_SIZE);
     const ext = list.includes(PSEUDO_QEMU_EXTENDED_KEY);
     // The client learns that we accept extended key events from an empty rect with that encoding.
@@ -429,16 +454,19 @@ class RfbViewer {
     for (let ty = Math.floor(r.y / TILE); ty < ty1; ty++) {
       for (let tx = Math.floor(r.x / TILE); tx < tx1; tx++) this.seen[ty * fb.tilesX + tx] = 0;
     }
+    const x1 = Math.min(fb.width, r.x + r.w);
+    for (let y = r.y; y < Math.min(fb.height, r.y + r.h) && r.x < x1; y++) this.shadow.fill(0, (y * fb.width + r.x) * 4, (y * fb.width + x1) * 4);
   }
 
   /** Sends what the pending request asks for, if there is anything; called after a refresh. */
   serve(): void {
     const req = this.request;
-    if (!req || this.phase !== 'ready') return;
+    if (!req || this.phase !== 'ready' || this.busy) return;
     const fb = this.server.options.framebuffer;
     if (this.geometrySeq !== fb.geometrySeq) {
       this.geometrySeq = fb.geometrySeq;
       this.seen = new Uint32Array(fb.tilesX * fb.tilesY);
+      this.shadow = Buffer.alloc(fb.width * fb.height * 4);
       if (this.desktopSize) {
         // DesktopSize goes alone; the client then holds nothing and gets the whole screen next.
         this.width = fb.width;
@@ -449,16 +477,30 @@ class RfbViewer {
       }
       // A client without DesktopSize keeps its size; it gets the part of the new screen that fits.
     }
-    const parts: Buffer[][] = [];
+    const first: Buffer[][] = [];
     if (this.announceExtendedKeys) {
       this.announceExtendedKeys = false;
-      parts.push([rectHeader({ x: 0, y: 0, w: 0, h: 0 }, PSEUDO_QEMU_EXTENDED_KEY)]);
+      first.push([rectHeader({ x: 0, y: 0, w: 0, h: 0 }, PSEUDO_QEMU_EXTENDED_KEY)]);
     }
-    const encoder = ENCODERS.get(this.encoding) ?? ENCODERS.get(ENCODING_RAW)!;
-    for (const r of this.dirtyRects(req)) parts.push(encoder(fb, r, this.pixels));
-    if (parts.length === 0) return; // nothing new: keep waiting
+    const { scroll, rects } = this.changes(req);
+    // The copy goes before the other rectangles: the client copies from what it held before them.
+    if (scroll) first.push(copyRect(scroll.to, scroll.from.x, scroll.from.y));
+    if (first.length === 0 && rects.length === 0) return; // nothing new: keep waiting
     this.request = undefined;
-    this.writeUpdate(parts);
+    const encoder = ENCODERS.get(this.encoding) ?? ENCODERS.get(ENCODING_RAW)!;
+    // Every encoder reads the framebuffer before its first await, so the update is of this moment.
+    const encoded = rects.map((r) => encoder(fb, r, this.pixels, this.encoder));
+    this.busy = true;
+    Promise.all(encoded).then(
+      (parts) => {
+        this.busy = false;
+        if (this.phase !== 'ready') return;
+        this.writeUpdate([...first, ...parts.flat()]);
+        // A client that asked again while this one was being encoded.
+        if (this.request) this.server.schedule(!this.request.incremental);
+      },
+      (err: unknown) => this.fail(err),
+    );
   }
 
   private writeUpdate(rects: Buffer[][]): void {
@@ -469,40 +511,53 @@ class RfbViewer {
   }
 
   /**
-   * Changed tiles inside the requested region, merged into runs along each tile row and runs of
-   * equal span merged down the rows. A tile counts as held by the client once any of it is sent
+   * What changed inside the requested region since the client's copy (the shadow): a vertical
+   * scroll, if one moved at least a text line, then the changed rows of each changed tile, merged
+   * into runs along each tile row and runs of equal span merged down the rows. Updates the shadow
+   * to what the client will hold. A tile counts as held by the client once any of it is sent
    * (clients practically always ask for the whole screen).
    */
-  private dirtyRects(req: Rect): Rect[] {
+  private changes(req: Rect): { scroll?: { to: Rect; from: { x: number; y: number } }; rects: Rect[] } {
     const fb = this.server.options.framebuffer;
-    const width = Math.min(this.width, fb.width);
+    const W = fb.width;
+    const width = Math.min(this.width, W);
     const height = Math.min(this.height, fb.height);
     const rx0 = Math.min(req.x, width);
     const ry0 = Math.min(req.y, height);
     const rx1 = Math.min(req.x + req.w, width);
     const ry1 = Math.min(req.y + req.h, height);
-    if (rx0 >= rx1 || ry0 >= ry1) return [];
-    const rects: Rect[] = [];
-    let open: Rect[] = []; // runs of the previous tile row, still extendable downwards
+    if (rx0 >= rx1 || ry0 >= ry1) return { rects: [] };
+    const dirty: number[] = [];
     for (let ty = Math.floor(ry0 / TILE); ty * TILE < ry1; ty++) {
-      const y0 = Math.max(ry0, ty * TILE);
-      const y1 = Math.min(ry1, (ty + 1) * TILE);
-      const runs: Rect[] = [];
-      let run: Rect | undefined;
       for (let tx = Math.floor(rx0 / TILE); tx * TILE < rx1; tx++) {
         const t = ty * fb.tilesX + tx;
-        const x0 = Math.max(rx0, tx * TILE);
-        const x1 = Math.min(rx1, (tx + 1) * TILE);
         if (fb.tileStamp[t] > this.seen[t]) {
           this.seen[t] = fb.tileStamp[t];
-          if (run && run.x + run.w === x0) run.w = x1 - run.x;
-          else runs.push((run = { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }));
-        } else {
-          run = undefined;
+          dirty.push(t);
         }
       }
+    }
+    if (dirty.length === 0) return { rects: [] };
+    const cur = Buffer.from(fb.rgba.buffer, fb.rgba.byteOffset, fb.rgba.byteLength);
+    const shadow = this.shadow;
+    let scroll: { to: Rect; from: { x: number; y: number } } | undefined;
+    const yA = Math.max(ry0, Math.floor(dirty[0] / fb.tilesX) * TILE);
+    const yB = Math.min(ry1, (Math.floor(dirty[dirty.length - 1] / fb.tilesX) + 1) * TILE);
+    if (this.copyRect && rx0 === 0 && rx1 === W && this.width === W && this.height === fb.height && yB - yA >= 2 * SCROLL_MIN_ROWS) {
+      const found = this.findScroll(cur, yA, yB);
+      if (found) {
+        const rb = W * 4;
+        shadow.copyWithin(found.y * rb, (found.y + found.dy) * rb, (found.y + found.dy + found.rows) * rb);
+        scroll = { to: { x: 0, y: found.y, w: W, h: found.rows }, from: { x: 0, y: found.y + found.dy } };
+      }
+    }
+    const rects: Rect[] = [];
+    let open: Rect[] = []; // runs of the previous tile row, still extendable downwards
+    let row: Rect[] = [];
+    let rowTy = -1;
+    const closeRow = () => {
       const next: Rect[] = [];
-      for (const r of runs) {
+      for (const r of row) {
         const above = open.find((o) => o.x === r.x && o.w === r.w && o.y + o.h === r.y);
         if (above) {
           above.h += r.h;
@@ -513,8 +568,79 @@ class RfbViewer {
         }
       }
       open = next;
+      row = [];
+    };
+    for (const t of dirty) {
+      const ty = Math.floor(t / fb.tilesX);
+      const tx = t % fb.tilesX;
+      if (ty !== rowTy) {
+        closeRow();
+        if (ty !== rowTy + 1) open = [];
+        rowTy = ty;
+      }
+      const x0 = Math.max(rx0, tx * TILE);
+      const x1 = Math.min(rx1, (tx + 1) * TILE);
+      const y0 = Math.max(ry0, ty * TILE);
+      const y1 = Math.min(ry1, (ty + 1) * TILE);
+      let first = -1;
+      let last = -1;
+      for (let y = y0; y < y1; y++) {
+        const o0 = (y * W + x0) * 4;
+        const o1 = (y * W + x1) * 4;
+        if (cur.compare(shadow, o0, o1, o0, o1) === 0) continue;
+        cur.copy(shadow, o0, o0, o1);
+        if (first < 0) first = y;
+        last = y;
+      }
+      if (first < 0) continue;
+      const r = { x: x0, y: first, w: x1 - x0, h: last - first + 1 };
+      const prev = row[row.length - 1];
+      if (prev && prev.x + prev.w === r.x && prev.y === r.y && prev.h === r.h) prev.w += r.w;
+      else row.push(r);
     }
-    return rects;
+    closeRow();
+    return { scroll, rects };
+  }
+
+  /**
+   * A vertical scroll between the client's copy and the screen, full width, within rows [yA, yB):
+   * rows y.. of the screen equal rows y+dy.. of the shadow. Candidate shifts come from a few changed,
+   * non-uniform probe rows looked up in the shadow; the longest run of equal rows wins.
+   */
+  private findScroll(cur: Buffer, yA: number, yB: number): { y: number; dy: number; rows: number } | undefined {
+    const fb = this.server.options.framebuffer;
+    const H = fb.height;
+    const rb = fb.width * 4;
+    const shadow = this.shadow;
+    const same = (y: number, sy: number) => cur.compare(shadow, sy * rb, sy * rb + rb, y * rb, y * rb + rb) === 0;
+    const uniform = (y: number) => cur.compare(cur, y * rb, y * rb + rb - 4, y * rb + 4, y * rb + rb) === 0;
+    const shifts = new Set<number>();
+    for (let k = 1; k < SCROLL_PROBES; k++) {
+      const y = yA + Math.floor(((yB - yA) * k) / SCROLL_PROBES);
+      if (uniform(y) || same(y, y)) continue;
+      let matches = 0;
+      for (let sy = 0; sy < H && matches < 3; sy++) {
+        if (sy !== y && same(y, sy)) {
+          shifts.add(sy - y);
+          matches++;
+        }
+      }
+    }
+    let best: { y: number; dy: number; rows: number } | undefined;
+    for (const dy of shifts) {
+      const from = Math.max(yA, -dy);
+      const to = Math.min(yB, H - dy);
+      let runStart = -1;
+      for (let y = from; y <= to; y++) {
+        if (y < to && same(y, y + dy)) {
+          if (runStart < 0) runStart = y;
+          continue;
+        }
+        if (runStart >= 0 && y - runStart >= SCROLL_MIN_ROWS && (!best || y - runStart > best.rows)) best = { y: runStart, dy, rows: y - runStart };
+        runStart = -1;
+      }
+    }
+    return best;
   }
 
   // Input.
@@ -580,6 +706,7 @@ class RfbViewer {
     for (const key of this.pressed) bytes.push(...scancodeBytes(key, false));
     this.pressed.clear();
     this.sendKeys(bytes);
+    this.encoder.close();
     if (this.buttons & 7) this.server.options.input.mouseButtons(false, false, false);
     this.buttons = 0;
   }

@@ -7,6 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
 import { JsonlConnection } from '../common/jsonl.js';
 import { runnerPaths, type RunnerConfig, type RunnerEvent, type RunnerMessage, type RunnerPaths, type RunnerReply } from './protocol.js';
 import { vncAuthResponse } from './vnc-auth.js';
@@ -247,8 +248,34 @@ export interface RfbRect {
   w: number;
   h: number;
   encoding: number;
-  /** Raw pixel bytes in the client's pixel format. */
+  /** Decoded pixel bytes (Raw, ZRLE, Tight) in the client's pixel format, row by row. */
   pixels?: Buffer;
+  /** CopyRect: where the client copies the rectangle from. */
+  copyFrom?: { x: number; y: number };
+}
+
+/** A client-side inflate stream: each rectangle's data ends with a sync flush, so it inflates whole. */
+class Inflater {
+  private readonly z = zlib.createInflate();
+  private chunks: Buffer[] = [];
+  constructor() {
+    this.z.on('data', (c: Buffer) => this.chunks.push(c));
+  }
+  inflate(data: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      this.z.once('error', reject);
+      this.z.write(data);
+      this.z.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        this.z.off('error', reject);
+        const out = Buffer.concat(this.chunks);
+        this.chunks = [];
+        resolve(out);
+      });
+    });
+  }
+  close(): void {
+    this.z.close();
+  }
 }
 
 export interface ClientPixelFormat {
@@ -269,6 +296,11 @@ export class RfbClient {
   height = 0;
   name = '';
   bytesPerPixel = 4;
+  format: ClientPixelFormat = { bitsPerPixel: 32, depth: 24, bigEndian: false, redMax: 255, greenMax: 255, blueMax: 255, redShift: 16, greenShift: 8, blueShift: 0 };
+  /** Compressed bytes received (the rectangles' payloads as sent), for the benchmark. */
+  received = 0;
+  private zrle: Inflater | undefined;
+  private readonly tight: Inflater[] = [];
   private constructor(
     readonly socket: net.Socket,
     private readonly reader: Reader,
@@ -276,6 +308,14 @@ export class RfbClient {
 
   static async open(file: string): Promise<RfbClient> {
     const socket = await connectUnix(file, 20_000);
+    return new RfbClient(socket, new Reader(socket));
+  }
+
+  static async openTcp(port: number, host = '127.0.0.1'): Promise<RfbClient> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(port, host, () => resolve(s));
+      s.once('error', reject);
+    });
     return new RfbClient(socket, new Reader(socket));
   }
 
@@ -315,6 +355,11 @@ export class RfbClient {
     this.width = init.readUInt16BE(0);
     this.height = init.readUInt16BE(2);
     this.bytesPerPixel = init[4] / 8;
+    this.format = {
+      bitsPerPixel: init[4], depth: init[5], bigEndian: init[6] !== 0,
+      redMax: init.readUInt16BE(8), greenMax: init.readUInt16BE(10), blueMax: init.readUInt16BE(12),
+      redShift: init[14], greenShift: init[15], blueShift: init[16],
+    };
     this.name = (await this.read(init.readUInt32BE(20))).toString('utf8');
   }
 
@@ -333,6 +378,7 @@ export class RfbClient {
     b[16] = pf.blueShift;
     this.socket.write(b);
     this.bytesPerPixel = pf.bitsPerPixel / 8;
+    this.format = pf;
   }
 
   setEncodings(list: number[]): void {
@@ -362,14 +408,89 @@ export class RfbClient {
     for (let i = head.readUInt16BE(2); i > 0; i--) {
       const h = await this.read(12, timeoutMs);
       const r: RfbRect = { x: h.readUInt16BE(0), y: h.readUInt16BE(2), w: h.readUInt16BE(4), h: h.readUInt16BE(6), encoding: h.readInt32BE(8) };
-      if (r.encoding === 0) r.pixels = await this.read(r.w * r.h * this.bytesPerPixel, timeoutMs);
-      else if (r.encoding === -223) {
+      if (r.encoding === 0) {
+        r.pixels = await this.read(r.w * r.h * this.bytesPerPixel, timeoutMs);
+        this.received += r.pixels.length;
+      } else if (r.encoding === 1) {
+        const src = await this.read(4, timeoutMs);
+        r.copyFrom = { x: src.readUInt16BE(0), y: src.readUInt16BE(2) };
+        this.received += 4;
+      } else if (r.encoding === 16) {
+        const len = (await this.read(4, timeoutMs)).readUInt32BE(0);
+        const data = await this.read(len, timeoutMs);
+        this.received += 4 + len;
+        this.zrle ??= new Inflater();
+        r.pixels = decodeZrle(await this.zrle.inflate(data), r, this.format);
+      } else if (r.encoding === 7) {
+        r.pixels = await this.readTight(r, timeoutMs);
+      } else if (r.encoding === -223) {
         this.width = r.w;
         this.height = r.h;
       } else if (r.encoding !== -258) throw new Error(`unexpected encoding ${r.encoding}`);
       rects.push(r);
     }
     return rects;
+  }
+
+  private async readTight(r: RfbRect, timeoutMs: number): Promise<Buffer> {
+    const pf = this.format;
+    const bpp = pf.bitsPerPixel / 8;
+    const rgb = pf.bitsPerPixel === 32 && pf.depth === 24 && pf.redMax === 255 && pf.greenMax === 255 && pf.blueMax === 255;
+    const tsize = rgb ? 3 : bpp;
+    const take = async (n: number) => {
+      this.received += n;
+      return this.read(n, timeoutMs);
+    };
+    const tpixel = (b: Buffer, o: number): Buffer => {
+      if (!rgb) return b.subarray(o, o + bpp);
+      const out = Buffer.alloc(4);
+      const px = ((b[o] << pf.redShift) | (b[o + 1] << pf.greenShift) | (b[o + 2] << pf.blueShift)) >>> 0;
+      if (pf.bigEndian) out.writeUInt32BE(px);
+      else out.writeUInt32LE(px);
+      return out;
+    };
+    const control = (await take(1))[0];
+    for (let i = 0; i < 4; i++) if (control & (1 << i)) this.tight[i]?.close(), (this.tight[i] = new Inflater());
+    const out = Buffer.alloc(r.w * r.h * bpp);
+    if ((control >> 4) === 8) {
+      const px = tpixel(await take(tsize), 0);
+      for (let o = 0; o < out.length; o += bpp) px.copy(out, o);
+      return out;
+    }
+    if ((control >> 4) > 8) throw new Error(`Tight control 0x${control.toString(16)} not handled by the test client`);
+    const stream = (control >> 4) & 3;
+    let filter = 0;
+    if (control & 0x40) filter = (await take(1))[0];
+    let colours: Buffer[] = [];
+    if (filter === 1) {
+      const n = (await take(1))[0] + 1;
+      const pal = await take(n * tsize);
+      colours = Array.from({ length: n }, (_, i) => tpixel(pal, i * tsize));
+    } else if (filter !== 0) throw new Error(`Tight filter ${filter} not handled by the test client`);
+    const rowBytes = filter === 1 ? (colours.length === 2 ? Math.ceil(r.w / 8) : r.w) : r.w * tsize;
+    const size = rowBytes * r.h;
+    let data: Buffer;
+    if (size < 12) data = await take(size);
+    else {
+      let len = 0;
+      for (let shift = 0; ; shift += 7) {
+        const b = (await take(1))[0];
+        len |= (b & 0x7f) << shift;
+        if (!(b & 0x80) || shift === 14) break;
+      }
+      this.tight[stream] ??= new Inflater();
+      data = await this.tight[stream].inflate(await take(len));
+    }
+    if (data.length !== size) throw new Error(`Tight rect inflated to ${data.length} bytes, expected ${size}`);
+    for (let y = 0, o = 0; y < r.h; y++) {
+      for (let x = 0; x < r.w; x++, o += bpp) {
+        if (filter === 1) {
+          const idx = colours.length === 2 ? (data[y * rowBytes + (x >> 3)] >> (7 - (x & 7))) & 1 : data[y * rowBytes + x];
+          colours[idx].copy(out, o);
+        } else tpixel(data, (y * r.w + x) * tsize).copy(out, o);
+      }
+    }
+    return out;
   }
 
   /** True if no server message arrives within `ms`. */
@@ -411,7 +532,79 @@ export class RfbClient {
 
   close(): void {
     this.socket.destroy();
+    this.zrle?.close();
+    for (const t of this.tight) t?.close();
   }
+}
+
+/** Decodes a ZRLE rectangle's inflated data into pixels of the client's format. */
+function decodeZrle(data: Buffer, r: RfbRect, pf: ClientPixelFormat): Buffer {
+  const bpp = pf.bitsPerPixel / 8;
+  const used = ((pf.redMax << pf.redShift) | (pf.greenMax << pf.greenShift) | (pf.blueMax << pf.blueShift)) >>> 0;
+  const low3 = (used & 0xff000000) === 0;
+  const high3 = (used & 0xff) === 0;
+  const compact = pf.bitsPerPixel === 32 && pf.depth <= 24 && (low3 || high3);
+  const csize = compact ? 3 : bpp;
+  // Where the three bytes sit in the 4-byte pixel.
+  const at = compact && (low3 ? pf.bigEndian : !pf.bigEndian) ? 1 : 0;
+  let p = 0;
+  const cpixel = (): Buffer => {
+    const px = Buffer.alloc(bpp);
+    data.copy(px, compact ? at : 0, p, p + csize);
+    p += csize;
+    return px;
+  };
+  const out = Buffer.alloc(r.w * r.h * bpp);
+  for (let ty = 0; ty < r.h; ty += 64) {
+    for (let tx = 0; tx < r.w; tx += 64) {
+      const tw = Math.min(64, r.w - tx);
+      const th = Math.min(64, r.h - ty);
+      const put = (i: number, px: Buffer) => px.copy(out, ((ty + Math.floor(i / tw)) * r.w + tx + (i % tw)) * bpp);
+      const sub = data[p++];
+      if (sub === 0) {
+        for (let i = 0; i < tw * th; i++) put(i, cpixel());
+      } else if (sub === 1) {
+        const px = cpixel();
+        for (let i = 0; i < tw * th; i++) put(i, px);
+      } else if (sub <= 16) {
+        const pal = Array.from({ length: sub }, cpixel);
+        const bits = sub === 2 ? 1 : sub <= 4 ? 2 : 4;
+        for (let y = 0; y < th; y++) {
+          for (let x = 0; x < tw; x++) {
+            const bit = x * bits;
+            put(y * tw + x, pal[(data[p + (bit >> 3)] >> (8 - bits - (bit & 7))) & ((1 << bits) - 1)]);
+          }
+          p += Math.ceil((tw * bits) / 8);
+        }
+      } else if (sub === 128 || sub >= 130) {
+        const pal = sub === 128 ? [] : Array.from({ length: sub - 128 }, cpixel);
+        for (let i = 0; i < tw * th; ) {
+          let px: Buffer;
+          let run = 1;
+          if (sub === 128) {
+            px = cpixel();
+            run = 0;
+          } else {
+            const idx = data[p++];
+            px = pal[idx & 0x7f];
+            if (!(idx & 0x80)) {
+              put(i++, px);
+              continue;
+            }
+            run = 0;
+          }
+          for (;;) {
+            const b = data[p++];
+            run += b;
+            if (b !== 255) break;
+          }
+          for (let k = 0; k <= run; k++) put(i++, px);
+        }
+      } else throw new Error(`bad ZRLE subencoding ${sub}`);
+    }
+  }
+  if (p !== data.length) throw new Error(`ZRLE rect left ${data.length - p} bytes undecoded`);
+  return out;
 }
 
 /** Runner RGBA pixels converted to what a client with `pf` should receive. */

@@ -173,6 +173,41 @@ export const domainCommands: Record<string, Command> = {
       });
     },
   },
+  'send-key': {
+    usage: 'send-key DOMAIN [--codeset linux|xt|atset1|qnum|usb] [--holdtime MS] KEYCODE...',
+    help: 'send keycodes (numbers, or KEY_* names in the linux codeset) to the guest: pressed in order, released in reverse',
+    run: async (client, args) => {
+      const name = need(args, 0, 'domain', 'send-key');
+      const codes = args.positional.slice(1);
+      if (codes.length === 0) throw new CliError(["command 'send-key' requires <keycode> option"]);
+      const codeset = args.options.get('codeset') ?? 'linux';
+      if (!['linux', 'xt', 'atset1', 'qnum', 'usb'].includes(codeset)) {
+        throw new CliError([`unknown codeset: '${codeset}' (linux, xt, atset1, qnum or usb)`]);
+      }
+      const holdText = args.options.get('holdtime');
+      if (holdText !== undefined && !/^\d+$/.test(holdText)) throw new CliError([`invalid holdtime: '${holdText}' (milliseconds)`]);
+      const keycodes = codes.map((c) => (/^(0x[0-9a-f]+|\d+)$/i.test(c) ? Number(c) : c));
+      const api = await client();
+      await attempt('Failed to send key', () =>
+        api.call('domain.sendKey', {
+          domain: name,
+          codeset: codeset as 'linux',
+          keycodes,
+          ...(holdText !== undefined && { holdtimeMs: Number(holdText) }),
+        }),
+      );
+    },
+  },
+  vncdisplay: {
+    usage: 'vncdisplay DOMAIN',
+    help: "output the IP address and display number of the VNC display (or its unix socket when it has no TCP listener)",
+    run: async (client, args) => {
+      const name = need(args, 0, 'domain', 'vncdisplay');
+      const api = await client();
+      const d = await attempt('Failed to get VNC display', () => api.call('domain.vncDisplay', { domain: name }));
+      process.stdout.write(`${d.display ?? d.socket}\n`);
+    },
+  },
   'send-text': {
     usage: 'send-text DOMAIN TEXT',
     help: 'type text on the guest keyboard (Domus extension)',

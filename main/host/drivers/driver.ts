@@ -42,6 +42,8 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   readonly state: 'running' | 'paused';
   /** Unix socket of the guest's RFB (VNC) server. */
   readonly vncSocket: string;
+  /** The TCP listener of a <graphics type='vnc'>, with the port it got. */
+  readonly vncTcp?: { address: string; port: number };
   /** Serial output produced while no host was attached (handed over once at attach). */
   readonly attachBacklog: Buffer;
   /** The guest was restored from a saved state rather than booted. */

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ApiSession, type HostServices } from '../api-session.js';
 import { log } from '../log.js';
+import { VncLink } from '../vnc-link.js';
 
 const COOKIE = 'domus_token';
 const CSP =
@@ -150,21 +151,23 @@ export class WebShell {
   /** Pipes a noVNC WebSocket to the guest's RFB server on its unix socket. */
   private vnc(ws: WebSocket, domain: string): void {
     let socketPath: string;
+    let password: string | undefined;
     try {
       socketPath = this.svc.host.vncSocket(domain);
+      password = this.svc.host.vncPassword(domain);
     } catch (err) {
       ws.close(4404, (err as Error).message.slice(0, 120));
       return;
     }
-    const rfb = net.connect(socketPath);
-    rfb.on('data', (chunk) => {
-      if (ws.readyState === ws.OPEN) ws.send(chunk);
+    const rfb = new VncLink(socketPath, password, {
+      toViewer: (chunk) => {
+        if (ws.readyState === ws.OPEN) ws.send(chunk);
+      },
+      closed: () => ws.close(),
     });
-    rfb.on('close', () => ws.close());
-    rfb.on('error', () => ws.close());
     ws.on('message', (data) => rfb.write(data as Buffer));
-    ws.on('close', () => rfb.destroy());
-    ws.on('error', () => rfb.destroy());
+    ws.on('close', () => rfb.close());
+    ws.on('error', () => rfb.close());
   }
 }
 

@@ -163,6 +163,13 @@ export class V86Driver implements EngineDriver {
       acpi: features !== undefined && firstChild(features, 'acpi') !== undefined,
       guestAgent: hasAgentChannel(doc),
     };
+    // libvirt's <graphics type='vnc'>: a TCP listener (loopback unless listen= says otherwise; autoport
+    // from 5900), and passwd= for every VNC connection, the unix socket's too.
+    const vnc = config.graphics.find((g) => g.type === 'vnc');
+    if (vnc) {
+      rc.vncListen = { address: vnc.listen ?? '127.0.0.1', ...(!vnc.autoport && vnc.port !== undefined && { port: vnc.port }) };
+      if (vnc.passwd) rc.vncPassword = vnc.passwd;
+    }
     if (config.os.kernel) {
       rc.kernel = need(config.os.kernel, 'kernel');
       if (config.os.initrd) rc.initrd = need(config.os.initrd, 'initrd');
@@ -204,6 +211,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   startedAt = 0;
   attachBacklog: Buffer = Buffer.alloc(0);
   readonly vncSocket: string;
+  vncTcp: { address: string; port: number } | undefined;
 
   private constructor(
     private readonly stateDir: string,
@@ -224,6 +232,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     live.state = hello.state;
     live.startedAt = hello.startedAt;
     live.attachBacklog = Buffer.from(hello.serialBacklog, 'base64');
+    live.vncTcp = hello.vncTcp;
     log('info', `attached to runner of '${label}' (pid ${hello.pid}, ${hello.state})`);
     return live;
   }
