@@ -10,27 +10,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { APP_ROOT } from '../main/host/paths.js';
 import { TestHost, until } from '../main/testing/harness.js';
+import { CHROMIUM_ARGS, serialText, typeOnKeyboard } from './browser.js';
 
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 const SHOTS = path.join(APP_ROOT, 'test-results');
-
-/**
- * Types as a person does on a PC keyboard: Shift held for shifted characters. (Playwright's
- * keyboard.type sends 'G' or '$' without a Shift key event; a console that forwards scancodes,
- * as noVNC with QEMU's extended key events does, then types 'g' and '4'.)
- */
-async function typeOnKeyboard(page: Page, text: string): Promise<void> {
-  for (const ch of text) {
-    const shifted = /[A-Z~!@#$%^&*()_+{}|:"<>?]/.test(ch);
-    if (shifted) await page.keyboard.down('Shift');
-    await page.keyboard.press(ch === '\n' ? 'Enter' : ch);
-    if (shifted) await page.keyboard.up('Shift');
-  }
-}
-
-async function serialText(page: Page): Promise<string> {
-  return (await page.locator('[data-testid="serial-terminal"] .xterm-rows').textContent()) ?? '';
-}
 
 describe('web shell in Chromium', { timeout: 300_000 }, () => {
   let t: TestHost;

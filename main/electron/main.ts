@@ -32,22 +32,34 @@ function startHost(): UtilityProcess {
 
 let quitting = false;
 
-function createWindow(): void {
-  const win = new BrowserWindow({
-    width: 1200,
-    height: 800,
-    title: 'Domus',
-    webPreferences: {
-      preload: path.join(__dirname, 'preload.cjs'),
-      contextIsolation: true,
-      nodeIntegration: false,
-      sandbox: true,
-    },
-  });
+const WEB_PREFERENCES = {
+  preload: path.join(__dirname, 'preload.cjs'),
+  contextIsolation: true,
+  nodeIntegration: false,
+  sandbox: true,
+};
+
+/** The renderer's console-only route (#/console/<uuid>/window): a console in its own window. */
+const CONSOLE_WINDOW = /^domus:\/\/app\/index\.html#\/console\/[^/]+\/window$/;
+
+/** Links to the web open in the browser; the app's own console route opens as a Domus window. */
+function guardWindowOpen(win: BrowserWindow): void {
   win.webContents.setWindowOpenHandler(({ url }) => {
+    if (CONSOLE_WINDOW.test(url)) {
+      return {
+        action: 'allow',
+        overrideBrowserWindowOptions: { width: 1024, height: 820, title: 'Domus console', webPreferences: WEB_PREFERENCES },
+      };
+    }
     if (url.startsWith('https://')) void shell.openExternal(url);
     return { action: 'deny' };
   });
+  win.webContents.on('did-create-window', guardWindowOpen);
+}
+
+function createWindow(): void {
+  const win = new BrowserWindow({ width: 1200, height: 800, title: 'Domus', webPreferences: WEB_PREFERENCES });
+  guardWindowOpen(win);
   void win.loadURL('domus://app/index.html');
 }
 

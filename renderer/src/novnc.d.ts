@@ -46,6 +46,7 @@ declare module '@novnc/novnc' {
     qualityLevel: number;
     compressionLevel: number;
     disconnect(): void;
+    sendCredentials(credentials: { username?: string; password?: string; target?: string }): void;
     focus(options?: FocusOptions): void;
     blur(): void;
     addEventListener<K extends keyof RfbEventMap>(type: K, listener: (ev: RfbEventMap[K]) => void): void;

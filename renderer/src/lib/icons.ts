@@ -45,6 +45,12 @@ export const ICONS = {
   failed: { d: 'M22 12a10 10 0 1 1-20 0a10 10 0 1 1 20 0zM15 9l-6 6M9 9l6 6' },
   clear: { d: 'M21 12a9 9 0 1 1-18 0a9 9 0 1 1 18 0zM5.6 5.6l12.8 12.8' },
   filter: { d: 'M21 4H3l7 8.3V18l4 2v-7.7L21 4z' },
+  tick: { d: 'M5 12.5l4.5 4.5L19 7.5' },
+  /** Keeps a menu item's text aligned with its checked siblings. */
+  blank: { d: '' },
+  fullscreen: { d: 'M4 9V4h5M15 4h5v5M20 15v5h-5M9 20H4v-5' },
+  'send-key': { d: 'M3 12h13M12 7l5 5-5 5M20.5 5v14' },
+  'new-window': { d: 'M14 3h7v7M21 3l-9 9M19 14v5a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V7a2 2 0 0 1 2-2h5' },
 } satisfies Record<string, { d: string; fill?: boolean }>;
 
 export type IconName = keyof typeof ICONS;

@@ -1,18 +1,26 @@
 // Which screen is showing and what is selected. The console is a route in the address hash
-// (#/console/<uuid>) so reloading the page or going back behaves as a person expects.
+// (#/console/<uuid>) so reloading the page or going back behaves as a person expects. A console in
+// its own window is the same app on #/console/<uuid>/window: that page shows only the console.
 import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
 
-const CONSOLE_ROUTE = /^#\/console\/([^/]+)$/;
+const CONSOLE_ROUTE = /^#\/console\/([^/]+)(\/window)?$/;
 
 function consoleFromHash(hash: string): string | null {
   const match = CONSOLE_ROUTE.exec(hash);
   return match ? decodeURIComponent(match[1]) : null;
 }
 
+/** The address of a domain's console in a window of its own. */
+export function consoleWindowUrl(uuid: string): string {
+  return `${location.pathname}${location.search}#/console/${encodeURIComponent(uuid)}/window`;
+}
+
 export const useViewStore = defineStore('view', () => {
   const selectedUuid = ref<string | null>(null);
   const consoleUuid = ref<string | null>(consoleFromHash(location.hash));
+  /** This page is a console window: it never shows the manager, and closing the console closes it. */
+  const consoleWindow = CONSOLE_ROUTE.exec(location.hash)?.[2] !== undefined;
   const newVmOpen = ref(false);
   /** The domain waiting for the user to confirm its deletion. */
   const confirmDeleteUuid = ref<string | null>(null);
@@ -60,6 +68,10 @@ export const useViewStore = defineStore('view', () => {
   }
 
   function closeConsole(): void {
+    if (consoleWindow) {
+      window.close();
+      return;
+    }
     if (consoleUuid.value === null) return;
     leaveDetails(() => {
       consoleUuid.value = null;
@@ -70,6 +82,7 @@ export const useViewStore = defineStore('view', () => {
   return {
     selectedUuid,
     consoleUuid,
+    consoleWindow,
     newVmOpen,
     confirmDeleteUuid,
     detailsOpen,

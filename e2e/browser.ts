@@ -1,0 +1,23 @@
+// What the Playwright tests share: how Chromium is started, and typing as a person does.
+import type { Page } from 'playwright-core';
+
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+
+/**
+ * Types as a person does on a PC keyboard: Shift held for shifted characters. (Playwright's
+ * keyboard.type sends 'G' or '$' without a Shift key event; a console that forwards scancodes,
+ * as noVNC with QEMU's extended key events does, then types 'g' and '4'.)
+ */
+export async function typeOnKeyboard(page: Page, text: string): Promise<void> {
+  for (const ch of text) {
+    const shifted = /[A-Z~!@#$%^&*()_+{}|:"<>?]/.test(ch);
+    if (shifted) await page.keyboard.down('Shift');
+    await page.keyboard.press(ch === '\n' ? 'Enter' : ch);
+    if (shifted) await page.keyboard.up('Shift');
+  }
+}
+
+/** The text the serial tab's terminal shows. */
+export async function serialText(page: Page): Promise<string> {
+  return (await page.locator('[data-testid="serial-terminal"] .xterm-rows').textContent()) ?? '';
+}

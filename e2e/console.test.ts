@@ -1,0 +1,306 @@
+// The console in Chromium against the web shell, as virt-manager's: one running sample guest shared
+// by every test here. Display (scaling, fullscreen, keyboard grab, Send Key, typing the clipboard,
+// screenshot), its own window, the serial console in two viewers, a VNC password, and the
+// placeholder and reconnection when the guest stops and starts.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { PNG } from 'pngjs';
+import WebSocket from 'ws';
+import type { TraceRecord } from '../shared/api.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, until } from '../main/testing/harness.js';
+import { CHROMIUM_ARGS, serialText, typeOnKeyboard } from './browser.js';
+
+const BOOT_TIMEOUT = 240_000;
+const NAME = 'console-guest';
+
+/** The guest's canvas as noVNC draws it: intrinsic size, size on the page, and whether it shows anything. */
+async function canvasState(page: Page): Promise<{ width: number; height: number; shownWidth: number; shownHeight: number; colours: number }> {
+  return page.locator('[data-testid="vnc-screen"] canvas').evaluate((c: HTMLCanvasElement) => {
+    const rect = c.getBoundingClientRect();
+    // Before the first framebuffer update the canvas has no size yet.
+    const data = (c.width && c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data) || new Uint8ClampedArray();
+    const seen = new Set<number>();
+    for (let i = 0; i < data.length && seen.size < 8; i += 4 * 7) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+    return { width: c.width, height: c.height, shownWidth: Math.round(rect.width), shownHeight: Math.round(rect.height), colours: seen.size };
+  });
+}
+
+async function canvasHash(page: Page): Promise<string> {
+  return page.locator('[data-testid="vnc-screen"] canvas').evaluate((c: HTMLCanvasElement) => {
+    const data = (c.width && c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data) || new Uint8ClampedArray();
+    let h = 0;
+    for (let i = 0; i < data.length; i += 4) h = (Math.imul(h, 31) + data[i] + (data[i + 1] << 8) + (data[i + 2] << 16)) | 0;
+    return `${c.width}x${c.height}:${h}`;
+  });
+}
+
+describe('the console in Chromium', { timeout: 900_000 }, () => {
+  let t: TestHost;
+  let url: string;
+  let origin: string;
+  let uuid: string;
+  let serial: SerialWatch;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let consoleWindow: Page | undefined;
+  const trace: TraceRecord[] = [];
+
+  const consoleUrl = (id: string): string => `${origin}/#/console/${id}`;
+
+  before(async () => {
+    t = await TestHost.start();
+    url = (await t.client.call('host.webShell', {})).url;
+    origin = new URL(url).origin;
+    const created = await t.client.call('domain.create', {
+      spec: { name: NAME, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } },
+    });
+    uuid = created.domain.uuid;
+    t.client.on('trace.record', ({ record }) => trace.push(record));
+    await t.client.call('trace.subscribe', { domain: NAME, backlog: false });
+    await t.client.call('domain.start', { domain: uuid });
+    serial = await SerialWatch.open(t.client, uuid);
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    context = await browser.newContext({ viewport: { width: 1200, height: 800 }, acceptDownloads: true });
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+    page = await context.newPage();
+    await page.goto(url); // Sets the token cookie.
+    await page.goto(consoleUrl(uuid));
+    await serial.wait(/DOMUS-GUEST-READY/, BOOT_TIMEOUT);
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it('refuses the console page and its display without the token', async () => {
+    assert.equal((await fetch(`${origin}/`)).status, 401);
+    const ws = new WebSocket(`ws://${new URL(origin).host}/vnc/${uuid}`);
+    const status = await new Promise<number>((resolve) => {
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => resolve(101));
+      ws.on('error', () => resolve(-1));
+    });
+    assert.equal(status, 401);
+    assert.match(fs.readFileSync(t.paths.log, 'utf8'), new RegExp(`refused WebSocket GET /vnc/${uuid}`));
+  });
+
+  it('shows the running guest, scales to fit or 1:1 (remembered), and goes fullscreen', async () => {
+    await page.getByTestId('console-view').waitFor();
+    await page.locator('[data-testid="vnc-screen"] canvas').waitFor({ timeout: 30_000 });
+    await until(async () => (await canvasState(page)).colours > 1, 30_000, 'a non-blank guest display');
+
+    const fit = await canvasState(page);
+    assert.ok(fit.width >= 640 && fit.height >= 400, `guest screen ${fit.width}x${fit.height}`);
+    // Fit: the screen fills the display area's width or height (larger than the guest's 720x400).
+    assert.ok(fit.shownWidth > fit.width, `scaled to fit: shown ${fit.shownWidth} wide for ${fit.width}`);
+
+    await page.getByTestId('console-view-menu').click();
+    await page.getByTestId('scale-actual').click();
+    await until(async () => (await canvasState(page)).shownWidth === fit.width, 5000, 'the 1:1 size');
+    const actual = await canvasState(page);
+    assert.equal(actual.shownHeight, actual.height);
+
+    // Remembered for this domain: a reload comes back at 1:1.
+    await page.reload();
+    await page.locator('[data-testid="vnc-screen"] canvas').waitFor({ timeout: 30_000 });
+    await until(async () => (await canvasState(page)).shownWidth === fit.width, 10_000, 'the remembered 1:1 size');
+    await page.getByTestId('console-view-menu').click();
+    assert.equal(await page.getByTestId('scale-actual').getAttribute('aria-checked'), 'true');
+    await page.getByTestId('scale-fit').click();
+    await until(async () => (await canvasState(page)).shownWidth === fit.shownWidth, 5000, 'the fitted size again');
+
+    await page.getByTestId('console-view-menu').click();
+    await page.getByTestId('console-fullscreen').click();
+    await until(
+      () => page.evaluate(() => (document.fullscreenElement as HTMLElement | null)?.dataset.testid === 'vnc-display'),
+      5000,
+      'the display in fullscreen',
+    );
+    try {
+      // In fullscreen the display covers the screen, and the fitted guest spans it one way.
+      const fills = async (): Promise<boolean> => {
+        const screen = await page.evaluate(() => {
+          const r = document.querySelector('[data-testid="vnc-display"]')!.getBoundingClientRect();
+          return { w: window.innerWidth, h: window.innerHeight, dw: r.width, dh: r.height };
+        });
+        const c = await canvasState(page);
+        return (
+          screen.dw === screen.w &&
+          screen.dh === screen.h &&
+          (Math.abs(c.shownWidth - screen.w) <= 1 || Math.abs(c.shownHeight - screen.h) <= 1)
+        );
+      };
+      await until(fills, 5000, 'the guest display to fill the screen');
+    } finally {
+      await page.getByTestId('leave-fullscreen').click();
+    }
+    await until(() => page.evaluate(() => document.fullscreenElement === null), 5000, 'fullscreen to end');
+  });
+
+  it('grabs the keyboard on click, sends Ctrl keys to the guest, keeps Ctrl+Shift+Q, releases on Ctrl+Alt', async () => {
+    const canvas = page.locator('[data-testid="vnc-screen"] canvas');
+    await canvas.click();
+    await page.getByTestId('grab-indicator').waitFor();
+    assert.match((await page.getByTestId('grab-indicator').textContent()) ?? '', /Keyboard grabbed — press Ctrl\+Alt to release/);
+    assert.equal(await page.getByTestId('console-grab').getAttribute('aria-pressed'), 'true');
+
+    // Ctrl+U reaches the guest's shell and kills the half-typed line.
+    const from = serial.text.length;
+    await typeOnKeyboard(page, 'echo WRONG');
+    await page.keyboard.press('Control+u');
+    await typeOnKeyboard(page, 'echo KEYS$((3+3))OK > /dev/ttyS0\n');
+    await serial.wait(/KEYS6OK/, 30_000, from);
+    assert.doesNotMatch(serial.text.slice(from), /WRONG/);
+
+    // Domus's shortcut stays with Domus (web shell: the quit dialog), never the guest.
+    await page.keyboard.press('Control+Shift+KeyQ');
+    await page.getByTestId('quit-confirm').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByTestId('quit-confirm').waitFor({ state: 'detached' });
+
+    await canvas.click();
+    await page.getByTestId('grab-indicator').waitFor();
+    await page.keyboard.down('Control');
+    try {
+      await page.keyboard.down('Alt');
+      await page.getByTestId('grab-indicator').waitFor({ state: 'detached', timeout: 5000 });
+    } finally {
+      await page.keyboard.up('Alt');
+      await page.keyboard.up('Control');
+    }
+    assert.equal(await page.getByTestId('console-grab').getAttribute('aria-pressed'), 'false');
+
+    // The toolbar toggle grabs too.
+    await page.getByTestId('console-grab').click();
+    await page.getByTestId('grab-indicator').waitFor();
+    await page.getByTestId('console-grab').click();
+    await page.getByTestId('grab-indicator').waitFor({ state: 'detached' });
+  });
+
+  it('sends Ctrl+Alt+F2 from the Send Key menu: the host gets domain.sendKey and the guest switches console', async () => {
+    const before = await canvasHash(page);
+    const seen = trace.length;
+    await page.getByTestId('console-sendkey').click();
+    await page.getByTestId('sendkey-ctrl-alt-f2').click();
+    await until(() => trace.slice(seen).some((r) => r.op === 'domain.sendKey' && r.kind === 'request'), 10_000, 'domain.sendKey in the trace');
+    const record = trace.slice(seen).find((r) => r.op === 'domain.sendKey')!;
+    assert.equal(record.client?.kind, 'web');
+    assert.deepEqual((record.args as { keycodes: string[] }).keycodes, ['KEY_LEFTCTRL', 'KEY_LEFTALT', 'KEY_F2']);
+    assert.equal(record.ok, true, `domain.sendKey failed: ${record.error}`);
+    await until(async () => (await canvasHash(page)) !== before, 15_000, 'the guest to show its second virtual console');
+
+    await page.getByTestId('console-sendkey').click();
+    await page.getByTestId('sendkey-ctrl-alt-f1').click();
+    await until(async () => (await canvasHash(page)) === before, 15_000, 'the guest back on its first virtual console');
+  });
+
+  it('types the clipboard into the guest, and falls back to a paste box where the clipboard is refused', async () => {
+    let from = serial.text.length;
+    await page.evaluate(() => navigator.clipboard.writeText('echo CLIP$((3*4))Z > /dev/ttyS0\r\n'));
+    await page.getByTestId('console-sendkey').click();
+    await page.getByTestId('type-clipboard').click();
+    await serial.wait(/CLIP12Z/, 30_000, from);
+
+    // A browser profile that was not granted the clipboard.
+    const bare = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    try {
+      const other = await bare.newPage();
+      await other.goto(url);
+      await other.goto(consoleUrl(uuid));
+      await other.getByTestId('console-sendkey').click();
+      await other.getByTestId('type-clipboard').click();
+      await other.getByTestId('type-text-box').fill('echo BOX$((7*6))Q > /dev/ttyS0\n');
+      from = serial.text.length;
+      await other.getByTestId('type-text-submit').click();
+      await serial.wait(/BOX42Q/, 30_000, from);
+    } finally {
+      await bare.close();
+    }
+  });
+
+  it('saves a screenshot as a PNG of the guest screen', async () => {
+    const { width, height } = await canvasState(page);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('console-screenshot').click()]);
+    assert.match(download.suggestedFilename(), new RegExp(`^${NAME}-.*\\.png$`));
+    const file = await download.path();
+    const png = PNG.sync.read(fs.readFileSync(file));
+    assert.deepEqual([png.width, png.height], [width, height]);
+    const colours = new Set<number>();
+    for (let i = 0; i < png.data.length; i += 4 * 13) colours.add(png.data.readUInt32BE(i));
+    assert.ok(colours.size > 1, 'the screenshot is blank');
+  });
+
+  it('opens the console in a window of its own', async () => {
+    const [win] = await Promise.all([context.waitForEvent('page'), page.getByTestId('console-new-window').click()]);
+    consoleWindow = win;
+    await win.waitForLoadState();
+    assert.match(win.url(), new RegExp(`#/console/${uuid}/window$`));
+    await win.getByTestId('console-view').waitFor();
+    assert.equal(await win.getByTestId('console-back').count(), 0, 'a console window has no way back to the list');
+    await win.locator('[data-testid="vnc-screen"] canvas').waitFor({ timeout: 30_000 });
+    await until(async () => (await canvasState(win)).colours > 1, 30_000, 'the guest display in the console window');
+    assert.equal(await win.title(), `${NAME} – Domus`);
+    // The main window went back to the list of machines.
+    await page.getByTestId(`domain-row-${NAME}`).waitFor();
+  });
+
+  it('shows the serial console in two viewers at once, with copy and paste', async () => {
+    const win = consoleWindow!;
+    await page.getByTestId(`domain-row-${NAME}`).dblclick();
+    for (const p of [page, win]) {
+      await p.getByTestId('tab-serial').click();
+      await until(async () => (await serialText(p)).includes('DOMUS-GUEST-READY'), 30_000, 'the serial backlog');
+    }
+    await win.locator('[data-testid="serial-terminal"] .xterm-helper-textarea').focus();
+    await win.keyboard.type('echo TWO$((4*5))V\n', { delay: 20 });
+    for (const p of [page, win]) await until(async () => (await serialText(p)).includes('TWO20V'), 30_000, 'TWO20V in both viewers');
+
+    // Copy: select all, Ctrl+Shift+C.
+    await page.locator('[data-testid="serial-terminal"]').click({ button: 'right' });
+    await page.getByTestId('serial-select-all').click();
+    await page.keyboard.press('Control+Shift+KeyC');
+    await until(async () => (await page.evaluate(() => navigator.clipboard.readText())).includes('TWO20V'), 5000, 'the selection on the clipboard');
+
+    // Paste from the context menu.
+    await page.evaluate(() => navigator.clipboard.writeText('echo PASTE$((1+1))D\n'));
+    await page.locator('[data-testid="serial-terminal"]').click({ button: 'right' });
+    await page.getByTestId('serial-paste').click();
+    for (const p of [page, win]) await until(async () => (await serialText(p)).includes('PASTE2D'), 30_000, 'PASTE2D in both viewers');
+  });
+
+  it('asks for the VNC password of a protected display and says when it is wrong', async () => {
+    const xml = `<domain type='v86'><name>locked</name><memory unit='MiB'>128</memory><os><type>hvm</type><kernel>${guest('vmlinuz')}</kernel><initrd>${guest('initrd.gz')}</initrd><cmdline>${SAMPLE_CMDLINE}</cmdline></os><devices><graphics type='vnc' passwd='hunter2'/></devices></domain>`;
+    const locked = await t.client.call('domain.createTransient', { xml, paused: true });
+    try {
+      const p = await context.newPage();
+      await p.goto(consoleUrl(locked.domain.uuid));
+      await p.getByTestId('vnc-password').waitFor({ timeout: 30_000 });
+      await p.getByTestId('vnc-password-input').fill('wrong');
+      await p.getByTestId('vnc-password-submit').click();
+      await p.getByTestId('vnc-failure').filter({ hasText: /refused/ }).waitFor({ timeout: 15_000 });
+      await p.getByTestId('vnc-password-input').fill('hunter2');
+      await p.getByTestId('vnc-password-submit').click();
+      await p.locator('[data-testid="vnc-screen"] canvas').waitFor({ timeout: 15_000 });
+      await p.getByTestId('vnc-password').waitFor({ state: 'detached' });
+      await p.close();
+    } finally {
+      await t.client.call('domain.destroy', { domain: locked.domain.uuid });
+    }
+  });
+
+  it('shows a placeholder while the guest is off and reconnects when it starts', async () => {
+    const win = consoleWindow!;
+    await win.getByTestId('tab-display').click();
+    await t.client.call('domain.destroy', { domain: uuid });
+    await win.getByTestId('display-not-running').waitFor({ timeout: 15_000 });
+    await win.getByTestId('tab-serial').click();
+    await win.getByTestId('serial-not-running').waitFor();
+    await win.getByTestId('tab-display').click();
+    await t.client.call('domain.start', { domain: uuid });
+    await win.getByTestId('display-not-running').waitFor({ state: 'detached', timeout: 15_000 });
+    await until(async () => (await canvasState(win)).colours > 1, 60_000, 'the display of the restarted guest');
+  });
+});
