@@ -1,6 +1,9 @@
 // One handler per API method: the table the API session dispatches to after validation.
 import type { Method, ParsedParams, Results } from '../../shared/api.js';
 import type { ApiSession } from './api-session.js';
+import fs from 'node:fs';
+import { loadCatalogue } from './downloads/catalogue.js';
+import { DownloadError } from './downloads/manager.js';
 import { HostError, type Host } from './host.js';
 
 export type Handler<M extends Method> = (params: ParsedParams<M>, session: ApiSession) => Results[M] | Promise<Results[M]>;
@@ -86,10 +89,10 @@ export function handlers(svc: HostServices): HandlerTable {
     'volume.info': notYet('volume.info'),
     'host.browse': notYet('host.browse'),
     'host.inspectImage': notYet('host.inspectImage'),
-    'catalogue.list': notYet('catalogue.list'),
-    'download.start': notYet('download.start'),
-    'download.cancel': notYet('download.cancel'),
-    'download.list': notYet('download.list'),
+    'catalogue.list': () => catalogueList(host),
+    'download.start': (p) => downloadCall(async () => ({ download: await host.downloads.start(p.entry, p.pool) })),
+    'download.cancel': (p) => downloadCall(async () => ({ download: await host.downloads.cancel(p.id) })),
+    'download.list': () => ({ downloads: host.downloads.list() }),
     'host.connections': notYet('host.connections'),
     'host.setAccel': notYet('host.setAccel'),
     'domain.toNative': notYet('domain.toNative'),
@@ -107,6 +110,31 @@ export function handlers(svc: HostServices): HandlerTable {
       return {};
     },
   };
+}
+
+/** The catalogue, each entry marked with its file when the default pool already holds it. */
+async function catalogueList(host: Host): Promise<Results['catalogue.list']> {
+  let catalogue;
+  try {
+    catalogue = await loadCatalogue();
+  } catch (err) {
+    throw new HostError('invalid-arg', (err as Error).message);
+  }
+  const entries = catalogue.entries.map((e) => {
+    const file = host.downloads.target(e);
+    return fs.existsSync(file) ? { ...e, file } : e;
+  });
+  return { entries, source: catalogue.source };
+}
+
+async function downloadCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof DownloadError) throw new HostError(err.code, err.message);
+    if (err instanceof HostError) throw err;
+    throw new HostError('invalid-arg', (err as Error).message);
+  }
 }
 
 /** Placeholder for a method whose implementation is being merged this session; each owner replaces its line. */

@@ -26,7 +26,11 @@ import { V86Driver } from './drivers/v86/driver.js';
 import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
 import { log } from './log.js';
+import { completeInstall, installTimeDocument, pendingInstall } from './domain/install-boot.js';
+import { checkSpec } from './new-domain-checks.js';
 import { specToXml } from './new-domain.js';
+import { loadCatalogue } from './downloads/catalogue.js';
+import { DownloadManager } from './downloads/manager.js';
 import type { HostPaths } from './paths.js';
 import { TraceLog } from './trace.js';
 
@@ -62,6 +66,8 @@ interface DomainRecord {
   live?: LiveDomain;
   /** Why the runner is being stopped by us, so its exit gets the right reason. */
   stopping?: ExitReason | 'saved';
+  /** The install boot ended with a guest reboot: start again on the final definition. */
+  restartAfterInstall?: boolean;
   shutdownTimer?: NodeJS.Timeout;
   cpuPercent: number;
   cpuTimeMs: number;
@@ -79,10 +85,17 @@ export class Host extends EventEmitter<HostEvents> {
   readonly startedAt = Date.now();
   readonly jobs = new Jobs();
   readonly trace = new TraceLog();
+  readonly downloads: DownloadManager;
 
   constructor(readonly paths: HostPaths) {
     super();
     this.setMaxListeners(0);
+    this.downloads = new DownloadManager({
+      downloadsDir: path.join(paths.home, 'downloads'),
+      poolDir: (pool) => this.poolDir(pool),
+      catalogue: () => loadCatalogue(),
+    });
+    this.downloads.on('progress', (download) => this.emit('download.progress', { download }));
     this.driver = new V86Driver(paths.run);
     this.jobs.on('progress', (job) => this.emit('job.progress', { job }));
     this.jobs.on('completed', (job) => this.emit('job.completed', { job }));
@@ -185,7 +198,10 @@ export class Host extends EventEmitter<HostEvents> {
     return { domain: this.summary(rec), warnings: support.warnings };
   }
 
-  create(spec: NewDomainSpec): { domain: DomainSummary; warnings: DefinitionWarning[] } {
+  /** The New VM wizard's spec: refused when the guest could not start (missing files, wrong architecture). */
+  async create(spec: NewDomainSpec): Promise<{ domain: DomainSummary; warnings: DefinitionWarning[] }> {
+    const problems = await checkSpec(spec);
+    if (problems.length) throw new HostError('invalid-arg', problems.join('; '));
     return this.define(specToXml(spec));
   }
 
@@ -534,7 +550,12 @@ export class Host extends EventEmitter<HostEvents> {
     this.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');
     let handle: LiveDomain;
     try {
-      const liveDoc = opts.liveXml ? this.parse(opts.liveXml) : parseDomainXml(serializeDomainXml(rec.doc));
+      // While an install is pending, each boot runs the install-time definition (the media first).
+      const liveDoc = opts.liveXml
+        ? this.parse(opts.liveXml)
+        : pendingInstall(rec.doc)
+          ? installTimeDocument(rec.doc)
+          : parseDomainXml(serializeDomainXml(rec.doc));
       handle = await this.driver.start(liveDoc, { paused: opts.paused, restoreFrom: opts.restoreFrom });
       rec.liveDoc = liveDoc;
     } catch (err) {
@@ -616,7 +637,16 @@ export class Host extends EventEmitter<HostEvents> {
       this.setState(rec, state, state === 'paused' ? 'user' : 'unpaused', rec.step);
       this.emitLifecycle(rec, state === 'paused' ? 'suspended' : 'resumed');
     });
-    handle.on('rebooted', () => this.emitLifecycle(rec, 'rebooted'));
+    handle.on('rebooted', () => {
+      this.emitLifecycle(rec, 'rebooted');
+      if (rec.live === handle && rec.liveDoc && pendingInstall(rec.liveDoc)) {
+        // The installer's reboot: the install is over, the next boot is the final definition's.
+        this.finishInstall(rec);
+        rec.restartAfterInstall = true;
+        rec.stopping = 'shutdown';
+        void handle.destroy();
+      }
+    });
     handle.on('stats', (s) => {
       if (rec.lastStats && s.at > rec.lastStats.at) {
         rec.cpuPercent = Math.max(0, ((s.cpuTimeMs - rec.lastStats.cpuTimeMs) / (s.at - rec.lastStats.at)) * 100);
@@ -629,6 +659,9 @@ export class Host extends EventEmitter<HostEvents> {
       clearTimeout(rec.shutdownTimer);
       // Our own destroy wins over what the runner saw; a guest power-off during a shutdown is 'shutdown'.
       const why: StateReason = rec.stopping === 'saved' ? 'saved' : rec.stopping ?? reason;
+      if (why === 'shutdown' && rec.liveDoc && pendingInstall(rec.liveDoc)) this.finishInstall(rec);
+      const restart = rec.restartAfterInstall;
+      rec.restartAfterInstall = undefined;
       rec.live = undefined;
       rec.liveDoc = undefined;
       rec.id = undefined;
@@ -642,8 +675,17 @@ export class Host extends EventEmitter<HostEvents> {
       if (!rec.persistent) {
         this.domains.delete(rec.doc.config.uuid);
         this.emit('domain.undefined', { uuid: rec.doc.config.uuid, name: rec.doc.config.name });
+      } else if (restart) {
+        this.start(rec.doc.config.uuid).catch((err: Error) => log('error', `start of '${rec.doc.config.name}' after its install failed: ${err.message}`));
       }
     });
+  }
+
+  /** The install is over: the persistent definition loses its pending-install note. */
+  private finishInstall(rec: DomainRecord): void {
+    if (!pendingInstall(rec.doc)) return;
+    this.persist(rec, completeInstall(rec.doc));
+    log('info', `domain '${rec.doc.config.name}': install finished, next boot from the final definition`);
   }
 
   private setState(rec: DomainRecord, state: DomainState, reason: StateReason, step: DomainStep): void {
@@ -734,6 +776,12 @@ export class Host extends EventEmitter<HostEvents> {
 
   private autostartPath(uuid: string): string {
     return path.join(this.autostartDir, uuid);
+  }
+
+  /** A storage pool's directory: 'default' is $DOMUS_HOME/images (libvirt's session default pool is ~/.local/share/libvirt/images). */
+  poolDir(pool: string): string {
+    if (pool !== 'default') throw new HostError('invalid-arg', `Storage pool not found: no storage pool with matching name '${pool}'`);
+    return path.join(this.paths.home, 'images');
   }
 
   managedSavePath(uuid: string): string {
