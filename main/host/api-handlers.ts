@@ -4,6 +4,7 @@ import type { ApiSession } from './api-session.js';
 import fs from 'node:fs';
 import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadError } from './downloads/manager.js';
+import { browse } from './storage/browse.js';
 import { HostError, type Host } from './host.js';
 
 export type Handler<M extends Method> = (params: ParsedParams<M>, session: ApiSession) => Results[M] | Promise<Results[M]>;
@@ -77,17 +78,20 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.stats': notYet('domain.stats'),
     'stats.watch': notYet('stats.watch'),
     'stats.unwatch': notYet('stats.unwatch'),
-    'domain.changeMedia': notYet('domain.changeMedia'),
-    'domain.attachDisk': notYet('domain.attachDisk'),
-    'domain.detachDisk': notYet('domain.detachDisk'),
-    'pool.list': notYet('pool.list'),
-    'volume.list': notYet('volume.list'),
-    'volume.create': notYet('volume.create'),
-    'volume.clone': notYet('volume.clone'),
-    'volume.resize': notYet('volume.resize'),
-    'volume.delete': notYet('volume.delete'),
-    'volume.info': notYet('volume.info'),
-    'host.browse': notYet('host.browse'),
+    'domain.changeMedia': async (p) => ({ domain: await host.changeMedia(p.domain, p) }),
+    'domain.attachDisk': (p) => host.attachDisk(p.domain, p),
+    'domain.detachDisk': (p) => ({ domain: host.detachDisk(p.domain, p) }),
+    'pool.list': () => ({ pools: host.storage.listPools() }),
+    'volume.list': (p) => ({ volumes: host.storage.listVolumes(p.pool) }),
+    'volume.create': async (p) => ({ volume: await host.storage.createVolume(p.pool, p.name, p.capacityBytes, p.format) }),
+    'volume.clone': async (p) => ({ volume: await host.storage.cloneVolume(p.pool, p.source, p.name) }),
+    'volume.resize': async (p) => ({ volume: await host.storage.resizeVolume(p.pool, p.name, p.capacityBytes) }),
+    'volume.delete': (p) => {
+      host.storage.deleteVolume(p.pool, p.name);
+      return {};
+    },
+    'volume.info': (p) => ({ volume: host.storage.volumeInfo(p.volume, p.pool) }),
+    'host.browse': (p) => browse(p.path ?? host.storage.poolDir('default'), p.filter),
     'host.inspectImage': notYet('host.inspectImage'),
     'catalogue.list': () => catalogueList(host),
     'download.start': (p) => downloadCall(async () => ({ download: await host.downloads.start(p.entry, p.pool) })),

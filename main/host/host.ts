@@ -32,6 +32,9 @@ import { specToXml } from './new-domain.js';
 import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadManager } from './downloads/manager.js';
 import type { HostPaths } from './paths.js';
+import { addDisk, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
+import { diskConflict, type DiskUser } from './storage/in-use.js';
+import { Storage } from './storage/pools.js';
 import { TraceLog } from './trace.js';
 
 export const VERSION = '0.1.0';
@@ -86,17 +89,19 @@ export class Host extends EventEmitter<HostEvents> {
   readonly jobs = new Jobs();
   readonly trace = new TraceLog();
   readonly downloads: DownloadManager;
+  readonly storage: Storage;
 
   constructor(readonly paths: HostPaths) {
     super();
     this.setMaxListeners(0);
     this.downloads = new DownloadManager({
       downloadsDir: path.join(paths.home, 'downloads'),
-      poolDir: (pool) => this.poolDir(pool),
+      poolDir: (pool) => this.storage.poolDir(pool),
       catalogue: () => loadCatalogue(),
     });
     this.downloads.on('progress', (download) => this.emit('download.progress', { download }));
     this.driver = new V86Driver(paths.run);
+    this.storage = new Storage(paths, () => this.diskUsers());
     this.jobs.on('progress', (job) => this.emit('job.progress', { job }));
     this.jobs.on('completed', (job) => this.emit('job.completed', { job }));
   }
@@ -450,6 +455,82 @@ export class Host extends EventEmitter<HostEvents> {
     return { ...job.info };
   }
 
+  // ---- devices ----
+
+  /** virsh change-media: a CD-ROM's medium; `source` inserts (or replaces), none ejects. */
+  async changeMedia(ref: string, p: { target: string; source?: string; eject: boolean; live: boolean; config: boolean }): Promise<DomainSummary> {
+    const rec = this.lookup(ref);
+    if (p.eject === (p.source !== undefined)) throw new HostError('invalid-arg', p.eject ? 'eject takes no source image' : 'a source image is required to insert or update the medium');
+    const source = p.source === undefined ? undefined : path.resolve(p.source);
+    if (source && !fs.statSync(source, { throwIfNoEntry: false })?.isFile()) throw new HostError('invalid-arg', `cannot use '${source}': no such file`);
+    const { live, config } = this.deviceScope(rec, p);
+    if (live) {
+      const doc = parseDomainXml(serializeDomainXml(rec.liveDoc!));
+      const disk = setMedia(doc, p.target, source);
+      const drive = rec.liveDoc!.config.disks.find((d) => d.device === 'cdrom');
+      if (!rec.live!.changeMedia || drive?.target !== disk.target) {
+        throw new HostError('unsupported', `unsupported: the ${this.driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
+      }
+      await rec.live!.changeMedia(source).catch((err: Error) => {
+        throw new HostError('engine-failed', `cannot change the medium of '${disk.target}': ${err.message}`);
+      });
+      rec.liveDoc = doc;
+    }
+    if (config) {
+      const draft = parseDomainXml(serializeDomainXml(rec.doc));
+      setMedia(draft, p.target, source);
+      this.persist(rec, draft);
+    }
+    this.emitLifecycle(rec, 'defined');
+    return this.summary(rec);
+  }
+
+  /** virsh attach-disk; v86 cannot hot-plug, so --live is refused. */
+  attachDisk(ref: string, p: NewDisk & { live: boolean; config: boolean }): { domain: DomainSummary; target: string } {
+    const rec = this.lookup(ref);
+    const { live, config } = this.deviceScope(rec, p);
+    if (live) throw new HostError('unsupported', `unsupported: ${this.driver.engine} cannot hot-plug disks, use --config`);
+    const draft = parseDomainXml(serializeDomainXml(rec.doc));
+    const target = addDisk(draft, { ...p, source: p.source === undefined ? undefined : path.resolve(p.source) });
+    if (config) this.persist(rec, draft);
+    this.emitLifecycle(rec, 'defined');
+    return { domain: this.summary(rec), target };
+  }
+
+  /** virsh detach-disk; v86 cannot hot-unplug, so --live is refused. */
+  detachDisk(ref: string, p: { target: string; live: boolean; config: boolean }): DomainSummary {
+    const rec = this.lookup(ref);
+    const { live, config } = this.deviceScope(rec, p);
+    if (live) throw new HostError('unsupported', `unsupported: ${this.driver.engine} cannot hot-unplug disks, use --config`);
+    const draft = parseDomainXml(serializeDomainXml(rec.doc));
+    removeDisk(draft, p.target);
+    if (config) this.persist(rec, draft);
+    this.emitLifecycle(rec, 'defined');
+    return this.summary(rec);
+  }
+
+  /** Every domain's disks (the next-boot definition, and the running one while active). */
+  diskUsers(): DiskUser[] {
+    return [...this.domains.values()].flatMap((r) => {
+      const base = { name: r.doc.config.name, uuid: r.doc.config.uuid };
+      const users: DiskUser[] = [{ ...base, running: false, disks: r.doc.config.disks }];
+      if (r.live && r.liveDoc) users.push({ ...base, running: true, disks: r.liveDoc.config.disks });
+      return users;
+    });
+  }
+
+  /** virsh's --live/--config/--current: neither flag means the running domain if active, else the definition. */
+  private deviceScope(rec: DomainRecord, p: { live: boolean; config: boolean }): { live: boolean; config: boolean } {
+    let { live, config } = p;
+    if (!live && !config) {
+      live = Boolean(rec.live);
+      config = !rec.live;
+    }
+    if (live && !rec.live) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is not running`);
+    if (config && !rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: transient domain '${rec.doc.config.name}' has no persistent definition`);
+    return { live, config };
+  }
+
   // ---- console ----
 
   xml(ref: string, inactive = false): { xml: string; generation: number } {
@@ -547,6 +628,8 @@ export class Host extends EventEmitter<HostEvents> {
 
   private async boot(rec: DomainRecord, opts: { paused?: boolean; restoreFrom?: string; liveXml?: string }): Promise<void> {
     const restoring = opts.restoreFrom !== undefined;
+    const conflict = diskConflict(rec.doc.config.uuid, (opts.liveXml ? this.parse(opts.liveXml) : rec.doc).config.disks, this.diskUsers());
+    if (conflict) throw new HostError('operation-invalid', `Requested operation is not valid: ${conflict}`);
     this.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');
     let handle: LiveDomain;
     try {
@@ -776,12 +859,6 @@ export class Host extends EventEmitter<HostEvents> {
 
   private autostartPath(uuid: string): string {
     return path.join(this.autostartDir, uuid);
-  }
-
-  /** A storage pool's directory: 'default' is $DOMUS_HOME/images (libvirt's session default pool is ~/.local/share/libvirt/images). */
-  poolDir(pool: string): string {
-    if (pool !== 'default') throw new HostError('invalid-arg', `Storage pool not found: no storage pool with matching name '${pool}'`);
-    return path.join(this.paths.home, 'images');
   }
 
   managedSavePath(uuid: string): string {

@@ -12,6 +12,10 @@ export interface HostPaths {
   socket: string;
   daemonPid: string;
   log: string;
+  /** The `default` storage pool's directory (created on first use). */
+  images: string;
+  /** Storage pool definitions: one JSON file per pool (<name>.json). */
+  pools: string;
 }
 
 export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -29,6 +33,8 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
     socket: path.join(run, 'domusd.sock'),
     daemonPid: path.join(run, 'domusd.pid'),
     log: path.join(home, 'domusd.log'),
+    images: path.join(home, 'images'),
+    pools: path.join(home, 'storage', 'pools'),
   };
 }
 

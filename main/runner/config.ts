@@ -61,7 +61,8 @@ function readImage(what: string, file: string): ArrayBuffer {
   return data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer;
 }
 
-function openDisk(what: string, file: string, writable: boolean): FileDisk {
+/** Opens an image as v86's buffer; a ConfigError names what is wrong with it. */
+export function openDisk(what: string, file: string, writable: boolean): FileDisk {
   let disk: FileDisk;
   try {
     disk = new FileDisk(file, writable);

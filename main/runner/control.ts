@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import type { z } from 'zod';
 import { JsonlConnection } from '../common/jsonl.js';
+import { openDisk } from './config.js';
 import type { Emulator } from './emulator.js';
 import type { Framebuffer, ScreenGeometry } from './framebuffer.js';
 import { textToScancodes } from './keymap.js';
@@ -136,6 +137,18 @@ export class ControlServer {
         } finally {
           this.job = undefined;
         }
+      },
+      changeMedia: async (_conn, { source }) => {
+        const disk = source === undefined ? undefined : openDisk('CD-ROM image', source, false);
+        const previous = await emulator.changeMedia(disk).catch((err: unknown) => {
+          disk?.close();
+          throw err;
+        });
+        previous?.close();
+        // A later save records the machine as it is now.
+        if (disk) this.opts.machine.disks.cdrom = disk.byteLength;
+        else delete this.opts.machine.disks.cdrom;
+        return undefined;
       },
       abortJob: async () => {
         const job = this.job;

@@ -8,6 +8,9 @@ export class FileDisk {
   readonly isRegularFile: boolean;
   /** Set by v86 before it calls load(). */
   onload: (() => void) | undefined;
+  /** Called on the guest's first cache flush (the runner logs it). */
+  onFirstFlush: (() => void) | undefined;
+  private flushes = 0;
   private fd: number;
 
   constructor(
@@ -40,6 +43,12 @@ export class FileDisk {
     if (!this.writable) throw new Error(`write to read-only image '${this.path}'`);
     fs.writeSync(this.fd, data, 0, data.length, start);
     done();
+  }
+
+  /** The guest's cache flush (ATA FLUSH CACHE, see ide.ts): its writes are on the host's disk once this returns. */
+  flush(): void {
+    if (this.writable) fs.fsyncSync(this.fd);
+    if (this.flushes++ === 0) this.onFirstFlush?.();
   }
 
   // v86's save_state/restore_state call these; the contents stay in the file, so there is nothing to add.

@@ -7,6 +7,8 @@ import { createRequire } from 'node:module';
 import { V86, type V86Options } from 'v86';
 import { installAcpi, type AcpiControl, type AcpiCpu, type AcpiPmDevice } from './acpi.js';
 import { GuestAgent } from './agent.js';
+import type { FileDisk } from './disk.js';
+import { installFlush, type IdeDevices } from './ide.js';
 import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from './keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownMode, ShutdownResult } from './protocol.js';
@@ -65,8 +67,14 @@ interface Ps2Device {
   kbd_buffer: { length: number };
 }
 
+/** v86's ATAPI drive (IDE secondary master), always present, with or without a medium. */
+interface CdromDrive {
+  set_cdrom(buffer: FileDisk): void;
+  eject(): void;
+}
+
 interface V86Cpu extends AcpiCpu {
-  devices: { vga: VgaDevice; ps2: Ps2Device; acpi?: AcpiPmDevice };
+  devices: { vga: VgaDevice; ps2: Ps2Device; acpi?: AcpiPmDevice; cdrom?: CdromDrive } & IdeDevices;
   /** What v86 runs on a machine reset (8042 pulse, port 0xCF9, V86.restart): CPU reset + BIOS reload. */
   reboot_internal(): void;
   reset_cpu(): void;
@@ -250,6 +258,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
 
   private prepare(machine: Machine, booting: boolean): void {
     const cpu = internals(machine.emu).v86.cpu;
+    installFlush(cpu.devices);
     const vidMode = this.images.vidMode;
     if (booting && vidMode !== undefined) {
       // v86's bzImage loader forces hdr.vid_mode (0x1FA in the setup header) to 0xFFFF; `vga=` is a
@@ -402,6 +411,22 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     } finally {
       this.resetting = false;
     }
+  }
+
+  /**
+   * Inserts `disk` into the CD-ROM drive (replacing what was there) or, without one, ejects the
+   * medium; the guest sees a media change. Returns the disk that was in the drive (to be closed).
+   */
+  async changeMedia(disk: FileDisk | undefined): Promise<FileDisk | undefined> {
+    const machine = await this.current();
+    const drive = internals(machine.emu).v86.cpu.devices.cdrom;
+    if (!drive) throw new Error('this machine has no CD-ROM drive');
+    const previous = this.images.cdrom;
+    if (disk) drive.set_cdrom(disk);
+    else drive.eject();
+    // A direct-kernel machine that reboots is built again from `images`: it keeps the new medium.
+    this.images.cdrom = disk;
+    return previous;
   }
 
   /** v86's state of the current machine, with what the runner knows about the guest. */

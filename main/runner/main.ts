@@ -271,6 +271,9 @@ async function main(): Promise<void> {
     return configError(err);
   }
   log('info', `domain '${config.name}' (${config.uuid}), ${config.memoryBytes / MiB} MiB`);
+  for (const [slot, disk] of [['hda', images.hda], ['hdb', images.hdb]] as const) {
+    if (disk) disk.onFirstFlush = () => log('info', `${slot}: the guest flushed its write cache (fsync of '${disk.path}')`);
+  }
   runner = new Runner(paths, config, images);
   try {
     await runner.start(restore);

@@ -254,6 +254,12 @@ export interface RunnerOps {
    * save replies with the error 'save aborted'. Replies once all that is done; an error if no job runs.
    */
   abortJob: { args: Record<string, never>; result: undefined };
+  /**
+   * Puts the image `source` (absolute path, opened read-only) into the CD-ROM drive, or ejects the
+   * medium when there is none; the guest sees a media change. An unreadable image is an error and
+   * leaves the drive as it was.
+   */
+  changeMedia: { args: { source?: string }; result: undefined };
 }
 
 export type RunnerOp = keyof RunnerOps;
@@ -306,6 +312,7 @@ export const runnerOpArgs = {
     header: z.object({ domainXml: z.string(), name: z.string().min(1), uuid: z.string().min(1) }),
   }),
   abortJob: noArgs,
+  changeMedia: z.object({ source: absolutePath.optional() }),
 } satisfies { [K in RunnerOp]: z.ZodType };
 
 export function isRunnerOp(op: string): op is RunnerOp {

@@ -61,6 +61,8 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   sendText(text: string): Promise<void>;
   sendScancodes(codes: number[]): Promise<void>;
   serialWrite(data: Buffer): Promise<void>;
+  /** Puts an image into the guest's (first) CD-ROM drive, or ejects it (undefined); absent when the engine cannot. */
+  changeMedia?(source: string | undefined): Promise<void>;
   /** Drops the connection without touching the guest (host shutdown with guests kept running). */
   detach(): void;
 }

@@ -279,6 +279,9 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   async serialWrite(data: Buffer): Promise<void> {
     await this.request('serialWrite', { data: data.toString('base64') });
   }
+  async changeMedia(source: string | undefined): Promise<void> {
+    await this.request('changeMedia', source === undefined ? {} : { source });
+  }
   detach(): void {
     this.detached = true;
     this.conn.destroy();

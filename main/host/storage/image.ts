@@ -1,0 +1,221 @@
+// Disk image files: probe (format, capacity, allocation), create, clone and grow. Raw images are
+// plain sparse files handled here; qcow2 goes through qemu-img (QEMU's own tool, which knows the
+// format's metadata). Every new file appears complete or not at all: it is built under a temporary
+// name, fsynced, then linked to its final name (link fails if the name exists, so nothing is
+// overwritten) and the directory is fsynced.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export type ImageFormat = 'raw' | 'qcow2' | 'iso' | 'unknown';
+
+export class ImageError extends Error {
+  constructor(
+    readonly kind: 'exists' | 'not-found' | 'invalid' | 'unsupported' | 'io',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ImageError';
+  }
+}
+
+export interface ImageProbe {
+  format: ImageFormat;
+  /** What the guest sees (qcow2: the virtual size from the header). */
+  capacityBytes: number;
+  /** What the file occupies on the host (st_blocks × 512): less than the capacity when sparse. */
+  allocationBytes: number;
+}
+
+const QCOW2_MAGIC = 0x514649fb; // "QFI\xfb"
+/** ISO 9660 primary volume descriptor: "CD001" at sector 16 (2048-byte sectors), offset 1. */
+const ISO_MAGIC_OFFSET = 16 * 2048 + 1;
+
+export function probeImage(file: string): ImageProbe {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new ImageError('invalid', `'${file}' is not a regular file`);
+    const allocationBytes = st.blocks * 512;
+    const head = Buffer.alloc(32);
+    const n = fs.readSync(fd, head, 0, 32, 0);
+    if (n >= 32 && head.readUInt32BE(0) === QCOW2_MAGIC) {
+      return { format: 'qcow2', capacityBytes: Number(head.readBigUInt64BE(24)), allocationBytes };
+    }
+    const iso = Buffer.alloc(5);
+    if (st.size > ISO_MAGIC_OFFSET + 5 && fs.readSync(fd, iso, 0, 5, ISO_MAGIC_OFFSET) === 5 && iso.toString('latin1') === 'CD001') {
+      return { format: 'iso', capacityBytes: st.size, allocationBytes };
+    }
+    return { format: 'raw', capacityBytes: st.size, allocationBytes };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The qemu-img binary, or an error that says how to get it. */
+async function qemuImg(): Promise<string> {
+  try {
+    await run('qemu-img', ['--version']);
+    return 'qemu-img';
+  } catch {
+    throw new ImageError('unsupported', "qcow2 images need qemu-img, which is not installed: install Debian's package 'qemu-utils' (apt-get install qemu-utils)");
+  }
+}
+
+function tempName(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+}
+
+function fsyncPath(p: string): void {
+  const fd = fs.openSync(p, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Gives the finished temporary file its name without ever replacing an existing file. */
+function publish(tmp: string, file: string): void {
+  fsyncPath(tmp);
+  try {
+    fs.linkSync(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ImageError('exists', `'${file}' already exists`);
+    throw err;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  fsyncPath(path.dirname(file));
+}
+
+async function building(file: string, build: (tmp: string) => Promise<void> | void): Promise<void> {
+  if (fs.existsSync(file)) throw new ImageError('exists', `'${file}' already exists`);
+  const tmp = tempName(file);
+  try {
+    await build(tmp);
+    publish(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** A new empty image: raw is a sparse file of the capacity (no block allocated), qcow2 via qemu-img. */
+export async function createImage(file: string, capacityBytes: number, format: 'raw' | 'qcow2'): Promise<void> {
+  const tool = format === 'qcow2' ? await qemuImg() : undefined;
+  await building(file, async (tmp) => {
+    if (tool) {
+      await run(tool, ['create', '-q', '-f', 'qcow2', tmp, String(capacityBytes)]);
+      return;
+    }
+    const fd = fs.openSync(tmp, 'wx', 0o644);
+    try {
+      fs.ftruncateSync(fd, capacityBytes);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+}
+
+const COPY_CHUNK = 1024 * 1024;
+const BLOCK = 4096;
+
+/**
+ * Copies `source` to a new file, keeping holes: a reflink when the filesystem can share blocks
+ * (btrfs, XFS, APFS: instant, no space used), otherwise a copy that writes only the non-zero 4 KiB
+ * blocks into a file of the same size, so a sparse image stays sparse.
+ */
+export async function cloneImage(source: string, file: string): Promise<void> {
+  await building(file, (tmp) => {
+    try {
+      fs.copyFileSync(source, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE_FORCE);
+      return;
+    } catch {
+      fs.rmSync(tmp, { force: true });
+    }
+    sparseCopy(source, tmp);
+  });
+}
+
+function sparseCopy(source: string, target: string): void {
+  const src = fs.openSync(source, 'r');
+  const dst = fs.openSync(target, 'wx', 0o644);
+  try {
+    const size = fs.fstatSync(src).size;
+    fs.ftruncateSync(dst, size);
+    const buf = Buffer.alloc(COPY_CHUNK);
+    for (let pos = 0; pos < size; ) {
+      const n = fs.readSync(src, buf, 0, Math.min(COPY_CHUNK, size - pos), pos);
+      if (n === 0) throw new ImageError('io', `'${source}' ended early (at byte ${pos} of ${size})`);
+      // Write each run of non-zero blocks in one call; zero blocks stay holes.
+      let runStart = -1;
+      for (let off = 0; off <= n; off += BLOCK) {
+        const zero = off === n || isZero(buf, off, Math.min(off + BLOCK, n));
+        if (!zero && runStart < 0) runStart = off;
+        if (zero && runStart >= 0) {
+          fs.writeSync(dst, buf, runStart, Math.min(off, n) - runStart, pos + runStart);
+          runStart = -1;
+        }
+      }
+      pos += n;
+    }
+  } finally {
+    fs.closeSync(src);
+    fs.closeSync(dst);
+  }
+}
+
+function isZero(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** Grows an image to `capacityBytes`; shrinking would cut off guest data and is refused. */
+export async function resizeImage(file: string, capacityBytes: number): Promise<void> {
+  const probe = probeImage(file);
+  if (capacityBytes < probe.capacityBytes) {
+    throw new ImageError(
+      'invalid',
+      `cannot shrink '${path.basename(file)}' from ${probe.capacityBytes} to ${capacityBytes} bytes: shrinking would cut off the guest's data (only growing is supported)`,
+    );
+  }
+  if (capacityBytes === probe.capacityBytes) return;
+  if (probe.format === 'qcow2') {
+    await run(await qemuImg(), ['resize', '-q', file, String(capacityBytes)]);
+  } else if (probe.format === 'raw') {
+    // One ftruncate: the file has either the old or the new size; the new part is a hole.
+    const fd = fs.openSync(file, 'r+');
+    try {
+      fs.ftruncateSync(fd, capacityBytes);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } else {
+    throw new ImageError('unsupported', `cannot resize '${path.basename(file)}': ${probe.format} images have a fixed size`);
+  }
+}
+
+/**
+ * virsh's capacity argument: a number of bytes, or with a suffix in powers of 1024 (K, M, G, T, P,
+ * E, also KiB…) or of 1000 (KB, MB…), case-insensitive, as virsh's vshCommandOptScaledInt reads it.
+ */
+export function parseCapacity(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  if (!m) throw new ImageError('invalid', `invalid capacity '${text}': expected a number of bytes, optionally with a suffix (K, M, G, T)`);
+  const unit = m[2].toLowerCase();
+  const powers: Record<string, number> = { '': 0, b: 0, k: 1, m: 2, g: 3, t: 4, p: 5, e: 6 };
+  const letter = unit.slice(0, 1) || '';
+  const rest = unit.slice(1);
+  if (!(letter in powers) || !['', 'b', 'ib'].includes(rest) || (letter === 'b' && rest)) {
+    throw new ImageError('invalid', `invalid capacity '${text}': unknown suffix '${m[2]}' (use K, M, G, T, P, E; KB… for powers of 1000)`);
+  }
+  const base = rest === 'b' ? 1000 : 1024;
+  const bytes = Number(m[1]) * base ** powers[letter];
+  if (!Number.isSafeInteger(Math.round(bytes)) || bytes <= 0) throw new ImageError('invalid', `invalid capacity '${text}': out of range`);
+  return Math.round(bytes);
+}

@@ -1,0 +1,222 @@
+// Storage pools and volumes, libvirt style: a pool is a host directory (type 'dir'), its volumes
+// are the image files in it. The `default` pool lives in the data dir and is created on first use;
+// other pools are defined by a small JSON file each under storage/pools/ (written atomically).
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import type { PoolInfo, VolumeInfo } from '../../../shared/api.js';
+import { writeFileAtomic } from '../../common/fsutil.js';
+import { HostError } from '../host.js';
+import { cloneImage, createImage, ImageError, probeImage, resizeImage } from './image.js';
+import { samePath, type DiskUser } from './in-use.js';
+
+export const DEFAULT_POOL = 'default';
+
+/** A pool definition as stored (storage/pools/<name>.json). */
+export const PoolDefinition = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/),
+    type: z.literal('dir'),
+    path: z.string().refine((p) => path.isAbsolute(p), 'must be an absolute path'),
+    autostart: z.boolean().default(true),
+  })
+  .strict();
+export type PoolDefinition = z.infer<typeof PoolDefinition>;
+
+export interface StoragePaths {
+  /** The default pool's directory. */
+  images: string;
+  /** Pool definitions. */
+  pools: string;
+}
+
+export class Storage {
+  constructor(
+    private readonly paths: StoragePaths,
+    /** Every domain's disks (persistent and live definitions), for usedBy and in-use checks. */
+    private readonly users: () => DiskUser[],
+  ) {}
+
+  /** The default pool first, then the others by name. */
+  definitions(): PoolDefinition[] {
+    const defs = new Map<string, PoolDefinition>([[DEFAULT_POOL, { name: DEFAULT_POOL, type: 'dir', path: this.paths.images, autostart: true }]]);
+    let files: string[] = [];
+    try {
+      files = fs.readdirSync(this.paths.pools).filter((f) => f.endsWith('.json'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const file of files.sort()) {
+      const parsed = PoolDefinition.safeParse(readJson(path.join(this.paths.pools, file)));
+      if (parsed.success) defs.set(parsed.data.name, parsed.data);
+    }
+    return [...defs.values()];
+  }
+
+  /** Defines (or redefines) a directory pool; the directory is created when the pool is first used. */
+  definePool(def: PoolDefinition): PoolInfo {
+    const parsed = PoolDefinition.parse(def);
+    writeFileAtomic(path.join(this.paths.pools, `${parsed.name}.json`), `${JSON.stringify(parsed, null, 2)}\n`);
+    return this.poolInfo(parsed);
+  }
+
+  listPools(): PoolInfo[] {
+    return this.definitions().map((d) => this.poolInfo(d));
+  }
+
+  pool(name: string): PoolDefinition {
+    const def = this.definitions().find((d) => d.name === name);
+    if (!def) throw new HostError('invalid-arg', `Storage pool not found: no storage pool with matching name '${name}'`);
+    return def;
+  }
+
+  /** The pool's directory, made when missing (the default pool on first use). */
+  poolDir(name: string): string {
+    const def = this.pool(name);
+    fs.mkdirSync(def.path, { recursive: true });
+    return def.path;
+  }
+
+  listVolumes(pool: string): VolumeInfo[] {
+    const dir = this.poolDir(pool);
+    const users = this.users();
+    return fs
+      .readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isFile() && !e.name.startsWith('.'))
+      .map((e) => e.name)
+      .sort()
+      .map((name) => this.describe(pool, name, path.join(dir, name), users));
+  }
+
+  async createVolume(pool: string, name: string, capacityBytes: number, format: 'raw' | 'qcow2'): Promise<VolumeInfo> {
+    const file = this.volumePath(pool, name);
+    await imageOp(`cannot create volume '${name}'`, () => createImage(file, capacityBytes, format));
+    return this.describe(pool, name, file);
+  }
+
+  async cloneVolume(pool: string, source: string, name: string): Promise<VolumeInfo> {
+    const from = this.resolve(source, pool);
+    const file = this.volumePath(from.pool, name);
+    const writer = this.runningWriter(from.path);
+    // A disk a guest is writing is not a consistent copy (libvirt refuses the same way).
+    if (writer) throw new HostError('operation-invalid', `Requested operation is not valid: volume '${from.name}' is in use by running domain '${writer}'; shut it down first`);
+    await imageOp(`cannot clone volume '${from.name}'`, () => cloneImage(from.path, file));
+    return this.describe(from.pool, name, file);
+  }
+
+  async resizeVolume(pool: string, volume: string, capacityBytes: number): Promise<VolumeInfo> {
+    const vol = this.resolve(volume, pool);
+    const user = this.runningUsers(vol.path)[0];
+    if (user) throw new HostError('operation-invalid', `Requested operation is not valid: volume '${vol.name}' is in use by running domain '${user.name}'; v86 cannot grow a disk under a running guest`);
+    await imageOp(`cannot resize volume '${vol.name}'`, () => resizeImage(vol.path, capacityBytes));
+    return this.describe(vol.pool, vol.name, vol.path);
+  }
+
+  deleteVolume(pool: string, volume: string): void {
+    const vol = this.resolve(volume, pool);
+    const user = this.runningUsers(vol.path)[0];
+    if (user) throw new HostError('operation-invalid', `Requested operation is not valid: volume '${vol.name}' is in use by running domain '${user.name}'`);
+    fs.rmSync(vol.path);
+    const dfd = fs.openSync(path.dirname(vol.path), 'r');
+    try {
+      fs.fsyncSync(dfd);
+    } finally {
+      fs.closeSync(dfd);
+    }
+  }
+
+  /** A volume by pool + name, by name in any pool, or by the path of a file in a pool. */
+  volumeInfo(volume: string, pool?: string): VolumeInfo {
+    const vol = this.resolve(volume, pool);
+    return this.describe(vol.pool, vol.name, vol.path);
+  }
+
+  /** Finds a volume the way virsh does: a path (of a file inside a pool), else a name in `pool` (or in any pool). */
+  resolve(volume: string, pool?: string): { pool: string; name: string; path: string } {
+    if (volume.includes('/')) {
+      const file = path.resolve(volume);
+      const owner = this.definitions().find((d) => path.dirname(file) === path.resolve(d.path) && (!pool || d.name === pool));
+      if (owner && isFile(file)) return { pool: owner.name, name: path.basename(file), path: file };
+      throw new HostError('invalid-arg', `Storage volume not found: no storage vol with matching path '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
+    }
+    const pools = pool ? [this.pool(pool)] : this.definitions();
+    for (const def of pools) {
+      const file = path.join(def.path, volume);
+      if (isFile(file)) return { pool: def.name, name: volume, path: file };
+    }
+    throw new HostError('invalid-arg', `Storage volume not found: no storage vol with matching name '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
+  }
+
+  private volumePath(pool: string, name: string): string {
+    if (name.includes('/') || name.startsWith('.')) throw new HostError('invalid-arg', `invalid volume name '${name}'`);
+    return path.join(this.poolDir(pool), name);
+  }
+
+  private runningUsers(file: string): DiskUser[] {
+    return this.users().filter((u) => u.running && u.disks.some((d) => d.source && samePath(d.source, file)));
+  }
+
+  private runningWriter(file: string): string | undefined {
+    return this.users().find((u) => u.running && u.disks.some((d) => d.source && samePath(d.source, file) && d.device === 'disk' && !d.readonly))?.name;
+  }
+
+  private describe(pool: string, name: string, file: string, users = this.users()): VolumeInfo {
+    let probe;
+    try {
+      probe = probeImage(file);
+    } catch {
+      probe = { format: 'unknown' as const, capacityBytes: 0, allocationBytes: 0 };
+    }
+    const usedBy = users.filter((u) => u.disks.some((d) => d.source && samePath(d.source, file))).map((u) => u.name);
+    return { pool, name, path: file, ...probe, usedBy: [...new Set(usedBy)] };
+  }
+
+  private poolInfo(def: PoolDefinition): PoolInfo {
+    let capacityBytes = 0;
+    let availableBytes = 0;
+    let allocationBytes = 0;
+    let state: PoolInfo['state'] = 'inactive';
+    try {
+      fs.mkdirSync(def.path, { recursive: true });
+      const st = fs.statfsSync(def.path);
+      capacityBytes = st.blocks * st.bsize;
+      availableBytes = st.bavail * st.bsize;
+      // libvirt's dir pool reports the filesystem's used space as the allocation.
+      allocationBytes = (st.blocks - st.bfree) * st.bsize;
+      state = 'running';
+    } catch {
+      // An unusable directory (gone, no permission) is an inactive pool, as libvirt shows it.
+    }
+    return { name: def.name, type: def.type, path: def.path, state, autostart: def.autostart, capacityBytes, allocationBytes, availableBytes };
+  }
+}
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function isFile(file: string): boolean {
+  try {
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Runs an image operation; its errors become API errors naming the volume. */
+async function imageOp(context: string, op: () => Promise<void>): Promise<void> {
+  try {
+    await op();
+  } catch (err) {
+    if (err instanceof ImageError) {
+      const code = err.kind === 'unsupported' ? 'unsupported' : err.kind === 'exists' ? 'operation-invalid' : 'invalid-arg';
+      throw new HostError(code, `${context}: ${err.message}`);
+    }
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    throw new HostError('internal', `${context}: ${(e.stderr || e.message).trim()}`);
+  }
+}
