@@ -7,6 +7,7 @@
 #   build/guests/tiny.iso   ISOLINUX ISO (El Torito + isohybrid MBR) booting vmlinuz + initrd.gz
 #   build/guests/disk.img   raw disk: MBR (syslinux mbr.bin) + one bootable ext2 partition at sector
 #                           2048 with /boot/{vmlinuz,initrd.gz,extlinux.conf} and EXTLINUX installed
+#                           (vmlinuz-<ver> and initrd.img-<ver> are hard links to the same files)
 #
 # usage: build/guests/build-guests.sh [--force] [--extlinux-mount]
 #   --force           rebuild every output (otherwise an output newer than all its inputs is kept)
@@ -247,6 +248,10 @@ else
   D=$WORK/disk
   rm -rf "$D"; mkdir -p "$D/root/boot"
   cp "$HERE/vmlinuz" "$HERE/initrd.gz" "$D/root/boot/"
+  # Debian's names too (hard links: no extra space), so a disk without extlinux.conf still boots
+  # by pygrub's rule: the newest /boot/vmlinuz-<version> and its /boot/initrd.img-<version>.
+  ln "$D/root/boot/vmlinuz" "$D/root/boot/vmlinuz-$KVER"
+  ln "$D/root/boot/initrd.gz" "$D/root/boot/initrd.img-$KVER"
   bootcfg extlinux >"$D/root/boot/extlinux.conf"
   part_kb=$(( DISK_MB * 1024 - PART_START / 2 ))
 

@@ -92,7 +92,7 @@ export function handlers(svc: HostServices): HandlerTable {
     },
     'volume.info': (p) => ({ volume: host.storage.volumeInfo(p.volume, p.pool) }),
     'host.browse': (p) => browse(p.path ?? host.storage.poolDir('default'), p.filter),
-    'host.inspectImage': notYet('host.inspectImage'),
+    'host.inspectImage': async (p) => (await import('./image-inspect.js')).inspectImageFile(p.path),
     'catalogue.list': () => catalogueList(host),
     'download.start': (p) => downloadCall(async () => ({ download: await host.downloads.start(p.entry, p.pool) })),
     'download.cancel': (p) => downloadCall(async () => ({ download: await host.downloads.cancel(p.id) })),

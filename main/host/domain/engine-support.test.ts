@@ -94,12 +94,25 @@ describe('v86 support: fixtures', () => {
     assert.ok(!messages(result).some((m) => m.includes('attached as IDE')), 'IDE disks need no warning');
   });
 
-  test('Xen PV with pygrub: runs as a PC with the disks on IDE', () => {
+  test('Xen PV with pygrub: pygrub is accepted (run at start), the disks go on IDE', () => {
     const result = check(fixture('xen-pv-pygrub'));
     assert.deepEqual(result.errors, []);
-    assert.ok(messages(result).includes('bootloader pygrub is not run; v86 boots the disk through its BIOS'));
+    assert.ok(!messages(result).some((m) => m.includes('bootloader')), messages(result).join('\n'));
     assert.ok(messages(result).some((m) => m.startsWith("Xen paravirtualized guest (os type 'linux')")));
     assert.ok(messages(result).includes('disk xvda (xen bus) is attached as IDE'));
+  });
+
+  test('pygrub: needs a disk; a <kernel> wins over it; other boot loaders are not run', () => {
+    const pygrub = (devices: string, os = `<type arch='i686'>hvm</type>`): EngineSupport =>
+      check(v86Xml({ os, devices }).replace('<os>', '<bootloader>/usr/lib/xen/bin/pygrub</bootloader><os>'));
+    assert.deepEqual(pygrub(`<disk device='disk'><source file='/d.img'/><target dev='xvda'/></disk>`).errors, []);
+    assert.deepEqual(pygrub(`<disk device='cdrom'><target dev='hdc'/></disk>`).errors, [
+      'nothing to boot: no <kernel>, and no disk or CD-ROM with a source image',
+    ]);
+    const withKernel = pygrub(`<disk device='disk'><source file='/d.img'/><target dev='hda'/></disk>`, `<type>hvm</type><kernel>/k</kernel>`);
+    assert.ok(messages(withKernel).includes('bootloader /usr/lib/xen/bin/pygrub is not run: the <kernel> given boots directly'));
+    const other = check(v86Xml().replace('<os>', '<bootloader>/usr/bin/grub-xen</bootloader><os>'));
+    assert.ok(messages(other).includes('bootloader /usr/bin/grub-xen is not run; v86 boots the disk through its BIOS'));
   });
 
   test('v86 direct kernel boot needs nothing changed', () => {

@@ -3,6 +3,7 @@
 // the guest cannot run without is an error.
 
 import type { DefinitionWarning, DiskConfig, DomainConfig } from '../../../shared/domain.js';
+import { isPygrub } from '../bootloader.js';
 import { childElements, firstChild, type XmlElement } from './xml.js';
 
 export type Engine = 'v86';
@@ -22,7 +23,7 @@ const V86_MIN_MEMORY_KiB = 16 * MiB;
 /** v86 is a 32-bit PC: its CPU clamps guest RAM to just under 2 GiB (2 GiB − 128 KiB). */
 export const V86_MAX_MEMORY_KiB = 2 * GiB - MiB;
 /** v86 copies the initrd to this guest-physical address, whatever the memory size. */
-const V86_INITRD_ADDRESS_KiB = 64 * MiB;
+export const V86_INITRD_ADDRESS_KiB = 64 * MiB;
 
 const X86_ARCHES = new Set(['i686', 'i586', 'i486', 'i386', 'x86_64']);
 /** Formats v86 can read as a flat image; 'iso' is libvirt's name for raw CD images. */
@@ -122,7 +123,11 @@ function checkCpuAndOs(config: DomainConfig, report: Report): void {
   } else if (os.type !== 'hvm') {
     report.error(`os type '${os.type}' cannot run on v86, which only runs full PC guests (hvm)`);
   }
-  if (os.bootloader) {
+  if (isPygrub(os.bootloader)) {
+    // pygrub is run in-process at every start (main/host/bootloader.ts) unless a <kernel> is given.
+    // Without a disk, checkDisks reports that there is nothing to boot.
+    if (os.kernel) report.warn('bootloader', `bootloader ${os.bootloader} is not run: the <kernel> given boots directly`);
+  } else if (os.bootloader) {
     report.warn('bootloader', `bootloader ${os.bootloader} is not run; v86 boots the disk through its BIOS`);
   }
 }

@@ -19,7 +19,8 @@ import {
   type RunnerOps,
   type ScreenshotResult,
 } from '../../../runner/protocol.js';
-import { checkEngineSupport, GUEST_AGENT_CHANNEL, V86_MAX_MEMORY_KiB } from '../../domain/engine-support.js';
+import { BootloaderError, resolveBootloader, usesBootloader } from '../../bootloader.js';
+import { checkEngineSupport, GUEST_AGENT_CHANNEL, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from '../../domain/engine-support.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../paths.js';
@@ -65,6 +66,14 @@ export class V86Driver implements EngineDriver {
     }
     fs.rmSync(stateDir, { recursive: true, force: true });
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    if (usesBootloader(config)) {
+      try {
+        Object.assign(runnerConfig, pygrubBoot(doc, stateDir, runnerConfig.memoryBytes));
+      } catch (err) {
+        fs.rmSync(stateDir, { recursive: true, force: true });
+        throw err;
+      }
+    }
     writeFileAtomic(path.join(stateDir, 'runner.json'), JSON.stringify(runnerConfig, null, 2), 0o600);
     // The live definition, for a host that re-attaches later.
     writeFileAtomic(path.join(stateDir, LIVE_XML), serializeDomainXml(doc), 0o600);
@@ -360,6 +369,24 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     fs.rmSync(this.stateDir, { recursive: true, force: true });
     this.emit('exit', { reason, detail });
   }
+}
+
+/** The kernel pygrub picks from the disk, checked against what v86 can boot. */
+function pygrubBoot(doc: DomainDocument, stateDir: string, memoryBytes: number): Pick<RunnerConfig, 'kernel' | 'initrd' | 'cmdline'> {
+  let boot;
+  try {
+    boot = resolveBootloader(doc, stateDir);
+  } catch (err) {
+    if (err instanceof BootloaderError) throw new EngineError(err.message);
+    throw err;
+  }
+  if (boot.arch === 'x86_64') throw new EngineError(`pygrub: ${boot.description}: ${boot.archReason}; v86 runs 32-bit x86 guests only`);
+  const initrdBytes = boot.initrd ? fs.statSync(boot.initrd).size : 0;
+  if (boot.initrd && memoryBytes <= V86_INITRD_ADDRESS_KiB * 1024 + initrdBytes) {
+    throw new EngineError(`pygrub: memory ${memoryBytes >> 20} MiB is too small for the initrd (${initrdBytes} bytes), which v86 loads at 64 MiB`);
+  }
+  log('info', `pygrub for '${doc.config.name}': ${boot.description}; cmdline '${boot.cmdline}'`);
+  return { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline || undefined };
 }
 
 function hasAgentChannel(doc: DomainDocument): boolean {

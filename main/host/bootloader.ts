@@ -1,0 +1,96 @@
+// pygrub-style boot (libvirt's Xen convention <bootloader>pygrub</bootloader>): at every start the
+// kernel and initrd are read afresh from the guest's disk image, in user space, and written into
+// the domain's state directory, so a kernel upgraded inside the guest is the one that boots next.
+// Every engine calls this one function before its direct kernel boot.
+import path from 'node:path';
+import type { DomainConfig } from '../../shared/domain.js';
+import { writeFileAtomic } from '../common/fsutil.js';
+import { BootError, chooseBoot, DiskImage, FsImageError, parseBootloaderArgs, type KernelFacts } from '../fsimage/index.js';
+import type { DomainDocument } from './domain/xml.js';
+
+export class BootloaderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BootloaderError';
+  }
+}
+
+export interface ResolvedBoot {
+  /** Host paths of the extracted files (inside the output directory). */
+  kernel: string;
+  initrd?: string;
+  cmdline: string;
+  /** What was chosen, for the log: "extlinux.conf entry 'domus' on partition 1". */
+  description: string;
+  /** The disk image the kernel came from. */
+  disk: string;
+  arch: KernelFacts['arch'];
+  archReason: string;
+}
+
+/** pygrub by any path (/usr/bin/pygrub, /usr/lib/xen/bin/pygrub). */
+export function isPygrub(bootloader: string | undefined): boolean {
+  return bootloader !== undefined && path.basename(bootloader) === 'pygrub';
+}
+
+/** True when this definition boots through pygrub (a <kernel> given outright takes precedence). */
+export function usesBootloader(config: DomainConfig): boolean {
+  return isPygrub(config.os.bootloader) && !config.os.kernel;
+}
+
+/** The image pygrub reads: the first hard disk with a source, else the first CD-ROM with one. */
+export function bootloaderDisk(config: DomainConfig): DomainConfig['disks'][number] | undefined {
+  return (
+    config.disks.find((d) => d.device === 'disk' && d.source !== undefined) ??
+    config.disks.find((d) => d.device === 'cdrom' && d.source !== undefined)
+  );
+}
+
+/**
+ * Reads the kernel, initrd and command line pygrub would choose, writes the files into `outDir`
+ * (pygrub-kernel, pygrub-initrd) and returns their paths. The domain's <cmdline> is appended to the
+ * entry's arguments, as libxl passes it to pygrub as --args.
+ */
+export function resolveBootloader(doc: DomainDocument, outDir: string): ResolvedBoot {
+  const { config } = doc;
+  const disk = bootloaderDisk(config);
+  if (!disk?.source) throw new BootloaderError('pygrub: the domain has no disk with a source image to boot from');
+  if (disk.format !== 'raw' && disk.format !== 'iso') {
+    throw new BootloaderError(`pygrub: disk ${disk.target} is ${disk.format}; only raw images can be read`);
+  }
+  let img: DiskImage;
+  try {
+    const opts = parseBootloaderArgs(config.os.bootloaderArgs);
+    img = DiskImage.open(disk.source);
+    try {
+      const choice = chooseBoot(img, opts, config.os.cmdline);
+      const kernel = path.join(outDir, 'pygrub-kernel');
+      writeFileAtomic(kernel, choice.kernel, 0o600);
+      let initrd: string | undefined;
+      if (choice.initrd) {
+        initrd = path.join(outDir, 'pygrub-initrd');
+        writeFileAtomic(initrd, choice.initrd, 0o600);
+      }
+      const what =
+        choice.how === 'config'
+          ? `${choice.configFile} entry '${choice.label}'`
+          : choice.how === 'newest'
+            ? `newest kernel (no boot loader configuration)`
+            : 'kernel given by --kernel';
+      return {
+        kernel,
+        initrd,
+        cmdline: choice.cmdline,
+        description: `${what}: ${choice.kernelPath}${choice.initrdPath ? ` + ${choice.initrdPath}` : ''} on ${choice.where} of ${disk.source}`,
+        disk: disk.source,
+        arch: choice.facts.arch,
+        archReason: choice.facts.reason,
+      };
+    } finally {
+      img.close();
+    }
+  } catch (err) {
+    if (err instanceof BootError || err instanceof FsImageError) throw new BootloaderError(`pygrub: ${disk.source}: ${err.message}`);
+    throw err;
+  }
+}
