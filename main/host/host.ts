@@ -27,6 +27,7 @@ import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
 import { log } from './log.js';
 import { completeInstall, installTimeDocument, pendingInstall } from './domain/install-boot.js';
+import { inspectImage } from '../fsimage/index.js';
 import { checkSpec } from './new-domain-checks.js';
 import { specToXml } from './new-domain.js';
 import { loadCatalogue } from './downloads/catalogue.js';
@@ -205,7 +206,7 @@ export class Host extends EventEmitter<HostEvents> {
 
   /** The New VM wizard's spec: refused when the guest could not start (missing files, wrong architecture). */
   async create(spec: NewDomainSpec): Promise<{ domain: DomainSummary; warnings: DefinitionWarning[] }> {
-    const problems = await checkSpec(spec);
+    const problems = await checkSpec(spec, async (file) => inspectImage(file));
     if (problems.length) throw new HostError('invalid-arg', problems.join('; '));
     return this.define(specToXml(spec));
   }
