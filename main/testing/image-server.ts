@@ -21,8 +21,7 @@ export interface ImageServer {
  * the first request without a Range header; /error/<name> answers 500; /slow/<name> sends 64 KiB
  * every 200 ms; /sums/SHA256SUMS lists the payload's hash for every name.
  */
-export async function startImageServer(size = 3 * 1024 * 1024): Promise<ImageServer> {
-  const payload = randomBytes(size);
+export async function startImageServer(payload: Buffer = randomBytes(3 * 1024 * 1024)): Promise<ImageServer> {
   const sha256 = createHash('sha256').update(payload).digest('hex');
   const ranges: string[] = [];
   let dropped = false;
