@@ -302,7 +302,8 @@ export interface Results {
   'domain.define': { domain: DomainSummary; warnings: DefinitionWarning[] };
   'domain.create': { domain: DomainSummary; warnings: DefinitionWarning[] };
   'domain.undefine': Record<string, never>;
-  'domain.start': { domain: DomainSummary };
+  /** warnings: which engine (and accelerator) runs the domain, when that is worth a word. */
+  'domain.start': { domain: DomainSummary; warnings?: DefinitionWarning[] };
   'domain.destroy': { domain: DomainSummary };
   'domain.suspend': { domain: DomainSummary };
   'domain.resume': { domain: DomainSummary };

@@ -84,5 +84,6 @@ export function simpleDomainOp(
     const api = await client();
     const r = await attempt(`Failed to ${failVerb} domain '${name}'`, () => api.call(method, { domain: name }));
     process.stdout.write(`Domain '${r.domain.name}' ${verb}\n\n`);
+    if ('warnings' in r) for (const w of r.warnings ?? []) process.stderr.write(`warning: ${w.message}\n`);
   };
 }

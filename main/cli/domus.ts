@@ -4,11 +4,12 @@ import { CliError, DEFAULT_URI, parseArgs, type Command } from './command.js';
 import { domainCommands } from './commands/domain.js';
 import { hostCommands } from './commands/host.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
+import { qemuCommands } from './commands/qemu.js';
 import { storageCommands } from './commands/storage.js';
 import { connectHost } from './connect.js';
 
-const SUPPORTED_URIS = new Set([DEFAULT_URI, 'v86:///system']);
-const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...hostCommands, ...storageCommands };
+const SUPPORTED_URIS = new Set([DEFAULT_URI, 'v86:///system', 'qemu:///session']);
+const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...hostCommands, ...storageCommands, ...qemuCommands };
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `    ${name.padEnd(14)}${c.help}\n        ${c.usage}`);

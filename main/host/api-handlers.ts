@@ -44,7 +44,10 @@ export function handlers(svc: HostServices): HandlerTable {
       host.undefine(p.domain, p.force);
       return {};
     },
-    'domain.start': async (p) => ({ domain: await host.start(p.domain) }),
+    'domain.start': async (p) => {
+      const domain = await host.start(p.domain);
+      return { domain, warnings: host.startNotes(p.domain) };
+    },
     'domain.destroy': async (p) => ({ domain: await host.destroy(p.domain) }),
     'domain.shutdown': (p) => host.shutdown(p.domain, p.mode, p.timeoutSec),
     'domain.reboot': async (p) => ({ domain: await host.reboot(p.domain) }),
@@ -97,9 +100,9 @@ export function handlers(svc: HostServices): HandlerTable {
     'download.start': (p) => downloadCall(async () => ({ download: await host.downloads.start(p.entry, p.pool) })),
     'download.cancel': (p) => downloadCall(async () => ({ download: await host.downloads.cancel(p.id) })),
     'download.list': () => ({ downloads: host.downloads.list() }),
-    'host.connections': notYet('host.connections'),
-    'host.setAccel': notYet('host.setAccel'),
-    'domain.toNative': notYet('domain.toNative'),
+    'host.connections': () => ({ connections: host.engines.connections() }),
+    'host.setAccel': async (p) => ({ connection: await host.engines.setAccel(p.mode) }),
+    'domain.toNative': async (p) => ({ argv: await host.toNative(p.domain, p.xml) }),
     'domain.serialOpen': (p, session) => {
       const { uuid, history } = host.serialHistory(p.domain);
       session.serialUuids.add(uuid);

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { PNG } from 'pngjs';
 import type { DomainSummary, Events } from '../../shared/api.js';
 import { processAlive } from '../common/fsutil.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, until } from '../testing/harness.js';
+import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../testing/harness.js';
 
 const BOOT_TIMEOUT = 120_000;
 
@@ -18,7 +18,7 @@ function distinctColours(png: Buffer): number {
   return seen.size;
 }
 
-describe('boot through the host API', { timeout: 600_000 }, () => {
+for (const engine of ENGINES) describe(`boot through the host API (${engine})`, { timeout: 600_000, skip: engineSkip(engine) }, () => {
   let t: TestHost;
   const lifecycle: Events['domain.lifecycle'][] = [];
   before(async () => {
@@ -30,17 +30,16 @@ describe('boot through the host API', { timeout: 600_000 }, () => {
   });
 
   it('boots the PV sample (kernel + initrd) to DOMUS-GUEST-READY and drives it', async () => {
-    const created = await t.client.call('domain.create', {
-      spec: { name: 'pv', memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } },
-    });
-    assert.equal(created.domain.state, 'shutoff');
+    await createOn(t.client, { name: 'pv', memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } }, engine);
+    assert.equal((await t.client.call('domain.info', { domain: 'pv' })).state, 'shutoff');
     const t0 = Date.now();
     const started = await t.client.call('domain.start', { domain: 'pv' });
     assert.equal(started.domain.state, 'running');
     assert.equal(started.domain.reason, 'booted');
+    assert.equal(started.domain.engine, engine);
     const serial = await SerialWatch.open(t.client, 'pv');
     await serial.wait(/DOMUS-GUEST-READY/, BOOT_TIMEOUT);
-    console.log(`# PV cold boot to DOMUS-GUEST-READY through Domus: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`# PV cold boot (${engine}) to DOMUS-GUEST-READY through Domus: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
     assert.match(await serial.sh('echo $((6*7))'), /^42$/m);
 
@@ -79,14 +78,14 @@ describe('boot through the host API', { timeout: 600_000 }, () => {
     it(`boots the HVM sample from ${kind === 'cdrom' ? 'tiny.iso' : 'disk.img'} through SeaBIOS`, async () => {
       const name = `hvm-${kind}`;
       const boot = kind === 'cdrom' ? { kind, iso: guest('tiny.iso') } : { kind, disk: guest('disk.img') };
-      await t.client.call('domain.create', { spec: { name, memoryMiB: 128, vcpus: 1, boot } });
+      await createOn(t.client, { name, memoryMiB: 128, vcpus: 1, boot }, engine);
       const stats: number[] = [];
       t.client.on('domain.stats', (s) => stats.push(s.cpuPercent));
       const t0 = Date.now();
       await t.client.call('domain.start', { domain: name });
       const serial = await SerialWatch.open(t.client, name);
       await serial.wait(/DOMUS-GUEST-READY/, BOOT_TIMEOUT);
-      console.log(`# HVM (${kind}) cold boot to DOMUS-GUEST-READY: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      console.log(`# HVM (${kind}, ${engine}) cold boot to DOMUS-GUEST-READY: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       assert.match(await serial.sh('echo $((6*7))'), /^42$/m);
       assert.ok(stats.some((p) => p > 0), 'the host reported CPU usage for the guest by events');
       const { domains } = await t.client.call('domain.list', { all: true });

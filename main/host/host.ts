@@ -21,8 +21,8 @@ import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateRea
 import { writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop, setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
 import { DomainXmlError, ensureUuid, parseDomainXml, serializeDomainXml, type DomainDocument } from './domain/xml.js';
-import type { EngineDriver, ExitReason, LiveDomain } from './drivers/driver.js';
-import { V86Driver } from './drivers/v86/driver.js';
+import type { ExitReason, LiveDomain } from './drivers/driver.js';
+import { Engines } from './drivers/table.js';
 import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
 import { log } from './log.js';
@@ -78,13 +78,15 @@ interface DomainRecord {
   lastStats?: { cpuTimeMs: number; at: number };
   serialHistory: Buffer[];
   serialHistoryBytes: number;
+  /** Which engine (and accelerator) runs the domain, told by domain.start. */
+  startNotes?: DefinitionWarning[];
 }
 
 type HostEvents = { [E in keyof Events]: [Events[E]] };
 
 export class Host extends EventEmitter<HostEvents> {
   private readonly domains = new Map<string, DomainRecord>();
-  private readonly driver: EngineDriver;
+  readonly engines: Engines;
   private nextId = 1;
   readonly startedAt = Date.now();
   readonly jobs = new Jobs();
@@ -101,7 +103,7 @@ export class Host extends EventEmitter<HostEvents> {
       catalogue: () => loadCatalogue(),
     });
     this.downloads.on('progress', (download) => this.emit('download.progress', { download }));
-    this.driver = new V86Driver(paths.run);
+    this.engines = new Engines(paths.home, paths.run);
     this.storage = new Storage(paths, () => this.diskUsers());
     this.jobs.on('progress', (job) => this.emit('job.progress', { job }));
     this.jobs.on('completed', (job) => this.emit('job.completed', { job }));
@@ -127,7 +129,8 @@ export class Host extends EventEmitter<HostEvents> {
         log('error', `skipping unreadable definition ${full}: ${(err as Error).message}`);
       }
     }
-    const found = await this.driver.reattachAll();
+    const found = new Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>();
+    for (const driver of this.engines.all()) for (const [uuid, result] of await driver.reattachAll()) found.set(uuid, result);
     for (const [uuid, result] of found) {
       const rec = this.domains.get(uuid);
       if ('exited' in result) {
@@ -160,7 +163,7 @@ export class Host extends EventEmitter<HostEvents> {
     } catch (err) {
       firmware = { problem: (err as Error).message };
     }
-    return { pid: process.pid, version: VERSION, uri: this.driver.uri, home: this.paths.home, startedAt: this.startedAt, firmware };
+    return { pid: process.pid, version: VERSION, uri: this.engines.v86.uri, home: this.paths.home, startedAt: this.startedAt, firmware };
   }
 
   list(): DomainSummary[] {
@@ -313,6 +316,23 @@ export class Host extends EventEmitter<HostEvents> {
     return this.summary(rec);
   }
 
+  /** The engine notes of the domain's last start (which engine and accelerator run it). */
+  startNotes(ref: string): DefinitionWarning[] {
+    return this.lookup(ref).startNotes ?? [];
+  }
+
+  /** virsh domxml-to-native qemu-argv, for a defined domain or a definition given as XML. */
+  async toNative(ref: string | undefined, xml: string | undefined): Promise<string[]> {
+    if ((ref === undefined) === (xml === undefined)) throw new HostError('invalid-arg', 'give either a domain or a definition (xml), not both');
+    const rec = ref !== undefined ? this.lookup(ref) : undefined;
+    const doc = rec ? (rec.liveDoc ?? rec.doc) : this.parse(xml!);
+    try {
+      return await this.engines.toNative(doc);
+    } catch (err) {
+      throw new HostError('unsupported', (err as Error).message);
+    }
+  }
+
   async destroy(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
@@ -423,7 +443,7 @@ export class Host extends EventEmitter<HostEvents> {
     const source = path.resolve(file);
     let header;
     try {
-      header = this.driver.readStateHeader(source);
+      header = this.engines.forStateFile(source).readStateHeader(source);
     } catch (err) {
       throw new HostError('invalid-arg', (err as Error).message);
     }
@@ -470,7 +490,7 @@ export class Host extends EventEmitter<HostEvents> {
       const disk = setMedia(doc, p.target, source);
       const drive = rec.liveDoc!.config.disks.find((d) => d.device === 'cdrom');
       if (!rec.live!.changeMedia || drive?.target !== disk.target) {
-        throw new HostError('unsupported', `unsupported: the ${this.driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
+        throw new HostError('unsupported', `unsupported: the ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
       }
       await rec.live!.changeMedia(source).catch((err: Error) => {
         throw new HostError('engine-failed', `cannot change the medium of '${disk.target}': ${err.message}`);
@@ -490,7 +510,7 @@ export class Host extends EventEmitter<HostEvents> {
   attachDisk(ref: string, p: NewDisk & { live: boolean; config: boolean }): { domain: DomainSummary; target: string } {
     const rec = this.lookup(ref);
     const { live, config } = this.deviceScope(rec, p);
-    if (live) throw new HostError('unsupported', `unsupported: ${this.driver.engine} cannot hot-plug disks, use --config`);
+    if (live) throw new HostError('unsupported', `unsupported: ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-plug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     const target = addDisk(draft, { ...p, source: p.source === undefined ? undefined : path.resolve(p.source) });
     if (config) this.persist(rec, draft);
@@ -502,7 +522,7 @@ export class Host extends EventEmitter<HostEvents> {
   detachDisk(ref: string, p: { target: string; live: boolean; config: boolean }): DomainSummary {
     const rec = this.lookup(ref);
     const { live, config } = this.deviceScope(rec, p);
-    if (live) throw new HostError('unsupported', `unsupported: ${this.driver.engine} cannot hot-unplug disks, use --config`);
+    if (live) throw new HostError('unsupported', `unsupported: ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-unplug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     removeDisk(draft, p.target);
     if (config) this.persist(rec, draft);
@@ -640,8 +660,9 @@ export class Host extends EventEmitter<HostEvents> {
         : pendingInstall(rec.doc)
           ? installTimeDocument(rec.doc)
           : parseDomainXml(serializeDomainXml(rec.doc));
-      handle = await this.driver.start(liveDoc, { paused: opts.paused, restoreFrom: opts.restoreFrom });
+      handle = await this.engines.driverFor(liveDoc).driver.start(liveDoc, { paused: opts.paused, restoreFrom: opts.restoreFrom });
       rec.liveDoc = liveDoc;
+      rec.startNotes = this.engines.startNotes(liveDoc);
     } catch (err) {
       this.setState(rec, 'shutoff', restoring ? rec.reason : 'failed', null);
       throw new HostError('engine-failed', (err as Error).message);
@@ -676,7 +697,7 @@ export class Host extends EventEmitter<HostEvents> {
   }
 
   private supported(doc: DomainDocument): { warnings: DefinitionWarning[] } {
-    const support = this.driver.support(doc);
+    const support = this.engines.support(doc);
     if (support.errors.length) throw new HostError('unsupported', `unsupported configuration: ${support.errors.join('; ')}`);
     return support;
   }
@@ -797,7 +818,7 @@ export class Host extends EventEmitter<HostEvents> {
     return {
       doc,
       generation: generation(doc),
-      warnings: this.driver.support(doc).warnings,
+      warnings: this.engines.support(doc).warnings,
       persistent,
       state: 'shutoff',
       // What a new host can know of a domain it did not stop: a managed save means it was saved.
@@ -821,7 +842,7 @@ export class Host extends EventEmitter<HostEvents> {
       reason: rec.reason,
       step: rec.step,
       persistent: rec.persistent,
-      engine: this.driver.engine,
+      engine: this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine,
       memoryKiB: c.memoryKiB,
       currentMemoryKiB: c.currentMemoryKiB,
       vcpus: c.vcpus,

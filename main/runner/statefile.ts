@@ -26,6 +26,37 @@ export const STATE_ENGINE = 'v86';
 /** v86's npm version without build metadata ("0.5.462"): v86 may change its state layout in any release. */
 export const STATE_ENGINE_VERSION = (createRequire(import.meta.url)('v86/package.json') as { version: string }).version.replace(/\+.*$/, '');
 
+/** Which engine (and exact version) a state file must come from to be restored. */
+export interface StateEngine {
+  engine: string;
+  version: string;
+}
+const V86_STATE_ENGINE: StateEngine = { engine: STATE_ENGINE, version: STATE_ENGINE_VERSION };
+
+/** The engine named in a state file's header, read without checking anything else (to pick a driver). */
+export function peekStateEngine(file: string): string | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const prefix = Buffer.alloc(PREFIX_BYTES);
+    if (readExactly(fd, prefix, 0) < PREFIX_BYTES || !prefix.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+    const headerBytes = prefix.readUInt32LE(12);
+    if (headerBytes > MAX_HEADER_BYTES) return undefined;
+    const raw = Buffer.alloc(headerBytes);
+    readExactly(fd, raw, PREFIX_BYTES);
+    const engine = (JSON.parse(raw.toString('utf8')) as { engine?: unknown }).engine;
+    return typeof engine === 'string' ? engine : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** The emulated hardware a state belongs to; a restore needs exactly the same. */
 export interface StateMachine {
   memoryBytes: number;
@@ -109,7 +140,7 @@ interface Located {
 }
 
 /** Checks everything but the payload checksum; the file is only read. */
-function locate(fd: number, file: string): Located {
+function locate(fd: number, file: string, expect: StateEngine = V86_STATE_ENGINE): Located {
   const size = fs.fstatSync(fd).size;
   const fail = (why: string) => new StateFileError(`state file '${file}' ${why}`);
   const prefix = Buffer.alloc(PREFIX_BYTES);
@@ -139,8 +170,8 @@ function locate(fd: number, file: string): Located {
   }
   const header = parsed.data;
   if (header.format !== version) throw fail(`is corrupt: header format ${header.format}, file format ${version}`);
-  if (header.engine !== STATE_ENGINE || header.engineVersion !== STATE_ENGINE_VERSION) {
-    const ours = header.engine === STATE_ENGINE ? STATE_ENGINE_VERSION : `${STATE_ENGINE} ${STATE_ENGINE_VERSION}`;
+  if (header.engine !== expect.engine || header.engineVersion !== expect.version) {
+    const ours = header.engine === expect.engine ? expect.version : `${expect.engine} ${expect.version}`;
     throw fail(`was written by engine ${header.engine} ${header.engineVersion}, this is ${ours}`);
   }
   const end = PREFIX_BYTES + headerBytes + header.payloadBytes;
@@ -172,10 +203,15 @@ function checkPayload(file: string, header: StateHeader, digest: string): void {
  * Throws a StateFileError naming the file and the problem. The payload is hashed in chunks, so a
  * large file costs one read pass and little memory.
  */
-export function readStateHeader(file: string): StateHeader {
+export function readStateHeader(file: string, expect?: StateEngine): StateHeader {
+  return readStateFile(file, expect).header;
+}
+
+/** readStateHeader, plus where the payload starts (engines that stream it from the file). */
+export function readStateFile(file: string, expect?: StateEngine): { header: StateHeader; payloadOffset: number } {
   const fd = openForReading(file);
   try {
-    const { header, payloadOffset } = locate(fd, file);
+    const { header, payloadOffset } = locate(fd, file, expect);
     const hash = crypto.createHash('sha256');
     const chunk = Buffer.alloc(Math.min(IO_CHUNK_BYTES, Math.max(1, header.payloadBytes)));
     for (let done = 0; done < header.payloadBytes; ) {
@@ -186,7 +222,7 @@ export function readStateHeader(file: string): StateHeader {
       done += want;
     }
     checkPayload(file, header, hash.digest('hex'));
-    return header;
+    return { header, payloadOffset };
   } finally {
     fs.closeSync(fd);
   }
@@ -284,6 +320,66 @@ export async function writeStateFile(
     }
   } catch (err) {
     throw cannotWrite(err);
+  }
+  return { bytes: total, checksum };
+}
+
+/**
+ * writeStateFile for a payload that is already in a file (QEMU's migration stream): hashed in one
+ * pass, then copied behind the header with progress; same atomicity, abort and cleanup.
+ */
+export async function writeStateFileFrom(
+  file: string,
+  fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
+  payloadFile: string,
+  opts: WriteStateOptions = {},
+): Promise<{ bytes: number; checksum: string }> {
+  const payloadBytes = (await fs.promises.stat(payloadFile)).size;
+  const hash = crypto.createHash('sha256');
+  for await (const chunk of fs.createReadStream(payloadFile, { highWaterMark: IO_CHUNK_BYTES })) hash.update(chunk as Buffer);
+  const checksum = hash.digest('hex');
+  const header: StateHeader = { format: STATE_FORMAT_VERSION, ...fields, payloadBytes, payloadSha256: checksum };
+  const raw = Buffer.from(JSON.stringify(header), 'utf8');
+  const prefix = Buffer.alloc(PREFIX_BYTES);
+  MAGIC.copy(prefix, 0);
+  prefix.writeUInt32LE(STATE_FORMAT_VERSION, 8);
+  prefix.writeUInt32LE(raw.length, 12);
+  sha256(raw).copy(prefix, 16);
+  const head = Buffer.concat([prefix, raw]);
+  const total = head.length + payloadBytes;
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const cannotWrite = (err: unknown) => new StateFileError(`cannot write state file '${file}': ${errnoText(err)}`);
+  const checkAbort = () => {
+    if (opts.signal?.aborted) throw new StateWriteAborted('save aborted');
+  };
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(tmp, 'wx', 0o600);
+  } catch (err) {
+    throw cannotWrite(err);
+  }
+  try {
+    await fh.write(head, 0, head.length, 0);
+    let done = head.length;
+    opts.onProgress?.(done, total);
+    for await (const chunk of fs.createReadStream(payloadFile, { highWaterMark: IO_CHUNK_BYTES })) {
+      checkAbort();
+      const buf = chunk as Buffer;
+      await fh.write(buf, 0, buf.length, done);
+      done += buf.length;
+      opts.onProgress?.(done, total);
+    }
+    await fh.sync();
+    await fh.close();
+    checkAbort();
+    await fs.promises.rename(tmp, file);
+    const dh = await fs.promises.open(dir, 'r');
+    await dh.sync().finally(() => dh.close());
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fs.promises.rm(tmp, { force: true });
+    throw err instanceof StateWriteAborted ? err : cannotWrite(err);
   }
   return { bytes: total, checksum };
 }

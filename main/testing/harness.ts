@@ -4,9 +4,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { NewDomainSpecInput } from '../../shared/api.js';
 import type { ApiClient } from '../../shared/client.js';
 import { connectHost, ensureDaemon } from '../cli/connect.js';
 import { processAlive } from '../common/fsutil.js';
+import { findQemu } from '../host/drivers/qemu/binary.js';
 import { APP_ROOT, hostPaths, type HostPaths } from '../host/paths.js';
 import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/samples.js';
 
@@ -15,6 +17,27 @@ export const guest = (file: string): string => path.join(GUEST_DIR, file);
 
 export function guestsBuilt(): boolean {
   return ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.img'].every((f) => fs.existsSync(guest(f)));
+}
+
+/** The engines the host tests run against; DOMUS_TEST_ENGINES=qemu (comma list) narrows them. */
+export type TestEngine = 'v86' | 'qemu';
+export const ENGINES: TestEngine[] = (process.env.DOMUS_TEST_ENGINES?.split(',') ?? ['v86', 'qemu']).filter(
+  (e): e is TestEngine => e === 'v86' || e === 'qemu',
+);
+
+/** A skip message when the engine cannot run here (QEMU not installed), else false. */
+export function engineSkip(engine: TestEngine): string | false {
+  if (engine !== 'qemu') return false;
+  const qemu = findQemu();
+  return qemu.version ? false : `QEMU engine tests skipped: ${qemu.problem}`;
+}
+
+/** Defines a domain from a New VM spec to run on `engine` (<domain type='qemu'> for QEMU). */
+export async function createOn(client: ApiClient, spec: NewDomainSpecInput, engine: TestEngine): Promise<void> {
+  await client.call('domain.create', { spec });
+  if (engine === 'v86') return;
+  const { xml } = await client.call('domain.xml', { domain: spec.name, inactive: true });
+  await client.call('domain.define', { xml: xml.replace(/<domain type=(['"])v86\1/, `<domain type=$1${engine}$1`) });
 }
 
 export interface CliResult {

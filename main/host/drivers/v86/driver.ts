@@ -120,6 +120,8 @@ export class V86Driver implements EngineDriver {
       if (!entry.isDirectory()) continue;
       const stateDir = path.join(this.runDir, entry.name);
       const files = runnerPaths(stateDir);
+      // Other engines' domains share the run directory; a v86 runner's always has runner.json.
+      if (!fs.existsSync(files.config)) continue;
       if (!fs.existsSync(files.pid) || !processAlive(readPid(files.pid))) {
         found.set(entry.name, { exited: exitReason(stateDir) });
         fs.rmSync(stateDir, { recursive: true, force: true });

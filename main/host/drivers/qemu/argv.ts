@@ -1,0 +1,191 @@
+// libvirt domain XML → QEMU command line, the way libvirt's qemu driver builds it: -nodefaults and
+// -no-user-config, then every device explicitly. What QEMU could run but Domus does not wire up
+// (networks, SPICE, USB...) is a warning, as on v86; what cannot run at all is an error.
+import path from 'node:path';
+import type { DiskConfig } from '../../../../shared/domain.js';
+import { childElements, firstChild, type DomainDocument } from '../../domain/xml.js';
+import type { SupportReport } from '../driver.js';
+
+/** File names in a QEMU domain's run directory (<run>/<uuid>/). */
+export const QEMU_FILES = {
+  /** Marks the directory as a QEMU domain's, with what the host needs to re-attach. */
+  meta: 'qemu.json',
+  /** Written by QEMU itself (-pidfile); named like the v86 runner's so tools find either. */
+  pid: 'runner.pid',
+  /** QEMU's stdout and stderr. */
+  log: 'qemu.log',
+  qmp: 'qmp.sock',
+  serial: 'serial.sock',
+  /** Everything the guest wrote to its serial port, also while no host was attached. */
+  console: 'console.log',
+  vnc: 'vnc.sock',
+  liveXml: 'live.xml',
+} as const;
+
+export type QemuPaths = { [K in keyof typeof QEMU_FILES]: string };
+
+export function qemuPaths(stateDir: string): QemuPaths {
+  return Object.fromEntries(Object.entries(QEMU_FILES).map(([k, v]) => [k, path.join(stateDir, v)])) as QemuPaths;
+}
+
+export interface ArgvOptions {
+  stateDir: string;
+  accel: 'kvm' | 'tcg';
+  /** Wait for migrate-incoming (restore). */
+  incoming?: boolean;
+}
+
+const MiB = 1024;
+const MIN_MEMORY_KiB = 16 * MiB;
+const X86_ARCHES = new Set(['i686', 'i586', 'i486', 'i386', 'x86_64']);
+/** Image formats QEMU's block layer opens; libvirt names raw CD images 'iso'. */
+const FORMATS = new Set(['raw', 'iso', 'qcow2', 'qcow', 'vmdk', 'vdi', 'vhdx', 'vpc', 'qed']);
+const IDE_TARGETS = ['hda', 'hdb', 'hdc', 'hdd'];
+const NOT_WIRED = 'kept in the definition, not provided by Domus on QEMU';
+
+/** QEMU option values escape a comma by doubling it. */
+export function optValue(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
+/** Checks the definition and builds QEMU's argv (without the binary). */
+export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: string[]; report: SupportReport } {
+  const { config } = doc;
+  const report: SupportReport = { warnings: [], errors: [] };
+  const warn = (element: string, message: string): void => {
+    if (!report.warnings.some((w) => w.element === element && w.message === message)) report.warnings.push({ element, message });
+  };
+  const files = qemuPaths(opts.stateDir);
+  const features = firstChild(doc.root, 'features');
+  const acpi = features !== undefined && firstChild(features, 'acpi') !== undefined;
+
+  if (!X86_ARCHES.has(config.os.arch)) report.errors.push(`arch ${config.os.arch} cannot run on qemu-system-x86_64`);
+  if (config.os.type === 'linux' || config.os.type === 'xen') {
+    warn('os/type', `Xen paravirtualized guest (os type '${config.os.type}'): QEMU runs it as a PC; PV-only kernels will not boot`);
+  } else if (config.os.type !== 'hvm') {
+    report.errors.push(`os type '${config.os.type}' cannot run on QEMU here, which runs full PC guests (hvm)`);
+  }
+  if (config.memoryKiB < MIN_MEMORY_KiB) report.errors.push(`memory ${config.memoryKiB} KiB is too small; QEMU guests need at least 16 MiB`);
+  if (config.os.bootloader) warn('bootloader', `bootloader ${config.os.bootloader} is not run; QEMU boots the disk through its BIOS`);
+
+  const machine = config.os.machine?.includes('q35') ? 'q35' : 'pc';
+  const argv = [
+    '-name', `guest=${optValue(config.name)},debug-threads=on`,
+    '-uuid', config.uuid,
+    '-machine', `${machine},acpi=${acpi ? 'on' : 'off'}`,
+    '-accel', opts.accel,
+    '-cpu', opts.accel === 'kvm' ? 'host,-arch-capabilities' : 'max',
+    '-m', String(Math.max(1, Math.round(config.memoryKiB / MiB))),
+    '-smp', String(config.vcpus),
+    '-nodefaults',
+    '-no-user-config',
+    // The guest powering off leaves QEMU alive in state 'shutdown', so a host that was away learns
+    // why it stopped; the host then quits it.
+    '-no-shutdown',
+    '-action', 'panic=pause',
+    '-display', 'none',
+    '-pidfile', files.pid,
+    '-qmp', `unix:${optValue(files.qmp)},server=on,wait=off`,
+    '-chardev', `socket,id=serial0,path=${optValue(files.serial)},server=on,wait=off,logfile=${optValue(files.console)},logappend=on`,
+    '-serial', 'chardev:serial0',
+    '-vnc', `unix:${optValue(files.vnc)}`,
+    '-device', 'VGA,id=video0',
+    '-device', 'pvpanic',
+    // Always start stopped: the host connects QMP and the serial socket, then sends cont.
+    '-S',
+  ];
+  if (config.balloon) argv.push('-device', 'virtio-balloon-pci,id=balloon0,deflate-on-oom=on,free-page-reporting=on');
+  if (config.os.kernel) {
+    argv.push('-kernel', config.os.kernel);
+    if (config.os.initrd) argv.push('-initrd', config.os.initrd);
+    if (config.os.cmdline) argv.push('-append', config.os.cmdline);
+  }
+
+  const bootable = config.os.kernel !== undefined || config.disks.some((d) => d.source !== undefined);
+  if (!bootable) report.errors.push('nothing to boot: no <kernel>, and no disk or CD-ROM with a source image');
+  const usedIde = new Set<number>();
+  const ideDisks: { disk: DiskConfig; index?: number }[] = [];
+  let virtioCount = 0;
+  for (const disk of config.disks) {
+    const el = `devices/disk[@target='${disk.target}']`;
+    if (disk.source !== undefined && !FORMATS.has(disk.format)) {
+      report.errors.push(`disk ${disk.target}: image format '${disk.format}' is not one QEMU opens here (${[...FORMATS].join(', ')})`);
+      continue;
+    }
+    if (disk.device === 'disk' && disk.source === undefined) {
+      warn(el, `disk ${disk.target} has no source image and is skipped`);
+      continue;
+    }
+    if (disk.device === 'floppy') {
+      if (disk.source) argv.push('-drive', `if=floppy,format=raw,file=${optValue(disk.source)}`);
+      continue;
+    }
+    if (disk.bus === 'virtio' && disk.device === 'disk') {
+      argv.push('-drive', driveValue(disk, `if=virtio,index=${virtioCount++}`));
+      continue;
+    }
+    if (disk.bus !== 'ide' && !(machine === 'q35' && disk.bus === 'sata')) {
+      warn(el, `${disk.device} ${disk.target} (${disk.bus} bus) is attached as IDE`);
+    }
+    const slot = IDE_TARGETS.indexOf(disk.target);
+    if (slot >= 0 && !usedIde.has(slot)) {
+      usedIde.add(slot);
+      ideDisks.push({ disk, index: slot });
+    } else {
+      ideDisks.push({ disk });
+    }
+  }
+  for (const entry of ideDisks) {
+    if (entry.index !== undefined) continue;
+    const free = [0, 1, 2, 3].find((i) => !usedIde.has(i));
+    if (free === undefined) {
+      report.errors.push(`the PC's IDE controller has four drives; disk ${entry.disk.target} has no slot left`);
+      continue;
+    }
+    usedIde.add(free);
+    entry.index = free;
+  }
+  for (const { disk, index } of ideDisks) {
+    if (index === undefined) continue;
+    argv.push('-drive', driveValue(disk, `if=ide,index=${index},media=${disk.device === 'cdrom' ? 'cdrom' : 'disk'}`));
+  }
+  const order = config.os.bootOrder.map((d) => ({ hd: 'c', cdrom: 'd', fd: 'a', network: 'n' })[d]).join('');
+  if (order && !config.os.kernel) argv.push('-boot', `order=${order}`);
+  if (config.disks.some((d) => d.bootIndex !== undefined)) {
+    warn('devices/disk/boot', 'per-device <boot order> is not used; the <os><boot> order applies');
+  }
+
+  for (const g of config.graphics) {
+    if (g.type !== 'vnc') warn(`devices/graphics[@type='${g.type}']`, `${g.type} graphics are not available; the console uses VNC`);
+    else if (g.port !== undefined || g.listen !== undefined || g.passwd !== undefined) {
+      warn("devices/graphics[@type='vnc']", 'the VNC console is served on a private unix socket (through Domus); the TCP listener and password are not opened on QEMU');
+    }
+  }
+  if (config.serials > 1) warn('devices/serial', `only the first serial port is connected (${config.serials} defined)`);
+  for (const iface of config.interfaces) {
+    warn(`devices/interface[@type='${iface.type}']`, `interface on ${iface.source ? `${iface.type} '${iface.source}'` : iface.type}: the network is not connected in this version`);
+  }
+  const devices = firstChild(doc.root, 'devices');
+  for (const device of devices ? childElements(devices) : []) {
+    const { type, model } = device.attributes;
+    if (device.name === 'channel') {
+      const name = firstChild(device, 'target')?.attributes.name;
+      warn(`devices/channel[@type='${type}']`, `channel ${name ?? type}: ${NOT_WIRED}`);
+    } else if (device.name === 'controller' && (type === 'usb' || type === 'scsi') && model !== 'none') {
+      warn(`devices/controller[@type='${type}']`, `${type.toUpperCase()} controller: ${NOT_WIRED}`);
+    } else if (['sound', 'hostdev', 'redirdev', 'smartcard', 'filesystem', 'tpm', 'rng', 'watchdog'].includes(device.name)) {
+      warn(`devices/${device.name}`, `<${device.name}>${model ? ` (${model})` : ''}: ${NOT_WIRED}`);
+    }
+  }
+  if (opts.incoming) argv.push('-incoming', 'defer');
+  return { argv, report };
+}
+
+function driveValue(disk: DiskConfig, where: string): string {
+  const parts = [where];
+  if (disk.source !== undefined) {
+    parts.push(`file=${optValue(disk.source)}`, `format=${disk.format === 'iso' ? 'raw' : disk.format}`);
+  }
+  if (disk.readonly || disk.device === 'cdrom') parts.push('readonly=on');
+  return parts.join(',');
+}

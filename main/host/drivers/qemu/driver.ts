@@ -1,0 +1,646 @@
+// The QEMU engine (qemu:///session): one qemu-system-x86_64 process per running domain, started
+// detached (its own session, stdio to qemu.log, -pidfile) in <run>/<uuid>/ and driven over QMP on
+// a unix socket there, so guests outlive the host like v86 runners do. Serial output goes to a
+// socket the host reads and to console.log, which QEMU writes even while no host is attached.
+import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { processAlive, writeFileAtomic } from '../../../common/fsutil.js';
+import { textToScancodes } from '../../../runner/keymap.js';
+import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
+import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
+import { log } from '../../log.js';
+import type { EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, StateFileHeader, SupportReport } from '../driver.js';
+import type { AccelState } from './accel.js';
+import { buildArgv, qemuPaths, type QemuPaths } from './argv.js';
+import { findQemu, type QemuBinary } from './binary.js';
+import { QmpClient, QmpError, type QmpEvent } from './qmp.js';
+
+const CONNECT_TIMEOUT_MS = 30_000;
+const SAVE_TIMEOUT_MS = 10 * 60_000;
+const STATS_INTERVAL_MS = 2000;
+/** What console.log hands a re-attaching host (the v86 runner keeps 1 MiB too). */
+const BACKLOG_BYTES = 1 << 20;
+const CLK_TCK = 100;
+/** console.log is watched (inotify); the poll is the fallback where watching is not possible. */
+const CONSOLE_POLL_MS = 250;
+const PAGE_SIZE = 4096;
+
+export class QemuError extends Error {
+  override name = 'QemuError';
+}
+
+interface QemuMeta {
+  name: string;
+  accel: 'kvm' | 'tcg';
+  qemuVersion: string;
+  startedAt: number;
+  restored: boolean;
+}
+
+export interface QemuStart {
+  paused?: boolean;
+  restoreFrom?: string;
+  /** The accelerator chosen by the host (TCG for <domain type='qemu'>). */
+  accel: AccelState;
+}
+
+export class QemuDriver implements EngineDriver {
+  readonly engine = 'qemu';
+  readonly uri = 'qemu:///session';
+
+  constructor(
+    private readonly runDir: string,
+    private readonly logDir: string,
+    /** Picks KVM or TCG for a definition (runs the KVM probe when needed). */
+    private readonly accelFor: (doc: DomainDocument, qemu: QemuBinary) => Promise<AccelState>,
+  ) {}
+
+  binary(): QemuBinary {
+    return findQemu();
+  }
+
+  support(doc: DomainDocument): SupportReport {
+    return buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel: 'tcg' }).report;
+  }
+
+  /** The command line a start would use now (domxml-to-native), binary first. */
+  toNative(doc: DomainDocument, accel: 'kvm' | 'tcg'): string[] {
+    const { argv, report } = buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel });
+    if (report.errors.length) throw new QemuError(report.errors.join('; '));
+    return [this.binary().path ?? 'qemu-system-x86_64', ...argv];
+  }
+
+  stateEngine(): StateEngine {
+    return { engine: 'qemu', version: this.binary().version ?? 'unknown' };
+  }
+
+  readStateHeader(file: string): StateFileHeader {
+    const { header } = readStateFile(file, this.stateEngine());
+    return { uuid: header.uuid, name: header.name, domainXml: header.domainXml };
+  }
+
+  async start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<LiveDomain> {
+    const qemu = this.binary();
+    if (!qemu.path || !qemu.version) throw new QemuError(qemu.problem ?? 'QEMU is not usable');
+    const accel = await this.accelFor(doc, qemu);
+    return this.startWith(doc, qemu, { ...opts, accel });
+  }
+
+  private async startWith(doc: DomainDocument, qemu: QemuBinary, opts: QemuStart): Promise<LiveDomain> {
+    const { config } = doc;
+    const stateDir = path.join(this.runDir, config.uuid);
+    const files = qemuPaths(stateDir);
+    if (fs.existsSync(files.pid) && processAlive(readPid(files.pid))) {
+      throw new QemuError(`domain '${config.name}' is already running in QEMU pid ${readPid(files.pid)}`);
+    }
+    let payloadOffset = 0;
+    if (opts.restoreFrom) payloadOffset = readStateFile(opts.restoreFrom, this.stateEngine()).payloadOffset;
+    const { argv, report } = buildArgv(doc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom) });
+    if (report.errors.length) throw new QemuError(report.errors.join('; '));
+    // Said before QEMU is spawned, in the same words as the v86 engine.
+    need(config.os.kernel, 'kernel');
+    need(config.os.initrd, 'initrd');
+    for (const disk of config.disks) need(disk.source, disk.device === 'cdrom' ? 'CD-ROM image' : 'disk image');
+    fs.rmSync(stateDir, { recursive: true, force: true });
+    fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const meta: QemuMeta = { name: config.name, accel: opts.accel.using, qemuVersion: qemu.version!, startedAt: Date.now(), restored: Boolean(opts.restoreFrom) };
+    writeFileAtomic(files.meta, JSON.stringify(meta, null, 2), 0o600);
+    writeFileAtomic(files.liveXml, serializeDomainXml(doc), 0o600);
+
+    const out = fs.openSync(files.log, 'a');
+    fs.writeSync(out, `${new Date().toISOString()}: starting ${[qemu.path!, ...argv].map(shellQuote).join(' ')}\n`);
+    const child = spawn(qemu.path!, argv, { detached: true, stdio: ['ignore', out, out], cwd: stateDir });
+    fs.closeSync(out);
+    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    child.on('exit', (code, signal) => (exited = { code, signal }));
+    child.on('error', () => (exited = { code: null, signal: null }));
+    child.unref();
+
+    const fail = (message: string): never => {
+      this.keepLog(config.name, files);
+      fs.rmSync(stateDir, { recursive: true, force: true });
+      throw new QemuError(message);
+    };
+    const started = Date.now();
+    let qmp: QmpClient | undefined;
+    while (!qmp) {
+      if (exited) return fail(qemuFailure(files.log, exited.code, exited.signal));
+      if (fs.existsSync(files.qmp)) qmp = await QmpClient.connect(files.qmp).catch(() => undefined);
+      if (!qmp && Date.now() - started > CONNECT_TIMEOUT_MS) {
+        if (child.pid) kill(child.pid);
+        return fail(`QEMU for '${config.name}' did not open its QMP socket within ${CONNECT_TIMEOUT_MS / 1000} s (see ${files.log})`);
+      }
+      if (!qmp) await sleep(20);
+    }
+    const live = new QemuLive(stateDir, files, qmp, child.pid ?? readPid(files.pid), meta, this);
+    try {
+      await live.connectSerial();
+      if (opts.restoreFrom) await live.incoming(opts.restoreFrom, payloadOffset);
+      if (config.balloon && config.currentMemoryKiB < config.memoryKiB) {
+        await qmp.execute('balloon', { value: config.currentMemoryKiB * 1024 });
+      }
+      if (!opts.paused) await qmp.execute('cont');
+      live.state = opts.paused ? 'paused' : 'running';
+    } catch (err) {
+      live.abandon();
+      if (child.pid) kill(child.pid);
+      return fail(err instanceof QmpError ? err.message : `QEMU for '${config.name}' failed while starting: ${(err as Error).message}`);
+    }
+    child.removeAllListeners('exit');
+    live.ready();
+    if (opts.accel.using === 'tcg' && opts.accel.reason && config.type === 'kvm') log('info', `'${config.name}' runs with TCG: ${opts.accel.reason}`);
+    return live;
+  }
+
+  async reattachAll(): Promise<Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>> {
+    const found = new Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>();
+    if (!fs.existsSync(this.runDir)) return found;
+    for (const entry of fs.readdirSync(this.runDir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const stateDir = path.join(this.runDir, entry.name);
+      const files = qemuPaths(stateDir);
+      if (!fs.existsSync(files.meta)) continue;
+      let meta: QemuMeta;
+      try {
+        meta = JSON.parse(fs.readFileSync(files.meta, 'utf8')) as QemuMeta;
+      } catch {
+        continue;
+      }
+      const pid = fs.existsSync(files.pid) ? readPid(files.pid) : 0;
+      if (!pid || !processAlive(pid)) {
+        // With -no-shutdown QEMU only ends by itself when it fails or is killed.
+        this.keepLog(meta.name, files);
+        found.set(entry.name, { exited: 'crashed' });
+        fs.rmSync(stateDir, { recursive: true, force: true });
+        continue;
+      }
+      try {
+        const qmp = await QmpClient.connect(files.qmp);
+        const status = await qmp.execute<{ status: string }>('query-status');
+        if (status.status === 'shutdown' || status.status === 'guest-panicked' || status.status === 'internal-error') {
+          // The guest powered off (or panicked) while no host was attached: finish what the host would have done.
+          await qmp.execute('quit').catch(() => undefined);
+          qmp.close();
+          await waitGone(pid, 3000);
+          this.keepLog(meta.name, files);
+          found.set(entry.name, { exited: status.status === 'shutdown' ? 'shutdown' : 'crashed' });
+          fs.rmSync(stateDir, { recursive: true, force: true });
+          continue;
+        }
+        const live = new QemuLive(stateDir, files, qmp, pid, meta, this);
+        live.state = status.status === 'running' ? 'running' : 'paused';
+        const size = fileSize(files.console);
+        live.attachBacklog = tail(files.console, size, BACKLOG_BYTES);
+        await live.connectSerial(size);
+        live.ready();
+        log('info', `attached to QEMU of '${meta.name}' (pid ${pid}, ${live.state})`);
+        found.set(entry.name, { live, liveXml: fs.existsSync(files.liveXml) ? fs.readFileSync(files.liveXml, 'utf8') : undefined });
+      } catch (err) {
+        log('warn', `re-attach to QEMU in ${stateDir} failed: ${(err as Error).message}`);
+      }
+    }
+    return found;
+  }
+
+  /** Appends the QEMU log to the domain's log (<home>/logs/qemu-<name>.log), as libvirt keeps one per domain. */
+  keepLog(name: string, files: QemuPaths): string | undefined {
+    try {
+      fs.mkdirSync(this.logDir, { recursive: true });
+      const text = fs.readFileSync(files.log, 'utf8');
+      fs.appendFileSync(path.join(this.logDir, `qemu-${name}.log`), text);
+      return text;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** The host's side of one QEMU process. */
+class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
+  state: 'running' | 'paused' = 'paused';
+  attachBacklog: Buffer = Buffer.alloc(0);
+  readonly vncSocket: string;
+  readonly startedAt: number;
+  readonly restored: boolean;
+  private serial?: net.Socket;
+  private live = false;
+  private detached = false;
+  private destroying = false;
+  /** Set by QMP events: why the guest is going away. */
+  private ending?: { reason: ExitReason; detail?: string };
+  /** libvirt's fake reboot: an ACPI power-off that the host turns into a reset. */
+  private fakeReboot = false;
+  private saving?: { cancel: boolean };
+  private statsTimer?: NodeJS.Timeout;
+  private consoleOffset = 0;
+  private consoleWatch?: fs.FSWatcher;
+  private consolePoll?: NodeJS.Timeout;
+  private consoleClosed = false;
+  /** Output read before the host took the domain over (start-up), handed over with ready(). */
+  private pendingSerial: Buffer[] = [];
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly files: QemuPaths,
+    private readonly qmp: QmpClient,
+    readonly pid: number,
+    private readonly meta: QemuMeta,
+    private readonly driver: QemuDriver,
+  ) {
+    super();
+    this.vncSocket = files.vnc;
+    this.startedAt = meta.startedAt;
+    this.restored = meta.restored;
+    qmp.on('event', (e) => this.onEvent(e));
+    qmp.on('close', () => this.closed());
+  }
+
+  /** Events reach the host only from here on (start-up's own STOP/RESUME are not lifecycle changes). */
+  ready(): void {
+    this.live = true;
+    const early = Buffer.concat(this.pendingSerial);
+    this.pendingSerial = [];
+    if (early.length) setImmediate(() => this.emit('serial', early));
+    this.statsTimer = setInterval(() => this.sampleStats(), STATS_INTERVAL_MS);
+    this.statsTimer.unref();
+  }
+
+  /** Start failed: forget this QEMU without reporting an exit. */
+  abandon(): void {
+    this.detached = true;
+    this.stopConsole();
+    this.serial?.destroy();
+    this.qmp.close();
+  }
+
+  /**
+   * Serial input goes to the socket; output is read from console.log, which QEMU writes whether or
+   * not anyone is connected, so output made while no host was attached is not lost and nothing is
+   * seen twice. What QEMU also sends to the socket is drained (a full socket would stall the guest).
+   */
+  async connectSerial(fromOffset = 0): Promise<void> {
+    this.serial = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(this.files.serial);
+      s.once('connect', () => resolve(s));
+      s.once('error', (err) => reject(new Error(`cannot connect to the serial socket: ${err.message}`)));
+    });
+    this.serial.on('data', () => undefined);
+    this.serial.on('error', () => undefined);
+    this.consoleOffset = fromOffset;
+    try {
+      this.consoleWatch = fs.watch(this.files.console, () => this.readConsole());
+      this.consoleWatch.on('error', () => undefined);
+    } catch {
+      /* the poll below still reads it */
+    }
+    this.consolePoll = setInterval(() => this.readConsole(), CONSOLE_POLL_MS);
+    this.consolePoll.unref();
+  }
+
+  private readConsole(): void {
+    if (this.consoleClosed) return;
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(this.files.console, 'r');
+      const size = fs.fstatSync(fd).size;
+      while (this.consoleOffset < size) {
+        const buf = Buffer.alloc(Math.min(size - this.consoleOffset, 256 * 1024));
+        const n = fs.readSync(fd, buf, 0, buf.length, this.consoleOffset);
+        if (n <= 0) break;
+        this.consoleOffset += n;
+        if (this.live) this.emit('serial', buf.subarray(0, n));
+        else this.pendingSerial.push(buf.subarray(0, n));
+      }
+    } catch {
+      /* not there yet, or removed at exit */
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  private stopConsole(): void {
+    this.readConsole();
+    this.consoleClosed = true;
+    this.consoleWatch?.close();
+    clearInterval(this.consolePoll);
+  }
+
+  /** Restore: feeds the migration stream after the Domus header to the waiting QEMU. */
+  async incoming(file: string, payloadOffset: number): Promise<void> {
+    await this.qmp.execute('migrate-incoming', { uri: `exec:tail -c +${payloadOffset + 1} ${shellQuote(file)}` });
+    const deadline = Date.now() + SAVE_TIMEOUT_MS;
+    for (;;) {
+      const status = await this.qmp.execute<{ status: string }>('query-status');
+      if (status.status !== 'inmigrate') break;
+      if (Date.now() > deadline) throw new Error('restoring the saved state timed out');
+      await sleep(50);
+    }
+    const m = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+    if (m.status === 'failed') throw new Error(`restoring the saved state failed: ${m['error-desc'] ?? 'QEMU gave no reason'}`);
+  }
+
+  async shutdown(mode: 'acpi' | 'agent' | 'any'): Promise<{ method: 'acpi' | 'agent' | 'acpi+agent' }> {
+    if (mode === 'agent') throw new QemuError('the guest agent channel is not wired up on QEMU domains in this version; use ACPI (--mode acpi)');
+    await this.qmp.execute('system_powerdown');
+    return { method: 'acpi' };
+  }
+
+  async reboot(): Promise<void> {
+    this.fakeReboot = true;
+    try {
+      await this.qmp.execute('system_powerdown');
+    } catch (err) {
+      this.fakeReboot = false;
+      throw err;
+    }
+  }
+
+  async reset(): Promise<void> {
+    await this.qmp.execute('system_reset');
+  }
+
+  async save(file: string, header: StateFileHeader, onProgress: (done: number, total: number) => void): Promise<void> {
+    const job = { cancel: false };
+    this.saving = job;
+    const wasRunning = this.state === 'running';
+    const stream = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.qemu-stream`);
+    const abortCtl = new AbortController();
+    const cleanup = async (): Promise<void> => {
+      fs.rmSync(stream, { force: true });
+      if (wasRunning && !this.qmp.closed) await this.qmp.execute('cont').catch(() => undefined);
+    };
+    try {
+      await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 });
+      if (wasRunning) await this.qmp.execute('stop');
+      await this.qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(stream)}` });
+      const deadline = Date.now() + SAVE_TIMEOUT_MS;
+      for (;;) {
+        const m = await this.qmp.execute<{ status?: string; 'error-desc'?: string; ram?: { transferred: number; total: number } }>('query-migrate');
+        // The stream is at most about RAM-sized; the header copy follows as the last share.
+        if (m.ram) onProgress(Math.min(m.ram.transferred, m.ram.total), m.ram.total * 2);
+        if (m.status === 'completed') break;
+        if (m.status === 'failed') throw new QemuError(`QEMU's migration to the state file failed: ${m['error-desc'] ?? 'no reason given'}`);
+        if (m.status === 'cancelled') throw new StateWriteAborted('save aborted');
+        if (job.cancel && m.status !== 'cancelling') await this.qmp.execute('migrate_cancel');
+        if (Date.now() > deadline) throw new QemuError('saving timed out');
+        await sleep(50);
+      }
+      if (job.cancel) throw new StateWriteAborted('save aborted');
+      const ramBytes = fs.statSync(stream).size;
+      const cancelCheck = setInterval(() => job.cancel && abortCtl.abort(), 50);
+      try {
+        await writeStateFileFrom(
+          file,
+          {
+            engine: 'qemu',
+            engineVersion: this.meta.qemuVersion,
+            name: header.name,
+            uuid: header.uuid,
+            domainXml: header.domainXml,
+            createdAt: new Date().toISOString(),
+            machine: { memoryBytes: ramBytes, vgaMemoryBytes: 16 << 20, acpi: true, balloon: true, guestAgent: false, disks: {} },
+            guest: { agentConnected: false },
+          },
+          stream,
+          { signal: abortCtl.signal, onProgress: (done, total) => onProgress(total + done, total * 2) },
+        );
+      } finally {
+        clearInterval(cancelCheck);
+      }
+      fs.rmSync(stream, { force: true });
+    } catch (err) {
+      await cleanup();
+      throw err;
+    } finally {
+      this.saving = undefined;
+    }
+  }
+
+  async abortJob(): Promise<void> {
+    if (!this.saving) throw new QemuError('no job is running');
+    this.saving.cancel = true;
+  }
+
+  async pause(): Promise<void> {
+    await this.qmp.execute('stop');
+  }
+
+  async resume(): Promise<void> {
+    await this.qmp.execute('cont');
+  }
+
+  async destroy(): Promise<void> {
+    this.destroying = true;
+    const gone = new Promise<void>((resolve) => this.once('exit', () => resolve()));
+    await this.qmp.execute('quit', undefined, 5000).catch(() => undefined);
+    const timer = setTimeout(() => kill(this.pid), 5000);
+    await gone;
+    clearTimeout(timer);
+  }
+
+  async screenshot(): Promise<{ png: Buffer; width: number; height: number }> {
+    const file = path.join(this.stateDir, `screen-${Date.now()}.png`);
+    try {
+      await this.qmp.execute('screendump', { filename: file, format: 'png' });
+      const png = fs.readFileSync(file);
+      return { png, width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  async sendText(text: string): Promise<void> {
+    await this.sendScancodes(textToScancodes(text));
+  }
+
+  /** PC set-1 scancode bytes (what v86 takes) → QEMU key events: qnum is the make code, 0x80 set for E0 keys. */
+  async sendScancodes(codes: number[]): Promise<void> {
+    let extended = false;
+    const events: { type: 'key'; data: { down: boolean; key: { type: 'number'; data: number } } }[] = [];
+    for (const byte of codes) {
+      if (byte === 0xe0) {
+        extended = true;
+        continue;
+      }
+      if (byte === 0xe1) continue;
+      events.push({ type: 'key', data: { down: (byte & 0x80) === 0, key: { type: 'number', data: (byte & 0x7f) | (extended ? 0x80 : 0) } } });
+      extended = false;
+    }
+    // A key at a time, paced: the PS/2 controller's queue is short and a guest reads it by interrupt.
+    for (let i = 0; i < events.length; i += 2) {
+      await this.qmp.execute('input-send-event', { events: events.slice(i, i + 2) });
+      await sleep(8);
+    }
+  }
+
+  async serialWrite(data: Buffer): Promise<void> {
+    if (!this.serial || this.serial.destroyed) throw new QemuError('the serial console is not connected');
+    await new Promise<void>((resolve, reject) => this.serial!.write(data, (err) => (err ? reject(err) : resolve())));
+  }
+
+  detach(): void {
+    this.detached = true;
+    this.stopConsole();
+    clearInterval(this.statsTimer);
+    this.serial?.destroy();
+    this.qmp.close();
+  }
+
+  private onEvent(e: QmpEvent): void {
+    switch (e.event) {
+      case 'STOP':
+        if (this.ending || this.fakeReboot) return;
+        this.setState('paused');
+        break;
+      case 'RESUME':
+        if (this.ending) return;
+        this.setState('running');
+        break;
+      case 'RESET':
+        if (this.live) this.emit('rebooted');
+        break;
+      case 'SHUTDOWN': {
+        const guest = e.data?.guest === true;
+        if (!guest) return;
+        if (this.fakeReboot) {
+          this.fakeReboot = false;
+          void this.qmp
+            .execute('system_reset')
+            .then(() => this.qmp.execute('cont'))
+            .catch((err: Error) => log('warn', `QEMU ${this.stateDir}: reboot failed: ${err.message}`));
+          return;
+        }
+        this.ending = { reason: 'shutdown' };
+        void this.qmp.execute('quit').catch(() => undefined);
+        break;
+      }
+      case 'GUEST_PANICKED':
+        this.ending = { reason: 'crashed', detail: `guest panicked${e.data?.info ? `: ${JSON.stringify(e.data.info)}` : ''}` };
+        void this.qmp.execute('quit').catch(() => undefined);
+        break;
+    }
+  }
+
+  private setState(state: 'running' | 'paused'): void {
+    if (this.state === state) return;
+    this.state = state;
+    if (this.live && !this.saving) this.emit('state', state);
+  }
+
+  private sampleStats(): void {
+    try {
+      const fields = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      // After "(comm) ": state is field 0, utime 11, stime 12, rss 21.
+      const cpuTimeMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+      this.emit('stats', { cpuTimeMs, rssBytes: Number(fields[21]) * PAGE_SIZE, at: Date.now() });
+    } catch {
+      /* the process is going away; closed() reports it */
+    }
+  }
+
+  private closed(): void {
+    clearInterval(this.statsTimer);
+    this.stopConsole();
+    this.serial?.destroy();
+    if (this.detached) return;
+    void this.awaitExit();
+  }
+
+  private async awaitExit(): Promise<void> {
+    await waitGone(this.pid, 3000);
+    // The QMP socket closed but QEMU lives on: it is wedged; end it so no guest is orphaned.
+    if (processAlive(this.pid)) kill(this.pid);
+    const text = this.driver.keepLog(this.meta.name, this.files);
+    let reason: ExitReason = this.destroying ? 'destroyed' : (this.ending?.reason ?? 'crashed');
+    if (this.ending?.reason === 'crashed') reason = 'crashed';
+    const detail = reason === 'crashed' ? (this.ending?.detail ?? lastLine(text)) : undefined;
+    fs.rmSync(this.stateDir, { recursive: true, force: true });
+    this.emit('exit', { reason, detail });
+  }
+}
+
+function lastLine(text: string | undefined): string | undefined {
+  const lines = (text ?? '').trim().split('\n').filter(Boolean);
+  const last = lines[lines.length - 1];
+  return last && !/: starting /.test(last) ? last : 'QEMU ended without a message';
+}
+
+function qemuFailure(logFile: string, code: number | null, signal: NodeJS.Signals | null): string {
+  let text = '';
+  try {
+    text = fs.readFileSync(logFile, 'utf8');
+  } catch {
+    /* no log */
+  }
+  const lines = text.trim().split('\n').filter((l) => l && !/: starting /.test(l));
+  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+  return lines.length ? `QEMU ${how}: ${lines.slice(-3).join(' ')}` : `QEMU ${how} before it was ready (see ${logFile})`;
+}
+
+function need(file: string | undefined, what: string): void {
+  if (file === undefined) return;
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new QemuError(`cannot access ${what} '${file}': ${code === 'ENOENT' ? 'No such file or directory' : code}`);
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The last `bytes` bytes before offset `end`. */
+function tail(file: string, end: number, bytes: number): Buffer {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = end;
+      const len = Math.min(size, bytes);
+      const buf = Buffer.alloc(len);
+      fs.readSync(fd, buf, 0, len, size - len);
+      return buf;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
+
+export function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./=:,+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+function kill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+
+async function waitGone(pid: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (processAlive(pid) && Date.now() < deadline) await sleep(20);
+}
+
+function readPid(file: string): number {
+  try {
+    return Number.parseInt(fs.readFileSync(file, 'utf8'), 10) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
