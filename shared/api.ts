@@ -15,34 +15,80 @@ const VolumeName = z
   .max(255)
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/, 'volume name may hold letters, digits and _ . + - and must start with a letter or digit');
 
-/** What the "New VM" dialog sends; the host turns it into libvirt XML. */
-export const NewDomainSpec = z.object({
-  name: z
-    .string()
-    .min(1, 'name is required')
-    .max(64, 'name is longer than 64 characters')
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/, 'name may hold letters, digits and _ . + - and must start with a letter or digit'),
-  memoryMiB: z.number().int().min(16, 'memory must be at least 16 MiB').max(2047, 'memory above 2047 MiB is not supported by v86'),
-  vcpus: z.number().int().min(1).max(1, 'the v86 engine emulates one CPU').default(1),
-  boot: z.discriminatedUnion('kind', [
-    z.object({
-      kind: z.literal('pv'),
-      kernel: z.string().min(1, 'kernel path is required'),
-      initrd: z.string().optional(),
-      cmdline: z.string().max(2048).optional(),
-    }),
-    z.object({
-      kind: z.literal('cdrom'),
-      iso: z.string().min(1, 'ISO path is required'),
-      disk: z.string().optional(),
-    }),
-    z.object({
-      kind: z.literal('disk'),
-      disk: z.string().min(1, 'disk image path is required'),
-    }),
-  ]),
-});
+/** The engines a domain can be created for, and what each can give a guest. */
+export const ENGINES = {
+  v86: { label: 'v86 (embedded, 32-bit x86)', maxMemoryMiB: 2047, maxVcpus: 1, arches: ['i686'] as const },
+  qemu: { label: 'QEMU', maxMemoryMiB: 65536, maxVcpus: 16, arches: ['i686', 'x86_64'] as const },
+} as const;
+export type EngineName = keyof typeof ENGINES;
+
+const HostFile = (what: string) => z.string().min(1, `${what} path is required`).max(4096, `${what} path is longer than 4096 characters`);
+
+/**
+ * What the New VM wizard sends; the host turns it into libvirt XML (virt-install's install methods):
+ * pv: direct kernel boot; cdrom: a live CD (optionally with a disk); install: an installer ISO onto a
+ * disk (two definitions: the install-time one boots the CD, the final one the disk); disk: import an
+ * existing disk image; pygrub: PV boot of the kernel found on the guest's disk.
+ */
+export const NewDomainSpec = z
+  .object({
+    name: z
+      .string()
+      .min(1, 'name is required')
+      .max(64, 'name is longer than 64 characters')
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/, 'name may hold letters, digits and _ . + - and must start with a letter or digit'),
+    engine: z.enum(['v86', 'qemu']).default('v86'),
+    memoryMiB: z.number().int('memory must be a whole number of MiB').min(16, 'memory must be at least 16 MiB').max(ENGINES.qemu.maxMemoryMiB, `memory above ${ENGINES.qemu.maxMemoryMiB} MiB is not supported`),
+    vcpus: z.number().int('vCPUs must be a whole number').min(1, 'a guest needs at least one vCPU').max(ENGINES.qemu.maxVcpus, `at most ${ENGINES.qemu.maxVcpus} vCPUs`).default(1),
+    /** The catalogue or OS id the defaults came from (libosinfo's short id), kept for the record. */
+    os: z.string().max(64).optional(),
+    /** A NIC on the user-mode network, as virt-install's default; 'none' for no NIC. */
+    network: z.enum(['user', 'none']).default('none'),
+    boot: z.discriminatedUnion('kind', [
+      z.object({
+        kind: z.literal('pv'),
+        kernel: HostFile('kernel'),
+        initrd: z.string().max(4096).optional(),
+        cmdline: z.string().max(2048, 'kernel arguments are longer than 2048 characters').optional(),
+      }),
+      z.object({
+        kind: z.literal('cdrom'),
+        iso: HostFile('ISO'),
+        disk: z.string().max(4096).optional(),
+      }),
+      z.object({
+        kind: z.literal('install'),
+        iso: HostFile('ISO'),
+        disk: HostFile('disk image'),
+      }),
+      z.object({
+        kind: z.literal('disk'),
+        disk: HostFile('disk image'),
+      }),
+      z.object({
+        kind: z.literal('pygrub'),
+        disk: HostFile('disk image'),
+        /** The bootloader entry to boot (pygrub --entry); none: the newest kernel. */
+        entry: z.number().int().min(0, 'entry must be 0 or more').optional(),
+      }),
+    ]),
+  })
+  .superRefine((spec, ctx) => {
+    const engine = ENGINES[spec.engine];
+    if (spec.memoryMiB > engine.maxMemoryMiB) {
+      ctx.addIssue({ code: 'custom', path: ['memoryMiB'], message: `memory above ${engine.maxMemoryMiB} MiB is not supported by ${spec.engine}` });
+    }
+    if (spec.vcpus > engine.maxVcpus) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['vcpus'],
+        message: engine.maxVcpus === 1 ? `the ${spec.engine} engine emulates one CPU` : `${spec.engine} gives a guest at most ${engine.maxVcpus} vCPUs`,
+      });
+    }
+  });
 export type NewDomainSpec = z.infer<typeof NewDomainSpec>;
+/** A spec as a client writes it (defaults not yet applied). */
+export type NewDomainSpecInput = z.input<typeof NewDomainSpec>;
 
 /** Request parameters, one schema per method. Unknown keys are refused (strict). */
 export const RequestParams = {
@@ -237,7 +283,7 @@ export interface SampleGuest {
   id: 'pv' | 'cdrom' | 'disk';
   label: string;
   description: string;
-  spec: NewDomainSpec;
+  spec: NewDomainSpecInput;
 }
 
 export interface HostStatus {
@@ -434,8 +480,13 @@ export interface CatalogueEntry {
   version: string;
   arch: 'i686' | 'x86_64';
   url: string;
-  sha256: string;
+  /** The image's SHA-256, pinned in the catalogue… */
+  sha256?: string;
+  /** …or the distribution's checksum file (SHA256SUMS or a .sha256) to read it from first. */
+  sha256Url?: string;
   sizeBytes?: number;
+  /** Set by catalogue.list when the image is already in the default pool. */
+  file?: string;
   /** How the downloaded file boots. */
   kind: 'iso' | 'disk';
   memoryMiB: number;

@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 // Preload: exposes only the port request; the ports themselves reach the page by postMessage,
 // so the renderer never sees ipcRenderer or any Node API.
-import { contextBridge, ipcRenderer } from 'electron';
+import { contextBridge, ipcRenderer, webUtils } from 'electron';
 
 let seq = 0;
 contextBridge.exposeInMainWorld('domusBridge', {
@@ -10,6 +10,10 @@ contextBridge.exposeInMainWorld('domusBridge', {
     const requestId = `p${++seq}`;
     ipcRenderer.send('domus:port-request', { kind, domain: domainUuid, requestId });
     return requestId;
+  },
+  /** The host path of a file dropped on the page (the New VM wizard's drop target). */
+  pathForFile(file: File): string {
+    return webUtils.getPathForFile(file);
   },
 });
 

@@ -1,6 +1,9 @@
 // One handler per API method: the table the API session dispatches to after validation.
 import type { Method, ParsedParams, Results } from '../../shared/api.js';
 import type { ApiSession } from './api-session.js';
+import fs from 'node:fs';
+import { loadCatalogue } from './downloads/catalogue.js';
+import { DownloadError } from './downloads/manager.js';
 import { browse } from './storage/browse.js';
 import { HostError, type Host } from './host.js';
 
@@ -106,10 +109,10 @@ export function handlers(svc: HostServices): HandlerTable {
     'volume.info': (p) => ({ volume: host.storage.volumeInfo(p.volume, p.pool) }),
     'host.browse': (p) => browse(p.path ?? host.storage.poolDir('default'), p.filter),
     'host.inspectImage': async (p) => (await import('./image-inspect.js')).inspectImageFile(p.path),
-    'catalogue.list': notYet('catalogue.list'),
-    'download.start': notYet('download.start'),
-    'download.cancel': notYet('download.cancel'),
-    'download.list': notYet('download.list'),
+    'catalogue.list': () => catalogueList(host),
+    'download.start': (p) => downloadCall(async () => ({ download: await host.downloads.start(p.entry, p.pool) })),
+    'download.cancel': (p) => downloadCall(async () => ({ download: await host.downloads.cancel(p.id) })),
+    'download.list': () => ({ downloads: host.downloads.list() }),
     'host.connections': () => ({ connections: host.engines.connections() }),
     'host.setAccel': async (p) => ({ connection: await host.engines.setAccel(p.mode) }),
     'domain.toNative': async (p) => ({ argv: await host.toNative(p.domain, p.xml) }),
@@ -127,6 +130,31 @@ export function handlers(svc: HostServices): HandlerTable {
       return {};
     },
   };
+}
+
+/** The catalogue, each entry marked with its file when the default pool already holds it. */
+async function catalogueList(host: Host): Promise<Results['catalogue.list']> {
+  let catalogue;
+  try {
+    catalogue = await loadCatalogue();
+  } catch (err) {
+    throw new HostError('invalid-arg', (err as Error).message);
+  }
+  const entries = catalogue.entries.map((e) => {
+    const file = host.downloads.target(e);
+    return fs.existsSync(file) ? { ...e, file } : e;
+  });
+  return { entries, source: catalogue.source };
+}
+
+async function downloadCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof DownloadError) throw new HostError(err.code, err.message);
+    if (err instanceof HostError) throw err;
+    throw new HostError('invalid-arg', (err as Error).message);
+  }
 }
 
 /** Placeholder for a method whose implementation is being merged this session; each owner replaces its line. */

@@ -24,6 +24,7 @@ const BROADCAST: EventName[] = [
   'job.progress',
   'job.completed',
   'host.stopping',
+  'download.progress',
 ];
 
 export class ApiSession {

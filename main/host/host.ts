@@ -29,9 +29,14 @@ import { Engines } from './drivers/table.js';
 import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
 import { log } from './log.js';
+import { completeInstall, installTimeDocument, pendingInstall } from './domain/install-boot.js';
+import { inspectImage } from '../fsimage/index.js';
+import { checkSpec } from './new-domain-checks.js';
 import { specToXml } from './new-domain.js';
 import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../runner/keycodes.js';
 import { VNC_PORT_BASE } from '../runner/protocol.js';
+import { loadCatalogue } from './downloads/catalogue.js';
+import { DownloadManager } from './downloads/manager.js';
 import type { HostPaths } from './paths.js';
 import { buildSample, StatsWatchers, type PreviousSample } from './stats.js';
 import { addDisk, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
@@ -82,6 +87,8 @@ interface DomainRecord {
   live?: LiveDomain;
   /** Why the runner is being stopped by us, so its exit gets the right reason. */
   stopping?: ExitReason | 'saved';
+  /** The install boot ended with a guest reboot: start again on the final definition. */
+  restartAfterInstall?: boolean;
   shutdownTimer?: NodeJS.Timeout;
   cpuPercent: number;
   cpuTimeMs: number;
@@ -106,11 +113,18 @@ export class Host extends EventEmitter<HostEvents> {
   readonly trace = new TraceLog();
   /** Statistics sampling, running only while some client watches. */
   readonly statsWatchers = new StatsWatchers((uuids) => this.sampleDomains(uuids));
+  readonly downloads: DownloadManager;
   readonly storage: Storage;
 
   constructor(readonly paths: HostPaths) {
     super();
     this.setMaxListeners(0);
+    this.downloads = new DownloadManager({
+      downloadsDir: path.join(paths.home, 'downloads'),
+      poolDir: (pool) => this.storage.poolDir(pool),
+      catalogue: () => loadCatalogue(),
+    });
+    this.downloads.on('progress', (download) => this.emit('download.progress', { download }));
     this.engines = new Engines(paths.home, paths.run);
     this.storage = new Storage(paths, () => this.diskUsers());
     this.jobs.on('progress', (job) => this.emit('job.progress', { job }));
@@ -215,7 +229,10 @@ export class Host extends EventEmitter<HostEvents> {
     return { domain: this.summary(rec), warnings: support.warnings };
   }
 
-  create(spec: NewDomainSpec): { domain: DomainSummary; warnings: DefinitionWarning[] } {
+  /** The New VM wizard's spec: refused when the guest could not start (missing files, wrong architecture). */
+  async create(spec: NewDomainSpec): Promise<{ domain: DomainSummary; warnings: DefinitionWarning[] }> {
+    const problems = await checkSpec(spec, async (file) => inspectImage(file));
+    if (problems.length) throw new HostError('invalid-arg', problems.join('; '));
     return this.define(specToXml(spec));
   }
 
@@ -495,7 +512,7 @@ export class Host extends EventEmitter<HostEvents> {
       const disk = setMedia(doc, p.target, source);
       const drive = rec.liveDoc!.config.disks.find((d) => d.device === 'cdrom');
       if (!rec.live!.changeMedia || drive?.target !== disk.target) {
-        throw new HostError('unsupported', `unsupported: the ${this.driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
+        throw new HostError('unsupported', `unsupported: the ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
       }
       await rec.live!.changeMedia(source).catch((err: Error) => {
         throw new HostError('engine-failed', `cannot change the medium of '${disk.target}': ${err.message}`);
@@ -515,7 +532,7 @@ export class Host extends EventEmitter<HostEvents> {
   attachDisk(ref: string, p: NewDisk & { live: boolean; config: boolean }): { domain: DomainSummary; target: string } {
     const rec = this.lookup(ref);
     const { live, config } = this.deviceScope(rec, p);
-    if (live) throw new HostError('unsupported', `unsupported: ${this.driver.engine} cannot hot-plug disks, use --config`);
+    if (live) throw new HostError('unsupported', `unsupported: ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-plug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     const target = addDisk(draft, { ...p, source: p.source === undefined ? undefined : path.resolve(p.source) });
     if (config) this.persist(rec, draft);
@@ -527,7 +544,7 @@ export class Host extends EventEmitter<HostEvents> {
   detachDisk(ref: string, p: { target: string; live: boolean; config: boolean }): DomainSummary {
     const rec = this.lookup(ref);
     const { live, config } = this.deviceScope(rec, p);
-    if (live) throw new HostError('unsupported', `unsupported: ${this.driver.engine} cannot hot-unplug disks, use --config`);
+    if (live) throw new HostError('unsupported', `unsupported: ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-unplug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     removeDisk(draft, p.target);
     if (config) this.persist(rec, draft);
@@ -850,7 +867,12 @@ export class Host extends EventEmitter<HostEvents> {
     this.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');
     let handle: LiveDomain;
     try {
-      const liveDoc = opts.liveXml ? this.parse(opts.liveXml) : parseDomainXml(serializeDomainXml(rec.doc));
+      // While an install is pending, each boot runs the install-time definition (the media first).
+      const liveDoc = opts.liveXml
+        ? this.parse(opts.liveXml)
+        : pendingInstall(rec.doc)
+          ? installTimeDocument(rec.doc)
+          : parseDomainXml(serializeDomainXml(rec.doc));
       handle = await this.engines.driverFor(liveDoc).driver.start(liveDoc, { paused: opts.paused, restoreFrom: opts.restoreFrom });
       rec.liveDoc = liveDoc;
       rec.startNotes = this.engines.startNotes(liveDoc);
@@ -934,7 +956,16 @@ export class Host extends EventEmitter<HostEvents> {
       this.setState(rec, state, state === 'paused' ? 'user' : 'unpaused', rec.step);
       this.emitLifecycle(rec, state === 'paused' ? 'suspended' : 'resumed');
     });
-    handle.on('rebooted', () => this.emitLifecycle(rec, 'rebooted'));
+    handle.on('rebooted', () => {
+      this.emitLifecycle(rec, 'rebooted');
+      if (rec.live === handle && rec.liveDoc && pendingInstall(rec.liveDoc)) {
+        // The installer's reboot: the install is over, the next boot is the final definition's.
+        this.finishInstall(rec);
+        rec.restartAfterInstall = true;
+        rec.stopping = 'shutdown';
+        void handle.destroy();
+      }
+    });
     handle.on('balloon', (b) => {
       rec.balloon = b;
       this.emit('domain.balloon', { uuid: rec.doc.config.uuid, name: rec.doc.config.name, actualKiB: b.actualKiB });
@@ -943,6 +974,9 @@ export class Host extends EventEmitter<HostEvents> {
       clearTimeout(rec.shutdownTimer);
       // Our own destroy wins over what the runner saw; a guest power-off during a shutdown is 'shutdown'.
       const why: StateReason = rec.stopping === 'saved' ? 'saved' : rec.stopping ?? reason;
+      if (why === 'shutdown' && rec.liveDoc && pendingInstall(rec.liveDoc)) this.finishInstall(rec);
+      const restart = rec.restartAfterInstall;
+      rec.restartAfterInstall = undefined;
       rec.live = undefined;
       rec.liveDoc = undefined;
       rec.id = undefined;
@@ -956,8 +990,17 @@ export class Host extends EventEmitter<HostEvents> {
       if (!rec.persistent) {
         this.domains.delete(rec.doc.config.uuid);
         this.emit('domain.undefined', { uuid: rec.doc.config.uuid, name: rec.doc.config.name });
+      } else if (restart) {
+        this.start(rec.doc.config.uuid).catch((err: Error) => log('error', `start of '${rec.doc.config.name}' after its install failed: ${err.message}`));
       }
     });
+  }
+
+  /** The install is over: the persistent definition loses its pending-install note. */
+  private finishInstall(rec: DomainRecord): void {
+    if (!pendingInstall(rec.doc)) return;
+    this.persist(rec, completeInstall(rec.doc));
+    log('info', `domain '${rec.doc.config.name}': install finished, next boot from the final definition`);
   }
 
   private setState(rec: DomainRecord, state: DomainState, reason: StateReason, step: DomainStep): void {

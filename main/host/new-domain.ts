@@ -1,43 +1,76 @@
-// Turns the New VM dialog's spec into libvirt domain XML, as virt-install does for its options.
+// Turns the New VM wizard's spec into libvirt domain XML, as virt-install does for its options.
+// An install from media gives two definitions, as virt-install makes them: the persistent (final)
+// one boots the disk with the CD-ROM ejected and carries a Domus note that the install is pending;
+// the install-time one (install-boot.ts) is derived from it at start and only ever runs live.
 import type { NewDomainSpec } from '../../shared/api.js';
+import { DOMUS_NS } from './domain/domus-metadata.js';
 
 const esc = (s: string): string =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 
+/** Image format from the file name, as virt-install guesses it for an existing path. */
+export function diskFormat(file: string): 'raw' | 'qcow2' {
+  return /\.qcow2?$/i.test(file) ? 'qcow2' : 'raw';
+}
+
 export function specToXml(spec: NewDomainSpec): string {
   const kib = spec.memoryMiB * 1024;
-  const os: string[] = ['    <type arch="i686">hvm</type>'];
+  const v86 = spec.engine === 'v86';
+  const arch = v86 ? 'i686' : 'x86_64';
+  const driver = v86 ? 'v86' : 'qemu';
+  const os: string[] = [`    <type arch="${arch}">hvm</type>`];
+  const top: string[] = [];
+  const metadata: string[] = [];
   const disks: string[] = [];
-  const disk = (device: 'disk' | 'cdrom', file: string, dev: string): string =>
+  const disk = (device: 'disk' | 'cdrom', file: string | undefined, dev: string): string =>
     [
       `    <disk type="file" device="${device}">`,
-      '      <driver name="v86" type="raw"/>',
-      `      <source file="${esc(file)}"/>`,
+      `      <driver name="${driver}" type="${file && device === 'disk' ? diskFormat(file) : 'raw'}"/>`,
+      ...(file ? [`      <source file="${esc(file)}"/>`] : []),
       `      <target dev="${dev}" bus="ide"/>`,
       device === 'cdrom' ? '      <readonly/>\n    </disk>' : '    </disk>',
     ].join('\n');
-  switch (spec.boot.kind) {
+  const { boot } = spec;
+  switch (boot.kind) {
     case 'pv':
-      os.push(`    <kernel>${esc(spec.boot.kernel)}</kernel>`);
-      if (spec.boot.initrd) os.push(`    <initrd>${esc(spec.boot.initrd)}</initrd>`);
-      if (spec.boot.cmdline) os.push(`    <cmdline>${esc(spec.boot.cmdline)}</cmdline>`);
+      os.push(`    <kernel>${esc(boot.kernel)}</kernel>`);
+      if (boot.initrd) os.push(`    <initrd>${esc(boot.initrd)}</initrd>`);
+      if (boot.cmdline) os.push(`    <cmdline>${esc(boot.cmdline)}</cmdline>`);
       break;
     case 'cdrom':
       os.push('    <boot dev="cdrom"/>', '    <boot dev="hd"/>');
-      disks.push(disk('cdrom', spec.boot.iso, 'hdc'));
-      if (spec.boot.disk) disks.push(disk('disk', spec.boot.disk, 'hda'));
+      if (boot.disk) disks.push(disk('disk', boot.disk, 'hda'));
+      disks.push(disk('cdrom', boot.iso, 'hdc'));
+      break;
+    case 'install':
+      // The final definition: the disk boots, the drive stays for later media, empty.
+      os.push('    <boot dev="hd"/>');
+      disks.push(disk('disk', boot.disk, 'hda'), disk('cdrom', undefined, 'hdc'));
+      metadata.push(`    <domus:install xmlns:domus="${DOMUS_NS}" media="${esc(boot.iso)}"/>`);
       break;
     case 'disk':
       os.push('    <boot dev="hd"/>');
-      disks.push(disk('disk', spec.boot.disk, 'hda'));
+      disks.push(disk('disk', boot.disk, 'hda'));
+      break;
+    case 'pygrub':
+      // Xen's way: the bootloader reads the kernel, initrd and arguments from the guest's disk.
+      top.push('  <bootloader>pygrub</bootloader>');
+      if (boot.entry !== undefined) top.push(`  <bootloader_args>--entry=${boot.entry}</bootloader_args>`);
+      disks.push(disk('disk', boot.disk, 'hda'));
       break;
   }
+  const nic =
+    spec.network === 'user'
+      ? [`    <interface type="user">`, `      <model type="${v86 ? 'ne2k_pci' : 'e1000'}"/>`, '    </interface>']
+      : [];
   return [
-    '<domain type="v86">',
+    `<domain type="${spec.engine}">`,
     `  <name>${esc(spec.name)}</name>`,
+    ...(metadata.length || spec.os ? ['  <metadata>', ...metadata, ...(spec.os ? [osElement(spec.os)] : []), '  </metadata>'] : []),
     `  <memory unit="KiB">${kib}</memory>`,
     `  <currentMemory unit="KiB">${kib}</currentMemory>`,
     `  <vcpu>${spec.vcpus}</vcpu>`,
+    ...top,
     '  <os>',
     ...os,
     '  </os>',
@@ -49,6 +82,7 @@ export function specToXml(spec: NewDomainSpec): string {
     '  <on_crash>destroy</on_crash>',
     '  <devices>',
     ...disks,
+    ...nic,
     '    <serial type="pty"><target port="0"/></serial>',
     '    <console type="pty"><target type="serial" port="0"/></console>',
     '    <channel type="unix"><target type="virtio" name="org.qemu.guest_agent.0"/></channel>',
@@ -58,4 +92,9 @@ export function specToXml(spec: NewDomainSpec): string {
     '</domain>',
     '',
   ].join('\n');
+}
+
+/** The OS as virt-install records it (libosinfo's namespace), so other tools see it too. */
+function osElement(id: string): string {
+  return `    <libosinfo:libosinfo xmlns:libosinfo="http://libosinfo.org/xmlns/libvirt/domain/1.0"><libosinfo:os id="${esc(`domus:${id}`)}"/></libosinfo:libosinfo>`;
 }

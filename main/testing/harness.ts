@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { NewDomainSpec } from '../../shared/api.js';
+import type { NewDomainSpecInput } from '../../shared/api.js';
 import type { ApiClient } from '../../shared/client.js';
 import { connectHost, ensureDaemon } from '../cli/connect.js';
 import { processAlive } from '../common/fsutil.js';
@@ -33,7 +33,7 @@ export function engineSkip(engine: TestEngine): string | false {
 }
 
 /** Defines a domain from a New VM spec to run on `engine` (<domain type='qemu'> for QEMU). */
-export async function createOn(client: ApiClient, spec: NewDomainSpec, engine: TestEngine): Promise<void> {
+export async function createOn(client: ApiClient, spec: NewDomainSpecInput, engine: TestEngine): Promise<void> {
   await client.call('domain.create', { spec });
   if (engine === 'v86') return;
   const { xml } = await client.call('domain.xml', { domain: spec.name, inactive: true });

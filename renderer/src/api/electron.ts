@@ -11,6 +11,8 @@ export interface DomusBridge {
   shell: 'electron';
   /** Asks for a port; returns the request id that the arriving port will carry. */
   requestPort(kind: PortKind, domainUuid?: string): string;
+  /** The host path of a dropped file ('' when it has none). */
+  pathForFile?(file: File): string;
 }
 
 declare global {

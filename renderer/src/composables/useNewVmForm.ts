@@ -1,86 +1,205 @@
-// The New VM form's state and validation. The rules are NewDomainSpec's (shared/api.ts), the
-// same schema the host enforces, so the form cannot drift from what the host accepts. Kept apart
-// from the dialog so the coming multi-step wizard can spread these fields over its pages.
+// The New VM wizard's state and validation. The rules are NewDomainSpec's (shared/api.ts), the
+// same schema the host enforces, so the wizard cannot drift from what the host accepts; what only
+// the wizard knows (the size of a disk it will create, what the image inspection found) is checked
+// here too. Each page shows the messages of its own fields.
 import { computed, reactive, ref } from 'vue';
-import { NewDomainSpec } from '@shared/api';
+import { ENGINES, NewDomainSpec, type CatalogueEntry, type EngineName, type ImageInspection } from '@shared/api';
 
-export type BootKind = NewDomainSpec['boot']['kind'];
-export type FieldKey = 'name' | 'memory' | 'kind' | 'kernel' | 'initrd' | 'cmdline' | 'iso' | 'disk';
+/** virt-manager's first page: how the operating system gets installed. */
+export type InstallMethod = 'iso' | 'download' | 'import' | 'pv' | 'pygrub';
+export type FieldKey =
+  | 'name'
+  | 'memory'
+  | 'vcpus'
+  | 'engine'
+  | 'iso'
+  | 'disk'
+  | 'kernel'
+  | 'initrd'
+  | 'cmdline'
+  | 'entry'
+  | 'diskSize'
+  | 'catalogue';
+
+export const METHODS: { method: InstallMethod; label: string; hint: string }[] = [
+  { method: 'iso', label: 'Local install media (ISO image)', hint: 'Boot an installer or live CD from an ISO on the host; a new empty disk is attached.' },
+  { method: 'download', label: 'Download an operating system', hint: 'Fetch a verified installer ISO from the catalogue into the default pool.' },
+  { method: 'import', label: 'Import existing disk image', hint: 'Boot a disk image that already has an operating system, through the BIOS.' },
+  { method: 'pv', label: 'Direct kernel boot (PV)', hint: 'Boot a Linux kernel, initrd and command line straight from files on the host.' },
+  { method: 'pygrub', label: 'Boot the kernel on a disk (pygrub)', hint: 'Read the bootloader menu of a disk image and boot its kernel directly, as Xen’s pygrub.' },
+];
+
+export const STEPS = ['Method', 'Media and OS', 'Memory and CPUs', 'Storage', 'Name and network'] as const;
+
+/** The fields each page shows, so a page can only be left once they are valid. */
+const STEP_FIELDS: Record<InstallMethod, FieldKey[][]> = {
+  iso: [['engine'], ['iso'], ['memory', 'vcpus'], ['diskSize'], ['name']],
+  download: [['engine'], ['catalogue', 'iso'], ['memory', 'vcpus'], ['diskSize'], ['name']],
+  import: [['engine'], ['disk'], ['memory', 'vcpus'], [], ['name']],
+  pv: [['engine'], ['kernel', 'initrd', 'cmdline'], ['memory', 'vcpus'], [], ['name']],
+  pygrub: [['engine'], ['disk', 'entry'], ['memory', 'vcpus'], [], ['name']],
+};
+
+/** Generic defaults when no OS is chosen (a small Linux guest). */
+const GENERIC = { memoryMiB: 256, diskGiB: 2 };
 
 export interface NewVmFields {
+  method: InstallMethod;
+  engine: EngineName;
   name: string;
   /** Kept as typed text so an empty or malformed entry can be reported rather than coerced. */
   memory: string;
-  kind: BootKind;
+  vcpus: string;
+  diskSize: string;
+  iso: string;
+  disk: string;
   kernel: string;
   initrd: string;
   cmdline: string;
-  iso: string;
-  disk: string;
+  /** 'auto' (pygrub's default: the newest kernel) or a bootloader entry index. */
+  entry: string;
+  /** The catalogue entry the defaults (and, for downloads, the ISO) came from. */
+  os: string;
+  network: 'none' | 'user';
+  customize: boolean;
 }
-
-export const BOOT_KINDS: { kind: BootKind; label: string; hint: string }[] = [
-  { kind: 'pv', label: 'Direct kernel boot', hint: 'Boot a Linux kernel (and initrd) straight from files on the host.' },
-  { kind: 'cdrom', label: 'Boot from ISO', hint: 'Boot an installer or live image, optionally with a hard disk attached.' },
-  { kind: 'disk', label: 'Import disk image', hint: 'Boot an existing disk image that already has an operating system.' },
-];
-
-const BOOT_FIELDS = new Set<string>(['kernel', 'initrd', 'cmdline', 'iso', 'disk']);
 
 function optional(value: string): string | undefined {
   const v = value.trim();
   return v === '' ? undefined : v;
 }
 
+function whole(value: string): number | undefined {
+  const v = value.trim();
+  return v === '' ? undefined : Number(v);
+}
+
 export function useNewVmForm(initialName: string) {
   const fields = reactive<NewVmFields>({
+    method: 'iso',
+    engine: 'v86',
     name: initialName,
-    memory: '256',
-    kind: 'pv',
+    memory: String(GENERIC.memoryMiB),
+    vcpus: '1',
+    diskSize: String(GENERIC.diskGiB),
+    iso: '',
+    disk: '',
     kernel: '',
     initrd: '',
     cmdline: '',
-    iso: '',
-    disk: '',
+    entry: 'auto',
+    os: '',
+    network: 'none',
+    customize: false,
   });
+  const step = ref(0);
   const touched = reactive(new Set<FieldKey>());
-  const submitted = ref(false);
+  /** Pages the person tried to leave: their messages show even for untouched fields. */
+  const attempted = reactive(new Set<number>());
+  /** What host.inspectImage said about the chosen image (undefined while unknown). */
+  const inspection = ref<{ path: string; result?: ImageInspection; problem?: string }>();
 
-  /** Only the fields of the chosen boot kind are sent. */
+  /** The disk the install methods create is named after the domain, in the default pool. */
+  const createsDisk = computed(() => fields.method === 'iso' || fields.method === 'download');
+
+  function bootDraft(): unknown {
+    switch (fields.method) {
+      case 'iso':
+      case 'download':
+        // The disk path is the new volume's, known once it is created; this one only passes the schema.
+        return { kind: 'install', iso: fields.iso.trim(), disk: 'new-volume' };
+      case 'import':
+        return { kind: 'disk', disk: fields.disk.trim() };
+      case 'pv':
+        return { kind: 'pv', kernel: fields.kernel.trim(), initrd: optional(fields.initrd), cmdline: optional(fields.cmdline) };
+      case 'pygrub':
+        return { kind: 'pygrub', disk: fields.disk.trim(), entry: fields.entry === 'auto' ? undefined : Number(fields.entry) };
+    }
+  }
+
   function draft(): unknown {
-    const boot =
-      fields.kind === 'pv'
-        ? { kind: 'pv', kernel: fields.kernel.trim(), initrd: optional(fields.initrd), cmdline: optional(fields.cmdline) }
-        : fields.kind === 'cdrom'
-          ? { kind: 'cdrom', iso: fields.iso.trim(), disk: optional(fields.disk) }
-          : { kind: 'disk', disk: fields.disk.trim() };
-    const memory = fields.memory.trim();
-    return { name: fields.name.trim(), memoryMiB: memory === '' ? undefined : Number(memory), boot };
+    return {
+      name: fields.name.trim(),
+      engine: fields.engine,
+      memoryMiB: whole(fields.memory),
+      vcpus: whole(fields.vcpus),
+      os: optional(fields.os),
+      network: fields.network,
+      boot: bootDraft(),
+    };
   }
 
   const result = computed(() => NewDomainSpec.safeParse(draft()));
 
   const errors = computed(() => {
     const out: Partial<Record<FieldKey | 'form', string>> = {};
-    if (result.value.success) return out;
-    for (const issue of result.value.error.issues) {
-      const [head, sub] = issue.path;
-      let key: FieldKey | 'form' = 'form';
-      if (head === 'name') key = 'name';
-      else if (head === 'memoryMiB') key = 'memory';
-      else if (head === 'boot' && typeof sub === 'string' && BOOT_FIELDS.has(sub)) key = sub as FieldKey;
-      // The schema's type errors ("expected number, received NaN") are not for people.
-      const message =
-        key === 'memory' && issue.code === 'invalid_type' ? 'memory must be a whole number of MiB' : issue.message;
-      out[key] ??= message;
+    if (!result.value.success) {
+      for (const issue of result.value.error.issues) {
+        const [head, sub] = issue.path;
+        let key: FieldKey | 'form' = 'form';
+        if (head === 'name') key = 'name';
+        else if (head === 'memoryMiB') key = 'memory';
+        else if (head === 'vcpus') key = 'vcpus';
+        else if (head === 'boot' && sub === 'iso') key = fields.method === 'download' ? 'catalogue' : 'iso';
+        else if (head === 'boot' && typeof sub === 'string') key = sub as FieldKey;
+        // The schema's type errors ("expected number, received NaN") are not for people.
+        let message = issue.message;
+        if (issue.code === 'invalid_type' && key === 'memory') message = 'memory must be a whole number of MiB';
+        if (issue.code === 'invalid_type' && key === 'vcpus') message = 'vCPUs must be a whole number';
+        if (key === 'catalogue') message = 'download an image first, or pick one already downloaded';
+        out[key] ??= message;
+      }
+    }
+    if (createsDisk.value) {
+      const size = Number(fields.diskSize.trim());
+      if (fields.diskSize.trim() === '' || !Number.isFinite(size) || size <= 0) out.diskSize = 'disk size must be a number of GiB above 0';
+      else if (size > 1024) out.diskSize = 'disk size above 1024 GiB is not supported';
+    }
+    // Nothing is created that cannot start: the image's architecture against the engine's CPU.
+    const image = imagePath();
+    const found = inspection.value;
+    if (image && found?.path === image && found.result) {
+      const arch = found.result.arch;
+      const arches: readonly string[] = ENGINES[fields.engine].arches;
+      const key: FieldKey = fields.method === 'download' ? 'catalogue' : fields.method === 'iso' ? 'iso' : 'disk';
+      if (arch !== 'unknown' && !arches.includes(arch)) {
+        out[key] ??= `this is a 64-bit (${arch}) image${found.result.archReason ? ` (${found.result.archReason})` : ''}; the ${fields.engine} engine emulates a 32-bit (i686) CPU, so it cannot boot. Choose a 32-bit (i686) image, or the QEMU engine where it is available.`;
+      }
+      if (fields.method === 'pygrub' && found.result.kernels.length === 0 && !found.result.bootConfig?.entries.length) {
+        out.disk ??= 'no kernel or bootloader menu found on this disk: nothing for pygrub to boot';
+      }
     }
     return out;
   });
 
-  /** A field's message once the person has left it or tried to submit. */
-  function visibleError(key: FieldKey): string | undefined {
-    return submitted.value || touched.has(key) ? errors.value[key] : undefined;
+  /** The image the inspection is about, for the methods that boot one. */
+  function imagePath(): string {
+    if (fields.method === 'iso' || fields.method === 'download') return fields.iso.trim();
+    if (fields.method === 'import' || fields.method === 'pygrub') return fields.disk.trim();
+    return '';
   }
 
-  return { fields, touched, submitted, result, visibleError };
+  function stepFields(index: number): FieldKey[] {
+    return STEP_FIELDS[fields.method][index] ?? [];
+  }
+
+  function stepValid(index: number): boolean {
+    return stepFields(index).every((k) => errors.value[k] === undefined);
+  }
+
+  /** A field's message once the person has left it or tried to leave its page. */
+  function visibleError(key: FieldKey): string | undefined {
+    const page = STEP_FIELDS[fields.method].findIndex((keys) => keys.includes(key));
+    return attempted.has(page) || touched.has(key) ? errors.value[key] : undefined;
+  }
+
+  /** Defaults from the chosen OS (catalogue entry), within what the engine can give. */
+  function applyOs(entry: CatalogueEntry | undefined): void {
+    fields.os = entry?.id ?? '';
+    const memory = entry?.memoryMiB ?? GENERIC.memoryMiB;
+    fields.memory = String(Math.min(memory, ENGINES[fields.engine].maxMemoryMiB));
+    fields.diskSize = String(entry?.diskGiB ?? GENERIC.diskGiB);
+  }
+
+  return { fields, step, touched, attempted, inspection, createsDisk, result, errors, stepFields, stepValid, visibleError, applyOs, imagePath };
 }

@@ -1,7 +1,7 @@
 // The domain list, kept live from host events after one domain.list per connection (no polling).
 import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
-import type { DomainSummary, NewDomainSpec, OnHostStop, Params, Result } from '@shared/api';
+import type { DomainSummary, NewDomainSpecInput, OnHostStop, Params, Result } from '@shared/api';
 import { host } from '../api';
 import { useJobsStore } from './jobs';
 import { useToastStore } from './toasts';
@@ -124,7 +124,7 @@ export const useDomainsStore = defineStore('domains', () => {
   }
 
   /** Creation reports errors to the caller, which shows them next to the form that caused them. */
-  async function create(spec: NewDomainSpec): Promise<Result<'domain.create'>> {
+  async function create(spec: NewDomainSpecInput): Promise<Result<'domain.create'>> {
     const result = await host.call('domain.create', { spec });
     upsert(result.domain);
     return result;
