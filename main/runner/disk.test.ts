@@ -22,6 +22,11 @@ test('FileDisk reads and writes through to the image file, in v86 buffer shape',
     assert.deepEqual([...got!], [7, 7, 1, 2, 3, 7]);
     // A partial last sector reads as zeros past the end of the file.
     assert.deepEqual([...disk.get_from_cache(998, 4)], [7, 7, 0, 0]);
+    let firstFlushes = 0;
+    disk.onFirstFlush = () => firstFlushes++;
+    disk.flush();
+    disk.flush();
+    assert.equal(firstFlushes, 1, 'the first flush is announced once');
     disk.close();
     assert.deepEqual([...fs.readFileSync(file).subarray(512, 515)], [1, 2, 3], 'the write is in the file');
 

@@ -100,7 +100,7 @@ describe('guest disks', { timeout: 3_600_000, skip: !ready && 'sample guests (wi
     await t?.stop();
   });
 
-  it('a file the guest wrote and synced is in the image after destroy, and the filesystem is clean', async () => {
+  it('a file the guest wrote and synced is in the image after destroy, and the filesystem is clean', async (ctx) => {
     const serial = await boot('writer');
     const out = await serial.sh('mount -t ext4 /dev/sda1 /mnt && echo first-write > /mnt/x && sync && echo synced');
     assert.match(out, /synced/, out);
@@ -112,6 +112,7 @@ describe('guest disks', { timeout: 3_600_000, skip: !ready && 'sample guests (wi
     const part = partition(hda, path.join(scratch, 'p1.ext2'));
     assert.equal(debugfsCat(part, '/x'), 'first-write\n');
     const fsck = fsckVerdict(part);
+    ctx.diagnostic(`e2fsck -fn exit ${fsck.readOnly}${fsck.repaired === undefined ? '' : `, e2fsck -fy exit ${fsck.repaired}`}`);
     assert.ok(fsck.readOnly === 0 || fsck.repaired === 1, `e2fsck: ${JSON.stringify(fsck)}`);
   });
 
@@ -133,7 +134,7 @@ describe('guest disks', { timeout: 3_600_000, skip: !ready && 'sample guests (wi
     assert.deepEqual(volume.usedBy, ['writer', 'second']);
   });
 
-  it('change-media --live inserts and ejects a CD under the running guest; read-only media may be shared', async () => {
+  it('change-media --live inserts and ejects a CD under the running guest', async () => {
     const serial = SerialWatch.open(t.client, 'writer');
     const sh = async (cmd: string) => (await serial).sh(cmd, 60_000);
     assert.match(await sh('mount -t iso9660 /dev/sr0 /media 2>&1; echo rc=$?'), /rc=[1-9]/, 'empty drive');
@@ -153,7 +154,7 @@ describe('guest disks', { timeout: 3_600_000, skip: !ready && 'sample guests (wi
     assert.match(r.stderr, /error: Failed to complete action insert on media\nerror: cannot use '.*absent\.iso': no such file/);
   });
 
-  it('after SIGKILL of the runner the image holds everything the guest synced, and e2fsck passes', async () => {
+  it('after SIGKILL of the runner the image holds everything the guest synced, and e2fsck passes', async (ctx) => {
     const serial = await SerialWatch.open(t.client, 'writer');
     const out = await serial.sh('echo second-write > /mnt/y && sync && echo synced');
     assert.match(out, /synced/);
@@ -167,6 +168,7 @@ describe('guest disks', { timeout: 3_600_000, skip: !ready && 'sample guests (wi
     assert.equal(debugfsCat(part, '/x'), 'first-write\n');
     assert.equal(debugfsCat(part, '/y'), 'second-write\n');
     const fsck = fsckVerdict(part);
+    ctx.diagnostic(`e2fsck -fn exit ${fsck.readOnly}${fsck.repaired === undefined ? '' : `, e2fsck -fy exit ${fsck.repaired}`}`);
     assert.ok(fsck.readOnly === 0 || fsck.repaired === 1, `e2fsck: ${JSON.stringify(fsck)}`);
     // The disk is free again: the second domain may start on it now.
     await t.client.call('domain.start', { domain: 'second' });

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { PoolInfo, VolumeInfo } from '../../../shared/api.js';
 import { writeFileAtomic } from '../../common/fsutil.js';
 import { HostError } from '../host.js';
+import { log } from '../log.js';
 import { cloneImage, createImage, ImageError, probeImage, resizeImage } from './image.js';
 import { samePath, writable, type DiskUser } from './in-use.js';
 
@@ -49,6 +50,7 @@ export class Storage {
     for (const file of files.sort()) {
       const parsed = PoolDefinition.safeParse(readJson(path.join(this.paths.pools, file)));
       if (parsed.success) defs.set(parsed.data.name, parsed.data);
+      else log('warn', `skipping unreadable pool definition ${path.join(this.paths.pools, file)}`);
     }
     return [...defs.values()];
   }
