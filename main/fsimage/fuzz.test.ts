@@ -12,7 +12,7 @@ import { exercise } from './fuzz-support.js';
 import { fakeBzImage, makeTree, mkDisk, mkExt, mkFat, mkIso, tmpDir } from './test-images.js';
 
 const FIXTURES = path.join(import.meta.dirname, 'fixtures');
-const BUDGET_MS = Number(process.env.DOMUS_FUZZ_MS ?? 40_000);
+const BUDGET_MS = Number(process.env.DOMUS_FUZZ_MS ?? 30_000);
 const CALL_BUDGET_MS = 10_000;
 const SEED = process.env.DOMUS_FUZZ_SEED ?? 'domus-fsimage-1';
 
