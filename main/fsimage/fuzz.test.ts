@@ -1,6 +1,7 @@
 // Fuzzing by mutation: images made by the Debian tools get bit flips, random bytes and huge counts
 // in their metadata, zeroed sectors and truncation; every reader call must end with a result or an
-// FsImageError within a time budget. Inputs that once broke the reader live in fixtures/.
+// FsImageError within a time budget. An input that breaks the reader is saved to fixtures/ and
+// replayed by the regression test below.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
