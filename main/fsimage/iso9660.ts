@@ -113,6 +113,7 @@ export class IsoFs implements FsDriver<IsoNode> {
   }
 
   private detectRockRidge(root: IsoNode): boolean {
+    if (root.size < 34) return false;
     const first = this.slice.read(root.extents[0].lba * this.blockSize, Math.min(SECTOR, root.size));
     const len = first[0];
     if (len < 34) return false;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, guestsBuilt } from '../testing/harness.js';
+import { runFsimageJob } from './fsimage-client.js';
 
 const BOOT_TIMEOUT = 300_000;
 /** The ext2 partition of disk.img starts at sector 2048 (build-guests.sh). */
@@ -60,6 +61,12 @@ describe('pygrub PV boot', { skip: !guestsBuilt() && 'sample guests not built (n
     assert.equal(seen.bootConfig?.entries[0].kernel, '/boot/vmlinuz');
     assert.equal(seen.arch, 'i686');
     await assert.rejects(t.client.call('host.inspectImage', { path: path.join(dir, 'nope.img') }), /cannot inspect '.*nope.img': No such file or directory/);
+  });
+
+  it('the reader worker is ended at its deadline', async () => {
+    await assert.rejects(runFsimageJob({ op: 'inspect', path: guest('disk.img') }, 1), /reading the image took longer than 0.001 s/);
+    const ok = await runFsimageJob<{ arch: string }>({ op: 'inspect', path: guest('disk.img') });
+    assert.equal(ok.arch, 'i686');
   });
 
   it('boots disk.img through its extlinux.conf', async () => {

@@ -1,12 +1,13 @@
 // pygrub-style boot (libvirt's Xen convention <bootloader>pygrub</bootloader>): at every start the
 // kernel and initrd are read afresh from the guest's disk image, in user space, and written into
 // the domain's state directory, so a kernel upgraded inside the guest is the one that boots next.
-// Every engine calls this one function before its direct kernel boot.
+// Every engine calls this one function before its direct kernel boot. The reading runs in a worker
+// thread (fsimage-worker.ts), so a hostile image can neither block nor exhaust the host.
 import path from 'node:path';
 import type { DomainConfig } from '../../shared/domain.js';
-import { writeFileAtomic } from '../common/fsutil.js';
-import { BootError, chooseBoot, DiskImage, FsImageError, parseBootloaderArgs, type KernelFacts } from '../fsimage/index.js';
 import type { DomainDocument } from './domain/xml.js';
+import { FsimageJobError, runFsimageJob } from './fsimage-client.js';
+import type { BootJobResult } from './fsimage-worker.js';
 
 export class BootloaderError extends Error {
   constructor(message: string) {
@@ -24,7 +25,7 @@ export interface ResolvedBoot {
   description: string;
   /** The disk image the kernel came from. */
   disk: string;
-  arch: KernelFacts['arch'];
+  arch: 'i686' | 'x86_64' | 'unknown';
   archReason: string;
 }
 
@@ -49,48 +50,31 @@ export function bootloaderDisk(config: DomainConfig): DomainConfig['disks'][numb
 /**
  * Reads the kernel, initrd and command line pygrub would choose, writes the files into `outDir`
  * (pygrub-kernel, pygrub-initrd) and returns their paths. The domain's <cmdline> is appended to the
- * entry's arguments, as libxl passes it to pygrub as --args.
+ * entry's arguments, as libxl passes it to pygrub as --args. The image is read in a worker thread.
  */
-export function resolveBootloader(doc: DomainDocument, outDir: string): ResolvedBoot {
+export async function resolveBootloader(doc: DomainDocument, outDir: string): Promise<ResolvedBoot> {
   const { config } = doc;
   const disk = bootloaderDisk(config);
   if (!disk?.source) throw new BootloaderError('pygrub: the domain has no disk with a source image to boot from');
   if (disk.format !== 'raw' && disk.format !== 'iso') {
     throw new BootloaderError(`pygrub: disk ${disk.target} is ${disk.format}; only raw images can be read`);
   }
-  let img: DiskImage;
+  let r: BootJobResult;
   try {
-    const opts = parseBootloaderArgs(config.os.bootloaderArgs);
-    img = DiskImage.open(disk.source);
-    try {
-      const choice = chooseBoot(img, opts, config.os.cmdline);
-      const kernel = path.join(outDir, 'pygrub-kernel');
-      writeFileAtomic(kernel, choice.kernel, 0o600);
-      let initrd: string | undefined;
-      if (choice.initrd) {
-        initrd = path.join(outDir, 'pygrub-initrd');
-        writeFileAtomic(initrd, choice.initrd, 0o600);
-      }
-      const what =
-        choice.how === 'config'
-          ? `${choice.configFile} entry '${choice.label}'`
-          : choice.how === 'newest'
-            ? `newest kernel (no boot loader configuration)`
-            : 'kernel given by --kernel';
-      return {
-        kernel,
-        initrd,
-        cmdline: choice.cmdline,
-        description: `${what}: ${choice.kernelPath}${choice.initrdPath ? ` + ${choice.initrdPath}` : ''} on ${choice.where} of ${disk.source}`,
-        disk: disk.source,
-        arch: choice.facts.arch,
-        archReason: choice.facts.reason,
-      };
-    } finally {
-      img.close();
-    }
+    r = await runFsimageJob<BootJobResult>({ op: 'boot', disk: disk.source, bootloaderArgs: config.os.bootloaderArgs, cmdline: config.os.cmdline, outDir });
   } catch (err) {
-    if (err instanceof BootError || err instanceof FsImageError) throw new BootloaderError(`pygrub: ${disk.source}: ${err.message}`);
+    if (err instanceof FsimageJobError) throw new BootloaderError(`pygrub: ${disk.source}: ${err.message}`);
     throw err;
   }
+  const what =
+    r.how === 'config' ? `${r.configFile} entry '${r.label}'` : r.how === 'newest' ? 'newest kernel (no boot loader configuration)' : 'kernel given by --kernel';
+  return {
+    kernel: r.kernel,
+    initrd: r.initrd,
+    cmdline: r.cmdline,
+    description: `${what}: ${r.kernelPath}${r.initrdPath ? ` + ${r.initrdPath}` : ''} on ${r.where} of ${disk.source}`,
+    disk: disk.source,
+    arch: r.arch,
+    archReason: r.archReason,
+  };
 }

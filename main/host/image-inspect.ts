@@ -1,15 +1,15 @@
-// host.inspectImage: the image reader run in the host process; its errors become API errors.
+// host.inspectImage: the image reader, run in a worker thread; its verdicts become API errors.
 import fs from 'node:fs';
 import type { ImageInspection } from '../../shared/api.js';
-import { FsImageError, inspectImage } from '../fsimage/index.js';
+import { FsimageJobError, runFsimageJob } from './fsimage-client.js';
 import { HostError } from './host.js';
 
-export function inspectImageFile(file: string): ImageInspection {
+export async function inspectImageFile(file: string): Promise<ImageInspection> {
   if (!fs.existsSync(file)) throw new HostError('invalid-arg', `cannot inspect '${file}': No such file or directory`);
   try {
-    return inspectImage(file);
+    return await runFsimageJob<ImageInspection>({ op: 'inspect', path: file });
   } catch (err) {
-    if (err instanceof FsImageError) throw new HostError(err.code === 'io' ? 'invalid-arg' : 'unsupported', `cannot inspect '${file}': ${err.message}`);
+    if (err instanceof FsimageJobError) throw new HostError(err.expected ? 'unsupported' : 'internal', `cannot inspect '${file}': ${err.message}`);
     throw err;
   }
 }

@@ -70,7 +70,7 @@ export class V86Driver implements EngineDriver {
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     if (usesBootloader(config)) {
       try {
-        Object.assign(runnerConfig, pygrubBoot(doc, stateDir, runnerConfig.memoryBytes));
+        Object.assign(runnerConfig, await pygrubBoot(doc, stateDir, runnerConfig.memoryBytes));
       } catch (err) {
         fs.rmSync(stateDir, { recursive: true, force: true });
         throw err;
@@ -411,10 +411,10 @@ function balloonInfo(r: BalloonReport): BalloonInfo {
 }
 
 /** The kernel pygrub picks from the disk, checked against what v86 can boot. */
-function pygrubBoot(doc: DomainDocument, stateDir: string, memoryBytes: number): Pick<RunnerConfig, 'kernel' | 'initrd' | 'cmdline'> {
+async function pygrubBoot(doc: DomainDocument, stateDir: string, memoryBytes: number): Promise<Pick<RunnerConfig, 'kernel' | 'initrd' | 'cmdline'>> {
   let boot;
   try {
-    boot = resolveBootloader(doc, stateDir);
+    boot = await resolveBootloader(doc, stateDir);
   } catch (err) {
     if (err instanceof BootloaderError) throw new EngineError(err.message);
     throw err;
