@@ -46,7 +46,8 @@ export class Balloon extends EventEmitter<BalloonEvents> {
   private requestedAt = Date.now();
   private driverOkAt: number | undefined;
   private reportedActual = -1;
-  private settledAt = -1;
+  /** The balloon moved since the last free-page hinting (a fresh boot's memory is zero already). */
+  private moved = false;
   private guest: GuestMemoryStats | undefined;
   private statsWaiters: (() => void)[] = [];
   /** The last free-page hinting command id (virtio ids 0 and 1 mean stop and done). */
@@ -80,8 +81,8 @@ export class Balloon extends EventEmitter<BalloonEvents> {
       device.num_pages = this.wantedPages;
       device.actual = 0;
       this.requestedAt = Date.now();
+      this.moved = this.wantedPages > 0;
     }
-    this.settledAt = -1;
   }
 
   /** The guest reset the machine: its driver starts over with an empty balloon. */
@@ -100,7 +101,7 @@ export class Balloon extends EventEmitter<BalloonEvents> {
       device.num_pages = pages;
       device.virtio.notify_config_changes();
       this.requestedAt = Date.now();
-      this.settledAt = -1;
+      this.moved = true;
     }
     return this.report();
   }
@@ -184,8 +185,8 @@ export class Balloon extends EventEmitter<BalloonEvents> {
       this.reportedActual = device.actual;
       this.emit('change', this.report());
     }
-    if (device.actual === device.num_pages && this.settledAt !== device.actual && this.driverOk) {
-      this.settledAt = device.actual;
+    if (this.moved && device.actual === device.num_pages && this.driverOk) {
+      this.moved = false;
       this.hintFreePages(device);
     }
   }
