@@ -3,6 +3,7 @@
 // errors; BALLOON_CHANGE events; a guest without the driver; sampling only while someone watches
 // (counted at the runner); the CLI's setmem/setmaxmem/dommemstat/domstats.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -10,9 +11,10 @@ import { after, before, describe, it } from 'node:test';
 import type { DomainStatsSample, Events } from '../../shared/api.js';
 import type { ApiCallError } from '../../shared/client.js';
 import { connectHost } from '../cli/connect.js';
+import { APP_ROOT } from './paths.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, sleep, until } from '../testing/harness.js';
 
-const BOOT = 240_000;
+const BOOT = 420_000;
 const MiB = 1024;
 
 /** `free -m`'s total and free, in MiB. */
@@ -51,7 +53,7 @@ async function rejects(p: Promise<unknown>, code: string, message: RegExp): Prom
   });
 }
 
-describe('memory balloon and statistics', { timeout: 1_200_000 }, () => {
+describe('memory balloon and statistics', { timeout: 2_400_000 }, () => {
   let t: TestHost;
   let serial: SerialWatch;
   let uuid: string;
@@ -168,10 +170,27 @@ describe('memory balloon and statistics', { timeout: 1_200_000 }, () => {
     assert.equal(await runnerStatsRequests(t, uuid), afterClose + 1, 'disconnected: polling stopped');
   });
 
-  it('CLI: setmem, setmaxmem --config then dumpxml --inactive, dommemstat, domstats', async () => {
-    const setmem = await t.cli(['setmem', 'bal', '80M']);
-    assert.deepEqual([setmem.code, setmem.stdout, setmem.stderr], [0, '', '']);
-    await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).actualKiB === 80 * MiB, 60_000, 'the guest at 80 MiB');
+  it('CLI: setmem, event --event balloon-change, setmaxmem --config then dumpxml --inactive, dommemstat, domstats', async () => {
+    const events = spawn(process.execPath, [path.join(APP_ROOT, 'bin', 'domus.mjs'), 'event', '--event', 'balloon-change', '--domain', 'bal', '--loop', '--timeout', '300'], {
+      env: { ...process.env, DOMUS_HOME: t.home },
+    });
+    let eventOut = '';
+    events.stdout.on('data', (d: Buffer) => (eventOut += d.toString()));
+    try {
+      // The listener is ready once it sees a change; setmem (the CLI) makes them.
+      for (let i = 0; i < 20 && !eventOut.includes("event 'balloon-change' for domain 'bal': 81920KiB\n"); i++) {
+        await t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 84 * MiB });
+        await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).actualKiB === 84 * MiB, 60_000, 'the guest at 84 MiB');
+        const setmem = await t.cli(['setmem', 'bal', '80M']);
+        assert.deepEqual([setmem.code, setmem.stdout, setmem.stderr], [0, '', '']);
+        await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).actualKiB === 80 * MiB, 60_000, 'the guest at 80 MiB');
+        await sleep(500);
+      }
+      assert.match(eventOut, /^(event 'balloon-change' for domain 'bal': \d+KiB\n)+/);
+      assert.ok(eventOut.includes("event 'balloon-change' for domain 'bal': 81920KiB\n"), eventOut);
+    } finally {
+      events.kill();
+    }
     const stat = await t.cli(['dommemstat', 'bal']);
     assert.equal(stat.code, 0, stat.stderr);
     assert.match(stat.stdout, /^actual 81920\nunused \d+\navailable \d+\nusable \d+\nlast_update \d+\ndisk_caches \d+\nrss \d+\n\n$/);

@@ -15,8 +15,15 @@ export interface V86Balloon {
   virtio: { notify_config_changes(): void; device_status: number };
   /** Releases the guest's pending statistics buffer; `cb` gets each report the guest sends back. */
   GetStats(cb: (stats: Record<string, number>) => void): void;
-  /** Free-page hinting: v86 zeroes the pages the guest reports free, then calls `cb(zeroedBytes)`. */
-  Cleanup(cb: (zeroedBytes: number) => void): void;
+  /**
+   * Free-page hinting (what v86's Cleanup() sets up): the command id the guest reads; when it changes
+   * to a new id (>= 2) the guest reports its free pages, which v86 zeroes (counting `zeroed`), and
+   * `free_cb(zeroed)` runs when the guest says it is done. Cleanup() always uses id 2, and Linux
+   * ignores an id it has already served, so the runner sets a fresh id itself each time.
+   */
+  fp_cmd: number;
+  free_cb: ((zeroedBytes: number) => void) | undefined;
+  zeroed: number;
 }
 
 const PAGE_KiB = 4;
@@ -39,9 +46,12 @@ export class Balloon extends EventEmitter<BalloonEvents> {
   private requestedAt = Date.now();
   private driverOkAt: number | undefined;
   private reportedActual = -1;
-  private settledAt = -1;
+  /** The balloon moved since the last free-page hinting (a fresh boot's memory is zero already). */
+  private moved = false;
   private guest: GuestMemoryStats | undefined;
   private statsWaiters: (() => void)[] = [];
+  /** The last free-page hinting command id (virtio ids 0 and 1 mean stop and done). */
+  private hintId = 1;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -71,8 +81,8 @@ export class Balloon extends EventEmitter<BalloonEvents> {
       device.num_pages = this.wantedPages;
       device.actual = 0;
       this.requestedAt = Date.now();
+      this.moved = this.wantedPages > 0;
     }
-    this.settledAt = -1;
   }
 
   /** The guest reset the machine: its driver starts over with an empty balloon. */
@@ -91,7 +101,7 @@ export class Balloon extends EventEmitter<BalloonEvents> {
       device.num_pages = pages;
       device.virtio.notify_config_changes();
       this.requestedAt = Date.now();
-      this.settledAt = -1;
+      this.moved = true;
     }
     return this.report();
   }
@@ -175,11 +185,19 @@ export class Balloon extends EventEmitter<BalloonEvents> {
       this.reportedActual = device.actual;
       this.emit('change', this.report());
     }
-    if (device.actual === device.num_pages && this.settledAt !== device.actual && this.driverOk) {
-      this.settledAt = device.actual;
-      // Pages the guest freed keep their old bytes in wasm memory; have them zeroed.
-      const t0 = Date.now();
-      device.Cleanup((zeroed) => this.log(`balloon: free-page hinting zeroed ${Math.round(zeroed / 1024)} KiB in ${Date.now() - t0} ms`));
+    if (this.moved && device.actual === device.num_pages && this.driverOk) {
+      this.moved = false;
+      this.hintFreePages(device);
     }
+  }
+
+  /** Pages the guest freed keep their old bytes in wasm memory; have the guest report them so v86 zeroes them. */
+  private hintFreePages(device: V86Balloon): void {
+    this.hintId = this.hintId >= 0x7fffffff ? 2 : this.hintId + 1;
+    const t0 = Date.now();
+    device.zeroed = 0;
+    device.free_cb = (zeroed) => this.log(`balloon: free-page hinting zeroed ${Math.round(zeroed / 1024)} KiB in ${Date.now() - t0} ms`);
+    device.fp_cmd = this.hintId;
+    device.virtio.notify_config_changes();
   }
 }

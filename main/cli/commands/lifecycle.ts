@@ -337,8 +337,8 @@ export const lifecycleCommands: Record<string, Command> = {
     },
   },
   event: {
-    usage: 'event [--domain DOMAIN] [--loop] [--timeout SECONDS] [--timestamp]',
-    help: 'show lifecycle events as they happen',
+    usage: 'event [--domain DOMAIN] [--event lifecycle|balloon-change] [--all] [--loop] [--timeout SECONDS] [--timestamp]',
+    help: 'show lifecycle (and balloon-change) events as they happen',
     run: async (client, args) => {
       const api = await client();
       const only = args.options.get('domain');
@@ -349,12 +349,17 @@ export const lifecycleCommands: Record<string, Command> = {
           say(`events received: ${count}\n\n`);
           resolve();
         };
-        api.on('domain.lifecycle', (e) => {
-          if (only && e.domain.name !== only && e.domain.uuid !== only) return;
+        const kind = args.flags.has('all') ? 'all' : (args.options.get('event') ?? 'lifecycle');
+        if (kind !== 'all' && kind !== 'lifecycle' && kind !== 'balloon-change') throw new CliError([`unknown event type ${kind}`]);
+        const show = (name: string, uuid: string, line: string): void => {
+          if (only && name !== only && uuid !== only) return;
           count++;
-          say(`${args.flags.has('timestamp') ? `${new Date().toISOString()}: ` : ''}${describeEvent(e)}\n`);
+          say(`${args.flags.has('timestamp') ? `${new Date().toISOString()}: ` : ''}${line}\n`);
           if (!args.flags.has('loop')) done();
-        });
+        };
+        if (kind !== 'balloon-change') api.on('domain.lifecycle', (e) => show(e.domain.name, e.domain.uuid, describeEvent(e)));
+        // virsh's wording for libvirt's BALLOON_CHANGE.
+        if (kind !== 'lifecycle') api.on('domain.balloon', (e) => show(e.name, e.uuid, `event 'balloon-change' for domain '${e.name}': ${e.actualKiB}KiB`));
         if (timeout !== undefined) setTimeout(done, timeout * 1000);
         process.once('SIGINT', done);
         api.onClose(() => done());

@@ -32,6 +32,7 @@ import { findFirmware } from './firmware.js';
 const CONNECT_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 const SAVE_TIMEOUT_MS = 10 * 60_000;
+const STATS_TIMEOUT_MS = 5000;
 const LIVE_XML = 'live.xml';
 
 export class EngineError extends Error {
@@ -304,7 +305,8 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     await this.request('serialWrite', { data: data.toString('base64') });
   }
   async stats(): Promise<RunnerStats> {
-    const s: StatsResult = await this.request('stats', {});
+    // Short: dominfo and sampling ask for it, and a wedged runner must not hold them for long.
+    const s: StatsResult = await this.request('stats', {}, STATS_TIMEOUT_MS);
     // v86 gives the guest no NIC.
     return { cpuTimeMs: s.cpuTimeMs, rssBytes: s.rssBytes, at: Date.now(), disks: s.disks, nics: [] };
   }
