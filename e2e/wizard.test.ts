@@ -207,6 +207,8 @@ describe('New VM wizard in Chromium', { skip: !guestsBuilt() && 'sample guests n
     await openWizard('iso');
     await byId('browse-iso').click();
     await byId('file-chooser').waitFor();
+    // The chooser opens in the default pool's folder.
+    await page.waitForFunction(() => (document.querySelector('[data-testid="chooser-path"]') as HTMLInputElement | null)?.value.endsWith('/images'));
     await byId('chooser-path').fill(path.dirname(guest('tiny.iso')));
     await byId('chooser-path').press('Enter');
     await byId('chooser-entry-tiny.iso').click();
