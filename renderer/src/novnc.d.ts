@@ -46,6 +46,7 @@ declare module '@novnc/novnc' {
     qualityLevel: number;
     compressionLevel: number;
     disconnect(): void;
+    sendKey(keysym: number, code: string | null, down?: boolean): void;
     sendCredentials(credentials: { username?: string; password?: string; target?: string }): void;
     focus(options?: FocusOptions): void;
     blur(): void;
