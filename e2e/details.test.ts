@@ -264,6 +264,17 @@ describe('Details window', { timeout: 600_000 }, () => {
     await page.screenshot({ path: path.join(SHOTS, 'details-performance.png') });
   });
 
+  it('the sampling interval is a preference: the watch is re-sent with it and it is kept', async () => {
+    const mark = sent.length;
+    await page.getByTestId('tb-menu').click();
+    await page.getByTestId('tb-preferences').click();
+    await page.getByTestId('pref-stats-interval').selectOption('2000');
+    await until(() => sent.slice(mark).some((m) => m.method === 'stats.watch' && (m.params as { intervalMs: number }).intervalMs === 2000), 10_000, 'stats.watch at 2000 ms');
+    assert.equal(await page.evaluate('localStorage.getItem("domus.statsIntervalMs")'), '2000');
+    await page.getByTestId('pref-stats-interval').selectOption('1000');
+    await page.getByTestId('pref-close').click();
+  });
+
   it('CD-ROM: eject and insert media in the running guest', async () => {
     await nav('disk:hdc').click();
     const medium = page.getByTestId('disk-medium');
