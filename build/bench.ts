@@ -4,16 +4,19 @@
 //    v86 options in a bare Node script;
 //  - host memory per running 128 MiB guest (runner RSS, and what the host adds);
 //  - the live trace's cost: API calls per second with and without a trace watcher;
-//  - re-attach time of a new host to 5 running guests after SIGKILL of the old one.
+//  - re-attach time of a new host to 5 running guests after SIGKILL of the old one;
+//  - `qemu`: the same PV sample on v86 and on QEMU (TCG): cold boot, a timed shell loop in the guest,
+//    engine process RSS beyond the guest's RAM. Written to its own section of docs/benchmarks.md.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { processAlive } from '../main/common/fsutil.js';
+import { findQemu } from '../main/host/drivers/qemu/binary.js';
 import { findFirmware } from '../main/host/drivers/v86/firmware.js';
 import { APP_ROOT } from '../main/host/paths.js';
 import { TraceLog } from '../main/host/trace.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest } from '../main/testing/harness.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, type TestEngine } from '../main/testing/harness.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
@@ -142,10 +145,78 @@ async function reattachFive(t: TestHost): Promise<number> {
   return ms;
 }
 
-/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach) only those named. */
-const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach']);
+/** One engine's run of the sample: boot time, the guest's loop time, the engine process's RSS. */
+async function engineRun(t: TestHost, engine: TestEngine, name: string): Promise<{ bootMs: number; loopMs: number; rssKiB: number }> {
+  await createOn(t.client, { name, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } }, engine);
+  const t0 = Date.now();
+  const { domain } = await t.client.call('domain.start', { domain: name });
+  const serial = await SerialWatch.open(t.client, name);
+  await serial.wait(/DOMUS-GUEST-READY/, 300_000);
+  const bootMs = Date.now() - t0;
+  await new Promise((res) => setTimeout(res, 3000));
+  const rss = rssKiB(t.runnerPid(domain.uuid) ?? 0);
+  // 20000 iterations of a busybox ash loop, timed by the guest's own clock.
+  const out = await serial.sh('s=$(date +%s%N); i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; e=$(date +%s%N); echo LOOPMS=$(( (e-s)/1000000 ))', 300_000);
+  const loopMs = Number(/LOOPMS=(\d+)/.exec(out)?.[1] ?? NaN);
+  await t.client.call('domain.destroy', { domain: name });
+  return { bootMs, loopMs, rssKiB: rss };
+}
+
+async function qemuBench(): Promise<string> {
+  const skip = engineSkip('qemu');
+  if (skip) return `## QEMU engine\n\n${skip}\n`;
+  const t = await TestHost.start();
+  const runs: Record<TestEngine, { bootMs: number; loopMs: number; rssKiB: number }[]> = { v86: [], qemu: [] };
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      for (const engine of ['v86', 'qemu'] as const) runs[engine].push(await engineRun(t, engine, `q-${engine}-${i}`));
+    }
+  } finally {
+    await t.stop();
+  }
+  const m = (engine: TestEngine, k: 'bootMs' | 'loopMs' | 'rssKiB'): number => median(runs[engine].map((r) => r[k]));
+  const guestKiB = 128 * 1024;
+  return [
+    '## QEMU engine',
+    '',
+    `Measured by \`npm run bench -- qemu\` on ${new Date().toISOString().slice(0, 10)}: the i686 PV sample (128 MiB) through Domus on each engine, interleaved, median of ${RUNS}. QEMU ${findQemuVersion()} with TCG (KVM is not usable on this host, see host.connections).`,
+    '',
+    '| what | v86 | QEMU (TCG) | QEMU / v86 |',
+    '|---|---|---|---|',
+    `| cold boot to DOMUS-GUEST-READY (start call → banner) | ${(m('v86', 'bootMs') / 1000).toFixed(2)} s | ${(m('qemu', 'bootMs') / 1000).toFixed(2)} s | ${(m('qemu', 'bootMs') / m('v86', 'bootMs')).toFixed(2)} |`,
+    `| guest CPU: busybox ash loop of 20000 iterations, guest clock | ${m('v86', 'loopMs')} ms | ${m('qemu', 'loopMs')} ms | ${(m('qemu', 'loopMs') / m('v86', 'loopMs')).toFixed(2)} |`,
+    `| engine process RSS 3 s after boot | ${(m('v86', 'rssKiB') / 1024).toFixed(0)} MiB | ${(m('qemu', 'rssKiB') / 1024).toFixed(0)} MiB | ${(m('qemu', 'rssKiB') / m('v86', 'rssKiB')).toFixed(2)} |`,
+    `| RSS beyond the guest's 128 MiB RAM | ${((m('v86', 'rssKiB') - guestKiB) / 1024).toFixed(0)} MiB | ${((m('qemu', 'rssKiB') - guestKiB) / 1024).toFixed(0)} MiB | |`,
+    '',
+    `Raw (boot ms / loop ms / RSS MiB): v86 ${runs.v86.map((r) => `${r.bootMs}/${r.loopMs}/${(r.rssKiB / 1024).toFixed(0)}`).join(', ')}; QEMU ${runs.qemu.map((r) => `${r.bootMs}/${r.loopMs}/${(r.rssKiB / 1024).toFixed(0)}`).join(', ')}. QEMU's RSS counts only guest pages touched so far, so "beyond RAM" can be negative for it.`,
+    '',
+  ].join('\n');
+}
+
+function findQemuVersion(): string {
+  return findQemu().version ?? 'unknown';
+}
+
+/** Replaces (or appends) the '## QEMU engine' section of docs/benchmarks.md, keeping the rest. */
+function withQemuSection(doc: string, section: string | undefined): string {
+  const start = doc.indexOf('## QEMU engine');
+  const kept = start >= 0 ? doc.slice(start) : '';
+  const head = start >= 0 ? doc.slice(0, start).trimEnd() + '\n' : doc;
+  return `${head}\n${section ?? kept}`.replace(/\n{3,}/g, '\n\n');
+}
+
+/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach, qemu) only those named. */
+const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach', 'qemu']);
 
 async function main(): Promise<void> {
+  const docFile = path.join(APP_ROOT, 'docs', 'benchmarks.md');
+  const existing = fs.existsSync(docFile) ? fs.readFileSync(docFile, 'utf8') : '# Benchmarks\n';
+  const qemuSection = parts.has('qemu') ? await qemuBench() : undefined;
+  if (![...parts].some((p) => p !== 'qemu')) {
+    process.stdout.write(qemuSection ?? '');
+    fs.writeFileSync(docFile, withQemuSection(existing, qemuSection));
+    return;
+  }
   const t = await TestHost.start();
   const bare: number[] = [];
   const domus: number[] = [];
@@ -207,9 +278,10 @@ async function main(): Promise<void> {
     '',
     bare.length ? `Raw boot times (ms): bare ${bare.join(', ')}; Domus ${domus.join(', ')}.\n` : '',
   ].join('\n');
-  process.stdout.write(report);
+  process.stdout.write(report + (qemuSection ?? ''));
   fs.mkdirSync(path.join(APP_ROOT, 'docs'), { recursive: true });
-  fs.writeFileSync(path.join(APP_ROOT, 'docs', 'benchmarks.md'), report);
+  const oldSection = existing.includes('## QEMU engine') ? existing.slice(existing.indexOf('## QEMU engine')) : undefined;
+  fs.writeFileSync(docFile, withQemuSection(report, qemuSection ?? oldSection));
 }
 
 void main();
