@@ -125,7 +125,9 @@ export const RequestParams = {
     .object({ domain: DomainRef, sizeKiB: z.number().int().positive(), live: z.boolean().default(false), config: z.boolean().default(false) })
     .strict(),
   /** virsh setmaxmem: the maximum memory, which takes effect at next boot. */
-  'domain.setMaxMemory': z.object({ domain: DomainRef, sizeKiB: z.number().int().positive(), config: z.boolean().default(true) }).strict(),
+  'domain.setMaxMemory': z
+    .object({ domain: DomainRef, sizeKiB: z.number().int().positive(), config: z.boolean().default(true), live: z.boolean().default(false) })
+    .strict(),
   /** virsh dommemstat. */
   'domain.memoryStats': z.object({ domain: DomainRef }).strict(),
   /** virsh domstats: one sample of the domain's counters and rates. */
@@ -334,12 +336,15 @@ export interface MemoryStats {
   availableKiB?: number;
   unusedKiB?: number;
   usableKiB?: number;
+  /** The guest's page cache (virsh's disk_caches). */
+  diskCachesKiB?: number;
   /** Host memory used by the engine process. */
   rssKiB?: number;
   /** 'no-driver': the guest did not follow the target within the timeout. */
   balloon: 'ok' | 'pending' | 'no-driver' | 'absent';
   /** Whether a deflated guest's memory really goes back to the host on this engine. */
   hostReclaims: boolean;
+  /** Epoch ms when the guest last sent its statistics. */
   lastUpdate?: number;
 }
 
@@ -353,8 +358,22 @@ export interface DomainStatsSample {
   cpuTimeMs: number;
   rssBytes: number;
   memory: { maxKiB: number; targetKiB: number; actualKiB: number; guestUsedKiB?: number };
-  disk: { rdBytes: number; wrBytes: number; rdBytesPerSec: number; wrBytesPerSec: number };
-  net: { rxBytes: number; txBytes: number; rxBytesPerSec: number; txBytesPerSec: number };
+  disk: {
+    rdBytes: number;
+    wrBytes: number;
+    rdBytesPerSec: number;
+    wrBytesPerSec: number;
+    /** Per disk (domstats block.N.*), while the domain runs. */
+    devices?: { name: string; path: string; rdBytes: number; wrBytes: number; rdReqs: number; wrReqs: number }[];
+  };
+  net: {
+    rxBytes: number;
+    txBytes: number;
+    rxBytesPerSec: number;
+    txBytesPerSec: number;
+    /** Per NIC the engine gives the guest (domstats net.N.*); v86 gives none. */
+    devices?: { name: string; rxBytes: number; txBytes: number }[];
+  };
 }
 
 export interface PoolInfo {

@@ -4,11 +4,12 @@ import { CliError, DEFAULT_URI, parseArgs, type Command } from './command.js';
 import { domainCommands } from './commands/domain.js';
 import { hostCommands } from './commands/host.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
+import { memoryCommands } from './commands/memory.js';
 import { qemuCommands } from './commands/qemu.js';
 import { connectHost } from './connect.js';
 
 const SUPPORTED_URIS = new Set([DEFAULT_URI, 'v86:///system', 'qemu:///session']);
-const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...hostCommands, ...qemuCommands };
+const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...memoryCommands, ...hostCommands, ...qemuCommands };
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `    ${name.padEnd(14)}${c.help}\n        ${c.usage}`);

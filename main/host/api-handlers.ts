@@ -59,7 +59,10 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.managedSaveRemove': (p) => ({ domain: host.managedSaveRemove(p.domain) }),
     'domain.jobInfo': (p) => ({ job: host.jobInfo(p.domain, p.completed) }),
     'domain.jobAbort': async (p) => ({ job: await host.jobAbort(p.domain) }),
-    'domain.info': (p) => host.info(p.domain),
+    'domain.info': async (p) => {
+      await host.refreshCpuTime(p.domain);
+      return host.info(p.domain);
+    },
     'domain.xml': (p) => host.xml(p.domain, p.inactive),
     'domain.screenshot': async (p) => {
       const shot = await host.screenshot(p.domain);
@@ -71,12 +74,19 @@ export function handlers(svc: HostServices): HandlerTable {
     },
     'domain.sendKey': notYet('domain.sendKey'),
     'domain.vncDisplay': notYet('domain.vncDisplay'),
-    'domain.setMemory': notYet('domain.setMemory'),
-    'domain.setMaxMemory': notYet('domain.setMaxMemory'),
-    'domain.memoryStats': notYet('domain.memoryStats'),
-    'domain.stats': notYet('domain.stats'),
-    'stats.watch': notYet('stats.watch'),
-    'stats.unwatch': notYet('stats.unwatch'),
+    'domain.setMemory': async (p) => ({ domain: await host.setMemory(p.domain, p) }),
+    'domain.setMaxMemory': (p) => ({ domain: host.setMaxMemory(p.domain, p) }),
+    'domain.memoryStats': (p) => host.memoryStats(p.domain),
+    'domain.stats': (p) => host.statsSample(p.domain),
+    'stats.watch': (p, session) => {
+      const uuids = p.domains && new Set(p.domains.map((d) => host.lookup(d).doc.config.uuid));
+      host.statsWatchers.watch(session, uuids, p.intervalMs);
+      return {};
+    },
+    'stats.unwatch': (_p, session) => {
+      host.statsWatchers.unwatch(session);
+      return {};
+    },
     'domain.changeMedia': notYet('domain.changeMedia'),
     'domain.attachDisk': notYet('domain.attachDisk'),
     'domain.detachDisk': notYet('domain.detachDisk'),

@@ -20,7 +20,7 @@ const BROADCAST: EventName[] = [
   'domain.lifecycle',
   'domain.defined',
   'domain.undefined',
-  'domain.stats',
+  'domain.balloon',
   'job.progress',
   'job.completed',
   'host.stopping',
@@ -40,6 +40,8 @@ export class ApiSession {
     this.table = handlers(svc);
     for (const name of BROADCAST) this.forward(name, () => true);
     this.forward('domain.serial', (d) => this.serialUuids.has(d.uuid));
+    // Statistics samples only go to clients that watch them (stats.watch).
+    this.forward('domain.stats', (d) => this.svc.host.statsWatchers.wants(this, d.uuid));
   }
 
   /** Handles one incoming JSON text; never throws: every problem becomes an error reply. */
@@ -139,6 +141,7 @@ export class ApiSession {
 
   close(): void {
     this.unwatchTrace();
+    this.svc.host.statsWatchers.unwatch(this);
     for (const u of this.unsubscribe) u();
     this.unsubscribe.length = 0;
     this.serialUuids.clear();

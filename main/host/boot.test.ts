@@ -81,6 +81,7 @@ for (const engine of ENGINES) describe(`boot through the host API (${engine})`, 
       await createOn(t.client, { name, memoryMiB: 128, vcpus: 1, boot }, engine);
       const stats: number[] = [];
       t.client.on('domain.stats', (s) => stats.push(s.cpuPercent));
+      await t.client.call('stats.watch', { domains: [name] });
       const t0 = Date.now();
       await t.client.call('domain.start', { domain: name });
       const serial = await SerialWatch.open(t.client, name);
@@ -91,6 +92,7 @@ for (const engine of ENGINES) describe(`boot through the host API (${engine})`, 
       const { domains } = await t.client.call('domain.list', { all: true });
       const row = domains.find((d: DomainSummary) => d.name === name);
       assert.equal(row?.state, 'running');
+      await t.client.call('stats.unwatch', {});
       await t.client.call('domain.destroy', { domain: name });
     });
   }

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type {
   DomainInfo,
+  DomainStatsSample,
   DomainSummary,
   ErrorCode,
   Events,
@@ -14,20 +15,22 @@ import type {
   HostStopProgress,
   JobInfo,
   LifecycleEvent,
+  MemoryStats,
   NewDomainSpec,
   OnHostStop,
 } from '../../shared/api.js';
 import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from '../../shared/domain.js';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop, setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
-import { DomainXmlError, ensureUuid, parseDomainXml, serializeDomainXml, type DomainDocument } from './domain/xml.js';
-import type { ExitReason, LiveDomain } from './drivers/driver.js';
+import { DomainXmlError, ensureUuid, parseDomainXml, serializeDomainXml, setMemory, type DomainDocument } from './domain/xml.js';
+import type { BalloonInfo, ExitReason, LiveDomain } from './drivers/driver.js';
 import { Engines } from './drivers/table.js';
 import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
 import { log } from './log.js';
 import { specToXml } from './new-domain.js';
 import type { HostPaths } from './paths.js';
+import { buildSample, StatsWatchers, type PreviousSample } from './stats.js';
 import { TraceLog } from './trace.js';
 
 export const VERSION = '0.1.0';
@@ -35,6 +38,14 @@ export const VERSION = '0.1.0';
 const SERIAL_HISTORY_BYTES = 256 * 1024;
 /** How long a clean shutdown may take before the domain is forced off (virsh has no default; the seed used 60 s). */
 export const DEFAULT_SHUTDOWN_TIMEOUT_SEC = Number(process.env.DOMUS_SHUTDOWN_TIMEOUT ?? 60);
+/**
+ * The lowest balloon target: below 64 MiB a Linux guest's kernel, page tables and a shell no longer
+ * fit comfortably (the sample guest's kernel alone reserves about 32 MiB of 128 MiB), and a running
+ * guest must also keep what it uses now (see balloonFloorKiB).
+ */
+export const BALLOON_MIN_KiB = 64 * 1024;
+/** What a running guest keeps free above what it uses, so that ballooning never starts the OOM killer. */
+const BALLOON_HEADROOM_KiB = 16 * 1024;
 
 export class HostError extends Error {
   constructor(
@@ -65,7 +76,10 @@ interface DomainRecord {
   shutdownTimer?: NodeJS.Timeout;
   cpuPercent: number;
   cpuTimeMs: number;
-  lastStats?: { cpuTimeMs: number; at: number };
+  /** Counters of the last statistics sample (for rates). */
+  lastSample?: PreviousSample;
+  /** The balloon as the engine last reported it. */
+  balloon?: BalloonInfo;
   serialHistory: Buffer[];
   serialHistoryBytes: number;
   /** Which engine (and accelerator) runs the domain, told by domain.start. */
@@ -81,6 +95,8 @@ export class Host extends EventEmitter<HostEvents> {
   readonly startedAt = Date.now();
   readonly jobs = new Jobs();
   readonly trace = new TraceLog();
+  /** Statistics sampling, running only while some client watches. */
+  readonly statsWatchers = new StatsWatchers((uuids) => this.sampleDomains(uuids));
 
   constructor(readonly paths: HostPaths) {
     super();
@@ -498,6 +514,159 @@ export class Host extends EventEmitter<HostEvents> {
     return this.requireLive(this.lookup(ref)).vncSocket;
   }
 
+  // ---- memory balloon and statistics ----
+
+  /**
+   * virsh setmem: the balloon target (<currentMemory>). --live moves the running guest's balloon (the
+   * guest follows; `domain.balloon` events report what it holds), --config the next boot's
+   * definition; neither means --current (live when running, else config).
+   */
+  async setMemory(ref: string, edit: { sizeKiB: number; live: boolean; config: boolean }): Promise<DomainSummary> {
+    const rec = this.lookup(ref);
+    const name = rec.doc.config.name;
+    let { live, config } = edit;
+    if (!live && !config) {
+      live = Boolean(rec.live);
+      config = !rec.live;
+    }
+    if (live && !rec.live) throw new HostError('operation-invalid', 'Requested operation is not valid: domain is not running');
+    if (config && !rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot change persistent config of a transient domain '${name}'`);
+    const check = (doc: DomainDocument, floorKiB: number, why: string): void => {
+      if (edit.sizeKiB > doc.config.memoryKiB) {
+        throw new HostError('invalid-arg', `invalid argument: cannot set memory higher than max memory (${edit.sizeKiB} KiB > ${doc.config.memoryKiB} KiB)`);
+      }
+      if (edit.sizeKiB < Math.min(floorKiB, doc.config.memoryKiB)) {
+        throw new HostError('invalid-arg', `invalid argument: cannot set memory of '${name}' below ${Math.min(floorKiB, doc.config.memoryKiB)} KiB (${why})`);
+      }
+    };
+    if (live) {
+      const liveDoc = rec.liveDoc ?? rec.doc;
+      if (!liveDoc.config.balloon) {
+        throw new HostError('operation-invalid', `Requested operation is not valid: Unable to change memory of active domain '${name}' without the balloon device`);
+      }
+      const now = await this.requireLive(rec).balloonInfo(true);
+      rec.balloon = now;
+      const floor = balloonFloorKiB(now);
+      check(liveDoc, floor.kib, floor.why);
+    }
+    if (config) check(rec.doc, BALLOON_MIN_KiB, `the least a guest is given, ${BALLOON_MIN_KiB} KiB`);
+    if (live) {
+      // Beyond what v86 runs (above 2047 MiB) the guest has less than <memory>: the target is capped there.
+      rec.balloon = await this.requireLive(rec).setBalloonTarget(Math.min(edit.sizeKiB, rec.balloon?.maxKiB ?? edit.sizeKiB));
+      const draft = parseDomainXml(serializeDomainXml(rec.liveDoc ?? rec.doc));
+      setMemory(draft, { currentMemoryKiB: edit.sizeKiB });
+      rec.liveDoc = draft;
+    }
+    if (config) {
+      const draft = parseDomainXml(serializeDomainXml(rec.doc));
+      setMemory(draft, { currentMemoryKiB: edit.sizeKiB });
+      this.persist(rec, draft);
+    }
+    this.emitLifecycle(rec, 'defined');
+    return this.summary(rec);
+  }
+
+  /**
+   * virsh setmaxmem: <memory>, the guest RAM at boot. v86 cannot add or remove RAM in a running
+   * guest (its wasm memory is sized at start), so only the definition changes (--config).
+   */
+  setMaxMemory(ref: string, edit: { sizeKiB: number; live: boolean; config: boolean }): DomainSummary {
+    const rec = this.lookup(ref);
+    const name = rec.doc.config.name;
+    let { live, config } = edit;
+    if (!live && !config) {
+      live = Boolean(rec.live);
+      config = !rec.live;
+    }
+    if (live) {
+      if (!rec.live) throw new HostError('operation-invalid', 'Requested operation is not valid: domain is not running');
+      throw new HostError(
+        'operation-invalid',
+        `Requested operation is not valid: cannot resize the maximum memory on an active domain: ${this.engines.driverFor(rec.doc).driver.engine} sizes guest RAM at boot; use --config (next boot), or setmem to move the balloon`,
+      );
+    }
+    if (config && !rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot change persistent config of a transient domain '${name}'`);
+    const draft = parseDomainXml(serializeDomainXml(rec.doc));
+    try {
+      setMemory(draft, { memoryKiB: edit.sizeKiB });
+    } catch (err) {
+      if (err instanceof DomainXmlError) throw new HostError('invalid-arg', `invalid argument: ${err.message}`);
+      throw err;
+    }
+    const support = this.engines.support(draft);
+    if (support.errors.length) throw new HostError('invalid-arg', `invalid argument: ${support.errors.join('; ')}`);
+    rec.warnings = support.warnings;
+    this.persist(rec, draft);
+    this.emitLifecycle(rec, 'defined');
+    return this.summary(rec);
+  }
+
+  /** virsh dommemstat: the balloon and the guest's own statistics (asked fresh). */
+  async memoryStats(ref: string): Promise<MemoryStats> {
+    const rec = this.lookup(ref);
+    const live = this.requireLive(rec);
+    const [balloon, stats] = await Promise.all([live.balloonInfo(true), live.stats()]);
+    rec.balloon = balloon;
+    const guest = balloon.guest;
+    return {
+      maxKiB: balloon.maxKiB,
+      targetKiB: balloon.targetKiB,
+      actualKiB: balloon.actualKiB,
+      availableKiB: guest?.totalKiB,
+      unusedKiB: guest?.freeKiB,
+      usableKiB: guest?.availableKiB,
+      diskCachesKiB: guest?.cachesKiB,
+      rssKiB: Math.round(stats.rssBytes / 1024),
+      balloon: balloon.status,
+      hostReclaims: balloon.hostReclaims,
+      lastUpdate: guest?.at,
+    };
+  }
+
+  /** virsh domstats: one sample now (rates against the last sample taken, if any). */
+  async statsSample(ref: string): Promise<DomainStatsSample> {
+    const rec = this.lookup(ref);
+    return this.sample(rec, false);
+  }
+
+  /** Fresh engine counters for dominfo's CPU time (no one may be sampling). */
+  async refreshCpuTime(ref: string): Promise<void> {
+    const rec = this.lookup(ref);
+    const stats = await rec.live?.stats().catch(() => undefined);
+    if (stats) rec.cpuTimeMs = stats.cpuTimeMs;
+  }
+
+  private async sampleDomains(uuids: Set<string> | undefined): Promise<void> {
+    const recs = [...this.domains.values()].filter((r) => r.live && (!uuids || uuids.has(r.doc.config.uuid)));
+    await Promise.all(
+      recs.map(async (rec) => {
+        const sample = await this.sample(rec, true).catch((err: Error) => log('warn', `statistics of '${rec.doc.config.name}': ${err.message}`));
+        if (sample) this.emit('domain.stats', { uuid: sample.uuid, cpuPercent: sample.cpuPercent, rssBytes: sample.rssBytes, sample });
+      }),
+    );
+  }
+
+  private async sample(rec: DomainRecord, periodic: boolean): Promise<DomainStatsSample> {
+    const c = (rec.liveDoc ?? rec.doc).config;
+    const live = rec.live;
+    const [stats, balloon] = live ? await Promise.all([live.stats(), live.balloonInfo(true)]) : [undefined, undefined];
+    if (balloon) rec.balloon = balloon;
+    const { sample, counters } = buildSample(
+      { uuid: rec.doc.config.uuid, name: c.name, state: rec.state },
+      stats,
+      balloon,
+      { maxKiB: c.memoryKiB, targetKiB: c.currentMemoryKiB },
+      rec.lastSample,
+    );
+    if (stats) rec.cpuTimeMs = stats.cpuTimeMs;
+    // A one-off domstats keeps the sampler's baseline, so that the GUI's rates stay per interval.
+    if (counters && (periodic || !rec.lastSample)) {
+      rec.lastSample = counters;
+      if (periodic) rec.cpuPercent = sample.cpuPercent;
+    }
+    return sample;
+  }
+
   // ---- host stop ----
 
   /**
@@ -626,7 +795,8 @@ export class Host extends EventEmitter<HostEvents> {
     rec.live = handle;
     rec.id = this.nextId++;
     rec.cpuPercent = 0;
-    rec.lastStats = undefined;
+    rec.lastSample = undefined;
+    rec.balloon = undefined;
     rec.stopping = undefined;
     handle.on('serial', (data) => {
       this.appendSerial(rec, data);
@@ -638,13 +808,9 @@ export class Host extends EventEmitter<HostEvents> {
       this.emitLifecycle(rec, state === 'paused' ? 'suspended' : 'resumed');
     });
     handle.on('rebooted', () => this.emitLifecycle(rec, 'rebooted'));
-    handle.on('stats', (s) => {
-      if (rec.lastStats && s.at > rec.lastStats.at) {
-        rec.cpuPercent = Math.max(0, ((s.cpuTimeMs - rec.lastStats.cpuTimeMs) / (s.at - rec.lastStats.at)) * 100);
-      }
-      rec.lastStats = { cpuTimeMs: s.cpuTimeMs, at: s.at };
-      rec.cpuTimeMs = s.cpuTimeMs;
-      this.emit('domain.stats', { uuid: rec.doc.config.uuid, cpuPercent: Math.round(rec.cpuPercent * 10) / 10, rssBytes: s.rssBytes });
+    handle.on('balloon', (b) => {
+      rec.balloon = b;
+      this.emit('domain.balloon', { uuid: rec.doc.config.uuid, name: rec.doc.config.name, actualKiB: b.actualKiB });
     });
     handle.on('exit', ({ reason, detail }) => {
       clearTimeout(rec.shutdownTimer);
@@ -760,6 +926,18 @@ export class Host extends EventEmitter<HostEvents> {
   managedSavePath(uuid: string): string {
     return path.join(this.saveDir, `${uuid}.state`);
   }
+}
+
+/**
+ * The lowest target a running guest accepts: 64 MiB, and never less than what the guest uses now
+ * plus headroom. From the guest's own statistics: it holds `actual`, of which `MemAvailable` could be
+ * given up; the rest (kernel reservations, unreclaimable use) stays.
+ */
+function balloonFloorKiB(b: BalloonInfo): { kib: number; why: string } {
+  const available = b.guest?.availableKiB;
+  const need = available === undefined ? 0 : b.actualKiB - available + BALLOON_HEADROOM_KiB;
+  if (need > BALLOON_MIN_KiB) return { kib: need, why: `the guest uses ${b.actualKiB - available!} KiB now, plus ${BALLOON_HEADROOM_KiB} KiB headroom` };
+  return { kib: BALLOON_MIN_KiB, why: `the least a guest is given, ${BALLOON_MIN_KiB} KiB` };
 }
 
 /** A definition's generation: a hash of its text, so it survives host restarts without a counter. */

@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import type { z } from 'zod';
 import { JsonlConnection } from '../common/jsonl.js';
+import type { FileDisk } from './disk.js';
 import type { Emulator } from './emulator.js';
 import type { Framebuffer, ScreenGeometry } from './framebuffer.js';
 import { textToScancodes } from './keymap.js';
@@ -12,6 +13,7 @@ import { encodePng } from './png.js';
 import {
   isRunnerOp,
   runnerOpArgs,
+  type DiskCounters,
   type RunnerConfig,
   type RunnerEvent,
   type RunnerMessage,
@@ -27,7 +29,8 @@ import { STATE_ENGINE, STATE_ENGINE_VERSION, writeStateFile, type StateMachine }
 
 const SERIAL_BACKLOG_BYTES = 1024 * 1024;
 const SERIAL_FLUSH_MS = 10;
-const STATS_EVERY_MS = 1000;
+/** How often attached clients are told of a changed screen size. */
+const SCREEN_CHECK_MS = 1000;
 
 type Conn = JsonlConnection<RunnerMessage>;
 
@@ -49,14 +52,18 @@ export interface ControlServerOptions {
   log: (message: string) => void;
   /** Called after the reply to `destroy` is queued. */
   onDestroy: () => void;
+  /** The disk images, for their I/O counters. */
+  disks: { name: DiskCounters['name']; disk: FileDisk }[];
 }
 
-function processStats(startedAt: number): StatsResult {
+function processStats(startedAt: number, requests: number, disks: ControlServerOptions['disks']): StatsResult {
   const cpu = process.cpuUsage();
   return {
     cpuTimeMs: Math.round((cpu.user + cpu.system) / 1000),
     rssBytes: process.memoryUsage.rss(),
     wallMs: Date.now() - startedAt,
+    requests,
+    disks: disks.map(({ name, disk }) => ({ name, path: disk.path, ...disk.counters })),
   };
 }
 
@@ -66,7 +73,9 @@ export class ControlServer {
   private readonly attached = new Set<Conn>();
   private readonly backlog = new ByteRing(SERIAL_BACKLOG_BYTES);
   private readonly serialOut: Coalescer;
-  private statsTimer: NodeJS.Timeout | undefined;
+  private screenTimer: NodeJS.Timeout | undefined;
+  /** Statistics are pulled by the host while someone watches; counted so that this can be checked. */
+  private statsRequests = 0;
   private screen: ScreenGeometry | undefined;
   private job: SaveJob | undefined;
   private readonly ops: { [K in RunnerOp]: OpHandler<K> };
@@ -83,6 +92,7 @@ export class ControlServer {
     // v86 announces mode changes before all registers are written; look once the guest moves on.
     opts.emulator.onScreenSetSize(() => setImmediate(() => this.checkScreenSize()));
     opts.emulator.on('reboot', () => this.broadcast({ event: 'guest-reboot' }));
+    opts.emulator.balloon.on('change', (balloon) => this.broadcast({ event: 'balloon', balloon }));
     const { emulator, framebuffer, config, startedAt } = opts;
     this.ops = {
       hello: async (conn) => {
@@ -117,7 +127,15 @@ export class ControlServer {
         const { width, height, rgba } = framebuffer;
         return { png: encodePng(width, height, rgba).toString('base64'), width, height };
       },
-      stats: async () => processStats(startedAt),
+      stats: async () => processStats(startedAt, ++this.statsRequests, opts.disks),
+      balloonSet: async (_conn, { targetKiB }) => {
+        await emulator.loaded;
+        return emulator.balloon.setTarget(targetKiB);
+      },
+      balloonInfo: async (_conn, { guestStats }) => {
+        await emulator.loaded;
+        return guestStats ? emulator.balloon.reportWithGuestStats() : emulator.balloon.report();
+      },
       shutdown: async (_conn, { mode }) => ({ method: await emulator.requestShutdown(mode) }),
       reboot: async () => ({ method: await emulator.requestReboot() }),
       reset: async () => {
@@ -213,14 +231,14 @@ export class ControlServer {
       await this.job.done.catch(() => undefined);
     }
     this.serialOut.flush();
-    clearInterval(this.statsTimer);
+    clearInterval(this.screenTimer);
     await Promise.all([...this.connections].map((c) => c.end()));
   }
 
   private attach(conn: Conn): void {
     if (!conn.isOpen) return;
     this.attached.add(conn);
-    this.statsTimer ??= setInterval(() => this.tick(), STATS_EVERY_MS);
+    this.screenTimer ??= setInterval(() => this.checkScreenSize(), SCREEN_CHECK_MS);
   }
 
   private detach(conn: Conn): void {
@@ -228,14 +246,8 @@ export class ControlServer {
     if (!this.attached.delete(conn) || this.attached.size > 0) return;
     // Last client gone: what it did not get goes to the backlog for the next one.
     this.backlog.push(this.serialOut.drain());
-    clearInterval(this.statsTimer);
-    this.statsTimer = undefined;
-  }
-
-  private tick(): void {
-    const { cpuTimeMs, rssBytes } = processStats(this.opts.startedAt);
-    this.broadcast({ event: 'stats', cpuTimeMs, rssBytes, at: Date.now() });
-    this.checkScreenSize();
+    clearInterval(this.screenTimer);
+    this.screenTimer = undefined;
   }
 
   private checkScreenSize(): void {

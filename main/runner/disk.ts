@@ -8,6 +8,8 @@ export class FileDisk {
   readonly isRegularFile: boolean;
   /** Set by v86 before it calls load(). */
   onload: (() => void) | undefined;
+  /** What the guest read and wrote through this image (domstats block.N.rd/wr). */
+  readonly counters = { rdBytes: 0, wrBytes: 0, rdReqs: 0, wrReqs: 0 };
   private fd: number;
 
   constructor(
@@ -39,6 +41,8 @@ export class FileDisk {
   set(start: number, data: Uint8Array, done: () => void): void {
     if (!this.writable) throw new Error(`write to read-only image '${this.path}'`);
     fs.writeSync(this.fd, data, 0, data.length, start);
+    this.counters.wrBytes += data.length;
+    this.counters.wrReqs++;
     done();
   }
 
@@ -62,6 +66,8 @@ export class FileDisk {
       if (n === 0) break;
       done += n;
     }
+    this.counters.rdBytes += length;
+    this.counters.rdReqs++;
     return out;
   }
 }

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { V86, type V86Options } from 'v86';
 import { installAcpi, type AcpiControl, type AcpiCpu, type AcpiPmDevice } from './acpi.js';
 import { GuestAgent } from './agent.js';
+import { Balloon, type V86Balloon } from './balloon.js';
 import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from './keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownMode, ShutdownResult } from './protocol.js';
@@ -66,7 +67,7 @@ interface Ps2Device {
 }
 
 interface V86Cpu extends AcpiCpu {
-  devices: { vga: VgaDevice; ps2: Ps2Device; acpi?: AcpiPmDevice };
+  devices: { vga: VgaDevice; ps2: Ps2Device; acpi?: AcpiPmDevice; virtio_balloon?: V86Balloon };
   /** What v86 runs on a machine reset (8042 pulse, port 0xCF9, V86.restart): CPU reset + BIOS reload. */
   reboot_internal(): void;
   reset_cpu(): void;
@@ -160,6 +161,8 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   /** Resolves once v86 has loaded the images (or the state) and initialised the first machine. */
   readonly loaded: Promise<void>;
   readonly restored: boolean;
+  /** The memory balloon; reports 'absent' when the config has none. */
+  readonly balloon: Balloon;
   private machine: Machine;
   private runState: RunState;
   private isLoaded = false;
@@ -190,6 +193,8 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     this.agent = new GuestAgent((bytes) => internals(this.machine.emu).bus.send('virtio-console0-input-bytes', bytes));
     this.restored = restore !== undefined;
     if (restore) this.agent.reset(restore.agentConnected);
+    const maxKiB = config.memoryBytes / 1024;
+    this.balloon = new Balloon(maxKiB, config.balloonTargetKiB ?? maxKiB, (m) => process.stderr.write(`info: ${m}\n`));
     this.machine = this.createMachine(restore?.payload);
     this.loaded = this.machine.loaded.then(() => {
       this.isLoaded = true;
@@ -256,6 +261,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       // bootloader option, so do the bootloader's job. The real-mode kernel is at 0x80000.
       machine.emu.write_memory([vidMode & 0xff, vidMode >> 8], 0x80000 + 0x1fa);
     }
+    this.balloon.attach(cpu.devices.virtio_balloon, booting);
     if (this.config.acpi ?? true) {
       // Deferred: this runs inside the guest's port write.
       machine.acpi = installAcpi(cpu, () => setImmediate(() => this.guestPoweredOff('acpi')));
@@ -281,6 +287,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       reboot();
       machine.acpi?.reset();
       this.agent.reset();
+      this.balloon.guestReset();
       this.haltedSince = undefined;
       setImmediate(() => this.emit('restarted'));
     }
@@ -464,6 +471,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
 
   async destroy(): Promise<void> {
     clearInterval(this.haltTimer);
+    this.balloon.close();
     await this.replacing?.catch(() => undefined);
     await this.machine.emu.destroy();
   }

@@ -141,6 +141,10 @@ class Runner {
       startedAt,
       log: (m) => log('warn', m),
       onDestroy: () => void this.shutdown(RUNNER_EXIT.ok, { reason: 'destroy' }),
+      disks: (['hda', 'hdb', 'cdrom'] as const).flatMap((name) => {
+        const disk = this.images[name];
+        return disk ? [{ name, disk }] : [];
+      }),
     });
     this.control = control;
     this.rfb = new RfbServer({

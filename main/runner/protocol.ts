@@ -79,6 +79,8 @@ export interface RunnerConfig {
   bootOrder?: number;
   /** virtio_balloon device. */
   balloon: boolean;
+  /** Balloon target at boot (libvirt's <currentMemory>), KiB; absent = all of memoryBytes. */
+  balloonTargetKiB?: number;
   /**
    * bzImage setup-header vid_mode (e.g. 0x317 = 1024x768x16). Absent: taken from `vga=` in cmdline on
    * kernel boots, as a bootloader would (v86's loader alone ignores it).
@@ -131,6 +133,7 @@ export const runnerConfigSchema: z.ZodType<RunnerConfig> = z.strictObject({
   hdb: pathString.optional(),
   bootOrder: z.number().int().min(0).max(0xfff).optional(),
   balloon: z.boolean(),
+  balloonTargetKiB: z.number().int().positive().optional(),
   vidMode: z.number().int().min(0).max(0xffff).optional(),
   startPaused: z.boolean().optional(),
   vncPassword: z.string().min(1).optional(),
@@ -212,6 +215,50 @@ export interface StatsResult {
   rssBytes: number;
   /** Since the runner started. */
   wallMs: number;
+  /** `stats` requests answered so far, this one included (shows whether anyone polls the runner). */
+  requests: number;
+  /** Bytes and requests each disk image served to the guest since the runner started. */
+  disks: DiskCounters[];
+}
+
+export interface DiskCounters {
+  /** v86's drive: hda, hdb or cdrom. */
+  name: 'hda' | 'hdb' | 'cdrom';
+  path: string;
+  rdBytes: number;
+  wrBytes: number;
+  rdReqs: number;
+  wrReqs: number;
+}
+
+/** ok: the guest holds the target; pending: on its way; no-driver: not followed in time; absent: no device. */
+export type BalloonStatus = 'ok' | 'pending' | 'no-driver' | 'absent';
+
+/** The guest's virtio-balloon statistics, in KiB (libvirt's dommemstat fields). */
+export interface GuestMemoryStats {
+  /** Epoch ms when the guest sent them. */
+  at: number;
+  /** MemTotal: what the guest's page allocator manages (RAM minus kernel reservations and the balloon). */
+  totalKiB?: number;
+  freeKiB?: number;
+  /** MemAvailable. */
+  availableKiB?: number;
+  cachesKiB?: number;
+  swapInKiB?: number;
+  swapOutKiB?: number;
+  majorFaults?: number;
+  minorFaults?: number;
+}
+
+export interface BalloonReport {
+  /** Guest RAM (the most it can have). */
+  maxKiB: number;
+  targetKiB: number;
+  /** What the guest holds: maximum minus the pages it handed to the balloon. */
+  actualKiB: number;
+  status: BalloonStatus;
+  /** The latest statistics the guest sent, if its driver does. */
+  guest?: GuestMemoryStats;
 }
 
 /** Arguments and results per op. */
@@ -231,6 +278,10 @@ export interface RunnerOps {
   sendText: { args: { text: string }; result: undefined };
   screenshot: { args: Record<string, never>; result: ScreenshotResult };
   stats: { args: Record<string, never>; result: StatsResult };
+  /** Sets the balloon target (absolute) and replies at once; the guest follows (`balloon` events). */
+  balloonSet: { args: { targetKiB: number }; result: BalloonReport };
+  /** The balloon now; with guestStats, first asks the guest for fresh statistics (up to 1.5 s). */
+  balloonInfo: { args: { guestStats: boolean }; result: BalloonReport };
   /**
    * Asks the guest to power off and replies at once. 'acpi': the ACPI power button; 'agent': the guest
    * agent's `poweroff`; 'any': every channel there is. An error if none of the asked channels exists
@@ -268,7 +319,8 @@ export type RunnerReply =
 export type RunnerEvent =
   | { event: 'serial'; data: string }
   | { event: 'state'; state: RunState }
-  | { event: 'stats'; cpuTimeMs: number; rssBytes: number; at: number }
+  /** What the guest holds changed (it followed a new target, or rebooted). */
+  | { event: 'balloon'; balloon: BalloonReport }
   /** Pixel size of the screen as captured; bpp 0 = text mode. */
   | { event: 'screen-size'; width: number; height: number; bpp: number }
   /** The guest powered itself off; the runner exits 0 right after (exit.json: poweroff). */
@@ -298,6 +350,8 @@ export const runnerOpArgs = {
   sendText: z.object({ text: z.string().max(65536) }),
   screenshot: noArgs,
   stats: noArgs,
+  balloonSet: z.object({ targetKiB: z.number().int().positive() }),
+  balloonInfo: z.object({ guestStats: z.boolean() }),
   shutdown: z.object({ mode: z.enum(['acpi', 'agent', 'any']) }),
   reboot: noArgs,
   reset: noArgs,

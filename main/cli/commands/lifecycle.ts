@@ -294,27 +294,45 @@ export const lifecycleCommands: Record<string, Command> = {
   },
   domstats: {
     usage: 'domstats [DOMAIN...]',
-    help: 'domain statistics (state, cpu, balloon, vcpu)',
+    help: 'domain statistics (state, cpu, balloon, vcpu, block, net)',
     run: async (client, args) => {
       const api = await client();
       const names = args.positional.length ? args.positional : (await api.call('domain.list', { all: true })).domains.map((d: DomainSummary) => d.uuid);
       for (const ref of names) {
         const d = await attempt(`failed to get domain '${ref}'`, () => api.call('domain.info', { domain: ref }));
-        say(
-          [
-            `Domain: '${d.name}'`,
-            `  state.state=${DOMAIN_STATES.indexOf(d.state)}`,
-            `  state.reason=${d.reason}`,
-            `  cpu.time=${d.cpuTimeMs * 1_000_000}`,
-            `  cpu.percent=${d.cpuPercent}`,
-            `  balloon.current=${d.currentMemoryKiB}`,
-            `  balloon.maximum=${d.memoryKiB}`,
-            `  vcpu.current=${d.vcpus}`,
-            `  vcpu.maximum=${d.vcpus}`,
-            '',
-            '',
-          ].join('\n'),
-        );
+        const s = await attempt(`failed to get statistics of domain '${ref}'`, () => api.call('domain.stats', { domain: ref }));
+        const lines = [
+          `Domain: '${d.name}'`,
+          `  state.state=${DOMAIN_STATES.indexOf(s.state)}`,
+          `  state.reason=${d.reason}`,
+          `  cpu.time=${s.cpuTimeMs * 1_000_000}`,
+          `  cpu.percent=${d.cpuPercent}`,
+          `  balloon.current=${s.memory.actualKiB || s.memory.targetKiB}`,
+          `  balloon.maximum=${s.memory.maxKiB}`,
+          ...(s.rssBytes ? [`  balloon.rss=${Math.round(s.rssBytes / 1024)}`] : []),
+          `  vcpu.current=${d.vcpus}`,
+          `  vcpu.maximum=${d.vcpus}`,
+        ];
+        const nets = s.net.devices;
+        if (nets) {
+          lines.push(`  net.count=${nets.length}`);
+          nets.forEach((n, i) => lines.push(`  net.${i}.name=${n.name}`, `  net.${i}.rx.bytes=${n.rxBytes}`, `  net.${i}.tx.bytes=${n.txBytes}`));
+        }
+        const disks = s.disk.devices;
+        if (disks) {
+          lines.push(`  block.count=${disks.length}`);
+          disks.forEach((b, i) =>
+            lines.push(
+              `  block.${i}.name=${b.name}`,
+              `  block.${i}.path=${b.path}`,
+              `  block.${i}.rd.reqs=${b.rdReqs}`,
+              `  block.${i}.rd.bytes=${b.rdBytes}`,
+              `  block.${i}.wr.reqs=${b.wrReqs}`,
+              `  block.${i}.wr.bytes=${b.wrBytes}`,
+            ),
+          );
+        }
+        say(`${lines.join('\n')}\n\n`);
       }
     },
   },

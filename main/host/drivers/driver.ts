@@ -10,10 +10,44 @@ export interface SupportReport {
   errors: string[];
 }
 
+/** One reading of the engine process's counters (LiveDomain.stats()). */
 export interface RunnerStats {
+  /** CPU time of the engine process (user + system). */
   cpuTimeMs: number;
   rssBytes: number;
+  /** Epoch ms of the reading. */
   at: number;
+  /** Cumulative I/O per disk since the guest started (libvirt's block.N.*). */
+  disks: { name: string; path: string; rdBytes: number; wrBytes: number; rdReqs: number; wrReqs: number }[];
+  /** Cumulative traffic per NIC (libvirt's net.N.*); empty when the engine gives the guest none. */
+  nics: { name: string; rxBytes: number; txBytes: number }[];
+}
+
+/**
+ * The memory balloon as the engine sees it (LiveDomain.balloonInfo()). Sizes in KiB.
+ * status: ok = the guest holds the target; pending = on its way; no-driver = the guest did not
+ * follow within the engine's timeout (5 s on v86); absent = no balloon device.
+ */
+export interface BalloonInfo {
+  maxKiB: number;
+  targetKiB: number;
+  /** What the guest holds: maximum minus what it handed to the balloon. */
+  actualKiB: number;
+  status: 'ok' | 'pending' | 'no-driver' | 'absent';
+  /** The guest driver's statistics, when it sends them (virtio-balloon stats queue). */
+  guest?: {
+    at: number;
+    /** MemTotal (libvirt's "available"). */
+    totalKiB?: number;
+    /** MemFree ("unused"). */
+    freeKiB?: number;
+    /** MemAvailable ("usable"). */
+    availableKiB?: number;
+    /** Page cache ("disk_caches"). */
+    cachesKiB?: number;
+  };
+  /** Whether memory the balloon takes goes back to the host (false on v86: wasm memory never shrinks). */
+  hostReclaims: boolean;
 }
 
 /** Why a live domain went away, in libvirt's shutoff reasons. */
@@ -22,7 +56,8 @@ export type ExitReason = 'destroyed' | 'shutdown' | 'crashed' | 'failed';
 export interface LiveDomainEvents {
   serial: [Buffer];
   state: ['running' | 'paused'];
-  stats: [RunnerStats];
+  /** What the guest holds changed (libvirt's BALLOON_CHANGE); emitted for every change of actualKiB. */
+  balloon: [BalloonInfo];
   /** The guest rebooted (by itself, or by reboot/reset) and runs on. */
   rebooted: [];
   exit: [{ reason: ExitReason; detail?: string }];
@@ -61,6 +96,15 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   sendText(text: string): Promise<void>;
   sendScancodes(codes: number[]): Promise<void>;
   serialWrite(data: Buffer): Promise<void>;
+  /** Reads the engine's counters now (the host calls it only while someone watches statistics). */
+  stats(): Promise<RunnerStats>;
+  /**
+   * Sets the balloon target (absolute, KiB, at most the boot memory) and returns at once; the guest
+   * follows, reported by `balloon` events. Throws when the domain has no balloon device.
+   */
+  setBalloonTarget(targetKiB: number): Promise<BalloonInfo>;
+  /** The balloon now; with guestStats, first asks the guest driver for fresh statistics (bounded wait). */
+  balloonInfo(guestStats: boolean): Promise<BalloonInfo>;
   /** Drops the connection without touching the guest (host shutdown with guests kept running). */
   detach(): void;
 }

@@ -8,6 +8,8 @@ import { useToastStore } from './toasts';
 
 /** Samples kept for the CPU sparkline: one minute at the host's one-per-second stats. */
 export const CPU_HISTORY_LENGTH = 60;
+/** The interval the manager window asks the host to sample statistics at (it samples only while watched). */
+export const STATS_INTERVAL_MS = 1000;
 
 export type LifecycleAction =
   | 'start'
@@ -87,10 +89,19 @@ export const useDomainsStore = defineStore('domains', () => {
     const history = cpuHistory.value[uuid] ?? [];
     cpuHistory.value[uuid] = [...history.slice(-(CPU_HISTORY_LENGTH - 1)), cpuPercent];
   });
+  // The host samples statistics only for clients that watch; a reconnect starts a new session.
+  function watchStats(): void {
+    host.call('stats.watch', { intervalMs: STATS_INTERVAL_MS }).catch((err) => useToastStore().failure('Could not watch the performance statistics', err));
+  }
   host.onState((state) => {
-    if (state === 'connected') void load();
+    if (state !== 'connected') return;
+    void load();
+    watchStats();
   });
-  if (host.state === 'connected') void load();
+  if (host.state === 'connected') {
+    void load();
+    watchStats();
+  }
 
   /**
    * Runs a lifecycle call with the domain marked busy. Failures become a toast naming the domain;

@@ -11,6 +11,7 @@ import {
   bootOrderValue,
   readStateHeader,
   runnerPaths,
+  type BalloonReport,
   type HelloResult,
   type RunnerExit,
   type RunnerConfig,
@@ -18,17 +19,19 @@ import {
   type RunnerOp,
   type RunnerOps,
   type ScreenshotResult,
+  type StatsResult,
 } from '../../../runner/protocol.js';
 import { checkEngineSupport, GUEST_AGENT_CHANNEL, V86_MAX_MEMORY_KiB } from '../../domain/engine-support.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../paths.js';
-import type { EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, StateFileHeader, SupportReport } from '../driver.js';
+import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 const SAVE_TIMEOUT_MS = 10 * 60_000;
+const STATS_TIMEOUT_MS = 5000;
 const LIVE_XML = 'live.xml';
 
 export class EngineError extends Error {
@@ -165,6 +168,8 @@ export class V86Driver implements EngineDriver {
       acpi: features !== undefined && firstChild(features, 'acpi') !== undefined,
       guestAgent: hasAgentChannel(doc),
     };
+    // <currentMemory> below <memory>: the balloon starts inflated to it, before the guest's driver probes.
+    if (config.balloon && config.currentMemoryKiB < rc.memoryBytes / 1024) rc.balloonTargetKiB = config.currentMemoryKiB;
     if (config.os.kernel) {
       rc.kernel = need(config.os.kernel, 'kernel');
       if (config.os.initrd) rc.initrd = need(config.os.initrd, 'initrd');
@@ -281,6 +286,18 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   async serialWrite(data: Buffer): Promise<void> {
     await this.request('serialWrite', { data: data.toString('base64') });
   }
+  async stats(): Promise<RunnerStats> {
+    // Short: dominfo and sampling ask for it, and a wedged runner must not hold them for long.
+    const s: StatsResult = await this.request('stats', {}, STATS_TIMEOUT_MS);
+    // v86 gives the guest no NIC.
+    return { cpuTimeMs: s.cpuTimeMs, rssBytes: s.rssBytes, at: Date.now(), disks: s.disks, nics: [] };
+  }
+  async setBalloonTarget(targetKiB: number): Promise<BalloonInfo> {
+    return balloonInfo(await this.request('balloonSet', { targetKiB }));
+  }
+  async balloonInfo(guestStats: boolean): Promise<BalloonInfo> {
+    return balloonInfo(await this.request('balloonInfo', { guestStats }));
+  }
   detach(): void {
     this.detached = true;
     this.conn.destroy();
@@ -320,8 +337,8 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
         this.state = msg.state;
         this.emit('state', msg.state);
         break;
-      case 'stats':
-        this.emit('stats', { cpuTimeMs: msg.cpuTimeMs, rssBytes: msg.rssBytes, at: msg.at });
+      case 'balloon':
+        this.emit('balloon', balloonInfo(msg.balloon));
         break;
       case 'guest-reboot':
       case 'reset':
@@ -359,6 +376,19 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     fs.rmSync(this.stateDir, { recursive: true, force: true });
     this.emit('exit', { reason, detail });
   }
+}
+
+/** v86 only counts the pages the guest gives up; its wasm memory never shrinks. */
+function balloonInfo(r: BalloonReport): BalloonInfo {
+  const { guest } = r;
+  return {
+    maxKiB: r.maxKiB,
+    targetKiB: r.targetKiB,
+    actualKiB: r.actualKiB,
+    status: r.status,
+    guest: guest && { at: guest.at, totalKiB: guest.totalKiB, freeKiB: guest.freeKiB, availableKiB: guest.availableKiB, cachesKiB: guest.cachesKiB },
+    hostReclaims: false,
+  };
 }
 
 function hasAgentChannel(doc: DomainDocument): boolean {

@@ -1,0 +1,228 @@
+// The memory balloon and statistics sampling against real guests: setmem inflates and deflates the
+// sample guest's balloon and the guest's own `free -m` agrees with what Domus reports; bounds and
+// errors; BALLOON_CHANGE events; a guest without the driver; sampling only while someone watches
+// (counted at the runner); the CLI's setmem/setmaxmem/dommemstat/domstats.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { DomainStatsSample, Events } from '../../shared/api.js';
+import type { ApiCallError } from '../../shared/client.js';
+import { connectHost } from '../cli/connect.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, sleep, until } from '../testing/harness.js';
+
+const BOOT = 240_000;
+const MiB = 1024;
+
+/** `free -m`'s total and free, in MiB. */
+async function freeMiB(serial: SerialWatch): Promise<{ total: number; free: number }> {
+  const out = await serial.sh('free -m | grep Mem:');
+  const m = /Mem:\s+(\d+)\s+(\d+)\s+(\d+)/.exec(out);
+  assert.ok(m, `free -m printed: ${out}`);
+  return { total: Number(m[1]), free: Number(m[3]) };
+}
+
+/** Asks the runner directly how many `stats` requests it has answered (its own request included). */
+async function runnerStatsRequests(t: TestHost, uuid: string): Promise<number> {
+  const sock = net.connect(path.join(t.paths.run, uuid, 'control.sock'));
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      sock.on('data', (d) => {
+        buf += d.toString();
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) resolve(buf.slice(0, nl));
+      });
+      sock.on('error', reject);
+      sock.write(`${JSON.stringify({ id: 1, op: 'stats' })}\n`);
+    });
+    return (JSON.parse(line) as { result: { requests: number } }).result.requests;
+  } finally {
+    sock.destroy();
+  }
+}
+
+async function rejects(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
+  await assert.rejects(p, (err: ApiCallError) => {
+    assert.equal(err.code, code, err.message);
+    assert.match(err.message, message);
+    return true;
+  });
+}
+
+describe('memory balloon and statistics', { timeout: 1_200_000 }, () => {
+  let t: TestHost;
+  let serial: SerialWatch;
+  let uuid: string;
+  const balloonEvents: Events['domain.balloon'][] = [];
+
+  before(async () => {
+    t = await TestHost.start();
+    t.client.on('domain.balloon', (e) => balloonEvents.push(e));
+    // Booted from disk.img through SeaBIOS and extlinux, so the disk counters see the kernel being read.
+    const disk = path.join(t.home, 'bal.img');
+    fs.copyFileSync(guest('disk.img'), disk);
+    const created = await t.client.call('domain.create', { spec: { name: 'bal', memoryMiB: 128, vcpus: 1, boot: { kind: 'disk', disk } } });
+    uuid = created.domain.uuid;
+    // Started with <currentMemory> below <memory>: the balloon is inflated from boot on.
+    await t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 112 * MiB, config: true });
+    await t.client.call('domain.start', { domain: 'bal' });
+    serial = await SerialWatch.open(t.client, 'bal');
+    await serial.wait(/DOMUS-GUEST-READY/, BOOT);
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('starts inflated to <currentMemory>, then setmem inflates and deflates; free -m agrees', async () => {
+    await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).balloon === 'ok', 30_000, 'the boot target to be reached');
+    const boot = await t.client.call('domain.memoryStats', { domain: 'bal' });
+    assert.equal(boot.maxKiB, 128 * MiB);
+    assert.equal(boot.targetKiB, 112 * MiB);
+    assert.equal(boot.actualKiB, 112 * MiB);
+    assert.equal(boot.hostReclaims, false);
+    assert.ok(boot.availableKiB && boot.unusedKiB && boot.usableKiB && boot.rssKiB && boot.lastUpdate, JSON.stringify(boot));
+    const free0 = await freeMiB(serial);
+    assert.ok(Math.abs(free0.total - boot.availableKiB / 1024) <= 2, `free -m total ${free0.total} MiB vs available ${boot.availableKiB} KiB`);
+
+    for (const targetMiB of [72, 128, 96]) {
+      const seen = balloonEvents.length;
+      const t0 = Date.now();
+      const r = await t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: targetMiB * MiB });
+      assert.equal(r.domain.currentMemoryKiB, targetMiB * MiB, 'current memory follows at once (it is the target)');
+      await until(() => balloonEvents.slice(seen).some((e) => e.uuid === uuid && e.actualKiB === targetMiB * MiB), 60_000, `a balloon event at ${targetMiB} MiB`);
+      console.log(`# balloon to ${targetMiB} MiB reached in ${Date.now() - t0} ms (${balloonEvents.length - seen} events)`);
+      const m = await t.client.call('domain.memoryStats', { domain: 'bal' });
+      assert.equal(m.balloon, 'ok');
+      assert.equal(m.actualKiB, targetMiB * MiB);
+      const free = await freeMiB(serial);
+      assert.ok(m.availableKiB !== undefined && Math.abs(free.total - m.availableKiB / 1024) <= 2, `free -m total ${free.total} MiB vs available ${m.availableKiB} KiB`);
+      // What the guest lost or gained is what the balloon took or gave back.
+      const changeMiB = free.total - free0.total;
+      assert.ok(Math.abs(changeMiB - (targetMiB - 112)) <= 2, `free -m total moved by ${changeMiB} MiB for a target move of ${targetMiB - 112} MiB`);
+    }
+    const live = await t.client.call('domain.xml', { domain: 'bal' });
+    assert.match(live.xml, /<currentMemory unit='KiB'>98304<\/currentMemory>/);
+    const inactive = await t.client.call('domain.xml', { domain: 'bal', inactive: true });
+    assert.match(inactive.xml, /<currentMemory unit='KiB'>114688<\/currentMemory>/, 'setmem on a running domain (--current) leaves the next boot alone');
+  });
+
+  it('bounds and errors', async () => {
+    await rejects(t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 129 * MiB }), 'invalid-arg', /cannot set memory higher than max memory/);
+    await rejects(t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 32 * MiB }), 'invalid-arg', /below 65536 KiB/);
+    await rejects(t.client.call('domain.setMaxMemory', { domain: 'bal', sizeKiB: 256 * MiB, live: true }), 'operation-invalid', /cannot resize the maximum memory on an active domain/);
+    // --config on a running domain: the definition only.
+    const before = (await t.client.call('domain.memoryStats', { domain: 'bal' })).targetKiB;
+    await t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 100 * MiB, config: true });
+    assert.match((await t.client.call('domain.xml', { domain: 'bal', inactive: true })).xml, /<currentMemory unit='KiB'>102400<\/currentMemory>/);
+    assert.equal((await t.client.call('domain.memoryStats', { domain: 'bal' })).targetKiB, before, 'the running guest is untouched');
+    await t.client.call('domain.create', { spec: { name: 'off', memoryMiB: 128, vcpus: 1, boot: { kind: 'disk', disk: guest('disk.img') } } });
+    await rejects(t.client.call('domain.setMemory', { domain: 'off', sizeKiB: 100 * MiB, live: true }), 'operation-invalid', /domain is not running/);
+    await rejects(t.client.call('domain.memoryStats', { domain: 'off' }), 'operation-invalid', /is not running/);
+    await rejects(t.client.call('domain.setMemory', { domain: 'off', sizeKiB: 32 * MiB }), 'invalid-arg', /below 65536 KiB/);
+    const off = await t.client.call('domain.stats', { domain: 'off' });
+    assert.deepEqual([off.memory.maxKiB, off.memory.targetKiB, off.memory.actualKiB, off.memory.guestUsedKiB], [128 * MiB, 128 * MiB, 0, undefined]);
+    assert.equal(off.state, 'shutoff');
+  });
+
+  it('sampling runs only while someone watches, and stops when the watcher leaves or disconnects', async () => {
+    const idle0 = await runnerStatsRequests(t, uuid);
+    await sleep(3000);
+    assert.equal(await runnerStatsRequests(t, uuid), idle0 + 1, 'nobody watches: the host does not poll the runner');
+
+    const samples: DomainStatsSample[] = [];
+    t.client.on('domain.stats', (e) => e.sample && samples.push(e.sample));
+    const other = await connectHost(t.paths, false);
+    let otherGot = 0;
+    other.on('domain.stats', () => otherGot++);
+    await t.client.call('stats.watch', { domains: ['bal'], intervalMs: 250 });
+    await until(() => samples.length >= 6, 30_000, 'six samples');
+    await t.client.call('stats.unwatch', {});
+    const s = samples[samples.length - 1];
+    assert.equal(s.uuid, uuid);
+    assert.equal(s.state, 'running');
+    assert.ok(s.cpuTimeMs > 0 && s.rssBytes > 50 * 1024 * 1024, JSON.stringify(s));
+    assert.ok(samples.some((x) => x.cpuPercent > 0), 'CPU use is reported');
+    assert.equal(s.memory.maxKiB, 128 * MiB);
+    assert.equal(s.memory.actualKiB, 96 * MiB);
+    assert.ok(s.memory.guestUsedKiB && s.memory.guestUsedKiB > 1024 && s.memory.guestUsedKiB < 96 * MiB, `guest used ${s.memory.guestUsedKiB}`);
+    assert.ok(s.disk.rdBytes > 4 * 1024 * 1024, `the kernel and initrd were read from disk (${s.disk.rdBytes} bytes)`);
+    assert.equal(s.disk.devices?.[0]?.name, 'hda');
+    assert.deepEqual([s.net.rxBytes, s.net.txBytes, s.net.devices], [0, 0, []], 'v86 gives the guest no NIC');
+    assert.equal(otherGot, 0, 'a client that does not watch gets no samples');
+
+    const afterUnwatch = await runnerStatsRequests(t, uuid);
+    const count = samples.length;
+    await sleep(3000);
+    assert.equal(await runnerStatsRequests(t, uuid), afterUnwatch + 1, 'unwatched: polling stopped');
+    assert.equal(samples.length, count);
+
+    // A watcher that disconnects without unwatching stops the sampling too.
+    await other.call('stats.watch', { intervalMs: 250 });
+    await until(() => otherGot >= 3, 30_000, 'samples for the second client');
+    other.close();
+    await sleep(500);
+    const afterClose = await runnerStatsRequests(t, uuid);
+    await sleep(3000);
+    assert.equal(await runnerStatsRequests(t, uuid), afterClose + 1, 'disconnected: polling stopped');
+  });
+
+  it('CLI: setmem, setmaxmem --config then dumpxml --inactive, dommemstat, domstats', async () => {
+    const setmem = await t.cli(['setmem', 'bal', '80M']);
+    assert.deepEqual([setmem.code, setmem.stdout, setmem.stderr], [0, '', '']);
+    await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).actualKiB === 80 * MiB, 60_000, 'the guest at 80 MiB');
+    const stat = await t.cli(['dommemstat', 'bal']);
+    assert.equal(stat.code, 0, stat.stderr);
+    assert.match(stat.stdout, /^actual 81920\nunused \d+\navailable \d+\nusable \d+\nlast_update \d+\ndisk_caches \d+\nrss \d+\n\n$/);
+
+    const live = await t.cli(['setmaxmem', 'bal', '256M']);
+    assert.equal(live.code, 1);
+    assert.match(live.stderr, /^error: Requested operation is not valid: cannot resize the maximum memory on an active domain/);
+    const config = await t.cli(['setmaxmem', 'bal', '262144', '--config']);
+    assert.deepEqual([config.code, config.stderr], [0, '']);
+    const xml = await t.cli(['dumpxml', 'bal', '--inactive']);
+    assert.match(xml.stdout, /<memory unit='KiB'>262144<\/memory>/);
+    const tooSmall = await t.cli(['setmaxmem', 'bal', '8M', '--config']);
+    assert.equal(tooSmall.code, 1);
+    assert.match(tooSmall.stderr, /^error: invalid argument: memory 8 MiB is too small/);
+
+    const bad = await t.cli(['setmem', 'bal', '12XB']);
+    assert.equal(bad.stderr, "error: Scaled numeric value '12XB' for <size> option is malformed or out of range\n");
+    const high = await t.cli(['setmem', 'bal', '1G', '--live']);
+    assert.equal(high.stderr, 'error: invalid argument: cannot set memory higher than max memory (1048576 KiB > 131072 KiB)\n');
+    const notRunning = await t.cli(['setmem', 'off', '100M', '--live']);
+    assert.equal(notRunning.stderr, 'error: Requested operation is not valid: domain is not running\n');
+
+    const stats = await t.cli(['domstats', 'bal']);
+    assert.equal(stats.code, 0, stats.stderr);
+    assert.match(stats.stdout, /^Domain: 'bal'\n {2}state\.state=1\n/);
+    assert.match(stats.stdout, /\n {2}cpu\.time=[1-9]\d*\n/);
+    assert.match(stats.stdout, /\n {2}balloon\.current=81920\n {2}balloon\.maximum=131072\n/);
+    assert.match(stats.stdout, /\n {2}net\.count=0\n {2}block\.count=1\n {2}block\.0\.name=hda\n {2}block\.0\.path=.*bal\.img\n {2}block\.0\.rd\.reqs=\d+\n {2}block\.0\.rd\.bytes=[1-9]\d+\n/);
+  });
+
+  it('a guest without the balloon driver is reported as no-driver', async () => {
+    await t.client.call('domain.create', {
+      spec: {
+        name: 'nodrv',
+        memoryMiB: 128,
+        vcpus: 1,
+        // The kernel refuses to load a blacklisted module, so the sample init's insmod fails.
+        boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: `${SAMPLE_CMDLINE} module_blacklist=virtio_balloon` },
+      },
+    });
+    await t.client.call('domain.start', { domain: 'nodrv' });
+    const s = await SerialWatch.open(t.client, 'nodrv');
+    await s.wait(/DOMUS-GUEST-READY/, BOOT);
+    assert.match(await s.sh('grep -c ^virtio_balloon /proc/modules'), /^0$/m, 'the driver is not loaded');
+    await t.client.call('domain.setMemory', { domain: 'nodrv', sizeKiB: 96 * MiB, live: true });
+    assert.equal((await t.client.call('domain.memoryStats', { domain: 'nodrv' })).balloon, 'pending');
+    await until(async () => (await t.client.call('domain.memoryStats', { domain: 'nodrv' })).balloon === 'no-driver', 30_000, 'the no-driver verdict');
+    const m = await t.client.call('domain.memoryStats', { domain: 'nodrv' });
+    assert.equal(m.actualKiB, 128 * MiB, 'the guest kept all its memory');
+    assert.equal(m.availableKiB, undefined, 'no guest statistics without a driver');
+    const free = await freeMiB(s);
+    assert.ok(free.total > 90, `the guest still has ${free.total} MiB`);
+  });
+});

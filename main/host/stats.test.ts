@@ -1,0 +1,94 @@
+// The statistics sampler without guests: one timer at the shortest interval watched, none when
+// nobody watches; samples and their rates from engine readings; virsh's scaled sizes for setmem.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseScaledKiB } from '../cli/commands/memory.js';
+import type { RunnerStats } from './drivers/driver.js';
+import { buildSample, StatsWatchers } from './stats.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('StatsWatchers', () => {
+  it('samples at the shortest interval while watched, and never once the last watcher is gone', async () => {
+    const calls: (string[] | 'all')[] = [];
+    const w = new StatsWatchers(async (uuids) => void calls.push(uuids ? [...uuids].sort() : 'all'));
+    const a = {};
+    const b = {};
+    w.watch(a, new Set(['u1']), 1000);
+    w.watch(b, new Set(['u2']), 250);
+    assert.ok(w.wants(a, 'u1') && !w.wants(a, 'u2') && w.wants(b, 'u2'));
+    await sleep(1100);
+    // Two immediate samples (one per watch) plus about four at 250 ms.
+    assert.ok(calls.length >= 5 && calls.length <= 8, `${calls.length} samples`);
+    assert.deepEqual(calls[calls.length - 1], ['u1', 'u2']);
+    w.unwatch(b);
+    w.unwatch(a);
+    assert.equal(w.watched, false);
+    const n = calls.length;
+    await sleep(600);
+    assert.equal(calls.length, n, 'no sampling without watchers');
+    w.watch(a, undefined, 250);
+    await sleep(50);
+    assert.equal(calls[calls.length - 1], 'all');
+    w.unwatch(a);
+  });
+
+  it('does not start a sample while the previous one still runs', async () => {
+    let running = 0;
+    let overlap = false;
+    const w = new StatsWatchers(async () => {
+      running++;
+      overlap ||= running > 1;
+      await sleep(700);
+      running--;
+    });
+    const owner = {};
+    w.watch(owner, undefined, 250);
+    await sleep(1600);
+    w.unwatch(owner);
+    assert.equal(overlap, false);
+  });
+});
+
+describe('buildSample', () => {
+  const reading = (at: number, cpuTimeMs: number, rd: number, wr: number): RunnerStats => ({
+    at,
+    cpuTimeMs,
+    rssBytes: 200 << 20,
+    disks: [{ name: 'hda', path: '/d.img', rdBytes: rd, wrBytes: wr, rdReqs: 1, wrReqs: 1 }],
+    nics: [],
+  });
+  const base = { uuid: 'u', name: 'n', state: 'running' as const };
+  const balloon = { maxKiB: 131072, targetKiB: 98304, actualKiB: 98304, status: 'ok' as const, hostReclaims: false, guest: { at: 1, totalKiB: 65000, freeKiB: 40000, cachesKiB: 5000 } };
+
+  it('rates per second and CPU percent against the previous sample', () => {
+    const first = buildSample(base, reading(10_000, 1000, 4096, 0), balloon, { maxKiB: 131072, targetKiB: 98304 }, undefined);
+    assert.equal(first.sample.cpuPercent, 0, 'no rate without a previous sample');
+    const second = buildSample(base, reading(12_000, 1500, 4096 + 2 * 8192, 1024), balloon, { maxKiB: 131072, targetKiB: 98304 }, first.counters);
+    assert.equal(second.sample.cpuPercent, 25);
+    assert.equal(second.sample.disk.rdBytesPerSec, 8192);
+    assert.equal(second.sample.disk.wrBytesPerSec, 512);
+    assert.deepEqual(second.sample.memory, { maxKiB: 131072, targetKiB: 98304, actualKiB: 98304, guestUsedKiB: 20000 });
+    assert.deepEqual(second.sample.net, { rxBytes: 0, txBytes: 0, rxBytesPerSec: 0, txBytesPerSec: 0, devices: [] });
+  });
+
+  it('a shut-off domain: the definition, no counters', () => {
+    const off = buildSample({ ...base, state: 'shutoff' }, undefined, undefined, { maxKiB: 131072, targetKiB: 65536 }, undefined);
+    assert.deepEqual(off.sample.memory, { maxKiB: 131072, targetKiB: 65536, actualKiB: 0, guestUsedKiB: undefined });
+    assert.equal(off.counters, undefined);
+    assert.equal(off.sample.disk.devices, undefined);
+  });
+});
+
+describe("setmem's sizes (virsh scaled integers)", () => {
+  it('KiB by default, 1024-based units, 1000-based KB/MB, bytes rounded up', () => {
+    assert.equal(parseScaledKiB('1024'), 1024);
+    assert.equal(parseScaledKiB('512M'), 524288);
+    assert.equal(parseScaledKiB('1GiB'), 1048576);
+    assert.equal(parseScaledKiB('1MB'), 977);
+    assert.equal(parseScaledKiB('1500b'), 2);
+    for (const bad of ['', '12XB', '-5', '1.5G', '0']) {
+      assert.throws(() => parseScaledKiB(bad), /Scaled numeric value '.*' for <size> option is malformed or out of range/);
+    }
+  });
+});
