@@ -4,17 +4,20 @@
 //    v86 options in a bare Node script;
 //  - host memory per running 128 MiB guest (runner RSS, and what the host adds);
 //  - the live trace's cost: API calls per second with and without a trace watcher;
-//  - re-attach time of a new host to 5 running guests after SIGKILL of the old one.
+//  - re-attach time of a new host to 5 running guests after SIGKILL of the old one;
+//  - `qemu`: the same PV sample on v86 and on QEMU (TCG): cold boot, a timed shell loop in the guest,
+//    engine process RSS beyond the guest's RAM. Written to its own section of docs/benchmarks.md.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { processAlive } from '../main/common/fsutil.js';
+import { findQemu } from '../main/host/drivers/qemu/binary.js';
 import { findFirmware } from '../main/host/drivers/v86/firmware.js';
 import { APP_ROOT } from '../main/host/paths.js';
 import { TraceLog } from '../main/host/trace.js';
 import { CONSOLE_HEADING, consoleBench } from './bench-console.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest } from '../main/testing/harness.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, type TestEngine } from '../main/testing/harness.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
@@ -143,18 +146,75 @@ async function reattachFive(t: TestHost): Promise<number> {
   return ms;
 }
 
-/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach, console) only those named. */
-const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach', 'console']);
+/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach, console, qemu) only those named. */
+const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach', 'console', 'qemu']);
+const QEMU_HEADING = '## QEMU engine';
 
-/** Replaces (or appends) the console section of an existing report, keeping everything else. */
-function withConsoleSection(report: string, section: string): string {
-  const start = report.indexOf(CONSOLE_HEADING);
-  if (start < 0) return `${report.trimEnd()}\n\n${section}`;
-  const next = report.indexOf('\n## ', start + CONSOLE_HEADING.length);
-  return report.slice(0, start) + section + (next < 0 ? '' : report.slice(next + 1));
+/** Replaces (or appends) the section under `heading` of the report, keeping everything else. */
+function withSection(report: string, heading: string, section: string): string {
+  const start = report.indexOf(heading);
+  if (start < 0) return `${report.trimEnd()}\n\n${section.trimEnd()}\n`;
+  const next = report.indexOf('\n## ', start + heading.length);
+  return `${report.slice(0, start)}${section.trimEnd()}\n${next < 0 ? '' : report.slice(next)}`;
 }
 
-async function main(): Promise<void> {
+/** One engine's run of the sample: boot time, the guest's loop time, the engine process's RSS. */
+async function engineRun(t: TestHost, engine: TestEngine, name: string): Promise<{ bootMs: number; loopMs: number; rssKiB: number }> {
+  await createOn(t.client, { name, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } }, engine);
+  const t0 = Date.now();
+  const { domain } = await t.client.call('domain.start', { domain: name });
+  const serial = await SerialWatch.open(t.client, name);
+  await serial.wait(/DOMUS-GUEST-READY/, 300_000);
+  const bootMs = Date.now() - t0;
+  await new Promise((res) => setTimeout(res, 3000));
+  const rss = rssKiB(t.runnerPid(domain.uuid) ?? 0);
+  // 20000 iterations of a busybox ash loop, timed by the guest's own clock (/proc/uptime, 10 ms).
+  // Short lines: one long command line came out garbled on v86's serial console.
+  await serial.sh('f(){ i=0;while [ $i -lt 20000 ];do i=$((i+1));done;}');
+  const out = await serial.sh('read a b </proc/uptime;f;read c d </proc/uptime;echo L$a:$c', 300_000);
+  const m = /L([\d.]+):([\d.]+)/.exec(out);
+  const loopMs = m ? Math.round((Number(m[2]) - Number(m[1])) * 1000) : NaN;
+  await t.client.call('domain.destroy', { domain: name });
+  return { bootMs, loopMs, rssKiB: rss };
+}
+
+async function qemuBench(): Promise<string> {
+  const skip = engineSkip('qemu');
+  if (skip) return `${QEMU_HEADING}\n\n${skip}\n`;
+  const t = await TestHost.start();
+  const runs: Record<TestEngine, { bootMs: number; loopMs: number; rssKiB: number }[]> = { v86: [], qemu: [] };
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      for (const engine of ['v86', 'qemu'] as const) runs[engine].push(await engineRun(t, engine, `q-${engine}-${i}`));
+    }
+  } finally {
+    await t.stop();
+  }
+  const m = (engine: TestEngine, k: 'bootMs' | 'loopMs' | 'rssKiB'): number => median(runs[engine].map((r) => r[k]));
+  const guestKiB = 128 * 1024;
+  return [
+    QEMU_HEADING,
+    '',
+    `Measured by \`npm run bench -- qemu\` on ${new Date().toISOString().slice(0, 10)}: the i686 PV sample (128 MiB) through Domus on each engine, interleaved, median of ${RUNS}. QEMU ${findQemuVersion()} with TCG (KVM is not usable on this host, see host.connections).`,
+    '',
+    '| what | v86 | QEMU (TCG) | QEMU / v86 |',
+    '|---|---|---|---|',
+    `| cold boot to DOMUS-GUEST-READY (start call → banner) | ${(m('v86', 'bootMs') / 1000).toFixed(2)} s | ${(m('qemu', 'bootMs') / 1000).toFixed(2)} s | ${(m('qemu', 'bootMs') / m('v86', 'bootMs')).toFixed(2)} |`,
+    `| guest CPU: busybox ash loop of 20000 iterations, guest clock | ${m('v86', 'loopMs')} ms | ${m('qemu', 'loopMs')} ms | ${(m('qemu', 'loopMs') / m('v86', 'loopMs')).toFixed(2)} |`,
+    `| engine process RSS 3 s after boot | ${(m('v86', 'rssKiB') / 1024).toFixed(0)} MiB | ${(m('qemu', 'rssKiB') / 1024).toFixed(0)} MiB | ${(m('qemu', 'rssKiB') / m('v86', 'rssKiB')).toFixed(2)} |`,
+    `| RSS beyond the guest's 128 MiB RAM | ${((m('v86', 'rssKiB') - guestKiB) / 1024).toFixed(0)} MiB | ${((m('qemu', 'rssKiB') - guestKiB) / 1024).toFixed(0)} MiB | |`,
+    '',
+    `Raw (boot ms / loop ms / RSS MiB): v86 ${runs.v86.map((r) => `${r.bootMs}/${r.loopMs}/${(r.rssKiB / 1024).toFixed(0)}`).join(', ')}; QEMU ${runs.qemu.map((r) => `${r.bootMs}/${r.loopMs}/${(r.rssKiB / 1024).toFixed(0)}`).join(', ')}. QEMU's RSS counts only guest pages touched so far, so "beyond RAM" can be negative for it.`,
+    '',
+  ].join('\n');
+}
+
+function findQemuVersion(): string {
+  return findQemu().version ?? 'unknown';
+}
+
+/** The host and management-layer figures: the report's head, everything before its first '## '. */
+async function coreBench(): Promise<string> {
   const t = await TestHost.start();
   const bare: number[] = [];
   const domus: number[] = [];
@@ -216,16 +276,31 @@ async function main(): Promise<void> {
     '',
     bare.length ? `Raw boot times (ms): bare ${bare.join(', ')}; Domus ${domus.join(', ')}.\n` : '',
   ].join('\n');
+  return report;
+}
+
+async function main(): Promise<void> {
   const file = path.join(APP_ROOT, 'docs', 'benchmarks.md');
-  const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  let report = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n';
   // Only the parts that ran replace their figures; the rest of the file stays as it was.
-  let out = rows.length ? report : existing;
-  const consoleSection = parts.has('console') ? await consoleBench() : undefined;
-  if (consoleSection) out = withConsoleSection(out, consoleSection);
-  else if (rows.length && existing.includes(CONSOLE_HEADING)) out = withConsoleSection(out, existing.slice(existing.indexOf(CONSOLE_HEADING)));
-  process.stdout.write(consoleSection ?? report);
-  fs.mkdirSync(path.join(APP_ROOT, 'docs'), { recursive: true });
-  fs.writeFileSync(file, out);
+  if (['boot', 'trace', 'reattach'].some((p) => parts.has(p))) {
+    const head = await coreBench();
+    process.stdout.write(head);
+    const rest = report.indexOf('\n## ');
+    report = head.trimEnd() + '\n' + (rest < 0 ? '' : report.slice(rest));
+  }
+  if (parts.has('console')) {
+    const section = await consoleBench();
+    process.stdout.write(section);
+    report = withSection(report, CONSOLE_HEADING, section);
+  }
+  if (parts.has('qemu')) {
+    const section = await qemuBench();
+    process.stdout.write(section);
+    report = withSection(report, QEMU_HEADING, section);
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, report);
 }
 
 void main();

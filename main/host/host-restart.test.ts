@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import type { TraceRecord } from '../../shared/api.js';
 import { processAlive } from '../common/fsutil.js';
 import { APP_ROOT } from './paths.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, sleep, until } from '../testing/harness.js';
+import { findQemu } from './drivers/qemu/binary.js';
+import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, sleep, until } from '../testing/harness.js';
 
 const BOOT = 150_000;
 const pvSpec = (name: string) => ({
@@ -22,7 +23,7 @@ const pvSpec = (name: string) => ({
 /** The TICK numbers in serial text, in order. */
 const ticks = (text: string, tag: string): number[] => [...text.matchAll(new RegExp(`${tag}(\\d+)E`, 'g'))].map((m) => Number(m[1]));
 
-describe('guests outlive the host', { timeout: 900_000 }, () => {
+for (const engine of ENGINES) describe(`guests outlive the host (${engine})`, { timeout: 900_000, skip: engineSkip(engine) }, () => {
   let t: TestHost;
 
   before(async () => {
@@ -33,7 +34,7 @@ describe('guests outlive the host', { timeout: 900_000 }, () => {
   });
 
   it('SIGKILL of the host leaves both guests running; a new host re-attaches with no lost serial output', async () => {
-    for (const name of ['one', 'two']) await t.client.call('domain.create', { spec: pvSpec(name) });
+    for (const name of ['one', 'two']) await createOn(t.client, pvSpec(name), engine);
     await Promise.all(['one', 'two'].map((name) => t.client.call('domain.start', { domain: name })));
     const watches = await Promise.all(['one', 'two'].map((name) => SerialWatch.open(t.client, name)));
     await Promise.all(watches.map((w) => w.wait(/DOMUS-GUEST-READY/, BOOT)));
@@ -72,17 +73,26 @@ describe('guests outlive the host', { timeout: 900_000 }, () => {
     }
     // The lock in the domain's state directory: a second runner (say, from another host) is refused.
     const stateDir = path.join(t.paths.run, uuids[0]);
-    const second = spawnSync(process.execPath, [path.join(APP_ROOT, 'dist', 'runner', 'main.mjs'), stateDir], { encoding: 'utf8' });
-    assert.equal(second.status, 2);
-    assert.match(second.stderr, new RegExp(`error: another runner \\(pid ${pids[0]}\\) is using ${stateDir}`));
+    if (engine === 'v86') {
+      const second = spawnSync(process.execPath, [path.join(APP_ROOT, 'dist', 'runner', 'main.mjs'), stateDir], { encoding: 'utf8' });
+      assert.equal(second.status, 2);
+      assert.match(second.stderr, new RegExp(`error: another runner \\(pid ${pids[0]}\\) is using ${stateDir}`));
+    } else {
+      // QEMU locks its -pidfile: a second QEMU on the same directory refuses to start.
+      const pidfile = path.join(stateDir, 'runner.pid');
+      const second = spawnSync(findQemu().path!, ['-machine', 'none', '-display', 'none', '-nodefaults', '-pidfile', pidfile], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(second.status, 1);
+      assert.match(second.stderr, /lock pid file/i);
+    }
     assert.ok(processAlive(pids[0]), 'the running guest is untouched');
-    assert.ok(fs.existsSync(path.join(stateDir, 'control.sock')) && fs.existsSync(path.join(stateDir, 'vnc.sock')), 'its sockets too');
+    const control = engine === 'v86' ? 'control.sock' : 'qmp.sock';
+    assert.ok(fs.existsSync(path.join(stateDir, control)) && fs.existsSync(path.join(stateDir, 'vnc.sock')), 'its sockets too');
 
     for (const name of ['one', 'two']) await t.client.call('domain.destroy', { domain: name });
   });
 
   it('autostart domains start with the host; each on-stop policy is followed when the host stops', async () => {
-    await t.client.call('domain.create', { spec: pvSpec('auto') });
+    await createOn(t.client, pvSpec('auto'), engine);
     await t.client.call('domain.setAutostart', { domain: 'auto', enabled: true });
     await t.client.call('domain.setOnHostStop', { domain: 'one', policy: 'save' });
     await t.client.call('domain.setOnHostStop', { domain: 'two', policy: 'keep' });
@@ -147,7 +157,8 @@ describe('guests outlive the host', { timeout: 900_000 }, () => {
     await t.client.call('domain.destroy', { domain: 'one' });
   });
 
-  it('the trace records a scripted sequence of CLI calls: client, pid, domain, operation, result', async () => {
+  // Engine-independent: run once.
+  it('the trace records a scripted sequence of CLI calls: client, pid, domain, operation, result', { skip: engine !== ENGINES[0] }, async () => {
     const records: TraceRecord[] = [];
     t.client.on('trace.record', ({ record }) => records.push(record));
     await t.client.call('trace.subscribe', { domain: 'traced', backlog: false });

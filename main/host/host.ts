@@ -724,7 +724,7 @@ export class Host extends EventEmitter<HostEvents> {
       if (!rec.live) throw new HostError('operation-invalid', 'Requested operation is not valid: domain is not running');
       throw new HostError(
         'operation-invalid',
-        `Requested operation is not valid: cannot resize the maximum memory on an active domain: ${this.driver.engine} sizes guest RAM at boot; use --config (next boot), or setmem to move the balloon`,
+        `Requested operation is not valid: cannot resize the maximum memory on an active domain: ${this.engines.driverFor(rec.doc).driver.engine} sizes guest RAM at boot; use --config (next boot), or setmem to move the balloon`,
       );
     }
     if (config && !rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot change persistent config of a transient domain '${name}'`);
@@ -735,7 +735,7 @@ export class Host extends EventEmitter<HostEvents> {
       if (err instanceof DomainXmlError) throw new HostError('invalid-arg', `invalid argument: ${err.message}`);
       throw err;
     }
-    const support = this.driver.support(draft);
+    const support = this.engines.support(draft);
     if (support.errors.length) throw new HostError('invalid-arg', `invalid argument: ${support.errors.join('; ')}`);
     rec.warnings = support.warnings;
     this.persist(rec, draft);

@@ -12,7 +12,7 @@ import { textToScancodes } from '../../../runner/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
-import type { EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, StateFileHeader, SupportReport } from '../driver.js';
+import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
 import type { AccelState } from './accel.js';
 import { buildArgv, qemuPaths, type QemuPaths } from './argv.js';
 import { findQemu, type QemuBinary } from './binary.js';
@@ -20,7 +20,10 @@ import { QmpClient, QmpError, type QmpEvent } from './qmp.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const SAVE_TIMEOUT_MS = 10 * 60_000;
-const STATS_INTERVAL_MS = 2000;
+/** Statistics calls are short: sampling must not hang on a wedged QEMU. */
+const STATS_TIMEOUT_MS = 5000;
+/** As on v86: a guest whose balloon has not moved this long after a change has no driver. */
+const BALLOON_TIMEOUT_MS = 5000;
 /** What console.log hands a re-attaching host (the v86 runner keeps 1 MiB too). */
 const BACKLOG_BYTES = 1 << 20;
 const CLK_TCK = 100;
@@ -38,6 +41,11 @@ interface QemuMeta {
   qemuVersion: string;
   startedAt: number;
   restored: boolean;
+  /** Boot memory and balloon device, for balloonInfo(). */
+  maxKiB: number;
+  balloon: boolean;
+  /** Disk targets by image path, to name query-blockstats' devices as libvirt does (hda, vda...). */
+  disks: { target: string; source: string }[];
 }
 
 export interface QemuStart {
@@ -106,7 +114,16 @@ export class QemuDriver implements EngineDriver {
     for (const disk of config.disks) need(disk.source, disk.device === 'cdrom' ? 'CD-ROM image' : 'disk image');
     fs.rmSync(stateDir, { recursive: true, force: true });
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const meta: QemuMeta = { name: config.name, accel: opts.accel.using, qemuVersion: qemu.version!, startedAt: Date.now(), restored: Boolean(opts.restoreFrom) };
+    const meta: QemuMeta = {
+      name: config.name,
+      accel: opts.accel.using,
+      qemuVersion: qemu.version!,
+      startedAt: Date.now(),
+      restored: Boolean(opts.restoreFrom),
+      maxKiB: config.memoryKiB,
+      balloon: config.balloon,
+      disks: config.disks.flatMap((d) => (d.source ? [{ target: d.target, source: d.source }] : [])),
+    };
     writeFileAtomic(files.meta, JSON.stringify(meta, null, 2), 0o600);
     writeFileAtomic(files.liveXml, serializeDomainXml(doc), 0o600);
 
@@ -139,9 +156,7 @@ export class QemuDriver implements EngineDriver {
     try {
       await live.connectSerial();
       if (opts.restoreFrom) await live.incoming(opts.restoreFrom, payloadOffset);
-      if (config.balloon && config.currentMemoryKiB < config.memoryKiB) {
-        await qmp.execute('balloon', { value: config.currentMemoryKiB * 1024 });
-      }
+      if (config.balloon && config.currentMemoryKiB < config.memoryKiB) await live.setBalloonTarget(config.currentMemoryKiB);
       if (!opts.paused) await qmp.execute('cont');
       live.state = opts.paused ? 'paused' : 'running';
     } catch (err) {
@@ -234,7 +249,8 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   /** libvirt's fake reboot: an ACPI power-off that the host turns into a reset. */
   private fakeReboot = false;
   private saving?: { cancel: boolean };
-  private statsTimer?: NodeJS.Timeout;
+  private balloonTarget?: { targetKiB: number; at: number; actualAtSet: number };
+  private guestStatsPolling = false;
   private consoleOffset = 0;
   private consoleWatch?: fs.FSWatcher;
   private consolePoll?: NodeJS.Timeout;
@@ -264,8 +280,6 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     const early = Buffer.concat(this.pendingSerial);
     this.pendingSerial = [];
     if (early.length) setImmediate(() => this.emit('serial', early));
-    this.statsTimer = setInterval(() => this.sampleStats(), STATS_INTERVAL_MS);
-    this.statsTimer.unref();
   }
 
   /** Start failed: forget this QEMU without reporting an exit. */
@@ -481,10 +495,74 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     await new Promise<void>((resolve, reject) => this.serial!.write(data, (err) => (err ? reject(err) : resolve())));
   }
 
+  async stats(): Promise<RunnerStats> {
+    const { cpuTimeMs, rssBytes } = procStats(this.pid);
+    const blockstats = await this.qmp.execute<{ device: string; qdev?: string; stats: Record<string, number> }[]>('query-blockstats', undefined, STATS_TIMEOUT_MS);
+    const blocks = await this.qmp.execute<{ device: string; inserted?: { file: string } }[]>('query-block', undefined, STATS_TIMEOUT_MS);
+    const disks = blockstats.flatMap((b) => {
+      const file = blocks.find((x) => x.device === b.device)?.inserted?.file;
+      if (!file) return [];
+      const target = this.meta.disks.find((d) => d.source === file)?.target ?? b.device;
+      return [{ name: target, path: file, rdBytes: b.stats.rd_bytes ?? 0, wrBytes: b.stats.wr_bytes ?? 0, rdReqs: b.stats.rd_operations ?? 0, wrReqs: b.stats.wr_operations ?? 0 }];
+    });
+    return { cpuTimeMs, rssBytes, at: Date.now(), disks, nics: [] };
+  }
+
+  async setBalloonTarget(targetKiB: number): Promise<BalloonInfo> {
+    if (!this.meta.balloon) throw new QemuError('the domain has no balloon device');
+    const before = await this.actualKiB();
+    const target = Math.min(targetKiB, this.meta.maxKiB);
+    await this.qmp.execute('balloon', { value: target * 1024 });
+    this.balloonTarget = { targetKiB: target, at: Date.now(), actualAtSet: before };
+    return this.balloonNow(before);
+  }
+
+  async balloonInfo(guestStats: boolean): Promise<BalloonInfo> {
+    if (!this.meta.balloon) return { maxKiB: this.meta.maxKiB, targetKiB: this.meta.maxKiB, actualKiB: this.meta.maxKiB, status: 'absent', hostReclaims: true };
+    const info = this.balloonNow(await this.actualKiB());
+    if (guestStats) info.guest = await this.guestStats();
+    return info;
+  }
+
+  private async actualKiB(): Promise<number> {
+    const r = await this.qmp.execute<{ actual: number }>('query-balloon', undefined, STATS_TIMEOUT_MS);
+    return Math.round(r.actual / 1024);
+  }
+
+  /** ok: the guest holds the target (within 1 MiB); pending: on its way; no-driver: it has not moved 5 s after a change. */
+  private balloonNow(actualKiB: number): BalloonInfo {
+    const set = this.balloonTarget;
+    const targetKiB = set?.targetKiB ?? actualKiB;
+    let status: BalloonInfo['status'] = 'ok';
+    if (Math.abs(actualKiB - targetKiB) > 1024) {
+      status = set && Date.now() - set.at > BALLOON_TIMEOUT_MS && actualKiB === set.actualAtSet ? 'no-driver' : 'pending';
+    }
+    // QEMU's balloon really gives the pages back to the host (madvise DONTNEED, free page reporting).
+    return { maxKiB: this.meta.maxKiB, targetKiB, actualKiB, status, hostReclaims: true };
+  }
+
+  /** The guest driver's statistics (virtio-balloon stats queue); polling starts on first use. */
+  private async guestStats(): Promise<BalloonInfo['guest']> {
+    const balloonPath = '/machine/peripheral/balloon0';
+    if (!this.guestStatsPolling) {
+      await this.qmp.execute('qom-set', { path: balloonPath, property: 'guest-stats-polling-interval', value: 2 });
+      this.guestStatsPolling = true;
+    }
+    const deadline = Date.now() + 3000;
+    for (;;) {
+      const r = await this.qmp.execute<{ stats: Record<string, number>; 'last-update': number }>('qom-get', { path: balloonPath, property: 'guest-stats' });
+      if (r['last-update'] > 0) {
+        const kib = (k: string): number | undefined => (r.stats[k] >= 0 ? Math.round(r.stats[k] / 1024) : undefined);
+        return { at: r['last-update'] * 1000, totalKiB: kib('stat-total-memory'), freeKiB: kib('stat-free-memory'), availableKiB: kib('stat-available-memory'), cachesKiB: kib('stat-disk-caches') };
+      }
+      if (Date.now() > deadline) return undefined;
+      await sleep(200);
+    }
+  }
+
   detach(): void {
     this.detached = true;
     this.stopConsole();
-    clearInterval(this.statsTimer);
     this.serial?.destroy();
     this.qmp.close();
   }
@@ -517,6 +595,9 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
         void this.qmp.execute('quit').catch(() => undefined);
         break;
       }
+      case 'BALLOON_CHANGE':
+        if (this.live && typeof e.data?.actual === 'number') this.emit('balloon', this.balloonNow(Math.round(e.data.actual / 1024)));
+        break;
       case 'GUEST_PANICKED':
         this.ending = { reason: 'crashed', detail: `guest panicked${e.data?.info ? `: ${JSON.stringify(e.data.info)}` : ''}` };
         void this.qmp.execute('quit').catch(() => undefined);
@@ -530,19 +611,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     if (this.live && !this.saving) this.emit('state', state);
   }
 
-  private sampleStats(): void {
-    try {
-      const fields = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-      // After "(comm) ": state is field 0, utime 11, stime 12, rss 21.
-      const cpuTimeMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-      this.emit('stats', { cpuTimeMs, rssBytes: Number(fields[21]) * PAGE_SIZE, at: Date.now() });
-    } catch {
-      /* the process is going away; closed() reports it */
-    }
-  }
-
   private closed(): void {
-    clearInterval(this.statsTimer);
     this.stopConsole();
     this.serial?.destroy();
     if (this.detached) return;
@@ -559,6 +628,16 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     const detail = reason === 'crashed' ? (this.ending?.detail ?? lastLine(text)) : undefined;
     fs.rmSync(this.stateDir, { recursive: true, force: true });
     this.emit('exit', { reason, detail });
+  }
+}
+
+/** CPU time and RSS of a process, from /proc (after "(comm) ": utime is field 11, stime 12, rss 21). */
+function procStats(pid: number): { cpuTimeMs: number; rssBytes: number } {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return { cpuTimeMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK, rssBytes: Number(fields[21]) * PAGE_SIZE };
+  } catch {
+    return { cpuTimeMs: 0, rssBytes: 0 };
   }
 }
 

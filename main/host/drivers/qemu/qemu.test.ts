@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, until } from '../../../testing/harness.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../../../testing/harness.js';
 import { parseDomainXml } from '../../domain/xml.js';
 import { buildArgv } from './argv.js';
 import { findQemu } from './binary.js';
@@ -155,6 +155,37 @@ describe('QEMU through the host', { skip, timeout: 600_000 }, () => {
     const auto = await t.client.call('host.setAccel', { mode: 'auto' });
     assert.equal(auto.connection.accel?.mode, 'auto');
     assert.equal(auto.connection.accel?.kvmUsable, qemu.accel?.kvmUsable, 'the probe answer is cached');
+  });
+});
+
+describe('QEMU balloon', { skip, timeout: 600_000 }, () => {
+  let t: TestHost;
+  before(async () => {
+    t = await TestHost.start();
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('setmem moves the balloon, BALLOON_CHANGE reaches clients, and the host gets the memory back (RSS drop)', async () => {
+    await createOn(t.client, { ...pvSpec('bal'), memoryMiB: 256 }, 'qemu');
+    await t.client.call('domain.start', { domain: 'bal' });
+    const serial = await SerialWatch.open(t.client, 'bal');
+    await serial.wait(/DOMUS-GUEST-READY/, 300_000);
+    // The guest touches 120 MiB, then frees it: the pages stay in QEMU's RSS until ballooned away.
+    await serial.sh('dd if=/dev/urandom of=/dev/shm/fill bs=1M count=120 2>/dev/null; rm /dev/shm/fill', 120_000);
+    const full = await t.client.call('domain.memoryStats', { domain: 'bal' });
+    assert.equal(full.hostReclaims, true);
+    const balloonEvents: number[] = [];
+    t.client.on('domain.balloon', (e) => balloonEvents.push(e.actualKiB));
+    await t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 96 * 1024, live: true });
+    await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).balloon === 'ok', 60_000, 'the guest to reach the balloon target');
+    const low = await t.client.call('domain.memoryStats', { domain: 'bal' });
+    assert.equal(low.actualKiB, 96 * 1024);
+    await until(() => balloonEvents.length > 0, 10_000, 'a domain.balloon event');
+    console.log(`# QEMU RSS before/after ballooning 256 → 96 MiB: ${Math.round(full.rssKiB! / 1024)} → ${Math.round(low.rssKiB! / 1024)} MiB`);
+    assert.ok(full.rssKiB! - low.rssKiB! > 64 * 1024, `RSS ${full.rssKiB} KiB → ${low.rssKiB} KiB: the host got less than 64 MiB back`);
+    await t.client.call('domain.destroy', { domain: 'bal' });
   });
 });
 
