@@ -90,8 +90,12 @@ async function keyLatency(v: RfbClient): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < KEYPRESSES; i++) {
     for (const keysym of [0x61, 0xff08]) { // 'a', then BackSpace to leave the line as it was
+      // Wait for a still screen with a request outstanding, so the next update is the key's.
       v.requestUpdate(true);
-      await sleep(300);
+      while (!(await v.quietFor(400))) {
+        await v.readUpdate(30_000);
+        v.requestUpdate(true);
+      }
       const t0 = performance.now();
       v.key(true, keysym);
       v.key(false, keysym);
