@@ -34,7 +34,7 @@ describe('graphical framebuffer (vesafb via vga=791)', { skip: 'missing' in gues
     ctl.on('event', (e) => e.event === 'screen-size' && sizes.push(e));
     const hello = await ctl.call<{ serialBacklog: string }>('hello');
     ctl.serial = Buffer.from(hello.serialBacklog, 'base64').toString('latin1') + ctl.serial;
-    await ctl.waitSerial(new RegExp(READY), 180_000);
+    await ctl.waitSerial(new RegExp(READY), 600_000);
     await ctl.sh('true');
   });
 
@@ -55,7 +55,7 @@ describe('graphical framebuffer (vesafb via vga=791)', { skip: 'missing' in gues
     assert.deepEqual([v.width, v.height], [1024, 768]);
     v.requestUpdate(false);
     await v.readUpdate();
-    await ctl.sh(paintBlock(512, 576, 0xf800)); // red, tile-aligned
+    await ctl.sh(paintBlock(512, 576, 0xf800), 300_000); // red, tile-aligned (64 dd runs: slow on a loaded machine)
     await ctl.call('pause');
     try {
       const shot = await screenshot();
