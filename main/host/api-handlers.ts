@@ -156,10 +156,3 @@ async function downloadCall<T>(call: () => Promise<T>): Promise<T> {
     throw new HostError('invalid-arg', (err as Error).message);
   }
 }
-
-/** Placeholder for a method whose implementation is being merged this session; each owner replaces its line. */
-function notYet(method: Method): () => never {
-  return () => {
-    throw new HostError('unsupported', `${method} is not available yet`);
-  };
-}
