@@ -266,8 +266,38 @@ export async function writeStateFile(
   payload: Uint8Array,
   opts: WriteStateOptions = {},
 ): Promise<{ bytes: number; checksum: string }> {
-  const checksum = sha256(payload).toString('hex');
-  const header: StateHeader = { format: STATE_FORMAT_VERSION, ...fields, payloadBytes: payload.length, payloadSha256: checksum };
+  function* chunks(): Generator<Uint8Array> {
+    for (let off = 0; off < payload.length; off += IO_CHUNK_BYTES) yield payload.subarray(off, Math.min(off + IO_CHUNK_BYTES, payload.length));
+  }
+  return writeChunks(file, fields, payload.length, sha256(payload).toString('hex'), chunks(), opts);
+}
+
+/**
+ * writeStateFile for a payload that is already in a file (QEMU's migration stream): hashed in one
+ * pass, then copied behind the header with progress; same atomicity, abort and cleanup.
+ */
+export async function writeStateFileFrom(
+  file: string,
+  fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
+  payloadFile: string,
+  opts: WriteStateOptions = {},
+): Promise<{ bytes: number; checksum: string }> {
+  const payloadBytes = (await fs.promises.stat(payloadFile)).size;
+  const hash = crypto.createHash('sha256');
+  for await (const chunk of fs.createReadStream(payloadFile, { highWaterMark: IO_CHUNK_BYTES })) hash.update(chunk as Buffer);
+  const stream = fs.createReadStream(payloadFile, { highWaterMark: IO_CHUNK_BYTES }) as AsyncIterable<Buffer>;
+  return writeChunks(file, fields, payloadBytes, hash.digest('hex'), stream, opts);
+}
+
+async function writeChunks(
+  file: string,
+  fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
+  payloadBytes: number,
+  checksum: string,
+  payload: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  opts: WriteStateOptions,
+): Promise<{ bytes: number; checksum: string }> {
+  const header: StateHeader = { format: STATE_FORMAT_VERSION, ...fields, payloadBytes, payloadSha256: checksum };
   const raw = Buffer.from(JSON.stringify(header), 'utf8');
   const prefix = Buffer.alloc(PREFIX_BYTES);
   MAGIC.copy(prefix, 0);
@@ -275,8 +305,7 @@ export async function writeStateFile(
   prefix.writeUInt32LE(raw.length, 12);
   sha256(raw).copy(prefix, 16);
   const head = Buffer.concat([prefix, raw]);
-  const total = head.length + payload.length;
-
+  const total = head.length + payloadBytes;
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   const checkAbort = () => {
@@ -295,11 +324,10 @@ export async function writeStateFile(
     await fh.write(head, 0, head.length, 0);
     let done = head.length;
     opts.onProgress?.(done, total);
-    for (let off = 0; off < payload.length; off += IO_CHUNK_BYTES) {
+    for await (const chunk of payload) {
       checkAbort();
-      const n = Math.min(IO_CHUNK_BYTES, payload.length - off);
-      await fh.write(payload, off, n, head.length + off);
-      done += n;
+      await fh.write(chunk, 0, chunk.length, done);
+      done += chunk.length;
       opts.onProgress?.(done, total);
     }
     await fh.sync();
@@ -320,66 +348,6 @@ export async function writeStateFile(
     }
   } catch (err) {
     throw cannotWrite(err);
-  }
-  return { bytes: total, checksum };
-}
-
-/**
- * writeStateFile for a payload that is already in a file (QEMU's migration stream): hashed in one
- * pass, then copied behind the header with progress; same atomicity, abort and cleanup.
- */
-export async function writeStateFileFrom(
-  file: string,
-  fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
-  payloadFile: string,
-  opts: WriteStateOptions = {},
-): Promise<{ bytes: number; checksum: string }> {
-  const payloadBytes = (await fs.promises.stat(payloadFile)).size;
-  const hash = crypto.createHash('sha256');
-  for await (const chunk of fs.createReadStream(payloadFile, { highWaterMark: IO_CHUNK_BYTES })) hash.update(chunk as Buffer);
-  const checksum = hash.digest('hex');
-  const header: StateHeader = { format: STATE_FORMAT_VERSION, ...fields, payloadBytes, payloadSha256: checksum };
-  const raw = Buffer.from(JSON.stringify(header), 'utf8');
-  const prefix = Buffer.alloc(PREFIX_BYTES);
-  MAGIC.copy(prefix, 0);
-  prefix.writeUInt32LE(STATE_FORMAT_VERSION, 8);
-  prefix.writeUInt32LE(raw.length, 12);
-  sha256(raw).copy(prefix, 16);
-  const head = Buffer.concat([prefix, raw]);
-  const total = head.length + payloadBytes;
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const cannotWrite = (err: unknown) => new StateFileError(`cannot write state file '${file}': ${errnoText(err)}`);
-  const checkAbort = () => {
-    if (opts.signal?.aborted) throw new StateWriteAborted('save aborted');
-  };
-  let fh: fs.promises.FileHandle;
-  try {
-    fh = await fs.promises.open(tmp, 'wx', 0o600);
-  } catch (err) {
-    throw cannotWrite(err);
-  }
-  try {
-    await fh.write(head, 0, head.length, 0);
-    let done = head.length;
-    opts.onProgress?.(done, total);
-    for await (const chunk of fs.createReadStream(payloadFile, { highWaterMark: IO_CHUNK_BYTES })) {
-      checkAbort();
-      const buf = chunk as Buffer;
-      await fh.write(buf, 0, buf.length, done);
-      done += buf.length;
-      opts.onProgress?.(done, total);
-    }
-    await fh.sync();
-    await fh.close();
-    checkAbort();
-    await fs.promises.rename(tmp, file);
-    const dh = await fs.promises.open(dir, 'r');
-    await dh.sync().finally(() => dh.close());
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    await fs.promises.rm(tmp, { force: true });
-    throw err instanceof StateWriteAborted ? err : cannotWrite(err);
   }
   return { bytes: total, checksum };
 }
