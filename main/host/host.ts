@@ -298,13 +298,7 @@ export class Host extends EventEmitter<HostEvents> {
   /** virsh desc: --live edits the running domain, --config the next boot; neither means --current. */
   setMetadata(ref: string, edit: { title?: string; description?: string; live: boolean; config: boolean; expectGeneration?: number }): { domain: DomainSummary; generation: number } {
     const rec = this.lookup(ref);
-    let { live, config } = edit;
-    if (!live && !config) {
-      live = Boolean(rec.live);
-      config = !rec.live;
-    }
-    if (live && !rec.live) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is not running`);
-    if (config && !rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: transient domain '${rec.doc.config.name}' has no persistent definition`);
+    const { live, config } = this.scope(rec, edit);
     if (edit.expectGeneration !== undefined && rec.generation !== edit.expectGeneration) throw this.conflict(rec, edit.expectGeneration);
     if (config) {
       const draft = parseDomainXml(serializeDomainXml(rec.doc));
@@ -506,7 +500,7 @@ export class Host extends EventEmitter<HostEvents> {
     if (p.eject === (p.source !== undefined)) throw new HostError('invalid-arg', p.eject ? 'eject takes no source image' : 'a source image is required to insert or update the medium');
     const source = p.source === undefined ? undefined : path.resolve(p.source);
     if (source && !fs.statSync(source, { throwIfNoEntry: false })?.isFile()) throw new HostError('invalid-arg', `cannot use '${source}': no such file`);
-    const { live, config } = this.deviceScope(rec, p);
+    const { live, config } = this.scope(rec, p);
     if (live) {
       const doc = parseDomainXml(serializeDomainXml(rec.liveDoc!));
       const disk = setMedia(doc, p.target, source);
@@ -531,7 +525,7 @@ export class Host extends EventEmitter<HostEvents> {
   /** virsh attach-disk; v86 cannot hot-plug, so --live is refused. */
   attachDisk(ref: string, p: NewDisk & { live: boolean; config: boolean }): { domain: DomainSummary; target: string } {
     const rec = this.lookup(ref);
-    const { live, config } = this.deviceScope(rec, p);
+    const { live, config } = this.scope(rec, p);
     if (live) throw new HostError('unsupported', `unsupported: ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-plug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     const target = addDisk(draft, { ...p, source: p.source === undefined ? undefined : path.resolve(p.source) });
@@ -543,7 +537,7 @@ export class Host extends EventEmitter<HostEvents> {
   /** virsh detach-disk; v86 cannot hot-unplug, so --live is refused. */
   detachDisk(ref: string, p: { target: string; live: boolean; config: boolean }): DomainSummary {
     const rec = this.lookup(ref);
-    const { live, config } = this.deviceScope(rec, p);
+    const { live, config } = this.scope(rec, p);
     if (live) throw new HostError('unsupported', `unsupported: ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-unplug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     removeDisk(draft, p.target);
@@ -562,15 +556,15 @@ export class Host extends EventEmitter<HostEvents> {
     });
   }
 
-  /** virsh's --live/--config/--current: neither flag means the running domain if active, else the definition. */
-  private deviceScope(rec: DomainRecord, p: { live: boolean; config: boolean }): { live: boolean; config: boolean } {
+  /** virsh's --live/--config/--current (with virsh's errors): neither flag means the running domain if active, else the definition. */
+  private scope(rec: DomainRecord, p: { live: boolean; config: boolean }): { live: boolean; config: boolean } {
     let { live, config } = p;
     if (!live && !config) {
       live = Boolean(rec.live);
       config = !rec.live;
     }
-    if (live && !rec.live) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is not running`);
-    if (config && !rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: transient domain '${rec.doc.config.name}' has no persistent definition`);
+    if (live && !rec.live) throw new HostError('operation-invalid', 'Requested operation is not valid: domain is not running');
+    if (config && !rec.persistent) throw new HostError('operation-invalid', 'Requested operation is not valid: cannot change persistent config of a transient domain');
     return { live, config };
   }
 
@@ -666,13 +660,7 @@ export class Host extends EventEmitter<HostEvents> {
   async setMemory(ref: string, edit: { sizeKiB: number; live: boolean; config: boolean }): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const name = rec.doc.config.name;
-    let { live, config } = edit;
-    if (!live && !config) {
-      live = Boolean(rec.live);
-      config = !rec.live;
-    }
-    if (live && !rec.live) throw new HostError('operation-invalid', 'Requested operation is not valid: domain is not running');
-    if (config && !rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot change persistent config of a transient domain '${name}'`);
+    const { live, config } = this.scope(rec, edit);
     const check = (doc: DomainDocument, floorKiB: number, why: string): void => {
       if (edit.sizeKiB > doc.config.memoryKiB) {
         throw new HostError('invalid-arg', `invalid argument: cannot set memory higher than max memory (${edit.sizeKiB} KiB > ${doc.config.memoryKiB} KiB)`);
