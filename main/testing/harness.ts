@@ -175,11 +175,11 @@ export function killLeftovers(paths: HostPaths): void {
   fs.rmSync(paths.home, { recursive: true, force: true });
 }
 
-/** Runs the `domus` CLI with DOMUS_HOME set. */
-export function runCli(home: string, args: string[], input?: string): Promise<CliResult> {
+/** Runs the `domus` CLI with DOMUS_HOME set (and `env` over the test's environment). */
+export function runCli(home: string, args: string[], input?: string, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [path.join(APP_ROOT, 'bin', 'domus.mjs'), ...args], {
-      env: { ...process.env, DOMUS_HOME: home },
+      env: { ...process.env, ...env, DOMUS_HOME: home },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
