@@ -27,6 +27,17 @@ export function ensureDebianPackages() {
   run('bash', [path.join(root, 'build', 'install-deps.sh')]);
 }
 
+// What build/guests/build-guests.sh makes that the tests use: the i686 samples (v86 and QEMU), the
+// disk drivers archive, and the amd64 pair (QEMU only).
+export const GUEST_FILES = ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.img', 'disk-modules.cpio.gz', 'vmlinuz-amd64', 'initrd-amd64.gz'];
+
+/** Runs build-guests.sh (it keeps outputs newer than their inputs: ~3 s then), then checks every file is there. */
 export function ensureGuests() {
-  run('bash', [path.join(root, 'build', 'guests', 'build-guests.sh')]);
+  const dir = path.join(root, 'build', 'guests');
+  run('bash', [path.join(dir, 'build-guests.sh')]);
+  const missing = GUEST_FILES.filter((f) => !fs.existsSync(path.join(dir, f)));
+  if (missing.length) {
+    console.error(`domus: build-guests.sh did not produce ${missing.map((f) => `build/guests/${f}`).join(', ')}`);
+    process.exit(1);
+  }
 }

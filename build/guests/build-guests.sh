@@ -8,6 +8,10 @@
 #   build/guests/disk.img   raw disk: MBR (syslinux mbr.bin) + one bootable ext2 partition at sector
 #                           2048 with /boot/{vmlinuz,initrd.gz,extlinux.conf} and EXTLINUX installed
 #                           (vmlinuz-<ver> and initrd.img-<ver> are hard links to the same files)
+#   build/guests/vmlinuz-amd64  Debian's x86_64 kernel, whatever linux-image-amd64 points to (for the QEMU
+#                           engine; v86 emulates a 32-bit CPU and refuses it)
+#   build/guests/initrd-amd64.gz  the same initramfs (same /init, agent and banner) built from the amd64
+#                           busybox-static and the amd64 kernel's modules
 #   build/guests/disk-modules.cpio.gz  a second initramfs archive (not in initrd.gz, so the sample boots
 #                           as fast as before) with the IDE disk/CD-ROM and ext2/ext4/iso9660 drivers and
 #                           /sbin/domus-disks, which loads them; appended to initrd.gz
@@ -87,13 +91,13 @@ mkdir -p "$DEBS" "$WORK"
 APT_DL=(apt-get download)
 [ "$(id -u)" -ne 0 ] || APT_DL=(apt-get -o APT::Sandbox::User=root download)  # no "_apt can't write" warning
 # fetch_deb PKG ARCH VERSION: print the path of PKG_VERSION_ARCH.deb in $DEBS, downloading it if needed.
-# An empty VERSION (apt has no i386 index) falls back to the newest cached .deb of PKG.
+# An empty VERSION (apt has no index for ARCH) falls back to the newest cached .deb of PKG.
 fetch_deb() {
   local pkg=$1 arch=$2 ver=$3 f
   if [ -z "$ver" ]; then
     f=$(ls "$DEBS/${pkg}_"*"_$arch.deb" 2>/dev/null | sort -V | tail -1 || true)
-    [ -n "$f" ] || die "apt knows no $pkg:$arch. Enable i386 and refresh the index (as root):
-  dpkg --add-architecture i386 && apt-get update"
+    [ -n "$f" ] || die "apt knows no $pkg:$arch. Enable $arch and refresh the index (as root):
+  dpkg --add-architecture $arch && apt-get update"
     echo "build-guests: warning: apt has no $pkg:$arch, using cached $(basename "$f")" >&2
     echo "$f"; return
   fi
@@ -106,59 +110,83 @@ fetch_deb() {
   echo "$f"
 }
 
-# The i686 kernel package has the ABI in its name (linux-image-6.1.0-NN-686); resolve it through the
-# metapackage, whose "Depends: linux-image-6.1.0-NN-686 (= VERSION)" also gives the version, so the
-# build follows Debian's updates. (One apt-cache call: without a pkgcache.bin each one costs ~2 s.)
-APT_INFO=$(apt-cache show --no-all-versions linux-image-686:i386 busybox-static:i386 2>/dev/null || true)
-read -r KPKG KDEBVER < <(awk '/^Package: linux-image-686$/ { m = 1 } /^$/ { m = 0 }
-  m && /^Depends:/ && match($0, /linux-image-[0-9][^ ,]* \(= [^)]*\)/) {
-    split(substr($0, RSTART, RLENGTH), a, /[ ()=]+/); print a[1], a[2]; exit }' <<<"$APT_INFO") || true
-BBVER=$(awk '/^Package: busybox-static$/ { m = 1 } /^$/ { m = 0 } m && /^Version:/ { print $2; exit }' <<<"$APT_INFO")
-if [ -z "${KPKG:-}" ]; then
-  KPKG=$(ls "$DEBS"/linux-image-[0-9]*-686_*_i386.deb 2>/dev/null | sort -V | tail -1 | xargs -r basename | cut -d_ -f1 || true)
-  KDEBVER=
-  [ -n "$KPKG" ] || die "cannot resolve linux-image-686:i386 (no i386 apt index). As root run:
-  dpkg --add-architecture i386 && apt-get update"
-fi
-KDEB=$(fetch_deb "$KPKG" i386 "$KDEBVER")
-BBDEB=$(fetch_deb busybox-static i386 "$BBVER")
-log "kernel:  $(basename "$KDEB")"
-log "busybox: $(basename "$BBDEB")"
+# The kernel packages have the ABI in their names (linux-image-6.1.0-NN-686, ...-amd64); resolve each
+# through its metapackage, whose "Depends: linux-image-6.1.0-NN-FLAVOUR (= VERSION)" also gives the
+# version, so the build follows Debian's updates. (One apt-cache call: without a pkgcache.bin each one
+# costs ~2 s.)
+APT_INFO=$(apt-cache show --no-all-versions linux-image-686:i386 busybox-static:i386 \
+  linux-image-amd64:amd64 busybox-static:amd64 2>/dev/null || true)
+# apt_record PKG ARCH: apt's record of PKG for ARCH (empty when the index has none)
+apt_record() {
+  awk -v p="$1" -v a="$2" 'BEGIN { RS = "" }
+    $0 ~ ("(^|\n)Package: " p "\n") && $0 ~ ("\nArchitecture: " a "(\n|$)") { print; exit }' <<<"$APT_INFO"
+}
+# kernel_deb FLAVOUR ARCH: print the path of the .deb that linux-image-FLAVOUR:ARCH points to
+kernel_deb() {
+  local flavour=$1 arch=$2 pkg= ver=
+  read -r pkg ver < <(apt_record "linux-image-$flavour" "$arch" | awk '/^Depends:/ && match($0, /linux-image-[0-9][^ ,]* \(= [^)]*\)/) {
+    split(substr($0, RSTART, RLENGTH), a, /[ ()=]+/); print a[1], a[2]; exit }') || true
+  if [ -z "$pkg" ]; then
+    pkg=$(ls "$DEBS"/linux-image-[0-9]*-"${flavour}_"*"_$arch.deb" 2>/dev/null | sort -V | tail -1 | xargs -r basename | cut -d_ -f1 || true)
+    ver=
+    [ -n "$pkg" ] || die "cannot resolve linux-image-$flavour:$arch (no $arch apt index). As root run:
+  dpkg --add-architecture $arch && apt-get update"
+  fi
+  fetch_deb "$pkg" "$arch" "$ver"
+}
+busybox_deb() {   # ARCH
+  fetch_deb busybox-static "$1" "$(apt_record busybox-static "$1" | awk '/^Version:/ { print $2; exit }')"
+}
+KDEB=$(kernel_deb 686 i386)
+BBDEB=$(busybox_deb i386)
+KDEB64=$(kernel_deb amd64 amd64)
+BBDEB64=$(busybox_deb amd64)
+log "kernels: $(basename "$KDEB") $(basename "$KDEB64")"
+log "busybox: $(basename "$BBDEB") $(basename "$BBDEB64")"
 
 # ---------------------------------------------------------------- unpack (only what is needed)
-KDIR=$WORK/kernel BBDIR=$WORK/busybox
-if ! uptodate "$KDIR/.stamp" "$KDEB" "$SELF"; then
-  log "unpacking kernel (vmlinuz + modules)"
-  rm -rf "$KDIR"; mkdir -p "$KDIR"
-  dpkg-deb --fsys-tarfile "$KDEB" | tar -x -C "$KDIR" --wildcards --no-same-owner \
-    './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/drivers/char/virtio_console.ko*' \
-    './lib/modules/*/kernel/drivers/acpi/button.ko*' './lib/modules/*/kernel/drivers/input/evdev.ko*' \
-    './lib/modules/*/kernel/drivers/ata/*' './lib/modules/*/kernel/drivers/scsi/*' './lib/modules/*/kernel/drivers/cdrom/*' \
-    './lib/modules/*/kernel/fs/ext4/*' './lib/modules/*/kernel/fs/jbd2/*' './lib/modules/*/kernel/fs/mbcache.ko*' \
-    './lib/modules/*/kernel/fs/isofs/*' './lib/modules/*/kernel/lib/*' './lib/modules/*/kernel/block/*' \
-    './lib/modules/*/kernel/crypto/crct10dif_common.ko*' './lib/modules/*/kernel/crypto/crc32c_generic.ko*'
-  touch "$KDIR/.stamp"
-fi
-if ! uptodate "$BBDIR/.stamp" "$BBDEB"; then
-  log "unpacking busybox"
-  rm -rf "$BBDIR"; mkdir -p "$BBDIR"
-  dpkg-deb --fsys-tarfile "$BBDEB" | tar -x -C "$BBDIR" --no-same-owner ./bin/busybox
-  touch "$BBDIR/.stamp"
-fi
-VMLINUZ_SRC=$(ls "$KDIR"/boot/vmlinuz-* | head -1)
-KVER=${VMLINUZ_SRC##*/vmlinuz-}
-[ -d "$KDIR/lib/modules/$KVER" ] || die "no modules for $KVER in $(basename "$KDEB")"
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$VMLINUZ_SRC")}
+# Module paths under lib/modules/VER/kernel/: what initrd*.gz loads (MODULES), and what
+# disk-modules.cpio.gz loads (DISK_MODULES, i686 only).
+BOOT_MODULE_PATHS=('drivers/virtio/*' 'drivers/char/virtio_console.ko*' 'drivers/acpi/button.ko*' 'drivers/input/evdev.ko*')
+DISK_MODULE_PATHS=('drivers/ata/*' 'drivers/scsi/*' 'drivers/cdrom/*' 'fs/ext4/*' 'fs/jbd2/*' 'fs/mbcache.ko*' 'fs/isofs/*'
+  'lib/*' 'block/*' 'crypto/crct10dif_common.ko*' 'crypto/crc32c_generic.ko*')
+# unpack_kernel DEB DIR MODULE_PATH...: /boot/vmlinuz-* and those module paths; prints the kernel release
+unpack_kernel() {
+  local deb=$1 dir=$2 v; shift 2
+  if ! uptodate "$dir/.stamp" "$deb" "$SELF"; then
+    log "unpacking $(basename "$deb") (vmlinuz + modules)" >&2
+    rm -rf "$dir"; mkdir -p "$dir"
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir" --wildcards --no-same-owner './boot/vmlinuz-*' "${@/#/./lib/modules/*/kernel/}"
+    touch "$dir/.stamp"
+  fi
+  v=$(ls "$dir"/boot/vmlinuz-* | head -1); v=${v##*/vmlinuz-}
+  [ -d "$dir/lib/modules/$v" ] || die "no modules for $v in $(basename "$deb")"
+  echo "$v"
+}
+unpack_busybox() {   # DEB DIR
+  uptodate "$2/.stamp" "$1" && return
+  log "unpacking $(basename "$1")"
+  rm -rf "$2"; mkdir -p "$2"
+  dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --no-same-owner ./bin/busybox
+  touch "$2/.stamp"
+}
+KDIR=$WORK/kernel BBDIR=$WORK/busybox KDIR64=$WORK/kernel-amd64 BBDIR64=$WORK/busybox-amd64
+KVER=$(unpack_kernel "$KDEB" "$KDIR" "${BOOT_MODULE_PATHS[@]}" "${DISK_MODULE_PATHS[@]}")
+KVER64=$(unpack_kernel "$KDEB64" "$KDIR64" "${BOOT_MODULE_PATHS[@]}")
+unpack_busybox "$BBDEB" "$BBDIR"
+unpack_busybox "$BBDEB64" "$BBDIR64"
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$KDIR/boot/vmlinuz-$KVER")}
 
-# ---------------------------------------------------------------- vmlinuz
-if uptodate "$HERE/vmlinuz" "$KDEB"; then
-  log "vmlinuz: up to date"
-else
-  install -m 0644 "$VMLINUZ_SRC" "$HERE/vmlinuz.tmp" && mv "$HERE/vmlinuz.tmp" "$HERE/vmlinuz"
-  log "vmlinuz: $KVER ($(stat -c %s "$HERE/vmlinuz") bytes)"
-fi
+# ---------------------------------------------------------------- vmlinuz, vmlinuz-amd64
+install_vmlinuz() {   # OUT DEB KDIR KVER
+  if uptodate "$HERE/$1" "$2"; then log "$1: up to date"; return; fi
+  install -m 0644 "$3/boot/vmlinuz-$4" "$HERE/$1.tmp" && mv "$HERE/$1.tmp" "$HERE/$1"
+  log "$1: $4 ($(stat -c %s "$HERE/$1") bytes)"
+}
+install_vmlinuz vmlinuz "$KDEB" "$KDIR" "$KVER"
+install_vmlinuz vmlinuz-amd64 "$KDEB64" "$KDIR64" "$KVER64"
 
-# ---------------------------------------------------------------- initrd.gz
+# ---------------------------------------------------------------- initrd.gz, initrd-amd64.gz
 # newc_node NAME MODE MAJOR MINOR INO: one newc cpio header for a device node (no data). Device
 # nodes are written by hand so that building needs no root (mknod). The kernel unpacks several
 # concatenated cpio archives in a row.
@@ -177,68 +205,66 @@ dev_nodes_cpio() {
   newc_node TRAILER!!!  0 0 0 0
 }
 
-if uptodate "$HERE/initrd.gz" "$KDEB" "$BBDEB" "$FILES/init" "$FILES/domus-agent" "$SELF"; then
-  log "initrd.gz: up to date"
-else
-  R=$WORK/initramfs
+# copy_modules KDIR KVER DEST LIST M...: copy the modules M, in load order, from the unpacked kernel
+# into DEST (uncompressed) and check that each one's dependencies come before it (LIST names the
+# array to fix otherwise); modules in OPTIONAL_MODULES the kernel lacks are skipped. Prints the list.
+copy_modules() {
+  local kdir=$1 kver=$2 dest=$3 list=$4 m ko dep loaded=" "; shift 4
+  for m in "$@"; do
+    ko=$(find "$kdir/lib/modules/$kver" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -1)
+    if [ -z "$ko" ]; then
+      [[ $OPTIONAL_MODULES == *" $m "* ]] && { log "module $m not in $kver (optional, skipped)" >&2; continue; }
+      die "module $m.ko not found in kernel $kver"
+    fi
+    case $ko in
+      *.xz)  xz -dc "$ko" >"$dest/$m.ko" ;;
+      *.zst) zstd -qdc "$ko" >"$dest/$m.ko" ;;
+      *)     cp "$ko" "$dest/$m.ko" ;;
+    esac
+    for dep in $(modinfo -F depends "$dest/$m.ko" | tr ',' ' '); do
+      [[ $loaded == *" $dep "* ]] || die "module $m of $kver depends on $dep, which is not loaded before it (fix $list)"
+    done
+    loaded+="$m "
+  done
+  loaded=${loaded# }; echo "${loaded% }"
+}
+
+# build_initrd OUT KDEB BBDEB KDIR KVER BBDIR: the busybox initramfs (same /init and agent for every
+# kernel) with MODULES of that kernel
+build_initrd() {
+  local out=$1 kdeb=$2 bbdeb=$3 kdir=$4 kver=$5 bbdir=$6 R=$WORK/${1%.gz}.root mods
+  if uptodate "$HERE/$out" "$kdeb" "$bbdeb" "$FILES/init" "$FILES/domus-agent" "$SELF"; then log "$out: up to date"; return; fi
   rm -rf "$R"; mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,lib/modules}
-  install -m 0755 "$BBDIR/bin/busybox" "$R/bin/busybox"
+  install -m 0755 "$bbdir/bin/busybox" "$R/bin/busybox"
   install -m 0755 "$FILES/init" "$R/init"
   install -m 0755 "$FILES/domus-agent" "$R/sbin/domus-agent"
   printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
   printf 'root:x:0:\n' >"$R/etc/group"
   printf 'domus-guest\n' >"$R/etc/hostname"
-  loaded=" "
-  for m in "${MODULES[@]}"; do
-    ko=$(find "$KDIR/lib/modules/$KVER" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -1)
-    if [ -z "$ko" ]; then
-      [[ $OPTIONAL_MODULES == *" $m "* ]] && { log "module $m not in this kernel (optional, skipped)"; continue; }
-      die "module $m.ko not found in $(basename "$KDEB")"
-    fi
-    case $ko in
-      *.xz)  xz -dc "$ko" >"$R/lib/modules/$m.ko" ;;
-      *.zst) zstd -qdc "$ko" >"$R/lib/modules/$m.ko" ;;
-      *)     cp "$ko" "$R/lib/modules/$m.ko" ;;
-    esac
-    for dep in $(modinfo -F depends "$R/lib/modules/$m.ko" | tr ',' ' '); do
-      [[ $loaded == *" $dep "* ]] || die "module $m depends on $dep, which is not loaded before it (fix MODULES)"
-    done
-    loaded+="$m "
-  done
+  mods=$(copy_modules "$kdir" "$kver" "$R/lib/modules" MODULES "${MODULES[@]}")
   find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   { (cd "$R" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet); dev_nodes_cpio; } \
-    | gzip -9 -n >"$HERE/initrd.gz.tmp"
-  mv "$HERE/initrd.gz.tmp" "$HERE/initrd.gz"
-  log "initrd.gz: busybox + modules:${loaded% } ($(stat -c %s "$HERE/initrd.gz") bytes)"
-fi
+    | gzip -9 -n >"$HERE/$out.tmp"
+  mv "$HERE/$out.tmp" "$HERE/$out"
+  log "$out: busybox + $kver modules: $mods ($(stat -c %s "$HERE/$out") bytes)"
+}
+build_initrd initrd.gz "$KDEB" "$BBDEB" "$KDIR" "$KVER" "$BBDIR"
+build_initrd initrd-amd64.gz "$KDEB64" "$BBDEB64" "$KDIR64" "$KVER64" "$BBDIR64"
 
 if uptodate "$HERE/disk-modules.cpio.gz" "$KDEB" "$SELF"; then
   log "disk-modules.cpio.gz: up to date"
 else
   R=$WORK/disk-modules
   rm -rf "$R"; mkdir -p "$R"/{sbin,lib/modules}
-  loaded=" "
-  for m in "${DISK_MODULES[@]}"; do
-    ko=$(find "$KDIR/lib/modules/$KVER" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -1)
-    [ -n "$ko" ] || die "module $m.ko not found in $(basename "$KDEB")"
-    case $ko in
-      *.xz)  xz -dc "$ko" >"$R/lib/modules/$m.ko" ;;
-      *.zst) zstd -qdc "$ko" >"$R/lib/modules/$m.ko" ;;
-      *)     cp "$ko" "$R/lib/modules/$m.ko" ;;
-    esac
-    for dep in $(modinfo -F depends "$R/lib/modules/$m.ko" | tr ',' ' '); do
-      [[ $loaded == *" $dep "* ]] || die "module $m depends on $dep, which is not loaded before it (fix DISK_MODULES)"
-    done
-    loaded+="$m "
-  done
+  loaded=$(copy_modules "$KDIR" "$KVER" "$R/lib/modules" DISK_MODULES "${DISK_MODULES[@]}")
   # busybox has no modules.dep to work from, so the script loads them in the checked order.
-  printf '#!/bin/sh\n# Loads the IDE disk/CD-ROM and filesystem drivers (disk-modules.cpio.gz).\nfor m in%s; do\n  grep -q "^$(echo $m | tr - _) " /proc/modules || insmod /lib/modules/$m.ko || exit 1\ndone\n' \
-    "${loaded% }" >"$R/sbin/domus-disks"
+  printf '#!/bin/sh\n# Loads the IDE disk/CD-ROM and filesystem drivers (disk-modules.cpio.gz).\nfor m in %s; do\n  grep -q "^$(echo $m | tr - _) " /proc/modules || insmod /lib/modules/$m.ko || exit 1\ndone\n' \
+    "$loaded" >"$R/sbin/domus-disks"
   chmod 0755 "$R/sbin/domus-disks"
   find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   (cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -9 -n >"$HERE/disk-modules.cpio.gz.tmp"
   mv "$HERE/disk-modules.cpio.gz.tmp" "$HERE/disk-modules.cpio.gz"
-  log "disk-modules.cpio.gz: modules:${loaded% } ($(stat -c %s "$HERE/disk-modules.cpio.gz") bytes)"
+  log "disk-modules.cpio.gz: modules: $loaded ($(stat -c %s "$HERE/disk-modules.cpio.gz") bytes)"
 fi
 
 # ---------------------------------------------------------------- boot loader config (ISO + disk)
@@ -363,4 +389,4 @@ else
   log "disk.img: ${DISK_MB} MiB, MBR + ext2 partition at sector $PART_START with EXTLINUX"
 fi
 
-log "done: $(cd "$HERE" && ls -l vmlinuz initrd.gz tiny.iso disk.img | awk '{ printf "%s %s bytes; ", $NF, $5 }')"
+log "done: $(cd "$HERE" && ls -l vmlinuz initrd.gz tiny.iso disk.img vmlinuz-amd64 initrd-amd64.gz | awk '{ printf "%s %s bytes; ", $NF, $5 }')"

@@ -15,9 +15,12 @@ import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/samples.js';
 export { GUEST_DIR, SAMPLE_CMDLINE };
 export const guest = (file: string): string => path.join(GUEST_DIR, file);
 
-export function guestsBuilt(): boolean {
-  return ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.img'].every((f) => fs.existsSync(guest(f)));
+export function guestsBuilt(files = ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.img']): boolean {
+  return files.every((f) => fs.existsSync(guest(f)));
 }
+
+/** The 64-bit (x86_64) sample, for the QEMU engine. */
+export const AMD64_SAMPLE = { kernel: guest('vmlinuz-amd64'), initrd: guest('initrd-amd64.gz') };
 
 /** The engines the host tests run against; DOMUS_TEST_ENGINES=qemu (comma list) narrows them. */
 export type TestEngine = 'v86' | 'qemu';
