@@ -280,7 +280,7 @@ export interface DomainInfo extends DomainSummary {
 }
 
 export interface SampleGuest {
-  id: 'pv' | 'cdrom' | 'disk';
+  id: 'pv' | 'cdrom' | 'disk' | 'amd64';
   label: string;
   description: string;
   spec: NewDomainSpecInput;

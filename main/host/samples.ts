@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SampleGuest } from '../../shared/api.js';
+import { findQemu } from './drivers/qemu/binary.js';
 import { APP_ROOT } from './paths.js';
 
 export const GUEST_DIR = process.env.DOMUS_GUEST_DIR ?? path.join(APP_ROOT, 'build', 'guests');
@@ -39,6 +40,21 @@ export function sampleGuests(): { samples: SampleGuest[]; missing?: string } {
       label: 'Linux on a hard disk',
       description: 'A raw disk with an ext2 partition and extlinux, booted through the BIOS (HVM).',
       spec: { name: 'sample-disk', memoryMiB: 128, vcpus: 1, boot: { kind: 'disk', disk: file('disk.img') } },
+    });
+  }
+  // The 64-bit sample runs on QEMU only (v86 is a 32-bit CPU), so it is offered where QEMU is installed.
+  if (fs.existsSync(file('vmlinuz-amd64')) && fs.existsSync(file('initrd-amd64.gz')) && findQemu().version) {
+    samples.push({
+      id: 'amd64',
+      label: 'Linux 64-bit on QEMU',
+      description: 'Debian amd64 kernel and a busybox initramfs on the QEMU engine (TCG), booted directly.',
+      spec: {
+        name: 'sample-amd64',
+        engine: 'qemu',
+        memoryMiB: 256,
+        vcpus: 1,
+        boot: { kind: 'pv', kernel: file('vmlinuz-amd64'), initrd: file('initrd-amd64.gz'), cmdline: SAMPLE_CMDLINE },
+      },
     });
   }
   return absent.length
