@@ -141,6 +141,10 @@ for (const engine of ENGINES) describe(`console: VNC listeners, vncdisplay, vncs
       assert.equal(shot.code, 0, shot.stderr);
       const host = PNG.sync.read(fs.readFileSync(shotFile));
       const jpg = path.join(dir, 'snap.jpg');
+      const wrong = path.join(dir, 'wrong');
+      fs.writeFileSync(wrong, vncPasswdFile('wrong'), { mode: 0o600 });
+      await assert.rejects(promisify(execFile)('vncsnapshot', ['-quiet', '-passwd', wrong, a.display!, jpg], { timeout: 60_000 }), 'a wrong password is refused');
+      assert.ok(!fs.existsSync(jpg));
       for (const encodings of ['tight copyrect', 'raw']) {
         fs.rmSync(jpg, { force: true });
         await promisify(execFile)('vncsnapshot', ['-quiet', '-passwd', passwd, '-encodings', encodings, '-quality', '100', a.display!, jpg], { timeout: 60_000 });
