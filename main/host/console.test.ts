@@ -225,4 +225,19 @@ for (const engine of ENGINES) describe(`console: VNC listeners, vncdisplay, vncs
     await s.wait(/DOMUS-GUEST-READY/, BOOT, from);
     assert.equal((await t.client.call('domain.info', { domain: 'vnc-b' })).state, 'running');
   });
+
+  it('a new host re-attaching to the guests knows their TCP displays; the password still guards them', async () => {
+    const before = await t.client.call('domain.vncDisplay', { domain: 'vnc-a' });
+    await t.killHost();
+    await t.reconnect();
+    const after = await t.client.call('domain.vncDisplay', { domain: 'vnc-a' });
+    assert.deepEqual(after.tcp, before.tcp);
+    assert.equal((await t.cli(['vncdisplay', 'vnc-a'])).stdout, `127.0.0.1:${before.tcp!.port - 5900}\n`);
+    const bad = await RfbClient.openTcp(after.tcp!.port);
+    await assert.rejects(bad.handshake({ password: 'wrong' }), /security failure: authentication failed/i);
+    bad.close();
+    const good = await RfbClient.openTcp(after.tcp!.port);
+    await good.handshake({ password: PASSWORD });
+    good.close();
+  });
 });
