@@ -1,7 +1,8 @@
 // The guest console from outside, through the host: <graphics type='vnc'> opens TCP listeners
 // (autoport, two guests get two ports), passwd= guards them and the unix socket, `domus vncdisplay`
 // prints virsh's form, Debian's vncsnapshot (a stock TightVNC client) reads a frame equal to
-// `domus screenshot`, and `domus send-key` types into the guest and reboots it with Ctrl+Alt+Del.
+// `domus screenshot`, the GUI's console WebSocket gets the guest without the password, and
+// `domus send-key` types into the guest and reboots it with Ctrl+Alt+Del. On every engine.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,10 +10,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import { createWebSocketStream, WebSocket } from 'ws';
 import { PNG } from 'pngjs';
 import { RfbClient } from '../runner/test-support.js';
 import { vncAuthResponse } from '../runner/vnc-auth.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, guestsBuilt } from '../testing/harness.js';
+import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt } from '../testing/harness.js';
 
 const BOOT = 600_000; // the machine is shared; boots can be several times slower than alone
 const PASSWORD = 'sekrit42';
@@ -65,12 +67,12 @@ function keysFor(ch: string): string[] {
   throw new Error(`no key for ${JSON.stringify(ch)}`);
 }
 
-describe('console: VNC listeners, vncdisplay, vncsnapshot, send-key', { skip: guestsBuilt() ? false : 'sample guests not built', timeout: 1_800_000 }, () => {
+for (const engine of ENGINES) describe(`console: VNC listeners, vncdisplay, vncsnapshot, send-key (${engine})`, { skip: guestsBuilt() ? engineSkip(engine) : 'sample guests not built', timeout: 1_800_000 }, () => {
   let t: TestHost;
   const serial: Record<string, SerialWatch> = {};
 
   async function defineWithGraphics(name: string, graphics: string): Promise<void> {
-    await t.client.call('domain.create', { spec: pvSpec(name) });
+    await createOn(t.client, pvSpec(name), engine);
     const { xml, generation } = await t.client.call('domain.xml', { domain: name, inactive: true });
     const withGraphics = xml.replace(/<\/devices>/, `  ${graphics}\n  </devices>`);
     assert.notEqual(withGraphics, xml);
@@ -113,7 +115,7 @@ describe('console: VNC listeners, vncdisplay, vncsnapshot, send-key', { skip: gu
     const b = await t.client.call('domain.vncDisplay', { domain: 'vnc-b' });
     for (const open of [() => RfbClient.openTcp(a.tcp!.port), () => RfbClient.open(a.socket)]) {
       const bad = await open();
-      await assert.rejects(bad.handshake({ password: 'wrong' }), /security failure: authentication failed/);
+      await assert.rejects(bad.handshake({ password: 'wrong' }), /security failure: authentication failed/i);
       bad.close();
       const good = await open();
       await good.handshake({ password: PASSWORD });
@@ -139,6 +141,10 @@ describe('console: VNC listeners, vncdisplay, vncsnapshot, send-key', { skip: gu
       assert.equal(shot.code, 0, shot.stderr);
       const host = PNG.sync.read(fs.readFileSync(shotFile));
       const jpg = path.join(dir, 'snap.jpg');
+      const wrong = path.join(dir, 'wrong');
+      fs.writeFileSync(wrong, vncPasswdFile('wrong'), { mode: 0o600 });
+      await assert.rejects(promisify(execFile)('vncsnapshot', ['-quiet', '-passwd', wrong, a.display!, jpg], { timeout: 60_000 }), 'a wrong password is refused');
+      assert.ok(!fs.existsSync(jpg));
       for (const encodings of ['tight copyrect', 'raw']) {
         fs.rmSync(jpg, { force: true });
         await promisify(execFile)('vncsnapshot', ['-quiet', '-passwd', passwd, '-encodings', encodings, '-quality', '100', a.display!, jpg], { timeout: 60_000 });
@@ -158,6 +164,28 @@ describe('console: VNC listeners, vncdisplay, vncsnapshot, send-key', { skip: gu
       }
     } finally {
       await t.client.call('domain.resume', { domain: 'vnc-a' });
+    }
+  });
+
+  it("the GUI's console (the host's /vnc/<uuid> WebSocket) gets the guest; the host answers passwd= for it", async () => {
+    const shell = new URL((await t.client.call('host.webShell', {})).url);
+    const { uuid } = await t.client.call('domain.info', { domain: 'vnc-a' });
+    const ws = new WebSocket(`ws://${shell.host}/vnc/${uuid}?token=${shell.searchParams.get('token')}`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const viewer = RfbClient.fromStream(createWebSocketStream(ws));
+    try {
+      // No password given: the viewer is offered security None, the host logs in upstream.
+      await viewer.handshake({});
+      assert.ok(viewer.width >= 640 && viewer.height >= 400, `${viewer.width}x${viewer.height}`);
+      viewer.requestUpdate(false);
+      const rects = await viewer.readUpdate(60_000);
+      const covered = rects.reduce((n, r) => n + (r.pixels ? r.w * r.h : 0), 0);
+      assert.equal(covered, viewer.width * viewer.height, 'a full frame of raw pixels');
+    } finally {
+      viewer.close();
     }
   });
 
@@ -196,5 +224,20 @@ describe('console: VNC listeners, vncdisplay, vncsnapshot, send-key', { skip: gu
     await s.wait(/reboot: Restarting system/, 120_000, from);
     await s.wait(/DOMUS-GUEST-READY/, BOOT, from);
     assert.equal((await t.client.call('domain.info', { domain: 'vnc-b' })).state, 'running');
+  });
+
+  it('a new host re-attaching to the guests knows their TCP displays; the password still guards them', async () => {
+    const before = await t.client.call('domain.vncDisplay', { domain: 'vnc-a' });
+    await t.killHost();
+    await t.reconnect();
+    const after = await t.client.call('domain.vncDisplay', { domain: 'vnc-a' });
+    assert.deepEqual(after.tcp, before.tcp);
+    assert.equal((await t.cli(['vncdisplay', 'vnc-a'])).stdout, `127.0.0.1:${before.tcp!.port - 5900}\n`);
+    const bad = await RfbClient.openTcp(after.tcp!.port);
+    await assert.rejects(bad.handshake({ password: 'wrong' }), /security failure: authentication failed/i);
+    bad.close();
+    const good = await RfbClient.openTcp(after.tcp!.port);
+    await good.handshake({ password: PASSWORD });
+    good.close();
   });
 });

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { JsonlConnection } from '../common/jsonl.js';
@@ -206,7 +207,7 @@ class Reader {
   private wake: (() => void) | undefined;
   closed = false;
 
-  constructor(socket: net.Socket) {
+  constructor(socket: Duplex) {
     socket.on('data', (d: Buffer) => {
       this.buf = Buffer.concat([this.buf, d]);
       this.wake?.();
@@ -304,9 +305,14 @@ export class RfbClient {
   private zrle: Inflater | undefined;
   private readonly tight: Inflater[] = [];
   private constructor(
-    readonly socket: net.Socket,
+    readonly socket: Duplex,
     private readonly reader: Reader,
   ) {}
+
+  /** Over any byte stream, e.g. a WebSocket's (ws's createWebSocketStream). */
+  static fromStream(stream: Duplex): RfbClient {
+    return new RfbClient(stream, new Reader(stream));
+  }
 
   static async open(file: string): Promise<RfbClient> {
     const socket = await connectUnix(file, 20_000);

@@ -2,8 +2,9 @@
 // -no-user-config, then every device explicitly. What QEMU could run but Domus does not wire up
 // (networks, SPICE, USB...) is a warning, as on v86; what cannot run at all is an error.
 import path from 'node:path';
-import type { DiskConfig } from '../../../../shared/domain.js';
+import type { DiskConfig, GraphicsConfig } from '../../../../shared/domain.js';
 import { childElements, firstChild, type DomainDocument } from '../../domain/xml.js';
+import { VNC_PORT_BASE } from '../../../runner/protocol.js';
 import type { SupportReport } from '../driver.js';
 
 /** File names in a QEMU domain's run directory (<run>/<uuid>/). */
@@ -68,6 +69,12 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   if (config.memoryKiB < MIN_MEMORY_KiB) report.errors.push(`memory ${config.memoryKiB} KiB is too small; QEMU guests need at least 16 MiB`);
   if (config.os.bootloader) warn('bootloader', `bootloader ${config.os.bootloader} is not run; QEMU boots the disk through its BIOS`);
 
+  // <graphics type='vnc'>: a second VNC display on TCP (QEMU 7.2 takes one listener per -vnc and
+  // several -vnc options with distinct id=), next to the private unix socket Domus's own viewers use.
+  // Both show the same console. password=on makes QEMU refuse every client until the host sets the
+  // password over QMP, which it does before the guest runs; the password never goes on the command line.
+  const vnc = config.graphics.find((g) => g.type === 'vnc');
+  const vncPassword = vnc?.passwd !== undefined && vnc.passwd !== '';
   const machine = config.os.machine?.includes('q35') ? 'q35' : 'pc';
   const argv = [
     '-name', `guest=${optValue(config.name)},debug-threads=on`,
@@ -88,7 +95,8 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     '-qmp', `unix:${optValue(files.qmp)},server=on,wait=off`,
     '-chardev', `socket,id=serial0,path=${optValue(files.serial)},server=on,wait=off,logfile=${optValue(files.console)},logappend=on`,
     '-serial', 'chardev:serial0',
-    '-vnc', `unix:${optValue(files.vnc)}`,
+    '-vnc', `unix:${optValue(files.vnc)},id=${VNC_DISPLAYS.unix}${vncPassword ? ',password=on' : ''}`,
+    ...(vnc ? ['-vnc', vncTcpValue(vnc, vncPassword, report)] : []),
     '-device', 'VGA,id=video0',
     '-device', 'pvpanic',
     // Always start stopped: the host connects QMP and the serial socket, then sends cont.
@@ -157,9 +165,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
 
   for (const g of config.graphics) {
     if (g.type !== 'vnc') warn(`devices/graphics[@type='${g.type}']`, `${g.type} graphics are not available; the console uses VNC`);
-    else if (g.port !== undefined || g.listen !== undefined || g.passwd !== undefined) {
-      warn("devices/graphics[@type='vnc']", 'the VNC console is served on a private unix socket (through Domus); the TCP listener and password are not opened on QEMU');
-    }
+    else if (g !== vnc) warn("devices/graphics[@type='vnc']", 'only the first VNC <graphics> gets a TCP listener');
   }
   if (config.serials > 1) warn('devices/serial', `only the first serial port is connected (${config.serials} defined)`);
   for (const iface of config.interfaces) {
@@ -179,6 +185,26 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   }
   if (opts.incoming) argv.push('-incoming', 'defer');
   return { argv, report };
+}
+
+/** QEMU's id= of the two VNC displays, which QMP's set_password and query-vnc-servers name. */
+export const VNC_DISPLAYS = { unix: 'unix', tcp: 'tcp' } as const;
+/** QEMU's -vnc takes a display number, the port less 5900 (libvirt's range is the same). */
+const VNC_PORT_LAST = 65535;
+
+/**
+ * The TCP display's -vnc value. autoport (or port -1) lets QEMU bind the first free port from 5900
+ * with to=, so two guests starting at once cannot race for a port Domus found free.
+ */
+function vncTcpValue(g: GraphicsConfig, password: boolean, report: SupportReport): string {
+  const address = g.listen ?? '127.0.0.1';
+  const host = address.includes(':') ? `[${address}]` : address;
+  const fixed = !g.autoport && g.port !== undefined;
+  if (fixed && (g.port! < VNC_PORT_BASE || g.port! > VNC_PORT_LAST)) {
+    report.errors.push(`VNC port ${g.port} is outside ${VNC_PORT_BASE}-${VNC_PORT_LAST}, the ports QEMU's VNC display numbers reach`);
+  }
+  const display = fixed ? `${g.port! - VNC_PORT_BASE}` : `0,to=${VNC_PORT_LAST - VNC_PORT_BASE}`;
+  return `${optValue(host)}:${display},id=${VNC_DISPLAYS.tcp}${password ? ',password=on' : ''}`;
 }
 
 function driveValue(disk: DiskConfig, where: string): string {

@@ -10,11 +10,12 @@ import path from 'node:path';
 import { processAlive, writeFileAtomic } from '../../../common/fsutil.js';
 import { textToScancodes } from '../../../runner/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
+import type { GraphicsConfig } from '../../../../shared/domain.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
 import type { AccelState } from './accel.js';
-import { buildArgv, qemuPaths, type QemuPaths } from './argv.js';
+import { buildArgv, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { findQemu, type QemuBinary } from './binary.js';
 import { QmpClient, QmpError, type QmpEvent } from './qmp.js';
 
@@ -155,6 +156,7 @@ export class QemuDriver implements EngineDriver {
     const live = new QemuLive(stateDir, files, qmp, child.pid ?? readPid(files.pid), meta, this);
     try {
       await live.connectSerial();
+      await live.setUpVnc(config.graphics.find((g) => g.type === 'vnc'));
       if (opts.restoreFrom) await live.incoming(opts.restoreFrom, payloadOffset);
       if (config.balloon && config.currentMemoryKiB < config.memoryKiB) await live.setBalloonTarget(config.currentMemoryKiB);
       if (!opts.paused) await qmp.execute('cont');
@@ -210,6 +212,7 @@ export class QemuDriver implements EngineDriver {
         const size = fileSize(files.console);
         live.attachBacklog = tail(files.console, size, BACKLOG_BYTES);
         await live.connectSerial(size);
+        await live.readVncTcp();
         live.ready();
         log('info', `attached to QEMU of '${meta.name}' (pid ${pid}, ${live.state})`);
         found.set(entry.name, { live, liveXml: fs.existsSync(files.liveXml) ? fs.readFileSync(files.liveXml, 'utf8') : undefined });
@@ -238,6 +241,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   state: 'running' | 'paused' = 'paused';
   attachBacklog: Buffer = Buffer.alloc(0);
   readonly vncSocket: string;
+  vncTcp: { address: string; port: number } | undefined;
   readonly startedAt: number;
   readonly restored: boolean;
   private serial?: net.Socket;
@@ -280,6 +284,25 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     const early = Buffer.concat(this.pendingSerial);
     this.pendingSerial = [];
     if (early.length) setImmediate(() => this.emit('serial', early));
+  }
+
+  /**
+   * passwd= on both VNC displays, set before the guest runs (with password=on QEMU refuses every
+   * client until then); then the TCP port QEMU bound.
+   */
+  async setUpVnc(graphics: GraphicsConfig | undefined): Promise<void> {
+    if (!graphics) return;
+    if (graphics.passwd) {
+      for (const display of Object.values(VNC_DISPLAYS)) await this.qmp.execute('set_password', { protocol: 'vnc', password: graphics.passwd, display });
+    }
+    await this.readVncTcp();
+  }
+
+  /** The TCP listener of the <graphics> display as QEMU reports it (it chose the port when autoport). */
+  async readVncTcp(): Promise<void> {
+    const servers = await this.qmp.execute<{ id: string; server?: { host: string; service: string; family: string }[] }[]>('query-vnc-servers');
+    const tcp = servers.find((s) => s.id === VNC_DISPLAYS.tcp)?.server?.find((l) => l.family !== 'unix');
+    this.vncTcp = tcp ? { address: tcp.host, port: Number(tcp.service) } : undefined;
   }
 
   /** Start failed: forget this QEMU without reporting an exit. */

@@ -47,6 +47,19 @@ describe('QEMU command line from a definition', () => {
     assert.ok(report.warnings.some((w) => /network is not connected/.test(w.message)));
   });
 
+  it("<graphics type='vnc'> adds a TCP display next to the unix one; passwd= turns on password=on for both", () => {
+    const build = (graphics: string) => buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>${graphics}`)), { stateDir: '/r', accel: 'tcg' });
+    const vncArgs = (argv: string[]) => argv.flatMap((a, i) => (argv[i - 1] === '-vnc' ? [a] : []));
+    assert.deepEqual(vncArgs(build('').argv), ['unix:/r/vnc.sock,id=unix']);
+    const auto = build(`<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='s3cret'/>`);
+    assert.deepEqual(vncArgs(auto.argv), ['unix:/r/vnc.sock,id=unix,password=on', '127.0.0.1:0,to=59635,id=tcp,password=on']);
+    assert.ok(!auto.argv.join(' ').includes('s3cret'), 'the password is set over QMP, never on the command line');
+    assert.deepEqual(auto.report.warnings, []);
+    assert.deepEqual(vncArgs(build(`<graphics type='vnc' port='5907' autoport='no' listen='::1'/>`).argv), ['unix:/r/vnc.sock,id=unix', '[::1]:7,id=tcp']);
+    assert.deepEqual(vncArgs(build(`<graphics type='vnc'/>`).argv)[1], '127.0.0.1:0,to=59635,id=tcp');
+    assert.match(build(`<graphics type='vnc' port='5800' autoport='no'/>`).report.errors.join(';'), /VNC port 5800 is outside 5900-65535/);
+  });
+
   it('KVM adds the CPU model that QEMU 7.2 accepts on nested hosts; refuses what cannot run', () => {
     const kvm = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'kvm' });
     assert.match(kvm.argv.join(' '), /-accel kvm -cpu host,-arch-capabilities/);
