@@ -166,14 +166,16 @@ export class TestHost {
 
 /** Kills any runner or daemon left in a test home (after a failed test) and removes the home. */
 export function killLeftovers(paths: HostPaths): void {
-  const pids: number[] = [];
-  if (fs.existsSync(paths.run)) {
-    for (const d of fs.readdirSync(paths.run)) {
-      const pidFile = path.join(paths.run, d, 'runner.pid');
-      if (fs.existsSync(pidFile)) pids.push(Number.parseInt(fs.readFileSync(pidFile, 'utf8'), 10));
+  // A stopping host or runner removes its pid file: gone between listing and reading is not an error.
+  const readPid = (file: string): number | undefined => {
+    try {
+      return Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
+    } catch {
+      return undefined;
     }
-  }
-  if (fs.existsSync(paths.daemonPid)) pids.push(Number.parseInt(fs.readFileSync(paths.daemonPid, 'utf8'), 10));
+  };
+  const files = fs.existsSync(paths.run) ? fs.readdirSync(paths.run).map((d) => path.join(paths.run, d, 'runner.pid')) : [];
+  const pids = [...files, paths.daemonPid].map(readPid).filter((pid): pid is number => Boolean(pid));
   for (const pid of pids) if (pid && processAlive(pid)) process.kill(pid, 'SIGKILL');
   fs.rmSync(paths.home, { recursive: true, force: true });
 }
