@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, guestsBuilt } from '../testing/harness.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, guestsBuilt } from '../testing/harness.js';
 import { runFsimageJob } from './fsimage-client.js';
 
 const BOOT_TIMEOUT = 300_000;
@@ -19,8 +19,8 @@ function debugfs(image: string, commands: string[]): string {
   return execFileSync('debugfs', ['-w', '-f', '-', image + PART], { input: commands.join('\n') + '\n', stdio: ['pipe', 'pipe', 'pipe'] }).toString();
 }
 
-function domainXml(name: string, disk: string, extra = '', cmdline = ''): string {
-  return `<domain type='v86'>
+function domainXml(name: string, disk: string, extra = '', cmdline = '', type = 'v86'): string {
+  return `<domain type='${type}'>
   <name>${name}</name>
   <memory unit='MiB'>160</memory>
   <bootloader>pygrub</bootloader>${extra}
@@ -67,6 +67,18 @@ describe('pygrub PV boot', { skip: !guestsBuilt() && 'sample guests not built (n
     await assert.rejects(runFsimageJob({ op: 'inspect', path: guest('disk.img') }, 1), /reading the image took longer than 0.001 s/);
     const ok = await runFsimageJob<{ arch: string }>({ op: 'inspect', path: guest('disk.img') });
     assert.equal(ok.arch, 'i686');
+  });
+
+  it('boots disk.img through pygrub on the QEMU engine too', { skip: engineSkip('qemu') }, async () => {
+    const disk = path.join(dir, 'extlinux-qemu.img');
+    fs.copyFileSync(guest('disk.img'), disk);
+    await t.client.call('domain.define', { xml: domainXml('pygrub-qemu', disk, '', '', 'qemu') });
+    const info = await t.client.call('domain.info', { domain: 'pygrub-qemu' });
+    assert.equal(info.engine, 'qemu');
+    assert.ok(!info.warnings.some((w) => w.element === 'bootloader'), JSON.stringify(info.warnings));
+    const r = await bootAndRead('pygrub-qemu', 'cat /proc/cmdline');
+    console.log(`# pygrub boot on QEMU to DOMUS-GUEST-READY: ${r.seconds.toFixed(1)} s`);
+    assert.match(r.out, /console=ttyS0,115200 cryptomgr.notests noisapnp tsc=reliable mitigations=off domus.marker=pygrub-qemu/);
   });
 
   it('boots disk.img through its extlinux.conf', async () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { DiskConfig, GraphicsConfig } from '../../../../shared/domain.js';
 import { childElements, firstChild, type DomainDocument } from '../../domain/xml.js';
 import { VNC_PORT_BASE } from '../../../runner/protocol.js';
+import { isPygrub } from '../../bootloader.js';
 import type { SupportReport } from '../driver.js';
 
 /** File names in a QEMU domain's run directory (<run>/<uuid>/). */
@@ -67,7 +68,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     report.errors.push(`os type '${config.os.type}' cannot run on QEMU here, which runs full PC guests (hvm)`);
   }
   if (config.memoryKiB < MIN_MEMORY_KiB) report.errors.push(`memory ${config.memoryKiB} KiB is too small; QEMU guests need at least 16 MiB`);
-  if (config.os.bootloader) warn('bootloader', `bootloader ${config.os.bootloader} is not run; QEMU boots the disk through its BIOS`);
+  if (config.os.bootloader && !isPygrub(config.os.bootloader)) warn('bootloader', `bootloader ${config.os.bootloader} is not run; QEMU boots the disk through its BIOS`);
 
   // <graphics type='vnc'>: a second VNC display on TCP (QEMU 7.2 takes one listener per -vnc and
   // several -vnc options with distinct id=), next to the private unix socket Domus's own viewers use.

@@ -12,6 +12,7 @@ import { textToScancodes } from '../../../runner/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
 import type { GraphicsConfig } from '../../../../shared/domain.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
+import { BootloaderError, resolveBootloader, usesBootloader } from '../../bootloader.js';
 import { log } from '../../log.js';
 import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
 import type { AccelState } from './accel.js';
@@ -107,14 +108,23 @@ export class QemuDriver implements EngineDriver {
     }
     let payloadOffset = 0;
     if (opts.restoreFrom) payloadOffset = readStateFile(opts.restoreFrom, this.stateEngine()).payloadOffset;
-    const { argv, report } = buildArgv(doc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom) });
-    if (report.errors.length) throw new QemuError(report.errors.join('; '));
-    // Said before QEMU is spawned, in the same words as the v86 engine.
-    need(config.os.kernel, 'kernel');
-    need(config.os.initrd, 'initrd');
-    for (const disk of config.disks) need(disk.source, disk.device === 'cdrom' ? 'CD-ROM image' : 'disk image');
     fs.rmSync(stateDir, { recursive: true, force: true });
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    let argv: string[];
+    try {
+      // pygrub: the kernel is read afresh from the guest's disk at every start, into the state directory.
+      const bootDoc = usesBootloader(config) ? await pygrubDoc(doc, stateDir) : doc;
+      const built = buildArgv(bootDoc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom) });
+      if (built.report.errors.length) throw new QemuError(built.report.errors.join('; '));
+      argv = built.argv;
+      // Said before QEMU is spawned, in the same words as the v86 engine.
+      need(config.os.kernel, 'kernel');
+      need(config.os.initrd, 'initrd');
+      for (const disk of config.disks) need(disk.source, disk.device === 'cdrom' ? 'CD-ROM image' : 'disk image');
+    } catch (err) {
+      fs.rmSync(stateDir, { recursive: true, force: true });
+      throw err;
+    }
     const meta: QemuMeta = {
       name: config.name,
       accel: opts.accel.using,
@@ -745,4 +755,18 @@ function readPid(file: string): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The definition with pygrub's choice as a direct kernel boot (QEMU runs 64-bit kernels too). */
+async function pygrubDoc(doc: DomainDocument, stateDir: string): Promise<DomainDocument> {
+  let boot;
+  try {
+    boot = await resolveBootloader(doc, stateDir);
+  } catch (err) {
+    if (err instanceof BootloaderError) throw new QemuError(err.message);
+    throw err;
+  }
+  log('info', `pygrub for '${doc.config.name}': ${boot.description}; cmdline '${boot.cmdline}'`);
+  const os = { ...doc.config.os, kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline || undefined };
+  return { ...doc, config: { ...doc.config, os } };
 }
