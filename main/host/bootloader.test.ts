@@ -48,7 +48,8 @@ describe('pygrub PV boot', { skip: !guestsBuilt() && 'sample guests not built (n
     const t0 = Date.now();
     await t.client.call('domain.start', { domain: name });
     const serial = await SerialWatch.open(t.client, name);
-    const m = await serial.wait(/DOMUS-GUEST-READY[^\r\n]*/, BOOT_TIMEOUT);
+    // Up to the line's end: a serial chunk can end inside the banner.
+    const m = await serial.wait(/DOMUS-GUEST-READY[^\r\n]*(?=\r?\n)/, BOOT_TIMEOUT);
     const seconds = (Date.now() - t0) / 1000;
     const out = await serial.sh(commands);
     await t.client.call('domain.destroy', { domain: name });
