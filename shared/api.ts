@@ -112,8 +112,11 @@ export const RequestParams = {
   'domain.suspend': z.object({ domain: DomainRef }).strict(),
   'domain.resume': z.object({ domain: DomainRef }).strict(),
   'domain.info': z.object({ domain: DomainRef }).strict(),
-  /** The live definition of a running domain; inactive: the persistent one (next boot). */
-  'domain.xml': z.object({ domain: DomainRef, inactive: z.boolean().default(false) }).strict(),
+  /**
+   * The live definition of a running domain; inactive: the persistent one (next boot). secure:
+   * with VNC passwords (virsh dumpxml --security-info), which an editor needs to save it back.
+   */
+  'domain.xml': z.object({ domain: DomainRef, inactive: z.boolean().default(false), secure: z.boolean().default(false) }).strict(),
   'domain.screenshot': z.object({ domain: DomainRef }).strict(),
   'domain.sendKeys': z
     .object({

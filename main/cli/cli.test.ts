@@ -176,6 +176,12 @@ describe('domus CLI', { timeout: 300_000 }, () => {
     );
     assert.match((await domus('domstate', 'nokernel', '--reason')).stdout, /^shut off \(failed\)/);
 
+    // An option the command does not take is refused before anything is done, as virsh does.
+    const typo = await domus('destroy', 'nokernel', '--graceful');
+    assert.equal(typo.code, 1);
+    assert.equal(typo.stderr, "error: command 'destroy' doesn't support option --graceful\n");
+    assert.match((await domus('dumpxml', 'nokernel', '--inactiv')).stderr, /^error: command 'dumpxml' doesn't support option --inactiv\n$/);
+
     const missing = await domus('define', path.join(work, 'absent.xml'));
     assert.match(missing.stderr, /^error: Failed to open file '.*absent\.xml': No such file or directory\n$/);
     const uri = await domus('-c', 'qemu+ssh://elsewhere/system', 'list');

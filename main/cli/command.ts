@@ -41,6 +41,17 @@ export function parseArgs(argv: string[]): Args {
   return { positional, flags, options };
 }
 
+/**
+ * Refuses options a command does not take, as virsh does; the ones it takes are those its usage
+ * line names, so the help and the check cannot drift apart.
+ */
+export function checkOptions(name: string, command: Command, args: Args): void {
+  const known = new Set([...command.usage.matchAll(/--([a-z][a-z-]*)/g)].map((m) => m[1]));
+  for (const key of [...args.flags, ...args.options.keys()]) {
+    if (!known.has(key)) throw new CliError([`command '${name}' doesn't support option --${key}`]);
+  }
+}
+
 export type Command = {
   usage: string;
   help: string;

@@ -1,6 +1,6 @@
 // `domus`: virsh's command names, flags and output shapes, over the same host API as the GUI.
 import type { ApiClient } from '../../shared/client.js';
-import { CliError, DEFAULT_URI, parseArgs, type Command } from './command.js';
+import { CliError, DEFAULT_URI, checkOptions, parseArgs, type Command } from './command.js';
 import { domainCommands } from './commands/domain.js';
 import { hostCommands } from './commands/host.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
@@ -49,7 +49,9 @@ export async function main(argv: string[]): Promise<number> {
     return api;
   };
   try {
-    await command.run(client, parseArgs(cmdArgs));
+    const args = parseArgs(cmdArgs);
+    checkOptions(name, command, args);
+    await command.run(client, args);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     const lines = err instanceof CliError ? err.lines : [(err as Error).message];

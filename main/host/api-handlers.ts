@@ -67,7 +67,7 @@ export function handlers(svc: HostServices): HandlerTable {
       await host.refreshCpuTime(p.domain);
       return host.info(p.domain);
     },
-    'domain.xml': (p) => host.xml(p.domain, p.inactive),
+    'domain.xml': (p) => host.xml(p.domain, { inactive: p.inactive, secure: p.secure }),
     'domain.screenshot': async (p) => {
       const shot = await host.screenshot(p.domain);
       return { png: shot.png.toString('base64'), width: shot.width, height: shot.height };

@@ -73,7 +73,7 @@ for (const engine of ENGINES) describe(`console: VNC listeners, vncdisplay, vncs
 
   async function defineWithGraphics(name: string, graphics: string): Promise<void> {
     await createOn(t.client, pvSpec(name), engine);
-    const { xml, generation } = await t.client.call('domain.xml', { domain: name, inactive: true });
+    const { xml, generation } = await t.client.call('domain.xml', { domain: name, inactive: true, secure: true });
     const withGraphics = xml.replace(/<\/devices>/, `  ${graphics}\n  </devices>`);
     assert.notEqual(withGraphics, xml);
     await t.client.call('domain.define', { xml: withGraphics, expectGeneration: generation });
@@ -105,6 +105,12 @@ for (const engine of ENGINES) describe(`console: VNC listeners, vncdisplay, vncs
     const out = await t.cli(['vncdisplay', 'vnc-a']);
     assert.equal(out.code, 0, out.stderr);
     assert.equal(out.stdout, `127.0.0.1:${a.tcp.port - 5900}\n`);
+    // As libvirt's live XML: the port the display got, and no password without --security-info.
+    const live = await t.cli(['dumpxml', 'vnc-a']);
+    assert.match(live.stdout, new RegExp(`<graphics type='vnc' port='${a.tcp.port}' autoport='yes' listen='127.0.0.1'>\\s*<listen type='address' address='127.0.0.1'/>`));
+    assert.doesNotMatch(live.stdout, /passwd=/);
+    assert.match((await t.cli(['dumpxml', 'vnc-a', '--security-info'])).stdout, new RegExp(`port='${a.tcp.port}'[^>]*passwd='${PASSWORD}'`));
+    assert.match((await t.cli(['dumpxml', 'vnc-a', '--inactive'])).stdout, /<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'\/>/);
     const none = await t.cli(['vncdisplay', 'nosuch']);
     assert.notEqual(none.code, 0);
     assert.match(none.stderr, /error: failed to get domain 'nosuch'/);

@@ -23,7 +23,7 @@ import type {
 import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from '../../shared/domain.js';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop, setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
-import { DomainXmlError, ensureUuid, parseDomainXml, serializeDomainXml, setMemory, type DomainDocument } from './domain/xml.js';
+import { DomainXmlError, dumpDomainXml, ensureUuid, parseDomainXml, serializeDomainXml, setMemory, type DomainDocument } from './domain/xml.js';
 import type { BalloonInfo, ExitReason, LiveDomain } from './drivers/driver.js';
 import { Engines } from './drivers/table.js';
 import { findFirmware } from './drivers/v86/firmware.js';
@@ -570,9 +570,11 @@ export class Host extends EventEmitter<HostEvents> {
 
   // ---- console ----
 
-  xml(ref: string, inactive = false): { xml: string; generation: number } {
+  xml(ref: string, opts: { inactive?: boolean; secure?: boolean } = {}): { xml: string; generation: number } {
     const rec = this.lookup(ref);
-    return { xml: serializeDomainXml(!inactive && rec.liveDoc ? rec.liveDoc : rec.doc), generation: rec.generation };
+    const live = !opts.inactive && rec.liveDoc !== undefined;
+    const xml = dumpDomainXml(live ? rec.liveDoc! : rec.doc, { secure: opts.secure ?? false, vncTcp: live ? rec.live?.vncTcp : undefined });
+    return { xml, generation: rec.generation };
   }
 
   info(ref: string): DomainInfo {

@@ -39,7 +39,7 @@ export function engineSkip(engine: TestEngine): string | false {
 export async function createOn(client: ApiClient, spec: NewDomainSpecInput, engine: TestEngine): Promise<void> {
   await client.call('domain.create', { spec });
   if (engine === 'v86') return;
-  const { xml } = await client.call('domain.xml', { domain: spec.name, inactive: true });
+  const { xml } = await client.call('domain.xml', { domain: spec.name, inactive: true, secure: true });
   await client.call('domain.define', { xml: xml.replace(/<domain type=(['"])v86\1/, `<domain type=$1${engine}$1`) });
 }
 

@@ -116,12 +116,12 @@ export const domainCommands: Record<string, Command> = {
     },
   },
   dumpxml: {
-    usage: 'dumpxml DOMAIN [--inactive]',
-    help: 'domain information in XML (--inactive: the definition for the next boot)',
+    usage: 'dumpxml DOMAIN [--inactive] [--security-info]',
+    help: 'domain information in XML (--inactive: the definition for the next boot; --security-info: with passwords)',
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'dumpxml');
       const api = await client();
-      const { xml } = await attempt(`failed to get domain '${name}'`, () => api.call('domain.xml', { domain: name, inactive: args.flags.has('inactive') }));
+      const { xml } = await attempt(`failed to get domain '${name}'`, () => api.call('domain.xml', { domain: name, inactive: args.flags.has('inactive'), secure: args.flags.has('security-info') }));
       process.stdout.write(xml.endsWith('\n') ? xml : xml + '\n');
     },
   },

@@ -255,7 +255,7 @@ export const lifecycleCommands: Record<string, Command> = {
       const key = args.flags.has('title') ? 'title' : 'description';
       const text = args.positional.slice(1).join(' ');
       const api = await client();
-      if (!text && !args.flags.has('edit')) {
+      if (!text) {
         const d = await attempt(`failed to get domain '${name}'`, () => api.call('domain.info', { domain: name }));
         const value = key === 'title' ? d.config.title : d.config.description;
         if (!value) throw new CliError([`No ${key} for domain: ${d.name}`]);
@@ -275,7 +275,7 @@ export const lifecycleCommands: Record<string, Command> = {
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'edit');
       const api = await client();
-      const { xml, generation } = await attempt(`failed to get domain '${name}'`, () => api.call('domain.xml', { domain: name, inactive: true }));
+      const { xml, generation } = await attempt(`failed to get domain '${name}'`, () => api.call('domain.xml', { domain: name, inactive: true, secure: true }));
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-edit-'));
       const file = path.join(dir, `${name}.xml`);
       fs.writeFileSync(file, xml);

@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 
 import {
   DomainXmlError,
+  dumpDomainXml,
   ensureUuid,
   parseDomainXml,
   scaledToKiB,
@@ -529,5 +530,37 @@ describe('mutators', () => {
     setVcpus(running, 1);
     assert.ok(serializeDomainXml(running).includes(`<vcpu placement='static'>1</vcpu>`));
     assert.throws(() => setVcpus(running, 0), /positive whole number/);
+  });
+});
+
+describe('dumpxml for clients', () => {
+  const xml = `<domain type='v86'>
+  <name>g</name>
+  <memory unit='KiB'>131072</memory>
+  <os>
+    <type>hvm</type>
+  </os>
+  <devices>
+    <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='s3cret' keymap='en-us'/>
+  </devices>
+</domain>
+`;
+
+  test('leaves passwords out unless secure, and never changes the document', () => {
+    const doc = parseDomainXml(xml);
+    assert.doesNotMatch(dumpDomainXml(doc, { secure: false }), /passwd|s3cret/);
+    assert.equal(dumpDomainXml(doc, { secure: true }), xml);
+    assert.equal(serializeDomainXml(doc), xml);
+  });
+
+  test('a running display shows the port it got and where it listens, as libvirt live XML does', () => {
+    const doc = parseDomainXml(xml);
+    const live = dumpDomainXml(doc, { secure: true, vncTcp: { address: '127.0.0.1', port: 5901 } });
+    assert.match(
+      live,
+      /<graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1' passwd='s3cret' keymap='en-us'>\n\s*<listen type='address' address='127.0.0.1'\/>\n\s*<\/graphics>/,
+    );
+    assert.equal(parseDomainXml(live).config.graphics[0].port, 5901);
+    assert.equal(serializeDomainXml(doc), xml);
   });
 });

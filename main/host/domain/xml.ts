@@ -12,6 +12,7 @@ import type {
 import {
   XmlSyntaxError,
   childElements,
+  createElement,
   ensureChild,
   firstChild,
   parseXmlTree,
@@ -86,6 +87,28 @@ export function parseDomainXml(xml: string): DomainDocument {
 
 export function serializeDomainXml(doc: DomainDocument): string {
   return serializeXmlTree(doc.nodes);
+}
+
+/**
+ * The XML a client is shown, as virsh dumpxml writes it: without `secure` (virsh --security-info)
+ * VNC passwords are left out; for a running domain `vncTcp` is where its display really listens, so
+ * an autoport display shows the port it got instead of -1.
+ */
+export function dumpDomainXml(doc: DomainDocument, opts: { secure: boolean; vncTcp?: { address: string; port: number } }): string {
+  if (opts.secure && !opts.vncTcp) return serializeDomainXml(doc);
+  const root = structuredClone(doc.root);
+  const devices = firstChild(root, 'devices');
+  const graphics = devices ? childElements(devices, 'graphics') : [];
+  if (!opts.secure) for (const g of graphics) delete g.attributes.passwd;
+  const vnc = graphics.find((g) => g.attributes.type === 'vnc');
+  if (vnc && opts.vncTcp) {
+    const { address, port } = opts.vncTcp;
+    const autoport = doc.config.graphics.find((g) => g.type === 'vnc')?.autoport ?? true;
+    const rest = Object.entries(vnc.attributes).filter(([name]) => !['type', 'port', 'autoport', 'listen'].includes(name));
+    vnc.attributes = { type: 'vnc', port: String(port), autoport: autoport ? 'yes' : 'no', listen: address, ...Object.fromEntries(rest) };
+    if (!childElements(vnc, 'listen').length) vnc.children.unshift(createElement('listen', { type: 'address', address }));
+  }
+  return serializeXmlTree(doc.nodes.map((n) => (n === doc.root ? root : n)));
 }
 
 // ---- Mutators ----

@@ -48,8 +48,9 @@ export function provideDefinition(uuid: string): Definition {
     try {
       const active = domain.value ? isActive(domain.value.state) : false;
       const [inactive, live] = await Promise.all([
-        host.call('domain.xml', { domain: uuid, inactive: true }),
-        active ? host.call('domain.xml', { domain: uuid, inactive: false }) : Promise.resolve(null),
+        // secure: the editor saves this XML back, and a password left out would be dropped.
+        host.call('domain.xml', { domain: uuid, inactive: true, secure: true }),
+        active ? host.call('domain.xml', { domain: uuid, inactive: false, secure: true }) : Promise.resolve(null),
       ]);
       if (mine !== loads) return;
       inactiveXml.value = inactive.xml;
