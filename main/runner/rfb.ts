@@ -56,6 +56,9 @@ const SECURITY_VNC = 2;
 const MAX_CUT_TEXT = 16 * 1024 * 1024;
 /** Unprocessed input beyond this (a client flooding us before ServerInit) closes the connection. */
 const MAX_PENDING_INPUT = 32 * 1024 * 1024;
+/** After a viewer's input, how often and how long the screen is polled for the guest's answer. */
+const INPUT_POLL_MS = 4;
+const INPUT_FOLLOW_MS = 150;
 
 /** Probe rows (minus one) looked up in the client's copy to find a scroll. */
 const SCROLL_PROBES = 8;
@@ -75,6 +78,8 @@ export class RfbServer {
   readonly options: RfbServerOptions & { pollMs: number };
   private readonly viewers = new Set<RfbViewer>();
   private timer: NodeJS.Timeout | undefined;
+  /** Until then the screen is polled at INPUT_POLL_MS: a viewer's input is being answered. */
+  private followInputUntil = 0;
   private immediate: NodeJS.Immediate | undefined;
   private loaded = false;
 
@@ -116,11 +121,24 @@ export class RfbServer {
         this.poll();
       });
     } else if (!this.timer) {
+      const ms = Date.now() < this.followInputUntil ? INPUT_POLL_MS : this.options.pollMs;
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.poll();
-      }, this.options.pollMs);
+      }, ms);
     }
+  }
+
+  /**
+   * A key or pointer event went to the guest: its answer (an echoed character, a moved cursor)
+   * usually follows within a few milliseconds, so poll often for a moment instead of waiting for
+   * the next regular poll. Polls that find nothing changed cost little: v86 tracks VRAM writes.
+   */
+  inputArrived(): void {
+    this.followInputUntil = Date.now() + INPUT_FOLLOW_MS;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.schedule(false);
   }
 
   private poll(): void {
@@ -648,6 +666,7 @@ class RfbViewer {
   private sendKeys(bytes: number[]): void {
     if (bytes.length === 0) return;
     this.server.options.input.sendScancodes(bytes).catch((err: Error) => this.log(`keyboard: ${err.message}`));
+    this.server.inputArrived();
   }
 
   private onKeysym(down: boolean, keysym: number): void {
@@ -696,6 +715,7 @@ class RfbViewer {
     if (pressedNow & 8) input.mouseWheel(1);
     if (pressedNow & 16) input.mouseWheel(-1);
     this.buttons = mask;
+    this.server.inputArrived();
   }
 
   /** A viewer that disconnects must not leave keys or buttons held in the guest. */
