@@ -367,7 +367,7 @@ export const lifecycleCommands: Record<string, Command> = {
     },
   },
   trace: {
-    usage: 'trace [--domain DOMAIN] [--op PREFIX] [--backlog]',
+    usage: 'trace [--domain DOMAIN] [--op PREFIX] [--backlog] [--timeout SECONDS]',
     help: 'stream the live trace of every request, reply and event (like xenstore-snoop)',
     run: async (client, args) => {
       const api = await client();
