@@ -169,7 +169,6 @@ export class Host extends EventEmitter<HostEvents> {
       this.adopt(rec, result.live);
       rec.state = result.live.state;
       rec.reason = result.live.state === 'paused' ? 'user' : result.live.restored ? 'restored' : 'booted';
-      this.appendSerial(rec, result.live.attachBacklog);
     }
     for (const rec of this.domains.values()) {
       if (!rec.live && this.autostart(rec.doc.config.uuid)) {
@@ -937,10 +936,13 @@ export class Host extends EventEmitter<HostEvents> {
     rec.lastSample = undefined;
     rec.balloon = undefined;
     rec.stopping = undefined;
-    handle.on('serial', (data) => {
+    const serial = (data: Buffer): void => {
+      if (!data.length) return;
       this.appendSerial(rec, data);
       this.emit('domain.serial', { uuid: rec.doc.config.uuid, data: data.toString('base64') });
-    });
+    };
+    handle.on('serial', serial);
+    serial(handle.takeSerialBacklog());
     handle.on('state', (state) => {
       if (rec.step === 'saving') return;
       this.setState(rec, state, state === 'paused' ? 'user' : 'unpaused', rec.step);

@@ -79,8 +79,12 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   readonly vncSocket: string;
   /** The TCP listener of a <graphics type='vnc'>, with the port it got. */
   readonly vncTcp?: { address: string; port: number };
-  /** Serial output produced while no host was attached (handed over once at attach). */
-  readonly attachBacklog: Buffer;
+  /**
+   * Serial output no host has seen yet: what the guest wrote while no host was attached, and since
+   * this attach. Called once, by the host as it takes the domain over; from then on output comes as
+   * 'serial' events (until then it is held, so that nothing written meanwhile is lost).
+   */
+  takeSerialBacklog(): Buffer;
   /** The guest was restored from a saved state rather than booted. */
   readonly restored: boolean;
   /** Asks the guest to power off; says which channels carried the request. */

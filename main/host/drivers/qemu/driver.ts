@@ -18,6 +18,7 @@ import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvent
 import type { AccelState } from './accel.js';
 import { buildArgv, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { findQemu, type QemuBinary } from './binary.js';
+import { ConsoleLog } from './console-log.js';
 import { QmpClient, QmpError, type QmpEvent } from './qmp.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -29,8 +30,8 @@ const BALLOON_TIMEOUT_MS = 5000;
 /** What console.log hands a re-attaching host (the v86 runner keeps 1 MiB too). */
 const BACKLOG_BYTES = 1 << 20;
 const CLK_TCK = 100;
-/** console.log is watched (inotify); the poll is the fallback where watching is not possible. */
-const CONSOLE_POLL_MS = 250;
+/** console.log's read part beyond the backlog is freed in steps of this (virtlogd rotates at 2 MiB). */
+const CONSOLE_TRIM_BYTES = 2 << 20;
 const PAGE_SIZE = 4096;
 
 export class QemuError extends Error {
@@ -220,8 +221,7 @@ export class QemuDriver implements EngineDriver {
         const live = new QemuLive(stateDir, files, qmp, pid, meta, this);
         live.state = status.status === 'running' ? 'running' : 'paused';
         const size = fileSize(files.console);
-        live.attachBacklog = tail(files.console, size, BACKLOG_BYTES);
-        await live.connectSerial(size);
+        await live.connectSerial(size, ConsoleLog.tail(files.console, size, BACKLOG_BYTES));
         await live.readVncTcp();
         live.ready();
         log('info', `attached to QEMU of '${meta.name}' (pid ${pid}, ${live.state})`);
@@ -249,7 +249,6 @@ export class QemuDriver implements EngineDriver {
 /** The host's side of one QEMU process. */
 class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   state: 'running' | 'paused' = 'paused';
-  attachBacklog: Buffer = Buffer.alloc(0);
   readonly vncSocket: string;
   vncTcp: { address: string; port: number } | undefined;
   readonly startedAt: number;
@@ -265,12 +264,9 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private saving?: { cancel: boolean };
   private balloonTarget?: { targetKiB: number; at: number; actualAtSet: number };
   private guestStatsPolling = false;
-  private consoleOffset = 0;
-  private consoleWatch?: fs.FSWatcher;
-  private consolePoll?: NodeJS.Timeout;
-  private consoleClosed = false;
-  /** Output read before the host took the domain over (start-up), handed over with ready(). */
-  private pendingSerial: Buffer[] = [];
+  private consoleLog?: ConsoleLog;
+  /** Serial output held until the host takes the domain over (takeSerialBacklog). */
+  private serialPending: Buffer[] | undefined = [];
 
   constructor(
     private readonly stateDir: string,
@@ -291,9 +287,12 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   /** Events reach the host only from here on (start-up's own STOP/RESUME are not lifecycle changes). */
   ready(): void {
     this.live = true;
-    const early = Buffer.concat(this.pendingSerial);
-    this.pendingSerial = [];
-    if (early.length) setImmediate(() => this.emit('serial', early));
+  }
+
+  takeSerialBacklog(): Buffer {
+    const held = Buffer.concat(this.serialPending ?? []);
+    this.serialPending = undefined;
+    return held;
   }
 
   /**
@@ -328,7 +327,8 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
    * not anyone is connected, so output made while no host was attached is not lost and nothing is
    * seen twice. What QEMU also sends to the socket is drained (a full socket would stall the guest).
    */
-  async connectSerial(fromOffset = 0): Promise<void> {
+  async connectSerial(fromOffset = 0, backlog?: Buffer): Promise<void> {
+    if (backlog) this.serialPending?.unshift(backlog);
     this.serial = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect(this.files.serial);
       s.once('connect', () => resolve(s));
@@ -336,43 +336,17 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     });
     this.serial.on('data', () => undefined);
     this.serial.on('error', () => undefined);
-    this.consoleOffset = fromOffset;
-    try {
-      this.consoleWatch = fs.watch(this.files.console, () => this.readConsole());
-      this.consoleWatch.on('error', () => undefined);
-    } catch {
-      /* the poll below still reads it */
-    }
-    this.consolePoll = setInterval(() => this.readConsole(), CONSOLE_POLL_MS);
-    this.consolePoll.unref();
+    this.consoleLog = new ConsoleLog(this.files.console, fromOffset, (data) => this.deliverSerial(data), { keepBytes: BACKLOG_BYTES, trimBytes: CONSOLE_TRIM_BYTES });
+    this.consoleLog.start();
   }
 
-  private readConsole(): void {
-    if (this.consoleClosed) return;
-    let fd: number | undefined;
-    try {
-      fd = fs.openSync(this.files.console, 'r');
-      const size = fs.fstatSync(fd).size;
-      while (this.consoleOffset < size) {
-        const buf = Buffer.alloc(Math.min(size - this.consoleOffset, 256 * 1024));
-        const n = fs.readSync(fd, buf, 0, buf.length, this.consoleOffset);
-        if (n <= 0) break;
-        this.consoleOffset += n;
-        if (this.live) this.emit('serial', buf.subarray(0, n));
-        else this.pendingSerial.push(buf.subarray(0, n));
-      }
-    } catch {
-      /* not there yet, or removed at exit */
-    } finally {
-      if (fd !== undefined) fs.closeSync(fd);
-    }
+  private deliverSerial(data: Buffer): void {
+    if (this.serialPending) this.serialPending.push(data);
+    else this.emit('serial', data);
   }
 
   private stopConsole(): void {
-    this.readConsole();
-    this.consoleClosed = true;
-    this.consoleWatch?.close();
-    clearInterval(this.consolePoll);
+    this.consoleLog?.stop();
   }
 
   /** Restore: feeds the migration stream after the Domus header to the waiting QEMU. */
@@ -710,23 +684,6 @@ function fileSize(file: string): number {
   }
 }
 
-/** The last `bytes` bytes before offset `end`. */
-function tail(file: string, end: number, bytes: number): Buffer {
-  try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const size = end;
-      const len = Math.min(size, bytes);
-      const buf = Buffer.alloc(len);
-      fs.readSync(fd, buf, 0, len, size - len);
-      return buf;
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return Buffer.alloc(0);
-  }
-}
 
 export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./=:,+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;

@@ -225,7 +225,8 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private progress?: (done: number, total: number) => void;
   pid = 0;
   startedAt = 0;
-  attachBacklog: Buffer = Buffer.alloc(0);
+  /** Serial output held until the host takes the domain over (takeSerialBacklog). */
+  private serialPending: Buffer[] | undefined = [];
   readonly vncSocket: string;
   vncTcp: { address: string; port: number } | undefined;
 
@@ -247,10 +248,17 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     live.restored = hello.restored;
     live.state = hello.state;
     live.startedAt = hello.startedAt;
-    live.attachBacklog = Buffer.from(hello.serialBacklog, 'base64');
+    // Events that came in the same read as the reply are already held: the backlog goes first.
+    live.serialPending?.unshift(Buffer.from(hello.serialBacklog, 'base64'));
     live.vncTcp = hello.vncTcp;
     log('info', `attached to runner of '${label}' (pid ${hello.pid}, ${hello.state})`);
     return live;
+  }
+
+  takeSerialBacklog(): Buffer {
+    const held = Buffer.concat(this.serialPending ?? []);
+    this.serialPending = undefined;
+    return held;
   }
 
   async shutdown(mode: 'acpi' | 'agent' | 'any'): Promise<{ method: 'acpi' | 'agent' | 'acpi+agent' }> {
@@ -351,9 +359,12 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
       return;
     }
     switch (msg.event) {
-      case 'serial':
-        this.emit('serial', Buffer.from(msg.data, 'base64'));
+      case 'serial': {
+        const data = Buffer.from(msg.data, 'base64');
+        if (this.serialPending) this.serialPending.push(data);
+        else this.emit('serial', data);
         break;
+      }
       case 'state':
         this.state = msg.state;
         this.emit('state', msg.state);
