@@ -1,7 +1,8 @@
 // The console in Chromium against the web shell, as virt-manager's: one running sample guest shared
 // by every test here. Display (scaling, fullscreen, keyboard grab, Send Key, typing the clipboard,
 // screenshot), its own window, the serial console in two viewers, a password-protected display,
-// and the placeholder and reconnection when the guest stops and starts.
+// and the placeholder and reconnection when the guest stops and starts. On every engine: the same
+// i686 sample guest, on v86 and on QEMU.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { PNG } from 'pngjs';
 import WebSocket from 'ws';
 import type { TraceRecord } from '../shared/api.js';
 import { APP_ROOT } from '../main/host/paths.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, until } from '../main/testing/harness.js';
+import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../main/testing/harness.js';
 import { CHROMIUM_ARGS, serialText, typeOnKeyboard } from './browser.js';
 
 const BOOT_TIMEOUT = 240_000;
@@ -30,7 +31,7 @@ async function canvasState(page: Page): Promise<{ width: number; height: number;
   });
 }
 
-describe('the console in Chromium', { timeout: 900_000 }, () => {
+for (const engine of ENGINES) describe(`the console in Chromium (${engine})`, { skip: engineSkip(engine), timeout: 900_000 }, () => {
   let t: TestHost;
   let url: string;
   let origin: string;
@@ -49,13 +50,13 @@ describe('the console in Chromium', { timeout: 900_000 }, () => {
     t = await TestHost.start();
     url = (await t.client.call('host.webShell', {})).url;
     origin = new URL(url).origin;
-    const created = await t.client.call('domain.create', {
-      spec: { name: NAME, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } },
-    });
-    uuid = created.domain.uuid;
+    const spec = { name: NAME, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv' as const, kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } };
+    await createOn(t.client, spec, engine);
+    uuid = (await t.client.call('domain.info', { domain: NAME })).uuid;
     t.client.on('trace.record', ({ record }) => trace.push(record));
     await t.client.call('trace.subscribe', { domain: NAME, backlog: false });
-    await t.client.call('domain.start', { domain: uuid });
+    const { domain } = await t.client.call('domain.start', { domain: uuid });
+    assert.equal(domain.engine, engine, 'the guest runs on the engine under test');
     serial = await SerialWatch.open(t.client, uuid);
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
     context = await browser.newContext({ viewport: { width: 1200, height: 800 }, acceptDownloads: true });
@@ -68,7 +69,7 @@ describe('the console in Chromium', { timeout: 900_000 }, () => {
   afterEach(async (ctx) => {
     // What each page showed at the end of each test, to look at when one fails.
     const slug = ctx.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40);
-    await page?.screenshot({ path: path.join(SHOTS, `console-${slug}.png`) }).catch(() => undefined);
+    await page?.screenshot({ path: path.join(SHOTS, `console-${engine}-${slug}.png`) }).catch(() => undefined);
   });
   after(async () => {
     await browser?.close();
@@ -285,7 +286,7 @@ describe('the console in Chromium', { timeout: 900_000 }, () => {
   });
 
   it('connects the console of a display protected by a VNC password without asking (the host answers for its viewers)', async () => {
-    const xml = `<domain type='v86'><name>locked</name><memory unit='MiB'>128</memory><os><type>hvm</type><kernel>${guest('vmlinuz')}</kernel><initrd>${guest('initrd.gz')}</initrd><cmdline>${SAMPLE_CMDLINE}</cmdline></os><devices><graphics type='vnc' passwd='hunter2'/></devices></domain>`;
+    const xml = `<domain type='${engine}'><name>locked</name><memory unit='MiB'>128</memory><os><type>hvm</type><kernel>${guest('vmlinuz')}</kernel><initrd>${guest('initrd.gz')}</initrd><cmdline>${SAMPLE_CMDLINE}</cmdline></os><devices><graphics type='vnc' passwd='hunter2'/></devices></domain>`;
     const locked = await t.client.call('domain.createTransient', { xml, paused: true });
     try {
       const p = await context.newPage();

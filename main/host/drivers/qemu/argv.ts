@@ -208,11 +208,17 @@ function vncTcpValue(g: GraphicsConfig, password: boolean, report: SupportReport
   return `${optValue(host)}:${display},id=${VNC_DISPLAYS.tcp}${password ? ',password=on' : ''}`;
 }
 
+/** A drive's id, the name QMP commands (eject, blockdev-change-medium) take: the disk's target. */
+export function driveId(target: string): string {
+  return `drive-${target}`;
+}
+
 function driveValue(disk: DiskConfig, where: string): string {
   const parts = [where];
   if (disk.source !== undefined) {
     parts.push(`file=${optValue(disk.source)}`, `format=${disk.format === 'iso' ? 'raw' : disk.format}`);
   }
   if (disk.readonly || disk.device === 'cdrom') parts.push('readonly=on');
+  parts.push(`id=${optValue(driveId(disk.target))}`);
   return parts.join(',');
 }

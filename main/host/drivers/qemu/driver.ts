@@ -16,7 +16,7 @@ import { BootloaderError, resolveBootloader, usesBootloader } from '../../bootlo
 import { log } from '../../log.js';
 import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
 import type { AccelState } from './accel.js';
-import { buildArgv, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
+import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { findQemu, type QemuBinary } from './binary.js';
 import { ConsoleLog } from './console-log.js';
 import { QmpClient, QmpError, type QmpEvent } from './qmp.js';
@@ -49,6 +49,8 @@ interface QemuMeta {
   balloon: boolean;
   /** Disk targets by image path, to name query-blockstats' devices as libvirt does (hda, vda...). */
   disks: { target: string; source: string }[];
+  /** The first CD-ROM drive's target, whose medium changeMedia() swaps. */
+  cdrom?: string;
 }
 
 export interface QemuStart {
@@ -135,6 +137,7 @@ export class QemuDriver implements EngineDriver {
       maxKiB: config.memoryKiB,
       balloon: config.balloon,
       disks: config.disks.flatMap((d) => (d.source ? [{ target: d.target, source: d.source }] : [])),
+      cdrom: config.disks.find((d) => d.device === 'cdrom')?.target,
     };
     writeFileAtomic(files.meta, JSON.stringify(meta, null, 2), 0o600);
     writeFileAtomic(files.liveXml, serializeDomainXml(doc), 0o600);
@@ -546,6 +549,22 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     }
     // QEMU's balloon really gives the pages back to the host (madvise DONTNEED, free page reporting).
     return { maxKiB: this.meta.maxKiB, targetKiB, actualKiB, status, hostReclaims: true };
+  }
+
+  /**
+   * The first CD-ROM's medium, as libvirt changes it on QEMU: blockdev-change-medium opens the tray,
+   * swaps the image and closes it; eject leaves the drive empty. A tray the guest has locked is
+   * refused by QEMU with its reason (virsh change-media without --force does the same).
+   */
+  async changeMedia(source: string | undefined): Promise<void> {
+    const target = this.meta.cdrom;
+    if (!target) throw new QemuError('the domain has no CD-ROM drive');
+    const device = driveId(target);
+    if (source === undefined) await this.qmp.execute('eject', { device });
+    else await this.qmp.execute('blockdev-change-medium', { device, filename: source, format: 'raw', 'read-only-mode': 'read-only' });
+    // query-blockstats names the drive by its image: keep the target's image current (also for a re-attaching host).
+    this.meta.disks = [...this.meta.disks.filter((d) => d.target !== target), ...(source === undefined ? [] : [{ target, source }])];
+    writeFileAtomic(this.files.meta, JSON.stringify(this.meta, null, 2), 0o600);
   }
 
   /** The guest driver's statistics (virtio-balloon stats queue); polling starts on first use. */

@@ -37,7 +37,7 @@ describe('QEMU command line from a definition', () => {
     assert.match(joined, /-machine q35,acpi=on -accel tcg -cpu max -m 256 -smp 2 -nodefaults -no-user-config/);
     assert.match(joined, /-drive if=virtio,index=0,file=\/img\/a,,1\.qcow2,format=qcow2/);
     assert.match(joined, /-drive if=ide,index=0,media=disk,file=\/img\/b\.img,format=raw/);
-    assert.match(joined, /-drive if=ide,index=1,media=cdrom,file=\/img\/x\.iso,format=raw,readonly=on/);
+    assert.match(joined, /-drive if=ide,index=1,media=cdrom,file=\/img\/x\.iso,format=raw,readonly=on,id=drive-sdb /);
     assert.match(joined, /-boot order=dc/);
     assert.match(joined, /-qmp unix:\/run\/x\/qmp\.sock,server=on,wait=off/);
     assert.match(joined, /-vnc unix:\/run\/x\/vnc\.sock/);
