@@ -181,6 +181,12 @@ describe('domus CLI', { timeout: 300_000 }, () => {
     assert.equal(typo.code, 1);
     assert.equal(typo.stderr, "error: command 'destroy' doesn't support option --graceful\n");
     assert.match((await domus('dumpxml', 'nokernel', '--inactiv')).stderr, /^error: command 'dumpxml' doesn't support option --inactiv\n$/);
+    // A missing domain argument names the command, as virsh's error does.
+    for (const command of ['suspend', 'reset']) {
+      const bare = await domus(command);
+      assert.equal(bare.code, 1);
+      assert.equal(bare.stderr, `error: command '${command}' requires <domain> option\n`);
+    }
 
     const missing = await domus('define', path.join(work, 'absent.xml'));
     assert.match(missing.stderr, /^error: Failed to open file '.*absent\.xml': No such file or directory\n$/);

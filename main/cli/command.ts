@@ -1,4 +1,5 @@
 // What every `domus` command is made of: parsed arguments, virsh-style errors and output helpers.
+import type { Result } from '../../shared/api.js';
 import type { ApiClient } from '../../shared/client.js';
 
 export const DEFAULT_URI = 'v86:///session';
@@ -78,6 +79,11 @@ export async function attempt<T>(context: string, fn: () => Promise<T>): Promise
   }
 }
 
+/** A domain's summary, by name, UUID or id; a lookup that fails says so as virsh's do. */
+export function domainInfo(api: ApiClient, name: string): Promise<Result<'domain.info'>> {
+  return attempt(`failed to get domain '${name}'`, () => api.call('domain.info', { domain: name }));
+}
+
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]): string => ' ' + cells.map((c, i) => c.padEnd(widths[i])).join('   ').trimEnd();
@@ -85,16 +91,17 @@ export function table(header: string[], rows: string[][]): string {
   return [head, '-'.repeat(head.length + 2), ...rows.map(line), ''].join('\n') + '\n';
 }
 
+/** The command `command DOMAIN`: calls one method on the domain and says what became of it, "Domain 'x' <done>". */
 export function simpleDomainOp(
-  method: 'domain.start' | 'domain.destroy' | 'domain.suspend' | 'domain.resume',
-  verb: string,
-  failVerb: string,
+  method: 'domain.start' | 'domain.destroy' | 'domain.suspend' | 'domain.resume' | 'domain.reboot' | 'domain.reset',
+  done: string,
+  command: string,
 ): Command['run'] {
   return async (client, args) => {
-    const name = need(args, 0, 'domain', verb);
+    const name = need(args, 0, 'domain', command);
     const api = await client();
-    const r = await attempt(`Failed to ${failVerb} domain '${name}'`, () => api.call(method, { domain: name }));
-    process.stdout.write(`Domain '${r.domain.name}' ${verb}\n\n`);
+    const r = await attempt(`Failed to ${command} domain '${name}'`, () => api.call(method, { domain: name }));
+    process.stdout.write(`Domain '${r.domain.name}' ${done}\n\n`);
     if ('warnings' in r) for (const w of r.warnings ?? []) process.stderr.write(`warning: ${w.message}\n`);
   };
 }

@@ -43,3 +43,8 @@ export function processAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/** The directories in `dir`; none when `dir` does not exist. */
+export function subdirectories(dir: string): fs.Dirent[] {
+  return fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }).filter((entry) => entry.isDirectory()) : [];
+}

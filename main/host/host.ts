@@ -24,7 +24,7 @@ import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateRea
 import { writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop, setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
 import { DomainXmlError, dumpDomainXml, ensureUuid, parseDomainXml, serializeDomainXml, setMemory, type DomainDocument } from './domain/xml.js';
-import type { BalloonInfo, ExitReason, LiveDomain } from './drivers/driver.js';
+import type { BalloonInfo, ExitReason, LiveDomain, Reattached } from './drivers/driver.js';
 import { Engines } from './drivers/table.js';
 import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
@@ -151,7 +151,7 @@ export class Host extends EventEmitter<HostEvents> {
         log('error', `skipping unreadable definition ${full}: ${(err as Error).message}`);
       }
     }
-    const found = new Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>();
+    const found = new Map<string, Reattached>();
     for (const driver of this.engines.all()) for (const [uuid, result] of await driver.reattachAll()) found.set(uuid, result);
     for (const [uuid, result] of found) {
       const rec = this.domains.get(uuid);

@@ -275,8 +275,27 @@ class Bytes {
 
 const ZRLE_TILE = 64;
 
+/** Writes pixels in the client's format: `size` bytes a pixel. */
+interface PixelWriter {
+  size: number;
+  put: (out: Bytes, word: number) => void;
+}
+
+/** Every pixel in full (bytesPerPixel), where ZRLE's CPIXEL and Tight's TPIXEL cannot be shorter. */
+function fullPixelWriter(pixels: PixelConverter): PixelWriter {
+  const bpp = pixels.bytesPerPixel;
+  return {
+    size: bpp,
+    put: (out, word) => {
+      out.ensure(bpp);
+      pixels.write(out.buf, out.n, pixels.value(word));
+      out.n += bpp;
+    },
+  };
+}
+
 /** CPIXEL writer: 3 bytes when a 32-bpp pixel's colour bits fit in its low or high three bytes. */
-function cpixelWriter(pixels: PixelConverter): { size: number; put: (out: Bytes, word: number) => void } {
+function cpixelWriter(pixels: PixelConverter): PixelWriter {
   const pf = pixels.format;
   const used = ((pf.redMax << pf.redShift) | (pf.greenMax << pf.greenShift) | (pf.blueMax << pf.blueShift)) >>> 0;
   const low3 = (used & 0xff000000) === 0;
@@ -295,18 +314,10 @@ function cpixelWriter(pixels: PixelConverter): { size: number; put: (out: Bytes,
       },
     };
   }
-  const bpp = pixels.bytesPerPixel;
-  return {
-    size: bpp,
-    put: (out, word) => {
-      out.ensure(bpp);
-      pixels.write(out.buf, out.n, pixels.value(word));
-      out.n += bpp;
-    },
-  };
+  return fullPixelWriter(pixels);
 }
 
-function zrleTile(out: Bytes, src: Int32Array, stride: number, t: Rect, cpix: ReturnType<typeof cpixelWriter>): void {
+function zrleTile(out: Bytes, src: Int32Array, stride: number, t: Rect, cpix: PixelWriter): void {
   const pal = palette(src, stride, t, 127);
   if (pal && pal.size === 1) {
     out.byte(1);
@@ -392,7 +403,7 @@ const TIGHT_FILTER_PALETTE = 1;
 const TIGHT_MIN_TO_COMPRESS = 12;
 
 /** TPIXEL writer: R, G, B bytes for 32-bpp depth-24 8-8-8 clients, else the client's pixel. */
-function tpixelWriter(pixels: PixelConverter): { size: number; put: (out: Bytes, word: number) => void } {
+function tpixelWriter(pixels: PixelConverter): PixelWriter {
   const pf = pixels.format;
   if (pf.bitsPerPixel === 32 && pf.depth === 24 && pf.redMax === 255 && pf.greenMax === 255 && pf.blueMax === 255) {
     return {
@@ -405,15 +416,7 @@ function tpixelWriter(pixels: PixelConverter): { size: number; put: (out: Bytes,
       },
     };
   }
-  const bpp = pixels.bytesPerPixel;
-  return {
-    size: bpp,
-    put: (out, word) => {
-      out.ensure(bpp);
-      pixels.write(out.buf, out.n, pixels.value(word));
-      out.n += bpp;
-    },
-  };
+  return fullPixelWriter(pixels);
 }
 
 function compactLength(n: number): Buffer {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stateLabel } from '../../../shared/domain.js';
 import { writeFileAtomic } from '../../common/fsutil.js';
-import { attempt, CliError, need, simpleDomainOp, table, type Command } from '../command.js';
+import { attempt, CliError, domainInfo, need, simpleDomainOp, table, type Command } from '../command.js';
 
 export const domainCommands: Record<string, Command> = {
   list: {
@@ -65,7 +65,7 @@ export const domainCommands: Record<string, Command> = {
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'dominfo');
       const api = await client();
-      const d = await attempt(`failed to get domain '${name}'`, () => api.call('domain.info', { domain: name }));
+      const d = await domainInfo(api, name);
       const rows: [string, string][] = [
         ['Id', d.id === undefined ? '-' : String(d.id)],
         ['Name', d.name],
@@ -91,7 +91,7 @@ export const domainCommands: Record<string, Command> = {
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'domstate');
       const api = await client();
-      const d = await attempt(`failed to get domain '${name}'`, () => api.call('domain.info', { domain: name }));
+      const d = await domainInfo(api, name);
       process.stdout.write(`${stateLabel(d.state)}${args.flags.has('reason') ? ` (${d.reason})` : ''}\n\n`);
     },
   },
@@ -101,7 +101,7 @@ export const domainCommands: Record<string, Command> = {
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'domuuid');
       const api = await client();
-      const d = await attempt(`failed to get domain '${name}'`, () => api.call('domain.info', { domain: name }));
+      const d = await domainInfo(api, name);
       process.stdout.write(`${d.uuid}\n\n`);
     },
   },
@@ -111,7 +111,7 @@ export const domainCommands: Record<string, Command> = {
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'domid');
       const api = await client();
-      const d = await attempt(`failed to get domain '${name}'`, () => api.call('domain.info', { domain: name }));
+      const d = await domainInfo(api, name);
       process.stdout.write(`${d.id === undefined ? '-' : d.id}\n\n`);
     },
   },
@@ -143,7 +143,7 @@ export const domainCommands: Record<string, Command> = {
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'console');
       const api = await client();
-      const info = await attempt(`failed to get domain '${name}'`, () => api.call('domain.info', { domain: name }));
+      const info = await domainInfo(api, name);
       api.on('domain.serial', (d) => {
         if (d.uuid === info.uuid) process.stdout.write(Buffer.from(d.data, 'base64'));
       });

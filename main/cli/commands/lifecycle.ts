@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { DomainSummary, Events, JobInfo, TraceRecord } from '../../../shared/api.js';
 import type { ApiClient } from '../../../shared/client.js';
 import { DOMAIN_STATES } from '../../../shared/domain.js';
-import { attempt, CliError, need, type Command } from '../command.js';
+import { attempt, CliError, domainInfo, need, simpleDomainOp, type Args, type Command } from '../command.js';
 
 const say = (text: string): void => void process.stdout.write(text);
 
@@ -79,6 +79,14 @@ function showProgress(api: ApiClient, uuidOrName: string, verbose: boolean): () 
   });
 }
 
+/** Runs a save job (save, managedsave); one that domjobabort ended fails as virsh's does. */
+async function saveJob(api: ApiClient, name: string, args: Args, context: string, call: () => Promise<{ job: JobInfo }>): Promise<void> {
+  const stop = showProgress(api, name, args.flags.has('verbose'));
+  const r = await attempt(context, call);
+  stop();
+  if (r.job.status === 'aborted') throw new CliError([context, 'operation aborted: job aborted by the user']);
+}
+
 function readXml(file: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
@@ -119,26 +127,8 @@ export const lifecycleCommands: Record<string, Command> = {
       say(`Domain '${r.domain.name}' is being shutdown\n\n`);
     },
   },
-  reboot: {
-    usage: 'reboot DOMAIN',
-    help: 'reboot a domain (asks the guest)',
-    run: async (client, args) => {
-      const name = need(args, 0, 'domain', 'reboot');
-      const api = await client();
-      const r = await attempt(`Failed to reboot domain '${name}'`, () => api.call('domain.reboot', { domain: name }));
-      say(`Domain '${r.domain.name}' is being rebooted\n\n`);
-    },
-  },
-  reset: {
-    usage: 'reset DOMAIN',
-    help: 'reset a domain (hard reset, no guest cooperation)',
-    run: async (client, args) => {
-      const name = need(args, 0, 'domain', 'reset');
-      const api = await client();
-      const r = await attempt(`Failed to reset domain '${name}'`, () => api.call('domain.reset', { domain: name }));
-      say(`Domain '${r.domain.name}' was reset\n\n`);
-    },
-  },
+  reboot: { usage: 'reboot DOMAIN', help: 'reboot a domain (asks the guest)', run: simpleDomainOp('domain.reboot', 'is being rebooted', 'reboot') },
+  reset: { usage: 'reset DOMAIN', help: 'reset a domain (hard reset, no guest cooperation)', run: simpleDomainOp('domain.reset', 'was reset', 'reset') },
   create: {
     usage: 'create FILE.xml [--paused]',
     help: 'create (start) a transient domain from an XML file',
@@ -172,7 +162,7 @@ export const lifecycleCommands: Record<string, Command> = {
       const policy = args.positional[1];
       const api = await client();
       if (policy === undefined) {
-        const d = await attempt(`failed to get domain '${name}'`, () => api.call('domain.info', { domain: name }));
+        const d = await domainInfo(api, name);
         say(`${d.onHostStop}\n\n`);
         return;
       }
@@ -188,10 +178,7 @@ export const lifecycleCommands: Record<string, Command> = {
       const name = need(args, 0, 'domain', 'save');
       const file = need(args, 1, 'file', 'save');
       const api = await client();
-      const stop = showProgress(api, name, args.flags.has('verbose'));
-      const r = await attempt(`Failed to save domain '${name}' to ${file}`, () => api.call('domain.save', { domain: name, file: path.resolve(file) }));
-      stop();
-      if (r.job.status === 'aborted') throw new CliError([`Failed to save domain '${name}' to ${file}`, 'operation aborted: job aborted by the user']);
+      await saveJob(api, name, args, `Failed to save domain '${name}' to ${file}`, () => api.call('domain.save', { domain: name, file: path.resolve(file) }));
       say(`\nDomain '${name}' saved to ${file}\n\n`);
     },
   },
@@ -211,10 +198,7 @@ export const lifecycleCommands: Record<string, Command> = {
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'managedsave');
       const api = await client();
-      const stop = showProgress(api, name, args.flags.has('verbose'));
-      const r = await attempt(`Failed to save domain '${name}' state`, () => api.call('domain.managedSave', { domain: name }));
-      stop();
-      if (r.job.status === 'aborted') throw new CliError([`Failed to save domain '${name}' state`, 'operation aborted: job aborted by the user']);
+      await saveJob(api, name, args, `Failed to save domain '${name}' state`, () => api.call('domain.managedSave', { domain: name }));
       say(`\nDomain '${name}' state saved by Domus\n\n`);
     },
   },
@@ -256,7 +240,7 @@ export const lifecycleCommands: Record<string, Command> = {
       const text = args.positional.slice(1).join(' ');
       const api = await client();
       if (!text) {
-        const d = await attempt(`failed to get domain '${name}'`, () => api.call('domain.info', { domain: name }));
+        const d = await domainInfo(api, name);
         const value = key === 'title' ? d.config.title : d.config.description;
         if (!value) throw new CliError([`No ${key} for domain: ${d.name}`]);
         say(`${value}\n\n`);
@@ -299,7 +283,7 @@ export const lifecycleCommands: Record<string, Command> = {
       const api = await client();
       const names = args.positional.length ? args.positional : (await api.call('domain.list', { all: true })).domains.map((d: DomainSummary) => d.uuid);
       for (const ref of names) {
-        const d = await attempt(`failed to get domain '${ref}'`, () => api.call('domain.info', { domain: ref }));
+        const d = await domainInfo(api, ref);
         const s = await attempt(`failed to get statistics of domain '${ref}'`, () => api.call('domain.stats', { domain: ref }));
         const lines = [
           `Domain: '${d.name}'`,

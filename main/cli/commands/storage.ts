@@ -2,7 +2,7 @@
 // and detach-disk, with virsh's flags and output shapes.
 import type { ApiClient } from '../../../shared/client.js';
 import { parseCapacity } from '../../host/storage/image.js';
-import { attempt, CliError, need, table, type Args, type Command } from '../command.js';
+import { attempt, CliError, domainInfo, need, table, type Args, type Command } from '../command.js';
 
 /** virsh's vshPrettyCapacity: two decimals in the largest binary unit below the value. */
 export function prettyCapacity(bytes: number): string {
@@ -162,7 +162,7 @@ export const storageCommands: Record<string, Command> = {
       const api = await client();
       if (action === 'insert') {
         // virsh: --insert only into an empty drive; --update replaces a medium.
-        const info = await attempt(`failed to get domain '${domain}'`, () => api.call('domain.info', { domain }));
+        const info = await domainInfo(api, domain);
         const disk = info.config.disks.find((d) => d.target === target || d.source === target);
         if (disk?.source) throw new CliError([`Failed to complete action insert on media`, `The disk device '${disk.target}' already has media`]);
       }

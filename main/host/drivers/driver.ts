@@ -117,6 +117,9 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   detach(): void;
 }
 
+/** What reattachAll found of one guest: attached, with the live XML it was started from, or why it ended. */
+export type Reattached = { live: LiveDomain; liveXml?: string } | { exited: ExitReason };
+
 export interface EngineDriver {
   readonly engine: string;
   readonly uri: string;
@@ -128,5 +131,5 @@ export interface EngineDriver {
    * Finds guests left by an earlier host: attaches to those still running (with the live XML they
    * were started from), and reports why the others ended.
    */
-  reattachAll(): Promise<Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>>;
+  reattachAll(): Promise<Map<string, Reattached>>;
 }

@@ -1,8 +1,8 @@
 // Electron shell: the preload's bridge asks the main process for a MessagePort, which arrives in
 // this page as window.postMessage({ domusPort: id }, '*', [port]).
 import type { RfbChannel } from '@novnc/novnc';
-import type { MessageTransport } from '@shared/client';
 import type { Shell } from './shell';
+import { TransportBase } from './transport';
 
 export type PortKind = 'api' | 'vnc';
 
@@ -62,16 +62,13 @@ function onPortClosed(port: MessagePort, handler: () => void): void {
 }
 
 /** One JSON string per message. */
-class PortTransport implements MessageTransport {
-  private messageHandler: ((text: string) => void) | undefined;
-  private closeHandler: ((reason: string) => void) | undefined;
-  private closedReason: string | undefined;
-
+class PortTransport extends TransportBase {
   constructor(private readonly port: MessagePort) {
+    super();
     port.addEventListener('message', (ev) => {
-      if (typeof ev.data === 'string') this.messageHandler?.(ev.data);
+      if (typeof ev.data === 'string') this.received(ev.data);
     });
-    onPortClosed(port, () => this.finish('the host closed the connection'));
+    onPortClosed(port, () => this.closed('the host closed the connection'));
     port.start();
   }
 
@@ -79,24 +76,10 @@ class PortTransport implements MessageTransport {
     this.port.postMessage(text);
   }
 
-  onMessage(handler: (text: string) => void): void {
-    this.messageHandler = handler;
-  }
-
-  onClose(handler: (reason: string) => void): void {
-    this.closeHandler = handler;
-    if (this.closedReason !== undefined) handler(this.closedReason);
-  }
-
   close(): void {
     this.port.close();
-    this.finish('client closed');
-  }
-
-  private finish(reason: string): void {
-    if (this.closedReason !== undefined) return;
-    this.closedReason = reason;
-    this.closeHandler?.(reason);
+    // A port reports no close of its own end.
+    this.closed('client closed');
   }
 }
 

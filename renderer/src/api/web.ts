@@ -2,6 +2,7 @@
 // token travels in the HttpOnly cookie the host set when the page was first opened with ?token=.
 import type { MessageTransport } from '@shared/client';
 import type { Shell } from './shell';
+import { TransportBase } from './transport';
 
 function socketUrl(path: string): string {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -13,36 +14,21 @@ function describeClose(ev: CloseEvent): string {
 }
 
 /** One JSON message per text frame. */
-class WebSocketTransport implements MessageTransport {
-  private messageHandler: ((text: string) => void) | undefined;
-  private closeHandler: ((reason: string) => void) | undefined;
-  private closedReason: string | undefined;
-
+class WebSocketTransport extends TransportBase {
   constructor(private readonly socket: WebSocket) {
+    super();
     socket.addEventListener('message', (ev) => {
-      if (typeof ev.data === 'string') this.messageHandler?.(ev.data);
+      if (typeof ev.data === 'string') this.received(ev.data);
     });
-    socket.addEventListener('close', (ev) => {
-      this.closedReason = describeClose(ev);
-      this.closeHandler?.(this.closedReason);
-    });
+    socket.addEventListener('close', (ev) => this.closed(describeClose(ev)));
   }
 
   send(text: string): void {
     this.socket.send(text);
   }
 
-  onMessage(handler: (text: string) => void): void {
-    this.messageHandler = handler;
-  }
-
-  onClose(handler: (reason: string) => void): void {
-    this.closeHandler = handler;
-    // A close that raced the registration must still reach the client.
-    if (this.closedReason !== undefined) handler(this.closedReason);
-  }
-
   close(): void {
+    // The socket's close event reports it ("client closed (code 1000)").
     this.socket.close(1000, 'client closed');
   }
 }

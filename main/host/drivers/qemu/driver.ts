@@ -7,14 +7,14 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { processAlive, writeFileAtomic } from '../../../common/fsutil.js';
+import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
 import { textToScancodes } from '../../../runner/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
 import type { GraphicsConfig } from '../../../../shared/domain.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { BootloaderError, resolveBootloader, usesBootloader } from '../../bootloader.js';
 import { log } from '../../log.js';
-import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
+import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, Reattached, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
 import type { AccelState } from './accel.js';
 import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { findQemu, type QemuBinary } from './binary.js';
@@ -186,11 +186,9 @@ export class QemuDriver implements EngineDriver {
     return live;
   }
 
-  async reattachAll(): Promise<Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>> {
-    const found = new Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>();
-    if (!fs.existsSync(this.runDir)) return found;
-    for (const entry of fs.readdirSync(this.runDir, { withFileTypes: true })) {
-      if (!entry.isDirectory()) continue;
+  async reattachAll(): Promise<Map<string, Reattached>> {
+    const found = new Map<string, Reattached>();
+    for (const entry of subdirectories(this.runDir)) {
       const stateDir = path.join(this.runDir, entry.name);
       const files = qemuPaths(stateDir);
       if (!fs.existsSync(files.meta)) continue;

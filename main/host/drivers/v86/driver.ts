@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { processAlive, writeFileAtomic } from '../../../common/fsutil.js';
+import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
 import { JsonlConnection } from '../../../common/jsonl.js';
 import {
   bootOrderValue,
@@ -26,7 +26,7 @@ import { checkEngineSupport, GUEST_AGENT_CHANNEL, V86_INITRD_ADDRESS_KiB, V86_MA
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../paths.js';
-import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
+import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, Reattached, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -116,11 +116,9 @@ export class V86Driver implements EngineDriver {
     }
   }
 
-  async reattachAll(): Promise<Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>> {
-    const found = new Map<string, { live: LiveDomain; liveXml?: string } | { exited: ExitReason }>();
-    if (!fs.existsSync(this.runDir)) return found;
-    for (const entry of fs.readdirSync(this.runDir, { withFileTypes: true })) {
-      if (!entry.isDirectory()) continue;
+  async reattachAll(): Promise<Map<string, Reattached>> {
+    const found = new Map<string, Reattached>();
+    for (const entry of subdirectories(this.runDir)) {
       const stateDir = path.join(this.runDir, entry.name);
       const files = runnerPaths(stateDir);
       // Other engines' domains share the run directory; a v86 runner's always has runner.json.
