@@ -103,7 +103,15 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     // Always start stopped: the host connects QMP and the serial socket, then sends cont.
     '-S',
   ];
-  if (config.balloon) argv.push('-device', 'virtio-balloon-pci,id=balloon0,deflate-on-oom=on,free-page-reporting=on');
+  if (config.balloon) {
+    // As libvirt: deflate-on-oom and free-page-reporting only when <memballoon> asks, so by default
+    // the guest's MemTotal follows the balloon (with deflate-on-oom the ballooned pages show as used).
+    const onOff = (v: boolean) => (v ? 'on' : 'off');
+    const balloon = ['virtio-balloon-pci', 'id=balloon0'];
+    if (config.balloonAutodeflate !== undefined) balloon.push(`deflate-on-oom=${onOff(config.balloonAutodeflate)}`);
+    if (config.balloonFreePageReporting !== undefined) balloon.push(`free-page-reporting=${onOff(config.balloonFreePageReporting)}`);
+    argv.push('-device', balloon.join(','));
+  }
   if (config.os.kernel) {
     argv.push('-kernel', config.os.kernel);
     if (config.os.initrd) argv.push('-initrd', config.os.initrd);

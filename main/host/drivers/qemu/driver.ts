@@ -545,7 +545,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     if (Math.abs(actualKiB - targetKiB) > 1024) {
       status = set && Date.now() - set.at > BALLOON_TIMEOUT_MS && actualKiB === set.actualAtSet ? 'no-driver' : 'pending';
     }
-    // QEMU's balloon really gives the pages back to the host (madvise DONTNEED, free page reporting).
+    // QEMU's balloon really gives the pages back to the host (madvise DONTNEED; free pages too with freePageReporting='on').
     return { maxKiB: this.meta.maxKiB, targetKiB, actualKiB, status, hostReclaims: true };
   }
 
