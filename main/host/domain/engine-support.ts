@@ -282,7 +282,8 @@ function checkOtherDevices(devices: XmlElement, report: Report): void {
   }
 }
 
-function formatKiB(kib: number): string {
+/** A size as the definition would say it: GiB or MiB when whole, else KiB. */
+export function formatKiB(kib: number): string {
   if (kib % GiB === 0) return `${kib / GiB} GiB`;
   if (kib % MiB === 0) return `${kib / MiB} MiB`;
   return `${kib} KiB`;

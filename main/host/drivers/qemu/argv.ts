@@ -4,6 +4,7 @@
 import path from 'node:path';
 import type { DiskConfig, GraphicsConfig } from '../../../../shared/domain.js';
 import { childElements, firstChild, type DomainDocument } from '../../domain/xml.js';
+import { formatKiB } from '../../domain/engine-support.js';
 import { VNC_PORT_BASE } from '../../../runner/protocol.js';
 import { isPygrub } from '../../bootloader.js';
 import type { SupportReport } from '../driver.js';
@@ -67,7 +68,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   } else if (config.os.type !== 'hvm') {
     report.errors.push(`os type '${config.os.type}' cannot run on QEMU here, which runs full PC guests (hvm)`);
   }
-  if (config.memoryKiB < MIN_MEMORY_KiB) report.errors.push(`memory ${config.memoryKiB} KiB is too small; QEMU guests need at least 16 MiB`);
+  if (config.memoryKiB < MIN_MEMORY_KiB) report.errors.push(`memory ${formatKiB(config.memoryKiB)} is too small; QEMU guests need at least ${formatKiB(MIN_MEMORY_KiB)}`);
   if (config.os.bootloader && !isPygrub(config.os.bootloader)) warn('bootloader', `bootloader ${config.os.bootloader} is not run; QEMU boots the disk through its BIOS`);
 
   // <graphics type='vnc'>: a second VNC display on TCP (QEMU 7.2 takes one listener per -vnc and
