@@ -114,6 +114,10 @@ export interface DomainConfig {
   serials: number;
   /** <memballoon model='virtio'> (libvirt adds one by default; model='none' disables it). */
   balloon: boolean;
+  /** <memballoon autodeflate='on|off'>: the guest takes ballooned pages back under OOM (QEMU deflate-on-oom); absent = the engine's default (off). */
+  balloonAutodeflate?: boolean;
+  /** <memballoon freePageReporting='on|off'>: the guest reports free pages for the host to reclaim (QEMU free-page-reporting); absent = off. */
+  balloonFreePageReporting?: boolean;
   onPoweroff: string;
   onReboot: string;
   onCrash: string;

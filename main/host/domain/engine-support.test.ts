@@ -228,6 +228,13 @@ describe('v86 support: warnings', () => {
     ]);
   });
 
+  test("memballoon autodeflate/freePageReporting 'on' are kept but not provided; 'off' is what v86 does", () => {
+    const disk = `<disk device='disk'><source file='/a.img'/><target dev='hda'/></disk>`;
+    const on = check(v86Xml({ devices: `${disk}<memballoon model='virtio' autodeflate='on' freePageReporting='on'/>` }));
+    assert.deepEqual(messages(on), ['balloon autodeflate: kept in the definition, not provided by v86', 'balloon free page reporting: kept in the definition, not provided by v86']);
+    assert.deepEqual(messages(check(v86Xml({ devices: `${disk}<memballoon model='virtio' autodeflate='off' freePageReporting='off'/>` }))), []);
+  });
+
   test('a disk without an image is skipped; an empty CD-ROM drive is fine', () => {
     const result = check(
       v86Xml({

@@ -140,6 +140,9 @@ function checkMemory(config: DomainConfig, report: Report): void {
     // A KVM guest defined with more RAM still boots here: it gets what a 32-bit PC can have.
     report.warn('memory', `memory ${memory} is more than v86's 32-bit PC can have; the guest gets ${formatKiB(V86_MAX_MEMORY_KiB)}`);
   }
+  // v86's virtio-balloon offers neither feature bit; the memory it takes stays taken until setmem.
+  if (config.balloon && config.balloonAutodeflate) report.warn('devices/memballoon[@autodeflate]', `balloon autodeflate: ${NOT_PROVIDED}`);
+  if (config.balloon && config.balloonFreePageReporting) report.warn('devices/memballoon[@freePageReporting]', `balloon free page reporting: ${NOT_PROVIDED}`);
   if (config.os.kernel && config.os.initrd && config.memoryKiB <= V86_INITRD_ADDRESS_KiB) {
     const address = formatKiB(V86_INITRD_ADDRESS_KiB);
     report.error(
@@ -279,7 +282,8 @@ function checkOtherDevices(devices: XmlElement, report: Report): void {
   }
 }
 
-function formatKiB(kib: number): string {
+/** A size as the definition would say it: GiB or MiB when whole, else KiB. */
+export function formatKiB(kib: number): string {
   if (kib % GiB === 0) return `${kib / GiB} GiB`;
   if (kib % MiB === 0) return `${kib / MiB} MiB`;
   return `${kib} KiB`;

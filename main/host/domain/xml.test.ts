@@ -302,6 +302,16 @@ describe('typed config', () => {
     assert.equal(parseDomainXml(domainXml({ devices: `<memballoon model='none'/>` })).config.balloon, false);
   });
 
+  test("memballoon autodeflate and freePageReporting: on/off when given, absent otherwise; they survive a round trip", () => {
+    const plain = parseDomainXml(domainXml({ devices: `<memballoon model='virtio'/>` })).config;
+    assert.deepEqual([plain.balloonAutodeflate, plain.balloonFreePageReporting], [undefined, undefined]);
+    const xml = domainXml({ devices: `<memballoon model='virtio' autodeflate='on' freePageReporting='off'><stats period='5'/></memballoon>` });
+    const { first, text, second } = roundTrip(xml);
+    assert.deepEqual([first.config.balloonAutodeflate, first.config.balloonFreePageReporting], [true, false]);
+    assert.ok(text.includes(`<memballoon model='virtio' autodeflate='on' freePageReporting='off'>`), text);
+    assert.deepEqual(second.config, first.config);
+  });
+
   test('disk sources, driver default, readonly and per-device boot order', () => {
     const { config } = parseDomainXml(
       domainXml({
@@ -414,6 +424,12 @@ describe('bad input', () => {
       domainXml({ head: `<currentMemory unit='MiB'>512</currentMemory>` }),
       'xml-invalid',
       'invalid domain XML: <currentMemory> (524288 KiB) is larger than <memory> (262144 KiB)',
+    ],
+    [
+      'memballoon autodeflate not on/off',
+      domainXml({ devices: `<memballoon model='virtio' autodeflate='yes'/>` }),
+      'xml-invalid',
+      `invalid domain XML: <memballoon autodeflate='yes'> is not 'on' or 'off'`,
     ],
     ['zero vcpus', domainXml({ head: '<vcpu>0</vcpu>' }), 'xml-invalid', `invalid domain XML: <vcpu> value '0' must be a positive whole number`],
     ['missing os type', `<domain type='kvm'><name>x</name><memory>1024</memory><os/></domain>`, 'xml-invalid', 'invalid domain XML: <os><type> is missing'],

@@ -269,6 +269,7 @@ function deriveConfig(root: XmlElement): DomainConfig {
     // libvirt turns a lone serial-type <console> into serial0.
     serials: serials > 0 ? serials : Math.min(consoles, 1),
     balloon: memballoon?.attributes.model !== 'none',
+    ...(memballoon && readBalloonOptions(memballoon)),
     onPoweroff: readLifecycle(root, 'on_poweroff', 'destroy', LIFECYCLE_ACTIONS),
     onReboot: readLifecycle(root, 'on_reboot', 'restart', LIFECYCLE_ACTIONS),
     onCrash: readLifecycle(root, 'on_crash', 'destroy', CRASH_ACTIONS),
@@ -408,6 +409,19 @@ function readInterface(iface: XmlElement): InterfaceConfig {
     model: firstChild(iface, 'model')?.attributes.type,
     source: source && (source.network ?? source.bridge ?? source.dev),
   };
+}
+
+/** <memballoon>'s on/off (libvirt's virTristateSwitch) attributes; only those given are set. */
+function readBalloonOptions(memballoon: XmlElement): Pick<DomainConfig, 'balloonAutodeflate' | 'balloonFreePageReporting'> {
+  const options: Pick<DomainConfig, 'balloonAutodeflate' | 'balloonFreePageReporting'> = {};
+  const fields = { autodeflate: 'balloonAutodeflate', freePageReporting: 'balloonFreePageReporting' } as const;
+  for (const [attribute, field] of Object.entries(fields)) {
+    const value = memballoon.attributes[attribute];
+    if (value === undefined) continue;
+    if (value !== 'on' && value !== 'off') throw invalid(`<memballoon ${attribute}='${value}'> is not 'on' or 'off'`);
+    options[field] = value === 'on';
+  }
+  return options;
 }
 
 function readLifecycle(root: XmlElement, name: string, fallback: string, allowed: readonly string[]): string {

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import type { DiskConfig, GraphicsConfig } from '../../../../shared/domain.js';
 import { childElements, firstChild, type DomainDocument } from '../../domain/xml.js';
+import { formatKiB } from '../../domain/engine-support.js';
 import { VNC_PORT_BASE } from '../../../runner/protocol.js';
 import { isPygrub } from '../../bootloader.js';
 import type { SupportReport } from '../driver.js';
@@ -67,7 +68,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   } else if (config.os.type !== 'hvm') {
     report.errors.push(`os type '${config.os.type}' cannot run on QEMU here, which runs full PC guests (hvm)`);
   }
-  if (config.memoryKiB < MIN_MEMORY_KiB) report.errors.push(`memory ${config.memoryKiB} KiB is too small; QEMU guests need at least 16 MiB`);
+  if (config.memoryKiB < MIN_MEMORY_KiB) report.errors.push(`memory ${formatKiB(config.memoryKiB)} is too small; QEMU guests need at least ${formatKiB(MIN_MEMORY_KiB)}`);
   if (config.os.bootloader && !isPygrub(config.os.bootloader)) warn('bootloader', `bootloader ${config.os.bootloader} is not run; QEMU boots the disk through its BIOS`);
 
   // <graphics type='vnc'>: a second VNC display on TCP (QEMU 7.2 takes one listener per -vnc and
@@ -103,7 +104,15 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     // Always start stopped: the host connects QMP and the serial socket, then sends cont.
     '-S',
   ];
-  if (config.balloon) argv.push('-device', 'virtio-balloon-pci,id=balloon0,deflate-on-oom=on,free-page-reporting=on');
+  if (config.balloon) {
+    // As libvirt: deflate-on-oom and free-page-reporting only when <memballoon> asks, so by default
+    // the guest's MemTotal follows the balloon (with deflate-on-oom the ballooned pages show as used).
+    const onOff = (v: boolean) => (v ? 'on' : 'off');
+    const balloon = ['virtio-balloon-pci', 'id=balloon0'];
+    if (config.balloonAutodeflate !== undefined) balloon.push(`deflate-on-oom=${onOff(config.balloonAutodeflate)}`);
+    if (config.balloonFreePageReporting !== undefined) balloon.push(`free-page-reporting=${onOff(config.balloonFreePageReporting)}`);
+    argv.push('-device', balloon.join(','));
+  }
   if (config.os.kernel) {
     argv.push('-kernel', config.os.kernel);
     if (config.os.initrd) argv.push('-initrd', config.os.initrd);

@@ -27,6 +27,8 @@ const SAVE_TIMEOUT_MS = 10 * 60_000;
 const STATS_TIMEOUT_MS = 5000;
 /** As on v86: a guest whose balloon has not moved this long after a change has no driver. */
 const BALLOON_TIMEOUT_MS = 5000;
+/** How often QEMU asks the guest's balloon driver for memory statistics once someone wants them. */
+const GUEST_STATS_INTERVAL_S = 2;
 /** What console.log hands a re-attaching host (the v86 runner keeps 1 MiB too). */
 const BACKLOG_BYTES = 1 << 20;
 const CLK_TCK = 100;
@@ -265,6 +267,8 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private saving?: { cancel: boolean };
   private balloonTarget?: { targetKiB: number; at: number; actualAtSet: number };
   private guestStatsPolling = false;
+  /** The balloon's size at the last fresh guest statistics. */
+  private guestStatsActualKiB?: number;
   private consoleLog?: ConsoleLog;
   /** Serial output held until the host takes the domain over (takeSerialBacklog). */
   private serialPending: Buffer[] | undefined = [];
@@ -527,8 +531,9 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
 
   async balloonInfo(guestStats: boolean): Promise<BalloonInfo> {
     if (!this.meta.balloon) return { maxKiB: this.meta.maxKiB, targetKiB: this.meta.maxKiB, actualKiB: this.meta.maxKiB, status: 'absent', hostReclaims: true };
-    const info = this.balloonNow(await this.actualKiB());
-    if (guestStats) info.guest = await this.guestStats();
+    const actualKiB = await this.actualKiB();
+    const info = this.balloonNow(actualKiB);
+    if (guestStats) info.guest = await this.guestStats(actualKiB);
     return info;
   }
 
@@ -545,7 +550,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     if (Math.abs(actualKiB - targetKiB) > 1024) {
       status = set && Date.now() - set.at > BALLOON_TIMEOUT_MS && actualKiB === set.actualAtSet ? 'no-driver' : 'pending';
     }
-    // QEMU's balloon really gives the pages back to the host (madvise DONTNEED, free page reporting).
+    // QEMU's balloon really gives the pages back to the host (madvise DONTNEED; free pages too with freePageReporting='on').
     return { maxKiB: this.meta.maxKiB, targetKiB, actualKiB, status, hostReclaims: true };
   }
 
@@ -565,22 +570,36 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     writeFileAtomic(this.files.meta, JSON.stringify(this.meta, null, 2), 0o600);
   }
 
-  /** The guest driver's statistics (virtio-balloon stats queue); polling starts on first use. */
-  private async guestStats(): Promise<BalloonInfo['guest']> {
+  /**
+   * The guest driver's statistics (virtio-balloon stats queue); polling starts on first use. Once the
+   * balloon has moved since the last reading, the guest's totals have changed: QEMU is made to ask
+   * at once (setting the polling interval again fires its timer) and only a reply stamped after now
+   * is taken. QEMU stamps replies in whole seconds, so that costs up to a second, only after a move.
+   */
+  private async guestStats(actualKiB: number): Promise<BalloonInfo['guest']> {
     const balloonPath = '/machine/peripheral/balloon0';
-    if (!this.guestStatsPolling) {
-      await this.qmp.execute('qom-set', { path: balloonPath, property: 'guest-stats-polling-interval', value: 2 });
-      this.guestStatsPolling = true;
-    }
+    const askNow = () => this.qmp.execute('qom-set', { path: balloonPath, property: 'guest-stats-polling-interval', value: GUEST_STATS_INTERVAL_S });
+    const moved = this.guestStatsPolling && actualKiB !== this.guestStatsActualKiB;
+    const notBefore = moved ? Math.floor(Date.now() / 1000) + 1 : 1;
+    if (!this.guestStatsPolling || moved) await askNow();
+    this.guestStatsPolling = true;
+    let askedAgain = !moved;
     const deadline = Date.now() + 3000;
     for (;;) {
       const r = await this.qmp.execute<{ stats: Record<string, number>; 'last-update': number }>('qom-get', { path: balloonPath, property: 'guest-stats' });
-      if (r['last-update'] > 0) {
+      const done = r['last-update'] >= notBefore;
+      if (done || (Date.now() > deadline && r['last-update'] > 0)) {
+        if (done) this.guestStatsActualKiB = actualKiB;
         const kib = (k: string): number | undefined => (r.stats[k] >= 0 ? Math.round(r.stats[k] / 1024) : undefined);
         return { at: r['last-update'] * 1000, totalKiB: kib('stat-total-memory'), freeKiB: kib('stat-free-memory'), availableKiB: kib('stat-available-memory'), cachesKiB: kib('stat-disk-caches') };
       }
       if (Date.now() > deadline) return undefined;
-      await sleep(200);
+      // A reply within the same second as the move cannot be told from an older one: ask again in the next.
+      if (!askedAgain && Date.now() >= notBefore * 1000) {
+        await askNow();
+        askedAgain = true;
+      }
+      await sleep(100);
     }
   }
 

@@ -42,9 +42,21 @@ describe('QEMU command line from a definition', () => {
     assert.match(joined, /-qmp unix:\/run\/x\/qmp\.sock,server=on,wait=off/);
     assert.match(joined, /-vnc unix:\/run\/x\/vnc\.sock/);
     assert.match(joined, /logfile=\/run\/x\/console\.log/);
-    assert.match(joined, /virtio-balloon-pci,id=balloon0,deflate-on-oom=on/);
+    assert.ok(argv.includes('virtio-balloon-pci,id=balloon0'), "as libvirt: no deflate-on-oom or free-page-reporting unless <memballoon> asks");
     assert.ok(argv.includes('-S'), 'always starts stopped');
     assert.ok(report.warnings.some((w) => /network is not connected/.test(w.message)));
+  });
+
+  it("<memballoon autodeflate/freePageReporting> become deflate-on-oom/free-page-reporting, as libvirt maps them; model='none' has no device", () => {
+    const balloonArg = (memballoon: string) => {
+      const { argv } = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>${memballoon}`)), { stateDir: '/r', accel: 'tcg' });
+      return argv.filter((a) => a.startsWith('virtio-balloon-pci'));
+    };
+    assert.deepEqual(balloonArg(''), ['virtio-balloon-pci,id=balloon0'], 'libvirt adds a balloon by default');
+    assert.deepEqual(balloonArg(`<memballoon model='virtio' autodeflate='on' freePageReporting='on'/>`), ['virtio-balloon-pci,id=balloon0,deflate-on-oom=on,free-page-reporting=on']);
+    assert.deepEqual(balloonArg(`<memballoon model='virtio' autodeflate='off'/>`), ['virtio-balloon-pci,id=balloon0,deflate-on-oom=off']);
+    assert.deepEqual(balloonArg(`<memballoon model='virtio' freePageReporting='on'/>`), ['virtio-balloon-pci,id=balloon0,free-page-reporting=on']);
+    assert.deepEqual(balloonArg(`<memballoon model='none'/>`), []);
   });
 
   it("<graphics type='vnc'> adds a TCP display next to the unix one; passwd= turns on password=on for both", () => {
