@@ -571,19 +571,21 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   }
 
   /**
-   * The guest driver's statistics (virtio-balloon stats queue); polling starts on first use. Once the
-   * balloon has moved since the last reading, the guest's totals have changed: QEMU is made to ask
+   * The guest driver's statistics (virtio-balloon stats queue); polling starts on first use. At the
+   * first reading, and once the balloon has moved since the last one, QEMU is made to ask
    * at once (setting the polling interval again fires its timer) and only a reply stamped after now
-   * is taken. QEMU stamps replies in whole seconds, so that costs up to a second, only after a move.
+   * is taken. QEMU stamps replies in whole seconds, so that costs up to a second, only then.
    */
   private async guestStats(actualKiB: number): Promise<BalloonInfo['guest']> {
     const balloonPath = '/machine/peripheral/balloon0';
     const askNow = () => this.qmp.execute('qom-set', { path: balloonPath, property: 'guest-stats-polling-interval', value: GUEST_STATS_INTERVAL_S });
-    const moved = this.guestStatsPolling && actualKiB !== this.guestStatsActualKiB;
-    const notBefore = moved ? Math.floor(Date.now() / 1000) + 1 : 1;
-    if (!this.guestStatsPolling || moved) await askNow();
+    // The first reading must be fresh too: Linux's driver sends one set of statistics when it loads,
+    // before it inflates the balloon to the boot target.
+    const fresh = !this.guestStatsPolling || actualKiB !== this.guestStatsActualKiB;
+    const notBefore = fresh ? Math.floor(Date.now() / 1000) + 1 : 1;
+    if (fresh) await askNow();
     this.guestStatsPolling = true;
-    let askedAgain = !moved;
+    let askedAgain = !fresh;
     const deadline = Date.now() + 3000;
     for (;;) {
       const r = await this.qmp.execute<{ stats: Record<string, number>; 'last-update': number }>('qom-get', { path: balloonPath, property: 'guest-stats' });
