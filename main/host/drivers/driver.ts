@@ -117,6 +117,32 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   detach(): void;
 }
 
+/**
+ * A live domain's serial output on its way to the host: held until the host takes the domain over
+ * (LiveDomain.takeSerialBacklog), then passed straight on, so nothing written in between is lost.
+ */
+export class SerialHandover {
+  private held: Buffer[] | undefined = [];
+
+  constructor(private readonly pass: (data: Buffer) => void) {}
+
+  /** Output from before this attach (the engine's own backlog): it goes before anything held. */
+  prepend(data: Buffer): void {
+    this.held?.unshift(data);
+  }
+
+  deliver(data: Buffer): void {
+    if (this.held) this.held.push(data);
+    else this.pass(data);
+  }
+
+  take(): Buffer {
+    const held = Buffer.concat(this.held ?? []);
+    this.held = undefined;
+    return held;
+  }
+}
+
 /** What reattachAll found of one guest: attached, with the live XML it was started from, or why it ended. */
 export type Reattached = { live: LiveDomain; liveXml?: string } | { exited: ExitReason };
 

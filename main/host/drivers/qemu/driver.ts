@@ -12,9 +12,9 @@ import { textToScancodes } from '../../../runner/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
 import type { GraphicsConfig } from '../../../../shared/domain.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
-import { BootloaderError, resolveBootloader, usesBootloader } from '../../bootloader.js';
+import { resolveBootloader, usesBootloader } from '../../bootloader.js';
 import { log } from '../../log.js';
-import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, Reattached, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
+import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type StateFileHeader, type SupportReport } from '../driver.js';
 import type { AccelState } from './accel.js';
 import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { findQemu, type QemuBinary } from './binary.js';
@@ -266,12 +266,10 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private fakeReboot = false;
   private saving?: { cancel: boolean };
   private balloonTarget?: { targetKiB: number; at: number; actualAtSet: number };
-  private guestStatsPolling = false;
-  /** The balloon's size at the last fresh guest statistics. */
+  /** The balloon's size at the last fresh guest statistics (none yet: the next reading must be fresh). */
   private guestStatsActualKiB?: number;
   private consoleLog?: ConsoleLog;
-  /** Serial output held until the host takes the domain over (takeSerialBacklog). */
-  private serialPending: Buffer[] | undefined = [];
+  private readonly serialOut = new SerialHandover((data) => this.emit('serial', data));
 
   constructor(
     private readonly stateDir: string,
@@ -295,9 +293,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   }
 
   takeSerialBacklog(): Buffer {
-    const held = Buffer.concat(this.serialPending ?? []);
-    this.serialPending = undefined;
-    return held;
+    return this.serialOut.take();
   }
 
   /**
@@ -333,7 +329,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
    * seen twice. What QEMU also sends to the socket is drained (a full socket would stall the guest).
    */
   async connectSerial(fromOffset = 0, backlog?: Buffer): Promise<void> {
-    if (backlog) this.serialPending?.unshift(backlog);
+    if (backlog) this.serialOut.prepend(backlog);
     this.serial = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect(this.files.serial);
       s.once('connect', () => resolve(s));
@@ -341,13 +337,8 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     });
     this.serial.on('data', () => undefined);
     this.serial.on('error', () => undefined);
-    this.consoleLog = new ConsoleLog(this.files.console, fromOffset, (data) => this.deliverSerial(data), { keepBytes: BACKLOG_BYTES, trimBytes: CONSOLE_TRIM_BYTES });
+    this.consoleLog = new ConsoleLog(this.files.console, fromOffset, (data) => this.serialOut.deliver(data), { keepBytes: BACKLOG_BYTES, trimBytes: CONSOLE_TRIM_BYTES });
     this.consoleLog.start();
-  }
-
-  private deliverSerial(data: Buffer): void {
-    if (this.serialPending) this.serialPending.push(data);
-    else this.emit('serial', data);
   }
 
   private stopConsole(): void {
@@ -581,10 +572,9 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     const askNow = () => this.qmp.execute('qom-set', { path: balloonPath, property: 'guest-stats-polling-interval', value: GUEST_STATS_INTERVAL_S });
     // The first reading must be fresh too: Linux's driver sends one set of statistics when it loads,
     // before it inflates the balloon to the boot target.
-    const fresh = !this.guestStatsPolling || actualKiB !== this.guestStatsActualKiB;
+    const fresh = actualKiB !== this.guestStatsActualKiB;
     const notBefore = fresh ? Math.floor(Date.now() / 1000) + 1 : 1;
     if (fresh) await askNow();
-    this.guestStatsPolling = true;
     let askedAgain = !fresh;
     const deadline = Date.now() + 3000;
     for (;;) {
@@ -754,13 +744,7 @@ function sleep(ms: number): Promise<void> {
 
 /** The definition with pygrub's choice as a direct kernel boot (QEMU runs 64-bit kernels too). */
 async function pygrubDoc(doc: DomainDocument, stateDir: string): Promise<DomainDocument> {
-  let boot;
-  try {
-    boot = await resolveBootloader(doc, stateDir);
-  } catch (err) {
-    if (err instanceof BootloaderError) throw new QemuError(err.message);
-    throw err;
-  }
+  const boot = await resolveBootloader(doc, stateDir);
   log('info', `pygrub for '${doc.config.name}': ${boot.description}; cmdline '${boot.cmdline}'`);
   const os = { ...doc.config.os, kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline || undefined };
   return { ...doc, config: { ...doc.config, os } };

@@ -21,12 +21,12 @@ import {
   type ScreenshotResult,
   type StatsResult,
 } from '../../../runner/protocol.js';
-import { BootloaderError, resolveBootloader, usesBootloader } from '../../bootloader.js';
+import { resolveBootloader, usesBootloader } from '../../bootloader.js';
 import { checkEngineSupport, GUEST_AGENT_CHANNEL, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from '../../domain/engine-support.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../paths.js';
-import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain, LiveDomainEvents, Reattached, RunnerStats, StateFileHeader, SupportReport } from '../driver.js';
+import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type StateFileHeader, type SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -223,8 +223,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private progress?: (done: number, total: number) => void;
   pid = 0;
   startedAt = 0;
-  /** Serial output held until the host takes the domain over (takeSerialBacklog). */
-  private serialPending: Buffer[] | undefined = [];
+  private readonly serialOut = new SerialHandover((data) => this.emit('serial', data));
   readonly vncSocket: string;
   vncTcp: { address: string; port: number } | undefined;
 
@@ -247,16 +246,14 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     live.state = hello.state;
     live.startedAt = hello.startedAt;
     // Events that came in the same read as the reply are already held: the backlog goes first.
-    live.serialPending?.unshift(Buffer.from(hello.serialBacklog, 'base64'));
+    live.serialOut.prepend(Buffer.from(hello.serialBacklog, 'base64'));
     live.vncTcp = hello.vncTcp;
     log('info', `attached to runner of '${label}' (pid ${hello.pid}, ${hello.state})`);
     return live;
   }
 
   takeSerialBacklog(): Buffer {
-    const held = Buffer.concat(this.serialPending ?? []);
-    this.serialPending = undefined;
-    return held;
+    return this.serialOut.take();
   }
 
   async shutdown(mode: 'acpi' | 'agent' | 'any'): Promise<{ method: 'acpi' | 'agent' | 'acpi+agent' }> {
@@ -357,12 +354,9 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
       return;
     }
     switch (msg.event) {
-      case 'serial': {
-        const data = Buffer.from(msg.data, 'base64');
-        if (this.serialPending) this.serialPending.push(data);
-        else this.emit('serial', data);
+      case 'serial':
+        this.serialOut.deliver(Buffer.from(msg.data, 'base64'));
         break;
-      }
       case 'state':
         this.state = msg.state;
         this.emit('state', msg.state);
@@ -423,13 +417,7 @@ function balloonInfo(r: BalloonReport): BalloonInfo {
 
 /** The kernel pygrub picks from the disk, checked against what v86 can boot. */
 async function pygrubBoot(doc: DomainDocument, stateDir: string, memoryBytes: number): Promise<Pick<RunnerConfig, 'kernel' | 'initrd' | 'cmdline'>> {
-  let boot;
-  try {
-    boot = await resolveBootloader(doc, stateDir);
-  } catch (err) {
-    if (err instanceof BootloaderError) throw new EngineError(err.message);
-    throw err;
-  }
+  const boot = await resolveBootloader(doc, stateDir);
   if (boot.arch === 'x86_64') throw new EngineError(`pygrub: ${boot.description}: ${boot.archReason}; v86 runs 32-bit x86 guests only`);
   const initrdBytes = boot.initrd ? fs.statSync(boot.initrd).size : 0;
   if (boot.initrd && memoryBytes <= V86_INITRD_ADDRESS_KiB * 1024 + initrdBytes) {
