@@ -43,22 +43,25 @@ SELF=$HERE/build-guests.sh
 
 # Kernel command line for the BIOS boot loaders (PV boots pass their own cmdline to v86).
 # cryptomgr.notests + noisapnp save about 3 s of boot time in v86 (crypto self-tests, ISA PnP probe).
-CMDLINE="console=tty0 console=ttyS0,115200 cryptomgr.notests noisapnp tsc=reliable mitigations=off"
+CMDLINE_FAST="cryptomgr.notests noisapnp tsc=reliable mitigations=off"
+CMDLINE="console=tty0 console=ttyS0,115200 $CMDLINE_FAST"
 DISK_MB=16                       # disk.img size; v86 snapshots carry the whole hda, so keep it small
 PART_START=2048                  # first sector of the ext2 partition
 FS_UUID=d0a05000-6e57-4c1e-8000-000000000001   # fixed for reproducible images
 MBR_ID=0x444f4d55                # "DOMU"
-# Modules in load order (the kernel has them as =m and ships no modules.dep); the order is checked
-# against `modinfo -F depends` below. The virtio ones drive v86's balloon and console (guest agent);
-# button (ACPI power button -> KEY_POWER) and evdev (/dev/input/event*) are what busybox acpid reads.
-# virtio_console is optional.
-MODULES=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_console button evdev)
+# The modules each initramfs needs, by name only: their load order is derived at build time from the
+# modules' own metadata (`modinfo -F depends`, plus `softdep pre:` resolved through module aliases),
+# topologically sorted, written into the archive (lib/modules/*.order) and loaded from that list by
+# /init and /sbin/domus-disks. Debian reorders dependencies between kernel ABIs (6.1.0-57 made virtio
+# depend on virtio_ring), so nothing here may list an order by hand.
+# initrd*.gz: virtio_pci + virtio_balloon + virtio_console drive v86's/QEMU's balloon and the guest
+# agent's console; button (ACPI power button -> KEY_POWER) and evdev (/dev/input/event*) are what
+# busybox acpid reads. virtio_console is optional (skipped when a kernel lacks it).
+MODULES=(virtio_pci virtio_balloon virtio_console button evdev)
 OPTIONAL_MODULES=" virtio_console "
-# For disk-modules.cpio.gz, in load order (checked the same way): libata + ata_piix for v86's PIIX IDE,
-# sd_mod (disks) and sr_mod (CD-ROM) with their dependencies, ext4 (which also mounts ext2; it needs the
-# crc32c crypto driver at mount time, a soft dependency modinfo does not list) and isofs.
-DISK_MODULES=(scsi_common scsi_mod libata ata_piix crct10dif_common crc-t10dif crc64 crc64-rocksoft t10-pi sd_mod
-  cdrom sr_mod crc16 crc32c_generic mbcache jbd2 ext4 isofs)
+# disk-modules.cpio.gz: ata_piix for v86's PIIX IDE, sd_mod (disks), sr_mod (CD-ROM), ext4 (also mounts
+# ext2) and isofs. ext4's crc32c comes in as its softdep.
+DISK_MODULES=(ata_piix sd_mod sr_mod ext4 isofs)
 REQUIRED_PKGS=(cpio xorriso isolinux syslinux syslinux-common mtools dosfstools e2fsprogs fdisk kmod xz-utils)
 
 FORCE=0 VIA_MOUNT=0
@@ -149,7 +152,7 @@ log "busybox: $(basename "$BBDEB") $(basename "$BBDEB64")"
 # disk-modules.cpio.gz loads (DISK_MODULES, i686 only).
 BOOT_MODULE_PATHS=('drivers/virtio/*' 'drivers/char/virtio_console.ko*' 'drivers/acpi/button.ko*' 'drivers/input/evdev.ko*')
 DISK_MODULE_PATHS=('drivers/ata/*' 'drivers/scsi/*' 'drivers/cdrom/*' 'fs/ext4/*' 'fs/jbd2/*' 'fs/mbcache.ko*' 'fs/isofs/*'
-  'lib/*' 'block/*' 'crypto/crct10dif_common.ko*' 'crypto/crc32c_generic.ko*')
+  'lib/*' 'block/*' 'crypto/*')
 # unpack_kernel DEB DIR MODULE_PATH...: /boot/vmlinuz-* and those module paths; prints the kernel release
 unpack_kernel() {
   local deb=$1 dir=$2 v; shift 2
@@ -205,31 +208,66 @@ dev_nodes_cpio() {
   newc_node TRAILER!!!  0 0 0 0
 }
 
-# copy_modules KDIR KVER DEST LIST M...: copy the modules M, in load order, from the unpacked kernel
-# into DEST (uncompressed) and check that each one's dependencies come before it (LIST names the
-# array to fix otherwise); modules in OPTIONAL_MODULES the kernel lacks are skipped. Prints the list.
-copy_modules() {
-  local kdir=$1 kver=$2 dest=$3 list=$4 m ko dep loaded=" "; shift 4
-  for m in "$@"; do
-    ko=$(find "$kdir/lib/modules/$kver" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -1)
-    if [ -z "$ko" ]; then
-      [[ $OPTIONAL_MODULES == *" $m "* ]] && { log "module $m not in $kver (optional, skipped)" >&2; continue; }
-      die "module $m.ko not found in kernel $kver"
-    fi
-    case $ko in
-      *.xz)  xz -dc "$ko" >"$dest/$m.ko" ;;
-      *.zst) zstd -qdc "$ko" >"$dest/$m.ko" ;;
-      *)     cp "$ko" "$dest/$m.ko" ;;
-    esac
-    for dep in $(modinfo -F depends "$dest/$m.ko" | tr ',' ' '); do
-      [[ $loaded == *" $dep "* ]] || die "module $m of $kver depends on $dep, which is not loaded before it (fix $list)"
+# module_file KDIR KVER NAME: the .ko file of module NAME (module names treat - and _ alike), or of the
+# module that declares NAME as an alias (softdeps name aliases such as crc32c); empty when none.
+module_file() {
+  local kdir=$1 kver=$2 name=$3 f alias_re
+  f=$(find "$kdir/lib/modules/$kver" \( -name "${name//[-_]/[-_]}.ko" -o -name "${name//[-_]/[-_]}.ko.xz" -o -name "${name//[-_]/[-_]}.ko.zst" \) | sort | head -1)
+  if [ -z "$f" ]; then
+    alias_re="^${name//[-_]/[-_]}\$"
+    for f in $(find "$kdir/lib/modules/$kver" -name '*.ko*' | sort); do
+      modinfo -F alias "$f" 2>/dev/null | grep -qE "$alias_re" && { echo "$f"; return; }
     done
-    loaded+="$m "
+    f=
+  fi
+  echo "$f"
+}
+# module_deps FILE: the modules FILE needs loaded first, one a line: its hard dependencies, then its
+# "pre:" softdeps prefixed with "?" (a softdep the unpacked kernel lacks is skipped, as modprobe does)
+module_deps() {
+  modinfo -F depends "$1" | tr ',' '\n' | sed '/^$/d'
+  modinfo -F softdep "$1" | sed -n 's/.*pre:\(.*\)/\1/p' | sed 's/post:.*//' | tr ' ' '\n' | sed '/^$/d; s/^/?/'
+}
+# copy_modules KDIR KVER DEST ORDERFILE M...: copy the modules M and everything they depend on from
+# the unpacked kernel into DEST (uncompressed), and write their load order (dependencies first, by a
+# depth-first topological sort of module_deps) to ORDERFILE; a dependency cycle or a missing module
+# fails the build naming it. Modules in OPTIONAL_MODULES the kernel lacks are skipped. Prints the order.
+copy_modules() {
+  local kdir=$1 kver=$2 dest=$3 order=$4; shift 4
+  local -A state=() file=()
+  local -a sorted=()
+  visit() {   # NAME PARENT (NAME starting with "?": a softdep)
+    local m=${1#\?} parent=$2 ko dep base
+    ko=$(module_file "$kdir" "$kver" "$m")
+    if [ -z "$ko" ]; then
+      [ "$1" != "$m" ] && { log "softdep $m of $parent not in $kver (skipped)" >&2; return; }
+      [ -z "$parent" ] && [[ $OPTIONAL_MODULES == *" $m "* ]] && { log "module $m not in $kver (optional, skipped)" >&2; return; }
+      die "module $m${parent:+ (needed by $parent)} not found in kernel $kver"
+    fi
+    base=$(basename "$ko"); base=${base%.xz}; base=${base%.zst}; base=${base%.ko}
+    case ${state[$base]:-} in
+      done) return ;;
+      active) die "module dependency cycle through $base in kernel $kver" ;;
+    esac
+    state[$base]=active
+    file[$base]=$ko
+    for dep in $(module_deps "$ko"); do visit "$dep" "$base"; done
+    state[$base]=done
+    sorted+=("$base")
+  }
+  local m; for m in "$@"; do visit "$m" ""; done
+  for m in "${sorted[@]}"; do
+    case ${file[$m]} in
+      *.xz)  xz -dc "${file[$m]}" >"$dest/$m.ko" ;;
+      *.zst) zstd -qdc "${file[$m]}" >"$dest/$m.ko" ;;
+      *)     cp "${file[$m]}" "$dest/$m.ko" ;;
+    esac
   done
-  loaded=${loaded# }; echo "${loaded% }"
+  printf '%s\n' "${sorted[@]}" >"$order"
+  echo "${sorted[*]}"
 }
 
-# build_initrd OUT KDEB BBDEB KDIR KVER BBDIR: the busybox initramfs (same /init and agent for every
+# build_initrd OUT KDEB BBDEB KDIR KVER BBDIR QEMU: the busybox initramfs (same /init and agent for every
 # kernel) with MODULES of that kernel
 build_initrd() {
   local out=$1 kdeb=$2 bbdeb=$3 kdir=$4 kver=$5 bbdir=$6 R=$WORK/${1%.gz}.root mods
@@ -241,26 +279,47 @@ build_initrd() {
   printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
   printf 'root:x:0:\n' >"$R/etc/group"
   printf 'domus-guest\n' >"$R/etc/hostname"
-  mods=$(copy_modules "$kdir" "$kver" "$R/lib/modules" MODULES "${MODULES[@]}")
+  mods=$(copy_modules "$kdir" "$kver" "$R/lib/modules" "$R/lib/modules/boot.order" "${MODULES[@]}")
   find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   { (cd "$R" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet); dev_nodes_cpio; } \
     | gzip -9 -n >"$HERE/$out.tmp"
+  boot_check "$out" "$kdir/boot/vmlinuz-$kver" "$HERE/$out.tmp" "$7"
   mv "$HERE/$out.tmp" "$HERE/$out"
   log "$out: busybox + $kver modules: $mods ($(stat -c %s "$HERE/$out") bytes)"
 }
-build_initrd initrd.gz "$KDEB" "$BBDEB" "$KDIR" "$KVER" "$BBDIR"
-build_initrd initrd-amd64.gz "$KDEB64" "$BBDEB64" "$KDIR64" "$KVER64" "$BBDIR64"
 
-if uptodate "$HERE/disk-modules.cpio.gz" "$KDEB" "$SELF"; then
+# boot_check NAME KERNEL INITRD QEMU: boot the new initramfs once under QEMU (TCG, with a virtio
+# balloon and a virtio console, so their drivers bind) and fail the build if /init reports a module
+# that did not load. Without QEMU the check is left to the test harness, which fails a test on the
+# same DOMUS-MODULE-FAILED line.
+boot_check() {
+  local name=$1 kernel=$2 initrd=$3 qemu=$4 log=$WORK/${1%.gz}.boot.log pid t=0 failed
+  command -v "$qemu" >/dev/null || { log "$name: no $qemu, boot check left to the tests"; return; }
+  : >"$log"
+  "$qemu" -accel tcg -m 192 -nodefaults -display none -no-reboot -monitor none \
+    -serial "file:$log" -device virtio-balloon-pci -device virtio-serial-pci \
+    -kernel "$kernel" -initrd "$initrd" -append "console=ttyS0,115200 panic=-1 $CMDLINE_FAST" &
+  pid=$!
+  until grep -q 'DOMUS-GUEST-READY' "$log" 2>/dev/null; do
+    kill -0 $pid 2>/dev/null || { tail -20 "$log" >&2; die "$name: the boot check's QEMU exited before DOMUS-GUEST-READY"; }
+    (( t++ < 600 )) || { kill $pid; tail -20 "$log" >&2; die "$name: no DOMUS-GUEST-READY within 300 s in the boot check"; }
+    sleep 0.5
+  done
+  kill $pid; wait $pid 2>/dev/null || true
+  failed=$(sed -n 's/.*DOMUS-MODULE-FAILED \([^[:space:]]*\).*/\1/p' "$log" | tr '\n' ' ')
+  [ -z "$failed" ] || { grep -iE 'unknown symbol|insmod' "$log" >&2 || true; die "$name: module(s) failed to load at boot: ${failed% } (see $log)"; }
+  log "$name: boot check passed in QEMU (all modules loaded, $((t / 2)) s)"
+}
+build_initrd initrd.gz "$KDEB" "$BBDEB" "$KDIR" "$KVER" "$BBDIR" qemu-system-i386
+build_initrd initrd-amd64.gz "$KDEB64" "$BBDEB64" "$KDIR64" "$KVER64" "$BBDIR64" qemu-system-x86_64
+
+if uptodate "$HERE/disk-modules.cpio.gz" "$KDEB" "$FILES/domus-disks" "$SELF"; then
   log "disk-modules.cpio.gz: up to date"
 else
   R=$WORK/disk-modules
   rm -rf "$R"; mkdir -p "$R"/{sbin,lib/modules}
-  loaded=$(copy_modules "$KDIR" "$KVER" "$R/lib/modules" DISK_MODULES "${DISK_MODULES[@]}")
-  # busybox has no modules.dep to work from, so the script loads them in the checked order.
-  printf '#!/bin/sh\n# Loads the IDE disk/CD-ROM and filesystem drivers (disk-modules.cpio.gz).\nfor m in %s; do\n  grep -q "^$(echo $m | tr - _) " /proc/modules || insmod /lib/modules/$m.ko || exit 1\ndone\n' \
-    "$loaded" >"$R/sbin/domus-disks"
-  chmod 0755 "$R/sbin/domus-disks"
+  loaded=$(copy_modules "$KDIR" "$KVER" "$R/lib/modules" "$R/lib/modules/disk.order" "${DISK_MODULES[@]}")
+  install -m 0755 "$FILES/domus-disks" "$R/sbin/domus-disks"
   find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   (cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -9 -n >"$HERE/disk-modules.cpio.gz.tmp"
   mv "$HERE/disk-modules.cpio.gz.tmp" "$HERE/disk-modules.cpio.gz"

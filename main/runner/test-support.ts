@@ -12,6 +12,7 @@ import zlib from 'node:zlib';
 import { JsonlConnection } from '../common/jsonl.js';
 import { runnerPaths, type RunnerConfig, type RunnerEvent, type RunnerMessage, type RunnerPaths, type RunnerReply } from './protocol.js';
 import { vncAuthResponse } from './vnc-auth.js';
+import { assertGuestModulesLoaded } from '../testing/guest-output.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -164,6 +165,7 @@ export class ControlClient extends EventEmitter<{ event: [RunnerEvent] }> {
   async waitSerial(re: RegExp, timeoutMs = 60_000, from = 0): Promise<RegExpExecArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      assertGuestModulesLoaded(this.serial);
       const m = re.exec(this.serial.slice(from));
       if (m) return m;
       if (Date.now() > deadline) {

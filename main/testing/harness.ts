@@ -10,6 +10,7 @@ import { connectHost, ensureDaemon } from '../cli/connect.js';
 import { processAlive } from '../common/fsutil.js';
 import { findQemu } from '../host/drivers/qemu/binary.js';
 import { APP_ROOT, hostPaths, type HostPaths } from '../host/paths.js';
+import { assertGuestModulesLoaded } from './guest-output.js';
 import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/samples.js';
 
 export { GUEST_DIR, SAMPLE_CMDLINE };
@@ -75,6 +76,14 @@ export class SerialWatch {
   wait(re: RegExp, timeoutMs = 90_000, from = 0): Promise<RegExpMatchArray> {
     return new Promise((resolve, reject) => {
       const check = (): boolean => {
+        try {
+          assertGuestModulesLoaded(this.text);
+        } catch (err) {
+          this.waiters = this.waiters.filter((w) => w !== check);
+          clearTimeout(timer);
+          reject(err as Error);
+          return true;
+        }
         const m = this.text.slice(from).match(re);
         if (!m) return false;
         this.waiters = this.waiters.filter((w) => w !== check);
