@@ -6,7 +6,7 @@ import { findQemu } from './drivers/qemu/binary.js';
 import { APP_ROOT } from './paths.js';
 
 export const GUEST_DIR = process.env.DOMUS_GUEST_DIR ?? path.join(APP_ROOT, 'build', 'guests');
-export const SAMPLE_CMDLINE = 'console=ttyS0,115200 console=tty0 cryptomgr.notests noisapnp tsc=reliable mitigations=off';
+export const SAMPLE_CMDLINE = 'console=ttyS0,115200 console=tty0 cryptomgr.notests noisapnp tsc=reliable mitigations=off no_timer_check';
 
 export function sampleGuests(): { samples: SampleGuest[]; missing?: string } {
   const file = (name: string): string => path.join(GUEST_DIR, name);
