@@ -123,19 +123,23 @@ export async function createImage(file: string, capacityBytes: number, format: '
 
 const COPY_CHUNK = 1024 * 1024;
 const BLOCK = 4096;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
 /**
  * Copies `source` to a new file, keeping holes: a reflink when the filesystem can share blocks
  * (btrfs, XFS, APFS: instant, no space used), otherwise a copy that writes only the non-zero 4 KiB
- * blocks into a file of the same size, so a sparse image stays sparse.
+ * blocks into a file of the same size, so a sparse image stays sparse. `reflink: false` always
+ * copies (tests of the copy on filesystems that can reflink).
  */
-export async function cloneImage(source: string, file: string): Promise<void> {
+export async function cloneImage(source: string, file: string, opts: { reflink?: boolean } = {}): Promise<void> {
   await building(file, (tmp) => {
-    try {
-      fs.copyFileSync(source, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE_FORCE);
-      return;
-    } catch {
-      fs.rmSync(tmp, { force: true });
+    if (opts.reflink !== false) {
+      try {
+        fs.copyFileSync(source, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE_FORCE);
+        return;
+      } catch {
+        fs.rmSync(tmp, { force: true });
+      }
     }
     sparseCopy(source, tmp);
   });
@@ -151,16 +155,19 @@ function sparseCopy(source: string, target: string): void {
     for (let pos = 0; pos < size; ) {
       const n = fs.readSync(src, buf, 0, Math.min(COPY_CHUNK, size - pos), pos);
       if (n === 0) throw new ImageError('io', `'${source}' ended early (at byte ${pos} of ${size})`);
-      // Write each run of non-zero blocks in one call; zero blocks stay holes.
+      // Write each run of non-zero blocks in one call; zero blocks stay holes. The last block of
+      // the file may be short.
       let runStart = -1;
-      for (let off = 0; off <= n; off += BLOCK) {
-        const zero = off === n || isZero(buf, off, Math.min(off + BLOCK, n));
+      for (let off = 0; off < n; off += BLOCK) {
+        const end = Math.min(off + BLOCK, n);
+        const zero = ZERO_BLOCK.compare(buf, off, end, 0, end - off) === 0;
         if (!zero && runStart < 0) runStart = off;
         if (zero && runStart >= 0) {
-          fs.writeSync(dst, buf, runStart, Math.min(off, n) - runStart, pos + runStart);
+          writeAll(dst, buf.subarray(runStart, off), pos + runStart);
           runStart = -1;
         }
       }
+      if (runStart >= 0) writeAll(dst, buf.subarray(runStart, n), pos + runStart);
       pos += n;
     }
   } finally {
@@ -169,9 +176,9 @@ function sparseCopy(source: string, target: string): void {
   }
 }
 
-function isZero(buf: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
-  return true;
+/** A write may be short (a filesystem filling up): the rest is written until done or an error. */
+function writeAll(fd: number, data: Buffer, position: number): void {
+  for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done, position + done);
 }
 
 /** Grows an image to `capacityBytes`; shrinking would cut off guest data and is refused. */
