@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { guest } from '../../testing/harness.js';
+import { fillUp, mountTmpfs } from '../../testing/tmpfs.js';
 import { cloneImage, createImage, ImageError, parseCapacity, probeImage, resizeImage } from './image.js';
 
 const MiB = 1024 * 1024;
@@ -128,6 +129,34 @@ describe('disk image files', () => {
     assert.equal(sha256(at('full.copy')), sha256(full));
     assert.ok(fs.statSync(at('full.copy')).blocks >= fs.statSync(full).blocks, 'every block of data written');
     assert.deepEqual(leftovers(), []);
+  });
+
+  it('on a full disk a clone or a new qcow2 fails naming the file, leaves nothing behind and keeps what was there', async (t) => {
+    const small = mountTmpfs('domus-image-full-', '4m');
+    if (typeof small === 'string') return t.skip(small);
+    try {
+      const src = at('8m.img');
+      fs.writeFileSync(src, randomBytes(8 * MiB));
+      const copy = path.join(small.dir, 'copy.img');
+      // Fails part way: 8 MiB of data into 4 MiB.
+      await assert.rejects(cloneImage(src, copy, { reflink: false }), (err: ImageError) => err.kind === 'io' && err.message === `cannot write '${copy}': No space left on device`);
+      assert.deepEqual(fs.readdirSync(small.dir), []);
+
+      const keep = path.join(small.dir, 'keep.img');
+      fs.writeFileSync(keep, 'old volume');
+      fillUp(small.dir);
+      await assert.rejects(cloneImage(src, keep, { reflink: false }), /already exists/);
+      fs.writeFileSync(at('page.img'), 'one page');
+      await assert.rejects(cloneImage(at('page.img'), path.join(small.dir, 'small.img'), { reflink: false }), /cannot write '.*small\.img': No space left on device/);
+      await assert.rejects(createImage(path.join(small.dir, 'q.qcow2'), 100 * MiB, 'qcow2'), (err: ImageError) => {
+        assert.equal(err.message, `qemu-img create '${path.join(small.dir, 'q.qcow2')}': Could not write qcow2 header: No space left on device`);
+        return err.kind === 'io';
+      });
+      assert.deepEqual(fs.readdirSync(small.dir).sort(), ['filler', 'keep.img']);
+      assert.equal(fs.readFileSync(keep, 'utf8'), 'old volume');
+    } finally {
+      small.unmount();
+    }
   });
 
   it('grows a raw image (the new part is a hole, the data stays) and refuses to shrink it', async () => {
