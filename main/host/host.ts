@@ -333,7 +333,12 @@ export class Host extends EventEmitter<HostEvents> {
     if (fs.existsSync(saved)) {
       // Never cold-boot over a saved state: restore it, or fail and keep it.
       await this.boot(rec, { paused: opts.paused, restoreFrom: saved });
-      fs.rmSync(saved, { force: true });
+      try {
+        removeFile(saved);
+      } catch (err) {
+        // The guest runs from it already: the start succeeded, but a later one would restore it again.
+        log('error', `domain '${rec.doc.config.name}' restored, but ${(err as Error).message}; remove it before the next start (managedsave-remove)`);
+      }
     } else {
       await this.boot(rec, { paused: opts.paused });
     }
