@@ -603,6 +603,8 @@ export type ErrorCode =
   | 'unsupported'
   | 'conflict'
   | 'engine-failed'
+  /** A file of the host could not be written or removed (a full disk): the message names it and why. */
+  | 'system-error'
   | 'internal';
 
 export interface ApiError {

@@ -4,34 +4,60 @@ import path from 'node:path';
 
 /**
  * Writes a file so that a crash leaves either the old or the new content, never a mix:
- * temp file in the same directory, fsync, rename over the target, fsync the directory.
+ * temp file in the same directory, fsync, rename over the target, fsync the directory. A failure
+ * (a full disk) leaves the old content and no temp file, and throws a FileWriteError naming `file`.
  */
 export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): void {
   const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = fs.openSync(tmp, 'wx', mode);
   try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } catch (err) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-  fs.closeSync(fd);
-  try {
+    fs.mkdirSync(dir, { recursive: true });
+    const fd = fs.openSync(tmp, 'wx', mode);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    throw err;
+    throw new FileWriteError(file, err);
   }
-  const dfd = fs.openSync(dir, 'r');
   try {
-    fs.fsyncSync(dfd);
-  } finally {
-    fs.closeSync(dfd);
+    const dfd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(dfd);
+    } finally {
+      fs.closeSync(dfd);
+    }
+  } catch (err) {
+    throw new FileWriteError(file, err);
   }
+}
+
+/** A file that could not be written: says which and why in strerror's words; `code` is the errno name. */
+export class FileWriteError extends Error {
+  readonly code?: string;
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super(`cannot write '${file}': ${systemErrorText(cause)}`);
+    this.name = 'FileWriteError';
+    this.code = (cause as NodeJS.ErrnoException).code;
+  }
+}
+
+/**
+ * A failed system call as strerror words it ("No space left on device"), without Node's
+ * "ENOSPC: ..., write" wrapping, so that messages can name the file themselves; other errors keep
+ * their message.
+ */
+export function systemErrorText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const m = typeof e?.code === 'string' ? /^[A-Z0-9_]+: ([^,]+)/.exec(e.message) : null;
+  return m ? m[1][0].toUpperCase() + m[1].slice(1) : err instanceof Error ? err.message : String(err);
 }
 
 /** True when a process with this pid exists (signal 0 probes without delivering). */

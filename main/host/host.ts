@@ -21,7 +21,7 @@ import type {
   VncDisplay,
 } from '../../shared/api.js';
 import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from '../../shared/domain.js';
-import { writeFileAtomic } from '../common/fsutil.js';
+import { FileWriteError, systemErrorText, writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop, setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
 import { DomainXmlError, dumpDomainXml, ensureUuid, parseDomainXml, serializeDomainXml, setMemory, type DomainDocument } from './domain/xml.js';
 import type { BalloonInfo, ExitReason, LiveDomain, Reattached } from './drivers/driver.js';
@@ -211,18 +211,20 @@ export class Host extends EventEmitter<HostEvents> {
     if (existing && expectGeneration !== undefined && existing.generation !== expectGeneration) {
       throw this.conflict(existing, expectGeneration);
     }
+    // The file first: a definition that could not be written (a full disk) changes nothing.
     let rec: DomainRecord;
     if (existing) {
       // Redefining a running domain changes the next boot only, as with virsh define.
+      this.persist(existing, doc, true);
       existing.persistent = true;
       existing.warnings = support.warnings;
       rec = existing;
     } else {
       rec = this.newRecord(doc, true);
       rec.warnings = support.warnings;
+      this.persist(rec, doc);
       this.domains.set(config.uuid, rec);
     }
-    this.persist(rec, doc);
     this.emit('domain.defined', { domain: this.summary(rec) });
     this.emitLifecycle(rec, 'defined');
     return { domain: this.summary(rec), warnings: support.warnings };
@@ -263,9 +265,16 @@ export class Host extends EventEmitter<HostEvents> {
       );
     }
     if (!rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot undefine transient domain '${rec.doc.config.name}'`);
-    fs.rmSync(this.definitionPath(rec.doc.config.uuid), { force: true });
-    fs.rmSync(this.autostartPath(rec.doc.config.uuid), { force: true });
-    fs.rmSync(this.managedSavePath(rec.doc.config.uuid), { force: true });
+    // The definition goes first: if it cannot, the domain stays as it was, saved state included.
+    // Once it is gone the domain is undefined, and a side file that stays is only reported.
+    removeFile(this.definitionPath(rec.doc.config.uuid));
+    for (const file of [this.autostartPath(rec.doc.config.uuid), this.managedSavePath(rec.doc.config.uuid)]) {
+      try {
+        removeFile(file);
+      } catch (err) {
+        log('warn', `domain '${rec.doc.config.name}' undefined, but ${(err as Error).message}`);
+      }
+    }
     if (rec.live) {
       rec.persistent = false;
       this.emitLifecycle(rec, 'undefined');
@@ -278,8 +287,8 @@ export class Host extends EventEmitter<HostEvents> {
   setAutostart(ref: string, enabled: boolean): DomainSummary {
     const rec = this.lookup(ref);
     if (!rec.persistent) throw new HostError('operation-invalid', `cannot set autostart for transient domain '${rec.doc.config.name}'`);
-    if (enabled) writeFileAtomic(this.autostartPath(rec.doc.config.uuid), `${rec.doc.config.name}\n`);
-    else fs.rmSync(this.autostartPath(rec.doc.config.uuid), { force: true });
+    if (enabled) writeHostFile(this.autostartPath(rec.doc.config.uuid), `${rec.doc.config.name}\n`);
+    else removeFile(this.autostartPath(rec.doc.config.uuid));
     this.emitLifecycle(rec, 'defined');
     return this.summary(rec);
   }
@@ -324,7 +333,12 @@ export class Host extends EventEmitter<HostEvents> {
     if (fs.existsSync(saved)) {
       // Never cold-boot over a saved state: restore it, or fail and keep it.
       await this.boot(rec, { paused: opts.paused, restoreFrom: saved });
-      fs.rmSync(saved, { force: true });
+      try {
+        removeFile(saved);
+      } catch (err) {
+        // The guest runs from it already: the start succeeded, but a later one would restore it again.
+        log('error', `domain '${rec.doc.config.name}' restored, but ${(err as Error).message}; remove it before the next start (managedsave-remove)`);
+      }
     } else {
       await this.boot(rec, { paused: opts.paused });
     }
@@ -448,7 +462,7 @@ export class Host extends EventEmitter<HostEvents> {
     const rec = this.lookup(ref);
     const file = this.managedSavePath(rec.doc.config.uuid);
     if (!fs.existsSync(file)) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' has no managed save image`);
-    fs.rmSync(file);
+    removeFile(file);
     this.emitLifecycle(rec, 'defined');
     return this.summary(rec);
   }
@@ -500,23 +514,24 @@ export class Host extends EventEmitter<HostEvents> {
     const source = p.source === undefined ? undefined : path.resolve(p.source);
     if (source && !fs.statSync(source, { throwIfNoEntry: false })?.isFile()) throw new HostError('invalid-arg', `cannot use '${source}': no such file`);
     const { live, config } = this.scope(rec, p);
-    if (live) {
-      const doc = parseDomainXml(serializeDomainXml(rec.liveDoc!));
-      const disk = setMedia(doc, p.target, source);
+    // Both edits are checked before either is made.
+    const liveDoc = live ? parseDomainXml(serializeDomainXml(rec.liveDoc!)) : undefined;
+    const disk = liveDoc && setMedia(liveDoc, p.target, source);
+    if (disk) {
       const drive = rec.liveDoc!.config.disks.find((d) => d.device === 'cdrom');
       if (!rec.live!.changeMedia || drive?.target !== disk.target) {
         throw new HostError('unsupported', `unsupported: the ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
       }
-      await rec.live!.changeMedia(source).catch((err: Error) => {
+    }
+    const draft = config ? parseDomainXml(serializeDomainXml(rec.doc)) : undefined;
+    if (draft) setMedia(draft, p.target, source);
+    await this.configThenLive(rec, draft, async () => {
+      if (!disk) return;
+      await rec.live!.changeMedia!(source).catch((err: Error) => {
         throw new HostError('engine-failed', `cannot change the medium of '${disk.target}': ${err.message}`);
       });
-      rec.liveDoc = doc;
-    }
-    if (config) {
-      const draft = parseDomainXml(serializeDomainXml(rec.doc));
-      setMedia(draft, p.target, source);
-      this.persist(rec, draft);
-    }
+      rec.liveDoc = liveDoc;
+    });
     this.emitLifecycle(rec, 'defined');
     return this.summary(rec);
   }
@@ -681,18 +696,16 @@ export class Host extends EventEmitter<HostEvents> {
       check(liveDoc, floor.kib, floor.why);
     }
     if (config) check(rec.doc, BALLOON_MIN_KiB, `the least a guest is given, ${BALLOON_MIN_KiB} KiB`);
-    if (live) {
+    const configDraft = config ? parseDomainXml(serializeDomainXml(rec.doc)) : undefined;
+    if (configDraft) setMemory(configDraft, { currentMemoryKiB: edit.sizeKiB });
+    await this.configThenLive(rec, configDraft, async () => {
+      if (!live) return;
       // Beyond what v86 runs (above 2047 MiB) the guest has less than <memory>: the target is capped there.
       rec.balloon = await this.requireLive(rec).setBalloonTarget(Math.min(edit.sizeKiB, rec.balloon?.maxKiB ?? edit.sizeKiB));
       const draft = parseDomainXml(serializeDomainXml(rec.liveDoc ?? rec.doc));
       setMemory(draft, { currentMemoryKiB: edit.sizeKiB });
       rec.liveDoc = draft;
-    }
-    if (config) {
-      const draft = parseDomainXml(serializeDomainXml(rec.doc));
-      setMemory(draft, { currentMemoryKiB: edit.sizeKiB });
-      this.persist(rec, draft);
-    }
+    });
     this.emitLifecycle(rec, 'defined');
     return this.summary(rec);
   }
@@ -726,8 +739,8 @@ export class Host extends EventEmitter<HostEvents> {
     }
     const support = this.engines.support(draft);
     if (support.errors.length) throw new HostError('invalid-arg', `invalid argument: ${support.errors.join('; ')}`);
-    rec.warnings = support.warnings;
     this.persist(rec, draft);
+    rec.warnings = support.warnings;
     this.emitLifecycle(rec, 'defined');
     return this.summary(rec);
   }
@@ -950,9 +963,8 @@ export class Host extends EventEmitter<HostEvents> {
     });
     handle.on('rebooted', () => {
       this.emitLifecycle(rec, 'rebooted');
-      if (rec.live === handle && rec.liveDoc && pendingInstall(rec.liveDoc)) {
-        // The installer's reboot: the install is over, the next boot is the final definition's.
-        this.finishInstall(rec);
+      // The installer's reboot: the install is over, the next boot is the final definition's.
+      if (rec.live === handle && rec.liveDoc && pendingInstall(rec.liveDoc) && this.finishInstall(rec)) {
         rec.restartAfterInstall = true;
         rec.stopping = 'shutdown';
         void handle.destroy();
@@ -988,11 +1000,21 @@ export class Host extends EventEmitter<HostEvents> {
     });
   }
 
-  /** The install is over: the persistent definition loses its pending-install note. */
-  private finishInstall(rec: DomainRecord): void {
-    if (!pendingInstall(rec.doc)) return;
-    this.persist(rec, completeInstall(rec.doc));
+  /**
+   * The install is over: the persistent definition loses its pending-install note. False when the
+   * definition could not be written (a full disk): it keeps the note, and the error is logged,
+   * since this runs on the runner's events with no caller to tell.
+   */
+  private finishInstall(rec: DomainRecord): boolean {
+    if (!pendingInstall(rec.doc)) return true;
+    try {
+      this.persist(rec, completeInstall(rec.doc));
+    } catch (err) {
+      log('error', `domain '${rec.doc.config.name}': install finished, but the final definition could not be saved: ${(err as Error).message}`);
+      return false;
+    }
     log('info', `domain '${rec.doc.config.name}': install finished, next boot from the final definition`);
+    return true;
   }
 
   private setState(rec: DomainRecord, state: DomainState, reason: StateReason, step: DomainStep): void {
@@ -1057,10 +1079,34 @@ export class Host extends EventEmitter<HostEvents> {
     };
   }
 
-  /** Makes `doc` the domain's persistent definition, on disk first (atomically). */
-  private persist(rec: DomainRecord, doc: DomainDocument): void {
+  /**
+   * An edit of both the definition and the running guest (--live --config): the file first, so that
+   * a full disk changes nothing; if the guest then refuses, the definition goes back as it was.
+   */
+  private async configThenLive(rec: DomainRecord, draft: DomainDocument | undefined, liveChange: () => Promise<void>): Promise<void> {
+    const before = rec.doc;
+    if (draft) this.persist(rec, draft);
+    try {
+      await liveChange();
+    } catch (err) {
+      if (draft) {
+        try {
+          this.persist(rec, before);
+        } catch (undo) {
+          log('error', `domain '${rec.doc.config.name}': the definition keeps a change the running guest refused: ${(undo as Error).message}`);
+        }
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Makes `doc` the domain's persistent definition, on disk first (atomically): when the write
+   * fails the record keeps its definition. `persistent` says whether there is a file to write.
+   */
+  private persist(rec: DomainRecord, doc: DomainDocument, persistent = rec.persistent): void {
     const xml = serializeDomainXml(doc);
-    if (rec.persistent) writeFileAtomic(this.definitionPath(doc.config.uuid), xml);
+    if (persistent) writeHostFile(this.definitionPath(doc.config.uuid), xml);
     rec.doc = doc;
     rec.generation = generationOf(xml);
   }
@@ -1109,6 +1155,35 @@ function generation(doc: DomainDocument): number {
 
 function generationOf(xml: string): number {
   return createHash('sha256').update(xml).digest().readUInt32BE(0);
+}
+
+/** Writes one of the host's own files atomically; a failure (a full disk) is an error naming the file. */
+function writeHostFile(file: string, data: string): void {
+  try {
+    writeFileAtomic(file, data);
+  } catch (err) {
+    throw err instanceof FileWriteError ? new HostError('system-error', err.message) : err;
+  }
+}
+
+/** Removes one of the host's own files (none there is fine), durably: the directory is fsynced. */
+function removeFile(file: string): void {
+  try {
+    try {
+      fs.unlinkSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    const dfd = fs.openSync(path.dirname(file), 'r');
+    try {
+      fs.fsyncSync(dfd);
+    } finally {
+      fs.closeSync(dfd);
+    }
+  } catch (err) {
+    throw new HostError('system-error', `cannot remove '${file}': ${systemErrorText(err)}`);
+  }
 }
 
 /** Secrets never leave the host in clear (VNC passwords). */

@@ -122,7 +122,7 @@ describe('state file', () => {
 
   test('an unwritable directory: a clear error', async () => {
     await assert.rejects(writeStateFile('/nonexistent-dir/x.state', fields, payload), {
-      message: "cannot write state file '/nonexistent-dir/x.state': ENOENT",
+      message: "cannot write state file '/nonexistent-dir/x.state': No such file or directory",
     });
   });
 });

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { z } from 'zod';
+import { systemErrorText } from '../common/fsutil.js';
 
 export const STATE_FORMAT_VERSION = 1;
 const MAGIC = Buffer.from([0x89, 0x44, 0x4f, 0x4d, 0x55, 0x53, 0x0d, 0x0a]);
@@ -312,7 +313,7 @@ async function writeChunks(
     if (opts.signal?.aborted) throw new StateWriteAborted('save aborted');
   };
   checkAbort();
-  const cannotWrite = (err: unknown) => new StateFileError(`cannot write state file '${file}': ${errnoText(err)}`);
+  const cannotWrite = (err: unknown) => new StateFileError(`cannot write state file '${file}': ${systemErrorText(err)}`);
   let fh: fs.promises.FileHandle;
   try {
     // State files hold guest memory: private like libvirt's.

@@ -2,11 +2,13 @@
 // format probing and virsh's capacity suffixes.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { guest } from '../../testing/harness.js';
+import { fillUp, mountTmpfs } from '../../testing/tmpfs.js';
 import { cloneImage, createImage, ImageError, parseCapacity, probeImage, resizeImage } from './image.js';
 
 const MiB = 1024 * 1024;
@@ -19,6 +21,7 @@ const head = (file: string, n: number): string => {
   fs.closeSync(fd);
   return buf.toString();
 };
+const sha256 = (file: string): string => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 const leftovers = (): string[] => fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'));
 
 describe('disk image files', () => {
@@ -90,6 +93,70 @@ describe('disk image files', () => {
     assert.ok(copy.allocationBytes <= 64 * 1024, `holes kept: ${copy.allocationBytes} bytes allocated of 32 MiB`);
     await assert.rejects(cloneImage(src, at('copy.img')), /already exists/);
     assert.deepEqual(leftovers(), []);
+  });
+
+  it('copies every byte without reflink, also a last block shorter than 4 KiB', async () => {
+    // /tmp here is ext4 (no reflink); reflink: false makes sure the copy runs on any filesystem.
+    for (const size of [1, 4095, 4097, MiB + 2048]) {
+      const src = at(`tail-${size}.img`);
+      const data = randomBytes(size);
+      data[size - 1] = 0x5a;
+      fs.writeFileSync(src, data);
+      await cloneImage(src, at(`tail-${size}.copy`), { reflink: false });
+      assert.equal(fs.statSync(at(`tail-${size}.copy`)).size, size);
+      assert.equal(sha256(at(`tail-${size}.copy`)), sha256(src), `${size} bytes`);
+    }
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it('copies a sparse file with data at both ends keeping the hole, and a file without holes whole', async () => {
+    const sparse = at('ends.img');
+    const size = 8 * MiB + 123;
+    const fd = fs.openSync(sparse, 'wx');
+    fs.ftruncateSync(fd, size);
+    fs.writeSync(fd, randomBytes(10_000), 0, 10_000, 0);
+    fs.writeSync(fd, randomBytes(3000), 0, 3000, size - 3000);
+    fs.closeSync(fd);
+    await cloneImage(sparse, at('ends.copy'), { reflink: false });
+    assert.equal(sha256(at('ends.copy')), sha256(sparse));
+    const [from, to] = [fs.statSync(sparse), fs.statSync(at('ends.copy'))];
+    assert.equal(to.size, size);
+    assert.ok(to.blocks * 512 <= 32 * 1024, `hole kept: ${to.blocks * 512} bytes allocated (source ${from.blocks * 512})`);
+
+    const full = at('full.img');
+    fs.writeFileSync(full, Buffer.concat([randomBytes(MiB), Buffer.alloc(MiB, 0x11), randomBytes(MiB + 100)]));
+    await cloneImage(full, at('full.copy'), { reflink: false });
+    assert.equal(sha256(at('full.copy')), sha256(full));
+    assert.ok(fs.statSync(at('full.copy')).blocks >= fs.statSync(full).blocks, 'every block of data written');
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it('on a full disk a clone or a new qcow2 fails naming the file, leaves nothing behind and keeps what was there', async (t) => {
+    const small = mountTmpfs('domus-image-full-', '4m');
+    if (typeof small === 'string') return t.skip(small);
+    try {
+      const src = at('8m.img');
+      fs.writeFileSync(src, randomBytes(8 * MiB));
+      const copy = path.join(small.dir, 'copy.img');
+      // Fails part way: 8 MiB of data into 4 MiB.
+      await assert.rejects(cloneImage(src, copy, { reflink: false }), (err: ImageError) => err.kind === 'io' && err.message === `cannot write '${copy}': No space left on device`);
+      assert.deepEqual(fs.readdirSync(small.dir), []);
+
+      const keep = path.join(small.dir, 'keep.img');
+      fs.writeFileSync(keep, 'old volume');
+      fillUp(small.dir);
+      await assert.rejects(cloneImage(src, keep, { reflink: false }), /already exists/);
+      fs.writeFileSync(at('page.img'), 'one page');
+      await assert.rejects(cloneImage(at('page.img'), path.join(small.dir, 'small.img'), { reflink: false }), /cannot write '.*small\.img': No space left on device/);
+      await assert.rejects(createImage(path.join(small.dir, 'q.qcow2'), 100 * MiB, 'qcow2'), (err: ImageError) => {
+        assert.equal(err.message, `qemu-img create '${path.join(small.dir, 'q.qcow2')}': Could not write qcow2 header: No space left on device`);
+        return err.kind === 'io';
+      });
+      assert.deepEqual(fs.readdirSync(small.dir).sort(), ['filler', 'keep.img']);
+      assert.equal(fs.readFileSync(keep, 'utf8'), 'old volume');
+    } finally {
+      small.unmount();
+    }
   });
 
   it('grows a raw image (the new part is a hole, the data stays) and refuses to shrink it', async () => {

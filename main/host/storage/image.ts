@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { systemErrorText } from '../../common/fsutil.js';
 
 const run = promisify(execFile);
 
@@ -100,16 +101,36 @@ async function building(file: string, build: (tmp: string) => Promise<void> | vo
     publish(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    throw err;
+    throw ioError(err, `cannot write '${file}'`);
+  }
+}
+
+/** A failed system call (a full disk) as an ImageError saying what could not be done and why. */
+function ioError(err: unknown, what: string): unknown {
+  if (err instanceof ImageError || typeof (err as NodeJS.ErrnoException).code !== 'string') return err;
+  return new ImageError('io', `${what}: ${systemErrorText(err)}`);
+}
+
+/** Runs qemu-img on `file` (or its temporary `tmp`); its complaint becomes an ImageError naming `file`. */
+async function runQemuImg(args: string[], file: string, tmp = file): Promise<void> {
+  const tool = await qemuImg();
+  try {
+    await run(tool, args);
+  } catch (err) {
+    const stderr = ((err as { stderr?: string }).stderr ?? '').trim();
+    if (!stderr) throw err;
+    // "qemu-img: /dir/.x.tmp: Could not write qcow2 header: No space left on device"
+    const why = stderr.replace(/^qemu-img: /, '').replace(`${tmp}: `, '');
+    throw new ImageError('io', `qemu-img ${args[0]} '${file}': ${why}`);
   }
 }
 
 /** A new empty image: raw is a sparse file of the capacity (no block allocated), qcow2 via qemu-img. */
 export async function createImage(file: string, capacityBytes: number, format: 'raw' | 'qcow2'): Promise<void> {
-  const tool = format === 'qcow2' ? await qemuImg() : undefined;
+  if (format === 'qcow2') await qemuImg();
   await building(file, async (tmp) => {
-    if (tool) {
-      await run(tool, ['create', '-q', '-f', 'qcow2', tmp, String(capacityBytes)]);
+    if (format === 'qcow2') {
+      await runQemuImg(['create', '-q', '-f', 'qcow2', tmp, String(capacityBytes)], file, tmp);
       return;
     }
     const fd = fs.openSync(tmp, 'wx', 0o644);
@@ -123,55 +144,70 @@ export async function createImage(file: string, capacityBytes: number, format: '
 
 const COPY_CHUNK = 1024 * 1024;
 const BLOCK = 4096;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
 /**
  * Copies `source` to a new file, keeping holes: a reflink when the filesystem can share blocks
  * (btrfs, XFS, APFS: instant, no space used), otherwise a copy that writes only the non-zero 4 KiB
- * blocks into a file of the same size, so a sparse image stays sparse.
+ * blocks into a file of the same size, so a sparse image stays sparse. `reflink: false` always
+ * copies (tests of the copy on filesystems that can reflink).
  */
-export async function cloneImage(source: string, file: string): Promise<void> {
+export async function cloneImage(source: string, file: string, opts: { reflink?: boolean } = {}): Promise<void> {
   await building(file, (tmp) => {
-    try {
-      fs.copyFileSync(source, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE_FORCE);
-      return;
-    } catch {
-      fs.rmSync(tmp, { force: true });
+    if (opts.reflink !== false) {
+      try {
+        fs.copyFileSync(source, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE_FORCE);
+        return;
+      } catch {
+        fs.rmSync(tmp, { force: true });
+      }
     }
     sparseCopy(source, tmp);
   });
 }
 
 function sparseCopy(source: string, target: string): void {
-  const src = fs.openSync(source, 'r');
-  const dst = fs.openSync(target, 'wx', 0o644);
+  const reading = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      throw ioError(err, `cannot read '${source}'`);
+    }
+  };
+  const src = reading(() => fs.openSync(source, 'r'));
+  let dst: number | undefined;
   try {
+    dst = fs.openSync(target, 'wx', 0o644);
     const size = fs.fstatSync(src).size;
     fs.ftruncateSync(dst, size);
     const buf = Buffer.alloc(COPY_CHUNK);
     for (let pos = 0; pos < size; ) {
-      const n = fs.readSync(src, buf, 0, Math.min(COPY_CHUNK, size - pos), pos);
+      const n = reading(() => fs.readSync(src, buf, 0, Math.min(COPY_CHUNK, size - pos), pos));
       if (n === 0) throw new ImageError('io', `'${source}' ended early (at byte ${pos} of ${size})`);
-      // Write each run of non-zero blocks in one call; zero blocks stay holes.
+      // Write each run of non-zero blocks in one call; zero blocks stay holes. The last block of
+      // the file may be short.
       let runStart = -1;
-      for (let off = 0; off <= n; off += BLOCK) {
-        const zero = off === n || isZero(buf, off, Math.min(off + BLOCK, n));
+      for (let off = 0; off < n; off += BLOCK) {
+        const end = Math.min(off + BLOCK, n);
+        const zero = ZERO_BLOCK.compare(buf, off, end, 0, end - off) === 0;
         if (!zero && runStart < 0) runStart = off;
         if (zero && runStart >= 0) {
-          fs.writeSync(dst, buf, runStart, Math.min(off, n) - runStart, pos + runStart);
+          writeAll(dst, buf.subarray(runStart, off), pos + runStart);
           runStart = -1;
         }
       }
+      if (runStart >= 0) writeAll(dst, buf.subarray(runStart, n), pos + runStart);
       pos += n;
     }
   } finally {
     fs.closeSync(src);
-    fs.closeSync(dst);
+    if (dst !== undefined) fs.closeSync(dst);
   }
 }
 
-function isZero(buf: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
-  return true;
+/** A write may be short (a filesystem filling up): the rest is written until done or an error. */
+function writeAll(fd: number, data: Buffer, position: number): void {
+  for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done, position + done);
 }
 
 /** Grows an image to `capacityBytes`; shrinking would cut off guest data and is refused. */
@@ -185,7 +221,7 @@ export async function resizeImage(file: string, capacityBytes: number): Promise<
   }
   if (capacityBytes === probe.capacityBytes) return;
   if (probe.format === 'qcow2') {
-    await run(await qemuImg(), ['resize', '-q', file, String(capacityBytes)]);
+    await runQemuImg(['resize', '-q', file, String(capacityBytes)], file);
   } else if (probe.format === 'raw') {
     // One ftruncate: the file has either the old or the new size; the new part is a hole.
     const fd = fs.openSync(file, 'r+');

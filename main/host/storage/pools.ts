@@ -215,10 +215,9 @@ async function imageOp(context: string, op: () => Promise<void>): Promise<void> 
     await op();
   } catch (err) {
     if (err instanceof ImageError) {
-      const code = err.kind === 'unsupported' ? 'unsupported' : err.kind === 'exists' ? 'operation-invalid' : 'invalid-arg';
-      throw new HostError(code, `${context}: ${err.message}`);
+      const codes = { unsupported: 'unsupported', exists: 'operation-invalid', io: 'system-error', invalid: 'invalid-arg', 'not-found': 'invalid-arg' } as const;
+      throw new HostError(codes[err.kind], `${context}: ${err.message}`);
     }
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    throw new HostError('internal', `${context}: ${(e.stderr || e.message).trim()}`);
+    throw new HostError('internal', `${context}: ${(err as Error).message}`);
   }
 }
