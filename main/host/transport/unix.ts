@@ -24,7 +24,7 @@ export async function listenUnix(svc: HostServices, socketPath: string): Promise
     conn.on('message', (msg) => {
       // receive() answers every bad request itself; anything that still escapes costs this client only.
       session.receive(msg).catch((err: unknown) => {
-        log('error', `local client: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        log('error', `local client: request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         sock.destroy();
       });
     });

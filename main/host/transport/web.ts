@@ -203,7 +203,7 @@ export class WebShell {
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
       session.receiveText(data.toString()).catch((err: unknown) => {
-        log('error', `web shell API: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        log('error', `web shell API: request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         ws.terminate();
       });
     });
