@@ -82,6 +82,17 @@ describe('web shell in Chromium', { timeout: 300_000 }, () => {
     assert.match(log, /refused request GET \/\?token=\*\*\* from 127\.0\.0\.1: one-time address already used/);
   });
 
+  it('`domus webshell` prints a new one-time address at each call', async () => {
+    const first = await t.cli(['webshell']);
+    const second = await t.cli(['webshell']);
+    assert.equal(first.code, 0, first.stderr);
+    const [a, b] = [first.stdout.trim(), second.stdout.trim()];
+    assert.match(a, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+$/);
+    assert.notEqual(a, b);
+    for (const url of [b, a]) assert.equal((await fetch(url, { redirect: 'manual' })).status, 303);
+    assert.equal((await fetch(a, { redirect: 'manual' })).status, 401);
+  });
+
   it('--open: what Chromium\'s command line holds opens nothing once the page has loaded; the page works', async () => {
     const url = await oneTimeUrl();
     const base = new URL(url);

@@ -41,6 +41,7 @@ export class WebShell {
   /** One-time tokens not used yet, with their expiry time. */
   private readonly oneTime = new Map<string, number>();
   private server?: http.Server;
+  private listening?: Promise<void>;
   private port = 0;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 << 20 });
 
@@ -58,8 +59,16 @@ export class WebShell {
     return `http://127.0.0.1:${this.port}/?token=${t}`;
   }
 
-  async listen(port = 0): Promise<void> {
-    if (this.server) return;
+  /** Starts serving (once: callers that ask meanwhile wait for the same start). */
+  listen(port = 0): Promise<void> {
+    this.listening ??= this.start(port).catch((err: unknown) => {
+      this.listening = undefined;
+      throw err;
+    });
+    return this.listening;
+  }
+
+  private async start(port: number): Promise<void> {
     const server = http.createServer((req, res) => this.guard(req.socket, () => this.request(req, res)));
     server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
       // Node drops its own error listener from an upgraded socket: a reset before we answer must not throw.
@@ -81,6 +90,7 @@ export class WebShell {
     for (const ws of this.wss.clients) ws.terminate();
     this.server?.close();
     this.server = undefined;
+    this.listening = undefined;
   }
 
   /** Runs one connection's handler: a fault in it closes that connection (and is logged), never the host. */
