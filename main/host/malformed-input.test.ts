@@ -3,18 +3,26 @@
 // handshake, random bytes, invalid UTF-8 and JSON, huge lines) thrown at every listener the host and
 // a running guest have: the web shell's HTTP and WebSockets (/api, /vnc/<uuid> through the host's
 // VNC link), the local API socket, the runner's control socket and its RFB server on the unix socket
-// and the TCP port of <graphics type='vnc' port='-1'>. Afterwards the same host and runner serve on.
+// and the TCP port of <graphics type='vnc' port='-1'>, then more connections than the host and the
+// runner may open files. Afterwards the same host and runner serve on.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { WebSocket } from 'ws';
 import { RfbClient } from '../runner/test-support.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, guestsBuilt, webShellSession } from '../testing/harness.js';
 
 const NAME = 'fuzzed';
+
+/** Sets a running process's open-files limit. */
+async function prlimit(pid: number, soft: number, hard: number): Promise<void> {
+  await promisify(execFile)('prlimit', [`--pid=${pid}`, `--nofile=${soft}:${hard}`]);
+}
 const PASSWORD = 'hardened';
 const BOOT = 600_000; // the machine is shared; boots can be several times slower than alone
 
@@ -272,6 +280,30 @@ describe('malformed input on every listener', { skip: guestsBuilt() ? false : 's
       await throwAt(listener, connect, ['{"type":"request","id":1,']);
       await throwAt(listener, connect, ['{"type":"request","id":1,'], 'reset');
     }
+
+    // More connections than the process may open files (libuv then accepts and drops them).
+    const floods: [number, () => net.Socket][] = [
+      [hostPid, () => net.connect(webPort, '127.0.0.1')],
+      [hostPid, () => net.connect(t.paths.socket)],
+      [runnerPid!, () => net.connect(vncPort, '127.0.0.1')],
+    ];
+    let flooded = 0;
+    for (const [pid, connect] of floods) {
+      const limits = fs.readFileSync(`/proc/${pid}/limits`, 'utf8');
+      const [, soft, hard] = /Max open files\s+(\d+)\s+(\d+)/.exec(limits)!;
+      const open = fs.readdirSync(`/proc/${pid}/fd`).length;
+      await prlimit(pid, open + 16, Number(hard));
+      try {
+        const socks = Array.from({ length: 48 }, connect);
+        for (const sock of socks) sock.on('error', () => undefined);
+        await new Promise((r) => setTimeout(r, 500));
+        for (const sock of socks) sock.destroy();
+        flooded += socks.length;
+      } finally {
+        await prlimit(pid, Number(soft), Number(hard));
+      }
+    }
+    console.log(`connections beyond the open-files limit: ${flooded}`);
 
     const total = Object.values(sent).reduce((a, b) => a + b, 0);
     const byListener = Object.entries(sent)

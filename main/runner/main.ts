@@ -112,7 +112,7 @@ function listen(server: net.Server, file: string): Promise<void> {
   });
 }
 
-/** Accept failures (EMFILE) are reported on the server: logged, they cost one client, not the guest. */
+/** Accept failures (ENOBUFS, ENOMEM…) are reported on the server: logged, they cost one client, not the guest. */
 function keepListening(server: net.Server, where: string): void {
   server.on('error', (err) => log('warn', `${where}: ${err.message}`));
 }

@@ -39,7 +39,7 @@ export async function listenUnix(svc: HostServices, socketPath: string): Promise
     server.listen(socketPath, () => resolve());
   });
   fs.chmodSync(socketPath, 0o600);
-  // Accept failures (EMFILE) are reported on the server; without a listener they would throw.
+  // Accept failures (ENOBUFS, ENOMEM…) are reported on the server; without a listener they would throw.
   server.on('error', (err) => log('warn', `local API socket: ${err.message}`));
   return {
     close: () =>

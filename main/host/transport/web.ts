@@ -79,7 +79,7 @@ export class WebShell {
       server.once('error', reject);
       server.listen(port, '127.0.0.1', () => resolve());
     });
-    // Accept failures (EMFILE) are reported on the server; without a listener they would throw.
+    // Accept failures (ENOBUFS, ENOMEM…) are reported on the server; without a listener they would throw.
     server.on('error', (err) => log('warn', `web shell: ${err.message}`));
     this.server = server;
     this.port = (server.address() as net.AddressInfo).port;
