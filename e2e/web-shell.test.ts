@@ -1,29 +1,45 @@
 // End to end in Chromium against the web shell: open the app, create a domain from the sample
 // guest, run it, watch the console canvas change, type a command, see its output on serial.
-// Also: requests without the per-start token are refused.
+// Also: requests without the session cookie are refused, a one-time address works once, and the
+// address `domus webshell --open` puts in Chromium's command line is spent once the page has loaded.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import WebSocket from 'ws';
+import { chromiumArgs } from '../main/cli/browser.js';
 import { APP_ROOT } from '../main/host/paths.js';
 import { TestHost, until } from '../main/testing/harness.js';
 import { CHROMIUM_ARGS, serialText, typeOnKeyboard } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
 
+/** The status a WebSocket handshake gets (101 when it opens). */
+function upgradeStatus(address: string, headers: Record<string, string> = {}): Promise<number> {
+  const ws = new WebSocket(address, { headers });
+  return new Promise<number>((resolve) => {
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.on('error', () => resolve(-1));
+  });
+}
+
 describe('web shell in Chromium', { timeout: 300_000 }, () => {
   let t: TestHost;
-  let url: string;
   let browser: Browser;
   let page: Page;
+  const oneTimeUrl = async (): Promise<string> => (await t.client.call('host.webShell', {})).url;
 
   before(async () => {
     fs.mkdirSync(SHOTS, { recursive: true });
     t = await TestHost.start();
-    url = (await t.client.call('host.webShell', {})).url;
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
   });
@@ -32,26 +48,111 @@ describe('web shell in Chromium', { timeout: 300_000 }, () => {
     await t?.stop();
   });
 
-  it('refuses HTTP and WebSocket requests without the token', async () => {
+  it('refuses HTTP and WebSocket requests without the session cookie; a one-time address works once', async () => {
+    const url = await oneTimeUrl();
     const base = new URL(url);
     const plain = `${base.origin}/`;
     assert.equal((await fetch(plain)).status, 401);
     assert.equal((await fetch(`${base.origin}/?token=wrong`)).status, 401);
     assert.equal((await fetch(`${base.origin}/assets/x.js`)).status, 401);
-    const ws = new WebSocket(`ws://${base.host}/api`);
-    const status = await new Promise<number>((resolve) => {
-      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-      ws.on('open', () => resolve(101));
-    });
-    assert.equal(status, 401);
-    assert.equal((await fetch(url)).status, 200);
+    assert.equal(await upgradeStatus(`ws://${base.host}/api`), 401);
+    // The one-time token opens no WebSocket, not even before its use.
+    assert.equal(await upgradeStatus(`ws://${base.host}/api${base.search}`), 401);
+
+    // First use: the session cookie and a redirect that drops the token from the address.
+    const first = await fetch(url, { redirect: 'manual' });
+    assert.equal(first.status, 303);
+    assert.equal(first.headers.get('location'), '/');
+    const setCookie = first.headers.get('set-cookie') ?? '';
+    assert.match(setCookie, /^domus_token=[\w-]+; HttpOnly; SameSite=Strict; Path=\/$/);
+    assert.ok(!setCookie.includes(base.searchParams.get('token')!), 'the session secret is not the one-time token');
+    const cookie = setCookie.split(';')[0];
+    assert.equal((await fetch(plain, { headers: { cookie } })).status, 200);
+    assert.equal(await upgradeStatus(`ws://${base.host}/api`, { cookie }), 101);
+
+    // Second use: refused, as is the spent token sent as the cookie.
+    const again = await fetch(url, { redirect: 'manual' });
+    assert.equal(again.status, 401);
+    assert.match(await again.text(), /already used or has expired; `domus webshell` prints a new one/);
+    assert.equal((await fetch(plain, { headers: { cookie: `domus_token=${base.searchParams.get('token')}` } })).status, 401);
+
     const log = fs.readFileSync(t.paths.log, 'utf8');
-    assert.match(log, /web shell: refused request GET \/ from 127\.0\.0\.1/);
+    assert.match(log, /web shell: refused request GET \/ from 127\.0\.0\.1: missing or wrong token/);
     assert.match(log, /refused WebSocket GET \/api/);
+    assert.match(log, /refused request GET \/\?token=\*\*\* from 127\.0\.0\.1: one-time address already used/);
+  });
+
+  it('`domus webshell` prints a new one-time address at each call', async () => {
+    const first = await t.cli(['webshell']);
+    const second = await t.cli(['webshell']);
+    assert.equal(first.code, 0, first.stderr);
+    const [a, b] = [first.stdout.trim(), second.stdout.trim()];
+    assert.match(a, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+$/);
+    assert.notEqual(a, b);
+    for (const url of [b, a]) assert.equal((await fetch(url, { redirect: 'manual' })).status, 303);
+    assert.equal((await fetch(a, { redirect: 'manual' })).status, 401);
+  });
+
+  it('--open: what Chromium\'s command line holds opens nothing once the page has loaded; the page works', async () => {
+    const url = await oneTimeUrl();
+    const base = new URL(url);
+    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-chromium-'));
+    // The arguments --open uses, plus what a machine without a display needs.
+    const { args } = chromiumArgs(url, profile);
+    const child = spawn('/usr/bin/chromium', [...args, '--headless', '--disable-gpu', '--remote-debugging-port=0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      const endpoint = await new Promise<string>((resolve, reject) => {
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => {
+          err += d.toString();
+          const m = /DevTools listening on (ws:\/\/\S+)/.exec(err);
+          if (m) resolve(m[1]);
+        });
+        child.on('exit', (code) => reject(new Error(`Chromium exited with code ${code}: ${err}`)));
+      });
+      const cdp = await chromium.connectOverCDP(endpoint);
+      try {
+        const context = cdp.contexts()[0];
+        await until(() => context.pages().some((p) => p.url().startsWith(base.origin)), 30_000, 'the app page');
+        const app = context.pages().find((p) => p.url().startsWith(base.origin))!;
+        // The page works (its API WebSocket answers: the sample guests are listed) and its address has no token.
+        await app.getByTestId('sample-pv').waitFor({ timeout: 30_000 });
+        assert.equal(app.url(), `${base.origin}/`);
+
+        const cmdline = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+        const seen = cmdline.find((a) => a.startsWith('--app='))?.slice('--app='.length);
+        assert.equal(seen, url, "the browser's command line holds the one-time address");
+        const spent = new URL(seen);
+        const token = spent.searchParams.get('token')!;
+        assert.equal((await fetch(seen, { redirect: 'manual' })).status, 401);
+        assert.equal((await fetch(`${spent.origin}/`, { headers: { cookie: `domus_token=${token}` } })).status, 401);
+        assert.equal(await upgradeStatus(`ws://${spent.host}/api${spent.search}`), 401);
+        assert.equal(await upgradeStatus(`ws://${spent.host}/api`, { cookie: `domus_token=${token}` }), 401);
+
+        // The session secret itself is in no process's command line.
+        const session = (await context.cookies(base.origin)).find((c) => c.name === 'domus_token')?.value;
+        assert.ok(session && session !== token);
+        for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+          let line = '';
+          try {
+            line = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+          } catch {
+            continue; // gone meanwhile
+          }
+          assert.ok(!line.includes(session), `process ${pid} has the session secret in its command line`);
+        }
+      } finally {
+        await cdp.close();
+      }
+    } finally {
+      child.kill();
+      await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
+      fs.rmSync(profile, { recursive: true, force: true });
+    }
   });
 
   it('creates the sample domain, runs it and uses its console', async () => {
-    await page.goto(url);
+    await page.goto(await oneTimeUrl());
     await page.getByTestId('sample-pv').click();
     const row = page.getByTestId('domain-row-sample-pv');
     await row.waitFor();

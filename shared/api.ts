@@ -301,6 +301,7 @@ export interface HostStatus {
 export interface Results {
   'host.status': HostStatus;
   'host.samples': { samples: SampleGuest[]; missing?: string };
+  /** A one-time address: it logs one browser in (first use within 5 minutes), then stops working. */
   'host.webShell': { url: string };
   'host.stop': Record<string, never>;
   'domain.list': { domains: DomainSummary[] };

@@ -12,6 +12,7 @@ export type HandlerTable = { [M in Method]: Handler<M> };
 
 export interface HostServices {
   host: Host;
+  /** Starts the web shell if needed; a new one-time address into it. */
   webShellUrl(): Promise<string>;
   /** Stops the host: each running domain follows its on-stop policy first. */
   stop(): void;

@@ -14,7 +14,7 @@ import { createWebSocketStream, WebSocket } from 'ws';
 import { PNG } from 'pngjs';
 import { RfbClient } from '../runner/test-support.js';
 import { vncAuthResponse } from '../runner/vnc-auth.js';
-import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt } from '../testing/harness.js';
+import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt, webShellSession } from '../testing/harness.js';
 
 const BOOT = 600_000; // the machine is shared; boots can be several times slower than alone
 const PASSWORD = 'sekrit42';
@@ -174,9 +174,9 @@ for (const engine of ENGINES) describe(`console: VNC listeners, vncdisplay, vncs
   });
 
   it("the GUI's console (the host's /vnc/<uuid> WebSocket) gets the guest; the host answers passwd= for it", async () => {
-    const shell = new URL((await t.client.call('host.webShell', {})).url);
+    const shell = await webShellSession(t.client);
     const { uuid } = await t.client.call('domain.info', { domain: 'vnc-a' });
-    const ws = new WebSocket(`ws://${shell.host}/vnc/${uuid}?token=${shell.searchParams.get('token')}`);
+    const ws = new WebSocket(`ws://${shell.host}/vnc/${uuid}`, { headers: { cookie: shell.cookie } });
     // The stream listens from the start: the host may send its RFB version in the same breath as
     // the WebSocket opens, and a message with no listener yet would be lost.
     const viewer = RfbClient.fromStream(createWebSocketStream(ws));

@@ -44,7 +44,8 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
     host,
     webShellUrl: async () => {
       web ??= new WebShell(services, path.join(APP_ROOT, 'dist', 'renderer'));
-      return web.listen();
+      await web.listen();
+      return web.oneTimeUrl();
     },
     stop: () => void stop(),
   };

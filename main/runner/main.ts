@@ -105,10 +105,16 @@ function listen(server: net.Server, file: string): Promise<void> {
     server.once('error', fail);
     server.listen(file, () => {
       server.off('error', fail);
+      keepListening(server, file);
       fs.chmodSync(file, 0o600);
       resolve();
     });
   });
+}
+
+/** Accept failures (ENOBUFS, ENOMEM…) are reported on the server: logged, they cost one client, not the guest. */
+function keepListening(server: net.Server, where: string): void {
+  server.on('error', (err) => log('warn', `${where}: ${err.message}`));
 }
 
 function formatHostPort(address: string, port: number): string {
@@ -125,6 +131,7 @@ async function listenTcp(server: net.Server, where: VncListen): Promise<{ addres
       server.once('error', reject);
       server.listen({ host: where.address, port, exclusive: true }, () => {
         server.off('error', reject);
+        keepListening(server, formatHostPort(where.address, port));
         resolve();
       });
     });

@@ -205,6 +205,16 @@ export function runCli(home: string, args: string[], input?: string, env: NodeJS
   });
 }
 
+/** Opens a one-time web shell address as a browser does: the shell's origin and the session cookie it sets. */
+export async function webShellSession(client: ApiClient): Promise<{ origin: string; host: string; cookie: string }> {
+  const { url } = await client.call('host.webShell', {});
+  const res = await fetch(url, { redirect: 'manual' });
+  const cookie = res.headers.get('set-cookie')?.split(';')[0];
+  if (res.status !== 303 || !cookie) throw new Error(`the web shell's one-time address answered ${res.status} without a session cookie`);
+  const { origin, host } = new URL(url);
+  return { origin, host, cookie };
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

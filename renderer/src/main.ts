@@ -3,15 +3,12 @@ import './styles/base.css';
 import { createPinia } from 'pinia';
 import { createApp } from 'vue';
 import { host } from './api';
-import { stripTokenFromAddress } from './api/web';
 import App from './App.vue';
 import { useDomainsStore } from './stores/domains';
 import { useHostStore } from './stores/host';
 import { useJobsStore } from './stores/jobs';
 import { useQuitStore } from './stores/quit';
 import { useStatsStore } from './stores/stats';
-
-stripTokenFromAddress();
 
 const app = createApp(App);
 app.use(createPinia());

@@ -1,9 +1,9 @@
 // Host commands: the connection URI, the per-user daemon and the web shell.
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { hostAnswers } from '../../host/daemon.js';
 import { hostPaths } from '../../host/paths.js';
+import { chromiumArgs, findBrowser } from '../browser.js';
 import { CliError, DEFAULT_URI, type Command } from '../command.js';
 
 export const hostCommands: Record<string, Command> = {
@@ -58,7 +58,7 @@ export const hostCommands: Record<string, Command> = {
   },
   webshell: {
     usage: 'webshell [--open]',
-    help: 'print the web shell address (with its secret token); --open opens it in Chromium',
+    help: 'print a one-time web shell address (it logs one browser in, within 5 minutes); --open opens it in Chromium',
     run: async (client, args) => {
       const api = await client();
       const { url } = await api.call('host.webShell', {});
@@ -66,19 +66,18 @@ export const hostCommands: Record<string, Command> = {
         process.stdout.write(`${url}\n`);
         return;
       }
-      const browser = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((b) => fs.existsSync(b));
-      process.stdout.write(`Domus manager: ${url}\n`);
+      const browser = findBrowser();
       if (!browser) {
-        process.stdout.write('No Chromium found; open the address above in a browser.\n');
+        process.stdout.write(`No Chromium found; open this one-time address in a browser: ${url}\n`);
         return;
       }
-      process.stdout.write(`Opening it in ${browser} (app mode)\n`);
-      const profile = path.join(hostPaths().home, 'chromium-profile');
-      const child = spawn(browser, [`--app=${url}`, `--user-data-dir=${profile}`, '--no-first-run', '--disable-background-networking', '--window-size=1200,800'], {
-        stdio: 'ignore',
-      });
+      process.stdout.write(`Opening the Domus manager in ${browser} (app mode)\n`);
+      const { args: argv, warning } = chromiumArgs(url, path.join(hostPaths().home, 'chromium-profile'));
+      if (warning) process.stderr.write(`domus: warning: ${warning}\n`);
+      const child = spawn(browser, argv, { stdio: 'ignore' });
       const code = await new Promise<number | null>((r) => child.on('exit', r));
-      if (code) process.stdout.write(`Chromium exited with code ${code}; open the address above in a browser.\n`);
+      // The address it had is spent by now: a new one for the user.
+      if (code) process.stdout.write(`Chromium exited with code ${code}; \`domus webshell\` prints an address to open in a browser.\n`);
     },
   },
 };

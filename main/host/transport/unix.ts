@@ -21,7 +21,13 @@ export async function listenUnix(svc: HostServices, socketPath: string): Promise
     const session = new ApiSession(svc, { kind: 'local', label: 'local client' }, (text) => {
       if (conn.isOpen) sock.write(text + '\n');
     });
-    conn.on('message', (msg) => void session.receive(msg));
+    conn.on('message', (msg) => {
+      // receive() answers every bad request itself; anything that still escapes costs this client only.
+      session.receive(msg).catch((err: unknown) => {
+        log('error', `local client: request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        sock.destroy();
+      });
+    });
     conn.on('invalid', (err) => session.malformed(err.message));
     conn.on('close', (err) => {
       if (err) log('warn', `local client: ${err.message}`);
@@ -33,6 +39,8 @@ export async function listenUnix(svc: HostServices, socketPath: string): Promise
     server.listen(socketPath, () => resolve());
   });
   fs.chmodSync(socketPath, 0o600);
+  // Accept failures (ENOBUFS, ENOMEM…) are reported on the server; without a listener they would throw.
+  server.on('error', (err) => log('warn', `local API socket: ${err.message}`));
   return {
     close: () =>
       new Promise<void>((resolve) => {

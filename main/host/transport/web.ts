@@ -1,5 +1,9 @@
 // The web shell: the host serves the built renderer and its API on 127.0.0.1 with a per-start
-// secret token. Every HTTP request and WebSocket must carry it (query or cookie); the rest get 401.
+// session secret that only ever leaves this process in an HttpOnly cookie. A browser gets the cookie
+// by opening a one-time address (/?token=…, from `domus webshell`), which dies at its first use and
+// redirects to /; every other HTTP request and WebSocket must carry the cookie, the rest get 401.
+// Each request is handled on its own: a malformed one gets 400 (or its connection closed), never
+// an exception out of a socket event.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -11,6 +15,10 @@ import { log } from '../log.js';
 import { VncLink } from '../vnc-link.js';
 
 const COOKIE = 'domus_token';
+/** A one-time address is for a person to open now (`domus webshell`), or for the browser --open starts. */
+const ONE_TIME_TTL_MS = 5 * 60_000;
+/** RFC 6455: a close frame's reason is at most 123 bytes. */
+const MAX_CLOSE_REASON_BYTES = 123;
 const CSP =
   "default-src 'self'; connect-src 'self' ws://127.0.0.1:* ws://localhost:*; img-src 'self' data: blob:; " +
   "style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
@@ -29,8 +37,11 @@ const TYPES: Record<string, string> = {
 };
 
 export class WebShell {
-  readonly token = randomBytes(24).toString('base64url');
+  private readonly token = randomBytes(24).toString('base64url');
+  /** One-time tokens not used yet, with their expiry time. */
+  private readonly oneTime = new Map<string, number>();
   private server?: http.Server;
+  private listening?: Promise<void>;
   private port = 0;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 << 20 });
 
@@ -39,98 +50,157 @@ export class WebShell {
     private readonly staticDir: string,
   ) {}
 
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/?token=${this.token}`;
+  /** A new address that logs one browser in: valid for its first use within ONE_TIME_TTL_MS. */
+  oneTimeUrl(): string {
+    const now = Date.now();
+    for (const [t, expires] of this.oneTime) if (expires <= now) this.oneTime.delete(t);
+    const t = randomBytes(24).toString('base64url');
+    this.oneTime.set(t, now + ONE_TIME_TTL_MS);
+    return `http://127.0.0.1:${this.port}/?token=${t}`;
   }
 
-  async listen(port = 0): Promise<string> {
-    if (this.server) return this.url;
-    const server = http.createServer((req, res) => this.request(req, res));
-    server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as net.Socket, head));
+  /** Starts serving (once: callers that ask meanwhile wait for the same start). */
+  listen(port = 0): Promise<void> {
+    this.listening ??= this.start(port).catch((err: unknown) => {
+      this.listening = undefined;
+      throw err;
+    });
+    return this.listening;
+  }
+
+  private async start(port: number): Promise<void> {
+    const server = http.createServer((req, res) => this.guard(req.socket, () => this.request(req, res)));
+    server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      // Node drops its own error listener from an upgraded socket: a reset before we answer must not throw.
+      socket.on('error', () => undefined);
+      this.guard(socket, () => this.upgrade(req, socket, head));
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, '127.0.0.1', () => resolve());
     });
+    // Accept failures (ENOBUFS, ENOMEM…) are reported on the server; without a listener they would throw.
+    server.on('error', (err) => log('warn', `web shell: ${err.message}`));
     this.server = server;
     this.port = (server.address() as net.AddressInfo).port;
     log('info', `web shell listening on http://127.0.0.1:${this.port}/`);
-    return this.url;
   }
 
   close(): void {
     for (const ws of this.wss.clients) ws.terminate();
     this.server?.close();
     this.server = undefined;
+    this.listening = undefined;
   }
 
-  /** Accepts the token from ?token= or the cookie; also refuses foreign Host headers (DNS rebinding). */
-  private authorized(req: http.IncomingMessage): { ok: boolean; viaQuery: boolean } {
-    const hostHeader = req.headers.host ?? '';
-    if (hostHeader !== `127.0.0.1:${this.port}` && hostHeader !== `localhost:${this.port}`) return { ok: false, viaQuery: false };
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const q = url.searchParams.get('token');
-    if (q !== null) return { ok: this.matches(q), viaQuery: true };
+  /** Runs one connection's handler: a fault in it closes that connection (and is logged), never the host. */
+  private guard(socket: net.Socket, handle: () => void): void {
+    try {
+      handle();
+    } catch (err) {
+      log('error', `web shell: request from ${socket.remoteAddress} failed: ${(err as Error).stack ?? String(err)}`);
+      socket.destroy();
+    }
+  }
+
+  /** Refuses foreign Host headers (DNS rebinding). */
+  private hostOk(req: http.IncomingMessage): boolean {
+    const host = req.headers.host;
+    return host === `127.0.0.1:${this.port}` || host === `localhost:${this.port}`;
+  }
+
+  private hasSession(req: http.IncomingMessage): boolean {
     const cookie = parseCookies(req.headers.cookie)[COOKIE];
-    return { ok: cookie !== undefined && this.matches(cookie), viaQuery: false };
+    return this.hostOk(req) && cookie !== undefined && sameSecret(cookie, this.token);
   }
 
-  private matches(candidate: string): boolean {
-    const a = Buffer.from(candidate);
-    const b = Buffer.from(this.token);
-    return a.length === b.length && timingSafeEqual(a, b);
+  /** Uses up a one-time token: true when it was issued and has not expired. */
+  private redeem(candidate: string): boolean {
+    for (const [t, expires] of this.oneTime) {
+      if (!sameSecret(candidate, t)) continue;
+      this.oneTime.delete(t);
+      return expires > Date.now();
+    }
+    return false;
   }
 
-  private refuse(req: http.IncomingMessage, what: string): void {
-    log('warn', `web shell: refused ${what} ${req.method} ${(req.url ?? '').replace(/token=[^&]*/, 'token=***')} from ${req.socket.remoteAddress}: missing or wrong token`);
+  private refuse(req: http.IncomingMessage, what: string, why = 'missing or wrong token'): void {
+    const target = (req.url ?? '').replace(/token=[^&]*/, 'token=***').slice(0, 200);
+    log('warn', `web shell: refused ${what} ${req.method} ${target} from ${req.socket.remoteAddress}: ${why}`);
   }
 
   private request(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const auth = this.authorized(req);
-    if (!auth.ok) {
-      this.refuse(req, 'request');
-      res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('401 Unauthorized: this Domus host needs the token printed when it started\n');
+    const target = parseTarget(req.url);
+    if (!target) {
+      this.refuse(req, 'request', 'malformed request target');
+      return plain(res, 400, '400 Bad Request: malformed request target\n');
+    }
+    const oneTime = target.query.get('token');
+    if (oneTime !== null && req.method === 'GET' && this.hostOk(req)) {
+      // A browser that already has the session (an old address opened again) just goes on.
+      if (!this.redeem(oneTime) && !this.hasSession(req)) {
+        this.refuse(req, 'request', 'one-time address already used, expired or wrong');
+        return plain(res, 401, '401 Unauthorized: this one-time address was already used or has expired; `domus webshell` prints a new one\n');
+      }
+      // The redirect takes the token out of the address bar and the history.
+      res.writeHead(303, {
+        location: '/',
+        'set-cookie': `${COOKIE}=${this.token}; HttpOnly; SameSite=Strict; Path=/`,
+        'cache-control': 'no-store',
+        'referrer-policy': 'no-referrer',
+      });
+      res.end();
       return;
+    }
+    if (!this.hasSession(req)) {
+      this.refuse(req, 'request');
+      return plain(res, 401, '401 Unauthorized: open the one-time address `domus webshell` prints\n');
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' });
       res.end();
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const rel = decodeURIComponent(url.pathname) === '/' ? 'index.html' : decodeURIComponent(url.pathname).slice(1);
+    const rel = target.pathname === '/' ? 'index.html' : target.pathname.slice(1);
     const file = path.resolve(this.staticDir, rel);
-    if (!file.startsWith(this.staticDir + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('404 Not Found\n');
-      return;
-    }
-    const headers: http.OutgoingHttpHeaders = {
+    if (!file.startsWith(this.staticDir + path.sep) || !isFile(file)) return plain(res, 404, '404 Not Found\n');
+    res.writeHead(200, {
       'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
       'content-security-policy': CSP,
       'x-content-type-options': 'nosniff',
       'referrer-policy': 'no-referrer',
       'cache-control': rel === 'index.html' ? 'no-store' : 'max-age=3600',
-    };
-    if (auth.viaQuery) headers['set-cookie'] = `${COOKIE}=${this.token}; HttpOnly; SameSite=Strict; Path=/`;
-    res.writeHead(200, headers);
-    if (req.method === 'HEAD') res.end();
-    else fs.createReadStream(file).pipe(res);
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const stream = fs.createReadStream(file);
+    stream.on('error', (err) => {
+      log('warn', `web shell: cannot read ${file}: ${err.message}`);
+      res.destroy();
+    });
+    stream.pipe(res);
   }
 
   private upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    const target = parseTarget(req.url);
+    if (!target) {
+      this.refuse(req, 'WebSocket', 'malformed request target');
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     const origin = req.headers.origin;
     const originOk = origin === undefined || origin === `http://127.0.0.1:${this.port}` || origin === `http://localhost:${this.port}`;
-    if (!this.authorized(req).ok || !originOk) {
+    if (!this.hasSession(req) || !originOk) {
       this.refuse(req, 'WebSocket');
       socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    const { pathname } = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (pathname === '/api') {
+    if (target.pathname === '/api') {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.api(ws, req));
-    } else if (pathname.startsWith('/vnc/')) {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.vnc(ws, decodeURIComponent(pathname.slice(5))));
+    } else if (target.pathname.startsWith('/vnc/')) {
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.vnc(ws, target.pathname.slice(5)));
     } else {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     }
@@ -142,7 +212,10 @@ export class WebShell {
     });
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
-      void session.receiveText(data.toString());
+      session.receiveText(data.toString()).catch((err: unknown) => {
+        log('error', `web shell API: request failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        ws.terminate();
+      });
     });
     ws.on('close', () => session.close());
     ws.on('error', () => session.close());
@@ -156,7 +229,7 @@ export class WebShell {
       socketPath = this.svc.host.vncSocket(domain);
       password = this.svc.host.vncPassword(domain);
     } catch (err) {
-      ws.close(4404, (err as Error).message.slice(0, 120));
+      ws.close(4404, closeReason((err as Error).message));
       return;
     }
     const rfb = new VncLink(socketPath, password, {
@@ -178,4 +251,45 @@ function parseCookies(header: string | undefined): Record<string, string> {
     if (i > 0) out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
   }
   return out;
+}
+
+function sameSecret(candidate: string, secret: string): boolean {
+  const a = Buffer.from(candidate);
+  const b = Buffer.from(secret);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** An origin-form request target's decoded path and its query; undefined when it is not one. */
+function parseTarget(raw: string | undefined): { pathname: string; query: URLSearchParams } | undefined {
+  // Absolute-form (http://…), authority-form and asterisk-form targets are not for this server.
+  if (!raw?.startsWith('/')) return undefined;
+  try {
+    const url = new URL(`http://127.0.0.1${raw}`);
+    const pathname = decodeURIComponent(url.pathname);
+    return pathname.includes('\0') ? undefined : { pathname, query: url.searchParams };
+  } catch {
+    // Not a URL, or a bad percent-escape (URIError).
+    return undefined;
+  }
+}
+
+function isFile(file: string): boolean {
+  try {
+    return fs.statSync(file).isFile();
+  } catch {
+    // Missing, a name too long, not searchable: not something we serve.
+    return false;
+  }
+}
+
+function plain(res: http.ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
+  res.end(text);
+}
+
+/** Cuts a close reason to what a close frame carries (ws throws on a longer one). */
+function closeReason(text: string): string {
+  let reason = text;
+  while (Buffer.byteLength(reason) > MAX_CLOSE_REASON_BYTES) reason = reason.slice(0, -1);
+  return reason;
 }

@@ -1,5 +1,6 @@
 // Web shell: the host serves this page and accepts WebSockets on the same origin. The session
-// token travels in the HttpOnly cookie the host set when the page was first opened with ?token=.
+// secret travels in the HttpOnly cookie the host set when its one-time address (/?token=…) was
+// opened; that address redirected here without the token.
 import type { MessageTransport } from '@shared/client';
 import type { Shell } from './shell';
 import { TransportBase } from './transport';
@@ -55,11 +56,3 @@ export const webShell: Shell = {
   // noVNC opens this URL itself (binary frames of raw RFB, no subprotocol).
   openVncChannel: (domainUuid) => socketUrl(`/vnc/${encodeURIComponent(domainUuid)}`),
 };
-
-/** The host put the session token in the first URL; once the cookie is set it should not linger. */
-export function stripTokenFromAddress(): void {
-  const url = new URL(location.href);
-  if (!url.searchParams.has('token')) return;
-  url.searchParams.delete('token');
-  history.replaceState(history.state, '', url.pathname + url.search + url.hash);
-}
