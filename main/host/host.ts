@@ -13,6 +13,7 @@ import type {
   Events,
   HostStatus,
   HostStopProgress,
+  ImageInspection,
   JobInfo,
   LifecycleEvent,
   MemoryStats,
@@ -30,7 +31,7 @@ import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
 import { log } from './log.js';
 import { completeInstall, installTimeDocument, pendingInstall } from './domain/install-boot.js';
-import { inspectImage } from '../fsimage/index.js';
+import { runFsimageJob } from './fsimage-client.js';
 import { checkSpec } from './new-domain-checks.js';
 import { specToXml } from './new-domain.js';
 import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../runner/keycodes.js';
@@ -39,7 +40,7 @@ import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadManager } from './downloads/manager.js';
 import type { HostPaths } from './paths.js';
 import { buildSample, StatsWatchers, type PreviousSample } from './stats.js';
-import { addDisk, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
+import { addDisk, checkSourceImage, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
 import { diskConflict, type DiskUser } from './storage/in-use.js';
 import { Storage } from './storage/pools.js';
 import { TraceLog } from './trace.js';
@@ -230,7 +231,8 @@ export class Host extends EventEmitter<HostEvents> {
 
   /** The New VM wizard's spec: refused when the guest could not start (missing files, wrong architecture). */
   async create(spec: NewDomainSpec): Promise<{ domain: DomainSummary; warnings: DefinitionWarning[] }> {
-    const problems = await checkSpec(spec, async (file) => inspectImage(file));
+    // The image is read in the reader's worker thread, as host.inspectImage does: it is untrusted.
+    const problems = await checkSpec(spec, (file) => runFsimageJob<ImageInspection>({ op: 'inspect', path: file }));
     if (problems.length) throw new HostError('invalid-arg', problems.join('; '));
     return this.define(specToXml(spec));
   }
@@ -498,7 +500,7 @@ export class Host extends EventEmitter<HostEvents> {
     const rec = this.lookup(ref);
     if (p.eject === (p.source !== undefined)) throw new HostError('invalid-arg', p.eject ? 'eject takes no source image' : 'a source image is required to insert or update the medium');
     const source = p.source === undefined ? undefined : path.resolve(p.source);
-    if (source && !fs.statSync(source, { throwIfNoEntry: false })?.isFile()) throw new HostError('invalid-arg', `cannot use '${source}': no such file`);
+    if (source) checkSourceImage(source);
     const { live, config } = this.scope(rec, p);
     if (live) {
       const doc = parseDomainXml(serializeDomainXml(rec.liveDoc!));

@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { InputFileError, openInputFile } from '../../common/input-file.js';
 
 const run = promisify(execFile);
 
@@ -35,10 +36,8 @@ const QCOW2_MAGIC = 0x514649fb; // "QFI\xfb"
 const ISO_MAGIC_OFFSET = 16 * 2048 + 1;
 
 export function probeImage(file: string): ImageProbe {
-  const fd = fs.openSync(file, 'r');
+  const { fd, stats: st } = openUntrusted(file);
   try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new ImageError('invalid', `'${file}' is not a regular file`);
     const allocationBytes = st.blocks * 512;
     const head = Buffer.alloc(32);
     const n = fs.readSync(fd, head, 0, 32, 0);
@@ -52,6 +51,16 @@ export function probeImage(file: string): ImageProbe {
     return { format: 'raw', capacityBytes: st.size, allocationBytes };
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** A volume's file, opened without blocking on whatever kind of file the path turned out to be. */
+function openUntrusted(file: string): { fd: number; stats: fs.Stats } {
+  try {
+    return openInputFile(file);
+  } catch (err) {
+    if (!(err instanceof InputFileError)) throw err;
+    throw new ImageError(err.code === 'ENOENT' ? 'not-found' : err.kind ? 'invalid' : 'io', err.message);
   }
 }
 
@@ -142,10 +151,10 @@ export async function cloneImage(source: string, file: string): Promise<void> {
 }
 
 function sparseCopy(source: string, target: string): void {
-  const src = fs.openSync(source, 'r');
+  const { fd: src, stats } = openUntrusted(source);
   const dst = fs.openSync(target, 'wx', 0o644);
   try {
-    const size = fs.fstatSync(src).size;
+    const size = stats.size;
     fs.ftruncateSync(dst, size);
     const buf = Buffer.alloc(COPY_CHUNK);
     for (let pos = 0; pos < size; ) {
