@@ -464,10 +464,23 @@ export class Host extends EventEmitter<HostEvents> {
     } catch (err) {
       throw new HostError('invalid-arg', (err as Error).message);
     }
-    let rec = this.domains.get(header.uuid);
+    // The file is untrusted: its header and its XML must name the same domain, and that domain must
+    // not collide with another one here (same name under another uuid, or the reverse).
+    const doc = this.parse(header.domainXml);
+    const { uuid, name } = doc.config;
+    if (uuid !== header.uuid || name !== header.name) {
+      throw new HostError('invalid-arg', `state file '${source}' is inconsistent: its header holds domain '${header.name}' (${header.uuid}) but its XML defines '${name}' (${uuid})`);
+    }
+    let rec: DomainRecord | undefined;
+    try {
+      rec = this.clash(doc.config);
+    } catch (err) {
+      if (err instanceof HostError) throw new HostError(err.code, `cannot restore '${source}': ${err.message}`);
+      throw err;
+    }
     if (!rec) {
-      rec = this.newRecord(this.parse(header.domainXml), false);
-      this.domains.set(header.uuid, rec);
+      rec = this.newRecord(doc, false);
+      this.domains.set(uuid, rec);
     }
     if (rec.live || rec.step) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already active`);
     const job = this.beginJob(rec, 'restore', async () => undefined);
