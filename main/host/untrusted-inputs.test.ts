@@ -43,7 +43,7 @@ describe('paths that are not images', { timeout: 120_000 }, () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('host.inspectImage refuses each at once, and 20 calls on each leave domusd with the threads it had', async () => {
+  it('host.inspectImage refuses each at once, and 20 calls on each leave domusd with the threads it had', async (ctx) => {
     const pid = t.daemonPid();
     const round = async (): Promise<void> => {
       for (const [file, kind] of special.cases) {
@@ -54,6 +54,7 @@ describe('paths that are not images', { timeout: 120_000 }, () => {
     await round();
     const before = threads(pid);
     for (let i = 0; i < 20; i++) await round();
+    ctx.diagnostic(`domusd threads: ${before} before, ${threads(pid)} after ${20 * special.cases.length} refused calls`);
     assert.equal(threads(pid), before);
   });
 
