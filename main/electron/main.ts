@@ -1,8 +1,9 @@
 // Electron main: thin by design. It opens windows and menus, forks the host as a utility process,
 // and brokers one MessagePort per renderer channel (API or VNC) between the two.
-import { app, BrowserWindow, ipcMain, Menu, MessageChannelMain, net, protocol, shell, utilityProcess, type UtilityProcess } from 'electron';
+import { app, BrowserWindow, ipcMain, Menu, MessageChannelMain, net, protocol, utilityProcess, type UtilityProcess, type WebContents } from 'electron';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { APP_ORIGIN, checkPortRequest, navigationAllowed, windowOpenDecision } from './policy.js';
 
 const CSP =
   "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; " +
@@ -39,28 +40,31 @@ const WEB_PREFERENCES = {
   sandbox: true,
 };
 
-/** The renderer's console-only route (#/console/<uuid>/window): a console in its own window. */
-const CONSOLE_WINDOW = /^domus:\/\/app\/index\.html#\/console\/[^/]+\/window$/;
+/** The webContents of every window the app opened: only they may ask for a port to the host. */
+const ourContents = new WeakSet<WebContents>();
 
-/** Links to the web open in the browser; the app's own console route opens as a Domus window. */
-function guardWindowOpen(win: BrowserWindow): void {
-  win.webContents.setWindowOpenHandler(({ url }) => {
-    if (CONSOLE_WINDOW.test(url)) {
-      return {
-        action: 'allow',
-        overrideBrowserWindowOptions: { width: 1024, height: 820, title: 'Domus console', webPreferences: WEB_PREFERENCES },
-      };
-    }
-    if (url.startsWith('https://')) void shell.openExternal(url);
-    return { action: 'deny' };
-  });
-  win.webContents.on('did-create-window', guardWindowOpen);
+/** Keeps a window on the app (decisions in policy.ts): no navigation away, no window but the console's, no webview. */
+function guardWindow(win: BrowserWindow): void {
+  const contents = win.webContents;
+  ourContents.add(contents);
+  const stay = (event: { url: string; preventDefault(): void }): void => {
+    if (!navigationAllowed(event.url)) event.preventDefault();
+  };
+  contents.on('will-navigate', stay);
+  contents.on('will-redirect', stay);
+  contents.on('will-attach-webview', (event) => event.preventDefault());
+  contents.setWindowOpenHandler(({ url }) =>
+    windowOpenDecision(url) === 'console-window'
+      ? { action: 'allow', overrideBrowserWindowOptions: { width: 1024, height: 820, title: 'Domus console', webPreferences: WEB_PREFERENCES } }
+      : { action: 'deny' },
+  );
+  contents.on('did-create-window', guardWindow);
 }
 
 function createWindow(): void {
   const win = new BrowserWindow({ width: 1200, height: 800, title: 'Domus', webPreferences: WEB_PREFERENCES });
-  guardWindowOpen(win);
-  void win.loadURL('domus://app/index.html');
+  guardWindow(win);
+  void win.loadURL(`${APP_ORIGIN}/index.html`);
 }
 
 function buildMenu(): void {
@@ -84,11 +88,17 @@ app.whenReady().then(() => {
     return new Response(res.body, { status: res.status, headers });
   });
   host = startHost();
-  ipcMain.on('domus:port-request', (event, req: { kind: 'api' | 'vnc'; domain?: string; requestId: string }) => {
-    if (!host || (req.kind !== 'api' && req.kind !== 'vnc')) return;
+  ipcMain.on('domus:port-request', (event, req: unknown) => {
+    const frame = event.senderFrame;
+    const verdict = checkPortRequest({ frameUrl: frame?.url, mainFrame: frame !== null && frame === event.sender.mainFrame, ourWindow: ourContents.has(event.sender) }, req);
+    if (!verdict.ok) {
+      console.error(`Domus: port request refused: ${verdict.reason}`);
+      return;
+    }
+    if (!host) return;
     const { port1, port2 } = new MessageChannelMain();
-    host.postMessage({ kind: req.kind, domain: req.domain }, [port1]);
-    event.sender.postMessage('domus:port', { requestId: req.requestId }, [port2]);
+    host.postMessage({ kind: verdict.request.kind, domain: verdict.request.domain }, [port1]);
+    event.sender.postMessage('domus:port', { requestId: verdict.request.requestId }, [port2]);
   });
   buildMenu();
   createWindow();

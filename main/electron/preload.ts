@@ -2,6 +2,7 @@
 // Preload: exposes only the port request; the ports themselves reach the page by postMessage,
 // so the renderer never sees ipcRenderer or any Node API.
 import { contextBridge, ipcRenderer, webUtils } from 'electron';
+import { APP_ORIGIN } from './policy.js';
 
 let seq = 0;
 contextBridge.exposeInMainWorld('domusBridge', {
@@ -18,5 +19,6 @@ contextBridge.exposeInMainWorld('domusBridge', {
 });
 
 ipcRenderer.on('domus:port', (event, msg: { requestId: string }) => {
-  window.postMessage({ domusPort: msg.requestId }, '*', event.ports);
+  // Delivered only while the page is the app's own; main.ts keeps windows there anyway.
+  window.postMessage({ domusPort: msg.requestId }, APP_ORIGIN, event.ports);
 });

@@ -1,6 +1,7 @@
 // Bounded positional reads from an image file. Every read is checked against the file (or slice)
 // bounds and counted against a budget, so a hostile image cannot make the host read without end.
 import fs from 'node:fs';
+import { InputFileError, openInputFile } from '../common/input-file.js';
 import { FsImageError, corrupt, limit } from './errors.js';
 
 export const MiB = 1024 * 1024;
@@ -39,14 +40,14 @@ export class ImageFile {
 
   static open(file: string, budget: Partial<typeof DEFAULT_BUDGET> = {}): ImageFile {
     let fd: number;
+    let st: fs.Stats;
     try {
-      fd = fs.openSync(file, 'r');
+      ({ fd, stats: st } = openInputFile(file, { blockDevices: true }));
     } catch (err) {
+      if (err instanceof InputFileError && err.kind) throw new FsImageError('io', err.message);
       throw new FsImageError('io', `cannot open '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     try {
-      const st = fs.fstatSync(fd);
-      if (st.isDirectory()) throw new FsImageError('io', `'${file}' is a directory, not an image`);
       let size = st.size;
       if (st.isBlockDevice()) size = blockDeviceSize(fd);
       return new ImageFile(file, fd, size, budget);

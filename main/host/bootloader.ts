@@ -5,6 +5,7 @@
 // thread (fsimage-worker.ts), so a hostile image can neither block nor exhaust the host.
 import path from 'node:path';
 import type { DomainConfig } from '../../shared/domain.js';
+import { checkInputFile, InputFileError } from '../common/input-file.js';
 import type { DomainDocument } from './domain/xml.js';
 import { FsimageJobError, runFsimageJob } from './fsimage-client.js';
 import type { BootJobResult } from './fsimage-worker.js';
@@ -58,6 +59,13 @@ export async function resolveBootloader(doc: DomainDocument, outDir: string): Pr
   if (!disk?.source) throw new BootloaderError('pygrub: the domain has no disk with a source image to boot from');
   if (disk.format !== 'raw' && disk.format !== 'iso') {
     throw new BootloaderError(`pygrub: disk ${disk.target} is ${disk.format}; only raw images can be read`);
+  }
+  // Checked before a worker exists: a worker blocked in open(2) on a FIFO could never be ended.
+  try {
+    checkInputFile(disk.source, { blockDevices: true });
+  } catch (err) {
+    if (err instanceof InputFileError) throw new BootloaderError(`pygrub: ${err.message}`);
+    throw err;
   }
   let r: BootJobResult;
   try {

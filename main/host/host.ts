@@ -13,6 +13,7 @@ import type {
   Events,
   HostStatus,
   HostStopProgress,
+  ImageInspection,
   JobInfo,
   LifecycleEvent,
   MemoryStats,
@@ -30,7 +31,7 @@ import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
 import { log } from './log.js';
 import { completeInstall, installTimeDocument, pendingInstall } from './domain/install-boot.js';
-import { inspectImage } from '../fsimage/index.js';
+import { runFsimageJob } from './fsimage-client.js';
 import { checkSpec } from './new-domain-checks.js';
 import { specToXml } from './new-domain.js';
 import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../runner/keycodes.js';
@@ -39,7 +40,7 @@ import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadManager } from './downloads/manager.js';
 import type { HostPaths } from './paths.js';
 import { buildSample, StatsWatchers, type PreviousSample } from './stats.js';
-import { addDisk, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
+import { addDisk, checkSourceImage, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
 import { diskConflict, type DiskUser } from './storage/in-use.js';
 import { Storage } from './storage/pools.js';
 import { TraceLog } from './trace.js';
@@ -232,7 +233,8 @@ export class Host extends EventEmitter<HostEvents> {
 
   /** The New VM wizard's spec: refused when the guest could not start (missing files, wrong architecture). */
   async create(spec: NewDomainSpec): Promise<{ domain: DomainSummary; warnings: DefinitionWarning[] }> {
-    const problems = await checkSpec(spec, async (file) => inspectImage(file));
+    // The image is read in the reader's worker thread, as host.inspectImage does: it is untrusted.
+    const problems = await checkSpec(spec, (file) => runFsimageJob<ImageInspection>({ op: 'inspect', path: file }));
     if (problems.length) throw new HostError('invalid-arg', problems.join('; '));
     return this.define(specToXml(spec));
   }
@@ -476,10 +478,23 @@ export class Host extends EventEmitter<HostEvents> {
     } catch (err) {
       throw new HostError('invalid-arg', (err as Error).message);
     }
-    let rec = this.domains.get(header.uuid);
+    // The file is untrusted: its header and its XML must name the same domain, and that domain must
+    // not collide with another one here (same name under another uuid, or the reverse).
+    const doc = this.parse(header.domainXml);
+    const { uuid, name } = doc.config;
+    if (uuid !== header.uuid || name !== header.name) {
+      throw new HostError('invalid-arg', `state file '${source}' is inconsistent: its header holds domain '${header.name}' (${header.uuid}) but its XML defines '${name}' (${uuid})`);
+    }
+    let rec: DomainRecord | undefined;
+    try {
+      rec = this.clash(doc.config);
+    } catch (err) {
+      if (err instanceof HostError) throw new HostError(err.code, `cannot restore '${source}': ${err.message}`);
+      throw err;
+    }
     if (!rec) {
-      rec = this.newRecord(this.parse(header.domainXml), false);
-      this.domains.set(header.uuid, rec);
+      rec = this.newRecord(doc, false);
+      this.domains.set(uuid, rec);
     }
     if (rec.live || rec.step) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already active`);
     const job = this.beginJob(rec, 'restore', async () => undefined);
@@ -512,7 +527,7 @@ export class Host extends EventEmitter<HostEvents> {
     const rec = this.lookup(ref);
     if (p.eject === (p.source !== undefined)) throw new HostError('invalid-arg', p.eject ? 'eject takes no source image' : 'a source image is required to insert or update the medium');
     const source = p.source === undefined ? undefined : path.resolve(p.source);
-    if (source && !fs.statSync(source, { throwIfNoEntry: false })?.isFile()) throw new HostError('invalid-arg', `cannot use '${source}': no such file`);
+    if (source) checkSourceImage(source);
     const { live, config } = this.scope(rec, p);
     // Both edits are checked before either is made.
     const liveDoc = live ? parseDomainXml(serializeDomainXml(rec.liveDoc!)) : undefined;

@@ -1,11 +1,17 @@
 // host.inspectImage: the image reader, run in a worker thread; its verdicts become API errors.
-import fs from 'node:fs';
+import { checkInputFile, InputFileError } from '../common/input-file.js';
 import type { ImageInspection } from '../../shared/api.js';
 import { FsimageJobError, runFsimageJob } from './fsimage-client.js';
 import { HostError } from './host.js';
 
 export async function inspectImageFile(file: string): Promise<ImageInspection> {
-  if (!fs.existsSync(file)) throw new HostError('invalid-arg', `cannot inspect '${file}': No such file or directory`);
+  // Checked here too, before a worker exists: a worker blocked in open(2) on a FIFO could never be ended.
+  try {
+    checkInputFile(file, { blockDevices: true });
+  } catch (err) {
+    if (err instanceof InputFileError) throw new HostError('invalid-arg', `cannot inspect '${file}': ${err.kind ? 'it ' : ''}${err.reason}`);
+    throw err;
+  }
   try {
     return await runFsimageJob<ImageInspection>({ op: 'inspect', path: file });
   } catch (err) {

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import type { ImageInspection, NewDomainSpec } from '../../shared/api.js';
 import { ENGINES } from '../../shared/api.js';
+import { checkInputFile, InputFileError, openInputFile } from '../common/input-file.js';
 
 export type Inspector = (file: string) => Promise<Pick<ImageInspection, 'arch' | 'archReason' | 'kernels' | 'bootConfig'>>;
 
@@ -13,7 +14,7 @@ export type Inspector = (file: string) => Promise<Pick<ImageInspection, 'arch' |
  */
 export function kernelArch(file: string): 'i686' | 'x86_64' | 'unknown' {
   const header = Buffer.alloc(0x240);
-  const fd = fs.openSync(file, 'r');
+  const { fd } = openInputFile(file);
   try {
     if (fs.readSync(fd, header, 0, header.length, 0) < header.length) return 'unknown';
   } finally {
@@ -26,13 +27,12 @@ export function kernelArch(file: string): 'i686' | 'x86_64' | 'unknown' {
 
 function fileProblem(what: string, file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
-  let st: fs.Stats;
   try {
-    st = fs.statSync(file);
-  } catch {
-    return `${what} ${file} does not exist`;
+    checkInputFile(file);
+  } catch (err) {
+    if (!(err instanceof InputFileError)) throw err;
+    return err.code === 'ENOENT' ? `${what} ${file} does not exist` : `${what} ${err.message}`;
   }
-  if (!st.isFile()) return `${what} ${file} is not a file`;
   try {
     fs.accessSync(file, fs.constants.R_OK);
   } catch {

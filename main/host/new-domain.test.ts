@@ -90,7 +90,7 @@ describe('checks before create', { skip: !guestsBuilt() && 'sample guests not bu
     assert.deepEqual(await checkSpec(spec({ name: 'a', memoryMiB: 128, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz') } })), []);
     assert.deepEqual(await checkSpec(spec({ name: 'a', memoryMiB: 128, boot: { kind: 'install', iso: '/nonexistent.iso', disk: dir } })), [
       'ISO image /nonexistent.iso does not exist',
-      `disk image ${dir} is not a file`,
+      `disk image '${dir}' is a directory, not a regular file`,
     ]);
     const [problem] = await checkSpec(spec({ name: 'a', memoryMiB: 128, boot: { kind: 'pv', kernel: kernel64 } }));
     assert.match(problem!, /is a x86_64 guest \(its boot header says it is a 64-bit kernel\), and the v86 engine emulates a 32-bit \(i686\) CPU; choose a 32-bit \(i686\) image or the QEMU engine/);

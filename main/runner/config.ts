@@ -1,6 +1,7 @@
 // Reads and checks runner.json and everything it points to, before any socket exists, so that a
 // bad configuration ends the runner with exit code 2 and one clear line in runner.log.
 import fs from 'node:fs';
+import { InputFileError } from '../common/input-file.js';
 import { FileDisk } from './disk.js';
 import { runnerConfigSchema, type RunnerConfig } from './protocol.js';
 
@@ -67,12 +68,12 @@ export function openDisk(what: string, file: string, writable: boolean): FileDis
   try {
     disk = new FileDisk(file, writable);
   } catch (err) {
+    if (err instanceof InputFileError && err.kind) throw new ConfigError(`${what} ${err.message}`);
     throw new ConfigError(`cannot open ${what} '${file}'${writable ? ' read-write' : ''}: ${errnoText(err)}`);
   }
-  const problem = !disk.isRegularFile ? 'is not a regular file' : disk.byteLength === 0 ? 'is empty' : undefined;
-  if (problem) {
+  if (disk.byteLength === 0) {
     disk.close();
-    throw new ConfigError(`${what} '${file}' ${problem}`);
+    throw new ConfigError(`${what} '${file}' is empty`);
   }
   return disk;
 }

@@ -2,10 +2,10 @@
 // AsyncXHRBuffer: load/get/set/byteLength…). v86 would otherwise keep the whole image in memory and
 // drop every guest write when the runner exits.
 import fs from 'node:fs';
+import { openInputFile } from '../common/input-file.js';
 
 export class FileDisk {
   readonly byteLength: number;
-  readonly isRegularFile: boolean;
   /** Set by v86 before it calls load(). */
   onload: (() => void) | undefined;
   /** What the guest read and wrote through this image (domstats block.N.rd/wr). */
@@ -19,10 +19,10 @@ export class FileDisk {
     readonly path: string,
     readonly writable: boolean,
   ) {
-    this.fd = fs.openSync(path, writable ? 'r+' : 'r');
-    const st = fs.fstatSync(this.fd);
-    this.byteLength = st.size;
-    this.isRegularFile = st.isFile();
+    // Only regular files: v86 takes the size from fstat, and a FIFO or device would block the runner.
+    const { fd, stats } = openInputFile(path, { writable });
+    this.fd = fd;
+    this.byteLength = stats.size;
   }
 
   load(): void {

@@ -35,7 +35,7 @@ describe('runner configuration errors', () => {
   test('a file that is not a BIOS', () =>
     expectConfigError({ ...base, bios: '/usr/share/seabios/vgabios-stdvga.bin' }, /^error: bios '.*' is \d+ bytes; expected 64, 128, 192 or 256 KiB$/));
   test('a directory as CD-ROM image', () =>
-    expectConfigError({ ...base, kernel: undefined, initrd: undefined, cdrom: '/tmp' }, /^error: cdrom '\/tmp' is not a regular file$/));
+    expectConfigError({ ...base, kernel: undefined, initrd: undefined, cdrom: '/tmp' }, /^error: cdrom '\/tmp' is a directory, not a regular file$/));
   test('initrd too large for the memory size', { skip }, () => {
     const g = guest as { kernel: string; initrd: string };
     return expectConfigError(pvConfig(g, { memoryBytes: 64 * 1024 * 1024 }), /too small for initrd .* at least \d+ MiB is needed$/);

@@ -101,7 +101,7 @@ describe('state file', () => {
 
   test('a missing file, a directory', () => {
     assert.throws(() => readStateHeader(path.join(dir, 'nope')), { message: /^cannot read state file '.*nope': ENOENT$/ });
-    assert.throws(() => readStateHeader(dir), { message: /^state file '.*' is not a regular file$/ });
+    assert.throws(() => readStateHeader(dir), { message: /^state file '.*' is a directory, not a regular file$/ });
   });
 
   test('an aborted write leaves nothing behind and keeps an existing file', async () => {

@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { z } from 'zod';
 import { systemErrorText } from '../common/fsutil.js';
+import { InputFileError, openInputFile } from '../common/input-file.js';
 
 export const STATE_FORMAT_VERSION = 1;
 const MAGIC = Buffer.from([0x89, 0x44, 0x4f, 0x4d, 0x55, 0x53, 0x0d, 0x0a]);
@@ -38,7 +39,7 @@ const V86_STATE_ENGINE: StateEngine = { engine: STATE_ENGINE, version: STATE_ENG
 export function peekStateEngine(file: string): string | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    ({ fd } = openInputFile(file));
   } catch {
     return undefined;
   }
@@ -182,17 +183,12 @@ function locate(fd: number, file: string, expect: StateEngine = V86_STATE_ENGINE
 }
 
 function openForReading(file: string): number {
-  let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    return openInputFile(file).fd;
   } catch (err) {
+    if (err instanceof InputFileError && err.kind) throw new StateFileError(`state file ${err.message}`);
     throw new StateFileError(`cannot read state file '${file}': ${errnoText(err)}`);
   }
-  if (!fs.fstatSync(fd).isFile()) {
-    fs.closeSync(fd);
-    throw new StateFileError(`state file '${file}' is not a regular file`);
-  }
-  return fd;
 }
 
 function checkPayload(file: string, header: StateHeader, digest: string): void {

@@ -26,12 +26,13 @@ export type XmlNode = XmlElement | XmlText | XmlComment;
 
 /**
  * Thrown for input that is not well-formed XML ('malformed'; line/column from XMLValidator when
- * known) or that uses XML features domain XML never needs ('unsupported').
+ * known), that uses XML features domain XML never needs ('unsupported'), or that is well-formed but
+ * beyond what a definition can be: too large, too deep, or using a reserved name ('invalid').
  */
 export class XmlSyntaxError extends Error {
   constructor(
     message: string,
-    readonly kind: 'malformed' | 'unsupported' = 'malformed',
+    readonly kind: 'malformed' | 'unsupported' | 'invalid' = 'malformed',
     readonly line?: number,
     readonly column?: number,
   ) {
@@ -44,6 +45,16 @@ export class XmlSyntaxError extends Error {
 type FxpNode = Record<string, unknown>;
 
 const ATTRIBUTES_KEY = ':@';
+
+/** libvirt's own schema nests a few levels deep (<devices><disk><source><host>…); metadata a little more. */
+export const MAX_DEPTH = 64;
+/** The API takes at most 1 MiB of XML; a definition read from disk or a state file gets some slack for re-indentation. */
+export const MAX_XML_CHARS = 4 * 1024 * 1024;
+/**
+ * Names that would reach an object's prototype if a name were ever used as a property key: the
+ * parser refuses them with an internal error, so they are refused here first, with the reason.
+ */
+const RESERVED_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
 
 // Entity handling is done here rather than by the parser: fast-xml-parser leaves numeric
 // character references undecoded and decodes '&amp;' before them, which would turn '&amp;#65;'
@@ -62,6 +73,10 @@ const parser = new XMLParser({
   // processing-instruction data, so keeping them would not round-trip anyway.
   ignoreDeclaration: true,
   ignorePiTags: true,
+  // Names like toString or valueOf are kept as written (the parser would rename them '__toString'):
+  // each becomes the one key of its own node object and is only ever read back as data.
+  onDangerousProperty: (name: string) => name,
+  maxNestedTags: MAX_DEPTH + 1,
 });
 
 /**
@@ -69,6 +84,9 @@ const parser = new XMLParser({
  * Whitespace used for indentation is dropped; text in leaf and mixed-content elements is kept.
  */
 export function parseXmlTree(xml: string): XmlNode[] {
+  if (xml.length > MAX_XML_CHARS) {
+    throw new XmlSyntaxError(`the XML is ${xml.length} characters long; at most ${MAX_XML_CHARS} are accepted`, 'invalid');
+  }
   const source = xml.replace(/^\uFEFF/, '');
   const verdict = XMLValidator.validate(source);
   if (verdict !== true) {
@@ -79,6 +97,7 @@ export function parseXmlTree(xml: string): XmlNode[] {
   if (hasDoctype(source)) {
     throw new XmlSyntaxError('a <!DOCTYPE> declaration is not supported in domain XML', 'unsupported');
   }
+  checkNamesAndDepth(source);
   const nodes = convertNodes(parser.parse(source) as FxpNode[], 'the document');
   const roots = nodes.filter((node) => node.type === 'element');
   if (roots.length !== 1) {
@@ -87,6 +106,44 @@ export function parseXmlTree(xml: string): XmlNode[] {
     );
   }
   return nodes;
+}
+
+// Only run on a document XMLValidator accepted, so every '<' starts a comment, CDATA section,
+// processing instruction or tag, and quotes in tags are balanced.
+const MARKUP = /<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|<\?[\s\S]*?\?>|<(\/?)([^\s/>]+)((?:[^>"']|"[^"]*"|'[^']*')*)>/g;
+const ATTRIBUTE_NAME = /([^\s=]+)\s*=\s*(?:"[^"]*"|'[^']*')/g;
+
+function lineAt(source: string, index: number): number {
+  let line = 1;
+  for (let i = source.indexOf('\n'); i !== -1 && i < index; i = source.indexOf('\n', i + 1)) line++;
+  return line;
+}
+
+function reserved(name: string): boolean {
+  return RESERVED_NAMES.has(name) || RESERVED_NAMES.has(name.slice(name.indexOf(':') + 1));
+}
+
+/** Refuses nesting deeper than MAX_DEPTH and reserved element or attribute names, with the line. */
+function checkNamesAndDepth(source: string): void {
+  let depth = 0;
+  for (const match of source.matchAll(MARKUP)) {
+    const [, closing, name, rest] = match;
+    if (name === undefined) continue;
+    if (closing) {
+      depth--;
+      continue;
+    }
+    const invalid = (problem: string): XmlSyntaxError => {
+      const line = lineAt(source, match.index);
+      return new XmlSyntaxError(`line ${line}: ${problem}`, 'invalid', line);
+    };
+    if (reserved(name)) throw invalid(`'${name}' is a reserved name and cannot name an element`);
+    for (const [, attribute] of rest.matchAll(ATTRIBUTE_NAME)) {
+      if (reserved(attribute)) throw invalid(`'${attribute}' is a reserved name and cannot name an attribute (of <${name}>)`);
+    }
+    if (depth + 1 > MAX_DEPTH) throw invalid(`elements are nested more than ${MAX_DEPTH} levels deep (at <${name}>)`);
+    if (!rest.endsWith('/')) depth++;
+  }
 }
 
 /** A DOCTYPE can only appear in the prolog, after comments and processing instructions. */

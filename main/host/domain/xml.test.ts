@@ -475,6 +475,53 @@ describe('bad input', () => {
   }
 });
 
+describe('hostile input', () => {
+  const nested = (levels: number): string => domainXml({ extra: `<metadata>${'<a>'.repeat(levels - 2)}${'</a>'.repeat(levels - 2)}</metadata>` });
+  const cases: Array<[string, string, string]> = [
+    ['deep nesting', nested(65), `invalid domain XML: line 6: elements are nested more than 64 levels deep (at <a>)`],
+    ['very deep nesting', nested(100_000), `invalid domain XML: line 6: elements are nested more than 64 levels deep (at <a>)`],
+    ['__proto__ element', domainXml({ extra: '<__proto__><polluted>1</polluted></__proto__>' }), `invalid domain XML: line 6: '__proto__' is a reserved name and cannot name an element`],
+    ['constructor element', domainXml({ devices: '<constructor/>' }), `invalid domain XML: line 7: 'constructor' is a reserved name and cannot name an element`],
+    ['prototype element', domainXml({ extra: '<metadata><x:prototype xmlns:x="urn:x"/></metadata>' }), `invalid domain XML: line 6: 'x:prototype' is a reserved name and cannot name an element`],
+    ['__proto__ attribute', domainXml({ devices: `<disk __proto__='x'/>` }), `invalid domain XML: line 7: '__proto__' is a reserved name and cannot name an attribute (of <disk>)`],
+    ['constructor attribute', `<domain type='kvm' constructor="x"><name>t</name></domain>`, `invalid domain XML: line 1: 'constructor' is a reserved name and cannot name an attribute (of <domain>)`],
+    ['prototype attribute', domainXml({ devices: `<disk\n  prototype = "x"/>` }), `invalid domain XML: line 7: 'prototype' is a reserved name and cannot name an attribute (of <disk>)`],
+  ];
+  for (const [label, xml, message] of cases) {
+    test(label, () => assertXmlError(xml, 'xml-invalid', message));
+  }
+
+  test('64 levels are accepted, and reserved names in text, comments and CDATA are only text', () => {
+    const doc = parseDomainXml(nested(64));
+    assert.equal(parseDomainXml(serializeDomainXml(doc)).root.children.length, doc.root.children.length);
+    const xml = domainXml({ extra: `<description>__proto__ <![CDATA[<constructor>]]></description><!-- <prototype/> -->` });
+    assert.equal(parseDomainXml(xml).config.description, '__proto__ <constructor>');
+  });
+
+  test('too large a document is refused before it is parsed', () => {
+    assertXmlError(domainXml({ extra: `<description>${'x'.repeat(4 * 1024 * 1024)}</description>` }), 'xml-invalid', /^invalid domain XML: the XML is \d+ characters long; at most 4194304 are accepted$/);
+  });
+
+  test("names of Object.prototype's members are kept as written and pollute nothing", () => {
+    const names = ['toString', 'valueOf', 'hasOwnProperty', '__defineGetter__', '__lookupSetter__', 'isPrototypeOf'];
+    const xml = domainXml({ extra: `<metadata>${names.map((n) => `<${n} ${n}='1'/>`).join('')}</metadata>` });
+    const before = Object.getOwnPropertyNames(Object.prototype).sort();
+    const doc = parseDomainXml(xml);
+    const metadata = doc.root.children.find((c) => c.type === 'element' && c.name === 'metadata');
+    assert.ok(metadata?.type === 'element');
+    assert.deepEqual(
+      metadata.children.map((c) => (c.type === 'element' ? [c.name, Object.keys(c.attributes)] : c.type)),
+      names.map((n) => [n, [n]]),
+    );
+    assert.equal(parseDomainXml(serializeDomainXml(doc)).root.children.length, doc.root.children.length);
+    for (const attempt of cases) assert.throws(() => parseDomainXml(attempt[1]));
+    assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).sort(), before);
+    const fresh: Record<string, unknown> = {};
+    assert.equal(fresh.polluted, undefined);
+    assert.equal(typeof fresh.toString, 'function');
+  });
+});
+
 describe('mutators', () => {
   const generate = () => '11111111-2222-4333-8444-555555555555';
 

@@ -75,7 +75,7 @@ export function parseDomainXml(xml: string): DomainDocument {
     nodes = parseXmlTree(xml);
   } catch (error) {
     if (!(error instanceof XmlSyntaxError)) throw error;
-    const code = error.kind === 'unsupported' ? 'xml-unsupported' : 'xml-malformed';
+    const code = error.kind === 'unsupported' ? 'xml-unsupported' : error.kind === 'invalid' ? 'xml-invalid' : 'xml-malformed';
     throw new DomainXmlError(code, `invalid domain XML: ${error.message}`, error.line, error.column);
   }
   const root = nodes.find((node): node is XmlElement => node.type === 'element');

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import type { DiskConfig } from '../../../shared/domain.js';
 import { childElements, createElement, editDomain, firstChild, type DomainDocument, type XmlElement } from '../domain/xml.js';
+import { checkInputFile, InputFileError } from '../../common/input-file.js';
 import { HostError } from '../host.js';
 import { probeImage } from './image.js';
 
@@ -50,6 +51,16 @@ export interface NewDisk {
   readonly: boolean;
 }
 
+/** A medium or disk someone names must be a regular file; anything else is refused before it is opened. */
+export function checkSourceImage(source: string): void {
+  try {
+    checkInputFile(source);
+  } catch (err) {
+    if (!(err instanceof InputFileError)) throw err;
+    throw new HostError('invalid-arg', `cannot use '${source}': ${err.code === 'ENOENT' ? 'no such file' : err.kind ? `it ${err.reason}` : err.reason}`);
+  }
+}
+
 /** Adds a disk to <devices>; returns its target (given, or the first free IDE name; CD-ROMs prefer hdc, where v86's drive is). */
 export function addDisk(doc: DomainDocument, spec: NewDisk): string {
   const used = new Set(doc.config.disks.map((d) => d.target));
@@ -60,10 +71,11 @@ export function addDisk(doc: DomainDocument, spec: NewDisk): string {
   if (spec.device === 'disk' && !spec.source) throw new HostError('invalid-arg', 'a disk needs a source image');
   let format = 'raw';
   if (spec.source) {
+    checkSourceImage(spec.source);
     try {
       if (probeImage(spec.source).format === 'qcow2') format = 'qcow2';
     } catch (err) {
-      throw new HostError('invalid-arg', `cannot use '${spec.source}': ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+      throw new HostError('invalid-arg', `cannot use '${spec.source}': ${(err as Error).message}`);
     }
   }
   const children = [createElement('driver', { type: format })];

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { systemErrorText } from '../../common/fsutil.js';
+import { InputFileError, openInputFile } from '../../common/input-file.js';
 
 const run = promisify(execFile);
 
@@ -36,10 +37,8 @@ const QCOW2_MAGIC = 0x514649fb; // "QFI\xfb"
 const ISO_MAGIC_OFFSET = 16 * 2048 + 1;
 
 export function probeImage(file: string): ImageProbe {
-  const fd = fs.openSync(file, 'r');
+  const { fd, stats: st } = openUntrusted(file);
   try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new ImageError('invalid', `'${file}' is not a regular file`);
     const allocationBytes = st.blocks * 512;
     const head = Buffer.alloc(32);
     const n = fs.readSync(fd, head, 0, 32, 0);
@@ -53,6 +52,16 @@ export function probeImage(file: string): ImageProbe {
     return { format: 'raw', capacityBytes: st.size, allocationBytes };
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** A volume's file, opened without blocking on whatever kind of file the path turned out to be. */
+function openUntrusted(file: string): { fd: number; stats: fs.Stats } {
+  try {
+    return openInputFile(file);
+  } catch (err) {
+    if (!(err instanceof InputFileError)) throw err;
+    throw new ImageError(err.code === 'ENOENT' ? 'not-found' : err.kind ? 'invalid' : 'io', err.message);
   }
 }
 
@@ -174,11 +183,11 @@ function sparseCopy(source: string, target: string): void {
       throw ioError(err, `cannot read '${source}'`);
     }
   };
-  const src = reading(() => fs.openSync(source, 'r'));
+  const { fd: src, stats } = openUntrusted(source);
   let dst: number | undefined;
   try {
     dst = fs.openSync(target, 'wx', 0o644);
-    const size = fs.fstatSync(src).size;
+    const size = stats.size;
     fs.ftruncateSync(dst, size);
     const buf = Buffer.alloc(COPY_CHUNK);
     for (let pos = 0; pos < size; ) {
