@@ -27,7 +27,8 @@ export async function ensureDaemon(paths: HostPaths = hostPaths()): Promise<void
   const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (await hostAnswers(paths.socket)) return;
-    // Exit code 3: another client started a daemon at the same moment; use that one.
+    // Exit code 3: another host holds this home (another client started one at the same moment,
+    // or it is still re-attaching to its guests); its socket answers once it is ready.
     if (exitCode !== undefined && exitCode !== 3) {
       throw new Error(`the Domus host daemon exited with code ${exitCode} (see ${paths.log})`);
     }

@@ -1,6 +1,7 @@
 // Reads and checks runner.json and everything it points to, before any socket exists, so that a
 // bad configuration ends the runner with exit code 2 and one clear line in runner.log.
 import fs from 'node:fs';
+import { conflictingImageLocks, imageInUseMessage } from '../common/locks.js';
 import { FileDisk } from './disk.js';
 import { runnerConfigSchema, type RunnerConfig } from './protocol.js';
 
@@ -73,6 +74,19 @@ export function openDisk(what: string, file: string, writable: boolean): FileDis
   if (problem) {
     disk.close();
     throw new ConfigError(`${what} '${file}' ${problem}`);
+  }
+  // One writer or any number of readers, across Domus domains, runners and homes (flock), and
+  // against QEMU, which takes byte-range locks of its own on the same image.
+  let conflict: boolean;
+  try {
+    conflict = !disk.lock() || conflictingImageLocks(file, writable, 'range').length > 0;
+  } catch (err) {
+    disk.close();
+    throw new ConfigError(`cannot lock ${what} '${file}': ${(err as Error).message}`);
+  }
+  if (conflict) {
+    disk.close();
+    throw new ConfigError(imageInUseMessage(what, file, writable));
   }
   return disk;
 }

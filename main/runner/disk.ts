@@ -2,6 +2,7 @@
 // AsyncXHRBuffer: load/get/set/byteLength…). v86 would otherwise keep the whole image in memory and
 // drop every guest write when the runner exits.
 import fs from 'node:fs';
+import { tryFlock } from '../common/locks.js';
 
 export class FileDisk {
   readonly byteLength: number;
@@ -23,6 +24,14 @@ export class FileDisk {
     const st = fs.fstatSync(this.fd);
     this.byteLength = st.size;
     this.isRegularFile = st.isFile();
+  }
+
+  /**
+   * Takes the image's lock, as QEMU does: shared for a reader, exclusive for a writer; false when
+   * another process holds a conflicting one. Held until close() (or the runner's end).
+   */
+  lock(): boolean {
+    return tryFlock(this.fd, this.writable ? 'exclusive' : 'shared');
   }
 
   load(): void {
