@@ -127,5 +127,17 @@ describe('disk image locks', { timeout: 180_000 }, () => {
       message: `hda '${img}' is in use by domain 'disk-a' (${UUID_A}) in v86 runner pid ${holder.child.pid}, which writes to it; a disk image can be written by one guest at a time, and not while others read it`,
     });
     assert.ok(!fs.existsSync(runnerPaths(path.join(home, 'run', '6b1f7c1e-0000-4000-8000-0000000000dd')).pid), 'no QEMU was started');
+
+    // A QEMU CD-ROM shares the medium a v86 runner reads, but cannot change to an image one writes.
+    const withCd = parseDomainXml(
+      `<domain type='qemu'><name>qb</name><uuid>6b1f7c1e-0000-4000-8000-0000000000de</uuid><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os>` +
+        `<devices><disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='${iso}'/><target dev='hdc' bus='ide'/><readonly/></disk></devices></domain>`,
+    );
+    const live = await driver.start(withCd, { paused: true });
+    try {
+      await assert.rejects(live.changeMedia!(img), { message: new RegExp(`^hdc '${escape(img)}' is in use by domain 'disk-a' .*, which writes to it; it is being written, so it cannot be shared read-only$`) });
+    } finally {
+      await live.destroy();
+    }
   });
 });

@@ -564,6 +564,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     const target = this.meta.cdrom;
     if (!target) throw new QemuError('the domain has no CD-ROM drive');
     const device = driveId(target);
+    if (source !== undefined && conflictingImageLocks(source, false, 'flock').length) throw new QemuError(imageInUseMessage(target, source, false));
     if (source === undefined) await this.qmp.execute('eject', { device });
     else await this.qmp.execute('blockdev-change-medium', { device, filename: source, format: 'raw', 'read-only-mode': 'read-only' });
     // query-blockstats names the drive by its image: keep the target's image current (also for a re-attaching host).
