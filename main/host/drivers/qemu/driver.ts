@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
-import { conflictingImageLocks, imageInUseMessage, posixLockHolder } from '../../../common/locks.js';
+import { conflictingImageLocks, imageInUseMessage, isLocked, posixLockHolder, readPid } from '../../../common/locks.js';
 import { textToScancodes } from '../../../runner/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
 import type { GraphicsConfig } from '../../../../shared/domain.js';
@@ -109,10 +109,9 @@ export class QemuDriver implements EngineDriver {
     const { config } = doc;
     const stateDir = path.join(this.runDir, config.uuid);
     const files = qemuPaths(stateDir);
-    // QEMU holds a POSIX lock on its -pidfile while it runs: a live QEMU is one holding it, not
-    // whatever process now has the pid written there (after a reboot).
-    const holder = posixLockHolder(files.pid);
-    if (holder) throw new QemuError(`domain '${config.name}' is already running in QEMU pid ${holder}`);
+    // QEMU holds a POSIX lock on its -pidfile while it runs (a v86 runner a flock on the same file):
+    // a live guest is one holding it, not whatever process now has the pid written there (after a reboot).
+    if (isLocked(files.pid)) throw new QemuError(`domain '${config.name}' is already running (pid ${posixLockHolder(files.pid) ?? readPid(files.pid)})`);
     if (fs.existsSync(stateDir)) log('info', `removing the stale run directory ${stateDir} of '${config.name}'`);
     let payloadOffset = 0;
     if (opts.restoreFrom) payloadOffset = readStateFile(opts.restoreFrom, this.stateEngine()).payloadOffset;
@@ -739,14 +738,6 @@ function kill(pid: number): void {
 async function waitGone(pid: number, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (processAlive(pid) && Date.now() < deadline) await sleep(20);
-}
-
-function readPid(file: string): number {
-  try {
-    return Number.parseInt(fs.readFileSync(file, 'utf8'), 10) || 0;
-  } catch {
-    return 0;
-  }
 }
 
 function sleep(ms: number): Promise<void> {
