@@ -31,7 +31,6 @@ export function tryFlock(fd: number, mode: 'shared' | 'exclusive'): boolean {
 
 /** An exclusive lock on `file` (created 0600 if missing) that this process keeps until it exits. */
 export interface PidLock {
-  fd: number;
   /** Drops the lock: closes the descriptor. */
   release(): void;
 }
@@ -60,7 +59,6 @@ export function claimPidLock(file: string): PidLock | { heldBy: number } {
   fs.writeSync(fd, `${process.pid}\n`, 0);
   let open = true;
   return {
-    fd,
     release: () => {
       if (open) fs.closeSync(fd);
       open = false;

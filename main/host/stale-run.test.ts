@@ -39,7 +39,7 @@ for (const engine of ENGINES) describe(`stale run directories (${engine})`, { ti
     assert.ok(processAlive(sleeper.pid!), 'the process that has the pid now is not touched');
   });
 
-  it('start is not blocked, and the stale directory is replaced by the new runner’s', async () => {
+  it('start is not blocked; the stale directory is replaced by the new runner’s, which a new host re-attaches to', async () => {
     await createOn(t.client, { name: 'stale', memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } }, engine);
     const { uuid } = await t.client.call('domain.info', { domain: 'stale' });
     const dir = leaveStaleDir(uuid);
@@ -49,6 +49,12 @@ for (const engine of ENGINES) describe(`stale run directories (${engine})`, { ti
     assert.ok(isLocked(pidFile), 'the new runner holds its pid file');
     assert.notEqual(readPid(pidFile), sleeper.pid);
     assert.ok(processAlive(sleeper.pid!));
+    // The live runner (its pid file locked) is the one a new host re-attaches to.
+    const runnerPid = readPid(pidFile);
+    await t.killHost();
+    await t.reconnect();
+    assert.equal((await t.client.call('domain.info', { domain: 'stale' })).state, 'running');
+    assert.equal(readPid(pidFile), runnerPid);
     await t.client.call('domain.destroy', { domain: 'stale' });
   });
 });

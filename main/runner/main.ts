@@ -83,6 +83,7 @@ function loadRestorePoint(config: RunnerConfig, images: BootImages, file: string
  * a pid file left behind (say, by a reboot) whose pid now belongs to another process.
  */
 function claimPidFile(file: string): void {
+  // Held, unreleased, until this process ends.
   const claim = claimPidLock(file);
   if ('heldBy' in claim) throw new ConfigError(`another runner (pid ${claim.heldBy || 'unknown'}) is using ${path.dirname(file)}`);
 }
