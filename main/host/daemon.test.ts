@@ -1,6 +1,7 @@
 // One host per DOMUS_HOME: domusd processes started at the same instant (one serves, the others
-// exit 3 naming it); a host killed by SIGKILL leaves no stale lock; a second host started while the
-// first is still re-attaching neither removes its socket nor attaches to its runners.
+// exit 3 naming it); a host killed by SIGKILL leaves no stale lock; a client that finds the lock
+// held by a host going away starts a new one; a second host started while the first is still
+// re-attaching neither removes its socket nor attaches to its runners.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { processAlive } from '../common/fsutil.js';
 import { isLocked, readPid } from '../common/locks.js';
-import { connectHost } from '../cli/connect.js';
+import { connectHost, ensureDaemon } from '../cli/connect.js';
 import { killLeftovers, until } from '../testing/harness.js';
 import { hostAnswers } from './daemon.js';
 import { APP_ROOT, hostPaths, type HostPaths } from './paths.js';
@@ -67,6 +68,27 @@ describe('one host per DOMUS_HOME', { timeout: 120_000 }, () => {
       assert.equal(await next.exited, 0);
       assert.ok(!fs.existsSync(paths.socket) && !fs.existsSync(paths.daemonPid), 'a stopping host removes its socket and pid file');
     } finally {
+      killLeftovers(paths);
+    }
+  });
+
+  it('a client that finds the home locked by a host going away (no socket) starts a new host once the lock is free', async () => {
+    const paths = freshHome();
+    // flock(1) in command mode holds the lock for 3 s, as a host that is stopping would.
+    const stopping = spawn('flock', [paths.lock, 'sleep', '3'], { stdio: 'ignore' });
+    const gone = new Promise((resolve) => stopping.on('exit', resolve));
+    try {
+      await until(() => isLocked(paths.lock), 10_000, 'the lock taken');
+      await ensureDaemon(paths);
+      await gone;
+      const api = await connectHost(paths, false);
+      const { pid } = await api.call('host.status', {});
+      api.close();
+      assert.equal(readPid(paths.lock), pid, 'the new host holds the lock');
+      process.kill(pid, 'SIGTERM');
+      await until(() => !processAlive(pid), 30_000, 'the host to stop');
+    } finally {
+      stopping.kill('SIGKILL');
       killLeftovers(paths);
     }
   });
