@@ -132,7 +132,7 @@ export class QemuDriver implements EngineDriver {
       for (const disk of config.disks) {
         const writable = !(disk.readonly || disk.device === 'cdrom');
         if (disk.source && conflictingImageLocks(disk.source, writable, 'flock').length) {
-          throw new QemuError(imageInUseMessage(`${disk.target}`, disk.source, writable));
+          throw new QemuError(imageInUseMessage(disk.target, disk.source, writable));
         }
       }
     } catch (err) {
