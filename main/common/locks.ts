@@ -17,10 +17,12 @@ import path from 'node:path';
 
 /** flock(1)'s exit status when the lock is taken (its default, 1, is also its error status). */
 const CONFLICT_EXIT = 75;
+/** By path where util-linux installs it: a host may run with a PATH that lacks it. */
+const FLOCK = ['/usr/bin/flock', '/bin/flock'].find((f) => fs.existsSync(f)) ?? 'flock';
 
 /** Takes flock(2) on `fd` without waiting; false when another open file holds a conflicting lock. */
 export function tryFlock(fd: number, mode: 'shared' | 'exclusive'): boolean {
-  const r = spawnSync('flock', ['--nonblock', `--${mode}`, '--conflict-exit-code', String(CONFLICT_EXIT), '3'], {
+  const r = spawnSync(FLOCK, ['--nonblock', `--${mode}`, '--conflict-exit-code', String(CONFLICT_EXIT), '3'], {
     stdio: ['ignore', 'ignore', 'pipe', fd],
   });
   if (r.error) throw new Error(`cannot take a file lock: flock (util-linux) did not run: ${r.error.message}`);
