@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { ApiClient, type MessageTransport } from '../../shared/client.js';
 import { JsonlConnection } from '../common/jsonl.js';
+import { isLocked } from '../common/locks.js';
 import { hostAnswers } from '../host/daemon.js';
 import { APP_ROOT, hostPaths, type HostPaths } from '../host/paths.js';
 
@@ -14,21 +15,28 @@ const DAEMON_START_TIMEOUT_MS = 20_000;
 export async function ensureDaemon(paths: HostPaths = hostPaths()): Promise<void> {
   if (await hostAnswers(paths.socket)) return;
   fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 });
-  const out = fs.openSync(paths.log, 'a');
-  const child = spawn(process.execPath, [path.join(APP_ROOT, 'dist', 'host', 'domusd.mjs')], {
-    detached: true,
-    stdio: ['ignore', out, out],
-    env: { ...process.env, DOMUS_HOME: paths.home },
-  });
-  fs.closeSync(out);
   let exitCode: number | null | undefined;
-  child.on('exit', (code) => (exitCode = code));
-  child.unref();
+  const startDaemon = (): void => {
+    exitCode = undefined;
+    const out = fs.openSync(paths.log, 'a');
+    const child = spawn(process.execPath, [path.join(APP_ROOT, 'dist', 'host', 'domusd.mjs')], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: { ...process.env, DOMUS_HOME: paths.home },
+    });
+    fs.closeSync(out);
+    child.on('exit', (code) => (exitCode = code));
+    child.unref();
+  };
+  startDaemon();
   const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (await hostAnswers(paths.socket)) return;
-    // Exit code 3: another client started a daemon at the same moment; use that one.
-    if (exitCode !== undefined && exitCode !== 3) {
+    // Exit code 3: another host holds this home (another client started one at the same moment,
+    // or it is still re-attaching to its guests); its socket answers once it is ready. A host that
+    // was stopping lets go of the lock without answering again: then start one after all.
+    if (exitCode === 3 && !isLocked(paths.lock)) startDaemon();
+    else if (exitCode !== undefined && exitCode !== 3) {
       throw new Error(`the Domus host daemon exited with code ${exitCode} (see ${paths.log})`);
     }
     await new Promise((r) => setTimeout(r, 25));

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { MessagePortMain } from 'electron';
 import { JsonlConnection } from '../common/jsonl.js';
 import { ApiSession } from '../host/api-session.js';
-import { hostAnswers, runHost, type RunningHost } from '../host/daemon.js';
+import { HostLockedError, hostAnswers, runHost, type RunningHost } from '../host/daemon.js';
 import { hostPaths } from '../host/paths.js';
 import { VncLink } from '../host/vnc-link.js';
 
@@ -40,8 +40,27 @@ function serveApi(running: RunningHost, port: MessagePortMain): void {
   port.start();
 }
 
+const JOIN_TIMEOUT_MS = 60_000;
+
+/** This process's host, or undefined when another host serves this home (the API is relayed to it). */
+async function startOrJoin(): Promise<RunningHost | undefined> {
+  if (await hostAnswers(paths.socket)) return undefined;
+  try {
+    return await runHost(paths, () => process.exit(0));
+  } catch (err) {
+    if (!(err instanceof HostLockedError)) throw err;
+    // That host is still starting (re-attaching to its guests): relay to it once it listens.
+    const deadline = Date.now() + JOIN_TIMEOUT_MS;
+    while (!(await hostAnswers(paths.socket))) {
+      if (Date.now() > deadline) throw new Error(`${err.message}, but its socket ${paths.socket} did not answer within ${JOIN_TIMEOUT_MS / 1000} s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return undefined;
+  }
+}
+
 async function main(): Promise<void> {
-  const running = (await hostAnswers(paths.socket)) ? undefined : await runHost(paths, () => process.exit(0));
+  const running = await startOrJoin();
   process.parentPort.on('message', (e) => {
     const port = e.ports[0];
     const req = e.data as { kind: 'api' | 'vnc' | 'stop'; domain?: string };

@@ -5,11 +5,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { writeFileAtomic } from '../common/fsutil.js';
+import { claimPidLock, type PidLock } from '../common/locks.js';
 import type { HostServices } from './api-session.js';
 import { Host } from './host.js';
 import { log } from './log.js';
 import { APP_ROOT, hostPaths, type HostPaths } from './paths.js';
-import { listenUnix } from './transport/unix.js';
+import { listenUnix, type UnixListener } from './transport/unix.js';
 import { WebShell } from './transport/web.js';
 
 export interface RunningHost {
@@ -31,13 +32,28 @@ export function hostAnswers(socketPath: string): Promise<boolean> {
   });
 }
 
-export async function runHost(paths: HostPaths, onStopped: () => void): Promise<RunningHost> {
-  fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 });
-  if (await hostAnswers(paths.socket)) {
-    throw new Error(`another Domus host is already running for ${paths.home} (socket ${paths.socket})`);
+/** Another host holds this home's lock (it may still be re-attaching, before its socket exists). */
+export class HostLockedError extends Error {
+  constructor(
+    readonly home: string,
+    readonly pid: number,
+  ) {
+    super(`another Domus host (pid ${pid || 'unknown'}) is running for ${home}`);
+    this.name = 'HostLockedError';
   }
+}
+
+export async function runHost(paths: HostPaths, onStopped: () => void): Promise<RunningHost> {
+  fs.mkdirSync(paths.home, { recursive: true, mode: 0o700 });
+  // Before anything else, the socket and the runners included: two hosts on one home would both
+  // drive the same runners, and the later one would remove the earlier one's socket. A flock (see
+  // common/locks.ts) rather than the socket answering: a host re-attaching has no socket yet, and a
+  // host killed by SIGKILL leaves no stale lock behind.
+  const claim = claimPidLock(paths.lock);
+  if ('heldBy' in claim) throw new HostLockedError(paths.home, claim.heldBy);
+  const lock: PidLock = claim;
+  fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 });
   const host = new Host(paths);
-  await host.init();
   let web: WebShell | undefined;
   let stopping: Promise<void> | undefined;
   const services: HostServices = {
@@ -49,9 +65,16 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
     },
     stop: () => void stop(),
   };
-  // The pid file first: whoever sees the socket answer may read it.
-  writeFileAtomic(paths.daemonPid, `${process.pid}\n`);
-  const server = await listenUnix(services, paths.socket);
+  let server: UnixListener;
+  try {
+    await host.init();
+    // The pid file first: whoever sees the socket answer may read it.
+    writeFileAtomic(paths.daemonPid, `${process.pid}\n`);
+    server = await listenUnix(services, paths.socket);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   log('info', `domusd ${process.pid} serving ${paths.home}`);
 
   function stop(): Promise<void> {
@@ -63,6 +86,7 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
       await server.close();
       fs.rmSync(paths.socket, { force: true });
       fs.rmSync(paths.daemonPid, { force: true });
+      lock.release();
       onStopped();
     })();
     return stopping;

@@ -1,5 +1,5 @@
 // domusd: the host daemon's entry point (started in the background by the CLI and `npm start`).
-import { runHost, type RunningHost } from './daemon.js';
+import { HostLockedError, runHost, type RunningHost } from './daemon.js';
 import { hostPaths } from './paths.js';
 
 async function main(): Promise<void> {
@@ -9,7 +9,8 @@ async function main(): Promise<void> {
     running = await runHost(paths, () => process.exit(0));
   } catch (err) {
     process.stderr.write(`error: ${(err as Error).message}\n`);
-    process.exit(3);
+    // 3: another host serves this home (clients then use that one); 1: this host failed.
+    process.exit(err instanceof HostLockedError ? 3 : 1);
   }
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void running.stop());
   process.stdout.write(`DOMUSD_READY ${process.pid}\n`);

@@ -10,6 +10,8 @@ export interface HostPaths {
   /** Runtime state: the daemon socket and one state dir per running domain. */
   run: string;
   socket: string;
+  /** Held (flock) by the one host serving this home, for as long as it lives. */
+  lock: string;
   daemonPid: string;
   log: string;
   /** The `default` storage pool's directory (created on first use). */
@@ -31,6 +33,7 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
     domains: path.join(home, 'domains'),
     run,
     socket: path.join(run, 'domusd.sock'),
+    lock: path.join(home, 'domusd.lock'),
     daemonPid: path.join(run, 'domusd.pid'),
     log: path.join(home, 'domusd.log'),
     images: path.join(home, 'images'),

@@ -2,6 +2,7 @@
 // bad configuration ends the runner with exit code 2 and one clear line in runner.log.
 import fs from 'node:fs';
 import { InputFileError } from '../common/input-file.js';
+import { conflictingImageLocks, imageInUseMessage } from '../common/locks.js';
 import { FileDisk } from './disk.js';
 import { runnerConfigSchema, type RunnerConfig } from './protocol.js';
 
@@ -74,6 +75,19 @@ export function openDisk(what: string, file: string, writable: boolean): FileDis
   if (disk.byteLength === 0) {
     disk.close();
     throw new ConfigError(`${what} '${file}' is empty`);
+  }
+  // One writer or any number of readers, across Domus domains, runners and homes (flock), and
+  // against QEMU, which takes byte-range locks of its own on the same image.
+  let conflict: boolean;
+  try {
+    conflict = !disk.lock() || conflictingImageLocks(file, writable, 'range').length > 0;
+  } catch (err) {
+    disk.close();
+    throw new ConfigError(`cannot lock ${what} '${file}': ${(err as Error).message}`);
+  }
+  if (conflict) {
+    disk.close();
+    throw new ConfigError(imageInUseMessage(what, file, writable));
   }
   return disk;
 }

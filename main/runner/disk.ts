@@ -3,6 +3,7 @@
 // drop every guest write when the runner exits.
 import fs from 'node:fs';
 import { openInputFile } from '../common/input-file.js';
+import { tryFlock } from '../common/locks.js';
 
 export class FileDisk {
   readonly byteLength: number;
@@ -23,6 +24,14 @@ export class FileDisk {
     const { fd, stats } = openInputFile(path, { writable });
     this.fd = fd;
     this.byteLength = stats.size;
+  }
+
+  /**
+   * Takes the image's lock, as QEMU does: shared for a reader, exclusive for a writer; false when
+   * another process holds a conflicting one. Held until close() (or the runner's end).
+   */
+  lock(): boolean {
+    return tryFlock(this.fd, this.writable ? 'exclusive' : 'shared');
   }
 
   load(): void {

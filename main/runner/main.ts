@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { writeFileAtomic } from '../common/fsutil.js';
+import { claimPidLock } from '../common/locks.js';
 import { ConfigError, loadBootImages, readRunnerConfig, type BootImages } from './config.js';
 import { ControlServer } from './control.js';
 import { describeMachine, Emulator, type RestorePoint } from './emulator.js';
@@ -33,15 +34,6 @@ function removeQuietly(file: string): void {
     fs.unlinkSync(file);
   } catch {
     // already gone
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -84,18 +76,16 @@ function loadRestorePoint(config: RunnerConfig, images: BootImages, file: string
   return { payload, agentConnected: header.guest.agentConnected };
 }
 
-/** Refuses to run twice on one state dir (the second runner would steal the first one's sockets). */
+/**
+ * Refuses to run twice on one state dir (the second runner would steal the first one's sockets).
+ * The flock on runner.pid is the claim: atomic, so of two runners started at once exactly one
+ * wins, and never stale, as it ends with the process; the host tests it to tell a live runner from
+ * a pid file left behind (say, by a reboot) whose pid now belongs to another process.
+ */
 function claimPidFile(file: string): void {
-  let previous = NaN;
-  try {
-    previous = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
-  } catch {
-    // no pid file
-  }
-  if (Number.isInteger(previous) && previous !== process.pid && isAlive(previous)) {
-    throw new ConfigError(`another runner (pid ${previous}) is using ${path.dirname(file)}`);
-  }
-  fs.writeFileSync(file, `${process.pid}\n`);
+  // Held, unreleased, until this process ends.
+  const claim = claimPidLock(file);
+  if ('heldBy' in claim) throw new ConfigError(`another runner (pid ${claim.heldBy || 'unknown'}) is using ${path.dirname(file)}`);
 }
 
 function listen(server: net.Server, file: string): Promise<void> {

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
+import { conflictingImageLocks, imageInUseMessage, isLocked, posixLockHolder, readPid } from '../../../common/locks.js';
 import { textToScancodes } from '../../../runner/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
 import type { GraphicsConfig } from '../../../../shared/domain.js';
@@ -108,9 +109,10 @@ export class QemuDriver implements EngineDriver {
     const { config } = doc;
     const stateDir = path.join(this.runDir, config.uuid);
     const files = qemuPaths(stateDir);
-    if (fs.existsSync(files.pid) && processAlive(readPid(files.pid))) {
-      throw new QemuError(`domain '${config.name}' is already running in QEMU pid ${readPid(files.pid)}`);
-    }
+    // QEMU holds a POSIX lock on its -pidfile while it runs (a v86 runner a flock on the same file):
+    // a live guest is one holding it, not whatever process now has the pid written there (after a reboot).
+    if (isLocked(files.pid)) throw new QemuError(`domain '${config.name}' is already running (pid ${posixLockHolder(files.pid) ?? readPid(files.pid)})`);
+    if (fs.existsSync(stateDir)) log('info', `removing the stale run directory ${stateDir} of '${config.name}'`);
     let payloadOffset = 0;
     if (opts.restoreFrom) payloadOffset = readStateFile(opts.restoreFrom, this.stateEngine()).payloadOffset;
     fs.rmSync(stateDir, { recursive: true, force: true });
@@ -126,6 +128,13 @@ export class QemuDriver implements EngineDriver {
       need(config.os.kernel, 'kernel');
       need(config.os.initrd, 'initrd');
       for (const disk of config.disks) need(disk.source, disk.device === 'cdrom' ? 'CD-ROM image' : 'disk image');
+      // QEMU checks only its own byte-range locks; v86 runners (of any Domus home) lock with flock.
+      for (const disk of config.disks) {
+        const writable = !(disk.readonly || disk.device === 'cdrom');
+        if (disk.source && conflictingImageLocks(disk.source, writable, 'flock').length) {
+          throw new QemuError(imageInUseMessage(disk.target, disk.source, writable));
+        }
+      }
     } catch (err) {
       fs.rmSync(stateDir, { recursive: true, force: true });
       throw err;
@@ -200,8 +209,8 @@ export class QemuDriver implements EngineDriver {
       } catch {
         continue;
       }
-      const pid = fs.existsSync(files.pid) ? readPid(files.pid) : 0;
-      if (!pid || !processAlive(pid)) {
+      const pid = posixLockHolder(files.pid);
+      if (!pid) {
         // With -no-shutdown QEMU only ends by itself when it fails or is killed.
         this.keepLog(meta.name, files);
         found.set(entry.name, { exited: 'crashed' });
@@ -554,6 +563,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     const target = this.meta.cdrom;
     if (!target) throw new QemuError('the domain has no CD-ROM drive');
     const device = driveId(target);
+    if (source !== undefined && conflictingImageLocks(source, false, 'flock').length) throw new QemuError(imageInUseMessage(target, source, false));
     if (source === undefined) await this.qmp.execute('eject', { device });
     else await this.qmp.execute('blockdev-change-medium', { device, filename: source, format: 'raw', 'read-only-mode': 'read-only' });
     // query-blockstats names the drive by its image: keep the target's image current (also for a re-attaching host).
@@ -728,14 +738,6 @@ function kill(pid: number): void {
 async function waitGone(pid: number, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (processAlive(pid) && Date.now() < deadline) await sleep(20);
-}
-
-function readPid(file: string): number {
-  try {
-    return Number.parseInt(fs.readFileSync(file, 'utf8'), 10) || 0;
-  } catch {
-    return 0;
-  }
 }
 
 function sleep(ms: number): Promise<void> {

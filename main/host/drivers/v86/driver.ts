@@ -7,6 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
 import { JsonlConnection } from '../../../common/jsonl.js';
+import { isLocked, readPid } from '../../../common/locks.js';
 import {
   bootOrderValue,
   readStateHeader,
@@ -64,9 +65,10 @@ export class V86Driver implements EngineDriver {
     if (opts.restoreFrom) runnerConfig.restoreFrom = opts.restoreFrom;
     const stateDir = path.join(this.runDir, config.uuid);
     const pidFile = path.join(stateDir, 'runner.pid');
-    if (fs.existsSync(pidFile) && processAlive(readPid(pidFile))) {
-      throw new EngineError(`domain '${config.name}' is already running in runner pid ${readPid(pidFile)}`);
-    }
+    // A runner lives exactly as long as its lock on runner.pid; the pid in the file may by now be
+    // another process's (after a reboot), which must not keep the domain from starting.
+    if (isLocked(pidFile)) throw new EngineError(`domain '${config.name}' is already running in runner pid ${readPid(pidFile) || 'unknown'}`);
+    if (fs.existsSync(stateDir)) log('info', `removing the stale run directory ${stateDir} of '${config.name}'`);
     fs.rmSync(stateDir, { recursive: true, force: true });
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     if (usesBootloader(config)) {
@@ -123,7 +125,7 @@ export class V86Driver implements EngineDriver {
       const files = runnerPaths(stateDir);
       // Other engines' domains share the run directory; a v86 runner's always has runner.json.
       if (!fs.existsSync(files.config)) continue;
-      if (!fs.existsSync(files.pid) || !processAlive(readPid(files.pid))) {
+      if (!isLocked(files.pid)) {
         found.set(entry.name, { exited: exitReason(stateDir) });
         fs.rmSync(stateDir, { recursive: true, force: true });
         continue;
@@ -446,10 +448,6 @@ function exitReason(stateDir: string): ExitReason {
 
 function runnerEntry(): string {
   return path.join(APP_ROOT, 'dist', 'runner', 'main.mjs');
-}
-
-function readPid(file: string): number {
-  return Number.parseInt(fs.readFileSync(file, 'utf8'), 10) || 0;
 }
 
 function tryConnect(socketPath: string): Promise<net.Socket | null> {
