@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ApiClient, type MessageTransport } from '../../shared/client.js';
+import { openPrivateLog } from '../common/fsutil.js';
 import { JsonlConnection } from '../common/jsonl.js';
 import { hostAnswers } from '../host/daemon.js';
 import { APP_ROOT, hostPaths, type HostPaths } from '../host/paths.js';
@@ -14,7 +15,7 @@ const DAEMON_START_TIMEOUT_MS = 20_000;
 export async function ensureDaemon(paths: HostPaths = hostPaths()): Promise<void> {
   if (await hostAnswers(paths.socket)) return;
   fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 });
-  const out = fs.openSync(paths.log, 'a');
+  const out = openPrivateLog(paths.log);
   const child = spawn(process.execPath, [path.join(APP_ROOT, 'dist', 'host', 'domusd.mjs')], {
     detached: true,
     stdio: ['ignore', out, out],

@@ -32,6 +32,9 @@ export function hostAnswers(socketPath: string): Promise<boolean> {
 }
 
 export async function runHost(paths: HostPaths, onStopped: () => void): Promise<RunningHost> {
+  // Whatever the host and its children (runners, QEMU, QEMU's `cat` into a save) create is the
+  // user's alone: saves hold guest memory, definitions VNC passwords, logs console output.
+  process.umask(0o077);
   fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 });
   if (await hostAnswers(paths.socket)) {
     throw new Error(`another Domus host is already running for ${paths.home} (socket ${paths.socket})`);
