@@ -41,7 +41,11 @@ async function defineWithPassword(client: ApiClient, name: string, engine: TestE
   await createOn(client, spec(name), engine);
   const { xml } = await client.call('domain.xml', { domain: name, inactive: true, secure: true });
   const withVnc = xml.replace('</devices>', "  <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='s3cret-pw'/>\n  </devices>");
-  const { domain } = await client.call('domain.define', { xml: withVnc });
+  const { domain, warnings } = await client.call('domain.define', { xml: withVnc });
+  assert.ok(
+    warnings.some((w) => /9 bytes long .*only the first 8/.test(w.message)),
+    'a password longer than VNC checks is warned about at define',
+  );
   return domain.uuid;
 }
 
