@@ -5,6 +5,7 @@
 // only while some viewer waits for an update, and only changed rows of changed tiles are sent.
 import crypto from 'node:crypto';
 import type { Socket } from 'node:net';
+import { DEFAULT_MAX_BUFFERED_BYTES } from '../common/jsonl.js';
 import { TILE, type Framebuffer } from './framebuffer.js';
 import { LEFT_SHIFT, RIGHT_SHIFT, keyFromKeysym, keyFromQemuKeycode, scancodeBytes } from './keymap.js';
 import {
@@ -59,6 +60,8 @@ const SECURITY_VNC = 2;
 const MAX_CUT_TEXT = 16 * 1024 * 1024;
 /** Unprocessed input beyond this (a client flooding us before ServerInit) closes the connection. */
 const MAX_PENDING_INPUT = 32 * 1024 * 1024;
+/** Updates a client has not read beyond this (it asks and never reads) close the connection. */
+const MAX_PENDING_OUTPUT = DEFAULT_MAX_BUFFERED_BYTES;
 /**
  * More changed rectangles than this in one update are sent as their bounding box: every rectangle
  * is a zlib flush, and each flush is a round trip to libuv's thread pool and back through the
@@ -565,6 +568,10 @@ class RfbViewer {
   }
 
   private writeUpdate(rects: Buffer[][]): void {
+    if (this.socket.writableLength > MAX_PENDING_OUTPUT) {
+      this.close(`not reading (over ${MAX_PENDING_OUTPUT} bytes queued)`);
+      return;
+    }
     const head = Buffer.alloc(4);
     head.writeUInt8(0, 0); // FramebufferUpdate
     head.writeUInt16BE(rects.length, 2);
