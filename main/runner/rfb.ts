@@ -26,7 +26,7 @@ import {
   writePixelFormat,
   type Rect,
 } from './rfb-encoding.js';
-import { AuthThrottle, DEFAULT_AUTH_THROTTLE, type AuthThrottleOptions } from './auth-throttle.js';
+import { AuthThrottle } from './auth-throttle.js';
 import { VNC_CHALLENGE_BYTES, vncAuthCheck } from './vnc-auth.js';
 
 /** Where viewer input goes (the Emulator). */
@@ -50,8 +50,6 @@ export interface RfbServerOptions {
   log: (message: string) => void;
   /** Poll period while a viewer waits for changes. */
   pollMs?: number;
-  /** How failed VNC authentications slow down the next ones, per listener. */
-  authThrottle?: AuthThrottleOptions;
 }
 
 const SECURITY_NONE = 1;
@@ -110,7 +108,7 @@ export class RfbServer {
   accept(socket: Socket, listener = 'unix'): void {
     let throttle = this.throttles.get(listener);
     if (!throttle) {
-      throttle = new AuthThrottle(this.options.authThrottle ?? DEFAULT_AUTH_THROTTLE);
+      throttle = new AuthThrottle();
       this.throttles.set(listener, throttle);
     }
     const viewer = new RfbViewer(this, socket, throttle);
