@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ApiClient, type MessageTransport } from '../../shared/client.js';
+import { openPrivateLog } from '../common/fsutil.js';
 import { JsonlConnection } from '../common/jsonl.js';
 import { isLocked } from '../common/locks.js';
 import { hostAnswers } from '../host/daemon.js';
@@ -18,7 +19,7 @@ export async function ensureDaemon(paths: HostPaths = hostPaths()): Promise<void
   let exitCode: number | null | undefined;
   const startDaemon = (): void => {
     exitCode = undefined;
-    const out = fs.openSync(paths.log, 'a');
+    const out = openPrivateLog(paths.log);
     const child = spawn(process.execPath, [path.join(APP_ROOT, 'dist', 'host', 'domusd.mjs')], {
       detached: true,
       stdio: ['ignore', out, out],

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { FileWriteError, processAlive, systemErrorText, writeFileAtomic } from './fsutil.js';
+import { FileWriteError, ensurePrivateDir, openPrivateLog, processAlive, systemErrorText, tightenTree, writeFileAtomic } from './fsutil.js';
 import { fillUp, mountTmpfs } from '../testing/tmpfs.js';
 
 describe('writeFileAtomic', () => {
@@ -61,6 +61,53 @@ describe('systemErrorText', () => {
     })();
     assert.equal(systemErrorText(err), 'No such file or directory');
     assert.equal(systemErrorText(new Error('plain')), 'plain');
+  });
+});
+
+describe('owner-only files', () => {
+  it('writeFileAtomic makes 0600 files unless told otherwise', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-atomic-'));
+    writeFileAtomic(path.join(dir, 'secret.xml'), 'x');
+    writeFileAtomic(path.join(dir, 'public.json'), 'x', 0o644);
+    assert.equal(fs.statSync(path.join(dir, 'secret.xml')).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(path.join(dir, 'public.json')).mode & 0o777, 0o644 & ~process.umask());
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  it('tightenTree takes group/other bits off a tree without following symlinks', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-tighten-'));
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-outside-'));
+    fs.chmodSync(outside, 0o755);
+    fs.mkdirSync(path.join(dir, 'sub'), { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, 'sub', 'a.state'), 'ram');
+    fs.chmodSync(path.join(dir, 'sub'), 0o755);
+    fs.chmodSync(path.join(dir, 'sub', 'a.state'), 0o664);
+    fs.symlinkSync(outside, path.join(dir, 'link'));
+    const changed = tightenTree(dir);
+    assert.deepEqual(changed.sort(), [path.join(dir, 'sub'), path.join(dir, 'sub', 'a.state')].sort());
+    assert.equal(fs.statSync(path.join(dir, 'sub')).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(path.join(dir, 'sub', 'a.state')).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(outside).mode & 0o777, 0o755, 'the symlink target is left alone');
+    fs.rmSync(dir, { recursive: true });
+    fs.rmSync(outside, { recursive: true });
+  });
+
+  it('ensurePrivateDir and openPrivateLog tighten what exists', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-private-'));
+    fs.chmodSync(dir, 0o755);
+    ensurePrivateDir(dir);
+    ensurePrivateDir(path.join(dir, 'a', 'b'));
+    assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(path.join(dir, 'a')).mode & 0o777, 0o700);
+    const log = path.join(dir, 'x.log');
+    fs.writeFileSync(log, 'old\n');
+    fs.chmodSync(log, 0o644);
+    const fd = openPrivateLog(log);
+    fs.writeSync(fd, 'new\n');
+    fs.closeSync(fd);
+    assert.equal(fs.statSync(log).mode & 0o777, 0o600);
+    assert.equal(fs.readFileSync(log, 'utf8'), 'old\nnew\n');
+    fs.rmSync(dir, { recursive: true });
   });
 });
 

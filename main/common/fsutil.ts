@@ -2,12 +2,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+/** Files that can hold guest memory, passwords or console output are the owner's alone. */
+export const PRIVATE_FILE_MODE = 0o600;
+export const PRIVATE_DIR_MODE = 0o700;
+const GROUP_OTHER = 0o077;
+
 /**
  * Writes a file so that a crash leaves either the old or the new content, never a mix:
  * temp file in the same directory, fsync, rename over the target, fsync the directory. A failure
  * (a full disk) leaves the old content and no temp file, and throws a FileWriteError naming `file`.
+ * Owner-only unless asked otherwise: definitions hold VNC passwords.
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): void {
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode = PRIVATE_FILE_MODE): void {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   try {
@@ -73,4 +79,55 @@ export function processAlive(pid: number): boolean {
 /** The directories in `dir`; none when `dir` does not exist. */
 export function subdirectories(dir: string): fs.Dirent[] {
   return fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }).filter((entry) => entry.isDirectory()) : [];
+}
+
+/** Creates `dir` (and missing parents) owner-only; an existing one loses group and other access. */
+export function ensurePrivateDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  const { mode } = fs.statSync(dir);
+  if (mode & GROUP_OTHER) fs.chmodSync(dir, mode & ~GROUP_OTHER & 0o7777);
+}
+
+/** Opens a log for appending, owner-only even when an earlier version created it looser. */
+export function openPrivateLog(file: string): number {
+  const fd = fs.openSync(file, 'a', PRIVATE_FILE_MODE);
+  const { mode } = fs.fstatSync(fd);
+  if (mode & GROUP_OTHER) fs.fchmodSync(fd, mode & ~GROUP_OTHER & 0o7777);
+  return fd;
+}
+
+/**
+ * Takes group and other access off `root` and, when it is a directory, everything under it.
+ * Symbolic links are neither changed nor followed; entries that vanish meanwhile (a runner
+ * cleaning up) are skipped. Returns the paths it changed.
+ */
+export function tightenTree(root: string): string[] {
+  const changed: string[] = [];
+  const visit = (p: string): void => {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      return;
+    }
+    if (st.isSymbolicLink()) return;
+    if (st.mode & GROUP_OTHER) {
+      try {
+        fs.chmodSync(p, st.mode & ~GROUP_OTHER & 0o7777);
+        changed.push(p);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    if (!st.isDirectory()) return;
+    let names: string[];
+    try {
+      names = fs.readdirSync(p);
+    } catch {
+      return;
+    }
+    for (const name of names) visit(path.join(p, name));
+  };
+  visit(root);
+  return changed;
 }

@@ -98,3 +98,15 @@ test('writing into a connection the peer reset does not throw (EPIPE is absorbed
   }
   await closed;
 });
+
+test('a peer that stops reading is dropped once the cap is queued, for send and sendLine alike', async () => {
+  const { conn, peer } = await pair({ maxBufferedBytes: 256 * 1024 });
+  peer.pause();
+  const closed = new Promise<Error | undefined>((r) => conn.once('close', r));
+  const line = JSON.stringify({ pad: 'x'.repeat(8192) });
+  let sent = 0;
+  while (sent < 10_000 && (sent % 2 ? conn.send({ pad: 'x'.repeat(8192) }) : conn.sendLine(line))) sent++;
+  assert.ok(sent < 10_000, 'sending stopped');
+  assert.equal(conn.sendLine(line), false);
+  assert.match(String(await closed), /peer is not reading \(over 262144 bytes queued\); dropped/);
+});

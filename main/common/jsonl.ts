@@ -58,13 +58,21 @@ export class JsonlConnection<Out = unknown> extends EventEmitter<JsonlEvents> {
 
   /** Queues one message. Returns false (and sends nothing) when the connection is gone. */
   send(message: Out): boolean {
+    return this.sendLine(JSON.stringify(message));
+  }
+
+  /**
+   * Queues one line of JSON text already serialized (without its newline). A peer with more than
+   * the cap still queued is not reading: the connection is dropped, and 'close' says why.
+   */
+  sendLine(json: string): boolean {
     if (!this.isOpen) return false;
     if (this.socket.writableLength > this.maxBufferedBytes) {
-      this.closeError ??= new Error(`peer is not reading (over ${this.maxBufferedBytes} bytes queued)`);
+      this.closeError ??= new Error(`peer is not reading (over ${this.maxBufferedBytes} bytes queued); dropped`);
       this.socket.destroy();
       return false;
     }
-    this.socket.write(JSON.stringify(message) + '\n');
+    this.socket.write(json + '\n');
     return true;
   }
 

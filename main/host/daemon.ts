@@ -44,6 +44,9 @@ export class HostLockedError extends Error {
 }
 
 export async function runHost(paths: HostPaths, onStopped: () => void): Promise<RunningHost> {
+  // Whatever the host and its children (runners, QEMU, QEMU's `cat` into a save) create is the
+  // user's alone: saves hold guest memory, definitions VNC passwords, logs console output.
+  process.umask(0o077);
   fs.mkdirSync(paths.home, { recursive: true, mode: 0o700 });
   // Before anything else, the socket and the runners included: two hosts on one home would both
   // drive the same runners, and the later one would remove the earlier one's socket. A flock (see

@@ -38,7 +38,7 @@ import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../run
 import { VNC_PORT_BASE } from '../runner/protocol.js';
 import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadManager } from './downloads/manager.js';
-import type { HostPaths } from './paths.js';
+import { securePrivateFiles, type HostPaths } from './paths.js';
 import { buildSample, StatsWatchers, type PreviousSample } from './stats.js';
 import { addDisk, checkSourceImage, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
 import { diskConflict, type DiskUser } from './storage/in-use.js';
@@ -140,8 +140,8 @@ export class Host extends EventEmitter<HostEvents> {
 
   /** Loads the persistent definitions, re-attaches to guests an earlier host left running, starts autostart domains. */
   async init(): Promise<void> {
-    for (const dir of [this.paths.domains, this.autostartDir, this.saveDir]) fs.mkdirSync(dir, { recursive: true });
-    fs.mkdirSync(this.paths.run, { recursive: true, mode: 0o700 });
+    const tightened = securePrivateFiles(this.paths);
+    if (tightened.length) log('warn', `made ${tightened.length} files and directories owner-only (they could hold guest memory or passwords): ${tightened.slice(0, 5).join(', ')}${tightened.length > 5 ? ', …' : ''}`);
     for (const file of fs.readdirSync(this.paths.domains)) {
       if (!file.endsWith('.xml')) continue;
       const full = path.join(this.paths.domains, file);
@@ -1131,11 +1131,11 @@ export class Host extends EventEmitter<HostEvents> {
   }
 
   private get autostartDir(): string {
-    return path.join(this.paths.home, 'autostart');
+    return this.paths.autostart;
   }
 
   private get saveDir(): string {
-    return path.join(this.paths.home, 'save');
+    return this.paths.saves;
   }
 
   private definitionPath(uuid: string): string {

@@ -1,7 +1,9 @@
 // Where Domus keeps its files. DOMUS_HOME overrides the XDG data dir, as the README says.
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensurePrivateDir, tightenTree } from '../common/fsutil.js';
 
 export interface HostPaths {
   home: string;
@@ -18,6 +20,12 @@ export interface HostPaths {
   images: string;
   /** Storage pool definitions: one JSON file per pool (<name>.json). */
   pools: string;
+  /** One empty file per autostart domain (<uuid>). */
+  autostart: string;
+  /** Managed saves (<uuid>.state). */
+  saves: string;
+  /** Logs kept after a domain stops (qemu-<name>.log). */
+  logs: string;
 }
 
 export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -38,7 +46,30 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
     log: path.join(home, 'domusd.log'),
     images: path.join(home, 'images'),
     pools: path.join(home, 'storage', 'pools'),
+    autostart: path.join(home, 'autostart'),
+    saves: path.join(home, 'save'),
+    logs: path.join(home, 'logs'),
   };
+}
+
+/**
+ * Makes DOMUS_HOME and everything in it that can hold guest memory, VNC passwords or console
+ * output owner-only (0700 directories, no group/other bits on files), creating the directories
+ * and tightening what an earlier version left looser. Returns the paths it had to tighten.
+ */
+export function securePrivateFiles(paths: HostPaths): string[] {
+  const changed = fs.existsSync(paths.home) && fs.statSync(paths.home).mode & 0o077 ? [paths.home] : [];
+  ensurePrivateDir(paths.home);
+  for (const dir of [paths.domains, paths.autostart, paths.saves, paths.run, paths.logs]) {
+    ensurePrivateDir(dir);
+    changed.push(...tightenTree(dir));
+  }
+  // The host's own files at the top (domusd.log, the accelerator cache…); the pools and downloads
+  // directories hold disk images, which the 0700 home already keeps private.
+  for (const entry of fs.readdirSync(paths.home, { withFileTypes: true })) {
+    if (entry.isFile()) changed.push(...tightenTree(path.join(paths.home, entry.name)));
+  }
+  return changed;
 }
 
 /** The repository (or installed app) root: dist/ and node_modules/ live under it. */

@@ -197,7 +197,7 @@ class Runner {
     const vncServer = net.createServer((socket) => rfb.accept(socket));
     this.servers.push(controlServer, vncServer);
     if (config.vncListen) {
-      const tcpServer = net.createServer((socket) => rfb.accept(socket));
+      const tcpServer = net.createServer((socket) => rfb.accept(socket, 'tcp'));
       this.servers.push(tcpServer);
       // Before control.sock: a host that attaches learns the port in `hello`.
       this.vncTcp = await listenTcp(tcpServer, config.vncListen);

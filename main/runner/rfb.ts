@@ -5,6 +5,7 @@
 // only while some viewer waits for an update, and only changed rows of changed tiles are sent.
 import crypto from 'node:crypto';
 import type { Socket } from 'node:net';
+import { DEFAULT_MAX_BUFFERED_BYTES } from '../common/jsonl.js';
 import { TILE, type Framebuffer } from './framebuffer.js';
 import { LEFT_SHIFT, RIGHT_SHIFT, keyFromKeysym, keyFromQemuKeycode, scancodeBytes } from './keymap.js';
 import {
@@ -25,6 +26,7 @@ import {
   writePixelFormat,
   type Rect,
 } from './rfb-encoding.js';
+import { AuthThrottle } from './auth-throttle.js';
 import { VNC_CHALLENGE_BYTES, vncAuthCheck } from './vnc-auth.js';
 
 /** Where viewer input goes (the Emulator). */
@@ -56,6 +58,8 @@ const SECURITY_VNC = 2;
 const MAX_CUT_TEXT = 16 * 1024 * 1024;
 /** Unprocessed input beyond this (a client flooding us before ServerInit) closes the connection. */
 const MAX_PENDING_INPUT = 32 * 1024 * 1024;
+/** Updates a client has not read beyond this (it asks and never reads) close the connection. */
+const MAX_PENDING_OUTPUT = DEFAULT_MAX_BUFFERED_BYTES;
 /**
  * More changed rectangles than this in one update are sent as their bounding box: every rectangle
  * is a zlib flush, and each flush is a round trip to libuv's thread pool and back through the
@@ -90,6 +94,7 @@ export class RfbServer {
   private lastPollAt = 0;
   private immediate: NodeJS.Immediate | undefined;
   private loaded = false;
+  private readonly throttles = new Map<string, AuthThrottle>();
 
   constructor(options: RfbServerOptions) {
     this.options = { pollMs: 33, ...options };
@@ -99,9 +104,14 @@ export class RfbServer {
     });
   }
 
-  /** Takes over an accepted connection. */
-  accept(socket: Socket): void {
-    const viewer = new RfbViewer(this, socket);
+  /** Takes over an accepted connection; `listener` names where it came in, for the auth throttle. */
+  accept(socket: Socket, listener = 'unix'): void {
+    let throttle = this.throttles.get(listener);
+    if (!throttle) {
+      throttle = new AuthThrottle();
+      this.throttles.set(listener, throttle);
+    }
+    const viewer = new RfbViewer(this, socket, throttle);
     this.viewers.add(viewer);
     socket.on('close', () => {
       this.viewers.delete(viewer);
@@ -169,7 +179,7 @@ export class RfbServer {
   }
 }
 
-type Phase = 'version' | 'security' | 'vnc-response' | 'client-init' | 'server-init' | 'ready' | 'closed';
+type Phase = 'version' | 'security' | 'vnc-response' | 'vnc-checking' | 'client-init' | 'server-init' | 'ready' | 'closed';
 
 class RfbViewer {
   readonly socket: Socket;
@@ -208,7 +218,11 @@ class RfbViewer {
 
   private static nextId = 1;
 
-  constructor(server: RfbServer, socket: Socket) {
+  constructor(
+    server: RfbServer,
+    socket: Socket,
+    private readonly throttle: AuthThrottle,
+  ) {
     this.server = server;
     this.socket = socket;
     this.label = `vnc viewer #${RfbViewer.nextId++}`;
@@ -251,9 +265,7 @@ class RfbViewer {
       this.close(`more than ${MAX_PENDING_INPUT} bytes of unprocessed input`);
       return;
     }
-    this.guarded(() => {
-      while (this.phase !== 'closed' && this.step());
-    });
+    this.guarded(() => this.pump());
   }
 
   private consume(n: number): Buffer {
@@ -275,6 +287,7 @@ class RfbViewer {
         return this.onClientInit();
       case 'ready':
         return this.onMessage();
+      case 'vnc-checking': // input waits for the throttle's turn
       case 'server-init': // input waits until ServerInit is out
       case 'closed':
         return false;
@@ -332,13 +345,31 @@ class RfbViewer {
   private onVncResponse(): boolean {
     if (this.input.length < VNC_CHALLENGE_BYTES) return false;
     const response = this.consume(VNC_CHALLENGE_BYTES);
-    if (!vncAuthCheck(this.server.options.password ?? '', this.challenge, response)) {
+    this.phase = 'vnc-checking';
+    // The check runs even if the client leaves meanwhile: closing early buys no extra guesses.
+    const queued = this.throttle.enqueue(() => {
+      const ok = vncAuthCheck(this.server.options.password ?? '', this.challenge, response);
+      this.guarded(() => this.authenticated(ok));
+      return ok;
+    });
+    if (!queued) this.securityFailed('too many authentication attempts; try again later');
+    return false;
+  }
+
+  private authenticated(ok: boolean): void {
+    if (this.phase !== 'vnc-checking') return;
+    if (!ok) {
       this.securityFailed('authentication failed');
-      return false;
+      return;
     }
     this.socket.write(Buffer.alloc(4));
     this.phase = 'client-init';
-    return true;
+    this.pump();
+  }
+
+  /** Handles every complete message buffered. */
+  private pump(): void {
+    while (this.phase !== 'closed' && this.step());
   }
 
   private securityFailed(reason: string): void {
@@ -535,6 +566,10 @@ class RfbViewer {
   }
 
   private writeUpdate(rects: Buffer[][]): void {
+    if (this.socket.writableLength > MAX_PENDING_OUTPUT) {
+      this.close(`not reading (over ${MAX_PENDING_OUTPUT} bytes queued)`);
+      return;
+    }
     const head = Buffer.alloc(4);
     head.writeUInt8(0, 0); // FramebufferUpdate
     head.writeUInt16BE(rects.length, 2);

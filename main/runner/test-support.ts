@@ -334,7 +334,8 @@ export class RfbClient {
   }
 
   /** Runs the handshake up to ServerInit; throws on a security failure (with the server's reason in 3.8). */
-  async handshake(opts: { version?: string; password?: string } = {}): Promise<void> {
+  /** `response` computes the VNC Authentication answer itself (instead of from `password`). */
+  async handshake(opts: { version?: string; password?: string; response?: (challenge: Buffer) => Buffer } = {}): Promise<void> {
     const version = opts.version ?? '003.008';
     const server = (await this.read(12)).toString('latin1');
     if (server !== 'RFB 003.008\n') throw new Error(`server version ${JSON.stringify(server)}`);
@@ -350,7 +351,7 @@ export class RfbClient {
     }
     if (type === 2) {
       const challenge = await this.read(16);
-      this.socket.write(vncAuthResponse(opts.password ?? '', challenge));
+      this.socket.write(opts.response ? opts.response(challenge) : vncAuthResponse(opts.password ?? '', challenge));
     }
     if (type === 2 || version === '003.008') {
       const result = (await this.read(4)).readUInt32BE(0);

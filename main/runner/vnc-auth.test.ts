@@ -16,3 +16,12 @@ test('VNC response uses the bit-reversed, zero-padded password as key (checked w
   assert.ok(!vncAuthCheck('secret', challenge, vncAuthResponse('Secret', challenge)));
   assert.ok(!vncAuthCheck('secret', challenge, Buffer.alloc(3)));
 });
+
+test('the key is the first 8 bytes of the UTF-8 password, as QEMU takes it', () => {
+  const challenge = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+  // 'pässwö' is 8 bytes of UTF-8: p, ä (2), s, s, w, ö (2).
+  const key = Buffer.from([0x70, 0xc3, 0xa4, 0x73, 0x73, 0x77, 0xc3, 0xb6]).map((b) => parseInt(b.toString(2).padStart(8, '0').split('').reverse().join(''), 2));
+  assert.ok(vncAuthResponse('pässwö', challenge).equals(desEncrypt(Buffer.from(key), challenge)));
+  assert.ok(vncAuthResponse('pässwö', challenge).equals(vncAuthResponse('pässwörter', challenge)));
+  assert.ok(!vncAuthResponse('pässwö', challenge).equals(vncAuthResponse('pässw', challenge)));
+});

@@ -17,10 +17,17 @@ export function desEncrypt(key8: Buffer, data: Buffer): Buffer {
   return Buffer.concat([cipher.update(data), cipher.final()]);
 }
 
-/** The response a client computes for `challenge`; only the first 8 bytes of the password count. */
+/** Only this many bytes of a password count: DES takes an 8-byte key. */
+export const VNC_PASSWORD_BYTES = 8;
+
+/**
+ * The response a client computes for `challenge`. The key is the first 8 bytes of the password's
+ * UTF-8, as QEMU takes them (from the UTF-8 the password arrives in), so a password that is not
+ * ASCII works with the same clients on both engines.
+ */
 export function vncAuthResponse(password: string, challenge: Buffer): Buffer {
-  const key = Buffer.alloc(8);
-  Buffer.from(password, 'latin1').copy(key, 0, 0, 8);
+  const key = Buffer.alloc(VNC_PASSWORD_BYTES);
+  Buffer.from(password, 'utf8').copy(key, 0, 0, VNC_PASSWORD_BYTES);
   for (let i = 0; i < 8; i++) key[i] = reverseBits(key[i]);
   return desEncrypt(key, challenge);
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
-import { checkEngineSupport, type EngineSupport } from './engine-support.js';
+import { checkEngineSupport, vncPasswordWarnings, type EngineSupport } from './engine-support.js';
 import { parseDomainXml } from './xml.js';
 
 function fixture(name: string): string {
@@ -247,5 +247,20 @@ describe('v86 support: warnings', () => {
       errors: [],
       warnings: [{ element: "devices/disk[@target='hdb']", message: 'disk hdb has no source image and is skipped' }],
     });
+  });
+});
+
+describe('VNC password length', () => {
+  const warnings = (passwd: string) =>
+    vncPasswordWarnings(parseDomainXml(`<domain type='v86'><name>p</name><memory unit='MiB'>128</memory><os><type>hvm</type></os><devices><graphics type='vnc' passwd='${passwd}'/></devices></domain>`).config);
+
+  test('warns when the UTF-8 password is longer than the 8 bytes VNC checks, without showing it', () => {
+    assert.deepEqual(warnings('12345678'), []);
+    assert.deepEqual(warnings('pässwö'), [], '8 bytes in UTF-8');
+    const [w] = warnings('pässwör');
+    assert.equal(w.element, "devices/graphics[@type='vnc'][@passwd]");
+    assert.match(w.message, /9 bytes long .*only the first 8/);
+    assert.doesNotMatch(w.message, /pässwör/);
+    assert.equal(warnings('123456789').length, 1);
   });
 });

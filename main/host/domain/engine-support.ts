@@ -4,6 +4,7 @@
 
 import type { DefinitionWarning, DiskConfig, DomainConfig } from '../../../shared/domain.js';
 import { isPygrub } from '../bootloader.js';
+import { VNC_PASSWORD_BYTES } from '../../runner/vnc-auth.js';
 import { childElements, firstChild, type XmlElement } from './xml.js';
 
 export type Engine = 'v86';
@@ -287,4 +288,21 @@ export function formatKiB(kib: number): string {
   if (kib % GiB === 0) return `${kib / GiB} GiB`;
   if (kib % MiB === 0) return `${kib / MiB} MiB`;
   return `${kib} KiB`;
+}
+
+/**
+ * On every engine, VNC authentication keys DES with the first 8 bytes of the password's UTF-8
+ * (QEMU does the same): the rest of a longer password is not checked, and the user should know.
+ */
+export function vncPasswordWarnings(config: DomainConfig): DefinitionWarning[] {
+  return config.graphics.flatMap((g) => {
+    const bytes = g.type === 'vnc' && g.passwd ? Buffer.byteLength(g.passwd, 'utf8') : 0;
+    if (bytes <= VNC_PASSWORD_BYTES) return [];
+    return [
+      {
+        element: "devices/graphics[@type='vnc'][@passwd]",
+        message: `the VNC password is ${bytes} bytes long (UTF-8); VNC authentication checks only the first ${VNC_PASSWORD_BYTES}`,
+      },
+    ];
+  });
 }

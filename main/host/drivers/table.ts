@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { ConnectionInfo } from '../../../shared/api.js';
 import type { DefinitionWarning } from '../../../shared/domain.js';
 import { peekStateEngine, STATE_ENGINE_VERSION } from '../../runner/statefile.js';
+import { vncPasswordWarnings } from '../domain/engine-support.js';
 import type { DomainDocument } from '../domain/xml.js';
 import type { EngineDriver, SupportReport } from './driver.js';
 import { Accel, type AccelMode, type AccelState } from './qemu/accel.js';
@@ -45,7 +46,7 @@ export class Engines {
   support(doc: DomainDocument): SupportReport {
     const { driver, notes } = this.driverFor(doc);
     const report = driver.support(doc);
-    return { warnings: [...notes, ...report.warnings], errors: report.errors };
+    return { warnings: [...notes, ...report.warnings, ...vncPasswordWarnings(doc.config)], errors: report.errors };
   }
 
   /** What `domain.start` tells the user about the engine that runs the domain. */

@@ -18,9 +18,7 @@ export async function listenUnix(svc: HostServices, socketPath: string): Promise
     clients.add(sock);
     sock.on('close', () => clients.delete(sock));
     const conn = new JsonlConnection(sock);
-    const session = new ApiSession(svc, { kind: 'local', label: 'local client' }, (text) => {
-      if (conn.isOpen) sock.write(text + '\n');
-    });
+    const session = new ApiSession(svc, { kind: 'local', label: 'local client' }, (text) => void conn.sendLine(text));
     conn.on('message', (msg) => {
       // receive() answers every bad request itself; anything that still escapes costs this client only.
       session.receive(msg).catch((err: unknown) => {

@@ -10,6 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { DEFAULT_MAX_BUFFERED_BYTES } from '../../common/jsonl.js';
 import { ApiSession, type HostServices } from '../api-session.js';
 import { log } from '../log.js';
 import { VncLink } from '../vnc-link.js';
@@ -207,9 +208,8 @@ export class WebShell {
   }
 
   private api(ws: WebSocket, req: http.IncomingMessage): void {
-    const session = new ApiSession(this.svc, { kind: 'web', label: `web shell ${req.socket.remotePort}` }, (text) => {
-      if (ws.readyState === ws.OPEN) ws.send(text);
-    });
+    const label = `web shell ${req.socket.remotePort}`;
+    const session = new ApiSession(this.svc, { kind: 'web', label }, (text) => sendCapped(ws, text, label));
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
       session.receiveText(data.toString()).catch((err: unknown) => {
@@ -233,15 +233,24 @@ export class WebShell {
       return;
     }
     const rfb = new VncLink(socketPath, password, {
-      toViewer: (chunk) => {
-        if (ws.readyState === ws.OPEN) ws.send(chunk);
-      },
+      toViewer: (chunk) => sendCapped(ws, chunk, `VNC viewer of '${domain}'`),
       closed: () => ws.close(),
     });
     ws.on('message', (data) => rfb.write(data as Buffer));
     ws.on('close', () => rfb.close());
     ws.on('error', () => rfb.close());
   }
+}
+
+/** Sends unless the peer has stopped reading: past the cap it is dropped, with a log line. */
+function sendCapped(ws: WebSocket, data: string | Buffer, who: string): void {
+  if (ws.readyState !== ws.OPEN) return;
+  if (ws.bufferedAmount > DEFAULT_MAX_BUFFERED_BYTES) {
+    log('warn', `${who}: peer is not reading (over ${DEFAULT_MAX_BUFFERED_BYTES} bytes queued); dropped`);
+    ws.terminate();
+    return;
+  }
+  ws.send(data);
 }
 
 function parseCookies(header: string | undefined): Record<string, string> {

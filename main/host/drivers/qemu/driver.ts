@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
+import { PRIVATE_FILE_MODE, ensurePrivateDir, openPrivateLog, processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
 import { conflictingImageLocks, imageInUseMessage, isLocked, posixLockHolder, readPid } from '../../../common/locks.js';
 import { textToScancodes } from '../../../runner/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
@@ -153,7 +153,9 @@ export class QemuDriver implements EngineDriver {
     writeFileAtomic(files.meta, JSON.stringify(meta, null, 2), 0o600);
     writeFileAtomic(files.liveXml, serializeDomainXml(doc), 0o600);
 
-    const out = fs.openSync(files.log, 'a');
+    // QEMU creates the console log with its own umask; made here first, it stays owner-only.
+    fs.closeSync(openPrivateLog(files.console));
+    const out = openPrivateLog(files.log);
     fs.writeSync(out, `${new Date().toISOString()}: starting ${[qemu.path!, ...argv].map(shellQuote).join(' ')}\n`);
     const child = spawn(qemu.path!, argv, { detached: true, stdio: ['ignore', out, out], cwd: stateDir });
     fs.closeSync(out);
@@ -248,9 +250,14 @@ export class QemuDriver implements EngineDriver {
   /** Appends the QEMU log to the domain's log (<home>/logs/qemu-<name>.log), as libvirt keeps one per domain. */
   keepLog(name: string, files: QemuPaths): string | undefined {
     try {
-      fs.mkdirSync(this.logDir, { recursive: true });
+      ensurePrivateDir(this.logDir);
       const text = fs.readFileSync(files.log, 'utf8');
-      fs.appendFileSync(path.join(this.logDir, `qemu-${name}.log`), text);
+      const fd = openPrivateLog(path.join(this.logDir, `qemu-${name}.log`));
+      try {
+        fs.writeSync(fd, text);
+      } finally {
+        fs.closeSync(fd);
+      }
       return text;
     } catch {
       return undefined;
@@ -399,6 +406,14 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
       if (wasRunning && !this.qmp.closed) await this.qmp.execute('cont').catch(() => undefined);
     };
     try {
+      // The stream is guest memory: made owner-only (and not a file someone planted) before QEMU's
+      // `cat` truncates and fills it, which keeps the mode.
+      try {
+        fs.rmSync(stream, { force: true });
+        fs.closeSync(fs.openSync(stream, 'wx', PRIVATE_FILE_MODE));
+      } catch (err) {
+        throw new QemuError(`cannot write state file '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
       await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 });
       if (wasRunning) await this.qmp.execute('stop');
       await this.qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(stream)}` });

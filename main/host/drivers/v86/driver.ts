@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
+import { openPrivateLog, processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
 import { JsonlConnection } from '../../../common/jsonl.js';
 import { isLocked, readPid } from '../../../common/locks.js';
 import {
@@ -84,7 +84,7 @@ export class V86Driver implements EngineDriver {
     writeFileAtomic(path.join(stateDir, LIVE_XML), serializeDomainXml(doc), 0o600);
 
     const logFile = path.join(stateDir, 'runner.log');
-    const out = fs.openSync(logFile, 'a');
+    const out = openPrivateLog(logFile);
     const child = spawn(process.execPath, [runnerEntry(), stateDir], {
       detached: true,
       stdio: ['ignore', out, out],
