@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_MAX_BUFFERED_BYTES } from '../../common/jsonl.js';
-import { TestHost, until } from '../../testing/harness.js';
+import { TestHost, until, webShellSession } from '../../testing/harness.js';
 
 /** A define that parses but cannot run: traced with its ~4 KB of XML, and cheap for the host. */
 const FEED_XML = `<domain type='v86'><name>feed</name><memory unit='MiB'>128</memory><os><type>hvm</type></os><description>${'x'.repeat(3900)}</description></domain>`;
@@ -83,12 +83,12 @@ describe('clients that stop reading', { timeout: 900_000 }, () => {
   });
 
   it('a trace subscriber on the web shell WebSocket that never reads is dropped too', async () => {
-    const { url } = await t.client.call('host.webShell', {});
-    const { port, searchParams } = new URL(url);
+    const shell = await webShellSession(t.client);
+    const port = new URL(shell.origin).port;
     const sock = net.connect(Number(port), '127.0.0.1');
     await new Promise((resolve) => sock.once('connect', resolve));
     sock.write(
-      `GET /api?token=${searchParams.get('token')} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `GET /api HTTP/1.1\r\nHost: ${shell.host}\r\nCookie: ${shell.cookie}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
         `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
     );
     const head = await new Promise<string>((resolve) => sock.once('data', (d: Buffer) => resolve(d.toString('latin1'))));
