@@ -3,6 +3,7 @@
 // No Node, no DOM: this file is imported by the host, the CLI and the renderer.
 import { z } from 'zod';
 import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from './domain.js';
+import type { ErrorCode } from './errors.js';
 
 export const API_VERSION = 1;
 
@@ -592,21 +593,12 @@ export type LifecycleEvent =
   | 'crashed'
   | 'step';
 
-/** Error codes, after libvirt's virErrorNumber where one fits. */
-export type ErrorCode =
-  | 'bad-request'
-  | 'unknown-method'
-  | 'invalid-arg'
-  | 'no-domain'
-  | 'operation-invalid'
-  | 'xml-invalid'
-  | 'unsupported'
-  | 'conflict'
-  | 'engine-failed'
-  | 'internal';
+/** Error classes: libvirt's virErrorNumber names (see errors.ts for the wording of each). */
+export type { ErrorCode } from './errors.js';
 
 export interface ApiError {
   code: ErrorCode;
+  /** What virsh would print after "error: ": the class's wording, then the detail. */
   message: string;
 }
 

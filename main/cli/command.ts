@@ -71,7 +71,7 @@ export async function attempt<T>(context: string, fn: () => Promise<T>): Promise
     return await fn();
   } catch (err) {
     const message = (err as Error).message;
-    if ((err as { code?: string }).code === 'no-domain') {
+    if ((err as { code?: string }).code === 'NO_DOMAIN') {
       const m = /'([^']*)'/.exec(message);
       throw new CliError([`failed to get domain '${m?.[1] ?? ''}'`]);
     }

@@ -138,7 +138,7 @@ async function catalogueList(host: Host): Promise<Results['catalogue.list']> {
   try {
     catalogue = await loadCatalogue();
   } catch (err) {
-    throw new HostError('invalid-arg', (err as Error).message);
+    throw new HostError('INVALID_ARG', (err as Error).message);
   }
   const entries = catalogue.entries.map((e) => {
     const file = host.downloads.target(e);
@@ -153,6 +153,6 @@ async function downloadCall<T>(call: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof DownloadError) throw new HostError(err.code, err.message);
     if (err instanceof HostError) throw err;
-    throw new HostError('invalid-arg', (err as Error).message);
+    throw new HostError('INVALID_ARG', (err as Error).message);
   }
 }

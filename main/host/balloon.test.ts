@@ -124,18 +124,18 @@ for (const engine of ENGINES) describe(`memory balloon and statistics (${engine}
   });
 
   it('bounds and errors', async () => {
-    await rejects(t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 129 * MiB }), 'invalid-arg', /cannot set memory higher than max memory/);
-    await rejects(t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 32 * MiB }), 'invalid-arg', /below 65536 KiB/);
-    await rejects(t.client.call('domain.setMaxMemory', { domain: 'bal', sizeKiB: 256 * MiB, live: true }), 'operation-invalid', /cannot resize the maximum memory on an active domain/);
+    await rejects(t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 129 * MiB }), 'INVALID_ARG', /cannot set memory higher than max memory/);
+    await rejects(t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 32 * MiB }), 'INVALID_ARG', /below 65536 KiB/);
+    await rejects(t.client.call('domain.setMaxMemory', { domain: 'bal', sizeKiB: 256 * MiB, live: true }), 'OPERATION_INVALID', /cannot resize the maximum memory on an active domain/);
     // --config on a running domain: the definition only.
     const before = (await t.client.call('domain.memoryStats', { domain: 'bal' })).targetKiB;
     await t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 100 * MiB, config: true });
     assert.match((await t.client.call('domain.xml', { domain: 'bal', inactive: true })).xml, /<currentMemory unit='KiB'>102400<\/currentMemory>/);
     assert.equal((await t.client.call('domain.memoryStats', { domain: 'bal' })).targetKiB, before, 'the running guest is untouched');
     await createOn(t.client, { name: 'off', memoryMiB: 128, vcpus: 1, boot: { kind: 'disk', disk: guest('disk.img') } }, engine);
-    await rejects(t.client.call('domain.setMemory', { domain: 'off', sizeKiB: 100 * MiB, live: true }), 'operation-invalid', /domain is not running/);
-    await rejects(t.client.call('domain.memoryStats', { domain: 'off' }), 'operation-invalid', /is not running/);
-    await rejects(t.client.call('domain.setMemory', { domain: 'off', sizeKiB: 32 * MiB }), 'invalid-arg', /below 65536 KiB/);
+    await rejects(t.client.call('domain.setMemory', { domain: 'off', sizeKiB: 100 * MiB, live: true }), 'OPERATION_INVALID', /domain is not running/);
+    await rejects(t.client.call('domain.memoryStats', { domain: 'off' }), 'OPERATION_INVALID', /is not running/);
+    await rejects(t.client.call('domain.setMemory', { domain: 'off', sizeKiB: 32 * MiB }), 'INVALID_ARG', /below 65536 KiB/);
     const off = await t.client.call('domain.stats', { domain: 'off' });
     assert.deepEqual([off.memory.maxKiB, off.memory.targetKiB, off.memory.actualKiB, off.memory.guestUsedKiB], [128 * MiB, 128 * MiB, 0, undefined]);
     assert.equal(off.state, 'shutoff');

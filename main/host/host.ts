@@ -9,7 +9,6 @@ import type {
   DomainInfo,
   DomainStatsSample,
   DomainSummary,
-  ErrorCode,
   Events,
   HostStatus,
   HostStopProgress,
@@ -37,6 +36,7 @@ import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../run
 import { VNC_PORT_BASE } from '../runner/protocol.js';
 import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadManager } from './downloads/manager.js';
+import { HostError } from './errors.js';
 import type { HostPaths } from './paths.js';
 import { buildSample, StatsWatchers, type PreviousSample } from './stats.js';
 import { addDisk, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
@@ -61,15 +61,7 @@ const BALLOON_HEADROOM_KiB = 16 * 1024;
 /** How long send-key holds the keys when no hold time is given (QEMU's default). */
 const SEND_KEY_HOLD_MS = 100;
 
-export class HostError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'HostError';
-  }
-}
+export { HostError } from './errors.js';
 
 interface DomainRecord {
   /** The persistent definition (next boot). */
@@ -198,7 +190,7 @@ export class Host extends EventEmitter<HostEvents> {
     if (byUuid) return byUuid;
     for (const r of this.domains.values()) if (r.doc.config.name === ref) return r;
     if (/^\d+$/.test(ref)) for (const r of this.domains.values()) if (r.id === Number(ref)) return r;
-    throw new HostError('no-domain', `Domain not found: no domain with matching name '${ref}'`);
+    throw new HostError('NO_DOMAIN', `no domain with matching name '${ref}'`);
   }
 
   // ---- definitions ----
@@ -231,7 +223,7 @@ export class Host extends EventEmitter<HostEvents> {
   /** The New VM wizard's spec: refused when the guest could not start (missing files, wrong architecture). */
   async create(spec: NewDomainSpec): Promise<{ domain: DomainSummary; warnings: DefinitionWarning[] }> {
     const problems = await checkSpec(spec, async (file) => inspectImage(file));
-    if (problems.length) throw new HostError('invalid-arg', problems.join('; '));
+    if (problems.length) throw new HostError('INVALID_ARG', problems.join('; '));
     return this.define(specToXml(spec));
   }
 
@@ -240,7 +232,7 @@ export class Host extends EventEmitter<HostEvents> {
     const doc = this.parse(xml);
     const support = this.supported(doc);
     if (this.clash(doc.config)) {
-      throw new HostError('operation-invalid', `domain '${doc.config.name}' already exists; use start for a defined domain`);
+      throw new HostError('OPERATION_FAILED', `domain '${doc.config.name}' already exists; use start for a defined domain`);
     }
     const rec = this.newRecord(doc, false);
     rec.warnings = support.warnings;
@@ -258,11 +250,11 @@ export class Host extends EventEmitter<HostEvents> {
     const rec = this.lookup(ref);
     if (rec.live && !force) {
       throw new HostError(
-        'operation-invalid',
-        `Requested operation is not valid: domain '${rec.doc.config.name}' is running; destroy it first, or undefine with --force to make it transient`,
+        'OPERATION_INVALID',
+        `domain '${rec.doc.config.name}' is running; destroy it first, or undefine with --force to make it transient`,
       );
     }
-    if (!rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot undefine transient domain '${rec.doc.config.name}'`);
+    if (!rec.persistent) throw new HostError('OPERATION_INVALID', `cannot undefine transient domain '${rec.doc.config.name}'`);
     fs.rmSync(this.definitionPath(rec.doc.config.uuid), { force: true });
     fs.rmSync(this.autostartPath(rec.doc.config.uuid), { force: true });
     fs.rmSync(this.managedSavePath(rec.doc.config.uuid), { force: true });
@@ -277,7 +269,7 @@ export class Host extends EventEmitter<HostEvents> {
 
   setAutostart(ref: string, enabled: boolean): DomainSummary {
     const rec = this.lookup(ref);
-    if (!rec.persistent) throw new HostError('operation-invalid', `cannot set autostart for transient domain '${rec.doc.config.name}'`);
+    if (!rec.persistent) throw new HostError('OPERATION_INVALID', `cannot set autostart for transient domain '${rec.doc.config.name}'`);
     if (enabled) writeFileAtomic(this.autostartPath(rec.doc.config.uuid), `${rec.doc.config.name}\n`);
     else fs.rmSync(this.autostartPath(rec.doc.config.uuid), { force: true });
     this.emitLifecycle(rec, 'defined');
@@ -318,7 +310,7 @@ export class Host extends EventEmitter<HostEvents> {
   async start(ref: string, opts: { paused?: boolean } = {}): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     if (rec.live || rec.step) {
-      throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already active`);
+      throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is already active`);
     }
     const saved = this.managedSavePath(rec.doc.config.uuid);
     if (fs.existsSync(saved)) {
@@ -338,13 +330,13 @@ export class Host extends EventEmitter<HostEvents> {
 
   /** virsh domxml-to-native qemu-argv, for a defined domain or a definition given as XML. */
   async toNative(ref: string | undefined, xml: string | undefined): Promise<string[]> {
-    if ((ref === undefined) === (xml === undefined)) throw new HostError('invalid-arg', 'give either a domain or a definition (xml), not both');
+    if ((ref === undefined) === (xml === undefined)) throw new HostError('INVALID_ARG', 'give either a domain or a definition (xml), not both');
     const rec = ref !== undefined ? this.lookup(ref) : undefined;
     const doc = rec ? (rec.liveDoc ?? rec.doc) : this.parse(xml!);
     try {
       return await this.engines.toNative(doc);
     } catch (err) {
-      throw new HostError('unsupported', (err as Error).message);
+      throw new HostError('OPERATION_UNSUPPORTED', (err as Error).message);
     }
   }
 
@@ -402,7 +394,7 @@ export class Host extends EventEmitter<HostEvents> {
   async suspend(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
-    if (rec.state === 'paused') throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already paused`);
+    if (rec.state === 'paused') throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is already paused`);
     await live.pause();
     return this.summary(rec);
   }
@@ -410,7 +402,7 @@ export class Host extends EventEmitter<HostEvents> {
   async resume(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
-    if (rec.state !== 'paused') throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is not paused`);
+    if (rec.state !== 'paused') throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is not paused`);
     await live.resume();
     return this.summary(rec);
   }
@@ -431,7 +423,7 @@ export class Host extends EventEmitter<HostEvents> {
       this.setState(rec, before.state, before.reason, null);
       if (job.aborted) return job.finish('aborted', 'job aborted by the user');
       const info = job.finish('failed', (err as Error).message);
-      throw new HostError('engine-failed', `save of '${rec.doc.config.name}' failed: ${info.error}`);
+      throw new HostError('OPERATION_FAILED', `save of '${rec.doc.config.name}' failed: ${info.error}`);
     }
     rec.stopping = 'saved';
     await live.destroy();
@@ -440,14 +432,14 @@ export class Host extends EventEmitter<HostEvents> {
 
   async managedSave(ref: string): Promise<JobInfo> {
     const rec = this.lookup(ref);
-    if (!rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot do managed save for transient domain '${rec.doc.config.name}'`);
+    if (!rec.persistent) throw new HostError('OPERATION_INVALID', `cannot do managed save for transient domain '${rec.doc.config.name}'`);
     return this.save(ref, this.managedSavePath(rec.doc.config.uuid), 'managedsave');
   }
 
   managedSaveRemove(ref: string): DomainSummary {
     const rec = this.lookup(ref);
     const file = this.managedSavePath(rec.doc.config.uuid);
-    if (!fs.existsSync(file)) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' has no managed save image`);
+    if (!fs.existsSync(file)) throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' has no managed save image`);
     fs.rmSync(file);
     this.emitLifecycle(rec, 'defined');
     return this.summary(rec);
@@ -460,14 +452,14 @@ export class Host extends EventEmitter<HostEvents> {
     try {
       header = this.engines.forStateFile(source).readStateHeader(source);
     } catch (err) {
-      throw new HostError('invalid-arg', (err as Error).message);
+      throw new HostError('INVALID_ARG', (err as Error).message);
     }
     let rec = this.domains.get(header.uuid);
     if (!rec) {
       rec = this.newRecord(this.parse(header.domainXml), false);
       this.domains.set(header.uuid, rec);
     }
-    if (rec.live || rec.step) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already active`);
+    if (rec.live || rec.step) throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is already active`);
     const job = this.beginJob(rec, 'restore', async () => undefined);
     try {
       await this.boot(rec, { paused, restoreFrom: source, liveXml: header.domainXml });
@@ -486,7 +478,7 @@ export class Host extends EventEmitter<HostEvents> {
   async jobAbort(ref: string): Promise<JobInfo> {
     const rec = this.lookup(ref);
     const job = this.jobs.current(rec.doc.config.uuid);
-    if (!job) throw new HostError('operation-invalid', `Requested operation is not valid: no job is active on domain '${rec.doc.config.name}'`);
+    if (!job) throw new HostError('OPERATION_INVALID', `no job is active on domain '${rec.doc.config.name}'`);
     await job.abort();
     return { ...job.info };
   }
@@ -496,19 +488,19 @@ export class Host extends EventEmitter<HostEvents> {
   /** virsh change-media: a CD-ROM's medium; `source` inserts (or replaces), none ejects. */
   async changeMedia(ref: string, p: { target: string; source?: string; eject: boolean; live: boolean; config: boolean }): Promise<DomainSummary> {
     const rec = this.lookup(ref);
-    if (p.eject === (p.source !== undefined)) throw new HostError('invalid-arg', p.eject ? 'eject takes no source image' : 'a source image is required to insert or update the medium');
+    if (p.eject === (p.source !== undefined)) throw new HostError('INVALID_ARG', p.eject ? 'eject takes no source image' : 'a source image is required to insert or update the medium');
     const source = p.source === undefined ? undefined : path.resolve(p.source);
-    if (source && !fs.statSync(source, { throwIfNoEntry: false })?.isFile()) throw new HostError('invalid-arg', `cannot use '${source}': no such file`);
+    if (source && !fs.statSync(source, { throwIfNoEntry: false })?.isFile()) throw new HostError('INVALID_ARG', `cannot use '${source}': no such file`);
     const { live, config } = this.scope(rec, p);
     if (live) {
       const doc = parseDomainXml(serializeDomainXml(rec.liveDoc!));
       const disk = setMedia(doc, p.target, source);
       const drive = rec.liveDoc!.config.disks.find((d) => d.device === 'cdrom');
       if (!rec.live!.changeMedia || drive?.target !== disk.target) {
-        throw new HostError('unsupported', `unsupported: the ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
+        throw new HostError('OPERATION_UNSUPPORTED', `the ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
       }
       await rec.live!.changeMedia(source).catch((err: Error) => {
-        throw new HostError('engine-failed', `cannot change the medium of '${disk.target}': ${err.message}`);
+        throw new HostError('OPERATION_FAILED', `cannot change the medium of '${disk.target}': ${err.message}`);
       });
       rec.liveDoc = doc;
     }
@@ -525,7 +517,7 @@ export class Host extends EventEmitter<HostEvents> {
   attachDisk(ref: string, p: NewDisk & { live: boolean; config: boolean }): { domain: DomainSummary; target: string } {
     const rec = this.lookup(ref);
     const { live, config } = this.scope(rec, p);
-    if (live) throw new HostError('unsupported', `unsupported: ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-plug disks, use --config`);
+    if (live) throw new HostError('OPERATION_UNSUPPORTED', `${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-plug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     const target = addDisk(draft, { ...p, source: p.source === undefined ? undefined : path.resolve(p.source) });
     if (config) this.persist(rec, draft);
@@ -537,7 +529,7 @@ export class Host extends EventEmitter<HostEvents> {
   detachDisk(ref: string, p: { target: string; live: boolean; config: boolean }): DomainSummary {
     const rec = this.lookup(ref);
     const { live, config } = this.scope(rec, p);
-    if (live) throw new HostError('unsupported', `unsupported: ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-unplug disks, use --config`);
+    if (live) throw new HostError('OPERATION_UNSUPPORTED', `${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-unplug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     removeDisk(draft, p.target);
     if (config) this.persist(rec, draft);
@@ -562,8 +554,8 @@ export class Host extends EventEmitter<HostEvents> {
       live = Boolean(rec.live);
       config = !rec.live;
     }
-    if (live && !rec.live) throw new HostError('operation-invalid', 'Requested operation is not valid: domain is not running');
-    if (config && !rec.persistent) throw new HostError('operation-invalid', 'Requested operation is not valid: cannot change persistent config of a transient domain');
+    if (live && !rec.live) throw new HostError('OPERATION_INVALID', 'domain is not running');
+    if (config && !rec.persistent) throw new HostError('OPERATION_INVALID', 'cannot change persistent config of a transient domain');
     return { live, config };
   }
 
@@ -642,7 +634,7 @@ export class Host extends EventEmitter<HostEvents> {
     try {
       keys = req.keycodes.map((k) => keyFromCode(req.codeset, k));
     } catch (err) {
-      if (err instanceof KeycodeError) throw new HostError('invalid-arg', err.message);
+      if (err instanceof KeycodeError) throw new HostError('INVALID_ARG', err.message);
       throw err;
     }
     const { press, release } = sendKeySequence(keys);
@@ -664,16 +656,16 @@ export class Host extends EventEmitter<HostEvents> {
     const { live, config } = this.scope(rec, edit);
     const check = (doc: DomainDocument, floorKiB: number, why: string): void => {
       if (edit.sizeKiB > doc.config.memoryKiB) {
-        throw new HostError('invalid-arg', `invalid argument: cannot set memory higher than max memory (${edit.sizeKiB} KiB > ${doc.config.memoryKiB} KiB)`);
+        throw new HostError('INVALID_ARG', `cannot set memory higher than max memory (${edit.sizeKiB} KiB > ${doc.config.memoryKiB} KiB)`);
       }
       if (edit.sizeKiB < Math.min(floorKiB, doc.config.memoryKiB)) {
-        throw new HostError('invalid-arg', `invalid argument: cannot set memory of '${name}' below ${Math.min(floorKiB, doc.config.memoryKiB)} KiB (${why})`);
+        throw new HostError('INVALID_ARG', `cannot set memory of '${name}' below ${Math.min(floorKiB, doc.config.memoryKiB)} KiB (${why})`);
       }
     };
     if (live) {
       const liveDoc = rec.liveDoc ?? rec.doc;
       if (!liveDoc.config.balloon) {
-        throw new HostError('operation-invalid', `Requested operation is not valid: Unable to change memory of active domain '${name}' without the balloon device`);
+        throw new HostError('OPERATION_INVALID', `Unable to change memory of active domain '${name}' without the balloon device`);
       }
       const now = await this.requireLive(rec).balloonInfo(true);
       rec.balloon = now;
@@ -710,22 +702,22 @@ export class Host extends EventEmitter<HostEvents> {
       config = !rec.live;
     }
     if (live) {
-      if (!rec.live) throw new HostError('operation-invalid', 'Requested operation is not valid: domain is not running');
+      if (!rec.live) throw new HostError('OPERATION_INVALID', 'domain is not running');
       throw new HostError(
-        'operation-invalid',
-        `Requested operation is not valid: cannot resize the maximum memory on an active domain: ${this.engines.driverFor(rec.doc).driver.engine} sizes guest RAM at boot; use --config (next boot), or setmem to move the balloon`,
+        'OPERATION_INVALID',
+        `cannot resize the maximum memory on an active domain: ${this.engines.driverFor(rec.doc).driver.engine} sizes guest RAM at boot; use --config (next boot), or setmem to move the balloon`,
       );
     }
-    if (config && !rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot change persistent config of a transient domain '${name}'`);
+    if (config && !rec.persistent) throw new HostError('OPERATION_INVALID', `cannot change persistent config of a transient domain '${name}'`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     try {
       setMemory(draft, { memoryKiB: edit.sizeKiB });
     } catch (err) {
-      if (err instanceof DomainXmlError) throw new HostError('invalid-arg', `invalid argument: ${err.message}`);
+      if (err instanceof DomainXmlError) throw new HostError('INVALID_ARG', err.message);
       throw err;
     }
     const support = this.engines.support(draft);
-    if (support.errors.length) throw new HostError('invalid-arg', `invalid argument: ${support.errors.join('; ')}`);
+    if (support.errors.length) throw new HostError('INVALID_ARG', support.errors.join('; '));
     rec.warnings = support.warnings;
     this.persist(rec, draft);
     this.emitLifecycle(rec, 'defined');
@@ -852,7 +844,7 @@ export class Host extends EventEmitter<HostEvents> {
   private async boot(rec: DomainRecord, opts: { paused?: boolean; restoreFrom?: string; liveXml?: string }): Promise<void> {
     const restoring = opts.restoreFrom !== undefined;
     const conflict = diskConflict(rec.doc.config.uuid, (opts.liveXml ? this.parse(opts.liveXml) : rec.doc).config.disks, this.diskUsers());
-    if (conflict) throw new HostError('operation-invalid', `Requested operation is not valid: ${conflict}`);
+    if (conflict) throw new HostError('OPERATION_INVALID', conflict);
     this.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');
     let handle: LiveDomain;
     try {
@@ -867,7 +859,7 @@ export class Host extends EventEmitter<HostEvents> {
       rec.startNotes = this.engines.startNotes(liveDoc);
     } catch (err) {
       this.setState(rec, 'shutoff', restoring ? rec.reason : 'failed', null);
-      throw new HostError('engine-failed', (err as Error).message);
+      throw new HostError('OPERATION_FAILED', (err as Error).message);
     }
     rec.serialHistory = [];
     rec.serialHistoryBytes = 0;
@@ -882,7 +874,7 @@ export class Host extends EventEmitter<HostEvents> {
     try {
       return this.jobs.begin(rec.doc.config.uuid, rec.doc.config.name, operation, onAbort);
     } catch (err) {
-      if (err instanceof JobError) throw new HostError('operation-invalid', `Requested operation is not valid: ${err.message}`);
+      if (err instanceof JobError) throw new HostError('OPERATION_INVALID', err.message);
       throw err;
     }
   }
@@ -893,14 +885,14 @@ export class Host extends EventEmitter<HostEvents> {
       ensureUuid(doc, randomUUID);
       return doc;
     } catch (err) {
-      if (err instanceof DomainXmlError) throw new HostError('xml-invalid', err.message);
+      if (err instanceof DomainXmlError) throw new HostError('XML_ERROR', err.message);
       throw err;
     }
   }
 
   private supported(doc: DomainDocument): { warnings: DefinitionWarning[] } {
     const support = this.engines.support(doc);
-    if (support.errors.length) throw new HostError('unsupported', `unsupported configuration: ${support.errors.join('; ')}`);
+    if (support.errors.length) throw new HostError('CONFIG_UNSUPPORTED', support.errors.join('; '));
     return support;
   }
 
@@ -909,23 +901,23 @@ export class Host extends EventEmitter<HostEvents> {
     const byName = [...this.domains.values()].find((r) => r.doc.config.name === config.name);
     const byUuid = this.domains.get(config.uuid);
     if (byName && byName.doc.config.uuid !== config.uuid) {
-      throw new HostError('operation-invalid', `domain '${config.name}' already exists with uuid ${byName.doc.config.uuid}`);
+      throw new HostError('OPERATION_FAILED', `domain '${config.name}' already exists with uuid ${byName.doc.config.uuid}`);
     }
     if (byUuid && byUuid.doc.config.name !== config.name) {
-      throw new HostError('operation-invalid', `domain '${byUuid.doc.config.name}' is already defined with uuid ${config.uuid}`);
+      throw new HostError('OPERATION_FAILED', `domain '${byUuid.doc.config.name}' is already defined with uuid ${config.uuid}`);
     }
     return byUuid;
   }
 
   private conflict(rec: DomainRecord, expected: number): HostError {
     return new HostError(
-      'conflict',
+      'DEFINITION_CHANGED',
       `domain '${rec.doc.config.name}' was changed by another client since you loaded it (your copy is generation ${expected}, the host has ${rec.generation}); reload it and make your change again`,
     );
   }
 
   private requireLive(rec: DomainRecord): LiveDomain {
-    if (!rec.live) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is not running`);
+    if (!rec.live) throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is not running`);
     return rec.live;
   }
 

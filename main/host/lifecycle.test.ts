@@ -152,7 +152,7 @@ for (const engine of ENGINES) describe(`lifecycle with reasons (${engine})`, { t
     assert.equal(first.domain.title, 'from A');
     await assert.rejects(
       t.client.call('domain.define', { xml: b.xml.replace('<name>life</name>', '<name>life</name>\n  <title>from B</title>'), expectGeneration: b.generation }),
-      (err: ApiCallError) => err.code === 'conflict' && /changed by another client/.test(err.message),
+      (err: ApiCallError) => err.code === 'DEFINITION_CHANGED' && /changed by another client/.test(err.message),
     );
     await assert.rejects(t.client.call('domain.setMetadata', { domain: 'life', title: 'C', config: true, expectGeneration: b.generation }), /changed by another client/);
     assert.equal((await t.client.call('domain.info', { domain: 'life' })).title, 'from A');
