@@ -7,6 +7,10 @@ import type { ErrorCode } from './errors.js';
 
 export const API_VERSION = 1;
 
+/** virsh shutdown's --mode values; an engine does the ones it can (acpi, agent) and refuses the others. */
+export const SHUTDOWN_MODES = ['acpi', 'agent', 'initctl', 'signal', 'paravirt'] as const;
+export type ShutdownMode = (typeof SHUTDOWN_MODES)[number];
+
 /** A domain is addressed by name or UUID, as virsh does. */
 const DomainRef = z.string().min(1, 'domain name or UUID is required').max(256);
 const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
@@ -130,9 +134,21 @@ export const RequestParams = {
   'domain.serialOpen': z.object({ domain: DomainRef }).strict(),
   'domain.serialClose': z.object({ domain: DomainRef }).strict(),
   'domain.serialWrite': z.object({ domain: DomainRef, data: Base64.max(65536) }).strict(),
-  /** Clean shutdown: ask the guest (ACPI power button, else the guest agent), force off after the timeout. */
+  /**
+   * Clean shutdown (virsh shutdown --mode, xendomains' timeout): ask the guest through `modes` (absent:
+   * every channel it has), then, with `force`, force it off when it has not powered off after the
+   * timeout. `force` defaults to true when no mode is named (naming modes asks only to request). A
+   * guest that cannot be asked at all is forced off at once when `unreachable` is 'force' (the default
+   * with `force`), else the call fails with OPERATION_UNSUPPORTED and the guest keeps running.
+   */
   'domain.shutdown': z
-    .object({ domain: DomainRef, mode: z.enum(['acpi', 'agent', 'any']).default('any'), timeoutSec: z.number().int().min(0).max(3600).optional() })
+    .object({
+      domain: DomainRef,
+      modes: z.array(z.enum(SHUTDOWN_MODES)).min(1).max(SHUTDOWN_MODES.length).optional(),
+      force: z.boolean().optional(),
+      unreachable: z.enum(['force', 'fail']).optional(),
+      timeoutSec: z.number().int().min(0).max(3600).optional(),
+    })
     .strict(),
   'domain.reboot': z.object({ domain: DomainRef }).strict(),
   'domain.reset': z.object({ domain: DomainRef }).strict(),
@@ -320,7 +336,11 @@ export interface Results {
   'domain.serialOpen': { backlog: string };
   'domain.serialClose': Record<string, never>;
   'domain.serialWrite': Record<string, never>;
-  'domain.shutdown': { domain: DomainSummary; method: 'acpi' | 'agent' | 'acpi+agent' };
+  /**
+   * asked: the channels that carried the request (empty when the guest could not be asked);
+   * forced: it was forced off at once for that reason; message: what happened, for people.
+   */
+  'domain.shutdown': { domain: DomainSummary; asked: ('acpi' | 'agent')[]; forced: boolean; message?: string };
   'domain.reboot': { domain: DomainSummary };
   'domain.reset': { domain: DomainSummary };
   'domain.createTransient': { domain: DomainSummary; warnings: DefinitionWarning[] };
@@ -558,13 +578,15 @@ export interface HostStopProgress {
   name: string;
   policy: OnHostStop;
   step: 'pending' | 'shutting-down' | 'saving' | 'done' | 'failed';
+  /** The shutdown policy had to force the guest off (it could not be asked, or ignored the request). */
+  forced?: boolean;
   message?: string;
 }
 export type Result<M extends Method> = Results[M];
 
 export interface Events {
   /** A lifecycle change, with libvirt's state and reason (VIR_DOMAIN_EVENT_*). */
-  'domain.lifecycle': { domain: DomainSummary; event: LifecycleEvent };
+  'domain.lifecycle': { domain: DomainSummary; event: LifecycleEvent; detail?: string };
   'domain.defined': { domain: DomainSummary };
   'domain.undefined': { uuid: string; name: string };
   'domain.stats': { uuid: string; cpuPercent: number; rssBytes: number; sample?: DomainStatsSample };

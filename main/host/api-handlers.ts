@@ -49,7 +49,7 @@ export function handlers(svc: HostServices): HandlerTable {
       return { domain, warnings: host.startNotes(p.domain) };
     },
     'domain.destroy': async (p) => ({ domain: await host.destroy(p.domain) }),
-    'domain.shutdown': (p) => host.shutdown(p.domain, p.mode, p.timeoutSec),
+    'domain.shutdown': (p) => host.shutdown(p.domain, { modes: p.modes, force: p.force, unreachable: p.unreachable, timeoutSec: p.timeoutSec }),
     'domain.reboot': async (p) => ({ domain: await host.reboot(p.domain) }),
     'domain.reset': async (p) => ({ domain: await host.reset(p.domain) }),
     'domain.suspend': async (p) => ({ domain: await host.suspend(p.domain) }),

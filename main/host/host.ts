@@ -17,13 +17,15 @@ import type {
   MemoryStats,
   NewDomainSpec,
   OnHostStop,
+  Result,
+  ShutdownMode,
   VncDisplay,
 } from '../../shared/api.js';
 import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from '../../shared/domain.js';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop, setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
 import { DomainXmlError, dumpDomainXml, ensureUuid, parseDomainXml, serializeDomainXml, setMemory, type DomainDocument } from './domain/xml.js';
-import type { BalloonInfo, ExitReason, LiveDomain, Reattached } from './drivers/driver.js';
+import type { BalloonInfo, ExitReason, LiveDomain, Reattached, ShutdownChannel } from './drivers/driver.js';
 import { Engines } from './drivers/table.js';
 import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
@@ -36,7 +38,8 @@ import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../run
 import { VNC_PORT_BASE } from '../runner/protocol.js';
 import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadManager } from './downloads/manager.js';
-import { HostError } from './errors.js';
+import { HostError, operationUnsupported } from './errors.js';
+import { ignoredBecause, shutdownOutcome, unreachableError } from './shutdown.js';
 import type { HostPaths } from './paths.js';
 import { buildSample, StatsWatchers, type PreviousSample } from './stats.js';
 import { addDisk, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
@@ -82,6 +85,8 @@ interface DomainRecord {
   /** The install boot ended with a guest reboot: start again on the final definition. */
   restartAfterInstall?: boolean;
   shutdownTimer?: NodeJS.Timeout;
+  /** Why the host forced the domain off, for its 'stopped' event. */
+  stopDetail?: string;
   cpuPercent: number;
   cpuTimeMs: number;
   /** Counters of the last statistics sample (for rates). */
@@ -348,31 +353,67 @@ export class Host extends EventEmitter<HostEvents> {
     return this.summary(rec);
   }
 
-  /** Clean shutdown: ask the guest, then force it off after the timeout (reason destroyed). */
-  async shutdown(ref: string, mode: 'acpi' | 'agent' | 'any', timeoutSec = DEFAULT_SHUTDOWN_TIMEOUT_SEC): Promise<{ domain: DomainSummary; method: 'acpi' | 'agent' | 'acpi+agent' }> {
+  /**
+   * Clean shutdown, as virsh's with xendomains' timeout: asks the guest through the channels it has
+   * (or those named), then forces it off (reason destroyed) when it has not powered off within the
+   * timeout. A guest that cannot be asked at all is forced off at once, or, when the caller only
+   * requests, refused. See RequestParams['domain.shutdown'] for the options.
+   */
+  async shutdown(
+    ref: string,
+    opts: { modes?: ShutdownMode[]; force?: boolean; unreachable?: 'force' | 'fail'; timeoutSec?: number } = {},
+  ): Promise<Result<'domain.shutdown'>> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
-    const { method } = await live.shutdown(mode);
+    const name = rec.doc.config.name;
+    const engine = this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine;
+    const cannot = (opts.modes ?? []).filter((m) => m !== 'acpi' && m !== 'agent');
+    if (cannot.length) {
+      throw operationUnsupported(`the ${engine} engine cannot shut a guest down by ${cannot.map((m) => `'${m}'`).join(', ')}; it can use 'acpi' and 'agent'`);
+    }
+    const force = opts.force ?? opts.modes === undefined;
+    const timeoutSec = opts.timeoutSec ?? DEFAULT_SHUTDOWN_TIMEOUT_SEC;
+    const heard = await live.shutdown((opts.modes ?? ['acpi', 'agent']) as ShutdownChannel[]);
+    const outcome = shutdownOutcome(heard, engine);
+    if (!outcome.asked.length) {
+      if ((opts.unreachable ?? (force ? 'force' : 'fail')) === 'fail') throw unreachableError(name, heard, outcome);
+      const message = `domain '${name}' cannot be asked to shut down (${outcome.notes.join('; ')}): forced off`;
+      await this.forceOff(rec, live, message);
+      return { domain: this.summary(rec), asked: [], forced: true, message };
+    }
     this.setState(rec, rec.state, rec.reason, 'shutting-down');
     clearTimeout(rec.shutdownTimer);
     rec.shutdownTimer = setTimeout(() => {
       if (rec.live !== live) return;
-      log('info', `domain '${rec.doc.config.name}' did not shut down within ${timeoutSec} s; forcing it off`);
-      rec.stopping = 'destroyed';
-      void live.destroy();
+      const late = `domain '${name}' did not shut down within ${timeoutSec} s: ${ignoredBecause(heard)}`;
+      if (force) {
+        void this.forceOff(rec, live, `${late}; forced off`);
+      } else {
+        // Only a request: the guest keeps running, and the step says the request is over.
+        log('info', late);
+        this.setState(rec, rec.state, rec.reason, null, late);
+      }
     }, timeoutSec * 1000);
-    return { domain: this.summary(rec), method };
+    return { domain: this.summary(rec), asked: outcome.asked, forced: false, message: outcome.notes.join('; ') || undefined };
   }
 
-  /** Resolves once the domain has stopped (for host stop and tests); at once when it is not running. */
-  whenStopped(ref: string): Promise<DomainSummary> {
+  /** Destroys a domain on the host's own decision; `why` goes with its 'stopped' event and the log. */
+  private async forceOff(rec: DomainRecord, live: LiveDomain, why: string): Promise<void> {
+    log('info', why);
+    rec.stopping = 'destroyed';
+    rec.stopDetail = why;
+    await live.destroy();
+  }
+
+  /** Resolves once the domain has stopped, with its 'stopped' event (for host stop and tests); at once when it is not running. */
+  whenStopped(ref: string): Promise<Events['domain.lifecycle']> {
     const rec = this.lookup(ref);
-    if (!rec.live) return Promise.resolve(this.summary(rec));
+    if (!rec.live) return Promise.resolve({ domain: this.summary(rec), event: 'stopped' });
     return new Promise((resolve) => {
       const listener = (e: Events['domain.lifecycle']): void => {
         if (e.domain.uuid === rec.doc.config.uuid && e.event === 'stopped') {
           this.off('domain.lifecycle', listener);
-          resolve(e.domain);
+          resolve(e);
         }
       };
       this.on('domain.lifecycle', listener);
@@ -819,8 +860,12 @@ export class Host extends EventEmitter<HostEvents> {
             p.step = 'shutting-down';
             report();
             const stopped = this.whenStopped(p.uuid);
-            await this.shutdown(p.uuid, 'any', timeoutSec);
-            await stopped;
+            await this.shutdown(p.uuid, { timeoutSec });
+            const end = await stopped;
+            if (end.domain.reason === 'destroyed') {
+              p.forced = true;
+              p.message = end.detail;
+            }
           }
           p.step = 'done';
         } catch (err) {
@@ -966,11 +1011,13 @@ export class Host extends EventEmitter<HostEvents> {
       rec.id = undefined;
       rec.cpuPercent = 0;
       rec.stopping = undefined;
+      const stopDetail = why === 'destroyed' ? rec.stopDetail : why === 'crashed' ? detail : undefined;
+      rec.stopDetail = undefined;
       if (detail && why === 'crashed') log('warn', `domain '${rec.doc.config.name}' crashed: ${detail}`);
       this.setState(rec, 'shutoff', why, null);
       if (why === 'shutdown') this.emitLifecycle(rec, 'shutdown');
-      this.emitLifecycle(rec, why === 'crashed' ? 'crashed' : 'stopped');
-      if (why === 'crashed') this.emitLifecycle(rec, 'stopped');
+      this.emitLifecycle(rec, why === 'crashed' ? 'crashed' : 'stopped', stopDetail);
+      if (why === 'crashed') this.emitLifecycle(rec, 'stopped', stopDetail);
       if (!rec.persistent) {
         this.domains.delete(rec.doc.config.uuid);
         this.emit('domain.undefined', { uuid: rec.doc.config.uuid, name: rec.doc.config.name });
@@ -987,12 +1034,12 @@ export class Host extends EventEmitter<HostEvents> {
     log('info', `domain '${rec.doc.config.name}': install finished, next boot from the final definition`);
   }
 
-  private setState(rec: DomainRecord, state: DomainState, reason: StateReason, step: DomainStep): void {
+  private setState(rec: DomainRecord, state: DomainState, reason: StateReason, step: DomainStep, detail?: string): void {
     const changedStep = rec.step !== step;
     rec.state = state;
     rec.reason = reason;
     rec.step = step;
-    if (changedStep && step) this.emitLifecycle(rec, 'step');
+    if (changedStep && (step || detail)) this.emitLifecycle(rec, 'step', detail);
   }
 
   private appendSerial(rec: DomainRecord, data: Buffer): void {
@@ -1004,8 +1051,8 @@ export class Host extends EventEmitter<HostEvents> {
     }
   }
 
-  private emitLifecycle(rec: DomainRecord, event: LifecycleEvent): void {
-    this.emit('domain.lifecycle', { domain: this.summary(rec), event });
+  private emitLifecycle(rec: DomainRecord, event: LifecycleEvent, detail?: string): void {
+    this.emit('domain.lifecycle', detail ? { domain: this.summary(rec), event, detail } : { domain: this.summary(rec), event });
   }
 
   private newRecord(doc: DomainDocument, persistent: boolean): DomainRecord {
