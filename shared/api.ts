@@ -410,7 +410,10 @@ export interface MemoryStats {
   diskCachesKiB?: number;
   /** Host memory used by the engine process. */
   rssKiB?: number;
-  /** 'no-driver': the guest did not follow the target within the timeout. */
+  /**
+   * 'pending': not followed yet (on its way, or the guest has not loaded its driver yet: still booting);
+   * 'no-driver': the guest saw the device but did not follow the target within the timeout.
+   */
   balloon: 'ok' | 'pending' | 'no-driver' | 'absent';
   /** Whether a deflated guest's memory really goes back to the host on this engine. */
   hostReclaims: boolean;

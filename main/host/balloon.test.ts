@@ -272,4 +272,27 @@ for (const engine of ENGINES) describe(`memory balloon and statistics (${engine}
     const free = await freeMiB(s);
     assert.ok(free.total > 90, `the guest still has ${free.total} MiB`);
   });
+
+  it('a guest that has not loaded its balloon driver yet is pending, not no-driver', { skip: engine !== 'v86' && 'v86 sees the guest take up the virtio device; QEMU does not say' }, async () => {
+    await createOn(
+      t.client,
+      {
+        name: 'early',
+        memoryMiB: 128,
+        vcpus: 1,
+        // Without virtio_pci the guest never enumerates its virtio devices: like a guest still booting.
+        boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: `${SAMPLE_CMDLINE} module_blacklist=virtio_pci` },
+      },
+      engine,
+    );
+    await t.client.call('domain.start', { domain: 'early' });
+    await t.client.call('domain.setMemory', { domain: 'early', sizeKiB: 96 * MiB, live: true });
+    const s = await SerialWatch.open(t.client, 'early');
+    await s.wait(/DOMUS-GUEST-READY/, BOOT);
+    await sleep(6000);
+    const m = await t.client.call('domain.memoryStats', { domain: 'early' });
+    assert.equal(m.balloon, 'pending', 'past the 5 s no-driver timeout, but the guest never looked at the device');
+    assert.equal(m.actualKiB, 128 * MiB);
+    await t.client.call('domain.destroy', { domain: 'early' });
+  });
 });

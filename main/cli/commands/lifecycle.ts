@@ -37,6 +37,11 @@ const EVENT_WORDS: Record<string, string> = {
 };
 
 export function describeEvent(e: Events['domain.lifecycle']): string {
+  const line = describeLifecycle(e);
+  return e.detail ? `${line} (${e.detail})` : line;
+}
+
+function describeLifecycle(e: Events['domain.lifecycle']): string {
   const name = e.domain.name;
   if (e.event === 'rebooted') return `event 'reboot' for domain '${name}'`;
   if (e.event === 'step') return `event 'lifecycle' for domain '${name}': Step ${e.domain.step ?? ''}`;
