@@ -69,6 +69,21 @@ describe('API session', () => {
     assert.equal(fs.readdirSync(hostPaths(home).domains).length, 0);
   });
 
+  it('an exception nobody anticipated (a bug) is INTERNAL_ERROR, the only path to that class', async () => {
+    const list = host.list;
+    host.list = () => {
+      throw new TypeError("Cannot read properties of undefined (reading 'uuid')");
+    };
+    try {
+      assert.deepEqual(errorOf(await call({ type: 'request', id: 7, method: 'domain.list', params: {} })), {
+        code: 'INTERNAL_ERROR',
+        message: "internal error: Cannot read properties of undefined (reading 'uuid')",
+      });
+    } finally {
+      host.list = list;
+    }
+  });
+
   it('reports unknown domains and invalid XML clearly', async () => {
     assert.deepEqual(errorOf(await call({ type: 'request', id: 10, method: 'domain.start', params: { domain: 'ghost' } })), {
       code: 'NO_DOMAIN',
