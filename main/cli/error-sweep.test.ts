@@ -115,7 +115,7 @@ for (const engine of ENGINES) describe(`CLI error paths (${engine})`, { timeout:
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
-  it('no command ends in an internal error, a stack trace or a hang', async () => {
+  it('no command ends in an internal error, a stack trace or a hang', async (ctx) => {
     const help = await run(t.home, ['help'], HANG_MS);
     const usages = [...help.stdout.matchAll(/^ {8}(\S.*)$/gm)].flatMap((m) => m[1].split(' | ').map(parseUsage));
     assert.ok(usages.length > 40, `domus help lists the commands (${usages.length} found)`);
@@ -164,6 +164,7 @@ for (const engine of ENGINES) describe(`CLI error paths (${engine})`, { timeout:
     // What the CLI may have hidden: the host logs every failure that was not an anticipated error.
     const hostLog = fs.readFileSync(t.paths.log, 'utf8');
     for (const m of hostLog.matchAll(/^\S+ error \S+ from .* failed: .*$/gm)) failures.push(`host log: ${m[0]}`);
+    ctx.diagnostic(`${runs} runs over ${usages.length} usage forms`);
     assert.deepEqual(failures, [], `${failures.length} of ${runs} runs failed:\n${failures.join('\n\n')}`);
   });
 });
