@@ -52,9 +52,11 @@ function parseUsage(form: string): Usage {
   return usage;
 }
 
-function run(home: string, args: string[], timeoutMs: number): Promise<CliResult & { timedOut: boolean }> {
+function run(home: string, cwd: string, args: string[], timeoutMs: number): Promise<CliResult & { timedOut: boolean }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [path.join(APP_ROOT, 'bin', 'domus.mjs'), ...args], {
+      // In a scratch directory: a command that succeeds may write there (screenshot's default file).
+      cwd,
       env: { ...process.env, DOMUS_HOME: home, EDITOR: 'true', VISUAL: 'true' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -116,7 +118,7 @@ for (const engine of ENGINES) describe(`CLI error paths (${engine})`, { timeout:
   });
 
   it('no command ends in an internal error, a stack trace or a hang', async (ctx) => {
-    const help = await run(t.home, ['help'], HANG_MS);
+    const help = await run(t.home, work, ['help'], HANG_MS);
     const usages = [...help.stdout.matchAll(/^ {8}(\S.*)$/gm)].flatMap((m) => m[1].split(' | ').map(parseUsage));
     assert.ok(usages.length > 40, `domus help lists the commands (${usages.length} found)`);
 
@@ -149,7 +151,7 @@ for (const engine of ENGINES) describe(`CLI error paths (${engine})`, { timeout:
       await resetFixtures();
       for (let i = 0; i < commands.length; i += PARALLEL) {
         const batch = commands.slice(i, i + PARALLEL);
-        const results = await Promise.all(batch.map((args) => run(t.home, args, STREAMING.has(u.name) ? STREAM_MS : HANG_MS)));
+        const results = await Promise.all(batch.map((args) => run(t.home, work, args, STREAMING.has(u.name) ? STREAM_MS : HANG_MS)));
         runs += batch.length;
         results.forEach((r, j) => {
           const line = `domus ${batch[j].join(' ')}`;
