@@ -3,8 +3,13 @@
 // No Node, no DOM: this file is imported by the host, the CLI and the renderer.
 import { z } from 'zod';
 import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from './domain.js';
+import type { ErrorCode } from './errors.js';
 
 export const API_VERSION = 1;
+
+/** virsh shutdown's --mode values; an engine does the ones it can (acpi, agent) and refuses the others. */
+export const SHUTDOWN_MODES = ['acpi', 'agent', 'initctl', 'signal', 'paravirt'] as const;
+export type ShutdownMode = (typeof SHUTDOWN_MODES)[number];
 
 /** A domain is addressed by name or UUID, as virsh does. */
 const DomainRef = z.string().min(1, 'domain name or UUID is required').max(256);
@@ -129,9 +134,21 @@ export const RequestParams = {
   'domain.serialOpen': z.object({ domain: DomainRef }).strict(),
   'domain.serialClose': z.object({ domain: DomainRef }).strict(),
   'domain.serialWrite': z.object({ domain: DomainRef, data: Base64.max(65536) }).strict(),
-  /** Clean shutdown: ask the guest (ACPI power button, else the guest agent), force off after the timeout. */
+  /**
+   * Clean shutdown (virsh shutdown --mode, xendomains' timeout): ask the guest through `modes` (absent:
+   * every channel it has), then, with `force`, force it off when it has not powered off after the
+   * timeout. `force` defaults to true when no mode is named (naming modes asks only to request). A
+   * guest that cannot be asked at all is forced off at once when `unreachable` is 'force' (the default
+   * with `force`), else the call fails with OPERATION_UNSUPPORTED and the guest keeps running.
+   */
   'domain.shutdown': z
-    .object({ domain: DomainRef, mode: z.enum(['acpi', 'agent', 'any']).default('any'), timeoutSec: z.number().int().min(0).max(3600).optional() })
+    .object({
+      domain: DomainRef,
+      modes: z.array(z.enum(SHUTDOWN_MODES)).min(1).max(SHUTDOWN_MODES.length).optional(),
+      force: z.boolean().optional(),
+      unreachable: z.enum(['force', 'fail']).optional(),
+      timeoutSec: z.number().int().min(0).max(3600).optional(),
+    })
     .strict(),
   'domain.reboot': z.object({ domain: DomainRef }).strict(),
   'domain.reset': z.object({ domain: DomainRef }).strict(),
@@ -320,7 +337,11 @@ export interface Results {
   'domain.serialOpen': { backlog: string };
   'domain.serialClose': Record<string, never>;
   'domain.serialWrite': Record<string, never>;
-  'domain.shutdown': { domain: DomainSummary; method: 'acpi' | 'agent' | 'acpi+agent' };
+  /**
+   * asked: the channels that carried the request (empty when the guest could not be asked);
+   * forced: it was forced off at once for that reason; message: what happened, for people.
+   */
+  'domain.shutdown': { domain: DomainSummary; asked: ('acpi' | 'agent')[]; forced: boolean; message?: string };
   'domain.reboot': { domain: DomainSummary };
   'domain.reset': { domain: DomainSummary };
   'domain.createTransient': { domain: DomainSummary; warnings: DefinitionWarning[] };
@@ -390,7 +411,10 @@ export interface MemoryStats {
   diskCachesKiB?: number;
   /** Host memory used by the engine process. */
   rssKiB?: number;
-  /** 'no-driver': the guest did not follow the target within the timeout. */
+  /**
+   * 'pending': not followed yet (on its way, or the guest has not loaded its driver yet: still booting);
+   * 'no-driver': the guest saw the device but did not follow the target within the timeout.
+   */
   balloon: 'ok' | 'pending' | 'no-driver' | 'absent';
   /** Whether a deflated guest's memory really goes back to the host on this engine. */
   hostReclaims: boolean;
@@ -558,13 +582,15 @@ export interface HostStopProgress {
   name: string;
   policy: OnHostStop;
   step: 'pending' | 'shutting-down' | 'saving' | 'done' | 'failed';
+  /** The shutdown policy had to force the guest off (it could not be asked, or ignored the request). */
+  forced?: boolean;
   message?: string;
 }
 export type Result<M extends Method> = Results[M];
 
 export interface Events {
   /** A lifecycle change, with libvirt's state and reason (VIR_DOMAIN_EVENT_*). */
-  'domain.lifecycle': { domain: DomainSummary; event: LifecycleEvent };
+  'domain.lifecycle': { domain: DomainSummary; event: LifecycleEvent; detail?: string };
   'domain.defined': { domain: DomainSummary };
   'domain.undefined': { uuid: string; name: string };
   'domain.stats': { uuid: string; cpuPercent: number; rssBytes: number; sample?: DomainStatsSample };
@@ -593,23 +619,12 @@ export type LifecycleEvent =
   | 'crashed'
   | 'step';
 
-/** Error codes, after libvirt's virErrorNumber where one fits. */
-export type ErrorCode =
-  | 'bad-request'
-  | 'unknown-method'
-  | 'invalid-arg'
-  | 'no-domain'
-  | 'operation-invalid'
-  | 'xml-invalid'
-  | 'unsupported'
-  | 'conflict'
-  | 'engine-failed'
-  /** A file of the host could not be written or removed (a full disk): the message names it and why. */
-  | 'system-error'
-  | 'internal';
+/** Error classes: libvirt's virErrorNumber names (see errors.ts for the wording of each). */
+export type { ErrorCode } from './errors.js';
 
 export interface ApiError {
   code: ErrorCode;
+  /** What virsh would print after "error: ": the class's wording, then the detail. */
   message: string;
 }
 

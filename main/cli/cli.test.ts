@@ -172,7 +172,7 @@ describe('domus CLI', { timeout: 300_000 }, () => {
     assert.equal(start.code, 1);
     assert.equal(
       start.stderr,
-      "error: Failed to start domain 'nokernel'\nerror: cannot access kernel '/does/not/exist/vmlinuz': No such file or directory\n",
+      "error: Failed to start domain 'nokernel'\nerror: operation failed: cannot access kernel '/does/not/exist/vmlinuz': No such file or directory\n",
     );
     assert.match((await domus('domstate', 'nokernel', '--reason')).stdout, /^shut off \(failed\)/);
 

@@ -18,7 +18,7 @@ export interface Args {
 }
 
 /** Flags that take a value (`--timeout 30` or `--timeout=30`); every other flag is a switch. */
-const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event', 'codeset', 'holdtime', 'pool', 'format', 'type']);
+export const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event', 'codeset', 'holdtime', 'pool', 'format', 'type']);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
@@ -71,7 +71,7 @@ export async function attempt<T>(context: string, fn: () => Promise<T>): Promise
     return await fn();
   } catch (err) {
     const message = (err as Error).message;
-    if ((err as { code?: string }).code === 'no-domain') {
+    if ((err as { code?: string }).code === 'NO_DOMAIN') {
       const m = /'([^']*)'/.exec(message);
       throw new CliError([`failed to get domain '${m?.[1] ?? ''}'`]);
     }

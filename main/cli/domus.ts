@@ -13,7 +13,7 @@ const SUPPORTED_URIS = new Set([DEFAULT_URI, 'v86:///system', 'qemu:///session']
 const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...memoryCommands, ...hostCommands, ...storageCommands, ...qemuCommands };
 
 function usage(): string {
-  const lines = Object.entries(commands).map(([name, c]) => `    ${name.padEnd(14)}${c.help}\n        ${c.usage}`);
+  const lines = Object.entries(commands).map(([name, c]) => `    ${(name + ' ').padEnd(14)}${c.help}\n        ${c.usage}`);
   return `Usage: domus [-c URI] COMMAND [ARGS...]\n\nCommands:\n${lines.join('\n')}\n`;
 }
 

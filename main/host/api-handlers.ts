@@ -50,7 +50,7 @@ export function handlers(svc: HostServices): HandlerTable {
       return { domain, warnings: host.startNotes(p.domain) };
     },
     'domain.destroy': async (p) => ({ domain: await host.destroy(p.domain) }),
-    'domain.shutdown': (p) => host.shutdown(p.domain, p.mode, p.timeoutSec),
+    'domain.shutdown': (p) => host.shutdown(p.domain, { modes: p.modes, force: p.force, unreachable: p.unreachable, timeoutSec: p.timeoutSec }),
     'domain.reboot': async (p) => ({ domain: await host.reboot(p.domain) }),
     'domain.reset': async (p) => ({ domain: await host.reset(p.domain) }),
     'domain.suspend': async (p) => ({ domain: await host.suspend(p.domain) }),
@@ -139,7 +139,7 @@ async function catalogueList(host: Host): Promise<Results['catalogue.list']> {
   try {
     catalogue = await loadCatalogue();
   } catch (err) {
-    throw new HostError('invalid-arg', (err as Error).message);
+    throw new HostError('INVALID_ARG', (err as Error).message);
   }
   const entries = catalogue.entries.map((e) => {
     const file = host.downloads.target(e);
@@ -154,6 +154,6 @@ async function downloadCall<T>(call: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof DownloadError) throw new HostError(err.code, err.message);
     if (err instanceof HostError) throw err;
-    throw new HostError('invalid-arg', (err as Error).message);
+    throw new HostError('INVALID_ARG', (err as Error).message);
   }
 }

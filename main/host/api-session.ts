@@ -2,6 +2,7 @@
 // contract in shared/api.ts, calls the host, replies, and forwards the events this client wants.
 import { z } from 'zod';
 import { describeZodError, isMethod, RequestEnvelope, RequestParams, type ApiError, type EventName, type Events, type Method, type TraceRecord } from '../../shared/api.js';
+import { errorMessage } from '../../shared/errors.js';
 import { handlers, type Handler, type HandlerTable, type HostServices } from './api-handlers.js';
 import { HostError } from './host.js';
 import { log } from './log.js';
@@ -61,16 +62,16 @@ export class ApiSession {
     const env = RequestEnvelope.safeParse(raw);
     if (!env.success) {
       const id = typeof (raw as { id?: unknown })?.id === 'number' ? (raw as { id: number }).id : 0;
-      return this.replyError(id, { code: 'bad-request', message: `malformed request: ${describeZodError(env.error)}` });
+      return this.replyError(id, { code: 'RPC', message: errorMessage('RPC', `malformed request: ${describeZodError(env.error)}`) });
     }
     const { id, method } = env.data;
     if (!isMethod(method)) {
-      return this.replyError(id, { code: 'unknown-method', message: `unknown method '${method}'` });
+      return this.replyError(id, { code: 'NO_SUPPORT', message: errorMessage('NO_SUPPORT', `unknown method '${method}'`) });
     }
     const schema = RequestParams[method] as z.ZodType;
     const params = schema.safeParse(env.data.params ?? {});
     if (!params.success) {
-      return this.replyError(id, { code: 'invalid-arg', message: `invalid arguments for ${method}: ${describeZodError(params.error)}` });
+      return this.replyError(id, { code: 'INVALID_ARG', message: errorMessage('INVALID_ARG', `${method}: ${describeZodError(params.error)}`) });
     }
     const started = Date.now();
     const args = params.data as { domain?: string };
@@ -81,7 +82,7 @@ export class ApiSession {
       this.send(JSON.stringify({ type: 'reply', id, ok: true, result }));
     } catch (err) {
       const error: ApiError =
-        err instanceof HostError ? { code: err.code, message: err.message } : { code: 'internal', message: `internal error: ${(err as Error).message}` };
+        err instanceof HostError ? { code: err.code, message: err.message } : { code: 'INTERNAL_ERROR', message: errorMessage('INTERNAL_ERROR', (err as Error).message) };
       if (!(err instanceof HostError)) log('error', `${method} from ${this.client.label} failed: ${(err as Error).stack ?? err}`);
       this.traceRequest(method, args, started, false, undefined, error.message);
       this.replyError(id, error);
@@ -137,7 +138,7 @@ export class ApiSession {
 
   /** A message the transport could not even decode. */
   malformed(reason: string): void {
-    this.replyError(0, { code: 'bad-request', message: `malformed message: ${reason}` });
+    this.replyError(0, { code: 'RPC', message: errorMessage('RPC', `malformed message: ${reason}`) });
   }
 
   close(): void {

@@ -9,7 +9,6 @@ import type {
   DomainInfo,
   DomainStatsSample,
   DomainSummary,
-  ErrorCode,
   Events,
   HostStatus,
   HostStopProgress,
@@ -19,13 +18,15 @@ import type {
   MemoryStats,
   NewDomainSpec,
   OnHostStop,
+  Result,
+  ShutdownMode,
   VncDisplay,
 } from '../../shared/api.js';
 import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from '../../shared/domain.js';
 import { FileWriteError, systemErrorText, writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop, setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
 import { DomainXmlError, dumpDomainXml, ensureUuid, parseDomainXml, serializeDomainXml, setMemory, type DomainDocument } from './domain/xml.js';
-import type { BalloonInfo, ExitReason, LiveDomain, Reattached } from './drivers/driver.js';
+import type { BalloonInfo, ExitReason, LiveDomain, Reattached, ShutdownChannel } from './drivers/driver.js';
 import { Engines } from './drivers/table.js';
 import { findFirmware } from './drivers/v86/firmware.js';
 import { JobError, Jobs, type JobHandle } from './jobs.js';
@@ -38,6 +39,8 @@ import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../run
 import { VNC_PORT_BASE } from '../runner/protocol.js';
 import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadManager } from './downloads/manager.js';
+import { HostError, operationUnsupported } from './errors.js';
+import { ignoredBecause, shutdownOutcome, unreachableError } from './shutdown.js';
 import { securePrivateFiles, type HostPaths } from './paths.js';
 import { buildSample, StatsWatchers, type PreviousSample } from './stats.js';
 import { addDisk, checkSourceImage, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
@@ -62,15 +65,7 @@ const BALLOON_HEADROOM_KiB = 16 * 1024;
 /** How long send-key holds the keys when no hold time is given (QEMU's default). */
 const SEND_KEY_HOLD_MS = 100;
 
-export class HostError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'HostError';
-  }
-}
+export { HostError } from './errors.js';
 
 interface DomainRecord {
   /** The persistent definition (next boot). */
@@ -91,6 +86,8 @@ interface DomainRecord {
   /** The install boot ended with a guest reboot: start again on the final definition. */
   restartAfterInstall?: boolean;
   shutdownTimer?: NodeJS.Timeout;
+  /** Why the host forced the domain off, for its 'stopped' event. */
+  stopDetail?: string;
   cpuPercent: number;
   cpuTimeMs: number;
   /** Counters of the last statistics sample (for rates). */
@@ -199,7 +196,7 @@ export class Host extends EventEmitter<HostEvents> {
     if (byUuid) return byUuid;
     for (const r of this.domains.values()) if (r.doc.config.name === ref) return r;
     if (/^\d+$/.test(ref)) for (const r of this.domains.values()) if (r.id === Number(ref)) return r;
-    throw new HostError('no-domain', `Domain not found: no domain with matching name '${ref}'`);
+    throw new HostError('NO_DOMAIN', `no domain with matching name '${ref}'`);
   }
 
   // ---- definitions ----
@@ -235,7 +232,7 @@ export class Host extends EventEmitter<HostEvents> {
   async create(spec: NewDomainSpec): Promise<{ domain: DomainSummary; warnings: DefinitionWarning[] }> {
     // The image is read in the reader's worker thread, as host.inspectImage does: it is untrusted.
     const problems = await checkSpec(spec, (file) => runFsimageJob<ImageInspection>({ op: 'inspect', path: file }));
-    if (problems.length) throw new HostError('invalid-arg', problems.join('; '));
+    if (problems.length) throw new HostError('INVALID_ARG', problems.join('; '));
     return this.define(specToXml(spec));
   }
 
@@ -244,7 +241,7 @@ export class Host extends EventEmitter<HostEvents> {
     const doc = this.parse(xml);
     const support = this.supported(doc);
     if (this.clash(doc.config)) {
-      throw new HostError('operation-invalid', `domain '${doc.config.name}' already exists; use start for a defined domain`);
+      throw new HostError('OPERATION_FAILED', `domain '${doc.config.name}' already exists; use start for a defined domain`);
     }
     const rec = this.newRecord(doc, false);
     rec.warnings = support.warnings;
@@ -262,11 +259,11 @@ export class Host extends EventEmitter<HostEvents> {
     const rec = this.lookup(ref);
     if (rec.live && !force) {
       throw new HostError(
-        'operation-invalid',
-        `Requested operation is not valid: domain '${rec.doc.config.name}' is running; destroy it first, or undefine with --force to make it transient`,
+        'OPERATION_INVALID',
+        `domain '${rec.doc.config.name}' is running; destroy it first, or undefine with --force to make it transient`,
       );
     }
-    if (!rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot undefine transient domain '${rec.doc.config.name}'`);
+    if (!rec.persistent) throw new HostError('OPERATION_INVALID', `cannot undefine transient domain '${rec.doc.config.name}'`);
     // The definition goes first: if it cannot, the domain stays as it was, saved state included.
     // Once it is gone the domain is undefined, and a side file that stays is only reported.
     removeFile(this.definitionPath(rec.doc.config.uuid));
@@ -288,7 +285,7 @@ export class Host extends EventEmitter<HostEvents> {
 
   setAutostart(ref: string, enabled: boolean): DomainSummary {
     const rec = this.lookup(ref);
-    if (!rec.persistent) throw new HostError('operation-invalid', `cannot set autostart for transient domain '${rec.doc.config.name}'`);
+    if (!rec.persistent) throw new HostError('OPERATION_INVALID', `cannot set autostart for transient domain '${rec.doc.config.name}'`);
     if (enabled) writeHostFile(this.autostartPath(rec.doc.config.uuid), `${rec.doc.config.name}\n`);
     else removeFile(this.autostartPath(rec.doc.config.uuid));
     this.emitLifecycle(rec, 'defined');
@@ -329,7 +326,7 @@ export class Host extends EventEmitter<HostEvents> {
   async start(ref: string, opts: { paused?: boolean } = {}): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     if (rec.live || rec.step) {
-      throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already active`);
+      throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is already active`);
     }
     const saved = this.managedSavePath(rec.doc.config.uuid);
     if (fs.existsSync(saved)) {
@@ -354,13 +351,13 @@ export class Host extends EventEmitter<HostEvents> {
 
   /** virsh domxml-to-native qemu-argv, for a defined domain or a definition given as XML. */
   async toNative(ref: string | undefined, xml: string | undefined): Promise<string[]> {
-    if ((ref === undefined) === (xml === undefined)) throw new HostError('invalid-arg', 'give either a domain or a definition (xml), not both');
+    if ((ref === undefined) === (xml === undefined)) throw new HostError('INVALID_ARG', 'give either a domain or a definition (xml), not both');
     const rec = ref !== undefined ? this.lookup(ref) : undefined;
     const doc = rec ? (rec.liveDoc ?? rec.doc) : this.parse(xml!);
     try {
       return await this.engines.toNative(doc);
     } catch (err) {
-      throw new HostError('unsupported', (err as Error).message);
+      throw new HostError('OPERATION_UNSUPPORTED', (err as Error).message);
     }
   }
 
@@ -372,31 +369,67 @@ export class Host extends EventEmitter<HostEvents> {
     return this.summary(rec);
   }
 
-  /** Clean shutdown: ask the guest, then force it off after the timeout (reason destroyed). */
-  async shutdown(ref: string, mode: 'acpi' | 'agent' | 'any', timeoutSec = DEFAULT_SHUTDOWN_TIMEOUT_SEC): Promise<{ domain: DomainSummary; method: 'acpi' | 'agent' | 'acpi+agent' }> {
+  /**
+   * Clean shutdown, as virsh's with xendomains' timeout: asks the guest through the channels it has
+   * (or those named), then forces it off (reason destroyed) when it has not powered off within the
+   * timeout. A guest that cannot be asked at all is forced off at once, or, when the caller only
+   * requests, refused. See RequestParams['domain.shutdown'] for the options.
+   */
+  async shutdown(
+    ref: string,
+    opts: { modes?: ShutdownMode[]; force?: boolean; unreachable?: 'force' | 'fail'; timeoutSec?: number } = {},
+  ): Promise<Result<'domain.shutdown'>> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
-    const { method } = await live.shutdown(mode);
+    const name = rec.doc.config.name;
+    const engine = this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine;
+    const cannot = (opts.modes ?? []).filter((m) => m !== 'acpi' && m !== 'agent');
+    if (cannot.length) {
+      throw operationUnsupported(`the ${engine} engine cannot shut a guest down by ${cannot.map((m) => `'${m}'`).join(', ')}; it can use 'acpi' and 'agent'`);
+    }
+    const force = opts.force ?? opts.modes === undefined;
+    const timeoutSec = opts.timeoutSec ?? DEFAULT_SHUTDOWN_TIMEOUT_SEC;
+    const heard = await live.shutdown((opts.modes ?? ['acpi', 'agent']) as ShutdownChannel[]);
+    const outcome = shutdownOutcome(heard, engine);
+    if (!outcome.asked.length) {
+      if ((opts.unreachable ?? (force ? 'force' : 'fail')) === 'fail') throw unreachableError(name, heard, outcome);
+      const message = `domain '${name}' cannot be asked to shut down (${outcome.notes.join('; ')}): forced off`;
+      await this.forceOff(rec, live, message);
+      return { domain: this.summary(rec), asked: [], forced: true, message };
+    }
     this.setState(rec, rec.state, rec.reason, 'shutting-down');
     clearTimeout(rec.shutdownTimer);
     rec.shutdownTimer = setTimeout(() => {
       if (rec.live !== live) return;
-      log('info', `domain '${rec.doc.config.name}' did not shut down within ${timeoutSec} s; forcing it off`);
-      rec.stopping = 'destroyed';
-      void live.destroy();
+      const late = `domain '${name}' did not shut down within ${timeoutSec} s: ${ignoredBecause(heard)}`;
+      if (force) {
+        void this.forceOff(rec, live, `${late}; forced off`);
+      } else {
+        // Only a request: the guest keeps running, and the step says the request is over.
+        log('info', late);
+        this.setState(rec, rec.state, rec.reason, null, late);
+      }
     }, timeoutSec * 1000);
-    return { domain: this.summary(rec), method };
+    return { domain: this.summary(rec), asked: outcome.asked, forced: false, message: outcome.notes.join('; ') || undefined };
   }
 
-  /** Resolves once the domain has stopped (for host stop and tests); at once when it is not running. */
-  whenStopped(ref: string): Promise<DomainSummary> {
+  /** Destroys a domain on the host's own decision; `why` goes with its 'stopped' event and the log. */
+  private async forceOff(rec: DomainRecord, live: LiveDomain, why: string): Promise<void> {
+    log('info', why);
+    rec.stopping = 'destroyed';
+    rec.stopDetail = why;
+    await live.destroy();
+  }
+
+  /** Resolves once the domain has stopped, with its 'stopped' event (for host stop and tests); at once when it is not running. */
+  whenStopped(ref: string): Promise<Events['domain.lifecycle']> {
     const rec = this.lookup(ref);
-    if (!rec.live) return Promise.resolve(this.summary(rec));
+    if (!rec.live) return Promise.resolve({ domain: this.summary(rec), event: 'stopped' });
     return new Promise((resolve) => {
       const listener = (e: Events['domain.lifecycle']): void => {
         if (e.domain.uuid === rec.doc.config.uuid && e.event === 'stopped') {
           this.off('domain.lifecycle', listener);
-          resolve(e.domain);
+          resolve(e);
         }
       };
       this.on('domain.lifecycle', listener);
@@ -418,7 +451,7 @@ export class Host extends EventEmitter<HostEvents> {
   async suspend(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
-    if (rec.state === 'paused') throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already paused`);
+    if (rec.state === 'paused') throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is already paused`);
     await live.pause();
     return this.summary(rec);
   }
@@ -426,7 +459,7 @@ export class Host extends EventEmitter<HostEvents> {
   async resume(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
-    if (rec.state !== 'paused') throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is not paused`);
+    if (rec.state !== 'paused') throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is not paused`);
     await live.resume();
     return this.summary(rec);
   }
@@ -447,7 +480,7 @@ export class Host extends EventEmitter<HostEvents> {
       this.setState(rec, before.state, before.reason, null);
       if (job.aborted) return job.finish('aborted', 'job aborted by the user');
       const info = job.finish('failed', (err as Error).message);
-      throw new HostError('engine-failed', `save of '${rec.doc.config.name}' failed: ${info.error}`);
+      throw new HostError('OPERATION_FAILED', `save of '${rec.doc.config.name}' failed: ${info.error}`);
     }
     rec.stopping = 'saved';
     await live.destroy();
@@ -456,14 +489,14 @@ export class Host extends EventEmitter<HostEvents> {
 
   async managedSave(ref: string): Promise<JobInfo> {
     const rec = this.lookup(ref);
-    if (!rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot do managed save for transient domain '${rec.doc.config.name}'`);
+    if (!rec.persistent) throw new HostError('OPERATION_INVALID', `cannot do managed save for transient domain '${rec.doc.config.name}'`);
     return this.save(ref, this.managedSavePath(rec.doc.config.uuid), 'managedsave');
   }
 
   managedSaveRemove(ref: string): DomainSummary {
     const rec = this.lookup(ref);
     const file = this.managedSavePath(rec.doc.config.uuid);
-    if (!fs.existsSync(file)) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' has no managed save image`);
+    if (!fs.existsSync(file)) throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' has no managed save image`);
     removeFile(file);
     this.emitLifecycle(rec, 'defined');
     return this.summary(rec);
@@ -476,27 +509,27 @@ export class Host extends EventEmitter<HostEvents> {
     try {
       header = this.engines.forStateFile(source).readStateHeader(source);
     } catch (err) {
-      throw new HostError('invalid-arg', (err as Error).message);
+      throw new HostError('INVALID_ARG', (err as Error).message);
     }
     // The file is untrusted: its header and its XML must name the same domain, and that domain must
     // not collide with another one here (same name under another uuid, or the reverse).
     const doc = this.parse(header.domainXml);
     const { uuid, name } = doc.config;
     if (uuid !== header.uuid || name !== header.name) {
-      throw new HostError('invalid-arg', `state file '${source}' is inconsistent: its header holds domain '${header.name}' (${header.uuid}) but its XML defines '${name}' (${uuid})`);
+      throw new HostError('INVALID_ARG', `state file '${source}' is inconsistent: its header holds domain '${header.name}' (${header.uuid}) but its XML defines '${name}' (${uuid})`);
     }
     let rec: DomainRecord | undefined;
     try {
       rec = this.clash(doc.config);
     } catch (err) {
-      if (err instanceof HostError) throw new HostError(err.code, `cannot restore '${source}': ${err.message}`);
+      if (err instanceof HostError) throw new HostError(err.code, `cannot restore '${source}': ${err.detail}`);
       throw err;
     }
     if (!rec) {
       rec = this.newRecord(doc, false);
       this.domains.set(uuid, rec);
     }
-    if (rec.live || rec.step) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is already active`);
+    if (rec.live || rec.step) throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is already active`);
     const job = this.beginJob(rec, 'restore', async () => undefined);
     try {
       await this.boot(rec, { paused, restoreFrom: source, liveXml: header.domainXml });
@@ -515,7 +548,7 @@ export class Host extends EventEmitter<HostEvents> {
   async jobAbort(ref: string): Promise<JobInfo> {
     const rec = this.lookup(ref);
     const job = this.jobs.current(rec.doc.config.uuid);
-    if (!job) throw new HostError('operation-invalid', `Requested operation is not valid: no job is active on domain '${rec.doc.config.name}'`);
+    if (!job) throw new HostError('OPERATION_INVALID', `no job is active on domain '${rec.doc.config.name}'`);
     await job.abort();
     return { ...job.info };
   }
@@ -525,7 +558,7 @@ export class Host extends EventEmitter<HostEvents> {
   /** virsh change-media: a CD-ROM's medium; `source` inserts (or replaces), none ejects. */
   async changeMedia(ref: string, p: { target: string; source?: string; eject: boolean; live: boolean; config: boolean }): Promise<DomainSummary> {
     const rec = this.lookup(ref);
-    if (p.eject === (p.source !== undefined)) throw new HostError('invalid-arg', p.eject ? 'eject takes no source image' : 'a source image is required to insert or update the medium');
+    if (p.eject === (p.source !== undefined)) throw new HostError('INVALID_ARG', p.eject ? 'eject takes no source image' : 'a source image is required to insert or update the medium');
     const source = p.source === undefined ? undefined : path.resolve(p.source);
     if (source) checkSourceImage(source);
     const { live, config } = this.scope(rec, p);
@@ -535,7 +568,7 @@ export class Host extends EventEmitter<HostEvents> {
     if (disk) {
       const drive = rec.liveDoc!.config.disks.find((d) => d.device === 'cdrom');
       if (!rec.live!.changeMedia || drive?.target !== disk.target) {
-        throw new HostError('unsupported', `unsupported: the ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
+        throw new HostError('OPERATION_UNSUPPORTED', `the ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
       }
     }
     const draft = config ? parseDomainXml(serializeDomainXml(rec.doc)) : undefined;
@@ -543,7 +576,7 @@ export class Host extends EventEmitter<HostEvents> {
     await this.configThenLive(rec, draft, async () => {
       if (!disk) return;
       await rec.live!.changeMedia!(source).catch((err: Error) => {
-        throw new HostError('engine-failed', `cannot change the medium of '${disk.target}': ${err.message}`);
+        throw new HostError('OPERATION_FAILED', `cannot change the medium of '${disk.target}': ${err.message}`);
       });
       rec.liveDoc = liveDoc;
     });
@@ -555,7 +588,7 @@ export class Host extends EventEmitter<HostEvents> {
   attachDisk(ref: string, p: NewDisk & { live: boolean; config: boolean }): { domain: DomainSummary; target: string } {
     const rec = this.lookup(ref);
     const { live, config } = this.scope(rec, p);
-    if (live) throw new HostError('unsupported', `unsupported: ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-plug disks, use --config`);
+    if (live) throw new HostError('OPERATION_UNSUPPORTED', `${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-plug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     const target = addDisk(draft, { ...p, source: p.source === undefined ? undefined : path.resolve(p.source) });
     if (config) this.persist(rec, draft);
@@ -567,7 +600,7 @@ export class Host extends EventEmitter<HostEvents> {
   detachDisk(ref: string, p: { target: string; live: boolean; config: boolean }): DomainSummary {
     const rec = this.lookup(ref);
     const { live, config } = this.scope(rec, p);
-    if (live) throw new HostError('unsupported', `unsupported: ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-unplug disks, use --config`);
+    if (live) throw new HostError('OPERATION_UNSUPPORTED', `${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-unplug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     removeDisk(draft, p.target);
     if (config) this.persist(rec, draft);
@@ -592,8 +625,8 @@ export class Host extends EventEmitter<HostEvents> {
       live = Boolean(rec.live);
       config = !rec.live;
     }
-    if (live && !rec.live) throw new HostError('operation-invalid', 'Requested operation is not valid: domain is not running');
-    if (config && !rec.persistent) throw new HostError('operation-invalid', 'Requested operation is not valid: cannot change persistent config of a transient domain');
+    if (live && !rec.live) throw new HostError('OPERATION_INVALID', 'domain is not running');
+    if (config && !rec.persistent) throw new HostError('OPERATION_INVALID', 'cannot change persistent config of a transient domain');
     return { live, config };
   }
 
@@ -672,7 +705,7 @@ export class Host extends EventEmitter<HostEvents> {
     try {
       keys = req.keycodes.map((k) => keyFromCode(req.codeset, k));
     } catch (err) {
-      if (err instanceof KeycodeError) throw new HostError('invalid-arg', err.message);
+      if (err instanceof KeycodeError) throw new HostError('INVALID_ARG', err.message);
       throw err;
     }
     const { press, release } = sendKeySequence(keys);
@@ -694,16 +727,16 @@ export class Host extends EventEmitter<HostEvents> {
     const { live, config } = this.scope(rec, edit);
     const check = (doc: DomainDocument, floorKiB: number, why: string): void => {
       if (edit.sizeKiB > doc.config.memoryKiB) {
-        throw new HostError('invalid-arg', `invalid argument: cannot set memory higher than max memory (${edit.sizeKiB} KiB > ${doc.config.memoryKiB} KiB)`);
+        throw new HostError('INVALID_ARG', `cannot set memory higher than max memory (${edit.sizeKiB} KiB > ${doc.config.memoryKiB} KiB)`);
       }
       if (edit.sizeKiB < Math.min(floorKiB, doc.config.memoryKiB)) {
-        throw new HostError('invalid-arg', `invalid argument: cannot set memory of '${name}' below ${Math.min(floorKiB, doc.config.memoryKiB)} KiB (${why})`);
+        throw new HostError('INVALID_ARG', `cannot set memory of '${name}' below ${Math.min(floorKiB, doc.config.memoryKiB)} KiB (${why})`);
       }
     };
     if (live) {
       const liveDoc = rec.liveDoc ?? rec.doc;
       if (!liveDoc.config.balloon) {
-        throw new HostError('operation-invalid', `Requested operation is not valid: Unable to change memory of active domain '${name}' without the balloon device`);
+        throw new HostError('OPERATION_INVALID', `Unable to change memory of active domain '${name}' without the balloon device`);
       }
       const now = await this.requireLive(rec).balloonInfo(true);
       rec.balloon = now;
@@ -738,22 +771,22 @@ export class Host extends EventEmitter<HostEvents> {
       config = !rec.live;
     }
     if (live) {
-      if (!rec.live) throw new HostError('operation-invalid', 'Requested operation is not valid: domain is not running');
+      if (!rec.live) throw new HostError('OPERATION_INVALID', 'domain is not running');
       throw new HostError(
-        'operation-invalid',
-        `Requested operation is not valid: cannot resize the maximum memory on an active domain: ${this.engines.driverFor(rec.doc).driver.engine} sizes guest RAM at boot; use --config (next boot), or setmem to move the balloon`,
+        'OPERATION_INVALID',
+        `cannot resize the maximum memory on an active domain: ${this.engines.driverFor(rec.doc).driver.engine} sizes guest RAM at boot; use --config (next boot), or setmem to move the balloon`,
       );
     }
-    if (config && !rec.persistent) throw new HostError('operation-invalid', `Requested operation is not valid: cannot change persistent config of a transient domain '${name}'`);
+    if (config && !rec.persistent) throw new HostError('OPERATION_INVALID', `cannot change persistent config of a transient domain '${name}'`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     try {
       setMemory(draft, { memoryKiB: edit.sizeKiB });
     } catch (err) {
-      if (err instanceof DomainXmlError) throw new HostError('invalid-arg', `invalid argument: ${err.message}`);
+      if (err instanceof DomainXmlError) throw new HostError('INVALID_ARG', err.message);
       throw err;
     }
     const support = this.engines.support(draft);
-    if (support.errors.length) throw new HostError('invalid-arg', `invalid argument: ${support.errors.join('; ')}`);
+    if (support.errors.length) throw new HostError('INVALID_ARG', support.errors.join('; '));
     this.persist(rec, draft);
     rec.warnings = support.warnings;
     this.emitLifecycle(rec, 'defined');
@@ -855,8 +888,12 @@ export class Host extends EventEmitter<HostEvents> {
             p.step = 'shutting-down';
             report();
             const stopped = this.whenStopped(p.uuid);
-            await this.shutdown(p.uuid, 'any', timeoutSec);
-            await stopped;
+            await this.shutdown(p.uuid, { timeoutSec });
+            const end = await stopped;
+            if (end.domain.reason === 'destroyed') {
+              p.forced = true;
+              p.message = end.detail;
+            }
           }
           p.step = 'done';
         } catch (err) {
@@ -880,7 +917,7 @@ export class Host extends EventEmitter<HostEvents> {
   private async boot(rec: DomainRecord, opts: { paused?: boolean; restoreFrom?: string; liveXml?: string }): Promise<void> {
     const restoring = opts.restoreFrom !== undefined;
     const conflict = diskConflict(rec.doc.config.uuid, (opts.liveXml ? this.parse(opts.liveXml) : rec.doc).config.disks, this.diskUsers());
-    if (conflict) throw new HostError('operation-invalid', `Requested operation is not valid: ${conflict}`);
+    if (conflict) throw new HostError('OPERATION_INVALID', conflict);
     this.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');
     let handle: LiveDomain;
     try {
@@ -895,7 +932,7 @@ export class Host extends EventEmitter<HostEvents> {
       rec.startNotes = this.engines.startNotes(liveDoc);
     } catch (err) {
       this.setState(rec, 'shutoff', restoring ? rec.reason : 'failed', null);
-      throw new HostError('engine-failed', (err as Error).message);
+      throw new HostError('OPERATION_FAILED', (err as Error).message);
     }
     rec.serialHistory = [];
     rec.serialHistoryBytes = 0;
@@ -910,7 +947,7 @@ export class Host extends EventEmitter<HostEvents> {
     try {
       return this.jobs.begin(rec.doc.config.uuid, rec.doc.config.name, operation, onAbort);
     } catch (err) {
-      if (err instanceof JobError) throw new HostError('operation-invalid', `Requested operation is not valid: ${err.message}`);
+      if (err instanceof JobError) throw new HostError('OPERATION_INVALID', err.message);
       throw err;
     }
   }
@@ -921,14 +958,14 @@ export class Host extends EventEmitter<HostEvents> {
       ensureUuid(doc, randomUUID);
       return doc;
     } catch (err) {
-      if (err instanceof DomainXmlError) throw new HostError('xml-invalid', err.message);
+      if (err instanceof DomainXmlError) throw new HostError('XML_ERROR', err.message);
       throw err;
     }
   }
 
   private supported(doc: DomainDocument): { warnings: DefinitionWarning[] } {
     const support = this.engines.support(doc);
-    if (support.errors.length) throw new HostError('unsupported', `unsupported configuration: ${support.errors.join('; ')}`);
+    if (support.errors.length) throw new HostError('CONFIG_UNSUPPORTED', support.errors.join('; '));
     return support;
   }
 
@@ -937,23 +974,23 @@ export class Host extends EventEmitter<HostEvents> {
     const byName = [...this.domains.values()].find((r) => r.doc.config.name === config.name);
     const byUuid = this.domains.get(config.uuid);
     if (byName && byName.doc.config.uuid !== config.uuid) {
-      throw new HostError('operation-invalid', `domain '${config.name}' already exists with uuid ${byName.doc.config.uuid}`);
+      throw new HostError('OPERATION_FAILED', `domain '${config.name}' already exists with uuid ${byName.doc.config.uuid}`);
     }
     if (byUuid && byUuid.doc.config.name !== config.name) {
-      throw new HostError('operation-invalid', `domain '${byUuid.doc.config.name}' is already defined with uuid ${config.uuid}`);
+      throw new HostError('OPERATION_FAILED', `domain '${byUuid.doc.config.name}' is already defined with uuid ${config.uuid}`);
     }
     return byUuid;
   }
 
   private conflict(rec: DomainRecord, expected: number): HostError {
     return new HostError(
-      'conflict',
+      'DEFINITION_CHANGED',
       `domain '${rec.doc.config.name}' was changed by another client since you loaded it (your copy is generation ${expected}, the host has ${rec.generation}); reload it and make your change again`,
     );
   }
 
   private requireLive(rec: DomainRecord): LiveDomain {
-    if (!rec.live) throw new HostError('operation-invalid', `Requested operation is not valid: domain '${rec.doc.config.name}' is not running`);
+    if (!rec.live) throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is not running`);
     return rec.live;
   }
 
@@ -1001,11 +1038,13 @@ export class Host extends EventEmitter<HostEvents> {
       rec.id = undefined;
       rec.cpuPercent = 0;
       rec.stopping = undefined;
+      const stopDetail = why === 'destroyed' ? rec.stopDetail : why === 'crashed' ? detail : undefined;
+      rec.stopDetail = undefined;
       if (detail && why === 'crashed') log('warn', `domain '${rec.doc.config.name}' crashed: ${detail}`);
       this.setState(rec, 'shutoff', why, null);
       if (why === 'shutdown') this.emitLifecycle(rec, 'shutdown');
-      this.emitLifecycle(rec, why === 'crashed' ? 'crashed' : 'stopped');
-      if (why === 'crashed') this.emitLifecycle(rec, 'stopped');
+      this.emitLifecycle(rec, why === 'crashed' ? 'crashed' : 'stopped', stopDetail);
+      if (why === 'crashed') this.emitLifecycle(rec, 'stopped', stopDetail);
       if (!rec.persistent) {
         this.domains.delete(rec.doc.config.uuid);
         this.emit('domain.undefined', { uuid: rec.doc.config.uuid, name: rec.doc.config.name });
@@ -1032,12 +1071,12 @@ export class Host extends EventEmitter<HostEvents> {
     return true;
   }
 
-  private setState(rec: DomainRecord, state: DomainState, reason: StateReason, step: DomainStep): void {
+  private setState(rec: DomainRecord, state: DomainState, reason: StateReason, step: DomainStep, detail?: string): void {
     const changedStep = rec.step !== step;
     rec.state = state;
     rec.reason = reason;
     rec.step = step;
-    if (changedStep && step) this.emitLifecycle(rec, 'step');
+    if (changedStep && (step || detail)) this.emitLifecycle(rec, 'step', detail);
   }
 
   private appendSerial(rec: DomainRecord, data: Buffer): void {
@@ -1049,8 +1088,8 @@ export class Host extends EventEmitter<HostEvents> {
     }
   }
 
-  private emitLifecycle(rec: DomainRecord, event: LifecycleEvent): void {
-    this.emit('domain.lifecycle', { domain: this.summary(rec), event });
+  private emitLifecycle(rec: DomainRecord, event: LifecycleEvent, detail?: string): void {
+    this.emit('domain.lifecycle', detail ? { domain: this.summary(rec), event, detail } : { domain: this.summary(rec), event });
   }
 
   private newRecord(doc: DomainDocument, persistent: boolean): DomainRecord {
@@ -1177,7 +1216,7 @@ function writeHostFile(file: string, data: string): void {
   try {
     writeFileAtomic(file, data);
   } catch (err) {
-    throw err instanceof FileWriteError ? new HostError('system-error', err.message) : err;
+    throw err instanceof FileWriteError ? new HostError('SYSTEM_ERROR', err.message) : err;
   }
 }
 
@@ -1197,7 +1236,7 @@ function removeFile(file: string): void {
       fs.closeSync(dfd);
     }
   } catch (err) {
-    throw new HostError('system-error', `cannot remove '${file}': ${systemErrorText(err)}`);
+    throw new HostError('SYSTEM_ERROR', `cannot remove '${file}': ${systemErrorText(err)}`);
   }
 }
 

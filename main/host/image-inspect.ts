@@ -9,13 +9,13 @@ export async function inspectImageFile(file: string): Promise<ImageInspection> {
   try {
     checkInputFile(file, { blockDevices: true });
   } catch (err) {
-    if (err instanceof InputFileError) throw new HostError('invalid-arg', `cannot inspect '${file}': ${err.kind ? 'it ' : ''}${err.reason}`);
+    if (err instanceof InputFileError) throw new HostError('INVALID_ARG', `cannot inspect '${file}': ${err.kind ? 'it ' : ''}${err.reason}`);
     throw err;
   }
   try {
     return await runFsimageJob<ImageInspection>({ op: 'inspect', path: file });
   } catch (err) {
-    if (err instanceof FsimageJobError) throw new HostError(err.expected ? 'unsupported' : 'internal', `cannot inspect '${file}': ${err.message}`);
+    if (err instanceof FsimageJobError) throw new HostError(err.expected ? 'OPERATION_UNSUPPORTED' : 'INTERNAL_ERROR', `cannot inspect '${file}': ${err.message}`);
     throw err;
   }
 }

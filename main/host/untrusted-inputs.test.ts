@@ -19,7 +19,7 @@ function threads(pid: number): number {
   return Number(/^Threads:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
 
-async function refusedFast(call: Promise<unknown>, message: RegExp, code = 'invalid-arg'): Promise<void> {
+async function refusedFast(call: Promise<unknown>, message: RegExp, code = 'INVALID_ARG'): Promise<void> {
   const t0 = Date.now();
   await assert.rejects(call, { message, code });
   const ms = Date.now() - t0;
@@ -82,7 +82,7 @@ describe('paths that are not images', { timeout: 120_000 }, () => {
           <os><type arch='i686'>linux</type></os>
           <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${file}'/><target dev='xvda' bus='xen'/></disk></devices></domain>`,
       });
-      await refusedFast(t.client.call('domain.start', { domain: name }), new RegExp(`pygrub: '${escape(file)}' ${kind.source} or a block device$`), 'engine-failed');
+      await refusedFast(t.client.call('domain.start', { domain: name }), new RegExp(`pygrub: '${escape(file)}' ${kind.source} or a block device$`), 'OPERATION_FAILED');
       assert.equal((await t.client.call('domain.info', { domain: name })).state, 'shutoff');
     }
   });
@@ -134,9 +134,9 @@ describe('domain XML that is too deep or uses reserved names', () => {
     ['prototype', xml('<metadata><prototype/></metadata>'), `line 5: 'prototype' is a reserved name and cannot name an element`],
   ];
 
-  it('domain.define refuses them as xml-invalid and defines nothing', async () => {
+  it('domain.define refuses them as XML_ERROR and defines nothing', async () => {
     for (const [, text, problem] of cases) {
-      await assert.rejects(t.client.call('domain.define', { xml: text }), { code: 'xml-invalid', message: `invalid domain XML: ${problem}` });
+      await assert.rejects(t.client.call('domain.define', { xml: text }), { code: 'XML_ERROR', message: `XML error: invalid domain XML: ${problem}` });
     }
     assert.deepEqual((await t.client.call('domain.list', { all: true })).domains, []);
     assert.deepEqual(fs.readdirSync(path.join(t.home, 'domains')), []);
@@ -206,16 +206,16 @@ for (const engine of ENGINES) {
     it('refuses a header and XML that disagree, and a domain that clashes with another, leaving everything as it was', async () => {
       const stranger = crypto.randomUUID();
       const crafted: [string, (h: Record<string, unknown>) => void, string, RegExp][] = [
-        ['xml-uuid', (h) => setXml(h, 'saved', stranger), 'invalid-arg', new RegExp(`is inconsistent: its header holds domain 'saved' \\(${uuid.saved}\\) but its XML defines 'saved' \\(${stranger}\\)$`)],
-        ['header-name', (h) => (h.name = 'renamed'), 'invalid-arg', new RegExp(`is inconsistent: its header holds domain 'renamed' \\(${uuid.saved}\\) but its XML defines 'saved' \\(${uuid.saved}\\)$`)],
+        ['xml-uuid', (h) => setXml(h, 'saved', stranger), 'INVALID_ARG', new RegExp(`is inconsistent: its header holds domain 'saved' \\(${uuid.saved}\\) but its XML defines 'saved' \\(${stranger}\\)$`)],
+        ['header-name', (h) => (h.name = 'renamed'), 'INVALID_ARG', new RegExp(`is inconsistent: its header holds domain 'renamed' \\(${uuid.saved}\\) but its XML defines 'saved' \\(${uuid.saved}\\)$`)],
         [
           'name-of-other',
           (h) => {
             h.name = 'other';
             setXml(h, 'other', uuid.saved);
           },
-          'operation-invalid',
-          new RegExp(`^cannot restore '.*name-of-other\\.state': domain 'other' already exists with uuid ${uuid.other}$`),
+          'OPERATION_FAILED',
+          new RegExp(`^operation failed: cannot restore '.*name-of-other\\.state': domain 'other' already exists with uuid ${uuid.other}$`),
         ],
         [
           'uuid-of-other',
@@ -224,8 +224,8 @@ for (const engine of ENGINES) {
             h.uuid = uuid.other;
             setXml(h, 'newcomer', uuid.other);
           },
-          'operation-invalid',
-          new RegExp(`^cannot restore '.*uuid-of-other\\.state': domain 'other' is already defined with uuid ${uuid.other}$`),
+          'OPERATION_FAILED',
+          new RegExp(`^operation failed: cannot restore '.*uuid-of-other\\.state': domain 'other' is already defined with uuid ${uuid.other}$`),
         ],
       ];
       const before = { list: (await t.client.call('domain.list', { all: true })).domains, saved: await t.client.call('domain.xml', { domain: 'saved', inactive: true }), other: await t.client.call('domain.xml', { domain: 'other', inactive: true }) };

@@ -48,8 +48,11 @@ export interface AcpiCpu {
 }
 
 export interface AcpiControl {
-  /** A short press of the power button. The guest decides what to do (nothing, if nobody listens). */
-  pressPowerButton(): void;
+  /**
+   * A short press of the power button. The guest decides what to do (nothing, if nobody listens);
+   * returns whether the guest has enabled the button (an OS without ACPI support never does).
+   */
+  pressPowerButton(): boolean;
   /** Machine reset: no power-button press survives it. */
   reset(): void;
 }
@@ -99,6 +102,7 @@ export function installAcpi(cpu: AcpiCpu, onSoftOff: () => void): AcpiControl {
     pressPowerButton() {
       acpi.pm1_status |= PWRBTN_STS;
       updateSci();
+      return (acpi.pm1_enable & PWRBTN_STS) !== 0;
     },
     reset() {
       acpi.pm1_status = 0;

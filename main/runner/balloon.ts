@@ -27,10 +27,16 @@ export interface V86Balloon {
 }
 
 const PAGE_KiB = 4;
-/** virtio status bit the guest driver sets once it runs the device. */
+/** virtio status bits: the guest's virtio core has seen the device; its driver runs the device. */
+const VIRTIO_ACKNOWLEDGE = 1;
 const VIRTIO_DRIVER_OK = 4;
-/** A guest that has not followed a target within this long has no working balloon driver. */
+/** A guest that has seen the device and not followed a target within this long has no working balloon driver. */
 export const BALLOON_NO_DRIVER_MS = Number(process.env.DOMUS_BALLOON_TIMEOUT_MS ?? 5000);
+/**
+ * A guest that has not even looked at its virtio devices is still booting (its driver may yet load),
+ * unless it has been running this long: then it has no virtio support at all.
+ */
+const BALLOON_BOOT_GRACE_MS = 120_000;
 const POLL_MS = 100;
 const GUEST_STATS_TIMEOUT_MS = 1500;
 
@@ -44,6 +50,9 @@ export class Balloon extends EventEmitter<BalloonEvents> {
   /** Balloon size in pages that a fresh machine starts with (the boot target, then the last one set). */
   private wantedPages: number;
   private requestedAt = Date.now();
+  private attachedAt = Date.now();
+  /** When the guest's virtio core first acknowledged the device (it enumerates virtio devices). */
+  private seenAt: number | undefined;
   private driverOkAt: number | undefined;
   private reportedActual = -1;
   /** The balloon moved since the last free-page hinting (a fresh boot's memory is zero already). */
@@ -74,6 +83,8 @@ export class Balloon extends EventEmitter<BalloonEvents> {
   attach(device: V86Balloon | undefined, booting: boolean): void {
     if (this.device && this.device !== device) this.wantedPages = this.device.num_pages;
     this.device = device;
+    this.attachedAt = Date.now();
+    this.seenAt = undefined;
     this.driverOkAt = undefined;
     this.guest = undefined;
     if (!device) return;
@@ -152,9 +163,13 @@ export class Balloon extends EventEmitter<BalloonEvents> {
     const device = this.device;
     if (!device) return 'absent';
     if (device.actual === device.num_pages) return 'ok';
-    // The clock starts at the request, or when a driver shows up later (a guest still booting).
-    const since = Math.max(this.requestedAt, this.driverOkAt ?? 0);
-    return Date.now() - since < BALLOON_NO_DRIVER_MS ? 'pending' : 'no-driver';
+    this.notice(device);
+    const now = Date.now();
+    // Not looked at yet: the guest is still booting, and 'no-driver' would be a guess.
+    if (this.seenAt === undefined) return now - this.attachedAt < BALLOON_BOOT_GRACE_MS ? 'pending' : 'no-driver';
+    // The clock starts at the request, or when the guest's virtio core or driver shows up later.
+    const since = Math.max(this.requestedAt, this.driverOkAt ?? this.seenAt);
+    return now - since < BALLOON_NO_DRIVER_MS ? 'pending' : 'no-driver';
   }
 
   private pagesFor(targetKiB: number): number {
@@ -180,7 +195,7 @@ export class Balloon extends EventEmitter<BalloonEvents> {
   private poll(): void {
     const device = this.device;
     if (!device) return;
-    if (this.driverOkAt === undefined && this.driverOk) this.driverOkAt = Date.now();
+    this.notice(device);
     if (device.actual !== this.reportedActual) {
       this.reportedActual = device.actual;
       this.emit('change', this.report());
@@ -189,6 +204,12 @@ export class Balloon extends EventEmitter<BalloonEvents> {
       this.moved = false;
       this.hintFreePages(device);
     }
+  }
+
+  /** Notes when the guest's virtio core, then its balloon driver, first took up the device. */
+  private notice(device: V86Balloon): void {
+    if (this.seenAt === undefined && device.virtio.device_status & VIRTIO_ACKNOWLEDGE) this.seenAt = Date.now();
+    if (this.driverOkAt === undefined && this.driverOk) this.driverOkAt = Date.now();
   }
 
   /** Pages the guest freed keep their old bytes in wasm memory; have the guest report them so v86 zeroes them. */

@@ -140,7 +140,7 @@ export class ControlServer {
         await emulator.loaded;
         return guestStats ? emulator.balloon.reportWithGuestStats() : emulator.balloon.report();
       },
-      shutdown: async (_conn, { mode }) => ({ method: await emulator.requestShutdown(mode) }),
+      shutdown: async (_conn, { channels }) => emulator.requestShutdown(channels),
       reboot: async () => ({ method: await emulator.requestReboot() }),
       reset: async () => {
         await emulator.reset();

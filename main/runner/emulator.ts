@@ -12,7 +12,7 @@ import type { FileDisk } from './disk.js';
 import { installFlush, type IdeDevices } from './ide.js';
 import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from './keymap.js';
-import type { RebootResult, RunnerConfig, RunState, ShutdownMode, ShutdownResult } from './protocol.js';
+import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
 import type { StateMachine } from './statefile.js';
 
 /** One rectangle of v86's RGBA destination buffer to put on screen (v86's "layer"). */
@@ -113,6 +113,8 @@ function installImageDataPolyfill(): void {
 const KBD_HIGH_WATER = 256;
 const KBD_STALL_MS = 10_000;
 const EFLAGS_IF = 1 << 9;
+/** How long a connected guest agent may take to acknowledge `poweroff` before it counts as not answering. */
+const AGENT_ACK_MS = 5000;
 /** A CPU in HLT with interrupts off this long has stopped for good: the guest halted (no ACPI power-off). */
 const HALT_POWEROFF_MS = 1000;
 const HALT_POLL_MS = 250;
@@ -379,19 +381,19 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     machine.emu.serial_send_bytes(0, bytes);
   }
 
-  /** Asks the guest to power off through the channels `mode` allows; returns those used. */
-  async requestShutdown(mode: ShutdownMode): Promise<ShutdownResult['method']> {
+  /** Asks the guest to power off through each of `channels`; says what each did (see ShutdownResult). */
+  async requestShutdown(channels: ShutdownChannel[]): Promise<ShutdownResult> {
     const machine = await this.current();
-    const acpi = mode !== 'agent' ? machine.acpi : undefined;
-    const agent = mode !== 'acpi' && this.agent.isConnected;
-    if (!acpi && !agent) {
-      if (mode === 'acpi') throw new Error('ACPI is off for this domain');
-      if (mode === 'agent') throw new Error('the guest agent is not connected');
-      throw new Error('the guest has neither ACPI nor a connected guest agent');
+    const result: ShutdownResult = {};
+    if (channels.includes('acpi')) {
+      result.acpi = !machine.acpi ? 'absent' : machine.acpi.pressPowerButton() ? 'pressed' : 'not-enabled';
     }
-    acpi?.pressPowerButton();
-    if (agent) this.agent.send('poweroff');
-    return acpi && agent ? 'acpi+agent' : acpi ? 'acpi' : 'agent';
+    if (channels.includes('agent')) {
+      if (!(this.config.guestAgent ?? true)) result.agent = 'absent';
+      else if (!this.agent.isConnected) result.agent = 'not-connected';
+      else result.agent = (await this.agent.request('poweroff', AGENT_ACK_MS)) ? 'acknowledged' : 'no-answer';
+    }
+    return result;
   }
 
   /** Asks the guest to reboot: through its agent if connected, else with Ctrl+Alt+Del. */

@@ -197,11 +197,20 @@ export interface ScreenshotResult {
   height: number;
 }
 
-export type ShutdownMode = 'acpi' | 'agent' | 'any';
+/** The channels an engine can ask a guest to power off through (virsh shutdown --mode). */
+export type ShutdownChannel = 'acpi' | 'agent';
 
+/**
+ * What became of a shutdown request on each channel asked:
+ * acpi: 'pressed' (the guest enabled its power button: its OS listens), 'not-enabled' (pressed, but
+ * the guest never enabled the button: no ACPI in its OS, or still booting), 'absent' (ACPI is off).
+ * agent: 'acknowledged' (the agent took `poweroff`), 'no-answer' (connected once, did not answer in
+ * time), 'not-connected' (the channel exists but no agent announced itself), 'absent' (no channel),
+ * 'unsupported' (the engine does not wire the channel up).
+ */
 export interface ShutdownResult {
-  /** The channels that carried the request (the guest may still ignore it). */
-  method: 'acpi' | 'agent' | 'acpi+agent';
+  acpi?: 'pressed' | 'not-enabled' | 'absent';
+  agent?: 'acknowledged' | 'no-answer' | 'not-connected' | 'absent' | 'unsupported';
 }
 
 export interface RebootResult {
@@ -299,11 +308,11 @@ export interface RunnerOps {
   /** The balloon now; with guestStats, first asks the guest for fresh statistics (up to 1.5 s). */
   balloonInfo: { args: { guestStats: boolean }; result: BalloonReport };
   /**
-   * Asks the guest to power off and replies at once. 'acpi': the ACPI power button; 'agent': the guest
-   * agent's `poweroff`; 'any': every channel there is. An error if none of the asked channels exists
-   * (ACPI off, agent not connected). The guest's power-off then shows as `guest-poweroff` and exit 0.
+   * Asks the guest to power off through each channel given (the ACPI power button, the guest agent's
+   * `poweroff`) and says what each did; waits only for the agent's acknowledgement (a few seconds at
+   * most). The guest's power-off then shows as `guest-poweroff` and exit 0.
    */
-  shutdown: { args: { mode: ShutdownMode }; result: ShutdownResult };
+  shutdown: { args: { channels: ShutdownChannel[] }; result: ShutdownResult };
   /**
    * Asks the guest to reboot (agent if connected, else Ctrl+Alt+Del) and replies once the request is
    * delivered; the guest's reset then shows as `guest-reboot`.
@@ -374,7 +383,7 @@ export const runnerOpArgs = {
   stats: noArgs,
   balloonSet: z.object({ targetKiB: z.number().int().positive() }),
   balloonInfo: z.object({ guestStats: z.boolean() }),
-  shutdown: z.object({ mode: z.enum(['acpi', 'agent', 'any']) }),
+  shutdown: z.object({ channels: z.array(z.enum(['acpi', 'agent'])).min(1) }),
   reboot: noArgs,
   reset: noArgs,
   save: z.object({

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { DomainSummary, Events, JobInfo, TraceRecord } from '../../../shared/api.js';
+import { SHUTDOWN_MODES, type DomainSummary, type Events, type JobInfo, type ShutdownMode, type TraceRecord } from '../../../shared/api.js';
 import type { ApiClient } from '../../../shared/client.js';
 import { DOMAIN_STATES } from '../../../shared/domain.js';
 import { attempt, CliError, domainInfo, need, simpleDomainOp, type Args, type Command } from '../command.js';
@@ -37,6 +37,11 @@ const EVENT_WORDS: Record<string, string> = {
 };
 
 export function describeEvent(e: Events['domain.lifecycle']): string {
+  const line = describeLifecycle(e);
+  return e.detail ? `${line} (${e.detail})` : line;
+}
+
+function describeLifecycle(e: Events['domain.lifecycle']): string {
   const name = e.domain.name;
   if (e.event === 'rebooted') return `event 'reboot' for domain '${name}'`;
   if (e.event === 'step') return `event 'lifecycle' for domain '${name}': Step ${e.domain.step ?? ''}`;
@@ -112,19 +117,31 @@ function traceLine(r: TraceRecord): string {
   return `${time} ${who.padEnd(12)} ${r.op}${r.domain ? ` [${r.domain}]` : ''}${r.job ? ` job ${r.job}` : ''}${args} ${outcome} (${r.durationMs} ms)`;
 }
 
+/** virsh's --mode: a comma-separated list of shutdown modes. */
+function shutdownModes(value: string | undefined): ShutdownMode[] | undefined {
+  if (value === undefined) return undefined;
+  return value.split(',').map((mode) => {
+    if (!(SHUTDOWN_MODES as readonly string[]).includes(mode)) {
+      throw new CliError([`Unknown mode ${mode} value, expecting 'acpi', 'agent', 'initctl', 'signal' or 'paravirt'`]);
+    }
+    return mode as ShutdownMode;
+  });
+}
+
 export const lifecycleCommands: Record<string, Command> = {
   shutdown: {
-    usage: 'shutdown DOMAIN [--mode acpi|agent] [--timeout SECONDS]',
-    help: 'gracefully shut down a domain; it is forced off when the timeout passes (default 60 s)',
+    usage: 'shutdown DOMAIN [--mode acpi,agent,initctl,signal,paravirt] [--timeout SECONDS] [--no-force]',
+    help: 'gracefully shut down a domain; forced off after the timeout (default 60 s), at once if it cannot be asked; --mode or --no-force only request',
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'shutdown');
-      const mode = (args.options.get('mode') ?? 'any') as 'acpi' | 'agent' | 'any';
-      if (!['acpi', 'agent', 'any'].includes(mode)) throw new CliError([`invalid shutdown mode '${mode}' (acpi or agent)`]);
+      const modes = shutdownModes(args.options.get('mode'));
+      const noForce = args.flags.has('no-force');
       const api = await client();
       const r = await attempt(`Failed to shutdown domain '${name}'`, () =>
-        api.call('domain.shutdown', { domain: name, mode, timeoutSec: timeoutOption(args.options.get('timeout')) }),
+        api.call('domain.shutdown', { domain: name, modes, force: noForce ? false : undefined, timeoutSec: timeoutOption(args.options.get('timeout')) }),
       );
-      say(`Domain '${r.domain.name}' is being shutdown\n\n`);
+      if (r.message) process.stderr.write(`warning: ${r.message}\n`);
+      say(r.forced ? `Domain '${r.domain.name}' destroyed\n\n` : `Domain '${r.domain.name}' is being shutdown\n\n`);
     },
   },
   reboot: { usage: 'reboot DOMAIN', help: 'reboot a domain (asks the guest)', run: simpleDomainOp('domain.reboot', 'is being rebooted', 'reboot') },

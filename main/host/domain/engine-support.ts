@@ -12,6 +12,18 @@ export type Engine = 'v86';
 /** libvirt's name for the guest agent's channel (<channel><target type='virtio' name=.../>). */
 export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
 
+/** As with libvirt, a guest has ACPI only when its XML says <features><acpi/>. */
+export function hasAcpi(doc: { root: XmlElement }): boolean {
+  const features = firstChild(doc.root, 'features');
+  return features !== undefined && firstChild(features, 'acpi') !== undefined;
+}
+
+/** The guest agent's channel, as virt-install writes it (<channel><target name='org.qemu.guest_agent.0'/>). */
+export function hasAgentChannel(doc: { root: XmlElement }): boolean {
+  const devices = firstChild(doc.root, 'devices');
+  return (devices ? childElements(devices, 'channel') : []).some((c) => firstChild(c, 'target')?.attributes.name === GUEST_AGENT_CHANNEL);
+}
+
 export interface EngineSupport {
   warnings: DefinitionWarning[];
   errors: string[];

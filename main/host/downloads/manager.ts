@@ -24,7 +24,7 @@ export interface DownloadManagerOptions {
 
 export class DownloadError extends Error {
   constructor(
-    readonly code: 'invalid-arg' | 'operation-invalid',
+    readonly code: 'INVALID_ARG' | 'OPERATION_INVALID',
     message: string,
   ) {
     super(message);
@@ -64,11 +64,11 @@ export class DownloadManager extends EventEmitter<{ progress: [DownloadInfo] }> 
   async start(entryId: string, pool = 'default'): Promise<DownloadInfo> {
     const { entries } = await this.opts.catalogue();
     const entry = entries.find((e) => e.id === entryId);
-    if (!entry) throw new DownloadError('invalid-arg', `no catalogue entry '${entryId}'`);
+    if (!entry) throw new DownloadError('INVALID_ARG', `no catalogue entry '${entryId}'`);
     const target = this.target(entry, pool);
     const busy = [...this.all.values()].find((r) => r.info.status === 'running' && r.target === target);
     if (busy) return { ...busy.info };
-    if (fs.existsSync(target)) throw new DownloadError('operation-invalid', `${target} already exists in pool '${pool}'; use it, or delete it to download again`);
+    if (fs.existsSync(target)) throw new DownloadError('OPERATION_INVALID', `${target} already exists in pool '${pool}'; use it, or delete it to download again`);
     const id = this.nextId++;
     const info: DownloadInfo = { id, entry: entry.id, url: entry.url, file: '', status: 'running', receivedBytes: 0, totalBytes: entry.sizeBytes ?? 0 };
     const abort = new AbortController();
@@ -85,8 +85,8 @@ export class DownloadManager extends EventEmitter<{ progress: [DownloadInfo] }> 
   /** Cancels a running download; resolves once its .part file is gone. */
   async cancel(id: number): Promise<DownloadInfo> {
     const run = this.all.get(id);
-    if (!run) throw new DownloadError('invalid-arg', `no download with id ${id}`);
-    if (run.info.status !== 'running') throw new DownloadError('operation-invalid', `download ${id} is not running (${run.info.status})`);
+    if (!run) throw new DownloadError('INVALID_ARG', `no download with id ${id}`);
+    if (run.info.status !== 'running') throw new DownloadError('OPERATION_INVALID', `download ${id} is not running (${run.info.status})`);
     run.abort.abort();
     return run.done;
   }
@@ -94,7 +94,7 @@ export class DownloadManager extends EventEmitter<{ progress: [DownloadInfo] }> 
   /** Resolves when the download ends, whatever the outcome (for tests and the CLI). */
   whenDone(id: number): Promise<DownloadInfo> {
     const run = this.all.get(id);
-    if (!run) return Promise.reject(new DownloadError('invalid-arg', `no download with id ${id}`));
+    if (!run) return Promise.reject(new DownloadError('INVALID_ARG', `no download with id ${id}`));
     return run.done;
   }
 

@@ -3,6 +3,9 @@
 import type { EventEmitter } from 'node:events';
 import type { DefinitionWarning } from '../../../shared/domain.js';
 import type { DomainDocument } from '../domain/xml.js';
+import type { ShutdownChannel, ShutdownResult } from '../../runner/protocol.js';
+
+export type { ShutdownChannel, ShutdownResult };
 
 export interface SupportReport {
   warnings: DefinitionWarning[];
@@ -87,8 +90,8 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   takeSerialBacklog(): Buffer;
   /** The guest was restored from a saved state rather than booted. */
   readonly restored: boolean;
-  /** Asks the guest to power off; says which channels carried the request. */
-  shutdown(mode: 'acpi' | 'agent' | 'any'): Promise<{ method: 'acpi' | 'agent' | 'acpi+agent' }>;
+  /** Asks the guest to power off through each channel; says what each did (the host decides what follows). */
+  shutdown(channels: ShutdownChannel[]): Promise<ShutdownResult>;
   reboot(): Promise<void>;
   reset(): Promise<void>;
   /** Writes the guest's state to `file` (the guest stays paused); progress in bytes. */

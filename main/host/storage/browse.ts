@@ -23,7 +23,7 @@ export function browse(dir: string, filter: BrowseFilter): BrowseListing {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error).message;
-    throw new HostError('invalid-arg', `cannot list '${where}': ${why}`);
+    throw new HostError('INVALID_ARG', `cannot list '${where}': ${why}`);
   }
   const entries: BrowseListing['entries'] = [];
   for (const d of dirents) {

@@ -68,7 +68,7 @@ export class Storage {
 
   pool(name: string): PoolDefinition {
     const def = this.definitions().find((d) => d.name === name);
-    if (!def) throw new HostError('invalid-arg', `Storage pool not found: no storage pool with matching name '${name}'`);
+    if (!def) throw new HostError('NO_STORAGE_POOL', `no storage pool with matching name '${name}'`);
     return def;
   }
 
@@ -101,7 +101,7 @@ export class Storage {
     const file = this.volumePath(from.pool, name);
     const writer = this.runningWriter(from.path);
     // A disk a guest is writing is not a consistent copy (libvirt refuses the same way).
-    if (writer) throw new HostError('operation-invalid', `Requested operation is not valid: volume '${from.name}' is in use by running domain '${writer}'; shut it down first`);
+    if (writer) throw new HostError('OPERATION_INVALID', `volume '${from.name}' is in use by running domain '${writer}'; shut it down first`);
     await imageOp(`cannot clone volume '${from.name}'`, () => cloneImage(from.path, file));
     return this.describe(from.pool, name, file);
   }
@@ -109,7 +109,7 @@ export class Storage {
   async resizeVolume(pool: string, volume: string, capacityBytes: number): Promise<VolumeInfo> {
     const vol = this.resolve(volume, pool);
     const user = this.runningUsers(vol.path)[0];
-    if (user) throw new HostError('operation-invalid', `Requested operation is not valid: volume '${vol.name}' is in use by running domain '${user.name}'; v86 cannot grow a disk under a running guest`);
+    if (user) throw new HostError('OPERATION_INVALID', `volume '${vol.name}' is in use by running domain '${user.name}'; v86 cannot grow a disk under a running guest`);
     await imageOp(`cannot resize volume '${vol.name}'`, () => resizeImage(vol.path, capacityBytes));
     return this.describe(vol.pool, vol.name, vol.path);
   }
@@ -117,7 +117,7 @@ export class Storage {
   deleteVolume(pool: string, volume: string): void {
     const vol = this.resolve(volume, pool);
     const user = this.runningUsers(vol.path)[0];
-    if (user) throw new HostError('operation-invalid', `Requested operation is not valid: volume '${vol.name}' is in use by running domain '${user.name}'`);
+    if (user) throw new HostError('OPERATION_INVALID', `volume '${vol.name}' is in use by running domain '${user.name}'`);
     fs.rmSync(vol.path);
     const dfd = fs.openSync(path.dirname(vol.path), 'r');
     try {
@@ -139,18 +139,18 @@ export class Storage {
       const file = path.resolve(volume);
       const owner = this.definitions().find((d) => path.dirname(file) === path.resolve(d.path) && (!pool || d.name === pool));
       if (owner && isFile(file)) return { pool: owner.name, name: path.basename(file), path: file };
-      throw new HostError('invalid-arg', `Storage volume not found: no storage vol with matching path '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
+      throw new HostError('NO_STORAGE_VOL', `no storage vol with matching path '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
     }
     const pools = pool ? [this.pool(pool)] : this.definitions();
     for (const def of pools) {
       const file = path.join(def.path, volume);
       if (isFile(file)) return { pool: def.name, name: volume, path: file };
     }
-    throw new HostError('invalid-arg', `Storage volume not found: no storage vol with matching name '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
+    throw new HostError('NO_STORAGE_VOL', `no storage vol with matching name '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
   }
 
   private volumePath(pool: string, name: string): string {
-    if (name.includes('/') || name.startsWith('.')) throw new HostError('invalid-arg', `invalid volume name '${name}'`);
+    if (name.includes('/') || name.startsWith('.')) throw new HostError('INVALID_ARG', `invalid volume name '${name}'`);
     return path.join(this.poolDir(pool), name);
   }
 
@@ -215,9 +215,10 @@ async function imageOp(context: string, op: () => Promise<void>): Promise<void> 
     await op();
   } catch (err) {
     if (err instanceof ImageError) {
-      const codes = { unsupported: 'unsupported', exists: 'operation-invalid', io: 'system-error', invalid: 'invalid-arg', 'not-found': 'invalid-arg' } as const;
+      const codes = { unsupported: 'OPERATION_UNSUPPORTED', exists: 'OPERATION_FAILED', io: 'SYSTEM_ERROR', invalid: 'INVALID_ARG', 'not-found': 'INVALID_ARG' } as const;
       throw new HostError(codes[err.kind], `${context}: ${err.message}`);
     }
-    throw new HostError('internal', `${context}: ${(err as Error).message}`);
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    throw new HostError('OPERATION_FAILED', `${context}: ${(e.stderr || e.message).trim()}`);
   }
 }

@@ -71,7 +71,7 @@ export function provideDefinition(uuid: string): Definition {
       const result = await host.call('domain.define', { xml, expectGeneration });
       domains.byUuid[result.domain.uuid] = result.domain;
     } catch (err) {
-      if (err instanceof ApiCallError && err.code === 'conflict') conflict.value = true;
+      if (err instanceof ApiCallError && err.code === 'DEFINITION_CHANGED') conflict.value = true;
       throw err;
     }
     await load();

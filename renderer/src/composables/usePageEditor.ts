@@ -102,7 +102,7 @@ export function usePageEditor<T>(opts: {
       applied.value = true;
       return true;
     } catch (err) {
-      if (err instanceof ApiCallError && err.code === 'conflict') {
+      if (err instanceof ApiCallError && err.code === 'DEFINITION_CHANGED') {
         error.value = 'The definition was changed elsewhere after this page was loaded, so nothing was applied. Revert to see the current values.';
       } else error.value = errorMessage(err);
       return false;

@@ -1,10 +1,19 @@
 // The domain list, kept live from host events after one domain.list per connection (no polling).
 import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
-import type { DomainSummary, NewDomainSpecInput, OnHostStop, Params, Result } from '@shared/api';
+import type { DomainSummary, LifecycleEvent, NewDomainSpecInput, OnHostStop, Params, Result } from '@shared/api';
+import { ApiCallError } from '@shared/client';
 import { host } from '../api';
 import { useJobsStore } from './jobs';
 import { useToastStore } from './toasts';
+import { useViewStore } from './view';
+
+/** Titles for lifecycle events the host explains (a forced off, a shutdown request that timed out, a crash). */
+const EXPLAINED: Partial<Record<LifecycleEvent, (name: string) => string>> = {
+  stopped: (name) => `“${name}” was forced off`,
+  crashed: (name) => `“${name}” crashed`,
+  step: (name) => `“${name}” did not shut down`,
+};
 
 /** Samples kept for the CPU sparkline: one minute at the host's one-per-second stats. */
 export const CPU_HISTORY_LENGTH = 60;
@@ -74,9 +83,11 @@ export const useDomainsStore = defineStore('domains', () => {
     }
   }
 
-  host.on('domain.lifecycle', ({ domain, event }) => {
+  host.on('domain.lifecycle', ({ domain, event, detail }) => {
     if (event === 'undefined') remove(domain.uuid);
     else upsert(domain);
+    const title = EXPLAINED[event];
+    if (detail && title) useToastStore().push(event === 'crashed' ? 'error' : 'info', title(domain.name), detail);
   });
   host.on('domain.defined', ({ domain }) => upsert(domain));
   host.on('domain.undefined', ({ uuid }) => remove(uuid));
@@ -105,6 +116,17 @@ export const useDomainsStore = defineStore('domains', () => {
       if (action === 'undefine') {
         await host.call('domain.undefine', { domain: uuid });
         remove(uuid);
+      } else if (action === 'shutdown') {
+        // A guest that cannot be asked is not forced off behind the person's back: they are asked.
+        try {
+          const r = await host.call('domain.shutdown', { domain: uuid, unreachable: 'fail' });
+          upsert(r.domain);
+          if (r.message) useToastStore().push('info', `Asked “${domain.name}” to shut down`, r.message);
+        } catch (err) {
+          if (!(err instanceof ApiCallError && (err.code === 'OPERATION_UNSUPPORTED' || err.code === 'AGENT_UNRESPONSIVE'))) throw err;
+          useViewStore().forceOffOffer = { uuid, reason: err.message };
+          return false;
+        }
       } else if (action === 'managedSave') {
         // The save runs as a job; the domain's step and then its state arrive as events.
         const { job } = await host.call('domain.managedSave', { domain: uuid });

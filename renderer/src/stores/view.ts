@@ -24,6 +24,8 @@ export const useViewStore = defineStore('view', () => {
   const newVmOpen = ref(false);
   /** The domain waiting for the user to confirm its deletion. */
   const confirmDeleteUuid = ref<string | null>(null);
+  /** A guest that cannot be asked to shut down, offered to be forced off instead (with the host's reason). */
+  const forceOffOffer = ref<{ uuid: string; reason: string } | null>(null);
   const detailsShown = ref(false);
   /**
    * Set by an open Details window with unapplied edits: asks the person first, runs `then` once
@@ -85,6 +87,7 @@ export const useViewStore = defineStore('view', () => {
     consoleWindow,
     newVmOpen,
     confirmDeleteUuid,
+    forceOffOffer,
     detailsOpen,
     guardDetails,
     traceOpen,

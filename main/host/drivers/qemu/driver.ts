@@ -12,10 +12,11 @@ import { conflictingImageLocks, imageInUseMessage, isLocked, posixLockHolder, re
 import { textToScancodes } from '../../../runner/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
 import type { GraphicsConfig } from '../../../../shared/domain.js';
+import { hasAcpi, hasAgentChannel } from '../../domain/engine-support.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { resolveBootloader, usesBootloader } from '../../bootloader.js';
 import { log } from '../../log.js';
-import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type StateFileHeader, type SupportReport } from '../driver.js';
+import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StateFileHeader, type SupportReport } from '../driver.js';
 import type { AccelState } from './accel.js';
 import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { findQemu, type QemuBinary } from './binary.js';
@@ -54,6 +55,9 @@ interface QemuMeta {
   disks: { target: string; source: string }[];
   /** The first CD-ROM drive's target, whose medium changeMedia() swaps. */
   cdrom?: string;
+  /** <features><acpi/> (QEMU's acpi=on) and the guest agent channel, for shutdown(); absent: older host, ACPI on. */
+  acpi?: boolean;
+  agentChannel?: boolean;
 }
 
 export interface QemuStart {
@@ -149,6 +153,8 @@ export class QemuDriver implements EngineDriver {
       balloon: config.balloon,
       disks: config.disks.flatMap((d) => (d.source ? [{ target: d.target, source: d.source }] : [])),
       cdrom: config.disks.find((d) => d.device === 'cdrom')?.target,
+      acpi: hasAcpi(doc),
+      agentChannel: hasAgentChannel(doc),
     };
     writeFileAtomic(files.meta, JSON.stringify(meta, null, 2), 0o600);
     writeFileAtomic(files.liveXml, serializeDomainXml(doc), 0o600);
@@ -375,10 +381,18 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     if (m.status === 'failed') throw new Error(`restoring the saved state failed: ${m['error-desc'] ?? 'QEMU gave no reason'}`);
   }
 
-  async shutdown(mode: 'acpi' | 'agent' | 'any'): Promise<{ method: 'acpi' | 'agent' | 'acpi+agent' }> {
-    if (mode === 'agent') throw new QemuError('the guest agent channel is not wired up on QEMU domains in this version; use ACPI (--mode acpi)');
-    await this.qmp.execute('system_powerdown');
-    return { method: 'acpi' };
+  async shutdown(channels: ShutdownChannel[]): Promise<ShutdownResult> {
+    const result: ShutdownResult = {};
+    if (channels.includes('acpi')) {
+      // QEMU cannot tell whether the guest enabled its power button, so a press counts as heard.
+      if (this.meta.acpi === false) result.acpi = 'absent';
+      else {
+        await this.qmp.execute('system_powerdown');
+        result.acpi = 'pressed';
+      }
+    }
+    if (channels.includes('agent')) result.agent = this.meta.agentChannel ? 'unsupported' : 'absent';
+    return result;
   }
 
   async reboot(): Promise<void> {

@@ -23,11 +23,11 @@ import {
   type StatsResult,
 } from '../../../runner/protocol.js';
 import { resolveBootloader, usesBootloader } from '../../bootloader.js';
-import { checkEngineSupport, GUEST_AGENT_CHANNEL, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from '../../domain/engine-support.js';
+import { checkEngineSupport, hasAcpi, hasAgentChannel, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from '../../domain/engine-support.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../paths.js';
-import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type StateFileHeader, type SupportReport } from '../driver.js';
+import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StateFileHeader, type SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -163,7 +163,6 @@ export class V86Driver implements EngineDriver {
       }
       return file;
     };
-    const features = firstChild(doc.root, 'features');
     const rc: RunnerConfig = {
       name: config.name,
       uuid: config.uuid,
@@ -174,7 +173,7 @@ export class V86Driver implements EngineDriver {
       balloon: config.balloon,
       // As with libvirt, a guest has ACPI only when its XML says <features><acpi/>, and the agent
       // channel only when it has one.
-      acpi: features !== undefined && firstChild(features, 'acpi') !== undefined,
+      acpi: hasAcpi(doc),
       guestAgent: hasAgentChannel(doc),
     };
     // libvirt's <graphics type='vnc'>: a TCP listener (loopback unless listen= says otherwise; autoport
@@ -258,8 +257,8 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     return this.serialOut.take();
   }
 
-  async shutdown(mode: 'acpi' | 'agent' | 'any'): Promise<{ method: 'acpi' | 'agent' | 'acpi+agent' }> {
-    return this.request('shutdown', { mode });
+  async shutdown(channels: ShutdownChannel[]): Promise<ShutdownResult> {
+    return this.request('shutdown', { channels });
   }
   async reboot(): Promise<void> {
     await this.request('reboot', {});
@@ -427,11 +426,6 @@ async function pygrubBoot(doc: DomainDocument, stateDir: string, memoryBytes: nu
   }
   log('info', `pygrub for '${doc.config.name}': ${boot.description}; cmdline '${boot.cmdline}'`);
   return { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline || undefined };
-}
-
-function hasAgentChannel(doc: DomainDocument): boolean {
-  const devices = firstChild(doc.root, 'devices');
-  return (devices ? childElements(devices, 'channel') : []).some((c) => firstChild(c, 'target')?.attributes.name === GUEST_AGENT_CHANNEL);
 }
 
 /** Why a runner ended, from the exit.json it writes before exiting; no file means it died. */
