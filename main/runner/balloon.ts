@@ -36,7 +36,7 @@ export const BALLOON_NO_DRIVER_MS = Number(process.env.DOMUS_BALLOON_TIMEOUT_MS 
  * A guest that has not even looked at its virtio devices is still booting (its driver may yet load),
  * unless it has been running this long: then it has no virtio support at all.
  */
-const BALLOON_BOOT_GRACE_MS = 120_000;
+const BALLOON_BOOT_GRACE_MS = 300_000;
 const POLL_MS = 100;
 const GUEST_STATS_TIMEOUT_MS = 1500;
 
