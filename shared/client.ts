@@ -71,7 +71,12 @@ export class ApiClient {
     } catch {
       return;
     }
-    if (msg.type === 'reply') {
+    if (msg.type === 'reply' && msg.id === 0 && !msg.ok) {
+      // The host could not read a request at all (e.g. a line over its size limit), so it cannot
+      // say which: every call still waiting fails with that error rather than waiting forever.
+      for (const p of this.pending.values()) p.reject(new ApiCallError(msg.error));
+      this.pending.clear();
+    } else if (msg.type === 'reply') {
       const p = this.pending.get(msg.id);
       if (!p) return;
       this.pending.delete(msg.id);

@@ -166,6 +166,8 @@ for (const engine of ENGINES) describe(`CLI error paths (${engine})`, { timeout:
     // What the CLI may have hidden: the host logs every failure that was not an anticipated error.
     const hostLog = fs.readFileSync(t.paths.log, 'utf8');
     for (const m of hostLog.matchAll(/^\S+ error \S+ from .* failed: .*$/gm)) failures.push(`host log: ${m[0]}`);
+    // A file argument naming a directory that does not exist is an error, never a reason to create it.
+    if (fs.existsSync('/nonexistent')) failures.push('a command created /nonexistent/dir for its file argument');
     ctx.diagnostic(`${runs} runs over ${usages.length} usage forms`);
     assert.deepEqual(failures, [], `${failures.length} of ${runs} runs failed:\n${failures.join('\n\n')}`);
   });

@@ -11,13 +11,14 @@ const GROUP_OTHER = 0o077;
  * Writes a file so that a crash leaves either the old or the new content, never a mix:
  * temp file in the same directory, fsync, rename over the target, fsync the directory. A failure
  * (a full disk) leaves the old content and no temp file, and throws a FileWriteError naming `file`.
- * Owner-only unless asked otherwise: definitions hold VNC passwords.
+ * Owner-only unless asked otherwise: definitions hold VNC passwords. `makeDirs` creates missing
+ * parent directories, for Domus's own files; a path a user named is written only where it exists.
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array, mode = PRIVATE_FILE_MODE): void {
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode = PRIVATE_FILE_MODE, makeDirs = true): void {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    if (makeDirs) fs.mkdirSync(dir, { recursive: true });
     const fd = fs.openSync(tmp, 'wx', mode);
     try {
       fs.writeFileSync(fd, data);

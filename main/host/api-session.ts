@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { describeZodError, isMethod, RequestEnvelope, RequestParams, type ApiError, type EventName, type Events, type Method, type TraceRecord } from '../../shared/api.js';
 import { errorMessage } from '../../shared/errors.js';
 import { handlers, type Handler, type HandlerTable, type HostServices } from './api-handlers.js';
-import { HostError } from './host.js';
+import { apiErrorOf } from './errors.js';
 import { log } from './log.js';
 
 export type { HostServices };
@@ -81,9 +81,8 @@ export class ApiSession {
       this.traceRequest(method, args, started, true, result);
       this.send(JSON.stringify({ type: 'reply', id, ok: true, result }));
     } catch (err) {
-      const error: ApiError =
-        err instanceof HostError ? { code: err.code, message: err.message } : { code: 'INTERNAL_ERROR', message: errorMessage('INTERNAL_ERROR', (err as Error).message) };
-      if (!(err instanceof HostError)) log('error', `${method} from ${this.client.label} failed: ${(err as Error).stack ?? err}`);
+      const error: ApiError = apiErrorOf(err);
+      if (error.code === 'INTERNAL_ERROR') log('error', `${method} from ${this.client.label} failed: ${(err as Error).stack ?? err}`);
       this.traceRequest(method, args, started, false, undefined, error.message);
       this.replyError(id, error);
     }

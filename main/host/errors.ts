@@ -1,6 +1,8 @@
 // The host's errors: each carries one of libvirt's error classes and reads as virsh prints it
-// ("Requested operation is not valid: domain is not running"). Anything thrown that is not a
-// HostError is a bug, reported to the client as INTERNAL_ERROR (api-session.ts).
+// ("Requested operation is not valid: domain is not running"). An engine that fails a request
+// (a runner whose connection closed, a QMP command QEMU refused) throws an EngineFailure, reported
+// as OPERATION_FAILED as libvirt reports its monitor's failures. Anything else thrown is a bug,
+// reported to the client as INTERNAL_ERROR (api-session.ts).
 import { errorMessage, type ErrorCode } from '../../shared/errors.js';
 
 export class HostError extends Error {
@@ -12,6 +14,18 @@ export class HostError extends Error {
     super(errorMessage(code, detail));
     this.name = 'HostError';
   }
+}
+
+/** What an engine (v86 runner, QEMU) failed to do; not a bug of the host. */
+export class EngineFailure extends Error {
+  override name = 'EngineFailure';
+}
+
+/** The API error for anything a handler threw: its class, or INTERNAL_ERROR for a bug. */
+export function apiErrorOf(err: unknown): { code: ErrorCode; message: string } {
+  if (err instanceof HostError) return { code: err.code, message: err.message };
+  if (err instanceof EngineFailure) return { code: 'OPERATION_FAILED', message: errorMessage('OPERATION_FAILED', err.message) };
+  return { code: 'INTERNAL_ERROR', message: errorMessage('INTERNAL_ERROR', (err as Error).message) };
 }
 
 export const invalidArg = (detail: string): HostError => new HostError('INVALID_ARG', detail);

@@ -133,7 +133,7 @@ export const domainCommands: Record<string, Command> = {
       const api = await client();
       const shot = await attempt(`could not take a screenshot of ${name}`, () => api.call('domain.screenshot', { domain: name }));
       const file = args.positional[1] ?? `${name}-${Math.floor(Date.now() / 1000)}.png`;
-      writeFileAtomic(path.resolve(file), Buffer.from(shot.png, 'base64'));
+      writeFileAtomic(path.resolve(file), Buffer.from(shot.png, 'base64'), 0o600, false);
       process.stdout.write(`Screenshot saved to ${file}, with type of image/png\n\n`);
     },
   },

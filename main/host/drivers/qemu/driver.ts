@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { PRIVATE_FILE_MODE, ensurePrivateDir, openPrivateLog, processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
+import { EngineFailure } from '../../errors.js';
 import { conflictingImageLocks, imageInUseMessage, isLocked, posixLockHolder, readPid } from '../../../common/locks.js';
 import { textToScancodes } from '../../../runner/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
@@ -38,7 +39,7 @@ const CLK_TCK = 100;
 const CONSOLE_TRIM_BYTES = 2 << 20;
 const PAGE_SIZE = 4096;
 
-export class QemuError extends Error {
+export class QemuError extends EngineFailure {
   override name = 'QemuError';
 }
 

@@ -4,6 +4,7 @@
 // (a client that waits on a dead QEMU would hang forever).
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { EngineFailure } from '../../errors.js';
 
 export interface QmpEvent {
   event: string;
@@ -17,7 +18,7 @@ export interface QmpGreeting {
 }
 
 /** A command QEMU refused; the message names the command and QEMU's own description. */
-export class QmpError extends Error {
+export class QmpError extends EngineFailure {
   override name = 'QmpError';
   constructor(
     readonly command: string,

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { openPrivateLog, processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
+import { EngineFailure } from '../../errors.js';
 import { JsonlConnection } from '../../../common/jsonl.js';
 import { isLocked, readPid } from '../../../common/locks.js';
 import {
@@ -36,11 +37,8 @@ const SAVE_TIMEOUT_MS = 10 * 60_000;
 const STATS_TIMEOUT_MS = 5000;
 const LIVE_XML = 'live.xml';
 
-export class EngineError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'EngineError';
-  }
+export class EngineError extends EngineFailure {
+  override name = 'EngineError';
 }
 
 export class V86Driver implements EngineDriver {
@@ -339,7 +337,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
       if (!this.conn.send({ id, op, ...args })) {
         this.pending.delete(id);
         clearTimeout(timer);
-        reject(new EngineError('runner connection closed'));
+        reject(new EngineError('domain is no longer running (its runner closed the connection)'));
       }
     });
   }
@@ -381,7 +379,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private closed(): void {
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
-      p.reject(new EngineError('runner connection closed'));
+      p.reject(new EngineError('domain is no longer running (its runner closed the connection)'));
     }
     this.pending.clear();
     if (this.detached) return;
