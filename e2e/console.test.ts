@@ -201,7 +201,7 @@ for (const engine of ENGINES) describe(`the console in Chromium (${engine})`, { 
     const bare = await browser.newContext({ viewport: { width: 1000, height: 700 } });
     try {
       const other = await bare.newPage();
-      await other.goto(url);
+      await other.goto((await t.client.call('host.webShell', {})).url); // a one-time address of its own
       await other.goto(consoleUrl(uuid));
       await other.getByTestId('console-sendkey').click();
       await other.getByTestId('type-clipboard').click();

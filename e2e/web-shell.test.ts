@@ -147,7 +147,8 @@ describe('web shell in Chromium', { timeout: 300_000 }, () => {
     } finally {
       child.kill();
       await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
-      fs.rmSync(profile, { recursive: true, force: true });
+      // Chromium's helper processes can still be writing the profile for a moment after it exits.
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
     }
   });
 
