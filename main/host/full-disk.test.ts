@@ -133,7 +133,7 @@ describe('a full disk loses nothing', { timeout: 600_000, skip: canMount }, () =
     const kept = sha256(file);
     let r = await t.cli(['save', 'keep', file]);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `error: Failed to save domain 'keep' to ${file}\nerror: save of 'keep' failed: cannot write state file '${file}': No space left on device\n`);
+    assert.equal(r.stderr, `error: Failed to save domain 'keep' to ${file}\nerror: operation failed: save of 'keep' failed: cannot write state file '${file}': No space left on device\n`);
     assert.deepEqual(fs.readdirSync(target), ['guest.save']);
     assert.equal(sha256(file), kept);
     assert.equal((await t.client.call('domain.info', { domain: 'keep' })).state, 'running');
@@ -143,7 +143,7 @@ describe('a full disk loses nothing', { timeout: 600_000, skip: canMount }, () =
     const managed = path.join(saveDir, `${uuid}.state`);
     r = await t.cli(['managedsave', 'keep']);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `error: Failed to save domain 'keep' state\nerror: save of 'keep' failed: cannot write state file '${managed}': No space left on device\n`);
+    assert.equal(r.stderr, `error: Failed to save domain 'keep' state\nerror: operation failed: save of 'keep' failed: cannot write state file '${managed}': No space left on device\n`);
     assert.deepEqual(fs.readdirSync(saveDir), []);
     const info = await t.client.call('domain.info', { domain: 'keep' });
     assert.deepEqual([info.state, info.managedSave], ['running', false]);
