@@ -47,7 +47,7 @@ describe('paths that are not images', { timeout: 120_000 }, () => {
     const pid = t.daemonPid();
     const round = async (): Promise<void> => {
       for (const [file, kind] of special.cases) {
-        const what = new RegExp(`^cannot inspect '${escape(file)}': it ${kind.source.replace('not a regular file', 'not a regular file or a block device')}$`);
+        const what = new RegExp(`^invalid argument: cannot inspect '${escape(file)}': it ${kind.source.replace('not a regular file', 'not a regular file or a block device')}$`);
         await refusedFast(t.client.call('host.inspectImage', { path: file }), what);
       }
     };
@@ -97,16 +97,16 @@ describe('paths that are not images', { timeout: 120_000 }, () => {
     const { xml } = await t.client.call('domain.xml', { domain: 'media', inactive: true });
     for (const [file, kind] of special.cases) {
       const what = `'${escape(file)}' ${kind.source}`;
-      await refusedFast(t.client.call('domain.create', { spec: { name: 'wizard', memoryMiB: 64, boot: { kind: 'cdrom', iso: file } } }), new RegExp(`^ISO image ${what}$`));
+      await refusedFast(t.client.call('domain.create', { spec: { name: 'wizard', memoryMiB: 64, boot: { kind: 'cdrom', iso: file } } }), new RegExp(`^invalid argument: ISO image ${what}$`));
       await refusedFast(
         t.client.call('domain.changeMedia', { domain: 'media', target: 'hdc', source: file, config: true }),
-        new RegExp(`^cannot use '${escape(file)}': it ${kind.source}$`),
+        new RegExp(`^invalid argument: cannot use '${escape(file)}': it ${kind.source}$`),
       );
       await refusedFast(
         t.client.call('domain.attachDisk', { domain: 'media', source: file, target: 'hdb', config: true }),
-        new RegExp(`^cannot use '${escape(file)}': it ${kind.source}$`),
+        new RegExp(`^invalid argument: cannot use '${escape(file)}': it ${kind.source}$`),
       );
-      await refusedFast(t.client.call('domain.restore', { file }), new RegExp(`^state file ${what}$`));
+      await refusedFast(t.client.call('domain.restore', { file }), new RegExp(`^invalid argument: state file ${what}$`));
     }
     assert.equal((await t.client.call('domain.xml', { domain: 'media', inactive: true })).xml, xml);
     assert.deepEqual(
@@ -149,7 +149,7 @@ describe('domain XML that is too deep or uses reserved names', () => {
       const r = await t.cli(['define', file]);
       assert.equal(r.code, 1, r.stderr);
       assert.equal(r.stdout, '');
-      assert.match(r.stderr, new RegExp(`^error: Failed to define domain from ${escape(file)}\nerror: invalid domain XML: ${escape(problem)}\n$`));
+      assert.match(r.stderr, new RegExp(`^error: Failed to define domain from ${escape(file)}\nerror: XML error: invalid domain XML: ${escape(problem)}\n$`));
     }
     assert.equal((await t.cli(['list', '--all', '--name'])).stdout.trim(), '');
   });

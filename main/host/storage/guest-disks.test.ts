@@ -151,7 +151,7 @@ describe('guest disks', { timeout: 3_600_000, skip: !ready && 'sample guests (wi
     assert.equal(r.stdout, 'Successfully ejected media.\n\n', r.stderr);
     assert.match(await sh('mount -t iso9660 -o ro /dev/sr0 /media 2>&1; echo rc=$?'), /rc=[1-9]/, 'ejected');
     r = await t.cli(['change-media', 'writer', 'hdc', path.join(scratch, 'absent.iso'), '--insert', '--live']);
-    assert.match(r.stderr, /error: Failed to complete action insert on media\nerror: cannot use '.*absent\.iso': no such file/);
+    assert.match(r.stderr, /error: Failed to complete action insert on media\nerror: invalid argument: cannot use '.*absent\.iso': no such file/);
   });
 
   it('after SIGKILL of the runner the image holds everything the guest synced, and e2fsck passes', async (ctx) => {
