@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { CTRL_ALT_DEL } from './keymap.js';
-import { bootOrderValue, readStateHeader, type HelloResult, type RunnerExit, type SaveResult } from './protocol.js';
+import { bootOrderValue, readStateHeader, type HelloResult, type RunnerExit, type SaveResult, type ShutdownResult } from './protocol.js';
 import { loadStateFile, STATE_ENGINE_VERSION, writeStateFile } from './statefile.js';
 import { ControlClient, READY, RfbClient, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from './test-support.js';
 
@@ -200,7 +200,7 @@ describe('shutdown and restore (guests restored from the saved PV guest)', { ski
 
     const t1 = Date.now();
     const poweroff = ctl.waitEvent('guest-poweroff', 30_000);
-    assert.deepEqual(await ctl.call('shutdown', { mode: 'acpi' }), { method: 'acpi' });
+    assert.deepEqual(await ctl.call('shutdown', { channels: ['acpi'] }), { acpi: 'pressed' });
     await expectPoweroff(runner, poweroff);
     t.diagnostic(`ACPI shutdown: request to runner exit ${Date.now() - t1} ms`);
   });
@@ -208,7 +208,7 @@ describe('shutdown and restore (guests restored from the saved PV guest)', { ski
   test('shutdown through the guest agent', async () => {
     const { runner, ctl } = await restored();
     const poweroff = ctl.waitEvent('guest-poweroff', 30_000);
-    assert.deepEqual(await ctl.call('shutdown', { mode: 'agent' }), { method: 'agent' });
+    assert.deepEqual(await ctl.call('shutdown', { channels: ['agent'] }), { agent: 'acknowledged' });
     await expectPoweroff(runner, poweroff);
   });
 
@@ -225,7 +225,8 @@ describe('shutdown and restore (guests restored from the saved PV guest)', { ski
     assert.match(await ctl.sh('pidof acpid domus-agent || echo NONE-$((0))-LEFT'), /NONE-0-LEFT/, 'both stopped');
     const events: string[] = [];
     ctl.on('event', (e) => events.push(e.event));
-    assert.deepEqual(await ctl.call('shutdown', { mode: 'any' }), { method: 'acpi+agent' });
+    // The kernel still listens to its power button (acpid is what acts on it); the agent is gone.
+    assert.deepEqual(await ctl.call('shutdown', { channels: ['acpi', 'agent'] }), { acpi: 'pressed', agent: 'no-answer' });
     await sleep(3000);
     assert.match(await ctl.sh('echo ALIVE-$((4*4))'), /ALIVE-16/);
     assert.ok(!events.includes('guest-poweroff'));
@@ -288,11 +289,10 @@ describe('HVM guest (CD-ROM) without ACPI or agent', { skip: skip || (typeof iso
     await runner?.kill();
   });
 
-  test('shutdown has no channel: an error, and the guest runs on', async () => {
-    const r = await ctl.request('shutdown', { mode: 'any' });
-    assert.ok(!r.ok && r.error === 'the guest has neither ACPI nor a connected guest agent', JSON.stringify(r));
-    const acpi = await ctl.request('shutdown', { mode: 'acpi' });
-    assert.ok(!acpi.ok && acpi.error === 'ACPI is off for this domain');
+  test('shutdown has no channel: the runner says so (the host decides what follows), and the guest runs on', async () => {
+    const r = await ctl.call<ShutdownResult>('shutdown', { channels: ['acpi', 'agent'] });
+    assert.equal(r.acpi, 'absent', JSON.stringify(r));
+    assert.ok(r.agent === 'absent' || r.agent === 'not-connected', JSON.stringify(r));
     assert.match(await ctl.sh('echo HVM-$((5*5))'), /HVM-25/);
   });
 
