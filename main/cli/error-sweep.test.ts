@@ -17,7 +17,8 @@ import { ENGINES, SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, type Cl
 const STREAMING = new Set(['console', 'event', 'trace']);
 /** Never run: `daemon stop` would end the host under test, `webshell --open` starts a browser. */
 const NEVER = [/^daemon$/, /^webshell .*--open/];
-const STREAM_MS = 6_000;
+// A streaming command that has not failed within this long is serving: its error paths come first.
+const STREAM_MS = 2_500;
 const HANG_MS = 60_000;
 const PARALLEL = 4;
 
