@@ -31,6 +31,14 @@ function upgradeStatus(address: string, headers: Record<string, string> = {}): P
   });
 }
 
+function cmdlineOf(pid: string): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return ''; // gone meanwhile
+  }
+}
+
 describe('web shell in Chromium', { timeout: 300_000 }, () => {
   let t: TestHost;
   let browser: Browser;
@@ -99,7 +107,7 @@ describe('web shell in Chromium', { timeout: 300_000 }, () => {
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-chromium-'));
     // The arguments --open uses, plus what a machine without a display needs.
     const { args } = chromiumArgs(url, profile);
-    const child = spawn('/usr/bin/chromium', [...args, '--headless', '--disable-gpu', '--remote-debugging-port=0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('/usr/bin/chromium', [...args, '--headless', '--disable-gpu', '--remote-debugging-port=0'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     try {
       const endpoint = await new Promise<string>((resolve, reject) => {
         let err = '';
@@ -145,10 +153,12 @@ describe('web shell in Chromium', { timeout: 300_000 }, () => {
         await cdp.close();
       }
     } finally {
-      child.kill();
-      await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
-      // Chromium's helper processes can still be writing the profile for a moment after it exits.
-      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+      // The whole process group: Chromium's helpers (zygote, renderers) write the profile too.
+      const exited = new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
+      process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+      await until(() => fs.readdirSync('/proc').every((pid) => !/^\d+$/.test(pid) || !cmdlineOf(pid).includes(profile)), 10_000, "Chromium's helpers to exit");
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     }
   });
 
