@@ -132,3 +132,12 @@ export function tightenTree(root: string): string[] {
   visit(root);
   return changed;
 }
+
+/** True when `file` is a regular file; false when missing, unreadable or anything else. */
+export function isRegularFile(file: string): boolean {
+  try {
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}

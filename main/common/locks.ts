@@ -97,13 +97,8 @@ export interface FileLock {
 
 /** The locks on `file` (none when it does not exist), from /proc/locks. */
 export function locksOn(file: string): FileLock[] {
-  let st: fs.BigIntStats;
-  try {
-    st = fs.statSync(file, { bigint: true });
-  } catch {
-    return [];
-  }
-  const id = inodeId(st);
+  const id = inodeIdOf(file);
+  if (!id) return [];
   return fs
     .readFileSync('/proc/locks', 'utf8')
     .split('\n')
@@ -141,13 +136,8 @@ export interface LockHolder {
  * holder, as it looks at every descriptor of every process of this user.
  */
 export function lockHolders(file: string): LockHolder[] {
-  let st: fs.BigIntStats;
-  try {
-    st = fs.statSync(file, { bigint: true });
-  } catch {
-    return [];
-  }
-  const id = inodeId(st);
+  const id = inodeIdOf(file);
+  if (!id) return [];
   const holders: LockHolder[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
@@ -161,7 +151,7 @@ export function lockHolders(file: string): LockHolder[] {
     for (const fd of fds) {
       try {
         const target = fs.statSync(`/proc/${entry}/fd/${fd}`, { bigint: true });
-        if (target.ino !== st.ino || target.dev !== st.dev) continue;
+        if (inodeId(target) !== id) continue;
         for (const line of fs.readFileSync(`/proc/${entry}/fdinfo/${fd}`, 'utf8').split('\n')) {
           const lock = line.startsWith('lock:') ? parseLockLine(line.slice('lock:'.length), id) : undefined;
           if (lock) locks.push(lock);
@@ -229,6 +219,15 @@ export function imageInUseMessage(what: string, file: string, writable: boolean)
   const holders = lockHolders(file).map((h) => `${describeProcess(h.pid)}, which ${h.locks.some(writerLock) ? 'writes to it' : 'reads it'}`);
   const rule = writable ? 'a disk image can be written by one guest at a time, and not while others read it' : 'it is being written, so it cannot be shared read-only';
   return `${what} '${file}' is in use by ${holders.length ? holders.join('; ') : 'another process'}; ${rule}`;
+}
+
+/** inodeId of `file`, or undefined when it cannot be stat'ed (then nothing can hold a lock on it). */
+function inodeIdOf(file: string): string | undefined {
+  try {
+    return inodeId(fs.statSync(file, { bigint: true }));
+  } catch {
+    return undefined;
+  }
 }
 
 /** /proc/locks' "MAJOR:MINOR:INODE" (major and minor in hex) for a file. */

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import type { PoolInfo, VolumeInfo } from '../../../shared/api.js';
-import { writeFileAtomic } from '../../common/fsutil.js';
+import { isRegularFile, writeFileAtomic } from '../../common/fsutil.js';
 import { HostError } from '../host.js';
 import { log } from '../log.js';
 import { cloneImage, createImage, ImageError, probeImage, resizeImage } from './image.js';
@@ -138,13 +138,13 @@ export class Storage {
     if (volume.includes('/')) {
       const file = path.resolve(volume);
       const owner = this.definitions().find((d) => path.dirname(file) === path.resolve(d.path) && (!pool || d.name === pool));
-      if (owner && isFile(file)) return { pool: owner.name, name: path.basename(file), path: file };
+      if (owner && isRegularFile(file)) return { pool: owner.name, name: path.basename(file), path: file };
       throw new HostError('NO_STORAGE_VOL', `no storage vol with matching path '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
     }
     const pools = pool ? [this.pool(pool)] : this.definitions();
     for (const def of pools) {
       const file = path.join(def.path, volume);
-      if (isFile(file)) return { pool: def.name, name: volume, path: file };
+      if (isRegularFile(file)) return { pool: def.name, name: volume, path: file };
     }
     throw new HostError('NO_STORAGE_VOL', `no storage vol with matching name '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
   }
@@ -198,14 +198,6 @@ function readJson(file: string): unknown {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch {
     return undefined;
-  }
-}
-
-function isFile(file: string): boolean {
-  try {
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
   }
 }
 

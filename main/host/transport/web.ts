@@ -10,6 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { isRegularFile } from '../../common/fsutil.js';
 import { DEFAULT_MAX_BUFFERED_BYTES } from '../../common/jsonl.js';
 import { ApiSession, type HostServices } from '../api-session.js';
 import { log } from '../log.js';
@@ -164,7 +165,7 @@ export class WebShell {
     }
     const rel = target.pathname === '/' ? 'index.html' : target.pathname.slice(1);
     const file = path.resolve(this.staticDir, rel);
-    if (!file.startsWith(this.staticDir + path.sep) || !isFile(file)) return plain(res, 404, '404 Not Found\n');
+    if (!file.startsWith(this.staticDir + path.sep) || !isRegularFile(file)) return plain(res, 404, '404 Not Found\n');
     res.writeHead(200, {
       'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
       'content-security-policy': CSP,
@@ -282,14 +283,6 @@ function parseTarget(raw: string | undefined): { pathname: string; query: URLSea
   }
 }
 
-function isFile(file: string): boolean {
-  try {
-    return fs.statSync(file).isFile();
-  } catch {
-    // Missing, a name too long, not searchable: not something we serve.
-    return false;
-  }
-}
 
 function plain(res: http.ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
