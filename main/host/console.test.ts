@@ -13,7 +13,7 @@ import { chromium } from 'playwright-core';
 import { createWebSocketStream, WebSocket } from 'ws';
 import { PNG } from 'pngjs';
 import { RfbClient } from '../runner/test-support.js';
-import { vncAuthResponse } from '../runner/vnc-auth.js';
+import { vncAuthResponse } from '../common/vnc-auth.js';
 import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt, webShellSession } from '../testing/harness.js';
 
 const BOOT = 600_000; // the machine is shared; boots can be several times slower than alone

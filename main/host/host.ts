@@ -35,7 +35,7 @@ import { completeInstall, installTimeDocument, pendingInstall } from './domain/i
 import { runFsimageJob } from './fsimage-client.js';
 import { checkSpec } from './new-domain-checks.js';
 import { specToXml } from './new-domain.js';
-import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../runner/keycodes.js';
+import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../common/keycodes.js';
 import { VNC_PORT_BASE } from '../runner/protocol.js';
 import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadManager } from './downloads/manager.js';

@@ -9,7 +9,7 @@ import type { FileDisk } from './disk.js';
 import { openDisk } from './config.js';
 import type { Emulator } from './emulator.js';
 import type { Framebuffer, ScreenGeometry } from './framebuffer.js';
-import { textToScancodes } from './keymap.js';
+import { textToScancodes } from '../common/keymap.js';
 import { encodePng } from './png.js';
 import {
   isRunnerOp,
@@ -26,7 +26,7 @@ import {
   type StatsResult,
 } from './protocol.js';
 import { ByteRing, Coalescer } from './serial.js';
-import { STATE_ENGINE, STATE_ENGINE_VERSION, writeStateFile, type StateMachine } from './statefile.js';
+import { STATE_ENGINE, STATE_ENGINE_VERSION, writeStateFile, type StateMachine } from '../common/statefile.js';
 
 const SERIAL_BACKLOG_BYTES = 1024 * 1024;
 const SERIAL_FLUSH_MS = 10;

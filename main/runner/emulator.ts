@@ -11,9 +11,9 @@ import { Balloon, type V86Balloon } from './balloon.js';
 import type { FileDisk } from './disk.js';
 import { installFlush, type IdeDevices } from './ide.js';
 import type { BootImages } from './config.js';
-import { CTRL_ALT_DEL } from './keymap.js';
+import { CTRL_ALT_DEL } from '../common/keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
-import type { StateMachine } from './statefile.js';
+import type { StateMachine } from '../common/statefile.js';
 
 /** One rectangle of v86's RGBA destination buffer to put on screen (v86's "layer"). */
 export interface VgaLayer {

@@ -10,9 +10,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { CTRL_ALT_DEL } from './keymap.js';
+import { CTRL_ALT_DEL } from '../common/keymap.js';
 import { bootOrderValue, readStateHeader, type HelloResult, type RunnerExit, type SaveResult, type ShutdownResult } from './protocol.js';
-import { loadStateFile, STATE_ENGINE_VERSION, writeStateFile } from './statefile.js';
+import { loadStateFile, STATE_ENGINE_VERSION, writeStateFile } from '../common/statefile.js';
 import { ControlClient, READY, RfbClient, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from './test-support.js';
 
 const guest = findGuest();

@@ -11,7 +11,7 @@ import { describeMachine, Emulator, type RestorePoint } from './emulator.js';
 import { Framebuffer } from './framebuffer.js';
 import { RUNNER_EXIT, runnerPaths, VNC_PORT_BASE, type RunnerConfig, type RunnerExit, type RunnerPaths, type VncListen } from './protocol.js';
 import { RfbServer } from './rfb.js';
-import { loadStateFile, StateFileError, type StateMachine } from './statefile.js';
+import { loadStateFile, StateFileError, type StateMachine } from '../common/statefile.js';
 
 /** Linux sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 
-export { readStateHeader, StateFileError, type StateHeader, type StateMachine } from './statefile.js';
+export { readStateHeader, StateFileError, type StateHeader, type StateMachine } from '../common/statefile.js';
 
 const MiB = 1024 * 1024;
 

@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import type { Socket } from 'node:net';
 import { DEFAULT_MAX_BUFFERED_BYTES } from '../common/jsonl.js';
 import { TILE, type Framebuffer } from './framebuffer.js';
-import { LEFT_SHIFT, RIGHT_SHIFT, keyFromKeysym, keyFromQemuKeycode, scancodeBytes } from './keymap.js';
+import { LEFT_SHIFT, RIGHT_SHIFT, keyFromKeysym, keyFromQemuKeycode, scancodeBytes } from '../common/keymap.js';
 import {
   ENCODERS,
   ENCODING_COPYRECT,
@@ -27,7 +27,7 @@ import {
   type Rect,
 } from './rfb-encoding.js';
 import { AuthThrottle } from './auth-throttle.js';
-import { VNC_CHALLENGE_BYTES, vncAuthCheck } from './vnc-auth.js';
+import { VNC_CHALLENGE_BYTES, vncAuthCheck } from '../common/vnc-auth.js';
 
 /** Where viewer input goes (the Emulator). */
 export interface RfbInput {

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { JsonlConnection } from '../common/jsonl.js';
 import { runnerPaths, type RunnerConfig, type RunnerEvent, type RunnerMessage, type RunnerPaths, type RunnerReply } from './protocol.js';
-import { vncAuthResponse } from './vnc-auth.js';
+import { vncAuthResponse } from '../common/vnc-auth.js';
 import { assertGuestModulesLoaded } from '../testing/guest-output.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { DEFAULT_AUTH_THROTTLE } from './auth-throttle.js';
 import type { HelloResult } from './protocol.js';
 import { ControlClient, RfbClient, findGuest, pvConfig, spawnRunner, type SpawnedRunner } from './test-support.js';
-import { desEncrypt } from './vnc-auth.js';
+import { desEncrypt } from '../common/vnc-auth.js';
 
 const guest = findGuest();
 /** 8 bytes of UTF-8 in 6 characters; as latin1 it would be a different key. */

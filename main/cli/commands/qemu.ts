@@ -2,7 +2,7 @@
 // virsh's domxml-to-native (format qemu-argv), which prints the QEMU command line of a definition.
 import fs from 'node:fs';
 import { attempt, CliError, table, type Command } from '../command.js';
-import { shellQuote } from '../../host/drivers/qemu/driver.js';
+import { shellQuote } from '../../common/shell.js';
 
 export const qemuCommands: Record<string, Command> = {
   connections: {

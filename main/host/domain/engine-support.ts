@@ -4,7 +4,7 @@
 
 import type { DefinitionWarning, DiskConfig, DomainConfig } from '../../../shared/domain.js';
 import { isPygrub } from '../bootloader.js';
-import { VNC_PASSWORD_BYTES } from '../../runner/vnc-auth.js';
+import { VNC_PASSWORD_BYTES } from '../../common/vnc-auth.js';
 import { childElements, firstChild, type XmlElement } from './xml.js';
 
 export type Engine = 'v86';

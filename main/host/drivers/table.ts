@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { ConnectionInfo } from '../../../shared/api.js';
 import type { DefinitionWarning } from '../../../shared/domain.js';
-import { peekStateEngine, STATE_ENGINE_VERSION } from '../../runner/statefile.js';
+import { peekStateEngine, STATE_ENGINE_VERSION } from '../../common/statefile.js';
 import { vncPasswordWarnings } from '../domain/engine-support.js';
 import type { DomainDocument } from '../domain/xml.js';
 import type { EngineDriver, SupportReport } from './driver.js';

@@ -10,8 +10,9 @@ import path from 'node:path';
 import { PRIVATE_FILE_MODE, ensurePrivateDir, openPrivateLog, processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
 import { EngineFailure } from '../../errors.js';
 import { conflictingImageLocks, imageInUseMessage, isLocked, posixLockHolder, readPid } from '../../../common/locks.js';
-import { textToScancodes } from '../../../runner/keymap.js';
-import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../runner/statefile.js';
+import { textToScancodes } from '../../../common/keymap.js';
+import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../common/statefile.js';
+import { shellQuote } from '../../../common/shell.js';
 import type { GraphicsConfig } from '../../../../shared/domain.js';
 import { hasAcpi, hasAgentChannel } from '../../domain/engine-support.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
@@ -752,10 +753,6 @@ function fileSize(file: string): number {
   }
 }
 
-
-export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./=:,+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 function kill(pid: number): void {
   try {

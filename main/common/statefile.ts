@@ -14,8 +14,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { z } from 'zod';
-import { systemErrorText } from '../common/fsutil.js';
-import { InputFileError, openInputFile } from '../common/input-file.js';
+import { systemErrorText } from './fsutil.js';
+import { InputFileError, openInputFile } from './input-file.js';
 
 export const STATE_FORMAT_VERSION = 1;
 const MAGIC = Buffer.from([0x89, 0x44, 0x4f, 0x4d, 0x55, 0x53, 0x0d, 0x0a]);
