@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadError } from './downloads/manager.js';
 import { browse } from './storage/browse.js';
-import { HostError, type Host } from './host.js';
+import { HostError, invalidArg } from './errors.js';
+import type { Host } from './host.js';
 
 export type Handler<M extends Method> = (params: ParsedParams<M>, session: ApiSession) => Results[M] | Promise<Results[M]>;
 export type HandlerTable = { [M in Method]: Handler<M> };
@@ -139,7 +140,7 @@ async function catalogueList(host: Host): Promise<Results['catalogue.list']> {
   try {
     catalogue = await loadCatalogue();
   } catch (err) {
-    throw new HostError('INVALID_ARG', (err as Error).message);
+    throw invalidArg((err as Error).message);
   }
   const entries = catalogue.entries.map((e) => {
     const file = host.downloads.target(e);
@@ -154,6 +155,6 @@ async function downloadCall<T>(call: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof DownloadError) throw new HostError(err.code, err.message);
     if (err instanceof HostError) throw err;
-    throw new HostError('INVALID_ARG', (err as Error).message);
+    throw invalidArg((err as Error).message);
   }
 }

@@ -28,10 +28,17 @@ export function apiErrorOf(err: unknown): { code: ErrorCode; message: string } {
   return { code: 'INTERNAL_ERROR', message: errorMessage('INTERNAL_ERROR', (err as Error).message) };
 }
 
+// One constructor per class the host raises, so that each class is spelt in one place.
 export const invalidArg = (detail: string): HostError => new HostError('INVALID_ARG', detail);
 export const noDomain = (ref: string): HostError => new HostError('NO_DOMAIN', `no domain with matching name '${ref}'`);
+export const noStoragePool = (detail: string): HostError => new HostError('NO_STORAGE_POOL', detail);
+export const noStorageVol = (detail: string): HostError => new HostError('NO_STORAGE_VOL', detail);
 export const operationInvalid = (detail: string): HostError => new HostError('OPERATION_INVALID', detail);
 export const operationUnsupported = (detail: string): HostError => new HostError('OPERATION_UNSUPPORTED', detail);
 export const operationFailed = (detail: string): HostError => new HostError('OPERATION_FAILED', detail);
 export const configUnsupported = (detail: string): HostError => new HostError('CONFIG_UNSUPPORTED', detail);
 export const xmlError = (detail: string): HostError => new HostError('XML_ERROR', detail);
+export const systemError = (detail: string): HostError => new HostError('SYSTEM_ERROR', detail);
+export const agentUnresponsive = (detail: string): HostError => new HostError('AGENT_UNRESPONSIVE', detail);
+export const internalError = (detail: string): HostError => new HostError('INTERNAL_ERROR', detail);
+export const definitionChanged = (detail: string): HostError => new HostError('DEFINITION_CHANGED', detail);

@@ -39,7 +39,7 @@ import { KeycodeError, keyFromCode, sendKeySequence, type Codeset } from '../com
 import { VNC_PORT_BASE } from '../runner/protocol.js';
 import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadManager } from './downloads/manager.js';
-import { HostError, operationUnsupported } from './errors.js';
+import { HostError, configUnsupported, definitionChanged, invalidArg, operationFailed, operationInvalid, operationUnsupported, systemError, xmlError } from './errors.js';
 import { ignoredBecause, shutdownOutcome, unreachableError } from './shutdown.js';
 import { securePrivateFiles, type HostPaths } from './paths.js';
 import { buildSample, StatsWatchers, type PreviousSample } from './stats.js';
@@ -232,7 +232,7 @@ export class Host extends EventEmitter<HostEvents> {
   async create(spec: NewDomainSpec): Promise<{ domain: DomainSummary; warnings: DefinitionWarning[] }> {
     // The image is read in the reader's worker thread, as host.inspectImage does: it is untrusted.
     const problems = await checkSpec(spec, (file) => runFsimageJob<ImageInspection>({ op: 'inspect', path: file }));
-    if (problems.length) throw new HostError('INVALID_ARG', problems.join('; '));
+    if (problems.length) throw invalidArg(problems.join('; '));
     return this.define(specToXml(spec));
   }
 
@@ -241,7 +241,7 @@ export class Host extends EventEmitter<HostEvents> {
     const doc = this.parse(xml);
     const support = this.supported(doc);
     if (this.clash(doc.config)) {
-      throw new HostError('OPERATION_FAILED', `domain '${doc.config.name}' already exists; use start for a defined domain`);
+      throw operationFailed(`domain '${doc.config.name}' already exists; use start for a defined domain`);
     }
     const rec = this.newRecord(doc, false);
     rec.warnings = support.warnings;
@@ -258,12 +258,10 @@ export class Host extends EventEmitter<HostEvents> {
   undefine(ref: string, force = false): void {
     const rec = this.lookup(ref);
     if (rec.live && !force) {
-      throw new HostError(
-        'OPERATION_INVALID',
-        `domain '${rec.doc.config.name}' is running; destroy it first, or undefine with --force to make it transient`,
+      throw operationInvalid(`domain '${rec.doc.config.name}' is running; destroy it first, or undefine with --force to make it transient`,
       );
     }
-    if (!rec.persistent) throw new HostError('OPERATION_INVALID', `cannot undefine transient domain '${rec.doc.config.name}'`);
+    if (!rec.persistent) throw operationInvalid(`cannot undefine transient domain '${rec.doc.config.name}'`);
     // The definition goes first: if it cannot, the domain stays as it was, saved state included.
     // Once it is gone the domain is undefined, and a side file that stays is only reported.
     removeFile(this.definitionPath(rec.doc.config.uuid));
@@ -285,7 +283,7 @@ export class Host extends EventEmitter<HostEvents> {
 
   setAutostart(ref: string, enabled: boolean): DomainSummary {
     const rec = this.lookup(ref);
-    if (!rec.persistent) throw new HostError('OPERATION_INVALID', `cannot set autostart for transient domain '${rec.doc.config.name}'`);
+    if (!rec.persistent) throw operationInvalid(`cannot set autostart for transient domain '${rec.doc.config.name}'`);
     if (enabled) writeHostFile(this.autostartPath(rec.doc.config.uuid), `${rec.doc.config.name}\n`);
     else removeFile(this.autostartPath(rec.doc.config.uuid));
     this.emitLifecycle(rec, 'defined');
@@ -326,7 +324,7 @@ export class Host extends EventEmitter<HostEvents> {
   async start(ref: string, opts: { paused?: boolean } = {}): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     if (rec.live || rec.step) {
-      throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is already active`);
+      throw operationInvalid(`domain '${rec.doc.config.name}' is already active`);
     }
     const saved = this.managedSavePath(rec.doc.config.uuid);
     if (fs.existsSync(saved)) {
@@ -351,13 +349,13 @@ export class Host extends EventEmitter<HostEvents> {
 
   /** virsh domxml-to-native qemu-argv, for a defined domain or a definition given as XML. */
   async toNative(ref: string | undefined, xml: string | undefined): Promise<string[]> {
-    if ((ref === undefined) === (xml === undefined)) throw new HostError('INVALID_ARG', 'give either a domain or a definition (xml), not both');
+    if ((ref === undefined) === (xml === undefined)) throw invalidArg('give either a domain or a definition (xml), not both');
     const rec = ref !== undefined ? this.lookup(ref) : undefined;
     const doc = rec ? (rec.liveDoc ?? rec.doc) : this.parse(xml!);
     try {
       return await this.engines.toNative(doc);
     } catch (err) {
-      throw new HostError('OPERATION_UNSUPPORTED', (err as Error).message);
+      throw operationUnsupported((err as Error).message);
     }
   }
 
@@ -451,7 +449,7 @@ export class Host extends EventEmitter<HostEvents> {
   async suspend(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
-    if (rec.state === 'paused') throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is already paused`);
+    if (rec.state === 'paused') throw operationInvalid(`domain '${rec.doc.config.name}' is already paused`);
     await live.pause();
     return this.summary(rec);
   }
@@ -459,7 +457,7 @@ export class Host extends EventEmitter<HostEvents> {
   async resume(ref: string): Promise<DomainSummary> {
     const rec = this.lookup(ref);
     const live = this.requireLive(rec);
-    if (rec.state !== 'paused') throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is not paused`);
+    if (rec.state !== 'paused') throw operationInvalid(`domain '${rec.doc.config.name}' is not paused`);
     await live.resume();
     return this.summary(rec);
   }
@@ -480,7 +478,7 @@ export class Host extends EventEmitter<HostEvents> {
       this.setState(rec, before.state, before.reason, null);
       if (job.aborted) return job.finish('aborted', 'job aborted by the user');
       const info = job.finish('failed', (err as Error).message);
-      throw new HostError('OPERATION_FAILED', `save of '${rec.doc.config.name}' failed: ${info.error}`);
+      throw operationFailed(`save of '${rec.doc.config.name}' failed: ${info.error}`);
     }
     rec.stopping = 'saved';
     await live.destroy();
@@ -489,14 +487,14 @@ export class Host extends EventEmitter<HostEvents> {
 
   async managedSave(ref: string): Promise<JobInfo> {
     const rec = this.lookup(ref);
-    if (!rec.persistent) throw new HostError('OPERATION_INVALID', `cannot do managed save for transient domain '${rec.doc.config.name}'`);
+    if (!rec.persistent) throw operationInvalid(`cannot do managed save for transient domain '${rec.doc.config.name}'`);
     return this.save(ref, this.managedSavePath(rec.doc.config.uuid), 'managedsave');
   }
 
   managedSaveRemove(ref: string): DomainSummary {
     const rec = this.lookup(ref);
     const file = this.managedSavePath(rec.doc.config.uuid);
-    if (!fs.existsSync(file)) throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' has no managed save image`);
+    if (!fs.existsSync(file)) throw operationInvalid(`domain '${rec.doc.config.name}' has no managed save image`);
     removeFile(file);
     this.emitLifecycle(rec, 'defined');
     return this.summary(rec);
@@ -509,14 +507,14 @@ export class Host extends EventEmitter<HostEvents> {
     try {
       header = this.engines.forStateFile(source).readStateHeader(source);
     } catch (err) {
-      throw new HostError('INVALID_ARG', (err as Error).message);
+      throw invalidArg((err as Error).message);
     }
     // The file is untrusted: its header and its XML must name the same domain, and that domain must
     // not collide with another one here (same name under another uuid, or the reverse).
     const doc = this.parse(header.domainXml);
     const { uuid, name } = doc.config;
     if (uuid !== header.uuid || name !== header.name) {
-      throw new HostError('INVALID_ARG', `state file '${source}' is inconsistent: its header holds domain '${header.name}' (${header.uuid}) but its XML defines '${name}' (${uuid})`);
+      throw invalidArg(`state file '${source}' is inconsistent: its header holds domain '${header.name}' (${header.uuid}) but its XML defines '${name}' (${uuid})`);
     }
     let rec: DomainRecord | undefined;
     try {
@@ -529,7 +527,7 @@ export class Host extends EventEmitter<HostEvents> {
       rec = this.newRecord(doc, false);
       this.domains.set(uuid, rec);
     }
-    if (rec.live || rec.step) throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is already active`);
+    if (rec.live || rec.step) throw operationInvalid(`domain '${rec.doc.config.name}' is already active`);
     const job = this.beginJob(rec, 'restore', async () => undefined);
     try {
       await this.boot(rec, { paused, restoreFrom: source, liveXml: header.domainXml });
@@ -548,7 +546,7 @@ export class Host extends EventEmitter<HostEvents> {
   async jobAbort(ref: string): Promise<JobInfo> {
     const rec = this.lookup(ref);
     const job = this.jobs.current(rec.doc.config.uuid);
-    if (!job) throw new HostError('OPERATION_INVALID', `no job is active on domain '${rec.doc.config.name}'`);
+    if (!job) throw operationInvalid(`no job is active on domain '${rec.doc.config.name}'`);
     await job.abort();
     return { ...job.info };
   }
@@ -558,7 +556,7 @@ export class Host extends EventEmitter<HostEvents> {
   /** virsh change-media: a CD-ROM's medium; `source` inserts (or replaces), none ejects. */
   async changeMedia(ref: string, p: { target: string; source?: string; eject: boolean; live: boolean; config: boolean }): Promise<DomainSummary> {
     const rec = this.lookup(ref);
-    if (p.eject === (p.source !== undefined)) throw new HostError('INVALID_ARG', p.eject ? 'eject takes no source image' : 'a source image is required to insert or update the medium');
+    if (p.eject === (p.source !== undefined)) throw invalidArg(p.eject ? 'eject takes no source image' : 'a source image is required to insert or update the medium');
     const source = p.source === undefined ? undefined : path.resolve(p.source);
     if (source) checkSourceImage(source);
     const { live, config } = this.scope(rec, p);
@@ -568,7 +566,7 @@ export class Host extends EventEmitter<HostEvents> {
     if (disk) {
       const drive = rec.liveDoc!.config.disks.find((d) => d.device === 'cdrom');
       if (!rec.live!.changeMedia || drive?.target !== disk.target) {
-        throw new HostError('OPERATION_UNSUPPORTED', `the ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
+        throw operationUnsupported(`the ${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} engine can change the medium of the first CD-ROM drive only${drive ? ` (${drive.target})` : ''}; use --config`);
       }
     }
     const draft = config ? parseDomainXml(serializeDomainXml(rec.doc)) : undefined;
@@ -576,7 +574,7 @@ export class Host extends EventEmitter<HostEvents> {
     await this.configThenLive(rec, draft, async () => {
       if (!disk) return;
       await rec.live!.changeMedia!(source).catch((err: Error) => {
-        throw new HostError('OPERATION_FAILED', `cannot change the medium of '${disk.target}': ${err.message}`);
+        throw operationFailed(`cannot change the medium of '${disk.target}': ${err.message}`);
       });
       rec.liveDoc = liveDoc;
     });
@@ -588,7 +586,7 @@ export class Host extends EventEmitter<HostEvents> {
   attachDisk(ref: string, p: NewDisk & { live: boolean; config: boolean }): { domain: DomainSummary; target: string } {
     const rec = this.lookup(ref);
     const { live, config } = this.scope(rec, p);
-    if (live) throw new HostError('OPERATION_UNSUPPORTED', `${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-plug disks, use --config`);
+    if (live) throw operationUnsupported(`${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-plug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     const target = addDisk(draft, { ...p, source: p.source === undefined ? undefined : path.resolve(p.source) });
     if (config) this.persist(rec, draft);
@@ -600,7 +598,7 @@ export class Host extends EventEmitter<HostEvents> {
   detachDisk(ref: string, p: { target: string; live: boolean; config: boolean }): DomainSummary {
     const rec = this.lookup(ref);
     const { live, config } = this.scope(rec, p);
-    if (live) throw new HostError('OPERATION_UNSUPPORTED', `${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-unplug disks, use --config`);
+    if (live) throw operationUnsupported(`${this.engines.driverFor(rec.liveDoc ?? rec.doc).driver.engine} cannot hot-unplug disks, use --config`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     removeDisk(draft, p.target);
     if (config) this.persist(rec, draft);
@@ -625,8 +623,8 @@ export class Host extends EventEmitter<HostEvents> {
       live = Boolean(rec.live);
       config = !rec.live;
     }
-    if (live && !rec.live) throw new HostError('OPERATION_INVALID', 'domain is not running');
-    if (config && !rec.persistent) throw new HostError('OPERATION_INVALID', 'cannot change persistent config of a transient domain');
+    if (live && !rec.live) throw operationInvalid('domain is not running');
+    if (config && !rec.persistent) throw operationInvalid('cannot change persistent config of a transient domain');
     return { live, config };
   }
 
@@ -705,7 +703,7 @@ export class Host extends EventEmitter<HostEvents> {
     try {
       keys = req.keycodes.map((k) => keyFromCode(req.codeset, k));
     } catch (err) {
-      if (err instanceof KeycodeError) throw new HostError('INVALID_ARG', err.message);
+      if (err instanceof KeycodeError) throw invalidArg(err.message);
       throw err;
     }
     const { press, release } = sendKeySequence(keys);
@@ -727,16 +725,16 @@ export class Host extends EventEmitter<HostEvents> {
     const { live, config } = this.scope(rec, edit);
     const check = (doc: DomainDocument, floorKiB: number, why: string): void => {
       if (edit.sizeKiB > doc.config.memoryKiB) {
-        throw new HostError('INVALID_ARG', `cannot set memory higher than max memory (${edit.sizeKiB} KiB > ${doc.config.memoryKiB} KiB)`);
+        throw invalidArg(`cannot set memory higher than max memory (${edit.sizeKiB} KiB > ${doc.config.memoryKiB} KiB)`);
       }
       if (edit.sizeKiB < Math.min(floorKiB, doc.config.memoryKiB)) {
-        throw new HostError('INVALID_ARG', `cannot set memory of '${name}' below ${Math.min(floorKiB, doc.config.memoryKiB)} KiB (${why})`);
+        throw invalidArg(`cannot set memory of '${name}' below ${Math.min(floorKiB, doc.config.memoryKiB)} KiB (${why})`);
       }
     };
     if (live) {
       const liveDoc = rec.liveDoc ?? rec.doc;
       if (!liveDoc.config.balloon) {
-        throw new HostError('OPERATION_INVALID', `Unable to change memory of active domain '${name}' without the balloon device`);
+        throw operationInvalid(`Unable to change memory of active domain '${name}' without the balloon device`);
       }
       const now = await this.requireLive(rec).balloonInfo(true);
       rec.balloon = now;
@@ -771,22 +769,20 @@ export class Host extends EventEmitter<HostEvents> {
       config = !rec.live;
     }
     if (live) {
-      if (!rec.live) throw new HostError('OPERATION_INVALID', 'domain is not running');
-      throw new HostError(
-        'OPERATION_INVALID',
-        `cannot resize the maximum memory on an active domain: ${this.engines.driverFor(rec.doc).driver.engine} sizes guest RAM at boot; use --config (next boot), or setmem to move the balloon`,
+      if (!rec.live) throw operationInvalid('domain is not running');
+      throw operationInvalid(`cannot resize the maximum memory on an active domain: ${this.engines.driverFor(rec.doc).driver.engine} sizes guest RAM at boot; use --config (next boot), or setmem to move the balloon`,
       );
     }
-    if (config && !rec.persistent) throw new HostError('OPERATION_INVALID', `cannot change persistent config of a transient domain '${name}'`);
+    if (config && !rec.persistent) throw operationInvalid(`cannot change persistent config of a transient domain '${name}'`);
     const draft = parseDomainXml(serializeDomainXml(rec.doc));
     try {
       setMemory(draft, { memoryKiB: edit.sizeKiB });
     } catch (err) {
-      if (err instanceof DomainXmlError) throw new HostError('INVALID_ARG', err.message);
+      if (err instanceof DomainXmlError) throw invalidArg(err.message);
       throw err;
     }
     const support = this.engines.support(draft);
-    if (support.errors.length) throw new HostError('INVALID_ARG', support.errors.join('; '));
+    if (support.errors.length) throw invalidArg(support.errors.join('; '));
     this.persist(rec, draft);
     rec.warnings = support.warnings;
     this.emitLifecycle(rec, 'defined');
@@ -917,7 +913,7 @@ export class Host extends EventEmitter<HostEvents> {
   private async boot(rec: DomainRecord, opts: { paused?: boolean; restoreFrom?: string; liveXml?: string }): Promise<void> {
     const restoring = opts.restoreFrom !== undefined;
     const conflict = diskConflict(rec.doc.config.uuid, (opts.liveXml ? this.parse(opts.liveXml) : rec.doc).config.disks, this.diskUsers());
-    if (conflict) throw new HostError('OPERATION_INVALID', conflict);
+    if (conflict) throw operationInvalid(conflict);
     this.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');
     let handle: LiveDomain;
     try {
@@ -932,7 +928,7 @@ export class Host extends EventEmitter<HostEvents> {
       rec.startNotes = this.engines.startNotes(liveDoc);
     } catch (err) {
       this.setState(rec, 'shutoff', restoring ? rec.reason : 'failed', null);
-      throw new HostError('OPERATION_FAILED', (err as Error).message);
+      throw operationFailed((err as Error).message);
     }
     rec.serialHistory = [];
     rec.serialHistoryBytes = 0;
@@ -947,7 +943,7 @@ export class Host extends EventEmitter<HostEvents> {
     try {
       return this.jobs.begin(rec.doc.config.uuid, rec.doc.config.name, operation, onAbort);
     } catch (err) {
-      if (err instanceof JobError) throw new HostError('OPERATION_INVALID', err.message);
+      if (err instanceof JobError) throw operationInvalid(err.message);
       throw err;
     }
   }
@@ -958,14 +954,14 @@ export class Host extends EventEmitter<HostEvents> {
       ensureUuid(doc, randomUUID);
       return doc;
     } catch (err) {
-      if (err instanceof DomainXmlError) throw new HostError('XML_ERROR', err.message);
+      if (err instanceof DomainXmlError) throw xmlError(err.message);
       throw err;
     }
   }
 
   private supported(doc: DomainDocument): { warnings: DefinitionWarning[] } {
     const support = this.engines.support(doc);
-    if (support.errors.length) throw new HostError('CONFIG_UNSUPPORTED', support.errors.join('; '));
+    if (support.errors.length) throw configUnsupported(support.errors.join('; '));
     return support;
   }
 
@@ -974,23 +970,21 @@ export class Host extends EventEmitter<HostEvents> {
     const byName = [...this.domains.values()].find((r) => r.doc.config.name === config.name);
     const byUuid = this.domains.get(config.uuid);
     if (byName && byName.doc.config.uuid !== config.uuid) {
-      throw new HostError('OPERATION_FAILED', `domain '${config.name}' already exists with uuid ${byName.doc.config.uuid}`);
+      throw operationFailed(`domain '${config.name}' already exists with uuid ${byName.doc.config.uuid}`);
     }
     if (byUuid && byUuid.doc.config.name !== config.name) {
-      throw new HostError('OPERATION_FAILED', `domain '${byUuid.doc.config.name}' is already defined with uuid ${config.uuid}`);
+      throw operationFailed(`domain '${byUuid.doc.config.name}' is already defined with uuid ${config.uuid}`);
     }
     return byUuid;
   }
 
   private conflict(rec: DomainRecord, expected: number): HostError {
-    return new HostError(
-      'DEFINITION_CHANGED',
-      `domain '${rec.doc.config.name}' was changed by another client since you loaded it (your copy is generation ${expected}, the host has ${rec.generation}); reload it and make your change again`,
+    return definitionChanged(`domain '${rec.doc.config.name}' was changed by another client since you loaded it (your copy is generation ${expected}, the host has ${rec.generation}); reload it and make your change again`,
     );
   }
 
   private requireLive(rec: DomainRecord): LiveDomain {
-    if (!rec.live) throw new HostError('OPERATION_INVALID', `domain '${rec.doc.config.name}' is not running`);
+    if (!rec.live) throw operationInvalid(`domain '${rec.doc.config.name}' is not running`);
     return rec.live;
   }
 
@@ -1216,7 +1210,7 @@ function writeHostFile(file: string, data: string): void {
   try {
     writeFileAtomic(file, data);
   } catch (err) {
-    throw err instanceof FileWriteError ? new HostError('SYSTEM_ERROR', err.message) : err;
+    throw err instanceof FileWriteError ? systemError(err.message) : err;
   }
 }
 
@@ -1236,7 +1230,7 @@ function removeFile(file: string): void {
       fs.closeSync(dfd);
     }
   } catch (err) {
-    throw new HostError('SYSTEM_ERROR', `cannot remove '${file}': ${systemErrorText(err)}`);
+    throw systemError(`cannot remove '${file}': ${systemErrorText(err)}`);
   }
 }
 

@@ -2,14 +2,14 @@
 import { checkInputFile, InputFileError } from '../common/input-file.js';
 import type { ImageInspection } from '../../shared/api.js';
 import { FsimageJobError, runFsimageJob } from './fsimage-client.js';
-import { HostError } from './host.js';
+import { HostError, invalidArg } from './errors.js';
 
 export async function inspectImageFile(file: string): Promise<ImageInspection> {
   // Checked here too, before a worker exists: a worker blocked in open(2) on a FIFO could never be ended.
   try {
     checkInputFile(file, { blockDevices: true });
   } catch (err) {
-    if (err instanceof InputFileError) throw new HostError('INVALID_ARG', `cannot inspect '${file}': ${err.kind ? 'it ' : ''}${err.reason}`);
+    if (err instanceof InputFileError) throw invalidArg(`cannot inspect '${file}': ${err.kind ? 'it ' : ''}${err.reason}`);
     throw err;
   }
   try {

@@ -2,7 +2,7 @@
 // not, and why a guest that was asked still did not power off. The host decides from this whether to
 // wait, force the domain off at once, or refuse (host.ts shutdown()).
 import type { ShutdownResult } from './drivers/driver.js';
-import { HostError, operationUnsupported } from './errors.js';
+import { HostError, agentUnresponsive, operationUnsupported } from './errors.js';
 
 export interface ShutdownOutcome {
   /** The channels that carried the request to something in the guest that can act on it. */
@@ -52,7 +52,7 @@ export function unreachableError(name: string, heard: ShutdownResult, outcome: S
   const detail = `domain '${name}' cannot be asked to shut down: ${outcome.notes.join('; ')}`;
   // Only an agent that exists but does not respond is libvirt's AGENT_UNRESPONSIVE.
   const agentOnly = heard.acpi === undefined && (heard.agent === 'no-answer' || heard.agent === 'not-connected');
-  return agentOnly ? new HostError('AGENT_UNRESPONSIVE', detail) : operationUnsupported(detail);
+  return agentOnly ? agentUnresponsive(detail) : operationUnsupported(detail);
 }
 
 /** Why a guest that was asked has not powered off by the timeout, as best the host knows. */

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BrowseListing } from '../../../shared/api.js';
-import { HostError } from '../host.js';
+import { invalidArg } from '../errors.js';
 
 export type BrowseFilter = 'any' | 'iso' | 'disk' | 'kernel';
 
@@ -23,7 +23,7 @@ export function browse(dir: string, filter: BrowseFilter): BrowseListing {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error).message;
-    throw new HostError('INVALID_ARG', `cannot list '${where}': ${why}`);
+    throw invalidArg(`cannot list '${where}': ${why}`);
   }
   const entries: BrowseListing['entries'] = [];
   for (const d of dirents) {

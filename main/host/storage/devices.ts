@@ -5,29 +5,29 @@ import path from 'node:path';
 import type { DiskConfig } from '../../../shared/domain.js';
 import { childElements, createElement, editDomain, firstChild, type DomainDocument, type XmlElement } from '../domain/xml.js';
 import { checkInputFile, InputFileError } from '../../common/input-file.js';
-import { HostError } from '../host.js';
 import { probeImage } from './image.js';
+import { invalidArg, operationFailed, operationInvalid } from '../errors.js';
 
 /** The disk a virsh "path" argument names: its target (hdc) or its current source file. */
 export function findDisk(doc: DomainDocument, ref: string): DiskConfig {
   const disks = doc.config.disks;
   const disk = disks.find((d) => d.target === ref) ?? disks.find((d) => d.source && path.resolve(d.source) === path.resolve(ref));
-  if (!disk) throw new HostError('INVALID_ARG', `No disk found whose source path or target is ${ref}`);
+  if (!disk) throw invalidArg(`No disk found whose source path or target is ${ref}`);
   return disk;
 }
 
 function diskElement(root: XmlElement, target: string): XmlElement {
   const devices = firstChild(root, 'devices');
   const el = devices && childElements(devices, 'disk').find((d) => firstChild(d, 'target')?.attributes.dev === target);
-  if (!el) throw new HostError('INVALID_ARG', `No disk found whose source path or target is ${target}`);
+  if (!el) throw invalidArg(`No disk found whose source path or target is ${target}`);
   return el;
 }
 
 /** Inserts `source` into the removable drive `ref` (replacing any medium), or ejects it (undefined). */
 export function setMedia(doc: DomainDocument, ref: string, source: string | undefined): DiskConfig {
   const disk = findDisk(doc, ref);
-  if (disk.device === 'disk') throw new HostError('OPERATION_INVALID', `The disk device '${disk.target}' is not removable`);
-  if (!source && !disk.source) throw new HostError('OPERATION_INVALID', `The disk device '${disk.target}' doesn't have media`);
+  if (disk.device === 'disk') throw operationInvalid(`The disk device '${disk.target}' is not removable`);
+  if (!source && !disk.source) throw operationInvalid(`The disk device '${disk.target}' doesn't have media`);
   editDomain(doc, (root) => {
     const el = diskElement(root, disk.target);
     el.children = el.children.filter((c) => !(c.type === 'element' && c.name === 'source'));
@@ -57,25 +57,25 @@ export function checkSourceImage(source: string): void {
     checkInputFile(source);
   } catch (err) {
     if (!(err instanceof InputFileError)) throw err;
-    throw new HostError('INVALID_ARG', `cannot use '${source}': ${err.code === 'ENOENT' ? 'no such file' : err.kind ? `it ${err.reason}` : err.reason}`);
+    throw invalidArg(`cannot use '${source}': ${err.code === 'ENOENT' ? 'no such file' : err.kind ? `it ${err.reason}` : err.reason}`);
   }
 }
 
 /** Adds a disk to <devices>; returns its target (given, or the first free IDE name; CD-ROMs prefer hdc, where v86's drive is). */
 export function addDisk(doc: DomainDocument, spec: NewDisk): string {
   const used = new Set(doc.config.disks.map((d) => d.target));
-  if (spec.target && used.has(spec.target)) throw new HostError('OPERATION_FAILED', `target '${spec.target}' already exists`);
+  if (spec.target && used.has(spec.target)) throw operationFailed(`target '${spec.target}' already exists`);
   const order = spec.device === 'cdrom' ? ['hdc', 'hdd', 'hdb', 'hda'] : IDE_TARGETS;
   const target = spec.target ?? order.find((t) => !used.has(t));
-  if (!target) throw new HostError('OPERATION_INVALID', `no free IDE target left (hda to hdd are taken); name one with the target argument`);
-  if (spec.device === 'disk' && !spec.source) throw new HostError('INVALID_ARG', 'a disk needs a source image');
+  if (!target) throw operationInvalid(`no free IDE target left (hda to hdd are taken); name one with the target argument`);
+  if (spec.device === 'disk' && !spec.source) throw invalidArg('a disk needs a source image');
   let format = 'raw';
   if (spec.source) {
     checkSourceImage(spec.source);
     try {
       if (probeImage(spec.source).format === 'qcow2') format = 'qcow2';
     } catch (err) {
-      throw new HostError('INVALID_ARG', `cannot use '${spec.source}': ${(err as Error).message}`);
+      throw invalidArg(`cannot use '${spec.source}': ${(err as Error).message}`);
     }
   }
   const children = [createElement('driver', { type: format })];

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { PoolInfo, VolumeInfo } from '../../../shared/api.js';
 import { isRegularFile, writeFileAtomic } from '../../common/fsutil.js';
-import { HostError } from '../host.js';
+import { HostError, invalidArg, noStoragePool, noStorageVol, operationFailed, operationInvalid } from '../errors.js';
 import { log } from '../log.js';
 import { cloneImage, createImage, ImageError, probeImage, resizeImage } from './image.js';
 import { samePath, writable, type DiskUser } from './in-use.js';
@@ -68,7 +68,7 @@ export class Storage {
 
   pool(name: string): PoolDefinition {
     const def = this.definitions().find((d) => d.name === name);
-    if (!def) throw new HostError('NO_STORAGE_POOL', `no storage pool with matching name '${name}'`);
+    if (!def) throw noStoragePool(`no storage pool with matching name '${name}'`);
     return def;
   }
 
@@ -101,7 +101,7 @@ export class Storage {
     const file = this.volumePath(from.pool, name);
     const writer = this.runningWriter(from.path);
     // A disk a guest is writing is not a consistent copy (libvirt refuses the same way).
-    if (writer) throw new HostError('OPERATION_INVALID', `volume '${from.name}' is in use by running domain '${writer}'; shut it down first`);
+    if (writer) throw operationInvalid(`volume '${from.name}' is in use by running domain '${writer}'; shut it down first`);
     await imageOp(`cannot clone volume '${from.name}'`, () => cloneImage(from.path, file));
     return this.describe(from.pool, name, file);
   }
@@ -109,7 +109,7 @@ export class Storage {
   async resizeVolume(pool: string, volume: string, capacityBytes: number): Promise<VolumeInfo> {
     const vol = this.resolve(volume, pool);
     const user = this.runningUsers(vol.path)[0];
-    if (user) throw new HostError('OPERATION_INVALID', `volume '${vol.name}' is in use by running domain '${user.name}'; v86 cannot grow a disk under a running guest`);
+    if (user) throw operationInvalid(`volume '${vol.name}' is in use by running domain '${user.name}'; v86 cannot grow a disk under a running guest`);
     await imageOp(`cannot resize volume '${vol.name}'`, () => resizeImage(vol.path, capacityBytes));
     return this.describe(vol.pool, vol.name, vol.path);
   }
@@ -117,7 +117,7 @@ export class Storage {
   deleteVolume(pool: string, volume: string): void {
     const vol = this.resolve(volume, pool);
     const user = this.runningUsers(vol.path)[0];
-    if (user) throw new HostError('OPERATION_INVALID', `volume '${vol.name}' is in use by running domain '${user.name}'`);
+    if (user) throw operationInvalid(`volume '${vol.name}' is in use by running domain '${user.name}'`);
     fs.rmSync(vol.path);
     const dfd = fs.openSync(path.dirname(vol.path), 'r');
     try {
@@ -139,18 +139,18 @@ export class Storage {
       const file = path.resolve(volume);
       const owner = this.definitions().find((d) => path.dirname(file) === path.resolve(d.path) && (!pool || d.name === pool));
       if (owner && isRegularFile(file)) return { pool: owner.name, name: path.basename(file), path: file };
-      throw new HostError('NO_STORAGE_VOL', `no storage vol with matching path '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
+      throw noStorageVol(`no storage vol with matching path '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
     }
     const pools = pool ? [this.pool(pool)] : this.definitions();
     for (const def of pools) {
       const file = path.join(def.path, volume);
       if (isRegularFile(file)) return { pool: def.name, name: volume, path: file };
     }
-    throw new HostError('NO_STORAGE_VOL', `no storage vol with matching name '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
+    throw noStorageVol(`no storage vol with matching name '${volume}'${pool ? ` in pool '${pool}'` : ''}`);
   }
 
   private volumePath(pool: string, name: string): string {
-    if (name.includes('/') || name.startsWith('.')) throw new HostError('INVALID_ARG', `invalid volume name '${name}'`);
+    if (name.includes('/') || name.startsWith('.')) throw invalidArg(`invalid volume name '${name}'`);
     return path.join(this.poolDir(pool), name);
   }
 
@@ -211,6 +211,6 @@ async function imageOp(context: string, op: () => Promise<void>): Promise<void> 
       throw new HostError(codes[err.kind], `${context}: ${err.message}`);
     }
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    throw new HostError('OPERATION_FAILED', `${context}: ${(e.stderr || e.message).trim()}`);
+    throw operationFailed(`${context}: ${(e.stderr || e.message).trim()}`);
   }
 }
