@@ -2,7 +2,6 @@
 // detached (its own session, stdio to qemu.log, -pidfile) in <run>/<uuid>/ and driven over QMP on
 // a unix socket there, so guests outlive the host like v86 runners do. Serial output goes to a
 // socket the host reads and to console.log, which QEMU writes even while no host is attached.
-import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -13,6 +12,7 @@ import { conflictingImageLocks, imageInUseMessage, isLocked, posixLockHolder, re
 import { textToScancodes } from '../../../common/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../common/statefile.js';
 import { shellQuote } from '../../../common/shell.js';
+import { exitText, killProcess, logLines, sleep, spawnEngine, waitForEngine, waitGone, type ProcessExit } from '../../../common/process.js';
 import type { GraphicsConfig } from '../../../../shared/domain.js';
 import { hasAcpi, hasAgentChannel } from '../../domain/engine-support.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
@@ -163,30 +163,23 @@ export class QemuDriver implements EngineDriver {
 
     // QEMU creates the console log with its own umask; made here first, it stays owner-only.
     fs.closeSync(openPrivateLog(files.console));
-    const out = openPrivateLog(files.log);
-    fs.writeSync(out, `${new Date().toISOString()}: starting ${[qemu.path!, ...argv].map(shellQuote).join(' ')}\n`);
-    const child = spawn(qemu.path!, argv, { detached: true, stdio: ['ignore', out, out], cwd: stateDir });
-    fs.closeSync(out);
-    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    child.on('exit', (code, signal) => (exited = { code, signal }));
-    child.on('error', () => (exited = { code: null, signal: null }));
-    child.unref();
-
+    const proc = spawnEngine(qemu.path!, argv, { logFile: files.log, cwd: stateDir, firstLine: `${new Date().toISOString()}: starting ${[qemu.path!, ...argv].map(shellQuote).join(' ')}` });
+    const child = proc.child;
     const fail = (message: string): never => {
       this.keepLog(config.name, files);
       fs.rmSync(stateDir, { recursive: true, force: true });
       throw new QemuError(message);
     };
-    const started = Date.now();
-    let qmp: QmpClient | undefined;
-    while (!qmp) {
-      if (exited) return fail(qemuFailure(files.log, exited.code, exited.signal));
-      if (fs.existsSync(files.qmp)) qmp = await QmpClient.connect(files.qmp).catch(() => undefined);
-      if (!qmp && Date.now() - started > CONNECT_TIMEOUT_MS) {
-        if (child.pid) kill(child.pid);
-        return fail(`QEMU for '${config.name}' did not open its QMP socket within ${CONNECT_TIMEOUT_MS / 1000} s (see ${files.log})`);
-      }
-      if (!qmp) await sleep(20);
+    let qmp: QmpClient;
+    try {
+      qmp = await waitForEngine(proc, async () => (fs.existsSync(files.qmp) ? await QmpClient.connect(files.qmp).catch(() => undefined) : undefined), {
+        timeoutMs: CONNECT_TIMEOUT_MS,
+        intervalMs: 20,
+        onExit: (exit) => new QemuError(qemuFailure(files.log, exit)),
+        onTimeout: () => new QemuError(`QEMU for '${config.name}' did not open its QMP socket within ${CONNECT_TIMEOUT_MS / 1000} s (see ${files.log})`),
+      });
+    } catch (err) {
+      return fail((err as Error).message);
     }
     const live = new QemuLive(stateDir, files, qmp, child.pid ?? readPid(files.pid), meta, this);
     try {
@@ -198,10 +191,9 @@ export class QemuDriver implements EngineDriver {
       live.state = opts.paused ? 'paused' : 'running';
     } catch (err) {
       live.abandon();
-      if (child.pid) kill(child.pid);
+      if (child.pid) killProcess(child.pid);
       return fail(err instanceof QmpError ? err.message : `QEMU for '${config.name}' failed while starting: ${(err as Error).message}`);
     }
-    child.removeAllListeners('exit');
     live.ready();
     if (opts.accel.using === 'tcg' && opts.accel.reason && config.type === 'kvm') log('info', `'${config.name}' runs with TCG: ${opts.accel.reason}`);
     return live;
@@ -493,7 +485,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     this.destroying = true;
     const gone = new Promise<void>((resolve) => this.once('exit', () => resolve()));
     await this.qmp.execute('quit', undefined, 5000).catch(() => undefined);
-    const timer = setTimeout(() => kill(this.pid), 5000);
+    const timer = setTimeout(() => killProcess(this.pid), 5000);
     await gone;
     clearTimeout(timer);
   }
@@ -697,7 +689,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private async awaitExit(): Promise<void> {
     await waitGone(this.pid, 3000);
     // The QMP socket closed but QEMU lives on: it is wedged; end it so no guest is orphaned.
-    if (processAlive(this.pid)) kill(this.pid);
+    if (processAlive(this.pid)) killProcess(this.pid);
     const text = this.driver.keepLog(this.meta.name, this.files);
     let reason: ExitReason = this.destroying ? 'destroyed' : (this.ending?.reason ?? 'crashed');
     if (this.ending?.reason === 'crashed') reason = 'crashed';
@@ -723,16 +715,9 @@ function lastLine(text: string | undefined): string | undefined {
   return last && !/: starting /.test(last) ? last : 'QEMU ended without a message';
 }
 
-function qemuFailure(logFile: string, code: number | null, signal: NodeJS.Signals | null): string {
-  let text = '';
-  try {
-    text = fs.readFileSync(logFile, 'utf8');
-  } catch {
-    /* no log */
-  }
-  const lines = text.trim().split('\n').filter((l) => l && !/: starting /.test(l));
-  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-  return lines.length ? `QEMU ${how}: ${lines.slice(-3).join(' ')}` : `QEMU ${how} before it was ready (see ${logFile})`;
+function qemuFailure(logFile: string, exit: ProcessExit): string {
+  const lines = logLines(logFile, /: starting /);
+  return lines.length ? `QEMU ${exitText(exit)}: ${lines.slice(-3).join(' ')}` : `QEMU ${exitText(exit)} before it was ready (see ${logFile})`;
 }
 
 function need(file: string | undefined, what: string): void {
@@ -753,23 +738,6 @@ function fileSize(file: string): number {
   }
 }
 
-
-function kill(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    /* already gone */
-  }
-}
-
-async function waitGone(pid: number, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (processAlive(pid) && Date.now() < deadline) await sleep(20);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** The definition with pygrub's choice as a direct kernel boot (QEMU runs 64-bit kernels too). */
 async function pygrubDoc(doc: DomainDocument, stateDir: string): Promise<DomainDocument> {

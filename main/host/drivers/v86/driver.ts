@@ -1,11 +1,11 @@
 // The embedded v86 engine: each running domain is a runner process (main/runner/) the host
 // spawns detached and talks to over <run>/<uuid>/control.sock, so guests outlive the host.
-import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { openPrivateLog, processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
+import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
+import { exitText, killProcess, logLines, spawnEngine, waitForEngine, waitGone, type ProcessExit } from '../../../common/process.js';
 import { EngineFailure } from '../../errors.js';
 import { JsonlConnection } from '../../../common/jsonl.js';
 import { isLocked, readPid } from '../../../common/locks.js';
@@ -82,38 +82,19 @@ export class V86Driver implements EngineDriver {
     writeFileAtomic(path.join(stateDir, LIVE_XML), serializeDomainXml(doc), 0o600);
 
     const logFile = path.join(stateDir, 'runner.log');
-    const out = openPrivateLog(logFile);
-    const child = spawn(process.execPath, [runnerEntry(), stateDir], {
-      detached: true,
-      stdio: ['ignore', out, out],
+    const proc = spawnEngine(process.execPath, [runnerEntry(), stateDir], {
+      logFile,
       cwd: stateDir,
       // Inside Electron's utility process execPath is Electron itself: run it as plain Node.
       env: process.versions.electron ? { ...process.env, ELECTRON_RUN_AS_NODE: '1' } : process.env,
     });
-    fs.closeSync(out);
-    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    child.on('exit', (code, signal) => (exited = { code, signal }));
-    child.unref();
-
-    const started = Date.now();
-    for (;;) {
-      if (exited) throw new EngineError(runnerFailure(logFile, exited.code, exited.signal));
-      const sock = await tryConnect(path.join(stateDir, 'control.sock'));
-      if (sock) {
-        const live = await V86Live.attach(stateDir, sock, config.name);
-        child.removeAllListeners('exit');
-        return live;
-      }
-      if (Date.now() - started > CONNECT_TIMEOUT_MS) {
-        try {
-          if (child.pid) process.kill(child.pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-        throw new EngineError(`runner for '${config.name}' did not come up within ${CONNECT_TIMEOUT_MS / 1000} s (see ${logFile})`);
-      }
-      await sleep(25);
-    }
+    const sock = await waitForEngine(proc, async () => (await tryConnect(path.join(stateDir, 'control.sock'))) ?? undefined, {
+      timeoutMs: CONNECT_TIMEOUT_MS,
+      intervalMs: 25,
+      onExit: (exit) => new EngineError(runnerFailure(logFile, exit)),
+      onTimeout: () => new EngineError(`runner for '${config.name}' did not come up within ${CONNECT_TIMEOUT_MS / 1000} s (see ${logFile})`),
+    });
+    return V86Live.attach(stateDir, sock, config.name);
   }
 
   async reattachAll(): Promise<Map<string, Reattached>> {
@@ -288,7 +269,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     await this.request('destroy', {}).catch(() => undefined);
     const timer = setTimeout(() => {
       // A runner that acknowledged but hangs is killed: destroy must always end the guest.
-      if (processAlive(this.pid)) process.kill(this.pid, 'SIGKILL');
+      if (processAlive(this.pid)) killProcess(this.pid);
     }, 5000);
     await gone;
     clearTimeout(timer);
@@ -388,14 +369,10 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
 
   /** The control socket closed: wait for the process to end, then say why it ended. */
   private async awaitExit(): Promise<void> {
-    const deadline = Date.now() + 3000;
-    while (processAlive(this.pid) && Date.now() < deadline) await sleep(20);
-    if (processAlive(this.pid)) {
-      // The socket died but the guest lives on: the runner is wedged; end it so no guest is orphaned.
-      process.kill(this.pid, 'SIGKILL');
-    }
+    // The socket died but the guest lives on: the runner is wedged; end it so no guest is orphaned.
+    if (!(await waitGone(this.pid, 3000))) killProcess(this.pid);
     const reason: ExitReason = this.destroying ? 'destroyed' : exitReason(this.stateDir);
-    const detail = reason === 'crashed' ? lastLogLine(path.join(this.stateDir, 'runner.log')) : undefined;
+    const detail = reason === 'crashed' ? logLines(path.join(this.stateDir, 'runner.log')).pop() : undefined;
     fs.rmSync(this.stateDir, { recursive: true, force: true });
     this.emit('exit', { reason, detail });
   }
@@ -451,21 +428,7 @@ function tryConnect(socketPath: string): Promise<net.Socket | null> {
   });
 }
 
-function lastLogLine(file: string): string | undefined {
-  try {
-    const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
-    return lines[lines.length - 1] || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function runnerFailure(logFile: string, code: number | null, signal: NodeJS.Signals | null): string {
-  const line = lastLogLine(logFile);
-  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-  return line ? line.replace(/^error:\s*/, '') : `the v86 runner ${how} before it was ready (see ${logFile})`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+function runnerFailure(logFile: string, exit: ProcessExit): string {
+  const line = logLines(logFile).pop();
+  return line ? line.replace(/^error:\s*/, '') : `the v86 runner ${exitText(exit)} before it was ready (see ${logFile})`;
 }
