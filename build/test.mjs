@@ -24,7 +24,7 @@ function find(dir, out = []) {
   return out;
 }
 const only = process.argv.slice(2);
-const files = only.length ? only : ['shared', 'main', 'renderer', 'e2e'].filter((d) => fs.existsSync(path.join(root, d))).flatMap((d) => find(d)).sort();
+const files = only.length ? only : ['shared', 'main', 'renderer', 'e2e', 'build'].filter((d) => fs.existsSync(path.join(root, d))).flatMap((d) => find(d)).sort();
 console.log(`domus: running ${files.length} test files`);
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
   stdio: 'inherit',

@@ -115,8 +115,8 @@ export function handlers(svc: HostServices): HandlerTable {
     'download.start': (p) => downloadCall(async () => ({ download: await host.downloads.start(p.entry, p.pool) })),
     'download.cancel': (p) => downloadCall(async () => ({ download: await host.downloads.cancel(p.id) })),
     'download.list': () => ({ downloads: host.downloads.list() }),
-    'host.connections': () => ({ connections: host.engines.connections() }),
-    'host.setAccel': async (p) => ({ connection: await host.engines.setAccel(p.mode) }),
+    'host.connections': () => ({ connections: host.drivers.connections() }),
+    'host.setAccel': async (p) => ({ connection: await host.drivers.setAccel(p.mode) }),
     'domain.toNative': async (p) => ({ argv: await host.toNative(p.domain, p.xml) }),
     'domain.serialOpen': (p, session) => {
       const { uuid, history } = host.serialHistory(p.domain);

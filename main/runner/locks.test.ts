@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { isLocked, locksOn } from '../common/locks.js';
 import { parseDomainXml } from '../host/domain/xml.js';
 import { findQemu } from '../host/drivers/qemu/binary.js';
+import { Accel } from '../host/drivers/qemu/accel.js';
 import { QemuDriver } from '../host/drivers/qemu/driver.js';
 import { runnerPaths } from './protocol.js';
 import { ControlClient, baseConfig, repoRoot, spawnRunner, type SpawnedRunner } from './test-support.js';
@@ -117,7 +118,7 @@ describe('disk image locks', { timeout: 180_000 }, () => {
 
     // The QEMU driver refuses, before spawning QEMU, an image a v86 runner writes.
     const home = fs.mkdtempSync(path.join(dir, 'home-'));
-    const driver = new QemuDriver(path.join(home, 'run'), path.join(home, 'logs'), async () => ({ mode: 'tcg', kvmUsable: null, using: 'tcg' }));
+    const driver = new QemuDriver(path.join(home, 'run'), path.join(home, 'logs'), new Accel(home));
     const doc = parseDomainXml(
       `<domain type='qemu'><name>qa</name><uuid>6b1f7c1e-0000-4000-8000-0000000000dd</uuid><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os>` +
         `<devices><disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${img}'/><target dev='hda' bus='ide'/></disk></devices></domain>`,
@@ -133,7 +134,7 @@ describe('disk image locks', { timeout: 180_000 }, () => {
       `<domain type='qemu'><name>qb</name><uuid>6b1f7c1e-0000-4000-8000-0000000000de</uuid><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os>` +
         `<devices><disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='${iso}'/><target dev='hdc' bus='ide'/><readonly/></disk></devices></domain>`,
     );
-    const live = await driver.start(withCd, { paused: true });
+    const { live } = await driver.start(withCd, { paused: true });
     try {
       await assert.rejects(live.changeMedia!(img), { message: new RegExp(`^hdc '${escape(img)}' is in use by domain 'disk-a' .*, which writes to it; it is being written, so it cannot be shared read-only$`) });
     } finally {

@@ -1,6 +1,7 @@
 // The driver table: what every engine provides to the management layer (libvirt's virHypervisorDriver,
 // cut to what Domus uses). The host never branches on the engine except through this interface.
 import type { EventEmitter } from 'node:events';
+import type { ConnectionInfo } from '../../../shared/api.js';
 import type { DefinitionWarning } from '../../../shared/domain.js';
 import type { DomainDocument } from '../domain/xml.js';
 import type { ShutdownChannel, ShutdownResult } from '../../runner/protocol.js';
@@ -149,11 +150,31 @@ export class SerialHandover {
 /** What reattachAll found of one guest: attached, with the live XML it was started from, or why it ended. */
 export type Reattached = { live: LiveDomain; liveXml?: string } | { exited: ExitReason };
 
+/** A started guest, and what the user is told about how it runs (the engine's accelerator). */
+export interface StartedDomain {
+  live: LiveDomain;
+  notes: DefinitionWarning[];
+}
+
+export type AccelMode = 'auto' | 'kvm' | 'tcg';
+
+/**
+ * One engine behind one connection URI (libvirt's virConnectDriver). A new engine is added by
+ * registering its driver in the DriverRegistry; nothing in the host names an engine.
+ */
 export interface EngineDriver {
+  /** The engine's id in summaries and state-file headers ('v86', 'qemu'). */
   readonly engine: string;
+  /** How messages name it ('v86', 'QEMU'). */
+  readonly label: string;
   readonly uri: string;
-  support(doc: DomainDocument): SupportReport;
-  start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<LiveDomain>;
+  /** The <domain type='…'> values this engine runs. */
+  readonly domainTypes: readonly string[];
+  /** Availability, version and accelerator, as host.connections reports them. */
+  connection(): ConnectionInfo;
+  /** What the engine can run of a definition: warnings for what it lacks, errors for what the guest cannot do without. */
+  validate(doc: DomainDocument): SupportReport;
+  start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<StartedDomain>;
   /** Reads and checks a state file's header; throws a clear error for a corrupt or foreign file. */
   readStateHeader(file: string): StateFileHeader;
   /**
@@ -161,4 +182,8 @@ export interface EngineDriver {
    * were started from), and reports why the others ended.
    */
   reattachAll(): Promise<Map<string, Reattached>>;
+  /** virsh domxml-to-native: the engine's command line for a definition; absent when it has none. */
+  toNative?(doc: DomainDocument): Promise<string[]>;
+  /** Chooses the accelerator (KVM, TCG, or probed); absent for engines that have no choice. */
+  setAccel?(mode: AccelMode): Promise<void>;
 }

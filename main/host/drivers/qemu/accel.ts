@@ -10,7 +10,9 @@ import { writeFileAtomic } from '../../../common/fsutil.js';
 import { log } from '../../log.js';
 import { GUEST_DIR } from '../../samples.js';
 
-export type AccelMode = 'auto' | 'kvm' | 'tcg';
+import type { AccelMode } from '../driver.js';
+
+export type { AccelMode };
 
 export interface AccelState {
   mode: AccelMode;

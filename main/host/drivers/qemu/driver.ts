@@ -14,12 +14,13 @@ import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine 
 import { shellQuote } from '../../../common/shell.js';
 import { exitText, killProcess, logLines, sleep, spawnEngine, waitForEngine, waitGone, type ProcessExit } from '../../../common/process.js';
 import type { GraphicsConfig } from '../../../../shared/domain.js';
-import { hasAcpi, hasAgentChannel } from '../../domain/engine-support.js';
+import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { resolveBootloader, usesBootloader } from '../../bootloader.js';
 import { log } from '../../log.js';
-import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StateFileHeader, type SupportReport } from '../driver.js';
-import type { AccelState } from './accel.js';
+import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport, type AccelMode } from '../driver.js';
+import type { Accel, AccelState } from './accel.js';
+import type { ConnectionInfo } from '../../../../shared/api.js';
 import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { findQemu, type QemuBinary } from './binary.js';
 import { ConsoleLog } from './console-log.js';
@@ -71,28 +72,51 @@ export interface QemuStart {
 
 export class QemuDriver implements EngineDriver {
   readonly engine = 'qemu';
+  readonly label = 'QEMU';
   readonly uri = 'qemu:///session';
+  readonly domainTypes = ['qemu', 'kvm'];
 
   constructor(
     private readonly runDir: string,
     private readonly logDir: string,
-    /** Picks KVM or TCG for a definition (runs the KVM probe when needed). */
-    private readonly accelFor: (doc: DomainDocument, qemu: QemuBinary) => Promise<AccelState>,
+    /** KVM or TCG: the user's choice and the KVM probe's answer. */
+    private readonly accel: Accel,
   ) {}
 
   binary(): QemuBinary {
     return findQemu();
   }
 
-  support(doc: DomainDocument): SupportReport {
+  connection(): ConnectionInfo {
+    const qemu = this.binary();
+    return {
+      uri: this.uri,
+      engine: this.engine,
+      available: Boolean(qemu.path && qemu.version),
+      version: qemu.version,
+      problem: qemu.problem,
+      accel: qemu.version ? this.accel.state(qemu.version) : undefined,
+    };
+  }
+
+  /** 'auto' runs the KVM probe now (when not cached), so that the answer is shown at once. */
+  async setAccel(mode: AccelMode): Promise<void> {
+    this.accel.setMode(mode);
+    const qemu = this.binary();
+    if (mode === 'auto' && qemu.path && qemu.version) await this.accel.resolve(qemu.path, qemu.version);
+  }
+
+  validate(doc: DomainDocument): SupportReport {
     return buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel: 'tcg' }).report;
   }
 
   /** The command line a start would use now (domxml-to-native), binary first. */
-  toNative(doc: DomainDocument, accel: 'kvm' | 'tcg'): string[] {
+  async toNative(doc: DomainDocument): Promise<string[]> {
+    const qemu = this.binary();
+    const accel = doc.config.type === 'kvm' && qemu.version ? this.accel.state(qemu.version).using : 'tcg';
     const { argv, report } = buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel });
     if (report.errors.length) throw new QemuError(report.errors.join('; '));
-    return [this.binary().path ?? 'qemu-system-x86_64', ...argv];
+    return [qemu.path ?? 'qemu-system-x86_64', ...argv];
   }
 
   stateEngine(): StateEngine {
@@ -104,11 +128,20 @@ export class QemuDriver implements EngineDriver {
     return { uuid: header.uuid, name: header.name, domainXml: header.domainXml };
   }
 
-  async start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<LiveDomain> {
+  async start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<StartedDomain> {
     const qemu = this.binary();
     if (!qemu.path || !qemu.version) throw new QemuError(qemu.problem ?? 'QEMU is not usable');
     const accel = await this.accelFor(doc, qemu);
-    return this.startWith(doc, qemu, { ...opts, accel });
+    const live = await this.startWith(doc, qemu, { ...opts, accel });
+    const how = accel.using === 'kvm' ? 'QEMU with KVM' : 'QEMU with TCG (emulation, no KVM)';
+    const why = doc.config.type === 'kvm' && accel.using === 'tcg' ? `: ${accel.reason ?? 'KVM is not usable'}` : '';
+    return { live, notes: [{ element: 'domain[@type]', message: `runs on ${how}${why}` }] };
+  }
+
+  /** <domain type='kvm'> gets KVM when the probe proves it usable; type='qemu' always runs with TCG. */
+  private async accelFor(doc: DomainDocument, qemu: QemuBinary): Promise<AccelState> {
+    if (doc.config.type === 'kvm') return this.accel.resolve(qemu.path!, qemu.version!);
+    return { mode: 'tcg', kvmUsable: this.accel.state(qemu.version).kvmUsable, using: 'tcg', reason: "<domain type='qemu'> runs with TCG" };
   }
 
   private async startWith(doc: DomainDocument, qemu: QemuBinary, opts: QemuStart): Promise<LiveDomain> {

@@ -6,6 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
 import { exitText, killProcess, logLines, spawnEngine, waitForEngine, waitGone, type ProcessExit } from '../../../common/process.js';
+import type { ConnectionInfo } from '../../../../shared/api.js';
+import { STATE_ENGINE_VERSION } from '../../../common/statefile.js';
 import { EngineFailure } from '../../errors.js';
 import { JsonlConnection } from '../../../common/jsonl.js';
 import { isLocked, readPid } from '../../../common/locks.js';
@@ -24,12 +26,13 @@ import {
   type StatsResult,
 } from '../../../runner/protocol.js';
 import { resolveBootloader, usesBootloader } from '../../bootloader.js';
-import { checkEngineSupport, hasAcpi, hasAgentChannel, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from '../../domain/engine-support.js';
+import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../paths.js';
-import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StateFileHeader, type SupportReport } from '../driver.js';
+import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
+import { checkV86Support, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from './support.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -43,12 +46,18 @@ export class EngineError extends EngineFailure {
 
 export class V86Driver implements EngineDriver {
   readonly engine = 'v86';
+  readonly label = 'v86';
   readonly uri = 'v86:///session';
+  readonly domainTypes = ['v86'];
 
   constructor(private readonly runDir: string) {}
 
-  support(doc: DomainDocument): SupportReport {
-    return checkEngineSupport(doc.config, 'v86', doc.root);
+  connection(): ConnectionInfo {
+    return { uri: this.uri, engine: this.engine, available: true, version: STATE_ENGINE_VERSION };
+  }
+
+  validate(doc: DomainDocument): SupportReport {
+    return checkV86Support(doc.config, doc.root);
   }
 
   readStateHeader(file: string): StateFileHeader {
@@ -56,7 +65,7 @@ export class V86Driver implements EngineDriver {
     return { uuid: header.uuid, name: header.name, domainXml: header.domainXml };
   }
 
-  async start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<LiveDomain> {
+  async start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<StartedDomain> {
     const { config } = doc;
     const runnerConfig = this.runnerConfig(doc);
     if (opts.paused) runnerConfig.startPaused = true;
@@ -94,7 +103,7 @@ export class V86Driver implements EngineDriver {
       onExit: (exit) => new EngineError(runnerFailure(logFile, exit)),
       onTimeout: () => new EngineError(`runner for '${config.name}' did not come up within ${CONNECT_TIMEOUT_MS / 1000} s (see ${logFile})`),
     });
-    return V86Live.attach(stateDir, sock, config.name);
+    return { live: await V86Live.attach(stateDir, sock, config.name), notes: [] };
   }
 
   async reattachAll(): Promise<Map<string, Reattached>> {
@@ -125,7 +134,7 @@ export class V86Driver implements EngineDriver {
   /** Turns the typed definition into what the runner boots; refuses what cannot run. */
   private runnerConfig(doc: DomainDocument): RunnerConfig {
     const { config } = doc;
-    const report = this.support(doc);
+    const report = this.validate(doc);
     if (report.errors.length) throw new EngineError(report.errors.join('; '));
     let firmware;
     try {

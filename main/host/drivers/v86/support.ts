@@ -1,28 +1,11 @@
-// What an engine can run of a domain definition. Anything the engine lacks but the guest can do
+// What v86 can run of a domain definition. Anything the engine lacks but the guest can do
 // without is a warning (the definition keeps it; the nearest supported device is used); anything
 // the guest cannot run without is an error.
 
-import type { DefinitionWarning, DiskConfig, DomainConfig } from '../../../shared/domain.js';
-import { isPygrub } from '../bootloader.js';
-import { VNC_PASSWORD_BYTES } from '../../common/vnc-auth.js';
-import { childElements, firstChild, type XmlElement } from './xml.js';
-
-export type Engine = 'v86';
-
-/** libvirt's name for the guest agent's channel (<channel><target type='virtio' name=.../>). */
-export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
-
-/** As with libvirt, a guest has ACPI only when its XML says <features><acpi/>. */
-export function hasAcpi(doc: { root: XmlElement }): boolean {
-  const features = firstChild(doc.root, 'features');
-  return features !== undefined && firstChild(features, 'acpi') !== undefined;
-}
-
-/** The guest agent's channel, as virt-install writes it (<channel><target name='org.qemu.guest_agent.0'/>). */
-export function hasAgentChannel(doc: { root: XmlElement }): boolean {
-  const devices = firstChild(doc.root, 'devices');
-  return (devices ? childElements(devices, 'channel') : []).some((c) => firstChild(c, 'target')?.attributes.name === GUEST_AGENT_CHANNEL);
-}
+import type { DefinitionWarning, DiskConfig, DomainConfig } from '../../../../shared/domain.js';
+import { isPygrub } from '../../bootloader.js';
+import { formatKiB, GUEST_AGENT_CHANNEL } from '../../domain/features.js';
+import { childElements, firstChild, type XmlElement } from '../../domain/xml.js';
 
 export interface EngineSupport {
   warnings: DefinitionWarning[];
@@ -79,17 +62,6 @@ const DEVICE_LABELS: Record<string, string> = {
 };
 const NOT_PROVIDED = 'kept in the definition, not provided by v86';
 
-/**
- * Checks a definition against an engine. `root` is the parsed <domain> element: devices that
- * DomainConfig does not model (controllers, inputs, channels, sound, video...) are only checked
- * when it is given.
- */
-export function checkEngineSupport(config: DomainConfig, engine: Engine, root?: XmlElement): EngineSupport {
-  switch (engine) {
-    case 'v86':
-      return checkV86(config, root);
-  }
-}
 
 class Report implements EngineSupport {
   readonly warnings: DefinitionWarning[] = [];
@@ -109,7 +81,12 @@ class Report implements EngineSupport {
   }
 }
 
-function checkV86(config: DomainConfig, root: XmlElement | undefined): EngineSupport {
+/**
+ * Checks a definition against v86. `root` is the parsed <domain> element: devices that
+ * DomainConfig does not model (controllers, inputs, channels, sound, video...) are only checked
+ * when it is given.
+ */
+export function checkV86Support(config: DomainConfig, root: XmlElement | undefined): EngineSupport {
   const report = new Report();
   checkCpuAndOs(config, report);
   checkMemory(config, report);
@@ -295,26 +272,3 @@ function checkOtherDevices(devices: XmlElement, report: Report): void {
   }
 }
 
-/** A size as the definition would say it: GiB or MiB when whole, else KiB. */
-export function formatKiB(kib: number): string {
-  if (kib % GiB === 0) return `${kib / GiB} GiB`;
-  if (kib % MiB === 0) return `${kib / MiB} MiB`;
-  return `${kib} KiB`;
-}
-
-/**
- * On every engine, VNC authentication keys DES with the first 8 bytes of the password's UTF-8
- * (QEMU does the same): the rest of a longer password is not checked, and the user should know.
- */
-export function vncPasswordWarnings(config: DomainConfig): DefinitionWarning[] {
-  return config.graphics.flatMap((g) => {
-    const bytes = g.type === 'vnc' && g.passwd ? Buffer.byteLength(g.passwd, 'utf8') : 0;
-    if (bytes <= VNC_PASSWORD_BYTES) return [];
-    return [
-      {
-        element: "devices/graphics[@type='vnc'][@passwd]",
-        message: `the VNC password is ${bytes} bytes long (UTF-8); VNC authentication checks only the first ${VNC_PASSWORD_BYTES}`,
-      },
-    ];
-  });
-}

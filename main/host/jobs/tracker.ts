@@ -1,7 +1,7 @@
 // Jobs: libvirt's model of long operations (save, restore, managed save, …). One job per domain
 // at a time, with progress, abort, and the record of the last completed one (domjobinfo --completed).
 import { EventEmitter } from 'node:events';
-import type { JobInfo } from '../../shared/api.js';
+import type { JobInfo } from '../../../shared/api.js';
 
 export class JobError extends Error {}
 

@@ -2,16 +2,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
-import { checkEngineSupport, vncPasswordWarnings, type EngineSupport } from './engine-support.js';
-import { parseDomainXml } from './xml.js';
+import { vncPasswordWarnings } from '../../domain/features.js';
+import { parseDomainXml } from '../../domain/xml.js';
+import { checkV86Support, type EngineSupport } from './support.js';
 
 function fixture(name: string): string {
-  return readFileSync(new URL(`./fixtures/${name}.xml`, import.meta.url), 'utf8');
+  return readFileSync(new URL(`../../domain/fixtures/${name}.xml`, import.meta.url), 'utf8');
 }
 
 function check(xml: string): EngineSupport {
   const doc = parseDomainXml(xml);
-  return checkEngineSupport(doc.config, 'v86', doc.root);
+  return checkV86Support(doc.config, doc.root);
 }
 
 /** An i686 v86 definition booting a raw hda unless `os`/`devices` say otherwise. */
@@ -121,7 +122,7 @@ describe('v86 support: fixtures', () => {
 
   test('without the tree, only what DomainConfig models is checked', () => {
     const { config } = parseDomainXml(fixture('virt-install-debian12'));
-    const result = checkEngineSupport(config, 'v86');
+    const result = checkV86Support(config, undefined);
     assert.deepEqual(result.errors, []);
     assert.equal(result.warnings.length, 7);
   });

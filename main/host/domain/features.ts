@@ -1,0 +1,47 @@
+// Guest features every engine reads the same way from a definition: ACPI, the guest agent's
+// channel, VNC password limits, and sizes as a definition writes them.
+import type { DefinitionWarning, DomainConfig } from '../../../shared/domain.js';
+import { VNC_PASSWORD_BYTES } from '../../common/vnc-auth.js';
+import { childElements, firstChild, type XmlElement } from './xml.js';
+
+const MiB = 1024;
+const GiB = 1024 * MiB;
+
+/** libvirt's name for the guest agent's channel (<channel><target type='virtio' name=.../>). */
+export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
+
+/** As with libvirt, a guest has ACPI only when its XML says <features><acpi/>. */
+export function hasAcpi(doc: { root: XmlElement }): boolean {
+  const features = firstChild(doc.root, 'features');
+  return features !== undefined && firstChild(features, 'acpi') !== undefined;
+}
+
+/** The guest agent's channel, as virt-install writes it (<channel><target name='org.qemu.guest_agent.0'/>). */
+export function hasAgentChannel(doc: { root: XmlElement }): boolean {
+  const devices = firstChild(doc.root, 'devices');
+  return (devices ? childElements(devices, 'channel') : []).some((c) => firstChild(c, 'target')?.attributes.name === GUEST_AGENT_CHANNEL);
+}
+
+/** A size as the definition would say it: GiB or MiB when whole, else KiB. */
+export function formatKiB(kib: number): string {
+  if (kib % GiB === 0) return `${kib / GiB} GiB`;
+  if (kib % MiB === 0) return `${kib / MiB} MiB`;
+  return `${kib} KiB`;
+}
+
+/**
+ * On every engine, VNC authentication keys DES with the first 8 bytes of the password's UTF-8
+ * (QEMU does the same): the rest of a longer password is not checked, and the user should know.
+ */
+export function vncPasswordWarnings(config: DomainConfig): DefinitionWarning[] {
+  return config.graphics.flatMap((g) => {
+    const bytes = g.type === 'vnc' && g.passwd ? Buffer.byteLength(g.passwd, 'utf8') : 0;
+    if (bytes <= VNC_PASSWORD_BYTES) return [];
+    return [
+      {
+        element: "devices/graphics[@type='vnc'][@passwd]",
+        message: `the VNC password is ${bytes} bytes long (UTF-8); VNC authentication checks only the first ${VNC_PASSWORD_BYTES}`,
+      },
+    ];
+  });
+}

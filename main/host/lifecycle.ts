@@ -1,0 +1,307 @@
+// Domain lifecycle: boot and restore through the driver registry, adoption of a live guest (its
+// serial output, state changes, reboots, balloon and exit become the domain's states, reasons and
+// events), re-attach to guests an earlier host left running, and the power operations (start,
+// shutdown with its timeout, destroy, reboot, reset, suspend, resume).
+import fs from 'node:fs';
+import type { Events, Result, ShutdownMode } from '../../shared/api.js';
+import type { DomainSummary } from '../../shared/api.js';
+import type { StateReason } from '../../shared/domain.js';
+import { completeInstall, installTimeDocument, pendingInstall } from './domain/install-boot.js';
+import { parseDomainXml, serializeDomainXml } from './domain/xml.js';
+import type { LiveDomain, Reattached, ShutdownChannel } from './drivers/driver.js';
+import type { DriverRegistry } from './drivers/registry.js';
+import { operationFailed, operationInvalid, operationUnsupported } from './errors.js';
+import { log } from './log.js';
+import { removeHostFile, type DomainRecord, type DomainRegistry, type HostEventBus } from './registry.js';
+import { ignoredBecause, shutdownOutcome, unreachableError } from './shutdown.js';
+import { diskConflict } from './storage/in-use.js';
+
+/** Serial output kept per domain for viewers that open the console later (scrollback). */
+const SERIAL_HISTORY_BYTES = 256 * 1024;
+/** How long a clean shutdown may take before the domain is forced off (virsh has no default; the seed used 60 s). */
+export const DEFAULT_SHUTDOWN_TIMEOUT_SEC = Number(process.env.DOMUS_SHUTDOWN_TIMEOUT ?? 60);
+
+export interface BootOptions {
+  paused?: boolean;
+  restoreFrom?: string;
+  /** The definition the state file was saved with (restore). */
+  liveXml?: string;
+}
+
+export class Lifecycle {
+  private nextId = 1;
+
+  constructor(
+    private readonly registry: DomainRegistry,
+    private readonly drivers: DriverRegistry,
+    private readonly events: HostEventBus,
+  ) {}
+
+  /** Attaches to the guests an earlier host left running, and records why the others ended. */
+  async reattach(): Promise<void> {
+    const found = new Map<string, Reattached>();
+    for (const driver of this.drivers.all()) for (const [uuid, result] of await driver.reattachAll()) found.set(uuid, result);
+    for (const [uuid, result] of found) {
+      const rec = this.registry.get(uuid);
+      if ('exited' in result) {
+        // The guest ended while no host was attached: record why.
+        if (rec) this.registry.setState(rec, 'shutoff', result.exited, null);
+        continue;
+      }
+      if (!rec) {
+        log('warn', `runner for unknown domain ${uuid} left running; destroying it`);
+        await result.live.destroy().catch(() => undefined);
+        continue;
+      }
+      rec.liveDoc = result.liveXml ? parseDomainXml(result.liveXml) : rec.doc;
+      this.adopt(rec, result.live);
+      rec.state = result.live.state;
+      rec.reason = result.live.state === 'paused' ? 'user' : result.live.restored ? 'restored' : 'booted';
+    }
+  }
+
+  async start(ref: string, opts: { paused?: boolean } = {}): Promise<DomainSummary> {
+    const rec = this.registry.lookup(ref);
+    if (rec.live || rec.step) throw operationInvalid(`domain '${rec.doc.config.name}' is already active`);
+    const saved = this.registry.managedSavePath(rec.doc.config.uuid);
+    if (fs.existsSync(saved)) {
+      // Never cold-boot over a saved state: restore it, or fail and keep it.
+      await this.boot(rec, { paused: opts.paused, restoreFrom: saved });
+      try {
+        removeHostFile(saved);
+      } catch (err) {
+        // The guest runs from it already: the start succeeded, but a later one would restore it again.
+        log('error', `domain '${rec.doc.config.name}' restored, but ${(err as Error).message}; remove it before the next start (managedsave-remove)`);
+      }
+    } else {
+      await this.boot(rec, { paused: opts.paused });
+    }
+    return this.registry.summary(rec);
+  }
+
+  /** Boots (or restores) a record's guest on its engine and adopts it; the record is shutoff/failed when it cannot. */
+  async boot(rec: DomainRecord, opts: BootOptions): Promise<void> {
+    const restoring = opts.restoreFrom !== undefined;
+    const conflict = diskConflict(rec.doc.config.uuid, (opts.liveXml ? this.registry.parse(opts.liveXml) : rec.doc).config.disks, this.registry.diskUsers());
+    if (conflict) throw operationInvalid(conflict);
+    this.registry.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');
+    let handle: LiveDomain;
+    try {
+      // While an install is pending, each boot runs the install-time definition (the media first).
+      const liveDoc = opts.liveXml
+        ? this.registry.parse(opts.liveXml)
+        : pendingInstall(rec.doc)
+          ? installTimeDocument(rec.doc)
+          : parseDomainXml(serializeDomainXml(rec.doc));
+      const started = await this.drivers.start(liveDoc, { paused: opts.paused, restoreFrom: opts.restoreFrom });
+      handle = started.live;
+      rec.liveDoc = liveDoc;
+      rec.startNotes = started.notes;
+    } catch (err) {
+      this.registry.setState(rec, 'shutoff', restoring ? rec.reason : 'failed', null);
+      throw operationFailed((err as Error).message);
+    }
+    rec.serialHistory = [];
+    rec.serialHistoryBytes = 0;
+    this.adopt(rec, handle);
+    rec.state = handle.state;
+    rec.reason = opts.paused ? 'user' : restoring ? 'restored' : 'booted';
+    rec.step = null;
+    this.registry.emitLifecycle(rec, opts.paused ? 'suspended' : 'started');
+  }
+
+  async destroy(ref: string): Promise<DomainSummary> {
+    const rec = this.registry.lookup(ref);
+    const live = this.registry.requireLive(rec);
+    rec.stopping = 'destroyed';
+    await live.destroy();
+    return this.registry.summary(rec);
+  }
+
+  /**
+   * Clean shutdown, as virsh's with xendomains' timeout: asks the guest through the channels it has
+   * (or those named), then forces it off (reason destroyed) when it has not powered off within the
+   * timeout. A guest that cannot be asked at all is forced off at once, or, when the caller only
+   * requests, refused. See RequestParams['domain.shutdown'] for the options.
+   */
+  async shutdown(
+    ref: string,
+    opts: { modes?: ShutdownMode[]; force?: boolean; unreachable?: 'force' | 'fail'; timeoutSec?: number } = {},
+  ): Promise<Result<'domain.shutdown'>> {
+    const rec = this.registry.lookup(ref);
+    const live = this.registry.requireLive(rec);
+    const name = rec.doc.config.name;
+    const engine = this.registry.engineOf(rec);
+    const cannot = (opts.modes ?? []).filter((m) => m !== 'acpi' && m !== 'agent');
+    if (cannot.length) {
+      throw operationUnsupported(`the ${engine} engine cannot shut a guest down by ${cannot.map((m) => `'${m}'`).join(', ')}; it can use 'acpi' and 'agent'`);
+    }
+    const force = opts.force ?? opts.modes === undefined;
+    const timeoutSec = opts.timeoutSec ?? DEFAULT_SHUTDOWN_TIMEOUT_SEC;
+    const heard = await live.shutdown((opts.modes ?? ['acpi', 'agent']) as ShutdownChannel[]);
+    const outcome = shutdownOutcome(heard, engine);
+    if (!outcome.asked.length) {
+      if ((opts.unreachable ?? (force ? 'force' : 'fail')) === 'fail') throw unreachableError(name, heard, outcome);
+      const message = `domain '${name}' cannot be asked to shut down (${outcome.notes.join('; ')}): forced off`;
+      await this.forceOff(rec, live, message);
+      return { domain: this.registry.summary(rec), asked: [], forced: true, message };
+    }
+    this.registry.setState(rec, rec.state, rec.reason, 'shutting-down');
+    clearTimeout(rec.shutdownTimer);
+    rec.shutdownTimer = setTimeout(() => {
+      if (rec.live !== live) return;
+      const late = `domain '${name}' did not shut down within ${timeoutSec} s: ${ignoredBecause(heard)}`;
+      if (force) {
+        void this.forceOff(rec, live, `${late}; forced off`);
+      } else {
+        // Only a request: the guest keeps running, and the step says the request is over.
+        log('info', late);
+        this.registry.setState(rec, rec.state, rec.reason, null, late);
+      }
+    }, timeoutSec * 1000);
+    return { domain: this.registry.summary(rec), asked: outcome.asked, forced: false, message: outcome.notes.join('; ') || undefined };
+  }
+
+  /** Resolves once the domain has stopped, with its 'stopped' event (for host stop and tests); at once when it is not running. */
+  whenStopped(ref: string): Promise<Events['domain.lifecycle']> {
+    const rec = this.registry.lookup(ref);
+    if (!rec.live) return Promise.resolve({ domain: this.registry.summary(rec), event: 'stopped' });
+    return new Promise((resolve) => {
+      const listener = (e: Events['domain.lifecycle']): void => {
+        if (e.domain.uuid === rec.doc.config.uuid && e.event === 'stopped') {
+          this.events.off('domain.lifecycle', listener);
+          resolve(e);
+        }
+      };
+      this.events.on('domain.lifecycle', listener);
+    });
+  }
+
+  async reboot(ref: string): Promise<DomainSummary> {
+    const rec = this.registry.lookup(ref);
+    await this.registry.requireLive(rec).reboot();
+    return this.registry.summary(rec);
+  }
+
+  async reset(ref: string): Promise<DomainSummary> {
+    const rec = this.registry.lookup(ref);
+    await this.registry.requireLive(rec).reset();
+    return this.registry.summary(rec);
+  }
+
+  async suspend(ref: string): Promise<DomainSummary> {
+    const rec = this.registry.lookup(ref);
+    const live = this.registry.requireLive(rec);
+    if (rec.state === 'paused') throw operationInvalid(`domain '${rec.doc.config.name}' is already paused`);
+    await live.pause();
+    return this.registry.summary(rec);
+  }
+
+  async resume(ref: string): Promise<DomainSummary> {
+    const rec = this.registry.lookup(ref);
+    const live = this.registry.requireLive(rec);
+    if (rec.state !== 'paused') throw operationInvalid(`domain '${rec.doc.config.name}' is not paused`);
+    await live.resume();
+    return this.registry.summary(rec);
+  }
+
+  /** Drops every runner connection, leaving the guests running (a killed host does the same). */
+  detachAll(): void {
+    for (const rec of this.registry.records()) rec.live?.detach();
+  }
+
+  /** Destroys a domain on the host's own decision; `why` goes with its 'stopped' event and the log. */
+  private async forceOff(rec: DomainRecord, live: LiveDomain, why: string): Promise<void> {
+    log('info', why);
+    rec.stopping = 'destroyed';
+    rec.stopDetail = why;
+    await live.destroy();
+  }
+
+  /** Makes a live guest the record's: its events become the domain's states, reasons and events. */
+  private adopt(rec: DomainRecord, handle: LiveDomain): void {
+    const { registry } = this;
+    rec.live = handle;
+    rec.id = this.nextId++;
+    rec.cpuPercent = 0;
+    rec.lastSample = undefined;
+    rec.balloon = undefined;
+    rec.stopping = undefined;
+    const serial = (data: Buffer): void => {
+      if (!data.length) return;
+      appendSerial(rec, data);
+      this.events.emit('domain.serial', { uuid: rec.doc.config.uuid, data: data.toString('base64') });
+    };
+    handle.on('serial', serial);
+    serial(handle.takeSerialBacklog());
+    handle.on('state', (state) => {
+      if (rec.step === 'saving') return;
+      registry.setState(rec, state, state === 'paused' ? 'user' : 'unpaused', rec.step);
+      registry.emitLifecycle(rec, state === 'paused' ? 'suspended' : 'resumed');
+    });
+    handle.on('rebooted', () => {
+      registry.emitLifecycle(rec, 'rebooted');
+      // The installer's reboot: the install is over, the next boot is the final definition's.
+      if (rec.live === handle && rec.liveDoc && pendingInstall(rec.liveDoc) && this.finishInstall(rec)) {
+        rec.restartAfterInstall = true;
+        rec.stopping = 'shutdown';
+        void handle.destroy();
+      }
+    });
+    handle.on('balloon', (b) => {
+      rec.balloon = b;
+      this.events.emit('domain.balloon', { uuid: rec.doc.config.uuid, name: rec.doc.config.name, actualKiB: b.actualKiB });
+    });
+    handle.on('exit', ({ reason, detail }) => {
+      clearTimeout(rec.shutdownTimer);
+      // Our own destroy wins over what the runner saw; a guest power-off during a shutdown is 'shutdown'.
+      const why: StateReason = rec.stopping === 'saved' ? 'saved' : rec.stopping ?? reason;
+      if (why === 'shutdown' && rec.liveDoc && pendingInstall(rec.liveDoc)) this.finishInstall(rec);
+      const restart = rec.restartAfterInstall;
+      rec.restartAfterInstall = undefined;
+      rec.live = undefined;
+      rec.liveDoc = undefined;
+      rec.id = undefined;
+      rec.cpuPercent = 0;
+      rec.stopping = undefined;
+      const stopDetail = why === 'destroyed' ? rec.stopDetail : why === 'crashed' ? detail : undefined;
+      rec.stopDetail = undefined;
+      if (detail && why === 'crashed') log('warn', `domain '${rec.doc.config.name}' crashed: ${detail}`);
+      registry.setState(rec, 'shutoff', why, null);
+      if (why === 'shutdown') registry.emitLifecycle(rec, 'shutdown');
+      registry.emitLifecycle(rec, why === 'crashed' ? 'crashed' : 'stopped', stopDetail);
+      if (why === 'crashed') registry.emitLifecycle(rec, 'stopped', stopDetail);
+      if (!rec.persistent) {
+        registry.remove(rec.doc.config.uuid);
+        this.events.emit('domain.undefined', { uuid: rec.doc.config.uuid, name: rec.doc.config.name });
+      } else if (restart) {
+        this.start(rec.doc.config.uuid).catch((err: Error) => log('error', `start of '${rec.doc.config.name}' after its install failed: ${err.message}`));
+      }
+    });
+  }
+
+  /**
+   * The install is over: the persistent definition loses its pending-install note. False when the
+   * definition could not be written (a full disk): it keeps the note, and the error is logged,
+   * since this runs on the runner's events with no caller to tell.
+   */
+  private finishInstall(rec: DomainRecord): boolean {
+    if (!pendingInstall(rec.doc)) return true;
+    try {
+      this.registry.persist(rec, completeInstall(rec.doc));
+    } catch (err) {
+      log('error', `domain '${rec.doc.config.name}': install finished, but the final definition could not be saved: ${(err as Error).message}`);
+      return false;
+    }
+    log('info', `domain '${rec.doc.config.name}': install finished, next boot from the final definition`);
+    return true;
+  }
+}
+
+function appendSerial(rec: DomainRecord, data: Buffer): void {
+  rec.serialHistory.push(data);
+  rec.serialHistoryBytes += data.length;
+  while (rec.serialHistoryBytes > SERIAL_HISTORY_BYTES && rec.serialHistory.length > 1) {
+    rec.serialHistoryBytes -= rec.serialHistory.shift()!.length;
+  }
+}
