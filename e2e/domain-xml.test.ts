@@ -105,9 +105,10 @@ describe('renderer XML edit helpers (in Chromium)', { timeout: 120_000 }, () => 
 
   it('reads memory in any libvirt unit and writes KiB, keeping current ≤ maximum', async () => {
     assert.deepEqual(await read(XML, 'dx.readMemory(d)'), { maxKiB: 1048576, currentKiB: 1048576 });
-    assert.equal(await run(`dx.toKiB('134217728', 'bytes')`), 131072);
-    assert.equal(await run(`dx.toKiB('1', 'GB')`), 976563);
-    assert.equal(await run(`dx.toKiB('512', 'M')`), 524288);
+    const sized = (unit: string, value: string): string => XML.replace("<memory unit='GiB'>1</memory>", `<memory unit='${unit}'>${value}</memory>`);
+    assert.deepEqual(await read(sized('bytes', '134217728'), 'dx.readMemory(d)'), { maxKiB: 131072, currentKiB: 131072 });
+    assert.deepEqual(await read(sized('GB', '1'), 'dx.readMemory(d)'), { maxKiB: 976563, currentKiB: 976563 });
+    assert.deepEqual(await read(sized('M', '512'), 'dx.readMemory(d)'), { maxKiB: 524288, currentKiB: 524288 });
     const out = await edit(XML, `dx.writeMemory(d, { maxKiB: 524288, currentKiB: 1048576 })`);
     assert.match(out, /<memory unit="KiB">524288<\/memory>\n  <currentMemory unit="KiB">524288<\/currentMemory>\n  <vcpu/);
   });

@@ -22,7 +22,8 @@ import type {
   ShutdownMode,
   VncDisplay,
 } from '../../shared/api.js';
-import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from '../../shared/domain.js';
+import type { DefinitionWarning, DomainConfig, DomainStep } from '../../shared/domain.js';
+import type { DomainState, StateReason } from '../../shared/libvirt/states.js';
 import { FileWriteError, systemErrorText, writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop, setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
 import { DomainXmlError, dumpDomainXml, ensureUuid, parseDomainXml, serializeDomainXml, setMemory, type DomainDocument } from './domain/xml.js';
