@@ -2,7 +2,8 @@
 // with these schemas at the host boundary; replies and events are typed here so both sides agree.
 // No Node, no DOM: this file is imported by the host, the CLI and the renderer.
 import { z } from 'zod';
-import type { DefinitionWarning, DomainConfig, DomainState, DomainStep, StateReason } from './domain.js';
+import type { DefinitionWarning, DomainConfig, DomainStep } from './domain.js';
+import type { DomainState, StateReason } from './libvirt/states.js';
 import type { ErrorCode } from './errors.js';
 
 export const API_VERSION = 1;

@@ -1,54 +1,10 @@
-// Domain model shared by every side: libvirt's states and reasons, and the typed view of a
-// domain definition. No Node, no DOM.
-
-/** libvirt's virDomainState, plus the transitional steps a person sees. */
-export const DOMAIN_STATES = [
-  'nostate',
-  'running',
-  'blocked',
-  'paused',
-  'shutdown',
-  'shutoff',
-  'crashed',
-  'pmsuspended',
-] as const;
-export type DomainState = (typeof DOMAIN_STATES)[number];
+// Domain model shared by every side: the typed view of a domain definition, and the steps an
+// operation in flight shows. libvirt's own vocabulary (states, element order, units) is in libvirt/.
+// No Node, no DOM.
+import type { BootDevice, DiskDevice } from './libvirt/schema.js';
 
 /** Transitional steps shown while an operation is in flight (not libvirt states). */
 export type DomainStep = 'starting' | 'shutting-down' | 'saving' | 'restoring' | null;
-
-/** Reasons, named as virsh prints them (virDomainRunningReason etc.). */
-export type RunningReason = 'unknown' | 'booted' | 'migrated' | 'restored' | 'from snapshot' | 'unpaused';
-export type PausedReason = 'unknown' | 'user' | 'migrating' | 'saving' | 'dumping' | 'ioerror' | 'starting-up';
-export type ShutoffReason =
-  | 'unknown'
-  | 'shutdown'
-  | 'destroyed'
-  | 'crashed'
-  | 'migrated'
-  | 'saved'
-  | 'failed'
-  | 'from snapshot';
-export type StateReason = RunningReason | PausedReason | ShutoffReason;
-
-/** virsh's spelling of each state ("shut off", not "shutoff"). */
-export function stateLabel(state: DomainState): string {
-  switch (state) {
-    case 'shutoff':
-      return 'shut off';
-    case 'nostate':
-      return 'no state';
-    case 'pmsuspended':
-      return 'pmsuspended';
-    case 'shutdown':
-      return 'in shutdown';
-    default:
-      return state;
-  }
-}
-
-export type DiskDevice = 'disk' | 'cdrom' | 'floppy';
-export type BootDevice = 'hd' | 'cdrom' | 'fd' | 'network';
 
 export interface DiskConfig {
   device: DiskDevice;

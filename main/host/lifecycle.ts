@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import type { Events, Result, ShutdownMode } from '../../shared/api.js';
 import type { DomainSummary } from '../../shared/api.js';
-import type { StateReason } from '../../shared/domain.js';
+import type { StateReason } from '../../shared/libvirt/states.js';
 import { completeInstall, installTimeDocument, pendingInstall } from './domain/install-boot.js';
 import { parseDomainXml, serializeDomainXml } from './domain/xml.js';
 import type { LiveDomain, Reattached, ShutdownChannel } from './drivers/driver.js';

@@ -4,6 +4,7 @@
 // keep them free of runner internals.
 import path from 'node:path';
 import { z } from 'zod';
+import type { BootDevice } from '../../shared/libvirt/schema.js';
 
 export { readStateHeader, StateFileError, type StateHeader, type StateMachine } from '../common/statefile.js';
 
@@ -156,15 +157,16 @@ export interface VncListen {
 /** First port autoport tries (display :0), as libvirt and QEMU count. */
 export const VNC_PORT_BASE = 5900;
 
-export type BootDevice = 'hd' | 'cdrom' | 'fd';
+/** The boot devices v86's BIOS can be given: it has no network boot. */
+export type BiosBootDevice = Exclude<BootDevice, 'network'>;
 
 // SeaBIOS (CONFIG_QEMU) reads the boot order from CMOS 0x3D (low byte) and 0x38 bits 4-7, which v86
 // fills from boot_order: one nibble per slot, first device in the lowest nibble; 1 = floppy, 2 = hard
 // disk, 3 = CD-ROM. Only three slots exist.
-const BOOT_NIBBLE: Record<BootDevice, number> = { fd: 1, hd: 2, cdrom: 3 };
+const BOOT_NIBBLE: Record<BiosBootDevice, number> = { fd: 1, hd: 2, cdrom: 3 };
 
 /** v86 `boot_order` for a device list, first = highest priority. [] gives 0 (v86's automatic choice). */
-export function bootOrderValue(devs: BootDevice[]): number {
+export function bootOrderValue(devs: BiosBootDevice[]): number {
   const unique = [...new Set(devs)].slice(0, 3);
   return unique.reduce((value, dev, i) => value | (BOOT_NIBBLE[dev] << (4 * i)), 0);
 }

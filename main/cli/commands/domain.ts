@@ -1,7 +1,7 @@
 // Domain commands: virsh's names, flags and output shapes.
 import fs from 'node:fs';
 import path from 'node:path';
-import { stateLabel } from '../../../shared/domain.js';
+import { stateLabel } from '../../../shared/libvirt/states.js';
 import { writeFileAtomic } from '../../common/fsutil.js';
 import { attempt, CliError, domainInfo, need, simpleDomainOp, table, type Command } from '../command.js';
 

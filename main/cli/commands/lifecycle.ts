@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SHUTDOWN_MODES, type DomainSummary, type Events, type JobInfo, type ShutdownMode, type TraceRecord } from '../../../shared/api.js';
 import type { ApiClient } from '../../../shared/client.js';
-import { DOMAIN_STATES } from '../../../shared/domain.js';
+import { DOMAIN_STATES } from '../../../shared/libvirt/states.js';
 import { attempt, CliError, domainInfo, need, simpleDomainOp, type Args, type Command } from '../command.js';
 
 const say = (text: string): void => void process.stdout.write(text);

@@ -1,20 +1,8 @@
 // Storage pools, volumes and disk devices: virsh's pool-list, vol-*, change-media, attach-disk
 // and detach-disk, with virsh's flags and output shapes.
 import type { ApiClient } from '../../../shared/client.js';
-import { parseCapacity } from '../../host/storage/image.js';
+import { parseCapacity, prettyCapacity } from '../../../shared/libvirt/units.js';
 import { attempt, CliError, domainInfo, need, table, type Args, type Command } from '../command.js';
-
-/** virsh's vshPrettyCapacity: two decimals in the largest binary unit below the value. */
-export function prettyCapacity(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
-  let value = bytes;
-  let i = 0;
-  while (value >= 1024 && i < units.length - 1) {
-    value /= 1024;
-    i++;
-  }
-  return `${value.toFixed(2)} ${units[i]}`;
-}
 
 function capacityArg(text: string, command: string): number {
   try {

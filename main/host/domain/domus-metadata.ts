@@ -1,10 +1,10 @@
 // Edits of a definition that Domus makes itself: title/description (virsh desc) and Domus's own
 // settings, kept in <metadata> under Domus's namespace so they travel with the XML.
 import type { OnHostStop } from '../../../shared/api.js';
+import { DOMAIN_CHILDREN } from '../../../shared/libvirt/schema.js';
 import {
   childElements,
   createElement,
-  DOMAIN_CHILD_ORDER,
   editDomain,
   ensureChild,
   firstChild,
@@ -22,7 +22,7 @@ export function setTitleAndDescription(doc: DomainDocument, edit: { title?: stri
       const text = edit[key];
       if (text === undefined) continue;
       if (text === '') root.children = root.children.filter((c) => !(c.type === 'element' && c.name === key));
-      else setText(ensureChild(root, key, DOMAIN_CHILD_ORDER), text);
+      else setText(ensureChild(root, key, DOMAIN_CHILDREN), text);
     }
   });
 }
@@ -43,7 +43,7 @@ export function setOnHostStop(doc: DomainDocument, policy: OnHostStop): void {
     let settings = domusElement(root);
     if (!settings) {
       settings = createElement('domus:settings', { 'xmlns:domus': DOMUS_NS });
-      ensureChild(root, 'metadata', DOMAIN_CHILD_ORDER).children.push(settings);
+      ensureChild(root, 'metadata', DOMAIN_CHILDREN).children.push(settings);
     }
     settings.attributes['on-host-stop'] = policy;
   });

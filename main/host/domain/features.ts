@@ -1,11 +1,8 @@
 // Guest features every engine reads the same way from a definition: ACPI, the guest agent's
-// channel, VNC password limits, and sizes as a definition writes them.
+// channel and VNC password limits.
 import type { DefinitionWarning, DomainConfig } from '../../../shared/domain.js';
 import { VNC_PASSWORD_BYTES } from '../../common/vnc-auth.js';
 import { childElements, firstChild, type XmlElement } from './xml.js';
-
-const MiB = 1024;
-const GiB = 1024 * MiB;
 
 /** libvirt's name for the guest agent's channel (<channel><target type='virtio' name=.../>). */
 export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
@@ -20,13 +17,6 @@ export function hasAcpi(doc: { root: XmlElement }): boolean {
 export function hasAgentChannel(doc: { root: XmlElement }): boolean {
   const devices = firstChild(doc.root, 'devices');
   return (devices ? childElements(devices, 'channel') : []).some((c) => firstChild(c, 'target')?.attributes.name === GUEST_AGENT_CHANNEL);
-}
-
-/** A size as the definition would say it: GiB or MiB when whole, else KiB. */
-export function formatKiB(kib: number): string {
-  if (kib % GiB === 0) return `${kib / GiB} GiB`;
-  if (kib % MiB === 0) return `${kib / MiB} MiB`;
-  return `${kib} KiB`;
 }
 
 /**

@@ -4,10 +4,12 @@
 // over boots a live definition derived here: the media in the CD-ROM, the CD-ROM first. When the
 // guest first reboots or powers itself off, the install is over: the note goes, and the host
 // restarts a rebooting guest on the final definition.
+import { DISK_CHILDREN } from '../../../shared/libvirt/schema.js';
 import {
   childElements,
   createElement,
   editDomain,
+  ensureChild,
   firstChild,
   parseDomainXml,
   serializeDomainXml,
@@ -46,8 +48,7 @@ export function installTimeDocument(doc: DomainDocument): DomainDocument {
       devices!.children.push(cdrom);
     }
     cdrom.children = cdrom.children.filter((c) => !(c.type === 'element' && c.name === 'source'));
-    const driver = cdrom.children.findIndex((c) => c.type === 'element' && c.name === 'driver');
-    cdrom.children.splice(driver + 1, 0, createElement('source', { file: pending.media }));
+    ensureChild(cdrom, 'source', DISK_CHILDREN).attributes.file = pending.media;
   });
   return live;
 }

@@ -7,7 +7,6 @@ import {
   dumpDomainXml,
   ensureUuid,
   parseDomainXml,
-  scaledToKiB,
   serializeDomainXml,
   setMemory,
   setName,
@@ -346,31 +345,6 @@ describe('typed config', () => {
 });
 
 describe('units', () => {
-  const cases: Array<[string, string | undefined, number]> = [
-    ['1048576', undefined, 1048576],
-    ['1048576', 'KiB', 1048576],
-    ['1048576', 'k', 1048576],
-    ['2048000', 'KB', 2000000],
-    ['512', 'MiB', 524288],
-    ['512', 'M', 524288],
-    ['512', 'MB', 500000],
-    ['2', 'GiB', 2097152],
-    ['2', 'G', 2097152],
-    ['2', 'GB', 1953125],
-    ['1', 'TiB', 1073741824],
-    ['1', 'T', 1073741824],
-    ['1', 'TB', 976562500],
-    ['1073741824', 'b', 1048576],
-    ['1073741824', 'bytes', 1048576],
-    ['1025', 'bytes', 2],
-    ['4', 'mib', 4096],
-  ];
-  for (const [value, unit, kib] of cases) {
-    test(`${value} ${unit ?? '(no unit)'} = ${kib} KiB`, () => {
-      assert.equal(scaledToKiB(value, unit), kib);
-    });
-  }
-
   test('<memory> and <currentMemory> units are converted', () => {
     const { config } = parseDomainXml(
       domainXml({ head: `<currentMemory unit='bytes'>134217728</currentMemory>` }),

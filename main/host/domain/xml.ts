@@ -1,14 +1,9 @@
 // libvirt domain XML: parse into an ordered tree (so everything Domus does not model survives a
 // round trip) plus the typed DomainConfig derived from it, and write it back like virsh dumpxml.
 
-import type {
-  BootDevice,
-  DiskConfig,
-  DiskDevice,
-  DomainConfig,
-  GraphicsConfig,
-  InterfaceConfig,
-} from '../../../shared/domain.js';
+import type { DiskConfig, DomainConfig, GraphicsConfig, InterfaceConfig } from '../../../shared/domain.js';
+import { BOOT_DEVICES, DISK_DEVICES, DOMAIN_CHILDREN } from '../../../shared/libvirt/schema.js';
+import { ScaledValueError, scaledToKiB } from '../../../shared/libvirt/units.js';
 import {
   XmlSyntaxError,
   childElements,
@@ -113,23 +108,6 @@ export function dumpDomainXml(doc: DomainDocument, opts: { secure: boolean; vncT
 
 // ---- Mutators ----
 
-/** libvirt's order of the <domain> children that the mutators may have to create. */
-export const DOMAIN_CHILD_ORDER = [
-  'name',
-  'uuid',
-  'genid',
-  'title',
-  'description',
-  'metadata',
-  'maxMemory',
-  'memory',
-  'currentMemory',
-  'blkiotune',
-  'memtune',
-  'memoryBacking',
-  'vcpu',
-] as const;
-
 /**
  * Applies `edit` to a copy of the <domain> tree and re-derives the config from it. The document
  * only changes when the edited tree is valid; otherwise the DomainXmlError propagates.
@@ -146,13 +124,13 @@ export function editDomain(doc: DomainDocument, edit: (root: XmlElement) => void
 /** Adds <uuid> after <name> when the definition has none; returns the domain's UUID. */
 export function ensureUuid(doc: DomainDocument, generate: () => string): string {
   if (doc.config.uuid === '') {
-    editDomain(doc, (root) => setText(ensureChild(root, 'uuid', DOMAIN_CHILD_ORDER), generate()));
+    editDomain(doc, (root) => setText(ensureChild(root, 'uuid', DOMAIN_CHILDREN), generate()));
   }
   return doc.config.uuid;
 }
 
 export function setName(doc: DomainDocument, name: string): void {
-  editDomain(doc, (root) => setText(ensureChild(root, 'name', DOMAIN_CHILD_ORDER), name));
+  editDomain(doc, (root) => setText(ensureChild(root, 'name', DOMAIN_CHILDREN), name));
 }
 
 /**
@@ -174,8 +152,8 @@ export function setMemory(
     }
   }
   editDomain(doc, (root) => {
-    writeKiB(ensureChild(root, 'memory', DOMAIN_CHILD_ORDER), memoryKiB);
-    if (currentKiB !== undefined) writeKiB(ensureChild(root, 'currentMemory', DOMAIN_CHILD_ORDER), currentKiB);
+    writeKiB(ensureChild(root, 'memory', DOMAIN_CHILDREN), memoryKiB);
+    if (currentKiB !== undefined) writeKiB(ensureChild(root, 'currentMemory', DOMAIN_CHILDREN), currentKiB);
   });
 }
 
@@ -190,43 +168,15 @@ export function setVcpus(doc: DomainDocument, count: number): void {
     throw invalid(`vCPU count ${count} must be a positive whole number`);
   }
   editDomain(doc, (root) => {
-    const vcpu = ensureChild(root, 'vcpu', DOMAIN_CHILD_ORDER);
+    const vcpu = ensureChild(root, 'vcpu', DOMAIN_CHILDREN);
     setText(vcpu, String(count));
     const current = Number(vcpu.attributes.current);
     if (vcpu.attributes.current !== undefined && !(current <= count)) delete vcpu.attributes.current;
   });
 }
 
-// ---- Units ----
-
-/**
- * Converts a libvirt scaled value (virScaleInteger: b/bytes, KB/K/KiB, MB/M/MiB, GB/G/GiB,
- * TB/T/TiB, PB/P/PiB, EB/E/EiB, case-insensitive, default KiB) to KiB, rounding bytes up like
- * virDomainParseMemory does.
- */
-export function scaledToKiB(value: string, unit: string | undefined, element = 'memory'): number {
-  const digits = value.trim();
-  if (!/^\d+$/.test(digits)) throw invalid(`<${element}> value '${value}' is not a number`);
-  const scale = unitScale(unit ?? 'KiB');
-  if (scale === undefined) throw invalid(`<${element}> unit '${unit}' is not a known unit`);
-  const kib = (BigInt(digits) * scale + 1023n) / 1024n;
-  if (kib > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`<${element}> value '${digits} ${unit ?? 'KiB'}' is too large`);
-  return Number(kib);
-}
-
-function unitScale(unit: string): bigint | undefined {
-  const lower = unit.toLowerCase();
-  if (lower === 'b' || lower === 'byte' || lower === 'bytes') return 1n;
-  const suffix = lower.slice(1);
-  const base = suffix === '' || suffix === 'ib' ? 1024n : suffix === 'b' ? 1000n : undefined;
-  const power = 'kmgtpe'.indexOf(lower[0]) + 1;
-  return base === undefined || power === 0 ? undefined : base ** BigInt(power);
-}
-
 // ---- Typed config ----
 
-const BOOT_DEVICES: readonly BootDevice[] = ['hd', 'cdrom', 'fd', 'network'];
-const DISK_DEVICES: readonly DiskDevice[] = ['disk', 'cdrom', 'floppy'];
 const LIFECYCLE_ACTIONS = ['destroy', 'restart', 'rename-restart', 'preserve'];
 const CRASH_ACTIONS = [...LIFECYCLE_ACTIONS, 'coredump-destroy', 'coredump-restart'];
 
@@ -304,7 +254,13 @@ function readUuid(root: XmlElement): string {
 
 function readMemory(root: XmlElement, name: string): number | undefined {
   const element = firstChild(root, name);
-  return element && scaledToKiB(textContent(element), element.attributes.unit, name);
+  if (!element) return undefined;
+  try {
+    return scaledToKiB(textContent(element), element.attributes.unit);
+  } catch (error) {
+    if (error instanceof ScaledValueError) throw invalid(`<${name}> ${error.message}`);
+    throw error;
+  }
 }
 
 function readVcpus(root: XmlElement): number {

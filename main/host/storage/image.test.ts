@@ -1,5 +1,5 @@
-// Image files: sparse raw create, qcow2 through qemu-img, clones that keep holes, grow-only resize,
-// format probing and virsh's capacity suffixes.
+// Image files: sparse raw create, qcow2 through qemu-img, clones that keep holes, grow-only resize
+// and format probing.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { guest } from '../../testing/harness.js';
 import { fillUp, mountTmpfs } from '../../testing/tmpfs.js';
-import { cloneImage, createImage, ImageError, parseCapacity, probeImage, resizeImage } from './image.js';
+import { cloneImage, createImage, ImageError, probeImage, resizeImage } from './image.js';
 
 const MiB = 1024 * 1024;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-image-'));
@@ -26,18 +26,6 @@ const leftovers = (): string[] => fs.readdirSync(dir).filter((f) => f.endsWith('
 
 describe('disk image files', () => {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-  it('reads virsh capacities: bytes, binary suffixes, KB-style decimal ones; refuses the rest', () => {
-    assert.equal(parseCapacity('4096'), 4096);
-    assert.equal(parseCapacity('512K'), 512 * 1024);
-    assert.equal(parseCapacity('10M'), 10 * MiB);
-    assert.equal(parseCapacity('2G'), 2 * 1024 * MiB);
-    assert.equal(parseCapacity('2GiB'), 2 * 1024 * MiB);
-    assert.equal(parseCapacity('1.5g'), 1.5 * 1024 * MiB);
-    assert.equal(parseCapacity('1MB'), 1_000_000);
-    assert.equal(parseCapacity('3b'), 3);
-    for (const bad of ['', 'ten', '10Q', '10MiBs', '-5M', '0']) assert.throws(() => parseCapacity(bad), ImageError, bad);
-  });
 
   it('creates a raw image as a sparse file of the capacity, and never over an existing file', async () => {
     await createImage(at('a.img'), 64 * MiB, 'raw');

@@ -244,23 +244,3 @@ export async function resizeImage(file: string, capacityBytes: number): Promise<
     throw new ImageError('unsupported', `cannot resize '${path.basename(file)}': ${probe.format} images have a fixed size`);
   }
 }
-
-/**
- * virsh's capacity argument: a number of bytes, or with a suffix in powers of 1024 (K, M, G, T, P,
- * E, also KiB…) or of 1000 (KB, MB…), case-insensitive, as virsh's vshCommandOptScaledInt reads it.
- */
-export function parseCapacity(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  if (!m) throw new ImageError('invalid', `invalid capacity '${text}': expected a number of bytes, optionally with a suffix (K, M, G, T)`);
-  const unit = m[2].toLowerCase();
-  const powers: Record<string, number> = { '': 0, b: 0, k: 1, m: 2, g: 3, t: 4, p: 5, e: 6 };
-  const letter = unit.slice(0, 1) || '';
-  const rest = unit.slice(1);
-  if (!(letter in powers) || !['', 'b', 'ib'].includes(rest) || (letter === 'b' && rest)) {
-    throw new ImageError('invalid', `invalid capacity '${text}': unknown suffix '${m[2]}' (use K, M, G, T, P, E; KB… for powers of 1000)`);
-  }
-  const base = rest === 'b' ? 1000 : 1024;
-  const bytes = Number(m[1]) * base ** powers[letter];
-  if (!Number.isSafeInteger(Math.round(bytes)) || bytes <= 0) throw new ImageError('invalid', `invalid capacity '${text}': out of range`);
-  return Math.round(bytes);
-}

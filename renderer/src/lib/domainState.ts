@@ -1,7 +1,8 @@
 // Which actions make sense in which libvirt state, mirroring what libvirt itself accepts so the
 // UI offers only what the host will do, and how states are worded (as virsh words them).
 import type { DomainSummary, OnHostStop } from '@shared/api';
-import { stateLabel, type DomainState, type DomainStep, type StateReason } from '@shared/domain';
+import type { DomainStep } from '@shared/domain';
+import { reasonLabel, stateLabel, type DomainState } from '@shared/libvirt/states';
 
 /** Anything but shut off has a running engine behind it (libvirt's virDomainIsActive). */
 export function isActive(state: DomainState): boolean {
@@ -78,13 +79,10 @@ export function stepLabel(step: Exclude<DomainStep, null>): string {
   }
 }
 
-/** The reasons whose virsh spelling differs from the contract's identifier. */
-const VIRSH_REASONS: Partial<Record<StateReason, string>> = { ioerror: 'I/O error', 'starting-up': 'starting up' };
-
 /** What `virsh domstate --reason` prints, e.g. "shut off (saved)"; an unknown reason is left out. */
 export function stateWithReason(domain: Pick<DomainSummary, 'state' | 'reason'>): string {
   const label = stateLabel(domain.state);
-  return domain.reason === 'unknown' ? label : `${label} (${VIRSH_REASONS[domain.reason] ?? domain.reason})`;
+  return domain.reason === 'unknown' ? label : `${label} (${reasonLabel(domain.reason)})`;
 }
 
 /** The state as a person should read it now: the step in flight, else the state and its reason. */

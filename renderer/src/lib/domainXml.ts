@@ -2,6 +2,8 @@
 // Details page reads its fields from the definition and writes them back into the same document,
 // so everything the page does not know (unknown elements, attributes, comments, metadata of other
 // tools) is left exactly where it was; the host validates the result when it is defined.
+import { DISK_CHILDREN, DOMAIN_CHILDREN, INTERFACE_CHILDREN, OS_CHILDREN, type BootDevice, type DiskDevice } from '@shared/libvirt/schema';
+import { ScaledValueError, scaledToKiB } from '@shared/libvirt/units';
 
 /** A document that is not well-formed XML, or not a <domain>; line/column when the parser says. */
 export class XmlProblem extends Error {
@@ -34,17 +36,6 @@ export function serializeDomainXml(doc: XMLDocument): string {
 }
 
 // ---- Tree helpers ----
-
-/** libvirt's order of the <domain> children these edits may create (domain_conf.c's writer). */
-const DOMAIN_ORDER = [
-  'name', 'uuid', 'genid', 'title', 'description', 'metadata', 'maxMemory', 'memory', 'currentMemory',
-  'blkiotune', 'memtune', 'memoryBacking', 'vcpu', 'vcpus', 'iothreads', 'cputune', 'resource', 'sysinfo',
-  'bootloader', 'bootloader_args', 'os', 'idmap', 'features', 'cpu', 'clock', 'on_poweroff', 'on_reboot',
-  'on_crash', 'pm', 'perf', 'devices',
-];
-const OS_ORDER = ['type', 'firmware', 'loader', 'nvram', 'kernel', 'initrd', 'cmdline', 'dtb', 'boot', 'bootmenu', 'smbios', 'bios'];
-const DISK_ORDER = ['driver', 'source', 'backingStore', 'target', 'iotune', 'boot', 'readonly', 'shareable', 'serial', 'address'];
-const INTERFACE_ORDER = ['mac', 'source', 'model', 'driver', 'address'];
 
 export function children(parent: Element, name?: string): Element[] {
   const out: Element[] = [];
@@ -102,14 +93,18 @@ export function removeElement(el: Element): void {
   el.parentNode?.removeChild(el);
 }
 
+/** The first child `order` ranks after `name`: where a new <name> goes (null: at the end). */
+function successor(parent: Element, name: string, order: readonly string[]): Element | null {
+  const rank = order.indexOf(name);
+  return rank < 0 ? null : (children(parent).find((c) => order.indexOf(c.localName) > rank) ?? null);
+}
+
 /** The first <name> child, created in libvirt's order among its siblings when missing. */
 export function ensureChild(parent: Element, name: string, order: readonly string[]): Element {
   const existing = child(parent, name);
   if (existing) return existing;
   const el = parent.ownerDocument.createElement(name);
-  const rank = order.indexOf(name);
-  const ref = rank < 0 ? null : (children(parent).find((c) => order.indexOf(c.localName) > rank) ?? null);
-  insertIndented(parent, el, ref);
+  insertIndented(parent, el, successor(parent, name, order));
   return el;
 }
 
@@ -128,20 +123,6 @@ function setAttr(el: Element, name: string, value: string | undefined): void {
   else el.setAttribute(name, value);
 }
 
-// ---- Units ----
-
-/** libvirt's scaled integers (virScaleInteger) to KiB: b/bytes, KB/K/KiB, MB/M/MiB…, default KiB. */
-export function toKiB(value: string, unit: string | null): number {
-  const n = Number(value.trim());
-  if (!Number.isFinite(n)) return 0;
-  const u = (unit ?? 'KiB').toLowerCase();
-  if (u === 'b' || u === 'bytes') return Math.ceil(n / 1024);
-  const power = 'kmgtpe'.indexOf(u[0]);
-  if (power < 0) return 0;
-  const base = u.slice(1) === 'b' ? 1000 : 1024;
-  return Math.ceil((n * base ** (power + 1)) / 1024);
-}
-
 // ---- Overview ----
 
 export interface OverviewFields {
@@ -157,8 +138,8 @@ export function readOverview(doc: XMLDocument): OverviewFields {
 export function writeOverview(doc: XMLDocument, f: OverviewFields): void {
   const root = doc.documentElement;
   // A title is one line in libvirt (virDomainSetMetadata refuses newlines).
-  setChildText(root, 'title', f.title.replace(/[\r\n]+/g, ' '), DOMAIN_ORDER);
-  setChildText(root, 'description', f.description, DOMAIN_ORDER);
+  setChildText(root, 'title', f.title.replace(/[\r\n]+/g, ' '), DOMAIN_CHILDREN);
+  setChildText(root, 'description', f.description, DOMAIN_CHILDREN);
 }
 
 export interface Identity {
@@ -184,7 +165,7 @@ export function readCpus(doc: XMLDocument): CpuFields {
 }
 
 export function writeCpus(doc: XMLDocument, f: CpuFields): void {
-  const vcpu = ensureChild(doc.documentElement, 'vcpu', DOMAIN_ORDER);
+  const vcpu = ensureChild(doc.documentElement, 'vcpu', DOMAIN_CHILDREN);
   vcpu.textContent = String(f.vcpus);
   // A current count above the new maximum would make the definition invalid.
   const current = vcpu.getAttribute('current');
@@ -200,32 +181,39 @@ export interface MemoryFields {
   currentKiB: number;
 }
 
+/** A size element in KiB; 0 when it is not a size libvirt would accept (the host refuses such a definition). */
+function sizeKiB(el: Element): number {
+  try {
+    return scaledToKiB(text(el), el.getAttribute('unit') ?? undefined);
+  } catch (err) {
+    if (err instanceof ScaledValueError) return 0;
+    throw err;
+  }
+}
+
 export function readMemory(doc: XMLDocument): MemoryFields {
   const root = doc.documentElement;
   const memory = child(root, 'memory');
   const current = child(root, 'currentMemory');
-  const maxKiB = memory ? toKiB(text(memory), memory.getAttribute('unit')) : 0;
-  return { maxKiB, currentKiB: current ? toKiB(text(current), current.getAttribute('unit')) : maxKiB };
+  const maxKiB = memory ? sizeKiB(memory) : 0;
+  return { maxKiB, currentKiB: current ? sizeKiB(current) : maxKiB };
 }
 
 export function writeMemory(doc: XMLDocument, f: MemoryFields): void {
   const root = doc.documentElement;
-  const memory = ensureChild(root, 'memory', DOMAIN_ORDER);
+  const memory = ensureChild(root, 'memory', DOMAIN_CHILDREN);
   memory.setAttribute('unit', 'KiB');
   memory.textContent = String(f.maxKiB);
-  const current = ensureChild(root, 'currentMemory', DOMAIN_ORDER);
+  const current = ensureChild(root, 'currentMemory', DOMAIN_CHILDREN);
   current.setAttribute('unit', 'KiB');
   current.textContent = String(Math.min(f.currentKiB, f.maxKiB));
 }
 
 // ---- Boot options ----
 
-export type BootDev = 'hd' | 'cdrom' | 'fd' | 'network';
-export const BOOT_DEVICES: readonly BootDev[] = ['hd', 'cdrom', 'network', 'fd'];
-
 export interface BootFields {
   /** <os><boot dev=…/> in order. */
-  bootOrder: BootDev[];
+  bootOrder: BootDevice[];
   kernel: string;
   initrd: string;
   cmdline: string;
@@ -239,7 +227,7 @@ export function readBoot(doc: XMLDocument): BootFields {
   const os = child(root, 'os');
   const bootloader = child(root, 'bootloader');
   return {
-    bootOrder: os ? children(os, 'boot').map((b) => (b.getAttribute('dev') ?? 'hd') as BootDev) : [],
+    bootOrder: os ? children(os, 'boot').map((b) => (b.getAttribute('dev') ?? 'hd') as BootDevice) : [],
     kernel: text(os && child(os, 'kernel')),
     initrd: text(os && child(os, 'initrd')),
     cmdline: text(os && child(os, 'cmdline')),
@@ -250,10 +238,10 @@ export function readBoot(doc: XMLDocument): BootFields {
 
 export function writeBoot(doc: XMLDocument, f: BootFields): void {
   const root = doc.documentElement;
-  const os = ensureChild(root, 'os', DOMAIN_ORDER);
-  setChildText(os, 'kernel', f.kernel.trim(), OS_ORDER);
-  setChildText(os, 'initrd', f.initrd.trim(), OS_ORDER);
-  setChildText(os, 'cmdline', f.cmdline, OS_ORDER);
+  const os = ensureChild(root, 'os', DOMAIN_CHILDREN);
+  setChildText(os, 'kernel', f.kernel.trim(), OS_CHILDREN);
+  setChildText(os, 'initrd', f.initrd.trim(), OS_CHILDREN);
+  setChildText(os, 'cmdline', f.cmdline, OS_CHILDREN);
   // Rewrite the <boot dev> list only when it changed, so untouched attributes stay as written.
   const current = children(os, 'boot');
   if (current.map((b) => b.getAttribute('dev')).join() !== f.bootOrder.join()) {
@@ -261,13 +249,12 @@ export function writeBoot(doc: XMLDocument, f: BootFields): void {
     for (const dev of f.bootOrder) {
       const el = doc.createElement('boot');
       el.setAttribute('dev', dev);
-      const after = children(os).find((c) => OS_ORDER.indexOf(c.localName) > OS_ORDER.indexOf('boot')) ?? null;
-      insertIndented(os, el, after);
+      insertIndented(os, el, successor(os, 'boot', OS_CHILDREN));
     }
   }
   if (f.bootloader !== null) {
-    ensureChild(root, 'bootloader', DOMAIN_ORDER).textContent = f.bootloader;
-    setChildText(root, 'bootloader_args', f.bootloaderArgs, DOMAIN_ORDER);
+    ensureChild(root, 'bootloader', DOMAIN_CHILDREN).textContent = f.bootloader;
+    setChildText(root, 'bootloader_args', f.bootloaderArgs, DOMAIN_CHILDREN);
   } else {
     for (const name of ['bootloader', 'bootloader_args']) {
       const el = child(root, name);
@@ -279,7 +266,7 @@ export function writeBoot(doc: XMLDocument, f: BootFields): void {
 // ---- Disks ----
 
 export interface DiskFields {
-  device: 'disk' | 'cdrom' | 'floppy';
+  device: DiskDevice;
   /** <source file|dev>; '' for an empty drive. */
   source: string;
   target: string;
@@ -297,7 +284,7 @@ export function readDisk(el: Element): DiskFields {
   const source = child(el, 'source');
   const target = child(el, 'target');
   return {
-    device: (el.getAttribute('device') ?? 'disk') as DiskFields['device'],
+    device: (el.getAttribute('device') ?? 'disk') as DiskDevice,
     source: source?.getAttribute('file') ?? source?.getAttribute('dev') ?? '',
     target: target?.getAttribute('dev') ?? '',
     bus: target?.getAttribute('bus') ?? '',
@@ -319,7 +306,7 @@ export function writeDisk(el: Element, f: DiskFields): void {
   const doc = el.ownerDocument;
   el.setAttribute('device', f.device);
   if (f.source) {
-    const source = ensureChild(el, 'source', DISK_ORDER);
+    const source = ensureChild(el, 'source', DISK_CHILDREN);
     // A block device keeps dev=; everything else is a file.
     const attr = el.getAttribute('type') === 'block' ? 'dev' : 'file';
     if (attr === 'file' && !el.getAttribute('type')) el.setAttribute('type', 'file');
@@ -328,16 +315,16 @@ export function writeDisk(el: Element, f: DiskFields): void {
     const source = child(el, 'source');
     if (source) removeElement(source);
   }
-  const target = ensureChild(el, 'target', DISK_ORDER);
+  const target = ensureChild(el, 'target', DISK_CHILDREN);
   target.setAttribute('dev', f.target);
   setAttr(target, 'bus', f.bus);
   if (f.format) {
-    const driver = ensureChild(el, 'driver', DISK_ORDER);
+    const driver = ensureChild(el, 'driver', DISK_CHILDREN);
     if (!driver.getAttribute('name')) driver.setAttribute('name', 'qemu');
     driver.setAttribute('type', f.format);
   }
   const ro = child(el, 'readonly');
-  if (f.readonly && !ro) insertIndented(el, doc.createElement('readonly'), children(el).find((c) => DISK_ORDER.indexOf(c.localName) > DISK_ORDER.indexOf('readonly')) ?? null);
+  if (f.readonly && !ro) insertIndented(el, doc.createElement('readonly'), successor(el, 'readonly', DISK_CHILDREN));
   if (!f.readonly && ro) removeElement(ro);
 }
 
@@ -371,21 +358,21 @@ export function readNic(el: Element): NicFields {
 
 export function writeNic(el: Element, f: NicFields): void {
   el.setAttribute('type', f.type);
-  if (f.mac) ensureChild(el, 'mac', INTERFACE_ORDER).setAttribute('address', f.mac.toLowerCase());
+  if (f.mac) ensureChild(el, 'mac', INTERFACE_CHILDREN).setAttribute('address', f.mac.toLowerCase());
   else {
     const mac = child(el, 'mac');
     if (mac) removeElement(mac);
   }
   const attr = SOURCE_ATTR[f.type];
   if (attr && f.source) {
-    const source = ensureChild(el, 'source', INTERFACE_ORDER);
+    const source = ensureChild(el, 'source', INTERFACE_CHILDREN);
     for (const a of Object.values(SOURCE_ATTR)) if (a !== attr) source.removeAttribute(a);
     source.setAttribute(attr, f.source);
   } else if (!attr) {
     const source = child(el, 'source');
     if (source && Object.values(SOURCE_ATTR).some((a) => source.hasAttribute(a))) removeElement(source);
   }
-  if (f.model) ensureChild(el, 'model', INTERFACE_ORDER).setAttribute('type', f.model);
+  if (f.model) ensureChild(el, 'model', INTERFACE_CHILDREN).setAttribute('type', f.model);
   else {
     const model = child(el, 'model');
     if (model) removeElement(model);

@@ -3,7 +3,7 @@
 import { defineStore } from 'pinia';
 import { reactive, ref, shallowRef, watch } from 'vue';
 import type { TraceRecord } from '@shared/api';
-import { DOMAIN_STATES, type DomainState, type StateReason } from '@shared/domain';
+import { DOMAIN_STATES, type DomainState, type StateReason } from '@shared/libvirt/states';
 import { host } from '../api';
 import { stateWithReason } from '../lib/domainState';
 import { errorMessage, formatByteProgress, formatClock, formatDuration } from '../lib/format';

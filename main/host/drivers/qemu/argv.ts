@@ -4,7 +4,7 @@
 import path from 'node:path';
 import type { DiskConfig, GraphicsConfig } from '../../../../shared/domain.js';
 import { childElements, firstChild, type DomainDocument } from '../../domain/xml.js';
-import { formatKiB } from '../../domain/features.js';
+import { formatKiB } from '../../../../shared/libvirt/units.js';
 import { VNC_PORT_BASE } from '../../../runner/protocol.js';
 import { isPygrub } from '../../bootloader.js';
 import type { SupportReport } from '../driver.js';

@@ -4,7 +4,8 @@
 
 import type { DefinitionWarning, DiskConfig, DomainConfig } from '../../../../shared/domain.js';
 import { isPygrub } from '../../bootloader.js';
-import { formatKiB, GUEST_AGENT_CHANNEL } from '../../domain/features.js';
+import { formatKiB } from '../../../../shared/libvirt/units.js';
+import { GUEST_AGENT_CHANNEL } from '../../domain/features.js';
 import { childElements, firstChild, type XmlElement } from '../../domain/xml.js';
 
 export interface EngineSupport {
