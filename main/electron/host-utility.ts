@@ -3,6 +3,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import type { MessagePortMain } from 'electron';
+import type { HostUtilityRequest } from '../../shared/ipc.js';
 import { JsonlConnection } from '../common/jsonl.js';
 import { ApiSession } from '../host/api-session.js';
 import { HostLockedError, hostAnswers, runHost, type RunningHost } from '../host/daemon.js';
@@ -63,14 +64,14 @@ async function main(): Promise<void> {
   const running = await startOrJoin();
   process.parentPort.on('message', (e) => {
     const port = e.ports[0];
-    const req = e.data as { kind: 'api' | 'vnc' | 'stop'; domain?: string };
+    const req = e.data as HostUtilityRequest;
     if (req.kind === 'stop') {
       if (running) void running.stop();
       else process.exit(0);
       return;
     }
     if (!port) return;
-    if (req.kind === 'vnc' && req.domain) {
+    if (req.kind === 'vnc') {
       try {
         if (running) pipeVnc(port, running.host.vncSocket(req.domain), running.host.vncPassword(req.domain));
         else pipeVnc(port, path.join(paths.run, req.domain, 'vnc.sock'));

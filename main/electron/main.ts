@@ -3,6 +3,7 @@
 import { app, BrowserWindow, ipcMain, Menu, MessageChannelMain, net, protocol, utilityProcess, type UtilityProcess, type WebContents } from 'electron';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { IPC, type HostUtilityRequest, type IpcPayloads } from '../../shared/ipc.js';
 import { APP_ORIGIN, checkPortRequest, navigationAllowed, windowOpenDecision } from './policy.js';
 
 const CSP =
@@ -88,7 +89,7 @@ app.whenReady().then(() => {
     return new Response(res.body, { status: res.status, headers });
   });
   host = startHost();
-  ipcMain.on('domus:port-request', (event, req: unknown) => {
+  ipcMain.on(IPC.portRequest, (event, req: unknown) => {
     const frame = event.senderFrame;
     const verdict = checkPortRequest({ frameUrl: frame?.url, mainFrame: frame !== null && frame === event.sender.mainFrame, ourWindow: ourContents.has(event.sender) }, req);
     if (!verdict.ok) {
@@ -97,8 +98,11 @@ app.whenReady().then(() => {
     }
     if (!host) return;
     const { port1, port2 } = new MessageChannelMain();
-    host.postMessage({ kind: verdict.request.kind, domain: verdict.request.domain }, [port1]);
-    event.sender.postMessage('domus:port', { requestId: verdict.request.requestId }, [port2]);
+    const { request } = verdict;
+    const toHost: HostUtilityRequest = request.kind === 'vnc' ? { kind: 'vnc', domain: request.domain } : { kind: 'api' };
+    const granted: IpcPayloads[typeof IPC.port] = { requestId: request.requestId };
+    host.postMessage(toHost, [port1]);
+    event.sender.postMessage(IPC.port, granted, [port2]);
   });
   buildMenu();
   createWindow();
@@ -110,6 +114,7 @@ app.on('before-quit', (event) => {
   if (!host || quitting) return;
   quitting = true;
   event.preventDefault();
-  host.postMessage({ kind: 'stop' });
+  const stop: HostUtilityRequest = { kind: 'stop' };
+  host.postMessage(stop);
 });
 app.on('window-all-closed', () => app.quit());

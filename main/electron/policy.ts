@@ -2,6 +2,7 @@
 // tested under plain Node: a window stays on the app's own pages, opens no other window than the
 // app's console window, and a MessagePort to the host goes only to a page of ours that asked for it
 // properly. The app has no links to the web, so nothing is handed to the system browser.
+import type { PortRequest } from '../../shared/ipc.js';
 
 /** The origin of the app's pages (main.ts serves the renderer on this privileged scheme). */
 export const APP_ORIGIN = 'domus://app';
@@ -36,12 +37,8 @@ export function windowOpenDecision(url: string): 'console-window' | 'deny' {
   return u.pathname === '/index.html' && u.search === '' && m && UUID.test(m[1]) ? 'console-window' : 'deny';
 }
 
-export interface PortRequest {
-  kind: 'api' | 'vnc';
-  /** The domain's uuid, for a VNC channel. */
-  domain?: string;
-  requestId: string;
-}
+/** A port request (shared/ipc.ts's PortRequest) that passed the check: a VNC channel names its domain. */
+export type CheckedPortRequest = { kind: 'api'; requestId: string } | { kind: 'vnc'; domain: string; requestId: string };
 
 export interface PortRequestSender {
   /** The URL of the frame that sent the IPC message (undefined when Electron no longer knows it). */
@@ -53,12 +50,12 @@ export interface PortRequestSender {
 }
 
 /** The port-request IPC handler's check: who asked, and whether the request is well-formed. */
-export function checkPortRequest(sender: PortRequestSender, req: unknown): { ok: true; request: PortRequest } | { ok: false; reason: string } {
+export function checkPortRequest(sender: PortRequestSender, req: unknown): { ok: true; request: CheckedPortRequest } | { ok: false; reason: string } {
   if (!sender.ourWindow) return { ok: false, reason: 'the sender is not a window of this app' };
   if (!sender.mainFrame) return { ok: false, reason: 'the sender is a subframe' };
   if (sender.frameUrl === undefined || !isAppUrl(sender.frameUrl)) return { ok: false, reason: `the sender's page ${sender.frameUrl ?? '(unknown)'} is not the app's` };
   if (typeof req !== 'object' || req === null || Array.isArray(req)) return { ok: false, reason: 'the request is not an object' };
-  const { kind, domain, requestId, ...rest } = req as Record<string, unknown>;
+  const { kind, domain, requestId, ...rest } = req as Record<keyof PortRequest, unknown>;
   if (Object.keys(rest).length) return { ok: false, reason: `unknown fields: ${Object.keys(rest).join(', ')}` };
   if (typeof requestId !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(requestId)) return { ok: false, reason: 'requestId is not a short identifier' };
   if (kind === 'api') {

@@ -1,23 +1,13 @@
 // Electron shell: the preload's bridge asks the main process for a MessagePort, which arrives in
 // this page as window.postMessage({ domusPort: id }, '*', [port]).
 import type { RfbChannel } from '@novnc/novnc';
+import { BRIDGE_KEY, type DomusBridge, type PortKind, type PortMessage } from '@shared/ipc';
 import type { Shell } from './shell';
 import { TransportBase } from './transport';
 
-export type PortKind = 'api' | 'vnc';
-
-/** What the Electron preload exposes on window through contextBridge. */
-export interface DomusBridge {
-  shell: 'electron';
-  /** Asks for a port; returns the request id that the arriving port will carry. */
-  requestPort(kind: PortKind, domainUuid?: string): string;
-  /** The host path of a dropped file ('' when it has none). */
-  pathForFile?(file: File): string;
-}
-
 declare global {
   interface Window {
-    domusBridge?: DomusBridge;
+    [BRIDGE_KEY]?: DomusBridge;
   }
 }
 
@@ -29,7 +19,7 @@ const waitingForPort = new Map<string, (port: MessagePort | undefined) => void>(
 function receivePort(ev: MessageEvent): void {
   const data: unknown = ev.data;
   if (typeof data !== 'object' || data === null || !('domusPort' in data)) return;
-  const id = (data as { domusPort: unknown }).domusPort;
+  const id = (data as Record<keyof PortMessage, unknown>).domusPort;
   if (typeof id !== 'string') return;
   const deliver = waitingForPort.get(id);
   const port = ev.ports[0];

@@ -1,19 +1,28 @@
-// The renderer's single way to the host: pick the shell once, keep one connection for the page.
+// The renderer's single way to the host: pick the shell once. The page's one connection is made
+// by main.ts and handed to the stores (stores/api.ts), which alone call the host.
+import { BRIDGE_KEY } from '@shared/ipc';
 import { createElectronShell } from './electron';
 import { HostConnection } from './connection';
 import type { Shell } from './shell';
 import { webShell } from './web';
 
-const shell: Shell =
-  window.domusBridge?.shell === 'electron' ? createElectronShell(window.domusBridge) : webShell;
+const bridge = window[BRIDGE_KEY];
+const shell: Shell = bridge?.shell === 'electron' ? createElectronShell(bridge) : webShell;
 
-export const host = new HostConnection(() => shell.connectApi(), { kind: shell.kind, label: 'Domus window' });
+export function connectToHost(): HostConnection {
+  return new HostConnection(() => shell.connectApi(), { kind: shell.kind, label: 'Domus window' });
+}
 
 /** Which shell this page runs in: the Electron app closes its window, a browser tab cannot. */
 export const shellKind = shell.kind;
 
 export function openVncChannel(domainUuid: string): ReturnType<Shell['openVncChannel']> {
   return shell.openVncChannel(domainUuid);
+}
+
+/** The host path of a file dropped on the page: only the desktop app knows it ('' elsewhere). */
+export function hostPathOf(file: File): string {
+  return bridge?.pathForFile?.(file) ?? '';
 }
 
 export type { ConnectionState } from './connection';

@@ -4,10 +4,10 @@
 import { computed, inject, provide, ref, shallowRef, watch, type InjectionKey, type Ref } from 'vue';
 import type { DomainSummary } from '@shared/api';
 import { ApiCallError } from '@shared/client';
-import { host } from '../api';
 import { isActive } from '../lib/domainState';
 import { parseDomainXml } from '../lib/domainXml';
 import { errorMessage } from '../lib/format';
+import { useDefinitionsStore } from '../stores/definitions';
 import { useDomainsStore } from '../stores/domains';
 
 export interface Definition {
@@ -32,6 +32,7 @@ const KEY: InjectionKey<Definition> = Symbol('definition');
 
 export function provideDefinition(uuid: string): Definition {
   const domains = useDomainsStore();
+  const definitions = useDefinitionsStore();
   const domain = computed(() => domains.byUuid[uuid]);
   const inactiveXml = ref('');
   const generation = ref(-1);
@@ -47,11 +48,7 @@ export function provideDefinition(uuid: string): Definition {
     loading.value = true;
     try {
       const active = domain.value ? isActive(domain.value.state) : false;
-      const [inactive, live] = await Promise.all([
-        // secure: the editor saves this XML back, and a password left out would be dropped.
-        host.call('domain.xml', { domain: uuid, inactive: true, secure: true }),
-        active ? host.call('domain.xml', { domain: uuid, inactive: false, secure: true }) : Promise.resolve(null),
-      ]);
+      const [inactive, live] = await Promise.all([definitions.xml(uuid, 'inactive'), active ? definitions.xml(uuid, 'live') : Promise.resolve(null)]);
       if (mine !== loads) return;
       inactiveXml.value = inactive.xml;
       generation.value = inactive.generation;
@@ -68,8 +65,7 @@ export function provideDefinition(uuid: string): Definition {
 
   async function define(xml: string, expectGeneration: number): Promise<void> {
     try {
-      const result = await host.call('domain.define', { xml, expectGeneration });
-      domains.byUuid[result.domain.uuid] = result.domain;
+      await definitions.define(xml, expectGeneration);
     } catch (err) {
       if (err instanceof ApiCallError && err.code === 'DEFINITION_CHANGED') conflict.value = true;
       throw err;

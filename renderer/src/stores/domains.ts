@@ -1,9 +1,9 @@
 // The domain list, kept live from host events after one domain.list per connection (no polling).
 import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
-import type { DomainSummary, LifecycleEvent, NewDomainSpecInput, OnHostStop, Params, Result } from '@shared/api';
+import type { DomainSummary, LifecycleEvent, NewDomainSpecInput, OnHostStop, Result } from '@shared/api';
 import { ApiCallError } from '@shared/client';
-import { host } from '../api';
+import { hostConnection } from './api';
 import { useJobsStore } from './jobs';
 import { useToastStore } from './toasts';
 import { useViewStore } from './view';
@@ -44,6 +44,7 @@ const ACTION_TITLES: Record<LifecycleAction, string> = {
 };
 
 export const useDomainsStore = defineStore('domains', () => {
+  const host = hostConnection();
   const byUuid = ref<Record<string, DomainSummary>>({});
   const cpuHistory = ref<Record<string, number[]>>({});
   /** The action in flight per domain, so its buttons can be disabled meanwhile. */
@@ -108,7 +109,7 @@ export const useDomainsStore = defineStore('domains', () => {
    * Runs a lifecycle call with the domain marked busy. Failures become a toast naming the domain;
    * the result says whether it worked, for callers that continue (e.g. closing a dialog).
    */
-  async function lifecycle(action: LifecycleAction, uuid: string): Promise<boolean> {
+  async function lifecycle(action: LifecycleAction, uuid: string, failureTitle?: string): Promise<boolean> {
     const domain = byUuid.value[uuid];
     if (!domain || pending.value[uuid]) return false;
     pending.value[uuid] = action;
@@ -138,24 +139,35 @@ export const useDomainsStore = defineStore('domains', () => {
       }
       return true;
     } catch (err) {
-      useToastStore().failure(`${ACTION_TITLES[action]} “${domain.name}”`, err);
+      useToastStore().failure(failureTitle ?? `${ACTION_TITLES[action]} “${domain.name}”`, err);
       return false;
     } finally {
       delete pending.value[uuid];
     }
   }
 
-  /** Creation reports errors to the caller, which shows them next to the form that caused them. */
-  async function create(spec: NewDomainSpecInput): Promise<Result<'domain.create'>> {
-    const result = await host.call('domain.create', { spec });
-    upsert(result.domain);
-    return result;
-  }
-
-  async function define(xml: string): Promise<Result<'domain.define'>> {
-    const result = await host.call('domain.define', { xml });
-    upsert(result.domain);
-    return result;
+  /**
+   * Creation reports errors to the caller, which shows them next to the form that caused them.
+   * `newDiskBytes`, for an install: a new raw volume of that size in the default pool, named after
+   * the guest, becomes its disk (virt-install's --disk size=N); it goes again if the definition is
+   * refused.
+   */
+  async function create(spec: NewDomainSpecInput, options: { newDiskBytes?: number } = {}): Promise<Result<'domain.create'>> {
+    let newVolume: string | undefined;
+    try {
+      if (spec.boot.kind === 'install' && options.newDiskBytes !== undefined) {
+        const params = { pool: 'default', name: `${spec.name}.img`, capacityBytes: options.newDiskBytes, format: 'raw' } as const;
+        const { volume } = await host.call('volume.create', params);
+        newVolume = volume.name;
+        spec = { ...spec, boot: { ...spec.boot, disk: volume.path } };
+      }
+      const result = await host.call('domain.create', { spec });
+      upsert(result.domain);
+      return result;
+    } catch (err) {
+      if (newVolume) await host.call('volume.delete', { pool: 'default', name: newVolume }).catch(() => undefined);
+      throw err;
+    }
   }
 
   // Settings changes report errors to the caller, which shows them next to the control.
@@ -171,12 +183,6 @@ export const useDomainsStore = defineStore('domains', () => {
     return domain;
   }
 
-  async function setMetadata(params: Params<'domain.setMetadata'>): Promise<Result<'domain.setMetadata'>> {
-    const result = await host.call('domain.setMetadata', params);
-    upsert(result.domain);
-    return result;
-  }
-
   return {
     byUuid,
     list,
@@ -185,7 +191,10 @@ export const useDomainsStore = defineStore('domains', () => {
     pending,
     loaded,
     load,
-    start: (uuid: string) => lifecycle('start', uuid),
+    /** A summary from an answer, applied ahead of the event that will bring it too. */
+    upsert,
+    /** `failureTitle` replaces the toast's "Could not start …" (e.g. a guest the wizard just created). */
+    start: (uuid: string, failureTitle?: string) => lifecycle('start', uuid, failureTitle),
     suspend: (uuid: string) => lifecycle('suspend', uuid),
     resume: (uuid: string) => lifecycle('resume', uuid),
     shutdown: (uuid: string) => lifecycle('shutdown', uuid),
@@ -196,9 +205,7 @@ export const useDomainsStore = defineStore('domains', () => {
     discardSave: (uuid: string) => lifecycle('managedSaveRemove', uuid),
     undefine: (uuid: string) => lifecycle('undefine', uuid),
     create,
-    define,
     setAutostart,
     setOnHostStop,
-    setMetadata,
   };
 });

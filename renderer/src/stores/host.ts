@@ -1,10 +1,12 @@
 import { defineStore } from 'pinia';
 import { ref } from 'vue';
-import type { HostStatus, SampleGuest } from '@shared/api';
-import { host, type ConnectionState } from '../api';
+import type { BrowseListing, ConnectionInfo, HostStatus, ImageInspection, Params, SampleGuest } from '@shared/api';
+import type { ConnectionState } from '../api/connection';
+import { hostConnection } from './api';
 import { useToastStore } from './toasts';
 
 export const useHostStore = defineStore('host', () => {
+  const host = hostConnection();
   const connection = ref<ConnectionState>(host.state);
   const problem = ref('');
   const status = ref<HostStatus | null>(null);
@@ -26,6 +28,21 @@ export const useHostStore = defineStore('host', () => {
     }
   }
 
+  /** The engines' connections and whether each is available here. */
+  async function connections(): Promise<ConnectionInfo[]> {
+    return (await host.call('host.connections', {})).connections;
+  }
+
+  /** A folder on the host, listed for the file chooser (the page cannot read the host's disks). */
+  function browse(params: Params<'host.browse'>): Promise<BrowseListing> {
+    return host.call('host.browse', params);
+  }
+
+  /** What an image holds (architecture, kernels, bootloader entries), as the host reads it. */
+  function inspectImage(path: string): Promise<ImageInspection> {
+    return host.call('host.inspectImage', { path });
+  }
+
   host.onState((state) => {
     connection.value = state;
     problem.value = host.problem;
@@ -33,5 +50,5 @@ export const useHostStore = defineStore('host', () => {
   });
   if (host.state === 'connected') void refresh();
 
-  return { connection, problem, status, samples, samplesMissing, samplesLoaded, refresh };
+  return { connection, problem, status, samples, samplesMissing, samplesLoaded, refresh, connections, browse, inspectImage };
 });

@@ -3,7 +3,7 @@
 import { defineStore } from 'pinia';
 import { ref } from 'vue';
 import type { DomainSummary, JobInfo } from '@shared/api';
-import { host } from '../api';
+import { hostConnection } from './api';
 import { useToastStore } from './toasts';
 
 /** How each operation reads in a sentence: "Saving…", "Could not save", "Saved". */
@@ -28,6 +28,7 @@ function hasJobStep(domain: DomainSummary): boolean {
 }
 
 export const useJobsStore = defineStore('jobs', () => {
+  const host = hostConnection();
   const byUuid = ref<Record<string, JobInfo>>({});
   /** Domains whose job this window asked to abort and that have not finished yet. */
   const aborting = ref<Record<string, true>>({});

@@ -5,15 +5,16 @@ import { defineStore } from 'pinia';
 import { ref } from 'vue';
 import type { HostStopProgress } from '@shared/api';
 import { ApiCallError } from '@shared/client';
-import { host } from '../api';
 import { isActive } from '../lib/domainState';
 import { errorMessage } from '../lib/format';
+import { hostConnection } from './api';
 import { useDomainsStore } from './domains';
 
 /** idle → confirm → stopping → stopped (the host's connection has closed). */
 export type QuitPhase = 'idle' | 'confirm' | 'stopping' | 'stopped';
 
 export const useQuitStore = defineStore('quit', () => {
+  const host = hostConnection();
   const phase = ref<QuitPhase>('idle');
   const progress = ref<HostStopProgress[]>([]);
   /** Why the host refused to stop, shown in the confirmation. */

@@ -4,8 +4,8 @@
 // of what is on screen, and stats.unwatch when nothing is.
 import { defineStore } from 'pinia';
 import { computed, ref, watch as vueWatch } from 'vue';
-import type { DomainStatsSample } from '@shared/api';
-import { host } from '../api';
+import type { DomainStatsSample, MemoryStats } from '@shared/api';
+import { hostConnection } from './api';
 
 /** Samples kept per domain: two minutes at the default one-second interval. */
 export const HISTORY_LENGTH = 120;
@@ -19,9 +19,12 @@ function storedInterval(): number {
 }
 
 export const useStatsStore = defineStore('stats', () => {
+  const host = hostConnection();
   const history = ref<Record<string, DomainStatsSample[]>>({});
   /** The balloon's actual size per domain: from the latest sample or balloon event, whichever is newer. */
   const actualKiB = ref<Record<string, number>>({});
+  /** The balloon's size from domain.balloon events newer than the last memoryStats answer (the Memory page). */
+  const balloonKiB = ref<Record<string, number>>({});
   /** The sampling interval, a preference kept in localStorage. */
   const intervalMs = ref(storedInterval());
   /** Who watches what: each caller of watch() holds one entry. */
@@ -84,6 +87,13 @@ export const useStatsStore = defineStore('stats', () => {
     }
   }
 
+  /** virsh dommemstat: the balloon's and the guest's own view of its memory. */
+  async function memoryStats(uuid: string): Promise<MemoryStats> {
+    const answer = await host.call('domain.memoryStats', { domain: uuid });
+    delete balloonKiB.value[uuid];
+    return answer;
+  }
+
   function setIntervalMs(ms: number): void {
     intervalMs.value = ms;
     localStorage.setItem(INTERVAL_KEY, String(ms));
@@ -107,12 +117,14 @@ export const useStatsStore = defineStore('stats', () => {
   });
   host.on('domain.balloon', ({ uuid, actualKiB: kib }) => {
     actualKiB.value[uuid] = kib;
+    balloonKiB.value[uuid] = kib;
   });
   host.on('domain.lifecycle', ({ domain }) => {
     if (domain.state !== 'shutoff') return;
     delete history.value[domain.uuid];
     delete actualKiB.value[domain.uuid];
+    delete balloonKiB.value[domain.uuid];
   });
 
-  return { history, actualKiB, intervalMs, watched, problem, watch, watchReactive, setIntervalMs };
+  return { history, actualKiB, balloonKiB, intervalMs, watched, problem, watch, watchReactive, memoryStats, setIntervalMs };
 });

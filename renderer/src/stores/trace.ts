@@ -4,9 +4,9 @@ import { defineStore } from 'pinia';
 import { reactive, ref, shallowRef, watch } from 'vue';
 import type { TraceRecord } from '@shared/api';
 import { DOMAIN_STATES, type DomainState, type StateReason } from '@shared/libvirt/states';
-import { host } from '../api';
 import { stateWithReason } from '../lib/domainState';
 import { errorMessage, formatByteProgress, formatClock, formatDuration } from '../lib/format';
+import { hostConnection } from './api';
 
 /** Rows kept on screen; older ones scroll away for good. */
 export const TRACE_ROW_LIMIT = 2000;
@@ -129,6 +129,7 @@ function merge(rows: readonly TraceRow[], added: TraceRow[]): TraceRow[] {
 }
 
 export const useTraceStore = defineStore('trace', () => {
+  const host = hostConnection();
   const rows = shallowRef<TraceRow[]>([]);
   const filters = reactive({ domain: '', op: '' });
   const paused = ref(false);

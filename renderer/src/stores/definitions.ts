@@ -1,0 +1,62 @@
+// A domain's definition and its devices: the XML the Details window reads, and every edit of it
+// (a define from the generation the edit started at, disks and CD-ROM media, memory, title and
+// description). Edits report errors to the caller, which shows them next to what was edited; the
+// summaries they answer with are applied at once, ahead of their events.
+import { defineStore } from 'pinia';
+import type { Params, Result } from '@shared/api';
+import { hostConnection } from './api';
+import { useDomainsStore } from './domains';
+
+export const useDefinitionsStore = defineStore('definitions', () => {
+  const host = hostConnection();
+  const domains = useDomainsStore();
+
+  /**
+   * The next-boot definition (`inactive`) or the running one, with its generation. Secure: the
+   * Details window saves this XML back, and a password left out would be dropped.
+   */
+  function xml(uuid: string, which: 'inactive' | 'live'): Promise<Result<'domain.xml'>> {
+    return host.call('domain.xml', { domain: uuid, inactive: which === 'inactive', secure: true });
+  }
+
+  /** Refused with DEFINITION_CHANGED when the definition is no longer at `expectGeneration`. */
+  async function define(xml: string, expectGeneration: number): Promise<void> {
+    const { domain } = await host.call('domain.define', { xml, expectGeneration });
+    domains.upsert(domain);
+  }
+
+  /** virsh attach-disk; answers the target device the disk got. */
+  async function attachDisk(params: Params<'domain.attachDisk'>): Promise<string> {
+    const { domain, target } = await host.call('domain.attachDisk', params);
+    domains.upsert(domain);
+    return target;
+  }
+
+  async function detachDisk(params: Params<'domain.detachDisk'>): Promise<void> {
+    const { domain } = await host.call('domain.detachDisk', params);
+    domains.upsert(domain);
+  }
+
+  async function changeMedia(params: Params<'domain.changeMedia'>): Promise<void> {
+    const { domain } = await host.call('domain.changeMedia', params);
+    domains.upsert(domain);
+  }
+
+  async function setMemory(params: Params<'domain.setMemory'>): Promise<void> {
+    const { domain } = await host.call('domain.setMemory', params);
+    domains.upsert(domain);
+  }
+
+  async function setMaxMemory(params: Params<'domain.setMaxMemory'>): Promise<void> {
+    const { domain } = await host.call('domain.setMaxMemory', params);
+    domains.upsert(domain);
+  }
+
+  /** virsh desc: title and description, live and/or in the definition. */
+  async function setMetadata(params: Params<'domain.setMetadata'>): Promise<void> {
+    const { domain } = await host.call('domain.setMetadata', params);
+    domains.upsert(domain);
+  }
+
+  return { xml, define, attachDisk, detachDisk, changeMedia, setMemory, setMaxMemory, setMetadata };
+});

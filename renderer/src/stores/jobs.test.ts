@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import type { JobInfo } from '@shared/api';
+import { connectFakeHost, settle, summary, type FakeHostTransport } from '../testing/fakeHost';
+import { useDomainsStore } from './domains';
+import { useJobsStore } from './jobs';
+import { useToastStore } from './toasts';
+
+const GUEST = summary({ uuid: 'g1', name: 'guest', state: 'running', reason: 'booted', id: 1 });
+
+function job(fields: Partial<JobInfo>): JobInfo {
+  return { id: 3, uuid: 'g1', domain: 'guest', operation: 'managedsave', status: 'running', startedAt: 0, elapsedMs: 0, processedBytes: 0, totalBytes: 1000, ...fields };
+}
+
+describe('jobs store', () => {
+  let host: FakeHostTransport;
+
+  beforeEach(async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    host = await connectFakeHost([GUEST]);
+    useDomainsStore();
+    await settle();
+  });
+  afterEach(() => mock.timers.reset());
+
+  it('tracks a managed save from its answer through its progress to its completion toast', async () => {
+    const domains = useDomainsStore();
+    const jobs = useJobsStore();
+    host.answer('domain.managedSave', () => ({ job: job({}) }));
+    assert.equal(await domains.managedSave('g1'), true);
+    assert.equal(jobs.byUuid.g1.id, 3);
+    host.emit('job.progress', { job: job({ processedBytes: 500 }) });
+    await settle();
+    assert.equal(jobs.byUuid.g1.processedBytes, 500);
+    host.emit('job.completed', { job: job({ status: 'completed', elapsedMs: 2500, processedBytes: 1000 }) });
+    // Progress that trails the completion does not bring the bar back.
+    host.emit('job.progress', { job: job({ processedBytes: 999 }) });
+    await settle();
+    assert.equal(jobs.byUuid.g1, undefined);
+    assert.deepEqual(
+      useToastStore().toasts.map((t) => [t.kind, t.title, t.message]),
+      [['success', 'Saved “guest”', 'Finished in 2.5 s. Run restores it where it left off.']],
+    );
+  });
+
+  it('marks an abort in flight, and turns a refused abort into a toast', async () => {
+    const jobs = useJobsStore();
+    host.emit('job.progress', { job: job({}) });
+    await settle();
+    const aborting = jobs.abort('g1');
+    await settle();
+    assert.equal(jobs.aborting.g1, true);
+    host.refuse('domain.jobAbort', { code: 'OPERATION_INVALID', message: 'no job is running' });
+    await aborting;
+    assert.equal(jobs.aborting.g1, undefined);
+    assert.deepEqual(
+      useToastStore().toasts.map((t) => [t.title, t.message]),
+      [['Could not cancel the job of “guest”', 'no job is running']],
+    );
+  });
+
+  it('asks about the jobs of domains that were mid-save when the list loaded', async () => {
+    const jobs = useJobsStore();
+    host.answer('domain.jobInfo', ({ domain }) => ({ job: job({ uuid: domain, processedBytes: 10 }) }));
+    jobs.recover([summary({ uuid: 'g1', name: 'guest', state: 'running', reason: 'booted', step: 'saving' }), summary({ uuid: 'idle', name: 'idle' })]);
+    await settle();
+    assert.deepEqual(host.sent('domain.jobInfo'), [{ domain: 'g1' }]);
+    assert.equal(jobs.byUuid.g1.processedBytes, 10);
+  });
+});

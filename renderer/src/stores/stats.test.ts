@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import type { DomainStatsSample, MemoryStats } from '@shared/api';
+import { connectFakeHost, settle, summary, type FakeHostTransport } from '../testing/fakeHost';
+import { useStatsStore } from './stats';
+
+const MEMORY: MemoryStats = { maxKiB: 262_144, targetKiB: 262_144, actualKiB: 262_144, balloon: 'ok', hostReclaims: true };
+
+describe('stats store', () => {
+  let host: FakeHostTransport;
+
+  beforeEach(async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    host = await connectFakeHost();
+    host.answer('stats.watch', () => ({}));
+    host.answer('stats.unwatch', () => ({}));
+  });
+  afterEach(() => mock.timers.reset());
+
+  /** Runs the store's batching of one tick, then lets its request go out. */
+  async function flush(): Promise<void> {
+    await settle();
+    mock.timers.runAll();
+    await settle();
+  }
+
+  it('watches the union of what is on screen, and nothing once it is gone', async () => {
+    const stats = useStatsStore();
+    const stopList = stats.watch(['b', 'a']);
+    const stopPage = stats.watch(['a', 'c']);
+    await flush();
+    assert.deepEqual(host.sent('stats.watch'), [{ domains: ['a', 'b', 'c'], intervalMs: 1000 }]);
+    stopList();
+    stopPage();
+    await flush();
+    assert.equal(host.sent('stats.unwatch').length, 1);
+  });
+
+  it('keeps samples in time order and forgets them when the guest stops', async () => {
+    const stats = useStatsStore();
+    const sample = (at: number, actualKiB: number) => ({ at, memory: { actualKiB } }) as DomainStatsSample;
+    host.emit('domain.stats', { uuid: 'g1', cpuPercent: 5, rssBytes: 0, sample: sample(2000, 200_000) });
+    host.emit('domain.stats', { uuid: 'g1', cpuPercent: 5, rssBytes: 0, sample: sample(1000, 100_000) });
+    await settle();
+    assert.deepEqual(
+      stats.history.g1.map((s) => s.at),
+      [2000],
+    );
+    assert.equal(stats.actualKiB.g1, 200_000);
+    host.emit('domain.lifecycle', { domain: summary({ uuid: 'g1', name: 'guest' }), event: 'stopped' });
+    await settle();
+    assert.equal(stats.history.g1, undefined);
+    assert.equal(stats.actualKiB.g1, undefined);
+  });
+
+  it('shows a balloon event until the next memoryStats answer', async () => {
+    const stats = useStatsStore();
+    host.answer('domain.memoryStats', () => MEMORY);
+    host.emit('domain.balloon', { uuid: 'g1', name: 'guest', actualKiB: 131_072 });
+    await settle();
+    assert.equal(stats.balloonKiB.g1, 131_072);
+    assert.deepEqual(await stats.memoryStats('g1'), MEMORY);
+    assert.equal(stats.balloonKiB.g1, undefined);
+  });
+});
