@@ -14,7 +14,7 @@ import path from 'node:path';
 import { processAlive } from '../main/common/fsutil.js';
 import { findQemu } from '../main/host/drivers/qemu/binary.js';
 import { findFirmware } from '../main/host/drivers/v86/firmware.js';
-import { APP_ROOT } from '../main/host/paths.js';
+import { APP_ROOT } from '../main/common/paths.js';
 import { TraceLog } from '../main/host/trace.js';
 import { CONSOLE_HEADING, consoleBench } from './bench-console.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, type TestEngine } from '../main/testing/harness.js';

@@ -11,7 +11,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { PNG } from 'pngjs';
 import WebSocket from 'ws';
 import type { TraceRecord } from '../shared/api.js';
-import { APP_ROOT } from '../main/host/paths.js';
+import { APP_ROOT } from '../main/common/paths.js';
 import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../main/testing/harness.js';
 import { CHROMIUM_ARGS, serialText, typeOnKeyboard } from './browser.js';
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { APP_ROOT } from '../main/host/paths.js';
+import { APP_ROOT } from '../main/common/paths.js';
 import { ENGINES, engineSkip, guest, SAMPLE_CMDLINE, SerialWatch, TestHost, until, type TestEngine } from '../main/testing/harness.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');

@@ -8,8 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { _electron, type ElectronApplication, type Page } from 'playwright-core';
-import { hostAnswers } from '../main/host/daemon.js';
-import { APP_ROOT, hostPaths } from '../main/host/paths.js';
+import { APP_ROOT, hostAnswers, hostPaths } from '../main/common/paths.js';
 import { runCli, until } from '../main/testing/harness.js';
 
 function electronBinary(): string | undefined {

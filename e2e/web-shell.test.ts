@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { chromiumArgs } from '../main/cli/browser.js';
-import { APP_ROOT } from '../main/host/paths.js';
+import { APP_ROOT } from '../main/common/paths.js';
 import { TestHost, until } from '../main/testing/harness.js';
 import { CHROMIUM_ARGS, serialText, typeOnKeyboard } from './browser.js';
 

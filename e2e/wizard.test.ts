@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { APP_ROOT } from '../main/host/paths.js';
+import { APP_ROOT } from '../main/common/paths.js';
 import { guest, guestsBuilt, SAMPLE_CMDLINE, SerialWatch, TestHost } from '../main/testing/harness.js';
 import { startImageServer, type ImageServer } from '../main/testing/image-server.js';
 

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PNG } from 'pngjs';
 import { processAlive } from '../common/fsutil.js';
-import { hostPaths } from '../host/paths.js';
-import { APP_ROOT } from '../host/paths.js';
+import { hostPaths } from '../common/paths.js';
+import { APP_ROOT } from '../common/paths.js';
 import { SAMPLE_CMDLINE, guest, killLeftovers, runCli, until } from '../testing/harness.js';
 
 // The daemon the CLI starts inherits a PATH without QEMU, so KVM definitions run on v86 here, with the

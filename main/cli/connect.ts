@@ -8,8 +8,7 @@ import { ApiClient, type MessageTransport } from '../../shared/client.js';
 import { openPrivateLog } from '../common/fsutil.js';
 import { JsonlConnection } from '../common/jsonl.js';
 import { isLocked } from '../common/locks.js';
-import { hostAnswers } from '../host/daemon.js';
-import { APP_ROOT, hostPaths, type HostPaths } from '../host/paths.js';
+import { APP_ROOT, hostAnswers, hostPaths, type HostPaths } from '../common/paths.js';
 
 const DAEMON_START_TIMEOUT_MS = 20_000;
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { APP_ROOT } from '../host/paths.js';
+import { APP_ROOT } from '../common/paths.js';
 import { VALUE_FLAGS } from './command.js';
 import { ENGINES, SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, type CliResult } from '../testing/harness.js';
 

@@ -6,8 +6,8 @@ import type { MessagePortMain } from 'electron';
 import type { HostUtilityRequest } from '../../shared/ipc.js';
 import { JsonlConnection } from '../common/jsonl.js';
 import { ApiSession } from '../host/api-session.js';
-import { HostLockedError, hostAnswers, runHost, type RunningHost } from '../host/daemon.js';
-import { hostPaths } from '../host/paths.js';
+import { HostLockedError, runHost, type RunningHost } from '../host/daemon.js';
+import { hostAnswers, hostPaths } from '../common/paths.js';
 import { VncLink } from '../host/vnc-link.js';
 
 const paths = hostPaths();

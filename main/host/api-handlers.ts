@@ -1,6 +1,5 @@
 // One handler per API method: the table the API session dispatches to after validation.
-import type { Method, ParsedParams, Results } from '../../shared/api.js';
-import type { ApiSession } from './api-session.js';
+import type { Method, ParsedParams, Results, TraceRecord } from '../../shared/api.js';
 import fs from 'node:fs';
 import { loadCatalogue } from './downloads/catalogue.js';
 import { DownloadError } from './downloads/manager.js';
@@ -8,7 +7,24 @@ import { browse } from './storage/browse.js';
 import { HostError, invalidArg } from './errors.js';
 import type { Host } from './host.js';
 
-export type Handler<M extends Method> = (params: ParsedParams<M>, session: ApiSession) => Results[M] | Promise<Results[M]>;
+/** Who a request came from, as a handler sees it: one client's session (api-session.ts). */
+export interface ClientSession {
+  /** Domains whose serial output this client receives. */
+  readonly serialUuids: Set<string>;
+  identify(info: ClientInfo): void;
+  /** Streams trace records matching the filter to this client; returns the recent ones when asked. */
+  watchTrace(filter: { domain?: string; op?: string; backlog: boolean }): TraceRecord[];
+  unwatchTrace(): void;
+}
+
+export interface ClientInfo {
+  /** Who is asking: 'cli', 'web', 'electron', … (the client says so in session.hello). */
+  kind: string;
+  label: string;
+  pid?: number;
+}
+
+export type Handler<M extends Method> = (params: ParsedParams<M>, session: ClientSession) => Results[M] | Promise<Results[M]>;
 export type HandlerTable = { [M in Method]: Handler<M> };
 
 export interface HostServices {

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { ReplyEnvelope } from '../../shared/api.js';
 import { ApiSession, type HostServices } from './api-session.js';
 import { Host } from './host.js';
-import { hostPaths } from './paths.js';
+import { hostPaths } from '../common/paths.js';
 
 const XML = `<domain type="v86">
   <name>unit</name>

@@ -3,18 +3,12 @@
 import { z } from 'zod';
 import { describeZodError, isMethod, RequestEnvelope, RequestParams, type ApiError, type EventName, type Events, type Method, type TraceRecord } from '../../shared/api.js';
 import { errorMessage } from '../../shared/errors.js';
-import { handlers, type Handler, type HandlerTable, type HostServices } from './api-handlers.js';
+import { handlers, type ClientInfo, type ClientSession, type Handler, type HandlerTable, type HostServices } from './api-handlers.js';
 import { apiErrorOf } from './errors.js';
 import { log } from './log.js';
 
-export type { HostServices };
+export type { ClientInfo, HostServices };
 
-export interface ClientInfo {
-  /** Who is asking: 'cli', 'web', 'electron', … (the client says so in session.hello). */
-  kind: string;
-  label: string;
-  pid?: number;
-}
 
 /** Broadcast events every client receives; serial output only goes to clients that opened it. */
 const BROADCAST: EventName[] = [
@@ -28,7 +22,7 @@ const BROADCAST: EventName[] = [
   'download.progress',
 ];
 
-export class ApiSession {
+export class ApiSession implements ClientSession {
   readonly serialUuids = new Set<string>();
   private readonly unsubscribe: (() => void)[] = [];
   private readonly table: HandlerTable;

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { DomainStatsSample, Events } from '../../shared/api.js';
 import type { ApiCallError } from '../../shared/client.js';
 import { connectHost } from '../cli/connect.js';
-import { APP_ROOT } from './paths.js';
+import { APP_ROOT } from '../common/paths.js';
 import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, sleep, until, type TestEngine } from '../testing/harness.js';
 
 const BOOT = 600_000; // the machine is shared; boots can be several times slower than alone

@@ -12,8 +12,8 @@ import { processAlive } from '../common/fsutil.js';
 import { isLocked, readPid } from '../common/locks.js';
 import { connectHost, ensureDaemon } from '../cli/connect.js';
 import { killLeftovers, until } from '../testing/harness.js';
-import { hostAnswers } from './daemon.js';
-import { APP_ROOT, hostPaths, type HostPaths } from './paths.js';
+import { hostAnswers } from '../common/paths.js';
+import { APP_ROOT, hostPaths, type HostPaths } from '../common/paths.js';
 
 interface Daemon {
   child: ChildProcess;

@@ -2,14 +2,13 @@
 // <run>/domusd.sock and, on request, serving the web shell. Guests live in their own runner
 // processes, so stopping or killing the host never stops a guest. Entry points: domusd.ts, Electron.
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { claimPidLock, type PidLock } from '../common/locks.js';
 import type { HostServices } from './api-session.js';
 import { Host } from './host.js';
 import { log } from './log.js';
-import { APP_ROOT, hostPaths, type HostPaths } from './paths.js';
+import { APP_ROOT, hostPaths, type HostPaths } from '../common/paths.js';
 import { listenUnix, type UnixListener } from './transport/unix.js';
 import { WebShell } from './transport/web.js';
 
@@ -17,19 +16,6 @@ export interface RunningHost {
   host: Host;
   services: HostServices;
   stop(): Promise<void>;
-}
-
-/** True when another host already answers on this home's socket. */
-export function hostAnswers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (!fs.existsSync(socketPath)) return resolve(false);
-    const s = net.connect(socketPath);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /** Another host holds this home's lock (it may still be re-attaching, before its socket exists). */

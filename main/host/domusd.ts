@@ -1,6 +1,6 @@
 // domusd: the host daemon's entry point (started in the background by the CLI and `npm start`).
 import { HostLockedError, runHost, type RunningHost } from './daemon.js';
-import { hostPaths } from './paths.js';
+import { hostPaths } from '../common/paths.js';
 
 async function main(): Promise<void> {
   const paths = hostPaths();

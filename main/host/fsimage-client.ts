@@ -2,7 +2,7 @@
 // a deadline; the reader's own budgets normally end a job long before either.
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { APP_ROOT } from './paths.js';
+import { APP_ROOT } from '../common/paths.js';
 import type { FsimageJob, FsimageReply } from './fsimage-worker.js';
 
 const JOB_TIMEOUT_MS = 90_000;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TraceRecord } from '../../shared/api.js';
 import { processAlive } from '../common/fsutil.js';
-import { APP_ROOT } from './paths.js';
+import { APP_ROOT } from '../common/paths.js';
 import { findQemu } from './drivers/qemu/binary.js';
 import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, sleep, until } from '../testing/harness.js';
 

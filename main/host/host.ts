@@ -30,7 +30,7 @@ import { Jobs } from './jobs/tracker.js';
 import { Lifecycle } from './lifecycle.js';
 import { log } from './log.js';
 import { Memory } from './memory.js';
-import { securePrivateFiles, type HostPaths } from './paths.js';
+import { securePrivateFiles, type HostPaths } from '../common/paths.js';
 import { DomainRegistry, type DomainRecord, type HostEvents } from './registry.js';
 import { StatsWatchers } from './stats.js';
 import type { NewDisk } from './storage/devices.js';

@@ -17,7 +17,7 @@ import type { BalloonInfo, ExitReason, LiveDomain } from './drivers/driver.js';
 import type { DriverRegistry } from './drivers/registry.js';
 import { configUnsupported, definitionChanged, noDomain, operationFailed, operationInvalid, systemError, xmlError } from './errors.js';
 import { log } from './log.js';
-import type { HostPaths } from './paths.js';
+import type { HostPaths } from '../common/paths.js';
 import type { PreviousSample } from './stats.js';
 import type { DiskUser } from './storage/in-use.js';
 

@@ -9,7 +9,7 @@ import type { ApiClient } from '../../shared/client.js';
 import { connectHost, ensureDaemon } from '../cli/connect.js';
 import { processAlive } from '../common/fsutil.js';
 import { findQemu } from '../host/drivers/qemu/binary.js';
-import { APP_ROOT, hostPaths, type HostPaths } from '../host/paths.js';
+import { APP_ROOT, hostPaths, type HostPaths } from '../common/paths.js';
 import { assertGuestModulesLoaded } from './guest-output.js';
 import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/samples.js';
 

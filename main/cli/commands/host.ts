@@ -1,8 +1,7 @@
 // Host commands: the connection URI, the per-user daemon and the web shell.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { hostAnswers } from '../../host/daemon.js';
-import { hostPaths } from '../../host/paths.js';
+import { hostAnswers, hostPaths } from '../../common/paths.js';
 import { chromiumArgs, findBrowser } from '../browser.js';
 import { CliError, DEFAULT_URI, type Command } from '../command.js';
 

@@ -29,7 +29,7 @@ import { resolveBootloader, usesBootloader } from '../../bootloader.js';
 import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
-import { APP_ROOT } from '../../paths.js';
+import { APP_ROOT } from '../../../common/paths.js';
 import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
 import { checkV86Support, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from './support.js';

@@ -1,9 +1,10 @@
 // Where Domus keeps its files. DOMUS_HOME overrides the XDG data dir, as the README says.
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensurePrivateDir, tightenTree } from '../common/fsutil.js';
+import { ensurePrivateDir, tightenTree } from './fsutil.js';
 
 export interface HostPaths {
   home: string;
@@ -76,6 +77,19 @@ export function securePrivateFiles(paths: HostPaths): string[] {
 export const APP_ROOT = findAppRoot(path.dirname(fileURLToPath(import.meta.url)));
 
 function findAppRoot(from: string): string {
-  // Both the sources (main/host/) and the bundles (dist/host/) sit two levels below the root.
+  // Both the sources (main/common/) and the bundles (dist/host/, dist/cli/…) sit two levels below the root.
   return path.resolve(from, '..', '..');
+}
+
+/** True when another host already answers on this home's socket. */
+export function hostAnswers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!fs.existsSync(socketPath)) return resolve(false);
+    const s = net.connect(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
