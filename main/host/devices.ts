@@ -39,7 +39,7 @@ export class Devices {
     return this.registry.summary(rec);
   }
 
-  /** virsh attach-disk; neither engine hot-plugs disks yet, so --live is refused. */
+  /** virsh attach-disk; no engine hot-plugs disks yet, so --live is refused. */
   attachDisk(ref: string, p: NewDisk & { live: boolean; config: boolean }): { domain: DomainSummary; target: string } {
     const rec = this.registry.lookup(ref);
     const { live, config } = this.registry.scope(rec, p);
@@ -51,7 +51,7 @@ export class Devices {
     return { domain: this.registry.summary(rec), target };
   }
 
-  /** virsh detach-disk; neither engine hot-unplugs disks yet, so --live is refused. */
+  /** virsh detach-disk; no engine hot-unplugs disks yet, so --live is refused. */
   detachDisk(ref: string, p: { target: string; live: boolean; config: boolean }): DomainSummary {
     const rec = this.registry.lookup(ref);
     const { live, config } = this.registry.scope(rec, p);

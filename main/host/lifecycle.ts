@@ -131,14 +131,16 @@ export class Lifecycle {
     const rec = this.registry.lookup(ref);
     const live = this.registry.requireLive(rec);
     const name = rec.doc.config.name;
-    const engine = this.registry.engineOf(rec);
-    const cannot = (opts.modes ?? []).filter((m) => m !== 'acpi' && m !== 'agent');
+    const driver = this.registry.driverOf(rec);
+    const engine = driver.engine;
+    const can: readonly string[] = driver.capabilities.shutdownModes;
+    const cannot = (opts.modes ?? []).filter((m) => !can.includes(m));
     if (cannot.length) {
-      throw operationUnsupported(`the ${engine} engine cannot shut a guest down by ${cannot.map((m) => `'${m}'`).join(', ')}; it can use 'acpi' and 'agent'`);
+      throw operationUnsupported(`the ${engine} engine cannot shut a guest down by ${cannot.map((m) => `'${m}'`).join(', ')}; it can use ${can.map((m) => `'${m}'`).join(' and ')}`);
     }
     const force = opts.force ?? opts.modes === undefined;
     const timeoutSec = opts.timeoutSec ?? DEFAULT_SHUTDOWN_TIMEOUT_SEC;
-    const heard = await live.shutdown((opts.modes ?? ['acpi', 'agent']) as ShutdownChannel[]);
+    const heard = await live.shutdown((opts.modes as ShutdownChannel[] | undefined) ?? driver.capabilities.shutdownModes);
     const outcome = shutdownOutcome(heard, engine);
     if (!outcome.asked.length) {
       if ((opts.unreachable ?? (force ? 'force' : 'fail')) === 'fail') throw unreachableError(name, heard, outcome);

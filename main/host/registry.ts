@@ -13,7 +13,7 @@ import type { DomainState, StateReason } from '../../shared/libvirt/states.js';
 import { FileWriteError, systemErrorText, writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop } from './domain/domus-metadata.js';
 import { DomainXmlError, ensureUuid, parseDomainXml, serializeDomainXml, type DomainDocument } from './domain/xml.js';
-import type { BalloonInfo, ExitReason, LiveDomain } from './drivers/driver.js';
+import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain } from './drivers/driver.js';
 import type { DriverRegistry } from './drivers/registry.js';
 import { configUnsupported, definitionChanged, noDomain, operationFailed, operationInvalid, systemError, xmlError } from './errors.js';
 import { log } from './log.js';
@@ -139,7 +139,11 @@ export class DomainRegistry {
 
   /** The engine that runs (or would run) the domain. */
   engineOf(rec: DomainRecord): string {
-    return this.drivers.driverFor(rec.liveDoc ?? rec.doc).driver.engine;
+    return this.driverOf(rec).engine;
+  }
+
+  driverOf(rec: DomainRecord): EngineDriver {
+    return this.drivers.driverFor(rec.liveDoc ?? rec.doc).driver;
   }
 
   /** The record this definition would replace; an error when name and UUID point at different domains. */

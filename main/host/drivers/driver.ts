@@ -159,6 +159,15 @@ export interface StartedDomain {
 export type AccelMode = 'auto' | 'kvm' | 'tcg';
 
 /**
+ * What an engine can do, so that the host refuses the rest with the reason. Live device changes are
+ * the LiveDomain's optional methods (changeMedia): an engine has them or not.
+ */
+export interface EngineCapabilities {
+  /** How it can ask a guest to power off (virsh shutdown --mode). */
+  shutdownModes: ShutdownChannel[];
+}
+
+/**
  * One engine behind one connection URI (libvirt's virConnectDriver). A new engine is added by
  * registering its driver in the DriverRegistry; nothing in the host names an engine.
  */
@@ -170,6 +179,7 @@ export interface EngineDriver {
   readonly uri: string;
   /** The <domain type='…'> values this engine runs. */
   readonly domainTypes: readonly string[];
+  readonly capabilities: EngineCapabilities;
   /** Availability, version and accelerator, as host.connections reports them. */
   connection(): ConnectionInfo;
   /** What the engine can run of a definition: warnings for what it lacks, errors for what the guest cannot do without. */

@@ -18,7 +18,7 @@ import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { resolveBootloader, usesBootloader } from '../../bootloader.js';
 import { log } from '../../log.js';
-import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport, type AccelMode } from '../driver.js';
+import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport, type AccelMode } from '../driver.js';
 import type { Accel, AccelState } from './accel.js';
 import type { ConnectionInfo } from '../../../../shared/api.js';
 import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
@@ -75,6 +75,7 @@ export class QemuDriver implements EngineDriver {
   readonly label = 'QEMU';
   readonly uri = 'qemu:///session';
   readonly domainTypes = ['qemu', 'kvm'];
+  readonly capabilities: EngineCapabilities = { shutdownModes: ['acpi', 'agent'] };
 
   constructor(
     private readonly runDir: string,

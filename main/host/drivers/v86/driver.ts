@@ -30,7 +30,7 @@ import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../../common/paths.js';
-import { SerialHandover, type BalloonInfo, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
+import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
 import { checkV86Support, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from './support.js';
 
@@ -49,6 +49,7 @@ export class V86Driver implements EngineDriver {
   readonly label = 'v86';
   readonly uri = 'v86:///session';
   readonly domainTypes = ['v86'];
+  readonly capabilities: EngineCapabilities = { shutdownModes: ['acpi', 'agent'] };
 
   constructor(private readonly runDir: string) {}
 
