@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { WebSocket } from 'ws';
-import { RfbClient } from '../runner/test-support.js';
+import { RfbClient } from '../testing/rfb-client.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, guestsBuilt, webShellSession } from '../testing/harness.js';
 
 const NAME = 'fuzzed';

@@ -13,7 +13,8 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import { bootOrderValue, readStateHeader, type HelloResult, type RunnerExit, type SaveResult, type ShutdownResult } from './protocol.js';
 import { loadStateFile, STATE_ENGINE_VERSION, writeStateFile } from '../common/statefile.js';
-import { ControlClient, READY, RfbClient, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from './test-support.js';
+import { RfbClient } from '../testing/rfb-client.js';
+import { ControlClient, READY, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
 
 const guest = findGuest();
 const skip = 'missing' in guest ? guest.missing : false;

@@ -13,7 +13,8 @@ import { parseDomainXml } from '../host/domain/xml.js';
 import { findQemu } from '../host/drivers/qemu/binary.js';
 import { QemuDriver } from '../host/drivers/qemu/driver.js';
 import { runnerPaths } from './protocol.js';
-import { ControlClient, baseConfig, repoRoot, spawnRunner, type SpawnedRunner } from './test-support.js';
+import { APP_ROOT } from '../host/paths.js';
+import { ControlClient, RUNNER_MAIN, baseConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
 
 const UUID_A = '6b1f7c1e-0000-4000-8000-0000000000aa';
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -32,7 +33,7 @@ async function refused(r: SpawnedRunner): Promise<string> {
 
 test('two runners started at once on one state dir: exactly one runs, the other names it', async () => {
   const first = spawnRunner(baseConfig({ name: 'twice' }));
-  const second = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'main/runner/main.ts'), first.dir], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const second = spawn(process.execPath, ['--import', 'tsx', RUNNER_MAIN, first.dir], { cwd: APP_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let secondErr = '';
   second.stderr.on('data', (d: Buffer) => (secondErr += d.toString()));
   const secondExit = new Promise<number | null>((resolve) => second.on('exit', resolve));

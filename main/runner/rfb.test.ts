@@ -6,18 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import type { ScreenshotResult } from './protocol.js';
-import {
-  ControlClient,
-  READY,
-  RfbClient,
-  expectedPixels,
-  findGuest,
-  pvConfig,
-  spawnRunner,
-  type ClientPixelFormat,
-  type RfbRect,
-  type SpawnedRunner,
-} from './test-support.js';
+import { RfbClient, expectedPixels, type ClientPixelFormat, type RfbRect } from '../testing/rfb-client.js';
+import { ControlClient, READY, findGuest, pvConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
 
 const guest = findGuest();
 const PASSWORD = 'domus-vnc-pw'; // RFB uses the first 8 characters

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import { bootOrderValue, type HelloResult, type ScreenshotResult, type StatsResult } from './protocol.js';
-import { ControlClient, READY, RfbClient, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from './test-support.js';
+import { RfbClient } from '../testing/rfb-client.js';
+import { ControlClient, READY, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
 
 const guest = findGuest();
 const skip = 'missing' in guest ? guest.missing : false;
