@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { RfbClient } from '../main/runner/test-support.js';
+import { RfbClient } from '../main/testing/rfb-client.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest } from '../main/testing/harness.js';
 
 const CMDLINE = `${SAMPLE_CMDLINE} vga=0x317`;

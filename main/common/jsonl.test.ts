@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { until } from '../testing/harness.js';
 import { JsonlConnection } from './jsonl.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jsonl-test-'));
@@ -34,27 +35,27 @@ async function pair(options?: ConstructorParameters<typeof JsonlConnection>[1]) 
   return { conn, peer: accepted[accepted.length - 1], messages, invalid };
 }
 
-const tick = () => new Promise((r) => setTimeout(r, 30));
+/** Writes `data` from the peer and waits until our end has read it: each write arrives as a chunk of its own. */
+async function feed(peer: net.Socket, conn: JsonlConnection, data: string | Buffer): Promise<void> {
+  const total = conn.socket.bytesRead + Buffer.byteLength(data);
+  peer.write(data);
+  await until(() => conn.socket.bytesRead >= total, 5000, `our end to have read ${total} bytes`);
+}
 
 test('partial lines, several lines per chunk, UTF-8 split across chunks', async () => {
   const { peer, messages, conn } = await pair();
   const euro = Buffer.from('{"s":"€"}\n');
-  peer.write('{"a":1}\n{"b"');
-  await tick();
-  peer.write(':2}\r\n\n');
-  await tick();
-  peer.write(euro.subarray(0, 7));
-  await tick();
-  peer.write(euro.subarray(7));
-  await tick();
+  await feed(peer, conn, '{"a":1}\n{"b"');
+  await feed(peer, conn, ':2}\r\n\n');
+  await feed(peer, conn, euro.subarray(0, 7));
+  await feed(peer, conn, euro.subarray(7));
   assert.deepEqual(messages, [{ a: 1 }, { b: 2 }, { s: '€' }]);
   conn.destroy();
 });
 
 test('a malformed line is reported and skipped; the next one still parses', async () => {
   const { peer, messages, invalid, conn } = await pair();
-  peer.write('{oops\n[1,2]\n');
-  await tick();
+  await feed(peer, conn, '{oops\n[1,2]\n');
   assert.equal(invalid.length, 1);
   assert.match(invalid[0], /^malformed JSON line/);
   assert.deepEqual(messages, [[1, 2]]);
@@ -63,12 +64,9 @@ test('a malformed line is reported and skipped; the next one still parses', asyn
 
 test('an over-long line is reported once and skipped up to its newline', async () => {
   const { peer, messages, invalid, conn } = await pair({ maxLineBytes: 100 });
-  peer.write('"' + 'x'.repeat(80));
-  await tick();
-  peer.write('x'.repeat(80));
-  await tick();
-  peer.write('x'.repeat(80) + '"\n{"after":true}\n' + JSON.stringify('y'.repeat(150)) + '\n');
-  await tick();
+  await feed(peer, conn, '"' + 'x'.repeat(80));
+  await feed(peer, conn, 'x'.repeat(80));
+  await feed(peer, conn, 'x'.repeat(80) + '"\n{"after":true}\n' + JSON.stringify('y'.repeat(150)) + '\n');
   assert.deepEqual(invalid, ['line longer than 100 bytes; skipped', 'line longer than 100 bytes; skipped']);
   assert.deepEqual(messages, [{ after: true }]);
   conn.destroy();
@@ -79,7 +77,7 @@ test('send writes one line; after the peer is gone send returns false and close 
   let received = '';
   peer.on('data', (d) => (received += d));
   assert.equal(conn.send({ hello: 'world' }), true);
-  await tick();
+  await until(() => received.endsWith('\n'), 5000, 'the peer to receive a line');
   assert.equal(received, '{"hello":"world"}\n');
   const closed = new Promise((r) => conn.on('close', r));
   peer.destroy();

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { guest, guestsBuilt } from '../testing/harness.js';
 import { DiskImage, FsImageError, type Filesystem } from './index.js';
-import { BIG_BYTES, makeTree, mkDisk, mkExt, mkFat, mkIso, pattern, run, tmpDir } from './test-images.js';
+import { BIG_BYTES, makeTree, mkDisk, mkExt, mkFat, mkIso, pattern, run, tmpDir } from '../testing/fs-images.js';
 
 let dir: string;
 let src: string;

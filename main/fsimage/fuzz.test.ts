@@ -9,8 +9,8 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { safetyNet } from './errors.js';
-import { exercise } from './fuzz-support.js';
-import { fakeBzImage, makeTree, mkDisk, mkExt, mkFat, mkIso, tmpDir } from './test-images.js';
+import { exercise } from '../testing/fsimage-fuzz.js';
+import { fakeBzImage, makeTree, mkDisk, mkExt, mkFat, mkIso, tmpDir } from '../testing/fs-images.js';
 
 const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 const BUDGET_MS = Number(process.env.DOMUS_FUZZ_MS ?? 30_000);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { DomainStatsSample, Events } from '../../shared/api.js';
+import type { DomainStatsSample, Events, TraceRecord } from '../../shared/api.js';
 import type { ApiCallError } from '../../shared/client.js';
 import { connectHost } from '../cli/connect.js';
 import { APP_ROOT } from '../common/paths.js';
@@ -23,6 +23,16 @@ async function freeMiB(serial: SerialWatch): Promise<{ total: number; free: numb
   const m = /Mem:\s+(\d+)\s+(\d+)\s+(\d+)/.exec(out);
   assert.ok(m, `free -m printed: ${out}`);
   return { total: Number(m[1]), free: Number(m[3]) };
+}
+
+/** The connections the host has accepted on its API socket and not yet closed (its ends, in /proc/net/unix). */
+function hostApiConnections(t: TestHost): number {
+  // Num RefCount Protocol Flags Type St Inode Path; St 03: connected.
+  return fs
+    .readFileSync('/proc/net/unix', 'utf8')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[5] === '03' && f[7] === t.paths.socket).length;
 }
 
 /** Asks the runner directly how many `stats` requests it has answered (its own request included). */
@@ -163,6 +173,7 @@ for (const engine of ENGINES) describe(`memory balloon and statistics (${engine}
     assert.deepEqual([s.net.rxBytes, s.net.txBytes, s.net.devices], [0, 0, []], 'the guest has no NIC');
     assert.equal(otherGot, 0, 'a client that does not watch gets no samples');
     const count = samples.length;
+    // What is under test is that nothing happens: 3 s (twelve intervals) without a sample.
     await sleep(3000);
     assert.equal(samples.length, count, 'unwatched: no more samples');
     other.close();
@@ -171,6 +182,7 @@ for (const engine of ENGINES) describe(`memory balloon and statistics (${engine}
   it('sampling runs only while someone watches, and stops when the watcher leaves or disconnects (counted at the runner)', { skip: facts.noStatsCount }, async () => {
     const statsRequests = facts.statsRequests!;
     const idle0 = await statsRequests(t, uuid);
+    // What is under test, here and below, is that nothing happens: 3 s without a poll of the runner.
     await sleep(3000);
     assert.equal(await statsRequests(t, uuid), idle0 + 1, 'nobody watches: the host does not poll the runner');
 
@@ -189,8 +201,10 @@ for (const engine of ENGINES) describe(`memory balloon and statistics (${engine}
     other.on('domain.stats', () => otherGot++);
     await other.call('stats.watch', { intervalMs: 250 });
     await until(() => otherGot >= 3, 30_000, 'samples for the second client');
+    const connections = hostApiConnections(t);
     other.close();
-    await sleep(500);
+    // The host unwatches in the same turn as it closes its end of the connection.
+    await until(() => hostApiConnections(t) < connections, 10_000, 'the host to close the connection of the watcher that left');
     const afterClose = await statsRequests(t, uuid);
     await sleep(3000);
     assert.equal(await statsRequests(t, uuid), afterClose + 1, 'disconnected: polling stopped');
@@ -203,15 +217,21 @@ for (const engine of ENGINES) describe(`memory balloon and statistics (${engine}
     let eventOut = '';
     events.stdout.on('data', (d: Buffer) => (eventOut += d.toString()));
     try {
-      // The listener is ready once it sees a change; setmem (the CLI) makes them.
-      for (let i = 0; i < 20 && !eventOut.includes("event 'balloon-change' for domain 'bal': 81920KiB\n"); i++) {
-        await t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 84 * MiB });
-        await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).actualKiB === 84 * MiB, 60_000, 'the guest at 84 MiB');
-        const setmem = await t.cli(['setmem', 'bal', '80M']);
-        assert.deepEqual([setmem.code, setmem.stdout, setmem.stderr], [0, '', '']);
-        await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).actualKiB === 80 * MiB, 60_000, 'the guest at 80 MiB');
-        await sleep(500);
-      }
+      // The listener is ready once its session.hello shows in the host's trace: it listens from then on.
+      const isListener = (r: TraceRecord): boolean => r.op === 'session.hello' && r.client?.pid === events.pid;
+      let listening = false;
+      const offTrace = t.client.on('trace.record', ({ record }) => (listening ||= isListener(record)));
+      const { backlog } = await t.client.call('trace.subscribe', { op: 'session.hello', backlog: true });
+      listening ||= backlog.some(isListener);
+      await until(() => listening, 30_000, "the event listener's session.hello in the trace");
+      await t.client.call('trace.unsubscribe', {});
+      offTrace();
+      await t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 84 * MiB });
+      await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).actualKiB === 84 * MiB, 60_000, 'the guest at 84 MiB');
+      const setmem = await t.cli(['setmem', 'bal', '80M']);
+      assert.deepEqual([setmem.code, setmem.stdout, setmem.stderr], [0, '', '']);
+      await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).actualKiB === 80 * MiB, 60_000, 'the guest at 80 MiB');
+      await until(() => eventOut.includes("event 'balloon-change' for domain 'bal': 81920KiB\n"), 30_000, 'the listener to print the change to 80 MiB');
       assert.match(eventOut, /^(event 'balloon-change' for domain 'bal': \d+KiB\n)+/);
       assert.ok(eventOut.includes("event 'balloon-change' for domain 'bal': 81920KiB\n"), eventOut);
     } finally {
@@ -290,6 +310,7 @@ for (const engine of ENGINES) describe(`memory balloon and statistics (${engine}
     const s = await SerialWatch.open(t.client, 'early');
     // Past the point where the guest would have taken up its virtio devices.
     await s.wait(/domus-init: virtio_pci is blacklisted/, BOOT);
+    // What is under test is that nothing happens: the host's 5 s no-driver timeout passes.
     await sleep(6000);
     const m = await t.client.call('domain.memoryStats', { domain: 'early' });
     assert.equal(m.balloon, 'pending', 'past the 5 s no-driver timeout, but the guest never looked at the device');

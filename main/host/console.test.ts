@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import { createWebSocketStream, WebSocket } from 'ws';
 import { PNG } from 'pngjs';
-import { RfbClient } from '../runner/test-support.js';
+import { RfbClient } from '../testing/rfb-client.js';
 import { vncAuthResponse } from '../common/vnc-auth.js';
 import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt, webShellSession } from '../testing/harness.js';
 

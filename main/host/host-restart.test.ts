@@ -51,6 +51,7 @@ for (const engine of ENGINES) describe(`guests outlive the host (${engine})`, { 
     }
 
     await t.killHost();
+    // What is under test is the host's absence: for 2.5 s each guest prints ticks only its runner keeps.
     await sleep(2500);
     for (const pid of pids) assert.ok(processAlive(pid), `runner ${pid} survived the host`);
 

@@ -14,8 +14,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { WebSocket } from 'ws';
-import { RfbClient } from '../runner/test-support.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, guestsBuilt, webShellSession } from '../testing/harness.js';
+import { RfbClient } from '../testing/rfb-client.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, guestsBuilt, until, webShellSession, within } from '../testing/harness.js';
 
 const NAME = 'fuzzed';
 
@@ -85,7 +85,9 @@ describe('malformed input on every listener', { skip: guestsBuilt() ? false : 's
       sent[listener] = (sent[listener] ?? 0) + 1;
       ws.send(m.data, { binary: m.binary });
     }
-    setTimeout(() => ws.terminate(), 2000);
+    // The server answers the close frame once it has read the messages before it, unless it closed
+    // first (ws gives up on an unanswered close frame after 30 s).
+    if (ws.readyState === ws.OPEN) ws.close();
     await closed;
   }
 
@@ -257,9 +259,11 @@ describe('malformed input on every listener', { skip: guestsBuilt() ? false : 's
         sent[listener] = (sent[listener] ?? 0) + 1;
         const viewer = await open();
         await viewer.handshake({ password: PASSWORD });
-        viewer.socket.write(g);
-        await new Promise((r) => setTimeout(r, 100));
-        viewer.socket.destroy();
+        viewer.socket.on('error', () => undefined);
+        const closed = viewer.socket.closed ? Promise.resolve() : new Promise((r) => viewer.socket.once('close', r));
+        // Half-closed after the message: the server closes its end once it has read all of it.
+        viewer.socket.end(g);
+        await within(closed, 10_000, `${listener}: the server to close the connection after ${g.subarray(0, 8).toString('hex')}…`);
       }
     }
 
@@ -295,8 +299,13 @@ describe('malformed input on every listener', { skip: guestsBuilt() ? false : 's
       await prlimit(pid, open + 16, Number(hard));
       try {
         const socks = Array.from({ length: 48 }, connect);
-        for (const sock of socks) sock.on('error', () => undefined);
-        await new Promise((r) => setTimeout(r, 500));
+        let dropped = 0;
+        for (const sock of socks) {
+          sock.on('error', () => undefined);
+          sock.on('close', () => dropped++);
+        }
+        const full = (): boolean => fs.readdirSync(`/proc/${pid}/fd`).length >= open + 16;
+        await until(() => full() && dropped > 0, 20_000, `pid ${pid} to fill its open-files table and drop the connections beyond it`);
         for (const sock of socks) sock.destroy();
         flooded += socks.length;
       } finally {

@@ -1,15 +1,22 @@
 // The statistics sampler without guests: one timer at the shortest interval watched, none when
 // nobody watches; samples and their rates from engine readings; virsh's scaled sizes for setmem.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { parseScaledKiB } from '../cli/commands/memory.js';
 import type { RunnerStats } from './drivers/driver.js';
 import { buildSample, StatsWatchers } from './stats.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Advances the mocked interval clock in 50 ms steps, letting each sample settle in between. */
+async function advance(t: TestContext, ms: number): Promise<void> {
+  for (let at = 0; at < ms; at += 50) {
+    t.mock.timers.tick(50);
+    await new Promise((r) => setImmediate(r));
+  }
+}
 
 describe('StatsWatchers', () => {
-  it('samples at the shortest interval while watched, and never once the last watcher is gone', async () => {
+  it('samples at the shortest interval while watched, and never once the last watcher is gone', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
     const calls: (string[] | 'all')[] = [];
     const w = new StatsWatchers(async (uuids) => void calls.push(uuids ? [...uuids].sort() : 'all'));
     const a = {};
@@ -17,34 +24,43 @@ describe('StatsWatchers', () => {
     w.watch(a, new Set(['u1']), 1000);
     w.watch(b, new Set(['u2']), 250);
     assert.ok(w.wants(a, 'u1') && !w.wants(a, 'u2') && w.wants(b, 'u2'));
-    await sleep(1100);
-    // Two immediate samples (one per watch) plus about four at 250 ms.
-    assert.ok(calls.length >= 5 && calls.length <= 8, `${calls.length} samples`);
+    await advance(t, 1100);
+    // The first watch's immediate sample (the second watch finds it still running), then four at 250 ms.
+    assert.equal(calls.length, 5, `${calls.length} samples`);
     assert.deepEqual(calls[calls.length - 1], ['u1', 'u2']);
     w.unwatch(b);
     w.unwatch(a);
     assert.equal(w.watched, false);
     const n = calls.length;
-    await sleep(600);
+    await advance(t, 600);
     assert.equal(calls.length, n, 'no sampling without watchers');
     w.watch(a, undefined, 250);
-    await sleep(50);
+    assert.equal(calls.length, n + 1, 'a new watcher is sampled at once');
     assert.equal(calls[calls.length - 1], 'all');
     w.unwatch(a);
   });
 
-  it('does not start a sample while the previous one still runs', async () => {
+  it('does not start a sample while the previous one still runs', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    let started = 0;
     let running = 0;
     let overlap = false;
+    let finish = (): void => undefined;
     const w = new StatsWatchers(async () => {
+      started++;
       running++;
       overlap ||= running > 1;
-      await sleep(700);
+      await new Promise<void>((r) => (finish = r));
       running--;
     });
     const owner = {};
     w.watch(owner, undefined, 250);
-    await sleep(1600);
+    await advance(t, 1000);
+    assert.equal(started, 1, 'four intervals passed while the first sample ran: none started');
+    finish();
+    await advance(t, 250);
+    assert.equal(started, 2, 'the first interval after it ended samples again');
+    finish();
     w.unwatch(owner);
     assert.equal(overlap, false);
   });

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import type { RunnerEvent, ScreenshotResult } from './protocol.js';
-import { ControlClient, PV_CMDLINE, READY, RfbClient, findGuest, pvConfig, spawnRunner, type SpawnedRunner } from './test-support.js';
+import { SAMPLE_CMDLINE } from '../testing/harness.js';
+import { RfbClient } from '../testing/rfb-client.js';
+import { ControlClient, READY, findGuest, pvConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
 
 const guest = findGuest();
 
@@ -29,7 +31,7 @@ describe('graphical framebuffer (vesafb via vga=791)', { skip: 'missing' in gues
 
   before(async () => {
     if ('missing' in guest) return;
-    runner = spawnRunner(pvConfig(guest, { name: 'gfx-test', cmdline: `${PV_CMDLINE} vga=791` }));
+    runner = spawnRunner(pvConfig(guest, { name: 'gfx-test', cmdline: `${SAMPLE_CMDLINE} vga=791` }));
     ctl = await ControlClient.connect(runner.paths.control);
     ctl.on('event', (e) => e.event === 'screen-size' && sizes.push(e));
     const hello = await ctl.call<{ serialBacklog: string }>('hello');

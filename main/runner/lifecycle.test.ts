@@ -13,7 +13,9 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import { bootOrderValue, readStateHeader, type HelloResult, type RunnerExit, type SaveResult, type ShutdownResult } from './protocol.js';
 import { loadStateFile, STATE_ENGINE_VERSION, writeStateFile } from '../common/statefile.js';
-import { ControlClient, READY, RfbClient, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from './test-support.js';
+import { sleep, until } from '../testing/harness.js';
+import { RfbClient } from '../testing/rfb-client.js';
+import { ControlClient, READY, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
 
 const guest = findGuest();
 const skip = 'missing' in guest ? guest.missing : false;
@@ -28,7 +30,6 @@ const savedState = path.join(workDir, 'booted.state');
 after(() => fs.rmSync(workDir, { recursive: true, force: true }));
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const digest = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 const readExit = (r: SpawnedRunner) => JSON.parse(fs.readFileSync(r.paths.exit, 'utf8')) as RunnerExit;
 
@@ -39,10 +40,13 @@ async function attach(r: SpawnedRunner): Promise<{ ctl: ControlClient; hello: He
   return { ctl, hello };
 }
 
-/** The guest's agent has announced itself to the runner (it does so right after writing its pid file). */
+/**
+ * The guest's agent has announced itself to the runner: it waits for its first request, in the poll
+ * (i386 syscall 168) of busybox's `read`, which it reaches only after writing DOMUS-AGENT-READY.
+ */
 async function agentUp(ctl: ControlClient): Promise<void> {
-  for (let i = 0; i < 100 && !/^\d+/m.test(await ctl.sh('cat /run/domus-agent.pid 2>/dev/null')); i++) await sleep(200);
-  await sleep(1000);
+  const probe = 'p=$(cat /run/domus-agent.pid 2>/dev/null) && cat /proc/$p/syscall';
+  await until(async () => /^168 /m.test(await ctl.sh(probe)), 60_000, 'the guest agent to wait for requests on /dev/hvc0');
 }
 
 /** Waits for a power-off: the event, exit code 0, exit.json, no sockets or pid file left. */
@@ -227,6 +231,7 @@ describe('shutdown and restore (guests restored from the saved PV guest)', { ski
     ctl.on('event', (e) => events.push(e.event));
     // The kernel still listens to its power button (acpid is what acts on it); the agent is gone.
     assert.deepEqual(await ctl.call('shutdown', { channels: ['acpi', 'agent'] }), { acpi: 'pressed', agent: 'no-answer' });
+    // What is under test is that nothing happens: the guest is given 3 s to (wrongly) power off.
     await sleep(3000);
     assert.match(await ctl.sh('echo ALIVE-$((4*4))'), /ALIVE-16/);
     assert.ok(!events.includes('guest-poweroff'));

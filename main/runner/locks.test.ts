@@ -13,8 +13,10 @@ import { parseDomainXml } from '../host/domain/xml.js';
 import { findQemu } from '../host/drivers/qemu/binary.js';
 import { Accel } from '../host/drivers/qemu/accel.js';
 import { QemuDriver } from '../host/drivers/qemu/driver.js';
+import { APP_ROOT } from '../host/paths.js';
 import { runnerPaths } from './protocol.js';
-import { ControlClient, baseConfig, repoRoot, spawnRunner, type SpawnedRunner } from './test-support.js';
+import { until } from '../testing/harness.js';
+import { ControlClient, RUNNER_MAIN, baseConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
 
 const UUID_A = '6b1f7c1e-0000-4000-8000-0000000000aa';
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -33,7 +35,7 @@ async function refused(r: SpawnedRunner): Promise<string> {
 
 test('two runners started at once on one state dir: exactly one runs, the other names it', async () => {
   const first = spawnRunner(baseConfig({ name: 'twice' }));
-  const second = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'main/runner/main.ts'), first.dir], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const second = spawn(process.execPath, ['--import', 'tsx', RUNNER_MAIN, first.dir], { cwd: APP_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let secondErr = '';
   second.stderr.on('data', (d: Buffer) => (secondErr += d.toString()));
   const secondExit = new Promise<number | null>((resolve) => second.on('exit', resolve));
@@ -106,8 +108,7 @@ describe('disk image locks', { timeout: 180_000 }, () => {
     const uuidQ = '6b1f7c1e-0000-4000-8000-0000000000cc';
     const q = spawn(qemu.path!, ['-name', 'guest=q,,dom,debug-threads=on', '-uuid', uuidQ, '-machine', 'pc', '-S', '-display', 'none', '-nodefaults', '-drive', `file=${qimg},format=raw,if=ide`], { stdio: 'ignore' });
     try {
-      const deadline = Date.now() + 20_000;
-      while (!locksOn(qimg).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await until(() => locksOn(qimg).length > 0, 20_000, 'QEMU to lock its disk image');
       // v86 runners refuse an image QEMU writes, for writing and for reading.
       const pattern = new RegExp(`is in use by domain 'q,dom' \\(${uuidQ}\\) in QEMU pid ${q.pid}, which writes to it`);
       assert.match(await refused(spawnRunner(baseConfig({ name: 'disk-f', hda: qimg }))), pattern);

@@ -6,18 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import type { ScreenshotResult } from './protocol.js';
-import {
-  ControlClient,
-  READY,
-  RfbClient,
-  expectedPixels,
-  findGuest,
-  pvConfig,
-  spawnRunner,
-  type ClientPixelFormat,
-  type RfbRect,
-  type SpawnedRunner,
-} from './test-support.js';
+import { RfbClient, expectedPixels, type ClientPixelFormat, type RfbRect } from '../testing/rfb-client.js';
+import { ControlClient, READY, findGuest, pvConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
 
 const guest = findGuest();
 const PASSWORD = 'domus-vnc-pw'; // RFB uses the first 8 characters
@@ -64,6 +54,24 @@ class ClientScreen {
 
 function area(rects: RfbRect[]): number {
   return rects.filter((r) => r.pixels).reduce((a, r) => a + r.w * r.h, 0);
+}
+
+/**
+ * Asks for incremental updates and applies them until the client's copy equals `want` (the paused
+ * guest's screen); returns the rectangles received. Fails naming `what` after `timeoutMs`.
+ */
+async function catchUp(v: RfbClient, screen: ClientScreen, want: Buffer, what: string, timeoutMs = 20_000): Promise<RfbRect[]> {
+  const received: RfbRect[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (!screen.data.equals(want)) {
+    const left = deadline - Date.now();
+    if (left <= 0) assert.fail(`${what}: the client's copy did not match the paused screen within ${timeoutMs} ms`);
+    v.requestUpdate(true);
+    const rects = await v.readUpdate(left).catch((err: Error) => assert.fail(`${what}: no update made the client's copy match the paused screen (${err.message})`));
+    screen.apply(rects);
+    received.push(...rects);
+  }
+  return received;
 }
 
 describe('runner RFB server', { skip: 'missing' in guest ? guest.missing : false }, () => {
@@ -158,18 +166,11 @@ describe('runner RFB server', { skip: 'missing' in guest ? guest.missing : false
     assert.ok(area(rects) <= (v.width * v.height) / 2, `update area ${area(rects)} is a small part of the screen`);
     // Only rows that differ are sent: the glyphs' blank top rows may be left out.
     assert.ok(rects.some((r) => r.x === 0 && r.y < 16 && r.pixels), 'the changed top-left text cells are included');
-    // The client's copy, built from incremental updates only, matches a fresh screenshot.
+    // The client's copy, built from incremental updates only, comes to match a fresh screenshot.
     await ctl.call('pause');
     try {
-      v.requestUpdate(true);
-      for (;;) {
-        const more = await Promise.race([v.readUpdate(), new Promise<undefined>((r) => setTimeout(r, 500))]);
-        if (!more) break;
-        screen.apply(more);
-        v.requestUpdate(true);
-      }
       const shot = await screenshot();
-      assert.ok(screen.data.equals(expectedPixels(shot.rgba, shot.width, 0, 0, shot.width, shot.height, RGB888)));
+      await catchUp(v, screen, expectedPixels(shot.rgba, shot.width, 0, 0, shot.width, shot.height, RGB888), 'incremental updates');
     } finally {
       await ctl.call('resume');
     }
@@ -204,14 +205,8 @@ describe('runner RFB server', { skip: 'missing' in guest ? guest.missing : false
           // A small change through the same zlib stream: the client's copy still matches.
           await ctl.sh(`printf '\\033[2;1H${encoding}-${pf.bitsPerPixel}' > /dev/tty1`);
           await ctl.call('pause');
-          for (;;) {
-            v.requestUpdate(true);
-            const more = await Promise.race([v.readUpdate(), new Promise<undefined>((r) => setTimeout(r, 500))]);
-            if (!more) break;
-            screen.apply(more);
-          }
           const after = await screenshot();
-          assert.ok(screen.data.equals(expectedPixels(after.rgba, after.width, 0, 0, after.width, after.height, pf)), `${label}: after an incremental update`);
+          await catchUp(v, screen, expectedPixels(after.rgba, after.width, 0, 0, after.width, after.height, pf), `${label}: after an incremental update`);
         } finally {
           await ctl.call('resume');
           v.close();
@@ -230,22 +225,14 @@ describe('runner RFB server', { skip: 'missing' in guest ? guest.missing : false
       await ctl.sh(`printf '\\033[99;1H\\n1\\n2\\n3\\n4\\n5-${encoding}' > /dev/tty1`);
       await ctl.call('pause');
       try {
-        let copies = 0;
-        let sent = 0;
-        let rects = await v.readUpdate();
-        for (;;) {
-          copies += rects.filter((r) => r.encoding === 1).length;
-          sent += area(rects);
-          screen.apply(rects);
-          v.requestUpdate(true);
-          const more = await Promise.race([v.readUpdate(), new Promise<undefined>((r) => setTimeout(r, 500))]);
-          if (!more) break;
-          rects = more;
-        }
+        const shot = await screenshot();
+        const first = await v.readUpdate();
+        screen.apply(first);
+        const rects = [...first, ...(await catchUp(v, screen, expectedPixels(shot.rgba, shot.width, 0, 0, shot.width, shot.height, RGB888), `encoding ${encoding}`))];
+        const copies = rects.filter((r) => r.encoding === 1).length;
+        const sent = area(rects);
         assert.ok(copies >= 1, `encoding ${encoding}: a CopyRect moved the text`);
         assert.ok(sent < (v.width * v.height) / 2, `encoding ${encoding}: only new rows sent (${sent} px of ${v.width * v.height})`);
-        const shot = await screenshot();
-        assert.ok(screen.data.equals(expectedPixels(shot.rgba, shot.width, 0, 0, shot.width, shot.height, RGB888)), `encoding ${encoding}: client copy matches`);
       } finally {
         await ctl.call('resume');
         v.close();

@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import { bootOrderValue, type HelloResult, type ScreenshotResult, type StatsResult } from './protocol.js';
-import { ControlClient, READY, RfbClient, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from './test-support.js';
+import { sleep } from '../testing/harness.js';
+import { RfbClient } from '../testing/rfb-client.js';
+import { ControlClient, READY, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
 
 const guest = findGuest();
 const skip = 'missing' in guest ? guest.missing : false;
@@ -79,7 +81,9 @@ describe('runner lifecycle', { skip }, () => {
     // The guest prints 2 s from now; the "host" vanishes right away.
     await ctl.call('serialWrite', { data: Buffer.from('(sleep 2; echo BACKLOG-$((40+2))) &\n').toString('base64') });
     ctl.conn.socket.destroy();
-    await new Promise((r) => setTimeout(r, 4000));
+    // Waits out the guest's delay: only a hello can see what was printed while nobody was attached,
+    // and a hello attaches.
+    await sleep(4000);
     ctl = await ControlClient.connect(runner.paths.control);
     const hello = await ctl.call<HelloResult>('hello');
     assert.match(Buffer.from(hello.serialBacklog, 'base64').toString('latin1'), /BACKLOG-42/);
@@ -101,7 +105,8 @@ describe('runner lifecycle', { skip }, () => {
     assert.equal((await ctl.call<HelloResult>('hello')).state, 'paused');
     const from = ctl.serial.length;
     await ctl.call('serialWrite', { data: Buffer.from('echo RESUMED-$((3*3))\n').toString('base64') });
-    await new Promise((r) => setTimeout(r, 1000));
+    // What is under test is that nothing happens: a running guest would answer well within 1 s.
+    await sleep(1000);
     assert.doesNotMatch(ctl.serial.slice(from), /RESUMED-9/, 'a paused guest does not run');
     const resumed = ctl.waitEvent('state');
     assert.deepEqual(await ctl.call('resume'), { state: 'running' });
@@ -123,7 +128,8 @@ describe('runner lifecycle', { skip }, () => {
   test('stats op: counters on request only, no periodic push', async () => {
     const s = await ctl.call<StatsResult>('stats');
     assert.ok(s.cpuTimeMs > 0 && s.rssBytes > 100 * 1024 * 1024 && s.wallMs > 0, JSON.stringify(s));
-    await new Promise((r) => setTimeout(r, 2500));
+    // What is under test is that nothing happens: 2.5 s without a request, without a stats event.
+    await sleep(2500);
     const again = await ctl.call<StatsResult>('stats');
     assert.equal(again.requests, s.requests + 1, 'only our own requests were answered');
     assert.ok(again.cpuTimeMs >= s.cpuTimeMs);
@@ -188,7 +194,8 @@ describe('runner HVM boot', { skip: typeof iso === 'string' ? false : iso.missin
     const ctl = await ControlClient.connect(runner.paths.control);
     try {
       assert.equal((await ctl.call<HelloResult>('hello')).state, 'paused');
-      await new Promise((r) => setTimeout(r, 1500));
+      // What is under test is that nothing runs: the paused machine is given 1.5 s to stay silent in.
+      await sleep(1500);
       assert.equal(ctl.serial, '', 'nothing runs before resume');
       await ctl.call('resume');
       await ctl.waitSerial(new RegExp(READY), 180_000);

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { DEFAULT_AUTH_THROTTLE } from './auth-throttle.js';
 import type { HelloResult } from './protocol.js';
-import { ControlClient, RfbClient, findGuest, pvConfig, spawnRunner, type SpawnedRunner } from './test-support.js';
+import { RfbClient } from '../testing/rfb-client.js';
+import { ControlClient, findGuest, pvConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
 import { desEncrypt } from '../common/vnc-auth.js';
 
 const guest = findGuest();

@@ -44,7 +44,8 @@ export async function startImageServer(payload: Buffer = randomBytes(3 * 1024 * 
     res.writeHead(m ? 206 : 200, headers);
     if (mode === 'drop' && !m && !dropped) {
       dropped = true;
-      res.write(body.subarray(0, Math.floor(body.length / 2)), () => setTimeout(() => req.socket.destroy(), 50));
+      // Once the half is written to the kernel, closing still sends it, then the FIN.
+      res.write(body.subarray(0, Math.floor(body.length / 2)), () => req.socket.destroy());
       return;
     }
     if (mode === 'slow') {
@@ -54,6 +55,7 @@ export async function startImageServer(payload: Buffer = randomBytes(3 * 1024 * 
         const chunk = body.subarray(at, at + 64 * 1024);
         at += chunk.length;
         if (at >= body.length) res.end(chunk);
+        // The pacing is the point: a download slow enough for a cancel to land mid-way.
         else res.write(chunk, () => setTimeout(tick, 200));
       };
       tick();

@@ -29,7 +29,8 @@ const server = net.createServer((sock) => {
     } else if (op === 'destroy') {
       conn.send({ id, ok: true, result: null });
       fs.rmSync(paths.control, { force: true });
-      setTimeout(() => process.exit(0), 50);
+      // Exits once the reply has been handed to the kernel.
+      conn.socket.end(() => process.exit(0));
     } else {
       conn.send({ id, ok: false, error: `not supported by the stand-in: ${op}` });
     }

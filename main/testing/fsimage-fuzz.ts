@@ -1,8 +1,8 @@
-// The fuzz loop's target: everything a caller can do with an image, walked as far as it goes.
-import { chooseBoot, BootError, findBootConfig, findKernels, inspectImage } from './index.js';
-import { DiskImage } from './image.js';
-import { FsImageError } from './errors.js';
-import type { Filesystem } from './vfs.js';
+// The fsimage fuzz loop's target: everything a caller can do with an image, walked as far as it goes.
+import { chooseBoot, BootError, findBootConfig, findKernels, inspectImage } from '../fsimage/index.js';
+import { DiskImage } from '../fsimage/image.js';
+import { FsImageError } from '../fsimage/errors.js';
+import type { Filesystem } from '../fsimage/vfs.js';
 
 const MAX_NODES = 3000;
 

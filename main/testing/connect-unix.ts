@@ -1,0 +1,23 @@
+// Connecting to a unix socket that a process just started may not have created yet.
+import net from 'node:net';
+import { sleep } from './harness.js';
+
+/** Connects to `file`, retrying until it accepts; throws the last error after `timeoutMs`. */
+export async function connectUnix(file: string, timeoutMs: number): Promise<net.Socket> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(file);
+        s.once('connect', () => {
+          s.off('error', reject);
+          resolve(s);
+        });
+        s.once('error', reject);
+      });
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`cannot connect to ${file} within ${timeoutMs} ms: ${(err as Error).message}`);
+      await sleep(100);
+    }
+  }
+}
