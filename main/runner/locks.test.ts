@@ -13,7 +13,7 @@ import { parseDomainXml } from '../host/domain/xml.js';
 import { findQemu } from '../host/drivers/qemu/binary.js';
 import { Accel } from '../host/drivers/qemu/accel.js';
 import { QemuDriver } from '../host/drivers/qemu/driver.js';
-import { APP_ROOT } from '../host/paths.js';
+import { APP_ROOT } from '../common/paths.js';
 import { runnerPaths } from './protocol.js';
 import { until } from '../testing/harness.js';
 import { ControlClient, RUNNER_MAIN, baseConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { JsonlConnection } from '../common/jsonl.js';
-import { APP_ROOT } from '../host/paths.js';
+import { APP_ROOT } from '../common/paths.js';
 import { runnerPaths, type RunnerConfig, type RunnerEvent, type RunnerMessage, type RunnerPaths, type RunnerReply } from '../runner/protocol.js';
 import { connectUnix } from './connect-unix.js';
 import { assertGuestModulesLoaded } from './guest-output.js';
