@@ -37,7 +37,7 @@ export async function buildNode() {
     format: 'esm',
     entryPoints: {
       'host/domusd': 'main/host/domusd.ts',
-      'host/fsimage-worker': 'main/host/fsimage-worker.ts',
+      'host/fsimage-worker': 'main/host/images/reader-worker.ts',
       'runner/main': 'main/runner/main.ts',
       'cli/domus': 'main/cli/domus.ts',
     },

@@ -5,10 +5,10 @@ import path from 'node:path';
 import type { MessagePortMain } from 'electron';
 import type { HostUtilityRequest } from '../../shared/ipc.js';
 import { JsonlConnection } from '../common/jsonl.js';
-import { ApiSession } from '../host/api-session.js';
+import { ApiSession } from '../host/api/session.js';
 import { HostLockedError, runHost, type RunningHost } from '../host/daemon.js';
 import { hostAnswers, hostPaths } from '../common/paths.js';
-import { VncLink } from '../host/vnc-link.js';
+import { VncLink } from '../host/api/vnc-link.js';
 
 const paths = hostPaths();
 

@@ -5,12 +5,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { claimPidLock, type PidLock } from '../common/locks.js';
-import type { HostServices } from './api-session.js';
+import type { HostServices } from './api/session.js';
 import { Host } from './host.js';
 import { log } from './log.js';
 import { APP_ROOT, hostPaths, type HostPaths } from '../common/paths.js';
-import { listenUnix, type UnixListener } from './transport/unix.js';
-import { WebShell } from './transport/web.js';
+import { listenUnix, type UnixListener } from './api/unix.js';
+import { WebShell } from './api/web-shell.js';
 
 export interface RunningHost {
   host: Host;

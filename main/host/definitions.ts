@@ -7,10 +7,10 @@ import { setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.j
 import { dumpDomainXml, parseDomainXml, serializeDomainXml } from './domain/xml.js';
 import type { DriverRegistry } from './drivers/registry.js';
 import { HostError, invalidArg, operationFailed, operationInvalid, operationUnsupported } from './errors.js';
-import { runFsimageJob } from './fsimage-client.js';
+import { runFsimageJob } from './images/reader-client.js';
 import type { Lifecycle } from './lifecycle.js';
-import { checkSpec } from './new-domain-checks.js';
-import { specToXml } from './new-domain.js';
+import { checkSpec } from './new-vm/checks.js';
+import { specToXml } from './new-vm/spec-to-xml.js';
 import type { DomainRecord, DomainRegistry, HostEventBus } from './registry.js';
 
 type Defined = { domain: DomainSummary; warnings: DefinitionWarning[] };

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { subdirectories } from '../common/fsutil.js';
 import { ENGINES, SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, guestsBuilt, until } from '../testing/harness.js';
 import { makeSpecialFiles } from '../testing/special-files.js';
-import { FsimageJobError, runFsimageJob } from './fsimage-client.js';
+import { FsimageJobError, runFsimageJob } from './images/reader-client.js';
 
 function threads(pid: number): number {
   return Number(/^Threads:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);

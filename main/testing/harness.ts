@@ -11,7 +11,7 @@ import { processAlive } from '../common/fsutil.js';
 import { findQemu } from '../host/drivers/qemu/binary.js';
 import { APP_ROOT, hostPaths, type HostPaths } from '../common/paths.js';
 import { assertGuestModulesLoaded } from './guest-output.js';
-import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/samples.js';
+import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/new-vm/samples.js';
 
 export { GUEST_DIR, SAMPLE_CMDLINE };
 export const guest = (file: string): string => path.join(GUEST_DIR, file);

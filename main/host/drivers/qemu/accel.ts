@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { writeFileAtomic } from '../../../common/fsutil.js';
 import { log } from '../../log.js';
-import { GUEST_DIR } from '../../samples.js';
+import { GUEST_DIR } from '../../new-vm/samples.js';
 
 import type { AccelMode } from '../driver.js';
 

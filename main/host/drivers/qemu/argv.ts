@@ -6,7 +6,7 @@ import type { DiskConfig, GraphicsConfig } from '../../../../shared/domain.js';
 import { childElements, firstChild, type DomainDocument } from '../../domain/xml.js';
 import { formatKiB } from '../../../../shared/libvirt/units.js';
 import { VNC_PORT_BASE } from '../../../runner/protocol.js';
-import { isPygrub } from '../../bootloader.js';
+import { isPygrub } from '../../images/bootloader.js';
 import type { SupportReport } from '../driver.js';
 
 /** File names in a QEMU domain's run directory (<run>/<uuid>/). */

@@ -16,7 +16,7 @@ import { exitText, killProcess, logLines, sleep, spawnEngine, waitForEngine, wai
 import type { GraphicsConfig } from '../../../../shared/domain.js';
 import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
-import { resolveBootloader, usesBootloader } from '../../bootloader.js';
+import { resolveBootloader, usesBootloader } from '../../images/bootloader.js';
 import { log } from '../../log.js';
 import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport, type AccelMode } from '../driver.js';
 import type { Accel, AccelState } from './accel.js';

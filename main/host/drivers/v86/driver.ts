@@ -25,7 +25,7 @@ import {
   type ScreenshotResult,
   type StatsResult,
 } from '../../../runner/protocol.js';
-import { resolveBootloader, usesBootloader } from '../../bootloader.js';
+import { resolveBootloader, usesBootloader } from '../../images/bootloader.js';
 import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';

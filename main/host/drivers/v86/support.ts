@@ -3,7 +3,7 @@
 // the guest cannot run without is an error.
 
 import type { DefinitionWarning, DiskConfig, DomainConfig } from '../../../../shared/domain.js';
-import { isPygrub } from '../../bootloader.js';
+import { isPygrub } from '../../images/bootloader.js';
 import { formatKiB } from '../../../../shared/libvirt/units.js';
 import { GUEST_AGENT_CHANNEL } from '../../domain/features.js';
 import { childElements, firstChild, type XmlElement } from '../../domain/xml.js';

@@ -1,9 +1,9 @@
 // The sample guests built by `npm run guests` (build/guests/), offered on the first-run screen.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { SampleGuest } from '../../shared/api.js';
-import { findQemu } from './drivers/qemu/binary.js';
-import { APP_ROOT } from '../common/paths.js';
+import type { SampleGuest } from '../../../shared/api.js';
+import { findQemu } from '../drivers/qemu/binary.js';
+import { APP_ROOT } from '../../common/paths.js';
 
 export const GUEST_DIR = process.env.DOMUS_GUEST_DIR ?? path.join(APP_ROOT, 'build', 'guests');
 export const SAMPLE_CMDLINE = 'console=ttyS0,115200 console=tty0 cryptomgr.notests noisapnp tsc=reliable mitigations=off no_timer_check';

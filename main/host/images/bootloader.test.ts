@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, guestsBuilt } from '../testing/harness.js';
-import { runFsimageJob } from './fsimage-client.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, guestsBuilt } from '../../testing/harness.js';
+import { runFsimageJob } from './reader-client.js';
 
 const BOOT_TIMEOUT = 300_000;
 /** The ext2 partition of disk.img starts at sector 2048 (build-guests.sh). */

@@ -1,9 +1,9 @@
-// Runs one image-reader job in a worker thread (main/host/fsimage-worker.ts) with a heap limit and
+// Runs one image-reader job in a worker thread (main/host/images/reader-worker.ts) with a heap limit and
 // a deadline; the reader's own budgets normally end a job long before either.
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { APP_ROOT } from '../common/paths.js';
-import type { FsimageJob, FsimageReply } from './fsimage-worker.js';
+import { APP_ROOT } from '../../common/paths.js';
+import type { FsimageJob, FsimageReply } from './reader-worker.js';
 
 const JOB_TIMEOUT_MS = 90_000;
 const HEAP_MB = 256;

@@ -3,8 +3,8 @@
 // the image does, the host process neither blocks nor runs out of memory.
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { writeFileAtomic } from '../common/fsutil.js';
-import { BootError, chooseBoot, DiskImage, FsImageError, inspectImage, parseBootloaderArgs } from '../fsimage/index.js';
+import { writeFileAtomic } from '../../common/fsutil.js';
+import { BootError, chooseBoot, DiskImage, FsImageError, inspectImage, parseBootloaderArgs } from '../../fsimage/index.js';
 
 export type FsimageJob =
   | { op: 'inspect'; path: string }

@@ -1,11 +1,11 @@
 // One client connection to the host, whatever the transport: validates every request against the
 // contract in shared/api.ts, calls the host, replies, and forwards the events this client wants.
 import { z } from 'zod';
-import { describeZodError, isMethod, RequestEnvelope, RequestParams, type ApiError, type EventName, type Events, type Method, type TraceRecord } from '../../shared/api.js';
-import { errorMessage } from '../../shared/errors.js';
-import { handlers, type ClientInfo, type ClientSession, type Handler, type HandlerTable, type HostServices } from './api-handlers.js';
-import { apiErrorOf } from './errors.js';
-import { log } from './log.js';
+import { describeZodError, isMethod, RequestEnvelope, RequestParams, type ApiError, type EventName, type Events, type Method, type TraceRecord } from '../../../shared/api.js';
+import { errorMessage } from '../../../shared/errors.js';
+import { handlers, type ClientInfo, type ClientSession, type Handler, type HandlerTable, type HostServices } from './handlers.js';
+import { apiErrorOf } from '../errors.js';
+import { log } from '../log.js';
 
 export type { ClientInfo, HostServices };
 

@@ -1,11 +1,11 @@
 // One handler per API method: the table the API session dispatches to after validation.
-import type { Method, ParsedParams, Results, TraceRecord } from '../../shared/api.js';
+import type { Method, ParsedParams, Results, TraceRecord } from '../../../shared/api.js';
 import fs from 'node:fs';
-import { loadCatalogue } from './downloads/catalogue.js';
-import { DownloadError } from './downloads/manager.js';
-import { browse } from './storage/browse.js';
-import { HostError, invalidArg } from './errors.js';
-import type { Host } from './host.js';
+import { loadCatalogue } from '../downloads/catalogue.js';
+import { DownloadError } from '../downloads/manager.js';
+import { browse } from '../storage/browse.js';
+import { HostError, invalidArg } from '../errors.js';
+import type { Host } from '../host.js';
 
 /** Who a request came from, as a handler sees it: one client's session (api-session.ts). */
 export interface ClientSession {
@@ -39,7 +39,7 @@ export function handlers(svc: HostServices): HandlerTable {
   const { host } = svc;
   return {
     'host.status': () => host.status(),
-    'host.samples': async () => (await import('./samples.js')).sampleGuests(),
+    'host.samples': async () => (await import('../new-vm/samples.js')).sampleGuests(),
     'host.webShell': async () => ({ url: await svc.webShellUrl() }),
     'host.stop': () => {
       setImmediate(() => svc.stop());
@@ -126,7 +126,7 @@ export function handlers(svc: HostServices): HandlerTable {
     },
     'volume.info': (p) => ({ volume: host.storage.volumeInfo(p.volume, p.pool) }),
     'host.browse': (p) => browse(p.path ?? host.storage.poolDir('default'), p.filter),
-    'host.inspectImage': async (p) => (await import('./image-inspect.js')).inspectImageFile(p.path),
+    'host.inspectImage': async (p) => (await import('../images/inspect.js')).inspectImageFile(p.path),
     'catalogue.list': () => catalogueList(host),
     'download.start': (p) => downloadCall(async () => ({ download: await host.downloads.start(p.entry, p.pool) })),
     'download.cancel': (p) => downloadCall(async () => ({ download: await host.downloads.cancel(p.id) })),

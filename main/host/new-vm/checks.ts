@@ -2,9 +2,9 @@
 // start. Every file the guest needs must exist, and a guest that needs a 64-bit CPU cannot go on
 // the 32-bit v86 engine.
 import fs from 'node:fs';
-import type { ImageInspection, NewDomainSpec } from '../../shared/api.js';
-import { ENGINES } from '../../shared/api.js';
-import { checkInputFile, InputFileError, openInputFile } from '../common/input-file.js';
+import type { ImageInspection, NewDomainSpec } from '../../../shared/api.js';
+import { ENGINES } from '../../../shared/api.js';
+import { checkInputFile, InputFileError, openInputFile } from '../../common/input-file.js';
 
 export type Inspector = (file: string) => Promise<Pick<ImageInspection, 'arch' | 'archReason' | 'kernels' | 'bootConfig'>>;
 

@@ -12,9 +12,9 @@ import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { isRegularFile } from '../../common/fsutil.js';
 import { DEFAULT_MAX_BUFFERED_BYTES } from '../../common/jsonl.js';
-import { ApiSession, type HostServices } from '../api-session.js';
+import { ApiSession, type HostServices } from './session.js';
 import { log } from '../log.js';
-import { VncLink } from '../vnc-link.js';
+import { VncLink } from './vnc-link.js';
 
 const COOKIE = 'domus_token';
 /** A one-time address is for a person to open now (`domus webshell`), or for the browser --open starts. */

@@ -2,8 +2,8 @@
 // An install from media gives two definitions, as virt-install makes them: the persistent (final)
 // one boots the disk with the CD-ROM ejected and carries a Domus note that the install is pending;
 // the install-time one (install-boot.ts) is derived from it at start and only ever runs live.
-import type { NewDomainSpec } from '../../shared/api.js';
-import { DOMUS_NS } from './domain/domus-metadata.js';
+import type { NewDomainSpec } from '../../../shared/api.js';
+import { DOMUS_NS } from '../domain/domus-metadata.js';
 
 const esc = (s: string): string =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');

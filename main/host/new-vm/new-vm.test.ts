@@ -5,12 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { describeZodError, NewDomainSpec, type NewDomainSpecInput } from '../../shared/api.js';
-import { guest, guestsBuilt } from '../testing/harness.js';
-import { completeInstall, installTimeDocument, pendingInstall } from './domain/install-boot.js';
-import { parseDomainXml, serializeDomainXml } from './domain/xml.js';
-import { checkSpec, kernelArch } from './new-domain-checks.js';
-import { specToXml } from './new-domain.js';
+import { describeZodError, NewDomainSpec, type NewDomainSpecInput } from '../../../shared/api.js';
+import { guest, guestsBuilt } from '../../testing/harness.js';
+import { completeInstall, installTimeDocument, pendingInstall } from '../domain/install-boot.js';
+import { parseDomainXml, serializeDomainXml } from '../domain/xml.js';
+import { checkSpec, kernelArch } from './checks.js';
+import { specToXml } from './spec-to-xml.js';
 
 const spec = (s: NewDomainSpecInput): NewDomainSpec => NewDomainSpec.parse(s);
 const doc = (s: NewDomainSpecInput) => parseDomainXml(specToXml(spec(s)));

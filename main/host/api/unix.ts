@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { JsonlConnection } from '../../common/jsonl.js';
-import { ApiSession, type HostServices } from '../api-session.js';
+import { ApiSession, type HostServices } from './session.js';
 import { log } from '../log.js';
 
 export interface UnixListener {

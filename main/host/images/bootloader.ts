@@ -2,13 +2,13 @@
 // kernel and initrd are read afresh from the guest's disk image, in user space, and written into
 // the domain's state directory, so a kernel upgraded inside the guest is the one that boots next.
 // Every engine calls this one function before its direct kernel boot. The reading runs in a worker
-// thread (fsimage-worker.ts), so a hostile image can neither block nor exhaust the host.
+// thread (images/reader-worker.ts), so a hostile image can neither block nor exhaust the host.
 import path from 'node:path';
-import type { DomainConfig } from '../../shared/domain.js';
-import { checkInputFile, InputFileError } from '../common/input-file.js';
-import type { DomainDocument } from './domain/xml.js';
-import { FsimageJobError, runFsimageJob } from './fsimage-client.js';
-import type { BootJobResult } from './fsimage-worker.js';
+import type { DomainConfig } from '../../../shared/domain.js';
+import { checkInputFile, InputFileError } from '../../common/input-file.js';
+import type { DomainDocument } from '../domain/xml.js';
+import { FsimageJobError, runFsimageJob } from './reader-client.js';
+import type { BootJobResult } from './reader-worker.js';
 
 export class BootloaderError extends Error {
   constructor(message: string) {

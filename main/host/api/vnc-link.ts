@@ -4,7 +4,7 @@
 // viewers (as virt-manager reads the password from the XML) and offers them security None, so the
 // password never travels to the renderer. Without a password, bytes pass through untouched.
 import net from 'node:net';
-import { VNC_CHALLENGE_BYTES, vncAuthResponse } from '../common/vnc-auth.js';
+import { VNC_CHALLENGE_BYTES, vncAuthResponse } from '../../common/vnc-auth.js';
 
 const SECURITY_NONE = 1;
 const SECURITY_VNC = 2;

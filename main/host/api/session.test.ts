@@ -5,10 +5,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ReplyEnvelope } from '../../shared/api.js';
-import { ApiSession, type HostServices } from './api-session.js';
-import { Host } from './host.js';
-import { hostPaths } from '../common/paths.js';
+import type { ReplyEnvelope } from '../../../shared/api.js';
+import { ApiSession, type HostServices } from './session.js';
+import { Host } from '../host.js';
+import { hostPaths } from '../../common/paths.js';
 
 const XML = `<domain type="v86">
   <name>unit</name>

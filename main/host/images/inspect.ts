@@ -1,8 +1,8 @@
 // host.inspectImage: the image reader, run in a worker thread; its verdicts become API errors.
-import { checkInputFile, InputFileError } from '../common/input-file.js';
-import type { ImageInspection } from '../../shared/api.js';
-import { FsimageJobError, runFsimageJob } from './fsimage-client.js';
-import { HostError, invalidArg } from './errors.js';
+import { checkInputFile, InputFileError } from '../../common/input-file.js';
+import type { ImageInspection } from '../../../shared/api.js';
+import { FsimageJobError, runFsimageJob } from './reader-client.js';
+import { HostError, invalidArg } from '../errors.js';
 
 export async function inspectImageFile(file: string): Promise<ImageInspection> {
   // Checked here too, before a worker exists: a worker blocked in open(2) on a FIFO could never be ended.
