@@ -1,0 +1,329 @@
+// A libvirt host as a Domus connection: the API's domain methods mapped onto libvirt's RPC
+// procedures (remote_protocol.x), and libvirt's lifecycle events turned into Domus events. Domus
+// keeps no copy of the far side's definitions: every answer is read from libvirtd when asked.
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { DomainInfo, DomainSummary, EventName, Events, LifecycleEvent, MemoryStats, Method } from '../../../shared/api.js';
+import { DOMAIN_STATES, type DomainState, type StateReason } from '../../../shared/libvirt/states.js';
+import { parseDomainXml } from '../domain/xml.js';
+import { HostError, internalError, noDomain, operationUnsupported } from '../errors.js';
+import { DEFAULT_SHUTDOWN_TIMEOUT_SEC } from '../lifecycle.js';
+import type { RemoteConnection } from './manager.js';
+
+/** What this driver needs of an RPC connection (main/host/libvirt/). */
+export interface LibvirtRpc {
+  /** Calls a procedure by its remote_protocol.x name without the REMOTE_PROC_ prefix (DOMAIN_CREATE). */
+  call(procedure: string, args?: object): Promise<Record<string, unknown>>;
+  /** Server messages of one procedure (DOMAIN_EVENT_CALLBACK_LIFECYCLE). */
+  onMessage(procedure: string, handler: (body: Record<string, unknown>) => void): void;
+  onClose(handler: (reason: string) => void): void;
+  close(): Promise<void>;
+}
+
+export type RpcOpener = (uri: string) => Promise<LibvirtRpc>;
+
+/** WIP: replaced by main/host/libvirt's client when it lands (branch libvirt-rpc). */
+export const openLibvirtRpc: RpcOpener = async (uri) => {
+  throw operationUnsupported(`no libvirt transport is built in yet for ${uri}`);
+};
+
+interface NonnullDomain {
+  name: string;
+  uuid: Buffer;
+  id: number;
+}
+
+/** virDomainEventType, in libvirt's order. */
+const EVENT_TYPES: (LifecycleEvent | 'pmsuspended')[] = ['defined', 'undefined', 'started', 'suspended', 'resumed', 'stopped', 'shutdown', 'pmsuspended', 'crashed'];
+
+/** Reasons per state (libvirt-domain.h's vir*Reason enums), as the contract names them. */
+const REASONS: Partial<Record<DomainState, StateReason[]>> = {
+  running: ['unknown', 'booted', 'migrated', 'restored', 'from snapshot', 'unpaused'],
+  paused: ['unknown', 'user', 'migrating', 'saving', 'dumping', 'ioerror', 'unknown', 'unknown', 'unknown', 'unknown', 'unknown', 'starting-up'],
+  shutoff: ['unknown', 'shutdown', 'destroyed', 'crashed', 'migrated', 'saved', 'failed', 'from snapshot'],
+};
+
+/** virDomainXMLFlags. */
+const XML_SECURE = 1;
+const XML_INACTIVE = 2;
+/** virDomainUndefineFlagsValues: a managed save and snapshot metadata go with the definition, as virt-manager deletes them. */
+const UNDEFINE_MANAGED_SAVE = 1;
+/** virDomainModificationImpact. */
+const AFFECT_LIVE = 1;
+const AFFECT_CONFIG = 2;
+/** virDomainShutdownFlagValues. */
+const SHUTDOWN_FLAGS: Record<string, number> = { acpi: 1, agent: 2, initctl: 4, signal: 8, paravirt: 16 };
+/** virDomainEventID. */
+const EVENT_ID_LIFECYCLE = 0;
+/** virDomainMemoryStatTags. */
+const MEMORY_TAGS = ['swap_in', 'swap_out', 'major_fault', 'minor_fault', 'unused', 'available', 'actual_balloon', 'rss', 'usable', 'last_update', 'disk_caches'] as const;
+
+export class LibvirtConnection extends EventEmitter implements RemoteConnection {
+  private rpc?: LibvirtRpc;
+  /** Shutdowns that force the guest off when it has not stopped in time, by domain UUID. */
+  private readonly forceTimers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    readonly uri: string,
+    private readonly openRpc: RpcOpener,
+  ) {
+    super();
+  }
+
+  async open(): Promise<{ hostname?: string; hypervisor?: string }> {
+    const rpc = await this.openRpc(this.uri);
+    try {
+      const hostname = (await rpc.call('CONNECT_GET_HOSTNAME')).hostname as string;
+      const type = (await rpc.call('CONNECT_GET_TYPE')).type as string;
+      const version = Number((await rpc.call('CONNECT_GET_VERSION')).hv_ver);
+      rpc.onMessage('DOMAIN_EVENT_CALLBACK_LIFECYCLE', (body) => void this.lifecycle(body));
+      await rpc.call('CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY', { eventID: EVENT_ID_LIFECYCLE, dom: null });
+      rpc.onClose((reason) => {
+        if (this.rpc !== rpc) return;
+        this.rpc = undefined;
+        this.emit('closed', reason);
+      });
+      this.rpc = rpc;
+      return { hostname, hypervisor: `${type} ${Math.floor(version / 1e6)}.${Math.floor(version / 1e3) % 1e3}.${version % 1e3}` };
+    } catch (err) {
+      await rpc.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.forceTimers.values()) clearTimeout(t);
+    this.forceTimers.clear();
+    const rpc = this.rpc;
+    this.rpc = undefined;
+    await rpc?.close();
+  }
+
+  async call(method: Method, params: unknown): Promise<unknown> {
+    const p = params as Record<string, unknown> & { domain?: string };
+    switch (method) {
+      case 'domain.list':
+        return { domains: await this.list() };
+      case 'domain.info':
+        return this.info(p.domain!);
+      case 'domain.xml': {
+        const dom = await this.lookup(p.domain!);
+        const flags = (p.inactive ? XML_INACTIVE : 0) | (p.secure ? XML_SECURE : 0);
+        const xml = (await this.rpcCall('DOMAIN_GET_XML_DESC', { dom, flags })).xml as string;
+        return { xml, generation: await this.generation(dom) };
+      }
+      case 'domain.define': {
+        const { dom } = await this.rpcCall('DOMAIN_DEFINE_XML_FLAGS', { xml: p.xml, flags: 0 });
+        return { domain: await this.summary(dom as NonnullDomain), warnings: [] };
+      }
+      case 'domain.undefine':
+        await this.rpcCall('DOMAIN_UNDEFINE_FLAGS', { dom: await this.lookup(p.domain!), flags: UNDEFINE_MANAGED_SAVE });
+        return {};
+      case 'domain.start':
+        return this.act(p.domain!, 'DOMAIN_CREATE');
+      case 'domain.destroy':
+        return this.act(p.domain!, 'DOMAIN_DESTROY');
+      case 'domain.suspend':
+        return this.act(p.domain!, 'DOMAIN_SUSPEND');
+      case 'domain.resume':
+        return this.act(p.domain!, 'DOMAIN_RESUME');
+      case 'domain.reboot':
+        return this.act(p.domain!, 'DOMAIN_REBOOT', { flags: 0 });
+      case 'domain.reset':
+        return this.act(p.domain!, 'DOMAIN_RESET', { flags: 0 });
+      case 'domain.shutdown':
+        return this.shutdown(p.domain!, p as { modes?: string[]; force?: boolean; timeoutSec?: number });
+      case 'domain.setAutostart':
+        return this.act(p.domain!, 'DOMAIN_SET_AUTOSTART', { autostart: p.enabled ? 1 : 0 });
+      case 'domain.setMemory': {
+        const flags = (p.live ? AFFECT_LIVE : 0) | (p.config ? AFFECT_CONFIG : 0);
+        return this.act(p.domain!, 'DOMAIN_SET_MEMORY_FLAGS', { memory: BigInt(p.sizeKiB as number), flags });
+      }
+      case 'domain.memoryStats':
+        return this.memoryStats(p.domain!);
+      default:
+        throw operationUnsupported(`${method} is not available on libvirt connections yet (${this.uri})`);
+    }
+  }
+
+  /**
+   * virsh shutdown on libvirt: asks through the named modes (libvirt picks when none is named), and,
+   * as Domus's own engines do, forces the guest off when it is still running after the timeout
+   * unless only a request was made (modes named, or force false).
+   */
+  private async shutdown(ref: string, opts: { modes?: string[]; force?: boolean; timeoutSec?: number }): Promise<unknown> {
+    const dom = await this.lookup(ref);
+    const flags = (opts.modes ?? []).reduce((f, m) => f | (SHUTDOWN_FLAGS[m] ?? 0), 0);
+    await this.rpcCall('DOMAIN_SHUTDOWN_FLAGS', { dom, flags });
+    const force = opts.force ?? opts.modes === undefined;
+    const uuid = uuidText(dom.uuid);
+    clearTimeout(this.forceTimers.get(uuid));
+    if (force) {
+      const timeoutSec = opts.timeoutSec ?? DEFAULT_SHUTDOWN_TIMEOUT_SEC;
+      this.forceTimers.set(
+        uuid,
+        setTimeout(() => {
+          this.forceTimers.delete(uuid);
+          this.rpcCall('DOMAIN_DESTROY', { dom }).catch(() => undefined);
+        }, timeoutSec * 1000),
+      );
+    }
+    const asked = (opts.modes ?? ['acpi']).filter((m): m is 'acpi' | 'agent' => m === 'acpi' || m === 'agent');
+    return { domain: await this.summary(dom), asked, forced: false };
+  }
+
+  private async rpcCall(procedure: string, args?: object): Promise<Record<string, unknown>> {
+    if (!this.rpc) throw new HostError('OPERATION_INVALID', `connection ${this.uri} is not open`);
+    return this.rpc.call(procedure, args);
+  }
+
+  /** A domain by name, UUID or id, as virsh looks them up. */
+  private async lookup(ref: string): Promise<NonnullDomain> {
+    const tries: [string, object][] = [];
+    if (/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(ref)) tries.push(['DOMAIN_LOOKUP_BY_UUID', { uuid: Buffer.from(ref.replace(/-/g, ''), 'hex') }]);
+    if (/^\d+$/.test(ref)) tries.push(['DOMAIN_LOOKUP_BY_ID', { id: Number(ref) }]);
+    tries.push(['DOMAIN_LOOKUP_BY_NAME', { name: ref }]);
+    for (const [procedure, args] of tries) {
+      try {
+        return (await this.rpcCall(procedure, args)).dom as NonnullDomain;
+      } catch (err) {
+        if (!(err instanceof HostError && err.code === 'NO_DOMAIN')) throw err;
+      }
+    }
+    throw noDomain(ref);
+  }
+
+  private async act(ref: string, procedure: string, extra: object = {}): Promise<{ domain: DomainSummary }> {
+    const dom = await this.lookup(ref);
+    await this.rpcCall(procedure, { dom, ...extra });
+    return { domain: await this.summary(dom) };
+  }
+
+  private async list(): Promise<DomainSummary[]> {
+    const domains = (await this.rpcCall('CONNECT_LIST_ALL_DOMAINS', { need_results: 1, flags: 0 })).domains as NonnullDomain[];
+    const summaries = await Promise.all(domains.map((d) => this.summary(d).catch(() => undefined)));
+    return summaries.filter((s): s is DomainSummary => s !== undefined).sort((a, b) => (a.id ?? Infinity) - (b.id ?? Infinity) || a.name.localeCompare(b.name));
+  }
+
+  /** A domain's summary, read afresh: state and reason, info, persistence, autostart, managed save. */
+  private async summary(dom: NonnullDomain): Promise<DomainSummary> {
+    const [state, info, persistent, autostart, managedSave] = await Promise.all([
+      this.rpcCall('DOMAIN_GET_STATE', { dom, flags: 0 }),
+      this.rpcCall('DOMAIN_GET_INFO', { dom }),
+      this.rpcCall('DOMAIN_IS_PERSISTENT', { dom }),
+      this.rpcCall('DOMAIN_GET_AUTOSTART', { dom }),
+      this.rpcCall('DOMAIN_HAS_MANAGED_SAVE_IMAGE', { dom, flags: 0 }),
+    ]);
+    const stateName = DOMAIN_STATES[state.state as number] ?? 'nostate';
+    return {
+      uuid: uuidText(dom.uuid),
+      name: dom.name,
+      id: dom.id >= 0 ? dom.id : undefined,
+      state: stateName,
+      reason: REASONS[stateName]?.[state.reason as number] ?? 'unknown',
+      step: null,
+      persistent: Boolean(persistent.persistent),
+      engine: this.uri,
+      memoryKiB: Number(info.maxMem),
+      currentMemoryKiB: Number(info.memory),
+      vcpus: Number(info.nrVirtCpu),
+      cpuPercent: 0,
+      autostart: Boolean(autostart.autostart),
+      onHostStop: 'keep',
+      managedSave: Boolean(managedSave.result),
+      generation: 0,
+    };
+  }
+
+  private async info(ref: string): Promise<DomainInfo> {
+    const dom = await this.lookup(ref);
+    const [summary, info, os, xml] = await Promise.all([
+      this.summary(dom),
+      this.rpcCall('DOMAIN_GET_INFO', { dom }),
+      this.rpcCall('DOMAIN_GET_OS_TYPE', { dom }),
+      this.rpcCall('DOMAIN_GET_XML_DESC', { dom, flags: 0 }),
+    ]);
+    const config = parseDomainXml(xml.xml as string).config;
+    return {
+      ...summary,
+      generation: generationOf(await this.inactiveXml(dom)),
+      osType: os.type as string,
+      cpuTimeMs: Number(info.cpuTime) / 1e6,
+      config: { ...config, graphics: config.graphics.map((g) => (g.passwd ? { ...g, passwd: '********' } : g)) },
+      warnings: [],
+    };
+  }
+
+  private async memoryStats(ref: string): Promise<MemoryStats> {
+    const dom = await this.lookup(ref);
+    const [info, raw] = await Promise.all([this.rpcCall('DOMAIN_GET_INFO', { dom }), this.rpcCall('DOMAIN_MEMORY_STATS', { dom, maxStats: 16, flags: 0 })]);
+    const stat = new Map<string, number>();
+    for (const { tag, val } of raw.stats as { tag: number; val: bigint }[]) stat.set(MEMORY_TAGS[tag] ?? `tag${tag}`, Number(val));
+    const actual = stat.get('actual_balloon') ?? Number(info.memory);
+    return {
+      maxKiB: Number(info.maxMem),
+      targetKiB: Number(info.memory),
+      actualKiB: actual,
+      availableKiB: stat.get('available'),
+      unusedKiB: stat.get('unused'),
+      usableKiB: stat.get('usable'),
+      diskCachesKiB: stat.get('disk_caches'),
+      rssKiB: stat.get('rss'),
+      balloon: stat.has('actual_balloon') ? 'ok' : 'absent',
+      hostReclaims: true,
+      lastUpdate: stat.has('last_update') ? stat.get('last_update')! * 1000 : undefined,
+    };
+  }
+
+  private async inactiveXml(dom: NonnullDomain): Promise<string> {
+    return (await this.rpcCall('DOMAIN_GET_XML_DESC', { dom, flags: XML_INACTIVE | XML_SECURE })).xml as string;
+  }
+
+  private async generation(dom: NonnullDomain): Promise<number> {
+    return generationOf(await this.inactiveXml(dom));
+  }
+
+  /** libvirt's lifecycle event, as Domus's: the domain's summary read afresh, or gone when undefined. */
+  private async lifecycle(body: Record<string, unknown>): Promise<void> {
+    const msg = body.msg as { dom: NonnullDomain; event: number; detail: number };
+    const event = EVENT_TYPES[msg.event];
+    if (!event) return;
+    const uuid = uuidText(msg.dom.uuid);
+    if (event === 'stopped' || event === 'undefined') {
+      clearTimeout(this.forceTimers.get(uuid));
+      this.forceTimers.delete(uuid);
+    }
+    if (event === 'undefined') {
+      this.emitEvent('domain.undefined', { uuid, name: msg.dom.name });
+      return;
+    }
+    let domain: DomainSummary;
+    try {
+      domain = await this.summary(msg.dom);
+    } catch (err) {
+      // A transient domain that stopped is gone by the time we ask.
+      if (err instanceof HostError && err.code === 'NO_DOMAIN') {
+        this.emitEvent('domain.undefined', { uuid, name: msg.dom.name });
+        return;
+      }
+      throw err;
+    }
+    if (event === 'defined') this.emitEvent('domain.defined', { domain });
+    this.emitEvent('domain.lifecycle', { domain, event: event === 'pmsuspended' ? 'suspended' : event });
+  }
+
+  private emitEvent<E extends EventName>(name: E, data: Events[E]): void {
+    this.emit('event', name, data);
+  }
+}
+
+function uuidText(raw: Buffer): string {
+  const h = Buffer.from(raw).toString('hex');
+  if (h.length !== 32) throw internalError(`libvirt sent a UUID of ${raw.length} bytes`);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** The same generation as the host's own definitions: a hash of the inactive XML. */
+function generationOf(xml: string): number {
+  return createHash('sha256').update(xml).digest().readUInt32BE(0);
+}
