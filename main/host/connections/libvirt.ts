@@ -6,32 +6,22 @@ import { EventEmitter } from 'node:events';
 import type { DomainInfo, DomainSummary, EventName, Events, LifecycleEvent, MemoryStats, Method } from '../../../shared/api.js';
 import { DOMAIN_STATES, type DomainState, type StateReason } from '../../../shared/libvirt/states.js';
 import { parseDomainXml } from '../domain/xml.js';
-import { HostError, internalError, noDomain, operationUnsupported } from '../errors.js';
+import { ERROR_CODES, ERROR_WORDING, type ErrorCode } from '../../../shared/errors.js';
+import { HostError, internalError, noDomain, operationInvalid, operationUnsupported } from '../errors.js';
+import { LibvirtError } from '../libvirt/errors.js';
+import type { remote_nonnull_domain } from '../libvirt/protocol/remote.js';
+import { RpcClient, type ArgsOf, type ProcName, type RetOf } from '../libvirt/rpc-client.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_SEC } from '../lifecycle.js';
 import type { RemoteConnection } from './manager.js';
 
-/** What this driver needs of an RPC connection (main/host/libvirt/). */
-export interface LibvirtRpc {
-  /** Calls a procedure by its remote_protocol.x name without the REMOTE_PROC_ prefix (DOMAIN_CREATE). */
-  call(procedure: string, args?: object): Promise<Record<string, unknown>>;
-  /** Server messages of one procedure (DOMAIN_EVENT_CALLBACK_LIFECYCLE). */
-  onMessage(procedure: string, handler: (body: Record<string, unknown>) => void): void;
-  onClose(handler: (reason: string) => void): void;
-  close(): Promise<void>;
-}
+type ArgList<P extends ProcName> = ArgsOf<P> extends void ? [] : [args: ArgsOf<P>];
 
-export type RpcOpener = (uri: string) => Promise<LibvirtRpc>;
+/** Opens the RPC connection to a URI (RpcClient.connect; tests may pass options such as the ssh binary). */
+export type RpcOpener = (uri: string) => Promise<RpcClient>;
 
-/** WIP: replaced by main/host/libvirt's client when it lands (branch libvirt-rpc). */
-export const openLibvirtRpc: RpcOpener = async (uri) => {
-  throw operationUnsupported(`no libvirt transport is built in yet for ${uri}`);
-};
+export const openLibvirtRpc: RpcOpener = (uri) => RpcClient.connect(uri);
 
-interface NonnullDomain {
-  name: string;
-  uuid: Buffer;
-  id: number;
-}
+type NonnullDomain = remote_nonnull_domain;
 
 /** virDomainEventType, in libvirt's order. */
 const EVENT_TYPES: (LifecycleEvent | 'pmsuspended')[] = ['defined', 'undefined', 'started', 'suspended', 'resumed', 'stopped', 'shutdown', 'pmsuspended', 'crashed'];
@@ -59,7 +49,7 @@ const EVENT_ID_LIFECYCLE = 0;
 const MEMORY_TAGS = ['swap_in', 'swap_out', 'major_fault', 'minor_fault', 'unused', 'available', 'actual_balloon', 'rss', 'usable', 'last_update', 'disk_caches'] as const;
 
 export class LibvirtConnection extends EventEmitter implements RemoteConnection {
-  private rpc?: LibvirtRpc;
+  private rpc?: RpcClient;
   /** Shutdowns that force the guest off when it has not stopped in time, by domain UUID. */
   private readonly forceTimers = new Map<string, NodeJS.Timeout>();
 
@@ -73,15 +63,15 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   async open(): Promise<{ hostname?: string; hypervisor?: string }> {
     const rpc = await this.openRpc(this.uri);
     try {
-      const hostname = (await rpc.call('CONNECT_GET_HOSTNAME')).hostname as string;
-      const type = (await rpc.call('CONNECT_GET_TYPE')).type as string;
-      const version = Number((await rpc.call('CONNECT_GET_VERSION')).hv_ver);
-      rpc.onMessage('DOMAIN_EVENT_CALLBACK_LIFECYCLE', (body) => void this.lifecycle(body));
-      await rpc.call('CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY', { eventID: EVENT_ID_LIFECYCLE, dom: null });
-      rpc.onClose((reason) => {
+      const hostname = (await rpc.call('REMOTE_PROC_CONNECT_GET_HOSTNAME')).hostname as string;
+      const type = (await rpc.call('REMOTE_PROC_CONNECT_GET_TYPE')).type as string;
+      const version = Number((await rpc.call('REMOTE_PROC_CONNECT_GET_VERSION')).hv_ver);
+      rpc.onMessage('REMOTE_PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE', (msg) => void this.lifecycle(msg.msg).catch(() => undefined));
+      await rpc.call('REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY', { eventID: EVENT_ID_LIFECYCLE, dom: null });
+      rpc.onClose((err) => {
         if (this.rpc !== rpc) return;
         this.rpc = undefined;
-        this.emit('closed', reason);
+        this.emit('closed', err?.message ?? 'closed');
       });
       this.rpc = rpc;
       return { hostname, hypervisor: `${type} ${Math.floor(version / 1e6)}.${Math.floor(version / 1e3) % 1e3}.${version % 1e3}` };
@@ -109,35 +99,35 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
       case 'domain.xml': {
         const dom = await this.lookup(p.domain!);
         const flags = (p.inactive ? XML_INACTIVE : 0) | (p.secure ? XML_SECURE : 0);
-        const xml = (await this.rpcCall('DOMAIN_GET_XML_DESC', { dom, flags })).xml as string;
+        const xml = (await this.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags })).xml as string;
         return { xml, generation: await this.generation(dom) };
       }
       case 'domain.define': {
-        const { dom } = await this.rpcCall('DOMAIN_DEFINE_XML_FLAGS', { xml: p.xml, flags: 0 });
-        return { domain: await this.summary(dom as NonnullDomain), warnings: [] };
+        const { dom } = await this.rpcCall('REMOTE_PROC_DOMAIN_DEFINE_XML_FLAGS', { xml: p.xml as string, flags: 0 });
+        return { domain: await this.summary(dom), warnings: [] };
       }
       case 'domain.undefine':
-        await this.rpcCall('DOMAIN_UNDEFINE_FLAGS', { dom: await this.lookup(p.domain!), flags: UNDEFINE_MANAGED_SAVE });
+        await this.rpcCall('REMOTE_PROC_DOMAIN_UNDEFINE_FLAGS', { dom: await this.lookup(p.domain!), flags: UNDEFINE_MANAGED_SAVE });
         return {};
       case 'domain.start':
-        return this.act(p.domain!, 'DOMAIN_CREATE');
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_CREATE', { dom }));
       case 'domain.destroy':
-        return this.act(p.domain!, 'DOMAIN_DESTROY');
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_DESTROY', { dom }));
       case 'domain.suspend':
-        return this.act(p.domain!, 'DOMAIN_SUSPEND');
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_SUSPEND', { dom }));
       case 'domain.resume':
-        return this.act(p.domain!, 'DOMAIN_RESUME');
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_RESUME', { dom }));
       case 'domain.reboot':
-        return this.act(p.domain!, 'DOMAIN_REBOOT', { flags: 0 });
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_REBOOT', { dom, flags: 0 }));
       case 'domain.reset':
-        return this.act(p.domain!, 'DOMAIN_RESET', { flags: 0 });
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_RESET', { dom, flags: 0 }));
       case 'domain.shutdown':
         return this.shutdown(p.domain!, p as { modes?: string[]; force?: boolean; timeoutSec?: number });
       case 'domain.setAutostart':
-        return this.act(p.domain!, 'DOMAIN_SET_AUTOSTART', { autostart: p.enabled ? 1 : 0 });
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_SET_AUTOSTART', { dom, autostart: p.enabled ? 1 : 0 }));
       case 'domain.setMemory': {
         const flags = (p.live ? AFFECT_LIVE : 0) | (p.config ? AFFECT_CONFIG : 0);
-        return this.act(p.domain!, 'DOMAIN_SET_MEMORY_FLAGS', { memory: BigInt(p.sizeKiB as number), flags });
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_SET_MEMORY_FLAGS', { dom, memory: BigInt(p.sizeKiB as number), flags }));
       }
       case 'domain.memoryStats':
         return this.memoryStats(p.domain!);
@@ -154,7 +144,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   private async shutdown(ref: string, opts: { modes?: string[]; force?: boolean; timeoutSec?: number }): Promise<unknown> {
     const dom = await this.lookup(ref);
     const flags = (opts.modes ?? []).reduce((f, m) => f | (SHUTDOWN_FLAGS[m] ?? 0), 0);
-    await this.rpcCall('DOMAIN_SHUTDOWN_FLAGS', { dom, flags });
+    await this.rpcCall('REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS', { dom, flags });
     const force = opts.force ?? opts.modes === undefined;
     const uuid = uuidText(dom.uuid);
     clearTimeout(this.forceTimers.get(uuid));
@@ -164,7 +154,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
         uuid,
         setTimeout(() => {
           this.forceTimers.delete(uuid);
-          this.rpcCall('DOMAIN_DESTROY', { dom }).catch(() => undefined);
+          this.rpcCall('REMOTE_PROC_DOMAIN_DESTROY', { dom }).catch(() => undefined);
         }, timeoutSec * 1000),
       );
     }
@@ -172,20 +162,27 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     return { domain: await this.summary(dom), asked, forced: false };
   }
 
-  private async rpcCall(procedure: string, args?: object): Promise<Record<string, unknown>> {
-    if (!this.rpc) throw new HostError('OPERATION_INVALID', `connection ${this.uri} is not open`);
-    return this.rpc.call(procedure, args);
+  /** A call on the open connection; libvirt's errors become the host's, with libvirt's class and words. */
+  private async rpcCall<P extends ProcName>(proc: P, ...args: ArgList<P>): Promise<RetOf<P>> {
+    if (!this.rpc) throw operationInvalid(`connection ${this.uri} is not open`);
+    try {
+      return await this.rpc.call(proc, ...args);
+    } catch (err) {
+      throw err instanceof LibvirtError ? hostErrorOf(err) : err;
+    }
   }
 
   /** A domain by name, UUID or id, as virsh looks them up. */
   private async lookup(ref: string): Promise<NonnullDomain> {
-    const tries: [string, object][] = [];
-    if (/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(ref)) tries.push(['DOMAIN_LOOKUP_BY_UUID', { uuid: Buffer.from(ref.replace(/-/g, ''), 'hex') }]);
-    if (/^\d+$/.test(ref)) tries.push(['DOMAIN_LOOKUP_BY_ID', { id: Number(ref) }]);
-    tries.push(['DOMAIN_LOOKUP_BY_NAME', { name: ref }]);
-    for (const [procedure, args] of tries) {
+    const tries: (() => Promise<{ dom: NonnullDomain }>)[] = [];
+    if (/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(ref)) {
+      tries.push(() => this.rpcCall('REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID', { uuid: Buffer.from(ref.replace(/-/g, ''), 'hex') }));
+    }
+    if (/^\d+$/.test(ref)) tries.push(() => this.rpcCall('REMOTE_PROC_DOMAIN_LOOKUP_BY_ID', { id: Number(ref) }));
+    tries.push(() => this.rpcCall('REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME', { name: ref }));
+    for (const attempt of tries) {
       try {
-        return (await this.rpcCall(procedure, args)).dom as NonnullDomain;
+        return (await attempt()).dom;
       } catch (err) {
         if (!(err instanceof HostError && err.code === 'NO_DOMAIN')) throw err;
       }
@@ -193,14 +190,15 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     throw noDomain(ref);
   }
 
-  private async act(ref: string, procedure: string, extra: object = {}): Promise<{ domain: DomainSummary }> {
+  /** Looks the domain up, does `action` on it, and answers its summary afterwards. */
+  private async act(ref: string, action: (dom: NonnullDomain) => Promise<unknown>): Promise<{ domain: DomainSummary }> {
     const dom = await this.lookup(ref);
-    await this.rpcCall(procedure, { dom, ...extra });
+    await action(dom);
     return { domain: await this.summary(dom) };
   }
 
   private async list(): Promise<DomainSummary[]> {
-    const domains = (await this.rpcCall('CONNECT_LIST_ALL_DOMAINS', { need_results: 1, flags: 0 })).domains as NonnullDomain[];
+    const domains = (await this.rpcCall('REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS', { need_results: 1, flags: 0 })).domains as NonnullDomain[];
     const summaries = await Promise.all(domains.map((d) => this.summary(d).catch(() => undefined)));
     return summaries.filter((s): s is DomainSummary => s !== undefined).sort((a, b) => (a.id ?? Infinity) - (b.id ?? Infinity) || a.name.localeCompare(b.name));
   }
@@ -208,11 +206,11 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   /** A domain's summary, read afresh: state and reason, info, persistence, autostart, managed save. */
   private async summary(dom: NonnullDomain): Promise<DomainSummary> {
     const [state, info, persistent, autostart, managedSave] = await Promise.all([
-      this.rpcCall('DOMAIN_GET_STATE', { dom, flags: 0 }),
-      this.rpcCall('DOMAIN_GET_INFO', { dom }),
-      this.rpcCall('DOMAIN_IS_PERSISTENT', { dom }),
-      this.rpcCall('DOMAIN_GET_AUTOSTART', { dom }),
-      this.rpcCall('DOMAIN_HAS_MANAGED_SAVE_IMAGE', { dom, flags: 0 }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_STATE', { dom, flags: 0 }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_INFO', { dom }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_IS_PERSISTENT', { dom }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_AUTOSTART', { dom }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE', { dom, flags: 0 }),
     ]);
     const stateName = DOMAIN_STATES[state.state as number] ?? 'nostate';
     return {
@@ -239,9 +237,9 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     const dom = await this.lookup(ref);
     const [summary, info, os, xml] = await Promise.all([
       this.summary(dom),
-      this.rpcCall('DOMAIN_GET_INFO', { dom }),
-      this.rpcCall('DOMAIN_GET_OS_TYPE', { dom }),
-      this.rpcCall('DOMAIN_GET_XML_DESC', { dom, flags: 0 }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_INFO', { dom }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_OS_TYPE', { dom }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags: 0 }),
     ]);
     const config = parseDomainXml(xml.xml as string).config;
     return {
@@ -256,7 +254,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
 
   private async memoryStats(ref: string): Promise<MemoryStats> {
     const dom = await this.lookup(ref);
-    const [info, raw] = await Promise.all([this.rpcCall('DOMAIN_GET_INFO', { dom }), this.rpcCall('DOMAIN_MEMORY_STATS', { dom, maxStats: 16, flags: 0 })]);
+    const [info, raw] = await Promise.all([this.rpcCall('REMOTE_PROC_DOMAIN_GET_INFO', { dom }), this.rpcCall('REMOTE_PROC_DOMAIN_MEMORY_STATS', { dom, maxStats: 16, flags: 0 })]);
     const stat = new Map<string, number>();
     for (const { tag, val } of raw.stats as { tag: number; val: bigint }[]) stat.set(MEMORY_TAGS[tag] ?? `tag${tag}`, Number(val));
     const actual = stat.get('actual_balloon') ?? Number(info.memory);
@@ -276,7 +274,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   }
 
   private async inactiveXml(dom: NonnullDomain): Promise<string> {
-    return (await this.rpcCall('DOMAIN_GET_XML_DESC', { dom, flags: XML_INACTIVE | XML_SECURE })).xml as string;
+    return (await this.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags: XML_INACTIVE | XML_SECURE })).xml as string;
   }
 
   private async generation(dom: NonnullDomain): Promise<number> {
@@ -284,8 +282,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   }
 
   /** libvirt's lifecycle event, as Domus's: the domain's summary read afresh, or gone when undefined. */
-  private async lifecycle(body: Record<string, unknown>): Promise<void> {
-    const msg = body.msg as { dom: NonnullDomain; event: number; detail: number };
+  private async lifecycle(msg: { dom: NonnullDomain; event: number; detail: number }): Promise<void> {
     const event = EVENT_TYPES[msg.event];
     if (!event) return;
     const uuid = uuidText(msg.dom.uuid);
@@ -326,4 +323,13 @@ function uuidText(raw: Buffer): string {
 /** The same generation as the host's own definitions: a hash of the inactive XML. */
 function generationOf(xml: string): number {
   return createHash('sha256').update(xml).digest().readUInt32BE(0);
+}
+
+/** A libvirt error as the host's: the same class (virErrorNumber) where Domus has it, libvirt's own words. */
+function hostErrorOf(err: LibvirtError): HostError {
+  const name = err.codeName.replace(/^VIR_ERR_/, '');
+  const code: ErrorCode = (ERROR_CODES as string[]).includes(name) ? (name as ErrorCode) : 'OPERATION_FAILED';
+  const wording = ERROR_WORDING[code];
+  const detail = wording && err.message.startsWith(`${wording}: `) ? err.message.slice(wording.length + 2) : err.message;
+  return new HostError(code, detail);
 }
