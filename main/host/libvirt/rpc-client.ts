@@ -67,8 +67,12 @@ export class RpcClient {
       this.heard = true;
       for (const p of packets) this.dispatch(p);
     });
+    const gone = (): void => this.destroy(new LibvirtError('the libvirt peer closed the connection', VIR_ERR.RPC, VIR_FROM.RPC));
     stream.on('error', (err) => this.finish(err));
-    stream.on('close', () => this.finish(new LibvirtError('the libvirt peer closed the connection', VIR_ERR.RPC, VIR_FROM.RPC)));
+    stream.on('end', gone);
+    stream.on('close', gone);
+    // A transport that was read in paused mode (TLS's confirmation byte) must flow again.
+    stream.resume();
   }
 
   /**

@@ -114,13 +114,14 @@ function connected<S extends net.Socket>(sock: S, event: 'connect' | 'secureConn
       sock.destroy();
       reject(connectError(where, new Error(`no connection within ${timeout} ms`)));
     }, timeout);
-    sock.once('error', (err) => {
+    const onError = (err: Error): void => {
       clearTimeout(timer);
       reject(connectError(where, err));
-    });
+    };
+    sock.once('error', onError);
     sock.once(event, () => {
       clearTimeout(timer);
-      sock.removeAllListeners('error');
+      sock.off('error', onError);
       resolve(sock);
     });
   });
@@ -136,12 +137,13 @@ function tlsConfirmation(sock: tls.TLSSocket, where: string): Promise<void> {
     const onReadable = (): void => {
       const b = sock.read(1) as Buffer | null;
       if (!b) return;
-      sock.off('readable', onReadable).off('end', onEnd);
+      sock.off('readable', onReadable).off('end', onEnd).off('error', onError);
       if (b[0] === 1) resolve();
       else fail('the server refused our client certificate');
     };
     const onEnd = (): void => fail('the server closed the connection after the handshake (is our client certificate accepted?)');
-    sock.on('readable', onReadable).once('end', onEnd);
+    const onError = (err: Error): void => fail(err.message);
+    sock.on('readable', onReadable).once('end', onEnd).once('error', onError);
   });
 }
 
