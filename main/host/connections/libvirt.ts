@@ -7,7 +7,7 @@ import type { DomainInfo, DomainSummary, EventName, Events, LifecycleEvent, Memo
 import { DOMAIN_STATES, type DomainState, type StateReason } from '../../../shared/libvirt/states.js';
 import { parseDomainXml } from '../domain/xml.js';
 import { ERROR_CODES, ERROR_WORDING, type ErrorCode } from '../../../shared/errors.js';
-import { HostError, internalError, noDomain, operationInvalid, operationUnsupported } from '../errors.js';
+import { HostError, internalError, noDomain, operationInvalid } from '../errors.js';
 import { LibvirtError } from '../libvirt/errors.js';
 import type { remote_nonnull_domain } from '../libvirt/protocol/remote.js';
 import { RpcClient, type ArgsOf, type ProcName, type RetOf } from '../libvirt/rpc-client.js';
@@ -132,7 +132,8 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
       case 'domain.memoryStats':
         return this.memoryStats(p.domain!);
       default:
-        throw operationUnsupported(`${method} is not available on libvirt connections yet (${this.uri})`);
+        // As libvirt answers for a function its driver lacks.
+        throw new HostError('NO_SUPPORT', `${method} on ${this.uri}`);
     }
   }
 
