@@ -119,6 +119,16 @@ describe('a libvirt host as a connection', { skip }, () => {
     assert.match(connection.hypervisor ?? '', /^QEMU \d+\.\d+\.\d+$/);
     assert.ok((await t.client.call('connection.list', {})).connections.some((c) => c.uri === daemon.uri && c.autoconnect));
 
+    // A new host on the same home reconnects by itself.
+    await t.killHost();
+    await t.reconnect();
+    await until(
+      async () => (await t.client.call('connection.list', {})).connections.some((c) => c.uri === daemon.uri && c.state === 'connected'),
+      15_000,
+      'the saved connection to come back after a host restart',
+    );
+    for (const name of ['connection.state'] as const) t.client.on(name, (data, connection) => events.push({ name, data, connection, at: Date.now() }));
+
     events.length = 0;
     await daemon.stop();
     const failed = await within(

@@ -7,7 +7,7 @@ import type { DomainInfo, DomainSummary, EventName, Events, LifecycleEvent, Memo
 import { DOMAIN_STATES, type DomainState, type StateReason } from '../../../shared/libvirt/states.js';
 import { parseDomainXml } from '../domain/xml.js';
 import { ERROR_CODES, ERROR_WORDING, type ErrorCode } from '../../../shared/errors.js';
-import { HostError, internalError, noDomain, operationInvalid } from '../errors.js';
+import { definitionChanged, HostError, internalError, noDomain, operationInvalid } from '../errors.js';
 import { LibvirtError } from '../libvirt/errors.js';
 import type { remote_nonnull_domain } from '../libvirt/protocol/remote.js';
 import { RpcClient, type ArgsOf, type ProcName, type RetOf } from '../libvirt/rpc-client.js';
@@ -103,6 +103,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
         return { xml, generation: await this.generation(dom) };
       }
       case 'domain.define': {
+        if (p.expectGeneration !== undefined) await this.checkGeneration(p.xml as string, p.expectGeneration as number);
         const { dom } = await this.rpcCall('REMOTE_PROC_DOMAIN_DEFINE_XML_FLAGS', { xml: p.xml as string, flags: 0 });
         return { domain: await this.summary(dom), warnings: [] };
       }
@@ -272,6 +273,21 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
       hostReclaims: true,
       lastUpdate: stat.has('last_update') ? stat.get('last_update')! * 1000 : undefined,
     };
+  }
+
+  /** An editor's save: refused when the definition on the host changed since the editor read it. */
+  private async checkGeneration(xml: string, expected: number): Promise<void> {
+    const name = parseDomainXml(xml).config.name;
+    let current: number;
+    try {
+      current = await this.generation(await this.lookup(name));
+    } catch (err) {
+      if (err instanceof HostError && err.code === 'NO_DOMAIN') return;
+      throw err;
+    }
+    if (current !== expected) {
+      throw definitionChanged(`domain '${name}' was changed on ${this.uri} since you loaded it (your copy is generation ${expected}, the host has ${current}); reload it and make your change again`);
+    }
   }
 
   private async inactiveXml(dom: NonnullDomain): Promise<string> {

@@ -87,12 +87,13 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       existing.state.autoconnect = autoconnect;
       this.save();
       this.changed(uri);
-      return autoconnect ? this.open(uri) : this.state(uri);
+      return autoconnect ? this.open(uri).catch(() => this.state(uri)) : this.state(uri);
     }
     this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect }, attempts: 0 });
     this.save();
     this.changed(uri);
-    return autoconnect ? this.open(uri) : this.state(uri);
+    // Added even when the host cannot be reached now: the state says why, and autoconnect retries.
+    return autoconnect ? this.open(uri).catch(() => this.state(uri)) : this.state(uri);
   }
 
   async remove(uri: string): Promise<void> {
@@ -100,6 +101,8 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     clearTimeout(entry.retry);
     this.entries.delete(uri);
     this.save();
+    // Its last state, so that every client drops it (they re-list on a disconnect).
+    this.emit('state', { uri, kind: 'libvirt', state: 'disconnected', autoconnect: entry.state.autoconnect });
     await entry.conn?.close().catch(() => undefined);
   }
 
