@@ -4,13 +4,16 @@
 // What must be private so that two runs never share a daemon: the sockets (unix_sock_dir in a
 // private config), the pid files (--pid-file; virtlogd's default /run/virtlogd.pid), and the
 // drivers' state. The QEMU driver's directories cannot be moved by configuration when libvirtd runs
-// as root: /run/libvirt/qemu (where it takes driver.pid, so a second daemon's QEMU driver refuses to
-// start), /var/lib/libvirt/qemu, /var/cache/libvirt/qemu, /etc/libvirt/qemu (persistent
-// definitions) and /var/log/libvirt/qemu are compiled in, and so is virtlogd's socket
-// /run/libvirt/virtlogd-sock. So both daemons run in a mount namespace of their own (unshare -m)
-// in which those five trees are bind mounts of directories under the run's temp dir; the sockets
-// live outside them, so the test and Debian's virsh reach them from the host's namespace. (The
-// mount points themselves are created, empty, on the host when absent.)
+// as root (only the in-process qemu:///embed?root= driver takes another root): /run/libvirt/qemu
+// (where it takes driver.pid, as the storage and network drivers do in /run/libvirt/storage and
+// /run/libvirt/network, so a second daemon's drivers refuse to start), /var/lib/libvirt/qemu,
+// /var/cache/libvirt/qemu, /etc/libvirt/qemu (persistent definitions) and /var/log/libvirt/qemu
+// are compiled in (qemu_conf.c), and so is virtlogd's socket /run/libvirt/virtlogd-sock. So both
+// daemons run in a mount namespace of their own (unshare -m) in which /run/libvirt,
+// /var/lib/libvirt, /var/cache/libvirt, /etc/libvirt and /var/log/libvirt are bind mounts of
+// directories under the run's temp dir; the sockets live outside them, so the test and Debian's
+// virsh reach them from the host's namespace. (The mount points are created, empty, on the host
+// when absent.)
 // Still shared with the host: TCP ports (VNC autoport starts at 5900), cgroup names of running
 // domains (qemu-ID-NAME: give each run's domains unique names), and the kvm/libvirt-qemu accounts.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
