@@ -10,7 +10,7 @@ import { LibvirtError } from './errors.js';
 import { encodePacket, PacketDecoder, type Packet } from './packet.js';
 import { KEEPALIVE_PROC_PING, KEEPALIVE_PROC_PONG, KEEPALIVE_PROGRAM } from './protocol/keepalive.js';
 import * as remote from './protocol/remote.js';
-import { VIR_NET_ERROR, VIR_NET_MESSAGE, VIR_NET_OK, VIR_NET_REPLY } from './protocol/virnet.js';
+import { VIR_NET_ERROR, VIR_NET_MESSAGE, VIR_NET_OK, VIR_NET_REPLY, VIR_NET_REPLY_WITH_FDS } from './protocol/virnet.js';
 import { RpcClient } from './rpc-client.js';
 import { decode, encode, type Codec } from './xdr.js';
 
@@ -59,6 +59,9 @@ test('replies are matched by serial, whatever their order; an error reply is a L
   peer.write(reply(ca, VIR_NET_OK, encode(remote.remote_connect_get_hostname_ret, { hostname: 'h' })));
   assert.deepEqual(await a, { hostname: 'h' });
   await assert.rejects(b, (e: unknown) => e instanceof LibvirtError && e.codeName === 'VIR_ERR_NO_DOMAIN' && e.domain === 10 && /matching name 'x'/.test(e.message));
+  const fd = client.call('REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD', { dom: { name: 'd', uuid: Buffer.alloc(16), id: 1 }, idx: 0, flags: 0 });
+  peer.write(encodePacket({ ...(await next()).header, type: VIR_NET_REPLY_WITH_FDS, status: VIR_NET_OK }, Buffer.from([0, 0, 0, 1])));
+  await assert.rejects(fd, /REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD returns file descriptors, which this client cannot receive/);
 });
 
 test('events reach their listeners decoded; pings are answered with pongs', async (t) => {
