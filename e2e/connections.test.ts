@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import fs from 'node:fs';
 import { TestHost, until } from '../main/testing/harness.js';
+import { libvirtdSkip, startLibvirtd, type Libvirtd } from '../main/testing/libvirtd.js';
 import { CHROMIUM_ARGS } from './browser.js';
 
 const DEAD = 'qemu+tcp://127.0.0.1:1/system';
@@ -150,5 +152,64 @@ describe('libvirt connections in Chromium', { timeout: 180_000 }, () => {
     assert.deepEqual(await hostList(), []);
     // Nothing left here or there: the first-run page is back.
     await byId('first-run').waitFor();
+  });
+});
+
+describe('a real libvirt host in Chromium', { timeout: 300_000, skip: libvirtdSkip() }, () => {
+  let t: TestHost;
+  let daemon: Libvirtd;
+  let browser: Browser;
+  let page: Page;
+  const byId = (id: string) => page.getByTestId(id);
+  const define = (name: string) => {
+    const file = `${daemon.dir}/${name}.xml`;
+    fs.writeFileSync(
+      file,
+      `<domain type='qemu'><name>${name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>` +
+        `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>`,
+    );
+    return daemon.virsh('define', file);
+  };
+
+  before(async () => {
+    daemon = await startLibvirtd();
+    await define('before');
+    t = await TestHost.start();
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+    await page.goto((await t.client.call('host.webShell', {})).url);
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.stop();
+    await daemon?.stop();
+  });
+
+  it('connects, lists the host\'s domains, follows virsh live, and runs and stops a domain from the toolbar', async () => {
+    await byId('first-run-add-connection').click();
+    await byId('addconn-hypervisor').selectOption('custom');
+    await byId('addconn-custom-uri').fill(daemon.uri);
+    await byId('addconn-custom-uri').press('Enter');
+    await byId(`connection-state-${daemon.uri}`).filter({ hasText: 'Connected' }).waitFor({ timeout: 30_000 });
+    assert.match((await byId(`connection-detail-${daemon.uri}`).textContent()) ?? '', /QEMU \d+\.\d+/);
+    await byId('domain-row-before').waitFor();
+
+    // Defined on the host by virsh: in the tree through libvirt's events, no reload.
+    assert.equal((await define('later')).code, 0);
+    await byId('domain-row-later').waitFor({ timeout: 5000 });
+
+    await byId('domain-row-later').click();
+    await byId('tb-run').click();
+    await byId('domain-state-later').filter({ hasText: /Running/i }).waitFor({ timeout: 30_000 });
+    assert.match((await daemon.virsh('domstate', 'later')).stdout, /running/);
+
+    // Stopped on the host: the row follows.
+    await daemon.virsh('destroy', 'later');
+    await byId('domain-state-later').filter({ hasText: /Shut off|Off/i }).waitFor({ timeout: 10_000 });
+
+    // The libvirt host goes away: the connection says so and its domains are greyed.
+    await daemon.stop();
+    await byId(`connection-state-${daemon.uri}`).filter({ hasText: 'Connection failed' }).waitFor({ timeout: 30_000 });
+    assert.equal(await byId('domain-row-before').getAttribute('aria-disabled'), 'true');
   });
 });
