@@ -97,6 +97,13 @@ export type NewDomainSpec = z.infer<typeof NewDomainSpec>;
 export type NewDomainSpecInput = z.input<typeof NewDomainSpec>;
 
 /** Request parameters, one schema per method. Unknown keys are refused (strict). */
+/** A libvirt connection URI (driver[+transport]://[user@][host][:port]/path[?params]). */
+export const ConnectionUri = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^[a-z][a-z0-9]*(\+[a-z]+)?:\/\/[^\s]*$/, 'expected a libvirt URI such as qemu:///system or qemu+ssh://user@host/system');
+
 export const RequestParams = {
   'host.status': z.object({}).strict(),
   'host.samples': z.object({}).strict(),
@@ -263,6 +270,13 @@ export const RequestParams = {
   /** domain: exact domain name; op: prefix of the operation or event name ('domain.' matches all domain ops). */
   'trace.subscribe': z.object({ domain: z.string().optional(), op: z.string().optional(), backlog: z.boolean().default(false) }).strict(),
   'trace.unsubscribe': z.object({}).strict(),
+  // Connections to libvirt hosts (virt-manager's connection list), kept in DOMUS_HOME.
+  'connection.list': z.object({}).strict(),
+  /** Adds a connection (qemu:///system, qemu+ssh://user@host/system, …); opens it when autoconnect. */
+  'connection.add': z.object({ uri: ConnectionUri, autoconnect: z.boolean().default(true) }).strict(),
+  'connection.remove': z.object({ uri: ConnectionUri }).strict(),
+  'connection.open': z.object({ uri: ConnectionUri }).strict(),
+  'connection.close': z.object({ uri: ConnectionUri }).strict(),
 } as const;
 
 export type Method = keyof typeof RequestParams;
@@ -385,6 +399,11 @@ export interface Results {
   'session.hello': Record<string, never>;
   'trace.subscribe': { backlog: TraceRecord[] };
   'trace.unsubscribe': Record<string, never>;
+  'connection.list': { connections: ConnectionState[] };
+  'connection.add': { connection: ConnectionState };
+  'connection.remove': Record<string, never>;
+  'connection.open': { connection: ConnectionState };
+  'connection.close': { connection: ConnectionState };
 }
 
 export interface VncDisplay {
@@ -545,6 +564,25 @@ export interface ConnectionInfo {
   accel?: { mode: 'auto' | 'kvm' | 'tcg'; kvmUsable: boolean | null; using: 'kvm' | 'tcg'; reason?: string };
 }
 
+/**
+ * A connection as virt-manager lists it. 'local' is this host's own engines (v86:///session,
+ * qemu:///session); 'libvirt' a libvirtd reached over its RPC protocol. Requests and events for a
+ * libvirt connection carry its URI in their envelope.
+ */
+export interface ConnectionState {
+  uri: string;
+  kind: 'local' | 'libvirt';
+  state: 'connected' | 'connecting' | 'disconnected' | 'failed';
+  autoconnect: boolean;
+  /** Why the last attempt failed or the connection dropped, in one line. */
+  error?: string;
+  /** Epoch ms of the next reconnect attempt (a dropped autoconnect connection retries with backoff). */
+  retryAt?: number;
+  /** The far side, once connected: its hostname and hypervisor ("QEMU 7.2.0"). */
+  hostname?: string;
+  hypervisor?: string;
+}
+
 /** A long operation (save, restore, managed save, migrate, dump…): libvirt's job, with progress. */
 export interface JobInfo {
   id: number;
@@ -566,6 +604,8 @@ export interface TraceRecord {
   time: number;
   kind: 'request' | 'event';
   client?: { kind: string; label: string; pid?: number };
+  /** The libvirt connection of the operation; absent: this host's own engines. */
+  connection?: string;
   domain?: string;
   job?: number;
   op: string;
@@ -605,6 +645,7 @@ export interface Events {
   'trace.record': { record: TraceRecord };
   /** Host stop: what each running domain's on-stop policy is doing. */
   'host.stopping': { domains: HostStopProgress[] };
+  'connection.state': { connection: ConnectionState };
 }
 export type EventName = keyof Events;
 /** libvirt's VIR_DOMAIN_EVENT_* types (the reason is in the summary), plus 'step' for transitions. */
@@ -636,6 +677,8 @@ export const RequestEnvelope = z
     id: z.number().int().nonnegative(),
     method: z.string().min(1),
     params: z.unknown().optional(),
+    /** The connection the request is for (a libvirt URI); absent: this host's own engines. */
+    connection: z.string().min(1).max(1024).optional(),
   })
   .strict();
 export type RequestEnvelope = z.infer<typeof RequestEnvelope>;
@@ -648,6 +691,8 @@ export interface EventEnvelope<E extends EventName = EventName> {
   type: 'event';
   event: E;
   data: Events[E];
+  /** The libvirt connection the event comes from; absent: this host's own engines. */
+  connection?: string;
 }
 
 export type ServerMessage = ReplyEnvelope | EventEnvelope;

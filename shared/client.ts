@@ -19,7 +19,8 @@ export class ApiCallError extends Error implements ApiError {
   }
 }
 
-type Listener<E extends EventName> = (data: Events[E]) => void;
+/** An event's data, and the libvirt connection it comes from (undefined: the host's own engines). */
+type Listener<E extends EventName> = (data: Events[E], connection: string | undefined) => void;
 
 export class ApiClient {
   private nextId = 1;
@@ -28,7 +29,14 @@ export class ApiClient {
   private closedReason: string | undefined;
   private readonly closeHandlers = new Set<(reason: string) => void>();
 
-  constructor(private readonly transport: MessageTransport) {
+  /**
+   * `connection`: the libvirt connection (URI) every call is for, as `virsh -c URI` does; without it,
+   * calls go to the host's own engines.
+   */
+  constructor(
+    private readonly transport: MessageTransport,
+    private readonly connection?: string,
+  ) {
     transport.onMessage((text) => this.receive(text));
     transport.onClose((reason) => {
       this.closedReason = reason;
@@ -38,14 +46,17 @@ export class ApiClient {
     });
   }
 
-  call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>> {
+  /** `opts.connection` overrides the client's connection for this call. */
+  call<M extends Method>(method: M, params: Params<M>, opts: { connection?: string } = {}): Promise<Result<M>> {
     if (this.closedReason !== undefined) {
       return Promise.reject(new Error(`connection to Domus host closed: ${this.closedReason}`));
     }
     const id = this.nextId++;
     return new Promise<Result<M>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.transport.send(JSON.stringify({ type: 'request', id, method, params }));
+      const connection = opts.connection ?? this.connection;
+      const envelope = connection ? { type: 'request', id, method, params, connection } : { type: 'request', id, method, params };
+      this.transport.send(JSON.stringify(envelope));
     });
   }
 
@@ -83,7 +94,7 @@ export class ApiClient {
       if (msg.ok) p.resolve(msg.result);
       else p.reject(new ApiCallError(msg.error));
     } else if (msg.type === 'event') {
-      for (const l of this.listeners.get(msg.event) ?? []) l(msg.data as never);
+      for (const l of this.listeners.get(msg.event) ?? []) l(msg.data as never, msg.connection);
     }
   }
 }

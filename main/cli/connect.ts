@@ -56,12 +56,13 @@ export function unixTransport(sock: net.Socket): MessageTransport {
   };
 }
 
-export async function connectHost(paths: HostPaths = hostPaths(), autostart = true): Promise<ApiClient> {
+/** A client of the host; `connection`: the libvirt connection (URI) its calls are for. */
+export async function connectHost(paths: HostPaths = hostPaths(), autostart = true, connection?: string): Promise<ApiClient> {
   if (autostart) await ensureDaemon(paths);
   const sock = await new Promise<net.Socket>((resolve, reject) => {
     const s = net.connect(paths.socket);
     s.once('connect', () => resolve(s));
     s.once('error', (err) => reject(new Error(`cannot connect to the Domus host at ${paths.socket}: ${err.message}`)));
   });
-  return new ApiClient(unixTransport(sock));
+  return new ApiClient(unixTransport(sock), connection);
 }

@@ -9,7 +9,9 @@ import { qemuCommands } from './commands/qemu.js';
 import { storageCommands } from './commands/storage.js';
 import { connectHost } from './connect.js';
 
-const SUPPORTED_URIS = new Set([DEFAULT_URI, 'v86:///system', 'qemu:///session']);
+/** The host's own engines; any other URI is a libvirt connection the host opens (as virsh -c does). */
+const LOCAL_URIS = new Set([DEFAULT_URI, 'v86:///system', 'qemu:///session']);
+const LIBVIRT_URI = /^[a-z][a-z0-9]*(\+[a-z]+)?:\/\/[^\s]*$/;
 const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...memoryCommands, ...hostCommands, ...storageCommands, ...qemuCommands };
 
 function usage(): string {
@@ -36,15 +38,18 @@ export async function main(argv: string[]): Promise<number> {
   }
   let api: ApiClient | undefined;
   const client = async (): Promise<ApiClient> => {
-    if (!SUPPORTED_URIS.has(uri)) {
+    const local = LOCAL_URIS.has(uri);
+    if (!local && !LIBVIRT_URI.test(uri)) {
       throw new CliError(['failed to connect to the hypervisor', `no connection driver available for ${uri}`]);
     }
     if (!api) {
-      api = await connectHost().catch((err: Error) => {
+      const failed = (err: Error): never => {
         throw new CliError(['failed to connect to the hypervisor', err.message]);
-      });
+      };
+      api = await connectHost(undefined, true, local ? undefined : uri).catch(failed);
       // Names this client in the host's trace: `domus` with its pid and command line.
       await api.call('session.hello', { kind: 'cli', pid: process.pid, label: ['domus', ...argv].join(' ').slice(0, 256) });
+      if (!local) await api.call('connection.open', { uri }).catch(failed);
     }
     return api;
   };

@@ -12,6 +12,8 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { Events, HostStatus, JobInfo, NewDomainSpec, OnHostStop, ShutdownMode } from '../../shared/api.js';
 import type { Codeset } from '../common/keycodes.js';
+import { LibvirtConnection, openLibvirtRpc } from './connections/libvirt.js';
+import { ConnectionManager, type ConnectionFactory } from './connections/manager.js';
 import { Consoles } from './console.js';
 import { Definitions } from './definitions.js';
 import { Devices } from './devices.js';
@@ -56,6 +58,8 @@ export class Host extends EventEmitter<HostEvents> {
   readonly trace = new TraceLog();
   readonly downloads: DownloadManager;
   readonly storage: Storage;
+  /** The libvirt hosts the user added (virt-manager's connections). */
+  readonly connections: ConnectionManager;
   private readonly registry: DomainRegistry;
   private readonly lifecycle: Lifecycle;
   private readonly definitions: Definitions;
@@ -71,6 +75,7 @@ export class Host extends EventEmitter<HostEvents> {
   constructor(
     readonly paths: HostPaths,
     drivers: DriverRegistry = defaultDrivers(paths),
+    connectionFactory: ConnectionFactory = (uri) => new LibvirtConnection(uri, openLibvirtRpc),
   ) {
     super();
     this.setMaxListeners(0);
@@ -94,6 +99,8 @@ export class Host extends EventEmitter<HostEvents> {
     this.downloads.on('progress', (download) => this.emit('download.progress', { download }));
     this.jobs.on('progress', (job) => this.emit('job.progress', { job }));
     this.jobs.on('completed', (job) => this.emit('job.completed', { job }));
+    this.connections = new ConnectionManager(paths.home, connectionFactory);
+    this.connections.on('state', (connection) => this.emit('connection.state', { connection }));
   }
 
   /** Every event is traced before it reaches its listeners. */
@@ -110,6 +117,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.registry.load();
     await this.lifecycle.reattach();
     await this.policy.autostartAll();
+    this.connections.load();
   }
 
   status(): HostStatus {
@@ -185,6 +193,10 @@ export class Host extends EventEmitter<HostEvents> {
   refreshCpuTime = (ref: string) => this.stats.refreshCpuTime(ref);
 
   // Host start and stop.
-  stopAll = (timeoutSec?: number) => this.policy.stopAll(timeoutSec);
+  async stopAll(timeoutSec?: number) {
+    const progress = await this.policy.stopAll(timeoutSec);
+    await this.connections.closeAll();
+    return progress;
+  }
   detachAll = () => this.lifecycle.detachAll();
 }

@@ -15,6 +15,7 @@ interface Raw {
   time: number;
   kind: 'request' | 'event';
   client?: TraceRecord['client'];
+  connection?: string;
   domain?: string;
   job?: number;
   op: string;
@@ -122,6 +123,7 @@ function matches(raw: Raw, filter: TraceFilter): boolean {
 function format(raw: Raw): TraceRecord {
   const rec: TraceRecord = { seq: raw.seq, time: raw.time, kind: raw.kind, op: raw.op };
   if (raw.client) rec.client = raw.client;
+  if (raw.connection) rec.connection = raw.connection;
   if (raw.domain) rec.domain = raw.domain;
   if (raw.job !== undefined) rec.job = raw.job;
   if (raw.args !== undefined) rec.args = raw.args;

@@ -5,6 +5,7 @@ import { createApp } from 'vue';
 import { connectToHost } from './api';
 import App from './App.vue';
 import { setHostConnection } from './stores/api';
+import { useConnectionsStore } from './stores/connections';
 import { useDomainsStore } from './stores/domains';
 import { useHostStore } from './stores/host';
 import { useJobsStore } from './stores/jobs';
@@ -17,6 +18,7 @@ const app = createApp(App);
 app.use(createPinia());
 // The stores subscribe to host events when created; create them before the first connection.
 useHostStore();
+useConnectionsStore();
 useDomainsStore();
 useJobsStore();
 useQuitStore();

@@ -38,6 +38,14 @@ export interface HostServices {
 export function handlers(svc: HostServices): HandlerTable {
   const { host } = svc;
   return {
+    'connection.list': () => ({ connections: host.connections.list() }),
+    'connection.add': async (p) => ({ connection: await host.connections.add(p.uri, p.autoconnect) }),
+    'connection.remove': async (p) => {
+      await host.connections.remove(p.uri);
+      return {};
+    },
+    'connection.open': async (p) => ({ connection: await host.connections.open(p.uri) }),
+    'connection.close': async (p) => ({ connection: await host.connections.close(p.uri) }),
     'host.status': () => host.status(),
     'host.samples': async () => (await import('../new-vm/samples.js')).sampleGuests(),
     'host.webShell': async () => ({ url: await svc.webShellUrl() }),

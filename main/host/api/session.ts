@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { describeZodError, isMethod, RequestEnvelope, RequestParams, type ApiError, type EventName, type Events, type Method, type TraceRecord } from '../../../shared/api.js';
 import { errorMessage } from '../../../shared/errors.js';
 import { handlers, type ClientInfo, type ClientSession, type Handler, type HandlerTable, type HostServices } from './handlers.js';
+import { LOCAL_URIS } from '../connections/manager.js';
 import { apiErrorOf } from '../errors.js';
 import { log } from '../log.js';
 
@@ -20,7 +21,14 @@ const BROADCAST: EventName[] = [
   'job.completed',
   'host.stopping',
   'download.progress',
+  'connection.state',
 ];
+
+/** The methods a request's connection applies to. */
+const PER_CONNECTION = /^(domain|pool|volume)\./;
+
+/** Events of libvirt connections every client receives (with the connection's URI in the envelope). */
+const REMOTE_BROADCAST = new Set<EventName>(['domain.lifecycle', 'domain.defined', 'domain.undefined', 'domain.balloon', 'job.progress', 'job.completed']);
 
 export class ApiSession implements ClientSession {
   readonly serialUuids = new Set<string>();
@@ -38,6 +46,11 @@ export class ApiSession implements ClientSession {
     this.forward('domain.serial', (d) => this.serialUuids.has(d.uuid));
     // Statistics samples only go to clients that watch them (stats.watch).
     this.forward('domain.stats', (d) => this.svc.host.statsWatchers.wants(this, d.uuid));
+    const remote = (uri: string, name: EventName, data: Events[EventName]): void => {
+      if (REMOTE_BROADCAST.has(name)) this.send(JSON.stringify({ type: 'event', event: name, data, connection: uri }));
+    };
+    svc.host.connections.on('event', remote);
+    this.unsubscribe.push(() => svc.host.connections.off('event', remote));
   }
 
   /** Handles one incoming JSON text; never throws: every problem becomes an error reply. */
@@ -69,15 +82,20 @@ export class ApiSession implements ClientSession {
     }
     const started = Date.now();
     const args = params.data as { domain?: string };
+    // A domain or storage request for a libvirt connection goes to it; the host's own URIs mean the
+    // local engines, and host-wide methods (session, trace, connections) are always the host's.
+    const remote = env.data.connection !== undefined && !LOCAL_URIS.has(env.data.connection) && PER_CONNECTION.test(method);
+    const connection = remote ? env.data.connection : undefined;
     try {
-      const handler = this.table[method] as Handler<Method>;
-      const result = await handler(params.data as never, this);
-      this.traceRequest(method, args, started, true, result);
+      const result = connection
+        ? await this.svc.host.connections.call(connection, method, params.data)
+        : await (this.table[method] as Handler<Method>)(params.data as never, this);
+      this.traceRequest(method, args, started, true, result, undefined, connection);
       this.send(JSON.stringify({ type: 'reply', id, ok: true, result }));
     } catch (err) {
       const error: ApiError = apiErrorOf(err);
       if (error.code === 'INTERNAL_ERROR') log('error', `${method} from ${this.client.label} failed: ${(err as Error).stack ?? err}`);
-      this.traceRequest(method, args, started, false, undefined, error.message);
+      this.traceRequest(method, args, started, false, undefined, error.message, connection);
       this.replyError(id, error);
     }
   }
@@ -101,15 +119,16 @@ export class ApiSession implements ClientSession {
     this.traceWatch = undefined;
   }
 
-  private traceRequest(op: string, args: { domain?: string }, started: number, ok: boolean, result?: unknown, error?: string): void {
+  private traceRequest(op: string, args: { domain?: string }, started: number, ok: boolean, result?: unknown, error?: string, connection?: string): void {
     if (op.startsWith('trace.')) return;
     const reply = result as { job?: { id: number; domain: string }; domain?: { name: string } } | undefined;
     const job = reply?.job?.id;
     // define, create and restore name their domain only in the reply.
-    const domain = args.domain === undefined ? (reply?.domain?.name ?? reply?.job?.domain) : this.domainName(args.domain);
+    const domain = args.domain === undefined ? (reply?.domain?.name ?? reply?.job?.domain) : connection ? args.domain : this.domainName(args.domain);
     this.svc.host.trace.request({
       time: started,
       client: this.client,
+      connection,
       domain,
       job,
       op,

@@ -11,12 +11,14 @@ export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'clo
 const BACKOFF_MS = [300, 600, 1200, 2500, 5000];
 
 type Listener = (data: Events[EventName]) => void;
+type RemoteListener = (data: Events[EventName], connection: string) => void;
 
 export class HostConnection {
   private client: ApiClient | null = null;
   private attempts = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly listeners = new Map<EventName, Set<Listener>>();
+  private readonly remoteListeners = new Map<EventName, Set<RemoteListener>>();
   private readonly stateHandlers = new Set<(state: ConnectionState) => void>();
   private currentState: ConnectionState = 'connecting';
   private currentProblem = '';
@@ -56,19 +58,20 @@ export class HostConnection {
     this.stayClosed = expected;
   }
 
-  call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>> {
+  /** `opts.connection`: the libvirt connection (URI) a domain or storage request is for; absent: this computer. */
+  call<M extends Method>(method: M, params: Params<M>, opts: { connection?: string } = {}): Promise<Result<M>> {
     if (!this.client) return Promise.reject(new Error('Not connected to the Domus host'));
-    return this.client.call(method, params);
+    return this.client.call(method, params, opts);
   }
 
+  /** Events of this computer's own engines (those of libvirt connections go to onRemote). */
   on<E extends EventName>(event: E, listener: (data: Events[E]) => void): () => void {
-    let set = this.listeners.get(event);
-    if (!set) {
-      this.listeners.set(event, (set = new Set()));
-      if (this.client) this.forward(this.client, event);
-    }
-    set.add(listener as Listener);
-    return () => set.delete(listener as Listener);
+    return this.add(this.listeners, event, listener as Listener);
+  }
+
+  /** Events of the libvirt connections, with the URI of the one each comes from. */
+  onRemote<E extends EventName>(event: E, listener: (data: Events[E], connection: string) => void): () => void {
+    return this.add(this.remoteListeners, event, listener as RemoteListener);
   }
 
   /** Called on every state change; a 'connected' is the moment to (re)load host state. */
@@ -77,9 +80,19 @@ export class HostConnection {
     return () => this.stateHandlers.delete(handler);
   }
 
+  private add<L>(map: Map<EventName, Set<L>>, event: EventName, listener: L): () => void {
+    const known = this.listeners.has(event) || this.remoteListeners.has(event);
+    let set = map.get(event);
+    if (!set) map.set(event, (set = new Set()));
+    if (!known && this.client) this.forward(this.client, event);
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
   private forward(client: ApiClient, event: EventName): void {
-    client.on(event, (data) => {
-      for (const listener of this.listeners.get(event) ?? []) listener(data);
+    client.on(event, (data, connection) => {
+      if (connection === undefined) for (const listener of this.listeners.get(event) ?? []) listener(data);
+      else for (const listener of this.remoteListeners.get(event) ?? []) listener(data, connection);
     });
   }
 
@@ -101,7 +114,7 @@ export class HostConnection {
         this.setState('closed');
       } else this.retry(reason);
     });
-    for (const event of this.listeners.keys()) this.forward(client, event);
+    for (const event of new Set([...this.listeners.keys(), ...this.remoteListeners.keys()])) this.forward(client, event);
     this.client = client;
     // Sent before anything the 'connected' handlers ask, so every later request is attributed.
     // A host that predates session.hello still serves the window; its trace just cannot name it.

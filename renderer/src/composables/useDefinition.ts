@@ -4,6 +4,7 @@
 import { computed, inject, provide, ref, shallowRef, watch, type InjectionKey, type Ref } from 'vue';
 import type { DomainSummary } from '@shared/api';
 import { ApiCallError } from '@shared/client';
+import { parseDomainKey, type DomainKey } from '../lib/connections';
 import { isActive } from '../lib/domainState';
 import { parseDomainXml } from '../lib/domainXml';
 import { errorMessage } from '../lib/format';
@@ -11,7 +12,10 @@ import { useDefinitionsStore } from '../stores/definitions';
 import { useDomainsStore } from '../stores/domains';
 
 export interface Definition {
+  key: DomainKey;
   uuid: string;
+  /** The libvirt connection the domain is on; undefined: this computer. */
+  connection: string | undefined;
   domain: Ref<DomainSummary | undefined>;
   /** The next-boot XML as the host wrote it, and the generation it had. */
   inactiveXml: Ref<string>;
@@ -30,10 +34,11 @@ export interface Definition {
 
 const KEY: InjectionKey<Definition> = Symbol('definition');
 
-export function provideDefinition(uuid: string): Definition {
+export function provideDefinition(key: DomainKey): Definition {
   const domains = useDomainsStore();
   const definitions = useDefinitionsStore();
-  const domain = computed(() => domains.byUuid[uuid]);
+  const { connection, uuid } = parseDomainKey(key);
+  const domain = computed(() => domains.get(key));
   const inactiveXml = ref('');
   const generation = ref(-1);
   const liveXml = ref('');
@@ -48,7 +53,7 @@ export function provideDefinition(uuid: string): Definition {
     loading.value = true;
     try {
       const active = domain.value ? isActive(domain.value.state) : false;
-      const [inactive, live] = await Promise.all([definitions.xml(uuid, 'inactive'), active ? definitions.xml(uuid, 'live') : Promise.resolve(null)]);
+      const [inactive, live] = await Promise.all([definitions.xml(key, 'inactive'), active ? definitions.xml(key, 'live') : Promise.resolve(null)]);
       if (mine !== loads) return;
       inactiveXml.value = inactive.xml;
       generation.value = inactive.generation;
@@ -65,7 +70,7 @@ export function provideDefinition(uuid: string): Definition {
 
   async function define(xml: string, expectGeneration: number): Promise<void> {
     try {
-      await definitions.define(xml, expectGeneration);
+      await definitions.define(xml, expectGeneration, connection);
     } catch (err) {
       if (err instanceof ApiCallError && err.code === 'DEFINITION_CHANGED') conflict.value = true;
       throw err;
@@ -82,7 +87,7 @@ export function provideDefinition(uuid: string): Definition {
     },
   );
 
-  const def: Definition = { uuid, domain, inactiveXml, generation, liveXml, inactiveDoc, loading, loadError, conflict, load, define };
+  const def: Definition = { key, uuid, connection, domain, inactiveXml, generation, liveXml, inactiveDoc, loading, loadError, conflict, load, define };
   provide(KEY, def);
   void load();
   return def;

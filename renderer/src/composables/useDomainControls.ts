@@ -1,22 +1,47 @@
 // The power controls (Run, Pause, the Shut Down menu, Delete) behave the same in the manager's
-// toolbar and in the console header; this is their one definition.
+// toolbar and in the console header; this is their one definition. A domain of a libvirt
+// connection offers only what that connection serves, and says why the rest is off.
 import { computed, type Ref } from 'vue';
-import type { DomainSummary } from '@shared/api';
 import { domainActions, NO_ACTIONS, type DomainActions } from '../lib/domainState';
+import { parseDomainKey, type DomainKey } from '../lib/connections';
 import { useDomainsStore } from '../stores/domains';
 import { useHostStore } from '../stores/host';
 import { useViewStore } from '../stores/view';
 
-export function useDomainControls(domain: Ref<DomainSummary | undefined>) {
+/** Why an action libvirt connections do not serve yet is off, in the control's tooltip. */
+export const NOT_ON_LIBVIRT = 'Not available on libvirt connections yet';
+/** Why every action of a domain whose connection is not open is off. */
+export const CONNECTION_NOT_OPEN = 'The connection to its host is not open';
+
+/** The actions a libvirt connection serves (the host answers OPERATION_UNSUPPORTED to the rest). */
+const ON_LIBVIRT: (keyof DomainActions)[] = ['start', 'resume', 'suspend', 'shutdown', 'reboot', 'reset', 'destroy', 'undefine'];
+
+export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
   const domains = useDomainsStore();
   const hostStore = useHostStore();
   const view = useViewStore();
 
-  const actions = computed(() => {
+  const domain = computed(() => (key.value ? domains.get(key.value) : undefined));
+  const remote = computed(() => !!key.value && parseDomainKey(key.value).connection !== undefined);
+  const stale = computed(() => !!key.value && domains.isStale(key.value));
+
+  const actions = computed<DomainActions>(() => {
     const d = domain.value;
-    if (!d || hostStore.connection !== 'connected') return NO_ACTIONS;
-    return domainActions(d, domains.pending[d.uuid] !== undefined);
+    if (!d || !key.value || hostStore.connection !== 'connected' || stale.value) return NO_ACTIONS;
+    const all = domainActions(d, domains.pending[key.value] !== undefined);
+    if (!remote.value) return all;
+    const served = { ...NO_ACTIONS };
+    for (const action of ON_LIBVIRT) served[action] = all[action];
+    return served;
   });
+
+  /** Why `action` is off for a reason other than the domain's state ('' when there is none). */
+  function offReason(action: keyof DomainActions | 'console'): string {
+    if (stale.value) return CONNECTION_NOT_OPEN;
+    if (remote.value && (action === 'console' || !ON_LIBVIRT.includes(action))) return NOT_ON_LIBVIRT;
+    return '';
+  }
+
   const paused = computed(() => domain.value?.state === 'paused');
 
   /** Run starts a shut-off guest and, like virt-manager's, resumes a paused one. */
@@ -25,6 +50,7 @@ export function useDomainControls(domain: Ref<DomainSummary | undefined>) {
   const canPause = computed(() => actions.value.suspend || actions.value.resume);
 
   const runTip = computed(() => {
+    if (stale.value) return CONNECTION_NOT_OPEN;
     if (paused.value) return 'Resume the virtual machine';
     // libvirt's start restores a managed save instead of booting.
     if (domain.value?.managedSave) return 'Power on the virtual machine, restoring its saved state';
@@ -32,35 +58,34 @@ export function useDomainControls(domain: Ref<DomainSummary | undefined>) {
   });
 
   /** Runs `act` on the current domain if `allowed` says the host would accept it now. */
-  function guarded(allowed: keyof DomainActions, act: (uuid: string) => Promise<boolean>): () => void {
+  function guarded(allowed: keyof DomainActions, act: (key: DomainKey) => Promise<boolean>): () => void {
     return () => {
-      const d = domain.value;
-      if (d && actions.value[allowed]) void act(d.uuid);
+      if (key.value && actions.value[allowed]) void act(key.value);
     };
   }
 
   function run(): void {
-    const d = domain.value;
-    if (!d) return;
-    if (actions.value.resume) void domains.resume(d.uuid);
-    else if (actions.value.start) void domains.start(d.uuid);
+    if (!key.value) return;
+    if (actions.value.resume) void domains.resume(key.value);
+    else if (actions.value.start) void domains.start(key.value);
   }
 
   function togglePause(): void {
-    const d = domain.value;
-    if (!d) return;
-    if (actions.value.resume) void domains.resume(d.uuid);
-    else if (actions.value.suspend) void domains.suspend(d.uuid);
+    if (!key.value) return;
+    if (actions.value.resume) void domains.resume(key.value);
+    else if (actions.value.suspend) void domains.suspend(key.value);
   }
 
   /** Deletion is confirmed first (see ConfirmDeleteDialog). */
   function askDelete(): void {
-    const d = domain.value;
-    if (d && actions.value.undefine) view.confirmDeleteUuid = d.uuid;
+    if (key.value && actions.value.undefine) view.confirmDeleteKey = key.value;
   }
 
   return {
+    domain,
+    remote,
     actions,
+    offReason,
     paused,
     canRun,
     canPause,

@@ -40,6 +40,20 @@ describe('definitions store', () => {
     assert.equal(useDomainsStore().byUuid.g1.generation, 4);
   });
 
+  it('reads and defines a libvirt connection’s domain on that connection', async () => {
+    const remote = 'qemu+tcp://server/system';
+    const definitions = useDefinitionsStore();
+    fixture.host.answer('domain.xml', () => ({ xml: '<domain/>', generation: 77 }));
+    fixture.host.answer('domain.define', () => ({ domain: { ...GUEST, generation: 0, title: 'far' }, warnings: [] }));
+    await definitions.xml(`${remote} g1`, 'inactive');
+    await definitions.define('<domain/>', 77, remote);
+    assert.deepEqual(fixture.host.sent('domain.xml'), [{ domain: 'g1', inactive: true, secure: true }]);
+    assert.deepEqual(fixture.host.sentTo('domain.xml'), [remote]);
+    assert.deepEqual(fixture.host.sentTo('domain.define'), [remote]);
+    // The answer is the far side's domain, not the guest here with the same UUID.
+    assert.equal(useDomainsStore().byUuid.g1.title, undefined);
+  });
+
   it('answers the target an attached disk got, and applies the new summary', async () => {
     const definitions = useDefinitionsStore();
     fixture.host.answer('domain.attachDisk', () => ({ domain: { ...GUEST, generation: 6 }, target: 'hdb' }));

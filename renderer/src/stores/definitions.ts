@@ -1,9 +1,11 @@
 // A domain's definition and its devices: the XML the Details window reads, and every edit of it
 // (a define from the generation the edit started at, disks and CD-ROM media, memory, title and
 // description). Edits report errors to the caller, which shows them next to what was edited; the
-// summaries they answer with are applied at once, ahead of their events.
+// summaries they answer with are applied at once, ahead of their events. The XML is read and
+// defined on the domain's connection; the device edits are this computer's.
 import { defineStore } from 'pinia';
 import type { Params, Result } from '@shared/api';
+import { parseDomainKey, type DomainKey } from '../lib/connections';
 import { hostConnection } from './api';
 import { useDomainsStore } from './domains';
 
@@ -15,14 +17,18 @@ export const useDefinitionsStore = defineStore('definitions', () => {
    * The next-boot definition (`inactive`) or the running one, with its generation. Secure: the
    * Details window saves this XML back, and a password left out would be dropped.
    */
-  function xml(uuid: string, which: 'inactive' | 'live'): Promise<Result<'domain.xml'>> {
-    return host.call('domain.xml', { domain: uuid, inactive: which === 'inactive', secure: true });
+  function xml(key: DomainKey, which: 'inactive' | 'live'): Promise<Result<'domain.xml'>> {
+    const { connection, uuid } = parseDomainKey(key);
+    return host.call('domain.xml', { domain: uuid, inactive: which === 'inactive', secure: true }, { connection });
   }
 
-  /** Refused with DEFINITION_CHANGED when the definition is no longer at `expectGeneration`. */
-  async function define(xml: string, expectGeneration: number): Promise<void> {
-    const { domain } = await host.call('domain.define', { xml, expectGeneration });
-    domains.upsert(domain);
+  /**
+   * Refused with DEFINITION_CHANGED when the definition is no longer at `expectGeneration`.
+   * `connection`: the libvirt connection to define it on; absent: this computer.
+   */
+  async function define(xml: string, expectGeneration: number, connection?: string): Promise<void> {
+    const { domain } = await host.call('domain.define', { xml, expectGeneration }, { connection });
+    domains.upsert(domain, connection);
   }
 
   /** virsh attach-disk; answers the target device the disk got. */

@@ -1,9 +1,13 @@
-// The domain list, kept live from host events after one domain.list per connection (no polling).
+// The domain lists, kept live from host events after one domain.list per connection (no polling):
+// this computer's, and one per open libvirt connection. A domain is named by its key (its UUID
+// here, the connection's URI and its UUID on a libvirt host; see lib/connections.ts).
 import { defineStore } from 'pinia';
-import { computed, ref } from 'vue';
-import type { DomainSummary, LifecycleEvent, NewDomainSpecInput, OnHostStop, Result } from '@shared/api';
+import { computed, ref, watch } from 'vue';
+import type { ConnectionState, DomainSummary, LifecycleEvent, NewDomainSpecInput, OnHostStop, Result } from '@shared/api';
 import { ApiCallError } from '@shared/client';
+import { connectionLabel, domainKey, parseDomainKey, type DomainKey } from '../lib/connections';
 import { hostConnection } from './api';
+import { useConnectionsStore } from './connections';
 import { useJobsStore } from './jobs';
 import { useToastStore } from './toasts';
 import { useViewStore } from './view';
@@ -43,31 +47,75 @@ const ACTION_TITLES: Record<LifecycleAction, string> = {
   undefine: 'Could not delete',
 };
 
+/** The domains of one libvirt connection. */
+export interface ConnectionDomains {
+  byUuid: Record<string, DomainSummary>;
+  /** False until the connection's first domain.list answer. */
+  loaded: boolean;
+  /** The connection is not open: these are the states it last reported, shown greyed. */
+  stale: boolean;
+}
+
+function byName(domains: Record<string, DomainSummary>): DomainSummary[] {
+  return Object.values(domains).sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+}
+
 export const useDomainsStore = defineStore('domains', () => {
   const host = hostConnection();
+  const connections = useConnectionsStore();
+  /** This computer's domains. */
   const byUuid = ref<Record<string, DomainSummary>>({});
+  /** Each libvirt connection's domains, by its URI, while it is open or after it dropped. */
+  const remote = ref<Record<string, ConnectionDomains>>({});
   const cpuHistory = ref<Record<string, number[]>>({});
-  /** The action in flight per domain, so its buttons can be disabled meanwhile. */
-  const pending = ref<Record<string, LifecycleAction>>({});
+  /** The action in flight per domain key, so its buttons can be disabled meanwhile. */
+  const pending = ref<Record<DomainKey, LifecycleAction>>({});
   /** False until the first domain.list answer, so the UI does not flash the empty state. */
   const loaded = ref(false);
 
-  const list = computed(() =>
-    Object.values(byUuid.value).sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true })),
-  );
+  /** This computer's domains by name. */
+  const list = computed(() => byName(byUuid.value));
   const names = computed(() => new Set(list.value.map((d) => d.name)));
 
-  function upsert(domain: DomainSummary): void {
+  /** A libvirt connection's domains by name (none before its first list). */
+  function listOf(connection: string): DomainSummary[] {
+    const entry = remote.value[connection];
+    return entry ? byName(entry.byUuid) : [];
+  }
+
+  function get(key: DomainKey): DomainSummary | undefined {
+    const { connection, uuid } = parseDomainKey(key);
+    return connection === undefined ? byUuid.value[uuid] : remote.value[connection]?.byUuid[uuid];
+  }
+
+  /** True for a domain of a libvirt connection that is not open now. */
+  function isStale(key: DomainKey): boolean {
+    const { connection } = parseDomainKey(key);
+    return connection !== undefined && remote.value[connection]?.stale !== false;
+  }
+
+  function upsert(domain: DomainSummary, connection?: string): void {
+    if (connection !== undefined) {
+      const entry = remote.value[connection];
+      if (entry) entry.byUuid[domain.uuid] = domain;
+      return;
+    }
     const previous = byUuid.value[domain.uuid];
     byUuid.value[domain.uuid] = domain;
     // A stopped guest's old CPU curve would read as current load.
     if (previous && previous.state !== 'shutoff' && domain.state === 'shutoff') delete cpuHistory.value[domain.uuid];
   }
 
-  function remove(uuid: string): void {
+  function remove(key: DomainKey): void {
+    const { connection, uuid } = parseDomainKey(key);
+    delete pending.value[key];
+    if (connection !== undefined) {
+      const entry = remote.value[connection];
+      if (entry) delete entry.byUuid[uuid];
+      return;
+    }
     delete byUuid.value[uuid];
     delete cpuHistory.value[uuid];
-    delete pending.value[uuid];
   }
 
   async function load(): Promise<void> {
@@ -84,14 +132,81 @@ export const useDomainsStore = defineStore('domains', () => {
     }
   }
 
-  host.on('domain.lifecycle', ({ domain, event, detail }) => {
-    if (event === 'undefined') remove(domain.uuid);
-    else upsert(domain);
+  /** Lists of libvirt connections asked for, so an older answer does not replace a newer one. */
+  const remoteLoads = new Map<string, number>();
+
+  async function loadRemote(connection: string): Promise<void> {
+    const mine = (remoteLoads.get(connection) ?? 0) + 1;
+    remoteLoads.set(connection, mine);
+    remote.value[connection] ??= { byUuid: {}, loaded: false, stale: false };
+    try {
+      const { domains } = await host.call('domain.list', { all: true }, { connection });
+      if (remoteLoads.get(connection) !== mine || connections.byUri[connection]?.state !== 'connected') return;
+      const fresh: Record<string, DomainSummary> = {};
+      for (const d of domains) fresh[d.uuid] = d;
+      remote.value[connection] = { byUuid: fresh, loaded: true, stale: false };
+    } catch (err) {
+      if (remoteLoads.get(connection) !== mine || connections.byUri[connection]?.state !== 'connected' || host.state !== 'connected') return;
+      useToastStore().failure(`Could not list the virtual machines of ${connectionLabel(connection)}`, err);
+    }
+  }
+
+  function clearPending(connection: string): void {
+    for (const key of Object.keys(pending.value)) if (parseDomainKey(key).connection === connection) delete pending.value[key];
+  }
+
+  /** The state each connection was last seen in, so only changes are acted on. */
+  const seen = new Map<string, ConnectionState['state']>();
+
+  /**
+   * Follows the connections: an opened one is listed, one that fails or drops keeps its domains
+   * greyed (their last known states), one disconnected on purpose or removed shows none.
+   */
+  function follow(states: readonly (readonly [string, ConnectionState['state']])[]): void {
+    const now = new Map(states);
+    for (const uri of [...seen.keys(), ...Object.keys(remote.value)]) {
+      if (now.has(uri)) continue;
+      seen.delete(uri);
+      delete remote.value[uri];
+      remoteLoads.delete(uri);
+      clearPending(uri);
+    }
+    for (const [uri, state] of now) {
+      if (seen.get(uri) === state) continue;
+      seen.set(uri, state);
+      if (state === 'connected') {
+        void loadRemote(uri);
+        continue;
+      }
+      remoteLoads.delete(uri);
+      clearPending(uri);
+      if (state === 'disconnected') delete remote.value[uri];
+      else if (remote.value[uri]) remote.value[uri].stale = true;
+    }
+  }
+  watch(() => connections.list.map((c) => [c.uri, c.state] as const), follow, { flush: 'sync', immediate: true });
+
+  function lifecycleEvent(domain: DomainSummary, event: LifecycleEvent, detail: string | undefined, connection?: string): void {
+    if (event === 'undefined') remove(domainKey(connection, domain.uuid));
+    else upsert(domain, connection);
     const title = EXPLAINED[event];
     if (detail && title) useToastStore().push(event === 'crashed' ? 'error' : 'info', title(domain.name), detail);
-  });
+  }
+
+  host.on('domain.lifecycle', ({ domain, event, detail }) => lifecycleEvent(domain, event, detail));
   host.on('domain.defined', ({ domain }) => upsert(domain));
   host.on('domain.undefined', ({ uuid }) => remove(uuid));
+  // Events of a connection whose list is stale or not read yet are left to its next list.
+  const live = (connection: string): boolean => remote.value[connection]?.stale === false;
+  host.onRemote('domain.lifecycle', ({ domain, event, detail }, connection) => {
+    if (live(connection)) lifecycleEvent(domain, event, detail, connection);
+  });
+  host.onRemote('domain.defined', ({ domain }, connection) => {
+    if (live(connection)) upsert(domain, connection);
+  });
+  host.onRemote('domain.undefined', ({ uuid }, connection) => {
+    if (live(connection)) remove(domainKey(connection, uuid));
+  });
   host.on('domain.stats', ({ uuid, cpuPercent }) => {
     const domain = byUuid.value[uuid];
     if (!domain) return;
@@ -102,47 +217,55 @@ export const useDomainsStore = defineStore('domains', () => {
   // Statistics are watched by what shows them (stores/stats.ts), not for every domain always.
   host.onState((state) => {
     if (state === 'connected') void load();
+    else {
+      // What the libvirt connections did meanwhile is unknown until the connections are listed again.
+      seen.clear();
+      for (const entry of Object.values(remote.value)) entry.stale = true;
+    }
   });
   if (host.state === 'connected') void load();
 
   /**
-   * Runs a lifecycle call with the domain marked busy. Failures become a toast naming the domain;
-   * the result says whether it worked, for callers that continue (e.g. closing a dialog).
+   * Runs a lifecycle call with the domain marked busy, on the domain's connection. Failures become
+   * a toast naming the domain; the result says whether it worked, for callers that continue (e.g.
+   * closing a dialog).
    */
-  async function lifecycle(action: LifecycleAction, uuid: string, failureTitle?: string): Promise<boolean> {
-    const domain = byUuid.value[uuid];
-    if (!domain || pending.value[uuid]) return false;
-    pending.value[uuid] = action;
+  async function lifecycle(action: LifecycleAction, key: DomainKey, failureTitle?: string): Promise<boolean> {
+    const domain = get(key);
+    if (!domain || pending.value[key] || isStale(key)) return false;
+    const { connection, uuid } = parseDomainKey(key);
+    const opts = { connection };
+    pending.value[key] = action;
     try {
       if (action === 'undefine') {
-        await host.call('domain.undefine', { domain: uuid });
-        remove(uuid);
+        await host.call('domain.undefine', { domain: uuid }, opts);
+        remove(key);
       } else if (action === 'shutdown') {
         // A guest that cannot be asked is not forced off behind the person's back: they are asked.
         try {
-          const r = await host.call('domain.shutdown', { domain: uuid, unreachable: 'fail' });
-          upsert(r.domain);
+          const r = await host.call('domain.shutdown', { domain: uuid, unreachable: 'fail' }, opts);
+          upsert(r.domain, connection);
           if (r.message) useToastStore().push('info', `Asked “${domain.name}” to shut down`, r.message);
         } catch (err) {
           if (!(err instanceof ApiCallError && (err.code === 'OPERATION_UNSUPPORTED' || err.code === 'AGENT_UNRESPONSIVE'))) throw err;
-          useViewStore().forceOffOffer = { uuid, reason: err.message };
+          useViewStore().forceOffOffer = { key, reason: err.message };
           return false;
         }
       } else if (action === 'managedSave') {
         // The save runs as a job; the domain's step and then its state arrive as events.
-        const { job } = await host.call('domain.managedSave', { domain: uuid });
+        const { job } = await host.call('domain.managedSave', { domain: uuid }, opts);
         useJobsStore().track(job);
       } else {
         const method = `domain.${action}` as const;
-        const { domain: updated } = await host.call(method, { domain: uuid });
-        upsert(updated);
+        const { domain: updated } = await host.call(method, { domain: uuid }, opts);
+        upsert(updated, connection);
       }
       return true;
     } catch (err) {
       useToastStore().failure(failureTitle ?? `${ACTION_TITLES[action]} “${domain.name}”`, err);
       return false;
     } finally {
-      delete pending.value[uuid];
+      delete pending.value[key];
     }
   }
 
@@ -171,21 +294,27 @@ export const useDomainsStore = defineStore('domains', () => {
   }
 
   // Settings changes report errors to the caller, which shows them next to the control.
-  async function setAutostart(uuid: string, enabled: boolean): Promise<DomainSummary> {
-    const { domain } = await host.call('domain.setAutostart', { domain: uuid, enabled });
-    upsert(domain);
+  async function setAutostart(key: DomainKey, enabled: boolean): Promise<DomainSummary> {
+    const { connection, uuid } = parseDomainKey(key);
+    const { domain } = await host.call('domain.setAutostart', { domain: uuid, enabled }, { connection });
+    upsert(domain, connection);
     return domain;
   }
 
-  async function setOnHostStop(uuid: string, policy: OnHostStop): Promise<DomainSummary> {
-    const { domain } = await host.call('domain.setOnHostStop', { domain: uuid, policy });
-    upsert(domain);
+  async function setOnHostStop(key: DomainKey, policy: OnHostStop): Promise<DomainSummary> {
+    const { connection, uuid } = parseDomainKey(key);
+    const { domain } = await host.call('domain.setOnHostStop', { domain: uuid, policy }, { connection });
+    upsert(domain, connection);
     return domain;
   }
 
   return {
     byUuid,
+    remote,
     list,
+    listOf,
+    get,
+    isStale,
     names,
     cpuHistory,
     pending,
@@ -194,16 +323,16 @@ export const useDomainsStore = defineStore('domains', () => {
     /** A summary from an answer, applied ahead of the event that will bring it too. */
     upsert,
     /** `failureTitle` replaces the toast's "Could not start …" (e.g. a guest the wizard just created). */
-    start: (uuid: string, failureTitle?: string) => lifecycle('start', uuid, failureTitle),
-    suspend: (uuid: string) => lifecycle('suspend', uuid),
-    resume: (uuid: string) => lifecycle('resume', uuid),
-    shutdown: (uuid: string) => lifecycle('shutdown', uuid),
-    reboot: (uuid: string) => lifecycle('reboot', uuid),
-    reset: (uuid: string) => lifecycle('reset', uuid),
-    destroy: (uuid: string) => lifecycle('destroy', uuid),
-    managedSave: (uuid: string) => lifecycle('managedSave', uuid),
-    discardSave: (uuid: string) => lifecycle('managedSaveRemove', uuid),
-    undefine: (uuid: string) => lifecycle('undefine', uuid),
+    start: (key: DomainKey, failureTitle?: string) => lifecycle('start', key, failureTitle),
+    suspend: (key: DomainKey) => lifecycle('suspend', key),
+    resume: (key: DomainKey) => lifecycle('resume', key),
+    shutdown: (key: DomainKey) => lifecycle('shutdown', key),
+    reboot: (key: DomainKey) => lifecycle('reboot', key),
+    reset: (key: DomainKey) => lifecycle('reset', key),
+    destroy: (key: DomainKey) => lifecycle('destroy', key),
+    managedSave: (key: DomainKey) => lifecycle('managedSave', key),
+    discardSave: (key: DomainKey) => lifecycle('managedSaveRemove', key),
+    undefine: (key: DomainKey) => lifecycle('undefine', key),
     create,
     setAutostart,
     setOnHostStop,

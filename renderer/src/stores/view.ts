@@ -3,6 +3,7 @@
 // its own window is the same app on #/console/<uuid>/window: that page shows only the console.
 import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
+import type { DomainKey } from '../lib/connections';
 
 const CONSOLE_ROUTE = /^#\/console\/([^/]+)(\/window)?$/;
 
@@ -17,15 +18,21 @@ export function consoleWindowUrl(uuid: string): string {
 }
 
 export const useViewStore = defineStore('view', () => {
-  const selectedUuid = ref<string | null>(null);
+  /** The selected domain, of this computer or of a libvirt connection. */
+  const selectedKey = ref<DomainKey | null>(null);
+  /** The connection row selected in the manager's tree instead of a domain ('' is this computer). */
+  const selectedConnection = ref<string | null>(null);
   const consoleUuid = ref<string | null>(consoleFromHash(location.hash));
   /** This page is a console window: it never shows the manager, and closing the console closes it. */
   const consoleWindow = CONSOLE_ROUTE.exec(location.hash)?.[2] !== undefined;
   const newVmOpen = ref(false);
   /** The domain waiting for the user to confirm its deletion. */
-  const confirmDeleteUuid = ref<string | null>(null);
+  const confirmDeleteKey = ref<DomainKey | null>(null);
   /** A guest that cannot be asked to shut down, offered to be forced off instead (with the host's reason). */
-  const forceOffOffer = ref<{ uuid: string; reason: string } | null>(null);
+  const forceOffOffer = ref<{ key: DomainKey; reason: string } | null>(null);
+  const addConnectionOpen = ref(false);
+  /** The libvirt connection waiting for the user to confirm its removal. */
+  const confirmRemoveConnection = ref<string | null>(null);
   const detailsShown = ref(false);
   /**
    * Set by an open Details window with unapplied edits: asks the person first, runs `then` once
@@ -52,18 +59,31 @@ export const useViewStore = defineStore('view', () => {
 
   window.addEventListener('hashchange', () => {
     consoleUuid.value = consoleFromHash(location.hash);
-    if (consoleUuid.value) selectedUuid.value = consoleUuid.value;
+    if (consoleUuid.value) selectedKey.value = consoleUuid.value;
   });
-  if (consoleUuid.value) selectedUuid.value = consoleUuid.value;
+  if (consoleUuid.value) selectedKey.value = consoleUuid.value;
 
-  function select(uuid: string | null): void {
-    if (uuid === selectedUuid.value) return;
-    leaveDetails(() => (selectedUuid.value = uuid));
+  function select(key: DomainKey | null): void {
+    if (key === selectedKey.value && selectedConnection.value === null) return;
+    leaveDetails(() => {
+      selectedKey.value = key;
+      selectedConnection.value = null;
+    });
   }
 
+  function selectConnection(uri: string): void {
+    if (uri === selectedConnection.value && selectedKey.value === null) return;
+    leaveDetails(() => {
+      selectedKey.value = null;
+      selectedConnection.value = uri;
+    });
+  }
+
+  /** The console is this computer's: its domains' keys are their UUIDs. */
   function openConsole(uuid: string): void {
     leaveDetails(() => {
-      selectedUuid.value = uuid;
+      selectedKey.value = uuid;
+      selectedConnection.value = null;
       consoleUuid.value = uuid;
       location.hash = `#/console/${encodeURIComponent(uuid)}`;
     });
@@ -82,17 +102,21 @@ export const useViewStore = defineStore('view', () => {
   }
 
   return {
-    selectedUuid,
+    selectedKey,
+    selectedConnection,
     consoleUuid,
     consoleWindow,
     newVmOpen,
-    confirmDeleteUuid,
+    confirmDeleteKey,
     forceOffOffer,
+    addConnectionOpen,
+    confirmRemoveConnection,
     detailsOpen,
     guardDetails,
     traceOpen,
     preferencesOpen,
     select,
+    selectConnection,
     openConsole,
     closeConsole,
   };

@@ -1,9 +1,10 @@
 // The host as the stores' unit tests see it. The stores under test talk through the real
 // HostConnection and ApiClient; this fake stands at the transport, where the JSON messages cross,
-// and the test plays the host: it answers or refuses requests and sends events.
+// and the test plays the host: it answers or refuses requests and sends events, of this computer
+// or of a libvirt connection (the URI in the envelope).
 import { afterEach, beforeEach, mock } from 'node:test';
 import { createPinia, setActivePinia } from 'pinia';
-import type { ApiError, DomainSummary, EventName, Events, Method, Params, Result, ServerMessage } from '@shared/api';
+import type { ApiError, ConnectionState, DomainSummary, EventName, Events, Method, Params, Result, ServerMessage } from '@shared/api';
 import type { MessageTransport } from '@shared/client';
 import { HostConnection } from '../api/connection';
 import { setHostConnection } from '../stores/api';
@@ -14,9 +15,11 @@ interface SentRequest {
   id: number;
   method: Method;
   params: unknown;
+  /** The libvirt connection the request is for; undefined: this computer. */
+  connection?: string;
 }
 
-type Answer = (params: never) => unknown;
+type Answer = (params: never, connection: string | undefined) => unknown;
 
 /** Lets the replies and events already sent reach the stores (they travel as microtasks). */
 export function settle(): Promise<void> {
@@ -32,8 +35,8 @@ export class FakeHostTransport implements MessageTransport {
   private closeHandler: (reason: string) => void = () => undefined;
 
   send(text: string): void {
-    const { id, method, params } = JSON.parse(text) as SentRequest;
-    const request = { id, method, params };
+    const { id, method, params, connection } = JSON.parse(text) as SentRequest;
+    const request = { id, method, params, connection };
     this.requests.push(request);
     const answer = this.answers.get(method);
     if (!answer) {
@@ -41,7 +44,7 @@ export class FakeHostTransport implements MessageTransport {
       return;
     }
     try {
-      this.deliver({ type: 'reply', id, ok: true, result: answer(params as never) });
+      this.deliver({ type: 'reply', id, ok: true, result: answer(params as never, connection) });
     } catch (err) {
       this.deliver({ type: 'reply', id, ok: false, error: err as ApiError });
     }
@@ -60,7 +63,7 @@ export class FakeHostTransport implements MessageTransport {
   }
 
   /** Answers every request for `method` from now on; throwing an ApiError refuses it. */
-  answer<M extends Method>(method: M, respond: (params: Params<M>) => Result<M>): void {
+  answer<M extends Method>(method: M, respond: (params: Params<M>, connection: string | undefined) => Result<M>): void {
     this.answers.set(method, respond as Answer);
   }
 
@@ -69,6 +72,13 @@ export class FakeHostTransport implements MessageTransport {
     const request = this.take(method);
     this.deliver({ type: 'reply', id: request.id, ok: true, result });
     return request.params as Params<M>;
+  }
+
+  /** The oldest unanswered request for `method`, answered, with the connection it was for. */
+  replyTo<M extends Method>(method: M, result: Result<M>): { params: Params<M>; connection: string | undefined } {
+    const request = this.take(method);
+    this.deliver({ type: 'reply', id: request.id, ok: true, result });
+    return { params: request.params as Params<M>, connection: request.connection };
   }
 
   /** Refuses the oldest unanswered request for `method` with the host's error. */
@@ -83,8 +93,14 @@ export class FakeHostTransport implements MessageTransport {
     return this.requests.filter((r) => r.method === method).map((r) => r.params as Params<M>);
   }
 
-  emit<E extends EventName>(event: E, data: Events[E]): void {
-    this.deliver({ type: 'event', event, data });
+  /** The connection of every request sent for `method` (undefined: this computer), in order. */
+  sentTo(method: Method): (string | undefined)[] {
+    return this.requests.filter((r) => r.method === method).map((r) => r.connection);
+  }
+
+  /** An event of this computer, or with `connection` one of that libvirt connection. */
+  emit<E extends EventName>(event: E, data: Events[E], connection?: string): void {
+    this.deliver(connection === undefined ? { type: 'event', event, data } : { type: 'event', event, data, connection });
   }
 
   private take(method: Method): SentRequest {
@@ -100,14 +116,21 @@ export class FakeHostTransport implements MessageTransport {
 }
 
 /**
- * A fresh Pinia whose stores reach a connected fake host. The domain list every connection loads
- * is answered with `domains`.
+ * A fresh Pinia whose stores reach a connected fake host. The domain list is answered with
+ * `domains` for this computer and with `libvirt.domains[uri]` for a libvirt connection; the
+ * connection list with `libvirt.connections`.
  */
-export async function connectFakeHost(domains: DomainSummary[] = []): Promise<FakeHostTransport> {
+export async function connectFakeHost(
+  domains: DomainSummary[] = [],
+  libvirt: { connections?: ConnectionState[]; domains?: Record<string, DomainSummary[]> } = {},
+): Promise<FakeHostTransport> {
   installBrowserGlobals();
   const transport = new FakeHostTransport();
   transport.answer('session.hello', () => ({}));
-  transport.answer('domain.list', () => ({ domains: structuredClone(domains) }));
+  transport.answer('domain.list', (_params, connection) => ({
+    domains: structuredClone(connection === undefined ? domains : (libvirt.domains?.[connection] ?? [])),
+  }));
+  transport.answer('connection.list', () => ({ connections: structuredClone(libvirt.connections ?? []) }));
   const connection = new HostConnection(() => Promise.resolve(transport), { kind: 'web', label: 'unit test' });
   setHostConnection(connection);
   setActivePinia(createPinia());

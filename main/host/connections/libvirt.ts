@@ -1,0 +1,352 @@
+// A libvirt host as a Domus connection: the API's domain methods mapped onto libvirt's RPC
+// procedures (remote_protocol.x), and libvirt's lifecycle events turned into Domus events. Domus
+// keeps no copy of the far side's definitions: every answer is read from libvirtd when asked.
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { DomainInfo, DomainSummary, EventName, Events, LifecycleEvent, MemoryStats, Method } from '../../../shared/api.js';
+import { DOMAIN_STATES, type DomainState, type StateReason } from '../../../shared/libvirt/states.js';
+import { parseDomainXml } from '../domain/xml.js';
+import { ERROR_CODES, ERROR_WORDING, type ErrorCode } from '../../../shared/errors.js';
+import { definitionChanged, HostError, internalError, noDomain, operationInvalid } from '../errors.js';
+import { LibvirtError } from '../libvirt/errors.js';
+import type { remote_nonnull_domain } from '../libvirt/protocol/remote.js';
+import { RpcClient, type ArgsOf, type ProcName, type RetOf } from '../libvirt/rpc-client.js';
+import { DEFAULT_SHUTDOWN_TIMEOUT_SEC } from '../lifecycle.js';
+import type { RemoteConnection } from './manager.js';
+
+type ArgList<P extends ProcName> = ArgsOf<P> extends void ? [] : [args: ArgsOf<P>];
+
+/** Opens the RPC connection to a URI (RpcClient.connect; tests may pass options such as the ssh binary). */
+export type RpcOpener = (uri: string) => Promise<RpcClient>;
+
+export const openLibvirtRpc: RpcOpener = (uri) => RpcClient.connect(uri);
+
+type NonnullDomain = remote_nonnull_domain;
+
+/** virDomainEventType, in libvirt's order. */
+const EVENT_TYPES: (LifecycleEvent | 'pmsuspended')[] = ['defined', 'undefined', 'started', 'suspended', 'resumed', 'stopped', 'shutdown', 'pmsuspended', 'crashed'];
+
+/** Reasons per state (libvirt-domain.h's vir*Reason enums), as the contract names them. */
+const REASONS: Partial<Record<DomainState, StateReason[]>> = {
+  running: ['unknown', 'booted', 'migrated', 'restored', 'from snapshot', 'unpaused'],
+  paused: ['unknown', 'user', 'migrating', 'saving', 'dumping', 'ioerror', 'unknown', 'unknown', 'unknown', 'unknown', 'unknown', 'starting-up'],
+  shutoff: ['unknown', 'shutdown', 'destroyed', 'crashed', 'migrated', 'saved', 'failed', 'from snapshot'],
+};
+
+/** virDomainXMLFlags. */
+const XML_SECURE = 1;
+const XML_INACTIVE = 2;
+/** virDomainUndefineFlagsValues: a managed save and snapshot metadata go with the definition, as virt-manager deletes them. */
+const UNDEFINE_MANAGED_SAVE = 1;
+/** virDomainModificationImpact. */
+const AFFECT_LIVE = 1;
+const AFFECT_CONFIG = 2;
+/** virDomainShutdownFlagValues. */
+const SHUTDOWN_FLAGS: Record<string, number> = { acpi: 1, agent: 2, initctl: 4, signal: 8, paravirt: 16 };
+/** virDomainEventID. */
+const EVENT_ID_LIFECYCLE = 0;
+/** virDomainMemoryStatTags. */
+const MEMORY_TAGS = ['swap_in', 'swap_out', 'major_fault', 'minor_fault', 'unused', 'available', 'actual_balloon', 'rss', 'usable', 'last_update', 'disk_caches'] as const;
+
+export class LibvirtConnection extends EventEmitter implements RemoteConnection {
+  private rpc?: RpcClient;
+  /** Shutdowns that force the guest off when it has not stopped in time, by domain UUID. */
+  private readonly forceTimers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    readonly uri: string,
+    private readonly openRpc: RpcOpener,
+  ) {
+    super();
+  }
+
+  async open(): Promise<{ hostname?: string; hypervisor?: string }> {
+    const rpc = await this.openRpc(this.uri);
+    try {
+      const hostname = (await rpc.call('REMOTE_PROC_CONNECT_GET_HOSTNAME')).hostname as string;
+      const type = (await rpc.call('REMOTE_PROC_CONNECT_GET_TYPE')).type as string;
+      const version = Number((await rpc.call('REMOTE_PROC_CONNECT_GET_VERSION')).hv_ver);
+      rpc.onMessage('REMOTE_PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE', (msg) => void this.lifecycle(msg.msg).catch(() => undefined));
+      await rpc.call('REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY', { eventID: EVENT_ID_LIFECYCLE, dom: null });
+      rpc.onClose((err) => {
+        if (this.rpc !== rpc) return;
+        this.rpc = undefined;
+        this.emit('closed', err?.message ?? 'closed');
+      });
+      this.rpc = rpc;
+      return { hostname, hypervisor: `${type} ${Math.floor(version / 1e6)}.${Math.floor(version / 1e3) % 1e3}.${version % 1e3}` };
+    } catch (err) {
+      await rpc.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.forceTimers.values()) clearTimeout(t);
+    this.forceTimers.clear();
+    const rpc = this.rpc;
+    this.rpc = undefined;
+    await rpc?.close();
+  }
+
+  async call(method: Method, params: unknown): Promise<unknown> {
+    const p = params as Record<string, unknown> & { domain?: string };
+    switch (method) {
+      case 'domain.list':
+        return { domains: await this.list() };
+      case 'domain.info':
+        return this.info(p.domain!);
+      case 'domain.xml': {
+        const dom = await this.lookup(p.domain!);
+        const flags = (p.inactive ? XML_INACTIVE : 0) | (p.secure ? XML_SECURE : 0);
+        const xml = (await this.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags })).xml as string;
+        return { xml, generation: await this.generation(dom) };
+      }
+      case 'domain.define': {
+        if (p.expectGeneration !== undefined) await this.checkGeneration(p.xml as string, p.expectGeneration as number);
+        const { dom } = await this.rpcCall('REMOTE_PROC_DOMAIN_DEFINE_XML_FLAGS', { xml: p.xml as string, flags: 0 });
+        return { domain: await this.summary(dom), warnings: [] };
+      }
+      case 'domain.undefine':
+        await this.rpcCall('REMOTE_PROC_DOMAIN_UNDEFINE_FLAGS', { dom: await this.lookup(p.domain!), flags: UNDEFINE_MANAGED_SAVE });
+        return {};
+      case 'domain.start':
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_CREATE', { dom }));
+      case 'domain.destroy':
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_DESTROY', { dom }));
+      case 'domain.suspend':
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_SUSPEND', { dom }));
+      case 'domain.resume':
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_RESUME', { dom }));
+      case 'domain.reboot':
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_REBOOT', { dom, flags: 0 }));
+      case 'domain.reset':
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_RESET', { dom, flags: 0 }));
+      case 'domain.shutdown':
+        return this.shutdown(p.domain!, p as { modes?: string[]; force?: boolean; timeoutSec?: number });
+      case 'domain.setAutostart':
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_SET_AUTOSTART', { dom, autostart: p.enabled ? 1 : 0 }));
+      case 'domain.setMemory': {
+        const flags = (p.live ? AFFECT_LIVE : 0) | (p.config ? AFFECT_CONFIG : 0);
+        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_SET_MEMORY_FLAGS', { dom, memory: BigInt(p.sizeKiB as number), flags }));
+      }
+      case 'domain.memoryStats':
+        return this.memoryStats(p.domain!);
+      default:
+        // As libvirt answers for a function its driver lacks.
+        throw new HostError('NO_SUPPORT', `${method} on ${this.uri}`);
+    }
+  }
+
+  /**
+   * virsh shutdown on libvirt: asks through the named modes (libvirt picks when none is named), and,
+   * as Domus's own engines do, forces the guest off when it is still running after the timeout
+   * unless only a request was made (modes named, or force false).
+   */
+  private async shutdown(ref: string, opts: { modes?: string[]; force?: boolean; timeoutSec?: number }): Promise<unknown> {
+    const dom = await this.lookup(ref);
+    const flags = (opts.modes ?? []).reduce((f, m) => f | (SHUTDOWN_FLAGS[m] ?? 0), 0);
+    await this.rpcCall('REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS', { dom, flags });
+    const force = opts.force ?? opts.modes === undefined;
+    const uuid = uuidText(dom.uuid);
+    clearTimeout(this.forceTimers.get(uuid));
+    if (force) {
+      const timeoutSec = opts.timeoutSec ?? DEFAULT_SHUTDOWN_TIMEOUT_SEC;
+      this.forceTimers.set(
+        uuid,
+        setTimeout(() => {
+          this.forceTimers.delete(uuid);
+          this.rpcCall('REMOTE_PROC_DOMAIN_DESTROY', { dom }).catch(() => undefined);
+        }, timeoutSec * 1000),
+      );
+    }
+    const asked = (opts.modes ?? ['acpi']).filter((m): m is 'acpi' | 'agent' => m === 'acpi' || m === 'agent');
+    return { domain: await this.summary(dom), asked, forced: false };
+  }
+
+  /** A call on the open connection; libvirt's errors become the host's, with libvirt's class and words. */
+  private async rpcCall<P extends ProcName>(proc: P, ...args: ArgList<P>): Promise<RetOf<P>> {
+    if (!this.rpc) throw operationInvalid(`connection ${this.uri} is not open`);
+    try {
+      return await this.rpc.call(proc, ...args);
+    } catch (err) {
+      throw err instanceof LibvirtError ? hostErrorOf(err) : err;
+    }
+  }
+
+  /** A domain by name, UUID or id, as virsh looks them up. */
+  private async lookup(ref: string): Promise<NonnullDomain> {
+    const tries: (() => Promise<{ dom: NonnullDomain }>)[] = [];
+    if (/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(ref)) {
+      tries.push(() => this.rpcCall('REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID', { uuid: Buffer.from(ref.replace(/-/g, ''), 'hex') }));
+    }
+    if (/^\d+$/.test(ref)) tries.push(() => this.rpcCall('REMOTE_PROC_DOMAIN_LOOKUP_BY_ID', { id: Number(ref) }));
+    tries.push(() => this.rpcCall('REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME', { name: ref }));
+    for (const attempt of tries) {
+      try {
+        return (await attempt()).dom;
+      } catch (err) {
+        if (!(err instanceof HostError && err.code === 'NO_DOMAIN')) throw err;
+      }
+    }
+    throw noDomain(ref);
+  }
+
+  /** Looks the domain up, does `action` on it, and answers its summary afterwards. */
+  private async act(ref: string, action: (dom: NonnullDomain) => Promise<unknown>): Promise<{ domain: DomainSummary }> {
+    const dom = await this.lookup(ref);
+    await action(dom);
+    return { domain: await this.summary(dom) };
+  }
+
+  private async list(): Promise<DomainSummary[]> {
+    const domains = (await this.rpcCall('REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS', { need_results: 1, flags: 0 })).domains as NonnullDomain[];
+    const summaries = await Promise.all(domains.map((d) => this.summary(d).catch(() => undefined)));
+    return summaries.filter((s): s is DomainSummary => s !== undefined).sort((a, b) => (a.id ?? Infinity) - (b.id ?? Infinity) || a.name.localeCompare(b.name));
+  }
+
+  /** A domain's summary, read afresh: state and reason, info, persistence, autostart, managed save. */
+  private async summary(dom: NonnullDomain): Promise<DomainSummary> {
+    const [state, info, persistent, autostart, managedSave] = await Promise.all([
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_STATE', { dom, flags: 0 }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_INFO', { dom }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_IS_PERSISTENT', { dom }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_AUTOSTART', { dom }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE', { dom, flags: 0 }),
+    ]);
+    const stateName = DOMAIN_STATES[state.state as number] ?? 'nostate';
+    return {
+      uuid: uuidText(dom.uuid),
+      name: dom.name,
+      id: dom.id >= 0 ? dom.id : undefined,
+      state: stateName,
+      reason: REASONS[stateName]?.[state.reason as number] ?? 'unknown',
+      step: null,
+      persistent: Boolean(persistent.persistent),
+      engine: this.uri,
+      memoryKiB: Number(info.maxMem),
+      currentMemoryKiB: Number(info.memory),
+      vcpus: Number(info.nrVirtCpu),
+      cpuPercent: 0,
+      autostart: Boolean(autostart.autostart),
+      onHostStop: 'keep',
+      managedSave: Boolean(managedSave.result),
+      generation: 0,
+    };
+  }
+
+  private async info(ref: string): Promise<DomainInfo> {
+    const dom = await this.lookup(ref);
+    const [summary, info, os, xml] = await Promise.all([
+      this.summary(dom),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_INFO', { dom }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_OS_TYPE', { dom }),
+      this.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags: 0 }),
+    ]);
+    const config = parseDomainXml(xml.xml as string).config;
+    return {
+      ...summary,
+      generation: generationOf(await this.inactiveXml(dom)),
+      osType: os.type as string,
+      cpuTimeMs: Number(info.cpuTime) / 1e6,
+      config: { ...config, graphics: config.graphics.map((g) => (g.passwd ? { ...g, passwd: '********' } : g)) },
+      warnings: [],
+    };
+  }
+
+  private async memoryStats(ref: string): Promise<MemoryStats> {
+    const dom = await this.lookup(ref);
+    const [info, raw] = await Promise.all([this.rpcCall('REMOTE_PROC_DOMAIN_GET_INFO', { dom }), this.rpcCall('REMOTE_PROC_DOMAIN_MEMORY_STATS', { dom, maxStats: 16, flags: 0 })]);
+    const stat = new Map<string, number>();
+    for (const { tag, val } of raw.stats as { tag: number; val: bigint }[]) stat.set(MEMORY_TAGS[tag] ?? `tag${tag}`, Number(val));
+    const actual = stat.get('actual_balloon') ?? Number(info.memory);
+    return {
+      maxKiB: Number(info.maxMem),
+      targetKiB: Number(info.memory),
+      actualKiB: actual,
+      availableKiB: stat.get('available'),
+      unusedKiB: stat.get('unused'),
+      usableKiB: stat.get('usable'),
+      diskCachesKiB: stat.get('disk_caches'),
+      rssKiB: stat.get('rss'),
+      balloon: stat.has('actual_balloon') ? 'ok' : 'absent',
+      hostReclaims: true,
+      lastUpdate: stat.has('last_update') ? stat.get('last_update')! * 1000 : undefined,
+    };
+  }
+
+  /** An editor's save: refused when the definition on the host changed since the editor read it. */
+  private async checkGeneration(xml: string, expected: number): Promise<void> {
+    const name = parseDomainXml(xml).config.name;
+    let current: number;
+    try {
+      current = await this.generation(await this.lookup(name));
+    } catch (err) {
+      if (err instanceof HostError && err.code === 'NO_DOMAIN') return;
+      throw err;
+    }
+    if (current !== expected) {
+      throw definitionChanged(`domain '${name}' was changed on ${this.uri} since you loaded it (your copy is generation ${expected}, the host has ${current}); reload it and make your change again`);
+    }
+  }
+
+  private async inactiveXml(dom: NonnullDomain): Promise<string> {
+    return (await this.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags: XML_INACTIVE | XML_SECURE })).xml as string;
+  }
+
+  private async generation(dom: NonnullDomain): Promise<number> {
+    return generationOf(await this.inactiveXml(dom));
+  }
+
+  /** libvirt's lifecycle event, as Domus's: the domain's summary read afresh, or gone when undefined. */
+  private async lifecycle(msg: { dom: NonnullDomain; event: number; detail: number }): Promise<void> {
+    const event = EVENT_TYPES[msg.event];
+    if (!event) return;
+    const uuid = uuidText(msg.dom.uuid);
+    if (event === 'stopped' || event === 'undefined') {
+      clearTimeout(this.forceTimers.get(uuid));
+      this.forceTimers.delete(uuid);
+    }
+    if (event === 'undefined') {
+      this.emitEvent('domain.undefined', { uuid, name: msg.dom.name });
+      return;
+    }
+    let domain: DomainSummary;
+    try {
+      domain = await this.summary(msg.dom);
+    } catch (err) {
+      // A transient domain that stopped is gone by the time we ask.
+      if (err instanceof HostError && err.code === 'NO_DOMAIN') {
+        this.emitEvent('domain.undefined', { uuid, name: msg.dom.name });
+        return;
+      }
+      throw err;
+    }
+    if (event === 'defined') this.emitEvent('domain.defined', { domain });
+    this.emitEvent('domain.lifecycle', { domain, event: event === 'pmsuspended' ? 'suspended' : event });
+  }
+
+  private emitEvent<E extends EventName>(name: E, data: Events[E]): void {
+    this.emit('event', name, data);
+  }
+}
+
+function uuidText(raw: Buffer): string {
+  const h = Buffer.from(raw).toString('hex');
+  if (h.length !== 32) throw internalError(`libvirt sent a UUID of ${raw.length} bytes`);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** The same generation as the host's own definitions: a hash of the inactive XML. */
+function generationOf(xml: string): number {
+  return createHash('sha256').update(xml).digest().readUInt32BE(0);
+}
+
+/** A libvirt error as the host's: the same class (virErrorNumber) where Domus has it, libvirt's own words. */
+function hostErrorOf(err: LibvirtError): HostError {
+  const name = err.codeName.replace(/^VIR_ERR_/, '');
+  const code: ErrorCode = (ERROR_CODES as string[]).includes(name) ? (name as ErrorCode) : 'OPERATION_FAILED';
+  const wording = ERROR_WORDING[code];
+  const detail = wording && err.message.startsWith(`${wording}: `) ? err.message.slice(wording.length + 2) : err.message;
+  return new HostError(code, detail);
+}
