@@ -71,7 +71,8 @@ function run(home: string, cwd: string, args: string[], timeoutMs: number): Prom
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdin.end('');
-    child.on('exit', (code) => {
+    // 'close', not 'exit': the exit can come before the last of its output has been read.
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr, timedOut });
     });

@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import { vncAuthResponse } from '../common/vnc-auth.js';
 import { connectUnix } from './connect-unix.js';
 import { sleep } from './harness.js';
+import type { PixelFormat } from '../runner/rfb-encoding.js';
 
 /** Buffered reads of exact byte counts from a socket. */
 class Reader {
@@ -85,17 +86,8 @@ class Inflater {
   }
 }
 
-export interface ClientPixelFormat {
-  bitsPerPixel: number;
-  depth: number;
-  bigEndian: boolean;
-  redMax: number;
-  greenMax: number;
-  blueMax: number;
-  redShift: number;
-  greenShift: number;
-  blueShift: number;
-}
+/** A pixel format a client asks for with SetPixelFormat (always true colour). */
+export type ClientPixelFormat = Omit<PixelFormat, 'trueColour'>;
 
 /** A minimal RFB client: handshake, updates (Raw and pseudo-rects), input messages. */
 export class RfbClient {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { describe, it } from 'node:test';
 import type { JobInfo } from '@shared/api';
-import { connectFakeHost, settle, summary, type FakeHostTransport } from '../testing/fakeHost';
+import { fakeHostPerTest, settle, summary } from '../testing/fakeHost';
 import { useDomainsStore } from './domains';
 import { useJobsStore } from './jobs';
 import { useToastStore } from './toasts';
@@ -13,28 +13,20 @@ function job(fields: Partial<JobInfo>): JobInfo {
 }
 
 describe('jobs store', () => {
-  let host: FakeHostTransport;
-
-  beforeEach(async () => {
-    mock.timers.enable({ apis: ['setTimeout'] });
-    host = await connectFakeHost([GUEST]);
-    useDomainsStore();
-    await settle();
-  });
-  afterEach(() => mock.timers.reset());
+  const fixture = fakeHostPerTest([GUEST]);
 
   it('tracks a managed save from its answer through its progress to its completion toast', async () => {
     const domains = useDomainsStore();
     const jobs = useJobsStore();
-    host.answer('domain.managedSave', () => ({ job: job({}) }));
+    fixture.host.answer('domain.managedSave', () => ({ job: job({}) }));
     assert.equal(await domains.managedSave('g1'), true);
     assert.equal(jobs.byUuid.g1.id, 3);
-    host.emit('job.progress', { job: job({ processedBytes: 500 }) });
+    fixture.host.emit('job.progress', { job: job({ processedBytes: 500 }) });
     await settle();
     assert.equal(jobs.byUuid.g1.processedBytes, 500);
-    host.emit('job.completed', { job: job({ status: 'completed', elapsedMs: 2500, processedBytes: 1000 }) });
+    fixture.host.emit('job.completed', { job: job({ status: 'completed', elapsedMs: 2500, processedBytes: 1000 }) });
     // Progress that trails the completion does not bring the bar back.
-    host.emit('job.progress', { job: job({ processedBytes: 999 }) });
+    fixture.host.emit('job.progress', { job: job({ processedBytes: 999 }) });
     await settle();
     assert.equal(jobs.byUuid.g1, undefined);
     assert.deepEqual(
@@ -45,12 +37,12 @@ describe('jobs store', () => {
 
   it('marks an abort in flight, and turns a refused abort into a toast', async () => {
     const jobs = useJobsStore();
-    host.emit('job.progress', { job: job({}) });
+    fixture.host.emit('job.progress', { job: job({}) });
     await settle();
     const aborting = jobs.abort('g1');
     await settle();
     assert.equal(jobs.aborting.g1, true);
-    host.refuse('domain.jobAbort', { code: 'OPERATION_INVALID', message: 'no job is running' });
+    fixture.host.refuse('domain.jobAbort', { code: 'OPERATION_INVALID', message: 'no job is running' });
     await aborting;
     assert.equal(jobs.aborting.g1, undefined);
     assert.deepEqual(
@@ -61,10 +53,10 @@ describe('jobs store', () => {
 
   it('asks about the jobs of domains that were mid-save when the list loaded', async () => {
     const jobs = useJobsStore();
-    host.answer('domain.jobInfo', ({ domain }) => ({ job: job({ uuid: domain, processedBytes: 10 }) }));
+    fixture.host.answer('domain.jobInfo', ({ domain }) => ({ job: job({ uuid: domain, processedBytes: 10 }) }));
     jobs.recover([summary({ uuid: 'g1', name: 'guest', state: 'running', reason: 'booted', step: 'saving' }), summary({ uuid: 'idle', name: 'idle' })]);
     await settle();
-    assert.deepEqual(host.sent('domain.jobInfo'), [{ domain: 'g1' }]);
+    assert.deepEqual(fixture.host.sent('domain.jobInfo'), [{ domain: 'g1' }]);
     assert.equal(jobs.byUuid.g1.processedBytes, 10);
   });
 });

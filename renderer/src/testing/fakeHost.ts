@@ -1,11 +1,13 @@
 // The host as the stores' unit tests see it. The stores under test talk through the real
 // HostConnection and ApiClient; this fake stands at the transport, where the JSON messages cross,
 // and the test plays the host: it answers or refuses requests and sends events.
+import { afterEach, beforeEach, mock } from 'node:test';
 import { createPinia, setActivePinia } from 'pinia';
 import type { ApiError, DomainSummary, EventName, Events, Method, Params, Result, ServerMessage } from '@shared/api';
 import type { MessageTransport } from '@shared/client';
 import { HostConnection } from '../api/connection';
 import { setHostConnection } from '../stores/api';
+import { useDomainsStore } from '../stores/domains';
 import { installBrowserGlobals } from './browser';
 
 interface SentRequest {
@@ -132,4 +134,21 @@ export function summary(fields: Partial<DomainSummary> & Pick<DomainSummary, 'uu
     generation: 1,
     ...fields,
   };
+}
+
+/**
+ * For each test of the enclosing suite: mocked timers, a fresh Pinia on a fake host listing
+ * `domains`, and the domain list loaded (toasts name domains from it). `fixture.host` is the
+ * current test's host.
+ */
+export function fakeHostPerTest(domains: DomainSummary[]): { host: FakeHostTransport } {
+  const fixture = {} as { host: FakeHostTransport };
+  beforeEach(async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    fixture.host = await connectFakeHost(domains);
+    useDomainsStore();
+    await settle();
+  });
+  afterEach(() => mock.timers.reset());
+  return fixture;
 }
