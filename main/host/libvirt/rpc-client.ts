@@ -6,7 +6,17 @@ import { LibvirtError, VIR_DRV_FEATURE_PROGRAM_KEEPALIVE, VIR_ERR, VIR_FROM } fr
 import { encodePacket, PacketDecoder, procedureNames, type Header, type Packet } from './packet.js';
 import { KEEPALIVE_PROC_PING, KEEPALIVE_PROC_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION } from './protocol/keepalive.js';
 import { REMOTE_AUTH_NONE, REMOTE_AUTH_POLKIT, REMOTE_AUTH_SASL, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, remote_error, remote_procedures } from './protocol/remote.js';
-import { VIR_NET_CALL, VIR_NET_CONTINUE, VIR_NET_ERROR, VIR_NET_MESSAGE, VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX, VIR_NET_OK, VIR_NET_REPLY, VIR_NET_STREAM } from './protocol/virnet.js';
+import {
+  VIR_NET_CALL,
+  VIR_NET_CONTINUE,
+  VIR_NET_ERROR,
+  VIR_NET_MESSAGE,
+  VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX,
+  VIR_NET_OK,
+  VIR_NET_REPLY,
+  VIR_NET_REPLY_WITH_FDS,
+  VIR_NET_STREAM,
+} from './protocol/virnet.js';
 import { openTransport, type TransportOptions } from './transports.js';
 import { parseUri, type LibvirtUri } from './uri.js';
 import { decode, encode, type Codec } from './xdr.js';
@@ -227,11 +237,13 @@ export class RpcClient {
     }
     if (h.prog !== REMOTE_PROGRAM) return;
     try {
-      if (h.type === VIR_NET_REPLY) {
+      if (h.type === VIR_NET_REPLY || h.type === VIR_NET_REPLY_WITH_FDS) {
         const call = this.pending.get(h.serial);
         if (!call) return;
         this.pending.delete(h.serial);
-        if (h.status === VIR_NET_OK) call.resolve(payload);
+        // Descriptors ride on SCM_RIGHTS, which Node's sockets do not receive.
+        if (h.type === VIR_NET_REPLY_WITH_FDS) call.reject(new LibvirtError(`${NAMES.get(h.proc)} returns file descriptors, which this client cannot receive`, VIR_ERR.NO_SUPPORT, VIR_FROM.RPC));
+        else if (h.status === VIR_NET_OK) call.resolve(payload);
         else call.reject(LibvirtError.fromRemote(decode(remote_error, payload)));
       } else if (h.type === VIR_NET_MESSAGE) {
         const name = NAMES.get(h.proc);

@@ -10,18 +10,23 @@ import { LibvirtError } from './errors.js';
 import { encodePacket, PacketDecoder, type Packet } from './packet.js';
 import { KEEPALIVE_PROC_PING, KEEPALIVE_PROC_PONG, KEEPALIVE_PROGRAM } from './protocol/keepalive.js';
 import * as remote from './protocol/remote.js';
-import { VIR_NET_ERROR, VIR_NET_MESSAGE, VIR_NET_OK, VIR_NET_REPLY } from './protocol/virnet.js';
+import { VIR_NET_ERROR, VIR_NET_MESSAGE, VIR_NET_OK, VIR_NET_REPLY, VIR_NET_REPLY_WITH_FDS } from './protocol/virnet.js';
 import { RpcClient } from './rpc-client.js';
-import { encode } from './xdr.js';
+import { decode, encode, type Codec } from './xdr.js';
 
-/** A client connected to a peer whose packets the test reads and writes by hand. */
-async function pair(t: { after: (f: () => void) => void }): Promise<{ client: RpcClient; peer: net.Socket; next: () => Promise<Packet> }> {
+/** A client connected to a peer whose packets the test reads and writes by hand; `connect` runs the handshake. */
+async function pair(
+  t: { after: (f: () => void) => void },
+  connect?: (uri: string) => Promise<RpcClient>,
+): Promise<{ client: Promise<RpcClient>; peer: net.Socket; next: () => Promise<Packet> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-rpc-'));
   const sockPath = path.join(dir, 'sock');
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(sockPath, r));
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-  const client = new RpcClient(net.connect(sockPath));
+  const client = connect ? connect(`qemu+unix:///system?socket=${sockPath}`) : Promise.resolve(new RpcClient(net.connect(sockPath)));
+  // the test itself awaits a handshake that must fail; this keeps it from counting as unhandled
+  client.catch(() => {});
   const peer = await accepted;
   const decoder = new PacketDecoder();
   const queue: Packet[] = [];
@@ -29,8 +34,8 @@ async function pair(t: { after: (f: () => void) => void }): Promise<{ client: Rp
   peer.on('data', (d: Buffer) => {
     for (const p of decoder.push(d)) (waiters.shift() ?? ((x: Packet) => queue.push(x)))(p);
   });
-  t.after(() => {
-    client.destroy();
+  t.after(async () => {
+    (await client.catch(() => undefined))?.destroy();
     peer.destroy();
     server.close();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -41,7 +46,8 @@ async function pair(t: { after: (f: () => void) => void }): Promise<{ client: Rp
 const reply = (call: Packet, status: Packet['header']['status'], payload: Buffer): Buffer => encodePacket({ ...call.header, type: VIR_NET_REPLY, status }, payload);
 
 test('replies are matched by serial, whatever their order; an error reply is a LibvirtError', async (t) => {
-  const { client, peer, next } = await pair(t);
+  const { client: connecting, peer, next } = await pair(t);
+  const client = await connecting;
   const a = client.call('REMOTE_PROC_CONNECT_GET_HOSTNAME');
   const b = client.call('REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME', { name: 'x' });
   const ca = await next();
@@ -53,10 +59,14 @@ test('replies are matched by serial, whatever their order; an error reply is a L
   peer.write(reply(ca, VIR_NET_OK, encode(remote.remote_connect_get_hostname_ret, { hostname: 'h' })));
   assert.deepEqual(await a, { hostname: 'h' });
   await assert.rejects(b, (e: unknown) => e instanceof LibvirtError && e.codeName === 'VIR_ERR_NO_DOMAIN' && e.domain === 10 && /matching name 'x'/.test(e.message));
+  const fd = client.call('REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD', { dom: { name: 'd', uuid: Buffer.alloc(16), id: 1 }, idx: 0, flags: 0 });
+  peer.write(encodePacket({ ...(await next()).header, type: VIR_NET_REPLY_WITH_FDS, status: VIR_NET_OK }, Buffer.from([0, 0, 0, 1])));
+  await assert.rejects(fd, /REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD returns file descriptors, which this client cannot receive/);
 });
 
 test('events reach their listeners decoded; pings are answered with pongs', async (t) => {
-  const { client, peer, next } = await pair(t);
+  const { client: connecting, peer, next } = await pair(t);
+  const client = await connecting;
   const got: number[] = [];
   client.onMessage('REMOTE_PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE', (m) => got.push(m.msg.event));
   const msg = { callbackID: 1, msg: { dom: { name: 'd', uuid: Buffer.alloc(16), id: 3 }, event: 2, detail: 0 } };
@@ -69,7 +79,8 @@ test('events reach their listeners decoded; pings are answered with pongs', asyn
 });
 
 test('a silent peer is declared dead after the keepalive pings go unanswered', async (t) => {
-  const { client, next } = await pair(t);
+  const { client: connecting, next } = await pair(t);
+  const client = await connecting;
   const closed = new Promise<Error | null>((r) => client.onClose(r));
   const pending = client.call('REMOTE_PROC_CONNECT_GET_HOSTNAME');
   client.startKeepalive(0.1, 2);
@@ -80,7 +91,8 @@ test('a silent peer is declared dead after the keepalive pings go unanswered', a
 });
 
 test('a peer sending a hostile length or a malformed reply is cut off with the reason', async (t) => {
-  const { client, peer, next } = await pair(t);
+  const { client: connecting, peer, next } = await pair(t);
+  const client = await connecting;
   const pending = client.call('REMOTE_PROC_CONNECT_GET_HOSTNAME');
   const call = await next();
   peer.write(reply(call, VIR_NET_OK, Buffer.from([0, 0, 0, 200])));
@@ -89,4 +101,26 @@ test('a peer sending a hostile length or a malformed reply is cut off with the r
   const closed = new Promise<Error | null>((r) => client.onClose(r));
   peer.write(Buffer.from([0xff, 0xff, 0xff, 0xff]));
   assert.match(String(await closed), /protocol error from the libvirt peer: packet length 4294967295 is outside/);
+});
+
+test('the opening handshake: auth list, polkit, keepalive feature, connect open with the URI\'s name; SASL refused clearly', async (t) => {
+  const { client, peer, next } = await pair(t, (uri) => RpcClient.connect(uri, { keepaliveInterval: 1 }));
+  const answer = async (proc: number, codec: Codec<never> | null, value?: unknown): Promise<Packet> => {
+    const call = await next();
+    assert.equal(call.header.proc, proc);
+    peer.write(reply(call, VIR_NET_OK, codec ? encode(codec, value as never) : Buffer.alloc(0)));
+    return call;
+  };
+  await answer(remote.REMOTE_PROC_AUTH_LIST, remote.remote_auth_list_ret as Codec<never>, { types: [remote.REMOTE_AUTH_POLKIT] });
+  await answer(remote.REMOTE_PROC_AUTH_POLKIT, remote.remote_auth_polkit_ret as Codec<never>, { complete: 1 });
+  const feature = await answer(remote.REMOTE_PROC_CONNECT_SUPPORTS_FEATURE, remote.remote_connect_supports_feature_ret as Codec<never>, { supported: 0 });
+  assert.deepEqual(decode(remote.remote_connect_supports_feature_args, feature.payload), { feature: 10 });
+  const open = await answer(remote.REMOTE_PROC_CONNECT_OPEN, null);
+  assert.deepEqual(decode(remote.remote_connect_open_args, open.payload), { name: 'qemu:///system', flags: 0 });
+  (await client).destroy();
+
+  const sasl = await pair(t, (uri) => RpcClient.connect(uri));
+  const call = await sasl.next();
+  sasl.peer.write(reply(call, VIR_NET_OK, encode(remote.remote_auth_list_ret, { types: [remote.REMOTE_AUTH_SASL] })));
+  await assert.rejects(sasl.client, /the libvirt server requires SASL authentication, which Domus does not support/);
 });

@@ -90,7 +90,7 @@ class ChildStream extends Duplex {
     child.on('close', (code, signal) => {
       if (code === 0) this.push(null);
       else {
-        const said = this.stderr.trim().split('\n').filter(Boolean).slice(-3).join('; ');
+        const said = this.stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).slice(-2).join(' ');
         this.destroy(new LibvirtError(`ssh ${signal ? `was killed by ${signal}` : `exited with status ${code}`}${said ? `: ${said}` : ''}`, VIR_ERR.SYSTEM_ERROR, VIR_FROM.SSH));
       }
     });

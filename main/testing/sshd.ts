@@ -1,0 +1,100 @@
+// Test support: an OpenSSH server on 127.0.0.1 with a host key and a client key made for the test,
+// and the ssh options that pin that host key (known_hosts written by the test, strict checking).
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from './libvirtd.js';
+
+export interface Sshd {
+  port: number;
+  /** The client's private key (authorized for root). */
+  clientKey: string;
+  /** Options for ssh: this test's known_hosts only, strict host key checking, no user config. */
+  sshArgs(knownHosts?: string): string[];
+  /** A known_hosts file that pins this server's real host key. */
+  knownHosts: string;
+  /** A known_hosts file that pins another key for the same address (the wrong-host-key case). */
+  wrongKnownHosts: string;
+  stop(): Promise<void>;
+}
+
+export function sshdSkip(): string | false {
+  if (process.getuid?.() !== 0) return 'sshd tests need root';
+  for (const bin of ['/usr/sbin/sshd', '/usr/bin/ssh', '/usr/bin/ssh-keygen']) {
+    if (!fs.existsSync(bin)) return `${bin} is missing (build/install-deps.sh installs openssh-server, openssh-client)`;
+  }
+  return false;
+}
+
+function keygen(file: string): string {
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'domus-test', '-f', file]);
+  return fs.readFileSync(`${file}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+}
+
+export async function startSshd(): Promise<Sshd> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-sshd-'));
+  const port = await freePort();
+  const hostKey = keygen(path.join(dir, 'host_key'));
+  const otherKey = keygen(path.join(dir, 'other_key'));
+  const clientPub = keygen(path.join(dir, 'client_key'));
+  fs.writeFileSync(path.join(dir, 'authorized_keys'), `${clientPub}\n`);
+  const knownHosts = path.join(dir, 'known_hosts');
+  const wrongKnownHosts = path.join(dir, 'wrong_known_hosts');
+  fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostKey}\n`);
+  fs.writeFileSync(wrongKnownHosts, `[127.0.0.1]:${port} ${otherKey}\n`);
+  fs.writeFileSync(
+    path.join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${dir}/host_key`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      `PidFile ${dir}/sshd.pid`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      // the temp dir is not the layout StrictModes expects of a home directory
+      'StrictModes no',
+    ].join('\n') + '\n',
+  );
+  // sshd's privilege-separation directory, which its Debian service would create
+  fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const log = fs.openSync(path.join(dir, 'sshd.log'), 'a');
+  const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  const onExit = (): void => void child.kill('SIGKILL');
+  process.on('exit', onExit);
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    process.off('exit', onExit);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(true)).on('error', () => resolve(false));
+      s.once('connect', () => s.destroy());
+    });
+    if (up) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      const text = fs.readFileSync(path.join(dir, 'sshd.log'), 'utf8');
+      await stop();
+      throw new Error(`sshd did not start: ${text}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    port,
+    clientKey: path.join(dir, 'client_key'),
+    knownHosts,
+    wrongKnownHosts,
+    sshArgs: (kh = knownHosts) => ['-F', '/dev/null', '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes'],
+    stop,
+  };
+}
