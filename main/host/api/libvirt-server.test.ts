@@ -89,6 +89,11 @@ describe('virsh against Domus and a real libvirtd', { skip: libvirtdSkip(), time
     assert.equal(nDomus.stderr.split('\n')[0], nLv.stderr.split('\n')[0]);
     assert.equal(nDomus.stderr.split('\n')[0], "error: failed to get domain 'no-such'");
 
+    const [rDomus, rLv] = await both('-r', 'start', name);
+    assert.equal(rDomus.code, 1);
+    assert.equal(rDomus.stderr, rLv.stderr, 'a read-only connection is refused what changes a domain');
+    assert.match(rDomus.stderr, /read only access prevents virDomainCreate/);
+
     const [uDomus, uLv] = await both('undefine', name);
     assert.equal(ok(uDomus, 'Domus undefine'), ok(uLv, 'libvirtd undefine'));
     const [eDomus, eLv] = await both('list', '--all');
@@ -128,6 +133,9 @@ describe('virsh drives a v86 guest on Domus', { timeout: 1_200_000 }, () => {
     await until(() => t.client.call('trace.subscribe', { op: 'virConnectDomainEventCallbackRegisterAny', backlog: true }).then((r) => r.backlog.length > 0), 30_000, 'virsh event to register');
     await t.client.call('trace.unsubscribe', {});
     await createOn(t.client, { name: 'lv86', memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } }, 'v86');
+    // A VNC server on a TCP port, for vncdisplay.
+    const { xml } = await t.client.call('domain.xml', { domain: 'lv86', inactive: true, secure: true });
+    await t.client.call('domain.define', { xml: xml.replace(/<graphics type='vnc'[^>]*\/>/, '').replace('</devices>', "<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/></devices>") });
   });
   after(async () => {
     watcher?.kill();
@@ -136,6 +144,7 @@ describe('virsh drives a v86 guest on Domus', { timeout: 1_200_000 }, () => {
 
   it('start, vncdisplay, suspend/resume, setmem and dommemstat, shutdown, destroy; events and the trace follow', async () => {
     await sawEvent('Defined Added');
+    await sawEvent('Defined Updated');
     assert.equal(ok(await virsh('start', 'lv86'), 'start').trim(), "Domain 'lv86' started");
     await sawEvent('Started Booted');
     const serial = await SerialWatch.open(t.client, 'lv86');
@@ -143,9 +152,8 @@ describe('virsh drives a v86 guest on Domus', { timeout: 1_200_000 }, () => {
     assert.equal(ok(await virsh('domstate', '--reason', 'lv86'), 'domstate').trim(), 'running (booted)');
     assert.match(ok(await virsh('list'), 'list'), /^ 1\s+lv86\s+running$/m);
     const vnc = await t.client.call('domain.vncDisplay', { domain: 'lv86' });
-    const display = await virsh('vncdisplay', 'lv86');
-    if (vnc.display) assert.equal(display.stdout.trim(), vnc.display);
-    else assert.match(display.stderr, /error: /, 'no TCP display: virsh says so');
+    assert.ok(vnc.display, JSON.stringify(vnc));
+    assert.equal(ok(await virsh('vncdisplay', 'lv86'), 'vncdisplay').trim(), vnc.display);
 
     ok(await virsh('suspend', 'lv86'), 'suspend');
     await sawEvent('Suspended Paused');
