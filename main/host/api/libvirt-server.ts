@@ -194,6 +194,7 @@ export class LibvirtSession {
       }));
     });
     this.listen('domain.balloon', (e) => {
+      if (!this.callbacks.size) return;
       const d = this.summaryOf(e.uuid);
       if (!d) return;
       this.sendEvent(VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE, e.uuid, 'REMOTE_PROC_DOMAIN_EVENT_CALLBACK_BALLOON_CHANGE', (callbackID) => ({ callbackID, msg: { dom: wire(d), actual: BigInt(e.actualKiB) } }));
@@ -280,11 +281,8 @@ export class LibvirtSession {
 
   private listen<E extends keyof Events>(name: E, f: (data: Events[E]) => void): void {
     const host = this.host as unknown as NodeJS.EventEmitter;
-    const listener = (data: Events[E]): void => {
-      if (this.callbacks.size) f(data);
-    };
-    host.on(name, listener);
-    this.unsubscribe.push(() => host.off(name, listener));
+    host.on(name, f);
+    this.unsubscribe.push(() => host.off(name, f));
   }
 
   private sendEvent<P extends MessageProcName>(eventID: number, uuid: string, proc: P, msg: (callbackID: number) => MsgOf<P>): void {
