@@ -13,6 +13,8 @@ export interface HostPaths {
   /** Runtime state: the daemon socket and one state dir per running domain. */
   run: string;
   socket: string;
+  /** libvirt's RPC protocol for virsh and other libvirt clients (api/libvirt-server.ts). */
+  libvirtSocket: string;
   /** Held (flock) by the one host serving this home, for as long as it lives. */
   lock: string;
   daemonPid: string;
@@ -42,6 +44,7 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
     domains: path.join(home, 'domains'),
     run,
     socket: path.join(run, 'domusd.sock'),
+    libvirtSocket: path.join(home, 'libvirt-sock'),
     lock: path.join(home, 'domusd.lock'),
     daemonPid: path.join(run, 'domusd.pid'),
     log: path.join(home, 'domusd.log'),

@@ -9,6 +9,7 @@ import type { HostServices } from './api/session.js';
 import { Host } from './host.js';
 import { log } from './log.js';
 import { APP_ROOT, hostPaths, type HostPaths } from '../common/paths.js';
+import { listenLibvirt } from './api/libvirt-server.js';
 import { listenUnix, type UnixListener } from './api/unix.js';
 import { WebShell } from './api/web-shell.js';
 
@@ -55,10 +56,12 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
     stop: () => void stop(),
   };
   let server: UnixListener;
+  let libvirt: UnixListener;
   try {
     await host.init();
     // The pid file first: whoever sees the socket answer may read it.
     writeFileAtomic(paths.daemonPid, `${process.pid}\n`);
+    libvirt = await listenLibvirt(host, paths.libvirtSocket);
     server = await listenUnix(services, paths.socket);
   } catch (err) {
     lock.release();
@@ -72,8 +75,9 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
       await host.stopAll();
       host.detachAll();
       web?.close();
-      await server.close();
+      await Promise.all([server.close(), libvirt.close()]);
       fs.rmSync(paths.socket, { force: true });
+      fs.rmSync(paths.libvirtSocket, { force: true });
       fs.rmSync(paths.daemonPid, { force: true });
       lock.release();
       onStopped();

@@ -3,7 +3,7 @@
 // handshake, random bytes, invalid UTF-8 and JSON, huge lines) thrown at every listener the host and
 // a running guest have: the web shell's HTTP and WebSockets (/api, /vnc/<uuid> through the host's
 // VNC link), the local API socket, the runner's control socket and its RFB server on the unix socket
-// and the TCP port of <graphics type='vnc' port='-1'>, then more connections than the host and the
+// and the TCP port of <graphics type='vnc' port='-1'>, the libvirt socket, then more connections than the host and the
 // runner may open files. Afterwards the same host and runner serve on.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -14,6 +14,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { WebSocket } from 'ws';
+import { encodePacket } from './libvirt/packet.js';
+import { REMOTE_PROC_CONNECT_OPEN, REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME, REMOTE_PROGRAM, remote_connect_open_args } from './libvirt/protocol/remote.js';
+import { VIR_NET_CALL, VIR_NET_OK, VIR_NET_STREAM } from './libvirt/protocol/virnet.js';
+import { RpcClient } from './libvirt/rpc-client.js';
+import { encode } from './libvirt/xdr.js';
 import { RfbClient } from '../testing/rfb-client.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, guestsBuilt, until, webShellSession, within } from '../testing/harness.js';
 
@@ -285,10 +290,27 @@ describe('malformed input on every listener', { skip: guestsBuilt() ? false : 's
       await throwAt(listener, connect, ['{"type":"request","id":1,'], 'reset');
     }
 
+    // The libvirt socket: impossible lengths, truncated headers, unknown programs and procedures,
+    // arguments that are not their procedure's XDR (before and after CONNECT_OPEN), stream packets.
+    const libvirt = (chunks: (string | Buffer)[], how: 'end' | 'reset' | 'wait' = 'end') => throwAt('libvirt socket', () => net.connect(t.paths.libvirtSocket), chunks, how);
+    const call = (prog: number, proc: number, payload: Uint8Array = Buffer.alloc(0), type: number = VIR_NET_CALL) => encodePacket({ prog, vers: 1, proc, type: type as 0, serial: 7, status: VIR_NET_OK }, payload);
+    const open = call(REMOTE_PROGRAM, REMOTE_PROC_CONNECT_OPEN, encode(remote_connect_open_args, { name: null, flags: 0 }));
+    const garbage: Buffer[] = [crypto.randomBytes(64 * 1024), Buffer.from([0xff, 0xff, 0xff, 0xff]), Buffer.from([0, 0, 0, 4]), Buffer.from([0, 0, 0, 40, 1, 2, 3]), Buffer.alloc(17 << 20, 0x61)];
+    for (const g of garbage) await libvirt([g]);
+    await libvirt([call(0x12345678, 1)], 'wait');
+    await libvirt([call(REMOTE_PROGRAM, 0x7fffffff)], 'wait');
+    await libvirt([call(REMOTE_PROGRAM, REMOTE_PROC_CONNECT_OPEN, crypto.randomBytes(40))], 'wait');
+    await libvirt([call(REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME, Buffer.from([0, 0x40, 0, 1]))], 'wait');
+    await libvirt([open, call(REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME, Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x61]))]);
+    await libvirt([open, call(REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME, Buffer.concat([Buffer.from([0, 0, 0, 3]), BAD_UTF8.subarray(0, 3), Buffer.from([0])]))]);
+    await libvirt([open, call(REMOTE_PROGRAM, REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME, crypto.randomBytes(256), VIR_NET_STREAM)]);
+    await libvirt([open, call(REMOTE_PROGRAM, REMOTE_PROC_CONNECT_OPEN, Buffer.alloc(0))], 'reset');
+
     // More connections than the process may open files (libuv then accepts and drops them).
     const floods: [number, () => net.Socket][] = [
       [hostPid, () => net.connect(webPort, '127.0.0.1')],
       [hostPid, () => net.connect(t.paths.socket)],
+      [hostPid, () => net.connect(t.paths.libvirtSocket)],
       [runnerPid!, () => net.connect(vncPort, '127.0.0.1')],
     ];
     let flooded = 0;
@@ -326,6 +348,9 @@ describe('malformed input on every listener', { skip: guestsBuilt() ? false : 's
     assert.equal(t.runnerPid(uuid), runnerPid);
     assert.equal((await t.client.call('domain.info', { domain: NAME })).state, 'running');
     assert.equal((await t.client.call('host.status', {})).pid, hostPid);
+    const lv = await RpcClient.connect(`qemu+unix:///session?socket=${t.paths.libvirtSocket}`, { keepaliveInterval: 0 });
+    assert.equal((await lv.call('REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS', { need_results: 1, flags: 0 })).domains[0]?.name, NAME);
+    await lv.close();
     assert.equal((await fetch(`${shell.origin}/`, { headers: { cookie: shell.cookie } })).status, 200);
     const viewer = await RfbClient.openTcp(vncPort);
     await viewer.handshake({ password: PASSWORD });

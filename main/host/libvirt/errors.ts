@@ -6,6 +6,7 @@ import type { remote_error } from './protocol/remote.js';
 export const VIR_ERR = {
   INTERNAL_ERROR: 1,
   NO_SUPPORT: 3,
+  NO_CONNECT: 5,
   INVALID_CONN: 6,
   INVALID_DOMAIN: 7,
   INVALID_ARG: 8,
