@@ -79,6 +79,17 @@ describe('QEMU command line from a definition', () => {
     assert.match(bad.report.errors.join(';'), /image format 'bochs9'/);
     const nothing = buildArgv(parseDomainXml(xml('')), { stateDir: '/r', accel: 'tcg' });
     assert.match(nothing.report.errors.join(';'), /nothing to boot/);
+    const lun = buildArgv(parseDomainXml(xml(`<disk type='file'><source file='/img/b.img'/><target dev='hda'/></disk><disk type='block' device='lun'><source dev='/dev/sdc'/><target dev='sdc'/></disk>`)), { stateDir: '/r', accel: 'tcg' });
+    assert.deepEqual(lun.report.errors, ["SCSI LUN passthrough (<disk device='lun'> sdc) is not provided by Domus on QEMU"]);
+  });
+
+  it('network boot: no NIC is connected, so it is dropped from -boot (an error when nothing else boots)', () => {
+    const network = (devices: string) => buildArgv(parseDomainXml(xml(devices).replace(`<boot dev='cdrom'/>`, `<boot dev='network'/>`)), { stateDir: '/r', accel: 'tcg' });
+    assert.match(network('').report.errors.join(';'), /^nothing to boot: network boot \(<boot dev='network'\/>\) needs a connected network/);
+    const withDisk = network(`<disk type='file'><source file='/img/b.img'/><target dev='hda'/></disk>`);
+    assert.deepEqual(withDisk.report.errors, []);
+    assert.ok(withDisk.argv.includes('order=c'), withDisk.argv.join(' '));
+    assert.ok(withDisk.report.warnings.some((w) => /^network boot \(PXE\) needs a connected network.*the other boot devices are tried$/.test(w.message)));
   });
 });
 
