@@ -25,11 +25,13 @@
 #   qemu-system-x86 qemu-utils    the QEMU engine (TCG here), qemu-img, and the VNC benchmark's anchor
 #   vncsnapshot                   a stock VNC client that must read a Domus guest's framebuffer
 #   genisoimage                   ISO 9660 test images (Rock Ridge, Joliet) for the disk-image reader
+#   ovmf                          UEFI firmware for QEMU guests (<os firmware='efi'>), with QEMU's firmware descriptors
+#   libvirt-clients libxml2-utils virt-xml-validate: the domain XML fixtures against libvirt's schema
 set -euo pipefail
 
 DEFAULT_PKGS=(chromium seabios xorriso isolinux syslinux syslinux-common extlinux mtools cpio
               e2fsprogs fdisk dosfstools xz-utils kmod util-linux
-              qemu-system-x86 qemu-utils vncsnapshot genisoimage)
+              qemu-system-x86 qemu-utils vncsnapshot genisoimage ovmf libvirt-clients libxml2-utils)
 if [ $# -gt 0 ]; then PKGS=("$@"); else PKGS=("${DEFAULT_PKGS[@]}"); fi
 
 missing=()

@@ -309,12 +309,14 @@ export class DomainRegistry {
 
   /**
    * Removes a domain's files: the definition first (if that fails, nothing changed); once it is gone
-   * the domain is undefined, and a side file (autostart mark, managed save) that stays is only logged.
+   * the domain is undefined, and a side file (autostart mark, managed save, UEFI variables) that stays
+   * is only logged.
    */
   removeFiles(rec: DomainRecord): void {
     const { uuid, name } = rec.doc.config;
     removeHostFile(this.definitionPath(uuid));
-    for (const file of [this.autostartPath(uuid), this.managedSavePath(uuid)]) {
+    // A UEFI variable store in Domus's own directory goes with the domain; one its <nvram> names is the user's.
+    for (const file of [this.autostartPath(uuid), this.managedSavePath(uuid), path.join(this.paths.nvram, `${uuid}_VARS.fd`)]) {
       try {
         removeHostFile(file);
       } catch (err) {

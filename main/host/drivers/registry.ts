@@ -72,9 +72,10 @@ export class DriverRegistry {
         const theirs = d.validate(doc).errors;
         if (theirs.length) return `${name} cannot either: ${theirs.join('; ')}`;
         const connection = d.connection();
-        const as = d.domainTypes.map((t) => `'${t}'`).join(' or ');
-        if (!connection.available) return `${name} could run it as <domain type=${as}>, but is not available here (${connection.problem ?? 'not installed'})`;
-        return `${name} could run it as <domain type=${as}>`;
+        const [first, ...rest] = d.domainTypes;
+        const as = `<domain type='${first}'>${rest.length ? ` (or ${rest.map((t) => `'${t}'`).join(', ')})` : ''}`;
+        if (!connection.available) return `${name} could run it as ${as}, but is not available here (${connection.problem ?? 'not installed'})`;
+        return `${name} could run it as ${as}`;
       });
     return [`cannot start on ${driver.label} (${driver.uri}): ${report.errors.join('; ')}`, ...others].join('. ');
   }

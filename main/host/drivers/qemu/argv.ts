@@ -8,6 +8,7 @@ import { formatKiB } from '../../../../shared/libvirt/units.js';
 import { VNC_PORT_BASE } from '../../../runner/protocol.js';
 import { isPygrub, usesBootloader } from '../../images/bootloader.js';
 import { XEN_PV_OS_TYPES, lunDisks, uefiSource } from '../../domain/features.js';
+import { resolveUefi, type UefiFlash } from './uefi.js';
 import type { SupportReport } from '../driver.js';
 
 /** File names in a QEMU domain's run directory (<run>/<uuid>/). */
@@ -37,6 +38,10 @@ export interface ArgvOptions {
   accel: 'kvm' | 'tcg';
   /** Wait for migrate-incoming (restore). */
   incoming?: boolean;
+  /** Where UEFI variable stores live when the definition's <nvram> names no file. */
+  nvramDir: string;
+  /** QEMU's firmware descriptor directories (uefi.ts); tests give their own. */
+  firmwareDirs?: string[];
 }
 
 const MiB = 1024;
@@ -53,7 +58,7 @@ export function optValue(value: string): string {
 }
 
 /** Checks the definition and builds QEMU's argv (without the binary). */
-export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: string[]; report: SupportReport } {
+export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: string[]; report: SupportReport; uefi?: UefiFlash } {
   const { config } = doc;
   const report: SupportReport = { warnings: [], errors: [] };
   const warn = (element: string, message: string): void => {
@@ -71,8 +76,12 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   }
   if (config.memoryKiB < MIN_MEMORY_KiB) report.errors.push(`memory ${formatKiB(config.memoryKiB)} is too small; QEMU guests need at least ${formatKiB(MIN_MEMORY_KiB)}`);
   if (config.os.bootloader && !isPygrub(config.os.bootloader)) warn('bootloader', `bootloader ${config.os.bootloader} is not run; QEMU boots the disk through its BIOS`);
+  const machine = config.os.machine?.includes('q35') ? 'q35' : 'pc';
+  let uefi: UefiFlash | undefined;
   if (config.os.firmware === 'efi') {
-    report.errors.push(`UEFI firmware (${uefiSource(config)}): Domus starts QEMU with its BIOS (SeaBIOS) only`);
+    const found = resolveUefi(config, machine, opts.nvramDir, opts.firmwareDirs);
+    if ('problem' in found) report.errors.push(`UEFI firmware (${uefiSource(config)}): ${found.problem}`);
+    else uefi = found;
   } else if (config.os.loader?.path) {
     warn('os/loader', `loader ${config.os.loader.path} is not used; QEMU boots with its SeaBIOS`);
   }
@@ -84,7 +93,6 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   // password over QMP, which it does before the guest runs; the password never goes on the command line.
   const vnc = config.graphics.find((g) => g.type === 'vnc');
   const vncPassword = vnc?.passwd !== undefined && vnc.passwd !== '';
-  const machine = config.os.machine?.includes('q35') ? 'q35' : 'pc';
   const argv = [
     '-name', `guest=${optValue(config.name)},debug-threads=on`,
     '-uuid', config.uuid,
@@ -111,6 +119,11 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     // Always start stopped: the host connects QMP and the serial socket, then sends cont.
     '-S',
   ];
+  if (uefi) {
+    // As libvirt: the firmware read-only, the variable store writable (both raw flash).
+    argv.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${optValue(uefi.code)}`);
+    argv.push('-drive', `if=pflash,format=raw,unit=1,file=${optValue(uefi.vars)}`);
+  }
   if (config.balloon) {
     // As libvirt: deflate-on-oom and free-page-reporting only when <memballoon> asks, so by default
     // the guest's MemTotal follows the balloon (with deflate-on-oom the ballooned pages show as used).
@@ -210,7 +223,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     }
   }
   if (opts.incoming) argv.push('-incoming', 'defer');
-  return { argv, report };
+  return { argv, report, ...(uefi && { uefi }) };
 }
 
 /** QEMU's id= of the two VNC displays, which QMP's set_password and query-vnc-servers name. */
