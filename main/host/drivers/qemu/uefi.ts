@@ -76,6 +76,7 @@ export function ensureVarsStore(flash: UefiFlash): void {
 
 /** A descriptor Domus can run: UEFI in flash for x86_64 on this machine type, without SMM or Secure Boot. */
 function usable(d: Descriptor, machine: 'pc' | 'q35'): boolean {
+  // Descriptors list versioned machine names as globs (pc-q35-*); Domus's pc and q35 are QEMU's current ones.
   const name = machine === 'q35' ? 'pc-q35-7.2' : 'pc-i440fx-7.2';
   if (d.features.includes('requires-smm') || d.features.includes('secure-boot') || d.features.includes('enrolled-keys')) return false;
   return d.machines.some((glob) => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(name));
