@@ -32,11 +32,12 @@
 #   openssh-server openssh-client sshd on 127.0.0.1 and ssh for the qemu+ssh:// transport tests
 #   netcat-openbsd                `nc -U`, the far side of qemu+ssh:// when the URI names a socket (libvirt's netcat proxy)
 #   openssl                       the test CA and certificates for the qemu+tls:// tests
+#   ovmf                          UEFI firmware for QEMU guests (<os firmware='efi'>), with QEMU's firmware descriptors
 set -euo pipefail
 
 DEFAULT_PKGS=(chromium seabios xorriso isolinux syslinux syslinux-common extlinux mtools cpio
               e2fsprogs fdisk dosfstools xz-utils kmod util-linux
-              qemu-system-x86 qemu-utils vncsnapshot genisoimage
+              qemu-system-x86 qemu-utils vncsnapshot genisoimage ovmf
               libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils
               openssh-server openssh-client netcat-openbsd openssl)
 if [ $# -gt 0 ]; then PKGS=("$@"); else PKGS=("${DEFAULT_PKGS[@]}"); fi

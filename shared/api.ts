@@ -305,6 +305,11 @@ export interface DomainSummary {
   managedSave: boolean;
   /** Bumped at every change of the persistent definition (edit conflicts). */
   generation: number;
+  /**
+   * Why the definition cannot start on this host (UEFI firmware on v86, nothing to boot…), naming
+   * the connection that could run it; start refuses it with this reason. Absent when it can start.
+   */
+  cannotStart?: string;
 }
 
 export interface DomainInfo extends DomainSummary {

@@ -50,7 +50,10 @@ export interface DomainConfig {
   currentMemoryKiB: number;
   vcpus: number;
   os: {
-    /** <type>: hvm (or xen/linux for PV definitions written by Xen tools). */
+    /**
+     * <type>: hvm, or xen/linux/xenpvh for Xen PV definitions (also 'xen' when a <bootloader>
+     * definition has no <os>, as libvirt reads it).
+     */
     type: string;
     arch: string;
     machine?: string;
@@ -62,6 +65,12 @@ export interface DomainConfig {
     /** Xen-style <bootloader> (pygrub) and its arguments. */
     bootloader?: string;
     bootloaderArgs?: string;
+    /** 'efi' for <os firmware='efi'> or flash firmware with a variable store (OVMF); 'bios' for a ROM <loader>; absent: the engine's BIOS. */
+    firmware?: 'bios' | 'efi';
+    /** <loader>: the firmware image the definition names, its type (rom, pflash) and secure='yes' (Secure Boot). */
+    loader?: { path?: string; type?: string; secure?: boolean };
+    /** <nvram>: the domain's UEFI variable store and the template it starts from. */
+    nvram?: { path?: string; template?: string };
   };
   disks: DiskConfig[];
   graphics: GraphicsConfig[];

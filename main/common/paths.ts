@@ -29,6 +29,8 @@ export interface HostPaths {
   saves: string;
   /** Logs kept after a domain stops (qemu-<name>.log). */
   logs: string;
+  /** UEFI variable stores of domains whose <nvram> names no file (<uuid>_VARS.fd). */
+  nvram: string;
 }
 
 export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -53,6 +55,7 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
     autostart: path.join(home, 'autostart'),
     saves: path.join(home, 'save'),
     logs: path.join(home, 'logs'),
+    nvram: path.join(home, 'nvram'),
   };
 }
 
@@ -64,7 +67,7 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
 export function securePrivateFiles(paths: HostPaths): string[] {
   const changed = fs.existsSync(paths.home) && fs.statSync(paths.home).mode & 0o077 ? [paths.home] : [];
   ensurePrivateDir(paths.home);
-  for (const dir of [paths.domains, paths.autostart, paths.saves, paths.run, paths.logs]) {
+  for (const dir of [paths.domains, paths.autostart, paths.saves, paths.run, paths.logs, paths.nvram]) {
     ensurePrivateDir(dir);
     changed.push(...tightenTree(dir));
   }

@@ -6,7 +6,7 @@ import type { DefinitionWarning, DomainConfig } from '../../shared/domain.js';
 import { setOnHostStop, setTitleAndDescription } from './domain/domus-metadata.js';
 import { dumpDomainXml, parseDomainXml, serializeDomainXml } from './domain/xml.js';
 import type { DriverRegistry } from './drivers/registry.js';
-import { HostError, invalidArg, operationFailed, operationInvalid, operationUnsupported } from './errors.js';
+import { HostError, configUnsupported, invalidArg, operationFailed, operationInvalid, operationUnsupported } from './errors.js';
 import { runFsimageJob } from './images/reader-client.js';
 import type { Lifecycle } from './lifecycle.js';
 import { checkSpec } from './new-vm/checks.js';
@@ -38,11 +38,9 @@ export class Definitions {
       // Redefining a running domain changes the next boot only, as with virsh define.
       registry.persist(existing, doc, true);
       existing.persistent = true;
-      existing.warnings = support.warnings;
       rec = existing;
     } else {
-      rec = registry.newRecord(doc, true);
-      rec.warnings = support.warnings;
+      rec = registry.newRecord(doc, true, support);
       registry.persist(rec, doc);
       registry.add(rec);
     }
@@ -51,12 +49,18 @@ export class Definitions {
     return { domain: registry.summary(rec), warnings: support.warnings };
   }
 
-  /** The New VM wizard's spec: refused when the guest could not start (missing files, wrong architecture). */
+  /**
+   * The New VM wizard's spec: refused when the guest could not start (missing files, wrong
+   * architecture, nothing an engine here runs), since the wizard makes guests to run.
+   */
   async create(spec: NewDomainSpec): Promise<Defined> {
     // The image is read in the reader's worker thread, as host.inspectImage does: it is untrusted.
     const problems = await checkSpec(spec, (file) => runFsimageJob<ImageInspection>({ op: 'inspect', path: file }));
     if (problems.length) throw invalidArg(problems.join('; '));
-    return this.define(specToXml(spec));
+    const xml = specToXml(spec);
+    const { cannotStart } = this.registry.supported(this.registry.parse(xml));
+    if (cannotStart) throw configUnsupported(cannotStart);
+    return this.define(xml);
   }
 
   /** virsh create: a transient domain, started at once, gone when it stops. */
@@ -65,8 +69,7 @@ export class Definitions {
     const doc = registry.parse(xml);
     const support = registry.supported(doc);
     if (registry.clash(doc.config)) throw operationFailed(`domain '${doc.config.name}' already exists; use start for a defined domain`);
-    const rec = registry.newRecord(doc, false);
-    rec.warnings = support.warnings;
+    const rec = registry.newRecord(doc, false, support);
     registry.add(rec);
     try {
       await this.lifecycle.boot(rec, { paused });

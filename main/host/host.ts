@@ -48,7 +48,7 @@ export { HostError } from './errors.js';
 export function defaultDrivers(paths: HostPaths): DriverRegistry {
   return new DriverRegistry()
     .register(new V86Driver(paths.run))
-    .register(new QemuDriver(paths.run, path.join(paths.home, 'logs'), new Accel(paths.home)));
+    .register(new QemuDriver(paths.run, path.join(paths.home, 'logs'), new Accel(paths.home), paths.nvram));
 }
 
 export class Host extends EventEmitter<HostEvents> {

@@ -10,7 +10,7 @@ import { completeInstall, installTimeDocument, pendingInstall } from './domain/i
 import { parseDomainXml, serializeDomainXml } from './domain/xml.js';
 import type { LiveDomain, Reattached, ShutdownChannel } from './drivers/driver.js';
 import type { DriverRegistry } from './drivers/registry.js';
-import { operationFailed, operationInvalid, operationUnsupported } from './errors.js';
+import { configUnsupported, operationFailed, operationInvalid, operationUnsupported } from './errors.js';
 import { log } from './log.js';
 import { removeHostFile, type DomainRecord, type DomainRegistry, type HostEventBus } from './registry.js';
 import { ignoredBecause, shutdownOutcome, unreachableError } from './shutdown.js';
@@ -79,20 +79,28 @@ export class Lifecycle {
     return this.registry.summary(rec);
   }
 
-  /** Boots (or restores) a record's guest on its engine and adopts it; the record is shutoff/failed when it cannot. */
+  /**
+   * Boots (or restores) a record's guest on its engine and adopts it; the record is shutoff/failed
+   * when it cannot. A definition no engine here can run is refused first, with the reason, and the
+   * record is left as it was (libvirt's "unsupported configuration" at start).
+   */
   async boot(rec: DomainRecord, opts: BootOptions): Promise<void> {
     const restoring = opts.restoreFrom !== undefined;
-    const conflict = diskConflict(rec.doc.config.uuid, (opts.liveXml ? this.registry.parse(opts.liveXml) : rec.doc).config.disks, this.registry.diskUsers());
+    // While an install is pending, each boot runs the install-time definition (the media first).
+    const liveDoc = opts.liveXml
+      ? this.registry.parse(opts.liveXml)
+      : pendingInstall(rec.doc)
+        ? installTimeDocument(rec.doc)
+        : parseDomainXml(serializeDomainXml(rec.doc));
+    // Asked afresh: an engine may have become available (or gone) since the definition was judged.
+    if (!opts.liveXml) this.registry.judge(rec);
+    const cannotStart = this.drivers.cannotStart(liveDoc);
+    if (cannotStart) throw configUnsupported(`domain '${rec.doc.config.name}' ${cannotStart}`);
+    const conflict = diskConflict(rec.doc.config.uuid, (opts.liveXml ? liveDoc : rec.doc).config.disks, this.registry.diskUsers());
     if (conflict) throw operationInvalid(conflict);
     this.registry.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');
     let handle: LiveDomain;
     try {
-      // While an install is pending, each boot runs the install-time definition (the media first).
-      const liveDoc = opts.liveXml
-        ? this.registry.parse(opts.liveXml)
-        : pendingInstall(rec.doc)
-          ? installTimeDocument(rec.doc)
-          : parseDomainXml(serializeDomainXml(rec.doc));
       const started = await this.drivers.start(liveDoc, { paused: opts.paused, restoreFrom: opts.restoreFrom });
       handle = started.live;
       rec.liveDoc = liveDoc;

@@ -15,7 +15,7 @@ import { onHostStop } from './domain/domus-metadata.js';
 import { DomainXmlError, ensureUuid, parseDomainXml, serializeDomainXml, type DomainDocument } from './domain/xml.js';
 import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain } from './drivers/driver.js';
 import type { DriverRegistry } from './drivers/registry.js';
-import { configUnsupported, definitionChanged, noDomain, operationFailed, operationInvalid, systemError, xmlError } from './errors.js';
+import { definitionChanged, noDomain, operationFailed, operationInvalid, systemError, xmlError } from './errors.js';
 import { log } from './log.js';
 import type { HostPaths } from '../common/paths.js';
 import type { PreviousSample } from './stats.js';
@@ -29,6 +29,8 @@ export interface DomainRecord {
   /** The running definition (libvirt's live XML); set while active. */
   liveDoc?: DomainDocument;
   warnings: DefinitionWarning[];
+  /** Why the definition cannot start here (registry.supported); start refuses it with this reason. */
+  cannotStart?: string;
   persistent: boolean;
   state: DomainState;
   reason: StateReason;
@@ -58,6 +60,12 @@ export type HostEvents = { [E in keyof Events]: [Events[E]] };
 
 /** The host's event bus: every emit is traced (Host.emit). */
 export type HostEventBus = EventEmitter<HostEvents>;
+
+/** What the engines say of a definition: what it loses, and why it cannot start here (if so). */
+export interface Support {
+  warnings: DefinitionWarning[];
+  cannotStart?: string;
+}
 
 export class DomainRegistry {
   private readonly domains = new Map<string, DomainRecord>();
@@ -130,10 +138,22 @@ export class DomainRegistry {
     }
   }
 
-  /** The engine's verdict on a definition: refused when the guest cannot run, else its warnings. */
-  supported(doc: DomainDocument): { warnings: DefinitionWarning[] } {
-    const support = this.drivers.validate(doc);
-    if (support.errors.length) throw configUnsupported(support.errors.join('; '));
+  /**
+   * The engines' verdict on a definition. As with libvirt, what the schema accepts is defined
+   * whether or not an engine here can run it: what it cannot run becomes `cannotStart`, which start
+   * refuses, and is also the last of the warnings (define prints it).
+   */
+  supported(doc: DomainDocument): Support {
+    const report = this.drivers.validate(doc);
+    const cannotStart = this.drivers.cannotStart(doc, report);
+    if (!cannotStart) return { warnings: report.warnings };
+    return { warnings: [...report.warnings, { element: 'domain', message: cannotStart }], cannotStart };
+  }
+
+  /** Records a definition's verdict on its record (the summary's cannotStart, dominfo's warnings). */
+  judge(rec: DomainRecord, support: Support = this.supported(rec.doc)): Support {
+    rec.warnings = support.warnings;
+    rec.cannotStart = support.cannotStart;
     return support;
   }
 
@@ -178,11 +198,13 @@ export class DomainRegistry {
     return { live, config };
   }
 
-  newRecord(doc: DomainDocument, persistent: boolean): DomainRecord {
+  newRecord(doc: DomainDocument, persistent: boolean, support: Support = this.supported(doc)): DomainRecord {
+    const { warnings, cannotStart } = support;
     return {
       doc,
       generation: generationOf(serializeDomainXml(doc)),
-      warnings: this.drivers.validate(doc).warnings,
+      warnings,
+      cannotStart,
       persistent,
       state: 'shutoff',
       // What a new host can know of a domain it did not stop: a managed save means it was saved.
@@ -216,6 +238,7 @@ export class DomainRegistry {
       onHostStop: onHostStop(rec.doc),
       managedSave: fs.existsSync(this.managedSavePath(uuid)),
       generation: rec.generation,
+      ...(rec.cannotStart !== undefined && { cannotStart: rec.cannotStart }),
     };
   }
 
@@ -234,12 +257,14 @@ export class DomainRegistry {
   /**
    * Makes `doc` the domain's persistent definition, on disk first (atomically): when the write
    * fails the record keeps its definition. `persistent` says whether there is a file to write.
+   * The engines' verdict (warnings, cannotStart) follows the new definition.
    */
   persist(rec: DomainRecord, doc: DomainDocument, persistent = rec.persistent): void {
     const xml = serializeDomainXml(doc);
     if (persistent) writeHostFile(this.definitionPath(doc.config.uuid), xml);
     rec.doc = doc;
     rec.generation = generationOf(xml);
+    this.judge(rec);
   }
 
   /**
@@ -284,12 +309,14 @@ export class DomainRegistry {
 
   /**
    * Removes a domain's files: the definition first (if that fails, nothing changed); once it is gone
-   * the domain is undefined, and a side file (autostart mark, managed save) that stays is only logged.
+   * the domain is undefined, and a side file (autostart mark, managed save, UEFI variables) that stays
+   * is only logged.
    */
   removeFiles(rec: DomainRecord): void {
     const { uuid, name } = rec.doc.config;
     removeHostFile(this.definitionPath(uuid));
-    for (const file of [this.autostartPath(uuid), this.managedSavePath(uuid)]) {
+    // A UEFI variable store in Domus's own directory goes with the domain; one its <nvram> names is the user's.
+    for (const file of [this.autostartPath(uuid), this.managedSavePath(uuid), path.join(this.paths.nvram, `${uuid}_VARS.fd`)]) {
       try {
         removeHostFile(file);
       } catch (err) {

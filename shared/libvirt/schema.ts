@@ -52,6 +52,6 @@ export const INTERFACE_CHILDREN = ['mac', 'source', 'model', 'driver', 'address'
 export const BOOT_DEVICES = ['hd', 'cdrom', 'fd', 'network'] as const;
 export type BootDevice = (typeof BOOT_DEVICES)[number];
 
-/** <disk device=…> values Domus handles (libvirt also has lun, for SCSI passthrough). */
+/** <disk device=…> values Domus handles; libvirt also has lun (SCSI passthrough), kept in the XML but not in the typed disks. */
 export const DISK_DEVICES = ['disk', 'cdrom', 'floppy'] as const;
 export type DiskDevice = (typeof DISK_DEVICES)[number];

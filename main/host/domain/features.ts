@@ -1,8 +1,11 @@
 // Guest features every engine reads the same way from a definition: ACPI, the guest agent's
-// channel and VNC password limits.
+// channel, VNC password limits, UEFI firmware and SCSI LUN disks.
 import type { DefinitionWarning, DomainConfig } from '../../../shared/domain.js';
 import { VNC_PASSWORD_BYTES } from '../../common/vnc-auth.js';
 import { childElements, firstChild, type XmlElement } from './xml.js';
+
+/** Xen's paravirtualized <os><type> values (libvirt's ostypexen); PVH guests are PV kernels in a PC-like container. */
+export const XEN_PV_OS_TYPES = new Set(['xen', 'linux', 'xenpvh']);
 
 /** libvirt's name for the guest agent's channel (<channel><target type='virtio' name=.../>). */
 export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
@@ -34,4 +37,18 @@ export function vncPasswordWarnings(config: DomainConfig): DefinitionWarning[] {
       },
     ];
   });
+}
+
+/** How a definition asks for UEFI, for messages: its pflash <loader>, else libvirt's <os firmware='efi'>. */
+export function uefiSource(config: DomainConfig): string {
+  const { loader } = config.os;
+  return loader?.type === 'pflash' ? `<loader type='pflash'>${loader.path ?? ''}</loader>` : "<os firmware='efi'>";
+}
+
+/** Targets of <disk device='lun'> (SCSI passthrough of a host LUN), which the typed config leaves out of its disks. */
+export function lunDisks(root: XmlElement): string[] {
+  const devices = firstChild(root, 'devices');
+  return (devices ? childElements(devices, 'disk') : [])
+    .filter((d) => d.attributes.device === 'lun')
+    .map((d) => firstChild(d, 'target')?.attributes.dev ?? '?');
 }

@@ -6,6 +6,7 @@ import {
   DomainXmlError,
   dumpDomainXml,
   ensureUuid,
+  firstChild,
   parseDomainXml,
   serializeDomainXml,
   setMemory,
@@ -263,6 +264,41 @@ describe('typed config', () => {
     assert.equal(config.onCrash, 'restart');
   });
 
+  test('Xen PV definition with a <bootloader> and no <os>: os type xen, as libvirt reads it', () => {
+    const doc = parseDomainXml(
+      `<domain type='xen'><name>pv</name><memory>524288</memory><bootloader>/usr/bin/pygrub</bootloader>` +
+        `<devices><disk type='file' device='disk'><source file='/srv/pv.img'/><target dev='xvda'/></disk></devices></domain>`,
+    );
+    assert.equal(doc.config.os.type, 'xen');
+    assert.equal(doc.config.os.bootloader, '/usr/bin/pygrub');
+    assert.deepEqual(doc.config.os.bootOrder, []);
+    assert.equal(doc.config.os.kernel, undefined);
+    assert.equal(firstChild(doc.root, 'os'), undefined, 'no <os> is added');
+  });
+
+  test('UEFI: <os firmware>, a pflash <loader> with <nvram>, a ROM <loader>', () => {
+    const os = (inner: string, attributes = '') => parseDomainXml(domainXml().replace("<os><type arch='i686'>hvm</type></os>", `<os${attributes}><type arch='x86_64'>hvm</type>${inner}</os>`)).config.os;
+    assert.equal(os('', " firmware='efi'").firmware, 'efi');
+    assert.equal(os('', " firmware='bios'").firmware, 'bios');
+    const flash = os(`<loader readonly='yes' secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.secboot.fd</loader><nvram template='/usr/share/OVMF/OVMF_VARS.fd'>/var/nvram/t_VARS.fd</nvram>`);
+    assert.equal(flash.firmware, 'efi');
+    assert.deepEqual(flash.loader, { path: '/usr/share/OVMF/OVMF_CODE.secboot.fd', type: 'pflash', secure: true });
+    assert.deepEqual(flash.nvram, { path: '/var/nvram/t_VARS.fd', template: '/usr/share/OVMF/OVMF_VARS.fd' });
+    const rom = os(`<loader>/usr/lib/xen/boot/hvmloader</loader>`);
+    assert.equal(rom.firmware, 'bios');
+    assert.deepEqual(rom.loader, { path: '/usr/lib/xen/boot/hvmloader' });
+    const plain = os('');
+    assert.ok(!('firmware' in plain) && !('loader' in plain) && !('nvram' in plain), JSON.stringify(plain));
+  });
+
+  test('a SCSI LUN disk stays in the XML but not in the typed disks', () => {
+    const doc = parseDomainXml(
+      domainXml({ devices: `<disk type='block' device='lun'><source dev='/dev/sdc'/><target dev='sdc'/></disk><disk type='file'><source file='/a.img'/><target dev='hda'/></disk>` }),
+    );
+    assert.deepEqual(doc.config.disks.map((d) => d.target), ['hda']);
+    assert.match(serializeDomainXml(doc), /<disk type='block' device='lun'>/);
+  });
+
   test('v86 direct kernel boot', () => {
     const { config } = parseDomainXml(fixture('v86-direct-kernel'));
     assert.equal(config.type, 'v86');
@@ -426,10 +462,16 @@ describe('bad input', () => {
       `invalid domain XML: devices/disk[1]: <boot order='first'> is not a positive whole number`,
     ],
     [
-      'lun disk',
-      domainXml({ devices: `<disk type='block' device='lun'><source dev='/dev/sdc'/><target dev='sdc'/></disk>` }),
-      'xml-unsupported',
-      `invalid domain XML: devices/disk[1]: device 'lun' is not supported`,
+      'unknown firmware',
+      `<domain type='kvm'><name>x</name><memory>1024</memory><os firmware='coreboot'><type>hvm</type></os></domain>`,
+      'xml-invalid',
+      `invalid domain XML: <os firmware='coreboot'> is not one of bios, efi`,
+    ],
+    [
+      'bootloader with an <os> that has no type',
+      `<domain type='xen'><name>x</name><memory>1024</memory><bootloader>pygrub</bootloader><os/></domain>`,
+      'xml-invalid',
+      'invalid domain XML: <os><type> is missing',
     ],
     [
       'graphics port not a number',

@@ -213,7 +213,8 @@ function deriveConfig(root: XmlElement): DomainConfig {
     currentMemoryKiB,
     vcpus: readVcpus(root),
     os: readOs(root, type),
-    disks: devices ? childElements(devices, 'disk').map((disk, index) => readDisk(disk, index + 1)) : [],
+    // A SCSI passthrough LUN is no image: the engines refuse it at start (features.ts lunDisks).
+    disks: devices ? childElements(devices, 'disk').flatMap((disk, index) => (disk.attributes.device === 'lun' ? [] : [readDisk(disk, index + 1)])) : [],
     graphics: devices ? childElements(devices, 'graphics').map((g, index) => readGraphics(g, index + 1)) : [],
     interfaces: devices ? childElements(devices, 'interface').map(readInterface) : [],
     // libvirt turns a lone serial-type <console> into serial0.
@@ -272,12 +273,17 @@ function readVcpus(root: XmlElement): number {
   return count;
 }
 
+/** The values libvirt's schema allows in <os firmware=...>. */
+const FIRMWARE_KINDS = ['bios', 'efi'] as const;
+
 function readOs(root: XmlElement, domainType: string): DomainConfig['os'] {
   const os = firstChild(root, 'os');
   const typeElement = os && firstChild(os, 'type');
   const osType = typeElement && textContent(typeElement).trim();
-  if (!os || !typeElement || !osType) throw invalid('<os><type> is missing');
-  const bootOrder = childElements(os, 'boot').map((boot) => {
+  // Xen's schema lets a <bootloader> domain leave <os> out: libvirt then takes it as a PV guest ('xen').
+  const bootloader = optionalText(root, 'bootloader');
+  if (!osType && !(bootloader && !os)) throw invalid('<os><type> is missing');
+  const bootOrder = (os ? childElements(os, 'boot') : []).map((boot) => {
     const dev = boot.attributes.dev;
     if (!isOneOf(BOOT_DEVICES, dev)) {
       throw invalid(`<os><boot dev='${dev ?? ''}'> is not one of ${BOOT_DEVICES.join(', ')}`);
@@ -285,17 +291,45 @@ function readOs(root: XmlElement, domainType: string): DomainConfig['os'] {
     return dev;
   });
   return {
-    type: osType,
+    type: osType || 'xen',
     // v86 only has an i686 CPU; for other engines libvirt picks the host's architecture.
-    arch: typeElement.attributes.arch ?? (domainType === 'v86' ? 'i686' : (HOST_ARCH[process.arch] ?? process.arch)),
-    machine: typeElement.attributes.machine,
-    kernel: optionalText(os, 'kernel'),
-    initrd: optionalText(os, 'initrd'),
-    cmdline: optionalText(os, 'cmdline'),
+    arch: typeElement?.attributes.arch ?? (domainType === 'v86' ? 'i686' : (HOST_ARCH[process.arch] ?? process.arch)),
+    machine: typeElement?.attributes.machine,
+    kernel: os && optionalText(os, 'kernel'),
+    initrd: os && optionalText(os, 'initrd'),
+    cmdline: os && optionalText(os, 'cmdline'),
     bootOrder,
     // Xen tools write these as <domain> children, not inside <os>.
-    bootloader: optionalText(root, 'bootloader'),
+    bootloader,
     bootloaderArgs: optionalText(root, 'bootloader_args'),
+    ...(os && readFirmware(os)),
+  };
+}
+
+/** <os firmware>, <loader> and <nvram>; only what the definition says is set. */
+function readFirmware(os: XmlElement): Pick<DomainConfig['os'], 'firmware' | 'loader' | 'nvram'> {
+  const attribute = os.attributes.firmware;
+  if (attribute !== undefined && !isOneOf(FIRMWARE_KINDS, attribute)) {
+    throw invalid(`<os firmware='${attribute}'> is not one of ${FIRMWARE_KINDS.join(', ')}`);
+  }
+  const loaderElement = firstChild(os, 'loader');
+  const nvramElement = firstChild(os, 'nvram');
+  // Flash-mapped firmware with a variable store is UEFI (OVMF) on a PC; a ROM <loader> is another BIOS.
+  const flash = loaderElement?.attributes.type === 'pflash' || nvramElement !== undefined;
+  const firmware = attribute ?? (flash ? 'efi' : loaderElement ? 'bios' : undefined);
+  const loaderPath = optionalText(os, 'loader');
+  const nvramPath = optionalText(os, 'nvram');
+  const template = nvramElement?.attributes.template;
+  const loader = loaderElement && {
+    ...(loaderPath !== undefined && { path: loaderPath }),
+    ...(loaderElement.attributes.type !== undefined && { type: loaderElement.attributes.type }),
+    ...(loaderElement.attributes.secure === 'yes' && { secure: true }),
+  };
+  const nvram = nvramElement && { ...(nvramPath !== undefined && { path: nvramPath }), ...(template !== undefined && { template }) };
+  return {
+    ...(firmware !== undefined && { firmware }),
+    ...(loader && { loader }),
+    ...(nvram && { nvram }),
   };
 }
 

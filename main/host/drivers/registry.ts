@@ -57,6 +57,29 @@ export class DriverRegistry {
     return { warnings: [...notes, ...report.warnings, ...vncPasswordWarnings(doc.config)], errors: report.errors };
   }
 
+  /**
+   * Why a definition cannot start here, undefined when it can: what its engine cannot run, and for
+   * each other connection whether it could (and with which <domain type>) or why not. define keeps
+   * such a definition (libvirt's schema accepts it) and start refuses it with this reason.
+   */
+  cannotStart(doc: DomainDocument, report: SupportReport = this.validate(doc)): string | undefined {
+    if (!report.errors.length) return undefined;
+    const { driver } = this.driverFor(doc);
+    const others = this.all()
+      .filter((d) => d !== driver)
+      .map((d) => {
+        const name = `${d.label} (${d.uri})`;
+        const theirs = d.validate(doc).errors;
+        if (theirs.length) return `${name} cannot either: ${theirs.join('; ')}`;
+        const connection = d.connection();
+        const [first, ...rest] = d.domainTypes;
+        const as = `<domain type='${first}'>${rest.length ? ` (or ${rest.map((t) => `'${t}'`).join(', ')})` : ''}`;
+        if (!connection.available) return `${name} could run it as ${as}, but is not available here (${connection.problem ?? 'not installed'})`;
+        return `${name} could run it as ${as}`;
+      });
+    return [`cannot start on ${driver.label} (${driver.uri}): ${report.errors.join('; ')}`, ...others].join('. ');
+  }
+
   /** Starts a definition on its driver; the notes say which engine (and accelerator) runs it. */
   async start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<StartedDomain> {
     const { driver, notes } = this.driverFor(doc);

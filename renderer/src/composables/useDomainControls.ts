@@ -54,6 +54,8 @@ export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
     if (paused.value) return 'Resume the virtual machine';
     // libvirt's start restores a managed save instead of booting.
     if (domain.value?.managedSave) return 'Power on the virtual machine, restoring its saved state';
+    // Run stays enabled, as in virt-manager: the host's refusal names the reason in full.
+    if (domain.value?.cannotStart) return `Power on the virtual machine (the host will refuse: ${domain.value.cannotStart})`;
     return 'Power on the virtual machine';
   });
 

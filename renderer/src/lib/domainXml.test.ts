@@ -303,6 +303,15 @@ describe('boot options', () => {
     assert.equal(await editedText(HAND_WRITTEN, (lib, doc) => lib.writeBoot(doc, lib.readBoot(doc)), null), await editedText(HAND_WRITTEN, () => {}, null));
   });
 
+  test('a Xen PV definition without <os> gets none for bootloader edits, and <os><type>xen</type> for a kernel', async () => {
+    const pv = fixture('xen-pv-pygrub').replace(/ *<os>[\s\S]*?<\/os>\n/, '');
+    const bootloaderOnly = await editedText(pv, (lib, doc) => lib.writeBoot(doc, { ...lib.readBoot(doc), bootloaderArgs: '--entry=1' }), null);
+    assert.doesNotMatch(bootloaderOnly, /<os>/);
+    assert.match(bootloaderOnly, /<bootloader_args>--entry=1<\/bootloader_args>/);
+    const withKernel = await editedText(pv, (lib, doc) => lib.writeBoot(doc, { ...lib.readBoot(doc), kernel: '/boot/vmlinuz' }), null);
+    assert.match(withKernel, /<bootloader_args>[^<]*<\/bootloader_args>\n  <os>\n    <type>xen<\/type>\n    <kernel>\/boot\/vmlinuz<\/kernel>\n  <\/os>/);
+  });
+
   test('taking the bootloader away removes it and its arguments', async () => {
     const lines = await edited('xen-pv-pygrub', (lib, doc) => lib.writeBoot(doc, { ...lib.readBoot(doc), bootloader: null }), null);
     assert.deepEqual(span(lines, /<vcpu /, /<os>/), ['  <vcpu placement="static">1</vcpu>', '  <os>']);

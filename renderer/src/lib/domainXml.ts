@@ -123,6 +123,22 @@ function setAttr(el: Element, name: string, value: string | undefined): void {
   else el.setAttribute(name, value);
 }
 
+function writeOsBoot(doc: XMLDocument, os: Element, f: BootFields): void {
+  setChildText(os, 'kernel', f.kernel.trim(), OS_CHILDREN);
+  setChildText(os, 'initrd', f.initrd.trim(), OS_CHILDREN);
+  setChildText(os, 'cmdline', f.cmdline, OS_CHILDREN);
+  // Rewrite the <boot dev> list only when it changed, so untouched attributes stay as written.
+  const current = children(os, 'boot');
+  if (current.map((b) => b.getAttribute('dev')).join() !== f.bootOrder.join()) {
+    for (const b of current) removeElement(b);
+    for (const dev of f.bootOrder) {
+      const el = doc.createElement('boot');
+      el.setAttribute('dev', dev);
+      insertIndented(os, el, successor(os, 'boot', OS_CHILDREN));
+    }
+  }
+}
+
 // ---- Overview ----
 
 export interface OverviewFields {
@@ -238,20 +254,14 @@ export function readBoot(doc: XMLDocument): BootFields {
 
 export function writeBoot(doc: XMLDocument, f: BootFields): void {
   const root = doc.documentElement;
-  const os = ensureChild(root, 'os', DOMAIN_CHILDREN);
-  setChildText(os, 'kernel', f.kernel.trim(), OS_CHILDREN);
-  setChildText(os, 'initrd', f.initrd.trim(), OS_CHILDREN);
-  setChildText(os, 'cmdline', f.cmdline, OS_CHILDREN);
-  // Rewrite the <boot dev> list only when it changed, so untouched attributes stay as written.
-  const current = children(os, 'boot');
-  if (current.map((b) => b.getAttribute('dev')).join() !== f.bootOrder.join()) {
-    for (const b of current) removeElement(b);
-    for (const dev of f.bootOrder) {
-      const el = doc.createElement('boot');
-      el.setAttribute('dev', dev);
-      insertIndented(os, el, successor(os, 'boot', OS_CHILDREN));
-    }
+  let os = child(root, 'os');
+  // A Xen PV definition with a <bootloader> may have no <os> (libvirt reads it as type 'xen'): one
+  // is added, with that type, only when something goes in it.
+  if (!os && (f.kernel.trim() || f.initrd.trim() || f.cmdline || f.bootOrder.length)) {
+    os = ensureChild(root, 'os', DOMAIN_CHILDREN);
+    setChildText(os, 'type', 'xen', OS_CHILDREN);
   }
+  if (os) writeOsBoot(doc, os, f);
   if (f.bootloader !== null) {
     ensureChild(root, 'bootloader', DOMAIN_CHILDREN).textContent = f.bootloader;
     setChildText(root, 'bootloader_args', f.bootloaderArgs, DOMAIN_CHILDREN);

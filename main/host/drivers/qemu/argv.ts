@@ -6,7 +6,9 @@ import type { DiskConfig, GraphicsConfig } from '../../../../shared/domain.js';
 import { childElements, firstChild, type DomainDocument } from '../../domain/xml.js';
 import { formatKiB } from '../../../../shared/libvirt/units.js';
 import { VNC_PORT_BASE } from '../../../runner/protocol.js';
-import { isPygrub } from '../../images/bootloader.js';
+import { isPygrub, usesBootloader } from '../../images/bootloader.js';
+import { XEN_PV_OS_TYPES, lunDisks, uefiSource } from '../../domain/features.js';
+import { resolveUefi, type UefiFlash } from './uefi.js';
 import type { SupportReport } from '../driver.js';
 
 /** File names in a QEMU domain's run directory (<run>/<uuid>/). */
@@ -36,6 +38,10 @@ export interface ArgvOptions {
   accel: 'kvm' | 'tcg';
   /** Wait for migrate-incoming (restore). */
   incoming?: boolean;
+  /** Where UEFI variable stores live when the definition's <nvram> names no file. */
+  nvramDir: string;
+  /** QEMU's firmware descriptor directories (uefi.ts); tests give their own. */
+  firmwareDirs?: string[];
 }
 
 const MiB = 1024;
@@ -52,7 +58,7 @@ export function optValue(value: string): string {
 }
 
 /** Checks the definition and builds QEMU's argv (without the binary). */
-export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: string[]; report: SupportReport } {
+export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: string[]; report: SupportReport; uefi?: UefiFlash } {
   const { config } = doc;
   const report: SupportReport = { warnings: [], errors: [] };
   const warn = (element: string, message: string): void => {
@@ -63,13 +69,23 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   const acpi = features !== undefined && firstChild(features, 'acpi') !== undefined;
 
   if (!X86_ARCHES.has(config.os.arch)) report.errors.push(`arch ${config.os.arch} cannot run on qemu-system-x86_64`);
-  if (config.os.type === 'linux' || config.os.type === 'xen') {
+  if (XEN_PV_OS_TYPES.has(config.os.type)) {
     warn('os/type', `Xen paravirtualized guest (os type '${config.os.type}'): QEMU runs it as a PC; PV-only kernels will not boot`);
   } else if (config.os.type !== 'hvm') {
     report.errors.push(`os type '${config.os.type}' cannot run on QEMU here, which runs full PC guests (hvm)`);
   }
   if (config.memoryKiB < MIN_MEMORY_KiB) report.errors.push(`memory ${formatKiB(config.memoryKiB)} is too small; QEMU guests need at least ${formatKiB(MIN_MEMORY_KiB)}`);
   if (config.os.bootloader && !isPygrub(config.os.bootloader)) warn('bootloader', `bootloader ${config.os.bootloader} is not run; QEMU boots the disk through its BIOS`);
+  const machine = config.os.machine?.includes('q35') ? 'q35' : 'pc';
+  let uefi: UefiFlash | undefined;
+  if (config.os.firmware === 'efi') {
+    const found = resolveUefi(config, machine, opts.nvramDir, opts.firmwareDirs);
+    if ('problem' in found) report.errors.push(`UEFI firmware (${uefiSource(config)}): ${found.problem}`);
+    else uefi = found;
+  } else if (config.os.loader?.path) {
+    warn('os/loader', `loader ${config.os.loader.path} is not used; QEMU boots with its SeaBIOS`);
+  }
+  for (const target of lunDisks(doc.root)) report.errors.push(`SCSI LUN passthrough (<disk device='lun'> ${target}) is not provided by Domus on QEMU`);
 
   // <graphics type='vnc'>: a second VNC display on TCP (QEMU 7.2 takes one listener per -vnc and
   // several -vnc options with distinct id=), next to the private unix socket Domus's own viewers use.
@@ -77,7 +93,6 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   // password over QMP, which it does before the guest runs; the password never goes on the command line.
   const vnc = config.graphics.find((g) => g.type === 'vnc');
   const vncPassword = vnc?.passwd !== undefined && vnc.passwd !== '';
-  const machine = config.os.machine?.includes('q35') ? 'q35' : 'pc';
   const argv = [
     '-name', `guest=${optValue(config.name)},debug-threads=on`,
     '-uuid', config.uuid,
@@ -104,6 +119,11 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     // Always start stopped: the host connects QMP and the serial socket, then sends cont.
     '-S',
   ];
+  if (uefi) {
+    // As libvirt: the firmware read-only, the variable store writable (both raw flash).
+    argv.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${optValue(uefi.code)}`);
+    argv.push('-drive', `if=pflash,format=raw,unit=1,file=${optValue(uefi.vars)}`);
+  }
   if (config.balloon) {
     // As libvirt: deflate-on-oom and free-page-reporting only when <memballoon> asks, so by default
     // the guest's MemTotal follows the balloon (with deflate-on-oom the ballooned pages show as used).
@@ -120,7 +140,16 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   }
 
   const bootable = config.os.kernel !== undefined || config.disks.some((d) => d.source !== undefined);
-  if (!bootable) report.errors.push('nothing to boot: no <kernel>, and no disk or CD-ROM with a source image');
+  // -nodefaults gives the guest no NIC, and Domus connects none yet: there is no PXE to boot from.
+  const network = config.os.bootOrder.includes('network') && !config.os.kernel;
+  if (!bootable && network) {
+    report.errors.push(`nothing to boot: network boot (<boot dev='network'/>) needs a connected network, which Domus does not give QEMU guests yet, and there is no <kernel> and no disk or CD-ROM with a source image`);
+  } else if (!bootable) {
+    report.errors.push('nothing to boot: no <kernel>, and no disk or CD-ROM with a source image');
+  } else if (network && !usesBootloader(config)) {
+    const only = config.os.bootOrder.every((d) => d === 'network');
+    warn("os/boot[@dev='network']", `network boot (PXE) needs a connected network, which Domus does not give QEMU guests yet; ${only ? 'the guest boots from its disks instead' : 'the other boot devices are tried'}`);
+  }
   const usedIde = new Set<number>();
   const ideDisks: { disk: DiskConfig; index?: number }[] = [];
   let virtioCount = 0;
@@ -167,7 +196,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     if (index === undefined) continue;
     argv.push('-drive', driveValue(disk, `if=ide,index=${index},media=${disk.device === 'cdrom' ? 'cdrom' : 'disk'}`));
   }
-  const order = config.os.bootOrder.map((d) => ({ hd: 'c', cdrom: 'd', fd: 'a', network: 'n' })[d]).join('');
+  const order = config.os.bootOrder.flatMap((d) => (d === 'network' ? [] : [{ hd: 'c', cdrom: 'd', fd: 'a' }[d]])).join('');
   if (order && !config.os.kernel) argv.push('-boot', `order=${order}`);
   if (config.disks.some((d) => d.bootIndex !== undefined)) {
     warn('devices/disk/boot', 'per-device <boot order> is not used; the <os><boot> order applies');
@@ -194,7 +223,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     }
   }
   if (opts.incoming) argv.push('-incoming', 'defer');
-  return { argv, report };
+  return { argv, report, ...(uefi && { uefi }) };
 }
 
 /** QEMU's id= of the two VNC displays, which QMP's set_password and query-vnc-servers name. */

@@ -22,6 +22,7 @@ import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineD
 import type { Accel, AccelState } from './accel.js';
 import type { ConnectionInfo } from '../../../../shared/api.js';
 import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
+import { ensureVarsStore } from './uefi.js';
 import { findQemu, type QemuBinary } from './binary.js';
 import { ConsoleLog } from './console-log.js';
 import { QmpClient, QmpError, type QmpEvent } from './qmp.js';
@@ -82,6 +83,8 @@ export class QemuDriver implements EngineDriver {
     private readonly logDir: string,
     /** KVM or TCG: the user's choice and the KVM probe's answer. */
     private readonly accel: Accel,
+    /** UEFI variable stores of domains whose <nvram> names no file (<uuid>_VARS.fd). */
+    private readonly nvramDir: string,
   ) {}
 
   binary(): QemuBinary {
@@ -108,14 +111,14 @@ export class QemuDriver implements EngineDriver {
   }
 
   validate(doc: DomainDocument): SupportReport {
-    return buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel: 'tcg' }).report;
+    return buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel: 'tcg', nvramDir: this.nvramDir }).report;
   }
 
   /** The command line a start would use now (domxml-to-native), binary first. */
   async toNative(doc: DomainDocument): Promise<string[]> {
     const qemu = this.binary();
     const accel = doc.config.type === 'kvm' && qemu.version ? this.accel.state(qemu.version).using : 'tcg';
-    const { argv, report } = buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel });
+    const { argv, report } = buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel, nvramDir: this.nvramDir });
     if (report.errors.length) throw new QemuError(report.errors.join('; '));
     return [qemu.path ?? 'qemu-system-x86_64', ...argv];
   }
@@ -161,12 +164,21 @@ export class QemuDriver implements EngineDriver {
     try {
       // pygrub: the kernel is read afresh from the guest's disk at every start, into the state directory.
       const bootDoc = usesBootloader(config) ? await pygrubDoc(doc, stateDir) : doc;
-      const built = buildArgv(bootDoc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom) });
+      const built = buildArgv(bootDoc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom), nvramDir: this.nvramDir });
       if (built.report.errors.length) throw new QemuError(built.report.errors.join('; '));
       argv = built.argv;
       // Said before QEMU is spawned, in the same words as the v86 engine.
       need(config.os.kernel, 'kernel');
       need(config.os.initrd, 'initrd');
+      if (built.uefi) {
+        need(built.uefi.code, 'UEFI firmware');
+        need(built.uefi.template, 'UEFI variable store template');
+        try {
+          ensureVarsStore(built.uefi);
+        } catch (err) {
+          throw new QemuError((err as Error).message);
+        }
+      }
       for (const disk of config.disks) need(disk.source, disk.device === 'cdrom' ? 'CD-ROM image' : 'disk image');
       // QEMU checks only its own byte-range locks; v86 runners (of any Domus home) lock with flock.
       for (const disk of config.disks) {

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../../../testing/harness.js';
 import { parseDomainXml } from '../../domain/xml.js';
 import { buildArgv } from './argv.js';
+import { ensureVarsStore } from './uefi.js';
 import { findQemu } from './binary.js';
 import { QmpClient, QmpError } from './qmp.js';
 
@@ -30,7 +31,7 @@ describe('QEMU command line from a definition', () => {
           `<interface type='network'><source network='default'/><model type='virtio'/></interface><memballoon model='virtio'/>`,
       ),
     );
-    const { argv, report } = buildArgv(doc, { stateDir: '/run/x', accel: 'tcg' });
+    const { argv, report } = buildArgv(doc, { stateDir: '/run/x', accel: 'tcg', nvramDir: '/nv' });
     const joined = argv.join(' ');
     assert.deepEqual(report.errors, []);
     assert.match(joined, /-name guest=a,,b,debug-threads=on/);
@@ -49,7 +50,7 @@ describe('QEMU command line from a definition', () => {
 
   it("<memballoon autodeflate/freePageReporting> become deflate-on-oom/free-page-reporting, as libvirt maps them; model='none' has no device", () => {
     const balloonArg = (memballoon: string) => {
-      const { argv } = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>${memballoon}`)), { stateDir: '/r', accel: 'tcg' });
+      const { argv } = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>${memballoon}`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
       return argv.filter((a) => a.startsWith('virtio-balloon-pci'));
     };
     assert.deepEqual(balloonArg(''), ['virtio-balloon-pci,id=balloon0'], 'libvirt adds a balloon by default');
@@ -60,7 +61,7 @@ describe('QEMU command line from a definition', () => {
   });
 
   it("<graphics type='vnc'> adds a TCP display next to the unix one; passwd= turns on password=on for both", () => {
-    const build = (graphics: string) => buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>${graphics}`)), { stateDir: '/r', accel: 'tcg' });
+    const build = (graphics: string) => buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>${graphics}`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
     const vncArgs = (argv: string[]) => argv.flatMap((a, i) => (argv[i - 1] === '-vnc' ? [a] : []));
     assert.deepEqual(vncArgs(build('').argv), ['unix:/r/vnc.sock,id=unix']);
     const auto = build(`<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='s3cret'/>`);
@@ -73,12 +74,82 @@ describe('QEMU command line from a definition', () => {
   });
 
   it('KVM adds the CPU model that QEMU 7.2 accepts on nested hosts; refuses what cannot run', () => {
-    const kvm = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'kvm' });
+    const kvm = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'kvm', nvramDir: '/nv' });
     assert.match(kvm.argv.join(' '), /-accel kvm -cpu host,-arch-capabilities/);
-    const bad = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><driver type='bochs9'/><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'tcg' });
+    const bad = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><driver type='bochs9'/><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
     assert.match(bad.report.errors.join(';'), /image format 'bochs9'/);
-    const nothing = buildArgv(parseDomainXml(xml('')), { stateDir: '/r', accel: 'tcg' });
+    const nothing = buildArgv(parseDomainXml(xml('')), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
     assert.match(nothing.report.errors.join(';'), /nothing to boot/);
+    const lun = buildArgv(parseDomainXml(xml(`<disk type='file'><source file='/img/b.img'/><target dev='hda'/></disk><disk type='block' device='lun'><source dev='/dev/sdc'/><target dev='sdc'/></disk>`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
+    assert.deepEqual(lun.report.errors, ["SCSI LUN passthrough (<disk device='lun'> sdc) is not provided by Domus on QEMU"]);
+  });
+
+  it('network boot: no NIC is connected, so it is dropped from -boot (an error when nothing else boots)', () => {
+    const network = (devices: string) => buildArgv(parseDomainXml(xml(devices).replace(`<boot dev='cdrom'/>`, `<boot dev='network'/>`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
+    assert.match(network('').report.errors.join(';'), /^nothing to boot: network boot \(<boot dev='network'\/>\) needs a connected network/);
+    const withDisk = network(`<disk type='file'><source file='/img/b.img'/><target dev='hda'/></disk>`);
+    assert.deepEqual(withDisk.report.errors, []);
+    assert.ok(withDisk.argv.includes('order=c'), withDisk.argv.join(' '));
+    assert.ok(withDisk.report.warnings.some((w) => /^network boot \(PXE\) needs a connected network.*the other boot devices are tried$/.test(w.message)));
+  });
+});
+
+describe("UEFI on QEMU: OVMF from QEMU's firmware descriptors, as libvirt picks it", () => {
+  let dir: string;
+  let dirs: string[];
+  const descriptor = (name: string, code: string, vars: string, features: string[], machines = ['pc-i440fx-*', 'pc-q35-*']) =>
+    fs.writeFileSync(
+      path.join(dir, 'descriptors', name),
+      JSON.stringify({ 'interface-types': ['uefi'], mapping: { device: 'flash', executable: { filename: code, format: 'raw' }, 'nvram-template': { filename: vars, format: 'raw' } }, targets: [{ architecture: 'x86_64', machines }], features }),
+    );
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-uefi-'));
+    fs.mkdirSync(path.join(dir, 'descriptors'));
+    fs.mkdirSync(path.join(dir, 'ovmf'));
+    for (const f of ['CODE.secboot.fd', 'CODE.fd', 'VARS.fd']) fs.writeFileSync(path.join(dir, 'ovmf', f), f);
+    // As Debian's ovmf: the Secure Boot build sorts first, and needs SMM.
+    descriptor('50-secure.json', path.join(dir, 'ovmf/CODE.secboot.fd'), path.join(dir, 'ovmf/VARS.fd'), ['requires-smm', 'secure-boot'], ['pc-q35-*']);
+    descriptor('60-plain.json', path.join(dir, 'ovmf/CODE.fd'), path.join(dir, 'ovmf/VARS.fd'), ['acpi-s3']);
+    fs.writeFileSync(path.join(dir, 'descriptors', '70-broken.json'), '{ not json');
+    dirs = [path.join(dir, 'descriptors')];
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const build = (osXml: string, firmwareDirs = dirs) =>
+    buildArgv(parseDomainXml(xml(`<disk type='file'><source file='/img/b.img'/><target dev='hda'/></disk>`).replace(/<os>[\s\S]*<\/os>/, osXml)), { stateDir: '/r', accel: 'tcg', nvramDir: path.join(dir, 'nvram'), firmwareDirs });
+
+  it("<os firmware='efi'> gets the plain build and a store of its own in the nvram directory; the template is copied once", () => {
+    const { argv, report, uefi } = build(`<os firmware='efi'><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>`);
+    assert.deepEqual(report.errors, []);
+    const vars = path.join(dir, 'nvram', '9e0b5c3a-1d9e-4a55-9a35-2f7c1b3e6a01_VARS.fd');
+    assert.deepEqual(uefi, { code: path.join(dir, 'ovmf/CODE.fd'), vars, template: path.join(dir, 'ovmf/VARS.fd') });
+    assert.match(argv.join(' '), new RegExp(`-drive if=pflash,format=raw,unit=0,readonly=on,file=${dir}/ovmf/CODE\\.fd -drive if=pflash,format=raw,unit=1,file=${vars}`));
+    ensureVarsStore(uefi!);
+    assert.equal(fs.readFileSync(vars, 'utf8'), 'VARS.fd');
+    assert.equal(fs.statSync(vars).mode & 0o777, 0o600);
+    fs.writeFileSync(vars, 'the guest wrote its boot entries');
+    ensureVarsStore(uefi!);
+    assert.equal(fs.readFileSync(vars, 'utf8'), 'the guest wrote its boot entries');
+  });
+
+  it('a pflash <loader> names the firmware; its template comes from the descriptor naming it, or <nvram template>', () => {
+    const plain = build(`<os><type arch='x86_64'>hvm</type><loader readonly='yes' type='pflash'>${dir}/ovmf/CODE.fd</loader><nvram>${dir}/stores/g_VARS.fd</nvram></os>`);
+    assert.deepEqual(plain.uefi, { code: `${dir}/ovmf/CODE.fd`, vars: `${dir}/stores/g_VARS.fd`, template: `${dir}/ovmf/VARS.fd` });
+    const unknown = build(`<os><type arch='x86_64'>hvm</type><loader type='pflash'>/opt/fw/CODE.fd</loader></os>`);
+    assert.deepEqual(unknown.report.errors, ["UEFI firmware (<loader type='pflash'>/opt/fw/CODE.fd</loader>): no variable store template is known for /opt/fw/CODE.fd: name one with <nvram template='...'>"]);
+    const templated = build(`<os><type arch='x86_64'>hvm</type><loader type='pflash'>/opt/fw/CODE.fd</loader><nvram template='/opt/fw/VARS.fd'/></os>`);
+    assert.equal(templated.uefi?.template, '/opt/fw/VARS.fd');
+  });
+
+  it('refuses Secure Boot, a store among the firmware files, and says which package to install when there is no firmware', () => {
+    const refused = (osXml: string, firmwareDirs = dirs) => build(osXml, firmwareDirs).report.errors.join('; ');
+    assert.match(refused(`<os><type arch='x86_64' machine='q35'>hvm</type><loader secure='yes' type='pflash'>${dir}/ovmf/CODE.secboot.fd</loader></os>`), /Secure Boot \(secure='yes'\) needs SMM/);
+    assert.match(refused(`<os><type arch='x86_64' machine='q35'>hvm</type><loader type='pflash'>${dir}/ovmf/CODE.secboot.fd</loader></os>`), /CODE\.secboot\.fd is a Secure Boot build that needs SMM/);
+    assert.match(refused(`<os><type arch='x86_64'>hvm</type><loader type='pflash'>${dir}/ovmf/CODE.fd</loader><nvram>${dir}/ovmf/VARS.fd</nvram></os>`), /<nvram> .*\/ovmf\/VARS\.fd is in the firmware's own directory/);
+    assert.equal(
+      refused(`<os firmware='efi'><type arch='x86_64'>hvm</type></os>`, [path.join(dir, 'nowhere')]),
+      "UEFI firmware (<os firmware='efi'>): no UEFI firmware for QEMU is installed (Debian's package ovmf: apt-get install ovmf)",
+    );
   });
 });
 

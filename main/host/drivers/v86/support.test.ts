@@ -197,6 +197,45 @@ describe('v86 support: errors', () => {
   });
 });
 
+describe('v86 support: what libvirt defines but v86 cannot run, and Xen PV', () => {
+  test('UEFI firmware is an error, whichever way the definition asks for it; a ROM <loader> is a warning', () => {
+    const disk = `<disk device='disk'><source file='/a.img'/><target dev='hda'/></disk>`;
+    assert.deepEqual(check(v86Xml({ devices: disk }).replace('<os>', "<os firmware='efi'>")).errors, [
+      "UEFI firmware (<os firmware='efi'>): v86 has a BIOS (SeaBIOS) only",
+    ]);
+    const pflash = `<type arch='i686'>hvm</type><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader><nvram>/v/t_VARS.fd</nvram>`;
+    assert.deepEqual(check(v86Xml({ os: pflash, devices: disk })).errors, [
+      "UEFI firmware (<loader type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>): v86 has a BIOS (SeaBIOS) only",
+    ]);
+    const rom = check(v86Xml({ os: `<type arch='i686'>hvm</type><loader>/usr/lib/xen/boot/hvmloader</loader>`, devices: disk }));
+    assert.deepEqual([rom.errors, messages(rom)], [[], ['loader /usr/lib/xen/boot/hvmloader is not used; v86 boots with its SeaBIOS']]);
+  });
+
+  test('network boot: an error when nothing else boots, a warning when a disk does', () => {
+    const os = `<type arch='i686'>hvm</type><boot dev='network'/>`;
+    assert.deepEqual(check(v86Xml({ os, devices: '' })).errors, [
+      "nothing to boot: network boot (<boot dev='network'/>) is not provided by v86, and there is no <kernel> and no disk or CD-ROM with a source image",
+    ]);
+    const withDisk = check(v86Xml({ os }));
+    assert.deepEqual([withDisk.errors, messages(withDisk)], [[], ['network boot (PXE) is not provided by v86; the guest boots from its disks instead']]);
+    assert.deepEqual(messages(check(v86Xml({ os: `${os}<boot dev='hd'/>` }))), ['network boot (PXE) is not provided by v86; the other boot devices are tried']);
+  });
+
+  test('a SCSI LUN disk is an error', () => {
+    const devices = `<disk device='disk'><source file='/a.img'/><target dev='hda'/></disk><disk type='block' device='lun'><source dev='/dev/sdc'/><target dev='sdc' bus='scsi'/></disk>`;
+    assert.deepEqual(check(v86Xml({ devices })).errors, ["SCSI LUN passthrough (<disk device='lun'> sdc) is not provided by v86"]);
+  });
+
+  test('Xen PV types (linux, xen, xenpvh, and no <os> at all) run as a PC through pygrub', () => {
+    const disk = `<devices><disk device='disk'><source file='/pv.img'/><target dev='xvda' bus='xen'/></disk></devices>`;
+    for (const os of ['<os><type>linux</type></os>', "<os><type arch='x86_64' machine='xenpvh'>xenpvh</type></os>", '']) {
+      const result = check(`<domain type='xen'><name>pv</name><memory>524288</memory><bootloader>pygrub</bootloader>${os}${disk}</domain>`);
+      assert.deepEqual(result.errors, [], os);
+      assert.ok(messages(result).some((m) => /^Xen paravirtualized guest \(os type '(linux|xenpvh|xen)'\): v86 runs it as a PC/.test(m)), `${os}: ${messages(result).join('; ')}`);
+    }
+  });
+});
+
 describe('v86 support: warnings', () => {
   test('one warning per distinct thing', () => {
     const result = check(

@@ -3,9 +3,9 @@
 // the guest cannot run without is an error.
 
 import type { DefinitionWarning, DiskConfig, DomainConfig } from '../../../../shared/domain.js';
-import { isPygrub } from '../../images/bootloader.js';
+import { isPygrub, usesBootloader } from '../../images/bootloader.js';
 import { formatKiB } from '../../../../shared/libvirt/units.js';
-import { GUEST_AGENT_CHANNEL } from '../../domain/features.js';
+import { GUEST_AGENT_CHANNEL, XEN_PV_OS_TYPES, lunDisks, uefiSource } from '../../domain/features.js';
 import { childElements, firstChild, type XmlElement } from '../../domain/xml.js';
 
 export interface EngineSupport {
@@ -95,6 +95,7 @@ export function checkV86Support(config: DomainConfig, root: XmlElement | undefin
   checkConsoleAndNetwork(config, report);
   const devices = root && firstChild(root, 'devices');
   if (devices) checkOtherDevices(devices, report);
+  for (const target of root ? lunDisks(root) : []) report.error(`SCSI LUN passthrough (<disk device='lun'> ${target}) is not provided by v86`);
   return { warnings: report.warnings, errors: report.errors };
 }
 
@@ -109,10 +110,15 @@ function checkCpuAndOs(config: DomainConfig, report: Report): void {
     // virt-install writes x86_64 for every x86 guest, so this cannot be an error.
     report.warn('os/type[@arch]', 'v86 is a 32-bit i686 CPU; 64-bit-only guests will not boot');
   }
-  if (os.type === 'linux' || os.type === 'xen') {
+  if (XEN_PV_OS_TYPES.has(os.type)) {
     report.warn('os/type', `Xen paravirtualized guest (os type '${os.type}'): v86 runs it as a PC; PV-only kernels will not boot`);
   } else if (os.type !== 'hvm') {
     report.error(`os type '${os.type}' cannot run on v86, which only runs full PC guests (hvm)`);
+  }
+  if (os.firmware === 'efi') {
+    report.error(`UEFI firmware (${uefiSource(config)}): v86 has a BIOS (SeaBIOS) only`);
+  } else if (os.loader?.path) {
+    report.warn('os/loader', `loader ${os.loader.path} is not used; v86 boots with its SeaBIOS`);
   }
   if (isPygrub(os.bootloader)) {
     // pygrub is run in-process at every start (main/host/bootloader.ts) unless a <kernel> is given.
@@ -161,6 +167,8 @@ function checkDisks(config: DomainConfig, report: Report): void {
   if (!bootable && nonRaw.length > 0) {
     const names = nonRaw.map((disk) => `${disk.target} (${disk.format})`).join(', ');
     report.error(`nothing to boot: v86 needs raw disk images and ${names} ${nonRaw.length > 1 ? 'are' : 'is'} not raw`);
+  } else if (!bootable && config.os.bootOrder.includes('network')) {
+    report.error(`nothing to boot: network boot (<boot dev='network'/>) is not provided by v86, and there is no <kernel> and no disk or CD-ROM with a source image`);
   } else if (!bootable) {
     report.error('nothing to boot: no <kernel>, and no disk or CD-ROM with a source image');
   } else {
@@ -174,6 +182,10 @@ function checkDisks(config: DomainConfig, report: Report): void {
     }
   }
 
+  if (bootable && config.os.bootOrder.includes('network') && !config.os.kernel && !usesBootloader(config)) {
+    const only = config.os.bootOrder.every((d) => d === 'network');
+    report.warn("os/boot[@dev='network']", `network boot (PXE) is not provided by v86; ${only ? 'the guest boots from its disks instead' : 'the other boot devices are tried'}`);
+  }
   for (const [device, slot] of Object.entries(V86_SLOTS)) {
     const count = attached.filter((disk) => disk.device === device).length;
     if (count > slot.count) report.error(`v86 has ${slot.what}; the definition attaches ${count}`);
