@@ -1,7 +1,16 @@
 // What the Playwright tests share: how Chromium is started, and typing as a person does.
-import type { Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { ApiClient } from '../shared/client.js';
 
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+
+/** Debian's Chromium on the host's web shell (its one-time address), in a 1200×800 window. */
+export async function openWebShell(client: ApiClient): Promise<{ browser: Browser; page: Page }> {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+  await page.goto((await client.call('host.webShell', {})).url);
+  return { browser, page };
+}
 
 /**
  * Types as a person does on a PC keyboard: Shift held for shifted characters. (Playwright's

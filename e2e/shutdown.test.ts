@@ -3,9 +3,9 @@
 // and quitting Domus with such a guest running forces it off and completes.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { SAMPLE_CMDLINE, TestHost, engineSkip, guest } from '../main/testing/harness.js';
-import { CHROMIUM_ARGS } from './browser.js';
+import { openWebShell } from './browser.js';
 
 describe('shutting down a guest that cannot be asked (web shell)', { timeout: 300_000, skip: engineSkip('v86') }, () => {
   let t: TestHost;
@@ -22,9 +22,7 @@ describe('shutting down a guest that cannot be asked (web shell)', { timeout: 30
     const bare = xml.replace(/<acpi\/>/, '').replace(/<channel[^>]*>\s*<target[^>]*org\.qemu\.guest_agent\.0[^>]*\/>\s*<\/channel>/, '');
     assert.doesNotMatch(bare, /<acpi|guest_agent/);
     await t.client.call('domain.define', { xml: bare });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-    page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
-    await page.goto((await t.client.call('host.webShell', {})).url);
+    ({ browser, page } = await openWebShell(t.client));
   });
   after(async () => {
     await browser?.close();
