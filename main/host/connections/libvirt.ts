@@ -7,8 +7,9 @@ import type { DomainInfo, DomainSummary, EventName, Events, LifecycleEvent, Memo
 import { DOMAIN_STATES, type DomainState, type StateReason } from '../../../shared/libvirt/states.js';
 import { parseDomainXml } from '../domain/xml.js';
 import { ERROR_CODES, ERROR_WORDING, type ErrorCode } from '../../../shared/errors.js';
-import { definitionChanged, HostError, internalError, noDomain, operationInvalid } from '../errors.js';
+import { definitionChanged, HostError, internalError, invalidArg, noDomain, operationFailed, operationInvalid } from '../errors.js';
 import { LibvirtError } from '../libvirt/errors.js';
+import { UriError } from '../libvirt/uri.js';
 import type { remote_nonnull_domain } from '../libvirt/protocol/remote.js';
 import { RpcClient, type ArgsOf, type ProcName, type RetOf } from '../libvirt/rpc-client.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_SEC } from '../lifecycle.js';
@@ -60,8 +61,19 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     super();
   }
 
+  /** Opens the connection; why it could not is a host error in libvirt's words (never an internal error). */
   async open(): Promise<{ hostname?: string; hypervisor?: string }> {
-    const rpc = await this.openRpc(this.uri);
+    try {
+      return await this.handshake(await this.openRpc(this.uri));
+    } catch (err) {
+      if (err instanceof HostError) throw err;
+      if (err instanceof LibvirtError) throw hostErrorOf(err);
+      if (err instanceof UriError) throw invalidArg(err.message);
+      throw operationFailed(`cannot connect to ${this.uri}: ${(err as Error).message}`);
+    }
+  }
+
+  private async handshake(rpc: RpcClient): Promise<{ hostname?: string; hypervisor?: string }> {
     try {
       const hostname = (await rpc.call('REMOTE_PROC_CONNECT_GET_HOSTNAME')).hostname as string;
       const type = (await rpc.call('REMOTE_PROC_CONNECT_GET_TYPE')).type as string;

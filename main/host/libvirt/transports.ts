@@ -187,7 +187,13 @@ export async function openTransport(u: LibvirtUri, opts: TransportOptions = {}):
       const { command, args } = sshCommand(u, opts);
       const env = { ...process.env };
       if (opts.sshAskpass) Object.assign(env, { SSH_ASKPASS: opts.sshAskpass, SSH_ASKPASS_REQUIRE: 'force' });
-      return new ChildStream(spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env }));
+      const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+      // A command that cannot run fails here, before anyone listens to the stream's errors.
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', (err) => reject(new LibvirtError(`cannot run ${command}: ${err.message}`, VIR_ERR.SYSTEM_ERROR, VIR_FROM.SSH)));
+      });
+      return new ChildStream(child);
     }
   }
 }
