@@ -17,7 +17,7 @@ import { findFirmware } from '../main/host/drivers/v86/firmware.js';
 import { APP_ROOT } from '../main/common/paths.js';
 import { TraceLog } from '../main/host/trace.js';
 import { CONSOLE_HEADING, consoleBench } from './bench-console.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, type TestEngine } from '../main/testing/harness.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, type LocalEngine } from '../main/testing/harness.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
@@ -159,7 +159,7 @@ function withSection(report: string, heading: string, section: string): string {
 }
 
 /** One engine's run of the sample: boot time, the guest's loop time, the engine process's RSS. */
-async function engineRun(t: TestHost, engine: TestEngine, name: string): Promise<{ bootMs: number; loopMs: number; rssKiB: number }> {
+async function engineRun(t: TestHost, engine: LocalEngine, name: string): Promise<{ bootMs: number; loopMs: number; rssKiB: number }> {
   await createOn(t.client, { name, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } }, engine);
   const t0 = Date.now();
   const { domain } = await t.client.call('domain.start', { domain: name });
@@ -182,7 +182,7 @@ async function qemuBench(): Promise<string> {
   const skip = engineSkip('qemu');
   if (skip) return `${QEMU_HEADING}\n\n${skip}\n`;
   const t = await TestHost.start();
-  const runs: Record<TestEngine, { bootMs: number; loopMs: number; rssKiB: number }[]> = { v86: [], qemu: [] };
+  const runs: Record<LocalEngine, { bootMs: number; loopMs: number; rssKiB: number }[]> = { v86: [], qemu: [] };
   try {
     for (let i = 0; i < RUNS; i++) {
       for (const engine of ['v86', 'qemu'] as const) runs[engine].push(await engineRun(t, engine, `q-${engine}-${i}`));
@@ -190,7 +190,7 @@ async function qemuBench(): Promise<string> {
   } finally {
     await t.stop();
   }
-  const m = (engine: TestEngine, k: 'bootMs' | 'loopMs' | 'rssKiB'): number => median(runs[engine].map((r) => r[k]));
+  const m = (engine: LocalEngine, k: 'bootMs' | 'loopMs' | 'rssKiB'): number => median(runs[engine].map((r) => r[k]));
   const guestKiB = 128 * 1024;
   return [
     QEMU_HEADING,

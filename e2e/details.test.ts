@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { APP_ROOT } from '../main/common/paths.js';
-import { ENGINES, engineSkip, guest, SAMPLE_CMDLINE, SerialWatch, TestHost, until, type TestEngine } from '../main/testing/harness.js';
+import { ENGINES, engineSkip, guest, SAMPLE_CMDLINE, SerialWatch, TestHost, until, type LocalEngine } from '../main/testing/harness.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
 /** A boot on a loaded 2-core machine shared by several agents can take minutes. */
@@ -35,7 +35,7 @@ function pageMiB(text: string | null): number {
  * both the guest's MemTotal shrinks by what the balloon takes. v86's WebAssembly memory never
  * shrinks, and the page says so; QEMU hands the pages back to the host, which the page's Host memory shows.
  */
-const BALLOON: Record<TestEngine, { hostReclaims: boolean }> = {
+const BALLOON: Record<LocalEngine, { hostReclaims: boolean }> = {
   v86: { hostReclaims: false },
   qemu: { hostReclaims: true },
 };
@@ -43,7 +43,7 @@ const BALLOON: Record<TestEngine, { hostReclaims: boolean }> = {
 // As in web-shell.test.ts (importing that file would run its tests too).
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
-const xmlFor = (engine: TestEngine): string => `<domain type='${engine}'>
+const xmlFor = (engine: LocalEngine): string => `<domain type='${engine}'>
   <name>details-vm</name>
   <title>Old title</title>
   <metadata>

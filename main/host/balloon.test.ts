@@ -12,7 +12,7 @@ import type { DomainStatsSample, Events, TraceRecord } from '../../shared/api.js
 import type { ApiCallError } from '../../shared/client.js';
 import { connectHost } from '../cli/connect.js';
 import { APP_ROOT } from '../common/paths.js';
-import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, sleep, until, type TestEngine } from '../testing/harness.js';
+import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, sleep, until, type LocalEngine } from '../testing/harness.js';
 
 const BOOT = 600_000; // the machine is shared; boots can be several times slower than alone
 const MiB = 1024;
@@ -61,7 +61,7 @@ async function runnerStatsRequests(t: TestHost, uuid: string): Promise<number> {
  * Counting stats requests needs the v86 runner's control socket; QEMU's QMP socket takes one client
  * (the host), so nothing outside can count what the host asks it.
  */
-const FACTS: Record<TestEngine, { hostReclaims: boolean; statsRequests?: typeof runnerStatsRequests; noStatsCount?: string }> = {
+const FACTS: Record<LocalEngine, { hostReclaims: boolean; statsRequests?: typeof runnerStatsRequests; noStatsCount?: string }> = {
   v86: { hostReclaims: false, statsRequests: runnerStatsRequests },
   qemu: { hostReclaims: true, noStatsCount: "QEMU's QMP socket serves only the host: no outside count of the stats requests" },
 };

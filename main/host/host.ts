@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { Events, HostStatus, JobInfo, NewDomainSpec, OnHostStop, ShutdownMode } from '../../shared/api.js';
 import type { Codeset } from '../common/keycodes.js';
-import { LibvirtConnection, openLibvirtRpc } from './connections/libvirt.js';
+import { libvirtConnection } from './connections/open.js';
 import { ConnectionManager, type ConnectionFactory } from './connections/manager.js';
 import { Consoles } from './console.js';
 import { Definitions } from './definitions.js';
@@ -75,7 +75,7 @@ export class Host extends EventEmitter<HostEvents> {
   constructor(
     readonly paths: HostPaths,
     drivers: DriverRegistry = defaultDrivers(paths),
-    connectionFactory: ConnectionFactory = (uri) => new LibvirtConnection(uri, openLibvirtRpc),
+    connectionFactory: ConnectionFactory = (uri) => libvirtConnection(uri),
   ) {
     super();
     this.setMaxListeners(0);

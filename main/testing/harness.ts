@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { NewDomainSpecInput } from '../../shared/api.js';
+import { NewDomainSpec, type NewDomainSpecInput } from '../../shared/api.js';
 import type { ApiClient } from '../../shared/client.js';
 import { connectHost, ensureDaemon } from '../cli/connect.js';
 import { processAlive } from '../common/fsutil.js';
@@ -12,6 +12,8 @@ import { findQemu } from '../host/drivers/qemu/binary.js';
 import { APP_ROOT, hostPaths, type HostPaths } from '../common/paths.js';
 import { assertGuestModulesLoaded } from './guest-output.js';
 import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/new-vm/samples.js';
+import { specToXml } from '../host/new-vm/spec-to-xml.js';
+import { libvirtdSkip, startLibvirtd, type Libvirtd } from './libvirtd.js';
 
 export { GUEST_DIR, SAMPLE_CMDLINE };
 export const guest = (file: string): string => path.join(GUEST_DIR, file);
@@ -23,21 +25,37 @@ export function guestsBuilt(files = ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.i
 /** The 64-bit (x86_64) sample, for the QEMU engine. */
 export const AMD64_SAMPLE = { kernel: guest('vmlinuz-amd64'), initrd: guest('initrd-amd64.gz') };
 
-/** The engines the host tests run against; DOMUS_TEST_ENGINES=qemu (comma list) narrows them. */
-export type TestEngine = 'v86' | 'qemu';
-export const ENGINES: TestEngine[] = (process.env.DOMUS_TEST_ENGINES?.split(',') ?? ['v86', 'qemu']).filter(
-  (e): e is TestEngine => e === 'v86' || e === 'qemu',
-);
+/**
+ * What the host tests run against: Domus's own engines, and 'libvirt', a private libvirtd (QEMU,
+ * TCG) behind a Domus connection. DOMUS_TEST_ENGINES=qemu,libvirt (comma list) narrows them.
+ */
+export type LocalEngine = 'v86' | 'qemu';
+export type TestEngine = LocalEngine | 'libvirt';
+const NAMED = process.env.DOMUS_TEST_ENGINES?.split(',');
+/** Domus's own engines, which every engine-parameterised test runs on. */
+export const ENGINES: LocalEngine[] = (NAMED ?? ['v86', 'qemu']).filter((e): e is LocalEngine => e === 'v86' || e === 'qemu');
+/** The tables of the tests that also run on a libvirt connection: console, serial, balloon, statistics. */
+export const CONNECTION_ENGINES: TestEngine[] = [...ENGINES, ...(NAMED === undefined || NAMED.includes('libvirt') ? (['libvirt'] as const) : [])];
 
-/** A skip message when the engine cannot run here (QEMU not installed), else false. */
+/** A skip message when the engine cannot run here (QEMU not installed, no root for libvirtd), else false. */
 export function engineSkip(engine: TestEngine): string | false {
-  if (engine !== 'qemu') return false;
+  if (engine === 'v86') return false;
   const qemu = findQemu();
-  return qemu.version ? false : `QEMU engine tests skipped: ${qemu.problem}`;
+  if (!qemu.version) return `${engine} engine tests skipped: ${qemu.problem}`;
+  return engine === 'libvirt' ? libvirtdSkip() : false;
 }
 
-/** Defines a domain from a New VM spec to run on `engine` (<domain type='qemu'> for QEMU). */
+/**
+ * Defines a domain from a New VM spec to run on `engine`: <domain type='qemu'> for QEMU; on the
+ * libvirt connection, the XML the host writes for QEMU with a VNC display on 127.0.0.1 (as
+ * virt-install gives a guest), defined on the libvirt host.
+ */
 export async function createOn(client: ApiClient, spec: NewDomainSpecInput, engine: TestEngine): Promise<void> {
+  if (engine === 'libvirt') {
+    const xml = specToXml(NewDomainSpec.parse({ ...spec, engine: 'qemu' })).replace('<video>', `<graphics type="vnc" autoport="yes" listen="127.0.0.1"/>\n    <video>`);
+    await client.call('domain.define', { xml });
+    return;
+  }
   await client.call('domain.create', { spec });
   if (engine === 'v86') return;
   const { xml } = await client.call('domain.xml', { domain: spec.name, inactive: true, secure: true });
@@ -117,6 +135,8 @@ export class TestHost {
   private constructor(
     readonly paths: HostPaths,
     public client: ApiClient,
+    /** The private libvirtd the client's calls go to, on the 'libvirt' engine. */
+    readonly libvirtd?: Libvirtd,
   ) {}
 
   /** SIGKILLs the host daemon: guests must live on in their runners. */
@@ -135,11 +155,19 @@ export class TestHost {
     return this.client;
   }
 
-  static async start(): Promise<TestHost> {
+  /**
+   * A host on a new home. On the 'libvirt' engine, also a private libvirtd, opened as a connection
+   * that every call of `client` is for (as `domus -c URI` does).
+   */
+  static async start(engine?: TestEngine): Promise<TestHost> {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-test-'));
     const paths = hostPaths(home);
     await ensureDaemon(paths);
-    return new TestHost(paths, await connectHost(paths, false));
+    if (engine !== 'libvirt') return new TestHost(paths, await connectHost(paths, false));
+    const daemon = await startLibvirtd();
+    const client = await connectHost(paths, false, daemon.uri);
+    await client.call('connection.open', { uri: daemon.uri });
+    return new TestHost(paths, client, daemon);
   }
 
   get home(): string {
@@ -170,6 +198,7 @@ export class TestHost {
     }
     this.client.close();
     killLeftovers(this.paths);
+    await this.libvirtd?.stop();
   }
 }
 

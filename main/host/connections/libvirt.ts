@@ -22,7 +22,13 @@ export type RpcOpener = (uri: string) => Promise<RpcClient>;
 
 export const openLibvirtRpc: RpcOpener = (uri) => RpcClient.connect(uri);
 
-type NonnullDomain = remote_nonnull_domain;
+export type NonnullDomain = remote_nonnull_domain;
+
+/**
+ * The API methods one part of the libvirt mapping serves (consoles, statistics, storage, jobs…),
+ * each in a module of this folder that receives the connection and uses its calls below.
+ */
+export type LibvirtMethods = Partial<Record<Method, (params: Record<string, unknown> & { domain?: string }) => Promise<unknown>>>;
 
 /** virDomainEventType, in libvirt's order. */
 const EVENT_TYPES: (LifecycleEvent | 'pmsuspended')[] = ['defined', 'undefined', 'started', 'suspended', 'resumed', 'stopped', 'shutdown', 'pmsuspended', 'crashed'];
@@ -54,11 +60,18 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   /** Shutdowns that force the guest off when it has not stopped in time, by domain UUID. */
   private readonly forceTimers = new Map<string, NodeJS.Timeout>();
 
+  private readonly methods: LibvirtMethods = {};
+
   constructor(
     readonly uri: string,
     private readonly openRpc: RpcOpener,
   ) {
     super();
+  }
+
+  /** Adds the methods a part of the mapping serves (see LibvirtMethods). */
+  serve(methods: LibvirtMethods): void {
+    Object.assign(this.methods, methods);
   }
 
   /** Opens the connection; why it could not is a host error in libvirt's words (never an internal error). */
@@ -144,9 +157,12 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
       }
       case 'domain.memoryStats':
         return this.memoryStats(p.domain!);
-      default:
+      default: {
+        const served = this.methods[method];
         // As libvirt answers for a function its driver lacks.
-        throw new HostError('NO_SUPPORT', `${method} on ${this.uri}`);
+        if (!served) throw new HostError('NO_SUPPORT', `${method} on ${this.uri}`);
+        return served(p);
+      }
     }
   }
 
@@ -177,7 +193,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   }
 
   /** A call on the open connection; libvirt's errors become the host's, with libvirt's class and words. */
-  private async rpcCall<P extends ProcName>(proc: P, ...args: ArgList<P>): Promise<RetOf<P>> {
+  async rpcCall<P extends ProcName>(proc: P, ...args: ArgList<P>): Promise<RetOf<P>> {
     if (!this.rpc) throw operationInvalid(`connection ${this.uri} is not open`);
     try {
       return await this.rpc.call(proc, ...args);
@@ -186,8 +202,14 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     }
   }
 
+  /** The open RPC client (for streams); refused when the connection is not open. */
+  client(): RpcClient {
+    if (!this.rpc) throw operationInvalid(`connection ${this.uri} is not open`);
+    return this.rpc;
+  }
+
   /** A domain by name, UUID or id, as virsh looks them up. */
-  private async lookup(ref: string): Promise<NonnullDomain> {
+  async lookup(ref: string): Promise<NonnullDomain> {
     const tries: (() => Promise<{ dom: NonnullDomain }>)[] = [];
     if (/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(ref)) {
       tries.push(() => this.rpcCall('REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID', { uuid: Buffer.from(ref.replace(/-/g, ''), 'hex') }));
@@ -218,7 +240,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   }
 
   /** A domain's summary, read afresh: state and reason, info, persistence, autostart, managed save. */
-  private async summary(dom: NonnullDomain): Promise<DomainSummary> {
+  async summary(dom: NonnullDomain): Promise<DomainSummary> {
     const [state, info, persistent, autostart, managedSave] = await Promise.all([
       this.rpcCall('REMOTE_PROC_DOMAIN_GET_STATE', { dom, flags: 0 }),
       this.rpcCall('REMOTE_PROC_DOMAIN_GET_INFO', { dom }),
@@ -338,12 +360,12 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     this.emitEvent('domain.lifecycle', { domain, event: event === 'pmsuspended' ? 'suspended' : event });
   }
 
-  private emitEvent<E extends EventName>(name: E, data: Events[E]): void {
+  emitEvent<E extends EventName>(name: E, data: Events[E]): void {
     this.emit('event', name, data);
   }
 }
 
-function uuidText(raw: Buffer): string {
+export function uuidText(raw: Buffer): string {
   const h = Buffer.from(raw).toString('hex');
   if (h.length !== 32) throw internalError(`libvirt sent a UUID of ${raw.length} bytes`);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
@@ -355,7 +377,7 @@ function generationOf(xml: string): number {
 }
 
 /** A libvirt error as the host's: the same class (virErrorNumber) where Domus has it, libvirt's own words. */
-function hostErrorOf(err: LibvirtError): HostError {
+export function hostErrorOf(err: LibvirtError): HostError {
   const name = err.codeName.replace(/^VIR_ERR_/, '');
   const code: ErrorCode = (ERROR_CODES as string[]).includes(name) ? (name as ErrorCode) : 'OPERATION_FAILED';
   const wording = ERROR_WORDING[code];

@@ -34,6 +34,19 @@ test('round trips of libvirt types, byte for byte as rpcgen lays them out', () =
   assert.deepEqual(x.decode(remote_connect_list_all_domains_ret, enc), list);
 });
 
+test('a value that grows the writer past its first buffer at a number, not at a string', () => {
+  // 63 one-word fields fill 252 bytes; the 64-bit one after them is the write that grows the buffer.
+  const w = new x.XdrWriter();
+  for (let i = 0; i < 63; i++) w.uint(i);
+  w.uhyper(2n ** 40n + 7n);
+  w.int(-3);
+  const r = new x.XdrReader(w.result());
+  for (let i = 0; i < 63; i++) assert.equal(r.uint(), i);
+  assert.equal(r.uhyper(), 2n ** 40n + 7n);
+  assert.equal(r.int(), -3);
+  assert.equal(r.remaining, 0);
+});
+
 test('decoding untrusted bytes: truncation, lengths over the maximum or over what is left, junk', () => {
   const info = x.encode(remote_domain_get_info_ret, { state: 1, maxMem: 1n, memory: 1n, nrVirtCpu: 1, cpuTime: 1n });
   assert.throws(() => x.decode(remote_domain_get_info_ret, info.subarray(0, 10)), /remote_domain_get_info_ret\.maxMem: truncated: unsigned hyper needs 8 bytes at offset 4, 6 left/);

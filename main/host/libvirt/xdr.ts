@@ -56,6 +56,7 @@ export class XdrReader {
 }
 
 export class XdrWriter {
+  // Every write takes its offset from room() before reading this.buf: room() may replace the buffer.
   private buf = Buffer.alloc(256);
   private used = 0;
   private room(n: number): number {
@@ -69,22 +70,28 @@ export class XdrWriter {
     return at;
   }
   int(v: number): void {
-    this.buf.writeInt32BE(v, this.room(4));
+    const at = this.room(4);
+    this.buf.writeInt32BE(v, at);
   }
   uint(v: number): void {
-    this.buf.writeUInt32BE(v, this.room(4));
+    const at = this.room(4);
+    this.buf.writeUInt32BE(v, at);
   }
   hyper(v: bigint): void {
-    this.buf.writeBigInt64BE(v, this.room(8));
+    const at = this.room(8);
+    this.buf.writeBigInt64BE(v, at);
   }
   uhyper(v: bigint): void {
-    this.buf.writeBigUInt64BE(v, this.room(8));
+    const at = this.room(8);
+    this.buf.writeBigUInt64BE(v, at);
   }
   float(v: number): void {
-    this.buf.writeFloatBE(v, this.room(4));
+    const at = this.room(4);
+    this.buf.writeFloatBE(v, at);
   }
   double(v: number): void {
-    this.buf.writeDoubleBE(v, this.room(8));
+    const at = this.room(8);
+    this.buf.writeDoubleBE(v, at);
   }
   bytes(data: Uint8Array): void {
     const at = this.room(data.length + ((4 - (data.length % 4)) % 4));
