@@ -66,7 +66,7 @@ describe('libvirt connections in Chromium', { timeout: 180_000 }, () => {
     await byId('addconn-hypervisor').selectOption('custom');
     await byId('addconn-custom-uri').fill('server');
     await byId('addconn-custom-uri').press('Enter');
-    assert.match((await byId('addconn-custom-problem').textContent()) ?? '', /expected a libvirt URI/);
+    assert.match((await byId('addconn-custom-uri-problem').textContent()) ?? '', /expected a libvirt URI/);
     assert.deepEqual(await hostList(), []);
 
     await page.keyboard.press('Escape');
