@@ -1,6 +1,9 @@
 // A libvirt connection with every part of the API mapping it serves (see LibvirtMethods).
+import { jobMethods } from './libvirt-jobs.js';
 import { LibvirtConnection, openLibvirtRpc, type RpcOpener } from './libvirt.js';
 
 export function libvirtConnection(uri: string, opener: RpcOpener = openLibvirtRpc): LibvirtConnection {
-  return new LibvirtConnection(uri, opener);
+  const conn = new LibvirtConnection(uri, opener);
+  conn.serve(jobMethods(conn));
+  return conn;
 }

@@ -145,6 +145,7 @@ export const useDomainsStore = defineStore('domains', () => {
       const fresh: Record<string, DomainSummary> = {};
       for (const d of domains) fresh[d.uuid] = d;
       remote.value[connection] = { byUuid: fresh, loaded: true, stale: false };
+      useJobsStore().recover(domains, connection);
     } catch (err) {
       if (remoteLoads.get(connection) !== mine || connections.byUri[connection]?.state !== 'connected' || host.state !== 'connected') return;
       useToastStore().failure(`Could not list the virtual machines of ${connectionLabel(connection)}`, err);
@@ -254,7 +255,7 @@ export const useDomainsStore = defineStore('domains', () => {
       } else if (action === 'managedSave') {
         // The save runs as a job; the domain's step and then its state arrive as events.
         const { job } = await host.call('domain.managedSave', { domain: uuid }, opts);
-        useJobsStore().track(job);
+        useJobsStore().track(job, connection);
       } else {
         const method = `domain.${action}` as const;
         const { domain: updated } = await host.call(method, { domain: uuid }, opts);
