@@ -1,6 +1,12 @@
 // A libvirt connection with every part of the API mapping it serves (see LibvirtMethods).
 import { LibvirtConnection, openLibvirtRpc, type RpcOpener } from './libvirt.js';
+import { createMethods } from './libvirt-create.js';
+import { LibvirtStorage, storageMethods } from './libvirt-storage.js';
 
 export function libvirtConnection(uri: string, opener: RpcOpener = openLibvirtRpc): LibvirtConnection {
-  return new LibvirtConnection(uri, opener);
+  const conn = new LibvirtConnection(uri, opener);
+  const storage = new LibvirtStorage(conn);
+  conn.serve(storageMethods(conn, storage));
+  conn.serve(createMethods(conn, storage));
+  return conn;
 }
