@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import fs from 'node:fs';
+import path from 'node:path';
+import { GUEST_DIR, SAMPLE_CMDLINE } from '../main/host/new-vm/samples.js';
 import { TestHost, until } from '../main/testing/harness.js';
 import { libvirtdSkip, startLibvirtd, type Libvirtd } from '../main/testing/libvirtd.js';
 import { openWebShell } from './browser.js';
@@ -202,7 +204,47 @@ describe('a real libvirt host in Chromium', { timeout: 300_000, skip: libvirtdSk
     // Stopped on the host: the row follows.
     await daemon.virsh('destroy', 'later');
     await byId('domain-state-later').filter({ hasText: /Shut off|Off/i }).waitFor({ timeout: 10_000 });
+  });
 
+  it('creates a guest on the libvirt host with the New VM wizard: kernel and initrd uploaded into its default pool, then booted there', async () => {
+    await byId(`connection-row-${daemon.uri}`).click();
+    await byId('tb-new').click();
+    await byId('newvm-dialog').waitFor();
+    // The connection's hypervisor stands in for the engine choice; no download or pygrub on a libvirt host.
+    await byId('newvm-hypervisor').filter({ hasText: /QEMU \d+\.\d+.* on / }).waitFor();
+    assert.equal(await byId('wizard-method-download').count(), 0);
+    await byId('wizard-method-pv').check();
+    await byId('wizard-next').click();
+    await byId('wizard-step-1').waitFor();
+    // A fresh libvirtd has no pool: the wizard's first look made the default one, and said so.
+    await page.getByText(/created the 'default' pool at \/var\/lib\/libvirt\/images/).first().waitFor({ timeout: 10_000 });
+    for (const [key, file] of [['kernel', 'vmlinuz'], ['initrd', 'initrd.gz']]) {
+      await byId(`upload-${key}`).click();
+      await byId('file-chooser').waitFor();
+      await byId('chooser-path').fill(path.join(GUEST_DIR, file));
+      await byId('chooser-use').click();
+      await page.waitForFunction(
+        ([id, want]) => (document.querySelector(`[data-testid="${id}"]`) as HTMLSelectElement | null)?.value === want,
+        [`newvm-volume-${key}`, `/var/lib/libvirt/images/${file}`] as const,
+        { timeout: 30_000 },
+      );
+    }
+    await byId('newvm-cmdline').fill(SAMPLE_CMDLINE);
+    await byId('wizard-next').click();
+    await byId('newvm-memory').fill('128');
+    await byId('wizard-next').click();
+    await byId('wizard-next').click();
+    await byId('newvm-name').fill('wizard-on-libvirt');
+    await byId('newvm-summary-host').filter({ hasText: 'QEMU' }).waitFor();
+    await byId('newvm-create').click();
+    await byId('newvm-dialog').waitFor({ state: 'detached', timeout: 60_000 });
+    await byId('domain-state-wizard-on-libvirt').filter({ hasText: /Running/i }).waitFor({ timeout: 60_000 });
+    assert.match((await daemon.virsh('dominfo', 'wizard-on-libvirt')).stdout, /^State:\s+running$/m);
+    assert.match((await daemon.virsh('dumpxml', 'wizard-on-libvirt')).stdout, /<kernel>\/var\/lib\/libvirt\/images\/vmlinuz<\/kernel>/);
+    await daemon.virsh('destroy', 'wizard-on-libvirt');
+  });
+
+  it('shows a libvirt host that goes away: the connection fails and its domains are greyed', async () => {
     // The libvirt host goes away: the connection says so and its domains are greyed.
     await daemon.stop();
     await byId(`connection-state-${daemon.uri}`).filter({ hasText: 'Connection failed' }).waitFor({ timeout: 30_000 });

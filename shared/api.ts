@@ -249,6 +249,15 @@ export const RequestParams = {
   'volume.delete': z.object({ pool: z.string().min(1).default('default'), name: z.string().min(1) }).strict(),
   /** A volume by pool+name, or by path. */
   'volume.info': z.object({ pool: z.string().min(1).optional(), volume: z.string().min(1) }).strict(),
+  /**
+   * virsh vol-upload into a new volume: creates `name` in the pool sized to `file` (a file on the
+   * Domus host) and streams the file into it as a job (job.progress events); answers when done.
+   */
+  'volume.upload': z
+    .object({ pool: z.string().min(1).default('default'), name: VolumeName, file: z.string().min(1, 'file path is required').max(4096, 'file path is longer than 4096 characters') })
+    .strict(),
+  /** Cancels a running upload (virStreamAbort): the new volume is deleted. */
+  'volume.uploadAbort': z.object({ job: z.number().int().nonnegative() }).strict(),
   /** Lists a host directory for the file chooser (virt-manager's "Browse Local"). */
   'host.browse': z.object({ path: z.string().max(4096).optional(), filter: z.enum(['any', 'iso', 'disk', 'kernel']).default('any') }).strict(),
   /** Reads a disk or ISO image in user space (never mounted): partitions, bootloader entries, kernels, architecture. */
@@ -386,12 +395,15 @@ export interface Results {
   'domain.attachDisk': { domain: DomainSummary; target: string };
   'domain.detachDisk': { domain: DomainSummary };
   'pool.list': { pools: PoolInfo[] };
-  'volume.list': { volumes: VolumeInfo[] };
-  'volume.create': { volume: VolumeInfo };
+  /** warnings: what was done on the way (a libvirt host's default pool created on first use). */
+  'volume.list': { volumes: VolumeInfo[]; warnings?: string[] };
+  'volume.create': { volume: VolumeInfo; warnings?: string[] };
   'volume.clone': { volume: VolumeInfo };
   'volume.resize': { volume: VolumeInfo };
   'volume.delete': Record<string, never>;
   'volume.info': { volume: VolumeInfo };
+  'volume.upload': { volume: VolumeInfo; job: JobInfo; warnings?: string[] };
+  'volume.uploadAbort': { job: JobInfo };
   'host.browse': BrowseListing;
   'host.inspectImage': ImageInspection;
   'catalogue.list': { entries: CatalogueEntry[]; source: string };
@@ -477,7 +489,8 @@ export interface DomainStatsSample {
 
 export interface PoolInfo {
   name: string;
-  type: 'dir';
+  /** libvirt's pool type: 'dir' on this host; a libvirt host may have others (logical, netfs, …). */
+  type: string;
   path: string;
   state: 'running' | 'inactive';
   autostart: boolean;
@@ -588,12 +601,17 @@ export interface ConnectionState {
   hypervisor?: string;
 }
 
-/** A long operation (save, restore, managed save, migrate, dump…): libvirt's job, with progress. */
+/**
+ * A long operation (save, restore, managed save, migrate, dump…): libvirt's job, with progress.
+ * An upload is a volume's job: `domain` is then the volume's name, `uuid` its key (path) on the
+ * host, and `volume` says which.
+ */
 export interface JobInfo {
   id: number;
   uuid: string;
   domain: string;
-  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate';
+  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate' | 'upload';
+  volume?: { pool: string; name: string };
   status: 'running' | 'completed' | 'failed' | 'aborted';
   startedAt: number;
   elapsedMs: number;

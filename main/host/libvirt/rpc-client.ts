@@ -211,6 +211,21 @@ export class RpcClient {
     this.stream.write(encodePacket({ prog, vers, proc, type, serial, status } as Header, payload));
   }
 
+  /** @internal resolves once the transport has room again, or is gone (stream writers wait on it). */
+  drained(): Promise<void> {
+    const t = this.stream;
+    if (!t.writableNeedDrain || t.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        t.off('drain', done);
+        t.off('close', done);
+        resolve();
+      };
+      t.on('drain', done);
+      t.on('close', done);
+    });
+  }
+
   /** @internal */
   dropStream(serial: number): void {
     this.streams.delete(serial);
@@ -320,7 +335,8 @@ export class RpcStream extends Duplex {
       for (let at = 0; at < chunk.length; at += VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX) {
         this.packet(VIR_NET_CONTINUE, chunk.subarray(at, at + VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX));
       }
-      cb();
+      // The socket's buffer bounds what is in flight: an upload of a large file does not sit in memory.
+      this.client.drained().then(() => cb(), cb);
     } catch (err) {
       cb(err as Error);
     }

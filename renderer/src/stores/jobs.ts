@@ -16,6 +16,7 @@ const OPERATION_WORDS: Record<JobInfo['operation'], { running: string; verb: str
   restore: { running: 'Restoring', verb: 'restore', done: 'Restored' },
   dump: { running: 'Dumping', verb: 'dump', done: 'Dumped' },
   migrate: { running: 'Migrating', verb: 'migrate', done: 'Migrated' },
+  upload: { running: 'Uploading', verb: 'upload', done: 'Uploaded' },
 };
 
 export function jobRunningLabel(job: JobInfo): string {
