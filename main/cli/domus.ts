@@ -55,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   try {
     const args = parseArgs(cmdArgs);
+    if (!LOCAL_URIS.has(uri)) args.connection = uri;
     checkOptions(name, command, args);
     await command.run(client, args);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -121,6 +121,10 @@ describe('save, restore, managed save and jobs on a libvirt connection', { skip:
 
   test('domus -c URI save --verbose and restore --paused', async () => {
     const file = path.join(t.libvirtd!.dir, 'cli.save');
+    // The file is the libvirt host's: a relative path would name a file in the daemon's directory.
+    const relative = await cli('save', NAME, 'cli.save');
+    assert.equal(relative.code, 1);
+    assert.match(relative.stderr, /'cli\.save' must be an absolute path on the host of qemu\+unix/);
     const saved = await cli('save', NAME, file, '--verbose');
     assert.equal(saved.code, 0, saved.stderr);
     assert.match(saved.stdout, new RegExp(`Domain '${NAME}' saved to ${file}`));
