@@ -610,7 +610,8 @@ export interface JobInfo {
   id: number;
   uuid: string;
   domain: string;
-  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate' | 'upload';
+  /** What the job does; start, snapshot and backup are libvirt's jobs, seen on a libvirt connection. */
+  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate' | 'upload' | 'start' | 'snapshot' | 'backup' | 'unknown';
   volume?: { pool: string; name: string };
   status: 'running' | 'completed' | 'failed' | 'aborted';
   startedAt: number;

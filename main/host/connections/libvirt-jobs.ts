@@ -16,8 +16,8 @@ const JOB_STATS_COMPLETED = 1;
 /** virDomainJobType. */
 const JOB_NONE = 0;
 const JOB_STATUS: Record<number, JobInfo['status']> = { 1: 'running', 2: 'running', 3: 'completed', 4: 'failed', 5: 'aborted' };
-/** virDomainJobOperation, for the operations JobInfo names. */
-const JOB_OPERATIONS: Record<number, JobInfo['operation']> = { 2: 'save', 3: 'restore', 4: 'migrate', 5: 'migrate', 8: 'dump' };
+/** virDomainJobOperation, as JobInfo names them (a snapshot's revert and delete are snapshot jobs). */
+const JOB_OPERATIONS: Record<number, JobInfo['operation']> = { 1: 'start', 2: 'save', 3: 'restore', 4: 'migrate', 5: 'migrate', 6: 'snapshot', 7: 'snapshot', 8: 'dump', 9: 'backup', 10: 'snapshot' };
 /** virDomainSaveRestoreFlags. */
 const SAVE_PAUSED = 4;
 
@@ -221,8 +221,7 @@ class LibvirtJobs {
       id: known?.id ?? this.nextId++,
       uuid,
       domain: dom.name,
-      // JobInfo has no words for libvirt's other jobs (start, snapshot, backup): they move state as a save does.
-      operation: JOB_OPERATIONS[stats.operation ?? 0] ?? 'save',
+      operation: JOB_OPERATIONS[stats.operation ?? 0] ?? 'unknown',
       status,
       startedAt: known?.startedAt ?? Date.now() - elapsedMs,
       elapsedMs,

@@ -17,6 +17,10 @@ const OPERATION_WORDS: Record<JobInfo['operation'], { running: string; verb: str
   dump: { running: 'Dumping', verb: 'dump', done: 'Dumped' },
   migrate: { running: 'Migrating', verb: 'migrate', done: 'Migrated' },
   upload: { running: 'Uploading', verb: 'upload', done: 'Uploaded' },
+  start: { running: 'Starting', verb: 'start', done: 'Started' },
+  snapshot: { running: 'Taking a snapshot', verb: 'take a snapshot', done: 'Snapshot taken' },
+  backup: { running: 'Backing up', verb: 'back up', done: 'Backed up' },
+  unknown: { running: 'Working', verb: 'finish the job', done: 'Done' },
 };
 
 export function jobRunningLabel(job: JobInfo): string {
