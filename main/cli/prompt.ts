@@ -23,6 +23,8 @@ export function answerPrompts(api: ApiClient, uri: string): () => void {
 /** One line from the terminal in raw mode; Ctrl+C or Ctrl+D on an empty line cancels. */
 function ask(text: string, secret: boolean): Promise<string | undefined> {
   const stdin = process.stdin;
+  // No echo from before the question shows: a quick typist's answer must not appear.
+  stdin.setRawMode(true);
   process.stderr.write(`${text} `);
   return new Promise((resolve) => {
     let line = '';
@@ -47,7 +49,6 @@ function ask(text: string, secret: boolean): Promise<string | undefined> {
       }
     };
     stdin.setEncoding('utf8');
-    stdin.setRawMode(true);
     stdin.on('data', onData);
     stdin.resume();
   });

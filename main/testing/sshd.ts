@@ -18,10 +18,10 @@ export interface Sshd {
   passphraseKey: string;
   /** A client key the server does not accept. */
   refusedKey: string;
-  /** Options for ssh: this test's known_hosts only, strict host key checking, no user config. */
-  sshArgs(knownHosts?: string): string[];
-  /** An executable that runs ssh with sshArgs(knownHosts), this test's keys only and no agent. */
-  sshCommand(knownHosts?: string): string;
+  /** Options for ssh: this test's known_hosts only, strict host key checking (or 'ask'), no user config. */
+  sshArgs(knownHosts?: string, strict?: 'yes' | 'ask'): string[];
+  /** An executable that runs ssh with sshArgs(knownHosts, strict), this test's keys only and no agent. */
+  sshCommand(knownHosts?: string, strict?: 'yes' | 'ask'): string;
   /** A known_hosts file that pins this server's real host key. */
   knownHosts: string;
   /** A known_hosts file that pins another key for the same address (the wrong-host-key case). */
@@ -102,11 +102,11 @@ export async function startSshd(): Promise<Sshd> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  const sshArgs = (kh = knownHosts): string[] => ['-F', '/dev/null', '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes'];
+  const sshArgs = (kh = knownHosts, strict = 'yes'): string[] => ['-F', '/dev/null', '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', `StrictHostKeyChecking=${strict}`];
   let commands = 0;
-  const sshCommand = (kh = knownHosts): string => {
+  const sshCommand = (kh = knownHosts, strict: 'yes' | 'ask' = 'yes'): string => {
     const file = path.join(dir, `ssh-${++commands}`);
-    const args = [...sshArgs(kh), '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none'].map(shellQuote).join(' ');
+    const args = [...sshArgs(kh, strict), '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none'].map(shellQuote).join(' ');
     fs.writeFileSync(file, `#!/bin/sh\nexec /usr/bin/ssh ${args} "$@"\n`, { mode: 0o700 });
     return file;
   };

@@ -4,9 +4,13 @@
 // is asked again, a cancel fails the connection as "authentication cancelled"; keys the server
 // refuses and a wrong host key fail clearly without a retry storm; a dropped tunnel reconnects.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ConnectionState, Events } from '../../../shared/api.js';
+import { APP_ROOT } from '../../common/paths.js';
+import { shellQuote } from '../../common/shell.js';
 import { runCli, sleep, TestHost, until } from '../../testing/harness.js';
 import { libvirtdSkip, startLibvirtd, type Libvirtd } from '../../testing/libvirtd.js';
 import { PASSPHRASE, sshdSkip, startSshd, type Sshd } from '../../testing/sshd.js';
@@ -101,6 +105,20 @@ describe('qemu+ssh:// connections: prompts and failures', { skip: libvirtdSkip()
     await t.client.call('connection.remove', { uri });
   });
 
+  test('an unknown host key is asked about in the open; "yes" trusts it and connects', async () => {
+    const knownHosts = `${daemon.dir}/empty_known_hosts`;
+    fs.writeFileSync(knownHosts, '');
+    const uri = `qemu+ssh://root@127.0.0.1:${sshd.port}/system?socket=${daemon.socket}&keyfile=${sshd.clientKey}&command=${sshd.sshCommand(knownHosts, 'ask')}`;
+    const opening = t.client.call('connection.open', { uri });
+    const asked = await nextPrompt(uri, 1);
+    assert.match(asked.text, /^The authenticity of host '\[127\.0\.0\.1\]:\d+ .*' can't be established\.\nED25519 key fingerprint is SHA256:\S+\.\n[^]*Are you sure you want to continue connecting \(yes\/no\/\[fingerprint\]\)\?$/);
+    assert.equal(asked.secret, false);
+    await t.client.call('connection.answer', { id: asked.id, answer: 'yes' });
+    assert.equal((await opening).connection.state, 'connected');
+    assert.match(fs.readFileSync(knownHosts, 'utf8'), /^\[127\.0\.0\.1\]:\d+ ssh-ed25519 /m, 'ssh remembers the key');
+    await t.client.call('connection.close', { uri });
+  });
+
   test('a wrong host key: the connection fails saying so', async () => {
     const uri = sshUri(sshd.clientKey, sshd.wrongKnownHosts);
     await assert.rejects(t.client.call('connection.open', { uri }), /authentication failed: .*Host key verification failed/);
@@ -117,6 +135,22 @@ describe('qemu+ssh:// connections: prompts and failures', { skip: libvirtdSkip()
     assert.match(r.stderr, /ssh asks "Enter passphrase for key '.*passphrase_key':", but there is no terminal to answer it on/);
     assert.match(r.stderr, /^error: failed to connect to the hypervisor$/m);
     assert.match(r.stderr, /^error: authentication cancelled: ssh asked .* and the prompt was cancelled$/m);
+  });
+
+  test('domus -c URI on a terminal asks there, without echo, and goes on with the answer', async () => {
+    const uri = sshUri(sshd.passphraseKey);
+    // script(1) gives the CLI a terminal; what is written to its stdin is typed on that terminal.
+    const cmd = [process.execPath, path.join(APP_ROOT, 'bin', 'domus.mjs'), '-c', uri, 'list', '--all'].map(shellQuote).join(' ');
+    const child = spawn('script', ['-qefc', cmd, '/dev/null'], { env: { ...process.env, DOMUS_HOME: t.home }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/Enter passphrase for key '.*passphrase_key': $/.test(out)) child.stdin.write(`${PASSPHRASE}\r`);
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, out);
+    assert.match(out, /^\s*-\s+over-ssh\s+shut off\s*$/m);
+    assert.ok(!out.includes(PASSPHRASE), 'the passphrase is not echoed');
   });
 
   test('a tunnel that drops: the connection fails, says why, and reconnects with backoff', async () => {
