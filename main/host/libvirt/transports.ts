@@ -94,7 +94,7 @@ class ChildStream extends Duplex {
       else {
         const said = this.stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).slice(-2).join(' ');
         // The far side refused our keys or password, or is not the host known_hosts names.
-        const refused = /Permission denied|Too many authentication failures|Host key verification failed/.test(said);
+        const refused = /Permission denied \(|Too many authentication failures|Host key verification failed/.test(said);
         this.destroy(new LibvirtError(`ssh ${signal ? `was killed by ${signal}` : `exited with status ${code}`}${said ? `: ${said}` : ''}`, refused ? VIR_ERR.AUTH_FAILED : VIR_ERR.SYSTEM_ERROR, VIR_FROM.SSH));
       }
     });
