@@ -11,6 +11,7 @@ import path from 'node:path';
 import { GUEST_DIR, SAMPLE_CMDLINE } from '../main/host/new-vm/samples.js';
 import { TestHost, until } from '../main/testing/harness.js';
 import { libvirtdSkip, startLibvirtd, type Libvirtd } from '../main/testing/libvirtd.js';
+import { PASSPHRASE, sshdSkip, startSshd } from '../main/testing/sshd.js';
 import { openWebShell } from './browser.js';
 
 const DEAD = 'qemu+tcp://127.0.0.1:1/system';
@@ -181,6 +182,28 @@ describe('a real libvirt host in Chromium', { timeout: 300_000, skip: libvirtdSk
     await browser?.close();
     await t?.stop();
     await daemon?.stop();
+  });
+
+  it('over ssh with a key that needs a passphrase: the dialog asks, the typed passphrase connects', { skip: sshdSkip() }, async (c) => {
+    const sshd = await startSshd();
+    c.after(() => sshd.stop());
+    const uri = `qemu+ssh://root@127.0.0.1:${sshd.port}/system?socket=${daemon.socket}&keyfile=${sshd.passphraseKey}&command=${sshd.sshCommand()}`;
+    await byId('first-run-add-connection').click();
+    await byId('addconn-hypervisor').selectOption('custom');
+    await byId('addconn-custom-uri').fill(uri);
+    await byId('addconn-custom-uri').press('Enter');
+
+    await byId('ssh-prompt-dialog').waitFor({ timeout: 20_000 });
+    assert.match((await byId('ssh-prompt-text').textContent()) ?? '', /^Enter passphrase for key '.*passphrase_key':$/);
+    assert.equal(await byId('ssh-prompt-answer').getAttribute('type'), 'password');
+    await byId('ssh-prompt-answer').fill(PASSPHRASE);
+    await byId('ssh-prompt-answer').press('Enter');
+    await byId('ssh-prompt-dialog').waitFor({ state: 'detached' });
+    await byId(`connection-state-${uri}`).filter({ hasText: 'Connected' }).waitFor({ timeout: 20_000 });
+    await byId('domain-row-before').waitFor();
+
+    await t.client.call('connection.remove', { uri });
+    await byId('first-run').waitFor();
   });
 
   it('connects, lists the host\'s domains, follows virsh live, and runs and stops a domain from the toolbar', async () => {

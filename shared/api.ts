@@ -286,6 +286,16 @@ export const RequestParams = {
   'connection.remove': z.object({ uri: ConnectionUri }).strict(),
   'connection.open': z.object({ uri: ConnectionUri }).strict(),
   'connection.close': z.object({ uri: ConnectionUri }).strict(),
+  /**
+   * Answers ssh's question (a connection.prompt event) with a passphrase, password or yes/no, or
+   * cancels it, which fails the connection attempt. Never traced or logged.
+   */
+  'connection.answer': z
+    .object({ id: z.string().min(1).max(64), answer: z.string().max(4096).optional(), cancel: z.boolean().optional() })
+    .strict()
+    .refine((p) => (p.answer !== undefined) !== (p.cancel === true), 'give either answer or cancel: true'),
+  /** The ssh questions waiting for an answer (for a client that arrives after their event). */
+  'connection.prompts': z.object({}).strict(),
 } as const;
 
 export type Method = keyof typeof RequestParams;
@@ -421,6 +431,8 @@ export interface Results {
   'connection.remove': Record<string, never>;
   'connection.open': { connection: ConnectionState };
   'connection.close': { connection: ConnectionState };
+  'connection.answer': Record<string, never>;
+  'connection.prompts': { prompts: Events['connection.prompt'][] };
 }
 
 export interface VncDisplay {
@@ -670,6 +682,13 @@ export interface Events {
   /** Host stop: what each running domain's on-stop policy is doing. */
   'host.stopping': { domains: HostStopProgress[] };
   'connection.state': { connection: ConnectionState };
+  /**
+   * ssh, opening a connection, asks a question: a key's passphrase or a password (secret: the answer
+   * is not to be shown), or whether to trust an unknown host key. Answer with connection.answer.
+   */
+  'connection.prompt': { uri: string; id: string; text: string; secret: boolean };
+  /** The question is no longer open: answered (by some client), cancelled, or unanswered in time. */
+  'connection.promptEnded': { uri: string; id: string; outcome: 'answered' | 'cancelled' | 'timed out' };
 }
 export type EventName = keyof Events;
 /** libvirt's VIR_DOMAIN_EVENT_* types (the reason is in the summary), plus 'step' for transitions. */

@@ -46,6 +46,11 @@ export function handlers(svc: HostServices): HandlerTable {
     },
     'connection.open': async (p) => ({ connection: await host.connections.open(p.uri) }),
     'connection.close': async (p) => ({ connection: await host.connections.close(p.uri) }),
+    'connection.answer': (p) => {
+      host.sshPrompts.answer(p.id, p.cancel ? undefined : p.answer);
+      return {};
+    },
+    'connection.prompts': () => ({ prompts: host.sshPrompts.list() }),
     'host.status': () => host.status(),
     'host.samples': async () => (await import('../new-vm/samples.js')).sampleGuests(),
     'host.webShell': async () => ({ url: await svc.webShellUrl() }),

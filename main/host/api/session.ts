@@ -22,7 +22,14 @@ const BROADCAST: EventName[] = [
   'host.stopping',
   'download.progress',
   'connection.state',
+  'connection.prompt',
+  'connection.promptEnded',
 ];
+
+/** Requests whose parameters hold secrets the trace must not keep, even under a harmless key. */
+const SECRET_PARAMS: Partial<Record<Method, (args: Record<string, unknown>) => Record<string, unknown>>> = {
+  'connection.answer': (args) => ({ ...args, ...('answer' in args ? { answer: '***' } : {}) }),
+};
 
 /** The methods a request's connection applies to. */
 const PER_CONNECTION = /^(domain|pool|volume)\./;
@@ -81,7 +88,7 @@ export class ApiSession implements ClientSession {
       return this.replyError(id, { code: 'INVALID_ARG', message: errorMessage('INVALID_ARG', `${method}: ${describeZodError(params.error)}`) });
     }
     const started = Date.now();
-    const args = params.data as { domain?: string };
+    const args = (SECRET_PARAMS[method]?.(params.data as Record<string, unknown>) ?? params.data) as { domain?: string };
     // A domain or storage request for a libvirt connection goes to it; the host's own URIs mean the
     // local engines, and host-wide methods (session, trace, connections) are always the host's.
     const remote = env.data.connection !== undefined && !LOCAL_URIS.has(env.data.connection) && PER_CONNECTION.test(method);

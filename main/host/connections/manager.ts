@@ -2,13 +2,15 @@
 // RPC protocol, kept in DOMUS_HOME/connections.json with their autoconnect flag. This host's own
 // engines (v86:///session, qemu:///session) are always there and are not listed here. A connection
 // that drops while autoconnect is on is retried with backoff (1 s doubling to 30 s), and every change
-// is a `connection.state` event, so the GUI can grey its domains and say why.
+// is a `connection.state` event, so the GUI can grey its domains and say why. An attempt the far side
+// refused (keys, password, host key) or whose password prompt was cancelled is not retried: trying
+// again would only ask again or be refused again, until the person connects by hand.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ConnectionState, EventName, Events, Method } from '../../../shared/api.js';
 import { writeFileAtomic } from '../../common/fsutil.js';
-import { invalidArg, operationInvalid, systemError } from '../errors.js';
+import { HostError, invalidArg, operationInvalid, systemError } from '../errors.js';
 import { log } from '../log.js';
 
 /** One libvirt host as the manager drives it (libvirt/connection.ts). */
@@ -173,17 +175,18 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       this.changed(uri);
       return { ...entry.state };
     } catch (err) {
-      this.dropped(uri, entry, (err as Error).message);
+      const refused = err instanceof HostError && (err.code === 'AUTH_FAILED' || err.code === 'AUTH_CANCELLED');
+      this.dropped(uri, entry, (err as Error).message, !refused);
       throw err;
     }
   }
 
   /** The connection failed or went away: say so, and retry later when it is an autoconnect one. */
-  private dropped(uri: string, entry: Entry, reason: string): void {
+  private dropped(uri: string, entry: Entry, reason: string, retry = true): void {
     if (this.entries.get(uri) !== entry) return;
     const delay = BACKOFF_MS[Math.min(entry.attempts, BACKOFF_MS.length - 1)];
     entry.attempts++;
-    const retryAt = entry.state.autoconnect ? Date.now() + delay : undefined;
+    const retryAt = retry && entry.state.autoconnect ? Date.now() + delay : undefined;
     entry.state = { uri, kind: 'libvirt', state: 'failed', autoconnect: entry.state.autoconnect, error: reason, retryAt };
     log('warn', `connection ${uri}: ${reason}${retryAt ? `; retrying in ${delay / 1000} s` : ''}`);
     if (retryAt) entry.retry = setTimeout(() => void this.open(uri).catch(() => undefined), delay);

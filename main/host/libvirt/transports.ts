@@ -17,6 +17,8 @@ export interface TransportOptions {
   sshArgs?: string[];
   /** A program ssh runs to ask for a password or passphrase (SSH_ASKPASS); without one ssh runs in BatchMode. */
   sshAskpass?: string;
+  /** More environment for ssh (what the askpass program needs to reach whoever answers). */
+  sshEnv?: Record<string, string>;
   /** Milliseconds to establish a unix, TCP or TLS connection (default 30 s). */
   connectTimeout?: number;
 }
@@ -91,7 +93,9 @@ class ChildStream extends Duplex {
       if (code === 0) this.push(null);
       else {
         const said = this.stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).slice(-2).join(' ');
-        this.destroy(new LibvirtError(`ssh ${signal ? `was killed by ${signal}` : `exited with status ${code}`}${said ? `: ${said}` : ''}`, VIR_ERR.SYSTEM_ERROR, VIR_FROM.SSH));
+        // The far side refused our keys or password, or is not the host known_hosts names.
+        const refused = /Permission denied \(|Too many authentication failures|Host key verification failed/.test(said);
+        this.destroy(new LibvirtError(`ssh ${signal ? `was killed by ${signal}` : `exited with status ${code}`}${said ? `: ${said}` : ''}`, refused ? VIR_ERR.AUTH_FAILED : VIR_ERR.SYSTEM_ERROR, VIR_FROM.SSH));
       }
     });
   }
@@ -187,6 +191,7 @@ export async function openTransport(u: LibvirtUri, opts: TransportOptions = {}):
       const { command, args } = sshCommand(u, opts);
       const env = { ...process.env };
       if (opts.sshAskpass) Object.assign(env, { SSH_ASKPASS: opts.sshAskpass, SSH_ASKPASS_REQUIRE: 'force' });
+      Object.assign(env, opts.sshEnv);
       const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
       // A command that cannot run fails here, before anyone listens to the stream's errors.
       await new Promise<void>((resolve, reject) => {
