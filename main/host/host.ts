@@ -108,6 +108,7 @@ export class Host extends EventEmitter<HostEvents> {
     const opener = promptingOpener(this.sshPrompts);
     this.connections = new ConnectionManager(paths.home, connectionFactory ?? ((uri) => libvirtConnection(uri, opener)));
     this.connections.on('state', (connection) => this.emit('connection.state', { connection }));
+    this.connections.on('closing', (uri) => this.sshPrompts.cancelFor(uri));
   }
 
   /** Every event is traced before it reaches its listeners. */

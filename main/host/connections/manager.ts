@@ -41,10 +41,14 @@ interface Entry {
   retry?: NodeJS.Timeout;
   attempts: number;
   opening?: Promise<ConnectionState>;
+  /** Bumped by every close: an attempt that was under way then ends without touching the state. */
+  closes: number;
 }
 
 type ManagerEvents = {
   state: [ConnectionState];
+  /** The connection is being closed or removed: what it is waiting for (an ssh prompt) is moot. */
+  closing: [uri: string];
   event: [uri: string, name: EventName, data: Events[EventName]];
 };
 
@@ -70,7 +74,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     }
     for (const { uri, autoconnect } of Array.isArray(saved) ? saved : []) {
       if (typeof uri !== 'string' || LOCAL_URIS.has(uri)) continue;
-      this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect: Boolean(autoconnect) }, attempts: 0 });
+      this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect: Boolean(autoconnect) }, attempts: 0, closes: 0 });
       if (autoconnect) void this.open(uri).catch(() => undefined);
     }
   }
@@ -91,7 +95,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       this.changed(uri);
       return autoconnect ? this.open(uri).catch(() => this.state(uri)) : this.state(uri);
     }
-    this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect }, attempts: 0 });
+    this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect }, attempts: 0, closes: 0 });
     this.save();
     this.changed(uri);
     // Added even when the host cannot be reached now: the state says why, and autoconnect retries.
@@ -102,6 +106,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     const entry = this.entry(uri);
     clearTimeout(entry.retry);
     this.entries.delete(uri);
+    this.emit('closing', uri);
     this.save();
     // Its last state, so that every client drops it (they re-list on a disconnect).
     this.emit('state', { uri, kind: 'libvirt', state: 'disconnected', autoconnect: entry.state.autoconnect });
@@ -116,7 +121,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     if (LOCAL_URIS.has(uri)) return Promise.reject(invalidArg(`${uri} is this host's own connection; it is always open`));
     if (!this.entries.has(uri)) {
       this.factory(uri);
-      this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect: false }, transient: true, attempts: 0 });
+      this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect: false }, transient: true, attempts: 0, closes: 0 });
     }
     const entry = this.entry(uri);
     if (entry.state.state === 'connected') return Promise.resolve({ ...entry.state });
@@ -130,6 +135,8 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     entry.retry = undefined;
     const conn = entry.conn;
     entry.conn = undefined;
+    entry.closes++;
+    this.emit('closing', uri);
     entry.state = { uri, kind: 'libvirt', state: 'disconnected', autoconnect: entry.state.autoconnect };
     this.changed(uri);
     if (entry.transient) this.entries.delete(uri);
@@ -157,9 +164,11 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     entry.state = { uri, kind: 'libvirt', state: 'connecting', autoconnect: entry.state.autoconnect };
     this.changed(uri);
     const conn = this.factory(uri);
+    const closes = entry.closes;
+    const superseded = (): boolean => this.entries.get(uri) !== entry || entry.closes !== closes;
     try {
       const far = await conn.open();
-      if (this.entries.get(uri) !== entry) {
+      if (superseded()) {
         await conn.close();
         return { ...entry.state };
       }
@@ -175,6 +184,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       this.changed(uri);
       return { ...entry.state };
     } catch (err) {
+      if (superseded()) throw operationInvalid(`connection ${uri} was closed while it was opening`);
       const refused = err instanceof HostError && (err.code === 'AUTH_FAILED' || err.code === 'AUTH_CANCELLED');
       this.dropped(uri, entry, (err as Error).message, !refused);
       throw err;

@@ -98,6 +98,11 @@ export class SshPrompts extends EventEmitter<PromptEvents> {
     this.finish(id, answer, answer === undefined ? 'cancelled' : 'answered');
   }
 
+  /** Cancels the prompts of attempts to `uri` (the connection was closed or removed meanwhile). */
+  cancelFor(uri: string): void {
+    for (const [id, p] of this.pending) if (p.attempt.uri === uri) this.finish(id, undefined, 'cancelled');
+  }
+
   /** The prompts waiting for an answer, for a client that arrives while one is open. */
   list(): Prompt[] {
     return [...this.pending.values()].map((p) => p.prompt);

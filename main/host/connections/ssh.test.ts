@@ -93,6 +93,21 @@ describe('qemu+ssh:// connections: prompts and failures', { skip: libvirtdSkip()
     await t.client.call('connection.remove', { uri });
   });
 
+  test('closing a connection while ssh asks cancels the question; the connection ends closed, not failed, and does not retry', async () => {
+    const uri = sshUri(sshd.passphraseKey);
+    const adding = t.client.call('connection.add', { uri, autoconnect: true });
+    const asked = await nextPrompt(uri, 1);
+    const closed = await t.client.call('connection.close', { uri });
+    assert.equal(closed.connection.state, 'disconnected');
+    assert.equal((await adding).connection.state, 'disconnected', 'the attempt under way ends as the close left it');
+    await until(() => ended.some((e) => e.id === asked.id), 5000, 'the question to end');
+    assert.equal(ended.find((e) => e.id === asked.id)?.outcome, 'cancelled');
+    await sleep(2500);
+    assert.equal((await stateOf(uri))?.state, 'disconnected', 'closed by the user: not failed');
+    assert.equal(states.filter((s) => s.uri === uri && s.state === 'connecting').length, 1, 'and not tried again');
+    await t.client.call('connection.remove', { uri });
+  });
+
   test('keys the server refuses: a clear error, state failed, no retry storm', async () => {
     const uri = sshUri(sshd.refusedKey);
     const { connection } = await t.client.call('connection.add', { uri, autoconnect: true });
