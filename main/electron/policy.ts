@@ -8,6 +8,8 @@ import type { PortRequest } from '../../shared/ipc.js';
 export const APP_ORIGIN = 'domus://app';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** shared/api.ts's ConnectionUri, without zod (the preload imports this module). */
+const CONNECTION_URI = /^[a-z][a-z0-9]*(\+[a-z]+)?:\/\/[^\s]{0,1000}$/;
 
 function parse(url: string): URL | undefined {
   try {
@@ -38,7 +40,7 @@ export function windowOpenDecision(url: string): 'console-window' | 'deny' {
 }
 
 /** A port request (shared/ipc.ts's PortRequest) that passed the check: a VNC channel names its domain. */
-export type CheckedPortRequest = { kind: 'api'; requestId: string } | { kind: 'vnc'; domain: string; requestId: string };
+export type CheckedPortRequest = { kind: 'api'; requestId: string } | { kind: 'vnc'; domain: string; connection?: string; requestId: string };
 
 export interface PortRequestSender {
   /** The URL of the frame that sent the IPC message (undefined when Electron no longer knows it). */
@@ -55,17 +57,19 @@ export function checkPortRequest(sender: PortRequestSender, req: unknown): { ok:
   if (!sender.mainFrame) return { ok: false, reason: 'the sender is a subframe' };
   if (sender.frameUrl === undefined || !isAppUrl(sender.frameUrl)) return { ok: false, reason: `the sender's page ${sender.frameUrl ?? '(unknown)'} is not the app's` };
   if (typeof req !== 'object' || req === null || Array.isArray(req)) return { ok: false, reason: 'the request is not an object' };
-  const { kind, domain, requestId, ...rest } = req as Record<keyof PortRequest, unknown>;
+  const { kind, domain, connection, requestId, ...rest } = req as Record<keyof PortRequest, unknown>;
   if (Object.keys(rest).length) return { ok: false, reason: `unknown fields: ${Object.keys(rest).join(', ')}` };
   if (typeof requestId !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(requestId)) return { ok: false, reason: 'requestId is not a short identifier' };
   if (kind === 'api') {
-    if (domain !== undefined) return { ok: false, reason: 'an API channel takes no domain' };
+    if (domain !== undefined || connection !== undefined) return { ok: false, reason: 'an API channel takes no domain' };
     return { ok: true, request: { kind, requestId } };
   }
   if (kind === 'vnc') {
     // The uuid becomes a path under the host's run directory: nothing else may get through.
     if (typeof domain !== 'string' || !UUID.test(domain)) return { ok: false, reason: 'a VNC channel needs a domain uuid' };
-    return { ok: true, request: { kind, domain, requestId } };
+    if (connection === undefined) return { ok: true, request: { kind, domain, requestId } };
+    if (typeof connection !== 'string' || !CONNECTION_URI.test(connection)) return { ok: false, reason: 'the connection is not a libvirt URI' };
+    return { ok: true, request: { kind, domain, connection, requestId } };
   }
   return { ok: false, reason: `unknown channel kind ${JSON.stringify(kind)}` };
 }
