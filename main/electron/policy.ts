@@ -31,12 +31,24 @@ export function navigationAllowed(url: string): boolean {
   return isAppUrl(url);
 }
 
-/** setWindowOpenHandler: the renderer's console-only route (#/console/<uuid>/window) opens as a Domus window; all else is denied. */
+/** A console route's domain key: a UUID, or a libvirt connection's URI, a space and a UUID (renderer/src/lib/connections.ts). */
+function isDomainKey(encoded: string): boolean {
+  let key: string;
+  try {
+    key = decodeURIComponent(encoded);
+  } catch {
+    return false;
+  }
+  const space = key.lastIndexOf(' ');
+  return space < 0 ? UUID.test(key) : UUID.test(key.slice(space + 1)) && CONNECTION_URI.test(key.slice(0, space));
+}
+
+/** setWindowOpenHandler: the renderer's console-only route (#/console/<key>/window) opens as a Domus window; all else is denied. */
 export function windowOpenDecision(url: string): 'console-window' | 'deny' {
   if (!isAppUrl(url)) return 'deny';
   const u = new URL(url);
   const m = /^#\/console\/([^/]+)\/window$/.exec(u.hash);
-  return u.pathname === '/index.html' && u.search === '' && m && UUID.test(m[1]) ? 'console-window' : 'deny';
+  return u.pathname === '/index.html' && u.search === '' && m && isDomainKey(m[1]) ? 'console-window' : 'deny';
 }
 
 /** A port request (shared/ipc.ts's PortRequest) that passed the check: a VNC channel names its domain. */

@@ -79,13 +79,13 @@ export const useViewStore = defineStore('view', () => {
     });
   }
 
-  /** The console is this computer's: its domains' keys are their UUIDs. */
-  function openConsole(uuid: string): void {
+  /** The console of a domain of this computer or of a libvirt connection, by its key. */
+  function openConsole(key: DomainKey): void {
     leaveDetails(() => {
-      selectedKey.value = uuid;
+      selectedKey.value = key;
       selectedConnection.value = null;
-      consoleUuid.value = uuid;
-      location.hash = `#/console/${encodeURIComponent(uuid)}`;
+      consoleUuid.value = key;
+      location.hash = `#/console/${encodeURIComponent(key)}`;
     });
   }
 
