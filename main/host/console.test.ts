@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -17,6 +18,9 @@ import { PNG } from 'pngjs';
 import { connectHost } from '../cli/connect.js';
 import { APP_ROOT } from '../common/paths.js';
 import { RfbClient } from '../testing/rfb-client.js';
+import { sshdSkip, startSshd } from '../testing/sshd.js';
+import { libvirtConnection } from './connections/open.js';
+import { RpcClient } from './libvirt/rpc-client.js';
 import { vncAuthResponse } from '../common/vnc-auth.js';
 import { CONNECTION_ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt, until, webShellSession, type CliResult } from '../testing/harness.js';
 
@@ -205,6 +209,28 @@ for (const engine of CONNECTION_ENGINES) describe(`console: VNC listeners, vncdi
     }
   });
 
+  // virt-manager's way to a remote host's display: through the connection's own ssh, nc on the far side.
+  it('over qemu+ssh, the display is reached through the same ssh, with the password from the XML', { skip: !libvirt ? 'a libvirt connection only' : sshdSkip() }, async (ctx) => {
+    const sshd = await startSshd();
+    ctx.after(() => sshd.stop());
+    const uri = `qemu+ssh://root@127.0.0.1:${sshd.port}/system?socket=${t.libvirtd!.socket}&keyfile=${sshd.clientKey}`;
+    const conn = libvirtConnection(uri, (u) => RpcClient.connect(u, { sshArgs: sshd.sshArgs() }));
+    await conn.open();
+    ctx.after(() => conn.close());
+    for (const [name, password] of [['vnc-a', PASSWORD], ['vnc-b', undefined]] as const) {
+      const up = await conn.openVnc!(name);
+      assert.equal(up.password, password);
+      assert.ok(!(up.stream instanceof net.Socket), 'a tunnel, not a direct connection');
+      const viewer = RfbClient.fromStream(up.stream);
+      try {
+        await viewer.handshake({ password });
+        assert.ok(viewer.width >= 640, `${name}: ${viewer.width}x${viewer.height}`);
+      } finally {
+        viewer.close();
+      }
+    }
+  });
+
   it('send-key types on the guest keyboard (Linux key names, Shift held by the sequence)', async () => {
     const from = serial['vnc-b'].text.length;
     for (const ch of 'echo sendkey-ok | tee /dev/ttyS0 >/dev/null\n') {
@@ -222,6 +248,10 @@ for (const engine of CONNECTION_ENGINES) describe(`console: VNC listeners, vncdi
     const xtKeys = [[0x12], [0x2e], [0x23], [0x18], [0x39], [0x05], [0x03], [0x39], [0x2a, 0x34], [0x35], [0x20], [0x12], [0x2f], [0x35], [0x14], [0x14], [0x15], [0x2a, 0x1f], [0x0b], [0x1c]];
     for (const keycodes of xtKeys) await t.client.call('domain.sendKey', { domain: 'vnc-b', codeset: 'xt', holdtimeMs: 0, keycodes });
     await serial['vnc-b'].wait(/42\r?\n/, 60_000, xt);
+    // Text, typed key by key (domain.sendKeys, `domus send-text`).
+    const typed = serial['vnc-b'].text.length;
+    await t.client.call('domain.sendKeys', { domain: 'vnc-b', text: 'echo Typed-$((6*7)) >/dev/ttyS0\n' });
+    await serial['vnc-b'].wait(/Typed-42/, 60_000, typed);
   });
 
   it('send-key refuses an unknown key name, naming it', async () => {
@@ -284,6 +314,28 @@ for (const engine of CONNECTION_ENGINES) describe(`console: VNC listeners, vncdi
     await s.wait(/reboot: Restarting system/, 120_000, from);
     await s.wait(/DOMUS-GUEST-READY/, BOOT, from);
     assert.equal((await t.client.call('domain.info', { domain: 'vnc-b' })).state, 'running');
+  });
+
+  it('a stopped domain has no serial console; after its next start the console opens again, and closes with its last viewer', async () => {
+    await t.client.call('domain.destroy', { domain: 'vnc-b' });
+    await assert.rejects(t.client.call('domain.serialOpen', { domain: 'vnc-b' }), /not running/);
+    await t.client.call('domain.start', { domain: 'vnc-b' });
+    serial['vnc-b'] = await SerialWatch.open(t.client, 'vnc-b');
+    await serial['vnc-b'].wait(/DOMUS-GUEST-READY/, BOOT);
+    // The shell may print its prompt only now: the answer is a line of what comes back.
+    assert.match(await serial['vnc-b'].sh('echo again-$((6*7))'), /^again-42$/m);
+    if (!libvirt) return;
+    // libvirtd lets one client at a time have a console: while Domus's stream is open, another is refused.
+    const other = await RpcClient.connect(t.libvirtd!.uri);
+    try {
+      const { dom } = await other.call('REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME', { name: 'vnc-b' });
+      await assert.rejects(other.openStream('REMOTE_PROC_DOMAIN_OPEN_CONSOLE', { dom, dev_name: null, flags: 0 }), /Active console session exists/);
+      await t.client.call('domain.serialClose', { domain: 'vnc-b' });
+      const mine = await other.openStream('REMOTE_PROC_DOMAIN_OPEN_CONSOLE', { dom, dev_name: null, flags: 0 });
+      await mine.abort();
+    } finally {
+      await other.close();
+    }
   });
 
   // Domus's own runners outlive their host; libvirtd's guests are libvirtd's, whatever Domus host asks.

@@ -10,7 +10,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { VncDisplay } from '../../../shared/api.js';
 import { KeycodeError, keyFromCode, type Codeset } from '../../common/keycodes.js';
-import { LEFT_SHIFT, PAUSE, keyFromKeysym } from '../../common/keymap.js';
+import { PAUSE, textToScancodes } from '../../common/keymap.js';
 import { encodePng } from '../../common/png.js';
 import { shellQuote } from '../../common/shell.js';
 import type { VncUpstream } from '../api/vnc-link.js';
@@ -194,7 +194,7 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
     await conn.rpcCall('REMOTE_PROC_DOMAIN_SEND_KEY', { dom, codeset: KEYCODE_SET_QNUM, holdtime, keycodes: keys.map(qnum), flags: 0 });
   }
 
-  /** Make/break bytes (set 1) as send-key calls: the keys down at each release go together. */
+  /** Make/break bytes (set 1, as keymap.ts types text) as send-key calls: the keys down at each release go together. */
   function scancodeGroups(bytes: number[]): number[][] {
     const groups: number[][] = [];
     let down: number[] = [];
@@ -261,7 +261,8 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
   }
 
   conn.openVnc = openVnc;
-  // A boot's output starts a new backlog; a stopped domain's console is gone, an undefined domain's backlog too.
+  // A stopped domain's console is gone, and so is its boot's backlog (cleared at the stop, not at the
+  // next start, whose event may come after that boot's first output); an undefined domain's too.
   conn.on('event', (name: string, data: { domain?: { uuid: string }; event?: string; uuid?: string }) => {
     if (name === 'domain.undefined' && data.uuid) {
       const line = lines.get(data.uuid);
@@ -271,11 +272,10 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
     if (name !== 'domain.lifecycle' || !data.domain) return;
     const line = lines.get(data.domain.uuid);
     if (!line) return;
-    if (data.event === 'stopped' || data.event === 'crashed') closeLine(line);
-    if (data.event === 'started') {
-      line.history = [];
-      line.historyBytes = 0;
-    }
+    if (data.event !== 'stopped' && data.event !== 'crashed') return;
+    closeLine(line);
+    line.history = [];
+    line.historyBytes = 0;
   });
 
   return {
@@ -297,17 +297,13 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
     },
     'domain.sendKeys': async (p) => {
       const dom = await conn.lookup(p.domain!);
-      const groups: number[][] = [];
-      if (typeof p.text === 'string') {
-        for (const ch of p.text) {
-          const keysym = ch === '\n' ? 0xff0d : ch === '\t' ? 0xff09 : ch.codePointAt(0)!;
-          const k = ch >= ' ' || ch === '\n' || ch === '\t' ? keyFromKeysym(keysym) : undefined;
-          if (!k) throw invalidArg(`cannot type U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')} ${JSON.stringify(ch)} on a US keyboard`);
-          groups.push((k.shift ?? (ch >= 'A' && ch <= 'Z')) ? [LEFT_SHIFT, k.key] : [k.key]);
-        }
+      let bytes: number[];
+      try {
+        bytes = typeof p.text === 'string' ? textToScancodes(p.text) : (p.scancodes as number[]);
+      } catch (err) {
+        throw invalidArg((err as Error).message);
       }
-      if (Array.isArray(p.scancodes)) groups.push(...scancodeGroups(p.scancodes as number[]));
-      for (const keys of groups) await sendKeys(dom, keys, TYPING_HOLD_MS);
+      for (const keys of scancodeGroups(bytes)) await sendKeys(dom, keys, TYPING_HOLD_MS);
       return {};
     },
     'domain.serialOpen': async (p) => {
