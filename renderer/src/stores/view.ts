@@ -1,6 +1,6 @@
 // Which screen is showing and what is selected. The console is a route in the address hash
-// (#/console/<uuid>) so reloading the page or going back behaves as a person expects. A console in
-// its own window is the same app on #/console/<uuid>/window: that page shows only the console.
+// (#/console/<domain key>) so reloading the page or going back behaves as a person expects. A console in
+// its own window is the same app on #/console/<domain key>/window: that page shows only the console.
 import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
 import type { DomainKey } from '../lib/connections';
