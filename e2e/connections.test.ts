@@ -8,11 +8,11 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
-import { GUEST_DIR, SAMPLE_CMDLINE } from '../main/host/new-vm/samples.js';
-import { TestHost, until } from '../main/testing/harness.js';
+import { GUEST_DIR } from '../main/host/new-vm/samples.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt, until } from '../main/testing/harness.js';
 import { libvirtdSkip, startLibvirtd, type Libvirtd } from '../main/testing/libvirtd.js';
 import { PASSPHRASE, sshdSkip, startSshd } from '../main/testing/sshd.js';
-import { openWebShell } from './browser.js';
+import { canvasState, openWebShell, serialText } from './browser.js';
 
 const DEAD = 'qemu+tcp://127.0.0.1:1/system';
 
@@ -272,5 +272,42 @@ describe('a real libvirt host in Chromium', { timeout: 300_000, skip: libvirtdSk
     await daemon.stop();
     await byId(`connection-state-${daemon.uri}`).filter({ hasText: 'Connection failed' }).waitFor({ timeout: 30_000 });
     assert.equal(await byId('domain-row-before').getAttribute('aria-disabled'), 'true');
+  });
+});
+
+// The console of a domain on the libvirt host, from the tree: the display is the guest's framebuffer
+// (libvirtd's QEMU on TCP, linked by the host), and the serial tab its console stream, both ways.
+describe('the console of a libvirt domain in Chromium', { timeout: 600_000, skip: guestsBuilt() ? engineSkip('libvirt') : 'sample guests not built' }, () => {
+  const NAME = 'lv-console';
+  let t: TestHost;
+  let browser: Browser;
+  let page: Page;
+  const byId = (id: string) => page.getByTestId(id);
+
+  before(async () => {
+    t = await TestHost.start('libvirt');
+    await createOn(t.client, { name: NAME, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } }, 'libvirt');
+    await t.client.call('domain.start', { domain: NAME });
+    const serial = await SerialWatch.open(t.client, NAME);
+    await serial.wait(/DOMUS-GUEST-READY/, 300_000);
+    ({ browser, page } = await openWebShell(t.client));
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it("opens from the tree and shows the guest's display and its serial console", async () => {
+    await byId(`domain-row-${NAME}`).dblclick();
+    await byId('console-view').waitFor();
+    await page.locator('[data-testid="vnc-screen"] canvas').waitFor({ timeout: 30_000 });
+    await until(async () => (await canvasState(page)).colours > 1, 30_000, 'a non-blank guest display');
+    assert.ok((await canvasState(page)).width >= 640);
+
+    await byId('tab-serial').click();
+    await until(async () => (await serialText(page)).includes('domus#'), 30_000, 'the serial backlog with the shell prompt');
+    await page.locator('[data-testid="serial-terminal"] .xterm-helper-textarea').focus();
+    await page.keyboard.type('echo LV$((6*7))OK\n', { delay: 20 });
+    await until(async () => (await serialText(page)).includes('LV42OK'), 30_000, 'the answer of the command typed in the serial tab');
   });
 });

@@ -436,8 +436,8 @@ export interface Results {
 }
 
 export interface VncDisplay {
-  /** The unix socket every Domus client uses. */
-  socket: string;
+  /** The unix socket the display listens on (every guest of this host's own engines has one). */
+  socket?: string;
   /** The TCP listener opened for a <graphics type='vnc'> element. */
   tcp?: { address: string; port: number };
   /** virsh's form, e.g. "127.0.0.1:0" (port 5900 + display). */

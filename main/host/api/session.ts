@@ -37,8 +37,16 @@ const PER_CONNECTION = /^(domain|pool|volume)\./;
 /** Events of libvirt connections every client receives (with the connection's URI in the envelope). */
 const REMOTE_BROADCAST = new Set<EventName>(['domain.lifecycle', 'domain.defined', 'domain.undefined', 'domain.balloon', 'job.progress', 'job.completed']);
 
+/** A libvirt domain's entry in serialUuids: the connection's URI, a space, the UUID (a URI has no spaces). */
+const remoteSerialKey = (uri: string, uuid: string): string => `${uri} ${uuid}`;
+
+let sessions = 0;
+
 export class ApiSession implements ClientSession {
+  /** This host's own domains by UUID, and libvirt domains by remoteSerialKey. */
   readonly serialUuids = new Set<string>();
+  /** Tells this client apart from others on a libvirt connection's shared serial console. */
+  private readonly id = `session-${++sessions}`;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly table: HandlerTable;
   private traceWatch?: () => void;
@@ -54,7 +62,9 @@ export class ApiSession implements ClientSession {
     // Statistics samples only go to clients that watch them (stats.watch).
     this.forward('domain.stats', (d) => this.svc.host.statsWatchers.wants(this, d.uuid));
     const remote = (uri: string, name: EventName, data: Events[EventName]): void => {
-      if (REMOTE_BROADCAST.has(name)) this.send(JSON.stringify({ type: 'event', event: name, data, connection: uri }));
+      // A libvirt domain's serial output goes to the clients that opened it, keyed by connection and UUID.
+      const wanted = name === 'domain.serial' ? this.serialUuids.has(remoteSerialKey(uri, (data as Events['domain.serial']).uuid)) : REMOTE_BROADCAST.has(name);
+      if (wanted) this.send(JSON.stringify({ type: 'event', event: name, data, connection: uri }));
     };
     svc.host.connections.on('event', remote);
     this.unsubscribe.push(() => svc.host.connections.off('event', remote));
@@ -95,7 +105,7 @@ export class ApiSession implements ClientSession {
     const connection = remote ? env.data.connection : undefined;
     try {
       const result = connection
-        ? await this.svc.host.connections.call(connection, method, params.data)
+        ? await this.remoteCall(connection, method, params.data as Record<string, unknown>)
         : await (this.table[method] as Handler<Method>)(params.data as never, this);
       this.traceRequest(method, args, started, true, result, undefined, connection);
       this.send(JSON.stringify({ type: 'reply', id, ok: true, result }));
@@ -105,6 +115,19 @@ export class ApiSession implements ClientSession {
       this.traceRequest(method, args, started, false, undefined, error.message, connection);
       this.replyError(id, error);
     }
+  }
+
+  /**
+   * A request for a libvirt connection. Opening and closing a serial console also says which client
+   * it is (the connection shares one console stream among its clients) and which UUID it is for.
+   */
+  private async remoteCall(uri: string, method: Method, params: Record<string, unknown>): Promise<unknown> {
+    const connections = this.svc.host.connections;
+    if (method !== 'domain.serialOpen' && method !== 'domain.serialClose') return connections.call(uri, method, params);
+    const { uuid, ...result } = (await connections.call(uri, method, { ...params, client: this.id })) as { uuid: string };
+    if (method === 'domain.serialOpen') this.serialUuids.add(remoteSerialKey(uri, uuid));
+    else this.serialUuids.delete(remoteSerialKey(uri, uuid));
+    return result;
   }
 
   identify(info: ClientInfo): void {
@@ -165,6 +188,12 @@ export class ApiSession implements ClientSession {
     this.svc.host.statsWatchers.unwatch(this);
     for (const u of this.unsubscribe) u();
     this.unsubscribe.length = 0;
+    // Libvirt consoles this client still had open: the connection closes a stream its last client leaves.
+    for (const key of this.serialUuids) {
+      const space = key.lastIndexOf(' ');
+      if (space < 0) continue;
+      this.svc.host.connections.call(key.slice(0, space), 'domain.serialClose', { domain: key.slice(space + 1), client: this.id }).catch(() => undefined);
+    }
     this.serialUuids.clear();
   }
 

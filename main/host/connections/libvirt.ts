@@ -14,6 +14,7 @@ import type { remote_nonnull_domain } from '../libvirt/protocol/remote.js';
 import { RpcClient, type ArgsOf, type ProcName, type RetOf } from '../libvirt/rpc-client.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_SEC } from '../lifecycle.js';
 import type { RemoteConnection } from './manager.js';
+import type { VncUpstream } from '../api/vnc-link.js';
 
 type ArgList<P extends ProcName> = ArgsOf<P> extends void ? [] : [args: ArgsOf<P>];
 
@@ -61,6 +62,8 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   private readonly forceTimers = new Map<string, NodeJS.Timeout>();
 
   private readonly methods: LibvirtMethods = {};
+  /** Opens a domain's VNC display for the host's own viewers (set by the console part, libvirt-console.ts). */
+  openVnc?: (ref: string) => Promise<VncUpstream>;
 
   constructor(
     readonly uri: string,

@@ -12,6 +12,7 @@ import type { ConnectionState, EventName, Events, Method } from '../../../shared
 import { writeFileAtomic } from '../../common/fsutil.js';
 import { HostError, invalidArg, operationInvalid, systemError } from '../errors.js';
 import { log } from '../log.js';
+import type { VncUpstream } from '../api/vnc-link.js';
 
 /** One libvirt host as the manager drives it (libvirt/connection.ts). */
 export interface RemoteConnection {
@@ -24,6 +25,8 @@ export interface RemoteConnection {
   /** The far side's events, as Domus events; `closed` when the connection drops by itself. */
   on(event: 'event', listener: (name: EventName, data: Events[EventName]) => void): this;
   on(event: 'closed', listener: (reason: string) => void): this;
+  /** Opens a domain's VNC display for one of the host's own viewers, where the connection can. */
+  openVnc?(ref: string): Promise<VncUpstream>;
 }
 
 export type ConnectionFactory = (uri: string) => RemoteConnection;
@@ -146,12 +149,23 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
 
   /** Serves a request on a connected libvirt connection. */
   async call(uri: string, method: Method, params: unknown): Promise<unknown> {
+    return this.connected(uri).call(method, params);
+  }
+
+  /** A libvirt domain's VNC display, for the web shell's or Electron's viewer. */
+  async openVnc(uri: string, ref: string): Promise<VncUpstream> {
+    const conn = this.connected(uri);
+    if (!conn.openVnc) throw new HostError('NO_SUPPORT', `VNC displays on ${uri}`);
+    return conn.openVnc(ref);
+  }
+
+  private connected(uri: string): RemoteConnection {
     const entry = this.entries.get(uri);
     if (!entry) throw operationInvalid(`connection ${uri} is not open`);
     if (entry.state.state !== 'connected' || !entry.conn) {
       throw operationInvalid(`connection ${uri} is ${entry.state.state}${entry.state.error ? `: ${entry.state.error}` : ''}`);
     }
-    return entry.conn.call(method, params);
+    return entry.conn;
   }
 
   async closeAll(): Promise<void> {

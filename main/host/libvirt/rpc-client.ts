@@ -55,6 +55,8 @@ interface Pending {
 export class RpcClient {
   /** The URI this client was opened with (connect() only). */
   uri?: LibvirtUri;
+  /** The options it was opened with (connect() only): a VNC tunnel over ssh uses the same ssh options. */
+  options?: RpcClientOptions;
   private readonly decoder = new PacketDecoder();
   private readonly pending = new Map<number, Pending>();
   private readonly streams = new Map<number, RpcStream>();
@@ -93,6 +95,7 @@ export class RpcClient {
     const parsed = parseUri(uri);
     const client = new RpcClient(await openTransport(parsed, opts));
     client.uri = parsed;
+    client.options = opts;
     try {
       await client.authenticate();
       const interval = opts.keepaliveInterval ?? 5;

@@ -38,7 +38,7 @@ export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
   /** Why `action` is off for a reason other than the domain's state ('' when there is none). */
   function offReason(action: keyof DomainActions | 'console'): string {
     if (stale.value) return CONNECTION_NOT_OPEN;
-    if (remote.value && (action === 'console' || !ON_LIBVIRT.includes(action))) return NOT_ON_LIBVIRT;
+    if (remote.value && action !== 'console' && !ON_LIBVIRT.includes(action)) return NOT_ON_LIBVIRT;
     return '';
   }
 
