@@ -24,8 +24,8 @@ const BROADCAST: EventName[] = [
   'connection.state',
 ];
 
-/** The methods a request's connection applies to. */
-const PER_CONNECTION = /^(domain|pool|volume)\./;
+/** The methods a request's connection applies to (stats.watch: that connection's sampling). */
+const PER_CONNECTION = /^(domain|pool|volume|stats)\./;
 
 /** Events of libvirt connections every client receives (with the connection's URI in the envelope). */
 const REMOTE_BROADCAST = new Set<EventName>(['domain.lifecycle', 'domain.defined', 'domain.undefined', 'domain.balloon', 'job.progress', 'job.completed']);
@@ -47,7 +47,8 @@ export class ApiSession implements ClientSession {
     // Statistics samples only go to clients that watch them (stats.watch).
     this.forward('domain.stats', (d) => this.svc.host.statsWatchers.wants(this, d.uuid));
     const remote = (uri: string, name: EventName, data: Events[EventName]): void => {
-      if (REMOTE_BROADCAST.has(name)) this.send(JSON.stringify({ type: 'event', event: name, data, connection: uri }));
+      const wanted = REMOTE_BROADCAST.has(name) || (name === 'domain.stats' && svc.host.connections.wantsStats(uri, this, (data as Events['domain.stats']).uuid));
+      if (wanted) this.send(JSON.stringify({ type: 'event', event: name, data, connection: uri }));
     };
     svc.host.connections.on('event', remote);
     this.unsubscribe.push(() => svc.host.connections.off('event', remote));
@@ -88,7 +89,7 @@ export class ApiSession implements ClientSession {
     const connection = remote ? env.data.connection : undefined;
     try {
       const result = connection
-        ? await this.svc.host.connections.call(connection, method, params.data)
+        ? await this.callConnection(connection, method, params.data)
         : await (this.table[method] as Handler<Method>)(params.data as never, this);
       this.traceRequest(method, args, started, true, result, undefined, connection);
       this.send(JSON.stringify({ type: 'reply', id, ok: true, result }));
@@ -98,6 +99,21 @@ export class ApiSession implements ClientSession {
       this.traceRequest(method, args, started, false, undefined, error.message, connection);
       this.replyError(id, error);
     }
+  }
+
+  /** A request for a libvirt connection; a statistics watch there is this session's, on that connection. */
+  private async callConnection(uri: string, method: Method, params: unknown): Promise<unknown> {
+    const { connections } = this.svc.host;
+    if (method === 'stats.watch') {
+      const p = params as { domains?: string[]; intervalMs: number };
+      await connections.watchStats(uri, this, p.domains, p.intervalMs);
+      return {};
+    }
+    if (method === 'stats.unwatch') {
+      connections.unwatchStats(this, uri);
+      return {};
+    }
+    return connections.call(uri, method, params);
   }
 
   identify(info: ClientInfo): void {
@@ -156,6 +172,7 @@ export class ApiSession implements ClientSession {
   close(): void {
     this.unwatchTrace();
     this.svc.host.statsWatchers.unwatch(this);
+    this.svc.host.connections.unwatchStats(this);
     for (const u of this.unsubscribe) u();
     this.unsubscribe.length = 0;
     this.serialUuids.clear();
