@@ -231,15 +231,17 @@ export class LibvirtStats implements StatsWatching {
     };
     let { info, stat } = await read();
     const actual = stat.get('actual_balloon');
-    if (actual !== undefined && this.freshAt.get(uuid) !== actual) {
-      await this.ensurePeriod(dom, true);
+    // A guest that never sent statistics has none to refresh (no driver yet, or the period unset).
+    const stale = actual !== undefined && stat.has('last_update') && this.freshAt.get(uuid) !== actual;
+    if (actual !== undefined) await this.ensurePeriod(dom, stale);
+    if (stale) {
       const notBefore = Math.floor(Date.now() / 1000) + 1;
       const deadline = Date.now() + 3000;
       while (Date.now() < deadline && (stat.get('last_update') ?? 0) < notBefore) {
         await new Promise((r) => setTimeout(r, 100));
         ({ info, stat } = await read());
       }
-      if ((stat.get('last_update') ?? 0) >= notBefore) this.freshAt.set(uuid, actual);
+      if ((stat.get('last_update') ?? 0) >= notBefore) this.freshAt.set(uuid, actual!);
     }
     const maxKiB = Number(info.maxMem);
     const actualKiB = stat.get('actual_balloon') ?? Number(info.memory);
