@@ -74,7 +74,10 @@ export class LibvirtStats implements StatsWatching {
         if (d.state === 'running' && d.id !== undefined) void this.ensurePeriod(domainOf(d));
         if (d.state === 'shutoff') this.forget(d.uuid);
       }
-      if (name === 'domain.undefined' && data.uuid) this.forget(data.uuid);
+      if (name === 'domain.undefined' && data.uuid) {
+        this.forget(data.uuid);
+        this.domains.delete(data.uuid);
+      }
     });
     conn.on('closed', () => this.watchers.clear());
   }
@@ -116,6 +119,7 @@ export class LibvirtStats implements StatsWatching {
     this.targets.delete(uuid);
     this.freshAt.delete(uuid);
     this.conn.cpu.forget(uuid);
+    for (const run of this.periodSet) if (run.startsWith(`${uuid}:`)) this.periodSet.delete(run);
   }
 
   /** One tick: one stats call for every watched domain (or all running ones), a domain.stats event per running domain. */
