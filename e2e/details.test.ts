@@ -403,6 +403,8 @@ describe('Details window on a libvirt connection: balloon and graphs', { skip: e
   it('the list watches the running libvirt domain on its connection; the memory slider moves its balloon', async () => {
     const uuid = (await t.client.call('domain.info', { domain: 'lv-details' })).uuid;
     await until(() => sent.some((m) => m.method === 'stats.watch' && m.connection === uri && JSON.stringify(m.params).includes(uuid)), 10_000, 'stats.watch on the connection');
+    // The list's CPU column: the guest's CPU use from libvirt's samples.
+    await until(async () => /^\d+(\.\d+)? ?%$/.test(((await page.getByTestId('domain-cpu-lv-details').textContent()) ?? '').trim()), 10_000, 'the CPU column');
     await nav('memory').click();
     await page.getByTestId('memory-live').waitFor();
     await until(async () => (await page.getByTestId('memory-actual').textContent()) === '128 MiB', 30_000, 'the actual memory to show');
