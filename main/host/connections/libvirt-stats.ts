@@ -7,7 +7,7 @@ import type { DomainStatsSample, DomainSummary, MemoryStats } from '../../../sha
 import { DOMAIN_STATES } from '../../../shared/libvirt/states.js';
 import { balloonFloorKiB, BALLOON_MIN_KiB } from '../memory.js';
 import type { BalloonInfo, RunnerStats } from '../drivers/driver.js';
-import { invalidArg } from '../errors.js';
+import { invalidArg, operationFailed } from '../errors.js';
 import { log } from '../log.js';
 import type { remote_typed_param } from '../libvirt/protocol/remote.js';
 import { num, statFields, str, STATS_ACTIVE, STATS_BALLOON, STATS_BLOCK, STATS_CPU_TOTAL, STATS_INTERFACE, STATS_STATE, STATS_VCPU, type StatFields } from './libvirt-domstats.js';
@@ -147,7 +147,7 @@ export class LibvirtStats implements StatsWatching {
     const dom = await this.conn.lookup(ref);
     const { retStats } = await this.conn.rpcCall('REMOTE_PROC_CONNECT_GET_ALL_DOMAIN_STATS', { doms: [dom], stats: SAMPLE_STATS, flags: 0 });
     const record = retStats[0];
-    if (!record) throw invalidArg(`libvirt returned no statistics for domain '${dom.name}'`);
+    if (!record) throw operationFailed(`libvirt returned no statistics for domain '${dom.name}'`);
     return this.sample(record.dom, statFields(record.params), false);
   }
 
