@@ -7,6 +7,7 @@
 //  - re-attach time of a new host to 5 running guests after SIGKILL of the old one;
 //  - `qemu`: the same PV sample on v86 and on QEMU (TCG): cold boot, a timed shell loop in the guest,
 //    engine process RSS beyond the guest's RAM. Written to its own section of docs/benchmarks.md.
+//  - `libvirt`: Domus's libvirt driver vs virsh on one private libvirtd (build/bench-libvirt.ts).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import { findFirmware } from '../main/host/drivers/v86/firmware.js';
 import { APP_ROOT } from '../main/common/paths.js';
 import { TraceLog } from '../main/host/trace.js';
 import { CONSOLE_HEADING, consoleBench } from './bench-console.js';
+import { LIBVIRT_HEADING, libvirtBench } from './bench-libvirt.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, type LocalEngine } from '../main/testing/harness.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -146,8 +148,8 @@ async function reattachFive(t: TestHost): Promise<number> {
   return ms;
 }
 
-/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach, console, qemu) only those named. */
-const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach', 'console', 'qemu']);
+/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach, console, qemu, libvirt) only those named. */
+const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach', 'console', 'qemu', 'libvirt']);
 const QEMU_HEADING = '## QEMU engine';
 
 /** Replaces (or appends) the section under `heading` of the report, keeping everything else. */
@@ -298,6 +300,11 @@ async function main(): Promise<void> {
     const section = await qemuBench();
     process.stdout.write(section);
     report = withSection(report, QEMU_HEADING, section);
+  }
+  if (parts.has('libvirt')) {
+    const section = await libvirtBench();
+    process.stdout.write(section);
+    report = withSection(report, LIBVIRT_HEADING, section);
   }
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, report);

@@ -38,6 +38,7 @@ export async function buildNode() {
     entryPoints: {
       'host/domusd': 'main/host/domusd.ts',
       'host/fsimage-worker': 'main/host/images/reader-worker.ts',
+      'host/askpass': 'main/host/libvirt/askpass.ts',
       'runner/main': 'main/runner/main.ts',
       'cli/domus': 'main/cli/domus.ts',
     },

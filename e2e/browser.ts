@@ -30,3 +30,15 @@ export async function typeOnKeyboard(page: Page, text: string): Promise<void> {
 export async function serialText(page: Page): Promise<string> {
   return (await page.locator('[data-testid="serial-terminal"] .xterm-rows').textContent()) ?? '';
 }
+
+/** The guest's canvas as noVNC draws it: intrinsic size, size on the page, and whether it shows anything. */
+export async function canvasState(page: Page): Promise<{ width: number; height: number; shownWidth: number; shownHeight: number; colours: number }> {
+  return page.locator('[data-testid="vnc-screen"] canvas').evaluate((c: HTMLCanvasElement) => {
+    const rect = c.getBoundingClientRect();
+    // Before the first framebuffer update the canvas has no size yet.
+    const data = (c.width && c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data) || new Uint8ClampedArray();
+    const seen = new Set<number>();
+    for (let i = 0; i < data.length && seen.size < 8; i += 4 * 7) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+    return { width: c.width, height: c.height, shownWidth: Math.round(rect.width), shownHeight: Math.round(rect.height), colours: seen.size };
+  });
+}

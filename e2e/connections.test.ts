@@ -7,9 +7,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import fs from 'node:fs';
-import { TestHost, until } from '../main/testing/harness.js';
+import path from 'node:path';
+import { GUEST_DIR } from '../main/host/new-vm/samples.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt, until } from '../main/testing/harness.js';
 import { libvirtdSkip, startLibvirtd, type Libvirtd } from '../main/testing/libvirtd.js';
-import { openWebShell } from './browser.js';
+import { PASSPHRASE, sshdSkip, startSshd } from '../main/testing/sshd.js';
+import { canvasState, openWebShell, serialText } from './browser.js';
 
 const DEAD = 'qemu+tcp://127.0.0.1:1/system';
 
@@ -66,7 +69,7 @@ describe('libvirt connections in Chromium', { timeout: 180_000 }, () => {
     await byId('addconn-hypervisor').selectOption('custom');
     await byId('addconn-custom-uri').fill('server');
     await byId('addconn-custom-uri').press('Enter');
-    assert.match((await byId('addconn-custom-problem').textContent()) ?? '', /expected a libvirt URI/);
+    assert.match((await byId('addconn-custom-uri-problem').textContent()) ?? '', /expected a libvirt URI/);
     assert.deepEqual(await hostList(), []);
 
     await page.keyboard.press('Escape');
@@ -181,6 +184,28 @@ describe('a real libvirt host in Chromium', { timeout: 300_000, skip: libvirtdSk
     await daemon?.stop();
   });
 
+  it('over ssh with a key that needs a passphrase: the dialog asks, the typed passphrase connects', { skip: sshdSkip() }, async (c) => {
+    const sshd = await startSshd();
+    c.after(() => sshd.stop());
+    const uri = `qemu+ssh://root@127.0.0.1:${sshd.port}/system?socket=${daemon.socket}&keyfile=${sshd.passphraseKey}&command=${sshd.sshCommand()}`;
+    await byId('first-run-add-connection').click();
+    await byId('addconn-hypervisor').selectOption('custom');
+    await byId('addconn-custom-uri').fill(uri);
+    await byId('addconn-custom-uri').press('Enter');
+
+    await byId('ssh-prompt-dialog').waitFor({ timeout: 20_000 });
+    assert.match((await byId('ssh-prompt-text').textContent()) ?? '', /^Enter passphrase for key '.*passphrase_key':$/);
+    assert.equal(await byId('ssh-prompt-answer').getAttribute('type'), 'password');
+    await byId('ssh-prompt-answer').fill(PASSPHRASE);
+    await byId('ssh-prompt-answer').press('Enter');
+    await byId('ssh-prompt-dialog').waitFor({ state: 'detached' });
+    await byId(`connection-state-${uri}`).filter({ hasText: 'Connected' }).waitFor({ timeout: 20_000 });
+    await byId('domain-row-before').waitFor();
+
+    await t.client.call('connection.remove', { uri });
+    await byId('first-run').waitFor();
+  });
+
   it('connects, lists the host\'s domains, follows virsh live, and runs and stops a domain from the toolbar', async () => {
     await byId('first-run-add-connection').click();
     await byId('addconn-hypervisor').selectOption('custom');
@@ -202,10 +227,87 @@ describe('a real libvirt host in Chromium', { timeout: 300_000, skip: libvirtdSk
     // Stopped on the host: the row follows.
     await daemon.virsh('destroy', 'later');
     await byId('domain-state-later').filter({ hasText: /Shut off|Off/i }).waitFor({ timeout: 10_000 });
+  });
 
+  it('creates a guest on the libvirt host with the New VM wizard: kernel and initrd uploaded into its default pool, then booted there', async () => {
+    await byId(`connection-row-${daemon.uri}`).click();
+    await byId('tb-new').click();
+    await byId('newvm-dialog').waitFor();
+    // The connection's hypervisor stands in for the engine choice; no download or pygrub on a libvirt host.
+    await byId('newvm-hypervisor').filter({ hasText: /QEMU \d+\.\d+.* on / }).waitFor();
+    assert.equal(await byId('wizard-method-download').count(), 0);
+    await byId('wizard-method-pv').check();
+    await byId('wizard-next').click();
+    await byId('wizard-step-1').waitFor();
+    // A fresh libvirtd has no pool: the wizard's first look made the default one, and said so.
+    await page.getByText(/created the 'default' pool at \/var\/lib\/libvirt\/images/).first().waitFor({ timeout: 10_000 });
+    for (const [key, file] of [['kernel', 'vmlinuz'], ['initrd', 'initrd.gz']]) {
+      await byId(`upload-${key}`).click();
+      await byId('file-chooser').waitFor();
+      await byId('chooser-path').fill(path.join(GUEST_DIR, file));
+      await byId('chooser-use').click();
+      await page.waitForFunction(
+        ([id, want]) => (document.querySelector(`[data-testid="${id}"]`) as HTMLSelectElement | null)?.value === want,
+        [`newvm-volume-${key}`, `/var/lib/libvirt/images/${file}`] as const,
+        { timeout: 30_000 },
+      );
+    }
+    await byId('newvm-cmdline').fill(SAMPLE_CMDLINE);
+    await byId('wizard-next').click();
+    await byId('newvm-memory').fill('128');
+    await byId('wizard-next').click();
+    await byId('wizard-next').click();
+    await byId('newvm-name').fill('wizard-on-libvirt');
+    await byId('newvm-summary-host').filter({ hasText: 'QEMU' }).waitFor();
+    await byId('newvm-create').click();
+    await byId('newvm-dialog').waitFor({ state: 'detached', timeout: 60_000 });
+    await byId('domain-state-wizard-on-libvirt').filter({ hasText: /Running/i }).waitFor({ timeout: 60_000 });
+    assert.match((await daemon.virsh('dominfo', 'wizard-on-libvirt')).stdout, /^State:\s+running$/m);
+    assert.match((await daemon.virsh('dumpxml', 'wizard-on-libvirt')).stdout, /<kernel>\/var\/lib\/libvirt\/images\/vmlinuz<\/kernel>/);
+    await daemon.virsh('destroy', 'wizard-on-libvirt');
+  });
+
+  it('shows a libvirt host that goes away: the connection fails and its domains are greyed', async () => {
     // The libvirt host goes away: the connection says so and its domains are greyed.
     await daemon.stop();
     await byId(`connection-state-${daemon.uri}`).filter({ hasText: 'Connection failed' }).waitFor({ timeout: 30_000 });
     assert.equal(await byId('domain-row-before').getAttribute('aria-disabled'), 'true');
+  });
+});
+
+// The console of a domain on the libvirt host, from the tree: the display is the guest's framebuffer
+// (libvirtd's QEMU on TCP, linked by the host), and the serial tab its console stream, both ways.
+describe('the console of a libvirt domain in Chromium', { timeout: 600_000, skip: guestsBuilt() ? engineSkip('libvirt') : 'sample guests not built' }, () => {
+  const NAME = 'lv-console';
+  let t: TestHost;
+  let browser: Browser;
+  let page: Page;
+  const byId = (id: string) => page.getByTestId(id);
+
+  before(async () => {
+    t = await TestHost.start('libvirt');
+    await createOn(t.client, { name: NAME, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } }, 'libvirt');
+    await t.client.call('domain.start', { domain: NAME });
+    const serial = await SerialWatch.open(t.client, NAME);
+    await serial.wait(/DOMUS-GUEST-READY/, 300_000);
+    ({ browser, page } = await openWebShell(t.client));
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it("opens from the tree and shows the guest's display and its serial console", async () => {
+    await byId(`domain-row-${NAME}`).dblclick();
+    await byId('console-view').waitFor();
+    await page.locator('[data-testid="vnc-screen"] canvas').waitFor({ timeout: 30_000 });
+    await until(async () => (await canvasState(page)).colours > 1, 30_000, 'a non-blank guest display');
+    assert.ok((await canvasState(page)).width >= 640);
+
+    await byId('tab-serial').click();
+    await until(async () => (await serialText(page)).includes('domus#'), 30_000, 'the serial backlog with the shell prompt');
+    await page.locator('[data-testid="serial-terminal"] .xterm-helper-textarea').focus();
+    await page.keyboard.type('echo LV$((6*7))OK\n', { delay: 20 });
+    await until(async () => (await serialText(page)).includes('LV42OK'), 30_000, 'the answer of the command typed in the serial tab');
   });
 });

@@ -13,23 +13,11 @@ import WebSocket from 'ws';
 import type { TraceRecord } from '../shared/api.js';
 import { APP_ROOT } from '../main/common/paths.js';
 import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../main/testing/harness.js';
-import { CHROMIUM_ARGS, serialText, typeOnKeyboard } from './browser.js';
+import { CHROMIUM_ARGS, canvasState, serialText, typeOnKeyboard } from './browser.js';
 
 const BOOT_TIMEOUT = 240_000;
 const NAME = 'console-guest';
 const SHOTS = path.join(APP_ROOT, 'test-results');
-
-/** The guest's canvas as noVNC draws it: intrinsic size, size on the page, and whether it shows anything. */
-async function canvasState(page: Page): Promise<{ width: number; height: number; shownWidth: number; shownHeight: number; colours: number }> {
-  return page.locator('[data-testid="vnc-screen"] canvas').evaluate((c: HTMLCanvasElement) => {
-    const rect = c.getBoundingClientRect();
-    // Before the first framebuffer update the canvas has no size yet.
-    const data = (c.width && c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data) || new Uint8ClampedArray();
-    const seen = new Set<number>();
-    for (let i = 0; i < data.length && seen.size < 8; i += 4 * 7) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
-    return { width: c.width, height: c.height, shownWidth: Math.round(rect.width), shownHeight: Math.round(rect.height), colours: seen.size };
-  });
-}
 
 for (const engine of ENGINES) describe(`the console in Chromium (${engine})`, { skip: engineSkip(engine), timeout: 900_000 }, () => {
   let t: TestHost;

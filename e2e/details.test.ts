@@ -362,9 +362,9 @@ for (const engine of ENGINES) describe(`Details window (${engine})`, { skip: eng
 
 /**
  * The balloon and the graphs of a domain on a libvirt connection (a private libvirtd): the same
- * Memory and Performance pages, their requests sent to that connection. The guest's own `free -m`
- * needs its serial console, which libvirt connections do not open yet: the balloon is checked by
- * what libvirt reports (dommemstat, BALLOON_CHANGE) and by the page and the list.
+ * Memory and Performance pages and the list's columns, their requests sent to that connection, the
+ * balloon checked by what libvirt reports (dommemstat, BALLOON_CHANGE, the XML) and by the page.
+ * The guest's own `free -m` on libvirt is balloon.test.ts's.
  */
 const libvirtSkip = CONNECTION_ENGINES.includes('libvirt') ? engineSkip('libvirt') : 'libvirt is not among DOMUS_TEST_ENGINES';
 describe('Details window on a libvirt connection: balloon and graphs', { skip: libvirtSkip, timeout: 600_000 }, () => {

@@ -249,6 +249,15 @@ export const RequestParams = {
   'volume.delete': z.object({ pool: z.string().min(1).default('default'), name: z.string().min(1) }).strict(),
   /** A volume by pool+name, or by path. */
   'volume.info': z.object({ pool: z.string().min(1).optional(), volume: z.string().min(1) }).strict(),
+  /**
+   * virsh vol-upload into a new volume: creates `name` in the pool sized to `file` (a file on the
+   * Domus host) and streams the file into it as a job (job.progress events); answers when done.
+   */
+  'volume.upload': z
+    .object({ pool: z.string().min(1).default('default'), name: VolumeName, file: z.string().min(1, 'file path is required').max(4096, 'file path is longer than 4096 characters') })
+    .strict(),
+  /** Cancels a running upload (virStreamAbort): the new volume is deleted. */
+  'volume.uploadAbort': z.object({ job: z.number().int().nonnegative() }).strict(),
   /** Lists a host directory for the file chooser (virt-manager's "Browse Local"). */
   'host.browse': z.object({ path: z.string().max(4096).optional(), filter: z.enum(['any', 'iso', 'disk', 'kernel']).default('any') }).strict(),
   /** Reads a disk or ISO image in user space (never mounted): partitions, bootloader entries, kernels, architecture. */
@@ -277,6 +286,16 @@ export const RequestParams = {
   'connection.remove': z.object({ uri: ConnectionUri }).strict(),
   'connection.open': z.object({ uri: ConnectionUri }).strict(),
   'connection.close': z.object({ uri: ConnectionUri }).strict(),
+  /**
+   * Answers ssh's question (a connection.prompt event) with a passphrase, password or yes/no, or
+   * cancels it, which fails the connection attempt. Never traced or logged.
+   */
+  'connection.answer': z
+    .object({ id: z.string().min(1).max(64), answer: z.string().max(4096).optional(), cancel: z.boolean().optional() })
+    .strict()
+    .refine((p) => (p.answer !== undefined) !== (p.cancel === true), 'give either answer or cancel: true'),
+  /** The ssh questions waiting for an answer (for a client that arrives after their event). */
+  'connection.prompts': z.object({}).strict(),
 } as const;
 
 export type Method = keyof typeof RequestParams;
@@ -386,12 +405,15 @@ export interface Results {
   'domain.attachDisk': { domain: DomainSummary; target: string };
   'domain.detachDisk': { domain: DomainSummary };
   'pool.list': { pools: PoolInfo[] };
-  'volume.list': { volumes: VolumeInfo[] };
-  'volume.create': { volume: VolumeInfo };
+  /** warnings: what was done on the way (a libvirt host's default pool created on first use). */
+  'volume.list': { volumes: VolumeInfo[]; warnings?: string[] };
+  'volume.create': { volume: VolumeInfo; warnings?: string[] };
   'volume.clone': { volume: VolumeInfo };
   'volume.resize': { volume: VolumeInfo };
   'volume.delete': Record<string, never>;
   'volume.info': { volume: VolumeInfo };
+  'volume.upload': { volume: VolumeInfo; job: JobInfo; warnings?: string[] };
+  'volume.uploadAbort': { job: JobInfo };
   'host.browse': BrowseListing;
   'host.inspectImage': ImageInspection;
   'catalogue.list': { entries: CatalogueEntry[]; source: string };
@@ -409,11 +431,13 @@ export interface Results {
   'connection.remove': Record<string, never>;
   'connection.open': { connection: ConnectionState };
   'connection.close': { connection: ConnectionState };
+  'connection.answer': Record<string, never>;
+  'connection.prompts': { prompts: Events['connection.prompt'][] };
 }
 
 export interface VncDisplay {
-  /** The unix socket every Domus client uses. */
-  socket: string;
+  /** The unix socket the display listens on (every guest of this host's own engines has one). */
+  socket?: string;
   /** The TCP listener opened for a <graphics type='vnc'> element. */
   tcp?: { address: string; port: number };
   /** virsh's form, e.g. "127.0.0.1:0" (port 5900 + display). */
@@ -477,7 +501,8 @@ export interface DomainStatsSample {
 
 export interface PoolInfo {
   name: string;
-  type: 'dir';
+  /** libvirt's pool type: 'dir' on this host; a libvirt host may have others (logical, netfs, …). */
+  type: string;
   path: string;
   state: 'running' | 'inactive';
   autostart: boolean;
@@ -588,12 +613,18 @@ export interface ConnectionState {
   hypervisor?: string;
 }
 
-/** A long operation (save, restore, managed save, migrate, dump…): libvirt's job, with progress. */
+/**
+ * A long operation (save, restore, managed save, migrate, dump…): libvirt's job, with progress.
+ * An upload is a volume's job: `domain` is then the volume's name, `uuid` its key (path) on the
+ * host, and `volume` says which.
+ */
 export interface JobInfo {
   id: number;
   uuid: string;
   domain: string;
-  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate';
+  /** What the job does; start, snapshot and backup are libvirt's jobs, seen on a libvirt connection. */
+  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate' | 'upload' | 'start' | 'snapshot' | 'backup' | 'unknown';
+  volume?: { pool: string; name: string };
   status: 'running' | 'completed' | 'failed' | 'aborted';
   startedAt: number;
   elapsedMs: number;
@@ -651,6 +682,13 @@ export interface Events {
   /** Host stop: what each running domain's on-stop policy is doing. */
   'host.stopping': { domains: HostStopProgress[] };
   'connection.state': { connection: ConnectionState };
+  /**
+   * ssh, opening a connection, asks a question: a key's passphrase or a password (secret: the answer
+   * is not to be shown), or whether to trust an unknown host key. Answer with connection.answer.
+   */
+  'connection.prompt': { uri: string; id: string; text: string; secret: boolean };
+  /** The question is no longer open: answered (by some client), cancelled, or unanswered in time. */
+  'connection.promptEnded': { uri: string; id: string; outcome: 'answered' | 'cancelled' | 'timed out' };
 }
 export type EventName = keyof Events;
 /** libvirt's VIR_DOMAIN_EVENT_* types (the reason is in the summary), plus 'step' for transitions. */

@@ -19,6 +19,9 @@ export const ERROR_WORDING = {
   OPERATION_TIMEOUT: 'Timed out during operation',
   OPERATION_ABORTED: 'operation aborted',
   AGENT_UNRESPONSIVE: 'Guest agent is not responding',
+  AUTH_FAILED: 'authentication failed',
+  /** A password or passphrase prompt was cancelled or not answered in time. */
+  AUTH_CANCELLED: 'authentication cancelled',
   /** A system call failed (a full disk): libvirt prints only the detail, which names the file and strerror's words. */
   SYSTEM_ERROR: '',
   /**

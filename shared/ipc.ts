@@ -19,6 +19,8 @@ export interface PortRequest {
   kind: PortKind;
   /** The domain's uuid, for a VNC channel. */
   domain?: string;
+  /** The libvirt connection (URI) of that domain; absent: this computer's. */
+  connection?: string;
   /** Chosen by the preload; the port arrives tagged with it. */
   requestId: string;
 }
@@ -39,7 +41,7 @@ export interface PortMessage {
 }
 
 /** main → host utility process (its parentPort); api and vnc come with the host's end of the channel. */
-export type HostUtilityRequest = { kind: 'api' } | { kind: 'vnc'; domain: string } | { kind: 'stop' };
+export type HostUtilityRequest = { kind: 'api' } | { kind: 'vnc'; domain: string; connection?: string } | { kind: 'stop' };
 
 /** The window property under which the preload exposes the bridge (contextBridge). */
 export const BRIDGE_KEY = 'domusBridge';
@@ -48,7 +50,7 @@ export const BRIDGE_KEY = 'domusBridge';
 export interface DomusBridge {
   shell: 'electron';
   /** Asks for a port; returns the request id that the arriving port will carry. */
-  requestPort(kind: PortKind, domainUuid?: string): string;
+  requestPort(kind: PortKind, domainUuid?: string, connection?: string): string;
   /** The host path of a dropped file ('' when it has none). */
   pathForFile?(file: File): string;
 }

@@ -1,4 +1,5 @@
 // What every `domus` command is made of: parsed arguments, virsh-style errors and output helpers.
+import path from 'node:path';
 import type { Result } from '../../shared/api.js';
 import type { ApiClient } from '../../shared/client.js';
 
@@ -15,6 +16,19 @@ export interface Args {
   positional: string[];
   flags: Set<string>;
   options: Map<string, string>;
+  /** The libvirt connection (-c URI) the command is for; absent for the host's own engines. */
+  connection?: string;
+}
+
+/**
+ * A file the host reads or writes (save, restore): on the host's own engines a path here, made
+ * absolute; on a libvirt connection a path on the libvirt host, which must be absolute there since
+ * the daemon's working directory is nobody's to guess (virsh passes it unchanged).
+ */
+export function hostFile(args: Args, file: string): string {
+  if (!args.connection) return path.resolve(file);
+  if (!path.posix.isAbsolute(file)) throw new CliError([`'${file}' must be an absolute path on the host of ${args.connection}`]);
+  return file;
 }
 
 /** Flags that take a value (`--timeout 30` or `--timeout=30`); every other flag is a switch. */

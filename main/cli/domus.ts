@@ -8,6 +8,7 @@ import { memoryCommands } from './commands/memory.js';
 import { qemuCommands } from './commands/qemu.js';
 import { storageCommands } from './commands/storage.js';
 import { connectHost } from './connect.js';
+import { answerPrompts } from './prompt.js';
 
 /** The host's own engines; any other URI is a libvirt connection the host opens (as virsh -c does). */
 const LOCAL_URIS = new Set([DEFAULT_URI, 'v86:///system', 'qemu:///session']);
@@ -49,12 +50,16 @@ export async function main(argv: string[]): Promise<number> {
       api = await connectHost(undefined, true, local ? undefined : uri).catch(failed);
       // Names this client in the host's trace: `domus` with its pid and command line.
       await api.call('session.hello', { kind: 'cli', pid: process.pid, label: ['domus', ...argv].join(' ').slice(0, 256) });
-      if (!local) await api.call('connection.open', { uri }).catch(failed);
+      if (!local) {
+        const stopAnswering = answerPrompts(api, uri);
+        await api.call('connection.open', { uri }).catch(failed).finally(stopAnswering);
+      }
     }
     return api;
   };
   try {
     const args = parseArgs(cmdArgs);
+    if (!LOCAL_URIS.has(uri)) args.connection = uri;
     checkOptions(name, command, args);
     await command.run(client, args);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -8,12 +8,13 @@ import { JsonlConnection } from '../common/jsonl.js';
 import { ApiSession } from '../host/api/session.js';
 import { HostLockedError, runHost, type RunningHost } from '../host/daemon.js';
 import { hostAnswers, hostPaths } from '../common/paths.js';
-import { VncLink } from '../host/api/vnc-link.js';
+import { unixVncUpstream, VncLink, type VncUpstream } from '../host/api/vnc-link.js';
+import { LOCAL_URIS } from '../host/connections/manager.js';
 
 const paths = hostPaths();
 
-function pipeVnc(port: MessagePortMain, socketPath: string, password?: string): void {
-  const link = new VncLink(socketPath, password, {
+function pipeVnc(port: MessagePortMain, upstream: VncUpstream | Promise<VncUpstream>): void {
+  const link = new VncLink(upstream, {
     toViewer: (chunk) => port.postMessage(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength)),
     closed: () => port.close(),
   });
@@ -73,8 +74,17 @@ async function main(): Promise<void> {
     if (!port) return;
     if (req.kind === 'vnc') {
       try {
-        if (running) pipeVnc(port, running.host.vncSocket(req.domain), running.host.vncPassword(req.domain));
-        else pipeVnc(port, path.join(paths.run, req.domain, 'vnc.sock'));
+        if (running) {
+          const { host } = running;
+          pipeVnc(
+            port,
+            req.connection === undefined || LOCAL_URIS.has(req.connection)
+              ? unixVncUpstream(host.vncSocket(req.domain), host.vncPassword(req.domain))
+              : host.connections.openVnc(req.connection, req.domain),
+          );
+        } else if (req.connection === undefined || LOCAL_URIS.has(req.connection)) pipeVnc(port, unixVncUpstream(path.join(paths.run, req.domain, 'vnc.sock'), undefined));
+        // Relaying to a host daemon started by the CLI: its libvirt connections' displays are its own.
+        else port.close();
       } catch {
         port.close();
       }

@@ -99,7 +99,7 @@ app.whenReady().then(() => {
     if (!host) return;
     const { port1, port2 } = new MessageChannelMain();
     const { request } = verdict;
-    const toHost: HostUtilityRequest = request.kind === 'vnc' ? { kind: 'vnc', domain: request.domain } : { kind: 'api' };
+    const toHost: HostUtilityRequest = request.kind === 'vnc' ? { kind: 'vnc', domain: request.domain, connection: request.connection } : { kind: 'api' };
     const granted: IpcPayloads[typeof IPC.port] = { requestId: request.requestId };
     host.postMessage(toHost, [port1]);
     event.sender.postMessage(IPC.port, granted, [port2]);

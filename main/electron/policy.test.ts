@@ -30,7 +30,13 @@ describe('Electron window policy', () => {
 
   it('opens only the console window; every other URL, the web included, is denied', () => {
     assert.equal(windowOpenDecision(`${APP_ORIGIN}/index.html#/console/${UUID}/window`), 'console-window');
+    // A libvirt domain's console: its key is the connection's URI, a space and the UUID.
+    const libvirtKey = encodeURIComponent(`qemu+ssh://root@host/system ${UUID}`);
+    assert.equal(windowOpenDecision(`${APP_ORIGIN}/index.html#/console/${libvirtKey}/window`), 'console-window');
     for (const url of [
+      `${APP_ORIGIN}/index.html#/console/${encodeURIComponent(`not a uri ${UUID}`)}/window`,
+      `${APP_ORIGIN}/index.html#/console/${encodeURIComponent('qemu:///system ../../etc')}/window`,
+      `${APP_ORIGIN}/index.html#/console/%E0%A4%A/window`,
       'https://example.com/',
       'http://example.com/',
       `${APP_ORIGIN}/index.html#/console/../../etc/window`,
@@ -49,6 +55,11 @@ describe('Electron window policy', () => {
     assert.deepEqual(checkPortRequest(OURS, { kind: 'api', requestId: 'p1' }), { ok: true, request: { kind: 'api', requestId: 'p1' } });
     assert.deepEqual(checkPortRequest(OURS, { kind: 'api', domain: undefined, requestId: 'p2' }), { ok: true, request: { kind: 'api', requestId: 'p2' } });
     assert.deepEqual(checkPortRequest(OURS, { kind: 'vnc', domain: UUID, requestId: 'p3' }), { ok: true, request: { kind: 'vnc', domain: UUID, requestId: 'p3' } });
+    assert.deepEqual(checkPortRequest(OURS, { kind: 'vnc', domain: UUID, connection: 'qemu:///system', requestId: 'p4' }), {
+      ok: true,
+      request: { kind: 'vnc', domain: UUID, connection: 'qemu:///system', requestId: 'p4' },
+    });
+    assert.deepEqual(checkPortRequest(OURS, { kind: 'vnc', domain: UUID, connection: 'no uri', requestId: 'p5' }), { ok: false, reason: 'the connection is not a libvirt URI' });
 
     const refused: [Parameters<typeof checkPortRequest>[0], unknown, RegExp][] = [
       [{ ...OURS, ourWindow: false }, { kind: 'api', requestId: 'p1' }, /not a window of this app/],

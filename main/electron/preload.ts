@@ -8,8 +8,8 @@ import { APP_ORIGIN } from './policy.js';
 let seq = 0;
 const bridge: DomusBridge = {
   shell: 'electron',
-  requestPort(kind, domainUuid) {
-    const request: IpcPayloads[typeof IPC.portRequest] = { kind, domain: domainUuid, requestId: `p${++seq}` };
+  requestPort(kind, domainUuid, connection) {
+    const request: IpcPayloads[typeof IPC.portRequest] = { kind, domain: domainUuid, ...(connection !== undefined && { connection }), requestId: `p${++seq}` };
     ipcRenderer.send(IPC.portRequest, request);
     return request.requestId;
   },

@@ -70,20 +70,6 @@ const FACTS: Record<TestEngine, { hostReclaims: boolean; statsRequests?: typeof 
   libvirt: { hostReclaims: true, noStatsCount: "libvirtd's QEMU monitor serves only libvirtd: no outside count of the stats requests", currentIsTarget: false },
 };
 
-/**
- * The guest's serial console. On a libvirt connection it needs serialOpen there (virDomainOpenConsole),
- * which is being built separately: until then the checks that read the guest's own `free -m` and
- * /proc/modules are left out on libvirt (said in the output), and readiness is what libvirt reports.
- */
-async function openSerial(client: TestHost['client'], domain: string, engine: TestEngine): Promise<SerialWatch | undefined> {
-  try {
-    return await SerialWatch.open(client, domain);
-  } catch (err) {
-    if (engine !== 'libvirt' || (err as ApiCallError).code !== 'NO_SUPPORT') throw err;
-    console.log(`# libvirt: no serial console on the connection (${(err as Error).message}): the guest's own figures are not checked`);
-    return undefined;
-  }
-}
 
 async function rejects(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
   await assert.rejects(p, (err: ApiCallError) => {
@@ -96,7 +82,7 @@ async function rejects(p: Promise<unknown>, code: string, message: RegExp): Prom
 for (const engine of CONNECTION_ENGINES) describe(`memory balloon and statistics (${engine})`, { skip: engineSkip(engine), timeout: 2_400_000 }, () => {
   const facts = FACTS[engine];
   let t: TestHost;
-  let serial: SerialWatch | undefined;
+  let serial: SerialWatch;
   let uuid: string;
   /** The CLI on the engine's connection. */
   const cliArgs = (args: string[]): string[] => (t.libvirtd ? ['-c', t.libvirtd.uri, ...args] : args);
@@ -113,10 +99,8 @@ for (const engine of CONNECTION_ENGINES) describe(`memory balloon and statistics
     // Started with <currentMemory> below <memory>: the balloon is inflated from boot on.
     await t.client.call('domain.setMemory', { domain: 'bal', sizeKiB: 112 * MiB, config: true });
     await t.client.call('domain.start', { domain: 'bal' });
-    serial = await openSerial(t.client, 'bal', engine);
-    if (serial) await serial.wait(/DOMUS-GUEST-READY/, BOOT);
-    // Without the console: up once the guest's balloon driver sends its statistics.
-    else await until(async () => (await t.client.call('domain.memoryStats', { domain: 'bal' })).availableKiB !== undefined, BOOT, "the guest's balloon statistics");
+    serial = await SerialWatch.open(t.client, 'bal');
+    await serial.wait(/DOMUS-GUEST-READY/, BOOT);
   });
   after(async () => {
     await t?.stop();
@@ -137,8 +121,8 @@ for (const engine of CONNECTION_ENGINES) describe(`memory balloon and statistics
     assert.equal(boot.actualKiB, 112 * MiB);
     assert.equal(boot.hostReclaims, facts.hostReclaims);
     assert.ok(boot.availableKiB && boot.unusedKiB && boot.usableKiB && boot.rssKiB && boot.lastUpdate, JSON.stringify(boot));
-    const free0 = serial && (await freeMiB(serial));
-    if (free0) assert.ok(Math.abs(free0.total - boot.availableKiB / 1024) <= 2, `free -m total ${free0.total} MiB vs available ${boot.availableKiB} KiB`);
+    const free0 = await freeMiB(serial);
+    assert.ok(Math.abs(free0.total - boot.availableKiB / 1024) <= 2, `free -m total ${free0.total} MiB vs available ${boot.availableKiB} KiB`);
 
     for (const targetMiB of [72, 128, 96]) {
       const seen = balloonEvents.length;
@@ -152,10 +136,8 @@ for (const engine of CONNECTION_ENGINES) describe(`memory balloon and statistics
       assert.equal(m.balloon, 'ok');
       assert.equal(m.actualKiB, targetMiB * MiB);
       assert.equal((await t.client.call('domain.info', { domain: 'bal' })).currentMemoryKiB, targetMiB * MiB, 'dominfo shows the new size');
-      console.log(`# ${engine}: balloon to ${targetMiB} MiB reached in ${reachedMs} ms (${balloonEvents.length - seen} events)`);
-      if (!serial || !free0) continue;
       const free = await freeMiB(serial);
-      console.log(`# ${engine}: free -m total ${free.total} MiB at ${targetMiB} MiB`);
+      console.log(`# ${engine}: balloon to ${targetMiB} MiB reached in ${reachedMs} ms (${balloonEvents.length - seen} events); free -m total ${free.total} MiB`);
       assert.ok(m.availableKiB !== undefined && Math.abs(free.total - m.availableKiB / 1024) <= 2, `free -m total ${free.total} MiB vs available ${m.availableKiB} KiB`);
       // What the guest lost or gained is what the balloon took or gave back.
       const changeMiB = free.total - free0.total;
@@ -316,21 +298,17 @@ for (const engine of CONNECTION_ENGINES) describe(`memory balloon and statistics
       engine,
     );
     await t.client.call('domain.start', { domain: 'nodrv' });
-    const s = await openSerial(t.client, 'nodrv', engine);
-    if (s) {
-      await s.wait(/DOMUS-GUEST-READY/, BOOT);
-      assert.match(await s.sh('grep -c ^virtio_balloon /proc/modules'), /^0$/m, 'the driver is not loaded');
-    }
+    const s = await SerialWatch.open(t.client, 'nodrv');
+    await s.wait(/DOMUS-GUEST-READY/, BOOT);
+    assert.match(await s.sh('grep -c ^virtio_balloon /proc/modules'), /^0$/m, 'the driver is not loaded');
     await t.client.call('domain.setMemory', { domain: 'nodrv', sizeKiB: 96 * MiB, live: true });
     assert.equal((await t.client.call('domain.memoryStats', { domain: 'nodrv' })).balloon, 'pending');
     await until(async () => (await t.client.call('domain.memoryStats', { domain: 'nodrv' })).balloon === 'no-driver', 30_000, 'the no-driver verdict');
     const m = await t.client.call('domain.memoryStats', { domain: 'nodrv' });
     assert.equal(m.actualKiB, 128 * MiB, 'the guest kept all its memory');
     assert.equal(m.availableKiB, undefined, 'no guest statistics without a driver');
-    if (s) {
-      const free = await freeMiB(s);
-      assert.ok(free.total > 90, `the guest still has ${free.total} MiB`);
-    }
+    const free = await freeMiB(s);
+    assert.ok(free.total > 90, `the guest still has ${free.total} MiB`);
   });
 
   it('a guest that has not loaded its balloon driver yet is pending, not no-driver', { skip: engine !== 'v86' && 'v86 sees the guest take up the virtio device; QEMU (and libvirt) does not say' }, async () => {

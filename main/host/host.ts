@@ -14,6 +14,7 @@ import type { Events, HostStatus, JobInfo, NewDomainSpec, OnHostStop, ShutdownMo
 import type { Codeset } from '../common/keycodes.js';
 import { libvirtConnection } from './connections/open.js';
 import { ConnectionManager, type ConnectionFactory } from './connections/manager.js';
+import { promptingOpener, SshPrompts } from './connections/ssh-prompts.js';
 import { Consoles } from './console.js';
 import { Definitions } from './definitions.js';
 import { Devices } from './devices.js';
@@ -60,6 +61,8 @@ export class Host extends EventEmitter<HostEvents> {
   readonly storage: Storage;
   /** The libvirt hosts the user added (virt-manager's connections). */
   readonly connections: ConnectionManager;
+  /** ssh's password and passphrase questions while it opens a qemu+ssh:// connection. */
+  readonly sshPrompts: SshPrompts;
   private readonly registry: DomainRegistry;
   private readonly lifecycle: Lifecycle;
   private readonly definitions: Definitions;
@@ -75,7 +78,7 @@ export class Host extends EventEmitter<HostEvents> {
   constructor(
     readonly paths: HostPaths,
     drivers: DriverRegistry = defaultDrivers(paths),
-    connectionFactory: ConnectionFactory = (uri) => libvirtConnection(uri),
+    connectionFactory?: ConnectionFactory,
   ) {
     super();
     this.setMaxListeners(0);
@@ -99,8 +102,13 @@ export class Host extends EventEmitter<HostEvents> {
     this.downloads.on('progress', (download) => this.emit('download.progress', { download }));
     this.jobs.on('progress', (job) => this.emit('job.progress', { job }));
     this.jobs.on('completed', (job) => this.emit('job.completed', { job }));
-    this.connections = new ConnectionManager(paths.home, connectionFactory);
+    this.sshPrompts = new SshPrompts(paths.run);
+    this.sshPrompts.on('prompt', (prompt) => this.emit('connection.prompt', prompt));
+    this.sshPrompts.on('ended', (ended) => this.emit('connection.promptEnded', ended));
+    const opener = promptingOpener(this.sshPrompts);
+    this.connections = new ConnectionManager(paths.home, connectionFactory ?? ((uri) => libvirtConnection(uri, opener)));
     this.connections.on('state', (connection) => this.emit('connection.state', { connection }));
+    this.connections.on('closing', (uri) => this.sshPrompts.cancelFor(uri));
   }
 
   /** Every event is traced before it reaches its listeners. */
@@ -196,6 +204,7 @@ export class Host extends EventEmitter<HostEvents> {
   async stopAll(timeoutSec?: number) {
     const progress = await this.policy.stopAll(timeoutSec);
     await this.connections.closeAll();
+    await this.sshPrompts.close();
     return progress;
   }
   detachAll = () => this.lifecycle.detachAll();

@@ -10,7 +10,7 @@ import { openDisk } from './config.js';
 import type { Emulator } from './emulator.js';
 import type { Framebuffer, ScreenGeometry } from './framebuffer.js';
 import { textToScancodes } from '../common/keymap.js';
-import { encodePng } from './png.js';
+import { encodePng } from '../common/png.js';
 import {
   isRunnerOp,
   runnerOpArgs,

@@ -49,6 +49,10 @@ export interface Libvirtd {
   virsh(...args: string[]): Promise<VirshResult>;
   /** libvirtd's log so far, for a failing test's message. */
   log(): string;
+  /** Destroys running domains and stops both daemons, keeping their files: the host goes away. */
+  halt(): Promise<void>;
+  /** Starts the halted daemons again, on the same socket with the same definitions. */
+  restart(): Promise<void>;
   /** Destroys running domains, stops both daemons, removes the temp dir. */
   stop(): Promise<void>;
 }
@@ -165,9 +169,13 @@ export async function startLibvirtd(opts: LibvirtdOptions = {}): Promise<Libvirt
     `virtlogd --pid-file ${dir}/virtlogd.pid & echo $! > ${dir}/virtlogd.child`,
     `exec libvirtd --config ${dir}/libvirtd.conf --pid-file ${dir}/libvirtd.pid${listen}`,
   ].join('\n');
-  const out = fs.openSync(path.join(dir, 'stderr.log'), 'a');
-  const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script], { stdio: ['ignore', out, out] });
-  fs.closeSync(out);
+  const launch = (): ChildProcess => {
+    const out = fs.openSync(path.join(dir, 'stderr.log'), 'a');
+    const spawned = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script], { stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    return spawned;
+  };
+  let child = launch();
   const socket = path.join(sockDir, 'libvirt-sock');
   const uri = `qemu+unix:///system?socket=${socket}`;
   const log = (): string => ['stderr.log', 'libvirtd.log'].map((f) => (fs.existsSync(path.join(dir, f)) ? fs.readFileSync(path.join(dir, f), 'utf8') : '')).join('\n');
@@ -187,7 +195,7 @@ export async function startLibvirtd(opts: LibvirtdOptions = {}): Promise<Libvirt
   };
   process.on('exit', onExit);
 
-  const stop = async (): Promise<void> => {
+  const halt = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
       const running = await runVirsh(uri, ['list', '--name'], 20_000);
       for (const name of running.stdout.split('\n').filter(Boolean)) await runVirsh(uri, ['destroy', name], 20_000);
@@ -196,24 +204,47 @@ export async function startLibvirtd(opts: LibvirtdOptions = {}): Promise<Libvirt
       await exited(child, 5_000);
     }
     killVirtlogd();
+  };
+  const stop = async (): Promise<void> => {
+    await halt();
     process.off('exit', onExit);
     fs.rmSync(dir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      const text = log();
-      await stop();
-      throw new Error(`libvirtd exited with status ${child.exitCode} while starting:\n${text.slice(-3000)}`);
+  const ready = async (): Promise<void> => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) {
+        const text = log();
+        await stop();
+        throw new Error(`libvirtd exited with status ${child.exitCode} while starting:\n${text.slice(-3000)}`);
+      }
+      if (fs.existsSync(socket) && (await runVirsh(uri, ['version'], 30_000)).code === 0) break;
+      if (Date.now() > deadline) {
+        const text = log();
+        await stop();
+        throw new Error(`libvirtd did not answer within 60 s:\n${text.slice(-3000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
     }
-    if (fs.existsSync(socket) && (await runVirsh(uri, ['version'], 30_000)).code === 0) break;
-    if (Date.now() > deadline) {
-      const text = log();
-      await stop();
-      throw new Error(`libvirtd did not answer within 60 s:\n${text.slice(-3000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { dir, socket, uri, pid: child.pid!, virsh: (...args) => runVirsh(uri, args), log, stop };
+  };
+  await ready();
+  const restart = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) throw new Error('libvirtd is running: halt() it first');
+    child = launch();
+    await ready();
+  };
+  return {
+    dir,
+    socket,
+    uri,
+    get pid() {
+      return child.pid!;
+    },
+    virsh: (...args) => runVirsh(uri, args),
+    log,
+    halt,
+    restart,
+    stop,
+  };
 }

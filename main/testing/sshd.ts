@@ -1,18 +1,27 @@
-// Test support: an OpenSSH server on 127.0.0.1 with a host key and a client key made for the test,
-// and the ssh options that pin that host key (known_hosts written by the test, strict checking).
+// Test support: an OpenSSH server on 127.0.0.1 with a host key and client keys made for the test
+// (one plain, one with a passphrase, one the server does not accept), and the ssh options that pin
+// that host key (known_hosts written by the test, strict checking), also as an ssh command for
+// libvirt URIs' `command=` (a Domus host spawns ssh itself and takes no ssh options).
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { shellQuote } from '../common/shell.js';
 import { freePort } from './libvirtd.js';
 
 export interface Sshd {
   port: number;
   /** The client's private key (authorized for root). */
   clientKey: string;
-  /** Options for ssh: this test's known_hosts only, strict host key checking, no user config. */
-  sshArgs(knownHosts?: string): string[];
+  /** A client key authorized for root whose file needs PASSPHRASE. */
+  passphraseKey: string;
+  /** A client key the server does not accept. */
+  refusedKey: string;
+  /** Options for ssh: this test's known_hosts only, strict host key checking (or 'ask'), no user config. */
+  sshArgs(knownHosts?: string, strict?: 'yes' | 'ask'): string[];
+  /** An executable that runs ssh with sshArgs(knownHosts, strict), this test's keys only and no agent. */
+  sshCommand(knownHosts?: string, strict?: 'yes' | 'ask'): string;
   /** A known_hosts file that pins this server's real host key. */
   knownHosts: string;
   /** A known_hosts file that pins another key for the same address (the wrong-host-key case). */
@@ -28,8 +37,10 @@ export function sshdSkip(): string | false {
   return false;
 }
 
-function keygen(file: string): string {
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'domus-test', '-f', file]);
+export const PASSPHRASE = 'domus test passphrase';
+
+function keygen(file: string, passphrase = ''): string {
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', passphrase, '-C', 'domus-test', '-f', file]);
   return fs.readFileSync(`${file}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
 }
 
@@ -39,7 +50,9 @@ export async function startSshd(): Promise<Sshd> {
   const hostKey = keygen(path.join(dir, 'host_key'));
   const otherKey = keygen(path.join(dir, 'other_key'));
   const clientPub = keygen(path.join(dir, 'client_key'));
-  fs.writeFileSync(path.join(dir, 'authorized_keys'), `${clientPub}\n`);
+  const passphrasePub = keygen(path.join(dir, 'passphrase_key'), PASSPHRASE);
+  keygen(path.join(dir, 'refused_key'));
+  fs.writeFileSync(path.join(dir, 'authorized_keys'), `${clientPub}\n${passphrasePub}\n`);
   const knownHosts = path.join(dir, 'known_hosts');
   const wrongKnownHosts = path.join(dir, 'wrong_known_hosts');
   fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostKey}\n`);
@@ -89,12 +102,23 @@ export async function startSshd(): Promise<Sshd> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+  const sshArgs = (kh = knownHosts, strict = 'yes'): string[] => ['-F', '/dev/null', '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', `StrictHostKeyChecking=${strict}`];
+  let commands = 0;
+  const sshCommand = (kh = knownHosts, strict: 'yes' | 'ask' = 'yes'): string => {
+    const file = path.join(dir, `ssh-${++commands}`);
+    const args = [...sshArgs(kh, strict), '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none'].map(shellQuote).join(' ');
+    fs.writeFileSync(file, `#!/bin/sh\nexec /usr/bin/ssh ${args} "$@"\n`, { mode: 0o700 });
+    return file;
+  };
   return {
     port,
     clientKey: path.join(dir, 'client_key'),
+    passphraseKey: path.join(dir, 'passphrase_key'),
+    refusedKey: path.join(dir, 'refused_key'),
     knownHosts,
     wrongKnownHosts,
-    sshArgs: (kh = knownHosts) => ['-F', '/dev/null', '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes'],
+    sshArgs,
+    sshCommand,
     stop,
   };
 }

@@ -205,7 +205,7 @@ export const domainCommands: Record<string, Command> = {
       const name = need(args, 0, 'domain', 'vncdisplay');
       const api = await client();
       const d = await attempt('Failed to get VNC display', () => api.call('domain.vncDisplay', { domain: name }));
-      process.stdout.write(`${d.display ?? d.socket}\n`);
+      process.stdout.write(`${d.display ?? d.socket ?? ''}\n`);
     },
   },
   'send-text': {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { SHUTDOWN_MODES, type DomainSummary, type Events, type JobInfo, type ShutdownMode, type TraceRecord } from '../../../shared/api.js';
 import type { ApiClient } from '../../../shared/client.js';
 import { DOMAIN_STATES } from '../../../shared/libvirt/states.js';
-import { attempt, CliError, domainInfo, need, simpleDomainOp, type Args, type Command } from '../command.js';
+import { attempt, CliError, domainInfo, hostFile, need, simpleDomainOp, type Args, type Command } from '../command.js';
 
 const say = (text: string): void => void process.stdout.write(text);
 
@@ -195,7 +195,7 @@ export const lifecycleCommands: Record<string, Command> = {
       const name = need(args, 0, 'domain', 'save');
       const file = need(args, 1, 'file', 'save');
       const api = await client();
-      await saveJob(api, name, args, `Failed to save domain '${name}' to ${file}`, () => api.call('domain.save', { domain: name, file: path.resolve(file) }));
+      await saveJob(api, name, args, `Failed to save domain '${name}' to ${file}`, () => api.call('domain.save', { domain: name, file: hostFile(args, file) }));
       say(`\nDomain '${name}' saved to ${file}\n\n`);
     },
   },
@@ -205,7 +205,7 @@ export const lifecycleCommands: Record<string, Command> = {
     run: async (client, args) => {
       const file = need(args, 0, 'file', 'restore');
       const api = await client();
-      await attempt(`Failed to restore domain from ${file}`, () => api.call('domain.restore', { file: path.resolve(file), paused: args.flags.has('paused') }));
+      await attempt(`Failed to restore domain from ${file}`, () => api.call('domain.restore', { file: hostFile(args, file), paused: args.flags.has('paused') }));
       say(`Domain restored from ${file}\n\n`);
     },
   },

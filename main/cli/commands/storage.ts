@@ -1,5 +1,6 @@
 // Storage pools, volumes and disk devices: virsh's pool-list, vol-*, change-media, attach-disk
 // and detach-disk, with virsh's flags and output shapes.
+import path from 'node:path';
 import type { ApiClient } from '../../../shared/client.js';
 import { parseCapacity, prettyCapacity } from '../../../shared/libvirt/units.js';
 import { attempt, CliError, domainInfo, need, table, type Args, type Command } from '../command.js';
@@ -133,6 +134,33 @@ export const storageCommands: Record<string, Command> = {
       const v = await getVolume(api, vol, poolOption(args));
       await attempt(`Failed to delete vol ${v.name}`, () => api.call('volume.delete', { pool: v.pool, name: v.name }));
       process.stdout.write(`Vol ${v.name} deleted\n\n`);
+    },
+  },
+  'vol-upload': {
+    usage: 'vol-upload VOLNAME FILE [--pool POOL]',
+    help: 'create VOLNAME sized to FILE (a file on this computer) and upload FILE into it; Ctrl-C cancels',
+    run: async (client, args) => {
+      const name = need(args, 0, 'vol', 'vol-upload');
+      const file = path.resolve(need(args, 1, 'file', 'vol-upload'));
+      const pool = poolOption(args) ?? 'default';
+      const api = await client();
+      // Ctrl-C cancels the upload on the far side (its job id comes with the first progress event).
+      let jobId: number | undefined;
+      const off = api.on('job.progress', ({ job }) => {
+        if (job.operation === 'upload' && job.volume?.pool === pool && job.volume.name === name) jobId = job.id;
+      });
+      const cancel = (): void => {
+        if (jobId !== undefined) void api.call('volume.uploadAbort', { job: jobId }).catch(() => undefined);
+      };
+      process.once('SIGINT', cancel);
+      try {
+        const { volume, warnings } = await attempt(`cannot upload to volume ${name}`, () => api.call('volume.upload', { pool, name, file }));
+        for (const w of warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+        process.stdout.write(`Vol ${volume.name} uploaded (${prettyCapacity(volume.capacityBytes)}) to ${volume.path}\n\n`);
+      } finally {
+        process.off('SIGINT', cancel);
+        off();
+      }
     },
   },
   'change-media': {

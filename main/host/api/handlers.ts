@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { loadCatalogue } from '../downloads/catalogue.js';
 import { DownloadError } from '../downloads/manager.js';
 import { browse } from '../storage/browse.js';
-import { HostError, invalidArg } from '../errors.js';
+import { HostError, invalidArg, operationUnsupported } from '../errors.js';
 import type { Host } from '../host.js';
 
 /** Who a request came from, as a handler sees it: one client's session (api-session.ts). */
@@ -46,6 +46,11 @@ export function handlers(svc: HostServices): HandlerTable {
     },
     'connection.open': async (p) => ({ connection: await host.connections.open(p.uri) }),
     'connection.close': async (p) => ({ connection: await host.connections.close(p.uri) }),
+    'connection.answer': (p) => {
+      host.sshPrompts.answer(p.id, p.cancel ? undefined : p.answer);
+      return {};
+    },
+    'connection.prompts': () => ({ prompts: host.sshPrompts.list() }),
     'host.status': () => host.status(),
     'host.samples': async () => (await import('../new-vm/samples.js')).sampleGuests(),
     'host.webShell': async () => ({ url: await svc.webShellUrl() }),
@@ -133,6 +138,13 @@ export function handlers(svc: HostServices): HandlerTable {
       return {};
     },
     'volume.info': (p) => ({ volume: host.storage.volumeInfo(p.volume, p.pool) }),
+    // This computer's pools are its own directories: a local file needs no upload, it is used where it is.
+    'volume.upload': (p) => {
+      throw operationUnsupported(`vol-upload sends a file to a libvirt host's pool; on this computer use '${p.file}' where it is, or copy it into ${host.storage.poolDir(p.pool)}`);
+    },
+    'volume.uploadAbort': (p) => {
+      throw new HostError('NO_SUPPORT', `no upload job ${p.job} on this computer (uploads go to libvirt hosts)`);
+    },
     'host.browse': (p) => browse(p.path ?? host.storage.poolDir('default'), p.filter),
     'host.inspectImage': async (p) => (await import('../images/inspect.js')).inspectImageFile(p.path),
     'catalogue.list': () => catalogueList(host),

@@ -22,7 +22,14 @@ const BROADCAST: EventName[] = [
   'host.stopping',
   'download.progress',
   'connection.state',
+  'connection.prompt',
+  'connection.promptEnded',
 ];
+
+/** Requests whose parameters hold secrets the trace must not keep, even under a harmless key. */
+const SECRET_PARAMS: Partial<Record<Method, (args: Record<string, unknown>) => Record<string, unknown>>> = {
+  'connection.answer': (args) => ({ ...args, ...('answer' in args ? { answer: '***' } : {}) }),
+};
 
 /** The methods a request's connection applies to (stats.watch: that connection's sampling). */
 const PER_CONNECTION = /^(domain|pool|volume|stats)\./;
@@ -30,8 +37,16 @@ const PER_CONNECTION = /^(domain|pool|volume|stats)\./;
 /** Events of libvirt connections every client receives (with the connection's URI in the envelope). */
 const REMOTE_BROADCAST = new Set<EventName>(['domain.lifecycle', 'domain.defined', 'domain.undefined', 'domain.balloon', 'job.progress', 'job.completed']);
 
+/** A libvirt domain's entry in serialUuids: the connection's URI, a space, the UUID (a URI has no spaces). */
+const remoteSerialKey = (uri: string, uuid: string): string => `${uri} ${uuid}`;
+
+let sessions = 0;
+
 export class ApiSession implements ClientSession {
+  /** This host's own domains by UUID, and libvirt domains by remoteSerialKey. */
   readonly serialUuids = new Set<string>();
+  /** Tells this client apart from others on a libvirt connection's shared serial console. */
+  private readonly id = `session-${++sessions}`;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly table: HandlerTable;
   private traceWatch?: () => void;
@@ -47,7 +62,14 @@ export class ApiSession implements ClientSession {
     // Statistics samples only go to clients that watch them (stats.watch).
     this.forward('domain.stats', (d) => this.svc.host.statsWatchers.wants(this, d.uuid));
     const remote = (uri: string, name: EventName, data: Events[EventName]): void => {
-      const wanted = REMOTE_BROADCAST.has(name) || (name === 'domain.stats' && svc.host.connections.wantsStats(uri, this, (data as Events['domain.stats']).uuid));
+      // A libvirt domain's serial output goes to the clients that opened it, keyed by connection and UUID;
+      // its statistics to the clients that watch them there.
+      const wanted =
+        name === 'domain.serial'
+          ? this.serialUuids.has(remoteSerialKey(uri, (data as Events['domain.serial']).uuid))
+          : name === 'domain.stats'
+            ? svc.host.connections.wantsStats(uri, this, (data as Events['domain.stats']).uuid)
+            : REMOTE_BROADCAST.has(name);
       if (wanted) this.send(JSON.stringify({ type: 'event', event: name, data, connection: uri }));
     };
     svc.host.connections.on('event', remote);
@@ -82,14 +104,14 @@ export class ApiSession implements ClientSession {
       return this.replyError(id, { code: 'INVALID_ARG', message: errorMessage('INVALID_ARG', `${method}: ${describeZodError(params.error)}`) });
     }
     const started = Date.now();
-    const args = params.data as { domain?: string };
+    const args = (SECRET_PARAMS[method]?.(params.data as Record<string, unknown>) ?? params.data) as { domain?: string };
     // A domain or storage request for a libvirt connection goes to it; the host's own URIs mean the
     // local engines, and host-wide methods (session, trace, connections) are always the host's.
     const remote = env.data.connection !== undefined && !LOCAL_URIS.has(env.data.connection) && PER_CONNECTION.test(method);
     const connection = remote ? env.data.connection : undefined;
     try {
       const result = connection
-        ? await this.callConnection(connection, method, params.data)
+        ? await this.remoteCall(connection, method, params.data as Record<string, unknown>)
         : await (this.table[method] as Handler<Method>)(params.data as never, this);
       this.traceRequest(method, args, started, true, result, undefined, connection);
       this.send(JSON.stringify({ type: 'reply', id, ok: true, result }));
@@ -101,19 +123,26 @@ export class ApiSession implements ClientSession {
     }
   }
 
-  /** A request for a libvirt connection; a statistics watch there is this session's, on that connection. */
-  private async callConnection(uri: string, method: Method, params: unknown): Promise<unknown> {
-    const { connections } = this.svc.host;
+  /**
+   * A request for a libvirt connection. Opening and closing a serial console also says which client
+   * it is (the connection shares one console stream among its clients) and which UUID it is for; a
+   * statistics watch there is this session's, on that connection.
+   */
+  private async remoteCall(uri: string, method: Method, params: Record<string, unknown>): Promise<unknown> {
+    const connections = this.svc.host.connections;
     if (method === 'stats.watch') {
-      const p = params as { domains?: string[]; intervalMs: number };
-      await connections.watchStats(uri, this, p.domains, p.intervalMs);
+      await connections.watchStats(uri, this, params.domains as string[] | undefined, params.intervalMs as number);
       return {};
     }
     if (method === 'stats.unwatch') {
       connections.unwatchStats(this, uri);
       return {};
     }
-    return connections.call(uri, method, params);
+    if (method !== 'domain.serialOpen' && method !== 'domain.serialClose') return connections.call(uri, method, params);
+    const { uuid, ...result } = (await connections.call(uri, method, { ...params, client: this.id })) as { uuid: string };
+    if (method === 'domain.serialOpen') this.serialUuids.add(remoteSerialKey(uri, uuid));
+    else this.serialUuids.delete(remoteSerialKey(uri, uuid));
+    return result;
   }
 
   identify(info: ClientInfo): void {
@@ -175,6 +204,12 @@ export class ApiSession implements ClientSession {
     this.svc.host.connections.unwatchStats(this);
     for (const u of this.unsubscribe) u();
     this.unsubscribe.length = 0;
+    // Libvirt consoles this client still had open: the connection closes a stream its last client leaves.
+    for (const key of this.serialUuids) {
+      const space = key.lastIndexOf(' ');
+      if (space < 0) continue;
+      this.svc.host.connections.call(key.slice(0, space), 'domain.serialClose', { domain: key.slice(space + 1), client: this.id }).catch(() => undefined);
+    }
     this.serialUuids.clear();
   }
 

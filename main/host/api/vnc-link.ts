@@ -1,9 +1,12 @@
 // The host's link between one of its own viewers (the GUI's noVNC, over a WebSocket or a
-// MessagePort) and a guest's RFB server on its unix socket. When the definition sets passwd=, the
-// runner asks every connection for it; the host, which holds the definition, answers for its own
-// viewers (as virt-manager reads the password from the XML) and offers them security None, so the
-// password never travels to the renderer. Without a password, bytes pass through untouched.
+// MessagePort) and a guest's RFB server: a local guest's unix socket, or a libvirt domain's VNC
+// display reached as virt-manager reaches it (see connections/libvirt-console.ts). When the
+// definition sets passwd=, the server asks every connection for it; the host, which holds the
+// definition, answers for its own viewers (as virt-manager reads the password from the XML) and
+// offers them security None, so the password never travels to the renderer. Without a password,
+// bytes pass through untouched.
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { VNC_CHALLENGE_BYTES, vncAuthResponse } from '../../common/vnc-auth.js';
 
 const SECURITY_NONE = 1;
@@ -16,34 +19,74 @@ export interface VncLinkEnds {
   closed(reason?: string): void;
 }
 
+/** A guest's RFB server as a byte stream, and the password its definition sets. */
+export interface VncUpstream {
+  stream: Duplex;
+  password?: string;
+}
+
+/** A local guest's display: its RFB unix socket. */
+export function unixVncUpstream(socketPath: string, password: string | undefined): VncUpstream {
+  return { stream: net.connect(socketPath), password };
+}
+
 export class VncLink {
-  private readonly sock: net.Socket;
+  private sock?: Duplex;
+  private password?: string;
   private upstream = Buffer.alloc(0);
   private fromViewer = Buffer.alloc(0);
   /** Upstream handshake done (or not needed): bytes flow both ways. */
-  private open: boolean;
+  private open = false;
   /** What the viewer side of our None handshake still expects. */
-  private viewerPhase: 'version' | 'security' | 'done';
+  private viewerPhase: 'version' | 'security' | 'done' = 'version';
   private viewerMinor = 8;
   private upstreamPhase: 'version' | 'types' | 'challenge' | 'result' | 'reason' = 'version';
   private ended = false;
 
+  /**
+   * `upstream` may still be on its way (a libvirt display reached over ssh): until it arrives, the
+   * viewer's bytes wait.
+   */
   constructor(
-    socketPath: string,
-    private readonly password: string | undefined,
+    upstream: VncUpstream | Promise<VncUpstream>,
     private readonly ends: VncLinkEnds,
   ) {
+    Promise.resolve(upstream).then(
+      (up) => this.attach(up),
+      (err: Error) => this.end(err.message),
+    );
+  }
+
+  private attach({ stream, password }: VncUpstream): void {
+    if (this.ended) {
+      stream.destroy();
+      return;
+    }
+    this.sock = stream;
+    this.password = password;
     this.open = password === undefined;
-    this.viewerPhase = password === undefined ? 'done' : 'version';
-    this.sock = net.connect(socketPath);
-    this.sock.on('data', (d: Buffer) => this.onUpstream(d));
-    this.sock.on('close', () => this.end());
-    this.sock.on('error', (err) => this.end(err.message));
-    if (password !== undefined) ends.toViewer(Buffer.from('RFB 003.008\n', 'latin1'));
+    stream.on('data', (d: Buffer) => this.onUpstream(d));
+    stream.on('end', () => this.end());
+    stream.on('close', () => this.end());
+    stream.on('error', (err) => this.end(err.message));
+    if (password === undefined) {
+      // Bytes pass through: what the viewer sent so far goes up as it was.
+      this.viewerPhase = 'done';
+      if (this.fromViewer.length) stream.write(this.fromViewer);
+      this.fromViewer = Buffer.alloc(0);
+    } else {
+      this.ends.toViewer(Buffer.from('RFB 003.008\n', 'latin1'));
+      this.viewerHandshake();
+    }
   }
 
   /** Bytes from the viewer. */
   write(data: Buffer): void {
+    if (this.ended) return;
+    if (!this.sock) {
+      this.fromViewer = Buffer.concat([this.fromViewer, data]);
+      return;
+    }
     if (this.viewerPhase === 'done' && this.open) {
       this.sock.write(data);
       return;
@@ -53,13 +96,14 @@ export class VncLink {
   }
 
   close(): void {
-    this.sock.destroy();
+    this.ended = true;
+    this.sock?.destroy();
   }
 
   private end(reason?: string): void {
     if (this.ended) return;
     this.ended = true;
-    this.sock.destroy();
+    this.sock?.destroy();
     this.ends.closed(reason);
   }
 
@@ -94,7 +138,7 @@ export class VncLink {
   /** ClientInit and everything after go upstream once both handshakes are through. */
   private flushViewer(): void {
     if (this.viewerPhase !== 'done' || !this.open || this.fromViewer.length === 0) return;
-    this.sock.write(this.fromViewer);
+    this.sock!.write(this.fromViewer);
     this.fromViewer = Buffer.alloc(0);
   }
 
@@ -109,7 +153,7 @@ export class VncLink {
       if (this.upstreamPhase === 'version') {
         if (b.length < 12) return;
         this.upstream = b.subarray(12);
-        this.sock.write('RFB 003.008\n');
+        this.sock!.write('RFB 003.008\n');
         this.upstreamPhase = 'types';
       } else if (this.upstreamPhase === 'types') {
         if (b.length < 1 || b.length < 1 + b[0]) return;
@@ -118,11 +162,11 @@ export class VncLink {
         if (types.length === 0) return this.end('the guest VNC server refused the connection');
         const type = types.includes(SECURITY_VNC) ? SECURITY_VNC : types.includes(SECURITY_NONE) ? SECURITY_NONE : undefined;
         if (type === undefined) return this.end(`no usable security type among ${types.join(', ')}`);
-        this.sock.write(Buffer.from([type]));
+        this.sock!.write(Buffer.from([type]));
         this.upstreamPhase = type === SECURITY_VNC ? 'challenge' : 'result';
       } else if (this.upstreamPhase === 'challenge') {
         if (b.length < VNC_CHALLENGE_BYTES) return;
-        this.sock.write(vncAuthResponse(this.password ?? '', b.subarray(0, VNC_CHALLENGE_BYTES)));
+        this.sock!.write(vncAuthResponse(this.password ?? '', b.subarray(0, VNC_CHALLENGE_BYTES)));
         this.upstream = b.subarray(VNC_CHALLENGE_BYTES);
         this.upstreamPhase = 'result';
       } else if (this.upstreamPhase === 'result') {

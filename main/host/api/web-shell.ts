@@ -14,7 +14,9 @@ import { isRegularFile } from '../../common/fsutil.js';
 import { DEFAULT_MAX_BUFFERED_BYTES } from '../../common/jsonl.js';
 import { ApiSession, type HostServices } from './session.js';
 import { log } from '../log.js';
-import { VncLink } from './vnc-link.js';
+import { ConnectionUri } from '../../../shared/api.js';
+import { LOCAL_URIS } from '../connections/manager.js';
+import { unixVncUpstream, VncLink, type VncUpstream } from './vnc-link.js';
 
 const COOKIE = 'domus_token';
 /** A one-time address is for a person to open now (`domus webshell`), or for the browser --open starts. */
@@ -202,7 +204,13 @@ export class WebShell {
     if (target.pathname === '/api') {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.api(ws, req));
     } else if (target.pathname.startsWith('/vnc/')) {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.vnc(ws, target.pathname.slice(5)));
+      const connection = target.query.get('connection') ?? undefined;
+      if (connection !== undefined && !ConnectionUri.safeParse(connection).success) {
+        this.refuse(req, 'WebSocket', 'malformed connection URI');
+        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.vnc(ws, target.pathname.slice(5), connection));
     } else {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     }
@@ -222,18 +230,22 @@ export class WebShell {
     ws.on('error', () => session.close());
   }
 
-  /** Pipes a noVNC WebSocket to the guest's RFB server on its unix socket. */
-  private vnc(ws: WebSocket, domain: string): void {
-    let socketPath: string;
-    let password: string | undefined;
+  /**
+   * Pipes a noVNC WebSocket to the guest's RFB server: a local guest's unix socket, or, with
+   * ?connection=URI, a libvirt domain's display reached through that connection.
+   */
+  private vnc(ws: WebSocket, domain: string, connection: string | undefined): void {
+    let upstream: VncUpstream | Promise<VncUpstream>;
     try {
-      socketPath = this.svc.host.vncSocket(domain);
-      password = this.svc.host.vncPassword(domain);
+      upstream =
+        connection === undefined || LOCAL_URIS.has(connection)
+          ? unixVncUpstream(this.svc.host.vncSocket(domain), this.svc.host.vncPassword(domain))
+          : this.svc.host.connections.openVnc(connection, domain);
     } catch (err) {
       ws.close(4404, closeReason((err as Error).message));
       return;
     }
-    const rfb = new VncLink(socketPath, password, {
+    const rfb = new VncLink(upstream, {
       toViewer: (chunk) => sendCapped(ws, chunk, `VNC viewer of '${domain}'`),
       closed: () => ws.close(),
     });

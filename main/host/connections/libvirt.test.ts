@@ -113,7 +113,7 @@ describe('a libvirt host as a connection', { skip }, () => {
     assert.ok(trace.backlog.some((r) => r.connection === daemon.uri), 'the trace names the connection of libvirt calls');
   });
 
-  test('a saved connection survives a host restart; when libvirtd goes away it fails and retries with backoff', async () => {
+  test('a saved connection survives a host restart; when libvirtd goes away it fails, retries with backoff, and comes back with it', async () => {
     const { connection } = await t.client.call('connection.add', { uri: daemon.uri, autoconnect: true });
     assert.equal(connection.state, 'connected');
     assert.match(connection.hypervisor ?? '', /^QEMU \d+\.\d+\.\d+$/);
@@ -130,7 +130,7 @@ describe('a libvirt host as a connection', { skip }, () => {
     for (const name of ['connection.state'] as const) t.client.on(name, (data, connection) => events.push({ name, data, connection, at: Date.now() }));
 
     events.length = 0;
-    await daemon.stop();
+    await daemon.halt();
     const failed = await within(
       new Promise<ConnectionState>((resolve) => {
         t.client.on('connection.state', ({ connection: c }) => {
@@ -144,5 +144,14 @@ describe('a libvirt host as a connection', { skip }, () => {
     assert.ok(failed.retryAt && failed.retryAt > Date.now() - 1000, 'a retry is scheduled');
     const call = await t.client.call('domain.list', { all: true }, { connection: daemon.uri }).catch((err: Error) => err);
     assert.match((call as Error).message, /is (failed|connecting)/);
+
+    await daemon.restart();
+    await until(
+      async () => (await t.client.call('connection.list', {})).connections.some((c) => c.uri === daemon.uri && c.state === 'connected'),
+      40_000,
+      'the connection to come back once libvirtd is back',
+    );
+    const { domains } = await t.client.call('domain.list', { all: true }, { connection: daemon.uri });
+    assert.deepEqual(domains.map((d) => d.name), [], 'calls work again (the tests above left no domain)');
   });
 });

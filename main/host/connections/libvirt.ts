@@ -15,6 +15,7 @@ import { RpcClient, type ArgsOf, type ProcName, type RetOf } from '../libvirt/rp
 import { DEFAULT_SHUTDOWN_TIMEOUT_SEC } from '../lifecycle.js';
 import { CpuMeter, statFields, STATS_BALLOON, STATS_CPU_TOTAL, STATS_NOWAIT, STATS_STATE, STATS_VCPU } from './libvirt-domstats.js';
 import type { RemoteConnection, StatsWatching } from './manager.js';
+import type { VncUpstream } from '../api/vnc-link.js';
 
 type ArgList<P extends ProcName> = ArgsOf<P> extends void ? [] : [args: ArgsOf<P>];
 
@@ -68,6 +69,8 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   private readonly openHooks: ((rpc: RpcClient) => Promise<void>)[] = [];
   /** CPU use of the domains, from CPU time between readings (lists, summaries, samples). */
   readonly cpu = new CpuMeter();
+  /** Opens a domain's VNC display for the host's own viewers (set by the console part, libvirt-console.ts). */
+  openVnc?: (ref: string) => Promise<VncUpstream>;
 
   constructor(
     readonly uri: string,

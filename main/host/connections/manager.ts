@@ -2,7 +2,9 @@
 // RPC protocol, kept in DOMUS_HOME/connections.json with their autoconnect flag. This host's own
 // engines (v86:///session, qemu:///session) are always there and are not listed here. A connection
 // that drops while autoconnect is on is retried with backoff (1 s doubling to 30 s), and every change
-// is a `connection.state` event, so the GUI can grey its domains and say why.
+// is a `connection.state` event, so the GUI can grey its domains and say why. An attempt the far side
+// refused (keys, password, host key) or whose password prompt was cancelled is not retried: trying
+// again would only ask again or be refused again, until the person connects by hand.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +12,7 @@ import type { ConnectionState, EventName, Events, Method } from '../../../shared
 import { writeFileAtomic } from '../../common/fsutil.js';
 import { HostError, invalidArg, operationInvalid, systemError } from '../errors.js';
 import { log } from '../log.js';
+import type { VncUpstream } from '../api/vnc-link.js';
 
 /** One libvirt host as the manager drives it (libvirt/connection.ts). */
 export interface RemoteConnection {
@@ -23,6 +26,8 @@ export interface RemoteConnection {
   /** The far side's events, as Domus events; `closed` when the connection drops by itself. */
   on(event: 'event', listener: (name: EventName, data: Events[EventName]) => void): this;
   on(event: 'closed', listener: (reason: string) => void): this;
+  /** Opens a domain's VNC display for one of the host's own viewers, where the connection can. */
+  openVnc?(ref: string): Promise<VncUpstream>;
 }
 
 /** A connection's statistics sampling, per client (stats.watch with a connection). */
@@ -49,10 +54,14 @@ interface Entry {
   retry?: NodeJS.Timeout;
   attempts: number;
   opening?: Promise<ConnectionState>;
+  /** Bumped by every close: an attempt that was under way then ends without touching the state. */
+  closes: number;
 }
 
 type ManagerEvents = {
   state: [ConnectionState];
+  /** The connection is being closed or removed: what it is waiting for (an ssh prompt) is moot. */
+  closing: [uri: string];
   event: [uri: string, name: EventName, data: Events[EventName]];
 };
 
@@ -78,7 +87,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     }
     for (const { uri, autoconnect } of Array.isArray(saved) ? saved : []) {
       if (typeof uri !== 'string' || LOCAL_URIS.has(uri)) continue;
-      this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect: Boolean(autoconnect) }, attempts: 0 });
+      this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect: Boolean(autoconnect) }, attempts: 0, closes: 0 });
       if (autoconnect) void this.open(uri).catch(() => undefined);
     }
   }
@@ -99,7 +108,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       this.changed(uri);
       return autoconnect ? this.open(uri).catch(() => this.state(uri)) : this.state(uri);
     }
-    this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect }, attempts: 0 });
+    this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect }, attempts: 0, closes: 0 });
     this.save();
     this.changed(uri);
     // Added even when the host cannot be reached now: the state says why, and autoconnect retries.
@@ -110,6 +119,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     const entry = this.entry(uri);
     clearTimeout(entry.retry);
     this.entries.delete(uri);
+    this.emit('closing', uri);
     this.save();
     // Its last state, so that every client drops it (they re-list on a disconnect).
     this.emit('state', { uri, kind: 'libvirt', state: 'disconnected', autoconnect: entry.state.autoconnect });
@@ -124,7 +134,7 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     if (LOCAL_URIS.has(uri)) return Promise.reject(invalidArg(`${uri} is this host's own connection; it is always open`));
     if (!this.entries.has(uri)) {
       this.factory(uri);
-      this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect: false }, transient: true, attempts: 0 });
+      this.entries.set(uri, { state: { uri, kind: 'libvirt', state: 'disconnected', autoconnect: false }, transient: true, attempts: 0, closes: 0 });
     }
     const entry = this.entry(uri);
     if (entry.state.state === 'connected') return Promise.resolve({ ...entry.state });
@@ -138,6 +148,8 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     entry.retry = undefined;
     const conn = entry.conn;
     entry.conn = undefined;
+    entry.closes++;
+    this.emit('closing', uri);
     entry.state = { uri, kind: 'libvirt', state: 'disconnected', autoconnect: entry.state.autoconnect };
     this.changed(uri);
     if (entry.transient) this.entries.delete(uri);
@@ -148,6 +160,13 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
   /** Serves a request on a connected libvirt connection. */
   async call(uri: string, method: Method, params: unknown): Promise<unknown> {
     return this.connected(uri).call(method, params);
+  }
+
+  /** A libvirt domain's VNC display, for the web shell's or Electron's viewer. */
+  async openVnc(uri: string, ref: string): Promise<VncUpstream> {
+    const conn = this.connected(uri);
+    if (!conn.openVnc) throw new HostError('NO_SUPPORT', `VNC displays on ${uri}`);
+    return conn.openVnc(ref);
   }
 
   private connected(uri: string): RemoteConnection {
@@ -185,9 +204,11 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
     entry.state = { uri, kind: 'libvirt', state: 'connecting', autoconnect: entry.state.autoconnect };
     this.changed(uri);
     const conn = this.factory(uri);
+    const closes = entry.closes;
+    const superseded = (): boolean => this.entries.get(uri) !== entry || entry.closes !== closes;
     try {
       const far = await conn.open();
-      if (this.entries.get(uri) !== entry) {
+      if (superseded()) {
         await conn.close();
         return { ...entry.state };
       }
@@ -203,17 +224,19 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       this.changed(uri);
       return { ...entry.state };
     } catch (err) {
-      this.dropped(uri, entry, (err as Error).message);
+      if (superseded()) throw operationInvalid(`connection ${uri} was closed while it was opening`);
+      const refused = err instanceof HostError && (err.code === 'AUTH_FAILED' || err.code === 'AUTH_CANCELLED');
+      this.dropped(uri, entry, (err as Error).message, !refused);
       throw err;
     }
   }
 
   /** The connection failed or went away: say so, and retry later when it is an autoconnect one. */
-  private dropped(uri: string, entry: Entry, reason: string): void {
+  private dropped(uri: string, entry: Entry, reason: string, retry = true): void {
     if (this.entries.get(uri) !== entry) return;
     const delay = BACKOFF_MS[Math.min(entry.attempts, BACKOFF_MS.length - 1)];
     entry.attempts++;
-    const retryAt = entry.state.autoconnect ? Date.now() + delay : undefined;
+    const retryAt = retry && entry.state.autoconnect ? Date.now() + delay : undefined;
     entry.state = { uri, kind: 'libvirt', state: 'failed', autoconnect: entry.state.autoconnect, error: reason, retryAt };
     log('warn', `connection ${uri}: ${reason}${retryAt ? `; retrying in ${delay / 1000} s` : ''}`);
     if (retryAt) entry.retry = setTimeout(() => void this.open(uri).catch(() => undefined), delay);

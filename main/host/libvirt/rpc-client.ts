@@ -55,6 +55,8 @@ interface Pending {
 export class RpcClient {
   /** The URI this client was opened with (connect() only). */
   uri?: LibvirtUri;
+  /** The options it was opened with (connect() only): a VNC tunnel over ssh uses the same ssh options. */
+  options?: RpcClientOptions;
   private readonly decoder = new PacketDecoder();
   private readonly pending = new Map<number, Pending>();
   private readonly streams = new Map<number, RpcStream>();
@@ -93,6 +95,7 @@ export class RpcClient {
     const parsed = parseUri(uri);
     const client = new RpcClient(await openTransport(parsed, opts));
     client.uri = parsed;
+    client.options = opts;
     try {
       await client.authenticate();
       const interval = opts.keepaliveInterval ?? 5;
@@ -211,6 +214,21 @@ export class RpcClient {
     this.stream.write(encodePacket({ prog, vers, proc, type, serial, status } as Header, payload));
   }
 
+  /** @internal resolves once the transport has room again, or is gone (stream writers wait on it). */
+  drained(): Promise<void> {
+    const t = this.stream;
+    if (!t.writableNeedDrain || t.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        t.off('drain', done);
+        t.off('close', done);
+        resolve();
+      };
+      t.on('drain', done);
+      t.on('close', done);
+    });
+  }
+
   /** @internal */
   dropStream(serial: number): void {
     this.streams.delete(serial);
@@ -320,7 +338,8 @@ export class RpcStream extends Duplex {
       for (let at = 0; at < chunk.length; at += VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX) {
         this.packet(VIR_NET_CONTINUE, chunk.subarray(at, at + VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX));
       }
-      cb();
+      // The socket's buffer bounds what is in flight: an upload of a large file does not sit in memory.
+      this.client.drained().then(() => cb(), cb);
     } catch (err) {
       cb(err as Error);
     }

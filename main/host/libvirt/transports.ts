@@ -17,6 +17,8 @@ export interface TransportOptions {
   sshArgs?: string[];
   /** A program ssh runs to ask for a password or passphrase (SSH_ASKPASS); without one ssh runs in BatchMode. */
   sshAskpass?: string;
+  /** More environment for ssh (what the askpass program needs to reach whoever answers). */
+  sshEnv?: Record<string, string>;
   /** Milliseconds to establish a unix, TCP or TLS connection (default 30 s). */
   connectTimeout?: number;
 }
@@ -49,9 +51,8 @@ export function tlsCredentialPaths(u: LibvirtUri): { ca: string; cert: string; k
   };
 }
 
-/** The ssh command line for a qemu+ssh:// URI (remote_driver.c and virNetClientSSHHelperCommand). */
-export function sshCommand(u: LibvirtUri, opts: TransportOptions = {}): { command: string; args: string[] } {
-  const proxy = proxyParam(u);
+/** ssh and its options for a qemu+ssh:// URI, before the host (remote_driver.c): user, port, key, batch mode, the caller's -o options. */
+export function sshBase(u: LibvirtUri, opts: TransportOptions = {}): { command: string; args: string[] } {
   const args: string[] = [];
   if (u.port) args.push('-p', String(u.port));
   if (u.user) args.push('-l', u.user);
@@ -61,6 +62,13 @@ export function sshCommand(u: LibvirtUri, opts: TransportOptions = {}): { comman
   if (!opts.sshAskpass) args.push('-o', 'BatchMode=yes');
   if (boolParam(u, 'no_verify')) args.push('-o', 'StrictHostKeyChecking=no');
   args.push(...(opts.sshArgs ?? []));
+  return { command: u.params.get('command') ?? 'ssh', args };
+}
+
+/** The ssh command line for a qemu+ssh:// URI (remote_driver.c and virNetClientSSHHelperCommand). */
+export function sshCommand(u: LibvirtUri, opts: TransportOptions = {}): { command: string; args: string[] } {
+  const proxy = proxyParam(u);
+  const { command, args } = sshBase(u, opts);
   const helper = `exec virt-ssh-helper ${shellQuote(u.name)}`;
   let script = helper;
   if (proxy !== 'native') {
@@ -73,7 +81,7 @@ export function sshCommand(u: LibvirtUri, opts: TransportOptions = {}): { comman
     script = proxy === 'netcat' ? netcat : `if command -v virt-ssh-helper >/dev/null 2>&1; then ${helper}; else ${netcat}; fi`;
   }
   args.push('--', u.host ?? 'localhost', `sh -c ${shellQuote(script)}`);
-  return { command: u.params.get('command') ?? 'ssh', args };
+  return { command, args };
 }
 
 /** An ssh child's stdout and stdin as one stream; its exit (with what it said on stderr) ends or fails the stream. */
@@ -91,7 +99,9 @@ class ChildStream extends Duplex {
       if (code === 0) this.push(null);
       else {
         const said = this.stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).slice(-2).join(' ');
-        this.destroy(new LibvirtError(`ssh ${signal ? `was killed by ${signal}` : `exited with status ${code}`}${said ? `: ${said}` : ''}`, VIR_ERR.SYSTEM_ERROR, VIR_FROM.SSH));
+        // The far side refused our keys or password, or is not the host known_hosts names.
+        const refused = /Permission denied \(|Too many authentication failures|Host key verification failed/.test(said);
+        this.destroy(new LibvirtError(`ssh ${signal ? `was killed by ${signal}` : `exited with status ${code}`}${said ? `: ${said}` : ''}`, refused ? VIR_ERR.AUTH_FAILED : VIR_ERR.SYSTEM_ERROR, VIR_FROM.SSH));
       }
     });
   }
@@ -183,17 +193,21 @@ export async function openTransport(u: LibvirtUri, opts: TransportOptions = {}):
       await tlsConfirmation(sock, where);
       return sock;
     }
-    case 'ssh': {
-      const { command, args } = sshCommand(u, opts);
-      const env = { ...process.env };
-      if (opts.sshAskpass) Object.assign(env, { SSH_ASKPASS: opts.sshAskpass, SSH_ASKPASS_REQUIRE: 'force' });
-      const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
-      // A command that cannot run fails here, before anyone listens to the stream's errors.
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', (err) => reject(new LibvirtError(`cannot run ${command}: ${err.message}`, VIR_ERR.SYSTEM_ERROR, VIR_FROM.SSH)));
-      });
-      return new ChildStream(child);
-    }
+    case 'ssh':
+      return spawnSsh(sshCommand(u, opts), opts);
   }
+}
+
+/** Runs an ssh command line as a stream (its stdin and stdout); rejects when the command cannot run. */
+export async function spawnSsh({ command, args }: { command: string; args: string[] }, opts: TransportOptions = {}): Promise<Duplex> {
+  const env = { ...process.env };
+  if (opts.sshAskpass) Object.assign(env, { SSH_ASKPASS: opts.sshAskpass, SSH_ASKPASS_REQUIRE: 'force' });
+  Object.assign(env, opts.sshEnv);
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+  // A command that cannot run fails here, before anyone listens to the stream's errors.
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', (err) => reject(new LibvirtError(`cannot run ${command}: ${err.message}`, VIR_ERR.SYSTEM_ERROR, VIR_FROM.SSH)));
+  });
+  return new ChildStream(child);
 }

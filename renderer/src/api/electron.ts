@@ -27,8 +27,8 @@ function receivePort(ev: MessageEvent): void {
   else port?.close(); // Arrived after its request timed out: nobody will use it.
 }
 
-function requestPort(bridge: DomusBridge, kind: PortKind, domainUuid?: string): Promise<MessagePort> {
-  const id = bridge.requestPort(kind, domainUuid);
+function requestPort(bridge: DomusBridge, kind: PortKind, domainUuid?: string, connection?: string): Promise<MessagePort> {
+  const id = bridge.requestPort(kind, domainUuid, connection);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       waitingForPort.delete(id);
@@ -146,6 +146,6 @@ export function createElectronShell(bridge: DomusBridge): Shell {
   return {
     kind: 'electron',
     connectApi: async () => new PortTransport(await requestPort(bridge, 'api')),
-    openVncChannel: (domainUuid) => new PortChannel(requestPort(bridge, 'vnc', domainUuid)),
+    openVncChannel: (domainUuid, connection) => new PortChannel(requestPort(bridge, 'vnc', domainUuid, connection)),
   };
 }

@@ -16,8 +16,9 @@ export function connectToHost(): HostConnection {
 /** Which shell this page runs in: the Electron app closes its window, a browser tab cannot. */
 export const shellKind = shell.kind;
 
-export function openVncChannel(domainUuid: string): ReturnType<Shell['openVncChannel']> {
-  return shell.openVncChannel(domainUuid);
+/** A domain's display; `connection`: the libvirt connection it is on (absent: this computer). */
+export function openVncChannel(domainUuid: string, connection?: string): ReturnType<Shell['openVncChannel']> {
+  return shell.openVncChannel(domainUuid, connection);
 }
 
 /** The host path of a file dropped on the page: only the desktop app knows it ('' elsewhere). */

@@ -9,6 +9,9 @@ export interface Shell {
   readonly kind: 'web' | 'electron';
   /** Opens a fresh API connection; resolves once messages can be sent, rejects if it cannot open. */
   connectApi(): Promise<MessageTransport>;
-  /** What noVNC's RFB should connect to for a domain's display: a URL, or a WebSocket-like channel. */
-  openVncChannel(domainUuid: string): string | RfbChannel;
+  /**
+   * What noVNC's RFB should connect to for a domain's display (of the libvirt `connection` when
+   * given): a URL, or a WebSocket-like channel.
+   */
+  openVncChannel(domainUuid: string, connection?: string): string | RfbChannel;
 }

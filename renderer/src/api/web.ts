@@ -54,5 +54,6 @@ export const webShell: Shell = {
   kind: 'web',
   connectApi,
   // noVNC opens this URL itself (binary frames of raw RFB, no subprotocol).
-  openVncChannel: (domainUuid) => socketUrl(`/vnc/${encodeURIComponent(domainUuid)}`),
+  openVncChannel: (domainUuid, connection) =>
+    socketUrl(`/vnc/${encodeURIComponent(domainUuid)}${connection === undefined ? '' : `?connection=${encodeURIComponent(connection)}`}`),
 };

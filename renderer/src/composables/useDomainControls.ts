@@ -14,7 +14,7 @@ export const NOT_ON_LIBVIRT = 'Not available on libvirt connections yet';
 export const CONNECTION_NOT_OPEN = 'The connection to its host is not open';
 
 /** The actions a libvirt connection serves (the host answers OPERATION_UNSUPPORTED to the rest). */
-const ON_LIBVIRT: (keyof DomainActions)[] = ['start', 'resume', 'suspend', 'shutdown', 'reboot', 'reset', 'destroy', 'undefine'];
+const ON_LIBVIRT: (keyof DomainActions)[] = ['start', 'resume', 'suspend', 'shutdown', 'reboot', 'reset', 'destroy', 'undefine', 'managedSave', 'discardSave'];
 
 export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
   const domains = useDomainsStore();
@@ -38,7 +38,7 @@ export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
   /** Why `action` is off for a reason other than the domain's state ('' when there is none). */
   function offReason(action: keyof DomainActions | 'console'): string {
     if (stale.value) return CONNECTION_NOT_OPEN;
-    if (remote.value && (action === 'console' || !ON_LIBVIRT.includes(action))) return NOT_ON_LIBVIRT;
+    if (remote.value && action !== 'console' && !ON_LIBVIRT.includes(action)) return NOT_ON_LIBVIRT;
     return '';
   }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { base64ToBytes, bytesToBase64 } from '../lib/base64';
+import { domainKey } from '../lib/connections';
 import { SEND_KEY_COMBOS } from '../lib/consoleKeys';
 import { MAX_TYPED_TEXT } from '../lib/typeText';
 import { fakeHostPerTest, settle, summary } from '../testing/fakeHost';
@@ -96,5 +97,24 @@ describe('console store', () => {
       throw { code: 'OPERATION_INVALID', message: 'serial console not open' };
     });
     await assert.rejects(consoleStore.serialWrite('g1', 'ls\n'), /serial console not open/);
+  });
+  it('sends a libvirt domain\'s console calls to its connection, and hands it that connection\'s serial output only', async () => {
+    const consoleStore = useConsoleStore();
+    const uri = 'qemu+ssh://root@server/system';
+    const key = domainKey(uri, 'g1');
+    fixture.host.answer('domain.serialOpen', () => ({ backlog: btoa('remote boot') }));
+    fixture.host.answer('domain.sendKey', () => ({}));
+    assert.equal(new TextDecoder().decode(await consoleStore.serialOpen(key)), 'remote boot');
+    await consoleStore.sendKey(key, CTRL_ALT_DEL);
+    assert.deepEqual(fixture.host.sent('domain.serialOpen'), [{ domain: 'g1' }]);
+    assert.deepEqual([fixture.host.sentTo('domain.serialOpen'), fixture.host.sentTo('domain.sendKey')], [[uri], [uri]]);
+    const seen: string[] = [];
+    const stop = consoleStore.onSerialOutput(key, (bytes) => seen.push(new TextDecoder().decode(bytes)));
+    fixture.host.emit('domain.serial', { uuid: 'g1', data: btoa('local guest, same uuid') });
+    fixture.host.emit('domain.serial', { uuid: 'g1', data: btoa('remote line') }, uri);
+    fixture.host.emit('domain.serial', { uuid: 'g1', data: btoa('another host') }, 'qemu+tcp://other/system');
+    await settle();
+    stop();
+    assert.deepEqual(seen, ['remote line']);
   });
 });

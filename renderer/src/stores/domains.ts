@@ -145,6 +145,7 @@ export const useDomainsStore = defineStore('domains', () => {
       const fresh: Record<string, DomainSummary> = {};
       for (const d of domains) fresh[d.uuid] = d;
       remote.value[connection] = { byUuid: fresh, loaded: true, stale: false };
+      useJobsStore().recover(domains, connection);
     } catch (err) {
       if (remoteLoads.get(connection) !== mine || connections.byUri[connection]?.state !== 'connected' || host.state !== 'connected') return;
       useToastStore().failure(`Could not list the virtual machines of ${connectionLabel(connection)}`, err);
@@ -258,7 +259,7 @@ export const useDomainsStore = defineStore('domains', () => {
       } else if (action === 'managedSave') {
         // The save runs as a job; the domain's step and then its state arrive as events.
         const { job } = await host.call('domain.managedSave', { domain: uuid }, opts);
-        useJobsStore().track(job);
+        useJobsStore().track(job, connection);
       } else {
         const method = `domain.${action}` as const;
         const { domain: updated } = await host.call(method, { domain: uuid }, opts);
@@ -279,20 +280,22 @@ export const useDomainsStore = defineStore('domains', () => {
    * the guest, becomes its disk (virt-install's --disk size=N); it goes again if the definition is
    * refused.
    */
-  async function create(spec: NewDomainSpecInput, options: { newDiskBytes?: number } = {}): Promise<Result<'domain.create'>> {
+  async function create(spec: NewDomainSpecInput, options: { newDiskBytes?: number; connection?: string } = {}): Promise<Result<'domain.create'>> {
+    // `connection`: a libvirt host, where the volume and the domain are made.
+    const opts = { connection: options.connection };
     let newVolume: string | undefined;
     try {
       if (spec.boot.kind === 'install' && options.newDiskBytes !== undefined) {
         const params = { pool: 'default', name: `${spec.name}.img`, capacityBytes: options.newDiskBytes, format: 'raw' } as const;
-        const { volume } = await host.call('volume.create', params);
+        const { volume } = await host.call('volume.create', params, opts);
         newVolume = volume.name;
         spec = { ...spec, boot: { ...spec.boot, disk: volume.path } };
       }
-      const result = await host.call('domain.create', { spec });
-      upsert(result.domain);
+      const result = await host.call('domain.create', { spec }, opts);
+      upsert(result.domain, options.connection);
       return result;
     } catch (err) {
-      if (newVolume) await host.call('volume.delete', { pool: 'default', name: newVolume }).catch(() => undefined);
+      if (newVolume) await host.call('volume.delete', { pool: 'default', name: newVolume }, opts).catch(() => undefined);
       throw err;
     }
   }

@@ -20,15 +20,15 @@ describe('jobs store', () => {
     const jobs = useJobsStore();
     fixture.host.answer('domain.managedSave', () => ({ job: job({}) }));
     assert.equal(await domains.managedSave('g1'), true);
-    assert.equal(jobs.byUuid.g1.id, 3);
+    assert.equal(jobs.byKey.g1.id, 3);
     fixture.host.emit('job.progress', { job: job({ processedBytes: 500 }) });
     await settle();
-    assert.equal(jobs.byUuid.g1.processedBytes, 500);
+    assert.equal(jobs.byKey.g1.processedBytes, 500);
     fixture.host.emit('job.completed', { job: job({ status: 'completed', elapsedMs: 2500, processedBytes: 1000 }) });
     // Progress that trails the completion does not bring the bar back.
     fixture.host.emit('job.progress', { job: job({ processedBytes: 999 }) });
     await settle();
-    assert.equal(jobs.byUuid.g1, undefined);
+    assert.equal(jobs.byKey.g1, undefined);
     assert.deepEqual(
       useToastStore().toasts.map((t) => [t.kind, t.title, t.message]),
       [['success', 'Saved “guest”', 'Finished in 2.5 s. Run restores it where it left off.']],
@@ -57,6 +57,37 @@ describe('jobs store', () => {
     jobs.recover([summary({ uuid: 'g1', name: 'guest', state: 'running', reason: 'booted', step: 'saving' }), summary({ uuid: 'idle', name: 'idle' })]);
     await settle();
     assert.deepEqual(fixture.host.sent('domain.jobInfo'), [{ domain: 'g1' }]);
-    assert.equal(jobs.byUuid.g1.processedBytes, 10);
+    assert.equal(jobs.byKey.g1.processedBytes, 10);
+  });
+  it("follows a libvirt connection's jobs apart from this computer's, and aborts and recovers them on it", async () => {
+    const jobs = useJobsStore();
+    const uri = 'qemu+ssh://server/system';
+    const key = `${uri} g1`;
+    fixture.host.emit('job.progress', { job: job({ processedBytes: 200 }) }, uri);
+    await settle();
+    assert.equal(jobs.byKey.g1, undefined);
+    assert.equal(jobs.byKey[key].processedBytes, 200);
+    const aborting = jobs.abort(key);
+    await settle();
+    assert.equal(jobs.aborting[key], true);
+    assert.deepEqual(fixture.host.sent('domain.jobAbort'), [{ domain: 'g1' }]);
+    assert.deepEqual(fixture.host.sentTo('domain.jobAbort'), [uri]);
+    fixture.host.replyTo('domain.jobAbort', { job: job({}) });
+    await aborting;
+    // Each connection numbers its jobs: this computer's job 3 ending is not the connection's.
+    fixture.host.emit('job.completed', { job: job({ status: 'completed' }) });
+    await settle();
+    assert.equal(jobs.byKey[key].id, 3);
+    fixture.host.emit('job.completed', { job: job({ status: 'aborted' }) }, uri);
+    await settle();
+    assert.equal(jobs.byKey[key], undefined);
+    assert.equal(jobs.aborting[key], undefined);
+
+    fixture.host.answer('domain.jobInfo', ({ domain }) => ({ job: job({ id: 4, uuid: domain, processedBytes: 10 }) }));
+    jobs.recover([summary({ uuid: 'g2', name: 'far', state: 'paused', reason: 'saving' }), summary({ uuid: 'idle', name: 'idle', state: 'paused', reason: 'user' })], uri);
+    await settle();
+    assert.deepEqual(fixture.host.sent('domain.jobInfo'), [{ domain: 'g2' }]);
+    assert.deepEqual(fixture.host.sentTo('domain.jobInfo'), [uri]);
+    assert.equal(jobs.byKey[`${uri} g2`].processedBytes, 10);
   });
 });

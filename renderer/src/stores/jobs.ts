@@ -1,8 +1,11 @@
 // Long operations (save, restore, managed save…) per domain, kept live from job.progress and
-// job.completed. libvirt runs at most one job per domain, so they are keyed by domain UUID.
+// job.completed, of this computer and of the libvirt connections. libvirt runs at most one job per
+// domain, so they are keyed by domain (its DomainKey: the UUID, with the connection's URI for a
+// libvirt connection's).
 import { defineStore } from 'pinia';
 import { ref } from 'vue';
 import type { DomainSummary, JobInfo } from '@shared/api';
+import { domainKey, parseDomainKey, type DomainKey } from '../lib/connections';
 import { hostConnection } from './api';
 import { useToastStore } from './toasts';
 
@@ -13,6 +16,11 @@ const OPERATION_WORDS: Record<JobInfo['operation'], { running: string; verb: str
   restore: { running: 'Restoring', verb: 'restore', done: 'Restored' },
   dump: { running: 'Dumping', verb: 'dump', done: 'Dumped' },
   migrate: { running: 'Migrating', verb: 'migrate', done: 'Migrated' },
+  upload: { running: 'Uploading', verb: 'upload', done: 'Uploaded' },
+  start: { running: 'Starting', verb: 'start', done: 'Started' },
+  snapshot: { running: 'Taking a snapshot', verb: 'take a snapshot', done: 'Snapshot taken' },
+  backup: { running: 'Backing up', verb: 'back up', done: 'Backed up' },
+  unknown: { running: 'Working', verb: 'finish the job', done: 'Done' },
 };
 
 export function jobRunningLabel(job: JobInfo): string {
@@ -22,28 +30,35 @@ export function jobRunningLabel(job: JobInfo): string {
 /** Job ids remembered as finished, so a progress event that trails its completion is ignored. */
 const FINISHED_MEMORY = 64;
 
-/** The steps during which a domain has a job whose progress this window may have missed. */
+/**
+ * The states during which a domain has a job whose progress this window may have missed: the
+ * host's own steps, and libvirt's paused/saving (libvirt's domains have no steps).
+ */
 function hasJobStep(domain: DomainSummary): boolean {
-  return domain.step === 'saving' || domain.step === 'restoring';
+  return domain.step === 'saving' || domain.step === 'restoring' || (domain.state === 'paused' && domain.reason === 'saving');
 }
 
 export const useJobsStore = defineStore('jobs', () => {
   const host = hostConnection();
-  const byUuid = ref<Record<string, JobInfo>>({});
+  const byKey = ref<Record<DomainKey, JobInfo>>({});
   /** Domains whose job this window asked to abort and that have not finished yet. */
-  const aborting = ref<Record<string, true>>({});
-  const finished: number[] = [];
+  const aborting = ref<Record<DomainKey, true>>({});
+  /** Finished jobs as "connection id": each connection numbers its jobs on its own. */
+  const finished: string[] = [];
+  const finishedId = (job: JobInfo, connection?: string): string => `${connection ?? ''} ${job.id}`;
 
-  function track(job: JobInfo): void {
-    if (job.status !== 'running' || finished.includes(job.id)) return;
-    byUuid.value[job.uuid] = job;
+  /** `connection`: the libvirt connection the job runs on; absent: this computer. */
+  function track(job: JobInfo, connection?: string): void {
+    if (job.status !== 'running' || finished.includes(finishedId(job, connection))) return;
+    byKey.value[domainKey(connection, job.uuid)] = job;
   }
 
-  function complete(job: JobInfo): void {
-    finished.push(job.id);
+  function complete(job: JobInfo, connection?: string): void {
+    finished.push(finishedId(job, connection));
     if (finished.length > FINISHED_MEMORY) finished.shift();
-    if (byUuid.value[job.uuid]?.id === job.id) delete byUuid.value[job.uuid];
-    delete aborting.value[job.uuid];
+    const key = domainKey(connection, job.uuid);
+    if (byKey.value[key]?.id === job.id) delete byKey.value[key];
+    delete aborting.value[key];
     announce(job);
   }
 
@@ -62,15 +77,16 @@ export const useJobsStore = defineStore('jobs', () => {
     }
   }
 
-  async function abort(uuid: string): Promise<void> {
-    const job = byUuid.value[uuid];
-    if (!job || aborting.value[uuid]) return;
-    aborting.value[uuid] = true;
+  async function abort(key: DomainKey): Promise<void> {
+    const job = byKey.value[key];
+    if (!job || aborting.value[key]) return;
+    aborting.value[key] = true;
+    const { connection, uuid } = parseDomainKey(key);
     try {
       // The outcome arrives as job.completed (status 'aborted', or 'completed' if it won the race).
-      await host.call('domain.jobAbort', { domain: uuid });
+      await host.call('domain.jobAbort', { domain: uuid }, { connection });
     } catch (err) {
-      delete aborting.value[uuid];
+      delete aborting.value[key];
       useToastStore().failure(`Could not cancel the job of “${job.domain}”`, err);
     }
   }
@@ -79,11 +95,11 @@ export const useJobsStore = defineStore('jobs', () => {
    * Called with each fresh domain list: a job that was already running when this connection
    * opened shows no progress until asked about, so ask for the domains that are mid-save/restore.
    */
-  function recover(list: readonly DomainSummary[]): void {
+  function recover(list: readonly DomainSummary[], connection?: string): void {
     for (const domain of list) {
-      if (!hasJobStep(domain) || byUuid.value[domain.uuid]) continue;
-      host.call('domain.jobInfo', { domain: domain.uuid }).then(
-        ({ job }) => job && track(job),
+      if (!hasJobStep(domain) || byKey.value[domainKey(connection, domain.uuid)]) continue;
+      host.call('domain.jobInfo', { domain: domain.uuid }, { connection }).then(
+        ({ job }) => job && track(job, connection),
         // The job may have ended in between; its progress bar simply does not appear.
         () => undefined,
       );
@@ -92,14 +108,16 @@ export const useJobsStore = defineStore('jobs', () => {
 
   host.on('job.progress', ({ job }) => track(job));
   host.on('job.completed', ({ job }) => complete(job));
+  host.onRemote('job.progress', ({ job }, connection) => track(job, connection));
+  host.onRemote('job.completed', ({ job }, connection) => complete(job, connection));
   host.onState((state) => {
     if (state !== 'connected') return;
     // Progress from the previous connection is stale; running jobs are found again by recover().
     // A restarted host also numbers its jobs afresh.
-    byUuid.value = {};
+    byKey.value = {};
     aborting.value = {};
     finished.length = 0;
   });
 
-  return { byUuid, aborting, track, abort, recover };
+  return { byKey, aborting, track, abort, recover };
 });

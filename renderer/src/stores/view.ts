@@ -1,6 +1,6 @@
 // Which screen is showing and what is selected. The console is a route in the address hash
-// (#/console/<uuid>) so reloading the page or going back behaves as a person expects. A console in
-// its own window is the same app on #/console/<uuid>/window: that page shows only the console.
+// (#/console/<domain key>) so reloading the page or going back behaves as a person expects. A console in
+// its own window is the same app on #/console/<domain key>/window: that page shows only the console.
 import { defineStore } from 'pinia';
 import { computed, ref } from 'vue';
 import type { DomainKey } from '../lib/connections';
@@ -79,13 +79,13 @@ export const useViewStore = defineStore('view', () => {
     });
   }
 
-  /** The console is this computer's: its domains' keys are their UUIDs. */
-  function openConsole(uuid: string): void {
+  /** The console of a domain of this computer or of a libvirt connection, by its key. */
+  function openConsole(key: DomainKey): void {
     leaveDetails(() => {
-      selectedKey.value = uuid;
+      selectedKey.value = key;
       selectedConnection.value = null;
-      consoleUuid.value = uuid;
-      location.hash = `#/console/${encodeURIComponent(uuid)}`;
+      consoleUuid.value = key;
+      location.hash = `#/console/${encodeURIComponent(key)}`;
     });
   }
 

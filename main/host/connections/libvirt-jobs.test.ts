@@ -1,0 +1,162 @@
+// Save, restore, managed save and jobs on a real libvirtd (private, per run) through a Domus
+// connection: the same answers and job events as the host's own engines give, libvirt's errors,
+// and domjobabort of a save in progress. One guest, booted once, goes through every step.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { JobInfo } from '../../../shared/api.js';
+import { SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, runCli, until } from '../../testing/harness.js';
+
+const NAME = `jobs-${process.pid}`;
+const spec = { name: NAME, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv' as const, kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } };
+
+describe('save, restore, managed save and jobs on a libvirt connection', { skip: engineSkip('libvirt'), timeout: 600_000 }, () => {
+  let t: TestHost;
+  let uri: string;
+  const jobEvents: { name: 'job.progress' | 'job.completed'; job: JobInfo; connection?: string }[] = [];
+  const eventsOf = (id: number) => jobEvents.filter((e) => e.job.id === id);
+
+  const state = async () => {
+    const d = await t.client.call('domain.info', { domain: NAME });
+    return { state: d.state, reason: d.reason, cpuTimeMs: d.cpuTimeMs, managedSave: d.managedSave };
+  };
+  /** The guest runs: its CPU time advances. */
+  const assertAlive = async () => {
+    const before = (await state()).cpuTimeMs;
+    await until(async () => (await state()).cpuTimeMs > before + 200, 20_000, 'the guest to use CPU time');
+  };
+  const cli = (...args: string[]) => runCli(t.home, ['-c', uri, ...args]);
+
+  before(async () => {
+    t = await TestHost.start('libvirt');
+    uri = t.libvirtd!.uri;
+    for (const name of ['job.progress', 'job.completed'] as const) t.client.on(name, ({ job }, connection) => jobEvents.push({ name, job, connection }));
+    await createOn(t.client, spec, 'libvirt');
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  test("bad input gets libvirt's error: save of a shut-off domain, restore of a missing file", async () => {
+    const file = path.join(t.libvirtd!.dir, 'never.save');
+    await assert.rejects(t.client.call('domain.save', { domain: NAME, file }), /Requested operation is not valid: domain is not running/);
+    await assert.rejects(t.client.call('domain.managedSave', { domain: NAME }), /domain is not running/);
+    await assert.rejects(t.client.call('domain.restore', { file: path.join(t.libvirtd!.dir, 'missing.save') }), /missing\.save.*No such file or directory/);
+    await assert.rejects(t.client.call('domain.managedSaveRemove', { domain: NAME }), /has no managed save image/);
+    assert.deepEqual(jobEvents, [], 'a job that libvirt refused at once announces nothing');
+    assert.equal((await t.client.call('domain.jobInfo', { domain: NAME })).job, null);
+  });
+
+  test('domjobabort of a save in progress leaves the guest running', async () => {
+    await t.client.call('domain.start', { domain: NAME });
+    await assertAlive();
+    // QEMU writes a save as fast as the file takes it (libvirt lifts the migration bandwidth limit
+    // for saves): a FIFO read slowly is a file that takes it slowly.
+    const fifo = path.join(t.libvirtd!.dir, 'slow.save');
+    execFileSync('mkfifo', [fifo]);
+    const reader = fs.createReadStream(fifo, { highWaterMark: 16 * 1024 });
+    let read = 0;
+    let slow = true;
+    reader.on('data', (chunk) => {
+      read += chunk.length;
+      if (!slow) return;
+      reader.pause();
+      setTimeout(() => reader.resume(), 50);
+    });
+    const drained = new Promise<void>((resolve) => reader.on('close', () => resolve()));
+
+    const saving = t.client.call('domain.save', { domain: NAME, file: fifo });
+    await until(() => jobEvents.some((e) => e.name === 'job.progress' && e.job.processedBytes > 0), 30_000, 'progress of the save');
+    const { job: running } = await t.client.call('domain.jobInfo', { domain: NAME });
+    assert.ok(running, 'a job is active');
+    assert.equal(running.status, 'running');
+    assert.equal(running.operation, 'save');
+    assert.equal(running.domain, NAME);
+    assert.ok(running.totalBytes > 0);
+    const { job: aborting } = await t.client.call('domain.jobAbort', { domain: NAME });
+    assert.equal(aborting.id, running.id);
+    slow = false;
+    const r = await saving;
+    assert.equal(r.job.status, 'aborted');
+    assert.match(r.job.error ?? '', /operation aborted/);
+    await drained;
+    assert.ok(read > 0);
+    assert.equal(eventsOf(r.job.id).at(-1)?.name, 'job.completed');
+    assert.equal(eventsOf(r.job.id).at(-1)?.job.status, 'aborted');
+    assert.equal((await state()).state, 'running');
+    await assertAlive();
+    assert.equal((await t.client.call('domain.jobInfo', { domain: NAME, completed: true })).job?.status, 'aborted');
+    await assert.rejects(t.client.call('domain.jobAbort', { domain: NAME }), /no job is active/);
+    fs.rmSync(fifo);
+  });
+
+  test('save to a file on the libvirt host stops the guest (saved); restore carries on', async () => {
+    const file = path.join(t.libvirtd!.dir, 'guest.save');
+    const saved = await t.client.call('domain.save', { domain: NAME, file });
+    assert.equal(saved.job.status, 'completed');
+    assert.equal(saved.job.operation, 'save');
+    assert.ok(saved.job.totalBytes > 1 << 20, `a save of a 128 MiB guest has megabytes (${saved.job.totalBytes})`);
+    assert.ok(fs.statSync(file).size > 1 << 20);
+    const seen = eventsOf(saved.job.id);
+    assert.equal(seen[0]?.name, 'job.progress');
+    assert.equal(seen.at(-1)?.name, 'job.completed');
+    assert.equal(seen.at(-1)?.job.status, 'completed');
+    assert.ok(seen.every((e) => e.connection === uri), 'job events are tagged with the connection');
+    await until(async () => (await state()).state === 'shutoff', 10_000, 'the guest to stop');
+    assert.equal((await state()).reason, 'saved');
+    assert.match((await t.libvirtd!.virsh('domstate', NAME, '--reason')).stdout, /shut off \(saved\)/);
+    assert.equal((await t.client.call('domain.jobInfo', { domain: NAME, completed: true })).job?.status, 'completed');
+
+    const restored = await t.client.call('domain.restore', { file });
+    assert.equal(restored.domain.name, NAME);
+    assert.deepEqual([restored.domain.state, restored.domain.reason], ['running', 'restored']);
+    assert.equal(restored.job.operation, 'restore');
+    assert.equal(restored.job.status, 'completed');
+    assert.equal(eventsOf(restored.job.id).at(-1)?.name, 'job.completed');
+    await assertAlive();
+    await assert.rejects(t.client.call('domain.restore', { file }), /already active|is already running|already exists/);
+  });
+
+  test('domus -c URI save --verbose and restore --paused', async () => {
+    const file = path.join(t.libvirtd!.dir, 'cli.save');
+    // The file is the libvirt host's: a relative path would name a file in the daemon's directory.
+    const relative = await cli('save', NAME, 'cli.save');
+    assert.equal(relative.code, 1);
+    assert.match(relative.stderr, /'cli\.save' must be an absolute path on the host of qemu\+unix/);
+    const saved = await cli('save', NAME, file, '--verbose');
+    assert.equal(saved.code, 0, saved.stderr);
+    assert.match(saved.stdout, new RegExp(`Domain '${NAME}' saved to ${file}`));
+    const info = await cli('domjobinfo', NAME, '--completed');
+    assert.match(info.stdout, /^Job type:\s+Completed/m);
+    assert.match(info.stdout, /^Operation:\s+Save/m);
+    const restored = await cli('restore', file, '--paused');
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.match(restored.stdout, new RegExp(`Domain restored from ${file}`));
+    assert.equal((await state()).state, 'paused');
+    await t.client.call('domain.resume', { domain: NAME });
+    await assertAlive();
+  });
+
+  test('managed save: the list shows it, start restores it, managedSaveRemove discards it', async () => {
+    const r = await t.client.call('domain.managedSave', { domain: NAME });
+    assert.equal(r.job.status, 'completed');
+    assert.equal(r.job.operation, 'managedsave');
+    assert.equal(eventsOf(r.job.id).at(-1)?.name, 'job.completed');
+    await until(async () => (await state()).state === 'shutoff', 10_000, 'the guest to stop');
+    const listed = (await t.client.call('domain.list', { all: true })).domains.find((d) => d.name === NAME);
+    assert.equal(listed?.managedSave, true);
+    assert.equal(listed?.reason, 'saved');
+
+    const started = await t.client.call('domain.start', { domain: NAME });
+    assert.deepEqual([started.domain.state, started.domain.reason, started.domain.managedSave], ['running', 'restored', false]);
+    await assertAlive();
+
+    await t.client.call('domain.managedSave', { domain: NAME });
+    const removed = await t.client.call('domain.managedSaveRemove', { domain: NAME });
+    assert.equal(removed.domain.managedSave, false);
+    assert.match((await t.libvirtd!.virsh('dominfo', NAME)).stdout, /^Managed save:\s+no$/m);
+    await assert.rejects(t.client.call('domain.managedSaveRemove', { domain: NAME }), /has no managed save image/);
+  });
+});
