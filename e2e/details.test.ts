@@ -1,14 +1,15 @@
 // The Details window in Chromium against the web shell: pages read from and write to the
 // domain's libvirt XML (round trip through the host), Revert, the unsaved-changes question, the
 // XML tab's validation; with a running guest, the memory slider (balloon) and live graphs. On every
-// engine: the same i686 sample guest, on v86 and on QEMU.
+// engine: the same i686 sample guest, on v86 and on QEMU; the balloon and the graphs also on a
+// libvirt connection.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { APP_ROOT } from '../main/common/paths.js';
-import { ENGINES, engineSkip, guest, SAMPLE_CMDLINE, SerialWatch, TestHost, until, type LocalEngine } from '../main/testing/harness.js';
+import { CONNECTION_ENGINES, createOn, ENGINES, engineSkip, guest, SAMPLE_CMDLINE, SerialWatch, TestHost, until, type LocalEngine } from '../main/testing/harness.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
 /** A boot on a loaded 2-core machine shared by several agents can take minutes. */
@@ -356,5 +357,87 @@ for (const engine of ENGINES) describe(`Details window (${engine})`, { skip: eng
     const last = sent.filter((m) => m.method.startsWith('stats.')).at(-1);
     assert.equal(last?.method, 'stats.unwatch');
     assert.ok(sent.slice(0, mark).some((m) => m.method === 'stats.watch' && JSON.stringify(m.params).includes(uuid)));
+  });
+});
+
+/**
+ * The balloon and the graphs of a domain on a libvirt connection (a private libvirtd): the same
+ * Memory and Performance pages and the list's columns, their requests sent to that connection, the
+ * balloon checked by what libvirt reports (dommemstat, BALLOON_CHANGE, the XML) and by the page.
+ * The guest's own `free -m` on libvirt is balloon.test.ts's.
+ */
+const libvirtSkip = CONNECTION_ENGINES.includes('libvirt') ? engineSkip('libvirt') : 'libvirt is not among DOMUS_TEST_ENGINES';
+describe('Details window on a libvirt connection: balloon and graphs', { skip: libvirtSkip, timeout: 600_000 }, () => {
+  let t: TestHost;
+  let browser: Browser;
+  let page: Page;
+  let uri: string;
+  const sent: { method: string; params: unknown; connection?: string }[] = [];
+  const nav = (id: string) => page.getByTestId(`details-nav-${id}`);
+
+  before(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    t = await TestHost.start('libvirt');
+    uri = t.libvirtd!.uri;
+    await createOn(t.client, { name: 'lv-details', memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } }, 'libvirt');
+    await t.client.call('domain.start', { domain: 'lv-details' });
+    await until(async () => (await t.client.call('domain.memoryStats', { domain: 'lv-details' })).availableKiB !== undefined, BOOT_MS, "the guest's balloon statistics");
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    page.on('websocket', (ws) => {
+      if (!ws.url().endsWith('/api')) return;
+      ws.on('framesent', ({ payload }) => {
+        const msg = JSON.parse(String(payload)) as { method?: string; params?: unknown; connection?: string };
+        if (msg.method) sent.push({ method: msg.method, params: msg.params, connection: msg.connection });
+      });
+    });
+    await page.goto((await t.client.call('host.webShell', {})).url);
+    await page.getByTestId('domain-row-lv-details').click();
+    await page.getByTestId('tb-details').click();
+    await page.getByTestId('page-overview').waitFor();
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it('the list watches the running libvirt domain on its connection; the memory slider moves its balloon', async () => {
+    const uuid = (await t.client.call('domain.info', { domain: 'lv-details' })).uuid;
+    await until(() => sent.some((m) => m.method === 'stats.watch' && m.connection === uri && JSON.stringify(m.params).includes(uuid)), 10_000, 'stats.watch on the connection');
+    // The list's CPU column: the guest's CPU use from libvirt's samples.
+    await until(async () => /^\d+(\.\d+)? ?%$/.test(((await page.getByTestId('domain-cpu-lv-details').textContent()) ?? '').trim()), 10_000, 'the CPU column');
+    await nav('memory').click();
+    await page.getByTestId('memory-live').waitFor();
+    await until(async () => (await page.getByTestId('memory-actual').textContent()) === '128 MiB', 30_000, 'the actual memory to show');
+    const slider = page.getByTestId('memory-slider');
+    const box = await slider.boundingBox();
+    assert.ok(box);
+    await page.mouse.move(box.x + box.width - 4, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2, { steps: 8 });
+    await page.mouse.up();
+    const chosen = Number(await page.getByTestId('memory-current').inputValue());
+    assert.ok(chosen >= 86 && chosen <= 106, `the slider landed on ${chosen} MiB`);
+    await page.getByTestId('page-apply').click();
+    await page.getByTestId('page-applied').waitFor();
+    const setMemory = sent.filter((m) => m.method === 'domain.setMemory').at(-1);
+    assert.deepEqual(setMemory, { method: 'domain.setMemory', params: { domain: uuid, sizeKiB: chosen * 1024, live: true, config: true }, connection: uri });
+    // The balloon's actual follows (libvirt's BALLOON_CHANGE), on the page and in the list's column.
+    await until(async () => (await page.getByTestId('memory-actual').textContent()) === `${chosen} MiB`, 60_000, `actual to reach ${chosen} MiB`);
+    await page.getByTestId('memory-target').filter({ hasText: `${chosen} MiB` }).waitFor();
+    assert.ok(pageMiB(await page.getByTestId('memory-host').textContent()) > 0, "libvirt's rss of the guest shows as Host memory");
+    await until(async () => new RegExp(`${chosen} MiB`).test((await page.getByTestId('memory-indicator-lv-details').textContent()) ?? ''), 10_000, 'the list to show the new size');
+    assert.equal((await t.client.call('domain.memoryStats', { domain: 'lv-details' })).actualKiB, chosen * 1024);
+    assert.match((await t.libvirtd!.virsh('dumpxml', 'lv-details', '--inactive')).stdout, new RegExp(`<currentMemory unit='KiB'>${chosen * 1024}</currentMemory>`));
+    await page.screenshot({ path: path.join(SHOTS, 'details-libvirt-memory.png') });
+  });
+
+  it('performance graphs draw the samples of the libvirt domain', async () => {
+    await nav('performance').click();
+    for (const id of ['cpu', 'memory', 'disk', 'net']) {
+      const graph = page.getByTestId(`graph-${id}`);
+      await until(async () => Number(await graph.getAttribute('data-points')) >= 3, 30_000, `three points in the ${id} graph`);
+    }
+    await page.screenshot({ path: path.join(SHOTS, 'details-libvirt-performance.png') });
   });
 });

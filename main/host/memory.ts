@@ -128,7 +128,7 @@ export class Memory {
  * plus headroom. From the guest's own statistics: it holds `actual`, of which `MemAvailable` could be
  * given up; the rest (kernel reservations, unreclaimable use) stays.
  */
-function balloonFloorKiB(b: BalloonInfo): { kib: number; why: string } {
+export function balloonFloorKiB(b: Pick<BalloonInfo, 'actualKiB' | 'guest'>): { kib: number; why: string } {
   const available = b.guest?.availableKiB;
   const need = available === undefined ? 0 : b.actualKiB - available + BALLOON_HEADROOM_KiB;
   if (need > BALLOON_MIN_KiB) return { kib: need, why: `the guest uses ${b.actualKiB - available!} KiB now, plus ${BALLOON_HEADROOM_KiB} KiB headroom` };

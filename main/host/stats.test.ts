@@ -40,6 +40,23 @@ describe('StatsWatchers', () => {
     w.unwatch(a);
   });
 
+  it('clear() ends every watch at once (the connection sampled went away)', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    let calls = 0;
+    const w = new StatsWatchers(async () => void calls++);
+    const a = {};
+    w.watch(a, undefined, 250);
+    w.watch({}, new Set(['u1']), 500);
+    await advance(t, 300);
+    const n = calls;
+    assert.ok(n >= 2, `${n} samples while watched`);
+    w.clear();
+    assert.equal(w.watched, false);
+    assert.equal(w.wants(a, 'u1'), false);
+    await advance(t, 1000);
+    assert.equal(calls, n, 'no sampling after clear()');
+  });
+
   it('does not start a sample while the previous one still runs', async (t) => {
     t.mock.timers.enable({ apis: ['setInterval'] });
     let started = 0;

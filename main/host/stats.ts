@@ -41,6 +41,12 @@ export class StatsWatchers {
     if (this.watches.delete(owner)) this.reschedule();
   }
 
+  /** Ends every watch (the connection sampled went away). */
+  clear(): void {
+    this.watches.clear();
+    this.reschedule();
+  }
+
   /** Whether `owner` wants samples of this domain. */
   wants(owner: object, uuid: string): boolean {
     const w = this.watches.get(owner);

@@ -31,8 +31,8 @@ const SECRET_PARAMS: Partial<Record<Method, (args: Record<string, unknown>) => R
   'connection.answer': (args) => ({ ...args, ...('answer' in args ? { answer: '***' } : {}) }),
 };
 
-/** The methods a request's connection applies to. */
-const PER_CONNECTION = /^(domain|pool|volume)\./;
+/** The methods a request's connection applies to (stats.watch: that connection's sampling). */
+const PER_CONNECTION = /^(domain|pool|volume|stats)\./;
 
 /** Events of libvirt connections every client receives (with the connection's URI in the envelope). */
 const REMOTE_BROADCAST = new Set<EventName>(['domain.lifecycle', 'domain.defined', 'domain.undefined', 'domain.balloon', 'job.progress', 'job.completed']);
@@ -62,8 +62,14 @@ export class ApiSession implements ClientSession {
     // Statistics samples only go to clients that watch them (stats.watch).
     this.forward('domain.stats', (d) => this.svc.host.statsWatchers.wants(this, d.uuid));
     const remote = (uri: string, name: EventName, data: Events[EventName]): void => {
-      // A libvirt domain's serial output goes to the clients that opened it, keyed by connection and UUID.
-      const wanted = name === 'domain.serial' ? this.serialUuids.has(remoteSerialKey(uri, (data as Events['domain.serial']).uuid)) : REMOTE_BROADCAST.has(name);
+      // A libvirt domain's serial output goes to the clients that opened it, keyed by connection and UUID;
+      // its statistics to the clients that watch them there.
+      const wanted =
+        name === 'domain.serial'
+          ? this.serialUuids.has(remoteSerialKey(uri, (data as Events['domain.serial']).uuid))
+          : name === 'domain.stats'
+            ? svc.host.connections.wantsStats(uri, this, (data as Events['domain.stats']).uuid)
+            : REMOTE_BROADCAST.has(name);
       if (wanted) this.send(JSON.stringify({ type: 'event', event: name, data, connection: uri }));
     };
     svc.host.connections.on('event', remote);
@@ -119,10 +125,19 @@ export class ApiSession implements ClientSession {
 
   /**
    * A request for a libvirt connection. Opening and closing a serial console also says which client
-   * it is (the connection shares one console stream among its clients) and which UUID it is for.
+   * it is (the connection shares one console stream among its clients) and which UUID it is for; a
+   * statistics watch there is this session's, on that connection.
    */
   private async remoteCall(uri: string, method: Method, params: Record<string, unknown>): Promise<unknown> {
     const connections = this.svc.host.connections;
+    if (method === 'stats.watch') {
+      await connections.watchStats(uri, this, params.domains as string[] | undefined, params.intervalMs as number);
+      return {};
+    }
+    if (method === 'stats.unwatch') {
+      connections.unwatchStats(this, uri);
+      return {};
+    }
     if (method !== 'domain.serialOpen' && method !== 'domain.serialClose') return connections.call(uri, method, params);
     const { uuid, ...result } = (await connections.call(uri, method, { ...params, client: this.id })) as { uuid: string };
     if (method === 'domain.serialOpen') this.serialUuids.add(remoteSerialKey(uri, uuid));
@@ -186,6 +201,7 @@ export class ApiSession implements ClientSession {
   close(): void {
     this.unwatchTrace();
     this.svc.host.statsWatchers.unwatch(this);
+    this.svc.host.connections.unwatchStats(this);
     for (const u of this.unsubscribe) u();
     this.unsubscribe.length = 0;
     // Libvirt consoles this client still had open: the connection closes a stream its last client leaves.

@@ -3,7 +3,7 @@
 // keeps no copy of the far side's definitions: every answer is read from libvirtd when asked.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { DomainInfo, DomainSummary, EventName, Events, LifecycleEvent, MemoryStats, Method } from '../../../shared/api.js';
+import type { DomainInfo, DomainSummary, EventName, Events, LifecycleEvent, Method } from '../../../shared/api.js';
 import { DOMAIN_STATES, type DomainState, type StateReason } from '../../../shared/libvirt/states.js';
 import { parseDomainXml } from '../domain/xml.js';
 import { ERROR_CODES, ERROR_WORDING, type ErrorCode } from '../../../shared/errors.js';
@@ -13,7 +13,8 @@ import { UriError } from '../libvirt/uri.js';
 import type { remote_nonnull_domain } from '../libvirt/protocol/remote.js';
 import { RpcClient, type ArgsOf, type ProcName, type RetOf } from '../libvirt/rpc-client.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_SEC } from '../lifecycle.js';
-import type { RemoteConnection } from './manager.js';
+import { CpuMeter, statFields, STATS_BALLOON, STATS_CPU_TOTAL, STATS_NOWAIT, STATS_STATE, STATS_VCPU } from './libvirt-domstats.js';
+import type { RemoteConnection, StatsWatching } from './manager.js';
 import type { VncUpstream } from '../api/vnc-link.js';
 
 type ArgList<P extends ProcName> = ArgsOf<P> extends void ? [] : [args: ArgsOf<P>];
@@ -46,22 +47,28 @@ const XML_SECURE = 1;
 const XML_INACTIVE = 2;
 /** virDomainUndefineFlagsValues: a managed save and snapshot metadata go with the definition, as virt-manager deletes them. */
 const UNDEFINE_MANAGED_SAVE = 1;
-/** virDomainModificationImpact. */
-const AFFECT_LIVE = 1;
-const AFFECT_CONFIG = 2;
 /** virDomainShutdownFlagValues. */
 const SHUTDOWN_FLAGS: Record<string, number> = { acpi: 1, agent: 2, initctl: 4, signal: 8, paravirt: 16 };
 /** virDomainEventID. */
 const EVENT_ID_LIFECYCLE = 0;
-/** virDomainMemoryStatTags. */
-const MEMORY_TAGS = ['swap_in', 'swap_out', 'major_fault', 'minor_fault', 'unused', 'available', 'actual_balloon', 'rss', 'usable', 'last_update', 'disk_caches'] as const;
+/** virConnectListAllDomainsFlags: the sets a list needs besides the statistics. */
+const LIST_PERSISTENT = 4;
+const LIST_MANAGEDSAVE = 256;
+const LIST_AUTOSTART = 1024;
+/** What a list reads of every domain, in one virConnectGetAllDomainStats call. */
+const LIST_STATS = STATS_STATE | STATS_CPU_TOTAL | STATS_BALLOON | STATS_VCPU;
 
 export class LibvirtConnection extends EventEmitter implements RemoteConnection {
+  /** Statistics sampling for the clients that watch (stats.watch on this connection). */
+  stats?: StatsWatching;
   private rpc?: RpcClient;
   /** Shutdowns that force the guest off when it has not stopped in time, by domain UUID. */
   private readonly forceTimers = new Map<string, NodeJS.Timeout>();
 
   private readonly methods: LibvirtMethods = {};
+  private readonly openHooks: ((rpc: RpcClient) => Promise<void>)[] = [];
+  /** CPU use of the domains, from CPU time between readings (lists, summaries, samples). */
+  readonly cpu = new CpuMeter();
   /** Opens a domain's VNC display for the host's own viewers (set by the console part, libvirt-console.ts). */
   openVnc?: (ref: string) => Promise<VncUpstream>;
 
@@ -75,6 +82,11 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
   /** Adds the methods a part of the mapping serves (see LibvirtMethods). */
   serve(methods: LibvirtMethods): void {
     Object.assign(this.methods, methods);
+  }
+
+  /** Runs `hook` on every open of the connection before open() resolves (a part's event callbacks). */
+  onOpen(hook: (rpc: RpcClient) => Promise<void>): void {
+    this.openHooks.push(hook);
   }
 
   /** Opens the connection; why it could not is a host error in libvirt's words (never an internal error). */
@@ -96,6 +108,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
       const version = Number((await rpc.call('REMOTE_PROC_CONNECT_GET_VERSION')).hv_ver);
       rpc.onMessage('REMOTE_PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE', (msg) => void this.lifecycle(msg.msg).catch(() => undefined));
       await rpc.call('REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY', { eventID: EVENT_ID_LIFECYCLE, dom: null });
+      for (const hook of this.openHooks) await hook(rpc);
       rpc.onClose((err) => {
         if (this.rpc !== rpc) return;
         this.rpc = undefined;
@@ -114,6 +127,8 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     this.forceTimers.clear();
     const rpc = this.rpc;
     this.rpc = undefined;
+    // Its parts stop what they run on it (samplers) as when it drops.
+    if (rpc) this.emit('closed', 'closed');
     await rpc?.close();
   }
 
@@ -154,12 +169,6 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
         return this.shutdown(p.domain!, p as { modes?: string[]; force?: boolean; timeoutSec?: number });
       case 'domain.setAutostart':
         return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_SET_AUTOSTART', { dom, autostart: p.enabled ? 1 : 0 }));
-      case 'domain.setMemory': {
-        const flags = (p.live ? AFFECT_LIVE : 0) | (p.config ? AFFECT_CONFIG : 0);
-        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_SET_MEMORY_FLAGS', { dom, memory: BigInt(p.sizeKiB as number), flags }));
-      }
-      case 'domain.memoryStats':
-        return this.memoryStats(p.domain!);
       default: {
         const served = this.methods[method];
         // As libvirt answers for a function its driver lacks.
@@ -236,10 +245,39 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     return { domain: await this.summary(dom) };
   }
 
+  /**
+   * Every domain in a constant number of calls, however many there are: state, memory, vCPUs and
+   * CPU time from one virConnectGetAllDomainStats, persistence, autostart and managed save as three
+   * filtered lists.
+   */
   private async list(): Promise<DomainSummary[]> {
-    const domains = (await this.rpcCall('REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS', { need_results: 1, flags: 0 })).domains as NonnullDomain[];
-    const summaries = await Promise.all(domains.map((d) => this.summary(d).catch(() => undefined)));
-    return summaries.filter((s): s is DomainSummary => s !== undefined).sort((a, b) => (a.id ?? Infinity) - (b.id ?? Infinity) || a.name.localeCompare(b.name));
+    const having = async (flags: number): Promise<Set<string>> => {
+      const { domains } = await this.rpcCall('REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS', { need_results: 1, flags });
+      return new Set((domains as NonnullDomain[]).map((d) => uuidText(d.uuid)));
+    };
+    const [{ retStats }, persistent, autostart, managedSave] = await Promise.all([
+      this.rpcCall('REMOTE_PROC_CONNECT_GET_ALL_DOMAIN_STATS', { doms: [], stats: LIST_STATS, flags: STATS_NOWAIT }),
+      having(LIST_PERSISTENT),
+      having(LIST_AUTOSTART),
+      having(LIST_MANAGEDSAVE),
+    ]);
+    const summaries = retStats.map(({ dom, params }) => {
+      const f = statFields(params);
+      const n = (key: string): number => Number(f.get(key) ?? 0);
+      const uuid = uuidText(dom.uuid);
+      return this.summaryOf(dom, {
+        state: n('state.state'),
+        reason: n('state.reason'),
+        maxKiB: n('balloon.maximum'),
+        currentKiB: n('balloon.current'),
+        vcpus: n('vcpu.current'),
+        cpuTimeMs: f.has('cpu.time') ? n('cpu.time') / 1e6 : undefined,
+        persistent: persistent.has(uuid),
+        autostart: autostart.has(uuid),
+        managedSave: managedSave.has(uuid),
+      });
+    });
+    return summaries.sort((a, b) => (a.id ?? Infinity) - (b.id ?? Infinity) || a.name.localeCompare(b.name));
   }
 
   /** A domain's summary, read afresh: state and reason, info, persistence, autostart, managed save. */
@@ -251,23 +289,42 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
       this.rpcCall('REMOTE_PROC_DOMAIN_GET_AUTOSTART', { dom }),
       this.rpcCall('REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE', { dom, flags: 0 }),
     ]);
-    const stateName = DOMAIN_STATES[state.state as number] ?? 'nostate';
+    return this.summaryOf(dom, {
+      state: state.state as number,
+      reason: state.reason as number,
+      maxKiB: Number(info.maxMem),
+      currentKiB: Number(info.memory),
+      vcpus: Number(info.nrVirtCpu),
+      cpuTimeMs: Number(info.cpuTime) / 1e6,
+      persistent: Boolean(persistent.persistent),
+      autostart: Boolean(autostart.autostart),
+      managedSave: Boolean(managedSave.result),
+    });
+  }
+
+  private summaryOf(
+    dom: NonnullDomain,
+    r: { state: number; reason: number; maxKiB: number; currentKiB: number; vcpus: number; cpuTimeMs?: number; persistent: boolean; autostart: boolean; managedSave: boolean },
+  ): DomainSummary {
+    const stateName = DOMAIN_STATES[r.state] ?? 'nostate';
+    const uuid = uuidText(dom.uuid);
+    const active = stateName === 'running' || stateName === 'paused';
     return {
-      uuid: uuidText(dom.uuid),
+      uuid,
       name: dom.name,
       id: dom.id >= 0 ? dom.id : undefined,
       state: stateName,
-      reason: REASONS[stateName]?.[state.reason as number] ?? 'unknown',
+      reason: REASONS[stateName]?.[r.reason] ?? 'unknown',
       step: null,
-      persistent: Boolean(persistent.persistent),
+      persistent: r.persistent,
       engine: this.uri,
-      memoryKiB: Number(info.maxMem),
-      currentMemoryKiB: Number(info.memory),
-      vcpus: Number(info.nrVirtCpu),
-      cpuPercent: 0,
-      autostart: Boolean(autostart.autostart),
+      memoryKiB: r.maxKiB,
+      currentMemoryKiB: r.currentKiB,
+      vcpus: r.vcpus,
+      cpuPercent: active && r.cpuTimeMs !== undefined ? this.cpu.percent(uuid, dom.id, r.cpuTimeMs, r.vcpus) : 0,
+      autostart: r.autostart,
       onHostStop: 'keep',
-      managedSave: Boolean(managedSave.result),
+      managedSave: r.managedSave,
       generation: 0,
     };
   }
@@ -288,27 +345,6 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
       cpuTimeMs: Number(info.cpuTime) / 1e6,
       config: { ...config, graphics: config.graphics.map((g) => (g.passwd ? { ...g, passwd: '********' } : g)) },
       warnings: [],
-    };
-  }
-
-  private async memoryStats(ref: string): Promise<MemoryStats> {
-    const dom = await this.lookup(ref);
-    const [info, raw] = await Promise.all([this.rpcCall('REMOTE_PROC_DOMAIN_GET_INFO', { dom }), this.rpcCall('REMOTE_PROC_DOMAIN_MEMORY_STATS', { dom, maxStats: 16, flags: 0 })]);
-    const stat = new Map<string, number>();
-    for (const { tag, val } of raw.stats as { tag: number; val: bigint }[]) stat.set(MEMORY_TAGS[tag] ?? `tag${tag}`, Number(val));
-    const actual = stat.get('actual_balloon') ?? Number(info.memory);
-    return {
-      maxKiB: Number(info.maxMem),
-      targetKiB: Number(info.memory),
-      actualKiB: actual,
-      availableKiB: stat.get('available'),
-      unusedKiB: stat.get('unused'),
-      usableKiB: stat.get('usable'),
-      diskCachesKiB: stat.get('disk_caches'),
-      rssKiB: stat.get('rss'),
-      balloon: stat.has('actual_balloon') ? 'ok' : 'absent',
-      hostReclaims: true,
-      lastUpdate: stat.has('last_update') ? stat.get('last_update')! * 1000 : undefined,
     };
   }
 

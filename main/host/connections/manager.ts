@@ -22,11 +22,21 @@ export interface RemoteConnection {
   close(): Promise<void>;
   /** Serves one API request on this connection; a method it lacks is refused with NO_SUPPORT. */
   call(method: Method, params: unknown): Promise<unknown>;
+  readonly stats?: StatsWatching;
   /** The far side's events, as Domus events; `closed` when the connection drops by itself. */
   on(event: 'event', listener: (name: EventName, data: Events[EventName]) => void): this;
   on(event: 'closed', listener: (reason: string) => void): this;
   /** Opens a domain's VNC display for one of the host's own viewers, where the connection can. */
   openVnc?(ref: string): Promise<VncUpstream>;
+}
+
+/** A connection's statistics sampling, per client (stats.watch with a connection). */
+export interface StatsWatching {
+  /** Samples `domains` (references; undefined: every running domain) for `owner` at the interval, replacing its earlier watch. */
+  watch(owner: object, domains: string[] | undefined, intervalMs: number): Promise<void>;
+  unwatch(owner: object): void;
+  /** Whether `owner` wants this domain's samples. */
+  wants(owner: object, uuid: string): boolean;
 }
 
 export type ConnectionFactory = (uri: string) => RemoteConnection;
@@ -166,6 +176,22 @@ export class ConnectionManager extends EventEmitter<ManagerEvents> {
       throw operationInvalid(`connection ${uri} is ${entry.state.state}${entry.state.error ? `: ${entry.state.error}` : ''}`);
     }
     return entry.conn;
+  }
+
+  /** stats.watch for a client on a connected libvirt connection. */
+  async watchStats(uri: string, owner: object, domains: string[] | undefined, intervalMs: number): Promise<void> {
+    const conn = this.connected(uri);
+    if (!conn.stats) throw new HostError('NO_SUPPORT', `stats.watch on ${uri}`);
+    await conn.stats.watch(owner, domains, intervalMs);
+  }
+
+  /** Ends a client's statistics watch on one connection, or on all (the client left). */
+  unwatchStats(owner: object, uri?: string): void {
+    for (const [u, entry] of this.entries) if (uri === undefined || u === uri) entry.conn?.stats?.unwatch(owner);
+  }
+
+  wantsStats(uri: string, owner: object, uuid: string): boolean {
+    return this.entries.get(uri)?.conn?.stats?.wants(owner, uuid) ?? false;
   }
 
   async closeAll(): Promise<void> {

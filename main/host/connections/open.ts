@@ -1,6 +1,7 @@
 // A libvirt connection with every part of the API mapping it serves (see LibvirtMethods).
 import { jobMethods } from './libvirt-jobs.js';
 import { LibvirtConnection, openLibvirtRpc, type RpcOpener } from './libvirt.js';
+import { LibvirtStats } from './libvirt-stats.js';
 import { consoleMethods } from './libvirt-console.js';
 import { createMethods } from './libvirt-create.js';
 import { LibvirtStorage, storageMethods } from './libvirt-storage.js';
@@ -12,5 +13,8 @@ export function libvirtConnection(uri: string, opener: RpcOpener = openLibvirtRp
   const storage = new LibvirtStorage(conn);
   conn.serve(storageMethods(conn, storage));
   conn.serve(createMethods(conn, storage));
+  const stats = new LibvirtStats(conn);
+  conn.serve(stats.methods());
+  conn.stats = stats;
   return conn;
 }

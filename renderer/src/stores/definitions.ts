@@ -48,14 +48,15 @@ export const useDefinitionsStore = defineStore('definitions', () => {
     domains.upsert(domain);
   }
 
-  async function setMemory(params: Params<'domain.setMemory'>): Promise<void> {
-    const { domain } = await host.call('domain.setMemory', params);
-    domains.upsert(domain);
+  /** virsh setmem on the domain's connection (`connection`; absent: this computer). */
+  async function setMemory(params: Params<'domain.setMemory'>, connection?: string): Promise<void> {
+    const { domain } = await host.call('domain.setMemory', params, { connection });
+    domains.upsert(domain, connection);
   }
 
-  async function setMaxMemory(params: Params<'domain.setMaxMemory'>): Promise<void> {
-    const { domain } = await host.call('domain.setMaxMemory', params);
-    domains.upsert(domain);
+  async function setMaxMemory(params: Params<'domain.setMaxMemory'>, connection?: string): Promise<void> {
+    const { domain } = await host.call('domain.setMaxMemory', params, { connection });
+    domains.upsert(domain, connection);
   }
 
   /** virsh desc: title and description, live and/or in the definition. */

@@ -208,12 +208,16 @@ export const useDomainsStore = defineStore('domains', () => {
   host.onRemote('domain.undefined', ({ uuid }, connection) => {
     if (live(connection)) remove(domainKey(connection, uuid));
   });
-  host.on('domain.stats', ({ uuid, cpuPercent }) => {
-    const domain = byUuid.value[uuid];
+  function cpuSample(key: DomainKey, cpuPercent: number): void {
+    const domain = get(key);
     if (!domain) return;
     domain.cpuPercent = cpuPercent;
-    const history = cpuHistory.value[uuid] ?? [];
-    cpuHistory.value[uuid] = [...history.slice(-(CPU_HISTORY_LENGTH - 1)), cpuPercent];
+    const history = cpuHistory.value[key] ?? [];
+    cpuHistory.value[key] = [...history.slice(-(CPU_HISTORY_LENGTH - 1)), cpuPercent];
+  }
+  host.on('domain.stats', ({ uuid, cpuPercent }) => cpuSample(uuid, cpuPercent));
+  host.onRemote('domain.stats', ({ uuid, cpuPercent }, connection) => {
+    if (live(connection)) cpuSample(domainKey(connection, uuid), cpuPercent);
   });
   // Statistics are watched by what shows them (stores/stats.ts), not for every domain always.
   host.onState((state) => {

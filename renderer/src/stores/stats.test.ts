@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
-import type { DomainStatsSample, MemoryStats } from '@shared/api';
+import type { ConnectionState, DomainStatsSample, MemoryStats } from '@shared/api';
 import { connectFakeHost, settle, summary, type FakeHostTransport } from '../testing/fakeHost';
 import { useStatsStore } from './stats';
 
@@ -61,5 +61,41 @@ describe('stats store', () => {
     assert.equal(stats.balloonKiB.g1, 131_072);
     assert.deepEqual(await stats.memoryStats('g1'), MEMORY);
     assert.equal(stats.balloonKiB.g1, undefined);
+  });
+
+  it("watches a libvirt connection's domains on that connection, keeps their samples by domain key, and watches again when it reopens", async () => {
+    const uri = 'qemu+ssh://admin@far/system';
+    const open: ConnectionState = { uri, kind: 'libvirt', state: 'connected', autoconnect: true };
+    host = await connectFakeHost([], { connections: [open] });
+    host.answer('stats.watch', () => ({}));
+    host.answer('stats.unwatch', () => ({}));
+    const stats = useStatsStore();
+    await flush();
+    const stop = stats.watch(['l1', `${uri} r1`, `${uri} r2`]);
+    await flush();
+    assert.deepEqual(host.sent('stats.watch'), [
+      { domains: ['l1'], intervalMs: 1000 },
+      { domains: ['r1', 'r2'], intervalMs: 1000 },
+    ]);
+    assert.deepEqual(host.sentTo('stats.watch'), [undefined, uri]);
+
+    host.emit('domain.stats', { uuid: 'r1', cpuPercent: 7, rssBytes: 0, sample: { at: 1000, memory: { actualKiB: 65_536 } } as DomainStatsSample }, uri);
+    host.emit('domain.balloon', { uuid: 'r2', name: 'far-guest', actualKiB: 98_304 }, uri);
+    await settle();
+    assert.deepEqual(stats.history[`${uri} r1`].map((s) => s.at), [1000]);
+    assert.equal(stats.history.r1, undefined, "a libvirt host's sample is not this computer's domain of the same UUID");
+    assert.equal(stats.balloonKiB[`${uri} r2`], 98_304);
+
+    // The connection drops and comes back: a new connection on the host, which samples nothing yet.
+    host.emit('connection.state', { connection: { ...open, state: 'failed', error: 'gone' } });
+    await flush();
+    host.emit('connection.state', { connection: open });
+    await flush();
+    assert.deepEqual(host.sentTo('stats.watch'), [undefined, uri, uri]);
+    assert.deepEqual(host.sent('stats.watch')[2], { domains: ['r1', 'r2'], intervalMs: 1000 });
+
+    stop();
+    await flush();
+    assert.deepEqual(host.sentTo('stats.unwatch').sort(), [undefined, uri].sort());
   });
 });

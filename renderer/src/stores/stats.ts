@@ -1,11 +1,14 @@
 // Statistics samples for the graphs and sparklines. The host samples a domain only while some
 // client watches it (stats.watch), so every view that shows statistics says what it shows through
-// `watch()` and stops with the returned function; this store sends one stats.watch with the union
-// of what is on screen, and stats.unwatch when nothing is.
+// `watch()` and stops with the returned function; this store sends one stats.watch per connection
+// with the union of what is on screen there (domain keys: this computer's and libvirt hosts'), and
+// stats.unwatch when nothing is.
 import { defineStore } from 'pinia';
 import { computed, ref, watch as vueWatch } from 'vue';
 import type { DomainStatsSample, MemoryStats } from '@shared/api';
+import { domainKey, parseDomainKey, type DomainKey } from '../lib/connections';
 import { hostConnection } from './api';
+import { useConnectionsStore } from './connections';
 
 /** Samples kept per domain: two minutes at the default one-second interval. */
 export const HISTORY_LENGTH = 120;
@@ -20,7 +23,9 @@ function storedInterval(): number {
 
 export const useStatsStore = defineStore('stats', () => {
   const host = hostConnection();
-  const history = ref<Record<string, DomainStatsSample[]>>({});
+  const connections = useConnectionsStore();
+  /** Samples per domain key. */
+  const history = ref<Record<DomainKey, DomainStatsSample[]>>({});
   /** The balloon's actual size per domain: from the latest sample or balloon event, whichever is newer. */
   const actualKiB = ref<Record<string, number>>({});
   /** The balloon's size from domain.balloon events newer than the last memoryStats answer (the Memory page). */
@@ -29,8 +34,8 @@ export const useStatsStore = defineStore('stats', () => {
   const intervalMs = ref(storedInterval());
   /** Who watches what: each caller of watch() holds one entry. */
   const watchers = ref(new Map<number, readonly string[]>());
-  /** What the host was last asked for ('' = nothing), so unchanged sets are not resent. */
-  let sent = '';
+  /** What the host was last asked for per connection ('' this computer), so unchanged sets are not resent. */
+  const sent = new Map<string, string>();
   let nextToken = 1;
   let timer: ReturnType<typeof setTimeout> | undefined;
   /** Set when the host refused stats.watch (an older host): the graphs say so. */
@@ -42,10 +47,10 @@ export const useStatsStore = defineStore('stats', () => {
     return [...set].sort();
   });
 
-  /** Starts watching `uuids` (a view on screen); call the result when it leaves the screen. */
-  function watch(uuids: readonly string[]): () => void {
+  /** Starts watching domains (their keys: a view on screen); call the result when it leaves the screen. */
+  function watch(keys: readonly DomainKey[]): () => void {
     const token = nextToken++;
-    watchers.value.set(token, [...uuids]);
+    watchers.value.set(token, [...keys]);
     return () => {
       watchers.value.delete(token);
     };
@@ -72,25 +77,48 @@ export const useStatsStore = defineStore('stats', () => {
     timer = setTimeout(() => void sync(), 0);
   }
 
+  /** The watched domains' UUIDs by connection ('' this computer). */
+  function byConnection(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const key of watched.value) {
+      const { connection = '', uuid } = parseDomainKey(key);
+      out.set(connection, [...(out.get(connection) ?? []), uuid]);
+    }
+    return out;
+  }
+
+  /** Each connection's watch as it should be now: sent where it changed, on the connections that are open. */
   async function sync(): Promise<void> {
     if (host.state !== 'connected') return;
-    const uuids = watched.value;
-    const key = uuids.length ? `${intervalMs.value}:${uuids.join(',')}` : '';
-    if (key === sent) return;
-    sent = key;
-    try {
-      if (uuids.length) await host.call('stats.watch', { domains: uuids, intervalMs: intervalMs.value });
-      else await host.call('stats.unwatch', {});
-      problem.value = '';
-    } catch (err) {
-      problem.value = err instanceof Error ? err.message : String(err);
+    const want = byConnection();
+    const open = (c: string): boolean => c === '' || connections.byUri[c]?.state === 'connected';
+    for (const c of new Set([...want.keys(), ...sent.keys()])) {
+      if (!open(c)) {
+        // A connection that is not open has no watch; the next open sends it again.
+        sent.delete(c);
+        continue;
+      }
+      const uuids = want.get(c) ?? [];
+      const key = uuids.length ? `${intervalMs.value}:${uuids.join(',')}` : '';
+      if (key === (sent.get(c) ?? '')) continue;
+      if (key) sent.set(c, key);
+      else sent.delete(c);
+      const opts = { connection: c || undefined };
+      try {
+        if (uuids.length) await host.call('stats.watch', { domains: uuids, intervalMs: intervalMs.value }, opts);
+        else await host.call('stats.unwatch', {}, opts);
+        problem.value = '';
+      } catch (err) {
+        problem.value = err instanceof Error ? err.message : String(err);
+      }
     }
   }
 
   /** virsh dommemstat: the balloon's and the guest's own view of its memory. */
-  async function memoryStats(uuid: string): Promise<MemoryStats> {
-    const answer = await host.call('domain.memoryStats', { domain: uuid });
-    delete balloonKiB.value[uuid];
+  async function memoryStats(key: DomainKey): Promise<MemoryStats> {
+    const { connection, uuid } = parseDomainKey(key);
+    const answer = await host.call('domain.memoryStats', { domain: uuid }, { connection });
+    delete balloonKiB.value[key];
     return answer;
   }
 
@@ -99,31 +127,50 @@ export const useStatsStore = defineStore('stats', () => {
     localStorage.setItem(INTERVAL_KEY, String(ms));
   }
 
-  vueWatch([watched, intervalMs], schedule);
+  // A libvirt connection that opens (again) is a new one on the host, which samples nothing yet.
+  const openConnections = computed(() =>
+    connections.list
+      .filter((c) => c.state === 'connected')
+      .map((c) => c.uri)
+      .join(' '),
+  );
+  vueWatch([watched, intervalMs, openConnections], schedule);
   host.onState((state) => {
     // A new connection is a new session on the host, which watches nothing yet.
     if (state !== 'connected') return;
-    sent = '';
+    sent.clear();
     schedule();
   });
+  host.on('connection.state', ({ connection }) => {
+    if (connection.state !== 'connected') sent.delete(connection.uri);
+  });
 
-  host.on('domain.stats', ({ uuid, sample }) => {
+  function sampled(key: DomainKey, sample: DomainStatsSample | undefined): void {
     if (!sample) return;
-    const list = history.value[uuid] ?? [];
+    const list = history.value[key] ?? [];
     // A sample from before a restart of the guest's counters would draw a spike; keep order by time.
     if (list.length && list[list.length - 1].at >= sample.at) return;
-    history.value[uuid] = [...list.slice(-(HISTORY_LENGTH - 1)), sample];
-    actualKiB.value[uuid] = sample.memory.actualKiB;
-  });
-  host.on('domain.balloon', ({ uuid, actualKiB: kib }) => {
-    actualKiB.value[uuid] = kib;
-    balloonKiB.value[uuid] = kib;
-  });
+    history.value[key] = [...list.slice(-(HISTORY_LENGTH - 1)), sample];
+    actualKiB.value[key] = sample.memory.actualKiB;
+  }
+  function ballooned(key: DomainKey, kib: number): void {
+    actualKiB.value[key] = kib;
+    balloonKiB.value[key] = kib;
+  }
+  function stopped(key: DomainKey): void {
+    delete history.value[key];
+    delete actualKiB.value[key];
+    delete balloonKiB.value[key];
+  }
+  host.on('domain.stats', ({ uuid, sample }) => sampled(uuid, sample));
+  host.onRemote('domain.stats', ({ uuid, sample }, connection) => sampled(domainKey(connection, uuid), sample));
+  host.on('domain.balloon', ({ uuid, actualKiB: kib }) => ballooned(uuid, kib));
+  host.onRemote('domain.balloon', ({ uuid, actualKiB: kib }, connection) => ballooned(domainKey(connection, uuid), kib));
   host.on('domain.lifecycle', ({ domain }) => {
-    if (domain.state !== 'shutoff') return;
-    delete history.value[domain.uuid];
-    delete actualKiB.value[domain.uuid];
-    delete balloonKiB.value[domain.uuid];
+    if (domain.state === 'shutoff') stopped(domain.uuid);
+  });
+  host.onRemote('domain.lifecycle', ({ domain }, connection) => {
+    if (domain.state === 'shutoff') stopped(domainKey(connection, domain.uuid));
   });
 
   return { history, actualKiB, balloonKiB, intervalMs, watched, problem, watch, watchReactive, memoryStats, setIntervalMs };

@@ -1,0 +1,80 @@
+// libvirt's domain statistics records (virConnectGetAllDomainStats): the groups, the flags, the
+// typed parameters by name, and CPU use from CPU time between readings. Used by the connection's
+// list and by its statistics part (libvirt-stats.ts).
+import type { remote_typed_param } from '../libvirt/protocol/remote.js';
+
+/** virDomainStatsTypes. */
+export const STATS_STATE = 1;
+export const STATS_CPU_TOTAL = 2;
+export const STATS_BALLOON = 4;
+export const STATS_VCPU = 8;
+export const STATS_INTERFACE = 16;
+export const STATS_BLOCK = 32;
+/** virConnectGetAllDomainStatsFlags: only running and paused domains. */
+export const STATS_ACTIVE = 1;
+/** Only what needs no job on the domain, so that a busy domain does not hold a list up. */
+export const STATS_NOWAIT = 1 << 29;
+
+/** One stats record's typed parameters by field name. */
+export type StatFields = Map<string, number | string>;
+
+export function statFields(params: remote_typed_param[]): StatFields {
+  const fields: StatFields = new Map();
+  for (const { field, value } of params) {
+    switch (value.type) {
+      case 1:
+        fields.set(field, value.i);
+        break;
+      case 2:
+        fields.set(field, value.ui);
+        break;
+      case 3:
+        fields.set(field, Number(value.l));
+        break;
+      case 4:
+        fields.set(field, Number(value.ul));
+        break;
+      case 5:
+        fields.set(field, value.d);
+        break;
+      case 6:
+        fields.set(field, value.b);
+        break;
+      case 7:
+        fields.set(field, value.s);
+        break;
+    }
+  }
+  return fields;
+}
+
+export const num = (f: StatFields, key: string): number | undefined => {
+  const v = f.get(key);
+  return typeof v === 'number' ? v : undefined;
+};
+export const str = (f: StatFields, key: string): string => {
+  const v = f.get(key);
+  return typeof v === 'string' ? v : '';
+};
+
+/**
+ * CPU use from CPU time between readings of one run of a domain: every reading (a list, a summary,
+ * a sample) is measured against the one before it. Not divided by the vCPUs, as the local engines
+ * report it, and capped at 100 % per vCPU (virt-manager's guest CPU, times the vCPUs).
+ */
+export class CpuMeter {
+  private readonly last = new Map<string, { id: number; at: number; cpuTimeMs: number }>();
+
+  percent(uuid: string, id: number, cpuTimeMs: number, vcpus: number, at = Date.now()): number {
+    const before = this.last.get(uuid);
+    this.last.set(uuid, { id, at, cpuTimeMs });
+    if (!before || before.id !== id || at <= before.at) return 0;
+    const pct = ((cpuTimeMs - before.cpuTimeMs) / (at - before.at)) * 100;
+    return Math.round(Math.min(Math.max(0, pct), 100 * Math.max(1, vcpus)) * 10) / 10;
+  }
+
+  forget(uuid: string): void {
+    this.last.delete(uuid);
+  }
+}
+
