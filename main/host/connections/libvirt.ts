@@ -156,7 +156,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
       case 'domain.start':
         return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_CREATE', { dom }));
       case 'domain.destroy':
-        return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_DESTROY', { dom }));
+        return this.destroy(p.domain!);
       case 'domain.suspend':
         return this.act(p.domain!, (dom) => this.rpcCall('REMOTE_PROC_DOMAIN_SUSPEND', { dom }));
       case 'domain.resume':
@@ -202,6 +202,19 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     }
     const asked = (opts.modes ?? ['acpi']).filter((m): m is 'acpi' | 'agent' => m === 'acpi' || m === 'agent');
     return { domain: await this.summary(dom), asked, forced: false };
+  }
+
+  /** virsh destroy; a transient domain is gone afterwards, and its summary is the last one, shut off. */
+  private async destroy(ref: string): Promise<{ domain: DomainSummary }> {
+    const dom = await this.lookup(ref);
+    const before = await this.summary(dom);
+    await this.rpcCall('REMOTE_PROC_DOMAIN_DESTROY', { dom });
+    try {
+      return { domain: await this.summary(dom) };
+    } catch (err) {
+      if (!(err instanceof HostError && err.code === 'NO_DOMAIN') || before.persistent) throw err;
+      return { domain: { ...before, id: undefined, state: 'shutoff', reason: 'destroyed', cpuPercent: 0 } };
+    }
   }
 
   /** A call on the open connection; libvirt's errors become the host's, with libvirt's class and words. */
@@ -367,7 +380,8 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     return (await this.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags: XML_INACTIVE | XML_SECURE })).xml as string;
   }
 
-  private async generation(dom: NonnullDomain): Promise<number> {
+  /** The definition's generation (a hash of its inactive XML), for editors' conflict checks. */
+  async generation(dom: NonnullDomain): Promise<number> {
     return generationOf(await this.inactiveXml(dom));
   }
 

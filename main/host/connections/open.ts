@@ -4,6 +4,7 @@ import { LibvirtConnection, openLibvirtRpc, type RpcOpener } from './libvirt.js'
 import { LibvirtStats } from './libvirt-stats.js';
 import { consoleMethods } from './libvirt-console.js';
 import { createMethods } from './libvirt-create.js';
+import { deviceMethods } from './libvirt-devices.js';
 import { LibvirtStorage, storageMethods } from './libvirt-storage.js';
 
 export function libvirtConnection(uri: string, opener: RpcOpener = openLibvirtRpc): LibvirtConnection {
@@ -13,6 +14,7 @@ export function libvirtConnection(uri: string, opener: RpcOpener = openLibvirtRp
   const storage = new LibvirtStorage(conn);
   conn.serve(storageMethods(conn, storage));
   conn.serve(createMethods(conn, storage));
+  conn.serve(deviceMethods(conn, storage));
   const stats = new LibvirtStats(conn);
   conn.serve(stats.methods());
   conn.stats = stats;

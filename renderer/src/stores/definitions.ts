@@ -31,21 +31,21 @@ export const useDefinitionsStore = defineStore('definitions', () => {
     domains.upsert(domain, connection);
   }
 
-  /** virsh attach-disk; answers the target device the disk got. */
-  async function attachDisk(params: Params<'domain.attachDisk'>): Promise<string> {
-    const { domain, target } = await host.call('domain.attachDisk', params);
-    domains.upsert(domain);
+  /** virsh attach-disk on the domain's connection; answers the target device the disk got. */
+  async function attachDisk(params: Params<'domain.attachDisk'>, connection?: string): Promise<string> {
+    const { domain, target } = await host.call('domain.attachDisk', params, { connection });
+    domains.upsert(domain, connection);
     return target;
   }
 
-  async function detachDisk(params: Params<'domain.detachDisk'>): Promise<void> {
-    const { domain } = await host.call('domain.detachDisk', params);
-    domains.upsert(domain);
+  async function detachDisk(params: Params<'domain.detachDisk'>, connection?: string): Promise<void> {
+    const { domain } = await host.call('domain.detachDisk', params, { connection });
+    domains.upsert(domain, connection);
   }
 
-  async function changeMedia(params: Params<'domain.changeMedia'>): Promise<void> {
-    const { domain } = await host.call('domain.changeMedia', params);
-    domains.upsert(domain);
+  async function changeMedia(params: Params<'domain.changeMedia'>, connection?: string): Promise<void> {
+    const { domain } = await host.call('domain.changeMedia', params, { connection });
+    domains.upsert(domain, connection);
   }
 
   /** virsh setmem on the domain's connection (`connection`; absent: this computer). */
@@ -60,9 +60,9 @@ export const useDefinitionsStore = defineStore('definitions', () => {
   }
 
   /** virsh desc: title and description, live and/or in the definition. */
-  async function setMetadata(params: Params<'domain.setMetadata'>): Promise<void> {
-    const { domain } = await host.call('domain.setMetadata', params);
-    domains.upsert(domain);
+  async function setMetadata(params: Params<'domain.setMetadata'>, connection?: string): Promise<void> {
+    const { domain } = await host.call('domain.setMetadata', params, { connection });
+    domains.upsert(domain, connection);
   }
 
   return { xml, define, attachDisk, detachDisk, changeMedia, setMemory, setMaxMemory, setMetadata };
