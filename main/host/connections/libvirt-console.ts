@@ -110,9 +110,20 @@ function decodePpm(data: Buffer): { width: number; height: number; rgba: Buffer 
 }
 
 /** Everything a stream sends until its end, then the stream finished (virStreamRecvAll, virStreamFinish). */
-async function readAll(stream: RpcStream): Promise<Buffer> {
+/** The most a screenshot may take: an 8K display as PPM, with room for its header. A host that sends more is cut off. */
+export const MAX_SCREENSHOT_BYTES = 7680 * 4320 * 3 + 4096;
+
+async function readAll(stream: RpcStream, max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > max) {
+      await stream.abort().catch(() => undefined);
+      throw operationFailed(`the screenshot is larger than ${max} bytes; the host sent more than any display needs`);
+    }
+    chunks.push(chunk as Buffer);
+  }
   await stream.finish();
   return Buffer.concat(chunks);
 }
@@ -182,7 +193,7 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
 
   async function screenshot(ref: string): Promise<{ png: string; width: number; height: number }> {
     const dom = await conn.lookup(ref);
-    const data = await readAll(await conn.client().openStream('REMOTE_PROC_DOMAIN_SCREENSHOT', { dom, screen: 0, flags: 0 }));
+    const data = await readAll(await conn.client().openStream('REMOTE_PROC_DOMAIN_SCREENSHOT', { dom, screen: 0, flags: 0 }), MAX_SCREENSHOT_BYTES);
     if (data.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
       return { png: data.toString('base64'), width: data.readUInt32BE(16), height: data.readUInt32BE(20) };
     }
