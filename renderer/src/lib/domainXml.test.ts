@@ -397,6 +397,37 @@ describe('disks', () => {
     assert.match(cd, /<disk type="file" device="cdrom">\n      <source file="\/srv\/x.iso"\/>\n      <target dev="hdc" bus="ide"\/>\n    <\/disk>/);
   });
 
+  test("a pool volume's source stays through other edits; a path given makes it a file disk", async () => {
+    const VOLUME_DISK = `<domain type='qemu'>
+  <name>vol</name>
+  <devices>
+    <disk type='volume' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source pool='default' volume='vol.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>`;
+    const kept = await editedText(
+      VOLUME_DISK,
+      (lib, doc) => {
+        const el = lib.findDisk(doc, 'vda')!;
+        lib.writeDisk(el, { ...lib.readDisk(el), bus: 'sata' });
+      },
+      null,
+    );
+    assert.match(kept, /<disk type="volume" device="disk">\n      <driver name="qemu" type="qcow2"\/>\n      <source pool="default" volume="vol.qcow2"\/>\n      <target dev="vda" bus="sata"\/>/);
+    const file = await editedText(
+      VOLUME_DISK,
+      (lib, doc) => {
+        const el = lib.findDisk(doc, 'vda')!;
+        lib.writeDisk(el, { ...lib.readDisk(el), source: '/var/lib/libvirt/images/other.qcow2' });
+      },
+      null,
+    );
+    assert.match(file, /<disk type="file" device="disk">\n      <driver name="qemu" type="qcow2"\/>\n      <source file="\/var\/lib\/libvirt\/images\/other.qcow2"\/>/);
+  });
+
   test('read-only goes in after <target> and before <address>; cleared, it goes', async () => {
     const lines = await edited(
       'xen-pv-pygrub',

@@ -315,16 +315,9 @@ export function findDisk(doc: XMLDocument, target: string): Element | undefined 
 export function writeDisk(el: Element, f: DiskFields): void {
   const doc = el.ownerDocument;
   el.setAttribute('device', f.device);
-  if (f.source) {
-    const source = ensureChild(el, 'source', DISK_CHILDREN);
-    // A block device keeps dev=; everything else is a file.
-    const attr = el.getAttribute('type') === 'block' ? 'dev' : 'file';
-    if (attr === 'file' && !el.getAttribute('type')) el.setAttribute('type', 'file');
-    source.setAttribute(attr, f.source);
-  } else {
-    const source = child(el, 'source');
-    if (source) removeElement(source);
-  }
+  // An unchanged source is left as written: a libvirt pool volume (<source pool= volume=>) or a
+  // network disk reads as no path here and must not lose its source.
+  if (f.source !== readDisk(el).source) writeDiskSource(el, f.source);
   const target = ensureChild(el, 'target', DISK_CHILDREN);
   target.setAttribute('dev', f.target);
   setAttr(target, 'bus', f.bus);
@@ -336,6 +329,20 @@ export function writeDisk(el: Element, f: DiskFields): void {
   const ro = child(el, 'readonly');
   if (f.readonly && !ro) insertIndented(el, doc.createElement('readonly'), successor(el, 'readonly', DISK_CHILDREN));
   if (!f.readonly && ro) removeElement(ro);
+}
+
+function writeDiskSource(el: Element, path: string): void {
+  const old = child(el, 'source');
+  if (!path) {
+    if (old) removeElement(old);
+    return;
+  }
+  // A block device keeps dev=; everything else becomes a file, whatever kind of source it had.
+  const block = el.getAttribute('type') === 'block';
+  if (!block) el.setAttribute('type', 'file');
+  const source = ensureChild(el, 'source', DISK_CHILDREN);
+  if (old && !block) for (const name of [...source.getAttributeNames()]) if (name !== 'startupPolicy') source.removeAttribute(name);
+  source.setAttribute(block ? 'dev' : 'file', path);
 }
 
 // ---- Network interfaces ----
