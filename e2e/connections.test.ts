@@ -267,6 +267,43 @@ describe('a real libvirt host in Chromium', { timeout: 300_000, skip: libvirtdSk
     await daemon.virsh('destroy', 'wizard-on-libvirt');
   });
 
+  it("edits a shut-off libvirt domain in Details: vCPUs, a pool volume as CD medium, a new disk volume", async () => {
+    // The pool holds the medium; listing it first makes the default pool on a fresh libvirtd.
+    await t.client.call('volume.list', { pool: 'default' }, { connection: daemon.uri });
+    assert.equal((await daemon.virsh('vol-create-as', 'default', 'media.iso', '1M', '--format', 'raw')).code, 0);
+    const medium = '/var/lib/libvirt/images/media.iso';
+    await byId('domain-row-before').click();
+    await byId('tb-details').click();
+    await byId('page-overview').waitFor();
+
+    await byId('details-nav-cpu').click();
+    await byId('cpu-count').fill('2');
+    await byId('page-apply').click();
+    await byId('page-applied').waitFor({ timeout: 10_000 });
+    assert.match((await daemon.virsh('dumpxml', '--inactive', 'before')).stdout, /<vcpu placement='static'>2<\/vcpu>/);
+
+    // An empty CD-ROM drive, then a volume of the pool as its medium.
+    await byId('details-add-hardware').click();
+    await byId('add-kind-cdrom').check();
+    await byId('add-finish').click();
+    await byId('page-disk-hdc').waitFor({ timeout: 10_000 });
+    await byId('disk-media-volume').locator(`option[value="${medium}"]`).waitFor({ state: 'attached' });
+    await byId('disk-media-volume').selectOption(medium);
+    await byId('disk-insert').click();
+    await byId('disk-medium').filter({ hasText: medium }).waitFor({ timeout: 10_000 });
+    assert.match((await daemon.virsh('domblklist', '--inactive', 'before')).stdout, new RegExp(`^\\s*hdc\\s+${medium}$`, 'm'));
+
+    // A new disk: a volume made in the pool, named after the guest.
+    await byId('details-add-hardware').click();
+    await byId('add-new-volume').check();
+    await byId('add-size').fill('1');
+    await byId('add-finish').click();
+    await byId('page-disk-vda').waitFor({ timeout: 10_000 });
+    assert.match((await daemon.virsh('domblklist', '--inactive', 'before')).stdout, /^\s*vda\s+\/var\/lib\/libvirt\/images\/before\.qcow2$/m);
+    assert.match((await daemon.virsh('vol-info', '--pool', 'default', 'before.qcow2')).stdout, /^Capacity:\s+1\.00 GiB$/m);
+    await byId('details-close').click();
+  });
+
   it('shows a libvirt host that goes away: the connection fails and its domains are greyed', async () => {
     // The libvirt host goes away: the connection says so and its domains are greyed.
     await daemon.stop();
