@@ -299,6 +299,7 @@ describe('a real libvirt host in Chromium', { timeout: 300_000, skip: libvirtdSk
     await byId('add-size').fill('1');
     await byId('add-finish').click();
     await byId('page-disk-vda').waitFor({ timeout: 10_000 });
+    assert.equal(await byId('disk-source').inputValue(), '/var/lib/libvirt/images/before.qcow2');
     assert.match((await daemon.virsh('domblklist', '--inactive', 'before')).stdout, /^\s*vda\s+\/var\/lib\/libvirt\/images\/before\.qcow2$/m);
     assert.match((await daemon.virsh('vol-info', '--pool', 'default', 'before.qcow2')).stdout, /^Capacity:\s+1\.00 GiB$/m);
     await byId('details-close').click();
