@@ -1,6 +1,9 @@
 // A libvirt connection to a hostile host (a scripted peer, main/testing/hostile-libvirt.ts): what
 // the host sends must not crash, stall or flood the Domus host, nor reach a command line as options.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import type { DomainStatsSample, JobInfo } from '../../../shared/api.js';
 import { HostilePeer, type PeerHandler } from '../../testing/hostile-libvirt.js';
@@ -59,4 +62,24 @@ test('job statistics that are NaN, negative or infinite do not reach a job', asy
     assert.ok(Number.isFinite(v) && v >= 0, `${k} is ${v}`);
   }
   assert.ok(job.startedAt <= Date.now());
+});
+
+test("a VNC listen address or socket from the host's XML cannot become an option of nc on the far side", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-fake-ssh-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ssh = path.join(dir, 'ssh');
+  const ran = path.join(dir, 'ran');
+  fs.writeFileSync(ssh, `#!/bin/sh\nprintf '%s\\n' "$@" > ${ran}\n`, { mode: 0o755 });
+  let graphics = '';
+  const uri = `qemu+ssh://far/system?command=${ssh}`;
+  const { conn } = await connect(t, { REMOTE_PROC_DOMAIN_GET_XML_DESC: () => ({ xml: `<domain><name>evil</name><devices>${graphics}</devices></domain>` }) }, uri);
+  for (const g of [`<graphics type='vnc' port='5900' listen='-e/bin/sh'/>`, `<graphics type='vnc' port='5900'><listen type='address' address='1.2.3.4 -e/bin/sh'/></graphics>`, `<graphics type='vnc' socket='-e/bin/sh'/>`]) {
+    graphics = g;
+    await assert.rejects(conn.openVnc!('evil'), /is not an IP address or host name|is not an absolute path/, g);
+    assert.ok(!fs.existsSync(ran), `ssh ran for ${g}: ${fs.existsSync(ran) && fs.readFileSync(ran, 'utf8')}`);
+  }
+  graphics = `<graphics type='vnc' port='5901' listen='::1'/>`;
+  const { stream } = await conn.openVnc!('evil');
+  await new Promise((r) => stream.once('end', r).once('error', r).resume());
+  assert.match(fs.readFileSync(ran, 'utf8'), /^far\nsh -c 'exec nc ::1 5901'$/m);
 });
