@@ -176,6 +176,12 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
     const uri = rpc.uri;
     if (!uri) throw operationInvalid(`connection ${conn.uri} was not opened from a URI`);
     const address = g.address === undefined || isWildcard(g.address) ? '127.0.0.1' : g.address;
+    // Both come from the host's XML and end up as nc's arguments on the far side: an address that
+    // is not one, or a relative socket path, could be an option there.
+    if (!net.isIP(address) && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(address)) {
+      throw operationFailed(`the VNC listen address of domain '${ref}' in the host's XML, '${address}', is not an IP address or host name`);
+    }
+    if (g.socket !== undefined && !g.socket.startsWith('/')) throw operationFailed(`the VNC socket of domain '${ref}' in the host's XML, '${g.socket}', is not an absolute path`);
     let stream: Duplex;
     if (uri.transport === 'ssh') {
       const { command, args } = sshBase(uri, rpc.options);

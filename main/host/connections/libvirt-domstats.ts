@@ -18,24 +18,31 @@ export const STATS_NOWAIT = 1 << 29;
 /** One stats record's typed parameters by field name. */
 export type StatFields = Map<string, number | string>;
 
+/**
+ * A record's fields by name. The host is not trusted: every statistic Domus reads is a count, size
+ * or time, so a number that is negative, NaN or infinite is dropped rather than shown or computed with.
+ */
 export function statFields(params: remote_typed_param[]): StatFields {
   const fields: StatFields = new Map();
+  const set = (field: string, v: number): void => {
+    if (Number.isFinite(v) && v >= 0) fields.set(field, v);
+  };
   for (const { field, value } of params) {
     switch (value.type) {
       case 1:
-        fields.set(field, value.i);
+        set(field, value.i);
         break;
       case 2:
-        fields.set(field, value.ui);
+        set(field, value.ui);
         break;
       case 3:
-        fields.set(field, Number(value.l));
+        set(field, Number(value.l));
         break;
       case 4:
-        fields.set(field, Number(value.ul));
+        set(field, Number(value.ul));
         break;
       case 5:
-        fields.set(field, value.d);
+        set(field, value.d);
         break;
       case 6:
         fields.set(field, value.b);
@@ -51,6 +58,14 @@ export function statFields(params: remote_typed_param[]): StatFields {
 export const num = (f: StatFields, key: string): number | undefined => {
   const v = f.get(key);
   return typeof v === 'number' ? v : undefined;
+};
+/**
+ * `<prefix>.count` (block, net, vcpu): a whole number no larger than the record's fields, as each
+ * device has fields of its own; a host cannot make Domus build millions of devices from one number.
+ */
+export const count = (f: StatFields, prefix: string): number => {
+  const n = num(f, `${prefix}.count`) ?? 0;
+  return Number.isInteger(n) ? Math.min(n, f.size) : 0;
 };
 export const str = (f: StatFields, key: string): string => {
   const v = f.get(key);

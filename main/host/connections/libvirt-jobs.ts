@@ -7,6 +7,7 @@ import type { DomainSummary, JobInfo } from '../../../shared/api.js';
 import { parseDomainXml } from '../domain/xml.js';
 import { HostError, operationInvalid } from '../errors.js';
 import type { remote_typed_param } from '../libvirt/protocol/remote.js';
+import { statFields } from './libvirt-domstats.js';
 import { uuidText, type LibvirtConnection, type LibvirtMethods, type NonnullDomain } from './libvirt.js';
 
 /** How often a running job's statistics are read for job.progress. */
@@ -41,11 +42,7 @@ interface Stats {
 }
 
 function statsOf(ret: { type: number; params: remote_typed_param[] }): Stats {
-  const field = new Map<string, number | string>();
-  for (const { field: name, value } of ret.params) {
-    const v = value.type === 7 ? value.s : value.type === 3 ? Number(value.l) : value.type === 4 ? Number(value.ul) : value.type === 1 ? value.i : value.type === 2 ? value.ui : value.type === 5 ? value.d : value.b;
-    field.set(name, v);
-  }
+  const field = statFields(ret.params);
   const num = (...names: string[]): number | undefined => names.map((n) => field.get(n)).find((v): v is number => typeof v === 'number');
   const errmsg = field.get('errmsg');
   return {

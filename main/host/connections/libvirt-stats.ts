@@ -10,7 +10,7 @@ import type { BalloonInfo, RunnerStats } from '../drivers/driver.js';
 import { invalidArg, operationFailed } from '../errors.js';
 import { log } from '../log.js';
 import type { remote_typed_param } from '../libvirt/protocol/remote.js';
-import { num, statFields, str, STATS_ACTIVE, STATS_BALLOON, STATS_BLOCK, STATS_CPU_TOTAL, STATS_INTERFACE, STATS_STATE, STATS_VCPU, type StatFields } from './libvirt-domstats.js';
+import { count, num, statFields, str, STATS_ACTIVE, STATS_BALLOON, STATS_BLOCK, STATS_CPU_TOTAL, STATS_INTERFACE, STATS_STATE, STATS_VCPU, type StatFields } from './libvirt-domstats.js';
 import { buildSample, StatsWatchers, type PreviousSample } from '../stats.js';
 import { uuidText, type LibvirtConnection, type LibvirtMethods, type NonnullDomain } from './libvirt.js';
 import type { StatsWatching } from './manager.js';
@@ -161,12 +161,11 @@ export class LibvirtStats implements StatsWatching {
     let stats: RunnerStats | undefined;
     let balloon: BalloonInfo | undefined;
     if (active) {
-      const count = (prefix: string): number => num(f, `${prefix}.count`) ?? 0;
       stats = {
         at,
         cpuTimeMs: (num(f, 'cpu.time') ?? 0) / 1e6,
         rssBytes: (num(f, 'balloon.rss') ?? 0) * 1024,
-        disks: Array.from({ length: count('block') }, (_, i) => ({
+        disks: Array.from({ length: count(f, 'block') }, (_, i) => ({
           name: str(f, `block.${i}.name`),
           path: str(f, `block.${i}.path`),
           rdBytes: num(f, `block.${i}.rd.bytes`) ?? 0,
@@ -174,7 +173,7 @@ export class LibvirtStats implements StatsWatching {
           rdReqs: num(f, `block.${i}.rd.reqs`) ?? 0,
           wrReqs: num(f, `block.${i}.wr.reqs`) ?? 0,
         })),
-        nics: Array.from({ length: count('net') }, (_, i) => ({ name: str(f, `net.${i}.name`), rxBytes: num(f, `net.${i}.rx.bytes`) ?? 0, txBytes: num(f, `net.${i}.tx.bytes`) ?? 0 })),
+        nics: Array.from({ length: count(f, 'net') }, (_, i) => ({ name: str(f, `net.${i}.name`), rxBytes: num(f, `net.${i}.rx.bytes`) ?? 0, txBytes: num(f, `net.${i}.tx.bytes`) ?? 0 })),
       };
       const lastUpdate = num(f, 'balloon.last-update');
       balloon = {

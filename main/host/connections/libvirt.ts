@@ -13,7 +13,7 @@ import { UriError } from '../libvirt/uri.js';
 import type { remote_nonnull_domain } from '../libvirt/protocol/remote.js';
 import { RpcClient, type ArgsOf, type ProcName, type RetOf } from '../libvirt/rpc-client.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_SEC } from '../lifecycle.js';
-import { CpuMeter, statFields, STATS_BALLOON, STATS_CPU_TOTAL, STATS_NOWAIT, STATS_STATE, STATS_VCPU } from './libvirt-domstats.js';
+import { CpuMeter, num, statFields, STATS_BALLOON, STATS_CPU_TOTAL, STATS_NOWAIT, STATS_STATE, STATS_VCPU } from './libvirt-domstats.js';
 import type { RemoteConnection, StatsWatching } from './manager.js';
 import type { VncUpstream } from '../api/vnc-link.js';
 
@@ -276,7 +276,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
     ]);
     const summaries = retStats.map(({ dom, params }) => {
       const f = statFields(params);
-      const n = (key: string): number => Number(f.get(key) ?? 0);
+      const n = (key: string): number => num(f, key) ?? 0;
       const uuid = uuidText(dom.uuid);
       return this.summaryOf(dom, {
         state: n('state.state'),

@@ -41,6 +41,10 @@ export interface RpcClientOptions extends TransportOptions {
 }
 
 const NAMES = procedureNames(remote_procedures);
+/** Bytes waiting to go to a peer that does not read them, beyond which we stop reading the peer. */
+const MAX_UNSENT = 4 << 20;
+/** Stream data nobody has read yet, beyond which the stream is cut off. */
+export const MAX_UNREAD_STREAM = 8 << 20;
 const closedError = (): LibvirtError => new LibvirtError('the connection to libvirt is closed', VIR_ERR.INVALID_CONN, VIR_FROM.RPC);
 
 interface Pending {
@@ -66,6 +70,7 @@ export class RpcClient {
   private closedBy: Error | null | undefined;
   private keepalive?: NodeJS.Timeout;
   private heard = false;
+  private throttled = false;
 
   constructor(private readonly stream: Duplex) {
     stream.on('data', (chunk: Buffer) => {
@@ -212,6 +217,17 @@ export class RpcClient {
   write(prog: number, vers: number, proc: number, type: number, serial: number, status: number, payload?: Uint8Array): void {
     if (this.closedBy !== undefined) throw closedError();
     this.stream.write(encodePacket({ prog, vers, proc, type, serial, status } as Header, payload));
+    // A peer that sends (pings, events, calls' answers) but does not read what that makes us send
+    // would have us queue without end: we stop reading it until it catches up (and keepalive, if
+    // on, gives up on it meanwhile).
+    if (!this.throttled && this.stream.writableLength > MAX_UNSENT) {
+      this.throttled = true;
+      this.stream.pause();
+      this.stream.once('drain', () => {
+        this.throttled = false;
+        this.stream.resume();
+      });
+    }
   }
 
   /** @internal resolves once the transport has room again, or is gone (stream writers wait on it). */
@@ -300,6 +316,7 @@ export class RpcClient {
 export class RpcStream extends Duplex {
   private confirm?: { resolve: () => void; reject: (err: Error) => void };
   private done = false;
+  private ended = false;
 
   constructor(
     private readonly client: RpcClient,
@@ -312,8 +329,28 @@ export class RpcStream extends Duplex {
   /** @internal a STREAM packet for this stream's serial. */
   receive(status: number, payload: Buffer): void {
     if (status === VIR_NET_CONTINUE) {
+      // Data after the server's own end of file has no reader.
+      if (this.ended) return;
       // An empty data packet is the server's end of file (the stream hung up).
-      this.push(payload.length ? payload : null);
+      if (!payload.length) {
+        this.ended = true;
+        this.push(null);
+        return;
+      }
+      // Stream data is not flow-controlled in libvirt's protocol: a server that sends what nobody
+      // reads (into an upload, or faster than a reader takes it) is cut off, not buffered.
+      if (this.readableLength + payload.length > MAX_UNREAD_STREAM) {
+        this.client.dropStream(this.serial);
+        this.done = true;
+        try {
+          this.packet(VIR_NET_ERROR);
+        } catch {
+          // The connection is gone: there is no stream left to abort.
+        }
+        this.destroy(new LibvirtError(`the libvirt server sent more than ${MAX_UNREAD_STREAM} bytes of stream data that were not read; the stream was aborted`, VIR_ERR.RPC, VIR_FROM.STREAMS));
+        return;
+      }
+      this.push(payload);
       return;
     }
     const err = status === VIR_NET_ERROR ? LibvirtError.fromRemote(decode(remote_error, payload)) : null;

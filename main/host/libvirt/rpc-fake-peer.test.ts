@@ -10,8 +10,9 @@ import { LibvirtError } from './errors.js';
 import { encodePacket, PacketDecoder, type Packet } from './packet.js';
 import { KEEPALIVE_PROC_PING, KEEPALIVE_PROC_PONG, KEEPALIVE_PROGRAM } from './protocol/keepalive.js';
 import * as remote from './protocol/remote.js';
-import { VIR_NET_ERROR, VIR_NET_MESSAGE, VIR_NET_OK, VIR_NET_REPLY, VIR_NET_REPLY_WITH_FDS } from './protocol/virnet.js';
+import { VIR_NET_CONTINUE, VIR_NET_ERROR, VIR_NET_MESSAGE, VIR_NET_OK, VIR_NET_REPLY, VIR_NET_REPLY_WITH_FDS, VIR_NET_STREAM } from './protocol/virnet.js';
 import { RpcClient } from './rpc-client.js';
+import { spawnSsh } from './transports.js';
 import { decode, encode, type Codec } from './xdr.js';
 
 /** A client connected to a peer whose packets the test reads and writes by hand; `connect` runs the handshake. */
@@ -123,4 +124,75 @@ test('the opening handshake: auth list, polkit, keepalive feature, connect open 
   const call = await sasl.next();
   sasl.peer.write(reply(call, VIR_NET_OK, encode(remote.remote_auth_list_ret, { types: [remote.REMOTE_AUTH_SASL] })));
   await assert.rejects(sasl.client, /the libvirt server requires SASL authentication, which Domus does not support/);
+});
+
+test('a peer that sends pings but reads nothing cannot make the client queue pongs without end', async (t) => {
+  const { client: connecting, peer, next } = await pair(t);
+  const client = await connecting;
+  const transport = (client as unknown as { stream: net.Socket }).stream;
+  peer.pause();
+  const ping = encodePacket({ prog: KEEPALIVE_PROGRAM, vers: 1, proc: KEEPALIVE_PROC_PING, type: VIR_NET_MESSAGE, serial: 0, status: VIR_NET_OK });
+  const burst = Buffer.concat(Array.from({ length: 4096 }, () => ping));
+  let most = 0;
+  for (let i = 0; i < 100; i++) {
+    if (!peer.write(burst)) await Promise.race([new Promise((r) => peer.once('drain', r)), new Promise((r) => setTimeout(r, 50))]);
+    most = Math.max(most, transport.writableLength);
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  most = Math.max(most, transport.writableLength);
+  assert.ok(most < 6 << 20, `${most} bytes of pongs queued for a peer that reads nothing`);
+  // Once the peer reads again, so does the client: a call still gets its answer.
+  peer.resume();
+  const hostname = client.call('REMOTE_PROC_CONNECT_GET_HOSTNAME');
+  for (;;) {
+    const p = await next();
+    if (p.header.prog === KEEPALIVE_PROGRAM) continue;
+    peer.write(reply(p, VIR_NET_OK, encode(remote.remote_connect_get_hostname_ret, { hostname: 'h' })));
+    break;
+  }
+  assert.deepEqual(await hostname, { hostname: 'h' });
+});
+
+test('stream data nobody reads is cut off, not buffered; data after the end of file is ignored', async (t) => {
+  const { client: connecting, peer, next } = await pair(t);
+  const client = await connecting;
+  const vol = { pool: 'p', name: 'v', key: 'k' };
+  const opening = client.openStream('REMOTE_PROC_STORAGE_VOL_UPLOAD', { vol, offset: 0n, length: 1n, flags: 0 });
+  const call = await next();
+  peer.write(reply(call, VIR_NET_OK, Buffer.alloc(0)));
+  const upload = await opening;
+  const failed = new Promise<Error>((r) => upload.once('error', r));
+  const data = (n: number): Buffer => encodePacket({ ...call.header, type: VIR_NET_STREAM, status: VIR_NET_CONTINUE }, Buffer.alloc(n, 1));
+  for (let i = 0; i < 80; i++) peer.write(data(256 * 1024));
+  assert.match(String(await failed), /more than 8388608 bytes of stream data that were not read; the stream was aborted/);
+  assert.ok(upload.readableLength <= 8 << 20, `${upload.readableLength} bytes held`);
+  let abort: Packet;
+  do abort = await next();
+  while (abort.header.type !== VIR_NET_STREAM);
+  assert.deepEqual([abort.header.serial, abort.header.status], [call.header.serial, VIR_NET_ERROR]);
+
+  const again = client.openStream('REMOTE_PROC_DOMAIN_SCREENSHOT', { dom: { name: 'd', uuid: Buffer.alloc(16), id: 1 }, screen: 0, flags: 0 });
+  const shot = await next();
+  peer.write(reply(shot, VIR_NET_OK, encode(remote.remote_domain_screenshot_ret, { mime: null })));
+  const screenshot = await again;
+  const got: Buffer[] = [];
+  const ended = new Promise<void>((r) => screenshot.on('data', (b: Buffer) => got.push(b)).once('end', r));
+  const errors: Error[] = [];
+  screenshot.on('error', (e) => errors.push(e));
+  const shotData = (payload: Buffer): Buffer => encodePacket({ ...shot.header, type: VIR_NET_STREAM, status: VIR_NET_CONTINUE }, payload);
+  peer.write(Buffer.concat([shotData(Buffer.from('abc')), shotData(Buffer.alloc(0)), shotData(Buffer.from('late'))]));
+  await ended;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(Buffer.concat(got).toString(), 'abc');
+  assert.deepEqual(errors, []);
+});
+
+test('an ssh transport nobody reads leaves the far side\'s output in its pipe, not in memory', async (t) => {
+  const ssh = await spawnSsh({ command: process.execPath, args: ['-e', 'const b = Buffer.alloc(1 << 20); (function go(n) { if (n) process.stdout.write(b, () => go(n - 1)); })(64)'] });
+  t.after(() => ssh.destroy());
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(ssh.readableLength < 1 << 20, `${ssh.readableLength} bytes of ssh output held`);
+  let total = 0;
+  for await (const chunk of ssh) total += (chunk as Buffer).length;
+  assert.equal(total, 64 << 20, 'reading resumes the output');
 });

@@ -89,7 +89,10 @@ class ChildStream extends Duplex {
   private stderr = '';
   constructor(private readonly child: ChildProcess) {
     super();
-    child.stdout!.on('data', (d: Buffer) => this.push(d));
+    // ssh's output waits in its pipe while nobody reads this stream (the RPC client pauses a peer that floods it).
+    child.stdout!.on('data', (d: Buffer) => {
+      if (!this.push(d)) child.stdout!.pause();
+    });
     child.stderr!.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString()).slice(-4000);
     });
@@ -105,7 +108,9 @@ class ChildStream extends Duplex {
       }
     });
   }
-  override _read(): void {}
+  override _read(): void {
+    this.child.stdout!.resume();
+  }
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.child.stdin!.write(chunk, cb);
   }

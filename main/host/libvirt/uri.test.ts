@@ -58,3 +58,13 @@ test('local sockets and TLS credentials follow libvirt defaults', () => {
     assert.deepEqual(tlsCredentialPaths(parseUri('qemu+tls://h/system')), { ca: '/etc/pki/CA/cacert.pem', cert: '/etc/pki/libvirt/clientcert.pem', key: '/etc/pki/libvirt/private/clientkey.pem' });
   }
 });
+
+test("a URI's host and user cannot be ssh options or shell words", () => {
+  for (const uri of ['qemu+ssh://-oProxyCommand=touch%20x/system', 'qemu+ssh://%2DoProxyCommand=x/system', 'qemu+ssh://a%20b/system', 'qemu+ssh://h%0Ax/system', 'qemu+ssh://$(id)/system', "qemu+tcp://h'/system"]) {
+    assert.throws(() => parseUri(uri), /is not a host name or IP address/, uri);
+  }
+  for (const uri of ['qemu+ssh://-oProxyCommand=x@h/system', 'qemu+ssh://a%20b@h/system', 'qemu+ssh://%24(id)@h/system', 'qemu+ssh://a%0Ab@h/system', 'qemu+ssh://a;b@h/system']) {
+    assert.throws(() => parseUri(uri), /has a character no user name has/, uri);
+  }
+  assert.deepEqual([parseUri('qemu+ssh://root.admin-1@my_host.example-1.test/system').host, parseUri('qemu+tls://[fe80::1%25eth0]/system').host], ['my_host.example-1.test', 'fe80::1%eth0']);
+});

@@ -48,6 +48,11 @@ export function parseUri(uri: string): LibvirtUri {
     }
   };
   const host = rawHost ? dec(rawHost.replace(/^\[(.*)\]$/, '$1'), 'host') : undefined;
+  const user = rawUser ? dec(rawUser, 'user name') : undefined;
+  // Both reach ssh's command line and what its configuration expands (%h, %r in ProxyCommand, Match
+  // exec): a leading '-', blanks, control or shell characters are in no host or user name.
+  if (host !== undefined && !/^[A-Za-z0-9_.:%]([A-Za-z0-9_.:%-]*)$/.test(host)) throw new UriError(`'${uri}': host '${host}' is not a host name or IP address`);
+  if (user !== undefined && /^-|[\s\x00-\x1f\x7f'"`$;&|<>\\(){}*?!#~]/.test(user)) throw new UriError(`'${uri}': user name '${user}' has a character no user name has`);
   const transportName = rawTransport?.toLowerCase();
   if (transportName === 'libssh' || transportName === 'libssh2') {
     throw new UriError(`'${uri}': the ${transportName} transport is not supported; use ${driver}+ssh://, which runs the system ssh`);
@@ -76,7 +81,7 @@ export function parseUri(uri: string): LibvirtUri {
   }
   const path = rawPath ?? '';
   const name = params.get('name') ?? `${driver}://${path}${passed.length ? `?${passed.join('&')}` : ''}`;
-  return { driver, transport, user: rawUser ? dec(rawUser, 'user name') : undefined, host, port, path, params, name };
+  return { driver, transport, user, host, port, path, params, name };
 }
 
 /** A URI parameter read as libvirt's booleans (non-zero integer = true). */
