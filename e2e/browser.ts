@@ -12,6 +12,26 @@ export async function openWebShell(client: ApiClient): Promise<{ browser: Browse
   return { browser, page };
 }
 
+/** A request the page sent to the host's API, as the WebSocket carried it. */
+export interface SentRequest {
+  method: string;
+  params: unknown;
+  connection?: string;
+}
+
+/** Records every API request the page sends from now on (pages opened later included). */
+export function recordApiRequests(page: Page): SentRequest[] {
+  const sent: SentRequest[] = [];
+  page.on('websocket', (ws) => {
+    if (!ws.url().endsWith('/api')) return;
+    ws.on('framesent', ({ payload }) => {
+      const msg = JSON.parse(String(payload)) as Partial<SentRequest>;
+      if (msg.method) sent.push({ method: msg.method, params: msg.params, connection: msg.connection });
+    });
+  });
+  return sent;
+}
+
 /**
  * Types as a person does on a PC keyboard: Shift held for shifted characters. (Playwright's
  * keyboard.type sends 'G' or '$' without a Shift key event; a console that forwards scancodes,

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { APP_ROOT } from '../main/common/paths.js';
 import { CONNECTION_ENGINES, createOn, ENGINES, engineSkip, guest, SAMPLE_CMDLINE, SerialWatch, TestHost, until, type LocalEngine } from '../main/testing/harness.js';
+import { CHROMIUM_ARGS, recordApiRequests, type SentRequest } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
 /** A boot on a loaded 2-core machine shared by several agents can take minutes. */
@@ -42,7 +43,6 @@ const BALLOON: Record<LocalEngine, { hostReclaims: boolean }> = {
 };
 
 // As in web-shell.test.ts (importing that file would run its tests too).
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 const xmlFor = (engine: LocalEngine): string => `<domain type='${engine}'>
   <name>details-vm</name>
@@ -84,7 +84,7 @@ for (const engine of ENGINES) describe(`Details window (${engine})`, { skip: eng
   let browser: Browser;
   let page: Page;
   /** Every API request the page sends, by method. */
-  const sent: { method: string; params: unknown }[] = [];
+  let sent: SentRequest[] = [];
 
   const inactiveXml = async (): Promise<{ xml: string; generation: number }> => t.client.call('domain.xml', { domain: 'details-vm', inactive: true });
   const nav = (id: string) => page.getByTestId(`details-nav-${id}`);
@@ -96,13 +96,7 @@ for (const engine of ENGINES) describe(`Details window (${engine})`, { skip: eng
     url = (await t.client.call('host.webShell', {})).url;
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
-    page.on('websocket', (ws) => {
-      if (!ws.url().endsWith('/api')) return;
-      ws.on('framesent', ({ payload }) => {
-        const msg = JSON.parse(String(payload)) as { method?: string; params?: unknown };
-        if (msg.method) sent.push({ method: msg.method, params: msg.params });
-      });
-    });
+    sent = recordApiRequests(page);
     await page.goto(url);
     await page.getByTestId('domain-row-details-vm').click();
     await page.getByTestId('tb-details').click();
@@ -372,7 +366,7 @@ describe('Details window on a libvirt connection: balloon and graphs', { skip: l
   let browser: Browser;
   let page: Page;
   let uri: string;
-  const sent: { method: string; params: unknown; connection?: string }[] = [];
+  let sent: SentRequest[] = [];
   const nav = (id: string) => page.getByTestId(`details-nav-${id}`);
 
   before(async () => {
@@ -384,13 +378,7 @@ describe('Details window on a libvirt connection: balloon and graphs', { skip: l
     await until(async () => (await t.client.call('domain.memoryStats', { domain: 'lv-details' })).availableKiB !== undefined, BOOT_MS, "the guest's balloon statistics");
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
-    page.on('websocket', (ws) => {
-      if (!ws.url().endsWith('/api')) return;
-      ws.on('framesent', ({ payload }) => {
-        const msg = JSON.parse(String(payload)) as { method?: string; params?: unknown; connection?: string };
-        if (msg.method) sent.push({ method: msg.method, params: msg.params, connection: msg.connection });
-      });
-    });
+    sent = recordApiRequests(page);
     await page.goto((await t.client.call('host.webShell', {})).url);
     await page.getByTestId('domain-row-lv-details').click();
     await page.getByTestId('tb-details').click();

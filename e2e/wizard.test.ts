@@ -15,7 +15,7 @@ import { guest, guestsBuilt, SAMPLE_CMDLINE, SerialWatch, TestHost } from '../ma
 import { startImageServer, type ImageServer } from '../main/testing/image-server.js';
 
 // As e2e/web-shell.test.ts launches it (importing that file would run its tests too).
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+import { CHROMIUM_ARGS } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
 
