@@ -13,8 +13,6 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { APP_ROOT } from '../main/common/paths.js';
 import { guest, guestsBuilt, SAMPLE_CMDLINE, SerialWatch, TestHost } from '../main/testing/harness.js';
 import { startImageServer, type ImageServer } from '../main/testing/image-server.js';
-
-// As e2e/web-shell.test.ts launches it (importing that file would run its tests too).
 import { CHROMIUM_ARGS } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
