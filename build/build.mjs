@@ -39,6 +39,7 @@ export async function buildNode() {
       'host/domusd': 'main/host/domusd.ts',
       'host/fsimage-worker': 'main/host/images/reader-worker.ts',
       'runner/main': 'main/runner/main.ts',
+      'netswitch/main': 'main/netswitch/main.ts',
       'cli/domus': 'main/cli/domus.ts',
     },
     outdir: path.join(root, 'dist'),
