@@ -164,8 +164,8 @@ async function main(): Promise<void> {
           break;
         }
         case 'stop':
-          void conn.end().then(() => stop('asked to'));
           conn.send({ id, ok: true, result: {} });
+          void conn.end().then(() => stop('asked to'));
           break;
       }
     });
