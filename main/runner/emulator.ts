@@ -162,6 +162,7 @@ export function describeMachine(config: RunnerConfig, images: BootImages): State
     balloon: config.balloon,
     guestAgent: config.guestAgent ?? true,
     disks,
+    nic: config.nic?.model ?? 'ne2k',
   };
 }
 
