@@ -72,7 +72,8 @@ export class Gateway {
     if (!udp) return [];
     if (udp.dstPort === DHCP_SERVER_PORT && this.dhcp) {
       const message = parseDhcp(udp.payload);
-      if (!message) return [];
+      // A client asks for itself: a guest must not take leases in other MACs' names (pool exhaustion).
+      if (!message || !message.chaddr.equals(eth.src)) return [];
       const { reply, changed } = this.dhcp.handle(message);
       if (changed) this.onLeases(this.dhcp.list());
       if (!reply) return [];

@@ -29,7 +29,7 @@ import {
   parseUdp,
 } from './packets.js';
 import type { Lease, SwitchConfig } from './protocol.js';
-import { MAC_AGEING_MS, Switch, type Port } from './switch.js';
+import { MAC_AGEING_MS, MAC_TABLE_MAX, Switch, type Port } from './switch.js';
 
 const CONFIG: SwitchConfig = {
   name: 'default',
@@ -203,6 +203,19 @@ describe('switch', () => {
     assert.deepEqual(sw.linkDownMacs(), []);
   });
 
+  test('made-up source MACs beyond the table size are not learned; known ones still move', () => {
+    const sw = new Switch(new Gateway(CONFIG));
+    const pa = sw.addPort(recorder());
+    const pb = sw.addPort(recorder());
+    for (let i = 0; i < MAC_TABLE_MAX + 100; i++) {
+      const mac = Buffer.from([0x52, 0x54, 0x01, i >> 16, (i >> 8) & 255, i & 255]);
+      sw.input(pa, frame(B, mac));
+    }
+    assert.equal(sw.macTable().length, MAC_TABLE_MAX);
+    sw.input(pb, frame(BROADCAST_MAC, Buffer.from([0x52, 0x54, 0x01, 0, 0, 0])));
+    assert.equal(sw.macTable().find((e) => e.mac === '52:54:01:00:00:00')?.port, pb.id, 'a known MAC moves to the port it is now seen on');
+  });
+
   test('a guest that stops reading has frames dropped and counted, not queued', () => {
     const sw = new Switch(new Gateway(CONFIG));
     const pa = sw.addPort(recorder());
@@ -289,6 +302,11 @@ describe('DHCP server', () => {
       ['192.168.122.2', '52:54:00:aa:00:01', 'alpha'],
       ['192.168.122.3', '52:54:00:aa:00:02', undefined],
     ]);
+  });
+
+  test('a request in another MAC\'s name than the frame\'s source is ignored', () => {
+    const gw = new Gateway(CONFIG);
+    assert.deepEqual(gw.receive(dhcpFrame(A, dhcpRequest({ xid: 1, mac: B, type: DHCP.DISCOVER }))), []);
   });
 
   test('a static host gets its address and name, and nobody else gets that address', () => {

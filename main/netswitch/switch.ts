@@ -9,6 +9,8 @@ import type { PortStatus } from './protocol.js';
 
 /** As Linux bridges and most switches age their forwarding entries. */
 export const MAC_AGEING_MS = 300_000;
+/** A guest sending from endless made-up MACs must not grow the table without bound; past this, new ones are flooded to. */
+export const MAC_TABLE_MAX = 4096;
 
 export interface PortSink {
   /** Queues one frame for the guest; false when it was dropped (the guest is not reading). */
@@ -83,7 +85,13 @@ export class Switch {
     if (!port.linkUp) return;
     port.txBytes += frame.length;
     port.txPackets++;
-    this.table.set(src, { port, seen: this.now() });
+    const known = this.table.get(src);
+    if (known) {
+      known.port = port;
+      known.seen = this.now();
+    } else if (this.table.size < MAC_TABLE_MAX) {
+      this.table.set(src, { port, seen: this.now() });
+    }
     this.forward(frame, port);
   }
 
