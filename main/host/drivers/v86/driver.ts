@@ -76,14 +76,14 @@ export class V86Driver implements EngineDriver {
     const runnerConfig = this.runnerConfig(doc);
     if (opts.paused) runnerConfig.startPaused = true;
     if (opts.restoreFrom) runnerConfig.restoreFrom = opts.restoreFrom;
-    // v86 has one NIC (support.ts warns about the others).
-    const [nic] = await attachInterfaces(this.networks, config);
-    if (nic) runnerConfig.nic = { model: nic.model === 'virtio' ? 'virtio' : 'ne2k', mac: nic.mac, socket: nic.socket };
     const stateDir = path.join(this.runDir, config.uuid);
     const pidFile = path.join(stateDir, 'runner.pid');
     // A runner lives exactly as long as its lock on runner.pid; the pid in the file may by now be
     // another process's (after a reboot), which must not keep the domain from starting.
     if (isLocked(pidFile)) throw new EngineError(`domain '${config.name}' is already running in runner pid ${readPid(pidFile) || 'unknown'}`);
+    // v86 has one NIC (support.ts warns about the others).
+    const [nic] = await attachInterfaces(this.networks, config);
+    if (nic) runnerConfig.nic = { model: nic.model === 'virtio' ? 'virtio' : 'ne2k', mac: nic.mac, socket: nic.socket };
     if (fs.existsSync(stateDir)) log('info', `removing the stale run directory ${stateDir} of '${config.name}'`);
     fs.rmSync(stateDir, { recursive: true, force: true });
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
