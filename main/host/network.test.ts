@@ -113,7 +113,9 @@ async function fileSize(g: Guest, file: string): Promise<number> {
  * and the transfer's wall time.
  */
 async function startTransfer(src: Guest, dst: Guest, kib: number, port: number): Promise<{ sha: string; finish: (timeoutMs: number) => Promise<{ sha: string; ms: number }> }> {
-  await dst.serial.sh(`rm -f /tmp/rx; (nc -l -p ${port} > /tmp/rx 2>/dev/null &)`);
+  // The listener's stdin is kept open (a background job's is /dev/null): busybox nc closes the
+  // connection when its stdin ends, which would cut the transfer short.
+  await dst.serial.sh(`rm -f /tmp/rx; (sleep 3600 | nc -l -p ${port} > /tmp/rx 2>/dev/null &)`);
   const made = await src.serial.sh(`dd if=/dev/urandom of=/tmp/tx bs=1024 count=${kib} 2>/dev/null; sha256sum /tmp/tx`, 120_000);
   const sha = /([0-9a-f]{64})/.exec(made)?.[1];
   assert.ok(sha, `sha256sum printed: ${made}`);
@@ -128,7 +130,7 @@ async function startTransfer(src: Guest, dst: Guest, kib: number, port: number):
       const ms = Date.now() - t0;
       const out = await dst.serial.sh('sha256sum /tmp/rx', 60_000);
       await src.serial.sh('killall nc 2>/dev/null; true');
-      await dst.serial.sh('killall nc 2>/dev/null; true');
+      await dst.serial.sh('killall nc sleep 2>/dev/null; true');
       return { sha: /([0-9a-f]{64})/.exec(out)?.[1] ?? out, ms };
     },
   };
@@ -151,7 +153,7 @@ describe('virtual network data path (v86 and QEMU guests on one switch)', { skip
       const t0 = Date.now();
       await t.client.call('domain.start', { domain: spec.name });
       const serial = await SerialWatch.open(t.client, spec.name);
-      const up = await serial.wait(/DOMUS-NET-UP eth0 ([\d.]+)\/(\d+) router=([\d.]+) lease=(\d+)/, BOOT);
+      const up = await serial.wait(/DOMUS-NET-UP eth0 ([\d.]+)\/(\d+) router=([\d.]+) lease=(\d+)\r?\n/, BOOT);
       const leaseMs = Date.now() - t0;
       guests.set(spec.name, { ...spec, serial, ip: up[1]!, leaseMs });
       console.log(`# ${spec.name} (${spec.engine}, ${spec.model}): ${up[0]} ${leaseMs} ms after start`);
@@ -220,6 +222,8 @@ describe('virtual network data path (v86 and QEMU guests on one switch)', { skip
   it('a host SIGKILL during a guest-to-guest transfer does not break it', async () => {
     const transfer = await startTransfer(g('qa'), g('va'), 4096, 5002);
     await until(async () => (await fileSize(g('va'), '/tmp/rx')) > 0, 60_000, 'the transfer to be under way');
+    const atKill = await fileSize(g('va'), '/tmp/rx');
+    assert.ok(atKill < 4096 * KiB, `the transfer was still under way when the host was killed (${atKill} bytes in)`);
     const switchPid = (await switchControl<SwitchStatus>(t, { op: 'status' })).pid;
     await t.killHost();
     // The guests' serial consoles go through the host: take the reading after it is back.
@@ -227,7 +231,7 @@ describe('virtual network data path (v86 and QEMU guests on one switch)', { skip
     await t.reconnect();
     for (const spec of GUESTS) g(spec.name).serial = await SerialWatch.open(t.client, spec.name);
     const got = await transfer.finish(600_000);
-    console.log(`# TCP qa->va across a host SIGKILL: 4 MiB in ${got.ms} ms`);
+    console.log(`# TCP qa->va across a host SIGKILL: 4 MiB in ${got.ms} ms (${atKill} bytes in at the kill)`);
     assert.equal(got.sha, transfer.sha);
     assert.equal((await switchControl<SwitchStatus>(t, { op: 'status' })).pid, switchPid, 'the same switch carried on');
   });
