@@ -40,6 +40,7 @@ export async function buildNode() {
       'host/fsimage-worker': 'main/host/images/reader-worker.ts',
       'host/askpass': 'main/host/libvirt/askpass.ts',
       'runner/main': 'main/runner/main.ts',
+      'netswitch/main': 'main/netswitch/main.ts',
       'cli/domus': 'main/cli/domus.ts',
     },
     outdir: path.join(root, 'dist'),

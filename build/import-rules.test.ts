@@ -91,6 +91,7 @@ const RULES: { name: string; applies: (from: string) => boolean; refuse: (e: Edg
     refuse: (e) => {
       if (e.to === 'electron' || e.to.startsWith('electron/')) return 'the host runs outside Electron too (the web shell, domusd)';
       if (e.relative && under(e.to, 'main/runner') && e.to !== 'main/runner/protocol.ts') return 'the host talks to runners only through main/runner/protocol.ts';
+      if (e.relative && under(e.to, 'main/netswitch') && e.to !== 'main/netswitch/protocol.ts') return 'the host talks to network switches only through main/netswitch/protocol.ts';
       if (e.relative && (under(e.to, 'main/cli') || under(e.to, 'main/electron'))) return 'the host is below its clients';
       return undefined;
     },
@@ -99,6 +100,11 @@ const RULES: { name: string; applies: (from: string) => boolean; refuse: (e: Edg
     name: 'runner imports neither host nor Electron',
     applies: (f) => under(f, 'main/runner') && !isTest(f),
     refuse: (e) => (e.relative && (under(e.to, 'main/host') || under(e.to, 'main/cli') || under(e.to, 'main/electron')) ? 'a runner outlives hosts: it depends only on main/common and shared' : e.to === 'electron' ? 'runners are plain Node processes' : undefined),
+  },
+  {
+    name: 'network switch imports only common and shared code',
+    applies: (f) => under(f, 'main/netswitch') && !isTest(f),
+    refuse: (e) => (e.relative && !under(e.to, 'main/netswitch') && !under(e.to, 'main/common') && !under(e.to, 'shared') ? 'a switch outlives hosts: it depends only on main/common and shared' : e.to === 'electron' ? 'switches are plain Node processes' : undefined),
   },
   {
     name: 'CLI imports shared, main/common and its own code, not host internals',

@@ -32,9 +32,14 @@ export interface GraphicsConfig {
 
 export interface InterfaceConfig {
   type: string;
+  /** <mac address>; Domus adds one (52:54:00:xx:xx:xx, as libvirt does) when a definition has none. */
   mac?: string;
+  /** <model type>: virtio, e1000, ne2k_pci, rtl8139… */
   model?: string;
+  /** <source network|bridge|dev>. */
   source?: string;
+  /** <link state>: absent = up. */
+  link?: 'up' | 'down';
 }
 
 export interface DomainConfig {

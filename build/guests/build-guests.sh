@@ -56,8 +56,10 @@ MBR_ID=0x444f4d55                # "DOMU"
 # depend on virtio_ring), so nothing here may list an order by hand.
 # initrd*.gz: virtio_pci + virtio_balloon + virtio_console drive v86's/QEMU's balloon and the guest
 # agent's console; button (ACPI power button -> KEY_POWER) and evdev (/dev/input/event*) are what
-# busybox acpid reads. virtio_console is optional (skipped when a kernel lacks it).
-MODULES=(virtio_pci virtio_balloon virtio_console button evdev)
+# busybox acpid reads. virtio_console is optional (skipped when a kernel lacks it). The NICs of
+# Domus's virtual networks: virtio_net (v86 and QEMU), ne2k_pci (v86's NE2000, QEMU's ne2k_pci) and
+# e1000 (QEMU's default NIC); their dependencies (net_failover, failover, 8390) come from the modules.
+MODULES=(virtio_pci virtio_balloon virtio_console button evdev virtio_net ne2k_pci e1000)
 OPTIONAL_MODULES=" virtio_console "
 # disk-modules.cpio.gz: ata_piix for v86's PIIX IDE, sd_mod (disks), sr_mod (CD-ROM), ext4 (also mounts
 # ext2) and isofs. ext4's crc32c comes in as its softdep.
@@ -150,7 +152,8 @@ log "busybox: $(basename "$BBDEB") $(basename "$BBDEB64")"
 # ---------------------------------------------------------------- unpack (only what is needed)
 # Module paths under lib/modules/VER/kernel/: what initrd*.gz loads (MODULES), and what
 # disk-modules.cpio.gz loads (DISK_MODULES, i686 only).
-BOOT_MODULE_PATHS=('drivers/virtio/*' 'drivers/char/virtio_console.ko*' 'drivers/acpi/button.ko*' 'drivers/input/evdev.ko*')
+BOOT_MODULE_PATHS=('drivers/virtio/*' 'drivers/char/virtio_console.ko*' 'drivers/acpi/button.ko*' 'drivers/input/evdev.ko*'
+  'drivers/net/virtio_net.ko*' 'drivers/net/net_failover.ko*' 'net/core/*' 'drivers/net/ethernet/8390/*' 'drivers/net/ethernet/intel/e1000/*')
 DISK_MODULE_PATHS=('drivers/ata/*' 'drivers/scsi/*' 'drivers/cdrom/*' 'fs/ext4/*' 'fs/jbd2/*' 'fs/mbcache.ko*' 'fs/isofs/*'
   'lib/*' 'block/*' 'crypto/*')
 # unpack_kernel DEB DIR MODULE_PATH...: /boot/vmlinuz-* and those module paths; prints the kernel release
@@ -271,11 +274,12 @@ copy_modules() {
 # kernel) with MODULES of that kernel
 build_initrd() {
   local out=$1 kdeb=$2 bbdeb=$3 kdir=$4 kver=$5 bbdir=$6 R=$WORK/${1%.gz}.root mods
-  if uptodate "$HERE/$out" "$kdeb" "$bbdeb" "$FILES/init" "$FILES/domus-agent" "$SELF"; then log "$out: up to date"; return; fi
-  rm -rf "$R"; mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,lib/modules}
+  if uptodate "$HERE/$out" "$kdeb" "$bbdeb" "$FILES/init" "$FILES/domus-agent" "$FILES/udhcpc.script" "$SELF"; then log "$out: up to date"; return; fi
+  rm -rf "$R"; mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,etc/udhcpc,dev,proc,sys,tmp,run,root,etc,lib/modules}
   install -m 0755 "$bbdir/bin/busybox" "$R/bin/busybox"
   install -m 0755 "$FILES/init" "$R/init"
   install -m 0755 "$FILES/domus-agent" "$R/sbin/domus-agent"
+  install -m 0755 "$FILES/udhcpc.script" "$R/etc/udhcpc/default.script"
   printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
   printf 'root:x:0:\n' >"$R/etc/group"
   printf 'domus-guest\n' >"$R/etc/hostname"

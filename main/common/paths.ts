@@ -31,6 +31,10 @@ export interface HostPaths {
   logs: string;
   /** UEFI variable stores of domains whose <nvram> names no file (<uuid>_VARS.fd). */
   nvram: string;
+  /** Virtual network definitions (<name>.xml, libvirt's network XML). */
+  networks: string;
+  /** One directory per running virtual network switch (run/networks/<name>/). */
+  networkRun: string;
 }
 
 export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -56,6 +60,8 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
     saves: path.join(home, 'save'),
     logs: path.join(home, 'logs'),
     nvram: path.join(home, 'nvram'),
+    networks: path.join(home, 'networks'),
+    networkRun: path.join(run, 'networks'),
   };
 }
 

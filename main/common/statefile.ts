@@ -69,6 +69,8 @@ export interface StateMachine {
   guestAgent: boolean;
   /** Sizes of the attached images. Their contents are not in the state: they stay in the image files. */
   disks: { cdrom?: number; hda?: number; hdb?: number };
+  /** The NIC model (v86 has an ne2k when nothing else is asked for; states from before NICs had that). */
+  nic?: 'ne2k' | 'virtio';
 }
 
 export interface StateHeader {
@@ -106,6 +108,7 @@ const stateHeaderSchema: z.ZodType<StateHeader> = z.object({
     balloon: z.boolean(),
     guestAgent: z.boolean(),
     disks: z.object({ cdrom: byteCount.optional(), hda: byteCount.optional(), hdb: byteCount.optional() }),
+    nic: z.enum(['ne2k', 'virtio']).optional(),
   }),
   guest: z.object({ agentConnected: z.boolean() }),
   payloadBytes: byteCount,

@@ -40,6 +40,7 @@ import type { NewDisk } from './storage/devices.js';
 import type { DiskUser } from './storage/in-use.js';
 import { Storage } from './storage/pools.js';
 import { TraceLog } from './trace.js';
+import { NetworkSwitches } from './network/switches.js';
 
 export const VERSION = '0.1.0';
 
@@ -47,9 +48,10 @@ export { HostError } from './errors.js';
 
 /** The engines of a host: v86 first (the default connection), then QEMU. */
 export function defaultDrivers(paths: HostPaths): DriverRegistry {
+  const networks = new NetworkSwitches(paths.networks, paths.networkRun);
   return new DriverRegistry()
-    .register(new V86Driver(paths.run))
-    .register(new QemuDriver(paths.run, path.join(paths.home, 'logs'), new Accel(paths.home), paths.nvram));
+    .register(new V86Driver(paths.run, networks))
+    .register(new QemuDriver(paths.run, path.join(paths.home, 'logs'), new Accel(paths.home), paths.nvram, networks));
 }
 
 export class Host extends EventEmitter<HostEvents> {

@@ -3,7 +3,7 @@
 // that persist them (definitions, autostart marks, managed saves); and the summaries and lifecycle
 // events clients see. The operations (lifecycle.ts, save-restore.ts, devices.ts, …) change records
 // only through it.
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import type { DefinitionWarning, DomainConfig, DomainStep } from '../../shared/d
 import type { DomainState, StateReason } from '../../shared/libvirt/states.js';
 import { FileWriteError, systemErrorText, writeFileAtomic } from '../common/fsutil.js';
 import { onHostStop } from './domain/domus-metadata.js';
-import { DomainXmlError, ensureUuid, parseDomainXml, serializeDomainXml, type DomainDocument } from './domain/xml.js';
+import { DomainXmlError, ensureInterfaceMacs, ensureUuid, parseDomainXml, serializeDomainXml, type DomainDocument } from './domain/xml.js';
 import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain } from './drivers/driver.js';
 import type { DriverRegistry } from './drivers/registry.js';
 import { definitionChanged, noDomain, operationFailed, operationInvalid, systemError, xmlError } from './errors.js';
@@ -131,6 +131,7 @@ export class DomainRegistry {
     try {
       const doc = parseDomainXml(xml);
       ensureUuid(doc, randomUUID);
+      ensureInterfaceMacs(doc, () => randomBytes(3));
       return doc;
     } catch (err) {
       if (err instanceof DomainXmlError) throw xmlError(err.message);

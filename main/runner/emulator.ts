@@ -10,6 +10,7 @@ import { GuestAgent } from './agent.js';
 import { Balloon, type V86Balloon } from './balloon.js';
 import type { FileDisk } from './disk.js';
 import { installFlush, type IdeDevices } from './ide.js';
+import { NicCable } from './nic.js';
 import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
@@ -74,8 +75,19 @@ interface CdromDrive {
   eject(): void;
 }
 
+/** v86's NE2000 (src/ne2k.js): `mac` filters received frames; the PROM in `memory` is where drivers read it. */
+interface Ne2kDevice {
+  mac: Uint8Array;
+  memory: Uint8Array;
+}
+
+/** v86's virtio-net (src/virtio_net.js): the config space reads `mac`. */
+interface VirtioNetDevice {
+  mac: Uint8Array;
+}
+
 interface V86Cpu extends AcpiCpu {
-  devices: { vga: VgaDevice; ps2: Ps2Device; acpi?: AcpiPmDevice; virtio_balloon?: V86Balloon; cdrom?: CdromDrive } & IdeDevices;
+  devices: { vga: VgaDevice; ps2: Ps2Device; acpi?: AcpiPmDevice; virtio_balloon?: V86Balloon; cdrom?: CdromDrive; net?: Ne2kDevice; virtio_net?: VirtioNetDevice } & IdeDevices;
   /** What v86 runs on a machine reset (8042 pulse, port 0xCF9, V86.restart): CPU reset + BIOS reload. */
   reboot_internal(): void;
   reset_cpu(): void;
@@ -123,6 +135,18 @@ const RESET_VECTOR = 0xffff0;
 /** cli; hlt; jmp back to the hlt. */
 const PARK_CODE = new Uint8Array([0xfa, 0xf4, 0xeb, 0xfd]);
 
+/** Gives v86's NIC the configured MAC in place of the random one v86 picks, before the guest's driver reads it. */
+function setNicMac(cpu: V86Cpu, text: string): void {
+  const mac = Uint8Array.from(text.split(':').map((h) => Number.parseInt(h, 16)));
+  const ne2k = cpu.devices.net;
+  if (ne2k) {
+    ne2k.mac = mac;
+    // The PROM holds each byte twice (word-wide reads), as v86's constructor writes it.
+    for (let i = 0; i < 6; i++) ne2k.memory[i << 1] = ne2k.memory[(i << 1) | 1] = mac[i]!;
+  }
+  if (cpu.devices.virtio_net) cpu.devices.virtio_net.mac = mac;
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The hardware a config describes, as a state file records it (see statefile.ts). */
@@ -138,6 +162,7 @@ export function describeMachine(config: RunnerConfig, images: BootImages): State
     balloon: config.balloon,
     guestAgent: config.guestAgent ?? true,
     disks,
+    nic: config.nic?.model ?? 'ne2k',
   };
 }
 
@@ -190,6 +215,8 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   private readonly haltTimer: NodeJS.Timeout;
   private readonly serialListeners: ((byte: number) => void)[] = [];
   private readonly screenListeners: (() => void)[] = [];
+  /** The NIC's connection to its network's switch (config.nic). */
+  private readonly cable: NicCable | undefined;
 
   constructor(
     private readonly config: RunnerConfig,
@@ -205,6 +232,14 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     if (restore) this.agent.reset(restore.agentConnected);
     const maxKiB = config.memoryBytes / 1024;
     this.balloon = new Balloon(maxKiB, config.balloonTargetKiB ?? maxKiB, (m) => process.stderr.write(`info: ${m}\n`));
+    if (config.nic) {
+      this.cable = new NicCable(
+        config.nic.socket,
+        // Frames arriving while a machine is being replaced go to the outgoing one, which drops them.
+        (frame) => internals(this.machine.emu).bus.send('net0-receive', frame),
+        (m) => process.stderr.write(`info: ${m}\n`),
+      );
+    }
     this.machine = this.createMachine(restore?.payload);
     this.loaded = this.machine.loaded.then(() => {
       this.isLoaded = true;
@@ -225,6 +260,13 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       disable_speaker: true,
     };
     if (config.guestAgent ?? true) options.virtio_console = { type: 'none' };
+    if (config.nic) {
+      const extra = options as Record<string, unknown>;
+      extra.net_device = { type: config.nic.model };
+      // A restored guest's driver already holds its MAC: keep the one in the state (v86 would
+      // otherwise give the NIC a random one under the guest's feet).
+      if (state) extra.preserve_mac_from_state_image = true;
+    }
     if (images.vgaBios) options.vga_bios = { buffer: images.vgaBios };
     if (state) {
       // v86 restores it right after initialising the machine, before the CPU runs.
@@ -257,6 +299,12 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     emu.add_listener('screen-set-size', () => {
       for (const listener of this.screenListeners) listener();
     });
+    if (this.cable) {
+      const cable = this.cable;
+      emu.add_listener('net0-send', (frame: Uint8Array) => {
+        if (machine === this.machine) cable.send(frame);
+      });
+    }
     emu.add_listener('virtio-console0-output-bytes', (bytes) => {
       if (machine === this.machine) this.agent.receive(bytes);
     });
@@ -273,6 +321,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       machine.emu.write_memory([vidMode & 0xff, vidMode >> 8], 0x80000 + 0x1fa);
     }
     this.balloon.attach(cpu.devices.virtio_balloon, booting);
+    if (booting && this.config.nic) setNicMac(cpu, this.config.nic.mac);
     if (this.config.acpi ?? true) {
       // Deferred: this runs inside the guest's port write.
       machine.acpi = installAcpi(cpu, () => setImmediate(() => this.guestPoweredOff('acpi')));
@@ -498,6 +547,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
 
   async destroy(): Promise<void> {
     clearInterval(this.haltTimer);
+    this.cable?.close();
     this.balloon.close();
     await this.replacing?.catch(() => undefined);
     await this.machine.emu.destroy();

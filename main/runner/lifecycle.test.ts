@@ -103,7 +103,7 @@ describe('PV guest: save, abort, reboots, reset', { skip }, () => {
       [header.engine, header.engineVersion, header.name, header.uuid, header.domainXml, header.payloadSha256],
       ['v86', STATE_ENGINE_VERSION, 'lifecycle', UUID, DOMAIN_XML, result.checksum],
     );
-    assert.deepEqual(header.machine, { memoryBytes: 128 << 20, vgaMemoryBytes: 8 << 20, acpi: true, balloon: true, guestAgent: true, disks: {} });
+    assert.deepEqual(header.machine, { memoryBytes: 128 << 20, vgaMemoryBytes: 8 << 20, acpi: true, balloon: true, guestAgent: true, disks: {}, nic: 'ne2k' });
     assert.equal(header.guest.agentConnected, true);
     assert.ok(Math.abs(Date.parse(header.createdAt) - Date.now()) < 60_000);
     t.diagnostic(`save of the 128 MiB PV guest: ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${result.ms} ms`);

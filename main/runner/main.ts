@@ -49,6 +49,7 @@ function machineMismatch(saved: StateMachine, configured: StateMachine): string 
     ['ACPI', onOff(saved.acpi), onOff(configured.acpi)],
     ['the balloon', onOff(saved.balloon), onOff(configured.balloon)],
     ['the guest agent channel', onOff(saved.guestAgent), onOff(configured.guestAgent)],
+    ['the network card', saved.nic ?? 'ne2k', configured.nic ?? 'ne2k'],
   ];
   for (const disk of ['cdrom', 'hda', 'hdb'] as const) {
     const size = (n: number | undefined) => (n === undefined ? 'absent' : `${n} bytes`);

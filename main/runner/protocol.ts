@@ -108,6 +108,17 @@ export interface RunnerConfig {
    * file is only read. The rest of the config must describe the same machine (memory, devices).
    */
   restoreFrom?: string;
+  /**
+   * The guest's NIC (v86 has one: ne2k or virtio-net) and the virtual switch it plugs into: a unix
+   * socket speaking QEMU's `-netdev stream` framing. Absent: the NIC is left unconnected.
+   */
+  nic?: RunnerNic;
+}
+
+export interface RunnerNic {
+  model: 'ne2k' | 'virtio';
+  mac: string;
+  socket: string;
 }
 
 const pathString = z.string().min(1, 'must be a non-empty path');
@@ -147,6 +158,13 @@ export const runnerConfigSchema: z.ZodType<RunnerConfig> = z.strictObject({
   acpi: z.boolean().optional(),
   guestAgent: z.boolean().optional(),
   restoreFrom: absolutePath.optional(),
+  nic: z
+    .strictObject({
+      model: z.enum(['ne2k', 'virtio']),
+      mac: z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i, 'must be a MAC address'),
+      socket: absolutePath,
+    })
+    .optional(),
 });
 
 export interface VncListen {

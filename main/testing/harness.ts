@@ -213,6 +213,8 @@ export function killLeftovers(paths: HostPaths): void {
     }
   };
   const files = fs.existsSync(paths.run) ? fs.readdirSync(paths.run).map((d) => path.join(paths.run, d, 'runner.pid')) : [];
+  // Virtual network switches outlive hosts as runners do.
+  if (fs.existsSync(paths.networkRun)) files.push(...fs.readdirSync(paths.networkRun).map((d) => path.join(paths.networkRun, d, 'switch.pid')));
   const pids = [...files, paths.daemonPid].map(readPid).filter((pid): pid is number => Boolean(pid));
   for (const pid of pids) if (pid && processAlive(pid)) process.kill(pid, 'SIGKILL');
   fs.rmSync(paths.home, { recursive: true, force: true });

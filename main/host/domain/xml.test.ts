@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import {
   DomainXmlError,
   dumpDomainXml,
+  ensureInterfaceMacs,
   ensureUuid,
   firstChild,
   parseDomainXml,
@@ -641,5 +642,35 @@ describe('dumpxml for clients', () => {
     );
     assert.equal(parseDomainXml(live).config.graphics[0].port, 5901);
     assert.equal(serializeDomainXml(doc), xml);
+  });
+});
+
+describe('interfaces', () => {
+  test('MAC, model, source and link state are read; a bad MAC or link state is refused', () => {
+    const doc = parseDomainXml(
+      domainXml({
+        devices: `<interface type='network'><mac address='52:54:00:AB:CD:EF'/><source network='default'/><model type='virtio'/><link state='down'/></interface>`,
+      }),
+    );
+    assert.deepEqual(doc.config.interfaces, [{ type: 'network', mac: '52:54:00:ab:cd:ef', model: 'virtio', source: 'default', link: 'down' }]);
+    assertXmlError(domainXml({ devices: `<interface type='network'><mac address='52:54:00:ab:cd'/></interface>` }), 'xml-invalid', /<mac address='52:54:00:ab:cd'> is not a MAC address/);
+    assertXmlError(domainXml({ devices: `<interface type='network'><mac address='01:00:5e:00:00:01'/></interface>` }), 'xml-invalid', /is a multicast address/);
+    assertXmlError(domainXml({ devices: `<interface type='network'><link state='sideways'/></interface>` }), 'xml-invalid', /<link state='sideways'> is not 'up' or 'down'/);
+  });
+
+  test('interfaces without a MAC get distinct 52:54:00 ones at define, written first; given MACs stay', () => {
+    const doc = parseDomainXml(
+      domainXml({
+        devices:
+          `<interface type='network'><source network='default'/></interface>` +
+          `<interface type='network'><mac address='52:54:00:00:00:07'/><source network='default'/></interface>` +
+          `<interface type='user'><model type='e1000'/></interface>`,
+      }),
+    );
+    const bytes = [Uint8Array.of(1, 2, 3), Uint8Array.of(1, 2, 3), Uint8Array.of(4, 5, 6)];
+    assert.equal(ensureInterfaceMacs(doc, () => bytes.shift()!), 2);
+    assert.deepEqual(doc.config.interfaces.map((i) => i.mac), ['52:54:00:01:02:03', '52:54:00:00:00:07', '52:54:00:04:05:06']);
+    assert.match(serializeDomainXml(doc), /<interface type='network'>\n\s+<mac address='52:54:00:01:02:03'\/>\n\s+<source network='default'\/>/);
+    assert.equal(ensureInterfaceMacs(doc, () => assert.fail('no MAC is missing')), 0);
   });
 });

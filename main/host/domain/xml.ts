@@ -129,6 +129,29 @@ export function ensureUuid(doc: DomainDocument, generate: () => string): string 
   return doc.config.uuid;
 }
 
+/**
+ * Gives every <interface> without a <mac> one, as libvirt does at define: 52:54:00 (the prefix QEMU
+ * and libvirt use) and three bytes from `random`. Returns how many it added.
+ */
+export function ensureInterfaceMacs(doc: DomainDocument, random: () => Uint8Array): number {
+  const missing = doc.config.interfaces.filter((i) => i.mac === undefined).length;
+  if (!missing) return 0;
+  const taken = new Set(doc.config.interfaces.map((i) => i.mac));
+  editDomain(doc, (root) => {
+    const devices = firstChild(root, 'devices');
+    for (const iface of devices ? childElements(devices, 'interface') : []) {
+      if (firstChild(iface, 'mac')) continue;
+      let mac: string;
+      do mac = `52:54:00:${[...random().subarray(0, 3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+      while (taken.has(mac));
+      taken.add(mac);
+      // libvirt writes <mac> first in an <interface>.
+      iface.children.unshift(createElement('mac', { address: mac }));
+    }
+  });
+  return missing;
+}
+
 export function setName(doc: DomainDocument, name: string): void {
   editDomain(doc, (root) => setText(ensureChild(root, 'name', DOMAIN_CHILDREN), name));
 }
@@ -391,13 +414,22 @@ function readGraphics(graphics: XmlElement, position: number): GraphicsConfig {
   };
 }
 
+const MAC_ADDRESS = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
 function readInterface(iface: XmlElement): InterfaceConfig {
   const source = firstChild(iface, 'source')?.attributes;
+  const mac = firstChild(iface, 'mac')?.attributes.address;
+  if (mac !== undefined && !MAC_ADDRESS.test(mac)) throw invalid(`<interface><mac address='${mac}'> is not a MAC address (six hex pairs separated by colons)`);
+  // The group bit makes a multicast address, which no NIC may have (libvirt refuses it too).
+  if (mac !== undefined && Number.parseInt(mac.slice(0, 2), 16) & 1) throw invalid(`<interface><mac address='${mac}'> is a multicast address`);
+  const link = firstChild(iface, 'link')?.attributes.state;
+  if (link !== undefined && link !== 'up' && link !== 'down') throw invalid(`<interface><link state='${link}'> is not 'up' or 'down'`);
   return {
     type: iface.attributes.type ?? 'user',
-    mac: firstChild(iface, 'mac')?.attributes.address,
+    mac: mac?.toLowerCase(),
     model: firstChild(iface, 'model')?.attributes.type,
     source: source && (source.network ?? source.bridge ?? source.dev),
+    ...(link && { link }),
   };
 }
 

@@ -9,6 +9,7 @@ import { VNC_PORT_BASE } from '../../../runner/protocol.js';
 import { isPygrub, usesBootloader } from '../../images/bootloader.js';
 import { XEN_PV_OS_TYPES, lunDisks, uefiSource } from '../../domain/features.js';
 import { resolveUefi, type UefiFlash } from './uefi.js';
+import { planNics } from '../../network/attach.js';
 import type { SupportReport } from '../driver.js';
 
 /** File names in a QEMU domain's run directory (<run>/<uuid>/). */
@@ -40,6 +41,8 @@ export interface ArgvOptions {
   incoming?: boolean;
   /** Where UEFI variable stores live when the definition's <nvram> names no file. */
   nvramDir: string;
+  /** The port socket of a virtual network's switch (NetworkSwitches.paths(name).ports). */
+  networkSocket: (network: string) => string;
   /** QEMU's firmware descriptor directories (uefi.ts); tests give their own. */
   firmwareDirs?: string[];
 }
@@ -208,7 +211,19 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   }
   if (config.serials > 1) warn('devices/serial', `only the first serial port is connected (${config.serials} defined)`);
   for (const iface of config.interfaces) {
-    warn(`devices/interface[@type='${iface.type}']`, `interface on ${iface.source ? `${iface.type} '${iface.source}'` : iface.type}: the network is not connected in this version`);
+    if (iface.type === 'network' && iface.source) continue;
+    warn(`devices/interface[@type='${iface.type}']`, `interface on ${iface.source ? `${iface.type} '${iface.source}'` : iface.type}: only interfaces on a virtual network (type='network') are connected`);
+  }
+  for (const [i, nic] of planNics(config, opts.networkSocket).entries()) {
+    const model = nic.model ?? 'e1000';
+    const device = QEMU_NIC_MODELS[model];
+    if (!device) {
+      report.errors.push(`interface model '${model}' is not one QEMU here provides (${Object.keys(QEMU_NIC_MODELS).join(', ')})`);
+      continue;
+    }
+    // The switch speaks -netdev stream's framing on a unix socket: QEMU is a client of it.
+    argv.push('-netdev', `stream,id=net${i},server=off,addr.type=unix,addr.path=${optValue(nic.socket)}`);
+    argv.push('-device', `${device},netdev=net${i},mac=${nic.mac},id=nic${i}`);
   }
   const devices = firstChild(doc.root, 'devices');
   for (const device of devices ? childElements(devices) : []) {
@@ -225,6 +240,18 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   if (opts.incoming) argv.push('-incoming', 'defer');
   return { argv, report, ...(uefi && { uefi }) };
 }
+
+/**
+ * libvirt's <model type> → QEMU's device. Absent, a NIC is an e1000, the NIC QEMU gives x86
+ * machines by default (libvirt leaves the model to QEMU too).
+ */
+const QEMU_NIC_MODELS: Record<string, string> = {
+  virtio: 'virtio-net-pci',
+  e1000: 'e1000',
+  e1000e: 'e1000e',
+  rtl8139: 'rtl8139',
+  ne2k_pci: 'ne2k_pci',
+};
 
 /** QEMU's id= of the two VNC displays, which QMP's set_password and query-vnc-servers name. */
 export const VNC_DISPLAYS = { unix: 'unix', tcp: 'tcp' } as const;

@@ -21,6 +21,8 @@ import { log } from '../../log.js';
 import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport, type AccelMode } from '../driver.js';
 import type { Accel, AccelState } from './accel.js';
 import type { ConnectionInfo } from '../../../../shared/api.js';
+import { attachInterfaces } from '../../network/attach.js';
+import type { NetworkSwitches } from '../../network/switches.js';
 import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { ensureVarsStore } from './uefi.js';
 import { findQemu, type QemuBinary } from './binary.js';
@@ -85,6 +87,7 @@ export class QemuDriver implements EngineDriver {
     private readonly accel: Accel,
     /** UEFI variable stores of domains whose <nvram> names no file (<uuid>_VARS.fd). */
     private readonly nvramDir: string,
+    private readonly networks: NetworkSwitches,
   ) {}
 
   binary(): QemuBinary {
@@ -110,15 +113,17 @@ export class QemuDriver implements EngineDriver {
     if (mode === 'auto' && qemu.path && qemu.version) await this.accel.resolve(qemu.path, qemu.version);
   }
 
+  private readonly socketOf = (network: string): string => this.networks.paths(network).ports;
+
   validate(doc: DomainDocument): SupportReport {
-    return buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel: 'tcg', nvramDir: this.nvramDir }).report;
+    return buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel: 'tcg', nvramDir: this.nvramDir, networkSocket: this.socketOf }).report;
   }
 
   /** The command line a start would use now (domxml-to-native), binary first. */
   async toNative(doc: DomainDocument): Promise<string[]> {
     const qemu = this.binary();
     const accel = doc.config.type === 'kvm' && qemu.version ? this.accel.state(qemu.version).using : 'tcg';
-    const { argv, report } = buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel, nvramDir: this.nvramDir });
+    const { argv, report } = buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel, nvramDir: this.nvramDir, networkSocket: this.socketOf });
     if (report.errors.length) throw new QemuError(report.errors.join('; '));
     return [qemu.path ?? 'qemu-system-x86_64', ...argv];
   }
@@ -164,12 +169,14 @@ export class QemuDriver implements EngineDriver {
     try {
       // pygrub: the kernel is read afresh from the guest's disk at every start, into the state directory.
       const bootDoc = usesBootloader(config) ? await pygrubDoc(doc, stateDir) : doc;
-      const built = buildArgv(bootDoc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom), nvramDir: this.nvramDir });
+      const built = buildArgv(bootDoc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom), nvramDir: this.nvramDir, networkSocket: this.socketOf });
       if (built.report.errors.length) throw new QemuError(built.report.errors.join('; '));
       argv = built.argv;
       // Said before QEMU is spawned, in the same words as the v86 engine.
       need(config.os.kernel, 'kernel');
       need(config.os.initrd, 'initrd');
+      // The networks' switches, up before QEMU connects to them.
+      await attachInterfaces(this.networks, config);
       if (built.uefi) {
         need(built.uefi.code, 'UEFI firmware');
         need(built.uefi.template, 'UEFI variable store template');

@@ -31,7 +31,7 @@ describe('QEMU command line from a definition', () => {
           `<interface type='network'><source network='default'/><model type='virtio'/></interface><memballoon model='virtio'/>`,
       ),
     );
-    const { argv, report } = buildArgv(doc, { stateDir: '/run/x', accel: 'tcg', nvramDir: '/nv' });
+    const { argv, report } = buildArgv(doc, { stateDir: '/run/x', accel: 'tcg', nvramDir: '/nv', networkSocket: (n) => `/run/networks/${n}/ports.sock` });
     const joined = argv.join(' ');
     assert.deepEqual(report.errors, []);
     assert.match(joined, /-name guest=a,,b,debug-threads=on/);
@@ -45,12 +45,30 @@ describe('QEMU command line from a definition', () => {
     assert.match(joined, /logfile=\/run\/x\/console\.log/);
     assert.ok(argv.includes('virtio-balloon-pci,id=balloon0'), "as libvirt: no deflate-on-oom or free-page-reporting unless <memballoon> asks");
     assert.ok(argv.includes('-S'), 'always starts stopped');
-    assert.ok(report.warnings.some((w) => /network is not connected/.test(w.message)));
+    assert.match(joined, /-netdev stream,id=net0,server=off,addr\.type=unix,addr\.path=\/run\/networks\/default\/ports\.sock -device virtio-net-pci,netdev=net0,mac=52:54:00:[0-9a-f:]{8},id=nic0/);
+    assert.deepEqual(report.warnings, []);
+  });
+
+  it('connects only network interfaces, with their MACs and models; refuses a model QEMU lacks', () => {
+    const disk = `<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>`;
+    const build = (ifaces: string) => buildArgv(parseDomainXml(xml(disk + ifaces)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv', networkSocket: (n) => `/sw/${n}.sock` });
+    const { argv, report } = build(
+      `<interface type='network'><mac address='52:54:00:AA:BB:01'/><source network='default'/></interface>` +
+        `<interface type='network'><mac address='52:54:00:aa:bb:02'/><source network='other'/><model type='ne2k_pci'/></interface>` +
+        `<interface type='user'><model type='e1000'/></interface>`,
+    );
+    const joined = argv.join(' ');
+    assert.match(joined, /-netdev stream,id=net0,server=off,addr\.type=unix,addr\.path=\/sw\/default\.sock -device e1000,netdev=net0,mac=52:54:00:aa:bb:01,id=nic0/);
+    assert.match(joined, /-netdev stream,id=net1,server=off,addr\.type=unix,addr\.path=\/sw\/other\.sock -device ne2k_pci,netdev=net1,mac=52:54:00:aa:bb:02,id=nic1/);
+    assert.deepEqual(report.warnings.map((w) => w.message), ["interface on user: only interfaces on a virtual network (type='network') are connected"]);
+    assert.deepEqual(build(`<interface type='network'><source network='default'/><model type='pcnet'/></interface>`).report.errors, [
+      "interface model 'pcnet' is not one QEMU here provides (virtio, e1000, e1000e, rtl8139, ne2k_pci)",
+    ]);
   });
 
   it("<memballoon autodeflate/freePageReporting> become deflate-on-oom/free-page-reporting, as libvirt maps them; model='none' has no device", () => {
     const balloonArg = (memballoon: string) => {
-      const { argv } = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>${memballoon}`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
+      const { argv } = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>${memballoon}`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv', networkSocket: (n) => `/run/networks/${n}/ports.sock` });
       return argv.filter((a) => a.startsWith('virtio-balloon-pci'));
     };
     assert.deepEqual(balloonArg(''), ['virtio-balloon-pci,id=balloon0'], 'libvirt adds a balloon by default');
@@ -61,7 +79,7 @@ describe('QEMU command line from a definition', () => {
   });
 
   it("<graphics type='vnc'> adds a TCP display next to the unix one; passwd= turns on password=on for both", () => {
-    const build = (graphics: string) => buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>${graphics}`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
+    const build = (graphics: string) => buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>${graphics}`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv', networkSocket: (n) => `/run/networks/${n}/ports.sock` });
     const vncArgs = (argv: string[]) => argv.flatMap((a, i) => (argv[i - 1] === '-vnc' ? [a] : []));
     assert.deepEqual(vncArgs(build('').argv), ['unix:/r/vnc.sock,id=unix']);
     const auto = build(`<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='s3cret'/>`);
@@ -74,18 +92,18 @@ describe('QEMU command line from a definition', () => {
   });
 
   it('KVM adds the CPU model that QEMU 7.2 accepts on nested hosts; refuses what cannot run', () => {
-    const kvm = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'kvm', nvramDir: '/nv' });
+    const kvm = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'kvm', nvramDir: '/nv', networkSocket: (n) => `/run/networks/${n}/ports.sock` });
     assert.match(kvm.argv.join(' '), /-accel kvm -cpu host,-arch-capabilities/);
-    const bad = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><driver type='bochs9'/><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
+    const bad = buildArgv(parseDomainXml(xml(`<disk type='file' device='disk'><driver type='bochs9'/><source file='/img/b.img'/><target dev='hda'/></disk>`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv', networkSocket: (n) => `/run/networks/${n}/ports.sock` });
     assert.match(bad.report.errors.join(';'), /image format 'bochs9'/);
-    const nothing = buildArgv(parseDomainXml(xml('')), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
+    const nothing = buildArgv(parseDomainXml(xml('')), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv', networkSocket: (n) => `/run/networks/${n}/ports.sock` });
     assert.match(nothing.report.errors.join(';'), /nothing to boot/);
-    const lun = buildArgv(parseDomainXml(xml(`<disk type='file'><source file='/img/b.img'/><target dev='hda'/></disk><disk type='block' device='lun'><source dev='/dev/sdc'/><target dev='sdc'/></disk>`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
+    const lun = buildArgv(parseDomainXml(xml(`<disk type='file'><source file='/img/b.img'/><target dev='hda'/></disk><disk type='block' device='lun'><source dev='/dev/sdc'/><target dev='sdc'/></disk>`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv', networkSocket: (n) => `/run/networks/${n}/ports.sock` });
     assert.deepEqual(lun.report.errors, ["SCSI LUN passthrough (<disk device='lun'> sdc) is not provided by Domus on QEMU"]);
   });
 
   it('network boot: no NIC is connected, so it is dropped from -boot (an error when nothing else boots)', () => {
-    const network = (devices: string) => buildArgv(parseDomainXml(xml(devices).replace(`<boot dev='cdrom'/>`, `<boot dev='network'/>`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv' });
+    const network = (devices: string) => buildArgv(parseDomainXml(xml(devices).replace(`<boot dev='cdrom'/>`, `<boot dev='network'/>`)), { stateDir: '/r', accel: 'tcg', nvramDir: '/nv', networkSocket: (n) => `/run/networks/${n}/ports.sock` });
     assert.match(network('').report.errors.join(';'), /^nothing to boot: network boot \(<boot dev='network'\/>\) needs a connected network/);
     const withDisk = network(`<disk type='file'><source file='/img/b.img'/><target dev='hda'/></disk>`);
     assert.deepEqual(withDisk.report.errors, []);
@@ -116,7 +134,7 @@ describe("UEFI on QEMU: OVMF from QEMU's firmware descriptors, as libvirt picks 
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const build = (osXml: string, firmwareDirs = dirs) =>
-    buildArgv(parseDomainXml(xml(`<disk type='file'><source file='/img/b.img'/><target dev='hda'/></disk>`).replace(/<os>[\s\S]*<\/os>/, osXml)), { stateDir: '/r', accel: 'tcg', nvramDir: path.join(dir, 'nvram'), firmwareDirs });
+    buildArgv(parseDomainXml(xml(`<disk type='file'><source file='/img/b.img'/><target dev='hda'/></disk>`).replace(/<os>[\s\S]*<\/os>/, osXml)), { stateDir: '/r', accel: 'tcg', nvramDir: path.join(dir, 'nvram'), networkSocket: (n) => `/run/networks/${n}/ports.sock`, firmwareDirs });
 
   it("<os firmware='efi'> gets the plain build and a store of its own in the nvram directory; the template is copied once", () => {
     const { argv, report, uefi } = build(`<os firmware='efi'><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>`);

@@ -32,6 +32,8 @@ import { log } from '../../log.js';
 import { APP_ROOT } from '../../../common/paths.js';
 import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
+import { attachInterfaces } from '../../network/attach.js';
+import type { NetworkSwitches } from '../../network/switches.js';
 import { checkV86Support, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from './support.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -51,7 +53,10 @@ export class V86Driver implements EngineDriver {
   readonly domainTypes = ['v86'];
   readonly capabilities: EngineCapabilities = { shutdownModes: ['acpi', 'agent'] };
 
-  constructor(private readonly runDir: string) {}
+  constructor(
+    private readonly runDir: string,
+    private readonly networks: NetworkSwitches,
+  ) {}
 
   connection(): ConnectionInfo {
     return { uri: this.uri, engine: this.engine, available: true, version: STATE_ENGINE_VERSION };
@@ -76,6 +81,9 @@ export class V86Driver implements EngineDriver {
     // A runner lives exactly as long as its lock on runner.pid; the pid in the file may by now be
     // another process's (after a reboot), which must not keep the domain from starting.
     if (isLocked(pidFile)) throw new EngineError(`domain '${config.name}' is already running in runner pid ${readPid(pidFile) || 'unknown'}`);
+    // v86 has one NIC (support.ts warns about the others).
+    const [nic] = await attachInterfaces(this.networks, config);
+    if (nic) runnerConfig.nic = { model: nic.model === 'virtio' ? 'virtio' : 'ne2k', mac: nic.mac, socket: nic.socket };
     if (fs.existsSync(stateDir)) log('info', `removing the stale run directory ${stateDir} of '${config.name}'`);
     fs.rmSync(stateDir, { recursive: true, force: true });
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });

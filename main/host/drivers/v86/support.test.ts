@@ -44,10 +44,6 @@ describe('v86 support: fixtures', () => {
       { element: "devices/disk[@target='sda']", message: 'CD-ROM sda (sata bus) is attached as IDE' },
       { element: "devices/graphics[@type='spice']", message: 'SPICE is not available; the console uses VNC' },
       {
-        element: "devices/interface[@type='network']",
-        message: "interface on network 'default' (model virtio): the network is not connected in this version",
-      },
-      {
         element: "devices/controller[@type='usb']",
         message: 'USB controller (qemu-xhci): kept in the definition, not provided by v86',
       },
@@ -89,7 +85,7 @@ describe('v86 support: fixtures', () => {
     assert.ok(messages(result).includes('video model cirrus: the guest uses the standard VGA (stdvga)'));
     assert.ok(
       messages(result).includes(
-        "interface on network 'default' (model e1000, emulated as ne2k): the network is not connected in this version",
+        "interface on network 'default' (model e1000): emulated as ne2k_pci, the NIC v86 has besides virtio",
       ),
     );
     assert.ok(!messages(result).some((m) => m.includes('attached as IDE')), 'IDE disks need no warning');
@@ -124,7 +120,7 @@ describe('v86 support: fixtures', () => {
     const { config } = parseDomainXml(fixture('virt-install-debian12'));
     const result = checkV86Support(config, undefined);
     assert.deepEqual(result.errors, []);
-    assert.equal(result.warnings.length, 7);
+    assert.equal(result.warnings.length, 6);
   });
 });
 
@@ -256,7 +252,7 @@ describe('v86 support: warnings', () => {
       'SPICE is not available; the console uses VNC',
       'sdl graphics are not available; the console uses VNC',
       'only the first serial port is connected (2 defined)',
-      'interface on user (model rtl8139, emulated as ne2k): the network is not connected in this version',
+      "interface on user: only interfaces on a virtual network (type='network') are connected",
       'USB controller (ich9-ehci1): kept in the definition, not provided by v86',
       'SCSI controller (virtio-scsi): kept in the definition, not provided by v86',
       'USB mouse: kept in the definition, not provided by v86 (the PS/2 mouse is used)',

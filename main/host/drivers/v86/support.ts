@@ -218,15 +218,21 @@ function checkConsoleAndNetwork(config: DomainConfig, report: Report): void {
   if (config.serials > 1) {
     report.warn('devices/serial', `only the first serial port is connected (${config.serials} defined)`);
   }
+  let connected = 0;
   for (const iface of config.interfaces) {
-    // v86 has ne2k and virtio-net; any other model gets the ne2k.
-    const native = iface.model === 'virtio' || iface.model === 'ne2k_pci' || iface.model === 'ne2k_isa';
-    const model = `${iface.model ? `model ${iface.model}` : 'no model'}${native ? '' : ', emulated as ne2k'}`;
     const where = iface.source ? `${iface.type} '${iface.source}'` : iface.type;
-    report.warn(
-      `devices/interface[@type='${iface.type}']`,
-      `interface on ${where} (${model}): the network is not connected in this version`,
-    );
+    const element = `devices/interface[@type='${iface.type}']`;
+    if (iface.type !== 'network' || !iface.source) {
+      report.warn(element, `interface on ${where}: only interfaces on a virtual network (type='network') are connected`);
+      continue;
+    }
+    // v86 has one NIC, an ne2k or a virtio-net.
+    if (++connected > 1) {
+      report.warn(element, `interface on ${where}: v86 has one network card; only the first interface is connected`);
+      continue;
+    }
+    const native = iface.model === undefined || iface.model === 'virtio' || iface.model === 'ne2k_pci' || iface.model === 'ne2k_isa';
+    if (!native) report.warn(element, `interface on ${where} (model ${iface.model}): emulated as ne2k_pci, the NIC v86 has besides virtio`);
   }
 }
 
