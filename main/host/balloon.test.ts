@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
+import { controlRequest } from '../testing/connect-unix.js';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DomainStatsSample, Events, TraceRecord } from '../../shared/api.js';
@@ -38,22 +38,8 @@ function hostApiConnections(t: TestHost): number {
 
 /** Asks the runner directly how many `stats` requests it has answered (its own request included). */
 async function runnerStatsRequests(t: TestHost, uuid: string): Promise<number> {
-  const sock = net.connect(path.join(t.paths.run, uuid, 'control.sock'));
-  try {
-    const line = await new Promise<string>((resolve, reject) => {
-      let buf = '';
-      sock.on('data', (d) => {
-        buf += d.toString();
-        const nl = buf.indexOf('\n');
-        if (nl >= 0) resolve(buf.slice(0, nl));
-      });
-      sock.on('error', reject);
-      sock.write(`${JSON.stringify({ id: 1, op: 'stats' })}\n`);
-    });
-    return (JSON.parse(line) as { result: { requests: number } }).result.requests;
-  } finally {
-    sock.destroy();
-  }
+  const res = await controlRequest<{ result: { requests: number } }>(path.join(t.paths.run, uuid, 'control.sock'), { id: 1, op: 'stats' });
+  return res.result.requests;
 }
 
 /**

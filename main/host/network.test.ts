@@ -6,7 +6,7 @@
 // switch. The guests are booted once for the whole file.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
+import { controlRequest } from '../testing/connect-unix.js';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, sleep, until, type LocalEngine } from '../testing/harness.js';
@@ -72,24 +72,9 @@ function domainXml(g: (typeof GUESTS)[number]): string {
 
 /** One request on the switch's control socket. */
 async function switchControl<T>(t: TestHost, req: Record<string, unknown>): Promise<T> {
-  const sock = net.connect(path.join(t.paths.networkRun, 'default', 'control.sock'));
-  try {
-    const line = await new Promise<string>((resolve, reject) => {
-      let buf = '';
-      sock.on('data', (d) => {
-        buf += d.toString();
-        const nl = buf.indexOf('\n');
-        if (nl >= 0) resolve(buf.slice(0, nl));
-      });
-      sock.on('error', reject);
-      sock.write(`${JSON.stringify({ id: 7, ...req })}\n`);
-    });
-    const res = JSON.parse(line) as { ok: boolean; result: T; error?: string };
-    assert.ok(res.ok, res.error);
-    return res.result;
-  } finally {
-    sock.destroy();
-  }
+  const res = await controlRequest<{ ok: boolean; result: T; error?: string }>(path.join(t.paths.networkRun, 'default', 'control.sock'), { id: 7, ...req });
+  assert.ok(res.ok, res.error);
+  return res.result;
 }
 
 /** `ping -c N` from one guest to an address: packets received and the average RTT in ms. */

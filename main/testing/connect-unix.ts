@@ -21,3 +21,23 @@ export async function connectUnix(file: string, timeoutMs: number): Promise<net.
     }
   }
 }
+
+/** One JSON-lines request on a control socket (a runner's, a switch's) and its parsed reply line. */
+export async function controlRequest<T>(file: string, req: Record<string, unknown>): Promise<T> {
+  const sock = net.connect(file);
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      sock.on('data', (d) => {
+        buf += d.toString();
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) resolve(buf.slice(0, nl));
+      });
+      sock.on('error', reject);
+      sock.write(`${JSON.stringify(req)}\n`);
+    });
+    return JSON.parse(line) as T;
+  } finally {
+    sock.destroy();
+  }
+}
