@@ -288,6 +288,22 @@ for (const engine of ENGINES) describe(`the console in Chromium (${engine})`, { 
     }
   });
 
+  it('gives up on a display that accepts but does not answer, says so, and connects once it does', async () => {
+    // A stopped engine process still accepts connections on its display socket (the kernel queues
+    // them) but sends no handshake: the viewer must not wait forever.
+    const pid = t.runnerPid(uuid)!;
+    const p = await context.newPage();
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await p.goto(consoleUrl(uuid));
+      await p.getByTestId('vnc-failure').filter({ hasText: 'did not answer within 10 s' }).waitFor({ timeout: 20_000 });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await until(async () => (await canvasState(p)).width > 0, 30_000, 'the display to connect once the engine runs again');
+    await p.close();
+  });
+
   it('shows a placeholder while the guest is off and reconnects when it starts', async () => {
     const win = consoleWindow!;
     await win.getByTestId('tab-display').click();
@@ -298,6 +314,10 @@ for (const engine of ENGINES) describe(`the console in Chromium (${engine})`, { 
     await win.getByTestId('tab-display').click();
     await t.client.call('domain.start', { domain: uuid });
     await win.getByTestId('display-not-running').waitFor({ state: 'detached', timeout: 15_000 });
-    await until(async () => (await canvasState(win)).colours > 1, 60_000, 'the display of the restarted guest');
+    const why = async () => (await win.getByTestId('vnc-failure').textContent({ timeout: 100 }).catch(() => null)) ?? 'no failure shown';
+    await until(async () => (await canvasState(win)).width > 0, 60_000, 'the restarted guest\'s display to connect').catch(async (err: Error) => {
+      throw new Error(`${err.message} (the console says: ${await why()})`);
+    });
+    await until(async () => (await canvasState(win)).colours > 1, BOOT_TIMEOUT, 'the restarted guest to draw on its display');
   });
 });
