@@ -46,7 +46,7 @@ export function parseNetworkXml(xml: string, where: string): SwitchConfig {
   if (prefix === undefined || !Number.isInteger(prefix) || prefix < 8 || prefix > 30) throw bad(`<ip> needs a prefix from 8 to 30 or the matching netmask`);
   const mask = (0xffffffff << (32 - prefix)) >>> 0;
   const inNet = (a: string) => IPV4.test(a) && ((ipNum(a) & mask) >>> 0) === ((ipNum(address) & mask) >>> 0);
-  const config: SwitchConfig = { name, mac: mac.toLowerCase(), address, prefix, dnsHosts: [] };
+  const config: SwitchConfig = { name, mac: mac.toLowerCase(), address, prefix, dnsHosts: [], forward: firstChild(root, 'forward') ? 'nat' : 'none', portForwards: [] };
   const domain = firstChild(root, 'domain')?.attributes.name;
   if (domain) config.domain = domain;
   const dhcp = firstChild(ip, 'dhcp');
