@@ -14,6 +14,9 @@ export type ShutdownMode = (typeof SHUTDOWN_MODES)[number];
 
 /** A domain is addressed by name or UUID, as virsh does. */
 const DomainRef = z.string().min(1, 'domain name or UUID is required').max(256);
+/** A virtual network is addressed by name or UUID, as virsh does. */
+const NetworkRef = z.string().min(1, 'network name or UUID is required').max(256);
+const MacAddress = z.string().regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'must be a MAC address like 52:54:00:12:34:56');
 const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
 const VolumeName = z
   .string()
@@ -258,6 +261,45 @@ export const RequestParams = {
     .strict(),
   /** Cancels a running upload (virStreamAbort): the new volume is deleted. */
   'volume.uploadAbort': z.object({ job: z.number().int().nonnegative() }).strict(),
+  // Virtual networks (libvirt's network model: virsh net-*), and domains' interfaces on them
+  'network.list': z.object({}).strict(),
+  /** virsh net-define: a persistent network from libvirt network XML (replaces an inactive definition of that name). */
+  'network.define': z.object({ xml: z.string().min(1, 'XML is empty').max(1 << 20, 'XML is larger than 1 MiB') }).strict(),
+  /** virsh net-undefine: removes the definition; a running network goes on as transient until destroyed. */
+  'network.undefine': z.object({ network: NetworkRef }).strict(),
+  /** virsh net-start. */
+  'network.start': z.object({ network: NetworkRef }).strict(),
+  /** virsh net-destroy: stops the network's switch; guests' NICs on it lose their link until it starts again. */
+  'network.destroy': z.object({ network: NetworkRef }).strict(),
+  /** virsh net-dumpxml (inactive: the persistent definition rather than the running one). */
+  'network.xml': z.object({ network: NetworkRef, inactive: z.boolean().default(false) }).strict(),
+  'network.setAutostart': z.object({ network: NetworkRef, enabled: z.boolean() }).strict(),
+  /** virsh net-dhcp-leases [--mac]. */
+  'network.dhcpLeases': z.object({ network: NetworkRef, mac: MacAddress.optional() }).strict(),
+  /** virsh domiflist. */
+  'domain.interfaces': z.object({ domain: DomainRef, inactive: z.boolean().default(false) }).strict(),
+  /** virsh domifaddr (--source lease: the addresses its networks' DHCP servers leased to its MACs). */
+  'domain.interfaceAddresses': z.object({ domain: DomainRef, interface: z.string().min(1).max(64).optional() }).strict(),
+  /** virsh attach-interface: a NIC on a network (or user-mode networking); live where the engine can plug one. */
+  'domain.attachInterface': z
+    .object({
+      domain: DomainRef,
+      type: z.enum(['network', 'user']),
+      source: z.string().min(1).max(64).optional(),
+      model: z.string().min(1).max(32).optional(),
+      mac: MacAddress.optional(),
+      live: z.boolean().default(false),
+      config: z.boolean().default(false),
+    })
+    .strict(),
+  /** virsh detach-interface: by MAC, or the only interface of that type. */
+  'domain.detachInterface': z
+    .object({ domain: DomainRef, type: z.enum(['network', 'user']), mac: MacAddress.optional(), live: z.boolean().default(false), config: z.boolean().default(false) })
+    .strict(),
+  /** virsh domif-setlink: an interface (by MAC or interface name) link up or down, live and/or in the definition. */
+  'domain.setLinkState': z
+    .object({ domain: DomainRef, interface: z.string().min(1).max(64), state: z.enum(['up', 'down']), live: z.boolean().default(false), config: z.boolean().default(false) })
+    .strict(),
   /** Lists a host directory for the file chooser (virt-manager's "Browse Local"). */
   'host.browse': z.object({ path: z.string().max(4096).optional(), filter: z.enum(['any', 'iso', 'disk', 'kernel']).default('any') }).strict(),
   /** Reads a disk or ISO image in user space (never mounted): partitions, bootloader entries, kernels, architecture. */
@@ -414,6 +456,19 @@ export interface Results {
   'volume.info': { volume: VolumeInfo };
   'volume.upload': { volume: VolumeInfo; job: JobInfo; warnings?: string[] };
   'volume.uploadAbort': { job: JobInfo };
+  'network.list': { networks: NetworkInfo[] };
+  'network.define': { network: NetworkInfo; warnings?: string[] };
+  'network.undefine': Record<string, never>;
+  'network.start': { network: NetworkInfo };
+  'network.destroy': { network: NetworkInfo };
+  'network.xml': { xml: string };
+  'network.setAutostart': { network: NetworkInfo };
+  'network.dhcpLeases': { leases: NetworkLease[] };
+  'domain.interfaces': { interfaces: DomainInterface[] };
+  'domain.interfaceAddresses': { interfaces: { name: string; mac: string; addresses: { type: 'ipv4' | 'ipv6'; address: string; prefix: number }[] }[] };
+  'domain.attachInterface': { domain: DomainSummary; mac: string };
+  'domain.detachInterface': { domain: DomainSummary };
+  'domain.setLinkState': { domain: DomainSummary };
   'host.browse': BrowseListing;
   'host.inspectImage': ImageInspection;
   'catalogue.list': { entries: CatalogueEntry[]; source: string };
@@ -494,8 +549,11 @@ export interface DomainStatsSample {
     txBytes: number;
     rxBytesPerSec: number;
     txBytesPerSec: number;
-    /** Per NIC the engine gives the guest (domstats net.N.*); v86 gives none. */
-    devices?: { name: string; rxBytes: number; txBytes: number }[];
+    /**
+     * Per NIC (domstats net.N.*), counted by the network's switch on this host's engines; mac and
+     * the DHCP-leased addresses when known, for the domain list's IP column.
+     */
+    devices?: { name: string; mac?: string; network?: string; rxBytes: number; txBytes: number; addresses?: string[] }[];
   };
 }
 
@@ -520,6 +578,46 @@ export interface VolumeInfo {
   allocationBytes: number;
   /** Domains whose definition uses this volume. */
   usedBy: string[];
+}
+
+/** One virtual network, as virsh net-list --all and net-info show it. */
+export interface NetworkInfo {
+  name: string;
+  uuid: string;
+  active: boolean;
+  persistent: boolean;
+  autostart: boolean;
+  /** libvirt's <forward mode>: 'nat', or 'none' for an isolated network (no <forward>); a libvirt host may have others (route, open, bridge…). */
+  forward: string;
+  /** The bridge (libvirt) or switch the network's guests plug into. */
+  bridge?: string;
+  /** The gateway's IPv4 address and prefix, and the DHCP range, when the network has them. */
+  address?: string;
+  prefix?: number;
+  dhcpRange?: { start: string; end: string };
+}
+
+/** One DHCP lease (virsh net-dhcp-leases). */
+export interface NetworkLease {
+  network: string;
+  mac: string;
+  address: string;
+  prefix: number;
+  hostname?: string;
+  clientId?: string;
+  /** Epoch seconds. */
+  expiryTime: number;
+}
+
+/** One row of virsh domiflist. */
+export interface DomainInterface {
+  /** The host-side name: vnetN while running (libvirt's target dev), '-' when off. */
+  name: string;
+  type: string;
+  source?: string;
+  model?: string;
+  mac: string;
+  link: 'up' | 'down';
 }
 
 export interface BrowseListing {
@@ -681,6 +779,8 @@ export interface Events {
   'trace.record': { record: TraceRecord };
   /** Host stop: what each running domain's on-stop policy is doing. */
   'host.stopping': { domains: HostStopProgress[] };
+  /** A network was defined, undefined, started or stopped (libvirt's VIR_NETWORK_EVENT_*). */
+  'network.lifecycle': { network: NetworkInfo; event: 'defined' | 'undefined' | 'started' | 'stopped' };
   'connection.state': { connection: ConnectionState };
   /**
    * ssh, opening a connection, asks a question: a key's passphrase or a password (secret: the answer

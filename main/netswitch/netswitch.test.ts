@@ -39,6 +39,8 @@ const CONFIG: SwitchConfig = {
   domain: 'domus.test',
   dhcp: { start: '192.168.122.2', end: '192.168.122.254', leaseTime: 3600, hosts: [{ mac: '52:54:00:aa:00:09', ip: '192.168.122.9', name: 'fixed' }] },
   dnsHosts: [{ ip: '192.168.122.200', names: ['printer'] }],
+  forward: 'none',
+  portForwards: [],
 };
 const GW = ipNumber(CONFIG.address);
 const A = macBytes('52:54:00:aa:00:01');

@@ -53,6 +53,22 @@ export interface SwitchConfig {
   };
   /** DNS A records besides the leased and static hosts (libvirt's <dns><host>). */
   dnsHosts: { ip: string; names: string[] }[];
+  /**
+   * 'nat': guests reach the host's sockets through the gateway (outbound TCP/UDP from the switch
+   * process; the gateway's own address maps to the host's 127.0.0.1). 'none': isolated.
+   */
+  forward: 'nat' | 'none';
+  /** Host ports forwarded to a guest (NAT networks): listen on address:port, connect to guest:guestPort. */
+  portForwards: PortForward[];
+}
+
+export interface PortForward {
+  proto: 'tcp' | 'udp';
+  /** The host address to listen on: 127.0.0.1 unless the network says otherwise. */
+  address: string;
+  port: number;
+  guest: string;
+  guestPort: number;
 }
 
 export const switchConfigSchema: z.ZodType<SwitchConfig> = z.strictObject({
@@ -70,6 +86,16 @@ export const switchConfigSchema: z.ZodType<SwitchConfig> = z.strictObject({
     })
     .optional(),
   dnsHosts: z.array(z.strictObject({ ip: ipv4, names: z.array(z.string().min(1)) })),
+  forward: z.enum(['nat', 'none']),
+  portForwards: z.array(
+    z.strictObject({
+      proto: z.enum(['tcp', 'udp']),
+      address: ipv4,
+      port: z.number().int().min(1).max(65535),
+      guest: ipv4,
+      guestPort: z.number().int().min(1).max(65535),
+    }),
+  ),
 });
 
 /** One DHCP lease, in the field names of libvirt's lease status file. */
