@@ -1,6 +1,7 @@
 // The part of libvirt's network XML the switch serves: <name>, <mac address>, <domain name>, one
 // IPv4 <ip address prefix|netmask> with <dhcp> (<range start end>, <host mac ip name>), and <dns>
-// <host ip><hostname>. <forward> is not read: every network is isolated until NAT exists.
+// <host ip><hostname>. <forward mode='nat'> makes a NAT network (no <forward>: isolated), with
+// Domus's <portForward proto address port guest guestPort/> children for forwarded host ports.
 import type { SwitchConfig } from '../../netswitch/protocol.js';
 import { childElements, firstChild, parseXmlTree, textContent, type XmlElement } from '../domain/xml-tree.js';
 
@@ -46,7 +47,18 @@ export function parseNetworkXml(xml: string, where: string): SwitchConfig {
   if (prefix === undefined || !Number.isInteger(prefix) || prefix < 8 || prefix > 30) throw bad(`<ip> needs a prefix from 8 to 30 or the matching netmask`);
   const mask = (0xffffffff << (32 - prefix)) >>> 0;
   const inNet = (a: string) => IPV4.test(a) && ((ipNum(a) & mask) >>> 0) === ((ipNum(address) & mask) >>> 0);
-  const config: SwitchConfig = { name, mac: mac.toLowerCase(), address, prefix, dnsHosts: [], forward: firstChild(root, 'forward') ? 'nat' : 'none', portForwards: [] };
+  const forward = firstChild(root, 'forward');
+  const mode = forward?.attributes.mode ?? 'nat';
+  if (forward && mode !== 'nat') throw bad(`<forward mode='${mode}'> is not supported (only 'nat', or no <forward> for an isolated network)`);
+  const config: SwitchConfig = { name, mac: mac.toLowerCase(), address, prefix, dnsHosts: [], forward: forward ? 'nat' : 'none', portForwards: [] };
+  for (const pf of forward ? childElements(forward, 'portForward') : []) {
+    const { proto = 'tcp', address: listen = '127.0.0.1', port = '', guest = '', guestPort = port } = pf.attributes;
+    const portOk = (p: string) => /^\d+$/.test(p) && Number(p) >= 1 && Number(p) <= 65535;
+    if ((proto !== 'tcp' && proto !== 'udp') || !IPV4.test(listen) || !portOk(port) || !inNet(guest) || !portOk(guestPort)) {
+      throw bad(`<portForward proto='${proto}' address='${listen}' port='${port}' guest='${guest}' guestPort='${guestPort}'> needs proto tcp or udp, a host IPv4 address, ports from 1 to 65535 and a guest address inside ${address}/${prefix}`);
+    }
+    config.portForwards.push({ proto, address: listen, port: Number(port), guest, guestPort: Number(guestPort) });
+  }
   const domain = firstChild(root, 'domain')?.attributes.name;
   if (domain) config.domain = domain;
   const dhcp = firstChild(ip, 'dhcp');
