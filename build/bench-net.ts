@@ -12,7 +12,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { findQemu } from '../main/host/drivers/qemu/binary.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, type LocalEngine } from '../main/testing/harness.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, networkGuestXml, type LocalEngine } from '../main/testing/harness.js';
+import { serialShell } from './bench-console.js';
 
 export const NET_HEADING = '## NAT (guest → host)';
 
@@ -20,7 +21,6 @@ const BIG = 32 * 1024 * 1024;
 const SMALL_RUNS = 20;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Figures {
@@ -61,34 +61,9 @@ async function slirp(port: number): Promise<Figures> {
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   try {
-    let sock: net.Socket | undefined;
-    for (let i = 0; i < 200 && !sock; i++) {
-      await sleep(100);
-      sock = await new Promise<net.Socket | undefined>((resolve) => {
-        const s = net.connect(serialSocket, () => resolve(s));
-        s.once('error', () => resolve(undefined));
-      });
-    }
-    if (!sock) throw new Error('QEMU serial socket did not appear');
-    const serial = sock;
-    let text = '';
-    serial.on('data', (d: Buffer) => (text += d.toString('latin1')));
-    const wait = async (re: RegExp, from: number, ms: number) => {
-      const end = Date.now() + ms;
-      while (!re.test(text.slice(from))) {
-        if (Date.now() > end) throw new Error(`slirp guest: timed out waiting for ${re}; last output: ${text.slice(-300)}`);
-        await sleep(20);
-      }
-    };
-    await wait(/DOMUS-NET-UP eth0 10\.0\.2\.15/, 0, 600_000);
-    const sh = async (cmd: string) => {
-      const id = Math.random().toString(36).slice(2, 8);
-      const from = text.length;
-      serial.write(`${cmd}; echo "END""${id}"\n`);
-      await wait(new RegExp(`END${id}`), from, 900_000);
-      return text.slice(from);
-    };
-    return await measure('QEMU `-netdev user` (slirp), virtio-net', '10.0.2.2', port, sh);
+    const serial = await serialShell(serialSocket, 'slirp guest');
+    await serial.wait(/DOMUS-NET-UP eth0 10\.0\.2\.15/, 0, 600_000);
+    return await measure('QEMU `-netdev user` (slirp), virtio-net', '10.0.2.2', port, (cmd) => serial.sh(cmd, 900_000));
   } finally {
     child.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
@@ -108,12 +83,7 @@ const NAT_XML = `<network>
 /** The same guest on Domus, its NIC on a NAT network. */
 async function domus(t: TestHost, engine: LocalEngine, port: number): Promise<Figures> {
   const name = `bench-nat-${engine}`;
-  await t.client.call('domain.define', {
-    xml: `<domain type='${engine}'><name>${name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
-  <os><type arch='i686'>hvm</type><kernel>${guest('vmlinuz')}</kernel><initrd>${guest('initrd.gz')}</initrd><cmdline>${SAMPLE_CMDLINE}</cmdline></os>
-  <features><acpi/></features>
-  <devices><serial type='pty'/><interface type='network'><source network='default'/><model type='virtio'/></interface></devices></domain>`,
-  });
+  await t.client.call('domain.define', { xml: networkGuestXml({ name, engine, network: 'default', model: 'virtio' }) });
   await t.client.call('domain.start', { domain: name });
   try {
     const serial = await SerialWatch.open(t.client, name);
@@ -161,7 +131,7 @@ export async function netBench(): Promise<string> {
     '|---|---|---|---|---|---|',
     ...rows.map((f) => `| ${f.label} | ${(median(f.big) / 1000).toFixed(2)} s | ${mbs(f).toFixed(1)} MB/s | ${(mbs(f) / mbs(anchor!)).toFixed(2)} | ${median(f.small).toFixed(0)} ms | ${(median(f.small) / median(anchor!.small)).toFixed(2)} |`),
     '',
-    `Raw (32 MiB ms / small fetch ms): ${rows.map((f) => `${f.label.split(',')[0]}: ${f.big.map((b, i) => `${b}/${f.small[i]!.toFixed(0)}`).join(', ')}`).join('; ')}.`,
+    `Raw (32 MiB ms / small fetch ms): ${rows.map((f) => `${f.label.split(', virtio')[0]}: ${f.big.map((b, i) => `${b}/${f.small[i]!.toFixed(0)}`).join(', ')}`).join('; ')}.`,
     '',
   ].join('\n');
 }

@@ -14,7 +14,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SwitchStatus } from '../netswitch/protocol.js';
 import { controlRequest } from '../testing/connect-unix.js';
-import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, type LocalEngine } from '../testing/harness.js';
+import { ENGINES, SerialWatch, TestHost, engineSkip, networkGuestXml, type LocalEngine } from '../testing/harness.js';
+import { freePort } from '../testing/libvirtd.js';
 
 const BOOT = 600_000;
 const FILE_BYTES = 1024 * 1024;
@@ -33,14 +34,6 @@ const GUESTS: Spec[] = [
   { name: 'nq', engine: 'qemu', model: 'virtio', mac: '52:54:00:30:00:02', network: 'default', ip: '192.168.122.11' },
   { name: 'iq', engine: 'qemu', model: 'e1000', mac: '52:54:00:30:00:03', network: 'lab', ip: '10.9.0.10' },
 ];
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function natXml(forwards: { port: number; guest: string }[], taken: number): string {
   return `<network>
@@ -71,29 +64,6 @@ const LAB_XML = `<network>
   </ip>
 </network>
 `;
-
-function domainXml(g: Spec): string {
-  return `<domain type='${g.engine}'>
-  <name>${g.name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='i686'>hvm</type>
-    <kernel>${guest('vmlinuz')}</kernel>
-    <initrd>${guest('initrd.gz')}</initrd>
-    <cmdline>${SAMPLE_CMDLINE}</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <serial type='pty'/>
-    <interface type='network'>
-      <mac address='${g.mac}'/>
-      <source network='${g.network}'/>
-      <model type='${g.model}'/>
-    </interface>
-  </devices>
-</domain>`;
-}
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -136,7 +106,7 @@ describe('NAT with real guests (v86 and QEMU)', { skip, timeout: 2_400_000 }, ()
     fs.mkdirSync(t.paths.networks, { recursive: true });
     fs.writeFileSync(path.join(t.paths.networks, 'default.xml'), natXml([...forwards].map(([name, port]) => ({ port, guest: GUESTS.find((g) => g.name === name)!.ip })), takenPort));
     fs.writeFileSync(path.join(t.paths.networks, 'lab.xml'), LAB_XML);
-    for (const g of GUESTS) await t.client.call('domain.define', { xml: domainXml(g) });
+    for (const g of GUESTS) await t.client.call('domain.define', { xml: networkGuestXml(g) });
     for (const g of GUESTS) {
       const t0 = Date.now();
       await t.client.call('domain.start', { domain: g.name });

@@ -5,6 +5,7 @@
 // FIN both ways with half-close, RST both ways, a refused port, the connection limit. UDP both ways,
 // port forwards (TCP and UDP, a taken port reported), DNS through an injected resolver.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { after, describe, test } from 'node:test';
@@ -37,6 +38,7 @@ import {
 } from './packets.js';
 import type { PortForward, SwitchConfig } from './protocol.js';
 import { SEND_BUFFER_BYTES } from './tcp.js';
+import { freePort } from '../testing/libvirtd.js';
 import { NAT_LIMITS } from './nat.js';
 
 const CONFIG: SwitchConfig = {
@@ -137,14 +139,6 @@ async function hostServer(): Promise<{ port: number; sockets: net.Socket[]; serv
   const server = net.createServer({ allowHalfOpen: true }, (s) => sockets.push(s));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { port: (server.address() as net.AddressInfo).port, sockets, server };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** A guest connection through the handshake; returns what the guest needs to go on. */
@@ -466,3 +460,40 @@ describe('NAT: UDP, port forwards, DNS', () => {
     assert.equal(refused.readUInt16BE(2) & 0xf, 5, 'REFUSED');
   });
 });
+
+test('hostile guest: random TCP segments and UDP datagrams to the gateway break nothing and stay within the limits', async () => {
+  const host = await hostServer();
+  host.server.on('connection', (sock) => sock.on('error', () => undefined));
+  const closedPort = await freePort();
+  const g = guest(CONFIG, { natLimits: { ...NAT_LIMITS, tcp: 40, udp: 8 } });
+  const pick = <T,>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+  for (let i = 0; i < 5000; i++) {
+    // Only to the gateway (the host's loopback), to the test's own two ports.
+    const dstPort = pick([host.port, closedPort]);
+    if (i % 5 === 0) g.sendUdp(GW, 30000 + (i % 50), dstPort, randomBytes(Math.floor(Math.random() * 200)));
+    else {
+      g.sendTcp(GW, {
+        // 32 connections at most, under the limit, so that a proper one still fits afterwards.
+        srcPort: 30000 + (i % 16),
+        dstPort,
+        seq: randomBytes(4).readUInt32BE(0),
+        ack: randomBytes(4).readUInt32BE(0),
+        flags: randomBytes(1)[0]! & 0x3f,
+        window: randomBytes(2).readUInt16BE(0),
+        payload: randomBytes(Math.floor(Math.random() * 100)),
+        ...(i % 7 === 0 && { mss: randomBytes(2).readUInt16BE(0) }),
+      });
+    }
+    if (i % 500 === 0) await sleep(10);
+    const status = g.gw.nat!.status();
+    assert.ok(status.tcp <= 40 && status.udp <= 8, JSON.stringify(status));
+  }
+  await sleep(200);
+  // Still serving: a proper connection goes through.
+  const c = await open(g, GW, host.port, 45000);
+  assert.equal(c.synAck.ack, 1001);
+  g.gw.nat!.close();
+  for (const s of host.sockets) s.destroy();
+  host.server.close();
+});
+
