@@ -158,6 +158,39 @@ async function domus(): Promise<ConsoleFigures> {
   }
 }
 
+/** A bare QEMU guest's serial console on the unix socket QEMU listens on: waits for output and runs shell commands. */
+export async function serialShell(socketPath: string, label: string): Promise<{ wait(re: RegExp, from: number, ms: number): Promise<void>; sh(cmd: string, ms: number): Promise<string> }> {
+  let sock: net.Socket | undefined;
+  for (let i = 0; i < 200 && !sock; i++) {
+    await sleep(100);
+    sock = await new Promise<net.Socket | undefined>((resolve) => {
+      const s = net.connect(socketPath, () => resolve(s));
+      s.once('error', () => resolve(undefined));
+    });
+  }
+  if (!sock) throw new Error(`${label}: QEMU's serial socket did not appear`);
+  const serial = sock;
+  let text = '';
+  serial.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  const wait = async (re: RegExp, from: number, ms: number): Promise<void> => {
+    const end = Date.now() + ms;
+    while (!re.test(text.slice(from))) {
+      if (Date.now() > end) throw new Error(`${label}: timed out waiting for ${re}; last output: ${text.slice(-300)}`);
+      await sleep(20);
+    }
+  };
+  return {
+    wait,
+    sh: async (cmd, ms) => {
+      const id = Math.random().toString(36).slice(2, 8);
+      const from = text.length;
+      serial.write(`${cmd}; echo "END""${id}"\n`);
+      await wait(new RegExp(`END${id}`), from, ms);
+      return text.slice(from);
+    },
+  };
+}
+
 /** The same guest under QEMU (TCG), VNC and the serial console on unix sockets. */
 async function qemu(): Promise<ConsoleFigures> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-bench-qemu-'));
@@ -170,32 +203,9 @@ async function qemu(): Promise<ConsoleFigures> {
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   try {
-    let sock: net.Socket | undefined;
-    for (let i = 0; i < 200 && !sock; i++) {
-      await sleep(100);
-      sock = await new Promise<net.Socket | undefined>((resolve) => {
-        const s = net.connect(serialSocket, () => resolve(s));
-        s.once('error', () => resolve(undefined));
-      });
-    }
-    if (!sock) throw new Error('QEMU serial socket did not appear');
-    let text = '';
-    sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
-    const wait = async (re: RegExp, from: number, ms: number) => {
-      const end = Date.now() + ms;
-      while (!re.test(text.slice(from))) {
-        if (Date.now() > end) throw new Error(`QEMU guest: timed out waiting for ${re}; last output: ${text.slice(-300)}`);
-        await sleep(50);
-      }
-    };
-    await wait(/DOMUS-GUEST-READY/, 0, 900_000);
-    const sh = async (cmd: string) => {
-      const id = Math.random().toString(36).slice(2, 8);
-      const from = text.length;
-      sock.write(`${cmd}; echo "END""${id}"\n`);
-      await wait(new RegExp(`END${id}`), from, 120_000);
-      return text.slice(from);
-    };
+    const serial = await serialShell(serialSocket, 'QEMU guest');
+    await serial.wait(/DOMUS-GUEST-READY/, 0, 900_000);
+    const sh = (cmd: string) => serial.sh(cmd, 120_000);
     await sh('true');
     return await measure({ label: 'QEMU 7.2 VNC (TCG)', pid: child.pid!, vncSocket, sh });
   } finally {

@@ -8,6 +8,7 @@
 //  - `qemu`: the same PV sample on v86 and on QEMU (TCG): cold boot, a timed shell loop in the guest,
 //    engine process RSS beyond the guest's RAM. Written to its own section of docs/benchmarks.md.
 //  - `libvirt`: Domus's libvirt driver vs virsh on one private libvirtd (build/bench-libvirt.ts).
+//  - `net`: guest → host through Domus's NAT (QEMU and v86 guests) vs QEMU's slirp (build/bench-net.ts).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,6 +20,7 @@ import { APP_ROOT } from '../main/common/paths.js';
 import { TraceLog } from '../main/host/trace.js';
 import { CONSOLE_HEADING, consoleBench } from './bench-console.js';
 import { LIBVIRT_HEADING, libvirtBench } from './bench-libvirt.js';
+import { NET_HEADING, netBench } from './bench-net.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, type LocalEngine } from '../main/testing/harness.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -148,8 +150,8 @@ async function reattachFive(t: TestHost): Promise<number> {
   return ms;
 }
 
-/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach, console, qemu, libvirt) only those named. */
-const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach', 'console', 'qemu', 'libvirt']);
+/** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach, console, qemu, libvirt, net) only those named. */
+const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach', 'console', 'qemu', 'libvirt', 'net']);
 const QEMU_HEADING = '## QEMU engine';
 
 /** Replaces (or appends) the section under `heading` of the report, keeping everything else. */
@@ -305,6 +307,11 @@ async function main(): Promise<void> {
     const section = await libvirtBench();
     process.stdout.write(section);
     report = withSection(report, LIBVIRT_HEADING, section);
+  }
+  if (parts.has('net')) {
+    const section = await netBench();
+    process.stdout.write(section);
+    report = withSection(report, NET_HEADING, section);
   }
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, report);

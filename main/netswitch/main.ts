@@ -2,13 +2,15 @@
 // detached from the host like a runner, so that a host restart never cuts guests' traffic. Guests'
 // NICs connect to ports.sock (QEMU `-netdev stream` framing); the host talks JSON lines on
 // control.sock. See protocol.ts for the files.
+import dns from 'node:dns';
 import fs from 'node:fs';
 import net from 'node:net';
 import { readFrames, encodeFrame } from '../common/frame-stream.js';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { JsonlConnection } from '../common/jsonl.js';
 import { claimPidLock } from '../common/locks.js';
-import { Gateway } from './gateway.js';
+import { Gateway, type Resolver } from './gateway.js';
+import { ipNumber } from './packets.js';
 import { switchConfigSchema, switchPaths, switchRequestSchema, type Lease, type SwitchConfig, type SwitchResponse, type SwitchStatus } from './protocol.js';
 import { MAC_AGEING_MS, Switch } from './switch.js';
 
@@ -56,6 +58,18 @@ function readLeases(file: string): Lease[] {
   }
 }
 
+/** The host's own resolver (getaddrinfo: hosts file, the system's DNS configuration, on every OS). */
+const hostResolver: Resolver = async (name) => {
+  try {
+    const found = await dns.promises.lookup(name, { family: 4, all: true });
+    return [...new Set(found.map((a) => ipNumber(a.address)))];
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTFOUND' || code === 'ENODATA') return [];
+    throw err;
+  }
+};
+
 function listen(server: net.Server, file: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -83,7 +97,7 @@ async function main(): Promise<void> {
       log('warn', `cannot save the leases: ${(err as Error).message}`);
     }
   };
-  const gateway = new Gateway(config, saveLeases);
+  const gateway = new Gateway(config, { onLeases: saveLeases, resolve: hostResolver, log });
   gateway.dhcp?.restore(readLeases(files.leases));
   const sw = new Switch(gateway);
   setInterval(() => sw.age(), MAC_AGEING_MS / 10).unref();
@@ -114,6 +128,7 @@ async function main(): Promise<void> {
     log('info', `stopping: ${why}`);
     ports.close();
     control.close();
+    gateway.nat?.close();
     removeQuietly(files.ports);
     removeQuietly(files.control);
     removeQuietly(files.pid);
@@ -130,6 +145,7 @@ async function main(): Promise<void> {
     ports: sw.portList(),
     linkDown: sw.linkDownMacs(),
     macTable: sw.macTable(),
+    ...(gateway.nat && { nat: gateway.nat.status() }),
   });
 
   const control = net.createServer((socket) => {
@@ -180,9 +196,11 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`cannot listen: ${(err as Error).message}`);
   }
+  // Taken ports are in the status for the host to show; the network runs without them.
+  await gateway.nat?.listen(config.portForwards);
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  log('info', `network '${config.name}' up: gateway ${config.address}/${config.prefix} (${config.mac})${config.dhcp ? `, DHCP ${config.dhcp.start}-${config.dhcp.end}` : ''}`);
+  log('info', `network '${config.name}' up: gateway ${config.address}/${config.prefix} (${config.mac})${config.dhcp ? `, DHCP ${config.dhcp.start}-${config.dhcp.end}` : ''}, ${config.forward === 'nat' ? 'NAT to the host' : 'isolated'}`);
 }
 
 main().catch((err: unknown) => fail((err as Error).stack ?? String(err)));

@@ -285,7 +285,7 @@ describe('gateway', () => {
 describe('DHCP server', () => {
   test('leases from the range with router, DNS, domain and lease time; keeps a client on its address', () => {
     const saved: Lease[][] = [];
-    const gw = new Gateway(CONFIG, (l) => saved.push(l));
+    const gw = new Gateway(CONFIG, { onLeases: (l) => saved.push(l) });
     const a = lease(gw, A, 'alpha');
     const b = lease(gw, B);
     assert.equal(a, '192.168.122.2');
@@ -322,7 +322,7 @@ describe('DHCP server', () => {
   test('init-reboot for a foreign address is NAKed; renewing and releasing work', () => {
     let now = 5_000_000;
     const saved: Lease[][] = [];
-    const gw = new Gateway(CONFIG, (l) => saved.push(l), () => now);
+    const gw = new Gateway(CONFIG, { onLeases: (l) => saved.push(l), now: () => now });
     const [nak] = gw.receive(dhcpFrame(A, dhcpRequest({ xid: 3, mac: A, type: DHCP.REQUEST, options: [[DHCP_OPTION.REQUESTED_IP, ip4(ipNumber('10.0.0.5'))]] })));
     assert.equal(readDhcpReply(nak!).type, DHCP.NAK);
     const a = ipNumber(lease(gw, A));
@@ -340,7 +340,7 @@ describe('DHCP server', () => {
   test('a full range offers nothing; expired leases are given out again', () => {
     let now = 1_000_000;
     const small: SwitchConfig = { ...CONFIG, dhcp: { ...CONFIG.dhcp!, start: '192.168.122.10', end: '192.168.122.10' } };
-    const gw = new Gateway(small, () => undefined, () => now);
+    const gw = new Gateway(small, { now: () => now });
     assert.equal(lease(gw, A), '192.168.122.10');
     assert.deepEqual(gw.receive(dhcpFrame(B, dhcpRequest({ xid: 1, mac: B, type: DHCP.DISCOVER }))), []);
     now += 3600_000;
@@ -363,7 +363,7 @@ describe('DHCP server', () => {
 describe('hostile input', () => {
   test('random and mangled frames never throw, and the switch keeps working', () => {
     const saved: Lease[][] = [];
-    const gw = new Gateway(CONFIG, (l) => saved.push(l));
+    const gw = new Gateway(CONFIG, { onLeases: (l) => saved.push(l) });
     const sw = new Switch(gw);
     const [ra, rb] = [recorder(), recorder()];
     const [pa, pb] = [sw.addPort(ra), sw.addPort(rb)];

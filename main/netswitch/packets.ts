@@ -184,3 +184,77 @@ export function icmpEchoReply(p: Buffer): Buffer | undefined {
   reply.writeUInt16BE(checksum(reply), 2);
   return reply;
 }
+
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+const TCP_OPTION_END = 0;
+const TCP_OPTION_NOP = 1;
+const TCP_OPTION_MSS = 2;
+
+export interface TcpSegment {
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  window: number;
+  /** The MSS option, when the segment carries one (SYNs). */
+  mss?: number;
+  payload: Buffer;
+}
+
+/** A TCP segment whose checksum (over the IPv4 pseudo-header) holds; options other than MSS are skipped. */
+export function parseTcp(p: Buffer, src: number, dst: number): TcpSegment | undefined {
+  if (p.length < 20) return undefined;
+  const offset = (p[12]! >> 4) * 4;
+  if (offset < 20 || offset > p.length) return undefined;
+  const pseudo = (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + IP_PROTO_TCP + p.length;
+  if (checksum(p, 0, p.length, pseudo) !== 0) return undefined;
+  let mss: number | undefined;
+  for (let at = 20; at < offset; ) {
+    const kind = p[at]!;
+    if (kind === TCP_OPTION_END) break;
+    if (kind === TCP_OPTION_NOP) {
+      at++;
+      continue;
+    }
+    const len = p[at + 1];
+    if (len === undefined || len < 2 || at + len > offset) return undefined;
+    if (kind === TCP_OPTION_MSS && len === 4) mss = p.readUInt16BE(at + 2);
+    at += len;
+  }
+  return {
+    srcPort: p.readUInt16BE(0),
+    dstPort: p.readUInt16BE(2),
+    seq: p.readUInt32BE(4),
+    ack: p.readUInt32BE(8),
+    flags: p[13]! & 0x3f,
+    window: p.readUInt16BE(14),
+    ...(mss !== undefined && { mss }),
+    payload: p.subarray(offset),
+  };
+}
+
+export function buildTcp(src: number, dst: number, s: TcpSegment): Buffer {
+  const header = s.mss !== undefined ? 24 : 20;
+  const t = Buffer.alloc(header + s.payload.length);
+  t.writeUInt16BE(s.srcPort, 0);
+  t.writeUInt16BE(s.dstPort, 2);
+  t.writeUInt32BE(s.seq >>> 0, 4);
+  t.writeUInt32BE(s.ack >>> 0, 8);
+  t[12] = (header / 4) << 4;
+  t[13] = s.flags;
+  t.writeUInt16BE(s.window, 14);
+  if (s.mss !== undefined) {
+    t[20] = TCP_OPTION_MSS;
+    t[21] = 4;
+    t.writeUInt16BE(s.mss, 22);
+  }
+  t.set(s.payload, header);
+  const pseudo = (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + IP_PROTO_TCP + t.length;
+  t.writeUInt16BE(checksum(t, 0, t.length, pseudo), 16);
+  return t;
+}

@@ -133,6 +133,21 @@ export interface SwitchStatus {
   /** MAC addresses set link-down, kept for ports that (re)connect later. */
   linkDown: string[];
   macTable: { mac: string; port: number }[];
+  /** NAT networks only: connections through the gateway and the forwarded host ports. */
+  nat?: NatStatus;
+}
+
+export interface ForwardStatus extends PortForward {
+  listening: boolean;
+  /** Why the host port could not be listened on, e.g. "127.0.0.1:8080/tcp is already in use on the host". */
+  error?: string;
+}
+
+export interface NatStatus {
+  /** TCP connections and UDP flows through the gateway now. */
+  tcp: number;
+  udp: number;
+  forwards: ForwardStatus[];
 }
 
 /** Control requests, one JSON object a line; each answer carries the request's id. */

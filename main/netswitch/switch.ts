@@ -61,7 +61,9 @@ export class Switch {
   constructor(
     private readonly gateway: Gateway,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    gateway.attach((frame) => this.forward(frame, undefined));
+  }
 
   addPort(sink: PortSink): Port {
     const port = new Port(this.nextId++, sink);

@@ -25,6 +25,30 @@ export function guestsBuilt(files = ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.i
 /** The 64-bit (x86_64) sample, for the QEMU engine. */
 export const AMD64_SAMPLE = { kernel: guest('vmlinuz-amd64'), initrd: guest('initrd-amd64.gz') };
 
+/** The i686 PV sample (128 MiB, serial console) with one NIC on a virtual network. */
+export function networkGuestXml(g: { name: string; engine: LocalEngine; network: string; mac?: string; model: string }): string {
+  return `<domain type='${g.engine}'>
+  <name>${g.name}</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='i686'>hvm</type>
+    <kernel>${guest('vmlinuz')}</kernel>
+    <initrd>${guest('initrd.gz')}</initrd>
+    <cmdline>${SAMPLE_CMDLINE}</cmdline>
+  </os>
+  <features><acpi/></features>
+  <devices>
+    <serial type='pty'/>
+    <interface type='network'>${g.mac ? `
+      <mac address='${g.mac}'/>` : ''}
+      <source network='${g.network}'/>
+      <model type='${g.model}'/>
+    </interface>
+  </devices>
+</domain>`;
+}
+
 /**
  * What the host tests run against: Domus's own engines, and 'libvirt', a private libvirtd (QEMU,
  * TCG) behind a Domus connection. DOMUS_TEST_ENGINES=qemu,libvirt (comma list) narrows them.

@@ -1,0 +1,126 @@
+// `npm run bench net`: guest → host through a NAT, side by side in one run. The anchor is QEMU's own
+// user-mode network (`-netdev user`, slirp) with the same guest; then the same QEMU guest and a v86
+// guest through Domus's NAT (the switch's gateway). Each guest fetches, with busybox wget, a 32 MiB
+// file from an HTTP server this bench runs on the host's 127.0.0.1, through the gateway address
+// (10.0.2.2 under slirp, 192.168.122.1 under Domus), timed by the guest's clock; and a 1-byte file 20
+// times in a row for the latency of one request (TCP handshake, request, answer, close; wget's own
+// start included alike). Traffic goes only to 127.0.0.1.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { findQemu } from '../main/host/drivers/qemu/binary.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, networkGuestXml, type LocalEngine } from '../main/testing/harness.js';
+import { serialShell } from './bench-console.js';
+
+export const NET_HEADING = '## NAT (guest → host)';
+
+const BIG = 32 * 1024 * 1024;
+const SMALL_RUNS = 20;
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface Figures {
+  label: string;
+  /** ms for the 32 MiB file, each run. */
+  big: number[];
+  /** ms per small request, each run. */
+  small: number[];
+}
+
+/** Runs the transfers in a guest whose shell is `sh`, the host reached at `gateway`. */
+async function measure(label: string, gateway: string, port: number, sh: (cmd: string) => Promise<string>): Promise<Figures> {
+  const clock = async (cmd: string): Promise<number> => {
+    const out = await sh(`read a b </proc/uptime; ${cmd}; read c d </proc/uptime; echo "T$a:$c"`);
+    const m = /T([\d.]+):([\d.]+)/.exec(out);
+    if (!m) throw new Error(`${label}: no timing in ${out}`);
+    return Math.round((Number(m[2]) - Number(m[1])) * 1000);
+  };
+  const size = await sh(`wget -q -O - http://${gateway}:${port}/big | wc -c`);
+  if (!size.includes(String(BIG))) throw new Error(`${label}: the guest got ${size.trim()} bytes instead of ${BIG}`);
+  const figures: Figures = { label, big: [], small: [] };
+  for (let i = 0; i < RUNS; i++) {
+    figures.big.push(await clock(`wget -q -O /dev/null http://${gateway}:${port}/big`));
+    const total = await clock(`i=0; while [ $i -lt ${SMALL_RUNS} ]; do wget -q -O /dev/null http://${gateway}:${port}/small; i=$((i+1)); done`);
+    figures.small.push(total / SMALL_RUNS);
+  }
+  return figures;
+}
+
+/** The sample guest under bare QEMU with `-netdev user` (slirp), its serial console on a unix socket. */
+async function slirp(port: number): Promise<Figures> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-bench-slirp-'));
+  const serialSocket = path.join(dir, 'serial.sock');
+  const child = spawn(
+    findQemu().path!,
+    ['-accel', 'tcg', '-m', '128', '-kernel', guest('vmlinuz'), '-initrd', guest('initrd.gz'), '-append', SAMPLE_CMDLINE, '-display', 'none', '-nodefaults', '-monitor', 'none',
+      '-serial', `unix:${serialSocket},server=on,wait=off`, '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0'],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  try {
+    const serial = await serialShell(serialSocket, 'slirp guest');
+    await serial.wait(/DOMUS-NET-UP eth0 10\.0\.2\.15/, 0, 600_000);
+    return await measure('QEMU `-netdev user` (slirp), virtio-net', '10.0.2.2', port, (cmd) => serial.sh(cmd, 900_000));
+  } finally {
+    child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The same guest on Domus, its NIC on a NAT network. */
+async function domus(t: TestHost, engine: LocalEngine, port: number): Promise<Figures> {
+  const name = `bench-nat-${engine}`;
+  await t.client.call('domain.define', { xml: networkGuestXml({ name, engine, network: 'default', model: 'virtio' }) });
+  await t.client.call('domain.start', { domain: name });
+  try {
+    const serial = await SerialWatch.open(t.client, name);
+    await serial.wait(/DOMUS-NET-UP eth0/, 900_000);
+    return await measure(`Domus NAT, ${engine === 'qemu' ? 'QEMU' : 'v86'} guest, virtio-net`, '192.168.122.1', port, (cmd) => serial.sh(cmd, 900_000));
+  } finally {
+    await t.client.call('domain.destroy', { domain: name });
+  }
+}
+
+export async function netBench(): Promise<string> {
+  const skip = engineSkip('qemu') || engineSkip('v86');
+  if (skip) return `${NET_HEADING}\n\n${skip}\n`;
+  const big = Buffer.alloc(BIG, 0x5a);
+  const server = http.createServer((req, res) => {
+    if (req.url === '/big') res.end(big);
+    else if (req.url === '/small') res.end('x');
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const rows: Figures[] = [];
+  try {
+    rows.push(await slirp(port));
+    const t = await TestHost.start();
+    try {
+      // The host's first run defines libvirt's default NAT network (192.168.122.1/24) and starts it.
+      rows.push(await domus(t, 'qemu', port));
+      rows.push(await domus(t, 'v86', port));
+    } finally {
+      await t.stop();
+    }
+  } finally {
+    server.close();
+  }
+  const [anchor] = rows;
+  const mbs = (f: Figures) => BIG / 1e6 / (median(f.big) / 1000);
+  return [
+    NET_HEADING,
+    '',
+    `Measured by \`npm run bench net\` on ${new Date().toISOString().slice(0, 10)} (${os.cpus().length} cores shared with other work, so ±30 %): the i686 sample guest (128 MiB) fetches a 32 MiB file with busybox wget from an HTTP server on the host's 127.0.0.1 through its gateway address, timed by the guest's clock, median of ${RUNS}; latency is ${SMALL_RUNS} fetches of a 1-byte file in a row (a new TCP connection each, wget's start included), per fetch. QEMU ${findQemu().version ?? ''} with TCG; the anchor is QEMU's own slirp with the same guest.`,
+    '',
+    '| path | 32 MiB: time | throughput | vs slirp | one small fetch | vs slirp |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((f) => `| ${f.label} | ${(median(f.big) / 1000).toFixed(2)} s | ${mbs(f).toFixed(1)} MB/s | ${(mbs(f) / mbs(anchor!)).toFixed(2)} | ${median(f.small).toFixed(0)} ms | ${(median(f.small) / median(anchor!.small)).toFixed(2)} |`),
+    '',
+    `Raw (32 MiB ms / small fetch ms): ${rows.map((f) => `${f.label.split(', virtio')[0]}: ${f.big.map((b, i) => `${b}/${f.small[i]!.toFixed(0)}`).join(', ')}`).join('; ')}.`,
+    '',
+  ].join('\n');
+}
