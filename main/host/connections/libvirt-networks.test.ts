@@ -136,6 +136,18 @@ describe('virtual networks and interfaces on a libvirt connection', { skip: skip
     );
   });
 
+  test('network events still arrive after the connection was closed and opened again (registered on every open)', async () => {
+    const uri = t.libvirtd!.uri;
+    await t.client.call('connection.close', { uri });
+    await t.client.call('connection.open', { uri });
+    events.length = 0;
+    fs.writeFileSync(`${t.libvirtd!.dir}/again.xml`, netXml('again', 3));
+    await virsh('net-define', `${t.libvirtd!.dir}/again.xml`);
+    await virsh('net-undefine', 'again');
+    await until(() => events.length === 2, 5000, "the events of virsh's define and undefine");
+    assert.deepEqual(events.map((e) => [e.network.name, e.event]), [['again', 'defined'], ['again', 'undefined']]);
+  });
+
   test('domiflist, attach-interface, domif-setlink and detach-interface --config on a defined domain, as virsh sees them', async () => {
     const mac = '52:54:00:4e:00:01';
     await t.client.call('domain.define', { xml: domXml('nic-edit', `<interface type='network'><mac address='${mac}'/><source network='lan'/><model type='virtio'/></interface>`) });
@@ -187,6 +199,10 @@ describe('virtual networks and interfaces on a libvirt connection', { skip: skip
     const addrs = await t.client.call('domain.interfaceAddresses', { domain: 'nic-live' });
     assert.deepEqual(addrs.interfaces, [{ name: running!.name, mac, addresses: [{ type: 'ipv4', address: leases[0]!.address, prefix: 24 }] }]);
     assert.match(await virsh('domifaddr', 'nic-live'), new RegExp(`${mac}\\s+ipv4\\s+${leases[0]!.address.replace(/\./g, '\\.')}/24`));
+    // domstats net.N.*: the tap's name and its counters (libvirt's statistics carry no MAC).
+    const stats = await t.client.call('domain.stats', { domain: 'nic-live' });
+    assert.deepEqual(stats.net.devices?.map((d) => d.name), [running!.name]);
+    assert.ok(stats.net.devices![0]!.rxBytes > 0 && stats.net.devices![0]!.txBytes > 0, 'the DHCP exchange was counted both ways');
 
     // Once the guest runs its kernel, which answers QEMU's hot-unplug request.
     const attached = await t.client.call('domain.attachInterface', { domain: 'nic-live', type: 'network', source: 'lan', model: 'virtio', live: true });
