@@ -91,7 +91,7 @@ describe('virtual networks and interfaces on a libvirt connection', { skip: skip
     assert.match(await virsh('net-info', 'wan'), /^Autostart:\s+yes$/m);
 
     await assert.rejects(t.client.call('network.define', { xml: '<network><name>bad</name><ip address="10.9.9.1" prefix="99"/></network>' }), /prefix/i);
-    await assert.rejects(t.client.call('network.define', { xml: '<network><name>broken' }), /Premature end of data in tag name/, "libvirt's own parser error");
+    await assert.rejects(t.client.call('network.define', { xml: '<network><name>broken' }), / XML error: \(network_definition\):1: Premature end of data in tag name/, "libvirt's own parser error, as an XML error");
     await assert.rejects(t.client.call('network.xml', { network: 'nosuch' }), (err: Error & { code?: string }) => {
       assert.match(err.message, /Network not found: no network with matching name 'nosuch'/);
       return true;
