@@ -206,6 +206,8 @@ describe('virtual networks and interfaces on a libvirt connection', { skip: skip
     assert.ok(leases[0]!.expiryTime > Date.now() / 1000);
     const addrs = await t.client.call('domain.interfaceAddresses', { domain: 'nic-live' });
     assert.deepEqual(addrs.interfaces, [{ name: running!.name, mac, addresses: [{ type: 'ipv4', address: leases[0]!.address, prefix: 24 }] }]);
+    assert.deepEqual((await t.client.call('domain.interfaceAddresses', { domain: 'nic-live', interface: mac.toUpperCase() })).interfaces, addrs.interfaces);
+    await assert.rejects(t.client.call('domain.interfaceAddresses', { domain: 'nic-live', interface: 'vnet999' }), /no interface with name or MAC 'vnet999' on domain 'nic-live'/);
     assert.match(await virsh('domifaddr', 'nic-live'), new RegExp(`${mac}\\s+ipv4\\s+${leases[0]!.address.replace(/\./g, '\\.')}/24`));
     // domstats net.N.*: the tap's name and its counters (libvirt's statistics carry no MAC).
     const stats = await t.client.call('domain.stats', { domain: 'nic-live' });

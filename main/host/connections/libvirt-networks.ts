@@ -238,11 +238,19 @@ export class LibvirtNetworks {
       },
       'domain.interfaceAddresses': async (p) => {
         const dom = await conn.lookup(p.domain!);
-        const { ifaces } = await conn.rpcCall('REMOTE_PROC_DOMAIN_INTERFACE_ADDRESSES', { dom, source: ADDRESSES_SRC_LEASE, flags: 0 });
-        const wanted = p.interface as string | undefined;
+        const wanted = (p.interface as string | undefined)?.toLowerCase();
+        const [{ ifaces }, { xml }] = await Promise.all([
+          conn.rpcCall('REMOTE_PROC_DOMAIN_INTERFACE_ADDRESSES', { dom, source: ADDRESSES_SRC_LEASE, flags: 0 }),
+          // Only to tell an interface that has no lease from one that does not exist, as on this host's engines.
+          wanted === undefined ? { xml: undefined } : conn.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags: 0 }),
+        ]);
+        const rows = xml === undefined ? [] : interfaceElements(parseDomainXml(xml as string)).map(describeInterface);
+        if (wanted !== undefined && !rows.some((r) => r.mac === wanted || (r.name !== '-' && r.name.toLowerCase() === wanted))) {
+          throw invalidArg(`no interface with name or MAC '${p.interface as string}' on domain '${dom.name}'`);
+        }
         return {
           interfaces: ifaces
-            .filter((i) => wanted === undefined || i.name === wanted || i.hwaddr?.toLowerCase() === wanted.toLowerCase())
+            .filter((i) => wanted === undefined || i.name.toLowerCase() === wanted || i.hwaddr?.toLowerCase() === wanted)
             .map((i) => ({
               name: i.name,
               mac: i.hwaddr ?? '',
