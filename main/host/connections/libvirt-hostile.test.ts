@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { DomainStatsSample, Events, JobInfo } from '../../../shared/api.js';
+import type { DomainStatsSample, Events, JobInfo, NetworkInfo } from '../../../shared/api.js';
 import { until } from '../../testing/harness.js';
 import { HostilePeer, type PeerHandler } from '../../testing/hostile-libvirt.js';
 import { LibvirtError, VIR_ERR } from '../libvirt/errors.js';
@@ -112,4 +112,22 @@ test('a host without network events still opens; network events with an unknown 
   peer.message('REMOTE_PROC_NETWORK_EVENT_LIFECYCLE', { callbackID: 2, net: NET, event: 3, detail: 0 });
   await until(() => events.length > 0, 2000, 'the stopped event');
   assert.deepEqual(events.map((e) => [e.network.name, e.event, e.network.forward]), [['evilnet', 'stopped', 'nat']]);
+});
+
+test('net-list takes N + 4 calls for N networks, and a prefix or range the host makes up is not shown as one', async (t) => {
+  const nets = ['a', 'b', 'c'].map((name, i) => ({ name, uuid: Buffer.alloc(16, i + 1) }));
+  const { conn, peer } = await connect(t, {
+    REMOTE_PROC_CONNECT_LIST_ALL_NETWORKS: ({ flags }: { flags: number }) => ({ nets: flags === 0 ? nets : nets.slice(0, 1), ret: flags === 0 ? 3 : 1 }),
+    REMOTE_PROC_NETWORK_GET_XML_DESC: ({ net }: { net: { name: string } }) => ({
+      xml: `<network><name>${net.name}</name><ip address='10.0.0.1' prefix='999'><dhcp><range start='10.0.0.2'/></dhcp></ip></network>`,
+    }),
+  });
+  const before = peer.calls.length;
+  const { networks } = (await conn.call('network.list', {})) as { networks: NetworkInfo[] };
+  assert.equal(peer.calls.length - before, nets.length + 4, peer.calls.slice(before).join(' '));
+  assert.deepEqual(networks.map((n) => [n.name, n.active, n.persistent, n.autostart, n.prefix, n.dhcpRange]), [
+    ['a', true, true, true, undefined, undefined],
+    ['b', false, false, false, undefined, undefined],
+    ['c', false, false, false, undefined, undefined],
+  ]);
 });
