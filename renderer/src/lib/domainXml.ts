@@ -396,6 +396,11 @@ export function writeNic(el: Element, f: NicFields): void {
   }
 }
 
+/** The interface's <link state>: libvirt's default is up. */
+export function readNicLink(el: Element): 'up' | 'down' {
+  return child(el, 'link')?.getAttribute('state') === 'down' ? 'down' : 'up';
+}
+
 // ---- Display ----
 
 export interface DisplayFields {

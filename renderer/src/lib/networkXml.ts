@@ -144,3 +144,8 @@ export function forwardLabel(forward: string): string {
   if (forward === 'none' || forward === '') return 'Isolated';
   return forward.charAt(0).toUpperCase() + forward.slice(1);
 }
+
+/** A network as virt-manager's "Network source" lists it: Virtual network 'default' : NAT. */
+export function networkSourceLabel(n: NetworkInfo): string {
+  return `Virtual network '${n.name}' : ${forwardLabel(n.forward)}${n.active ? '' : ' (inactive)'}`;
+}
