@@ -31,6 +31,7 @@ export function apiErrorOf(err: unknown): { code: ErrorCode; message: string } {
 // One constructor per class the host raises, so that each class is spelt in one place.
 export const invalidArg = (detail: string): HostError => new HostError('INVALID_ARG', detail);
 export const noDomain = (ref: string): HostError => new HostError('NO_DOMAIN', `no domain with matching name '${ref}'`);
+export const noNetwork = (ref: string): HostError => new HostError('NO_NETWORK', `no network with matching name '${ref}'`);
 export const noStoragePool = (detail: string): HostError => new HostError('NO_STORAGE_POOL', detail);
 export const noStorageVol = (detail: string): HostError => new HostError('NO_STORAGE_VOL', detail);
 export const operationInvalid = (detail: string): HostError => new HostError('OPERATION_INVALID', detail);

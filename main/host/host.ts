@@ -41,6 +41,8 @@ import type { DiskUser } from './storage/in-use.js';
 import { Storage } from './storage/pools.js';
 import { TraceLog } from './trace.js';
 import { NetworkSwitches } from './network/switches.js';
+import { Networks } from './network/networks.js';
+import { Interfaces } from './interfaces.js';
 
 export const VERSION = '0.1.0';
 
@@ -48,7 +50,7 @@ export { HostError } from './errors.js';
 
 /** The engines of a host: v86 first (the default connection), then QEMU. */
 export function defaultDrivers(paths: HostPaths): DriverRegistry {
-  const networks = new NetworkSwitches(paths.networks, paths.networkRun);
+  const networks = new NetworkSwitches(paths.networkRun);
   return new DriverRegistry()
     .register(new V86Driver(paths.run, networks))
     .register(new QemuDriver(paths.run, path.join(paths.home, 'logs'), new Accel(paths.home), paths.nvram, networks));
@@ -74,6 +76,9 @@ export class Host extends EventEmitter<HostEvents> {
   private readonly memory: Memory;
   private readonly stats: DomainStats;
   private readonly policy: HostPolicy;
+  /** Virtual networks (virsh net-*). */
+  readonly networks: Networks;
+  private readonly interfaces: Interfaces;
   /** Statistics sampling, running only while some client watches. */
   readonly statsWatchers: StatsWatchers;
 
@@ -86,13 +91,15 @@ export class Host extends EventEmitter<HostEvents> {
     this.setMaxListeners(0);
     this.drivers = drivers;
     this.registry = new DomainRegistry(paths, drivers, this);
-    this.lifecycle = new Lifecycle(this.registry, drivers, this);
+    this.networks = new Networks(paths.networks, new NetworkSwitches(paths.networkRun), this);
+    this.interfaces = new Interfaces(this.registry, this.networks);
+    this.lifecycle = new Lifecycle(this.registry, drivers, this, this.networks);
     this.definitions = new Definitions(this.registry, drivers, this.lifecycle, this);
     this.saves = new SaveRestore(this.registry, drivers, this.lifecycle, this.jobs);
     this.devices = new Devices(this.registry);
     this.consoles = new Consoles(this.registry);
     this.memory = new Memory(this.registry, drivers);
-    this.stats = new DomainStats(this.registry, this);
+    this.stats = new DomainStats(this.registry, this, this.networks);
     this.policy = new HostPolicy(this.registry, this.lifecycle, this.saves, this);
     this.statsWatchers = new StatsWatchers((uuids) => this.stats.samplePeriodic(uuids));
     this.storage = new Storage(paths, () => this.registry.diskUsers());
@@ -125,6 +132,8 @@ export class Host extends EventEmitter<HostEvents> {
     const tightened = securePrivateFiles(this.paths);
     if (tightened.length) log('warn', `made ${tightened.length} files and directories owner-only (they could hold guest memory or passwords): ${tightened.slice(0, 5).join(', ')}${tightened.length > 5 ? ', …' : ''}`);
     this.registry.load();
+    // Networks first: autostart domains may need them, as with libvirt.
+    await this.networks.init();
     await this.lifecycle.reattach();
     await this.policy.autostartAll();
     this.connections.load();
@@ -189,6 +198,13 @@ export class Host extends EventEmitter<HostEvents> {
   setMemory = (ref: string, edit: { sizeKiB: number; live: boolean; config: boolean }) => this.memory.setMemory(ref, edit);
   setMaxMemory = (ref: string, edit: { sizeKiB: number; live: boolean; config: boolean }) => this.memory.setMaxMemory(ref, edit);
   memoryStats = (ref: string) => this.memory.memoryStats(ref);
+
+  // Interfaces.
+  interfaceList = (ref: string, inactive: boolean) => this.interfaces.list(ref, inactive);
+  interfaceAddresses = (ref: string, only?: string) => this.interfaces.addresses(ref, only);
+  attachInterface = (ref: string, p: Parameters<Interfaces['attach']>[1]) => this.interfaces.attach(ref, p);
+  detachInterface = (ref: string, p: Parameters<Interfaces['detach']>[1]) => this.interfaces.detach(ref, p);
+  setLinkState = (ref: string, p: Parameters<Interfaces['setLink']>[1]) => this.interfaces.setLink(ref, p);
 
   // Consoles and statistics.
   screenshot = (ref: string) => this.consoles.screenshot(ref);

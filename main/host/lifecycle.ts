@@ -12,6 +12,8 @@ import type { LiveDomain, Reattached, ShutdownChannel } from './drivers/driver.j
 import type { DriverRegistry } from './drivers/registry.js';
 import { configUnsupported, operationFailed, operationInvalid, operationUnsupported } from './errors.js';
 import { log } from './log.js';
+import { assignTargets, interfaceTargets } from './network/interface-xml.js';
+import type { Networks } from './network/networks.js';
 import { removeHostFile, type DomainRecord, type DomainRegistry, type HostEventBus } from './registry.js';
 import { ignoredBecause, shutdownOutcome, unreachableError } from './shutdown.js';
 import { diskConflict } from './storage/in-use.js';
@@ -35,6 +37,7 @@ export class Lifecycle {
     private readonly registry: DomainRegistry,
     private readonly drivers: DriverRegistry,
     private readonly events: HostEventBus,
+    private readonly networks: Networks,
   ) {}
 
   /** Attaches to the guests an earlier host left running, and records why the others ended. */
@@ -96,6 +99,11 @@ export class Lifecycle {
     if (!opts.liveXml) this.registry.judge(rec);
     const cannotStart = this.drivers.cannotStart(liveDoc);
     if (cannotStart) throw configUnsupported(`domain '${rec.doc.config.name}' ${cannotStart}`);
+    // As libvirt: a guest on a network that is not there, or not started, does not start.
+    const unavailable = await this.networks.checkInterfaces(liveDoc.config);
+    if (unavailable) throw unavailable;
+    const targets = new Set(this.registry.records().flatMap((r) => (r.live && r.liveDoc ? interfaceTargets(r.liveDoc) : [])).filter((t): t is string => t !== undefined));
+    assignTargets(liveDoc, targets);
     const conflict = diskConflict(rec.doc.config.uuid, (opts.liveXml ? liveDoc : rec.doc).config.disks, this.registry.diskUsers());
     if (conflict) throw operationInvalid(conflict);
     this.registry.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');

@@ -345,7 +345,7 @@ function generationOf(xml: string): number {
 }
 
 /** Writes one of the host's own files atomically; a failure (a full disk) is an error naming the file. */
-function writeHostFile(file: string, data: string): void {
+export function writeHostFile(file: string, data: string): void {
   try {
     writeFileAtomic(file, data);
   } catch (err) {

@@ -128,7 +128,7 @@ export function buildSample(
   };
   if (stats) {
     sample.disk.devices = stats.disks.map((d) => ({ name: d.name, path: d.path, rdBytes: d.rdBytes, wrBytes: d.wrBytes, rdReqs: d.rdReqs, wrReqs: d.wrReqs }));
-    sample.net.devices = stats.nics.map((n) => ({ name: n.name, rxBytes: n.rxBytes, txBytes: n.txBytes }));
+    sample.net.devices = stats.nics.map((n) => ({ ...n }));
   }
   const counters = stats ? { at, cpuTimeMs: stats.cpuTimeMs, rdBytes, wrBytes, rxBytes, txBytes } : undefined;
   return { sample, counters };

@@ -120,7 +120,7 @@ describe('disk image locks', { timeout: 180_000 }, () => {
 
     // The QEMU driver refuses, before spawning QEMU, an image a v86 runner writes.
     const home = fs.mkdtempSync(path.join(dir, 'home-'));
-    const driver = new QemuDriver(path.join(home, 'run'), path.join(home, 'logs'), new Accel(home), path.join(home, 'nvram'), new NetworkSwitches(path.join(home, 'networks'), path.join(home, 'run', 'networks')));
+    const driver = new QemuDriver(path.join(home, 'run'), path.join(home, 'logs'), new Accel(home), path.join(home, 'nvram'), new NetworkSwitches(path.join(home, 'run', 'networks')));
     const doc = parseDomainXml(
       `<domain type='qemu'><name>qa</name><uuid>6b1f7c1e-0000-4000-8000-0000000000dd</uuid><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os>` +
         `<devices><disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${img}'/><target dev='hda' bus='ide'/></disk></devices></domain>`,

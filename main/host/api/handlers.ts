@@ -145,6 +145,22 @@ export function handlers(svc: HostServices): HandlerTable {
     'volume.uploadAbort': (p) => {
       throw new HostError('NO_SUPPORT', `no upload job ${p.job} on this computer (uploads go to libvirt hosts)`);
     },
+    'network.list': async () => ({ networks: await host.networks.list() }),
+    'network.define': (p) => host.networks.define(p.xml),
+    'network.undefine': (p) => {
+      host.networks.undefine(p.network);
+      return {};
+    },
+    'network.start': async (p) => ({ network: await host.networks.start(p.network) }),
+    'network.destroy': async (p) => ({ network: await host.networks.destroy(p.network) }),
+    'network.xml': (p) => ({ xml: host.networks.xml(p.network, p.inactive) }),
+    'network.setAutostart': (p) => ({ network: host.networks.setAutostart(p.network, p.enabled) }),
+    'network.dhcpLeases': async (p) => ({ leases: await host.networks.dhcpLeases(p.network, p.mac) }),
+    'domain.interfaces': (p) => ({ interfaces: host.interfaceList(p.domain, p.inactive) }),
+    'domain.interfaceAddresses': (p) => host.interfaceAddresses(p.domain, p.interface),
+    'domain.attachInterface': (p) => host.attachInterface(p.domain, p),
+    'domain.detachInterface': (p) => ({ domain: host.detachInterface(p.domain, p) }),
+    'domain.setLinkState': async (p) => ({ domain: await host.setLinkState(p.domain, p) }),
     'host.browse': (p) => browse(p.path ?? host.storage.poolDir('default'), p.filter),
     'host.inspectImage': async (p) => (await import('../images/inspect.js')).inspectImageFile(p.path),
     'catalogue.list': () => catalogueList(host),

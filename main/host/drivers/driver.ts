@@ -23,8 +23,11 @@ export interface RunnerStats {
   at: number;
   /** Cumulative I/O per disk since the guest started (libvirt's block.N.*). */
   disks: { name: string; path: string; rdBytes: number; wrBytes: number; rdReqs: number; wrReqs: number }[];
-  /** Cumulative traffic per NIC (libvirt's net.N.*); empty when the engine gives the guest none. */
-  nics: { name: string; rxBytes: number; txBytes: number }[];
+  /**
+   * Cumulative traffic per NIC (libvirt's net.N.*); empty when the engine gives the guest none. The
+   * host fills it from the networks' switches (domain-stats.ts), with the MAC, network and leases.
+   */
+  nics: { name: string; mac?: string; network?: string; rxBytes: number; txBytes: number; addresses?: string[] }[];
 }
 
 /**

@@ -1,5 +1,5 @@
 // What a starting guest's NICs plug into: for each <interface type='network'>, the network's
-// switch (started on demand) and the MAC, model and link state the engine gives the NIC.
+// running switch and the MAC, model and link state the engine gives the NIC.
 import { createHash } from 'node:crypto';
 import type { DomainConfig, InterfaceConfig } from '../../../shared/domain.js';
 import type { NetworkSwitches } from './switches.js';
@@ -39,11 +39,11 @@ export function planNics(config: DomainConfig, socketOf: (network: string) => st
   }));
 }
 
-/** Starts the switches a domain's interfaces need and sets each NIC's link state on its switch. */
+/** Finds the switches a domain's interfaces need (their networks must be active) and sets each NIC's link state on its switch. */
 export async function attachInterfaces(networks: NetworkSwitches, config: DomainConfig): Promise<NicAttachment[]> {
   const nics = planNics(config, (network) => networks.paths(network).ports);
   for (const nic of nics) {
-    await networks.ensure(nic.network);
+    await networks.require(nic.network);
     // By MAC, before the NIC connects: the state then holds from its first frame.
     await networks.setLink(nic.network, nic.mac, nic.link);
   }

@@ -1,7 +1,7 @@
-// The switch as a process (dist/netswitch/main.mjs), driven the way the host drives it: started on
-// demand, found again by a second host-side instance (a restarted host), frames between two ports
-// in `-netdev stream` framing, a DHCP exchange over a port, link state and leases on the control
-// socket, and clear errors for unknown networks and bad network XML. No guests.
+// The switch as a process (dist/netswitch/main.mjs), driven the way the host drives it: started
+// with a network's configuration, found again by a second host-side instance (a restarted host),
+// frames between two ports in `-netdev stream` framing, a DHCP exchange over a port, link state and
+// leases on the control socket, clear errors for a network that is not running, and stop. No guests.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -16,6 +16,7 @@ import { BROADCAST_MAC, buildEthernet, buildIpv4, buildUdp, ETHERTYPE_IPV4, IP_P
 import type { SwitchStatus } from '../../netswitch/protocol.js';
 import { until } from '../../testing/harness.js';
 import { NetworkSwitches } from './switches.js';
+import { DEFAULT_NETWORK_XML, parseNetworkXml } from './network-xml.js';
 
 /** A fake NIC: a port connection that collects the frames it is sent. */
 async function plug(socketPath: string): Promise<{ frames: Buffer[]; send: (f: Buffer) => void; close: () => void }> {
@@ -46,7 +47,7 @@ describe('network switch process', { timeout: 120_000 }, () => {
 
   before(() => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-net-'));
-    switches = new NetworkSwitches(path.join(home, 'networks'), path.join(home, 'run', 'networks'));
+    switches = new NetworkSwitches(path.join(home, 'run', 'networks'));
   });
   after(async () => {
     if (pid) killProcess(pid);
@@ -54,15 +55,19 @@ describe('network switch process', { timeout: 120_000 }, () => {
     fs.rmSync(home, { recursive: true, force: true });
   });
 
-  it('starts on demand once, even when asked twice at once; a second host finds it running', async () => {
-    const [a, b] = await Promise.all([switches.ensure('default'), switches.ensure('default')]);
+  const config = { ...parseNetworkXml(DEFAULT_NETWORK_XML, 'default').config, mac: '52:54:00:d0:4d:01' };
+
+  it('starts once, even when asked twice at once; a second host finds it running', async () => {
+    await assert.rejects(switches.require('default'), /network 'default' is not active/);
+    const [a, b] = await Promise.all([switches.start('default', config), switches.start('default', config)]);
     assert.equal(a.ports, b.ports);
     const status = await switches.status('default');
     pid = status.pid;
     assert.ok(processAlive(pid));
     assert.equal(status.address, '192.168.122.1');
-    const again = new NetworkSwitches(path.join(home, 'networks'), path.join(home, 'run', 'networks'));
-    await again.ensure('default');
+    const again = new NetworkSwitches(path.join(home, 'run', 'networks'));
+    assert.equal((await again.require('default')).ports, a.ports);
+    await again.start('default', config);
     assert.equal((await again.status('default')).pid, pid, 'no second switch');
   });
 
@@ -99,17 +104,16 @@ describe('network switch process', { timeout: 120_000 }, () => {
     await until(async () => (await switches.status('default')).ports.length === 0, 10_000, 'the ports to close');
   });
 
-  it('refuses bad control requests and unknown networks clearly', async () => {
+  it('refuses bad control requests and networks that do not run clearly', async () => {
     await assert.rejects(switches.request('default', { op: 'link', state: 'down' }), /link needs a mac or a port/);
-    await assert.rejects(switches.ensure('lab'), /network 'lab' is not defined/);
-    fs.mkdirSync(path.join(home, 'networks'), { recursive: true });
-    fs.writeFileSync(path.join(home, 'networks', 'lab.xml'), "<network><name>lab</name><mac address='52:54:00:00:00:09'/><ip address='10.9.0.1' prefix='24'><dhcp><range start='10.8.0.2' end='10.9.0.9'/></dhcp></ip></network>");
-    await assert.rejects(switches.ensure('lab'), /invalid network XML in .*lab\.xml: <range start='10\.8\.0\.2' end='10\.9\.0\.9'> is not a range inside 10\.9\.0\.1\/24/);
+    await assert.rejects(switches.require('lab'), /network 'lab' is not active/);
+    await assert.rejects(switches.leases('lab'), /network 'lab' is not active/);
   });
 
   it('stops when asked, removing its sockets', async () => {
-    await switches.request('default', { op: 'stop' });
-    assert.ok(await waitGone(pid, 5000), 'the switch exited');
+    await switches.stop('default');
+    assert.ok(!processAlive(pid), 'the switch exited');
+    assert.equal(await switches.running('default'), false);
     assert.ok(!fs.existsSync(switches.paths('default').ports));
     assert.ok(!fs.existsSync(switches.paths('default').control));
   });

@@ -1,22 +1,20 @@
-// The host's side of virtual networks' switches: one detached switch process per network in use
-// (run/networks/<name>/), started on demand when a guest's interface names the network, and found
+// The host's side of virtual networks' switches: one detached switch process per active network
+// (run/networks/<name>/), started by net-start (networks.ts) with the network's SwitchConfig, found
 // again by its control socket after a host restart (the switch, like a runner, outlives the host, so
-// guests' traffic never stops with it). Networks are not yet started or stopped on their own
-// (net-start/net-destroy come with network definitions): a switch runs until asked to stop.
+// guests' traffic never stops with it), and stopped by net-destroy.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { writeFileAtomic } from '../../common/fsutil.js';
 import { APP_ROOT } from '../../common/paths.js';
-import { exitText, logLines, spawnEngine, waitForEngine } from '../../common/process.js';
-import { switchPaths, type Lease, type SwitchPaths, type SwitchRequest, type SwitchStatus } from '../../netswitch/protocol.js';
+import { exitText, logLines, spawnEngine, waitForEngine, waitGone } from '../../common/process.js';
+import { switchPaths, type Lease, type SwitchConfig, type SwitchPaths, type SwitchRequest, type SwitchStatus } from '../../netswitch/protocol.js';
 import { EngineFailure } from '../errors.js';
 import { log } from '../log.js';
-import { networkConfig } from './builtin.js';
-import { NetworkXmlError } from './network-xml.js';
 
 const START_TIMEOUT_MS = 15_000;
 const REQUEST_TIMEOUT_MS = 5000;
+const STOP_TIMEOUT_MS = 10_000;
 
 export class NetworkError extends EngineFailure {
   override name = 'NetworkError';
@@ -28,8 +26,6 @@ export class NetworkSwitches {
   private readonly starting = new Map<string, Promise<SwitchPaths>>();
 
   constructor(
-    /** Where network definitions live (<home>/networks). */
-    private readonly definitions: string,
     /** run/networks: one directory per running switch. */
     private readonly runDir: string,
   ) {}
@@ -38,30 +34,30 @@ export class NetworkSwitches {
     return switchPaths(path.join(this.runDir, name));
   }
 
-  /**
-   * The switch of network `name`, started now when it is not running; resolves with its files
-   * (guests connect to `ports`).
-   */
-  ensure(name: string): Promise<SwitchPaths> {
+  /** Whether the network's switch runs (answers on its control socket). */
+  running(name: string): Promise<boolean> {
+    return answers(this.paths(name).control);
+  }
+
+  /** The running switch of network `name` (guests connect to `ports`); an error when it does not run. */
+  async require(name: string): Promise<SwitchPaths> {
+    if (!(await this.running(name))) throw new NetworkError(`network '${name}' is not active`);
+    return this.paths(name);
+  }
+
+  /** Starts the switch of network `name` serving `config`, unless it runs already; resolves with its files. */
+  start(name: string, config: SwitchConfig): Promise<SwitchPaths> {
     let pending = this.starting.get(name);
     if (!pending) {
-      pending = this.start(name).finally(() => this.starting.delete(name));
+      pending = this.spawn(name, config).finally(() => this.starting.delete(name));
       this.starting.set(name, pending);
     }
     return pending;
   }
 
-  private async start(name: string): Promise<SwitchPaths> {
+  private async spawn(name: string, config: SwitchConfig): Promise<SwitchPaths> {
     const files = this.paths(name);
     if (await answers(files.control)) return files;
-    let config;
-    try {
-      config = networkConfig(this.definitions, name);
-    } catch (err) {
-      if (err instanceof NetworkXmlError) throw new NetworkError(err.message);
-      throw err;
-    }
-    if (!config) throw new NetworkError(`network '${name}' is not defined (only 'default' exists until network definitions are supported)`);
     const dir = path.dirname(files.config);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileAtomic(files.config, `${JSON.stringify(config, null, 2)}\n`);
@@ -80,10 +76,18 @@ export class NetworkSwitches {
     return files;
   }
 
+  /** Stops the network's switch and waits for it to exit; its guests' NICs lose their link. */
+  async stop(name: string): Promise<void> {
+    const { pid } = await this.status(name);
+    await this.request(name, { op: 'stop' });
+    if (!(await waitGone(pid, STOP_TIMEOUT_MS))) throw new NetworkError(`the switch of network '${name}' (pid ${pid}) did not exit within ${STOP_TIMEOUT_MS / 1000} s`);
+    log('info', `network '${name}': switch stopped`);
+  }
+
   /** Sends one control request to a running switch. */
   async request<T>(name: string, req: Request): Promise<T> {
     const files = this.paths(name);
-    if (!fs.existsSync(files.control)) throw new NetworkError(`network '${name}' is not running`);
+    if (!fs.existsSync(files.control)) throw new NetworkError(`network '${name}' is not active`);
     return controlRequest<T>(files.control, req);
   }
 

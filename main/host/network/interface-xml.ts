@@ -1,0 +1,79 @@
+// Edits of a domain's <interface> elements (attach-interface, detach-interface, domif-setlink) and
+// the host-side names of a running domain's NICs: libvirt writes <target dev='vnetN'/> into each
+// connected interface of the live XML, the smallest N no running domain uses, so the name stays
+// the same for as long as the domain runs (and across a host restart: the live XML goes with it).
+import type { InterfaceConfig } from '../../../shared/domain.js';
+import { editDomain, type DomainDocument } from '../domain/xml.js';
+import { childElements, createElement, firstChild, type XmlElement } from '../domain/xml-tree.js';
+
+/** The <devices> children that come before <interface> in libvirt's order. */
+const BEFORE_INTERFACE = new Set(['emulator', 'disk', 'controller', 'lease', 'filesystem', 'interface']);
+
+function interfaceElements(root: XmlElement): XmlElement[] {
+  const devices = firstChild(root, 'devices');
+  return devices ? childElements(devices, 'interface') : [];
+}
+
+/** <target dev> of each <interface>, in order (undefined where there is none). */
+export function interfaceTargets(doc: DomainDocument): (string | undefined)[] {
+  return interfaceElements(doc.root).map((i) => firstChild(i, 'target')?.attributes.dev);
+}
+
+/** Whether the engine connects this interface (one on a virtual network). */
+export function connected(iface: InterfaceConfig): boolean {
+  return iface.type === 'network' && Boolean(iface.source);
+}
+
+/** Names the connected interfaces of a live definition vnetN, N the smallest free in `taken`; the others lose any target. */
+export function assignTargets(doc: DomainDocument, taken: Set<string>): void {
+  editDomain(doc, (root) => {
+    const ifaces = interfaceElements(root);
+    ifaces.forEach((el, i) => {
+      el.children = el.children.filter((c) => !(c.type === 'element' && c.name === 'target'));
+      if (!connected(doc.config.interfaces[i]!)) return;
+      let n = 0;
+      while (taken.has(`vnet${n}`)) n++;
+      taken.add(`vnet${n}`);
+      const at = el.children.findIndex((c) => c.type === 'element' && (c.name === 'source' || c.name === 'mac'));
+      el.children.splice(at < 0 ? 0 : at + 1, 0, createElement('target', { dev: `vnet${n}` }));
+    });
+  });
+}
+
+/** Adds an interface after the last one (or where libvirt's device order puts it). */
+export function addInterface(doc: DomainDocument, spec: { type: 'network' | 'user'; mac: string; source?: string; model?: string }): void {
+  const children = [createElement('mac', { address: spec.mac })];
+  if (spec.type === 'network') children.push(createElement('source', { network: spec.source! }));
+  if (spec.model) children.push(createElement('model', { type: spec.model }));
+  editDomain(doc, (root) => {
+    let devices = firstChild(root, 'devices');
+    if (!devices) {
+      devices = createElement('devices');
+      root.children.push(devices);
+    }
+    let after = 0;
+    devices.children.forEach((c, i) => {
+      if (c.type === 'element' && BEFORE_INTERFACE.has(c.name)) after = i + 1;
+    });
+    devices.children.splice(after, 0, createElement('interface', { type: spec.type }, children));
+  });
+}
+
+/** Removes the interface at `index` (an index into config.interfaces). */
+export function removeInterface(doc: DomainDocument, index: number): void {
+  editDomain(doc, (root) => {
+    const el = interfaceElements(root)[index]!;
+    const devices = firstChild(root, 'devices')!;
+    devices.children = devices.children.filter((c) => c !== el);
+  });
+}
+
+/** Sets <link state> of the interface at `index`. */
+export function setInterfaceLink(doc: DomainDocument, index: number, state: 'up' | 'down'): void {
+  editDomain(doc, (root) => {
+    const el = interfaceElements(root)[index]!;
+    const link = firstChild(el, 'link');
+    if (link) link.attributes.state = state;
+    else el.children.push(createElement('link', { state }));
+  });
+}
