@@ -118,21 +118,15 @@ export function checkNewNetwork(f: NewNetworkFields, networks: readonly NetworkI
   return { name, cidr, dhcp };
 }
 
-/** A MAC address for the network's gateway, as libvirt picks one: 52:54:00 and three random bytes. */
-export function randomMac(random: () => number = Math.random): string {
-  const bytes = [0x52, 0x54, 0x00, ...[0, 1, 2].map(() => Math.floor(random() * 256))];
-  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/'/g, '&apos;');
 
-/** libvirt network XML for the form (checked with checkNewNetwork first). */
-export function buildNetworkXml(f: NewNetworkFields, mac: string = randomMac()): string {
+/** libvirt network XML for the form (checked with checkNewNetwork first); the host adds the <uuid> and <mac>, as libvirt does. */
+export function buildNetworkXml(f: NewNetworkFields): string {
   const subnet = parseCidr(f.cidr);
   if (typeof subnet === 'string') throw new Error(subnet);
   const lines = ['<network>', `  <name>${esc(f.name)}</name>`];
   if (f.forward === 'nat') lines.push("  <forward mode='nat'/>");
-  lines.push(`  <mac address='${mac}'/>`, `  <ip address='${numberToIp(gatewayOf(subnet))}' prefix='${subnet.prefix}'>`);
+  lines.push(`  <ip address='${numberToIp(gatewayOf(subnet))}' prefix='${subnet.prefix}'>`);
   if (f.dhcp) lines.push('    <dhcp>', `      <range start='${f.dhcpStart}' end='${f.dhcpEnd}'/>`, '    </dhcp>');
   lines.push('  </ip>', '</network>', '');
   return lines.join('\n');
