@@ -32,7 +32,7 @@ export function hostFile(args: Args, file: string): string {
 }
 
 /** Flags that take a value (`--timeout 30` or `--timeout=30`); every other flag is a switch. */
-export const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event', 'codeset', 'holdtime', 'pool', 'format', 'type']);
+export const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event', 'codeset', 'holdtime', 'pool', 'format', 'type', 'mac', 'source', 'model', 'interface']);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
@@ -101,8 +101,9 @@ export function domainInfo(api: ApiClient, name: string): Promise<Result<'domain
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]): string => ' ' + cells.map((c, i) => c.padEnd(widths[i])).join('   ').trimEnd();
-  const head = line(header);
-  return [head, '-'.repeat(head.length + 2), ...rows.map(line), ''].join('\n') + '\n';
+  // virsh's dashes run two past the widest row (every column at its full width), not the header.
+  const width = 1 + widths.reduce((n, w) => n + w, 0) + 3 * (widths.length - 1);
+  return [line(header), '-'.repeat(width + 2), ...rows.map(line), ''].join('\n') + '\n';
 }
 
 /** The command `command DOMAIN`: calls one method on the domain and says what became of it, "Domain 'x' <done>". */

@@ -46,7 +46,9 @@ export class Interfaces {
           .filter((l) => l.mac === n.mac)
           .map((l) => ({ type: 'ipv4' as const, address: l.address, prefix: l.prefix }));
         return { name: n.name, mac: n.mac, addresses };
-      });
+      })
+      // As libvirt's lease source: only interfaces that hold a lease.
+      .filter((n) => n.addresses.length);
     return { interfaces };
   }
 

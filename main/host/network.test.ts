@@ -130,8 +130,10 @@ describe('virtual network data path (v86 and QEMU guests on one switch)', { skip
 
   before(async () => {
     t = await TestHost.start();
-    fs.mkdirSync(t.paths.networks, { recursive: true });
-    fs.writeFileSync(path.join(t.paths.networks, 'default.xml'), NETWORK_XML);
+    // The first run's default network, redefined with a static lease and restarted.
+    await t.client.call('network.destroy', { network: 'default' });
+    await t.client.call('network.define', { xml: NETWORK_XML });
+    await t.client.call('network.start', { network: 'default' });
     for (const spec of GUESTS) await t.client.call('domain.define', { xml: domainXml(spec) });
     // One boot at a time: the machine is shared.
     for (const spec of GUESTS) {

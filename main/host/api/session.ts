@@ -24,6 +24,7 @@ const BROADCAST: EventName[] = [
   'connection.state',
   'connection.prompt',
   'connection.promptEnded',
+  'network.lifecycle',
 ];
 
 /** Requests whose parameters hold secrets the trace must not keep, even under a harmless key. */

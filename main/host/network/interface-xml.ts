@@ -34,8 +34,10 @@ export function assignTargets(doc: DomainDocument, taken: Set<string>): void {
       let n = 0;
       while (taken.has(`vnet${n}`)) n++;
       taken.add(`vnet${n}`);
-      const at = el.children.findIndex((c) => c.type === 'element' && (c.name === 'source' || c.name === 'mac'));
-      el.children.splice(at < 0 ? 0 : at + 1, 0, createElement('target', { dev: `vnet${n}` }));
+      // libvirt's order: <mac>, <source>, <target>.
+      const after = (name: string) => el.children.findIndex((c) => c.type === 'element' && c.name === name);
+      const at = after('source') >= 0 ? after('source') : after('mac');
+      el.children.splice(at + 1, 0, createElement('target', { dev: `vnet${n}` }));
     });
   });
 }

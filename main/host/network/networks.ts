@@ -217,8 +217,9 @@ export class Networks {
       // A switch that went away while we asked is stopped all the same.
       if (await this.switches.running(name)) throw operationFailed(err.message);
     }
+    const info = { ...this.info(name), active: false };
     this.stopped(name);
-    return { ...this.info(name), ...(!rec.doc && { active: false }) };
+    return info;
   }
 
   setAutostart(ref: string, enabled: boolean): NetworkInfo {
