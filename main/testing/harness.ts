@@ -13,7 +13,7 @@ import { APP_ROOT, hostPaths, type HostPaths } from '../common/paths.js';
 import { assertGuestModulesLoaded } from './guest-output.js';
 import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/new-vm/samples.js';
 import { specToXml } from '../host/new-vm/spec-to-xml.js';
-import { libvirtdSkip, startLibvirtd, type Libvirtd } from './libvirtd.js';
+import { libvirtdSkip, startLibvirtd, type Libvirtd, type LibvirtdOptions } from './libvirtd.js';
 
 export { GUEST_DIR, SAMPLE_CMDLINE };
 export const guest = (file: string): string => path.join(GUEST_DIR, file);
@@ -159,12 +159,12 @@ export class TestHost {
    * A host on a new home. On the 'libvirt' engine, also a private libvirtd, opened as a connection
    * that every call of `client` is for (as `domus -c URI` does).
    */
-  static async start(engine?: TestEngine): Promise<TestHost> {
+  static async start(engine?: TestEngine, libvirtd?: LibvirtdOptions): Promise<TestHost> {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-test-'));
     const paths = hostPaths(home);
     await ensureDaemon(paths);
     if (engine !== 'libvirt') return new TestHost(paths, await connectHost(paths, false));
-    const daemon = await startLibvirtd();
+    const daemon = await startLibvirtd(libvirtd);
     const client = await connectHost(paths, false, daemon.uri);
     await client.call('connection.open', { uri: daemon.uri });
     return new TestHost(paths, client, daemon);

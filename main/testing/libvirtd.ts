@@ -30,6 +30,12 @@ export interface LibvirtdOptions {
   /** The daemon's own keepalive towards its clients (libvirtd.conf keepalive_interval/count). */
   keepaliveInterval?: number;
   keepaliveCount?: number;
+  /**
+   * In a network namespace of its own (unshare --net, gone with the daemon), so that the networks it
+   * starts (a kernel bridge, dnsmasq, iptables rules) and its guests' taps never touch the host's
+   * network. The unix socket is still reached through the filesystem; TCP listeners and VNC are not.
+   */
+  netns?: boolean;
 }
 
 export interface VirshResult {
@@ -166,12 +172,13 @@ export async function startLibvirtd(opts: LibvirtdOptions = {}): Promise<Libvirt
   const script = [
     'set -e',
     ...binds,
+    ...(opts.netns ? ['ip link set lo up'] : []),
     `virtlogd --pid-file ${dir}/virtlogd.pid & echo $! > ${dir}/virtlogd.child`,
     `exec libvirtd --config ${dir}/libvirtd.conf --pid-file ${dir}/libvirtd.pid${listen}`,
   ].join('\n');
   const launch = (): ChildProcess => {
     const out = fs.openSync(path.join(dir, 'stderr.log'), 'a');
-    const spawned = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script], { stdio: ['ignore', out, out] });
+    const spawned = spawn('unshare', ['--mount', '--propagation', 'private', ...(opts.netns ? ['--net'] : []), '--', 'sh', '-c', script], { stdio: ['ignore', out, out] });
     fs.closeSync(out);
     return spawned;
   };
@@ -199,6 +206,9 @@ export async function startLibvirtd(opts: LibvirtdOptions = {}): Promise<Libvirt
     if (child.exitCode === null && child.signalCode === null) {
       const running = await runVirsh(uri, ['list', '--name'], 20_000);
       for (const name of running.stdout.split('\n').filter(Boolean)) await runVirsh(uri, ['destroy', name], 20_000);
+      // libvirtd leaves a started network's dnsmasq running when it exits.
+      const networks = await runVirsh(uri, ['net-list', '--name'], 20_000);
+      for (const name of networks.stdout.split('\n').filter(Boolean)) await runVirsh(uri, ['net-destroy', name], 20_000);
       child.kill('SIGTERM');
       if (!(await exited(child, 15_000))) child.kill('SIGKILL');
       await exited(child, 5_000);

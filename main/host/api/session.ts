@@ -33,10 +33,10 @@ const SECRET_PARAMS: Partial<Record<Method, (args: Record<string, unknown>) => R
 };
 
 /** The methods a request's connection applies to (stats.watch: that connection's sampling). */
-const PER_CONNECTION = /^(domain|pool|volume|stats)\./;
+const PER_CONNECTION = /^(domain|pool|volume|stats|network)\./;
 
 /** Events of libvirt connections every client receives (with the connection's URI in the envelope). */
-const REMOTE_BROADCAST = new Set<EventName>(['domain.lifecycle', 'domain.defined', 'domain.undefined', 'domain.balloon', 'job.progress', 'job.completed']);
+const REMOTE_BROADCAST = new Set<EventName>(['domain.lifecycle', 'domain.defined', 'domain.undefined', 'domain.balloon', 'job.progress', 'job.completed', 'network.lifecycle']);
 
 /** A libvirt domain's entry in serialUuids: the connection's URI, a space, the UUID (a URI has no spaces). */
 const remoteSerialKey = (uri: string, uuid: string): string => `${uri} ${uuid}`;
@@ -106,7 +106,7 @@ export class ApiSession implements ClientSession {
     }
     const started = Date.now();
     const args = (SECRET_PARAMS[method]?.(params.data as Record<string, unknown>) ?? params.data) as { domain?: string };
-    // A domain or storage request for a libvirt connection goes to it; the host's own URIs mean the
+    // A domain, storage or network request for a libvirt connection goes to it; the host's own URIs mean the
     // local engines, and host-wide methods (session, trace, connections) are always the host's.
     const remote = env.data.connection !== undefined && !LOCAL_URIS.has(env.data.connection) && PER_CONNECTION.test(method);
     const connection = remote ? env.data.connection : undefined;

@@ -25,18 +25,21 @@ const METADATA_TITLE = 1;
 const DISK_TARGETS = Array.from({ length: 26 }, (_, i) => `vd${String.fromCharCode(97 + i)}`);
 const CDROM_TARGETS = ['hdc', 'hdd', 'hdb', 'hda'];
 
-function impact(p: Record<string, unknown>): number {
+/** A device edit's virDomainModificationImpact from the request's live and config flags. */
+export function impact(p: Record<string, unknown>): number {
   return (p.live ? AFFECT_LIVE : 0) | (p.config ? AFFECT_CONFIG : 0);
 }
 
+/** The definition an edit with these flags applies to: the running one when live (or current on a running domain), else the next boot's. */
+export async function editedDefinition(conn: LibvirtConnection, dom: NonnullDomain, flags: number): Promise<DomainDocument> {
+  const running = dom.id >= 0 || (await conn.rpcCall('REMOTE_PROC_DOMAIN_IS_ACTIVE', { dom })).active === 1;
+  const live = (flags & AFFECT_LIVE) !== 0 || (flags === 0 && running);
+  const { xml } = await conn.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags: live ? 0 : XML_INACTIVE });
+  return parseDomainXml(xml as string);
+}
+
 export function deviceMethods(conn: LibvirtConnection, storage: LibvirtStorage): LibvirtMethods {
-  /** The definition an edit with these flags applies to: the running one when live (or current on a running domain), else the next boot's. */
-  const definition = async (dom: NonnullDomain, flags: number): Promise<DomainDocument> => {
-    const running = dom.id >= 0 || (await conn.rpcCall('REMOTE_PROC_DOMAIN_IS_ACTIVE', { dom })).active === 1;
-    const live = (flags & AFFECT_LIVE) !== 0 || (flags === 0 && running);
-    const { xml } = await conn.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags: live ? 0 : XML_INACTIVE });
-    return parseDomainXml(xml as string);
-  };
+  const definition = (dom: NonnullDomain, flags: number): Promise<DomainDocument> => editedDefinition(conn, dom, flags);
   const diskXml = (doc: DomainDocument, target: string): string => {
     const devices = firstChild(doc.root, 'devices');
     const el = devices && childElements(devices, 'disk').find((d) => firstChild(d, 'target')?.attributes.dev === target);

@@ -429,9 +429,16 @@ function generationOf(xml: string): number {
   return createHash('sha256').update(xml).digest().readUInt32BE(0);
 }
 
+/**
+ * libvirt's classes that are Domus's under another name: a parser's complaint about the XML
+ * (XML_DETAIL carries only the parser's words) and a schema violation are XML errors.
+ */
+const SAME_CLASS: Record<string, ErrorCode> = { XML_DETAIL: 'XML_ERROR', XML_INVALID_SCHEMA: 'XML_ERROR' };
+
 /** A libvirt error as the host's: the same class (virErrorNumber) where Domus has it, libvirt's own words. */
 export function hostErrorOf(err: LibvirtError): HostError {
-  const name = err.codeName.replace(/^VIR_ERR_/, '');
+  const codeName = err.codeName.replace(/^VIR_ERR_/, '');
+  const name = SAME_CLASS[codeName] ?? codeName;
   const code: ErrorCode = (ERROR_CODES as string[]).includes(name) ? (name as ErrorCode) : 'OPERATION_FAILED';
   const wording = ERROR_WORDING[code];
   const detail = wording && err.message.startsWith(`${wording}: `) ? err.message.slice(wording.length + 2) : err.message;

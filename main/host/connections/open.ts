@@ -5,6 +5,7 @@ import { LibvirtStats } from './libvirt-stats.js';
 import { consoleMethods } from './libvirt-console.js';
 import { createMethods } from './libvirt-create.js';
 import { deviceMethods } from './libvirt-devices.js';
+import { networkMethods } from './libvirt-networks.js';
 import { LibvirtStorage, storageMethods } from './libvirt-storage.js';
 
 export function libvirtConnection(uri: string, opener: RpcOpener = openLibvirtRpc): LibvirtConnection {
@@ -15,6 +16,7 @@ export function libvirtConnection(uri: string, opener: RpcOpener = openLibvirtRp
   conn.serve(storageMethods(conn, storage));
   conn.serve(createMethods(conn, storage));
   conn.serve(deviceMethods(conn, storage));
+  conn.serve(networkMethods(conn));
   const stats = new LibvirtStats(conn);
   conn.serve(stats.methods());
   conn.stats = stats;

@@ -141,15 +141,21 @@ export function ensureInterfaceMacs(doc: DomainDocument, random: () => Uint8Arra
     const devices = firstChild(root, 'devices');
     for (const iface of devices ? childElements(devices, 'interface') : []) {
       if (firstChild(iface, 'mac')) continue;
-      let mac: string;
-      do mac = `52:54:00:${[...random().subarray(0, 3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-      while (taken.has(mac));
+      const mac = newMac(taken, random);
       taken.add(mac);
       // libvirt writes <mac> first in an <interface>.
       iface.children.unshift(createElement('mac', { address: mac }));
     }
   });
   return missing;
+}
+
+/** A MAC as libvirt makes one (52:54:00 and three bytes from `random`) that none of `taken` has. */
+export function newMac(taken: ReadonlySet<string | undefined>, random: () => Uint8Array): string {
+  let mac: string;
+  do mac = `52:54:00:${[...random().subarray(0, 3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+  while (taken.has(mac));
+  return mac;
 }
 
 export function setName(doc: DomainDocument, name: string): void {
