@@ -3,14 +3,15 @@
 // start it, its XML edited with a bad edit refused, delete it; a network defined elsewhere shows up
 // by its lifecycle event), a running v86 guest's NIC page (its leased address, the link state
 // toggled live as domiflist reports it, the address in the domain list, the network graph's
-// counters), Add Hardware → Network, and the New VM wizard's network choice.
+// counters), Add Hardware → Network, and the New VM wizard's network choice. The same window on a
+// libvirt connection (a private libvirtd in its own network namespace), checked with virsh.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { APP_ROOT } from '../main/common/paths.js';
-import { engineSkip, guest, guestsBuilt, SAMPLE_CMDLINE, SerialWatch, TestHost, until } from '../main/testing/harness.js';
+import { CONNECTION_ENGINES, engineSkip, guest, guestsBuilt, SAMPLE_CMDLINE, SerialWatch, TestHost, until } from '../main/testing/harness.js';
 import { CHROMIUM_ARGS } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
@@ -224,5 +225,64 @@ describe('Virtual networks in Chromium', { skip, timeout: 900_000 }, () => {
     await byId('newvm-dialog').waitFor({ state: 'detached', timeout: 60_000 });
     const xml = (await t.client.call('domain.xml', { domain: 'wiz-net', inactive: true })).xml;
     assert.match(xml, /<interface type='network'>\s*<mac address='52:54:00(:[0-9a-f]{2}){3}'\/>\s*<source network='lab2'\/>\s*<model type='virtio'\/>/);
+  });
+});
+
+const libvirtSkip = CONNECTION_ENGINES.includes('libvirt') ? engineSkip('libvirt') : 'libvirt is not among DOMUS_TEST_ENGINES';
+describe('Virtual networks of a libvirt connection in Chromium', { skip: libvirtSkip, timeout: 300_000 }, () => {
+  let t: TestHost;
+  let browser: Browser;
+  let page: Page;
+  let uri: string;
+  const byId = (id: string) => page.getByTestId(id);
+  const virsh = async (...args: string[]) => (await t.libvirtd!.virsh(...args)).stdout;
+
+  before(async () => {
+    // Its own network namespace: the bridge, dnsmasq and NAT rules of the network it starts stay there.
+    t = await TestHost.start('libvirt', { netns: true });
+    uri = t.libvirtd!.uri;
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    await page.goto((await t.client.call('host.webShell', {})).url);
+    await byId(`connection-row-${uri}`).waitFor();
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it("creates, stops, edits and deletes a network on the connection from its context menu's Details", async () => {
+    await until(async () => (await byId(`connection-state-${uri}`).textContent())?.trim() === 'Connected', 30_000, 'the connection to open');
+    await byId(`connection-row-${uri}`).click({ button: 'right' });
+    await byId('connection-menu-details').click();
+    assert.equal(await byId('cd-uri').textContent(), uri);
+    await byId('cd-tab-networks').click();
+    await byId('net-add').click();
+    await byId('newnet-name').fill('lvnet');
+    await byId('newnet-create').click();
+    await byId('net-row-lvnet').waitFor({ timeout: 30_000 });
+    await until(async () => (await byId('net-state-lvnet').textContent())?.trim() === 'Active', 30_000, 'lvnet to show as active');
+    const info = await virsh('net-info', 'lvnet');
+    assert.match(info, /Active:\s+yes/);
+    assert.match(await virsh('net-dumpxml', 'lvnet'), /<forward mode='nat'/);
+    assert.equal(await byId('net-detail-forward').textContent(), 'NAT');
+
+    await byId('net-stop').click();
+    await until(async () => /Active:\s+no/.test(await virsh('net-info', 'lvnet')), 20_000, 'lvnet to stop on the libvirt host');
+    await byId('net-start').waitFor();
+
+    await byId('net-tab-xml').click();
+    const editor = byId('net-xml');
+    await until(async () => (await editor.inputValue()).includes('<name>lvnet</name>'), 10_000, 'the XML to load');
+    await editor.fill((await editor.inputValue()).replace('<name>lvnet</name>', '<name>lvnet</name><bogus'));
+    await byId('net-xml-apply').click();
+    assert.match((await byId('net-xml-error').textContent()) ?? '', /XML/i, "libvirt's complaint is shown");
+    await byId('net-xml-revert').click();
+
+    await byId('net-tab-details').click();
+    await byId('net-delete').click();
+    await byId('net-delete-confirm').click();
+    await byId('net-row-lvnet').waitFor({ state: 'detached', timeout: 20_000 });
+    assert.doesNotMatch(await virsh('net-list', '--all', '--name'), /lvnet/);
   });
 });
