@@ -355,6 +355,9 @@ export interface NicFields {
   model: string;
 }
 
+/** The NIC models offered in the pickers (others can be typed): what QEMU and v86 emulate. */
+export const NIC_MODELS = ['virtio', 'e1000', 'rtl8139', 'ne2k_pci'] as const;
+
 const SOURCE_ATTR: Record<string, string> = { network: 'network', bridge: 'bridge', direct: 'dev' };
 
 export function interfaceElements(doc: XMLDocument): Element[] {
