@@ -99,6 +99,7 @@ describe('Virtual networks in Chromium', { skip, timeout: 900_000 }, () => {
     await byId('newnet-cidr').fill('10.77.0.0/16');
     assert.equal(await byId('newnet-dhcp-start').inputValue(), '10.77.128.0', 'the range follows the network');
     await byId('newnet-forward').selectOption('none');
+    await page.screenshot({ path: path.join(SHOTS, 'networks-form.png') });
     await byId('newnet-create').click();
     await byId('net-row-lab').waitFor();
     await until(async () => (await byId('net-state-lab').textContent())?.trim() === 'Active', 20_000, 'lab to show as active');
@@ -164,6 +165,7 @@ describe('Virtual networks in Chromium', { skip, timeout: 900_000 }, () => {
     await until(async () => ((await byId('nic-addresses').textContent()) ?? '').includes(`${ip}/${up[2]}`), 30_000, 'the address on the NIC page');
     assert.equal(await byId('nic-mac').getAttribute('readonly'), '');
     assert.equal(await byId('nic-source-select').inputValue(), 'network:default');
+    await page.screenshot({ path: path.join(SHOTS, 'networks-nic.png') });
 
     const box = byId('nic-link');
     assert.equal(await box.isChecked(), true);
