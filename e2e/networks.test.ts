@@ -3,7 +3,7 @@
 // start it, its XML edited with a bad edit refused, delete it; a network defined elsewhere shows up
 // by its lifecycle event), a running v86 guest's NIC page (its leased address, the link state
 // toggled live as domiflist reports it, the address in the domain list, the network graph's
-// counters), Add Hardware → Network, and the New VM wizard's network choice. The same window on a
+// counters), Add Hardware → Network and the NIC page's Remove, and the New VM wizard's network choice. The same window on a
 // libvirt connection (a private libvirtd in its own network namespace), checked with virsh.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -207,6 +207,11 @@ describe('Virtual networks in Chromium', { skip, timeout: 900_000 }, () => {
     await byId('page-nic-0').waitFor();
     const { interfaces } = await t.client.call('domain.interfaces', { domain: 'hwvm', inactive: true });
     assert.deepEqual(interfaces.map((i) => [i.type, i.source, i.model]), [['network', 'lab2', 'virtio']]);
+    // And Remove takes it out again (detach-interface --config), after the question.
+    page.once('dialog', (d) => void d.accept());
+    await byId('nic-remove').click();
+    await byId('page-overview').waitFor();
+    assert.deepEqual((await t.client.call('domain.interfaces', { domain: 'hwvm', inactive: true })).interfaces, []);
     await byId('details-close').click();
 
     await byId('tb-new').click();

@@ -90,5 +90,11 @@ export const useDefinitionsStore = defineStore('definitions', () => {
     return mac;
   }
 
-  return { xml, define, attachDisk, detachDisk, changeMedia, setMemory, setMaxMemory, setMetadata, interfaces, interfaceAddresses, setLinkState, attachInterface };
+  /** virsh detach-interface, by MAC. */
+  async function detachInterface(params: Params<'domain.detachInterface'>, connection?: string): Promise<void> {
+    const { domain } = await host.call('domain.detachInterface', params, { connection });
+    domains.upsert(domain, connection);
+  }
+
+  return { xml, define, attachDisk, detachDisk, changeMedia, setMemory, setMaxMemory, setMetadata, interfaces, interfaceAddresses, setLinkState, attachInterface, detachInterface };
 });
