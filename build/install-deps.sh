@@ -29,6 +29,7 @@
 #   libvirt-daemon-driver-qemu    libvirtd's QEMU driver, so qemu:///system opens and domains define
 #   libvirt-clients               Debian's virsh, which the tests run beside Domus's client
 #   dnsmasq-base iptables         what libvirtd's network driver runs when a test starts a network (in its own netns)
+#   iproute2                      `ip`: the test libvirtd's netns gets its loopback up; tests look at bridges inside it
 #   libxml2-utils                 xmllint, which virt-xml-validate needs to check domain XML
 #   openssh-server openssh-client sshd on 127.0.0.1 and ssh for the qemu+ssh:// transport tests
 #   netcat-openbsd                `nc -U`, the far side of qemu+ssh:// when the URI names a socket (libvirt's netcat proxy)
@@ -39,7 +40,7 @@ set -euo pipefail
 DEFAULT_PKGS=(chromium seabios xorriso isolinux syslinux syslinux-common extlinux mtools cpio
               e2fsprogs fdisk dosfstools xz-utils kmod util-linux
               qemu-system-x86 qemu-utils vncsnapshot genisoimage ovmf
-              libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils dnsmasq-base iptables
+              libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils dnsmasq-base iptables iproute2
               openssh-server openssh-client netcat-openbsd openssl)
 if [ $# -gt 0 ]; then PKGS=("$@"); else PKGS=("${DEFAULT_PKGS[@]}"); fi
 

@@ -1,6 +1,6 @@
 // A scripted libvirt peer for tests that play a compromised or malicious libvirt host: it answers
 // the calls a LibvirtConnection makes with whatever the test's handlers return (encoded with the
-// procedure's own type), the opening handshake by default, and lets the test send raw packets.
+// procedure's own type, or a LibvirtError as libvirt's error reply), the opening handshake by default, and lets the test send raw packets.
 // Real libvirtd cannot be made to lie; this peer exists to do exactly that.
 import fs from 'node:fs';
 import net from 'node:net';
@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { encodePacket, PacketDecoder, procedureNames, type Packet } from '../host/libvirt/packet.js';
 import * as remote from '../host/libvirt/protocol/remote.js';
-import { VIR_NET_CONTINUE, VIR_NET_OK, VIR_NET_REPLY, VIR_NET_STREAM } from '../host/libvirt/protocol/virnet.js';
-import { RpcClient, type ProcName } from '../host/libvirt/rpc-client.js';
+import { LibvirtError } from '../host/libvirt/errors.js';
+import { VIR_NET_CONTINUE, VIR_NET_ERROR, VIR_NET_MESSAGE, VIR_NET_OK, VIR_NET_REPLY, VIR_NET_STREAM } from '../host/libvirt/protocol/virnet.js';
+import { RpcClient, type MessageProcName, type MsgOf, type ProcName } from '../host/libvirt/rpc-client.js';
 import { parseUri } from '../host/libvirt/uri.js';
 import { decode, encode, type Codec } from '../host/libvirt/xdr.js';
 
@@ -23,6 +24,7 @@ const DEFAULTS: Partial<Record<ProcName, PeerHandler>> = {
   REMOTE_PROC_CONNECT_GET_TYPE: () => ({ type: 'QEMU' }),
   REMOTE_PROC_CONNECT_GET_VERSION: () => ({ hv_ver: 9_000_000n }),
   REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: () => ({ callbackID: 1 }),
+  REMOTE_PROC_CONNECT_NETWORK_EVENT_REGISTER_ANY: () => ({ callbackID: 2 }),
   REMOTE_PROC_CONNECT_CLOSE: () => undefined,
 };
 
@@ -72,6 +74,13 @@ export class HostilePeer {
     return sock.write(encodePacket({ ...call.header, type: VIR_NET_STREAM, status: VIR_NET_CONTINUE }, data));
   }
 
+  /** Sends an event message (a procedure libvirtd sends unasked) to every connected client. */
+  message<P extends MessageProcName>(proc: P, msg: MsgOf<P>): void {
+    const spec = remote.remote_procedures[proc] as unknown as { number: number; msg: Codec<MsgOf<P>> };
+    const packet = encodePacket({ prog: remote.REMOTE_PROGRAM, vers: remote.REMOTE_PROTOCOL_VERSION, proc: spec.number, type: VIR_NET_MESSAGE, serial: 0, status: VIR_NET_OK }, encode(spec.msg, msg));
+    for (const sock of this.sockets) sock.write(packet);
+  }
+
   private receive(sock: net.Socket, call: Packet): void {
     const name = NAMES.get(call.header.proc);
     if (!name) return;
@@ -81,6 +90,10 @@ export class HostilePeer {
     const spec = remote.remote_procedures[name] as { args: Codec<unknown>; ret: Codec<unknown> };
     const value = handler(decode(spec.args, call.payload) as never, call, this);
     if (value === NO_REPLY) return;
+    if (value instanceof LibvirtError) {
+      sock.write(encodePacket({ ...call.header, type: VIR_NET_REPLY, status: VIR_NET_ERROR }, encode(remote.remote_error, value.toRemote())));
+      return;
+    }
     sock.write(encodePacket({ ...call.header, type: VIR_NET_REPLY, status: VIR_NET_OK }, encode(spec.ret, value)));
   }
 

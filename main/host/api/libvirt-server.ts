@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import type { DomainSummary, Events, LifecycleEvent, ShutdownMode } from '../../../shared/api.js';
+import type { DomainSummary, Events, LifecycleEvent, NetworkInfo, ShutdownMode } from '../../../shared/api.js';
 import type { ErrorCode } from '../../../shared/errors.js';
 import { DOMAIN_STATES, type StateReason } from '../../../shared/libvirt/states.js';
 import { apiErrorOf, HostError, noDomain, operationInvalid } from '../errors.js';
@@ -26,7 +26,7 @@ import {
 } from '../libvirt/errors.js';
 import { encodePacket, PacketDecoder, procedureNames, type Header, type Packet } from '../libvirt/packet.js';
 import { KEEPALIVE_PROC_PING, KEEPALIVE_PROC_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION } from '../libvirt/protocol/keepalive.js';
-import { REMOTE_AUTH_NONE, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, remote_error, remote_procedures, type remote_nonnull_domain } from '../libvirt/protocol/remote.js';
+import { REMOTE_AUTH_NONE, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, remote_error, remote_procedures, type remote_nonnull_domain, type remote_nonnull_network } from '../libvirt/protocol/remote.js';
 import { VIR_NET_CALL, VIR_NET_ERROR, VIR_NET_MESSAGE, VIR_NET_OK, VIR_NET_REPLY } from '../libvirt/protocol/virnet.js';
 import type { ArgsOf, MessageProcName, MsgOf, ProcName, RetOf } from '../libvirt/rpc-client.js';
 import { decode, encode, type Codec } from '../libvirt/xdr.js';
@@ -104,6 +104,13 @@ const SHUTDOWN_FLAGS: [number, ShutdownMode][] = [[1, 'acpi'], [2, 'agent'], [4,
 /** virDomainMemoryStatTags */
 const MEM_STAT = { UNUSED: 4, AVAILABLE: 5, ACTUAL_BALLOON: 6, RSS: 7, USABLE: 8, LAST_UPDATE: 9, DISK_CACHES: 10 };
 
+// virConnectListAllNetworksFlags, virNetworkXMLFlags, virNetworkEventLifecycleType, virDomainInterfaceAddressesSource
+const NET_LIST = { INACTIVE: 1, ACTIVE: 2, PERSISTENT: 4, TRANSIENT: 8, AUTOSTART: 16, NO_AUTOSTART: 32 };
+const NETWORK_XML_INACTIVE = 1;
+const NETWORK_EVENT: Record<Events['network.lifecycle']['event'], number> = { defined: 0, undefined: 1, started: 2, stopped: 3 };
+const VIR_NETWORK_EVENT_ID_LIFECYCLE = 0;
+const ADDRESSES_SRC_LEASE = 0;
+
 /** The events this server delivers, and the procedure that carries each. */
 const EVENT_IDS = new Set([VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE]);
 
@@ -124,6 +131,12 @@ const MUTATING = new Set<ProcName>([
   'REMOTE_PROC_DOMAIN_SET_MEMORY',
   'REMOTE_PROC_DOMAIN_SET_MEMORY_FLAGS',
   'REMOTE_PROC_DOMAIN_SET_MAX_MEMORY',
+  'REMOTE_PROC_NETWORK_DEFINE_XML',
+  'REMOTE_PROC_NETWORK_DEFINE_XML_FLAGS',
+  'REMOTE_PROC_NETWORK_UNDEFINE',
+  'REMOTE_PROC_NETWORK_CREATE',
+  'REMOTE_PROC_NETWORK_DESTROY',
+  'REMOTE_PROC_NETWORK_SET_AUTOSTART',
 ]);
 
 /** Procedures callable before CONNECT_OPEN, as in libvirtd. */
@@ -143,6 +156,7 @@ export function apiName(proc: string): string {
 const uuidBytes = (uuid: string): Buffer => Buffer.from(uuid.replace(/-/g, ''), 'hex');
 const uuidString = (b: Buffer): string => b.toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
 const wire = (d: DomainSummary): remote_nonnull_domain => ({ name: d.name, uuid: uuidBytes(d.uuid), id: d.id ?? -1 });
+const wireNet = (n: NetworkInfo): remote_nonnull_network => ({ name: n.name, uuid: uuidBytes(n.uuid) });
 
 const noSupport = (what: string): LibvirtError => new LibvirtError(`this function is not supported by the connection driver: ${what}`, VIR_ERR.NO_SUPPORT, VIR_FROM.DOMAIN);
 
@@ -163,6 +177,8 @@ export class LibvirtSession {
   private nextCallback = 1;
   /** callbackID → event ID and the domain it is limited to (libvirt's per-domain registration). */
   private readonly callbacks = new Map<number, { eventID: number; uuid?: string }>();
+  /** callbackID → the network its network lifecycle events are limited to, if any (a separate ID space in libvirt). */
+  private readonly networkCallbacks = new Map<number, { uuid?: string }>();
   /** Domains this client has seen defined, to tell DEFINED_ADDED from DEFINED_UPDATED. */
   private readonly known: Set<string>;
   private readonly unsubscribe: (() => void)[] = [];
@@ -196,6 +212,12 @@ export class LibvirtSession {
         msg: { dom: { name: e.name, uuid: uuidBytes(e.uuid), id: -1 }, event: VIR_DOMAIN_EVENT.UNDEFINED, detail: 0 },
       }));
     });
+    this.listen('network.lifecycle', (e) => {
+      for (const [callbackID, cb] of this.networkCallbacks) {
+        if (cb.uuid && cb.uuid !== e.network.uuid) continue;
+        this.sendMessage('REMOTE_PROC_NETWORK_EVENT_LIFECYCLE', { callbackID, net: wireNet(e.network), event: NETWORK_EVENT[e.event], detail: 0 });
+      }
+    });
     this.listen('domain.balloon', (e) => {
       if (!this.callbacks.size) return;
       const d = this.summaryOf(e.uuid);
@@ -209,6 +231,7 @@ export class LibvirtSession {
     this.closed = true;
     for (const u of this.unsubscribe) u();
     this.callbacks.clear();
+    this.networkCallbacks.clear();
   }
 
   private receive({ header: h, payload }: Packet): void {
@@ -289,11 +312,15 @@ export class LibvirtSession {
   }
 
   private sendEvent<P extends MessageProcName>(eventID: number, uuid: string, proc: P, msg: (callbackID: number) => MsgOf<P>): void {
-    const spec = remote_procedures[proc] as unknown as { number: number; msg: Codec<MsgOf<P>> };
     for (const [callbackID, cb] of this.callbacks) {
       if (cb.eventID !== eventID || (cb.uuid && cb.uuid !== uuid)) continue;
-      this.write({ prog: REMOTE_PROGRAM, vers: REMOTE_PROTOCOL_VERSION, proc: spec.number, type: VIR_NET_MESSAGE, serial: 0, status: VIR_NET_OK }, encode(spec.msg, msg(callbackID)));
+      this.sendMessage(proc, msg(callbackID));
     }
+  }
+
+  private sendMessage<P extends MessageProcName>(proc: P, msg: MsgOf<P>): void {
+    const spec = remote_procedures[proc] as unknown as { number: number; msg: Codec<MsgOf<P>> };
+    this.write({ prog: REMOTE_PROGRAM, vers: REMOTE_PROTOCOL_VERSION, proc: spec.number, type: VIR_NET_MESSAGE, serial: 0, status: VIR_NET_OK }, encode(spec.msg, msg));
   }
 
   private lifecycle(e: Events['domain.lifecycle']): void {
@@ -370,6 +397,7 @@ export class LibvirtSession {
       REMOTE_PROC_CONNECT_CLOSE: () => {
         this.opened = false;
         this.callbacks.clear();
+        this.networkCallbacks.clear();
       },
       REMOTE_PROC_CONNECT_GET_TYPE: () => ({ type: 'Domus' }),
       REMOTE_PROC_CONNECT_GET_VERSION: () => {
@@ -467,13 +495,85 @@ export class LibvirtSession {
       REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: ({ callbackID }) => {
         if (!this.callbacks.delete(callbackID)) throw new LibvirtError(`could not find event callback ${callbackID} for deletion`, VIR_ERR.INVALID_ARG, VIR_FROM.DOMAIN);
       },
+      ...this.networkProcedures(),
+    };
+  }
+
+  /** virsh net-* and domifaddr, answered by the host's own networks (host.networks). */
+  private networkProcedures(): ImplTable {
+    const networks = this.host.networks;
+    /** A network the client names by its handle, looked up by UUID as libvirtd's network driver does. */
+    const net = (n: remote_nonnull_network): string => networks.lookup(uuidString(n.uuid));
+    const info = (n: remote_nonnull_network): NetworkInfo => networks.info(net(n));
+    const byFlags = async (flags: number): Promise<NetworkInfo[]> => (await networks.list()).filter((n) => netListed(n, flags));
+    return {
+      REMOTE_PROC_CONNECT_LIST_ALL_NETWORKS: async ({ need_results, flags }) => {
+        const listed = await byFlags(flags);
+        return { nets: need_results ? listed.map(wireNet) : [], ret: listed.length };
+      },
+      REMOTE_PROC_CONNECT_NUM_OF_NETWORKS: async () => ({ num: (await byFlags(NET_LIST.ACTIVE)).length }),
+      REMOTE_PROC_CONNECT_LIST_NETWORKS: async ({ maxnames }) => ({ names: (await byFlags(NET_LIST.ACTIVE)).map((n) => n.name).slice(0, maxnames) }),
+      REMOTE_PROC_CONNECT_NUM_OF_DEFINED_NETWORKS: async () => ({ num: (await byFlags(NET_LIST.INACTIVE)).length }),
+      REMOTE_PROC_CONNECT_LIST_DEFINED_NETWORKS: async ({ maxnames }) => ({ names: (await byFlags(NET_LIST.INACTIVE)).map((n) => n.name).slice(0, maxnames) }),
+      REMOTE_PROC_NETWORK_LOOKUP_BY_NAME: ({ name }) => ({ net: wireNet(networks.info(networks.lookup(name))) }),
+      REMOTE_PROC_NETWORK_LOOKUP_BY_UUID: ({ uuid }) => ({ net: wireNet(networks.info(networks.lookup(uuidString(uuid)))) }),
+      REMOTE_PROC_NETWORK_GET_XML_DESC: ({ net: n, flags }) => ({ xml: networks.xml(net(n), Boolean(flags & NETWORK_XML_INACTIVE)) }),
+      REMOTE_PROC_NETWORK_IS_ACTIVE: ({ net: n }) => ({ active: info(n).active ? 1 : 0 }),
+      REMOTE_PROC_NETWORK_IS_PERSISTENT: ({ net: n }) => ({ persistent: info(n).persistent ? 1 : 0 }),
+      REMOTE_PROC_NETWORK_GET_AUTOSTART: ({ net: n }) => ({ autostart: info(n).autostart ? 1 : 0 }),
+      REMOTE_PROC_NETWORK_GET_BRIDGE_NAME: ({ net: n }) => {
+        const { name, bridge } = info(n);
+        if (!bridge) throw new LibvirtError(`internal error: network '${name}' does not have a bridge name.`, VIR_ERR.INTERNAL_ERROR, VIR_FROM.NETWORK);
+        return { name: bridge };
+      },
+      REMOTE_PROC_NETWORK_DEFINE_XML: ({ xml }) => ({ net: wireNet(networks.define(xml).network) }),
+      REMOTE_PROC_NETWORK_DEFINE_XML_FLAGS: ({ xml }) => ({ net: wireNet(networks.define(xml).network) }),
+      REMOTE_PROC_NETWORK_UNDEFINE: ({ net: n }) => networks.undefine(net(n)),
+      REMOTE_PROC_NETWORK_CREATE: async ({ net: n }) => void (await networks.start(net(n))),
+      REMOTE_PROC_NETWORK_DESTROY: async ({ net: n }) => void (await networks.destroy(net(n))),
+      REMOTE_PROC_NETWORK_SET_AUTOSTART: ({ net: n, autostart }) => void networks.setAutostart(net(n), autostart !== 0),
+      REMOTE_PROC_NETWORK_GET_DHCP_LEASES: async ({ net: n, mac, need_results }) => {
+        const { name, bridge } = info(n);
+        const leases = await networks.dhcpLeases(name, mac ?? undefined);
+        const wired = leases.map((l) => ({
+          iface: bridge ?? name,
+          expirytime: BigInt(l.expiryTime),
+          type: 0,
+          mac: l.mac,
+          iaid: null,
+          ipaddr: l.address,
+          prefix: l.prefix,
+          hostname: l.hostname ?? null,
+          clientid: l.clientId ?? null,
+        }));
+        return { leases: need_results ? wired : [], ret: wired.length };
+      },
+      REMOTE_PROC_DOMAIN_INTERFACE_ADDRESSES: ({ dom, source }) => {
+        if (source !== ADDRESSES_SRC_LEASE) throw new LibvirtError(`Operation not supported: address source ${source}; Domus knows the addresses its networks leased (--source lease)`, VIR_ERR.OPERATION_UNSUPPORTED, VIR_FROM.DOMAIN);
+        const { interfaces } = this.host.interfaceAddresses(this.dom(dom).uuid);
+        return {
+          ifaces: interfaces.map((i) => ({ name: i.name, hwaddr: i.mac, addrs: i.addresses.map((a) => ({ type: a.type === 'ipv4' ? 0 : 1, addr: a.address, prefix: a.prefix })) })),
+        };
+      },
+      REMOTE_PROC_CONNECT_NETWORK_EVENT_REGISTER_ANY: ({ eventID, net: n }) => {
+        if (eventID !== VIR_NETWORK_EVENT_ID_LIFECYCLE) throw noSupport(`network event ID ${eventID}; Domus delivers network lifecycle events`);
+        const callbackID = this.nextCallback++;
+        this.networkCallbacks.set(callbackID, { uuid: n ? networks.info(net(n)).uuid : undefined });
+        return { callbackID };
+      },
+      REMOTE_PROC_CONNECT_NETWORK_EVENT_DEREGISTER_ANY: ({ callbackID }) => {
+        if (!this.networkCallbacks.delete(callbackID)) throw new LibvirtError(`could not find event callback ${callbackID} for deletion`, VIR_ERR.INVALID_ARG, VIR_FROM.NETWORK);
+      },
     };
   }
 }
 
-/** virConnectListAllDomains' filter groups: within a group any flag matches, an empty group matches all. */
+/** One of virConnectListAll*'s filter groups: within a group any flag matches, an empty group matches all. */
+const inGroup = (flags: number, pairs: [number, boolean][]): boolean => !pairs.some(([bit]) => flags & bit) || pairs.some(([bit, yes]) => flags & bit && yes);
+
+/** virConnectListAllDomains' filter groups. */
 function listed(d: DomainSummary, flags: number): boolean {
-  const group = (pairs: [number, boolean][]): boolean => !pairs.some(([bit]) => flags & bit) || pairs.some(([bit, yes]) => flags & bit && yes);
+  const group = (pairs: [number, boolean][]): boolean => inGroup(flags, pairs);
   const active = d.state !== 'shutoff';
   return (
     group([[LIST.ACTIVE, active], [LIST.INACTIVE, !active]]) &&
@@ -481,6 +581,16 @@ function listed(d: DomainSummary, flags: number): boolean {
     group([[LIST.RUNNING, d.state === 'running'], [LIST.PAUSED, d.state === 'paused'], [LIST.SHUTOFF, d.state === 'shutoff'], [LIST.OTHER, !['running', 'paused', 'shutoff'].includes(d.state)]]) &&
     group([[LIST.MANAGEDSAVE, d.managedSave], [LIST.NO_MANAGEDSAVE, !d.managedSave]]) &&
     group([[LIST.AUTOSTART, d.autostart], [LIST.NO_AUTOSTART, !d.autostart]])
+  );
+}
+
+/** virConnectListAllNetworks' filter groups. */
+function netListed(n: NetworkInfo, flags: number): boolean {
+  const group = (pairs: [number, boolean][]): boolean => inGroup(flags, pairs);
+  return (
+    group([[NET_LIST.ACTIVE, n.active], [NET_LIST.INACTIVE, !n.active]]) &&
+    group([[NET_LIST.PERSISTENT, n.persistent], [NET_LIST.TRANSIENT, !n.persistent]]) &&
+    group([[NET_LIST.AUTOSTART, n.autostart], [NET_LIST.NO_AUTOSTART, !n.autostart]])
   );
 }
 

@@ -5,8 +5,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { DomainStatsSample, JobInfo } from '../../../shared/api.js';
+import type { DomainStatsSample, Events, JobInfo } from '../../../shared/api.js';
+import { until } from '../../testing/harness.js';
 import { HostilePeer, type PeerHandler } from '../../testing/hostile-libvirt.js';
+import { LibvirtError, VIR_ERR } from '../libvirt/errors.js';
 import type { remote_typed_param } from '../libvirt/protocol/remote.js';
 import type { LibvirtConnection } from './libvirt.js';
 import { libvirtConnection } from './open.js';
@@ -82,4 +84,32 @@ test("a VNC listen address or socket from the host's XML cannot become an option
   const { stream } = await conn.openVnc!('evil');
   await new Promise((r) => stream.once('end', r).once('error', r).resume());
   assert.match(fs.readFileSync(ran, 'utf8'), /^far\nsh -c 'exec nc ::1 5901'$/m);
+});
+
+test('a host without network events still opens; network events with an unknown type, or whose network reads as garbage, are dropped and later ones still arrive', async (t) => {
+  const bare = await HostilePeer.start({
+    REMOTE_PROC_CONNECT_NETWORK_EVENT_REGISTER_ANY: () => new LibvirtError('this function is not supported by the connection driver: virConnectNetworkEventRegisterAny', VIR_ERR.NO_SUPPORT),
+  });
+  const plain = libvirtConnection('qemu:///session', bare.opener('qemu:///session'));
+  await plain.open();
+  await plain.close();
+  await bare.stop();
+
+  const NET = { name: 'evilnet', uuid: Buffer.from('ffeeddccbbaa99887766554433221100', 'hex') };
+  let xml = '<pool/>';
+  const { conn, peer } = await connect(t, {
+    REMOTE_PROC_NETWORK_GET_XML_DESC: () => ({ xml }),
+    REMOTE_PROC_NETWORK_IS_ACTIVE: () => ({ active: 1 }),
+    REMOTE_PROC_NETWORK_IS_PERSISTENT: () => ({ persistent: 1 }),
+    REMOTE_PROC_NETWORK_GET_AUTOSTART: () => ({ autostart: 0 }),
+  });
+  const events: Events['network.lifecycle'][] = [];
+  conn.on('event', (name: string, e: Events['network.lifecycle']) => name === 'network.lifecycle' && events.push(e));
+  peer.message('REMOTE_PROC_NETWORK_EVENT_LIFECYCLE', { callbackID: 2, net: NET, event: 99, detail: 0 });
+  peer.message('REMOTE_PROC_NETWORK_EVENT_LIFECYCLE', { callbackID: 2, net: NET, event: 2, detail: 0 });
+  await until(() => peer.calls.includes('REMOTE_PROC_NETWORK_GET_XML_DESC'), 2000, 'the garbage XML to be read');
+  xml = "<network><name>evilnet</name><forward mode='nat'/></network>";
+  peer.message('REMOTE_PROC_NETWORK_EVENT_LIFECYCLE', { callbackID: 2, net: NET, event: 3, detail: 0 });
+  await until(() => events.length > 0, 2000, 'the stopped event');
+  assert.deepEqual(events.map((e) => [e.network.name, e.event, e.network.forward]), [['evilnet', 'stopped', 'nat']]);
 });

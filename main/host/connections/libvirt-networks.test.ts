@@ -86,6 +86,10 @@ describe('virtual networks and interfaces on a libvirt connection', { skip: skip
     assert.match(byUuid.xml, /<name>lan<\/name>/);
     assert.equal(byUuid.xml.trim(), (await virsh('net-dumpxml', 'lan', '--inactive')).trim(), 'the inactive XML, as virsh shows it');
 
+    const cli = await t.cli(['-c', t.libvirtd!.uri, 'net-list', '--all']);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal(cli.stdout, await virsh('net-list', '--all'), 'domus -c URI net-list prints what virsh prints');
+
     const auto = await t.client.call('network.setAutostart', { network: 'wan', enabled: true });
     assert.equal(auto.network.autostart, true);
     assert.match(await virsh('net-info', 'wan'), /^Autostart:\s+yes$/m);
@@ -153,6 +157,10 @@ describe('virtual networks and interfaces on a libvirt connection', { skip: skip
     await t.client.call('domain.define', { xml: domXml('nic-edit', `<interface type='network'><mac address='${mac}'/><source network='lan'/><model type='virtio'/></interface>`) });
     const { interfaces } = await t.client.call('domain.interfaces', { domain: 'nic-edit' });
     assert.deepEqual(interfaces, [{ name: '-', type: 'network', source: 'lan', model: 'virtio', mac, link: 'up' }]);
+
+    const cli = await t.cli(['-c', t.libvirtd!.uri, 'domiflist', 'nic-edit']);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal(cli.stdout, await virsh('domiflist', 'nic-edit'), 'domus -c URI domiflist prints what virsh prints');
 
     const attached = await t.client.call('domain.attachInterface', { domain: 'nic-edit', type: 'network', source: 'lan', model: 'e1000', config: true });
     assert.match(attached.mac, /^52:54:00(:[0-9a-f]{2}){3}$/);

@@ -8,6 +8,7 @@ import type { DomainInterface, NetworkInfo, NetworkLease } from '../../../shared
 import { newMac, parseDomainXml, type DomainDocument } from '../domain/xml.js';
 import { childElements, createElement, firstChild, parseXmlTree, serializeXmlTree, type XmlElement } from '../domain/xml-tree.js';
 import { HostError, invalidArg, operationFailed } from '../errors.js';
+import { LibvirtError, VIR_ERR } from '../libvirt/errors.js';
 import type { remote_network_event_lifecycle_msg, remote_nonnull_network } from '../libvirt/protocol/remote.js';
 import { editedDefinition, impact } from './libvirt-devices.js';
 import { uuidText, type LibvirtConnection, type LibvirtMethods, type NonnullDomain } from './libvirt.js';
@@ -104,7 +105,12 @@ export class LibvirtNetworks {
       rpc.onMessage('REMOTE_PROC_NETWORK_EVENT_LIFECYCLE', (msg) => {
         this.events = this.events.then(() => this.lifecycle(msg)).catch(() => undefined);
       });
-      await rpc.call('REMOTE_PROC_CONNECT_NETWORK_EVENT_REGISTER_ANY', { eventID: NETWORK_EVENT_ID_LIFECYCLE, net: null });
+      try {
+        await rpc.call('REMOTE_PROC_CONNECT_NETWORK_EVENT_REGISTER_ANY', { eventID: NETWORK_EVENT_ID_LIFECYCLE, net: null });
+      } catch (err) {
+        // A host without a network driver (a session daemon) still opens; it just has no network events.
+        if (!(err instanceof LibvirtError && err.code === VIR_ERR.NO_SUPPORT)) throw err;
+      }
     });
   }
 

@@ -43,6 +43,7 @@ export const VIR_FROM = {
   QEMU: 10,
   REMOTE: 13,
   STORAGE: 18,
+  NETWORK: 19,
   DOMAIN: 20,
   STREAMS: 38,
   AUTH: 46,
