@@ -51,8 +51,16 @@ export const NewDomainSpec = z
     vcpus: z.number().int('vCPUs must be a whole number').min(1, 'a guest needs at least one vCPU').max(ENGINES.qemu.maxVcpus, `at most ${ENGINES.qemu.maxVcpus} vCPUs`).default(1),
     /** The catalogue or OS id the defaults came from (libosinfo's short id), kept for the record. */
     os: z.string().max(64).optional(),
-    /** A NIC on the user-mode network, as virt-install's default; 'none' for no NIC. */
-    network: z.enum(['user', 'none']).default('none'),
+    /**
+     * The NIC, as virt-install's --network: `{ network: NAME }` on a virtual network of the host
+     * (the wizard's default is 'default'), 'user' for user-mode networking, 'none' for no NIC.
+     */
+    network: z
+      .union([
+        z.enum(['user', 'none']),
+        z.object({ network: z.string().min(1, 'network name is required').max(64).regex(/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/, 'network name may hold letters, digits and _ . + - and must start with a letter or digit') }).strict(),
+      ])
+      .default('none'),
     boot: z.discriminatedUnion('kind', [
       z.object({
         kind: z.literal('pv'),

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { DomainInterface, DomainSummary, Result } from '../../shared/api.js';
 import { parseDomainXml, serializeDomainXml, type DomainDocument } from './domain/xml.js';
 import { invalidArg, operationFailed, operationUnsupported } from './errors.js';
-import { addInterface, connected, interfaceTargets, removeInterface, setInterfaceLink } from './network/interface-xml.js';
+import { addInterface, connected, interfaceAliases, interfaceTargets, nameNewInterface, removeInterface, setInterfaceLink } from './network/interface-xml.js';
 import type { Networks } from './network/networks.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
 
@@ -52,32 +52,68 @@ export class Interfaces {
     return { interfaces };
   }
 
-  /** virsh attach-interface: into the definition; no engine here hot-plugs a NIC. */
-  attach(ref: string, p: { type: 'network' | 'user'; source?: string; model?: string; mac?: string; live: boolean; config: boolean }): { domain: DomainSummary; mac: string } {
+  /** virsh attach-interface: into the definition and/or plugged into the running guest where its engine can. */
+  async attach(ref: string, p: { type: 'network' | 'user'; source?: string; model?: string; mac?: string; live: boolean; config: boolean }): Promise<{ domain: DomainSummary; mac: string }> {
     const rec = this.registry.lookup(ref);
     const { live, config } = this.registry.scope(rec, p);
     if (p.type === 'network' && !p.source) throw invalidArg('an interface of type network needs a source network');
     if (p.type === 'user' && p.source) throw invalidArg('an interface of type user takes no source');
-    if (live) throw this.noHotplug(rec, 'attach');
-    const draft = copy(rec.doc);
     const taken = new Set([...rec.doc.config.interfaces, ...(rec.liveDoc?.config.interfaces ?? [])].map((i) => i.mac));
     const mac = p.mac?.toLowerCase() ?? newMac(taken);
     if (taken.has(mac)) throw operationFailed(`domain '${rec.doc.config.name}' already has an interface with MAC address ${mac}`);
-    addInterface(draft, { type: p.type, mac, source: p.source, model: p.model });
-    if (config) this.registry.persist(rec, draft);
+    const spec = { type: p.type, mac, source: p.source, model: p.model };
+    let plug: (() => Promise<void>) | undefined;
+    if (live) {
+      const liveDoc = rec.liveDoc!;
+      if (!rec.live!.attachNic) throw this.noHotplug(rec, 'attach');
+      if (p.type !== 'network') throw operationUnsupported(`an interface of type '${p.type}' is not connected by the engines here; only one on a virtual network can be plugged into a running guest`);
+      const unavailable = await this.networks.checkInterfaces({ ...liveDoc.config, interfaces: [{ type: 'network', source: p.source }] });
+      if (unavailable) throw unavailable;
+      const liveDraft = copy(liveDoc);
+      addInterface(liveDraft, spec);
+      const index = liveDraft.config.interfaces.findIndex((i) => i.mac === mac);
+      const { alias } = nameNewInterface(liveDraft, index, this.registry.runningTargets());
+      plug = async () => {
+        const socket = await this.networks.portSocket(p.source!);
+        await rec.live!.attachNic!({ mac, model: p.model, socket }, alias, serializeDomainXml(liveDraft)).catch((err: Error) => {
+          throw operationFailed(`cannot plug the interface into domain '${rec.doc.config.name}': ${err.message}`);
+        });
+        rec.liveDoc = liveDraft;
+      };
+    }
+    const draft = config ? copy(rec.doc) : undefined;
+    if (draft) addInterface(draft, spec);
+    await this.registry.configThenLive(rec, draft, async () => plug?.());
     this.registry.emitLifecycle(rec, 'defined');
     return { domain: this.registry.summary(rec), mac };
   }
 
-  /** virsh detach-interface: by MAC, or the only interface of that type. */
-  detach(ref: string, p: { type: 'network' | 'user'; mac?: string; live: boolean; config: boolean }): DomainSummary {
+  /** virsh detach-interface: by MAC, or the only interface of that type; from the definition and/or the running guest. */
+  async detach(ref: string, p: { type: 'network' | 'user'; mac?: string; live: boolean; config: boolean }): Promise<DomainSummary> {
     const rec = this.registry.lookup(ref);
     const { live, config } = this.registry.scope(rec, p);
-    if (live) throw this.noHotplug(rec, 'detach');
-    const index = findInterface(rec.doc, p.type, p.mac);
-    const draft = copy(rec.doc);
-    removeInterface(draft, index);
-    if (config) this.registry.persist(rec, draft);
+    let unplug: (() => Promise<void>) | undefined;
+    if (live) {
+      const liveDoc = rec.liveDoc!;
+      if (!rec.live!.detachNic) throw this.noHotplug(rec, 'detach');
+      const index = findInterface(liveDoc, p.type, p.mac);
+      const alias = interfaceAliases(liveDoc)[index];
+      if (!alias) throw operationUnsupported(`the interface of type '${p.type}' is not connected in the running guest; detach it with --config`);
+      const liveDraft = copy(liveDoc);
+      removeInterface(liveDraft, index);
+      unplug = async () => {
+        await rec.live!.detachNic!(alias, serializeDomainXml(liveDraft)).catch((err: Error) => {
+          throw operationFailed(`cannot unplug the interface from domain '${rec.doc.config.name}': ${err.message}`);
+        });
+        rec.liveDoc = liveDraft;
+      };
+    }
+    let draft: DomainDocument | undefined;
+    if (config) {
+      draft = copy(rec.doc);
+      removeInterface(draft, findInterface(rec.doc, p.type, p.mac));
+    }
+    await this.registry.configThenLive(rec, draft, async () => unplug?.());
     this.registry.emitLifecycle(rec, 'defined');
     return this.registry.summary(rec);
   }
@@ -115,11 +151,7 @@ export class Interfaces {
 
   private noHotplug(rec: DomainRecord, what: 'attach' | 'detach') {
     const engine = this.registry.engineOf(rec);
-    const why =
-      engine === 'v86'
-        ? 'v86 has one network card, plugged in when the guest starts'
-        : `Domus's QEMU guests have no hot-plug slot for a network card (a pc/q35 machine started without spare PCIe root ports)`;
-    return operationUnsupported(`cannot ${what} an interface on a running ${engine} guest: ${why}; use --config and restart the guest`);
+    return operationUnsupported(`cannot ${what} an interface on a running ${engine} guest: ${engine} has one network card, plugged in when the guest starts; use --config and restart the guest`);
   }
 }
 

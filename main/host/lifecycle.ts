@@ -12,7 +12,7 @@ import type { LiveDomain, Reattached, ShutdownChannel } from './drivers/driver.j
 import type { DriverRegistry } from './drivers/registry.js';
 import { configUnsupported, operationFailed, operationInvalid, operationUnsupported } from './errors.js';
 import { log } from './log.js';
-import { assignTargets, interfaceTargets } from './network/interface-xml.js';
+import { assignTargets } from './network/interface-xml.js';
 import type { Networks } from './network/networks.js';
 import { removeHostFile, type DomainRecord, type DomainRegistry, type HostEventBus } from './registry.js';
 import { ignoredBecause, shutdownOutcome, unreachableError } from './shutdown.js';
@@ -102,8 +102,7 @@ export class Lifecycle {
     // As libvirt: a guest on a network that is not there, or not started, does not start.
     const unavailable = await this.networks.checkInterfaces(liveDoc.config);
     if (unavailable) throw unavailable;
-    const targets = new Set(this.registry.records().flatMap((r) => (r.live && r.liveDoc ? interfaceTargets(r.liveDoc) : [])).filter((t): t is string => t !== undefined));
-    assignTargets(liveDoc, targets);
+    assignTargets(liveDoc, this.registry.runningTargets());
     const conflict = diskConflict(rec.doc.config.uuid, (opts.liveXml ? liveDoc : rec.doc).config.disks, this.registry.diskUsers());
     if (conflict) throw operationInvalid(conflict);
     this.registry.setState(rec, rec.state, rec.reason, restoring ? 'restoring' : 'starting');

@@ -18,7 +18,7 @@ import { SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, until } from 
 const BOOT = 600_000;
 
 const GUEST_MAC = '52:54:00:30:00:01';
-const guestXml = (network: string, name = 'nt') => `<domain type='v86'>
+const guestXml = (network: string, name = 'nt', engine = 'v86', mac = GUEST_MAC) => `<domain type='${engine}'>
   <name>${name}</name>
   <memory unit='MiB'>128</memory>
   <vcpu>1</vcpu>
@@ -32,7 +32,7 @@ const guestXml = (network: string, name = 'nt') => `<domain type='v86'>
   <devices>
     <serial type='pty'/>
     <interface type='network'>
-      <mac address='${GUEST_MAC}'/>
+      <mac address='${mac}'/>
       <source network='${network}'/>
       <model type='ne2k_pci'/>
     </interface>
@@ -195,6 +195,30 @@ describe('network management (virsh net-*, domain interfaces) on a real host', {
     assert.match(await code(t.client.call('domain.detachInterface', { domain: 'nt', type: 'network', live: false, config: true })), /domain has 2 interfaces of type network; name the one to detach with its MAC address/);
     await t.client.call('domain.detachInterface', { domain: 'nt', type: 'network', mac, live: false, config: true });
     assert.equal((await t.client.call('domain.xml', { domain: 'nt', inactive: true })).xml, before);
+  });
+
+  it('attach/detach-interface --live on QEMU: a NIC plugged into the running guest gets a lease, and is unplugged again', { skip: engineSkip('qemu') }, async () => {
+    const QMAC = '52:54:00:30:00:02';
+    const HOTMAC = '52:54:00:30:00:03';
+    await t.client.call('domain.define', { xml: guestXml('default', 'nq', 'qemu', QMAC) });
+    await t.client.call('domain.start', { domain: 'nq' });
+    const qserial = await SerialWatch.open(t.client, 'nq');
+    await qserial.wait(/DOMUS-NET-UP eth0 /, BOOT);
+    await t.client.call('domain.attachInterface', { domain: 'nq', type: 'network', source: 'default', model: 'virtio', mac: HOTMAC, live: true, config: false });
+    const live = (await t.client.call('domain.interfaces', { domain: 'nq', inactive: false })).interfaces;
+    assert.deepEqual(live.map((i) => [i.name, i.mac]), [['vnet1', QMAC], ['vnet2', HOTMAC]]);
+    assert.equal((await t.client.call('domain.interfaces', { domain: 'nq', inactive: true })).interfaces.length, 1, 'the definition keeps one');
+    assert.match((await t.client.call('domain.xml', { domain: 'nq' })).xml, new RegExp(`<mac address='${HOTMAC}'/>\\n\\s*<source network='default'/>\\n\\s*<target dev='vnet2'/>\\n\\s*<model type='virtio'/>\\n\\s*<alias name='net1'/>`));
+    await until(async () => (await qserial.sh('ls /sys/class/net')).includes('eth1'), 30_000, 'eth1 in the guest');
+    await qserial.sh('ip link set eth1 up; udhcpc -i eth1 -n -q -t 5 -s /bin/true', 60_000);
+    const { leases } = await t.client.call('network.dhcpLeases', { network: 'default', mac: HOTMAC });
+    assert.equal(leases.length, 1, 'the hot-plugged NIC got a lease');
+    assert.ok((await switchStatus()).ports.some((p) => p.mac === HOTMAC));
+    await t.client.call('domain.detachInterface', { domain: 'nq', type: 'network', mac: HOTMAC, live: true, config: false });
+    assert.deepEqual((await t.client.call('domain.interfaces', { domain: 'nq', inactive: false })).interfaces.map((i) => i.mac), [QMAC]);
+    assert.doesNotMatch(await qserial.sh('ls /sys/class/net'), /eth1/);
+    await until(async () => !(await switchStatus()).ports.some((p) => p.mac === HOTMAC), 10_000, 'the port to close');
+    await t.client.call('domain.destroy', { domain: 'nq' });
   });
 
   it("net-destroy cuts the guest off; net-start brings it back (v86 re-plugs its NIC)", async () => {

@@ -17,6 +17,7 @@ import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain } from './driver
 import type { DriverRegistry } from './drivers/registry.js';
 import { definitionChanged, noDomain, operationFailed, operationInvalid, systemError, xmlError } from './errors.js';
 import { log } from './log.js';
+import { interfaceTargets } from './network/interface-xml.js';
 import type { HostPaths } from '../common/paths.js';
 import type { PreviousSample } from './stats.js';
 import type { DiskUser } from './storage/in-use.js';
@@ -297,6 +298,11 @@ export class DomainRegistry {
       if (r.live && r.liveDoc) users.push({ ...base, running: true, disks: r.liveDoc.config.disks });
       return users;
     });
+  }
+
+  /** The vnetN names of running domains' interfaces (libvirt's target devs). */
+  runningTargets(): Set<string> {
+    return new Set(this.records().flatMap((r) => (r.live && r.liveDoc ? interfaceTargets(r.liveDoc) : [])).filter((t): t is string => t !== undefined));
   }
 
   autostart(uuid: string): boolean {

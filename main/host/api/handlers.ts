@@ -159,7 +159,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.interfaces': (p) => ({ interfaces: host.interfaceList(p.domain, p.inactive) }),
     'domain.interfaceAddresses': (p) => host.interfaceAddresses(p.domain, p.interface),
     'domain.attachInterface': (p) => host.attachInterface(p.domain, p),
-    'domain.detachInterface': (p) => ({ domain: host.detachInterface(p.domain, p) }),
+    'domain.detachInterface': async (p) => ({ domain: await host.detachInterface(p.domain, p) }),
     'domain.setLinkState': async (p) => ({ domain: await host.setLinkState(p.domain, p) }),
     'host.browse': (p) => browse(p.path ?? host.storage.poolDir('default'), p.filter),
     'host.inspectImage': async (p) => (await import('../images/inspect.js')).inspectImageFile(p.path),

@@ -120,6 +120,14 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   balloonInfo(guestStats: boolean): Promise<BalloonInfo>;
   /** Puts an image into the guest's (first) CD-ROM drive, or ejects it (undefined); absent when the engine cannot. */
   changeMedia?(source: string | undefined): Promise<void>;
+  /**
+   * Plugs a network card into the running guest, connected to a switch's port socket, with the
+   * engine id `alias` (the interface's <alias name>); `liveXml` is the running definition with it,
+   * kept for a host that re-attaches. Absent when the engine cannot hot-plug a NIC.
+   */
+  attachNic?(nic: { mac: string; model?: string; socket: string }, alias: string, liveXml: string): Promise<void>;
+  /** Unplugs the NIC `alias` (the guest must let go of it) and its connection; absent when the engine cannot. */
+  detachNic?(alias: string, liveXml: string): Promise<void>;
   /** Drops the connection without touching the guest (host shutdown with guests kept running). */
   detach(): void;
 }

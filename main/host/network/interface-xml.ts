@@ -24,22 +24,48 @@ export function connected(iface: InterfaceConfig): boolean {
   return iface.type === 'network' && Boolean(iface.source);
 }
 
-/** Names the connected interfaces of a live definition vnetN, N the smallest free in `taken`; the others lose any target. */
+/** <alias name> of each <interface> (libvirt's net0, net1…: the engine's id of the NIC), in order. */
+export function interfaceAliases(doc: DomainDocument): (string | undefined)[] {
+  return interfaceElements(doc.root).map((i) => firstChild(i, 'alias')?.attributes.name);
+}
+
+/**
+ * Names the connected interfaces of a live definition: <target dev='vnetN'/>, N the smallest free
+ * in `taken`, and <alias name='netK'/>, K counting the connected interfaces in order (the ids the
+ * engines give their NICs at start); the others lose any target and alias.
+ */
 export function assignTargets(doc: DomainDocument, taken: Set<string>): void {
   editDomain(doc, (root) => {
-    const ifaces = interfaceElements(root);
-    ifaces.forEach((el, i) => {
-      el.children = el.children.filter((c) => !(c.type === 'element' && c.name === 'target'));
-      if (!connected(doc.config.interfaces[i]!)) return;
-      let n = 0;
-      while (taken.has(`vnet${n}`)) n++;
-      taken.add(`vnet${n}`);
-      // libvirt's order: <mac>, <source>, <target>.
-      const after = (name: string) => el.children.findIndex((c) => c.type === 'element' && c.name === name);
-      const at = after('source') >= 0 ? after('source') : after('mac');
-      el.children.splice(at + 1, 0, createElement('target', { dev: `vnet${n}` }));
+    let k = 0;
+    interfaceElements(root).forEach((el, i) => {
+      el.children = el.children.filter((c) => !(c.type === 'element' && (c.name === 'target' || c.name === 'alias')));
+      if (connected(doc.config.interfaces[i]!)) nameInterface(el, taken, `net${k++}`);
     });
   });
+}
+
+/** Names one interface plugged into a running guest: the next free vnetN and netK. */
+export function nameNewInterface(doc: DomainDocument, index: number, taken: Set<string>): { target: string; alias: string } {
+  const aliases = new Set(interfaceAliases(doc));
+  let k = 0;
+  while (aliases.has(`net${k}`)) k++;
+  let target = '';
+  editDomain(doc, (root) => {
+    target = nameInterface(interfaceElements(root)[index]!, taken, `net${k}`);
+  });
+  return { target, alias: `net${k}` };
+}
+
+function nameInterface(el: XmlElement, taken: Set<string>, alias: string): string {
+  let n = 0;
+  while (taken.has(`vnet${n}`)) n++;
+  taken.add(`vnet${n}`);
+  // libvirt's order: <mac>, <source>, <target>, <model>, <alias>.
+  const after = (name: string) => el.children.findIndex((c) => c.type === 'element' && c.name === name);
+  const at = after('source') >= 0 ? after('source') : after('mac');
+  el.children.splice(at + 1, 0, createElement('target', { dev: `vnet${n}` }));
+  el.children.push(createElement('alias', { name: alias }));
+  return `vnet${n}`;
 }
 
 /** Adds an interface after the last one (or where libvirt's device order puts it). */

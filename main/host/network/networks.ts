@@ -268,6 +268,13 @@ export class Networks {
     });
   }
 
+  /** The socket a NIC connects to on an active network's switch. */
+  async portSocket(name: string): Promise<string> {
+    return (await this.switches.require(name).catch((err: Error) => {
+      throw operationInvalid(err.message);
+    })).ports;
+  }
+
   /** The switch's port counters of an active network (undefined when it does not answer). */
   status(name: string): Promise<SwitchStatus | undefined> {
     if (!this.records.get(name)?.live) return Promise.resolve(undefined);

@@ -41,6 +41,16 @@ describe('spec to XML', () => {
     assert.deepEqual(config.os.bootOrder, ['hd']);
   });
 
+  it('a NIC on a virtual network, virtio on both engines; a bad network name is refused', () => {
+    for (const engine of ['v86', 'qemu'] as const) {
+      const { config } = doc({ name: 'n', engine, memoryMiB: 128, network: { network: 'lab' }, boot: { kind: 'disk', disk: '/d.img' } });
+      assert.deepEqual(config.interfaces.map((i) => [i.type, i.source, i.model]), [['network', 'lab', 'virtio']]);
+    }
+    assert.equal(doc({ name: 'n', memoryMiB: 128, network: 'none', boot: { kind: 'disk', disk: '/d.img' } }).config.interfaces.length, 0);
+    const bad = NewDomainSpec.safeParse({ name: 'n', memoryMiB: 128, network: { network: '../x' }, boot: { kind: 'disk', disk: '/d.img' } });
+    assert.match(describeZodError(bad.error!), /network name may hold letters/);
+  });
+
   it('pygrub: the bootloader and the chosen entry', () => {
     const { config } = doc({ name: 'pg', memoryMiB: 128, boot: { kind: 'pygrub', disk: '/d.img', entry: 1 } });
     assert.equal(config.os.bootloader, 'pygrub');

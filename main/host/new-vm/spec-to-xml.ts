@@ -59,10 +59,14 @@ export function specToXml(spec: NewDomainSpec): string {
       disks.push(disk('disk', boot.disk, 'hda'));
       break;
   }
+  // On a virtual network virtio on both engines: the v86 runner and the sample guests' kernels
+  // drive it (main/host/network.test.ts); user-mode keeps the models each engine has always had.
   const nic =
-    spec.network === 'user'
-      ? [`    <interface type="user">`, `      <model type="${v86 ? 'ne2k_pci' : 'e1000'}"/>`, '    </interface>']
-      : [];
+    spec.network === 'none'
+      ? []
+      : spec.network === 'user'
+        ? [`    <interface type="user">`, `      <model type="${v86 ? 'ne2k_pci' : 'e1000'}"/>`, '    </interface>']
+        : [`    <interface type="network">`, `      <source network="${esc(spec.network.network)}"/>`, '      <model type="virtio"/>', '    </interface>'];
   return [
     `<domain type="${spec.engine}">`,
     `  <name>${esc(spec.name)}</name>`,

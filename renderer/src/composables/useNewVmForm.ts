@@ -60,7 +60,8 @@ export interface NewVmFields {
   entry: string;
   /** The catalogue entry the defaults (and, for downloads, the ISO) came from. */
   os: string;
-  network: 'none' | 'user';
+  /** 'none', 'user', or 'network:NAME' for a virtual network of the host (virt-manager's "Network selection"). */
+  network: string;
   customize: boolean;
 }
 
@@ -124,7 +125,7 @@ export function useNewVmForm(initialName: string) {
       memoryMiB: whole(fields.memory),
       vcpus: whole(fields.vcpus),
       os: optional(fields.os),
-      network: fields.network,
+      network: fields.network.startsWith('network:') ? { network: fields.network.slice('network:'.length) } : fields.network,
       boot: bootDraft(),
     };
   }

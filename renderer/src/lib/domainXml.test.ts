@@ -463,6 +463,11 @@ describe('network interfaces', () => {
     assert.deepEqual(await read('xen-pv-pygrub'), [{ type: 'bridge', mac: '00:16:3e:5a:1b:2c', source: 'xenbr0', model: '' }]);
   });
 
+  test("link state: libvirt's default is up, <link state='down'/> is down", async () => {
+    const xml = `<domain type='v86'><name>l</name><devices><interface type='network'><source network='default'/></interface><interface type='network'><link state='down'/></interface></devices></domain>`;
+    assert.deepEqual(await inPage((lib, text) => lib.interfaceElements(lib.parseDomainXml(text)).map(lib.readNicLink), xml), ['up', 'down']);
+  });
+
   test('switching to a bridge replaces the source; the MAC is written in lower case; no model removes <model>', async () => {
     const lines = await edited(
       'virt-install-debian12',

@@ -355,6 +355,9 @@ export interface NicFields {
   model: string;
 }
 
+/** The NIC models offered in the pickers (others can be typed): what QEMU and v86 emulate. */
+export const NIC_MODELS = ['virtio', 'e1000', 'rtl8139', 'ne2k_pci'] as const;
+
 const SOURCE_ATTR: Record<string, string> = { network: 'network', bridge: 'bridge', direct: 'dev' };
 
 export function interfaceElements(doc: XMLDocument): Element[] {
@@ -394,6 +397,11 @@ export function writeNic(el: Element, f: NicFields): void {
     const model = child(el, 'model');
     if (model) removeElement(model);
   }
+}
+
+/** The interface's <link state>: libvirt's default is up. */
+export function readNicLink(el: Element): 'up' | 'down' {
+  return child(el, 'link')?.getAttribute('state') === 'down' ? 'down' : 'up';
 }
 
 // ---- Display ----

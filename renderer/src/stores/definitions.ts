@@ -4,7 +4,7 @@
 // summaries they answer with are applied at once, ahead of their events. The XML is read and
 // defined on the domain's connection; the device edits are this computer's.
 import { defineStore } from 'pinia';
-import type { Params, Result } from '@shared/api';
+import type { DomainInterface, Params, Result } from '@shared/api';
 import { parseDomainKey, type DomainKey } from '../lib/connections';
 import { hostConnection } from './api';
 import { useDomainsStore } from './domains';
@@ -65,5 +65,36 @@ export const useDefinitionsStore = defineStore('definitions', () => {
     domains.upsert(domain, connection);
   }
 
-  return { xml, define, attachDisk, detachDisk, changeMedia, setMemory, setMaxMemory, setMetadata };
+  /** virsh domiflist: the running guest's interfaces (link state as the switch has it), or the definition's. */
+  async function interfaces(key: DomainKey, inactive: boolean): Promise<DomainInterface[]> {
+    const { connection, uuid } = parseDomainKey(key);
+    return (await host.call('domain.interfaces', { domain: uuid, inactive }, { connection })).interfaces;
+  }
+
+  /** virsh domifaddr: the addresses the guest's networks leased to its interfaces. */
+  async function interfaceAddresses(key: DomainKey): Promise<Result<'domain.interfaceAddresses'>['interfaces']> {
+    const { connection, uuid } = parseDomainKey(key);
+    return (await host.call('domain.interfaceAddresses', { domain: uuid }, { connection })).interfaces;
+  }
+
+  /** virsh domif-setlink. */
+  async function setLinkState(params: Params<'domain.setLinkState'>, connection?: string): Promise<void> {
+    const { domain } = await host.call('domain.setLinkState', params, { connection });
+    domains.upsert(domain, connection);
+  }
+
+  /** virsh attach-interface; answers the MAC address the NIC got. */
+  async function attachInterface(params: Params<'domain.attachInterface'>, connection?: string): Promise<string> {
+    const { domain, mac } = await host.call('domain.attachInterface', params, { connection });
+    domains.upsert(domain, connection);
+    return mac;
+  }
+
+  /** virsh detach-interface, by MAC. */
+  async function detachInterface(params: Params<'domain.detachInterface'>, connection?: string): Promise<void> {
+    const { domain } = await host.call('domain.detachInterface', params, { connection });
+    domains.upsert(domain, connection);
+  }
+
+  return { xml, define, attachDisk, detachDisk, changeMedia, setMemory, setMaxMemory, setMetadata, interfaces, interfaceAddresses, setLinkState, attachInterface, detachInterface };
 });

@@ -53,6 +53,23 @@ describe('stats store', () => {
     assert.equal(stats.actualKiB.g1, undefined);
   });
 
+  it("gives a guest's IP addresses from its latest sample's NICs, once each", async () => {
+    const stats = useStatsStore();
+    const net = (devices: NonNullable<DomainStatsSample['net']['devices']>) => ({ rxBytes: 0, txBytes: 0, rxBytesPerSec: 0, txBytesPerSec: 0, devices });
+    const sample = (at: number, devices: NonNullable<DomainStatsSample['net']['devices']>) => ({ at, memory: { actualKiB: 1 }, net: net(devices) }) as DomainStatsSample;
+    assert.deepEqual(stats.addresses('g1'), []);
+    host.emit('domain.stats', { uuid: 'g1', cpuPercent: 0, rssBytes: 0, sample: sample(1000, [{ name: 'vnet0', rxBytes: 0, txBytes: 0 }]) });
+    await settle();
+    assert.deepEqual(stats.addresses('g1'), []);
+    const leased = [
+      { name: 'vnet0', mac: '52:54:00:00:00:01', network: 'default', rxBytes: 10, txBytes: 20, addresses: ['192.168.122.10'] },
+      { name: 'vnet1', mac: '52:54:00:00:00:02', network: 'lab', rxBytes: 0, txBytes: 0, addresses: ['192.168.100.130', '192.168.122.10'] },
+    ];
+    host.emit('domain.stats', { uuid: 'g1', cpuPercent: 0, rssBytes: 0, sample: sample(2000, leased) });
+    await settle();
+    assert.deepEqual(stats.addresses('g1'), ['192.168.122.10', '192.168.100.130']);
+  });
+
   it('shows a balloon event until the next memoryStats answer', async () => {
     const stats = useStatsStore();
     host.answer('domain.memoryStats', () => MEMORY);

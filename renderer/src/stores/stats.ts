@@ -173,5 +173,12 @@ export const useStatsStore = defineStore('stats', () => {
     if (domain.state === 'shutoff') stopped(domainKey(connection, domain.uuid));
   });
 
-  return { history, actualKiB, balloonKiB, intervalMs, watched, problem, watch, watchReactive, memoryStats, setIntervalMs };
+  /** The guest's IP addresses from its latest sample (its networks' DHCP leases), when known. */
+  function addresses(key: DomainKey): string[] {
+    const list = history.value[key];
+    const devices = list?.[list.length - 1]?.net.devices ?? [];
+    return [...new Set(devices.flatMap((d) => d.addresses ?? []))];
+  }
+
+  return { addresses, history, actualKiB, balloonKiB, intervalMs, watched, problem, watch, watchReactive, memoryStats, setIntervalMs };
 });

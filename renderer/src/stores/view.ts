@@ -33,6 +33,8 @@ export const useViewStore = defineStore('view', () => {
   const addConnectionOpen = ref(false);
   /** The libvirt connection waiting for the user to confirm its removal. */
   const confirmRemoveConnection = ref<string | null>(null);
+  /** The connection whose Connection Details window is open ('' is this computer). */
+  const connectionDetails = ref<string | null>(null);
   const detailsShown = ref(false);
   /**
    * Set by an open Details window with unapplied edits: asks the person first, runs `then` once
@@ -111,6 +113,7 @@ export const useViewStore = defineStore('view', () => {
     forceOffOffer,
     addConnectionOpen,
     confirmRemoveConnection,
+    connectionDetails,
     detailsOpen,
     guardDetails,
     traceOpen,

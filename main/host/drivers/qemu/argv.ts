@@ -245,7 +245,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
  * libvirt's <model type> → QEMU's device. Absent, a NIC is an e1000, the NIC QEMU gives x86
  * machines by default (libvirt leaves the model to QEMU too).
  */
-const QEMU_NIC_MODELS: Record<string, string> = {
+export const QEMU_NIC_MODELS: Record<string, string> = {
   virtio: 'virtio-net-pci',
   e1000: 'e1000',
   e1000e: 'e1000e',

@@ -23,7 +23,7 @@ import type { Accel, AccelState } from './accel.js';
 import type { ConnectionInfo } from '../../../../shared/api.js';
 import { attachInterfaces } from '../../network/attach.js';
 import type { NetworkSwitches } from '../../network/switches.js';
-import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
+import { buildArgv, driveId, QEMU_NIC_MODELS, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { ensureVarsStore } from './uefi.js';
 import { findQemu, type QemuBinary } from './binary.js';
 import { ConsoleLog } from './console-log.js';
@@ -48,6 +48,14 @@ export class QemuError extends EngineFailure {
   override name = 'QemuError';
 }
 
+/** How long a guest may take to let go of a hot-unplugged NIC. */
+const NIC_UNPLUG_TIMEOUT_MS = 15_000;
+
+/** The -device id of the NIC whose netdev is `alias` (net0 → nic0, as the command line names them). */
+function nicId(alias: string): string {
+  return alias.replace(/^net/, 'nic');
+}
+
 interface QemuMeta {
   name: string;
   accel: 'kvm' | 'tcg';
@@ -64,6 +72,8 @@ interface QemuMeta {
   /** <features><acpi/> (QEMU's acpi=on) and the guest agent channel, for shutdown(); absent: older host, ACPI on. */
   acpi?: boolean;
   agentChannel?: boolean;
+  /** The machine type ('pc' or 'q35'): only pc's PCI bus takes a hot-plugged NIC. */
+  machine?: string;
 }
 
 export interface QemuStart {
@@ -210,6 +220,7 @@ export class QemuDriver implements EngineDriver {
       cdrom: config.disks.find((d) => d.device === 'cdrom')?.target,
       acpi: hasAcpi(doc),
       agentChannel: hasAgentChannel(doc),
+      machine: config.os.machine?.includes('q35') ? 'q35' : 'pc',
     };
     writeFileAtomic(files.meta, JSON.stringify(meta, null, 2), 0o600);
     writeFileAtomic(files.liveXml, serializeDomainXml(doc), 0o600);
@@ -628,6 +639,47 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     }
     // QEMU's balloon really gives the pages back to the host (madvise DONTNEED; free pages too with freePageReporting='on').
     return { maxKiB: this.meta.maxKiB, targetKiB, actualKiB, status, hostReclaims: true };
+  }
+
+  /**
+   * A NIC plugged in as libvirt does: netdev_add of a stream client of the switch, then device_add
+   * on the pc machine's PCI bus (ACPI hot-plug; q35's root bus has none without spare root ports).
+   */
+  async attachNic(nic: { mac: string; model?: string; socket: string }, alias: string, liveXml: string): Promise<void> {
+    if (this.meta.machine === 'q35') throw new QemuError('a q35 machine started by Domus has no PCIe root port to hot-plug a network card into; use --config and restart the guest');
+    const model = nic.model ?? 'e1000';
+    const driver = QEMU_NIC_MODELS[model];
+    if (!driver) throw new QemuError(`interface model '${model}' is not one QEMU here provides (${Object.keys(QEMU_NIC_MODELS).join(', ')})`);
+    await this.qmp.execute('netdev_add', { type: 'stream', id: alias, server: false, addr: { type: 'unix', path: nic.socket } });
+    try {
+      await this.qmp.execute('device_add', { driver, netdev: alias, mac: nic.mac, id: nicId(alias) });
+    } catch (err) {
+      await this.qmp.execute('netdev_del', { id: alias }).catch(() => undefined);
+      throw err;
+    }
+    writeFileAtomic(this.files.liveXml, liveXml, 0o600);
+  }
+
+  /** device_del waits for the guest to release the card (ACPI eject): DEVICE_DELETED, then the netdev goes. */
+  async detachNic(alias: string, liveXml: string): Promise<void> {
+    if (this.meta.machine === 'q35') throw new QemuError('a q35 machine started by Domus cannot hot-unplug a network card; use --config and restart the guest');
+    const id = nicId(alias);
+    const deleted = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => done(false), NIC_UNPLUG_TIMEOUT_MS);
+      const listener = (e: QmpEvent): void => {
+        if (e.event === 'DEVICE_DELETED' && (e.data as { device?: string } | undefined)?.device === id) done(true);
+      };
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.qmp.off('event', listener);
+        resolve(ok);
+      };
+      this.qmp.on('event', listener);
+    });
+    await this.qmp.execute('device_del', { id });
+    if (!(await deleted)) throw new QemuError(`the guest did not release network card ${id} within ${NIC_UNPLUG_TIMEOUT_MS / 1000} s (it needs ACPI PCI hot-plug support); it stays plugged in`);
+    await this.qmp.execute('netdev_del', { id: alias });
+    writeFileAtomic(this.files.liveXml, liveXml, 0o600);
   }
 
   /**
