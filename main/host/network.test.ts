@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { controlRequest } from '../testing/connect-unix.js';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, sleep, until, type LocalEngine } from '../testing/harness.js';
+import { ENGINES, SerialWatch, TestHost, engineSkip, networkGuestXml, sleep, until, type LocalEngine } from '../testing/harness.js';
 import type { Lease, SwitchStatus } from '../netswitch/protocol.js';
 
 const BOOT = 600_000; // the machine is shared; boots can be several times slower than alone
@@ -46,29 +46,6 @@ const NETWORK_XML = `<network>
   </ip>
 </network>
 `;
-
-function domainXml(g: (typeof GUESTS)[number]): string {
-  return `<domain type='${g.engine}'>
-  <name>${g.name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='i686'>hvm</type>
-    <kernel>${guest('vmlinuz')}</kernel>
-    <initrd>${guest('initrd.gz')}</initrd>
-    <cmdline>${SAMPLE_CMDLINE}</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <serial type='pty'/>
-    <interface type='network'>
-      <mac address='${g.mac}'/>
-      <source network='default'/>
-      <model type='${g.model}'/>
-    </interface>
-  </devices>
-</domain>`;
-}
 
 /** One request on the switch's control socket. */
 async function switchControl<T>(t: TestHost, req: Record<string, unknown>): Promise<T> {
@@ -134,7 +111,7 @@ describe('virtual network data path (v86 and QEMU guests on one switch)', { skip
     await t.client.call('network.destroy', { network: 'default' });
     await t.client.call('network.define', { xml: NETWORK_XML });
     await t.client.call('network.start', { network: 'default' });
-    for (const spec of GUESTS) await t.client.call('domain.define', { xml: domainXml(spec) });
+    for (const spec of GUESTS) await t.client.call('domain.define', { xml: networkGuestXml({ ...spec, network: 'default' }) });
     // One boot at a time: the machine is shared.
     for (const spec of GUESTS) {
       const t0 = Date.now();
