@@ -13,31 +13,12 @@ import { after, before, describe, it } from 'node:test';
 import type { Events } from '../../shared/api.js';
 import type { SwitchStatus } from '../netswitch/protocol.js';
 import { controlRequest } from '../testing/connect-unix.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, until } from '../testing/harness.js';
+import { SerialWatch, TestHost, engineSkip, networkGuestXml, until } from '../testing/harness.js';
 
 const BOOT = 600_000;
 
 const GUEST_MAC = '52:54:00:30:00:01';
-const guestXml = (network: string, name = 'nt', engine = 'v86', mac = GUEST_MAC) => `<domain type='${engine}'>
-  <name>${name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='i686'>hvm</type>
-    <kernel>${guest('vmlinuz')}</kernel>
-    <initrd>${guest('initrd.gz')}</initrd>
-    <cmdline>${SAMPLE_CMDLINE}</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <serial type='pty'/>
-    <interface type='network'>
-      <mac address='${mac}'/>
-      <source network='${network}'/>
-      <model type='ne2k_pci'/>
-    </interface>
-  </devices>
-</domain>`;
+const guestXml = (network: string, name = 'nt', engine = 'v86', mac = GUEST_MAC) => networkGuestXml({ name, engine, mac, model: 'ne2k_pci', network });
 
 /** A free port on 127.0.0.1 (the kernel picks it; closed again at once). */
 async function freePort(): Promise<number> {

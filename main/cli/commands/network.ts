@@ -25,6 +25,16 @@ async function getNetwork(api: ApiClient, ref: string): Promise<NetworkInfo> {
   return found;
 }
 
+/** The command `net-VERB NETWORK`: one call, then "Network <name> <done>" as virsh says it. */
+function simpleNetworkOp(method: 'network.start' | 'network.destroy' | 'network.undefine', verb: string, done: string): Command['run'] {
+  return async (client, args) => {
+    const network = need(args, 0, 'network', `net-${verb}`);
+    const api = await client();
+    await netCall(network, `Failed to ${verb} network ${network}`, () => api.call(method, { network }));
+    process.stdout.write(`Network ${network} ${done}\n\n`);
+  };
+}
+
 const yes = (b: boolean): string => (b ? 'yes' : 'no');
 
 /** virsh's --live/--config/--current/--persistent for device edits: --persistent is the definition, and the running guest when there is one. */
@@ -116,32 +126,17 @@ export const networkCommands: Record<string, Command> = {
   'net-undefine': {
     usage: 'net-undefine NETWORK',
     help: 'undefine a network (a running one goes on, transient, until destroyed)',
-    run: async (client, args) => {
-      const network = need(args, 0, 'network', 'net-undefine');
-      const api = await client();
-      await netCall(network, `Failed to undefine network ${network}`, () => api.call('network.undefine', { network }));
-      process.stdout.write(`Network ${network} has been undefined\n\n`);
-    },
+    run: simpleNetworkOp('network.undefine', 'undefine', 'has been undefined'),
   },
   'net-start': {
     usage: 'net-start NETWORK',
-    help: "start a network (its switch: DHCP, DNS, NAT, port forwards)",
-    run: async (client, args) => {
-      const network = need(args, 0, 'network', 'net-start');
-      const api = await client();
-      const r = await netCall(network, `Failed to start network ${network}`, () => api.call('network.start', { network }));
-      process.stdout.write(`Network ${r.network.name} started\n\n`);
-    },
+    help: 'start a network (its switch: DHCP, DNS, NAT, port forwards)',
+    run: simpleNetworkOp('network.start', 'start', 'started'),
   },
   'net-destroy': {
     usage: 'net-destroy NETWORK',
     help: "stop a network (its guests' NICs lose their link until it starts again)",
-    run: async (client, args) => {
-      const network = need(args, 0, 'network', 'net-destroy');
-      const api = await client();
-      const r = await netCall(network, `Failed to destroy network ${network}`, () => api.call('network.destroy', { network }));
-      process.stdout.write(`Network ${r.network.name} destroyed\n\n`);
-    },
+    run: simpleNetworkOp('network.destroy', 'destroy', 'destroyed'),
   },
   'net-dumpxml': {
     usage: 'net-dumpxml NETWORK [--inactive]',
