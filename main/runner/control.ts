@@ -218,8 +218,9 @@ export class ControlServer {
   /** A panicking guest is paused where it stopped (QEMU's panic=pause) and the host told why. */
   private async guestPanicked(message: string): Promise<void> {
     this.opts.log(`the guest kernel panicked: ${message}`);
-    await this.setRunState('paused');
+    // The panic first, as QEMU sends GUEST_PANICKED before STOP: the pause that follows is part of it.
     this.broadcast({ event: 'guest-panicked', message });
+    await this.setRunState('paused');
   }
 
   private async runSave(file: string, header: SaveHeaderArgs, signal: AbortSignal): Promise<SaveResult> {

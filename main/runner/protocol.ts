@@ -394,8 +394,8 @@ export type RunnerEvent =
   | { event: 'reset' }
   /**
    * The guest kernel panicked (Linux's "---[ end Kernel panic - not syncing: …" on the serial
-   * console); the runner has paused it, as QEMU's pvpanic with panic=pause does. `message` is the
-   * panic's reason.
+   * console); the runner pauses it right after (a `state` event follows), as QEMU's pvpanic with
+   * panic=pause does. `message` is the panic's reason.
    */
   | { event: 'guest-panicked'; message: string }
   /** A save or dump job wrote this much of its file so far. */
