@@ -9,9 +9,7 @@
 // lowmem at 0xC0000000 + physical). Last, one PT_LOAD covering all of RAM with p_vaddr = p_paddr = 0
 // (what QEMU writes with paging=false), so that no RAM is out of reach of tools that go by p_paddr;
 // gdb takes the first segment that holds an address, so it does not shadow the mapped ones.
-import fs from 'node:fs';
-import path from 'node:path';
-import { systemErrorText } from '../common/fsutil.js';
+import { fillFileAtomic, systemErrorText } from '../common/fsutil.js';
 
 /** The i386 CPU state a core's NT_PRSTATUS holds (32-bit values; selectors in the low 16 bits). */
 export interface I386Registers {
@@ -203,48 +201,29 @@ export async function writeCoreFile(file: string, src: CoreSource, opts: WriteCo
   const ramBytes = src.ram().length;
   const { head, ramOffset } = coreHeaders(src.registers, mappedSegments(src, src.ram()), ramBytes);
   const total = ramOffset + ramBytes;
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const cannotWrite = (err: unknown) => new Error(`cannot write dump file '${file}': ${systemErrorText(err)}`);
   const checkAbort = () => {
     if (opts.signal?.aborted) throw new CoreDumpAborted('dump aborted');
   };
   checkAbort();
-  let fh: fs.promises.FileHandle;
-  try {
-    fh = await fs.promises.open(tmp, 'wx', 0o600);
-  } catch (err) {
-    throw cannotWrite(err);
-  }
-  try {
-    await fh.write(head, 0, head.length, 0);
-    opts.onProgress?.(head.length, total);
-    for (let done = 0; done < ramBytes; ) {
-      checkAbort();
-      // A copy of each piece: the guest may run on (live dump) and wasm memory may be replaced.
-      const piece = Buffer.from(src.ram().subarray(done, Math.min(done + CHUNK_BYTES, ramBytes)));
-      await fh.write(piece, 0, piece.length, ramOffset + done);
-      done += piece.length;
-      opts.onProgress?.(ramOffset + done, total);
-    }
-    await fh.sync();
-    await fh.close();
-    checkAbort();
-    await fs.promises.rename(tmp, file);
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    await fs.promises.rm(tmp, { force: true });
-    throw err instanceof CoreDumpAborted ? err : cannotWrite(err);
-  }
-  try {
-    const dh = await fs.promises.open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch (err) {
-    throw cannotWrite(err);
-  }
+  await fillFileAtomic(
+    file,
+    async (fh) => {
+      await fh.write(head, 0, head.length, 0);
+      opts.onProgress?.(head.length, total);
+      for (let done = 0; done < ramBytes; ) {
+        checkAbort();
+        // A copy of each piece: the guest may run on (live dump) and wasm memory may be replaced.
+        const piece = Buffer.from(src.ram().subarray(done, Math.min(done + CHUNK_BYTES, ramBytes)));
+        await fh.write(piece, 0, piece.length, ramOffset + done);
+        done += piece.length;
+        opts.onProgress?.(ramOffset + done, total);
+      }
+    },
+    {
+      wrap: (err) => new Error(`cannot write dump file '${file}': ${systemErrorText(err)}`),
+      keep: (err) => err instanceof CoreDumpAborted,
+      beforeRename: checkAbort,
+    },
+  );
   return total;
 }

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { PRIVATE_FILE_MODE, ensurePrivateDir, systemErrorText, openPrivateLog, processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
+import { PRIVATE_FILE_MODE, ensurePrivateDir, fillFileAtomic, systemErrorText, openPrivateLog, processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
 import { EngineFailure } from '../../errors.js';
 import { conflictingImageLocks, imageInUseMessage, isLocked, posixLockHolder, readPid } from '../../../common/locks.js';
 import { textToScancodes } from '../../../common/keymap.js';
@@ -532,45 +532,32 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   async dump(file: string, onProgress: (done: number, total: number) => void): Promise<void> {
     const job = { kind: 'dump' as const, cancel: false };
     this.job = job;
-    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-    const cannotWrite = (err: unknown) => new QemuError(`cannot write dump file '${file}': ${systemErrorText(err)}`);
     try {
-      try {
-        // Made here, owner-only (it is guest memory): QEMU would create it read-only (0400); it keeps this mode.
-        fs.closeSync(fs.openSync(tmp, 'wx', PRIVATE_FILE_MODE));
-      } catch (err) {
-        throw cannotWrite(err);
-      }
-      await this.qmp.execute('dump-guest-memory', { paging: true, protocol: `file:${tmp}`, detach: true, format: 'elf' });
-      const deadline = Date.now() + SAVE_TIMEOUT_MS;
-      for (;;) {
-        const d = await this.qmp.execute<{ status: string; completed: number; total: number }>('query-dump');
-        if (d.total) onProgress(d.completed, d.total);
-        if (d.status === 'completed') break;
-        if (d.status === 'failed') throw new QemuError("QEMU's dump-guest-memory failed (see the domain's QEMU log)");
-        if (Date.now() > deadline) throw new QemuError('the dump timed out');
-        await sleep(50);
-      }
-      if (job.cancel) throw new QemuError('dump aborted');
-      try {
-        const fd = fs.openSync(tmp, 'r+');
-        try {
-          fs.fsyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
-        }
-        fs.renameSync(tmp, file);
-        const dfd = fs.openSync(path.dirname(file), 'r');
-        try {
-          fs.fsyncSync(dfd);
-        } finally {
-          fs.closeSync(dfd);
-        }
-      } catch (err) {
-        throw cannotWrite(err);
-      }
+      // The temporary file is made owner-only (it is guest memory) before QEMU opens it by name:
+      // QEMU would create it read-only (0400); opening an existing file, it keeps this mode.
+      await fillFileAtomic(
+        file,
+        async (_fh, tmp) => {
+          await this.qmp.execute('dump-guest-memory', { paging: true, protocol: `file:${tmp}`, detach: true, format: 'elf' });
+          const deadline = Date.now() + SAVE_TIMEOUT_MS;
+          for (;;) {
+            const d = await this.qmp.execute<{ status: string; completed: number; total: number }>('query-dump');
+            if (d.total) onProgress(d.completed, d.total);
+            if (d.status === 'completed') break;
+            if (d.status === 'failed') throw new QemuError("QEMU's dump-guest-memory failed (see the domain's QEMU log)");
+            if (Date.now() > deadline) throw new QemuError('the dump timed out');
+            await sleep(50);
+          }
+        },
+        {
+          wrap: (err) => new QemuError(`cannot write dump file '${file}': ${systemErrorText(err)}`),
+          keep: (err) => err instanceof EngineFailure,
+          beforeRename: () => {
+            if (job.cancel) throw new QemuError('dump aborted');
+          },
+        },
+      );
     } finally {
-      fs.rmSync(tmp, { force: true });
       this.job = undefined;
     }
   }
