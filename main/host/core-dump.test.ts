@@ -2,6 +2,7 @@
 // --live dump are ELF cores whose PT_LOADs cover the guest's RAM, with NT_PRSTATUS; Debian's gdb
 // reads the registers and the kernel's linux_banner at its System.map address (System.map of the same
 // kernel package, build/guests/System.map); an aborted dump leaves no file; bad paths are refused;
+// --reset reboots the guest after the dump;
 // <on_crash>coredump-destroy</on_crash> dumps a guest that panics (sysrq c) and stops it as crashed.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -184,6 +185,18 @@ for (const engine of ENGINES) describe(`core dumps (${engine})`, { timeout: 600_
     const both = await t.cli(['dump', 'core', path.join(dir, 'x.core'), '--crash', '--reset']);
     assert.match(both.stderr, /crash and reset are mutually exclusive/);
     assert.equal((await t.client.call('domain.info', { domain: 'core' })).state, 'running');
+  });
+
+  it('--reset resets the guest after the dump (it boots again)', async () => {
+    const file = path.join(dir, 'reset.core');
+    await serial.sh('echo before-reset > /tmp/marker');
+    const from = serial.text.length;
+    const r = await t.cli(['dump', 'core', file, '--reset']);
+    assert.equal(r.code, 0, r.stderr);
+    await serial.wait(/DOMUS-GUEST-READY/, BOOT, from);
+    assert.doesNotMatch(await serial.sh('cat /tmp/marker 2>&1'), /before-reset/);
+    assert.equal((await t.client.call('domain.info', { domain: 'core' })).state, 'running');
+    checkDump(file, banner, procVersion);
   });
 
   it("<on_crash>coredump-destroy</on_crash>: a panicking guest is dumped to <home>/dump and stopped as crashed", async () => {

@@ -359,7 +359,7 @@ export interface RunnerOps {
   dump: { args: { file: string }; result: DumpResult };
   /**
    * Cancels the running save or dump: no file is left behind, the guest runs again if it ran before, and the
-   * save replies with the error 'save aborted'. Replies once all that is done; an error if no job runs.
+   * job replies with the error 'save aborted' or 'dump aborted'. Replies once all that is done; an error if no job runs.
    */
   abortJob: { args: Record<string, never>; result: undefined };
   /**
