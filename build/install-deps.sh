@@ -35,13 +35,14 @@
 #   netcat-openbsd                `nc -U`, the far side of qemu+ssh:// when the URI names a socket (libvirt's netcat proxy)
 #   openssl                       the test CA and certificates for the qemu+tls:// tests
 #   ovmf                          UEFI firmware for QEMU guests (<os firmware='efi'>), with QEMU's firmware descriptors
+#   gdb binutils                  Debian's gdb and readelf, which must read a guest core dump (domus dump)
 set -euo pipefail
 
 DEFAULT_PKGS=(chromium seabios xorriso isolinux syslinux syslinux-common extlinux mtools cpio
               e2fsprogs fdisk dosfstools xz-utils kmod util-linux
               qemu-system-x86 qemu-utils vncsnapshot genisoimage ovmf
               libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils dnsmasq-base iptables iproute2
-              openssh-server openssh-client netcat-openbsd openssl)
+              openssh-server openssh-client netcat-openbsd openssl gdb binutils)
 if [ $# -gt 0 ]; then PKGS=("$@"); else PKGS=("${DEFAULT_PKGS[@]}"); fi
 
 missing=()

@@ -190,6 +190,26 @@ export const RequestParams = {
   'domain.restore': z.object({ file: z.string().min(1, 'state file path is required'), paused: z.boolean().default(false) }).strict(),
   'domain.managedSave': z.object({ domain: DomainRef }).strict(),
   'domain.managedSaveRemove': z.object({ domain: DomainRef }).strict(),
+  /**
+   * virsh dump --memory-only: an ELF core of the guest (PT_LOAD segments for its RAM, NT_PRSTATUS
+   * notes with the vCPU registers), written atomically as a job. Without `live` the guest is paused
+   * for the dump and resumed after; `reset` resets it after the dump; a panicked guest can be dumped.
+   */
+  'domain.coreDump': z
+    .object({
+      domain: DomainRef,
+      file: z.string().min(1, 'dump file path is required'),
+      /** virsh's --memory-only; Domus's engines write only memory-only ELF cores, so false is refused. */
+      memoryOnly: z.literal(true, { message: 'only memory-only dumps (an ELF core) are supported' }).default(true),
+      live: z.boolean().default(false),
+      reset: z.boolean().default(false),
+      /** virsh's --crash: the domain is stopped after the dump, with reason crashed. */
+      crash: z.boolean().default(false),
+      format: z.enum(['elf']).default('elf'),
+    })
+    .strict()
+    .refine((p) => !(p.crash && p.reset), 'crash and reset are mutually exclusive')
+    .refine((p) => !(p.crash && p.live), 'live and crash are mutually exclusive'),
   'domain.jobInfo': z.object({ domain: DomainRef, completed: z.boolean().default(false) }).strict(),
   'domain.jobAbort': z.object({ domain: DomainRef }).strict(),
   // Console (VNC, keys)
@@ -441,6 +461,7 @@ export interface Results {
   'domain.restore': { domain: DomainSummary; job: JobInfo };
   'domain.managedSave': { job: JobInfo };
   'domain.managedSaveRemove': { domain: DomainSummary };
+  'domain.coreDump': { job: JobInfo; file: string };
   'domain.jobInfo': { job: JobInfo | null };
   'domain.jobAbort': { job: JobInfo };
   'domain.sendKey': Record<string, never>;

@@ -12,6 +12,10 @@
 #                           engine; v86 emulates a 32-bit CPU and refuses it)
 #   build/guests/initrd-amd64.gz  the same initramfs (same /init, agent and banner) built from the amd64
 #                           busybox-static and the amd64 kernel's modules
+#   build/guests/System.map  the i686 kernel's symbol map (to read a guest core dump with gdb, e.g.
+#                           `x/s <linux_banner's address>`), from linux-image-<ABI>-686-dbg of the same
+#                           version: the linux-image package's own /boot/System.map is a one-line stub
+#                           pointing there. That .deb is large (765 MB for 6.1.0-57; cached in debs/)
 #   build/guests/disk-modules.cpio.gz  a second initramfs archive (not in initrd.gz, so the sample boots
 #                           as fast as before) with the IDE disk/CD-ROM and ext2/ext4/iso9660 drivers and
 #                           /sbin/domus-disks, which loads them; appended to initrd.gz
@@ -59,7 +63,9 @@ MBR_ID=0x444f4d55                # "DOMU"
 # busybox acpid reads. virtio_console is optional (skipped when a kernel lacks it). The NICs of
 # Domus's virtual networks: virtio_net (v86 and QEMU), ne2k_pci (v86's NE2000, QEMU's ne2k_pci) and
 # e1000 (QEMU's default NIC); their dependencies (net_failover, failover, 8390) come from the modules.
-MODULES=(virtio_pci virtio_balloon virtio_console button evdev virtio_net ne2k_pci e1000)
+# pvpanic_mmio drives QEMU's ISA pvpanic device (ACPI QEMU0001): a kernel panic reaches QEMU as
+# GUEST_PANICKED (<on_crash>); without that device (v86) it loads and binds nothing.
+MODULES=(virtio_pci virtio_balloon virtio_console button evdev virtio_net ne2k_pci e1000 pvpanic_mmio)
 OPTIONAL_MODULES=" virtio_console "
 # disk-modules.cpio.gz: ata_piix for v86's PIIX IDE, sd_mod (disks), sr_mod (CD-ROM), ext4 (also mounts
 # ext2) and isofs. ext4's crc32c comes in as its softdep.
@@ -153,7 +159,8 @@ log "busybox: $(basename "$BBDEB") $(basename "$BBDEB64")"
 # Module paths under lib/modules/VER/kernel/: what initrd*.gz loads (MODULES), and what
 # disk-modules.cpio.gz loads (DISK_MODULES, i686 only).
 BOOT_MODULE_PATHS=('drivers/virtio/*' 'drivers/char/virtio_console.ko*' 'drivers/acpi/button.ko*' 'drivers/input/evdev.ko*'
-  'drivers/net/virtio_net.ko*' 'drivers/net/net_failover.ko*' 'net/core/*' 'drivers/net/ethernet/8390/*' 'drivers/net/ethernet/intel/e1000/*')
+  'drivers/net/virtio_net.ko*' 'drivers/net/net_failover.ko*' 'net/core/*' 'drivers/net/ethernet/8390/*' 'drivers/net/ethernet/intel/e1000/*'
+  'drivers/misc/pvpanic/*')
 DISK_MODULE_PATHS=('drivers/ata/*' 'drivers/scsi/*' 'drivers/cdrom/*' 'fs/ext4/*' 'fs/jbd2/*' 'fs/mbcache.ko*' 'fs/isofs/*'
   'lib/*' 'block/*' 'crypto/*')
 # unpack_kernel DEB DIR MODULE_PATH...: /boot/vmlinuz-* and those module paths; prints the kernel release
@@ -191,6 +198,19 @@ install_vmlinuz() {   # OUT DEB KDIR KVER
 }
 install_vmlinuz vmlinuz "$KDEB" "$KDIR" "$KVER"
 install_vmlinuz vmlinuz-amd64 "$KDEB64" "$KDIR64" "$KVER64"
+
+# ---------------------------------------------------------------- System.map
+# From the -dbg package of exactly the kernel package's name and version (read from its file name).
+if uptodate "$HERE/System.map" "$KDEB"; then
+  log "System.map: up to date"
+else
+  kdeb_name=$(basename "$KDEB" .deb)
+  DBGDEB=$(fetch_deb "${kdeb_name%%_*}-dbg" i386 "$(cut -d_ -f2 <<<"$kdeb_name" | sed 's/%3a/:/')")
+  dpkg-deb --fsys-tarfile "$DBGDEB" | tar -xO "./usr/lib/debug/boot/System.map-$KVER" >"$HERE/System.map.tmp"
+  grep -q ' linux_banner$' "$HERE/System.map.tmp" || die "System.map-$KVER in $(basename "$DBGDEB") has no linux_banner"
+  mv "$HERE/System.map.tmp" "$HERE/System.map"
+  log "System.map: $KVER ($(wc -l <"$HERE/System.map") symbols)"
+fi
 
 # ---------------------------------------------------------------- initrd.gz, initrd-amd64.gz
 # newc_node NAME MODE MAJOR MINOR INO: one newc cpio header for a device node (no data). Device

@@ -43,6 +43,49 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
   }
 }
 
+/**
+ * writeFileAtomic for large files written in pieces: a temporary owner-only file beside `file`,
+ * filled by `fill` (through the handle, or by another process through the path), fsync'd, checked
+ * by `beforeRename` (an abort), renamed over `file`, then the directory fsync'd. On any failure the
+ * temporary file is removed and `file` is left as it was; errors come out through `wrap`, except
+ * those `keep` says are already the caller's own (an abort).
+ */
+export async function fillFileAtomic(
+  file: string,
+  fill: (fh: fs.promises.FileHandle, tmp: string) => Promise<void>,
+  opts: { wrap: (err: unknown) => Error; keep?: (err: unknown) => boolean; beforeRename?: () => void },
+): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(tmp, 'wx', PRIVATE_FILE_MODE);
+  } catch (err) {
+    throw opts.wrap(err);
+  }
+  try {
+    await fill(fh, tmp);
+    await fh.sync();
+    await fh.close();
+    opts.beforeRename?.();
+    await fs.promises.rename(tmp, file);
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fs.promises.rm(tmp, { force: true });
+    throw opts.keep?.(err) ? err : opts.wrap(err);
+  }
+  try {
+    const dh = await fs.promises.open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch (err) {
+    throw opts.wrap(err);
+  }
+}
+
 /** A file that could not be written: says which and why in strerror's words; `code` is the errno name. */
 export class FileWriteError extends Error {
   readonly code?: string;

@@ -29,6 +29,8 @@ export interface HostPaths {
   saves: string;
   /** Logs kept after a domain stops (qemu-<name>.log). */
   logs: string;
+  /** Core dumps of guests that panicked with <on_crash>coredump-*</on_crash> (<name>-<time>.core). */
+  dumps: string;
   /** UEFI variable stores of domains whose <nvram> names no file (<uuid>_VARS.fd). */
   nvram: string;
   /** Virtual network definitions (<name>.xml, libvirt's network XML). */
@@ -59,6 +61,7 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
     autostart: path.join(home, 'autostart'),
     saves: path.join(home, 'save'),
     logs: path.join(home, 'logs'),
+    dumps: path.join(home, 'dump'),
     nvram: path.join(home, 'nvram'),
     networks: path.join(home, 'networks'),
     networkRun: path.join(run, 'networks'),
@@ -73,7 +76,7 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
 export function securePrivateFiles(paths: HostPaths): string[] {
   const changed = fs.existsSync(paths.home) && fs.statSync(paths.home).mode & 0o077 ? [paths.home] : [];
   ensurePrivateDir(paths.home);
-  for (const dir of [paths.domains, paths.autostart, paths.saves, paths.run, paths.logs, paths.nvram]) {
+  for (const dir of [paths.domains, paths.autostart, paths.saves, paths.run, paths.logs, paths.dumps, paths.nvram]) {
     ensurePrivateDir(dir);
     changed.push(...tightenTree(dir));
   }

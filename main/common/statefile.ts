@@ -12,9 +12,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import path from 'node:path';
 import { z } from 'zod';
-import { systemErrorText } from './fsutil.js';
+import { fillFileAtomic, systemErrorText } from './fsutil.js';
 import { InputFileError, openInputFile } from './input-file.js';
 
 export const STATE_FORMAT_VERSION = 1;
@@ -306,48 +305,29 @@ async function writeChunks(
   sha256(raw).copy(prefix, 16);
   const head = Buffer.concat([prefix, raw]);
   const total = head.length + payloadBytes;
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   const checkAbort = () => {
     if (opts.signal?.aborted) throw new StateWriteAborted('save aborted');
   };
   checkAbort();
-  const cannotWrite = (err: unknown) => new StateFileError(`cannot write state file '${file}': ${systemErrorText(err)}`);
-  let fh: fs.promises.FileHandle;
-  try {
-    // State files hold guest memory: private like libvirt's.
-    fh = await fs.promises.open(tmp, 'wx', 0o600);
-  } catch (err) {
-    throw cannotWrite(err);
-  }
-  try {
-    await fh.write(head, 0, head.length, 0);
-    let done = head.length;
-    opts.onProgress?.(done, total);
-    for await (const chunk of payload) {
-      checkAbort();
-      await fh.write(chunk, 0, chunk.length, done);
-      done += chunk.length;
+  // State files hold guest memory: private like libvirt's (fillFileAtomic makes them owner-only).
+  await fillFileAtomic(
+    file,
+    async (fh) => {
+      await fh.write(head, 0, head.length, 0);
+      let done = head.length;
       opts.onProgress?.(done, total);
-    }
-    await fh.sync();
-    await fh.close();
-    checkAbort();
-    await fs.promises.rename(tmp, file);
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    await fs.promises.rm(tmp, { force: true });
-    throw err instanceof StateWriteAborted ? err : cannotWrite(err);
-  }
-  try {
-    const dh = await fs.promises.open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch (err) {
-    throw cannotWrite(err);
-  }
+      for await (const chunk of payload) {
+        checkAbort();
+        await fh.write(chunk, 0, chunk.length, done);
+        done += chunk.length;
+        opts.onProgress?.(done, total);
+      }
+    },
+    {
+      wrap: (err) => new StateFileError(`cannot write state file '${file}': ${systemErrorText(err)}`),
+      keep: (err) => err instanceof StateWriteAborted,
+      beforeRename: checkAbort,
+    },
+  );
   return { bytes: total, checksum };
 }

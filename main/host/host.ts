@@ -3,7 +3,7 @@
 //   registry.ts      domains, their definitions on disk, states, summaries and lifecycle events
 //   definitions.ts   define, undefine, autostart, metadata, dumpxml/dominfo
 //   lifecycle.ts     boot, re-attach, start/shutdown/destroy/reboot/suspend/resume
-//   jobs/            long operations: save/restore/managed save (tracker.ts: progress and abort)
+//   jobs/            long operations: save/restore/managed save, core dumps (tracker.ts: progress and abort)
 //   devices.ts       CD-ROM media and disks; memory.ts: balloon and max memory
 //   console.ts       screen, keys, serial, VNC; domain-stats.ts and stats.ts: statistics
 //   host-policy.ts   what happens to domains when the host starts and stops
@@ -28,6 +28,7 @@ import { findFirmware } from './drivers/v86/firmware.js';
 import { V86Driver } from './drivers/v86/driver.js';
 import { operationInvalid } from './errors.js';
 import { HostPolicy } from './host-policy.js';
+import { CoreDumps, type DumpOptions } from './jobs/core-dump.js';
 import { SaveRestore } from './jobs/save-restore.js';
 import { Jobs } from './jobs/tracker.js';
 import { Lifecycle } from './lifecycle.js';
@@ -71,6 +72,7 @@ export class Host extends EventEmitter<HostEvents> {
   private readonly lifecycle: Lifecycle;
   private readonly definitions: Definitions;
   private readonly saves: SaveRestore;
+  private readonly dumps: CoreDumps;
   private readonly devices: Devices;
   private readonly consoles: Consoles;
   private readonly memory: Memory;
@@ -93,7 +95,8 @@ export class Host extends EventEmitter<HostEvents> {
     this.registry = new DomainRegistry(paths, drivers, this);
     this.networks = new Networks(paths.networks, new NetworkSwitches(paths.networkRun), this);
     this.interfaces = new Interfaces(this.registry, this.networks);
-    this.lifecycle = new Lifecycle(this.registry, drivers, this, this.networks);
+    this.dumps = new CoreDumps(this.registry, this.jobs, paths.dumps);
+    this.lifecycle = new Lifecycle(this.registry, drivers, this, this.networks, this.dumps);
     this.definitions = new Definitions(this.registry, drivers, this.lifecycle, this);
     this.saves = new SaveRestore(this.registry, drivers, this.lifecycle, this.jobs);
     this.devices = new Devices(this.registry);
@@ -181,6 +184,7 @@ export class Host extends EventEmitter<HostEvents> {
   managedSave = (ref: string) => this.saves.managedSave(ref);
   managedSaveRemove = (ref: string) => this.saves.managedSaveRemove(ref);
   restore = (file: string, paused: boolean) => this.saves.restore(file, paused);
+  coreDump = (ref: string, file: string, opts: DumpOptions) => this.dumps.dump(ref, file, opts);
   jobInfo = (ref: string, completed: boolean): JobInfo | null => this.jobs.info(this.registry.lookup(ref).doc.config.uuid, completed);
 
   async jobAbort(ref: string): Promise<JobInfo> {

@@ -10,6 +10,7 @@ import { completeInstall, installTimeDocument, pendingInstall } from './domain/i
 import { parseDomainXml, serializeDomainXml } from './domain/xml.js';
 import type { LiveDomain, Reattached, ShutdownChannel } from './drivers/driver.js';
 import type { DriverRegistry } from './drivers/registry.js';
+import type { CoreDumps } from './jobs/core-dump.js';
 import { configUnsupported, operationFailed, operationInvalid, operationUnsupported } from './errors.js';
 import { log } from './log.js';
 import { assignTargets } from './network/interface-xml.js';
@@ -38,6 +39,7 @@ export class Lifecycle {
     private readonly drivers: DriverRegistry,
     private readonly events: HostEventBus,
     private readonly networks: Networks,
+    private readonly dumps: CoreDumps,
   ) {}
 
   /** Attaches to the guests an earlier host left running, and records why the others ended. */
@@ -252,7 +254,8 @@ export class Lifecycle {
     handle.on('serial', serial);
     serial(handle.takeSerialBacklog());
     handle.on('state', (state) => {
-      if (rec.step === 'saving') return;
+      // Pauses and resumes that are part of a save or a dump, or of a panic, are not the user's.
+      if (rec.step === 'saving' || rec.step === 'dumping' || rec.state === 'crashed') return;
       registry.setState(rec, state, state === 'paused' ? 'user' : 'unpaused', rec.step);
       registry.emitLifecycle(rec, state === 'paused' ? 'suspended' : 'resumed');
     });
@@ -260,11 +263,12 @@ export class Lifecycle {
       registry.emitLifecycle(rec, 'rebooted');
       // The installer's reboot: the install is over, the next boot is the final definition's.
       if (rec.live === handle && rec.liveDoc && pendingInstall(rec.liveDoc) && this.finishInstall(rec)) {
-        rec.restartAfterInstall = true;
+        rec.restartAfter = 'install';
         rec.stopping = 'shutdown';
         void handle.destroy();
       }
     });
+    handle.on('panicked', (detail) => void this.crashed(rec, handle, detail));
     handle.on('balloon', (b) => {
       rec.balloon = b;
       this.events.emit('domain.balloon', { uuid: rec.doc.config.uuid, name: rec.doc.config.name, actualKiB: b.actualKiB });
@@ -274,27 +278,60 @@ export class Lifecycle {
       // Our own destroy wins over what the runner saw; a guest power-off during a shutdown is 'shutdown'.
       const why: StateReason = rec.stopping === 'saved' ? 'saved' : rec.stopping ?? reason;
       if (why === 'shutdown' && rec.liveDoc && pendingInstall(rec.liveDoc)) this.finishInstall(rec);
-      const restart = rec.restartAfterInstall;
-      rec.restartAfterInstall = undefined;
+      const restart = rec.restartAfter;
+      rec.restartAfter = undefined;
       rec.live = undefined;
       rec.liveDoc = undefined;
       rec.id = undefined;
       rec.cpuPercent = 0;
       rec.stopping = undefined;
-      const stopDetail = why === 'destroyed' ? rec.stopDetail : why === 'crashed' ? detail : undefined;
+      const stopDetail = why === 'destroyed' ? rec.stopDetail : why === 'crashed' ? (rec.stopDetail ?? detail) : undefined;
       rec.stopDetail = undefined;
-      if (detail && why === 'crashed') log('warn', `domain '${rec.doc.config.name}' crashed: ${detail}`);
+      if (stopDetail && why === 'crashed') log('warn', `domain '${rec.doc.config.name}' crashed: ${stopDetail}`);
+      // A guest that panicked had its 'crashed' event then.
+      const panicked = rec.state === 'crashed';
       registry.setState(rec, 'shutoff', why, null);
       if (why === 'shutdown') registry.emitLifecycle(rec, 'shutdown');
-      registry.emitLifecycle(rec, why === 'crashed' ? 'crashed' : 'stopped', stopDetail);
-      if (why === 'crashed') registry.emitLifecycle(rec, 'stopped', stopDetail);
+      if (why === 'crashed' && !panicked) registry.emitLifecycle(rec, 'crashed', stopDetail);
+      registry.emitLifecycle(rec, 'stopped', stopDetail);
       if (!rec.persistent) {
         registry.remove(rec.doc.config.uuid);
         this.events.emit('domain.undefined', { uuid: rec.doc.config.uuid, name: rec.doc.config.name });
       } else if (restart) {
-        this.start(rec.doc.config.uuid).catch((err: Error) => log('error', `start of '${rec.doc.config.name}' after its install failed: ${err.message}`));
+        this.start(rec.doc.config.uuid).catch((err: Error) => log('error', `start of '${rec.doc.config.name}' after its ${restart} failed: ${err.message}`));
       }
     });
+  }
+
+  /**
+   * The guest panicked and its engine paused it: state crashed/panicked, then what <on_crash> says
+   * (libvirt's actions): preserve keeps it so (it can be dumped, then destroyed); coredump-destroy and
+   * coredump-restart first dump it to <home>/dump/; every other action stops it with reason crashed,
+   * and restart, rename-restart and coredump-restart then start it again.
+   */
+  private async crashed(rec: DomainRecord, live: LiveDomain, detail: string): Promise<void> {
+    if (rec.live !== live) return;
+    const name = rec.doc.config.name;
+    const action = (rec.liveDoc ?? rec.doc).config.onCrash;
+    log('warn', `domain '${name}' panicked (${detail}); <on_crash> is ${action}`);
+    this.registry.setState(rec, 'crashed', 'panicked', null);
+    this.registry.emitLifecycle(rec, 'crashed', detail);
+    if (action === 'preserve') return;
+    let why = detail;
+    if (action === 'coredump-destroy' || action === 'coredump-restart') {
+      try {
+        const { file, job } = await this.dumps.crashDump(rec);
+        why = job.status === 'completed' ? `${detail}; core dumped to ${file}` : `${detail}; the core dump failed: ${job.error}`;
+      } catch (err) {
+        why = `${detail}; the core dump failed: ${(err as Error).message}`;
+      }
+      log('info', `domain '${name}': ${why}`);
+    }
+    if (rec.live !== live) return;
+    rec.stopping = 'crashed';
+    rec.stopDetail = why;
+    if (action === 'restart' || action === 'rename-restart' || action === 'coredump-restart') rec.restartAfter = 'crash';
+    await live.destroy();
   }
 
   /**

@@ -13,21 +13,13 @@ import { after, before, describe, it } from 'node:test';
 import type { Events } from '../../shared/api.js';
 import type { SwitchStatus } from '../netswitch/protocol.js';
 import { controlRequest } from '../testing/connect-unix.js';
+import { freePort } from '../testing/libvirtd.js';
 import { SerialWatch, TestHost, engineSkip, networkGuestXml, until } from '../testing/harness.js';
 
 const BOOT = 600_000;
 
 const GUEST_MAC = '52:54:00:30:00:01';
 const guestXml = (network: string, name = 'nt', engine = 'v86', mac = GUEST_MAC) => networkGuestXml({ name, engine, mac, model: 'ne2k_pci', network });
-
-/** A free port on 127.0.0.1 (the kernel picks it; closed again at once). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const labXml = (name: string, subnet: string, forward = '', extra = '') => `<network>
   <name>${name}</name>

@@ -40,8 +40,11 @@ export interface DomainRecord {
   live?: LiveDomain;
   /** Why the runner is being stopped by us, so its exit gets the right reason. */
   stopping?: ExitReason | 'saved';
-  /** The install boot ended with a guest reboot: start again on the final definition. */
-  restartAfterInstall?: boolean;
+  /**
+   * Start again once the guest has stopped: install (the install boot ended with a guest reboot; the
+   * next boot is the final definition's), crash (<on_crash> restart, rename-restart, coredump-restart).
+   */
+  restartAfter?: 'install' | 'crash';
   shutdownTimer?: NodeJS.Timeout;
   /** Why the host forced the domain off, for its 'stopped' event. */
   stopDetail?: string;

@@ -1,7 +1,7 @@
 // control.sock: the host's handle on the runner (see protocol.ts). A connection is "attached" once
 // it has said hello; attached connections get every event. Serial output produced while none is
 // attached goes to a 1 MiB backlog that the next hello hands over. Also runs the one job a runner
-// can have, a save.
+// can have at a time, a save or a core dump, and watches the serial console for a kernel panic.
 import type { Socket } from 'node:net';
 import type { z } from 'zod';
 import { JsonlConnection } from '../common/jsonl.js';
@@ -21,11 +21,13 @@ import {
   type RunnerOp,
   type RunnerOps,
   type RunState,
+  type DumpResult,
   type SaveHeaderArgs,
   type SaveResult,
   type StatsResult,
 } from './protocol.js';
-import { ByteRing, Coalescer } from './serial.js';
+import { ByteRing, Coalescer, PanicWatch } from './serial.js';
+import { writeCoreFile } from './coredump.js';
 import { STATE_ENGINE, STATE_ENGINE_VERSION, writeStateFile, type StateMachine } from '../common/statefile.js';
 
 const SERIAL_BACKLOG_BYTES = 1024 * 1024;
@@ -35,10 +37,11 @@ const SCREEN_CHECK_MS = 1000;
 
 type Conn = JsonlConnection<RunnerMessage>;
 
-interface SaveJob {
+interface Job {
+  readonly kind: 'save' | 'dump';
   readonly abort: AbortController;
-  /** Settles once the save has finished, failed or been undone. */
-  readonly done: Promise<SaveResult>;
+  /** Settles once the job has finished, failed or been undone. */
+  readonly done: Promise<unknown>;
 }
 
 type OpHandler<K extends RunnerOp> = (conn: Conn, args: z.infer<(typeof runnerOpArgs)[K]>) => Promise<RunnerOps[K]['result']>;
@@ -80,7 +83,8 @@ export class ControlServer {
   /** Statistics are pulled by the host while someone watches; counted so that this can be checked. */
   private statsRequests = 0;
   private screen: ScreenGeometry | undefined;
-  private job: SaveJob | undefined;
+  private job: Job | undefined;
+  private readonly panic = new PanicWatch();
   private readonly ops: { [K in RunnerOp]: OpHandler<K> };
 
   constructor(opts: ControlServerOptions) {
@@ -91,6 +95,8 @@ export class ControlServer {
     opts.emulator.onSerialByte((byte) => {
       if (this.attached.size > 0) this.serialOut.pushByte(byte);
       else this.backlog.pushByte(byte);
+      const panicked = this.panic.push(byte);
+      if (panicked !== undefined) setImmediate(() => void this.guestPanicked(panicked));
     });
     // v86 announces mode changes before all registers are written; look once the guest moves on.
     opts.emulator.onScreenSetSize(() => setImmediate(() => this.checkScreenSize()));
@@ -147,18 +153,8 @@ export class ControlServer {
         this.broadcast({ event: 'reset' });
         return undefined;
       },
-      save: async (_conn, { file, header }) => {
-        // Registered before the first await, so that an abortJob right behind it finds the job.
-        if (this.job) throw new Error('a save is already running');
-        const abort = new AbortController();
-        const job: SaveJob = { abort, done: this.runSave(file, header, abort.signal) };
-        this.job = job;
-        try {
-          return await job.done;
-        } finally {
-          this.job = undefined;
-        }
-      },
+      save: async (_conn, { file, header }) => this.runJob('save', (signal) => this.runSave(file, header, signal)),
+      dump: async (_conn, { file }) => this.runJob('dump', (signal) => this.runDump(file, signal)),
       changeMedia: async (_conn, { source }) => {
         const disk = source === undefined ? undefined : openDisk('CD-ROM image', source, false);
         const previous = await emulator.changeMedia(disk).catch((err: unknown) => {
@@ -179,7 +175,7 @@ export class ControlServer {
           () => true,
           () => false,
         );
-        if (completed) throw new Error('the save had already completed');
+        if (completed) throw new Error(`the ${job.kind} had already completed`);
         return undefined;
       },
     };
@@ -193,6 +189,38 @@ export class ControlServer {
       this.broadcast({ event: 'state', state });
     }
     return emulator.state;
+  }
+
+  /** Runs the runner's one job; registered before the first await, so that an abortJob right behind it finds it. */
+  private async runJob<T>(kind: Job['kind'], run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.job) throw new Error(`a ${this.job.kind} is already running`);
+    const abort = new AbortController();
+    const done = run(abort.signal);
+    this.job = { kind, abort, done };
+    try {
+      return await done;
+    } finally {
+      this.job = undefined;
+    }
+  }
+
+  /** A core dump (coredump.ts) of the guest as it is: a running guest runs on meanwhile. */
+  private async runDump(file: string, signal: AbortSignal): Promise<DumpResult> {
+    const started = Date.now();
+    const source = await this.opts.emulator.coreSource();
+    const bytes = await writeCoreFile(file, source, {
+      signal,
+      onProgress: (processedBytes, totalBytes) => this.broadcast({ event: 'job-progress', processedBytes, totalBytes }),
+    });
+    return { bytes, ms: Date.now() - started };
+  }
+
+  /** A panicking guest is paused where it stopped (QEMU's panic=pause) and the host told why. */
+  private async guestPanicked(message: string): Promise<void> {
+    this.opts.log(`the guest kernel panicked: ${message}`);
+    // The panic first, as QEMU sends GUEST_PANICKED before STOP: the pause that follows is part of it.
+    this.broadcast({ event: 'guest-panicked', message });
+    await this.setRunState('paused');
   }
 
   private async runSave(file: string, header: SaveHeaderArgs, signal: AbortSignal): Promise<SaveResult> {

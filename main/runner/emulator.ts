@@ -15,6 +15,7 @@ import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
 import type { StateMachine } from '../common/statefile.js';
+import type { CoreSource } from './coredump.js';
 
 /** One rectangle of v86's RGBA destination buffer to put on screen (v86's "layer"). */
 export interface VgaLayer {
@@ -97,6 +98,20 @@ interface V86Cpu extends AcpiCpu {
   in_hlt: Uint8Array;
   /** [0] is EFLAGS; IF is never computed lazily. */
   flags: Int32Array;
+  /** EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI. */
+  reg32: Int32Array;
+  /** Selectors: ES, CS, SS, DS, FS, GS. */
+  sreg: Uint16Array;
+  /** CR0…CR7. */
+  cr: Int32Array;
+  /** EFLAGS with the lazily computed arithmetic flags filled in. */
+  get_eflags(): number;
+  /** EIP (instruction_pointer is linear: CS base included). */
+  get_real_eip(): number;
+  wasm_memory: WebAssembly.Memory;
+  /** A Proxy over guest RAM: only its byteOffset is used (see shared/notes/v86.md §11). */
+  mem8: Uint8Array;
+  memory_size: Uint32Array;
 }
 
 interface V86Internals {
@@ -491,6 +506,20 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   async saveState(): Promise<RestorePoint> {
     const machine = await this.current();
     return { payload: await machine.emu.save_state(), agentConnected: this.agent.isConnected };
+  }
+
+  /** The CPU's registers now and a view of guest RAM, for a core dump (see coredump.ts). */
+  async coreSource(): Promise<CoreSource> {
+    const machine = await this.current();
+    const cpu = internals(machine.emu).v86.cpu;
+    const [eax, ecx, edx, ebx, esp, ebp, esi, edi] = cpu.reg32;
+    const [es, cs, ss, ds, fs, gs] = cpu.sreg;
+    const registers = { eax, ecx, edx, ebx, esp, ebp, esi, edi, es, cs, ss, ds, fs, gs, eip: cpu.get_real_eip(), eflags: cpu.get_eflags() };
+    const offset = cpu.mem8.byteOffset;
+    const size = cpu.memory_size[0];
+    // Made afresh at each call: wasm memory that grows gets a new buffer.
+    const ram = () => new Uint8Array(cpu.wasm_memory.buffer, offset, size);
+    return { registers, cr0: cpu.cr[0], cr3: cpu.cr[3], cr4: cpu.cr[4], ram };
   }
 
   /**

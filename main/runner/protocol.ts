@@ -254,6 +254,12 @@ export interface SaveResult {
   checksum: string;
 }
 
+export interface DumpResult {
+  /** Size of the core file. */
+  bytes: number;
+  ms: number;
+}
+
 export interface StatsResult {
   /** process.cpuUsage() user + system. */
   cpuTimeMs: number;
@@ -346,8 +352,14 @@ export interface RunnerOps {
    */
   save: { args: { file: string; header: SaveHeaderArgs }; result: SaveResult };
   /**
-   * Cancels the running save: no file is left behind, the guest runs again if it ran before, and the
-   * save replies with the error 'save aborted'. Replies once all that is done; an error if no job runs.
+   * Writes an ELF core of the guest to `file` (absolute; atomically, `job-progress` events on the
+   * way; see coredump.ts) and replies. A running guest runs on meanwhile (the host pauses it first
+   * when it wants a consistent dump). One job at a time (a save or a dump).
+   */
+  dump: { args: { file: string }; result: DumpResult };
+  /**
+   * Cancels the running save or dump: no file is left behind, the guest runs again if it ran before, and the
+   * job replies with the error 'save aborted' or 'dump aborted'. Replies once all that is done; an error if no job runs.
    */
   abortJob: { args: Record<string, never>; result: undefined };
   /**
@@ -380,7 +392,13 @@ export type RunnerEvent =
   | { event: 'guest-reboot' }
   /** The `reset` op reset the machine. */
   | { event: 'reset' }
-  /** A save job wrote this much of the state file so far. */
+  /**
+   * The guest kernel panicked (Linux's "---[ end Kernel panic - not syncing: …" on the serial
+   * console); the runner pauses it right after (a `state` event follows), as QEMU's pvpanic with
+   * panic=pause does. `message` is the panic's reason.
+   */
+  | { event: 'guest-panicked'; message: string }
+  /** A save or dump job wrote this much of its file so far. */
   | { event: 'job-progress'; processedBytes: number; totalBytes: number }
   /** The runner is about to exit with code 1. */
   | { event: 'error'; message: string };
@@ -410,6 +428,7 @@ export const runnerOpArgs = {
     file: absolutePath,
     header: z.object({ domainXml: z.string(), name: z.string().min(1), uuid: z.string().min(1) }),
   }),
+  dump: z.object({ file: absolutePath }),
   abortJob: noArgs,
   changeMedia: z.object({ source: absolutePath.optional() }),
 } satisfies { [K in RunnerOp]: z.ZodType };

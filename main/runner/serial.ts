@@ -81,3 +81,29 @@ export class Coalescer {
     return data;
   }
 }
+
+const PANIC_END = '---[ end Kernel panic - not syncing: ';
+const MAX_LINE_BYTES = 1024;
+
+/**
+ * Finds Linux's last panic line on the console, "---[ end Kernel panic - not syncing: REASON ]---",
+ * printed once the kernel has said everything and only waits (or reboots, after panic=N seconds).
+ * v86 has no pvpanic device; this line is the guest's panic notification. (A guest can print it
+ * from user space too; it then only pauses itself.)
+ */
+export class PanicWatch {
+  private line = '';
+
+  /** Feeds one byte; returns the panic's reason when it completes the line. */
+  push(byte: number): string | undefined {
+    if (byte !== 0x0a) {
+      if (this.line.length < MAX_LINE_BYTES) this.line += String.fromCharCode(byte);
+      return undefined;
+    }
+    const line = this.line;
+    this.line = '';
+    const at = line.indexOf(PANIC_END);
+    if (at < 0) return undefined;
+    return line.slice(at + PANIC_END.length).replace(/\s*\]---\s*$/, '').trim();
+  }
+}

@@ -26,7 +26,7 @@ export function guestsBuilt(files = ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.i
 export const AMD64_SAMPLE = { kernel: guest('vmlinuz-amd64'), initrd: guest('initrd-amd64.gz') };
 
 /** The i686 PV sample (128 MiB, serial console) with one NIC on a virtual network. */
-export function networkGuestXml(g: { name: string; engine: LocalEngine; network: string; mac?: string; model: string }): string {
+export function networkGuestXml(g: { name: string; engine: string; network: string; mac?: string; model: string }): string {
   return `<domain type='${g.engine}'>
   <name>${g.name}</name>
   <memory unit='MiB'>128</memory>
@@ -90,30 +90,6 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
-}
-
-/** The sample guest (i686 kernel and initramfs, ACPI, a serial console) with one NIC on a virtual network. */
-export function networkGuestXml(g: { name: string; engine: string; mac: string; model: string; network: string }): string {
-  return `<domain type='${g.engine}'>
-  <name>${g.name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='i686'>hvm</type>
-    <kernel>${guest('vmlinuz')}</kernel>
-    <initrd>${guest('initrd.gz')}</initrd>
-    <cmdline>${SAMPLE_CMDLINE}</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <serial type='pty'/>
-    <interface type='network'>
-      <mac address='${g.mac}'/>
-      <source network='${g.network}'/>
-      <model type='${g.model}'/>
-    </interface>
-  </devices>
-</domain>`;
 }
 
 export class SerialWatch {

@@ -26,7 +26,9 @@ export type ShutoffReason =
   | 'saved'
   | 'failed'
   | 'from snapshot';
-export type StateReason = RunningReason | PausedReason | ShutoffReason;
+/** virDomainCrashedReason: a guest that panicked and is kept (<on_crash>preserve</on_crash>). */
+export type CrashedReason = 'unknown' | 'panicked';
+export type StateReason = RunningReason | PausedReason | ShutoffReason | CrashedReason;
 
 /** virsh's spelling of each state ("shut off", not "shutoff"). */
 export function stateLabel(state: DomainState): string {

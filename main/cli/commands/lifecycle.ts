@@ -1,5 +1,5 @@
 // The management layer's commands: clean shutdown, reboot, transient domains, autostart and host-stop
-// policy, save/restore and jobs, edits with --live/--config, events and the live trace.
+// policy, save/restore, core dumps and jobs, edits with --live/--config, events and the live trace.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -84,7 +84,7 @@ function showProgress(api: ApiClient, uuidOrName: string, verbose: boolean): () 
   });
 }
 
-/** Runs a save job (save, managedsave); one that domjobabort ended fails as virsh's does. */
+/** Runs a job (save, managedsave, dump); one that domjobabort ended fails as virsh's does. */
 async function saveJob(api: ApiClient, name: string, args: Args, context: string, call: () => Promise<{ job: JobInfo }>): Promise<void> {
   const stop = showProgress(api, name, args.flags.has('verbose'));
   const r = await attempt(context, call);
@@ -197,6 +197,22 @@ export const lifecycleCommands: Record<string, Command> = {
       const api = await client();
       await saveJob(api, name, args, `Failed to save domain '${name}' to ${file}`, () => api.call('domain.save', { domain: name, file: hostFile(args, file) }));
       say(`\nDomain '${name}' saved to ${file}\n\n`);
+    },
+  },
+  dump: {
+    usage: 'dump DOMAIN FILE [--memory-only] [--live] [--crash] [--reset] [--bypass-cache] [--verbose] [--format elf]',
+    help: 'dump the guest\'s memory and vCPU registers to an ELF core (read it with gdb or crash); --bypass-cache is taken for virsh\'s sake (the file is fsync\'d either way)',
+    run: async (client, args) => {
+      const name = need(args, 0, 'domain', 'dump');
+      const file = need(args, 1, 'file', 'dump');
+      const format = args.options.get('format') ?? 'elf';
+      if (format !== 'elf') throw new CliError([`unsupported dumpformat '${format}': Domus writes ELF cores only`]);
+      const api = await client();
+      const { flags } = args;
+      await saveJob(api, name, args, `Failed to core dump domain '${name}' to ${file}`, () =>
+        api.call('domain.coreDump', { domain: name, file: hostFile(args, file), live: flags.has('live'), reset: flags.has('reset'), crash: flags.has('crash'), format }),
+      );
+      say(`\nDomain '${name}' dumped to ${file}\n\n`);
     },
   },
   restore: {

@@ -92,6 +92,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.restore': (p) => host.restore(p.file, p.paused),
     'domain.managedSave': async (p) => ({ job: await host.managedSave(p.domain) }),
     'domain.managedSaveRemove': (p) => ({ domain: host.managedSaveRemove(p.domain) }),
+    'domain.coreDump': (p) => host.coreDump(p.domain, p.file, p),
     'domain.jobInfo': (p) => ({ job: host.jobInfo(p.domain, p.completed) }),
     'domain.jobAbort': async (p) => ({ job: await host.jobAbort(p.domain) }),
     'domain.info': async (p) => {

@@ -67,6 +67,11 @@ export interface LiveDomainEvents {
   balloon: [BalloonInfo];
   /** The guest rebooted (by itself, or by reboot/reset) and runs on. */
   rebooted: [];
+  /**
+   * The guest kernel panicked (QEMU: pvpanic's GUEST_PANICKED; v86: Linux's panic line on the serial
+   * console). The engine has paused it; the host decides what follows (<on_crash>).
+   */
+  panicked: [detail: string];
   exit: [{ reason: ExitReason; detail?: string }];
 }
 
@@ -100,7 +105,13 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   reset(): Promise<void>;
   /** Writes the guest's state to `file` (the guest stays paused); progress in bytes. */
   save(file: string, header: StateFileHeader, onProgress: (done: number, total: number) => void): Promise<void>;
-  /** Cancels a running save: no file is left and the guest runs as before. */
+  /**
+   * Writes an ELF core of the guest as it is to `file`, atomically (PT_LOADs for its RAM mapped at the
+   * virtual addresses its page tables give, NT_PRSTATUS per vCPU); a running guest runs on meanwhile.
+   * Progress in bytes.
+   */
+  dump(file: string, onProgress: (done: number, total: number) => void): Promise<void>;
+  /** Cancels a running save or dump: no file is left and the guest runs as before. */
   abortJob(): Promise<void>;
   pause(): Promise<void>;
   resume(): Promise<void>;

@@ -76,6 +76,8 @@ export function stepLabel(step: Exclude<DomainStep, null>): string {
       return 'saving…';
     case 'restoring':
       return 'restoring…';
+    case 'dumping':
+      return 'dumping…';
   }
 }
 

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { PRIVATE_FILE_MODE, ensurePrivateDir, openPrivateLog, processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
+import { PRIVATE_FILE_MODE, ensurePrivateDir, fillFileAtomic, systemErrorText, openPrivateLog, processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
 import { EngineFailure } from '../../errors.js';
 import { conflictingImageLocks, imageInUseMessage, isLocked, posixLockHolder, readPid } from '../../../common/locks.js';
 import { textToScancodes } from '../../../common/keymap.js';
@@ -344,7 +344,8 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private ending?: { reason: ExitReason; detail?: string };
   /** libvirt's fake reboot: an ACPI power-off that the host turns into a reset. */
   private fakeReboot = false;
-  private saving?: { cancel: boolean };
+  /** The save or dump running (one at a time), and whether an abort asked it to stop. */
+  private job?: { kind: 'save' | 'dump'; cancel: boolean };
   private balloonTarget?: { targetKiB: number; at: number; actualAtSet: number };
   /** The balloon's size at the last fresh guest statistics (none yet: the next reading must be fresh). */
   private guestStatsActualKiB?: number;
@@ -468,8 +469,8 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   }
 
   async save(file: string, header: StateFileHeader, onProgress: (done: number, total: number) => void): Promise<void> {
-    const job = { cancel: false };
-    this.saving = job;
+    const job = { kind: 'save' as const, cancel: false };
+    this.job = job;
     const wasRunning = this.state === 'running';
     const stream = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.qemu-stream`);
     const abortCtl = new AbortController();
@@ -528,13 +529,53 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
       await cleanup();
       throw err;
     } finally {
-      this.saving = undefined;
+      this.job = undefined;
+    }
+  }
+
+  /**
+   * dump-guest-memory (ELF, detached, progress from query-dump) into a temporary file beside `file`,
+   * then fsync and rename. paging=true: QEMU walks the guest's page tables and gives each PT_LOAD the
+   * virtual address the guest maps it at, so gdb can read kernel symbols at their System.map
+   * addresses; with paging=false (virsh dump's choice) every p_vaddr is 0. QEMU cannot stop a dump
+   * midway: an abort waits for it to end and discards the file.
+   */
+  async dump(file: string, onProgress: (done: number, total: number) => void): Promise<void> {
+    const job = { kind: 'dump' as const, cancel: false };
+    this.job = job;
+    try {
+      // The temporary file is made owner-only (it is guest memory) before QEMU opens it by name:
+      // QEMU would create it read-only (0400); opening an existing file, it keeps this mode.
+      await fillFileAtomic(
+        file,
+        async (_fh, tmp) => {
+          await this.qmp.execute('dump-guest-memory', { paging: true, protocol: `file:${tmp}`, detach: true, format: 'elf' });
+          const deadline = Date.now() + SAVE_TIMEOUT_MS;
+          for (;;) {
+            const d = await this.qmp.execute<{ status: string; completed: number; total: number }>('query-dump');
+            if (d.total) onProgress(d.completed, d.total);
+            if (d.status === 'completed') break;
+            if (d.status === 'failed') throw new QemuError("QEMU's dump-guest-memory failed (see the domain's QEMU log)");
+            if (Date.now() > deadline) throw new QemuError('the dump timed out');
+            await sleep(50);
+          }
+        },
+        {
+          wrap: (err) => new QemuError(`cannot write dump file '${file}': ${systemErrorText(err)}`),
+          keep: (err) => err instanceof EngineFailure,
+          beforeRename: () => {
+            if (job.cancel) throw new QemuError('dump aborted');
+          },
+        },
+      );
+    } finally {
+      this.job = undefined;
     }
   }
 
   async abortJob(): Promise<void> {
-    if (!this.saving) throw new QemuError('no job is running');
-    this.saving.cancel = true;
+    if (!this.job) throw new QemuError('no job is running');
+    this.job.cancel = true;
   }
 
   async pause(): Promise<void> {
@@ -772,8 +813,8 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
         if (this.live && typeof e.data?.actual === 'number') this.emit('balloon', this.balloonNow(Math.round(e.data.actual / 1024)));
         break;
       case 'GUEST_PANICKED':
-        this.ending = { reason: 'crashed', detail: `guest panicked${e.data?.info ? `: ${JSON.stringify(e.data.info)}` : ''}` };
-        void this.qmp.execute('quit').catch(() => undefined);
+        // -action panic=pause has stopped the guest; the host applies <on_crash>.
+        if (this.live) this.emit('panicked', `guest panicked${e.data?.info ? `: ${JSON.stringify(e.data.info)}` : ''}`);
         break;
     }
   }
@@ -781,7 +822,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private setState(state: 'running' | 'paused'): void {
     if (this.state === state) return;
     this.state = state;
-    if (this.live && !this.saving) this.emit('state', state);
+    if (this.live && this.job?.kind !== 'save') this.emit('state', state);
   }
 
   private closed(): void {

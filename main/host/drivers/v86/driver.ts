@@ -264,10 +264,16 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     await this.request('reset', {});
   }
   async save(file: string, header: StateFileHeader, onProgress: (done: number, total: number) => void): Promise<void> {
+    await this.job(onProgress, () => this.request('save', { file, header }, SAVE_TIMEOUT_MS));
+  }
+  async dump(file: string, onProgress: (done: number, total: number) => void): Promise<void> {
+    await this.job(onProgress, () => this.request('dump', { file }, SAVE_TIMEOUT_MS));
+  }
+  /** A save or dump: its job-progress events go to `onProgress`; it may take longer than an ordinary request. */
+  private async job(onProgress: (done: number, total: number) => void, run: () => Promise<unknown>): Promise<void> {
     this.progress = onProgress;
     try {
-      // A save of a large guest can take longer than an ordinary request.
-      await this.request('save', { file, header }, SAVE_TIMEOUT_MS);
+      await run();
     } finally {
       this.progress = undefined;
     }
@@ -365,6 +371,9 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
       case 'guest-reboot':
       case 'reset':
         this.emit('rebooted');
+        break;
+      case 'guest-panicked':
+        this.emit('panicked', msg.message);
         break;
       case 'job-progress':
         this.progress?.(msg.processedBytes, msg.totalBytes);

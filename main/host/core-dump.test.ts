@@ -1,0 +1,227 @@
+// Guest core dumps on real guests, one boot per engine: `domus dump` (paused, then resumed) and a
+// --live dump are ELF cores whose PT_LOADs cover the guest's RAM, with NT_PRSTATUS; Debian's gdb
+// reads the registers and the kernel's linux_banner at its System.map address (System.map of the same
+// kernel package, build/guests/System.map); an aborted dump leaves no file; bad paths are refused;
+// --reset reboots the guest after the dump;
+// <on_crash>coredump-destroy</on_crash> dumps a guest that panics (sysrq c) and stops it as crashed.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Events, JobInfo } from '../../shared/api.js';
+import type { ApiCallError } from '../../shared/client.js';
+import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../testing/harness.js';
+
+const BOOT = 120_000;
+const MiB = 1024 * 1024;
+const MEMORY_MIB = 128;
+const systemMap = guest('System.map');
+
+/** A symbol's address in the kernel package's System.map (the guest runs with nokaslr, so it is where the kernel put it). */
+function symbol(name: string): string {
+  const line = fs.readFileSync(systemMap, 'utf8').split('\n').find((l) => l.endsWith(` ${name}`));
+  assert.ok(line, `no ${name} in ${systemMap}`);
+  return line.split(' ')[0];
+}
+
+interface Load {
+  vaddr: number;
+  paddr: number;
+  size: number;
+}
+
+function loads(file: string): Load[] {
+  return execFileSync('readelf', ['-lW', file], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => /^\s*LOAD\s/.test(l))
+    .map((l) => {
+      const [, , vaddr, paddr, , memsz] = l.trim().split(/\s+/);
+      return { vaddr: Number(vaddr), paddr: Number(paddr), size: Number(memsz) };
+    });
+}
+
+/** Bytes of physical memory the PT_LOADs cover (overlaps counted once). */
+function physicalCoverage(segments: Load[]): number {
+  const sorted = [...segments].sort((a, b) => a.paddr - b.paddr);
+  let covered = 0;
+  let end = 0;
+  for (const s of sorted) {
+    const from = Math.max(s.paddr, end);
+    const to = s.paddr + s.size;
+    if (to > from) covered += to - from;
+    end = Math.max(end, to);
+  }
+  return covered;
+}
+
+/** Checks a dump with readelf and gdb; returns gdb's output. */
+function checkDump(file: string, banner: string, procVersion: string): string {
+  assert.equal(fs.statSync(file).mode & 0o077, 0, 'a dump holds guest memory: owner-only');
+  assert.match(execFileSync('readelf', ['-h', file], { encoding: 'utf8' }), /Type:\s+CORE/);
+  const segments = loads(file);
+  assert.ok(segments.length > 0, 'no PT_LOAD segments');
+  const coverage = physicalCoverage(segments);
+  assert.ok(coverage >= (MEMORY_MIB - 8) * MiB, `the PT_LOADs cover ${coverage / MiB} MiB of the guest's ${MEMORY_MIB} MiB`);
+  const address = Number.parseInt(banner, 16);
+  assert.ok(
+    segments.some((s) => s.vaddr <= address && address < s.vaddr + s.size),
+    `no PT_LOAD maps linux_banner's address 0x${banner}`,
+  );
+  assert.match(execFileSync('readelf', ['-n', file], { encoding: 'utf8' }), /CORE\s+0x[0-9a-f]+\s+NT_PRSTATUS/);
+  const out = execFileSync('gdb', ['-nx', '-batch', '-c', file, '-ex', 'info registers eip esp', '-ex', `x/s 0x${banner}`], { encoding: 'utf8' });
+  const reg = (name: string) => Number(new RegExp(`^${name}\\s+(0x[0-9a-f]+)`, 'm').exec(out)?.[1]);
+  assert.ok(reg('eip') > 0 && reg('esp') > 0, `gdb shows eip/esp as zero or not at all:\n${out}`);
+  const read = new RegExp(`0x${banner}[^:]*:\\s+"(.*)"`).exec(out)?.[1];
+  assert.ok(read, `gdb printed no string at 0x${banner}:\n${out}`);
+  assert.match(read, /^Linux version 6\.1/);
+  // linux_banner is what /proc/version prints.
+  assert.equal(read.replace(/\\n$/, ''), procVersion.trim());
+  return out;
+}
+
+for (const engine of ENGINES) describe(`core dumps (${engine})`, { timeout: 600_000, skip: engineSkip(engine) }, () => {
+  let t: TestHost;
+  let serial: SerialWatch;
+  let dir: string;
+  let procVersion: string;
+  const banner = symbol('linux_banner');
+  const events: Events['domain.lifecycle'][] = [];
+
+  before(async () => {
+    t = await TestHost.start();
+    dir = path.join(t.home, 'dumps-here');
+    fs.mkdirSync(dir);
+    t.client.on('domain.lifecycle', (e) => events.push(e));
+    await createOn(t.client, {
+      name: 'core',
+      memoryMiB: MEMORY_MIB,
+      vcpus: 1,
+      // nokaslr: System.map's addresses are the link-time ones; KASLR (on in Debian's kernel) moves them.
+      boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: `${SAMPLE_CMDLINE} nokaslr` },
+    }, engine);
+    const { xml } = await t.client.call('domain.xml', { domain: 'core', inactive: true, secure: true });
+    assert.match(xml, /<on_crash>destroy<\/on_crash>/);
+    await t.client.call('domain.define', { xml: xml.replace(/<on_crash>destroy<\/on_crash>/, '<on_crash>coredump-destroy</on_crash>') });
+    await t.client.call('domain.start', { domain: 'core' });
+    serial = await SerialWatch.open(t.client, 'core');
+    await serial.wait(/DOMUS-GUEST-READY/, BOOT);
+    procVersion = (await serial.sh('cat /proc/version')).split('\n').find((l) => l.startsWith('Linux version')) ?? '';
+    // The running kernel is the System.map's, unmoved: its own symbol table (text symbols only, no
+    // KALLSYMS_ALL) puts start_kernel where the map does.
+    const startKernel = symbol('start_kernel');
+    assert.match(await serial.sh('grep -w start_kernel /proc/kallsyms'), new RegExp(`^${startKernel} T start_kernel`, 'm'));
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  const steps = (): string[] => events.filter((e) => e.domain.name === 'core' && e.event === 'step').map((e) => `${e.domain.step ?? '-'}:${e.domain.state}/${e.domain.reason}`);
+
+  it('domus dump pauses the guest, writes an ELF core gdb reads, and resumes it', async () => {
+    const file = path.join(dir, 'paused.core');
+    const from = events.length;
+    const t0 = Date.now();
+    const r = await t.cli(['dump', 'core', file, '--memory-only', '--verbose']);
+    const ms = Date.now() - t0;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `\nDomain 'core' dumped to ${file}\n\n`);
+    assert.match(r.stderr, /dump: \[100 %\]/);
+    const during = events.slice(from).filter((e) => e.domain.name === 'core' && e.event === 'step');
+    assert.deepEqual(during.map((e) => `${e.domain.step}:${e.domain.state}/${e.domain.reason}`), ['dumping:paused/dumping']);
+    const info = await t.client.call('domain.info', { domain: 'core' });
+    assert.deepEqual([info.state, info.reason, info.step], ['running', 'booted', null]);
+    checkDump(file, banner, procVersion);
+    assert.match(await serial.sh('echo alive-$((6*7))'), /alive-42/);
+    const done = await t.cli(['domjobinfo', 'core', '--completed']);
+    assert.match(done.stdout, /Job type:\s+Completed\nOperation:\s+Dump\n/);
+    console.log(`${engine}: dump of ${MEMORY_MIB} MiB: ${fs.statSync(file).size} bytes in ${ms} ms (CLI round trip), ${loads(file).length} PT_LOADs`);
+  });
+
+  it('a --live dump leaves the guest running throughout', async () => {
+    const file = path.join(dir, 'live.core');
+    const from = events.length;
+    const r = await t.client.call('domain.coreDump', { domain: 'core', file, live: true });
+    assert.equal(r.job.status, 'completed');
+    assert.equal(r.file, file);
+    const during = events.slice(from).filter((e) => e.domain.name === 'core' && e.event !== 'step');
+    assert.deepEqual(during.map((e) => e.event), [], 'no suspended/resumed events for a live dump');
+    assert.deepEqual(steps().slice(-1), ['dumping:running/booted']);
+    checkDump(file, banner, procVersion);
+  });
+
+  it('an aborted dump leaves no file; bad paths are refused with the reason', async () => {
+    const file = path.join(dir, 'aborted.core');
+    const info = await t.client.call('domain.info', { domain: 'core' });
+    // Aborted as soon as the engine reports bytes written (a dump of 128 MiB takes a fraction of a second).
+    let during: JobInfo | null = null;
+    let aborted: Promise<unknown> | undefined;
+    const off = t.client.on('job.progress', ({ job }) => {
+      if (job.uuid !== info.uuid || job.operation !== 'dump' || job.processedBytes === 0 || aborted) return;
+      aborted = Promise.all([
+        t.client.call('domain.jobInfo', { domain: 'core' }).then((r) => (during = r.job)),
+        t.client.call('domain.jobAbort', { domain: 'core' }),
+      ]);
+    });
+    const dump = t.client.call('domain.coreDump', { domain: 'core', file, live: true });
+    const job: JobInfo = (await dump).job;
+    off();
+    await aborted;
+    assert.equal((during as JobInfo | null)?.operation, 'dump');
+    assert.match((await t.cli(['domjobinfo', 'core', '--completed'])).stdout, /Job type:\s+Cancelled\nOperation:\s+Dump\n/);
+    assert.equal(job.status, 'aborted');
+    assert.equal(fs.existsSync(file), false);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('aborted')), []);
+    assert.equal((await t.client.call('domain.info', { domain: 'core' })).state, 'running');
+
+    await assert.rejects(t.client.call('domain.coreDump', { domain: 'core', file: path.join(dir, 'no', 'such', 'dir', 'x.core') }), (err: ApiCallError) => {
+      assert.equal(err.code, 'INVALID_ARG');
+      assert.match(err.message, /cannot write dump file '.*\/no\/such\/dir\/x\.core': directory '.*\/no\/such\/dir' does not exist/);
+      return true;
+    });
+    const cli = await t.cli(['dump', 'core', dir]);
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, new RegExp(`^error: Failed to core dump domain 'core' to ${dir}\nerror: .*cannot write dump file '${dir}': it is a directory\n$`));
+    const both = await t.cli(['dump', 'core', path.join(dir, 'x.core'), '--crash', '--reset']);
+    assert.match(both.stderr, /crash and reset are mutually exclusive/);
+    assert.equal((await t.client.call('domain.info', { domain: 'core' })).state, 'running');
+  });
+
+  it('--reset resets the guest after the dump (it boots again)', async () => {
+    const file = path.join(dir, 'reset.core');
+    await serial.sh('echo before-reset > /tmp/marker');
+    const from = serial.text.length;
+    const r = await t.cli(['dump', 'core', file, '--reset']);
+    assert.equal(r.code, 0, r.stderr);
+    await serial.wait(/DOMUS-GUEST-READY/, BOOT, from);
+    assert.doesNotMatch(await serial.sh('cat /tmp/marker 2>&1'), /before-reset/);
+    assert.equal((await t.client.call('domain.info', { domain: 'core' })).state, 'running');
+    checkDump(file, banner, procVersion);
+  });
+
+  it("<on_crash>coredump-destroy</on_crash>: a panicking guest is dumped to <home>/dump and stopped as crashed", async () => {
+    const stopped = new Promise<Events['domain.lifecycle']>((resolve) => {
+      const off = t.client.on('domain.lifecycle', (e) => {
+        if (e.domain.name === 'core' && e.event === 'stopped') {
+          off();
+          resolve(e);
+        }
+      });
+    });
+    const from = events.length;
+    // sysrq c: "Kernel panic - not syncing: sysrq triggered crash"; no panic= on the command line, so
+    // the kernel waits (Debian's CONFIG_PANIC_TIMEOUT=0) rather than rebooting before the dump.
+    await t.client.call('domain.serialWrite', { domain: 'core', data: Buffer.from('echo c > /proc/sysrq-trigger\n').toString('base64') });
+    const end = await stopped;
+    assert.deepEqual([end.domain.state, end.domain.reason], ['shutoff', 'crashed']);
+    const seen = events.slice(from).filter((e) => e.domain.name === 'core' && e.event !== 'step').map((e) => `${e.event}:${e.domain.state}/${e.domain.reason}`);
+    assert.deepEqual(seen, ['crashed:crashed/panicked', 'stopped:shutoff/crashed']);
+    const dumps = fs.readdirSync(path.join(t.home, 'dump'));
+    assert.equal(dumps.length, 1, `dumps: ${dumps.join(', ')}`);
+    assert.match(dumps[0], /^core-\d{4}-\d\d-\d\dT[\d-]+Z\.core$/);
+    const file = path.join(t.home, 'dump', dumps[0]);
+    assert.match(end.detail ?? '', new RegExp(`core dumped to ${file.replace(/[.]/g, '\\.')}`));
+    if (engine === 'v86') assert.match(end.detail ?? '', /sysrq triggered crash/);
+    checkDump(file, banner, procVersion);
+  });
+});
