@@ -31,27 +31,24 @@ interface Figures {
   small: number[];
 }
 
-/** Runs the transfers in a guest whose shell is `sh`, the host reached at `gateway`. */
-async function measure(label: string, gateway: string, port: number, sh: (cmd: string) => Promise<string>): Promise<Figures> {
-  const clock = async (cmd: string): Promise<number> => {
-    const out = await sh(`read a b </proc/uptime; ${cmd}; read c d </proc/uptime; echo "T$a:$c"`);
-    const m = /T([\d.]+):([\d.]+)/.exec(out);
-    if (!m) throw new Error(`${label}: no timing in ${out}`);
-    return Math.round((Number(m[2]) - Number(m[1])) * 1000);
-  };
-  const size = await sh(`wget -q -O - http://${gateway}:${port}/big | wc -c`);
-  if (!size.includes(String(BIG))) throw new Error(`${label}: the guest got ${size.trim()} bytes instead of ${BIG}`);
-  const figures: Figures = { label, big: [], small: [] };
-  for (let i = 0; i < RUNS; i++) {
-    figures.big.push(await clock(`wget -q -O /dev/null http://${gateway}:${port}/big`));
-    const total = await clock(`i=0; while [ $i -lt ${SMALL_RUNS} ]; do wget -q -O /dev/null http://${gateway}:${port}/small; i=$((i+1)); done`);
-    figures.small.push(total / SMALL_RUNS);
-  }
-  return figures;
+/** One guest ready to fetch: its shell and the host as it sees it. */
+interface Path {
+  label: string;
+  gateway: string;
+  sh(cmd: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The guest's clock around a command, in ms. */
+async function clock(p: Path, cmd: string): Promise<number> {
+  const out = await p.sh(`read a b </proc/uptime; ${cmd}; read c d </proc/uptime; echo "T$a:$c"`);
+  const m = /T([\d.]+):([\d.]+)/.exec(out);
+  if (!m) throw new Error(`${p.label}: no timing in ${out}`);
+  return Math.round((Number(m[2]) - Number(m[1])) * 1000);
 }
 
 /** The sample guest under bare QEMU with `-netdev user` (slirp), its serial console on a unix socket. */
-async function slirp(port: number): Promise<Figures> {
+async function slirp(): Promise<Path> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-bench-slirp-'));
   const serialSocket = path.join(dir, 'serial.sock');
   const child = spawn(
@@ -60,27 +57,35 @@ async function slirp(port: number): Promise<Figures> {
       '-serial', `unix:${serialSocket},server=on,wait=off`, '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0'],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
+  const close = async (): Promise<void> => {
+    child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
   try {
     const serial = await serialShell(serialSocket, 'slirp guest');
     await serial.wait(/DOMUS-NET-UP eth0 10\.0\.2\.15/, 0, 600_000);
-    return await measure('QEMU `-netdev user` (slirp), virtio-net', '10.0.2.2', port, (cmd) => serial.sh(cmd, 900_000));
-  } finally {
-    child.kill('SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
+    return { label: 'QEMU `-netdev user` (slirp), virtio-net', gateway: '10.0.2.2', sh: (cmd) => serial.sh(cmd, 900_000), close };
+  } catch (err) {
+    await close();
+    throw err;
   }
 }
 
 /** The same guest on Domus, its NIC on a NAT network. */
-async function domus(t: TestHost, engine: LocalEngine, port: number): Promise<Figures> {
+async function domus(t: TestHost, engine: LocalEngine): Promise<Path> {
   const name = `bench-nat-${engine}`;
   await t.client.call('domain.define', { xml: networkGuestXml({ name, engine, network: 'default', model: 'virtio' }) });
   await t.client.call('domain.start', { domain: name });
+  const close = async (): Promise<void> => {
+    await t.client.call('domain.destroy', { domain: name });
+  };
   try {
     const serial = await SerialWatch.open(t.client, name);
     await serial.wait(/DOMUS-NET-UP eth0/, 900_000);
-    return await measure(`Domus NAT, ${engine === 'qemu' ? 'QEMU' : 'v86'} guest, virtio-net`, '192.168.122.1', port, (cmd) => serial.sh(cmd, 900_000));
-  } finally {
-    await t.client.call('domain.destroy', { domain: name });
+    return { label: `Domus NAT, ${engine === 'qemu' ? 'QEMU' : 'v86'} guest, virtio-net`, gateway: '192.168.122.1', sh: (cmd) => serial.sh(cmd, 900_000), close };
+  } catch (err) {
+    await close();
+    throw err;
   }
 }
 
@@ -95,26 +100,42 @@ export async function netBench(): Promise<string> {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
-  const rows: Figures[] = [];
+  const paths: Path[] = [];
+  const t = await TestHost.start();
   try {
-    rows.push(await slirp(port));
-    const t = await TestHost.start();
-    try {
-      // The host's first run defines libvirt's default NAT network (192.168.122.1/24) and starts it.
-      rows.push(await domus(t, 'qemu', port));
-      rows.push(await domus(t, 'v86', port));
-    } finally {
-      await t.stop();
+    // The host's first run defines libvirt's default NAT network (192.168.122.1/24) and starts it.
+    paths.push(await slirp());
+    paths.push(await domus(t, 'qemu'));
+    paths.push(await domus(t, 'v86'));
+    const url = (p: Path, file: string) => `http://${p.gateway}:${port}/${file}`;
+    for (const p of paths) {
+      const size = await p.sh(`wget -q -O - ${url(p, 'big')} | wc -c`);
+      if (!size.includes(String(BIG))) throw new Error(`${p.label}: the guest got ${size.trim()} bytes instead of ${BIG}`);
     }
+    // Interleaved, all three guests up at once, so that the machine's load falls on each alike.
+    const rows: Figures[] = paths.map((p) => ({ label: p.label, big: [], small: [] }));
+    for (let i = 0; i < RUNS; i++) {
+      for (const [k, p] of paths.entries()) {
+        rows[k]!.big.push(await clock(p, `wget -q -O /dev/null ${url(p, 'big')}`));
+        const total = await clock(p, `i=0; while [ $i -lt ${SMALL_RUNS} ]; do wget -q -O /dev/null ${url(p, 'small')}; i=$((i+1)); done`);
+        rows[k]!.small.push(total / SMALL_RUNS);
+      }
+    }
+    return report(rows);
   } finally {
+    for (const p of paths) await p.close();
+    await t.stop();
     server.close();
   }
+}
+
+function report(rows: Figures[]): string {
   const [anchor] = rows;
   const mbs = (f: Figures) => BIG / 1e6 / (median(f.big) / 1000);
   return [
     NET_HEADING,
     '',
-    `Measured by \`npm run bench net\` on ${new Date().toISOString().slice(0, 10)} (${os.cpus().length} cores shared with other work, so ±30 %): the i686 sample guest (128 MiB) fetches a 32 MiB file with busybox wget from an HTTP server on the host's 127.0.0.1 through its gateway address, timed by the guest's clock, median of ${RUNS}; latency is ${SMALL_RUNS} fetches of a 1-byte file in a row (a new TCP connection each, wget's start included), per fetch. QEMU ${findQemu().version ?? ''} with TCG; the anchor is QEMU's own slirp with the same guest.`,
+    `Measured by \`npm run bench net\` on ${new Date().toISOString().slice(0, 10)} (${os.cpus().length} cores shared with other work, load average ${os.loadavg()[0]!.toFixed(1)} at the end, so ±30 % or worse): the i686 sample guest (128 MiB) fetches a 32 MiB file with busybox wget from an HTTP server on the host's 127.0.0.1 through its gateway address, timed by the guest's clock, median of ${RUNS}, the three guests running at once and measured in turn; latency is ${SMALL_RUNS} fetches of a 1-byte file in a row (a new TCP connection each, wget's start included), per fetch. QEMU ${findQemu().version ?? ''} with TCG; the anchor is QEMU's own slirp with the same guest.`,
     '',
     '| path | 32 MiB: time | throughput | vs slirp | one small fetch | vs slirp |',
     '|---|---|---|---|---|---|',

@@ -277,6 +277,23 @@ describe('NAT: TCP', () => {
     host.server.close();
   });
 
+  test("the guest's window scale applies to its windows after the handshake", async () => {
+    const host = await hostServer();
+    const g = guest();
+    g.sendTcp(GW, { srcPort: 40020, dstPort: host.port, seq: 1000, flags: TCP_SYN, window: 0xffff, mss: 1460, wscale: 7 });
+    const { seg: synAck, at } = await g.next('SYN-ACK', (s) => s.dstPort === 40020 && (s.flags & TCP_SYN) !== 0);
+    assert.equal(synAck.wscale, 0, 'the gateway offers a scale of 0');
+    // 100 << 7 = 12800 bytes.
+    g.sendTcp(GW, { srcPort: 40020, dstPort: host.port, seq: 1001, ack: (synAck.seq + 1) >>> 0, flags: TCP_ACK, window: 100 });
+    const sock = await waitFor('the host connection', () => host.sockets[0]);
+    sock.write(Buffer.alloc(64 * 1024, 0x64));
+    await sleep(300);
+    const inFlight = g.tcp.slice(at).reduce((n, s) => n + s.seg.payload.length, 0);
+    assert.ok(inFlight > 100 && inFlight <= 12800, `in flight ${inFlight}`);
+    sock.destroy();
+    host.server.close();
+  });
+
   test('FIN both ways with a half-close, then the connection is gone', async () => {
     const host = await hostServer();
     const g = guest();

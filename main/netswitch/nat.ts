@@ -10,7 +10,7 @@ import type { ForwardStatus, NatStatus, PortForward } from './protocol.js';
 import { TcpEndpoint, type TcpOptions } from './tcp.js';
 
 export interface NatLimits {
-  /** TCP connections at once (each holds at most ~200 KiB of buffers). */
+  /** TCP connections at once (each holds under 400 KiB of buffers: send buffer, one more host read, receive window). */
   tcp: number;
   /** UDP flows at once; past it the least recently used one is closed. */
   udp: number;
@@ -23,7 +23,7 @@ export interface NatLimits {
 }
 
 export const NAT_LIMITS: NatLimits = {
-  tcp: 512,
+  tcp: 256,
   udp: 256,
   connectMs: 30_000,
   tcpIdleMs: 3_600_000,
@@ -106,7 +106,8 @@ export class Nat {
   }
 
   private send(flow: Flow, protocol: number, payload: Buffer): void {
-    const mac = this.link.macOf(flow.guestIp) ?? flow.guestMac;
+    // A guest's own flow goes back where it came from (another guest claiming its address cannot divert it).
+    const mac = flow.guestMac ?? this.link.macOf(flow.guestIp);
     // Unknown yet: the ARP request is out; TCP retransmits, UDP is allowed to lose it.
     if (!mac) return;
     this.link.emit(buildEthernet(mac, this.link.gatewayMac, ETHERTYPE_IPV4, buildIpv4(flow.remoteIp, flow.guestIp, protocol, payload)));

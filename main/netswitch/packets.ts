@@ -193,6 +193,7 @@ export const TCP_ACK = 0x10;
 const TCP_OPTION_END = 0;
 const TCP_OPTION_NOP = 1;
 const TCP_OPTION_MSS = 2;
+const TCP_OPTION_WSCALE = 3;
 
 export interface TcpSegment {
   srcPort: number;
@@ -203,10 +204,12 @@ export interface TcpSegment {
   window: number;
   /** The MSS option, when the segment carries one (SYNs). */
   mss?: number;
+  /** The window scale option (RFC 7323), when the segment carries one (SYNs). */
+  wscale?: number;
   payload: Buffer;
 }
 
-/** A TCP segment whose checksum (over the IPv4 pseudo-header) holds; options other than MSS are skipped. */
+/** A TCP segment whose checksum (over the IPv4 pseudo-header) holds; options other than MSS and window scale are skipped. */
 export function parseTcp(p: Buffer, src: number, dst: number): TcpSegment | undefined {
   if (p.length < 20) return undefined;
   const offset = (p[12]! >> 4) * 4;
@@ -214,6 +217,7 @@ export function parseTcp(p: Buffer, src: number, dst: number): TcpSegment | unde
   const pseudo = (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + IP_PROTO_TCP + p.length;
   if (checksum(p, 0, p.length, pseudo) !== 0) return undefined;
   let mss: number | undefined;
+  let wscale: number | undefined;
   for (let at = 20; at < offset; ) {
     const kind = p[at]!;
     if (kind === TCP_OPTION_END) break;
@@ -224,6 +228,7 @@ export function parseTcp(p: Buffer, src: number, dst: number): TcpSegment | unde
     const len = p[at + 1];
     if (len === undefined || len < 2 || at + len > offset) return undefined;
     if (kind === TCP_OPTION_MSS && len === 4) mss = p.readUInt16BE(at + 2);
+    if (kind === TCP_OPTION_WSCALE && len === 3) wscale = p[at + 2]!;
     at += len;
   }
   return {
@@ -234,12 +239,13 @@ export function parseTcp(p: Buffer, src: number, dst: number): TcpSegment | unde
     flags: p[13]! & 0x3f,
     window: p.readUInt16BE(14),
     ...(mss !== undefined && { mss }),
+    ...(wscale !== undefined && { wscale }),
     payload: p.subarray(offset),
   };
 }
 
 export function buildTcp(src: number, dst: number, s: TcpSegment): Buffer {
-  const header = s.mss !== undefined ? 24 : 20;
+  const header = 20 + (s.mss !== undefined ? 4 : 0) + (s.wscale !== undefined ? 4 : 0);
   const t = Buffer.alloc(header + s.payload.length);
   t.writeUInt16BE(s.srcPort, 0);
   t.writeUInt16BE(s.dstPort, 2);
@@ -248,10 +254,18 @@ export function buildTcp(src: number, dst: number, s: TcpSegment): Buffer {
   t[12] = (header / 4) << 4;
   t[13] = s.flags;
   t.writeUInt16BE(s.window, 14);
+  let at = 20;
   if (s.mss !== undefined) {
-    t[20] = TCP_OPTION_MSS;
-    t[21] = 4;
-    t.writeUInt16BE(s.mss, 22);
+    t[at] = TCP_OPTION_MSS;
+    t[at + 1] = 4;
+    t.writeUInt16BE(s.mss, at + 2);
+    at += 4;
+  }
+  if (s.wscale !== undefined) {
+    t[at] = TCP_OPTION_NOP;
+    t[at + 1] = TCP_OPTION_WSCALE;
+    t[at + 2] = 3;
+    t[at + 3] = s.wscale;
   }
   t.set(s.payload, header);
   const pseudo = (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + IP_PROTO_TCP + t.length;

@@ -5,8 +5,10 @@
 // with a duplicate ACK, which makes the guest retransmit), a receive window taken from the host
 // side's free room, a bounded send buffer, RFC 6298 retransmission timeouts with backoff, fast
 // retransmit on three duplicate ACKs and NewReno partial-ACK recovery, Reno congestion control, zero
-// window probes, FIN and RST both ways and half-close. Not done: window scaling, SACK, timestamps
-// (a virtual link with one hop does not need them; the window is at most 64 KiB).
+// window probes, FIN and RST both ways and half-close. The guest's window may be scaled (RFC 7323:
+// Linux offers it, and 64 KiB in flight would cap a transfer to the guest); the gateway's own window
+// is never more than 64 KiB, so it offers a scale of 0. Not done: SACK, timestamps (one virtual hop
+// does not need them).
 
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment } from './packets.js';
 
@@ -15,7 +17,7 @@ export const OUR_MSS = 1460;
 /** RFC 9293's default when the peer's SYN has no MSS option. */
 const DEFAULT_MSS = 536;
 /** Host data queued for the guest (sent and unacknowledged, or not sent yet) before the host socket is paused. */
-export const SEND_BUFFER_BYTES = 128 * 1024;
+export const SEND_BUFFER_BYTES = 256 * 1024;
 const MAX_WINDOW = 0xffff;
 const INITIAL_RTO_MS = 1000;
 const MAX_RTO_MS = 60_000;
@@ -61,6 +63,8 @@ export class TcpEndpoint {
   private sndNxt: number;
   private sndWnd = 0;
   private sndMss = DEFAULT_MSS;
+  /** The guest's window scale; undefined until both sides offered one (then scaling is on). */
+  private sndShift: number | undefined;
   private rcvNxt = 0;
   private irs = 0;
   /** Host data from sndUna on: chunks, their total in `queued`. */
@@ -103,6 +107,7 @@ export class TcpEndpoint {
     ep.rcvNxt = (syn.seq + 1) >>> 0;
     ep.sndWnd = syn.window;
     ep.sndMss = Math.min(OUR_MSS, syn.mss ?? DEFAULT_MSS);
+    if (syn.wscale !== undefined) ep.sndShift = Math.min(14, syn.wscale);
     return ep;
   }
 
@@ -126,7 +131,9 @@ export class TcpEndpoint {
   private sendSyn(): void {
     const synAck = this.state === 'syn-received';
     this.sndNxt = (this.iss + 1) >>> 0;
-    this.hooks.output({ seq: this.iss, ack: synAck ? this.rcvNxt : 0, flags: synAck ? TCP_SYN | TCP_ACK : TCP_SYN, window: this.window(), mss: OUR_MSS, payload: Buffer.alloc(0) });
+    // A SYN-ACK carries a scale only when the guest's SYN offered one.
+    const wscale = !synAck || this.sndShift !== undefined ? { wscale: 0 } : {};
+    this.hooks.output({ seq: this.iss, ack: synAck ? this.rcvNxt : 0, flags: synAck ? TCP_SYN | TCP_ACK : TCP_SYN, window: this.window(), mss: OUR_MSS, ...wscale, payload: Buffer.alloc(0) });
     this.arm();
   }
 
@@ -170,6 +177,11 @@ export class TcpEndpoint {
     return this.queued;
   }
 
+  /** The guest's window in a segment, scaled (never in a SYN). */
+  private peerWindow(seg: TcpSegment): number {
+    return seg.window * 2 ** (this.sndShift ?? 0);
+  }
+
   private window(): number {
     return Math.max(0, Math.min(MAX_WINDOW, Math.floor(this.hooks.room())));
   }
@@ -196,6 +208,7 @@ export class TcpEndpoint {
       this.irs = seg.seq;
       this.rcvNxt = (seg.seq + 1) >>> 0;
       this.sndMss = Math.min(OUR_MSS, seg.mss ?? DEFAULT_MSS);
+      if (seg.wscale !== undefined) this.sndShift = Math.min(14, seg.wscale);
       this.sndWnd = seg.window;
       this.ackedTo(seg.ack);
       this.state = 'established';
@@ -254,7 +267,7 @@ export class TcpEndpoint {
     const inFlight = seqDiff(this.sndNxt, this.sndUna);
     if (seqLt(this.sndUna, seg.ack)) {
       this.ackedTo(seg.ack);
-      this.sndWnd = seg.window;
+      this.sndWnd = this.peerWindow(seg);
       if (this.recover !== undefined) {
         if (seqLt(seg.ack, this.recover)) {
           // A partial ACK in recovery: the next hole is lost too.
@@ -264,7 +277,7 @@ export class TcpEndpoint {
           this.cwnd = this.ssthresh;
         }
       }
-    } else if (seg.ack === this.sndUna && seg.payload.length === 0 && !(seg.flags & TCP_FIN) && seg.window === this.sndWnd && inFlight > 0) {
+    } else if (seg.ack === this.sndUna && seg.payload.length === 0 && !(seg.flags & TCP_FIN) && this.peerWindow(seg) === this.sndWnd && inFlight > 0) {
       if (++this.dupAcks === 3 && this.recover === undefined) {
         this.ssthresh = Math.max(Math.floor(inFlight / 2), 2 * this.sndMss);
         this.cwnd = this.ssthresh + 3 * this.sndMss;
@@ -272,7 +285,7 @@ export class TcpEndpoint {
         this.retransmitFirst();
       } else if (this.dupAcks > 3) this.cwnd += this.sndMss;
     } else if (seg.ack === this.sndUna) {
-      this.sndWnd = seg.window;
+      this.sndWnd = this.peerWindow(seg);
     }
     if (this.finSent && seg.ack === this.sndNxt) {
       if (this.state === 'fin-wait-1') this.state = 'fin-wait-2';
@@ -307,7 +320,7 @@ export class TcpEndpoint {
       this.timing = undefined;
     }
     if (this.recover === undefined && newly > 0) this.cwnd += this.cwnd < this.ssthresh ? Math.min(newly, this.sndMss) : Math.max(1, Math.floor((this.sndMss * this.sndMss) / this.cwnd));
-    this.cwnd = Math.min(this.cwnd, 4 * MAX_WINDOW);
+    this.cwnd = Math.min(this.cwnd, SEND_BUFFER_BYTES);
     if (this.sndUna === this.sndNxt) this.disarm();
     else this.arm();
     if (this.paused && this.queued < SEND_BUFFER_BYTES / 2) {
