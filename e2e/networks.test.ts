@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { APP_ROOT } from '../main/common/paths.js';
-import { CONNECTION_ENGINES, engineSkip, guest, guestsBuilt, SAMPLE_CMDLINE, SerialWatch, TestHost, until } from '../main/testing/harness.js';
+import { CONNECTION_ENGINES, engineSkip, guest, guestsBuilt, sampleGuestXml, SerialWatch, TestHost, until } from '../main/testing/harness.js';
 import { CHROMIUM_ARGS } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
@@ -19,23 +19,7 @@ const SHOTS = path.join(APP_ROOT, 'test-results');
 const BOOT_MS = 300_000;
 const MAC = '52:54:00:5e:00:01';
 
-const guestXml = (name: string, nic: string): string => `<domain type='v86'>
-  <name>${name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='i686'>hvm</type>
-    <kernel>${guest('vmlinuz')}</kernel>
-    <initrd>${guest('initrd.gz')}</initrd>
-    <cmdline>${SAMPLE_CMDLINE}</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <serial type='pty'/>
-    ${nic}
-  </devices>
-</domain>
-`;
+const guestXml = (name: string, nic: string): string => sampleGuestXml(name, 'v86', nic);
 
 const skip = !guestsBuilt() ? 'sample guests not built' : engineSkip('v86');
 

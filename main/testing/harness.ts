@@ -25,10 +25,10 @@ export function guestsBuilt(files = ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.i
 /** The 64-bit (x86_64) sample, for the QEMU engine. */
 export const AMD64_SAMPLE = { kernel: guest('vmlinuz-amd64'), initrd: guest('initrd-amd64.gz') };
 
-/** The i686 PV sample (128 MiB, serial console) with one NIC on a virtual network. */
-export function networkGuestXml(g: { name: string; engine: string; network: string; mac?: string; model: string }): string {
-  return `<domain type='${g.engine}'>
-  <name>${g.name}</name>
+/** The i686 PV sample (128 MiB, ACPI, serial console) as domain XML, with `devices` added to its own. */
+export function sampleGuestXml(name: string, engine: string, devices = ''): string {
+  return `<domain type='${engine}'>
+  <name>${name}</name>
   <memory unit='MiB'>128</memory>
   <vcpu>1</vcpu>
   <os>
@@ -39,14 +39,19 @@ export function networkGuestXml(g: { name: string; engine: string; network: stri
   </os>
   <features><acpi/></features>
   <devices>
-    <serial type='pty'/>
-    <interface type='network'>${g.mac ? `
-      <mac address='${g.mac}'/>` : ''}
-      <source network='${g.network}'/>
-      <model type='${g.model}'/>
-    </interface>
+    <serial type='pty'/>${devices ? `
+    ${devices}` : ''}
   </devices>
 </domain>`;
+}
+
+/** The i686 PV sample with one NIC on a virtual network. */
+export function networkGuestXml(g: { name: string; engine: string; network: string; mac?: string; model: string }): string {
+  return sampleGuestXml(
+    g.name,
+    g.engine,
+    `<interface type='network'>${g.mac ? `<mac address='${g.mac}'/>` : ''}<source network='${g.network}'/><model type='${g.model}'/></interface>`,
+  );
 }
 
 /**
