@@ -322,7 +322,7 @@ export const lifecycleCommands: Record<string, Command> = {
           `Domain: '${d.name}'`,
           `  state.state=${DOMAIN_STATES.indexOf(s.state)}`,
           `  state.reason=${d.reason}`,
-          `  cpu.time=${s.cpuTimeMs * 1_000_000}`,
+          `  cpu.time=${Math.round(s.cpuTimeMs * 1_000_000)}`,
           `  cpu.percent=${d.cpuPercent}`,
           `  balloon.current=${s.memory.actualKiB || s.memory.targetKiB}`,
           `  balloon.maximum=${s.memory.maxKiB}`,
