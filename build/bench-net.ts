@@ -157,7 +157,8 @@ const PINGS = 20;
 /** One TCP transfer (busybox nc, counted by the receiver) and one ping series between a pair. */
 async function guestToGuest(pair: Pair): Promise<void> {
   const out = `/tmp/g2g-${Date.now()}`;
-  await pair.to.sh(`(nc -l -p 5001 | wc -c > ${out}) </dev/null >/dev/null 2>&1 &`);
+  // The listener keeps its stdin open: busybox nc closes the connection at stdin EOF.
+  await pair.to.sh(`(sleep 600 | nc -l -p 5001 | wc -c > ${out} 2>/dev/null &)`);
   await new Promise((r) => setTimeout(r, 500));
   const ms = await clock(pair.from, `dd if=/dev/zero bs=64k count=${G2G_BYTES / 65536} 2>/dev/null | nc ${pair.to.ip} 5001`);
   let got = '';
