@@ -1,4 +1,5 @@
 // What every `domus` command is made of: parsed arguments, virsh-style errors and output helpers.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Result } from '../../shared/api.js';
 import type { ApiClient } from '../../shared/client.js';
@@ -72,6 +73,16 @@ export type Command = {
   help: string;
   run: (client: () => Promise<ApiClient>, args: Args) => Promise<void>;
 };
+
+/** Reads an XML file named on the command line; a file that cannot be read fails as virsh's does. */
+export function readXmlFile(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CliError([`Failed to open file '${file}': ${code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`]);
+  }
+}
 
 export function need(args: Args, index: number, what: string, command: string): string {
   const v = args.positional[index];

@@ -1,9 +1,8 @@
 // Domain commands: virsh's names, flags and output shapes.
-import fs from 'node:fs';
 import path from 'node:path';
 import { stateLabel } from '../../../shared/libvirt/states.js';
 import { writeFileAtomic } from '../../common/fsutil.js';
-import { attempt, CliError, domainInfo, need, simpleDomainOp, table, type Command } from '../command.js';
+import { attempt, CliError, domainInfo, need, readXmlFile, simpleDomainOp, table, type Command } from '../command.js';
 
 export const domainCommands: Record<string, Command> = {
   list: {
@@ -33,12 +32,7 @@ export const domainCommands: Record<string, Command> = {
     help: 'define (but do not start) a domain from a libvirt XML file',
     run: async (client, args) => {
       const file = need(args, 0, 'file', 'define');
-      let xml: string;
-      try {
-        xml = fs.readFileSync(file, 'utf8');
-      } catch (err) {
-        throw new CliError([`Failed to open file '${file}': ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`]);
-      }
+      const xml = readXmlFile(file);
       const api = await client();
       const r = await attempt(`Failed to define domain from ${file}`, () => api.call('domain.define', { xml }));
       for (const w of r.warnings) process.stderr.write(`warning: ${w.message}\n`);

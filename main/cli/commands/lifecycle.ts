@@ -7,7 +7,7 @@ import path from 'node:path';
 import { SHUTDOWN_MODES, type DomainSummary, type Events, type JobInfo, type ShutdownMode, type TraceRecord } from '../../../shared/api.js';
 import type { ApiClient } from '../../../shared/client.js';
 import { DOMAIN_STATES } from '../../../shared/libvirt/states.js';
-import { attempt, CliError, domainInfo, hostFile, need, simpleDomainOp, type Args, type Command } from '../command.js';
+import { attempt, CliError, domainInfo, hostFile, need, readXmlFile, simpleDomainOp, type Args, type Command } from '../command.js';
 
 const say = (text: string): void => void process.stdout.write(text);
 
@@ -92,15 +92,6 @@ async function saveJob(api: ApiClient, name: string, args: Args, context: string
   if (r.job.status === 'aborted') throw new CliError([context, 'operation aborted: job aborted by the user']);
 }
 
-function readXml(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CliError([`Failed to open file '${file}': ${code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`]);
-  }
-}
-
 function timeoutOption(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
@@ -151,7 +142,7 @@ export const lifecycleCommands: Record<string, Command> = {
     help: 'create (start) a transient domain from an XML file',
     run: async (client, args) => {
       const file = need(args, 0, 'file', 'create');
-      const xml = readXml(file);
+      const xml = readXmlFile(file);
       const api = await client();
       const r = await attempt(`Failed to create domain from ${file}`, () => api.call('domain.createTransient', { xml, paused: args.flags.has('paused') }));
       for (const w of r.warnings) process.stderr.write(`warning: ${w.message}\n`);

@@ -1,10 +1,8 @@
 // Virtual networks and domains' interfaces: virsh's net-* commands, domiflist, domifaddr,
 // attach-interface, detach-interface, domif-setlink and domif-getlink, with virsh 9's output.
-import fs from 'node:fs';
-import path from 'node:path';
 import type { NetworkInfo } from '../../../shared/api.js';
 import type { ApiClient } from '../../../shared/client.js';
-import { attempt, CliError, need, table, type Args, type Command } from '../command.js';
+import { attempt, CliError, need, readXmlFile, table, type Args, type Command } from '../command.js';
 
 /** A network call: a network that is not there fails as virsh's lookup does ("failed to get network"), anything else under `context`. */
 async function netCall<T>(network: string, context: string, fn: () => Promise<T>): Promise<T> {
@@ -110,13 +108,7 @@ export const networkCommands: Record<string, Command> = {
     help: 'define a persistent network from libvirt network XML (or a new definition for a network, used from its next start)',
     run: async (client, args) => {
       const file = need(args, 0, 'file', 'net-define');
-      let xml: string;
-      try {
-        xml = fs.readFileSync(path.resolve(file), 'utf8');
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        throw new CliError([`Failed to open file '${file}': ${e.code === 'ENOENT' ? 'No such file or directory' : e.message}`]);
-      }
+      const xml = readXmlFile(file);
       const api = await client();
       const r = await attempt(`Failed to define network from ${file}`, () => api.call('network.define', { xml }));
       for (const w of r.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
