@@ -139,8 +139,79 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   attachNic?(nic: { mac: string; model?: string; socket: string }, alias: string, liveXml: string): Promise<void>;
   /** Unplugs the NIC `alias` (the guest must let go of it) and its connection; absent when the engine cannot. */
   detachNic?(alias: string, liveXml: string): Promise<void>;
+  /**
+   * Live migration, source side: streams the guest to the destination engine waiting at `target`
+   * (IncomingMigration.endpoint), then leaves it paused here for good. Progress as it goes; abortJob()
+   * cancels. On any failure or cancel the guest runs on here as before and the promise rejects.
+   * Absent when the engine cannot migrate.
+   */
+  migrateOut?(target: MigrationEndpoint, opts: MigrationOptions, onProgress: (p: MigrationProgress) => void): Promise<MigrationResult>;
   /** Drops the connection without touching the guest (host shutdown with guests kept running). */
   detach(): void;
+}
+
+/**
+ * What the destination checks before anything is sent (libvirt's migration cookie): the engine and
+ * its version, the machine, the CPU the guest has seen, its memory. Plain JSON, as it crosses hosts.
+ */
+export interface MigrationCookie {
+  engine: string;
+  engineVersion: string;
+  machine?: string;
+  /** The vCPU model and the CPUID features the guest was started with (lower-case names). */
+  cpu: { model: string; features: string[] };
+  vcpus: number;
+  memoryKiB: number;
+}
+
+export interface MigrationOptions {
+  /** false: the guest is paused first and copied in one pass (virsh migrate without --live). */
+  live: boolean;
+  /** Switch to post-copy once the first pass is sent (QEMU); the engine may choose it itself on TCG. */
+  postcopy: boolean;
+  /** --bandwidth, MiB/s; absent = unlimited. */
+  bandwidthMiBs?: number;
+  /** The longest pause the engine aims for when it decides to stop and copy the rest, ms. */
+  maxDowntimeMs: number;
+}
+
+/** Where a prepared destination waits: a one-use endpoint and the secret it wants first. */
+export interface MigrationEndpoint {
+  /** 'unix:/abs/path' or 'tcp:host:port'. */
+  uri: string;
+  /** 32 random bytes, hex: the destination drops a connection that does not send it first. */
+  token: string;
+}
+
+export interface MigrationProgress {
+  phase: 'setup' | 'precopy' | 'stopcopy' | 'postcopy';
+  /** Pre-copy round, from 1. */
+  iteration: number;
+  totalBytes: number;
+  transferredBytes: number;
+  remainingBytes: number;
+  /** Bytes of guest memory dirtied per second in the last round. */
+  dirtyRateBytesPerSec?: number;
+}
+
+export interface MigrationResult {
+  /** How long the guest was paused between the last byte of its run here and its run there. */
+  downtimeMs: number;
+  transferredBytes: number;
+  iterations: number;
+  postcopy: boolean;
+}
+
+/** A destination engine waiting for a guest (the prepare phase); nothing runs until the stream ends. */
+export interface IncomingMigration {
+  readonly endpoint: MigrationEndpoint;
+  /**
+   * Resolves once the whole stream has arrived and the guest is ready here: running (a live
+   * migration of a running guest) or paused. Rejects when the stream breaks or never comes.
+   */
+  finished(): Promise<StartedDomain>;
+  /** Gives up: the waiting engine process goes, and nothing is left behind. */
+  abort(): Promise<void>;
 }
 
 /**
@@ -216,6 +287,15 @@ export interface EngineDriver {
   reattachAll(): Promise<Map<string, Reattached>>;
   /** virsh domxml-to-native: the engine's command line for a definition; absent when it has none. */
   toNative?(doc: DomainDocument): Promise<string[]>;
+  /** The cookie describing a running guest, for a destination to check (source side). */
+  migrationCookie?(doc: DomainDocument, live: LiveDomain): MigrationCookie;
+  /** Reasons this engine cannot take a guest described by `cookie` (destination side); empty = it can. */
+  checkIncoming?(cookie: MigrationCookie, doc: DomainDocument): string[];
+  /**
+   * Starts an engine process for `doc` that waits for a migration stream at a fresh endpoint
+   * (listening on `listen`: a unix socket for a host on the same machine, a TCP address otherwise).
+   */
+  prepareIncoming?(doc: DomainDocument, listen: { kind: 'unix' } | { kind: 'tcp'; address: string }): Promise<IncomingMigration>;
   /** Chooses the accelerator (KVM, TCG, or probed); absent for engines that have no choice. */
   setAccel?(mode: AccelMode): Promise<void>;
 }
