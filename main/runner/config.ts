@@ -11,7 +11,7 @@ export class ConfigError extends Error {}
 const KiB = 1024;
 const MiB = 1024 * KiB;
 /** v86 always places the initrd at this guest-physical address. */
-const INITRD_ADDRESS = 64 * MiB;
+export const INITRD_ADDRESS = 64 * MiB;
 
 export interface BootImages {
   bios: ArrayBuffer;

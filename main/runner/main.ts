@@ -5,7 +5,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { claimPidLock } from '../common/locks.js';
-import { ConfigError, loadBootImages, readRunnerConfig, type BootImages } from './config.js';
+import { ConfigError, INITRD_ADDRESS, loadBootImages, readRunnerConfig, type BootImages } from './config.js';
+import { unpackKernel } from './kernel-unpack.js';
 import { ControlServer } from './control.js';
 import { describeMachine, Emulator, type RestorePoint } from './emulator.js';
 import { Framebuffer } from './framebuffer.js';
@@ -313,6 +314,16 @@ async function main(): Promise<void> {
     return configError(err);
   }
   log('info', `domain '${config.name}' (${config.uuid}), ${config.memoryBytes / MiB} MiB`);
+  if (images.kernel && !restore) {
+    const t0 = Date.now();
+    const limit = images.initrd ? INITRD_ADDRESS : config.memoryBytes;
+    const unpacked = await unpackKernel(images.kernel, limit);
+    if ('skipped' in unpacked) log('info', `kernel booted as it is (its own decompressor runs in the guest): ${unpacked.skipped}`);
+    else {
+      images.kernel = unpacked.image;
+      log('info', `kernel unpacked on the host (${unpacked.format}, entry 0x${unpacked.entry.toString(16)}) in ${Date.now() - t0} ms`);
+    }
+  }
   for (const [slot, disk] of [['hda', images.hda], ['hdb', images.hdb]] as const) {
     if (disk) disk.onFirstFlush = () => log('info', `${slot}: the guest flushed its write cache (fsync of '${disk.path}')`);
   }
