@@ -192,7 +192,7 @@ export const lifecycleCommands: Record<string, Command> = {
   },
   dump: {
     usage: 'dump DOMAIN FILE [--memory-only] [--live] [--crash] [--reset] [--bypass-cache] [--verbose] [--format elf]',
-    help: 'dump the guest\'s memory and vCPU registers to an ELF core (read it with gdb or crash); --bypass-cache is taken for virsh\'s sake (the file is fsync\'d either way)',
+    help: 'dump the guest\'s memory and vCPU registers to an ELF core (read it with gdb or crash); on a libvirt connection (-c URI) libvirtd writes FILE, an absolute path on its host; --bypass-cache is taken for virsh\'s sake (the file is fsync\'d either way)',
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'dump');
       const file = need(args, 1, 'file', 'dump');
