@@ -86,10 +86,13 @@ function showProgress(api: ApiClient, uuidOrName: string, verbose: boolean): () 
 
 /** Runs a job (save, managedsave, dump); one that domjobabort ended fails as virsh's does. */
 async function saveJob(api: ApiClient, name: string, args: Args, context: string, call: () => Promise<{ job: JobInfo }>): Promise<void> {
-  const stop = showProgress(api, name, args.flags.has('verbose'));
+  const verbose = args.flags.has('verbose');
+  const stop = showProgress(api, name, verbose);
   const r = await attempt(context, call);
   stop();
   if (r.job.status === 'aborted') throw new CliError([context, 'operation aborted: job aborted by the user']);
+  // As virsh's: the whole at the end, however often progress came (a libvirt job's is polled; a short one may have none).
+  if (verbose) process.stderr.write(`\r${r.job.operation}: [100 %]`);
 }
 
 function timeoutOption(raw: string | undefined): number | undefined {

@@ -206,4 +206,32 @@ describe('save, restore, managed save and jobs on a libvirt connection', { skip:
     assert.match((await t.libvirtd!.virsh('dominfo', NAME)).stdout, /^Managed save:\s+no$/m);
     await assert.rejects(t.client.call('domain.managedSaveRemove', { domain: NAME }), /has no managed save image/);
   });
+
+  test('<on_crash>preserve</on_crash>: a panicked guest shows as crashed (panicked); dump --crash writes its core and stops it as crashed', async () => {
+    const { xml } = await t.client.call('domain.xml', { domain: NAME, inactive: true, secure: true });
+    assert.match(xml, /<on_crash>destroy<\/on_crash>/);
+    // pvpanic tells QEMU, and so libvirt, that the guest panicked.
+    await t.client.call('domain.define', { xml: xml.replace('<on_crash>destroy</on_crash>', '<on_crash>preserve</on_crash>').replace('</devices>', "<panic model='isa'/></devices>") });
+    await t.client.call('domain.start', { domain: NAME });
+    const serial = await SerialWatch.open(t.client, NAME);
+    await serial.wait(/DOMUS-GUEST-READY/, 120_000);
+    const procVersion = (await serial.sh('cat /proc/version')).split('\n').find((l) => l.startsWith('Linux version')) ?? '';
+    const lifecycle: string[] = [];
+    const off = t.client.on('domain.lifecycle', (e: Events['domain.lifecycle']) => {
+      if (e.domain.name === NAME) lifecycle.push(`${e.event}:${e.domain.state}/${e.domain.reason}`);
+    });
+    await t.client.call('domain.serialWrite', { domain: NAME, data: Buffer.from('echo c > /proc/sysrq-trigger\n').toString('base64') });
+    await until(async () => (await state()).state === 'crashed', 60_000, 'the guest to panic');
+    assert.equal((await state()).reason, 'panicked');
+    assert.match((await t.libvirtd!.virsh('domstate', NAME, '--reason')).stdout, /crashed \(panicked\)/);
+    await until(() => lifecycle.includes('crashed:crashed/panicked'), 10_000, 'the crashed event');
+
+    const file = path.join(t.libvirtd!.dir, 'crashed.core');
+    const dumped = await cli('dump', NAME, file, '--memory-only', '--crash');
+    assert.equal(dumped.code, 0, dumped.stderr);
+    checkDump(file, symbol('linux_banner'), procVersion, MEMORY_MIB);
+    await until(() => lifecycle.includes('stopped:shutoff/crashed'), 10_000, 'the stopped event');
+    off();
+    assert.deepEqual([(await state()).state, (await state()).reason], ['shutoff', 'crashed']);
+  });
 });

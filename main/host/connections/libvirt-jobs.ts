@@ -184,8 +184,6 @@ class LibvirtJobs {
     const stats = await this.stats(job.dom, JOB_STATS_COMPLETED).catch(() => undefined);
     if (stats?.totalBytes) [job.info.processedBytes, job.info.totalBytes] = [stats.processedBytes ?? stats.totalBytes, stats.totalBytes];
     else job.info.processedBytes = job.info.totalBytes;
-    // Polling rarely catches the last bytes; the whole is reported, as the host's engines do (virsh --verbose's 100 %).
-    if (job.announced) this.conn.emitEvent('job.progress', { job: { ...job.info, elapsedMs: Date.now() - job.info.startedAt } });
     return this.finish(job, 'completed');
   }
 
