@@ -101,6 +101,8 @@ describe('wording', () => {
     assert.equal(read('paused', 'ioerror'), 'paused (I/O error)');
     assert.equal(read('paused', 'starting-up'), 'paused (starting up)');
     assert.equal(read('shutdown', 'unknown'), 'in shutdown');
+    assert.equal(read('crashed', 'panicked'), 'crashed (panicked)');
+    assert.equal(read('shutoff', 'crashed'), 'shut off (crashed)');
   });
 
   test('the step in flight wins over the state', () => {
