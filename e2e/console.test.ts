@@ -1,6 +1,6 @@
 // The console in Chromium against the web shell, as virt-manager's: one running sample guest shared
 // by every test here. Display (scaling, fullscreen, keyboard grab, Send Key, typing the clipboard,
-// screenshot), its own window, the serial console in two viewers, a password-protected display,
+// screenshot), Dump Memory…, its own window, the serial console in two viewers, a password-protected display,
 // and the placeholder and reconnection when the guest stops and starts. On every engine: the same
 // i686 sample guest, on v86 and on QEMU.
 import assert from 'node:assert/strict';
@@ -233,6 +233,51 @@ for (const engine of ENGINES) describe(`the console in Chromium (${engine})`, { 
     const colours = new Set<number>();
     for (let i = 0; i < png.data.length; i += 4 * 13) colours.add(png.data.readUInt32BE(i));
     assert.ok(colours.size > 1, 'the screenshot is blank');
+  });
+
+  it("dumps the guest's memory from the Shut Down menu (Dump Memory…): the host's file picker, options as the host takes them, errors in place, the file and its size", async () => {
+    await page.getByTestId('console-shutdown-menu').click();
+    await page.getByTestId('menu-dump').click();
+    const field = page.getByTestId('dump-path');
+    await until(async () => (await field.inputValue()) !== '', 10_000, 'a suggested path');
+    assert.match(await field.inputValue(), new RegExp(`^/.*/${NAME}-\\d{8}-\\d{6}\\.core$`));
+    // Live or Reset rule Crash out, and Crash rules both out (domain.coreDump's refinements).
+    await page.getByTestId('dump-live').check();
+    assert.equal(await page.getByTestId('dump-crash').isDisabled(), true);
+    await page.getByTestId('dump-live').uncheck();
+    await page.getByTestId('dump-crash').check();
+    assert.deepEqual([await page.getByTestId('dump-live').isDisabled(), await page.getByTestId('dump-reset').isDisabled()], [true, true]);
+    await page.getByTestId('dump-crash').uncheck();
+    await page.getByTestId('dump-live').check();
+
+    await field.fill('relative.core');
+    await page.getByTestId('dump-start').click();
+    assert.equal(await page.getByTestId('dump-error').textContent(), 'Give an absolute path on this computer.');
+    await field.fill(path.join(t.home, 'no', 'such', 'x.core'));
+    await page.getByTestId('dump-start').click();
+    await until(async () => /directory '.*\/no\/such' does not exist/.test((await page.getByTestId('dump-error').textContent()) ?? ''), 30_000, "the host's error in the dialog");
+
+    const file = path.join(t.home, 'dialog.core');
+    await page.getByTestId('dump-browse').click();
+    await page.getByTestId('chooser-path').fill(file);
+    await page.getByTestId('chooser-use').click();
+    assert.equal(await field.inputValue(), file);
+    await page.getByTestId('dump-start').click();
+    const done = page.getByTestId('dump-done');
+    await done.waitFor({ timeout: 60_000 });
+    const size = fs.statSync(file).size;
+    assert.ok(size > 128 * 1024 * 1024, `a core of a 128 MiB guest has its RAM (${size} bytes)`);
+    assert.match((await done.textContent()) ?? '', new RegExp(`^Written to ${file.replace(/\./g, '\\.')} on this computer \\(\\d+\\.\\d MiB\\)\\.$`));
+    const head = Buffer.alloc(4);
+    const fd = fs.openSync(file, 'r');
+    fs.readSync(fd, head, 0, 4, 0);
+    fs.closeSync(fd);
+    assert.equal(head.toString('latin1'), '\x7fELF');
+    assert.equal(await page.getByTestId('dump-error').count(), 0);
+    assert.equal((await t.client.call('domain.info', { domain: uuid })).state, 'running');
+    await page.getByTestId('dump-close').click();
+    assert.equal(await page.getByTestId('dump-dialog').count(), 0);
+    fs.rmSync(file);
   });
 
   it('opens the console in a window of its own', async () => {

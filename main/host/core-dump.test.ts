@@ -5,80 +5,16 @@
 // --reset reboots the guest after the dump;
 // <on_crash>coredump-destroy</on_crash> dumps a guest that panics (sysrq c) and stops it as crashed.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Events, JobInfo } from '../../shared/api.js';
 import type { ApiCallError } from '../../shared/client.js';
+import { checkDump, loads, symbol } from '../testing/coredump.js';
 import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../testing/harness.js';
 
 const BOOT = 120_000;
-const MiB = 1024 * 1024;
 const MEMORY_MIB = 128;
-const systemMap = guest('System.map');
-
-/** A symbol's address in the kernel package's System.map (the guest runs with nokaslr, so it is where the kernel put it). */
-function symbol(name: string): string {
-  const line = fs.readFileSync(systemMap, 'utf8').split('\n').find((l) => l.endsWith(` ${name}`));
-  assert.ok(line, `no ${name} in ${systemMap}`);
-  return line.split(' ')[0];
-}
-
-interface Load {
-  vaddr: number;
-  paddr: number;
-  size: number;
-}
-
-function loads(file: string): Load[] {
-  return execFileSync('readelf', ['-lW', file], { encoding: 'utf8' })
-    .split('\n')
-    .filter((l) => /^\s*LOAD\s/.test(l))
-    .map((l) => {
-      const [, , vaddr, paddr, , memsz] = l.trim().split(/\s+/);
-      return { vaddr: Number(vaddr), paddr: Number(paddr), size: Number(memsz) };
-    });
-}
-
-/** Bytes of physical memory the PT_LOADs cover (overlaps counted once). */
-function physicalCoverage(segments: Load[]): number {
-  const sorted = [...segments].sort((a, b) => a.paddr - b.paddr);
-  let covered = 0;
-  let end = 0;
-  for (const s of sorted) {
-    const from = Math.max(s.paddr, end);
-    const to = s.paddr + s.size;
-    if (to > from) covered += to - from;
-    end = Math.max(end, to);
-  }
-  return covered;
-}
-
-/** Checks a dump with readelf and gdb; returns gdb's output. */
-function checkDump(file: string, banner: string, procVersion: string): string {
-  assert.equal(fs.statSync(file).mode & 0o077, 0, 'a dump holds guest memory: owner-only');
-  assert.match(execFileSync('readelf', ['-h', file], { encoding: 'utf8' }), /Type:\s+CORE/);
-  const segments = loads(file);
-  assert.ok(segments.length > 0, 'no PT_LOAD segments');
-  const coverage = physicalCoverage(segments);
-  assert.ok(coverage >= (MEMORY_MIB - 8) * MiB, `the PT_LOADs cover ${coverage / MiB} MiB of the guest's ${MEMORY_MIB} MiB`);
-  const address = Number.parseInt(banner, 16);
-  assert.ok(
-    segments.some((s) => s.vaddr <= address && address < s.vaddr + s.size),
-    `no PT_LOAD maps linux_banner's address 0x${banner}`,
-  );
-  assert.match(execFileSync('readelf', ['-n', file], { encoding: 'utf8' }), /CORE\s+0x[0-9a-f]+\s+NT_PRSTATUS/);
-  const out = execFileSync('gdb', ['-nx', '-batch', '-c', file, '-ex', 'info registers eip esp', '-ex', `x/s 0x${banner}`], { encoding: 'utf8' });
-  const reg = (name: string) => Number(new RegExp(`^${name}\\s+(0x[0-9a-f]+)`, 'm').exec(out)?.[1]);
-  assert.ok(reg('eip') > 0 && reg('esp') > 0, `gdb shows eip/esp as zero or not at all:\n${out}`);
-  const read = new RegExp(`0x${banner}[^:]*:\\s+"(.*)"`).exec(out)?.[1];
-  assert.ok(read, `gdb printed no string at 0x${banner}:\n${out}`);
-  assert.match(read, /^Linux version 6\.1/);
-  // linux_banner is what /proc/version prints.
-  assert.equal(read.replace(/\\n$/, ''), procVersion.trim());
-  return out;
-}
 
 for (const engine of ENGINES) describe(`core dumps (${engine})`, { timeout: 600_000, skip: engineSkip(engine) }, () => {
   let t: TestHost;
@@ -131,7 +67,7 @@ for (const engine of ENGINES) describe(`core dumps (${engine})`, { timeout: 600_
     assert.deepEqual(during.map((e) => `${e.domain.step}:${e.domain.state}/${e.domain.reason}`), ['dumping:paused/dumping']);
     const info = await t.client.call('domain.info', { domain: 'core' });
     assert.deepEqual([info.state, info.reason, info.step], ['running', 'booted', null]);
-    checkDump(file, banner, procVersion);
+    checkDump(file, banner, procVersion, MEMORY_MIB);
     assert.match(await serial.sh('echo alive-$((6*7))'), /alive-42/);
     const done = await t.cli(['domjobinfo', 'core', '--completed']);
     assert.match(done.stdout, /Job type:\s+Completed\nOperation:\s+Dump\n/);
@@ -147,7 +83,7 @@ for (const engine of ENGINES) describe(`core dumps (${engine})`, { timeout: 600_
     const during = events.slice(from).filter((e) => e.domain.name === 'core' && e.event !== 'step');
     assert.deepEqual(during.map((e) => e.event), [], 'no suspended/resumed events for a live dump');
     assert.deepEqual(steps().slice(-1), ['dumping:running/booted']);
-    checkDump(file, banner, procVersion);
+    checkDump(file, banner, procVersion, MEMORY_MIB);
   });
 
   it('an aborted dump leaves no file; bad paths are refused with the reason', async () => {
@@ -196,7 +132,7 @@ for (const engine of ENGINES) describe(`core dumps (${engine})`, { timeout: 600_
     await serial.wait(/DOMUS-GUEST-READY/, BOOT, from);
     assert.doesNotMatch(await serial.sh('cat /tmp/marker 2>&1'), /before-reset/);
     assert.equal((await t.client.call('domain.info', { domain: 'core' })).state, 'running');
-    checkDump(file, banner, procVersion);
+    checkDump(file, banner, procVersion, MEMORY_MIB);
   });
 
   it("<on_crash>coredump-destroy</on_crash>: a panicking guest is dumped to <home>/dump and stopped as crashed", async () => {
@@ -222,6 +158,6 @@ for (const engine of ENGINES) describe(`core dumps (${engine})`, { timeout: 600_
     const file = path.join(t.home, 'dump', dumps[0]);
     assert.match(end.detail ?? '', new RegExp(`core dumped to ${file.replace(/[.]/g, '\\.')}`));
     if (engine === 'v86') assert.match(end.detail ?? '', /sysrq triggered crash/);
-    checkDump(file, banner, procVersion);
+    checkDump(file, banner, procVersion, MEMORY_MIB);
   });
 });

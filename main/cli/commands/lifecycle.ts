@@ -86,10 +86,13 @@ function showProgress(api: ApiClient, uuidOrName: string, verbose: boolean): () 
 
 /** Runs a job (save, managedsave, dump); one that domjobabort ended fails as virsh's does. */
 async function saveJob(api: ApiClient, name: string, args: Args, context: string, call: () => Promise<{ job: JobInfo }>): Promise<void> {
-  const stop = showProgress(api, name, args.flags.has('verbose'));
+  const verbose = args.flags.has('verbose');
+  const stop = showProgress(api, name, verbose);
   const r = await attempt(context, call);
   stop();
   if (r.job.status === 'aborted') throw new CliError([context, 'operation aborted: job aborted by the user']);
+  // As virsh's: the whole at the end, however often progress came (a libvirt job's is polled; a short one may have none).
+  if (verbose) process.stderr.write(`\r${r.job.operation}: [100 %]`);
 }
 
 function timeoutOption(raw: string | undefined): number | undefined {
@@ -192,7 +195,7 @@ export const lifecycleCommands: Record<string, Command> = {
   },
   dump: {
     usage: 'dump DOMAIN FILE [--memory-only] [--live] [--crash] [--reset] [--bypass-cache] [--verbose] [--format elf]',
-    help: 'dump the guest\'s memory and vCPU registers to an ELF core (read it with gdb or crash); --bypass-cache is taken for virsh\'s sake (the file is fsync\'d either way)',
+    help: 'dump the guest\'s memory and vCPU registers to an ELF core (read it with gdb or crash); on a libvirt connection (-c URI) libvirtd writes FILE, an absolute path on its host; --bypass-cache is taken for virsh\'s sake (the file is fsync\'d either way)',
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'dump');
       const file = need(args, 1, 'file', 'dump');

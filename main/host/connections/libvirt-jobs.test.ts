@@ -1,16 +1,19 @@
-// Save, restore, managed save and jobs on a real libvirtd (private, per run) through a Domus
-// connection: the same answers and job events as the host's own engines give, libvirt's errors,
+// Save, restore, managed save, core dumps and jobs on a real libvirtd (private, per run) through a
+// Domus connection: the same answers and job events as the host's own engines give, libvirt's errors,
 // and domjobabort of a save in progress. One guest, booted once, goes through every step.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { JobInfo } from '../../../shared/api.js';
-import { SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, runCli, until } from '../../testing/harness.js';
+import type { Events, JobInfo } from '../../../shared/api.js';
+import { checkDump, symbol } from '../../testing/coredump.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, runCli, until } from '../../testing/harness.js';
 
 const NAME = `jobs-${process.pid}`;
-const spec = { name: NAME, memoryMiB: 128, vcpus: 1, boot: { kind: 'pv' as const, kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } };
+const MEMORY_MIB = 128;
+// nokaslr: the core dump's check finds linux_banner at its System.map address.
+const spec = { name: NAME, memoryMiB: MEMORY_MIB, vcpus: 1, boot: { kind: 'pv' as const, kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: `${SAMPLE_CMDLINE} nokaslr` } };
 
 describe('save, restore, managed save and jobs on a libvirt connection', { skip: engineSkip('libvirt'), timeout: 600_000 }, () => {
   let t: TestHost;
@@ -92,6 +95,50 @@ describe('save, restore, managed save and jobs on a libvirt connection', { skip:
     fs.rmSync(fifo);
   });
 
+  test("domus -c URI dump --memory-only: an ELF core that libvirtd writes on its host; --live keeps the guest running; libvirt's error for an unwritable path", async () => {
+    const serial = await SerialWatch.open(t.client, NAME);
+    await serial.wait(/DOMUS-GUEST-READY/, 120_000);
+    const procVersion = (await serial.sh('cat /proc/version')).split('\n').find((l) => l.startsWith('Linux version')) ?? '';
+    const banner = symbol('linux_banner');
+    const lifecycle: string[] = [];
+    const off = t.client.on('domain.lifecycle', (e: Events['domain.lifecycle']) => {
+      if (e.domain.name === NAME && e.event !== 'step') lifecycle.push(`${e.event}:${e.domain.state}/${e.domain.reason}`);
+    });
+
+    const file = path.join(t.libvirtd!.dir, 'guest.core');
+    const dumped = await cli('dump', '--memory-only', NAME, file, '--verbose');
+    assert.equal(dumped.code, 0, dumped.stderr);
+    assert.equal(dumped.stdout, `\nDomain '${NAME}' dumped to ${file}\n\n`);
+    checkDump(file, banner, procVersion, MEMORY_MIB);
+    const done = await cli('domjobinfo', NAME, '--completed');
+    assert.match(done.stdout, /Job type:\s+Completed\nOperation:\s+Dump\n/);
+    assert.match(dumped.stderr, /dump: \[100 %\]/);
+    assert.deepEqual(lifecycle, ['suspended:paused/dumping', 'resumed:running/unpaused']);
+
+    const liveFile = path.join(t.libvirtd!.dir, 'live.core');
+    const from = lifecycle.length;
+    const live = await t.client.call('domain.coreDump', { domain: NAME, file: liveFile, live: true });
+    assert.equal(live.job.status, 'completed');
+    assert.equal(live.job.operation, 'dump');
+    assert.equal(live.file, liveFile);
+    assert.equal(eventsOf(live.job.id).at(-1)?.name, 'job.completed');
+    // QEMU's dump-guest-memory stops the vCPUs while it writes whatever libvirt asks (the events say
+    // paused/unknown); --live keeps libvirt from pausing the domain for the job (paused/dumping).
+    assert.ok(!lifecycle.slice(from).some((e) => e.endsWith('/dumping')), lifecycle.join(', '));
+    assert.equal((await state()).state, 'running');
+    checkDump(liveFile, banner, procVersion, MEMORY_MIB);
+    off();
+
+    const missing = path.join(t.libvirtd!.dir, 'no', 'such', 'x.core');
+    const bad = await cli('dump', NAME, missing);
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stderr, `error: Failed to core dump domain '${NAME}' to ${missing}\nerror: Failed to create file '${missing}': No such file or directory\n`);
+    const relative = await cli('dump', NAME, 'x.core');
+    assert.match(relative.stderr, /'x\.core' must be an absolute path on the host of qemu\+unix/);
+    assert.equal((await state()).state, 'running');
+    assert.match(await serial.sh('echo alive-$((6*7))'), /alive-42/);
+  });
+
   test('save to a file on the libvirt host stops the guest (saved); restore carries on', async () => {
     const file = path.join(t.libvirtd!.dir, 'guest.save');
     const saved = await t.client.call('domain.save', { domain: NAME, file });
@@ -158,5 +205,33 @@ describe('save, restore, managed save and jobs on a libvirt connection', { skip:
     assert.equal(removed.domain.managedSave, false);
     assert.match((await t.libvirtd!.virsh('dominfo', NAME)).stdout, /^Managed save:\s+no$/m);
     await assert.rejects(t.client.call('domain.managedSaveRemove', { domain: NAME }), /has no managed save image/);
+  });
+
+  test('<on_crash>preserve</on_crash>: a panicked guest shows as crashed (panicked); dump --crash writes its core and stops it as crashed', async () => {
+    const { xml } = await t.client.call('domain.xml', { domain: NAME, inactive: true, secure: true });
+    assert.match(xml, /<on_crash>destroy<\/on_crash>/);
+    // pvpanic tells QEMU, and so libvirt, that the guest panicked.
+    await t.client.call('domain.define', { xml: xml.replace('<on_crash>destroy</on_crash>', '<on_crash>preserve</on_crash>').replace('</devices>', "<panic model='isa'/></devices>") });
+    await t.client.call('domain.start', { domain: NAME });
+    const serial = await SerialWatch.open(t.client, NAME);
+    await serial.wait(/DOMUS-GUEST-READY/, 120_000);
+    const procVersion = (await serial.sh('cat /proc/version')).split('\n').find((l) => l.startsWith('Linux version')) ?? '';
+    const lifecycle: string[] = [];
+    const off = t.client.on('domain.lifecycle', (e: Events['domain.lifecycle']) => {
+      if (e.domain.name === NAME) lifecycle.push(`${e.event}:${e.domain.state}/${e.domain.reason}`);
+    });
+    await t.client.call('domain.serialWrite', { domain: NAME, data: Buffer.from('echo c > /proc/sysrq-trigger\n').toString('base64') });
+    await until(async () => (await state()).state === 'crashed', 60_000, 'the guest to panic');
+    assert.equal((await state()).reason, 'panicked');
+    assert.match((await t.libvirtd!.virsh('domstate', NAME, '--reason')).stdout, /crashed \(panicked\)/);
+    await until(() => lifecycle.includes('crashed:crashed/panicked'), 10_000, 'the crashed event');
+
+    const file = path.join(t.libvirtd!.dir, 'crashed.core');
+    const dumped = await cli('dump', NAME, file, '--memory-only', '--crash');
+    assert.equal(dumped.code, 0, dumped.stderr);
+    checkDump(file, symbol('linux_banner'), procVersion, MEMORY_MIB);
+    await until(() => lifecycle.includes('stopped:shutoff/crashed'), 10_000, 'the stopped event');
+    off();
+    assert.deepEqual([(await state()).state, (await state()).reason], ['shutoff', 'crashed']);
   });
 });

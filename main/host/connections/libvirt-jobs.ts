@@ -1,4 +1,4 @@
-// Save, restore, managed save and jobs on a libvirt connection. libvirt's save and restore calls
+// Save, restore, managed save, core dumps and jobs on a libvirt connection. libvirt's save, restore and dump calls
 // answer only when the job is over; while one runs, its statistics (virDomainGetJobStats) are
 // polled and sent as job.progress, and its end as job.completed, so that clients see the same
 // job events as for the host's own engines (jobs/save-restore.ts): the answer, as there, carries
@@ -6,6 +6,7 @@
 import type { DomainSummary, JobInfo } from '../../../shared/api.js';
 import { parseDomainXml } from '../domain/xml.js';
 import { HostError, operationInvalid } from '../errors.js';
+import type { DumpOptions } from '../jobs/core-dump.js';
 import type { remote_typed_param } from '../libvirt/protocol/remote.js';
 import { statFields } from './libvirt-domstats.js';
 import { uuidText, type LibvirtConnection, type LibvirtMethods, type NonnullDomain } from './libvirt.js';
@@ -21,6 +22,13 @@ const JOB_STATUS: Record<number, JobInfo['status']> = { 1: 'running', 2: 'runnin
 const JOB_OPERATIONS: Record<number, JobInfo['operation']> = { 1: 'start', 2: 'save', 3: 'restore', 4: 'migrate', 5: 'migrate', 6: 'snapshot', 7: 'snapshot', 8: 'dump', 9: 'backup', 10: 'snapshot' };
 /** virDomainSaveRestoreFlags. */
 const SAVE_PAUSED = 4;
+/** virDomainCoreDumpFlags. */
+const DUMP_CRASH = 1;
+const DUMP_LIVE = 2;
+const DUMP_RESET = 8;
+const DUMP_MEMORY_ONLY = 16;
+/** virDomainCoreDumpFormat: a memory-only dump in libvirt's "raw" format is QEMU's ELF core. */
+const DUMP_FORMAT_RAW = 0;
 
 interface Tracked {
   info: JobInfo;
@@ -75,6 +83,17 @@ class LibvirtJobs {
         ? () => this.conn.rpcCall('REMOTE_PROC_DOMAIN_SAVE_FLAGS', { dom, to: file!, dxml: null, flags: 0 })
         : () => this.conn.rpcCall('REMOTE_PROC_DOMAIN_MANAGED_SAVE', { dom, flags: 0 });
     return this.follow(job, run);
+  }
+
+  /** virsh dump --memory-only: libvirtd has QEMU write the ELF core to `file`, a path on the libvirt host. */
+  async coreDump(ref: string, file: string, opts: DumpOptions): Promise<{ job: JobInfo; file: string }> {
+    const dom = await this.conn.lookup(ref);
+    const active = Boolean((await this.conn.rpcCall('REMOTE_PROC_DOMAIN_IS_ACTIVE', { dom })).active);
+    const flags = DUMP_MEMORY_ONLY | (opts.live ? DUMP_LIVE : 0) | (opts.reset ? DUMP_RESET : 0) | (opts.crash ? DUMP_CRASH : 0);
+    const job = await this.follow(this.begin(dom, 'dump', active), () =>
+      this.conn.rpcCall('REMOTE_PROC_DOMAIN_CORE_DUMP_WITH_FORMAT', { dom, to: file, dumpformat: DUMP_FORMAT_RAW, flags }),
+    );
+    return { job, file };
   }
 
   /** virsh restore: the image names its domain, whose job it becomes. */
@@ -237,6 +256,7 @@ export function jobMethods(conn: LibvirtConnection): LibvirtMethods {
     'domain.save': async (p) => ({ job: await jobs.save(p.domain!, 'save', p.file as string) }),
     'domain.managedSave': async (p) => ({ job: await jobs.save(p.domain!, 'managedsave') }),
     'domain.managedSaveRemove': (p) => jobs.managedSaveRemove(p.domain!),
+    'domain.coreDump': (p) => jobs.coreDump(p.domain!, p.file as string, { live: p.live === true, reset: p.reset === true, crash: p.crash === true }),
     'domain.restore': (p) => jobs.restore(p.file as string, p.paused === true),
     'domain.jobInfo': (p) => jobs.jobInfo(p.domain!, p.completed === true),
     'domain.jobAbort': (p) => jobs.abort(p.domain!),

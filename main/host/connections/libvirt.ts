@@ -40,6 +40,7 @@ const REASONS: Partial<Record<DomainState, StateReason[]>> = {
   running: ['unknown', 'booted', 'migrated', 'restored', 'from snapshot', 'unpaused'],
   paused: ['unknown', 'user', 'migrating', 'saving', 'dumping', 'ioerror', 'unknown', 'unknown', 'unknown', 'unknown', 'unknown', 'starting-up'],
   shutoff: ['unknown', 'shutdown', 'destroyed', 'crashed', 'migrated', 'saved', 'failed', 'from snapshot'],
+  crashed: ['unknown', 'panicked'],
 };
 
 /** virDomainXMLFlags. */

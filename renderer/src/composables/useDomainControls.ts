@@ -14,7 +14,7 @@ export const NOT_ON_LIBVIRT = 'Not available on libvirt connections yet';
 export const CONNECTION_NOT_OPEN = 'The connection to its host is not open';
 
 /** The actions a libvirt connection serves (the host answers OPERATION_UNSUPPORTED to the rest). */
-const ON_LIBVIRT: (keyof DomainActions)[] = ['start', 'resume', 'suspend', 'shutdown', 'reboot', 'reset', 'destroy', 'undefine', 'managedSave', 'discardSave'];
+const ON_LIBVIRT: (keyof DomainActions)[] = ['start', 'resume', 'suspend', 'shutdown', 'reboot', 'reset', 'destroy', 'undefine', 'managedSave', 'discardSave', 'dump'];
 
 export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
   const domains = useDomainsStore();
@@ -78,6 +78,11 @@ export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
     else if (actions.value.suspend) void domains.suspend(key.value);
   }
 
+  /** Dump Memory… asks where and how first (see DumpMemoryDialog). */
+  function askDump(): void {
+    if (key.value && actions.value.dump) view.dumpKey = key.value;
+  }
+
   /** Deletion is confirmed first (see ConfirmDeleteDialog). */
   function askDelete(): void {
     if (key.value && actions.value.undefine) view.confirmDeleteKey = key.value;
@@ -100,6 +105,7 @@ export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
     forceOff: guarded('destroy', domains.destroy),
     managedSave: guarded('managedSave', domains.managedSave),
     discardSave: guarded('discardSave', domains.discardSave),
+    askDump,
     askDelete,
   };
 }

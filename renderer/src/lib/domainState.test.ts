@@ -64,12 +64,12 @@ describe('actions', () => {
   const cases: Array<[string, Partial<DomainSummary>, string[]]> = [
     ['shut off, persistent', { state: 'shutoff' }, ['start', 'undefine']],
     ['shut off with a managed save', { state: 'shutoff', managedSave: true }, ['discardSave', 'start', 'undefine']],
-    ['running', { state: 'running' }, ['destroy', 'managedSave', 'reboot', 'reset', 'shutdown', 'suspend']],
-    ['blocked (running, waiting)', { state: 'blocked' }, ['destroy', 'managedSave', 'reboot', 'reset', 'shutdown', 'suspend']],
-    ['running, transient: no managed save, nothing to restore into', { state: 'running', persistent: false }, ['destroy', 'reboot', 'reset', 'shutdown', 'suspend']],
-    ['paused', { state: 'paused' }, ['destroy', 'managedSave', 'reset', 'resume']],
+    ['running', { state: 'running' }, ['destroy', 'dump', 'managedSave', 'reboot', 'reset', 'shutdown', 'suspend']],
+    ['blocked (running, waiting)', { state: 'blocked' }, ['destroy', 'dump', 'managedSave', 'reboot', 'reset', 'shutdown', 'suspend']],
+    ['running, transient: no managed save, nothing to restore into', { state: 'running', persistent: false }, ['destroy', 'dump', 'reboot', 'reset', 'shutdown', 'suspend']],
+    ['paused', { state: 'paused' }, ['destroy', 'dump', 'managedSave', 'reset', 'resume']],
     ['in shutdown', { state: 'shutdown' }, ['destroy', 'reset']],
-    ['crashed', { state: 'crashed' }, ['destroy', 'reset']],
+    ['crashed: it can be dumped', { state: 'crashed' }, ['destroy', 'dump', 'reset']],
     ['shutting down: it can still be forced off', { state: 'running', step: 'shutting-down' }, ['destroy']],
     ['starting', { state: 'shutoff', step: 'starting' }, []],
     ['saving', { state: 'running', step: 'saving' }, []],
@@ -101,6 +101,8 @@ describe('wording', () => {
     assert.equal(read('paused', 'ioerror'), 'paused (I/O error)');
     assert.equal(read('paused', 'starting-up'), 'paused (starting up)');
     assert.equal(read('shutdown', 'unknown'), 'in shutdown');
+    assert.equal(read('crashed', 'panicked'), 'crashed (panicked)');
+    assert.equal(read('shutoff', 'crashed'), 'shut off (crashed)');
   });
 
   test('the step in flight wins over the state', () => {

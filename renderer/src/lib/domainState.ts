@@ -26,6 +26,8 @@ export interface DomainActions {
   managedSave: boolean;
   /** Drop a managed-save image, so the next start boots afresh. */
   discardSave: boolean;
+  /** An ELF core of the guest's memory (Dump Memory…). */
+  dump: boolean;
   undefine: boolean;
 }
 
@@ -39,6 +41,7 @@ export const NO_ACTIONS: DomainActions = {
   destroy: false,
   managedSave: false,
   discardSave: false,
+  dump: false,
   undefine: false,
 };
 
@@ -61,6 +64,8 @@ export function domainActions(domain: DomainSummary, busy: boolean): DomainActio
     // libvirt refuses a managed save of a transient domain: there is no definition to restore into.
     managedSave: (live || s === 'paused') && domain.persistent,
     discardSave: s === 'shutoff' && domain.managedSave,
+    // A panicked guest kept as crashed is what a dump is most wanted of.
+    dump: live || s === 'paused' || s === 'crashed',
     // Deleting a running guest would only make it transient; virt-manager asks to stop it first.
     undefine: s === 'shutoff' && domain.persistent,
   };

@@ -6,6 +6,7 @@ import { defineStore } from 'pinia';
 import { ref } from 'vue';
 import type { DomainSummary, JobInfo } from '@shared/api';
 import { domainKey, parseDomainKey, type DomainKey } from '../lib/connections';
+import { errorMessage } from '../lib/format';
 import { hostConnection } from './api';
 import { useToastStore } from './toasts';
 
@@ -77,7 +78,8 @@ export const useJobsStore = defineStore('jobs', () => {
     }
   }
 
-  async function abort(key: DomainKey): Promise<void> {
+  /** `report`: where a refusal goes (libvirt cannot abort a memory-only dump); a toast by default. */
+  async function abort(key: DomainKey, report?: (message: string) => void): Promise<void> {
     const job = byKey.value[key];
     if (!job || aborting.value[key]) return;
     aborting.value[key] = true;
@@ -87,7 +89,8 @@ export const useJobsStore = defineStore('jobs', () => {
       await host.call('domain.jobAbort', { domain: uuid }, { connection });
     } catch (err) {
       delete aborting.value[key];
-      useToastStore().failure(`Could not cancel the job of “${job.domain}”`, err);
+      if (report) report(errorMessage(err));
+      else useToastStore().failure(`Could not cancel the job of “${job.domain}”`, err);
     }
   }
 

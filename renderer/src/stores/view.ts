@@ -28,6 +28,8 @@ export const useViewStore = defineStore('view', () => {
   const newVmOpen = ref(false);
   /** The domain waiting for the user to confirm its deletion. */
   const confirmDeleteKey = ref<DomainKey | null>(null);
+  /** The domain whose Dump Memory dialog is open. */
+  const dumpKey = ref<DomainKey | null>(null);
   /** A guest that cannot be asked to shut down, offered to be forced off instead (with the host's reason). */
   const forceOffOffer = ref<{ key: DomainKey; reason: string } | null>(null);
   const addConnectionOpen = ref(false);
@@ -110,6 +112,7 @@ export const useViewStore = defineStore('view', () => {
     consoleWindow,
     newVmOpen,
     confirmDeleteKey,
+    dumpKey,
     forceOffOffer,
     addConnectionOpen,
     confirmRemoveConnection,

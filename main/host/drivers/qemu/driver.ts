@@ -537,7 +537,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
    * dump-guest-memory (ELF, detached, progress from query-dump) into a temporary file beside `file`,
    * then fsync and rename. paging=true: QEMU walks the guest's page tables and gives each PT_LOAD the
    * virtual address the guest maps it at, so gdb can read kernel symbols at their System.map
-   * addresses; with paging=false (virsh dump's choice) every p_vaddr is 0. QEMU cannot stop a dump
+   * addresses; with paging=false (virsh dump's choice) p_vaddr = p_paddr. QEMU cannot stop a dump
    * midway: an abort waits for it to end and discards the file.
    */
   async dump(file: string, onProgress: (done: number, total: number) => void): Promise<void> {
