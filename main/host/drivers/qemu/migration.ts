@@ -4,8 +4,9 @@
 // TCG and pre-copy: QEMU before 9.0 loses dirty pages under TCG. The fast path of its dirty-bitmap
 // sync clears the migration bits without re-arming the vCPUs' TLB write tracking, so stores through
 // TLB entries made before a sync mark nothing (fixed upstream by 03bfc2188f, "physmem: Fix migration
-// dirty bitmap coherency with TCG memory access"); no setting avoids that path. Here 7.2 corrupted a
-// memory-dirtying guest in most pre-copy runs (qemu.md §6). So a live migration on TCG switches to
+// dirty bitmap coherency with TCG memory access"); no setting avoids that path. Here 7.2 broke a
+// memory-dirtying guest in 14 of 21 pre-copy runs (qemu.md §6) and 2 of 4 with the engine test's
+// workload (the destination's console dead). So a live migration on TCG switches to
 // post-copy at once, before the first pass ends: the bits are then cleared only by the first sync,
 // right after the tracking starts (and its TLB flush), and by the one at the switch, when the guest
 // is already stopped here. Pre-copy (with post-copy after the first pass, if asked) is for KVM.
