@@ -41,6 +41,7 @@ export async function buildNode() {
       'host/askpass': 'main/host/libvirt/askpass.ts',
       'runner/main': 'main/runner/main.ts',
       'netswitch/main': 'main/netswitch/main.ts',
+      'qemu/migrate-relay': 'main/host/drivers/qemu/migrate-relay.ts',
       'cli/domus': 'main/cli/domus.ts',
     },
     outdir: path.join(root, 'dist'),

@@ -39,6 +39,11 @@ export interface ArgvOptions {
   accel: 'kvm' | 'tcg';
   /** Wait for migrate-incoming (restore). */
   incoming?: boolean;
+  /**
+   * An incoming live migration: no -S, so that the guest runs as soon as it has arrived (post-copy
+   * needs it running at the switch); a guest paused on the source arrives paused.
+   */
+  migration?: boolean;
   /** Where UEFI variable stores live when the definition's <nvram> names no file. */
   nvramDir: string;
   /** The port socket of a virtual network's switch (NetworkSwitches.paths(name).ports). */
@@ -119,8 +124,8 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     ...(vnc ? ['-vnc', vncTcpValue(vnc, vncPassword, report)] : []),
     '-device', 'VGA,id=video0',
     '-device', 'pvpanic',
-    // Always start stopped: the host connects QMP and the serial socket, then sends cont.
-    '-S',
+    // Start stopped: the host connects QMP and the serial socket, then sends cont.
+    ...(opts.migration ? [] : ['-S']),
   ];
   if (uefi) {
     // As libvirt: the firmware read-only, the variable store writable (both raw flash).
@@ -237,7 +242,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
       warn(`devices/${device.name}`, `<${device.name}>${model ? ` (${model})` : ''}: ${NOT_WIRED}`);
     }
   }
-  if (opts.incoming) argv.push('-incoming', 'defer');
+  if (opts.incoming || opts.migration) argv.push('-incoming', 'defer');
   return { argv, report, ...(uefi && { uefi }) };
 }
 

@@ -18,7 +18,7 @@ import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { resolveBootloader, usesBootloader } from '../../images/bootloader.js';
 import { log } from '../../log.js';
-import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport, type AccelMode } from '../driver.js';
+import { SerialHandover, type IncomingMigration, type MigrationCookie, type MigrationEndpoint, type MigrationOptions, type MigrationProgress, type MigrationResult, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport, type AccelMode } from '../driver.js';
 import type { Accel, AccelState } from './accel.js';
 import type { ConnectionInfo } from '../../../../shared/api.js';
 import { attachInterfaces } from '../../network/attach.js';
@@ -28,6 +28,7 @@ import { ensureVarsStore } from './uefi.js';
 import { findQemu, type QemuBinary } from './binary.js';
 import { ConsoleLog } from './console-log.js';
 import { QmpClient, QmpError, type QmpEvent } from './qmp.js';
+import { awaitArrival, cookieOf, incomingProblems, listenIncoming, migrateOut, probeOffer, readMigrationFacts, type MigrationFacts, type OutgoingJob, type QemuOffer } from './migration.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const SAVE_TIMEOUT_MS = 10 * 60_000;
@@ -74,6 +75,8 @@ interface QemuMeta {
   agentChannel?: boolean;
   /** The machine type ('pc' or 'q35'): only pc's PCI bus takes a hot-plugged NIC. */
   machine?: string;
+  /** QEMU's version, the resolved machine type and the CPU, for a migration's cookie; absent: older host. */
+  migration?: MigrationFacts;
 }
 
 export interface QemuStart {
@@ -81,6 +84,8 @@ export interface QemuStart {
   restoreFrom?: string;
   /** The accelerator chosen by the host (TCG for <domain type='qemu'>). */
   accel: AccelState;
+  /** Waits for an incoming live migration (-incoming defer, no -S); the caller starts it. */
+  migration?: boolean;
 }
 
 export class QemuDriver implements EngineDriver {
@@ -152,9 +157,75 @@ export class QemuDriver implements EngineDriver {
     if (!qemu.path || !qemu.version) throw new QemuError(qemu.problem ?? 'QEMU is not usable');
     const accel = await this.accelFor(doc, qemu);
     const live = await this.startWith(doc, qemu, { ...opts, accel });
-    const how = accel.using === 'kvm' ? 'QEMU with KVM' : 'QEMU with TCG (emulation, no KVM)';
-    const why = doc.config.type === 'kvm' && accel.using === 'tcg' ? `: ${accel.reason ?? 'KVM is not usable'}` : '';
-    return { live, notes: [{ element: 'domain[@type]', message: `runs on ${how}${why}` }] };
+    return { live, notes: accelNotes(doc, accel) };
+  }
+
+  migrationCookie(doc: DomainDocument, live: LiveDomain): MigrationCookie {
+    const facts = (live as QemuLive).migrationFacts;
+    if (!facts) throw new QemuError(`'${doc.config.name}' was started by an older Domus that did not record its CPU; restart it to migrate it`);
+    return cookieOf(doc, facts);
+  }
+
+  /** What this QEMU offers, asked once per binary, version and accelerator. */
+  private offers = new Map<string, QemuOffer>();
+
+  checkIncoming(cookie: MigrationCookie, doc: DomainDocument): string[] {
+    const qemu = this.binary();
+    if (!qemu.path || !qemu.version) return [qemu.problem ?? 'QEMU is not usable here'];
+    const accel = doc.config.type === 'kvm' ? this.accel.state(qemu.version).using : 'tcg';
+    const key = `${qemu.path} ${qemu.version} ${accel}`;
+    let offer = this.offers.get(key);
+    if (!offer) {
+      try {
+        offer = probeOffer(qemu.path, accel);
+      } catch (err) {
+        return [(err as Error).message];
+      }
+      this.offers.set(key, offer);
+    }
+    return incomingProblems(cookie, doc, offer, accel, doc.config.os.machine?.includes('q35') ? 'q35' : 'pc');
+  }
+
+  /**
+   * A QEMU with the domain's own command line waiting (-incoming defer) for the stream, which its
+   * relay (migration.ts) takes at a fresh endpoint from a peer that sends the token first.
+   */
+  async prepareIncoming(doc: DomainDocument, listen: { kind: 'unix' } | { kind: 'tcp'; address: string }): Promise<IncomingMigration> {
+    const qemu = this.binary();
+    if (!qemu.path || !qemu.version) throw new QemuError(qemu.problem ?? 'QEMU is not usable');
+    const accel = await this.accelFor(doc, qemu);
+    const live = (await this.startWith(doc, qemu, { accel, migration: true })) as QemuLive;
+    const discard = async (): Promise<void> => {
+      live.abandon();
+      killProcess(live.pid);
+      await waitGone(live.pid, 5000);
+      this.keepLog(doc.config.name, live.files);
+      fs.rmSync(live.stateDir, { recursive: true, force: true });
+    };
+    let endpoint: MigrationEndpoint;
+    try {
+      endpoint = await listenIncoming(live.qmp, live.stateDir, live.files.log, listen);
+    } catch (err) {
+      await discard();
+      throw err;
+    }
+    let arrival: Promise<StartedDomain> | undefined;
+    return {
+      endpoint,
+      finished: () =>
+        (arrival ??= (async () => {
+          try {
+            live.state = await awaitArrival(live.qmp);
+          } catch (err) {
+            const why = live.qmp.closed ? `QEMU ended: ${qemuFailure(live.files.log, { code: null, signal: null })}` : (err as Error).message;
+            await discard();
+            throw new QemuError(`the incoming migration of '${doc.config.name}' failed: ${why}`);
+          }
+          live.ready();
+          return { live, notes: accelNotes(doc, accel) };
+        })()),
+      abort: discard,
+    };
   }
 
   /** <domain type='kvm'> gets KVM when the probe proves it usable; type='qemu' always runs with TCG. */
@@ -179,7 +250,7 @@ export class QemuDriver implements EngineDriver {
     try {
       // pygrub: the kernel is read afresh from the guest's disk at every start, into the state directory.
       const bootDoc = usesBootloader(config) ? await pygrubDoc(doc, stateDir) : doc;
-      const built = buildArgv(bootDoc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom), nvramDir: this.nvramDir, networkSocket: this.socketOf });
+      const built = buildArgv(bootDoc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom), migration: opts.migration, nvramDir: this.nvramDir, networkSocket: this.socketOf });
       if (built.report.errors.length) throw new QemuError(built.report.errors.join('; '));
       argv = built.argv;
       // Said before QEMU is spawned, in the same words as the v86 engine.
@@ -249,16 +320,19 @@ export class QemuDriver implements EngineDriver {
     try {
       await live.connectSerial();
       await live.setUpVnc(config.graphics.find((g) => g.type === 'vnc'));
-      if (opts.restoreFrom) await live.incoming(opts.restoreFrom, payloadOffset);
-      if (config.balloon && config.currentMemoryKiB < config.memoryKiB) await live.setBalloonTarget(config.currentMemoryKiB);
-      if (!opts.paused) await qmp.execute('cont');
-      live.state = opts.paused ? 'paused' : 'running';
+      await live.readMigrationFacts();
+      if (!opts.migration) {
+        if (opts.restoreFrom) await live.incoming(opts.restoreFrom, payloadOffset);
+        if (config.balloon && config.currentMemoryKiB < config.memoryKiB) await live.setBalloonTarget(config.currentMemoryKiB);
+        if (!opts.paused) await qmp.execute('cont');
+      }
+      live.state = opts.paused || opts.migration ? 'paused' : 'running';
     } catch (err) {
       live.abandon();
       if (child.pid) killProcess(child.pid);
       return fail(err instanceof QmpError ? err.message : `QEMU for '${config.name}' failed while starting: ${(err as Error).message}`);
     }
-    live.ready();
+    if (!opts.migration) live.ready();
     if (opts.accel.using === 'tcg' && opts.accel.reason && config.type === 'kvm') log('info', `'${config.name}' runs with TCG: ${opts.accel.reason}`);
     return live;
   }
@@ -301,6 +375,7 @@ export class QemuDriver implements EngineDriver {
         const size = fileSize(files.console);
         await live.connectSerial(size, ConsoleLog.tail(files.console, size, BACKLOG_BYTES));
         await live.readVncTcp();
+        await live.readMigrationFacts().catch((err: Error) => log('warn', `QEMU of '${meta.name}': cannot read its CPU for migration: ${err.message}`));
         live.ready();
         log('info', `attached to QEMU of '${meta.name}' (pid ${pid}, ${live.state})`);
         found.set(entry.name, { live, liveXml: fs.existsSync(files.liveXml) ? fs.readFileSync(files.liveXml, 'utf8') : undefined });
@@ -329,6 +404,13 @@ export class QemuDriver implements EngineDriver {
   }
 }
 
+/** What the user is told about how a guest runs (the accelerator, and why not KVM). */
+function accelNotes(doc: DomainDocument, accel: AccelState): StartedDomain['notes'] {
+  const how = accel.using === 'kvm' ? 'QEMU with KVM' : 'QEMU with TCG (emulation, no KVM)';
+  const why = doc.config.type === 'kvm' && accel.using === 'tcg' ? `: ${accel.reason ?? 'KVM is not usable'}` : '';
+  return [{ element: 'domain[@type]', message: `runs on ${how}${why}` }];
+}
+
 /** The host's side of one QEMU process. */
 class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   state: 'running' | 'paused' = 'paused';
@@ -344,8 +426,8 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private ending?: { reason: ExitReason; detail?: string };
   /** libvirt's fake reboot: an ACPI power-off that the host turns into a reset. */
   private fakeReboot = false;
-  /** The save or dump running (one at a time), and whether an abort asked it to stop. */
-  private job?: { kind: 'save' | 'dump'; cancel: boolean };
+  /** The save, dump or outgoing migration running (one at a time), and whether an abort asked it to stop. */
+  private job?: { kind: 'save' | 'dump'; cancel: boolean } | ({ kind: 'migrate' } & OutgoingJob);
   private balloonTarget?: { targetKiB: number; at: number; actualAtSet: number };
   /** The balloon's size at the last fresh guest statistics (none yet: the next reading must be fresh). */
   private guestStatsActualKiB?: number;
@@ -353,9 +435,9 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   private readonly serialOut = new SerialHandover((data) => this.emit('serial', data));
 
   constructor(
-    private readonly stateDir: string,
-    private readonly files: QemuPaths,
-    private readonly qmp: QmpClient,
+    readonly stateDir: string,
+    readonly files: QemuPaths,
+    readonly qmp: QmpClient,
     readonly pid: number,
     private readonly meta: QemuMeta,
     private readonly driver: QemuDriver,
@@ -575,7 +657,30 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
 
   async abortJob(): Promise<void> {
     if (!this.job) throw new QemuError('no job is running');
+    if (this.job.kind === 'migrate' && this.job.switched) throw new QemuError('the migration has switched to post-copy: the guest runs on the destination now and cannot come back, so it cannot be cancelled');
     this.job.cancel = true;
+  }
+
+  get migrationFacts(): MigrationFacts | undefined {
+    return this.meta.migration;
+  }
+
+  /** Read once per QEMU (kept in the meta file, also for a host that re-attaches). */
+  async readMigrationFacts(): Promise<void> {
+    if (this.meta.migration) return;
+    this.meta.migration = await readMigrationFacts(this.qmp, this.meta.accel);
+    writeFileAtomic(this.files.meta, JSON.stringify(this.meta, null, 2), 0o600);
+  }
+
+  async migrateOut(target: MigrationEndpoint, opts: MigrationOptions, onProgress: (p: MigrationProgress) => void): Promise<MigrationResult> {
+    if (this.job) throw new QemuError(`a ${this.job.kind} job is running`);
+    const job = { kind: 'migrate' as const, cancel: false, switched: false };
+    this.job = job;
+    try {
+      return await migrateOut({ qmp: this.qmp, stateDir: this.stateDir, logFile: this.files.log, accel: this.meta.accel, running: this.state === 'running' }, job, target, opts, onProgress);
+    } finally {
+      this.job = undefined;
+    }
   }
 
   async pause(): Promise<void> {
