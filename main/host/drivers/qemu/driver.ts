@@ -28,6 +28,7 @@ import { ensureVarsStore } from './uefi.js';
 import { findQemu, type QemuBinary } from './binary.js';
 import { ConsoleLog } from './console-log.js';
 import { QmpClient, QmpError, type QmpEvent } from './qmp.js';
+import { qemuSnapshots, type QmpHolder } from './snapshots.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const SAVE_TIMEOUT_MS = 10 * 60_000;
@@ -89,6 +90,7 @@ export class QemuDriver implements EngineDriver {
   readonly uri = 'qemu:///session';
   readonly domainTypes = ['qemu', 'kvm'];
   readonly capabilities: EngineCapabilities = { shutdownModes: ['acpi', 'agent'] };
+  readonly snapshots = qemuSnapshots;
 
   constructor(
     private readonly runDir: string,
@@ -330,7 +332,7 @@ export class QemuDriver implements EngineDriver {
 }
 
 /** The host's side of one QEMU process. */
-class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
+class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain, QmpHolder {
   state: 'running' | 'paused' = 'paused';
   readonly vncSocket: string;
   vncTcp: { address: string; port: number } | undefined;
@@ -576,6 +578,11 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   async abortJob(): Promise<void> {
     if (!this.job) throw new QemuError('no job is running');
     this.job.cancel = true;
+  }
+
+  /** The monitor, for the snapshot jobs (snapshots.ts). */
+  get monitor(): QmpClient {
+    return this.qmp;
   }
 
   async pause(): Promise<void> {
