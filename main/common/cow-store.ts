@@ -45,7 +45,7 @@ export class CowStore {
   /** A new, empty store for a disk of `diskBytes` (the disk as it is now is the snapshot's). */
   static create(file: string, diskBytes: number): CowStore {
     if (!Number.isSafeInteger(diskBytes) || diskBytes <= 0 || diskBytes > MAX_DISK_BYTES) throw new CowStoreError(`cannot snapshot a disk of ${diskBytes} bytes`);
-    const fd = fs.openSync(file, 'wx', 0o600);
+    const fd = fs.openSync(file, 'wx+', 0o600);
     const store = new CowStore(file, fd, diskBytes);
     try {
       const header = Buffer.alloc(HEADER_BYTES);

@@ -43,7 +43,7 @@ function domainXml(engine: string, initrd: string, disk: string, format: string)
 /** A file of the guest's ext2 partition, read on the host (debugfs on a copy of the partition). */
 function fileOnDisk(image: string, format: string, file: string, scratch: string): string {
   const raw = path.join(scratch, 'read.raw');
-  if (format === 'qcow2') execFileSync('qemu-img', ['convert', '-O', 'raw', image, raw]);
+  if (format === 'qcow2') execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', image, raw]);
   else fs.copyFileSync(image, raw);
   const part = path.join(scratch, 'part.ext2');
   fs.writeFileSync(part, fs.readFileSync(raw).subarray(PART_OFFSET));
