@@ -83,21 +83,25 @@ export class SnapshotTree {
 
   /** The snapshot as the API shows it, with its place in the tree. */
   info(uuid: string, meta: SnapshotMeta, all: SnapshotMeta[] = this.list(uuid)): SnapshotInfo {
-    const children = all.filter((m) => m.parent === meta.name);
-    return {
-      name: meta.name,
-      ...(meta.description && { description: meta.description }),
-      createdAt: meta.createdAt,
-      state: meta.state,
-      ...(meta.parent && { parent: meta.parent }),
-      current: this.current(uuid) === meta.name,
-      memory: meta.memory !== 'no',
-      children: children.length,
-      descendants: descendants(all, meta.name).length,
-      location: meta.disks.some((d) => d.snapshot === 'external') ? 'external' : 'internal',
-      thumbnail: fs.existsSync(path.join(this.dir(uuid, meta.name), 'thumbnail.png')),
-    };
+    return snapshotInfo(meta, all, this.current(uuid), fs.existsSync(path.join(this.dir(uuid, meta.name), 'thumbnail.png')));
   }
+}
+
+/** A snapshot's metadata as the API shows it: its place among `all`, and whether it is `current`. */
+export function snapshotInfo(meta: SnapshotMeta, all: SnapshotMeta[], current: string | undefined, thumbnail: boolean): SnapshotInfo {
+  return {
+    name: meta.name,
+    ...(meta.description && { description: meta.description }),
+    createdAt: meta.createdAt,
+    state: meta.state,
+    ...(meta.parent && { parent: meta.parent }),
+    current: current === meta.name,
+    memory: meta.memory !== 'no',
+    children: all.filter((m) => m.parent === meta.name).length,
+    descendants: descendants(all, meta.name).length,
+    location: meta.memory === 'external' || meta.disks.some((d) => d.snapshot === 'external') ? 'external' : 'internal',
+    thumbnail,
+  };
 }
 
 /** Names of every snapshot below `name`, children before their own children. */
