@@ -62,7 +62,11 @@ describe('Snapshots page in Chromium', { skip, timeout: 900_000 }, () => {
     await serial.sh('MARK=after');
     await byId('snapshot-revert').click();
     await byId('snapshot-revert-confirm').click();
-    await until(async () => (await t.client.call('domain.info', { domain: 'snapvm' })).reason === 'from snapshot', 120_000, 'the revert');
+    // The guest stops (shut off, from snapshot), then runs again from the snapshot's state.
+    await until(async () => {
+      const d = await t.client.call('domain.info', { domain: 'snapvm' });
+      return d.state === 'running' && d.reason === 'from snapshot';
+    }, 120_000, 'the revert');
     assert.match(await serial.sh('echo mark=$MARK'), /mark=before/);
   });
 

@@ -821,7 +821,7 @@ export interface JobInfo {
   uuid: string;
   domain: string;
   /** What the job does; start, snapshot and backup are libvirt's jobs, seen on a libvirt connection. */
-  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate' | 'upload' | 'start' | 'snapshot' | 'backup' | 'unknown';
+  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate' | 'upload' | 'start' | 'snapshot' | 'snapshot-revert' | 'backup' | 'unknown';
   volume?: { pool: string; name: string };
   status: 'running' | 'completed' | 'failed' | 'aborted';
   startedAt: number;

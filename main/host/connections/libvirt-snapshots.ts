@@ -48,8 +48,8 @@ class LibvirtSnapshots {
     return (await this.conn.rpcCall('REMOTE_PROC_DOMAIN_SNAPSHOT_LOOKUP_BY_NAME', { dom, name, flags: 0 })).snap;
   }
 
-  private job(dom: NonnullDomain, startedAt: number): JobInfo {
-    return { id: this.nextJob++, uuid: uuidText(dom.uuid), domain: dom.name, operation: 'snapshot', status: 'completed', startedAt, elapsedMs: Date.now() - startedAt, processedBytes: 0, totalBytes: 0 };
+  private job(dom: NonnullDomain, operation: 'snapshot' | 'snapshot-revert', startedAt: number): JobInfo {
+    return { id: this.nextJob++, uuid: uuidText(dom.uuid), domain: dom.name, operation, status: 'completed', startedAt, elapsedMs: Date.now() - startedAt, processedBytes: 0, totalBytes: 0 };
   }
 
   async create(ref: string, p: { name?: string; description?: string; diskOnly?: boolean; xml?: string }): Promise<Result<'snapshot.create'>> {
@@ -60,7 +60,7 @@ class LibvirtSnapshots {
     if (p.description) children.push(createElement('description', {}, [{ type: 'text', text: p.description }]));
     const xml_desc = p.xml ?? serializeXmlTree([createElement('domainsnapshot', {}, children)]);
     const { snap } = await this.conn.rpcCall('REMOTE_PROC_DOMAIN_SNAPSHOT_CREATE_XML', { dom, xml_desc, flags: p.diskOnly ? CREATE_DISK_ONLY : 0 });
-    return { snapshot: await this.one(ref, snap.name), job: this.job(dom, startedAt) };
+    return { snapshot: await this.one(ref, snap.name), job: this.job(dom, 'snapshot', startedAt) };
   }
 
   async revert(ref: string, name: string, running: boolean, paused: boolean): Promise<Result<'snapshot.revert'>> {
@@ -68,7 +68,7 @@ class LibvirtSnapshots {
     const startedAt = Date.now();
     const snap = await this.snap(dom, name);
     await this.conn.rpcCall('REMOTE_PROC_DOMAIN_REVERT_TO_SNAPSHOT', { snap, flags: (running ? REVERT_RUNNING : 0) | (paused ? REVERT_PAUSED : 0) });
-    return { domain: await this.conn.summary(dom), snapshot: await this.one(ref, name), job: this.job(dom, startedAt) };
+    return { domain: await this.conn.summary(dom), snapshot: await this.one(ref, name), job: this.job(dom, 'snapshot-revert', startedAt) };
   }
 
   async delete(ref: string, name: string, children: boolean): Promise<Result<'snapshot.delete'>> {

@@ -98,7 +98,7 @@ export class Snapshots {
     const snap: SnapshotRef = { dir: this.tree.dir(uuid, name), name };
     const memory = !!live && !asked.diskOnly;
     const before = { state: rec.state, reason: rec.reason };
-    const job = this.beginJob(rec, async () => {
+    const job = this.beginJob(rec, 'snapshot', async () => {
       throw operationInvalid('a snapshot cannot be aborted');
     });
     fs.mkdirSync(snap.dir, { recursive: true, mode: 0o700 });
@@ -132,12 +132,12 @@ export class Snapshots {
       this.tree.setCurrent(uuid, name);
     } catch (err) {
       fs.rmSync(snap.dir, { recursive: true, force: true });
-      if (live) this.registry.setState(rec, before.state, before.reason, null);
+      if (live) this.endStep(rec, before.state, before.reason);
       job.finish('failed', (err as Error).message);
       if (err instanceof HostError) throw err;
       throw operationFailed(`snapshot '${name}' of '${domain}' failed: ${(err as Error).message}`);
     }
-    if (rec.live) this.registry.setState(rec, before.state, before.reason, null);
+    if (rec.live) this.endStep(rec, before.state, before.reason);
     this.events.emit('snapshot.changed', { uuid, name: domain, snapshot: name, event: 'created' });
     return { snapshot: this.info(uuid, name), job: job.finish('completed') };
   }
@@ -151,7 +151,7 @@ export class Snapshots {
     const snap: SnapshotRef = { dir: this.tree.dir(uuid, name), name };
     const others = this.refs(uuid, this.tree.list(uuid).map((m) => m.name).filter((n) => n !== name));
     const doc = parseDomainXml(meta.domainXml);
-    const job = this.beginJob(rec, async () => {
+    const job = this.beginJob(rec, 'snapshot-revert', async () => {
       throw operationInvalid('a revert cannot be aborted');
     });
     try {
@@ -172,15 +172,21 @@ export class Snapshots {
         if (opts.running || opts.paused) await this.lifecycle.boot(rec, { paused: opts.paused });
       }
     } catch (err) {
-      if (rec.step === 'snapshotting') this.registry.setState(rec, rec.state, rec.reason, null);
+      if (rec.step === 'snapshotting') this.endStep(rec, rec.state, rec.reason);
       job.finish('failed', (err as Error).message);
       if (err instanceof HostError) throw err;
       throw operationFailed(`revert of '${rec.doc.config.name}' to snapshot '${name}' failed: ${(err as Error).message}`);
     }
-    if (rec.live) this.registry.setState(rec, rec.live.state, rec.live.state === 'paused' ? 'snapshot' : 'from snapshot', null);
+    if (rec.live) this.endStep(rec, rec.live.state, rec.live.state === 'paused' ? 'snapshot' : 'from snapshot');
     this.tree.setCurrent(uuid, name);
     this.events.emit('snapshot.changed', { uuid, name: rec.doc.config.name, snapshot: name, event: 'reverted' });
     return { domain: this.registry.summary(rec), snapshot: this.info(uuid, name), job: job.finish('completed') };
+  }
+
+  /** Ends the snapshot's step, and says so: clients showing "taking a snapshot…" see it done. */
+  private endStep(rec: DomainRecord, state: DomainRecord['state'], reason: DomainRecord['reason']): void {
+    this.registry.setState(rec, state, reason, null);
+    this.registry.emitLifecycle(rec, 'step');
   }
 
   private endsPaused(meta: SnapshotMeta, opts: { running: boolean; paused: boolean }): boolean {
@@ -230,9 +236,9 @@ export class Snapshots {
     this.tree.removeDomain(uuid);
   }
 
-  private beginJob(rec: DomainRecord, onAbort: () => Promise<void>): JobHandle {
+  private beginJob(rec: DomainRecord, operation: 'snapshot' | 'snapshot-revert', onAbort: () => Promise<void>): JobHandle {
     try {
-      return this.jobs.begin(rec.doc.config.uuid, rec.doc.config.name, 'snapshot', onAbort);
+      return this.jobs.begin(rec.doc.config.uuid, rec.doc.config.name, operation, onAbort);
     } catch (err) {
       if (err instanceof JobError) throw operationInvalid(err.message);
       throw err;
