@@ -24,6 +24,14 @@ const VolumeName = z
   .max(255)
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/, 'volume name may hold letters, digits and _ . + - and must start with a letter or digit');
 
+/** A new snapshot's name (libvirt forbids only '/'; the host keeps each in a directory of that name). */
+const SnapshotName = z
+  .string()
+  .min(1, 'snapshot name is required')
+  .max(64, 'snapshot name is longer than 64 characters')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/, 'snapshot name may hold letters, digits and _ . + - and must start with a letter or digit');
+const SnapshotRef = z.string().min(1, 'snapshot name is required').max(256);
+
 /** The engines a domain can be created for, and what each can give a guest. */
 export const ENGINES = {
   v86: { label: 'v86 (embedded, 32-bit x86)', maxMemoryMiB: 2047, maxVcpus: 1, arches: ['i686'] as const },
@@ -130,7 +138,7 @@ export const RequestParams = {
     .strict(),
   'domain.create': z.object({ spec: NewDomainSpec }).strict(),
   /** A running domain is refused unless force: it then becomes transient and goes when it stops. */
-  'domain.undefine': z.object({ domain: DomainRef, force: z.boolean().default(false) }).strict(),
+  'domain.undefine': z.object({ domain: DomainRef, force: z.boolean().default(false), snapshotsMetadata: z.boolean().default(false) }).strict(),
   'domain.start': z.object({ domain: DomainRef }).strict(),
   'domain.destroy': z.object({ domain: DomainRef }).strict(),
   'domain.suspend': z.object({ domain: DomainRef }).strict(),
@@ -366,6 +374,39 @@ export const RequestParams = {
     .refine((p) => (p.answer !== undefined) !== (p.cancel === true), 'give either answer or cancel: true'),
   /** The ssh questions waiting for an answer (for a client that arrives after their event). */
   'connection.prompts': z.object({}).strict(),
+  // Domain snapshots (virsh snapshot-*): the disks, and for a running guest its memory, at a moment.
+  'snapshot.list': z.object({ domain: DomainRef }).strict(),
+  /**
+   * virsh snapshot-create-as / snapshot-create: a running guest's snapshot holds its memory too
+   * (the guest runs on); diskOnly: the disks alone. `xml` is a <domainsnapshot> (its name and
+   * description are taken; the rest is the host's to fill), instead of name/description.
+   */
+  'snapshot.create': z
+    .object({
+      domain: DomainRef,
+      name: SnapshotName.optional(),
+      description: z.string().max(65536, 'description is longer than 65536 characters').optional(),
+      diskOnly: z.boolean().default(false),
+      xml: z.string().min(1, 'XML is empty').max(1 << 20, 'XML is larger than 1 MiB').optional(),
+    })
+    .strict()
+    .refine((p) => !(p.xml && (p.name !== undefined || p.description !== undefined)), 'give either xml or name/description'),
+  /** virsh snapshot-info: one snapshot, or the current one. */
+  'snapshot.info': z.object({ domain: DomainRef, snapshot: SnapshotRef.optional() }).strict(),
+  /**
+   * virsh snapshot-revert: disks (and memory) back as at the snapshot; the domain ends in the
+   * snapshot's state unless running/paused says otherwise.
+   */
+  'snapshot.revert': z
+    .object({ domain: DomainRef, snapshot: SnapshotRef, running: z.boolean().default(false), paused: z.boolean().default(false) })
+    .strict()
+    .refine((p) => !(p.running && p.paused), 'running and paused are mutually exclusive'),
+  /** virsh snapshot-delete: its children are re-parented to its parent, or deleted with it (children). */
+  'snapshot.delete': z.object({ domain: DomainRef, snapshot: SnapshotRef, children: z.boolean().default(false) }).strict(),
+  /** virsh snapshot-dumpxml. */
+  'snapshot.xml': z.object({ domain: DomainRef, snapshot: SnapshotRef }).strict(),
+  /** The guest's screen when the snapshot was taken (a running guest's only). */
+  'snapshot.thumbnail': z.object({ domain: DomainRef, snapshot: SnapshotRef }).strict(),
 } as const;
 
 export type Method = keyof typeof RequestParams;
@@ -517,6 +558,36 @@ export interface Results {
   'connection.close': { connection: ConnectionState };
   'connection.answer': Record<string, never>;
   'connection.prompts': { prompts: Events['connection.prompt'][] };
+  /** unavailable: why snapshots cannot be taken or reverted to now (the engine, a disk's format). */
+  'snapshot.list': { snapshots: SnapshotInfo[]; unavailable?: string };
+  'snapshot.create': { snapshot: SnapshotInfo; job: JobInfo };
+  'snapshot.info': { snapshot: SnapshotInfo };
+  'snapshot.revert': { domain: DomainSummary; snapshot: SnapshotInfo; job: JobInfo };
+  /** The snapshots removed (with children: the whole subtree). */
+  'snapshot.delete': { deleted: string[] };
+  'snapshot.xml': { xml: string };
+  /** Base64 PNG; absent for a snapshot of a guest that was not running. */
+  'snapshot.thumbnail': { png?: string };
+}
+
+/** One domain snapshot, as virsh snapshot-info and snapshot-list show it. */
+export interface SnapshotInfo {
+  name: string;
+  description?: string;
+  /** Epoch seconds (libvirt's creationTime). */
+  createdAt: number;
+  /** The domain's state when it was taken; disk-snapshot: the disks alone. */
+  state: 'running' | 'paused' | 'shutoff' | 'disk-snapshot';
+  parent?: string;
+  current: boolean;
+  /** The guest's memory is in it (reverting resumes the guest where it was). */
+  memory: boolean;
+  children: number;
+  descendants: number;
+  /** libvirt's location: internal (in the engine's own files) or external (overlay files). */
+  location: 'internal' | 'external';
+  /** A screenshot of the moment exists (snapshot.thumbnail). */
+  thumbnail: boolean;
 }
 
 export interface VncDisplay {
@@ -750,7 +821,7 @@ export interface JobInfo {
   uuid: string;
   domain: string;
   /** What the job does; start, snapshot and backup are libvirt's jobs, seen on a libvirt connection. */
-  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate' | 'upload' | 'start' | 'snapshot' | 'backup' | 'unknown';
+  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate' | 'upload' | 'start' | 'snapshot' | 'snapshot-revert' | 'backup' | 'unknown';
   volume?: { pool: string; name: string };
   status: 'running' | 'completed' | 'failed' | 'aborted';
   startedAt: number;
@@ -818,6 +889,8 @@ export interface Events {
   'connection.prompt': { uri: string; id: string; text: string; secret: boolean };
   /** The question is no longer open: answered (by some client), cancelled, or unanswered in time. */
   'connection.promptEnded': { uri: string; id: string; outcome: 'answered' | 'cancelled' | 'timed out' };
+  /** A domain's snapshots changed: one was taken, reverted to or deleted (the tree and current may differ). */
+  'snapshot.changed': { uuid: string; name: string; snapshot: string; event: 'created' | 'reverted' | 'deleted' };
 }
 export type EventName = keyof Events;
 /** libvirt's VIR_DOMAIN_EVENT_* types (the reason is in the summary), plus 'step' for transitions. */

@@ -12,6 +12,7 @@ export const ERROR_WORDING = {
   NO_STORAGE_POOL: 'Storage pool not found',
   NO_STORAGE_VOL: 'Storage volume not found',
   NO_NETWORK: 'Network not found',
+  NO_DOMAIN_SNAPSHOT: 'Domain snapshot not found',
   XML_ERROR: 'XML error',
   CONFIG_UNSUPPORTED: 'unsupported configuration',
   OPERATION_INVALID: 'Requested operation is not valid',

@@ -33,7 +33,7 @@ export function hostFile(args: Args, file: string): string {
 }
 
 /** Flags that take a value (`--timeout 30` or `--timeout=30`); every other flag is a switch. */
-export const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event', 'codeset', 'holdtime', 'pool', 'format', 'type', 'mac', 'source', 'model', 'interface']);
+export const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event', 'codeset', 'holdtime', 'pool', 'format', 'type', 'mac', 'source', 'model', 'interface', 'description']);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
@@ -101,6 +101,16 @@ export async function attempt<T>(context: string, fn: () => Promise<T>): Promise
       throw new CliError([`failed to get domain '${m?.[1] ?? ''}'`]);
     }
     throw new CliError([context, message]);
+  }
+}
+
+/** attempt() for commands whose failures virsh prints as the bare libvirt error, with no context line. */
+export async function attemptBare<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await attempt('', fn);
+  } catch (err) {
+    if (err instanceof CliError) throw new CliError(err.lines.filter((l) => l !== ''));
+    throw err;
   }
 }
 

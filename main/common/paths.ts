@@ -33,6 +33,8 @@ export interface HostPaths {
   dumps: string;
   /** UEFI variable stores of domains whose <nvram> names no file (<uuid>_VARS.fd). */
   nvram: string;
+  /** Domain snapshots: <uuid>/snaps/<name>/ (snapshot.xml, memory state, disk stores, thumbnail), <uuid>/current. */
+  snapshots: string;
   /** Virtual network definitions (<name>.xml, libvirt's network XML). */
   networks: string;
   /** One directory per running virtual network switch (run/networks/<name>/). */
@@ -63,6 +65,7 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
     logs: path.join(home, 'logs'),
     dumps: path.join(home, 'dump'),
     nvram: path.join(home, 'nvram'),
+    snapshots: path.join(home, 'snapshots'),
     networks: path.join(home, 'networks'),
     networkRun: path.join(run, 'networks'),
   };
@@ -76,7 +79,7 @@ export function hostPaths(home: string = resolveHome()): HostPaths {
 export function securePrivateFiles(paths: HostPaths): string[] {
   const changed = fs.existsSync(paths.home) && fs.statSync(paths.home).mode & 0o077 ? [paths.home] : [];
   ensurePrivateDir(paths.home);
-  for (const dir of [paths.domains, paths.autostart, paths.saves, paths.run, paths.logs, paths.dumps, paths.nvram]) {
+  for (const dir of [paths.domains, paths.autostart, paths.saves, paths.run, paths.logs, paths.dumps, paths.nvram, paths.snapshots]) {
     ensurePrivateDir(dir);
     changed.push(...tightenTree(dir));
   }

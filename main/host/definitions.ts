@@ -9,6 +9,7 @@ import type { DriverRegistry } from './drivers/registry.js';
 import { HostError, configUnsupported, invalidArg, operationFailed, operationInvalid, operationUnsupported } from './errors.js';
 import { runFsimageJob } from './images/reader-client.js';
 import type { Lifecycle } from './lifecycle.js';
+import type { Snapshots } from './snapshots/snapshots.js';
 import { checkSpec } from './new-vm/checks.js';
 import { specToXml } from './new-vm/spec-to-xml.js';
 import type { DomainRecord, DomainRegistry, HostEventBus } from './registry.js';
@@ -21,6 +22,7 @@ export class Definitions {
     private readonly drivers: DriverRegistry,
     private readonly lifecycle: Lifecycle,
     private readonly events: HostEventBus,
+    private readonly snapshots: Snapshots,
   ) {}
 
   define(xml: string, expectGeneration?: number): Defined {
@@ -80,13 +82,15 @@ export class Definitions {
     return { domain: registry.summary(rec), warnings: support.warnings };
   }
 
-  undefine(ref: string, force = false): void {
+  undefine(ref: string, force = false, snapshotsMetadata = false): void {
     const { registry } = this;
     const rec = registry.lookup(ref);
     const name = rec.doc.config.name;
     if (rec.live && !force) throw operationInvalid(`domain '${name}' is running; destroy it first, or undefine with --force to make it transient`);
     if (!rec.persistent) throw operationInvalid(`cannot undefine transient domain '${name}'`);
+    this.snapshots.checkUndefine(rec, snapshotsMetadata);
     registry.removeFiles(rec);
+    this.snapshots.forget(rec.doc.config.uuid);
     if (rec.live) {
       rec.persistent = false;
       registry.emitLifecycle(rec, 'undefined');

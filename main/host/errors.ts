@@ -32,6 +32,7 @@ export function apiErrorOf(err: unknown): { code: ErrorCode; message: string } {
 export const invalidArg = (detail: string): HostError => new HostError('INVALID_ARG', detail);
 export const noDomain = (ref: string): HostError => new HostError('NO_DOMAIN', `no domain with matching name '${ref}'`);
 export const noNetwork = (ref: string): HostError => new HostError('NO_NETWORK', `no network with matching name '${ref}'`);
+export const noSnapshot = (name: string): HostError => new HostError('NO_DOMAIN_SNAPSHOT', `no domain snapshot with matching name '${name}'`);
 export const noStoragePool = (detail: string): HostError => new HostError('NO_STORAGE_POOL', detail);
 export const noStorageVol = (detail: string): HostError => new HostError('NO_STORAGE_VOL', detail);
 export const operationInvalid = (detail: string): HostError => new HostError('OPERATION_INVALID', detail);

@@ -7,6 +7,7 @@
 //   devices.ts       CD-ROM media and disks; memory.ts: balloon and max memory
 //   console.ts       screen, keys, serial, VNC; domain-stats.ts and stats.ts: statistics
 //   host-policy.ts   what happens to domains when the host starts and stops
+//   snapshots/       domain snapshots: the tree and its metadata (the engines move the data)
 // Engines are reached only through the driver registry (drivers/registry.ts).
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
@@ -44,6 +45,8 @@ import { TraceLog } from './trace.js';
 import { NetworkSwitches } from './network/switches.js';
 import { Networks } from './network/networks.js';
 import { Interfaces } from './interfaces.js';
+import { Snapshots } from './snapshots/snapshots.js';
+import { SnapshotTree } from './snapshots/tree.js';
 
 export const VERSION = '0.1.0';
 
@@ -52,8 +55,10 @@ export { HostError } from './errors.js';
 /** The engines of a host: v86 first (the default connection), then QEMU. */
 export function defaultDrivers(paths: HostPaths): DriverRegistry {
   const networks = new NetworkSwitches(paths.networkRun);
+  const tree = new SnapshotTree(paths.snapshots);
+  const snapshotsOf = (uuid: string) => tree.list(uuid).map((m) => ({ dir: tree.dir(uuid, m.name), name: m.name }));
   return new DriverRegistry()
-    .register(new V86Driver(paths.run, networks))
+    .register(new V86Driver(paths.run, networks, snapshotsOf))
     .register(new QemuDriver(paths.run, path.join(paths.home, 'logs'), new Accel(paths.home), paths.nvram, networks));
 }
 
@@ -81,6 +86,8 @@ export class Host extends EventEmitter<HostEvents> {
   /** Virtual networks (virsh net-*). */
   readonly networks: Networks;
   private readonly interfaces: Interfaces;
+  /** Domain snapshots (virsh snapshot-*). */
+  readonly snapshots: Snapshots;
   /** Statistics sampling, running only while some client watches. */
   readonly statsWatchers: StatsWatchers;
 
@@ -97,7 +104,8 @@ export class Host extends EventEmitter<HostEvents> {
     this.interfaces = new Interfaces(this.registry, this.networks);
     this.dumps = new CoreDumps(this.registry, this.jobs, paths.dumps);
     this.lifecycle = new Lifecycle(this.registry, drivers, this, this.networks, this.dumps);
-    this.definitions = new Definitions(this.registry, drivers, this.lifecycle, this);
+    this.snapshots = new Snapshots(new SnapshotTree(paths.snapshots), this.registry, this.lifecycle, this.jobs, this);
+    this.definitions = new Definitions(this.registry, drivers, this.lifecycle, this, this.snapshots);
     this.saves = new SaveRestore(this.registry, drivers, this.lifecycle, this.jobs);
     this.devices = new Devices(this.registry);
     this.consoles = new Consoles(this.registry);
@@ -160,7 +168,7 @@ export class Host extends EventEmitter<HostEvents> {
   define = (xml: string, expectGeneration?: number) => this.definitions.define(xml, expectGeneration);
   create = (spec: NewDomainSpec) => this.definitions.create(spec);
   createTransient = (xml: string, paused: boolean) => this.definitions.createTransient(xml, paused);
-  undefine = (ref: string, force = false) => this.definitions.undefine(ref, force);
+  undefine = (ref: string, force = false, snapshotsMetadata = false) => this.definitions.undefine(ref, force, snapshotsMetadata);
   setAutostart = (ref: string, enabled: boolean) => this.definitions.setAutostart(ref, enabled);
   setOnHostStop = (ref: string, policy: OnHostStop) => this.definitions.setOnHostStop(ref, policy);
   setMetadata = (ref: string, edit: Parameters<Definitions['setMetadata']>[1]) => this.definitions.setMetadata(ref, edit);

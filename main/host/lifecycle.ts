@@ -255,7 +255,7 @@ export class Lifecycle {
     serial(handle.takeSerialBacklog());
     handle.on('state', (state) => {
       // Pauses and resumes that are part of a save or a dump, or of a panic, are not the user's.
-      if (rec.step === 'saving' || rec.step === 'dumping' || rec.state === 'crashed') return;
+      if (rec.step === 'saving' || rec.step === 'dumping' || rec.step === 'snapshotting' || rec.state === 'crashed') return;
       registry.setState(rec, state, state === 'paused' ? 'user' : 'unpaused', rec.step);
       registry.emitLifecycle(rec, state === 'paused' ? 'suspended' : 'resumed');
     });

@@ -166,6 +166,14 @@ export function loadBootImages(config: RunnerConfig): BootImages {
     if (config.cdrom) images.cdrom = openDisk('cdrom', config.cdrom, false);
     if (config.hda) images.hda = openDisk('hda', config.hda, true);
     if (config.hdb) images.hdb = openDisk('hdb', config.hdb, true);
+    for (const slot of ['hda', 'hdb'] as const) {
+      const stores = config.snapshotStores?.[slot];
+      try {
+        if (stores?.length) images[slot]?.setStores(stores);
+      } catch (err) {
+        throw new ConfigError(`${slot}: cannot open its snapshot stores: ${(err as Error).message}`);
+      }
+    }
   } catch (err) {
     for (const disk of [images.cdrom, images.hda, images.hdb]) disk?.close();
     throw err;

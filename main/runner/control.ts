@@ -24,6 +24,7 @@ import {
   type DumpResult,
   type SaveHeaderArgs,
   type SaveResult,
+  type SnapshotStores,
   type StatsResult,
 } from './protocol.js';
 import { ByteRing, Coalescer, PanicWatch } from './serial.js';
@@ -60,6 +61,11 @@ export interface ControlServerOptions {
   vncTcp?: () => { address: string; port: number } | undefined;
   /** The disk images, for their I/O counters. */
   disks: { name: DiskCounters['name']; disk: FileDisk }[];
+}
+
+/** Gives each writable disk its snapshot stores; a disk not named keeps none. */
+export function applySnapshotStores(disks: ControlServerOptions['disks'], stores: SnapshotStores): void {
+  for (const { name, disk } of disks) if (name !== 'cdrom') disk.setStores(stores[name] ?? []);
 }
 
 function processStats(startedAt: number, requests: number, disks: ControlServerOptions['disks']): StatsResult {
@@ -165,6 +171,10 @@ export class ControlServer {
         // A later save records the machine as it is now.
         if (disk) this.opts.machine.disks.cdrom = disk.byteLength;
         else delete this.opts.machine.disks.cdrom;
+        return undefined;
+      },
+      setSnapshotStores: async (_conn, { stores }) => {
+        applySnapshotStores(this.opts.disks, stores);
         return undefined;
       },
       abortJob: async () => {

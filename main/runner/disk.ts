@@ -2,6 +2,7 @@
 // AsyncXHRBuffer: load/get/set/byteLength…). v86 would otherwise keep the whole image in memory and
 // drop every guest write when the runner exits.
 import fs from 'node:fs';
+import { CowStore, keepBeforeWrite } from '../common/cow-store.js';
 import { openInputFile } from '../common/input-file.js';
 import { tryFlock } from '../common/locks.js';
 
@@ -15,6 +16,8 @@ export class FileDisk {
   onFirstFlush: (() => void) | undefined;
   private flushes = 0;
   private fd: number;
+  /** The snapshots' copy-before-write stores of this disk (cow-store.ts). */
+  private stores: CowStore[] = [];
 
   constructor(
     readonly path: string,
@@ -52,6 +55,7 @@ export class FileDisk {
 
   set(start: number, data: Uint8Array, done: () => void): void {
     if (!this.writable) throw new Error(`write to read-only image '${this.path}'`);
+    keepBeforeWrite(this.fd, this.byteLength, this.stores, start, data.length);
     fs.writeSync(this.fd, data, 0, data.length, start);
     this.counters.wrBytes += data.length;
     this.counters.wrReqs++;
@@ -60,7 +64,10 @@ export class FileDisk {
 
   /** The guest's cache flush (ATA FLUSH CACHE, see ide.ts): its writes are on the host's disk once this returns. */
   flush(): void {
-    if (this.writable) fs.fsyncSync(this.fd);
+    if (this.writable) {
+      for (const s of this.stores) s.sync();
+      fs.fsyncSync(this.fd);
+    }
     if (this.flushes++ === 0) this.onFirstFlush?.();
   }
 
@@ -71,7 +78,22 @@ export class FileDisk {
 
   set_state(): void {}
 
+  /** Replaces the snapshot stores kept for this disk; nothing changes if one cannot be opened. */
+  setStores(paths: readonly string[]): void {
+    const opened: CowStore[] = [];
+    try {
+      for (const p of paths) opened.push(CowStore.open(p, this.byteLength));
+    } catch (err) {
+      for (const s of opened) s.close();
+      throw err;
+    }
+    for (const s of this.stores) s.close();
+    this.stores = opened;
+  }
+
   close(): void {
+    for (const s of this.stores) s.close();
+    this.stores = [];
     fs.closeSync(this.fd);
   }
 

@@ -113,6 +113,14 @@ export interface RunnerConfig {
    * socket speaking QEMU's `-netdev stream` framing. Absent: the NIC is left unconnected.
    */
   nic?: RunnerNic;
+  /** Snapshot stores (cow-store.ts) kept for the writable disks, absolute paths; see `setSnapshotStores`. */
+  snapshotStores?: SnapshotStores;
+}
+
+/** Per writable disk, the copy-before-write stores of the domain's snapshots. */
+export interface SnapshotStores {
+  hda?: string[];
+  hdb?: string[];
 }
 
 export interface RunnerNic {
@@ -165,6 +173,7 @@ export const runnerConfigSchema: z.ZodType<RunnerConfig> = z.strictObject({
       socket: absolutePath,
     })
     .optional(),
+  snapshotStores: z.strictObject({ hda: z.array(absolutePath).max(256).optional(), hdb: z.array(absolutePath).max(256).optional() }).optional(),
 });
 
 export interface VncListen {
@@ -368,6 +377,12 @@ export interface RunnerOps {
    * leaves the drive as it was.
    */
   changeMedia: { args: { source?: string }; result: undefined };
+  /**
+   * Replaces the snapshot stores of the writable disks (a disk's stores are all opened first: one that
+   * cannot be is an error naming it, and that disk keeps its earlier ones). From the reply on, a
+   * guest write keeps the old chunk in each store.
+   */
+  setSnapshotStores: { args: { stores: SnapshotStores }; result: undefined };
 }
 
 export type RunnerOp = keyof RunnerOps;
@@ -431,6 +446,7 @@ export const runnerOpArgs = {
   dump: z.object({ file: absolutePath }),
   abortJob: noArgs,
   changeMedia: z.object({ source: absolutePath.optional() }),
+  setSnapshotStores: z.object({ stores: z.strictObject({ hda: z.array(absolutePath).max(256).optional(), hdb: z.array(absolutePath).max(256).optional() }) }),
 } satisfies { [K in RunnerOp]: z.ZodType };
 
 export function isRunnerOp(op: string): op is RunnerOp {

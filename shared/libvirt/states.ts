@@ -16,7 +16,7 @@ export type DomainState = (typeof DOMAIN_STATES)[number];
 
 /** Reasons, named as virsh prints them (virDomainRunningReason etc.). */
 export type RunningReason = 'unknown' | 'booted' | 'migrated' | 'restored' | 'from snapshot' | 'unpaused';
-export type PausedReason = 'unknown' | 'user' | 'migrating' | 'saving' | 'dumping' | 'ioerror' | 'starting-up';
+export type PausedReason = 'unknown' | 'user' | 'migrating' | 'saving' | 'dumping' | 'ioerror' | 'starting-up' | 'snapshot';
 export type ShutoffReason =
   | 'unknown'
   | 'shutdown'

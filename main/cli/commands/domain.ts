@@ -40,12 +40,12 @@ export const domainCommands: Record<string, Command> = {
     },
   },
   undefine: {
-    usage: 'undefine DOMAIN [--force]',
-    help: 'undefine a domain (--force: also when running; it then goes when it stops)',
+    usage: 'undefine DOMAIN [--force] [--snapshots-metadata]',
+    help: 'undefine a domain (--force: also when running; it then goes when it stops; --snapshots-metadata: with its snapshots)',
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'undefine');
       const api = await client();
-      await attempt(`Failed to undefine domain '${name}'`, () => api.call('domain.undefine', { domain: name, force: args.flags.has('force') }));
+      await attempt(`Failed to undefine domain '${name}'`, () => api.call('domain.undefine', { domain: name, force: args.flags.has('force'), snapshotsMetadata: args.flags.has('snapshots-metadata') }));
       process.stdout.write(`Domain '${name}' has been undefined\n\n`);
     },
   },

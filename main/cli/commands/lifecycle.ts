@@ -62,7 +62,7 @@ function jobInfoText(job: JobInfo | null): string {
   const type = job.status === 'running' ? 'Unbounded' : job.status === 'completed' ? 'Completed' : job.status === 'aborted' ? 'Cancelled' : 'Failed';
   const rows: [string, string][] = [
     ['Job type', type],
-    ['Operation', job.operation === 'managedsave' ? 'Save' : job.operation[0].toUpperCase() + job.operation.slice(1)],
+    ['Operation', job.operation === 'managedsave' ? 'Save' : job.operation[0].toUpperCase() + job.operation.slice(1).replace('-', ' ')],
     ['Time elapsed', `${job.elapsedMs}         ms`],
   ];
   if (job.totalBytes) {

@@ -1,7 +1,7 @@
 // Memory commands: setmem (the balloon target), setmaxmem (boot memory, --config only on v86) and
 // dommemstat, with virsh's arguments (scaled sizes, default KiB) and output.
 import type { ApiClient } from '../../../shared/client.js';
-import { attempt, CliError, need, type Args, type Command } from '../command.js';
+import { attemptBare, CliError, need, type Args, type Command } from '../command.js';
 
 const say = (text: string): void => void process.stdout.write(text);
 
@@ -35,16 +35,6 @@ function scope(args: Args): { live: boolean; config: boolean } {
   return { live, config };
 }
 
-/** virsh reports setmem/setmaxmem failures as the bare libvirt error. */
-async function apply<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await attempt('', fn);
-  } catch (err) {
-    if (err instanceof CliError) throw new CliError(err.lines.filter((l) => l !== ''));
-    throw err;
-  }
-}
-
 export const memoryCommands: Record<string, Command> = {
   setmem: {
     usage: 'setmem DOMAIN SIZE [--live] [--config] [--current]',
@@ -53,7 +43,7 @@ export const memoryCommands: Record<string, Command> = {
       const name = need(args, 0, 'domain', 'setmem');
       const sizeKiB = parseScaledKiB(need(args, 1, 'size', 'setmem'));
       const api = await client();
-      await apply(() => api.call('domain.setMemory', { domain: name, sizeKiB, ...scope(args) }));
+      await attemptBare(() => api.call('domain.setMemory', { domain: name, sizeKiB, ...scope(args) }));
     },
   },
   setmaxmem: {
@@ -63,7 +53,7 @@ export const memoryCommands: Record<string, Command> = {
       const name = need(args, 0, 'domain', 'setmaxmem');
       const sizeKiB = parseScaledKiB(need(args, 1, 'size', 'setmaxmem'));
       const api = await client();
-      await apply(() => api.call('domain.setMaxMemory', { domain: name, sizeKiB, ...scope(args) }));
+      await attemptBare(() => api.call('domain.setMaxMemory', { domain: name, sizeKiB, ...scope(args) }));
     },
   },
   dommemstat: {
@@ -72,7 +62,7 @@ export const memoryCommands: Record<string, Command> = {
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'dommemstat');
       const api = await client();
-      const m = await apply(() => api.call('domain.memoryStats', { domain: name }));
+      const m = await attemptBare(() => api.call('domain.memoryStats', { domain: name }));
       const rows: [string, number | undefined][] = [
         ['actual', m.actualKiB],
         ['unused', m.unusedKiB],

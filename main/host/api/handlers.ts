@@ -72,7 +72,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.create': (p) => host.create(p.spec),
     'domain.createTransient': (p) => host.createTransient(p.xml, p.paused),
     'domain.undefine': (p) => {
-      host.undefine(p.domain, p.force);
+      host.undefine(p.domain, p.force, p.snapshotsMetadata);
       return {};
     },
     'domain.start': async (p) => {
@@ -180,6 +180,13 @@ export function handlers(svc: HostServices): HandlerTable {
       session.serialUuids.delete(host.lookup(p.domain).doc.config.uuid);
       return {};
     },
+    'snapshot.list': (p) => host.snapshots.list(p.domain),
+    'snapshot.create': (p) => host.snapshots.create(p.domain, p),
+    'snapshot.info': (p) => ({ snapshot: host.snapshots.info(p.domain, p.snapshot) }),
+    'snapshot.revert': (p) => host.snapshots.revert(p.domain, p.snapshot, p),
+    'snapshot.delete': async (p) => ({ deleted: await host.snapshots.delete(p.domain, p.snapshot, p.children) }),
+    'snapshot.xml': (p) => ({ xml: host.snapshots.xml(p.domain, p.snapshot) }),
+    'snapshot.thumbnail': (p) => host.snapshots.thumbnail(p.domain, p.snapshot),
     'domain.serialWrite': async (p) => {
       await host.serialWrite(p.domain, Buffer.from(p.data, 'base64'));
       return {};

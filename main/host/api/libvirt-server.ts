@@ -49,6 +49,7 @@ const VIR_ERR_OF: Record<ErrorCode, number> = {
   NO_STORAGE_POOL: VIR_ERR.NO_STORAGE_POOL,
   NO_STORAGE_VOL: VIR_ERR.NO_STORAGE_VOL,
   NO_NETWORK: VIR_ERR.NO_NETWORK,
+  NO_DOMAIN_SNAPSHOT: VIR_ERR.NO_DOMAIN_SNAPSHOT,
   XML_ERROR: VIR_ERR.XML_ERROR,
   CONFIG_UNSUPPORTED: VIR_ERR.CONFIG_UNSUPPORTED,
   OPERATION_INVALID: VIR_ERR.OPERATION_INVALID,
@@ -66,7 +67,7 @@ const VIR_ERR_OF: Record<ErrorCode, number> = {
 /** libvirt-domain.h's reason enums, by state (virDomainRunningReason, virDomainPausedReason…). */
 const REASONS: Partial<Record<(typeof DOMAIN_STATES)[number], Partial<Record<StateReason, number>>>> = {
   running: { unknown: 0, booted: 1, migrated: 2, restored: 3, 'from snapshot': 4, unpaused: 5 },
-  paused: { unknown: 0, user: 1, migrating: 2, saving: 3, dumping: 4, ioerror: 5, 'starting-up': 11 },
+  paused: { unknown: 0, user: 1, migrating: 2, saving: 3, dumping: 4, ioerror: 5, snapshot: 9, 'starting-up': 11 },
   shutoff: { unknown: 0, shutdown: 1, destroyed: 2, crashed: 3, migrated: 4, saved: 5, failed: 6, 'from snapshot': 7 },
 };
 

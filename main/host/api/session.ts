@@ -33,7 +33,7 @@ const SECRET_PARAMS: Partial<Record<Method, (args: Record<string, unknown>) => R
 };
 
 /** The methods a request's connection applies to (stats.watch: that connection's sampling). */
-const PER_CONNECTION = /^(domain|pool|volume|stats|network)\./;
+const PER_CONNECTION = /^(domain|pool|volume|stats|network|snapshot)\./;
 
 /** Events of libvirt connections every client receives (with the connection's URI in the envelope). */
 const REMOTE_BROADCAST = new Set<EventName>(['domain.lifecycle', 'domain.defined', 'domain.undefined', 'domain.balloon', 'job.progress', 'job.completed', 'network.lifecycle']);

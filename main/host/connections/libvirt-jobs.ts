@@ -19,7 +19,7 @@ const JOB_STATS_COMPLETED = 1;
 const JOB_NONE = 0;
 const JOB_STATUS: Record<number, JobInfo['status']> = { 1: 'running', 2: 'running', 3: 'completed', 4: 'failed', 5: 'aborted' };
 /** virDomainJobOperation, as JobInfo names them (a snapshot's revert and delete are snapshot jobs). */
-const JOB_OPERATIONS: Record<number, JobInfo['operation']> = { 1: 'start', 2: 'save', 3: 'restore', 4: 'migrate', 5: 'migrate', 6: 'snapshot', 7: 'snapshot', 8: 'dump', 9: 'backup', 10: 'snapshot' };
+const JOB_OPERATIONS: Record<number, JobInfo['operation']> = { 1: 'start', 2: 'save', 3: 'restore', 4: 'migrate', 5: 'migrate', 6: 'snapshot', 7: 'snapshot-revert', 8: 'dump', 9: 'backup', 10: 'snapshot' };
 /** virDomainSaveRestoreFlags. */
 const SAVE_PAUSED = 4;
 /** virDomainCoreDumpFlags. */

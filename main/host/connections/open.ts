@@ -6,6 +6,7 @@ import { consoleMethods } from './libvirt-console.js';
 import { createMethods } from './libvirt-create.js';
 import { deviceMethods } from './libvirt-devices.js';
 import { networkMethods } from './libvirt-networks.js';
+import { snapshotMethods } from './libvirt-snapshots.js';
 import { LibvirtStorage, storageMethods } from './libvirt-storage.js';
 
 export function libvirtConnection(uri: string, opener: RpcOpener = openLibvirtRpc): LibvirtConnection {
@@ -17,6 +18,7 @@ export function libvirtConnection(uri: string, opener: RpcOpener = openLibvirtRp
   conn.serve(createMethods(conn, storage));
   conn.serve(deviceMethods(conn, storage));
   conn.serve(networkMethods(conn));
+  conn.serve(snapshotMethods(conn));
   const stats = new LibvirtStats(conn);
   conn.serve(stats.methods());
   conn.stats = stats;

@@ -298,4 +298,48 @@ export interface EngineDriver {
   prepareIncoming?(doc: DomainDocument, listen: { kind: 'unix' } | { kind: 'tcp'; address: string }): Promise<IncomingMigration>;
   /** Chooses the accelerator (KVM, TCG, or probed); absent for engines that have no choice. */
   setAccel?(mode: AccelMode): Promise<void>;
+  /** Domain snapshots' data on this engine (the host keeps their metadata); absent when it has none. */
+  snapshots?: EngineSnapshots;
+}
+
+/** How a snapshot keeps the memory and each disk, in <domainsnapshot>'s terms. */
+export type SnapshotLocation = 'internal' | 'external' | 'no';
+
+/** One snapshot as the engine sees it: its directory (its files go there) and its name. */
+export interface SnapshotRef {
+  dir: string;
+  name: string;
+}
+
+/**
+ * What an engine does for snapshots. The host decides when (state, jobs, the tree); the engine
+ * moves the data. `others` are the domain's other snapshots, which must stay exact.
+ */
+export interface EngineSnapshots {
+  /** Why snapshots of this definition cannot be taken here (a disk format…); undefined when they can. */
+  cannot(doc: DomainDocument, running: boolean): string | undefined;
+  /**
+   * Takes the snapshot: the disks, and with `memory` the running `live` guest's memory; a running
+   * guest runs on afterwards. Progress in bytes.
+   */
+  create(req: {
+    doc: DomainDocument;
+    snap: SnapshotRef;
+    others: SnapshotRef[];
+    live?: LiveDomain;
+    memory: boolean;
+    header: StateFileHeader;
+    onProgress: (done: number, total: number) => void;
+  }): Promise<{ memory: SnapshotLocation; disks: { name: string; snapshot: SnapshotLocation }[] }>;
+  /**
+   * How a memory snapshot comes back: 'state-file' (the host boots the guest from memoryFile() after
+   * revertDisks), or 'live' (the host starts the guest paused, then loadLive() puts disks and memory back).
+   */
+  readonly memoryRevert: 'state-file' | 'live';
+  memoryFile(snap: SnapshotRef): string;
+  loadLive(live: LiveDomain, doc: DomainDocument, snap: SnapshotRef): Promise<void>;
+  /** Puts the disks back as at the snapshot; the guest is not running. */
+  revertDisks(doc: DomainDocument, snap: SnapshotRef, others: SnapshotRef[]): Promise<void>;
+  /** Frees the snapshot's data (its directory is the host's to remove afterwards). */
+  remove(doc: DomainDocument, snap: SnapshotRef, others: SnapshotRef[], live?: LiveDomain): Promise<void>;
 }

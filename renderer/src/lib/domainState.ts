@@ -83,6 +83,8 @@ export function stepLabel(step: Exclude<DomainStep, null>): string {
       return 'restoring…';
     case 'dumping':
       return 'dumping…';
+    case 'snapshotting':
+      return 'taking a snapshot…';
   }
 }
 

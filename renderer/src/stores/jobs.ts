@@ -20,6 +20,7 @@ const OPERATION_WORDS: Record<JobInfo['operation'], { running: string; verb: str
   upload: { running: 'Uploading', verb: 'upload', done: 'Uploaded' },
   start: { running: 'Starting', verb: 'start', done: 'Started' },
   snapshot: { running: 'Taking a snapshot', verb: 'take a snapshot', done: 'Snapshot taken' },
+  'snapshot-revert': { running: 'Reverting to a snapshot', verb: 'revert to the snapshot', done: 'Reverted' },
   backup: { running: 'Backing up', verb: 'back up', done: 'Backed up' },
   unknown: { running: 'Working', verb: 'finish the job', done: 'Done' },
 };

@@ -29,6 +29,7 @@ import { findQemu, type QemuBinary } from './binary.js';
 import { ConsoleLog } from './console-log.js';
 import { QmpClient, QmpError, type QmpEvent } from './qmp.js';
 import { awaitArrival, cookieOf, incomingProblems, listenIncoming, migrateOut, probeOffer, readMigrationFacts, type MigrationFacts, type OutgoingJob, type QemuOffer } from './migration.js';
+import { qemuSnapshots, type QmpHolder } from './snapshots.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const SAVE_TIMEOUT_MS = 10 * 60_000;
@@ -94,6 +95,7 @@ export class QemuDriver implements EngineDriver {
   readonly uri = 'qemu:///session';
   readonly domainTypes = ['qemu', 'kvm'];
   readonly capabilities: EngineCapabilities = { shutdownModes: ['acpi', 'agent'] };
+  readonly snapshots = qemuSnapshots;
 
   constructor(
     private readonly runDir: string,
@@ -412,7 +414,7 @@ function accelNotes(doc: DomainDocument, accel: AccelState): StartedDomain['note
 }
 
 /** The host's side of one QEMU process. */
-class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
+class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain, QmpHolder {
   state: 'running' | 'paused' = 'paused';
   readonly vncSocket: string;
   vncTcp: { address: string; port: number } | undefined;
@@ -681,6 +683,11 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain {
     } finally {
       this.job = undefined;
     }
+  }
+
+  /** The monitor, for the snapshot jobs (snapshots.ts). */
+  get monitor(): QmpClient {
+    return this.qmp;
   }
 
   async pause(): Promise<void> {

@@ -23,6 +23,7 @@ import {
   type RunnerOp,
   type RunnerOps,
   type ScreenshotResult,
+  type SnapshotStores,
   type StatsResult,
 } from '../../../runner/protocol.js';
 import { resolveBootloader, usesBootloader } from '../../images/bootloader.js';
@@ -30,11 +31,12 @@ import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../../common/paths.js';
-import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
+import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type SnapshotRef, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
 import { attachInterfaces } from '../../network/attach.js';
 import type { NetworkSwitches } from '../../network/switches.js';
 import { checkV86Support, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from './support.js';
+import { v86HardDisks, v86Snapshots, v86StoreFiles, type StoreKeeper } from './snapshots.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -52,10 +54,13 @@ export class V86Driver implements EngineDriver {
   readonly uri = 'v86:///session';
   readonly domainTypes = ['v86'];
   readonly capabilities: EngineCapabilities = { shutdownModes: ['acpi', 'agent'] };
+  readonly snapshots = v86Snapshots;
 
   constructor(
     private readonly runDir: string,
     private readonly networks: NetworkSwitches,
+    /** The domain's snapshots, whose disk stores a runner keeps up to date. */
+    private readonly snapshotsOf: (uuid: string) => SnapshotRef[] = () => [],
   ) {}
 
   connection(): ConnectionInfo {
@@ -76,6 +81,8 @@ export class V86Driver implements EngineDriver {
     const runnerConfig = this.runnerConfig(doc);
     if (opts.paused) runnerConfig.startPaused = true;
     if (opts.restoreFrom) runnerConfig.restoreFrom = opts.restoreFrom;
+    const stores = v86StoreFiles(this.snapshotsOf(config.uuid));
+    if (stores.hda || stores.hdb) runnerConfig.snapshotStores = stores;
     const stateDir = path.join(this.runDir, config.uuid);
     const pidFile = path.join(stateDir, 'runner.pid');
     // A runner lives exactly as long as its lock on runner.pid; the pid in the file may by now be
@@ -187,17 +194,9 @@ export class V86Driver implements EngineDriver {
       if (config.os.initrd) rc.initrd = need(config.os.initrd, 'initrd');
       if (config.os.cmdline) rc.cmdline = config.os.cmdline;
     }
-    const hardDisks: string[] = [];
-    for (const disk of config.disks) {
-      if (!disk.source || disk.format !== 'raw') continue;
-      if (disk.device === 'cdrom') {
-        if (!rc.cdrom) rc.cdrom = need(disk.source, 'CD-ROM image');
-      } else if (disk.device === 'disk') {
-        hardDisks.push(need(disk.source, 'disk image'));
-      }
-    }
-    if (hardDisks[0]) rc.hda = hardDisks[0];
-    if (hardDisks[1]) rc.hdb = hardDisks[1];
+    const cdrom = config.disks.find((d) => d.device === 'cdrom' && d.source && d.format === 'raw');
+    if (cdrom?.source) rc.cdrom = need(cdrom.source, 'CD-ROM image');
+    for (const disk of v86HardDisks(config)) rc[disk.slot] = need(disk.source, 'disk image');
     const order = config.os.bootOrder.filter((d): d is 'hd' | 'cdrom' | 'fd' => d !== 'network');
     if (order.length) rc.bootOrder = bootOrderValue(order);
     return rc;
@@ -211,7 +210,7 @@ interface Pending {
 }
 
 /** The host's side of one runner's control socket. */
-class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
+class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, StoreKeeper {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private destroying = false;
@@ -322,6 +321,9 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain {
   }
   async balloonInfo(guestStats: boolean): Promise<BalloonInfo> {
     return balloonInfo(await this.request('balloonInfo', { guestStats }));
+  }
+  async setSnapshotStores(stores: SnapshotStores): Promise<void> {
+    await this.request('setSnapshotStores', { stores });
   }
   async changeMedia(source: string | undefined): Promise<void> {
     await this.request('changeMedia', source === undefined ? {} : { source });
