@@ -79,7 +79,6 @@ describe('v86 live migration', { skip }, () => {
 
   after(async () => {
     for (const r of results) process.stdout.write(`# ${r.label}: ${JSON.stringify(r)}\n`);
-    for (const r of spawned) process.stdout.write(`# ${r.dir}:\n${r.log().replace(/^/gm, '#   ')}\n`);
     for (const r of spawned) await r.kill();
   });
 
