@@ -22,6 +22,8 @@ import {
   type RunnerOps,
   type RunState,
   type DumpResult,
+  type MigrateArgs,
+  type MigrateResult,
   type SaveHeaderArgs,
   type SaveResult,
   type SnapshotStores,
@@ -29,6 +31,7 @@ import {
 } from './protocol.js';
 import { ByteRing, Coalescer, PanicWatch } from './serial.js';
 import { writeCoreFile } from './coredump.js';
+import { migrateOut } from './migration.js';
 import { STATE_ENGINE, STATE_ENGINE_VERSION, writeStateFile, type StateMachine } from '../common/statefile.js';
 
 const SERIAL_BACKLOG_BYTES = 1024 * 1024;
@@ -39,7 +42,7 @@ const SCREEN_CHECK_MS = 1000;
 type Conn = JsonlConnection<RunnerMessage>;
 
 interface Job {
-  readonly kind: 'save' | 'dump';
+  readonly kind: 'save' | 'dump' | 'migration';
   readonly abort: AbortController;
   /** Settles once the job has finished, failed or been undone. */
   readonly done: Promise<unknown>;
@@ -59,6 +62,8 @@ export interface ControlServerOptions {
   onDestroy: () => void;
   /** The TCP VNC listener, once bound. */
   vncTcp?: () => { address: string; port: number } | undefined;
+  /** An incoming migration's endpoint, while it waits for the stream. */
+  incoming?: () => string | undefined;
   /** The disk images, for their I/O counters. */
   disks: { name: DiskCounters['name']; disk: FileDisk }[];
 }
@@ -117,7 +122,8 @@ export class ControlServer {
         this.attach(conn);
         const { state, restored } = emulator;
         const vncTcp = opts.vncTcp?.();
-        return { pid: process.pid, name: config.name, uuid: config.uuid, state, startedAt, serialBacklog, restored, ...(vncTcp && { vncTcp }) };
+        const incoming = opts.incoming?.();
+        return { pid: process.pid, name: config.name, uuid: config.uuid, state, startedAt, serialBacklog, restored, ...(vncTcp && { vncTcp }), ...(incoming && { incoming }) };
       },
       pause: async () => ({ state: await this.setRunState('paused') }),
       resume: async () => ({ state: await this.setRunState('running') }),
@@ -177,6 +183,7 @@ export class ControlServer {
         applySnapshotStores(this.opts.disks, stores);
         return undefined;
       },
+      migrate: async (_conn, args) => this.runJob('migration', (signal) => this.runMigration(args, signal)),
       abortJob: async () => {
         const job = this.job;
         if (!job) throw new Error('no job is running');
@@ -223,6 +230,30 @@ export class ControlServer {
       onProgress: (processedBytes, totalBytes) => this.broadcast({ event: 'job-progress', processedBytes, totalBytes }),
     });
     return { bytes, ms: Date.now() - started };
+  }
+
+  /** Live migration, source side (migration.ts); pauses and resumes go out as `state` events. */
+  private async runMigration(args: MigrateArgs, signal: AbortSignal): Promise<MigrateResult> {
+    const { emulator } = this.opts;
+    await emulator.loaded;
+    const result = await migrateOut(
+      {
+        memory: () => emulator.memory(),
+        state: () => emulator.state,
+        pause: async () => void (await this.setRunState('paused')),
+        resume: async () => void (await this.setRunState('running')),
+        deviceState: () => emulator.deviceState(),
+        agentConnected: () => emulator.agentConnected,
+      },
+      args,
+      signal,
+      (progress) => this.broadcast({ event: 'migration-progress', ...progress }),
+    );
+    this.opts.log(
+      `migrated out: downtime ${result.downtimeMs} ms, total ${result.totalMs} ms, ${result.iterations} rounds, ` +
+        `${result.transferredBytes} bytes sent for ${result.nonZeroRamBytes} bytes of non-zero RAM, ${result.finalPages} pages and ${result.deviceStateBytes} bytes of device state while paused`,
+    );
+    return result;
   }
 
   /** A panicking guest is paused where it stopped (QEMU's panic=pause) and the host told why. */

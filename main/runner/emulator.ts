@@ -63,6 +63,8 @@ export interface VgaDevice {
   dac_map: Uint8Array;
   /** 0xRRGGBB per DAC entry. */
   vga256_palette: Int32Array;
+  /** The VRAM (vga_memory_size bytes in wasm memory); a Proxy like cpu.mem8: only its byteOffset is used. */
+  svga_memory: Uint8Array;
 }
 
 interface Ps2Device {
@@ -92,6 +94,11 @@ interface V86Cpu extends AcpiCpu {
   /** What v86 runs on a machine reset (8042 pulse, port 0xCF9, V86.restart): CPU reset + BIOS reload. */
   reboot_internal(): void;
   reset_cpu(): void;
+  /** save_state's RAM packer and restore_state's unpacker (replaced per instance for a migration's device state). */
+  pack_memory(): { bitmap: { get_buffer(): ArrayBuffer }; packed_memory: Uint8Array };
+  unpack_memory(bitmap: unknown, packed: Uint8Array): void;
+  /** The wasm module's exports; instr_0FA2 is CPUID on reg32. */
+  wm: { exports: { instr_0FA2(): void } };
   /** Writes guest-physical memory, dropping JIT code compiled from it. */
   write_blob(data: Uint8Array, address: number): void;
   /** [0] is 1 while the CPU waits in HLT. */
@@ -114,9 +121,22 @@ interface V86Cpu extends AcpiCpu {
   memory_size: Uint32Array;
 }
 
+interface V86Bus {
+  send(event: string, data?: unknown): void;
+}
+
 interface V86Internals {
-  bus: { send(event: string, data?: unknown): void };
-  v86: { cpu: V86Cpu };
+  bus: V86Bus;
+  v86: {
+    cpu: V86Cpu;
+    /** The main loop: runs while `running`; `stopping` ends it at its next tick, `tick_counter` names the tick due. */
+    running: boolean;
+    stopping: boolean;
+    tick_counter: number;
+    bus: V86Bus;
+    save_state(): ArrayBuffer;
+    restore_state(state: ArrayBuffer): void;
+  };
 }
 
 const internals = (emu: V86) => emu as unknown as V86Internals;
@@ -188,6 +208,12 @@ export interface RestorePoint {
   agentConnected: boolean;
 }
 
+/** Guest memory as a migration copies it: RAM, then VRAM, both views on the live wasm memory. */
+export interface GuestMemory {
+  ram: Uint8Array;
+  vram: Uint8Array;
+}
+
 export interface EmulatorEvents {
   /** The guest powered itself off: ACPI soft-off, or a halt with interrupts off. Emitted once. */
   poweroff: [how: 'acpi' | 'halt'];
@@ -233,10 +259,11 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   /** The NIC's connection to its network's switch (config.nic). */
   private readonly cable: NicCable | undefined;
 
+  /** `restore`: a saved guest; 'incoming': a machine that waits, not started, for a migrated guest (adoptState). */
   constructor(
     private readonly config: RunnerConfig,
     private readonly images: BootImages,
-    restore?: RestorePoint,
+    restore?: RestorePoint | 'incoming',
   ) {
     super();
     installImageDataPolyfill();
@@ -244,7 +271,8 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     this.runState = config.startPaused ? 'paused' : 'running';
     this.agent = new GuestAgent((bytes) => internals(this.machine.emu).bus.send('virtio-console0-input-bytes', bytes));
     this.restored = restore !== undefined;
-    if (restore) this.agent.reset(restore.agentConnected);
+    if (restore === 'incoming') this.runState = 'paused';
+    else if (restore) this.agent.reset(restore.agentConnected);
     const maxKiB = config.memoryBytes / 1024;
     this.balloon = new Balloon(maxKiB, config.balloonTargetKiB ?? maxKiB, (m) => process.stderr.write(`info: ${m}\n`));
     if (config.nic) {
@@ -255,14 +283,14 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
         (m) => process.stderr.write(`info: ${m}\n`),
       );
     }
-    this.machine = this.createMachine(restore?.payload);
+    this.machine = this.createMachine(restore === 'incoming' ? 'incoming' : restore?.payload);
     this.loaded = this.machine.loaded.then(() => {
       this.isLoaded = true;
     });
     this.haltTimer = setInterval(() => this.checkHalt(), HALT_POLL_MS);
   }
 
-  private createMachine(state?: ArrayBuffer): Machine {
+  private createMachine(state?: ArrayBuffer | 'incoming'): Machine {
     const { config, images } = this;
     const options: V86Options = {
       wasm_path: path.join(v86Dir, 'v86.wasm'),
@@ -283,10 +311,11 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       if (state) extra.preserve_mac_from_state_image = true;
     }
     if (images.vgaBios) options.vga_bios = { buffer: images.vgaBios };
-    if (state) {
+    // 'incoming' loads nothing: guest memory and the devices come from the migration stream.
+    if (state instanceof ArrayBuffer) {
       // v86 restores it right after initialising the machine, before the CPU runs.
       options.initial_state = { buffer: state };
-    } else {
+    } else if (!state) {
       if (this.kernel) options.bzimage = { buffer: this.kernel.slice(0) };
       if (images.initrd) options.initrd = { buffer: images.initrd };
       if (config.cmdline !== undefined) options.cmdline = config.cmdline;
@@ -430,7 +459,14 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   async pause(): Promise<void> {
     const machine = await this.current();
     this.runState = 'paused';
-    await machine.emu.stop();
+    // What v86's stop() does at the main loop's next tick, now: that tick may be a timer some
+    // milliseconds away (an idle guest), and a migration's downtime starts here. The tick due is
+    // skipped by counting past it.
+    const { v86 } = internals(machine.emu);
+    if (!v86.running) return;
+    v86.running = v86.stopping = false;
+    v86.tick_counter++;
+    v86.bus.send('emulator-stopped');
   }
 
   async resume(): Promise<void> {
@@ -506,6 +542,88 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   async saveState(): Promise<RestorePoint> {
     const machine = await this.current();
     return { payload: await machine.emu.save_state(), agentConnected: this.agent.isConnected };
+  }
+
+  /**
+   * Views of guest RAM and VRAM on the live wasm memory, for a migration (made afresh at each call:
+   * wasm memory that grows gets a new buffer). Writes through them bypass the JIT's cache: only for a
+   * machine whose CPU has not run yet (an incoming one, before adoptState, which clears that cache).
+   */
+  async memory(): Promise<GuestMemory> {
+    const machine = await this.current();
+    const cpu = internals(machine.emu).v86.cpu;
+    const { buffer } = cpu.wasm_memory;
+    return {
+      ram: new Uint8Array(buffer, cpu.mem8.byteOffset, cpu.memory_size[0]),
+      vram: new Uint8Array(buffer, cpu.devices.vga.svga_memory.byteOffset, this.config.vgaMemoryBytes),
+    };
+  }
+
+  /**
+   * v86's state of the machine without guest RAM and VRAM (a migration sends those page by page): RAM
+   * packing is switched off and the VRAM hidden for the one synchronous save_state, so that the guest
+   * cannot run in between. About 0.3 MiB instead of the non-zero RAM plus 8 MiB.
+   */
+  async deviceState(): Promise<Uint8Array> {
+    const machine = await this.current();
+    const { v86 } = internals(machine.emu);
+    const { cpu } = v86;
+    const vga = cpu.devices.vga;
+    const vram = vga.svga_memory;
+    cpu.pack_memory = () => ({ bitmap: { get_buffer: () => new ArrayBuffer(0) }, packed_memory: new Uint8Array(0) });
+    vga.svga_memory = new Uint8Array(0);
+    try {
+      return new Uint8Array(v86.save_state());
+    } finally {
+      delete (cpu as Partial<V86Cpu>).pack_memory;
+      vga.svga_memory = vram;
+    }
+  }
+
+  /**
+   * Takes a migrated guest's device state (deviceState on the source) into this incoming machine, whose
+   * RAM and VRAM already hold the guest's pages: restore_state would zero RAM and unpack the (empty)
+   * packed pages, so unpacking is switched off for the call; it also clears the JIT cache and TLB.
+   */
+  async adoptState(state: Uint8Array): Promise<void> {
+    const machine = await this.current();
+    const { v86 } = internals(machine.emu);
+    const { cpu } = v86;
+    const vga = cpu.devices.vga;
+    cpu.unpack_memory = () => undefined;
+    // The full redraw that ends VGA's set_state (~25 ms) only feeds screen captures: done after the
+    // guest runs again, out of the migration's downtime.
+    vga.complete_redraw = () => undefined;
+    try {
+      v86.restore_state(state.buffer.slice(state.byteOffset, state.byteOffset + state.byteLength) as ArrayBuffer);
+    } finally {
+      delete (cpu as Partial<V86Cpu>).unpack_memory;
+      delete (vga as Partial<VgaDevice>).complete_redraw;
+    }
+    setImmediate(() => vga.complete_redraw());
+  }
+
+  /** Starts a migrated guest (adoptState done): `agentConnected` as it was at the source. */
+  async startMigrated(running: boolean, agentConnected: boolean): Promise<void> {
+    this.agent.reset(agentConnected);
+    if (running) await this.resume();
+  }
+
+
+  /** CPUID of the emulated CPU for `leaf`/`subleaf`: [eax, ebx, ecx, edx], run between two guest time slices. */
+  async cpuid(leaf: number, subleaf = 0): Promise<[number, number, number, number]> {
+    const machine = await this.current();
+    const { cpu } = internals(machine.emu).v86;
+    const saved = cpu.reg32.slice(0, 4);
+    cpu.reg32[0] = leaf;
+    cpu.reg32[1] = subleaf;
+    try {
+      cpu.wm.exports.instr_0FA2();
+      const [eax, ecx, edx, ebx] = cpu.reg32;
+      return [eax! >>> 0, ebx! >>> 0, ecx! >>> 0, edx! >>> 0];
+    } finally {
+      cpu.reg32.set(saved);
+    }
   }
 
   /** The CPU's registers now and a view of guest RAM, for a core dump (see coredump.ts). */

@@ -12,6 +12,8 @@ import { describeMachine, Emulator, type RestorePoint } from './emulator.js';
 import { Framebuffer } from './framebuffer.js';
 import { RUNNER_EXIT, runnerPaths, VNC_PORT_BASE, type RunnerConfig, type RunnerExit, type RunnerPaths, type VncListen } from './protocol.js';
 import { RfbServer } from './rfb.js';
+import { checkToken, formatEndpoint, migrateIn } from './migration.js';
+import { describeCpu } from './cpuid.js';
 import { loadStateFile, StateFileError, type StateMachine } from '../common/statefile.js';
 
 /** Linux sun_path is 108 bytes including the terminating NUL. */
@@ -150,6 +152,8 @@ class Runner {
   private emulator: Emulator | undefined;
   private readonly servers: net.Server[] = [];
   private vncTcp: { address: string; port: number } | undefined;
+  /** config.incoming's endpoint, until the stream has arrived. */
+  private incoming: string | undefined;
 
   constructor(
     private readonly paths: RunnerPaths,
@@ -161,7 +165,7 @@ class Runner {
   async start(restore: RestorePoint | undefined): Promise<void> {
     const startedAt = Date.now();
     const { config, paths } = this;
-    const emulator = new Emulator(config, this.images, restore);
+    const emulator = new Emulator(config, this.images, config.incoming ? 'incoming' : restore);
     this.emulator = emulator;
     const framebuffer = new Framebuffer(emulator);
     const control = new ControlServer({
@@ -173,6 +177,7 @@ class Runner {
       log: (m) => log('warn', m),
       onDestroy: () => void this.shutdown(RUNNER_EXIT.ok, { reason: 'destroy' }),
       vncTcp: () => this.vncTcp,
+      incoming: () => this.incoming,
       disks: (['hda', 'hdb', 'cdrom'] as const).flatMap((name) => {
         const disk = this.images[name];
         return disk ? [{ name, disk }] : [];
@@ -205,12 +210,69 @@ class Runner {
       this.vncTcp = await listenTcp(tcpServer, config.vncListen);
       log('info', `VNC on ${formatHostPort(this.vncTcp.address, this.vncTcp.port)}${config.vncPassword ? ' (password)' : ''}`);
     }
+    if (config.incoming) await this.listenIncoming(emulator, control);
     await listen(controlServer, paths.control);
     await listen(vncServer, paths.vnc);
-    void emulator.loaded.then(() =>
-      log('info', `emulator ${emulator.restored ? 'restored' : 'loaded'} in ${Date.now() - startedAt} ms (${emulator.state})`),
-    );
+    void emulator.loaded.then(async () => {
+      log('info', `emulator ${emulator.restored ? 'restored' : 'loaded'} in ${Date.now() - startedAt} ms (${emulator.state})`);
+      // For a migration's CPU check (the host reads it synchronously).
+      writeFileAtomic(paths.cpu, `${JSON.stringify(await describeCpu((leaf, sub) => emulator.cpuid(leaf, sub)))}\n`, 0o600);
+    });
     log('info', `listening on ${paths.control} and ${paths.vnc}`);
+  }
+
+  /**
+   * An incoming migration (migration.ts): one connection whose first bytes are the token is taken,
+   * then the listener closes; others are dropped. A stream that fails ends the runner (exit 1), so
+   * that nothing is left behind.
+   */
+  private async listenIncoming(emulator: Emulator, control: ControlServer): Promise<void> {
+    const incoming = this.config.incoming!;
+    const server = net.createServer();
+    this.servers.push(server);
+    let taken = false;
+    server.on('connection', (socket) => {
+      socket.on('error', () => undefined);
+      void checkToken(socket, incoming.token).then(async (ok) => {
+        if (!ok || taken) {
+          log('warn', `incoming migration: dropped a connection ${ok ? 'after the stream was taken' : 'without the right token'}`);
+          socket.destroy();
+          return;
+        }
+        taken = true;
+        server.close();
+        this.incoming = undefined;
+        const started = Date.now();
+        try {
+          const meta = await migrateIn(socket, {
+            memory: () => emulator.memory(),
+            restore: async (state) => {
+              const t0 = Date.now();
+              await emulator.adoptState(state);
+              log('info', `incoming migration: device state (${state.length} bytes) restored in ${Date.now() - t0} ms`);
+            },
+            start: (m) => emulator.startMigrated(m.running, m.agentConnected),
+          });
+          log('info', `incoming migration arrived in ${Date.now() - started} ms (${meta.running ? 'running' : 'paused'})`);
+          control.broadcast({ event: 'migrated-in', state: emulator.state });
+        } catch (err) {
+          socket.destroy();
+          this.fail(new Error(`incoming migration failed: ${(err as Error).message}`));
+        }
+      });
+    });
+    const where = incoming.listen;
+    if (where.kind === 'unix') {
+      await listen(server, where.path);
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err) => reject(new ConfigError(`cannot listen for the migration on ${formatHostPort(where.address, where.port)}: ${errnoText(err)}`)));
+        server.listen({ host: where.address, port: where.port, exclusive: true }, () => resolve());
+      });
+      keepListening(server, 'migration listener');
+    }
+    this.incoming = formatEndpoint(server.address() as net.AddressInfo | string);
+    log('info', `waiting for an incoming migration on ${this.incoming}`);
   }
 
   /** Emulator failure: tell the attached clients, then exit 1. */
@@ -314,7 +376,7 @@ async function main(): Promise<void> {
     return configError(err);
   }
   log('info', `domain '${config.name}' (${config.uuid}), ${config.memoryBytes / MiB} MiB`);
-  if (images.kernel && !restore) {
+  if (images.kernel && !restore && !config.incoming) {
     const t0 = Date.now();
     const limit = images.initrd ? INITRD_ADDRESS : config.memoryBytes;
     const unpacked = await unpackKernel(images.kernel, limit);

@@ -19,6 +19,8 @@ export const RUNNER_FILES = {
   vnc: 'vnc.sock',
   /** RunnerExit, written (atomically) just before the runner exits once it was up. */
   exit: 'exit.json',
+  /** CpuDescription (cpuid.ts) of the emulated CPU, written once the machine is loaded. */
+  cpu: 'cpu.json',
 } as const;
 
 export type RunnerPaths = { [K in keyof typeof RUNNER_FILES]: string };
@@ -31,6 +33,7 @@ export function runnerPaths(stateDir: string): RunnerPaths {
     control: path.join(stateDir, RUNNER_FILES.control),
     vnc: path.join(stateDir, RUNNER_FILES.vnc),
     exit: path.join(stateDir, RUNNER_FILES.exit),
+    cpu: path.join(stateDir, RUNNER_FILES.cpu),
   };
 }
 
@@ -115,12 +118,24 @@ export interface RunnerConfig {
   nic?: RunnerNic;
   /** Snapshot stores (cow-store.ts) kept for the writable disks, absolute paths; see `setSnapshotStores`. */
   snapshotStores?: SnapshotStores;
+  /**
+   * Live migration destination (see migration.ts): the machine is created but not started, and waits
+   * for one migration stream on `listen` (a unix socket path, made 0600, or a TCP address; port 0 =
+   * the kernel picks) from a peer that sends `token` first. The guest runs once the stream has ended.
+   */
+  incoming?: RunnerIncoming;
 }
 
 /** Per writable disk, the copy-before-write stores of the domain's snapshots. */
 export interface SnapshotStores {
   hda?: string[];
   hdb?: string[];
+}
+
+export interface RunnerIncoming {
+  listen: { kind: 'unix'; path: string } | { kind: 'tcp'; address: string; port: number };
+  /** 32 random bytes, hex. */
+  token: string;
 }
 
 export interface RunnerNic {
@@ -174,6 +189,15 @@ export const runnerConfigSchema: z.ZodType<RunnerConfig> = z.strictObject({
     })
     .optional(),
   snapshotStores: z.strictObject({ hda: z.array(absolutePath).max(256).optional(), hdb: z.array(absolutePath).max(256).optional() }).optional(),
+  incoming: z
+    .strictObject({
+      listen: z.discriminatedUnion('kind', [
+        z.strictObject({ kind: z.literal('unix'), path: absolutePath }),
+        z.strictObject({ kind: z.literal('tcp'), address: z.string().min(1), port: z.number().int().min(0).max(65535) }),
+      ]),
+      token: z.string().regex(/^[0-9a-f]{64}$/, 'must be 32 bytes in hex'),
+    })
+    .optional(),
 });
 
 export interface VncListen {
@@ -213,6 +237,8 @@ export interface HelloResult {
   restored: boolean;
   /** Where the TCP VNC listener is bound (RunnerConfig.vncListen), with the port it got. */
   vncTcp?: { address: string; port: number };
+  /** An incoming migration's endpoint ('unix:/path' or 'tcp:host:port'), while it waits for the stream. */
+  incoming?: string;
 }
 
 export interface StateResult {
@@ -289,6 +315,44 @@ export interface DiskCounters {
   wrBytes: number;
   rdReqs: number;
   wrReqs: number;
+}
+
+/** The source side of a live migration (the `migrate` op). */
+export interface MigrateArgs {
+  /** 'unix:/abs/path' or 'tcp:host:port' (IPv6 in brackets). */
+  uri: string;
+  token: string;
+  /** false: the guest is paused first and copied in one pass. */
+  live: boolean;
+  /** MiB/s; absent = unlimited. */
+  bandwidthMiBs?: number;
+  /** The longest pause aimed for when deciding to stop and copy the rest. */
+  maxDowntimeMs: number;
+}
+
+export interface MigrationProgressEvent {
+  phase: 'setup' | 'precopy' | 'stopcopy';
+  iteration: number;
+  totalBytes: number;
+  transferredBytes: number;
+  remainingBytes: number;
+  dirtyRateBytesPerSec?: number;
+}
+
+export interface MigrateResult {
+  /** From the pause here to the destination's acknowledgement that the guest runs (or waits paused) there. */
+  downtimeMs: number;
+  totalMs: number;
+  /** Pre-copy rounds, the stop-and-copy pass included. */
+  iterations: number;
+  transferredBytes: number;
+  /** Guest RAM pages that held anything but zeros when the migration started, in bytes. */
+  nonZeroRamBytes: number;
+  /** Pages sent in the stop-and-copy pass and the device state's size. */
+  finalPages: number;
+  deviceStateBytes: number;
+  /** Where the downtime went: the pause, last scan and pages; saving the device state; sending it, the restore there and the acknowledgement. */
+  downtimeParts: { pauseAndPagesMs: number; deviceStateMs: number; restoreAndAckMs: number };
 }
 
 /** ok: the guest holds the target; pending: on its way; no-driver: not followed in time; absent: no device. */
@@ -383,6 +447,12 @@ export interface RunnerOps {
    * guest write keeps the old chunk in each store.
    */
   setSnapshotStores: { args: { stores: SnapshotStores }; result: undefined };
+  /**
+   * Live migration, source side: streams the guest to a runner waiting at `uri` (RunnerConfig.incoming),
+   * `migration-progress` events after each round. Once the destination acknowledges, the guest stays
+   * paused here for good. A job: abortJob cancels it; on any failure or cancel the guest runs on as before.
+   */
+  migrate: { args: MigrateArgs; result: MigrateResult };
 }
 
 export type RunnerOp = keyof RunnerOps;
@@ -415,6 +485,10 @@ export type RunnerEvent =
   | { event: 'guest-panicked'; message: string }
   /** A save or dump job wrote this much of its file so far. */
   | { event: 'job-progress'; processedBytes: number; totalBytes: number }
+  /** A migration's progress, after each round. */
+  | ({ event: 'migration-progress' } & MigrationProgressEvent)
+  /** An incoming migration has arrived: the guest is restored here and in `state`. */
+  | { event: 'migrated-in'; state: RunState }
   /** The runner is about to exit with code 1. */
   | { event: 'error'; message: string };
 
@@ -447,6 +521,13 @@ export const runnerOpArgs = {
   abortJob: noArgs,
   changeMedia: z.object({ source: absolutePath.optional() }),
   setSnapshotStores: z.object({ stores: z.strictObject({ hda: z.array(absolutePath).max(256).optional(), hdb: z.array(absolutePath).max(256).optional() }) }),
+  migrate: z.object({
+    uri: z.string().regex(/^(unix:\/|tcp:)/, "must be 'unix:/path' or 'tcp:host:port'").max(4096),
+    token: z.string().regex(/^[0-9a-f]{64}$/, 'must be 32 bytes in hex'),
+    live: z.boolean(),
+    bandwidthMiBs: z.number().positive().optional(),
+    maxDowntimeMs: z.number().int().positive().max(3_600_000),
+  }),
 } satisfies { [K in RunnerOp]: z.ZodType };
 
 export function isRunnerOp(op: string): op is RunnerOp {

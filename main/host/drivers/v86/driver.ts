@@ -1,8 +1,10 @@
 // The embedded v86 engine: each running domain is a runner process (main/runner/) the host
 // spawns detached and talks to over <run>/<uuid>/control.sock, so guests outlive the host.
 import { EventEmitter } from 'node:events';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
 import { exitText, killProcess, logLines, spawnEngine, waitForEngine, waitGone, type ProcessExit } from '../../../common/process.js';
@@ -17,6 +19,7 @@ import {
   runnerPaths,
   type BalloonReport,
   type HelloResult,
+  type MigrateResult,
   type RunnerExit,
   type RunnerConfig,
   type RunnerMessage,
@@ -31,7 +34,9 @@ import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../../common/paths.js';
-import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type LiveDomain, type LiveDomainEvents, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type SnapshotRef, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
+import type { CpuDescription } from '../../../runner/cpuid.js';
+import { v86CheckIncoming, v86Cookie } from './migration.js';
+import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type IncomingMigration, type LiveDomain, type LiveDomainEvents, type MigrationCookie, type MigrationEndpoint, type MigrationOptions, type MigrationProgress, type MigrationResult, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type SnapshotRef, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
 import { attachInterfaces } from '../../network/attach.js';
 import type { NetworkSwitches } from '../../network/switches.js';
@@ -43,6 +48,10 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const SAVE_TIMEOUT_MS = 10 * 60_000;
 const STATS_TIMEOUT_MS = 5000;
 const LIVE_XML = 'live.xml';
+/** An incoming migration's unix socket, in the domain's run directory. */
+const MIGRATE_SOCKET = 'migrate.sock';
+/** A migration may run long (a dirtying guest, a low bandwidth); abortJob or the host's --timeout end it sooner. */
+const MIGRATE_TIMEOUT_MS = 60 * 60_000;
 
 export class EngineError extends EngineFailure {
   override name = 'EngineError';
@@ -77,12 +86,70 @@ export class V86Driver implements EngineDriver {
   }
 
   async start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<StartedDomain> {
-    const { config } = doc;
     const runnerConfig = this.runnerConfig(doc);
     if (opts.paused) runnerConfig.startPaused = true;
     if (opts.restoreFrom) runnerConfig.restoreFrom = opts.restoreFrom;
-    const stores = v86StoreFiles(this.snapshotsOf(config.uuid));
+    const stores = v86StoreFiles(this.snapshotsOf(doc.config.uuid));
     if (stores.hda || stores.hdb) runnerConfig.snapshotStores = stores;
+    return { live: await this.launch(doc, runnerConfig), notes: [] };
+  }
+
+  migrationCookie(doc: DomainDocument, live: LiveDomain): MigrationCookie {
+    if (!(live instanceof V86Live)) throw new EngineError('not a v86 domain');
+    try {
+      return v86Cookie(doc, live.stateDir);
+    } catch (err) {
+      throw new EngineError((err as Error).message);
+    }
+  }
+
+  checkIncoming(cookie: MigrationCookie, doc: DomainDocument): string[] {
+    return v86CheckIncoming(cookie, doc, this.localCpu(), os.totalmem());
+  }
+
+  /** This host's v86 CPU, as any of its runners read it (all run the same v86 build). */
+  private localCpu(): CpuDescription | undefined {
+    for (const entry of subdirectories(this.runDir)) {
+      try {
+        return JSON.parse(fs.readFileSync(runnerPaths(path.join(this.runDir, entry.name)).cpu, 'utf8')) as CpuDescription;
+      } catch {
+        // not a v86 runner, or not loaded yet
+      }
+    }
+    return undefined;
+  }
+
+  async prepareIncoming(doc: DomainDocument, listen: { kind: 'unix' } | { kind: 'tcp'; address: string }): Promise<IncomingMigration> {
+    const runnerConfig = this.runnerConfig(doc);
+    const stateDir = path.join(this.runDir, doc.config.uuid);
+    const token = crypto.randomBytes(32).toString('hex');
+    runnerConfig.incoming = {
+      // In the domain's own run directory (0700), the socket itself 0600.
+      listen: listen.kind === 'unix' ? { kind: 'unix', path: path.join(stateDir, MIGRATE_SOCKET) } : { kind: 'tcp', address: listen.address, port: 0 },
+      token,
+    };
+    const live = await this.launch(doc, runnerConfig);
+    const uri = live.incomingUri;
+    if (!uri) {
+      await live.destroy();
+      throw new EngineError(`the runner for '${doc.config.name}' did not open a migration endpoint`);
+    }
+    const arrived = live.arrival();
+    // Until finished() is called: a failed stream must not be an unhandled rejection.
+    arrived.catch(() => undefined);
+    return {
+      endpoint: { uri, token },
+      finished: async () => {
+        await arrived;
+        return { live, notes: [] };
+      },
+      abort: () => live.destroy(),
+    };
+  }
+
+  /** Prepares the run directory of a definition, starts its runner and attaches to it. */
+  private async launch(doc: DomainDocument, runnerConfig: RunnerConfig): Promise<V86Live> {
+    const { config } = doc;
     const stateDir = path.join(this.runDir, config.uuid);
     const pidFile = path.join(stateDir, 'runner.pid');
     // A runner lives exactly as long as its lock on runner.pid; the pid in the file may by now be
@@ -119,7 +186,7 @@ export class V86Driver implements EngineDriver {
       onExit: (exit) => new EngineError(runnerFailure(logFile, exit)),
       onTimeout: () => new EngineError(`runner for '${config.name}' did not come up within ${CONNECT_TIMEOUT_MS / 1000} s (see ${logFile})`),
     });
-    return { live: await V86Live.attach(stateDir, sock, config.name), notes: [] };
+    return V86Live.attach(stateDir, sock, config.name);
   }
 
   async reattachAll(): Promise<Map<string, Reattached>> {
@@ -223,9 +290,13 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
   private readonly serialOut = new SerialHandover((data) => this.emit('serial', data));
   readonly vncSocket: string;
   vncTcp: { address: string; port: number } | undefined;
+  /** An incoming migration's endpoint, while the runner waits for the stream. */
+  incomingUri: string | undefined;
+  private migrationProgress?: (p: MigrationProgress) => void;
+  private onArrival?: { resolve: () => void; reject: (err: Error) => void };
 
   private constructor(
-    private readonly stateDir: string,
+    readonly stateDir: string,
     private readonly conn: JsonlConnection,
   ) {
     super();
@@ -245,6 +316,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
     // Events that came in the same read as the reply are already held: the backlog goes first.
     live.serialOut.prepend(Buffer.from(hello.serialBacklog, 'base64'));
     live.vncTcp = hello.vncTcp;
+    live.incomingUri = hello.incoming;
     log('info', `attached to runner of '${label}' (pid ${hello.pid}, ${hello.state})`);
     return live;
   }
@@ -276,6 +348,22 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
     } finally {
       this.progress = undefined;
     }
+  }
+  async migrateOut(target: MigrationEndpoint, opts: MigrationOptions, onProgress: (p: MigrationProgress) => void): Promise<MigrationResult> {
+    if (opts.postcopy) throw new EngineError('v86 has no post-copy migration; migrate without --postcopy');
+    this.migrationProgress = onProgress;
+    try {
+      const args = { uri: target.uri, token: target.token, live: opts.live, maxDowntimeMs: opts.maxDowntimeMs, ...(opts.bandwidthMiBs !== undefined && { bandwidthMiBs: opts.bandwidthMiBs }) };
+      const r: MigrateResult = await this.request('migrate', args, MIGRATE_TIMEOUT_MS);
+      log('info', `v86 migration of runner ${this.pid}: downtime ${r.downtimeMs} ms, ${r.iterations} rounds, ${r.transferredBytes} bytes in ${r.totalMs} ms`);
+      return { downtimeMs: r.downtimeMs, transferredBytes: r.transferredBytes, iterations: r.iterations, postcopy: false };
+    } finally {
+      this.migrationProgress = undefined;
+    }
+  }
+  /** An incoming migration: resolves once the guest has arrived, rejects with the runner's reason if it ends first. */
+  arrival(): Promise<void> {
+    return new Promise((resolve, reject) => (this.onArrival = { resolve, reject }));
   }
   async abortJob(): Promise<void> {
     await this.request('abortJob', {});
@@ -380,6 +468,18 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
       case 'job-progress':
         this.progress?.(msg.processedBytes, msg.totalBytes);
         break;
+      case 'migration-progress': {
+        const { event: _event, ...progress } = msg;
+        this.migrationProgress?.(progress);
+        break;
+      }
+      case 'migrated-in':
+        this.incomingUri = undefined;
+        this.state = msg.state;
+        this.restored = true;
+        this.onArrival?.resolve();
+        this.onArrival = undefined;
+        break;
       case 'error':
         log('warn', `runner ${this.stateDir}: ${msg.message}`);
         break;
@@ -403,6 +503,8 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
     const reason: ExitReason = this.destroying ? 'destroyed' : exitReason(this.stateDir);
     const detail = reason === 'crashed' ? logLines(path.join(this.stateDir, 'runner.log')).pop() : undefined;
     fs.rmSync(this.stateDir, { recursive: true, force: true });
+    this.onArrival?.reject(new EngineError(`the incoming migration failed: ${detail ?? `the runner ended (${reason})`}`));
+    this.onArrival = undefined;
     this.emit('exit', { reason, detail });
   }
 }
