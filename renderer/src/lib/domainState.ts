@@ -78,6 +78,8 @@ export function stepLabel(step: Exclude<DomainStep, null>): string {
       return 'restoring…';
     case 'dumping':
       return 'dumping…';
+    case 'migrating':
+      return 'migrating…';
   }
 }
 
