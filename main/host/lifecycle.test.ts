@@ -23,12 +23,8 @@ for (const engine of ENGINES) describe(`lifecycle with reasons (${engine})`, { t
   const seen = (name: string): string[] =>
     events.filter((e) => e.domain.name === name && e.event !== 'defined' && e.event !== 'step').map((e) => `${e.event}:${e.domain.state}/${e.domain.reason}`);
 
-  async function boot(name: string): Promise<SerialWatch> {
-    await t.client.call('domain.start', { domain: name });
-    const serial = await SerialWatch.open(t.client, name);
-    await serial.wait(/DOMUS-GUEST-READY/, BOOT);
-    return serial;
-  }
+  // Booting is not what these tests are about: one cold boot, then its post-boot state.
+  const boot = (name: string): Promise<SerialWatch> => t.bootOrRestore(name, BOOT);
 
   before(async () => {
     t = await TestHost.start();
@@ -47,7 +43,8 @@ for (const engine of ENGINES) describe(`lifecycle with reasons (${engine})`, { t
     await until(async () => (await t.client.call('domain.info', { domain: 'life' })).state === 'shutoff', 60_000, 'the guest to power off');
     const info = await t.client.call('domain.info', { domain: 'life' });
     assert.equal(info.reason, 'shutdown');
-    assert.deepEqual(seen('life').slice(-3), ['started:running/booted', 'shutdown:shutoff/shutdown', 'stopped:shutoff/shutdown']);
+    assert.ok(seen('life').includes('started:running/booted'));
+    assert.deepEqual(seen('life').slice(-3), ['started:running/restored', 'shutdown:shutoff/shutdown', 'stopped:shutoff/shutdown']);
   });
 
   it('a guest that powers itself off reaches shutoff/shutdown with no host action', async () => {
@@ -136,7 +133,11 @@ for (const engine of ENGINES) describe(`lifecycle with reasons (${engine})`, { t
   });
 
   it('reboot and reset keep the domain running and emit reboot events', async () => {
-    const serial = await boot('life');
+    // Booted cold: a v86 guest restored from a state, then rebooted, once hung after "Switched to
+    // clocksource tsc-early" (1 run of 2 under load); until that is understood this test does not mix the two.
+    await t.client.call('domain.start', { domain: 'life' });
+    const serial = await SerialWatch.open(t.client, 'life');
+    await serial.wait(/DOMUS-GUEST-READY/, BOOT);
     const id = (await t.client.call('domain.info', { domain: 'life' })).id;
     let from = serial.text.length;
     await t.client.call('domain.reboot', { domain: 'life' });

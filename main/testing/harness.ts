@@ -216,6 +216,30 @@ export class TestHost {
     return runCli(this.home, args, input);
   }
 
+  private readonly postBoot = new Map<string, string>();
+
+  /**
+   * Runs a defined, shut-off domain with its guest ready, for tests that are not about booting: the
+   * first call per domain boots it (to DOMUS-GUEST-READY) and keeps a post-boot state (save, then
+   * restore); later calls restore that state in about a second instead of booting again.
+   */
+  async bootOrRestore(domain: string, bootTimeoutMs = 120_000): Promise<SerialWatch> {
+    const kept = this.postBoot.get(domain);
+    if (kept) {
+      await this.client.call('domain.restore', { file: kept });
+      const serial = await SerialWatch.open(this.client, domain);
+      await serial.sh('true');
+      return serial;
+    }
+    await this.client.call('domain.start', { domain });
+    const booted = await SerialWatch.open(this.client, domain);
+    await booted.wait(/DOMUS-GUEST-READY/, bootTimeoutMs);
+    const file = path.join(this.home, `${domain}.post-boot.state`);
+    await this.client.call('domain.save', { domain, file });
+    this.postBoot.set(domain, file);
+    return this.bootOrRestore(domain);
+  }
+
   /** Destroys every running guest, stops the daemon and removes the home; kills leftovers. */
   async stop(): Promise<void> {
     try {
