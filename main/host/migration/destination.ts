@@ -55,6 +55,13 @@ export class MigrationDestination {
     if (this.incoming.has(uuid)) throw operationInvalid(`domain '${name}' is already being migrated to this host`);
     const existing = this.registry.clash(doc.config);
     if (existing?.live || existing?.step) throw operationInvalid(`domain '${name}' is already active on this host`);
+    if (p.sharedStorage) {
+      for (const disk of doc.config.disks) {
+        if (disk.source !== undefined && !fs.existsSync(disk.source)) {
+          throw operationInvalid(`disk '${disk.target}' of domain '${name}': '${disk.source}' does not exist on this host (migrate with --copy-storage-all, or keep the disk on storage both hosts share)`);
+        }
+      }
+    }
     const { driver } = this.drivers.driverFor(doc);
     if (driver.engine !== cookie.engine) {
       throw operationUnsupported(`domain '${name}' runs on ${cookie.engine} ${cookie.engineVersion} on the source; this host would run it on ${driver.label}, which cannot take its state`);
@@ -64,13 +71,6 @@ export class MigrationDestination {
     if (cannotStart) throw configUnsupported(`domain '${name}' ${cannotStart}`);
     const reasons = driver.checkIncoming(cookie, doc);
     if (reasons.length) throw operationFailed(`this host cannot take domain '${name}': ${reasons.join('; ')}`);
-    if (p.sharedStorage) {
-      for (const disk of doc.config.disks) {
-        if (disk.source !== undefined && !fs.existsSync(disk.source)) {
-          throw operationInvalid(`disk '${disk.target}' of domain '${name}': '${disk.source}' does not exist on this host (migrate with --copy-storage-all, or keep the disk on storage both hosts share)`);
-        }
-      }
-    }
     const unavailable = await this.networks.checkInterfaces(doc.config);
     if (unavailable) throw unavailable;
     assignTargets(doc, this.registry.runningTargets());
