@@ -10,8 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { APP_ROOT } from '../../common/paths.js';
-import { sampleGuestXml, TestHost } from '../../testing/harness.js';
+import { sampleGuestXml, SerialWatch, TestHost } from '../../testing/harness.js';
 import { makeTestPki } from '../../testing/libvirtd.js';
+import { migrationSkip } from '../../testing/migration.js';
 
 const skip = process.getuid?.() !== 0 ? 'network namespaces need root' : spawnSync('ip', ['-V']).status !== 0 ? 'no ip command' : false;
 const tag = `dm${process.pid % 100000}`;
@@ -90,4 +91,18 @@ test('a client without a certificate of the CA is turned away at the TLS handsha
 test('the listener is on the namespace address only: nothing listens for other hosts outside it', { skip }, async () => {
   const r = spawnSync('ss', ['-ltnH', 'sport = :16514'], { encoding: 'utf8' });
   assert.equal(r.stdout.trim(), '');
+});
+
+test('a guest migrates over TLS to the other namespace and back, its serial console going on', { skip: skip || migrationSkip('v86') }, async () => {
+  const uri = async (h: TestHost): Promise<string> => `${(await h.client.call('host.uri', {})).uri}?pkipath=${pki}`;
+  await a.client.call('domain.define', { xml: sampleGuestXml('tlsmig', 'v86') });
+  await a.client.call('domain.start', { domain: 'tlsmig' });
+  await (await SerialWatch.open(a.client, 'tlsmig')).wait(/DOMUS-GUEST-READY/, 180_000);
+  for (const [from, to, mark] of [[a, b, 'there'], [b, a, 'back']] as const) {
+    const r = await from.cli(['migrate', '--live', 'tlsmig', await uri(to)]);
+    assert.equal(r.code, 0, r.stderr);
+    const serial = await SerialWatch.open(to.client, 'tlsmig');
+    assert.equal(await serial.sh(`echo ${mark}-$((6*7))`), `${mark}-42\n`);
+  }
+  assert.deepEqual((await b.client.call('domain.list', { all: true })).domains, []);
 });
