@@ -4,7 +4,7 @@
 import type { BootDevice, DiskDevice } from './libvirt/schema.js';
 
 /** Transitional steps shown while an operation is in flight (not libvirt states). */
-export type DomainStep = 'starting' | 'shutting-down' | 'saving' | 'restoring' | 'dumping' | 'snapshotting' | null;
+export type DomainStep = 'starting' | 'shutting-down' | 'saving' | 'restoring' | 'dumping' | 'snapshotting' | 'migrating' | null;
 
 export interface DiskConfig {
   device: DiskDevice;

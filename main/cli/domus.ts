@@ -5,6 +5,7 @@ import { domainCommands } from './commands/domain.js';
 import { hostCommands } from './commands/host.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
 import { memoryCommands } from './commands/memory.js';
+import { migrateCommands } from './commands/migrate.js';
 import { networkCommands } from './commands/network.js';
 import { qemuCommands } from './commands/qemu.js';
 import { snapshotCommands } from './commands/snapshot.js';
@@ -15,7 +16,7 @@ import { answerPrompts } from './prompt.js';
 /** The host's own engines; any other URI is a libvirt connection the host opens (as virsh -c does). */
 const LOCAL_URIS = new Set([DEFAULT_URI, 'v86:///system', 'qemu:///session']);
 const LIBVIRT_URI = /^[a-z][a-z0-9]*(\+[a-z]+)?:\/\/[^\s]*$/;
-const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...memoryCommands, ...hostCommands, ...storageCommands, ...networkCommands, ...qemuCommands, ...snapshotCommands };
+const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...memoryCommands, ...hostCommands, ...storageCommands, ...networkCommands, ...qemuCommands, ...snapshotCommands, ...migrateCommands };
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `    ${(name + ' ').padEnd(14)}${c.help}\n        ${c.usage}`);

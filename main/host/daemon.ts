@@ -10,6 +10,8 @@ import { Host } from './host.js';
 import { log } from './log.js';
 import { APP_ROOT, hostPaths, type HostPaths } from '../common/paths.js';
 import { listenLibvirt } from './api/libvirt-server.js';
+import { listenLibvirtTls } from './api/libvirt-tls.js';
+import { readListenConfig, tlsUri } from './migration/listen-config.js';
 import { listenUnix, type UnixListener } from './api/unix.js';
 import { WebShell } from './api/web-shell.js';
 
@@ -57,13 +59,20 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
   };
   let server: UnixListener;
   let libvirt: UnixListener;
+  let libvirtTls: UnixListener | undefined;
   try {
+    const tlsListen = readListenConfig(path.join(paths.home, 'domusd.conf'));
     await host.init();
     // The pid file first: whoever sees the socket answer may read it.
     writeFileAtomic(paths.daemonPid, `${process.pid}\n`);
     libvirt = await listenLibvirt(host, paths.libvirtSocket);
+    if (tlsListen) {
+      libvirtTls = await listenLibvirtTls(host, tlsListen);
+      host.canonicalUri = tlsUri(host.drivers.defaultDriver.uri, tlsListen);
+    }
     server = await listenUnix(services, paths.socket);
   } catch (err) {
+    await libvirtTls?.close();
     lock.release();
     throw err;
   }
@@ -75,7 +84,7 @@ export async function runHost(paths: HostPaths, onStopped: () => void): Promise<
       await host.stopAll();
       host.detachAll();
       web?.close();
-      await Promise.all([server.close(), libvirt.close()]);
+      await Promise.all([server.close(), libvirt.close(), libvirtTls?.close()]);
       fs.rmSync(paths.socket, { force: true });
       fs.rmSync(paths.libvirtSocket, { force: true });
       fs.rmSync(paths.daemonPid, { force: true });

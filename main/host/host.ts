@@ -47,6 +47,8 @@ import { Networks } from './network/networks.js';
 import { Interfaces } from './interfaces.js';
 import { Snapshots } from './snapshots/snapshots.js';
 import { SnapshotTree } from './snapshots/tree.js';
+import { MigrationDestination } from './migration/destination.js';
+import { MigrationSource, type MigrateRequest } from './migration/source.js';
 
 export const VERSION = '0.1.0';
 
@@ -90,6 +92,10 @@ export class Host extends EventEmitter<HostEvents> {
   readonly snapshots: Snapshots;
   /** Statistics sampling, running only while some client watches. */
   readonly statsWatchers: StatsWatchers;
+  /** Live migration: this host as the source (domain.migrate) and as the destination (libvirt's Prepare3/Finish3). */
+  readonly migrations: { source: MigrationSource; destination: MigrationDestination };
+  /** virsh uri: how another host reaches this one (the daemon sets the TLS one when it listens on the network). */
+  canonicalUri: string;
 
   constructor(
     readonly paths: HostPaths,
@@ -113,6 +119,11 @@ export class Host extends EventEmitter<HostEvents> {
     this.stats = new DomainStats(this.registry, this, this.networks);
     this.policy = new HostPolicy(this.registry, this.lifecycle, this.saves, this);
     this.statsWatchers = new StatsWatchers((uuids) => this.stats.samplePeriodic(uuids));
+    this.migrations = {
+      source: new MigrationSource(this.registry, this.jobs, this.trace, paths.libvirtSocket, (uuid) => this.definitions.undefine(uuid)),
+      destination: new MigrationDestination(this.registry, drivers, this.lifecycle, this.networks),
+    };
+    this.canonicalUri = localUri(drivers.defaultDriver.uri, paths.libvirtSocket);
     this.storage = new Storage(paths, () => this.registry.diskUsers());
     this.downloads = new DownloadManager({
       downloadsDir: path.join(paths.home, 'downloads'),
@@ -193,6 +204,7 @@ export class Host extends EventEmitter<HostEvents> {
   managedSaveRemove = (ref: string) => this.saves.managedSaveRemove(ref);
   restore = (file: string, paused: boolean) => this.saves.restore(file, paused);
   coreDump = (ref: string, file: string, opts: DumpOptions) => this.dumps.dump(ref, file, opts);
+  migrate = (ref: string, req: MigrateRequest) => this.migrations.source.migrate(ref, req);
   jobInfo = (ref: string, completed: boolean): JobInfo | null => this.jobs.info(this.registry.lookup(ref).doc.config.uuid, completed);
 
   async jobAbort(ref: string): Promise<JobInfo> {
@@ -232,10 +244,17 @@ export class Host extends EventEmitter<HostEvents> {
 
   // Host start and stop.
   async stopAll(timeoutSec?: number) {
+    await this.migrations.destination.abortAll();
     const progress = await this.policy.stopAll(timeoutSec);
     await this.connections.closeAll();
     await this.sshPrompts.close();
     return progress;
   }
   detachAll = () => this.lifecycle.detachAll();
+}
+
+/** The URI of this host's libvirt socket for a host on the same machine: `v86+unix:///session?socket=…`. */
+export function localUri(driverUri: string, socket: string): string {
+  const u = new URL(driverUri);
+  return `${u.protocol.slice(0, -1)}+unix://${u.pathname}?socket=${socket}`;
 }

@@ -7,8 +7,8 @@ import type { Events, Result, ShutdownMode } from '../../shared/api.js';
 import type { DomainSummary } from '../../shared/api.js';
 import type { StateReason } from '../../shared/libvirt/states.js';
 import { completeInstall, installTimeDocument, pendingInstall } from './domain/install-boot.js';
-import { parseDomainXml, serializeDomainXml } from './domain/xml.js';
-import type { LiveDomain, Reattached, ShutdownChannel } from './drivers/driver.js';
+import { parseDomainXml, serializeDomainXml, type DomainDocument } from './domain/xml.js';
+import type { LiveDomain, Reattached, ShutdownChannel, StartedDomain } from './drivers/driver.js';
 import type { DriverRegistry } from './drivers/registry.js';
 import type { CoreDumps } from './jobs/core-dump.js';
 import { configUnsupported, operationFailed, operationInvalid, operationUnsupported } from './errors.js';
@@ -125,6 +125,20 @@ export class Lifecycle {
     rec.reason = opts.paused ? 'user' : restoring ? 'restored' : 'booted';
     rec.step = null;
     this.registry.emitLifecycle(rec, opts.paused ? 'suspended' : 'started');
+  }
+
+  /** A guest that arrived by migration (migration/destination.ts): started/migrated, then resumed/migrated when it runs. */
+  adoptMigrated(rec: DomainRecord, started: StartedDomain, liveDoc: DomainDocument): void {
+    rec.liveDoc = liveDoc;
+    rec.startNotes = started.notes;
+    rec.serialHistory = [];
+    rec.serialHistoryBytes = 0;
+    this.adopt(rec, started.live);
+    rec.state = started.live.state;
+    rec.reason = 'migrated';
+    rec.step = null;
+    this.registry.emitLifecycle(rec, 'started');
+    if (rec.state === 'running') this.registry.emitLifecycle(rec, 'resumed');
   }
 
   async destroy(ref: string): Promise<DomainSummary> {
@@ -254,8 +268,8 @@ export class Lifecycle {
     handle.on('serial', serial);
     serial(handle.takeSerialBacklog());
     handle.on('state', (state) => {
-      // Pauses and resumes that are part of a save or a dump, or of a panic, are not the user's.
-      if (rec.step === 'saving' || rec.step === 'dumping' || rec.step === 'snapshotting' || rec.state === 'crashed') return;
+      // Pauses and resumes that are part of a save, a dump, a snapshot or a migration, or of a panic, are not the user's.
+      if (rec.step === 'saving' || rec.step === 'dumping' || rec.step === 'snapshotting' || rec.step === 'migrating' || rec.state === 'crashed') return;
       registry.setState(rec, state, state === 'paused' ? 'user' : 'unpaused', rec.step);
       registry.emitLifecycle(rec, state === 'paused' ? 'suspended' : 'resumed');
     });
@@ -276,7 +290,7 @@ export class Lifecycle {
     handle.on('exit', ({ reason, detail }) => {
       clearTimeout(rec.shutdownTimer);
       // Our own destroy wins over what the runner saw; a guest power-off during a shutdown is 'shutdown'.
-      const why: StateReason = rec.stopping === 'saved' ? 'saved' : rec.stopping ?? reason;
+      const why: StateReason = rec.stopping ?? reason;
       if (why === 'shutdown' && rec.liveDoc && pendingInstall(rec.liveDoc)) this.finishInstall(rec);
       const restart = rec.restartAfter;
       rec.restartAfter = undefined;

@@ -39,7 +39,7 @@ export interface DomainRecord {
   id?: number;
   live?: LiveDomain;
   /** Why the runner is being stopped by us, so its exit gets the right reason. */
-  stopping?: ExitReason | 'saved' | 'from snapshot';
+  stopping?: ExitReason | 'saved' | 'from snapshot' | 'migrated';
   /**
    * Start again once the guest has stopped: install (the install boot ended with a guest reboot; the
    * next boot is the final definition's), crash (<on_crash> restart, rename-restart, coredump-restart).

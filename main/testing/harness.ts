@@ -9,7 +9,7 @@ import type { ApiClient } from '../../shared/client.js';
 import { connectHost, ensureDaemon } from '../cli/connect.js';
 import { processAlive } from '../common/fsutil.js';
 import { findQemu } from '../host/drivers/qemu/binary.js';
-import { APP_ROOT, hostPaths, type HostPaths } from '../common/paths.js';
+import { APP_ROOT, hostAnswers, hostPaths, type HostPaths } from '../common/paths.js';
 import { assertGuestModulesLoaded } from './guest-output.js';
 import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/new-vm/samples.js';
 import { specToXml } from '../host/new-vm/spec-to-xml.js';
@@ -188,9 +188,11 @@ export class TestHost {
    * A host on a new home. On the 'libvirt' engine, also a private libvirtd, opened as a connection
    * that every call of `client` is for (as `domus -c URI` does).
    */
-  static async start(engine?: TestEngine, libvirtd?: LibvirtdOptions): Promise<TestHost> {
+  static async start(engine?: TestEngine, libvirtd?: LibvirtdOptions, opts: { netns?: string; conf?: string } = {}): Promise<TestHost> {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-test-'));
     const paths = hostPaths(home);
+    if (opts.conf) fs.writeFileSync(path.join(home, 'domusd.conf'), opts.conf);
+    if (opts.netns) await startDaemonIn(opts.netns, paths);
     await ensureDaemon(paths);
     if (engine !== 'libvirt') return new TestHost(paths, await connectHost(paths, false));
     const daemon = await startLibvirtd(libvirtd);
@@ -253,6 +255,21 @@ export class TestHost {
     killLeftovers(this.paths);
     await this.libvirtd?.stop();
   }
+}
+
+/** Starts the host daemon inside a network namespace (its unix sockets are reachable from here all the same). */
+async function startDaemonIn(netns: string, paths: HostPaths): Promise<void> {
+  fs.mkdirSync(paths.run, { recursive: true, mode: 0o700 });
+  const out = fs.openSync(paths.log, 'a', 0o600);
+  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, path.join(APP_ROOT, 'dist', 'host', 'domusd.mjs')], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, DOMUS_HOME: paths.home } });
+  fs.closeSync(out);
+  child.unref();
+  let exited: number | null | undefined;
+  child.on('exit', (code) => (exited = code));
+  await until(async () => {
+    if (exited !== undefined) throw new Error(`the host daemon in netns ${netns} exited with code ${exited}: ${fs.readFileSync(paths.log, 'utf8').slice(-1500)}`);
+    return hostAnswers(paths.socket);
+  }, 20_000, `the host daemon in netns ${netns}`);
 }
 
 /** Kills any runner or daemon left in a test home (after a failed test) and removes the home. */

@@ -94,14 +94,14 @@ function ensureAccounts(): void {
  * checks (CA basic constraints; key usage; serverAuth/clientAuth purposes), laid out as libvirt's
  * pkipath expects: cacert.pem, servercert.pem, serverkey.pem, clientcert.pem, clientkey.pem.
  */
-export function makeTestPki(dir: string, cn = 'Domus test CA'): void {
+export function makeTestPki(dir: string, cn = 'Domus test CA', ips = ['127.0.0.1']): void {
   fs.mkdirSync(dir, { recursive: true });
   const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'cakey.pem', '-out', 'cacert.pem', '-days', '2', '-subj', `/CN=${cn}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
   for (const [who, purpose] of [['server', 'serverAuth'], ['client', 'clientAuth']]) {
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}key.pem`, '-out', `${who}.csr`, '-subj', `/CN=domus-test-${who}`);
-    fs.writeFileSync(path.join(dir, `${who}.ext`), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=${purpose}\nsubjectAltName=IP:127.0.0.1\n`);
+    fs.writeFileSync(path.join(dir, `${who}.ext`), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=${purpose}\nsubjectAltName=${ips.map((ip) => `IP:${ip}`).join(',')}\n`);
     ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'cacert.pem', '-CAkey', 'cakey.pem', '-CAcreateserial', '-days', '2', '-extfile', `${who}.ext`, '-out', `${who}cert.pem`);
   }
 }

@@ -3,14 +3,15 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { hostAnswers, hostPaths } from '../../common/paths.js';
 import { chromiumArgs, findBrowser } from '../browser.js';
-import { CliError, DEFAULT_URI, type Command } from '../command.js';
+import { CliError, type Command } from '../command.js';
 
 export const hostCommands: Record<string, Command> = {
   uri: {
     usage: 'uri',
-    help: 'print the hypervisor canonical URI',
-    run: async () => {
-      process.stdout.write(`${DEFAULT_URI}\n\n`);
+    help: "print the host's canonical URI: how another host reaches it (a migration's DEST-URI); with -c, that connection's",
+    run: async (client, args) => {
+      const uri = args.connection ?? (await (await client()).call('host.uri', {})).uri;
+      process.stdout.write(`${uri}\n\n`);
     },
   },
   daemon: {

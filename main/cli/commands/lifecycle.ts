@@ -62,13 +62,24 @@ function jobInfoText(job: JobInfo | null): string {
   const type = job.status === 'running' ? 'Unbounded' : job.status === 'completed' ? 'Completed' : job.status === 'aborted' ? 'Cancelled' : 'Failed';
   const rows: [string, string][] = [
     ['Job type', type],
-    ['Operation', job.operation === 'managedsave' ? 'Save' : job.operation[0].toUpperCase() + job.operation.slice(1).replace('-', ' ')],
+    ['Operation', job.operation === 'managedsave' ? 'Save' : job.operation === 'migrate' ? 'Outgoing migration' : job.operation[0].toUpperCase() + job.operation.slice(1).replace('-', ' ')],
     ['Time elapsed', `${job.elapsedMs}         ms`],
   ];
   if (job.totalBytes) {
     rows.push(['Data processed', formatBytes(job.processedBytes)]);
     rows.push(['Data remaining', formatBytes(Math.max(0, job.totalBytes - job.processedBytes))]);
     rows.push(['Data total', formatBytes(job.totalBytes)]);
+  }
+  const m = job.migration;
+  if (m) {
+    // virsh's memory figures of a migration job (virDomainJobInfo's VIR_DOMAIN_JOB_MEMORY_* fields).
+    rows.push(['Memory processed', formatBytes(job.processedBytes)]);
+    rows.push(['Memory remaining', formatBytes(m.remainingBytes)]);
+    rows.push(['Memory total', formatBytes(job.totalBytes)]);
+    if (m.dirtyRateBytesPerSec !== undefined) rows.push(['Dirty rate', `${String(Math.round(m.dirtyRateBytesPerSec / 4096)).padEnd(12)} pages/s`]);
+    rows.push(['Page size', `${'4096'.padEnd(12)} bytes`]);
+    rows.push(['Iteration', String(m.iteration)]);
+    if (m.downtimeMs !== undefined) rows.push(['Total downtime', `${String(m.downtimeMs).padEnd(12)} ms`]);
   }
   if (job.error) rows.push(['Error message', job.error]);
   return rows.map(([k, v]) => `${(k + ':').padEnd(18)}${v}\n`).join('') + '\n';

@@ -52,6 +52,7 @@ export function handlers(svc: HostServices): HandlerTable {
     },
     'connection.prompts': () => ({ prompts: host.sshPrompts.list() }),
     'host.status': () => host.status(),
+    'host.uri': () => ({ uri: host.canonicalUri }),
     'host.samples': async () => (await import('../new-vm/samples.js')).sampleGuests(),
     'host.webShell': async () => ({ url: await svc.webShellUrl() }),
     'host.stop': () => {
@@ -93,6 +94,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.managedSave': async (p) => ({ job: await host.managedSave(p.domain) }),
     'domain.managedSaveRemove': (p) => ({ domain: host.managedSaveRemove(p.domain) }),
     'domain.coreDump': (p) => host.coreDump(p.domain, p.file, p),
+    'domain.migrate': (p) => host.migrate(p.domain, p),
     'domain.jobInfo': (p) => ({ job: host.jobInfo(p.domain, p.completed) }),
     'domain.jobAbort': async (p) => ({ job: await host.jobAbort(p.domain) }),
     'domain.info': async (p) => {

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import tls from 'node:tls';
 import type { DomainSummary, Events, LifecycleEvent, NetworkInfo, ShutdownMode } from '../../../shared/api.js';
 import type { ErrorCode } from '../../../shared/errors.js';
 import { DOMAIN_STATES, type StateReason } from '../../../shared/libvirt/states.js';
@@ -32,6 +33,7 @@ import type { ArgsOf, MessageProcName, MsgOf, ProcName, RetOf } from '../libvirt
 import { decode, encode, type Codec } from '../libvirt/xdr.js';
 import { log } from '../log.js';
 import type { UnixListener } from './unix.js';
+import { MIGRATION_FEATURES, migrationProcedures } from './libvirt-migration.js';
 
 const NAMES = procedureNames(remote_procedures);
 
@@ -76,6 +78,7 @@ const EVENT_DETAILS: Partial<Record<LifecycleEvent, Partial<Record<StateReason, 
   started: { booted: 0, migrated: 1, restored: 2, 'from snapshot': 3 },
   suspended: { user: 0, migrating: 1, ioerror: 2 },
   stopped: { shutdown: 0, destroyed: 1, crashed: 2, migrated: 3, saved: 4, failed: 5, 'from snapshot': 6 },
+  resumed: { unpaused: 0, migrated: 1 },
 };
 
 const LIFECYCLE_EVENT: Partial<Record<LifecycleEvent, number>> = {
@@ -138,6 +141,9 @@ const MUTATING = new Set<ProcName>([
   'REMOTE_PROC_NETWORK_CREATE',
   'REMOTE_PROC_NETWORK_DESTROY',
   'REMOTE_PROC_NETWORK_SET_AUTOSTART',
+  'REMOTE_PROC_DOMAIN_MIGRATE_PREPARE3_PARAMS',
+  'REMOTE_PROC_DOMAIN_MIGRATE_PERFORM3_PARAMS',
+  'REMOTE_PROC_DOMAIN_MIGRATE_FINISH3_PARAMS',
 ]);
 
 /** Procedures callable before CONNECT_OPEN, as in libvirtd. */
@@ -385,7 +391,7 @@ export class LibvirtSession {
     };
     return {
       REMOTE_PROC_AUTH_LIST: () => ({ types: [REMOTE_AUTH_NONE] }),
-      REMOTE_PROC_CONNECT_SUPPORTS_FEATURE: ({ feature }) => ({ supported: feature === VIR_DRV_FEATURE_PROGRAM_KEEPALIVE || feature === VIR_DRV_FEATURE_REMOTE_EVENT_CALLBACK ? 1 : 0 }),
+      REMOTE_PROC_CONNECT_SUPPORTS_FEATURE: ({ feature }) => ({ supported: feature === VIR_DRV_FEATURE_PROGRAM_KEEPALIVE || feature === VIR_DRV_FEATURE_REMOTE_EVENT_CALLBACK || MIGRATION_FEATURES.includes(feature) ? 1 : 0 }),
       REMOTE_PROC_CONNECT_OPEN: ({ name, flags }) => {
         const uris = host.drivers.connections().map((c) => c.uri);
         if (name && !uris.includes(name)) {
@@ -497,6 +503,12 @@ export class LibvirtSession {
         if (!this.callbacks.delete(callbackID)) throw new LibvirtError(`could not find event callback ${callbackID} for deletion`, VIR_ERR.INVALID_ARG, VIR_FROM.DOMAIN);
       },
       ...this.networkProcedures(),
+      ...migrationProcedures(host, {
+        listen: () => (this.sock instanceof tls.TLSSocket ? { kind: 'tcp', address: this.sock.localAddress ?? '' } : { kind: 'unix' }),
+        onClose: (f) => this.unsubscribe.push(f),
+        wire,
+        dom: (d) => this.dom(d),
+      }),
     };
   }
 

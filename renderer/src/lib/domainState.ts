@@ -85,6 +85,8 @@ export function stepLabel(step: Exclude<DomainStep, null>): string {
       return 'dumping…';
     case 'snapshotting':
       return 'taking a snapshot…';
+    case 'migrating':
+      return 'migrating…';
   }
 }
 
