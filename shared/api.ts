@@ -210,6 +210,31 @@ export const RequestParams = {
     .strict()
     .refine((p) => !(p.crash && p.reset), 'crash and reset are mutually exclusive')
     .refine((p) => !(p.crash && p.live), 'live and crash are mutually exclusive'),
+  /**
+   * virsh migrate: moves the domain to the host at `destination` (a URI as `domus uri` prints it on
+   * that host, or a libvirt URI for a domain of a libvirt connection) as a job with migration
+   * progress; answers when the guest runs there. Any failure leaves the guest running here.
+   */
+  'domain.migrate': z
+    .object({
+      domain: DomainRef,
+      destination: ConnectionUri,
+      live: z.boolean().default(false),
+      /** Switch to post-copy after the first pass (QEMU; Domus chooses it itself on TCG, and says so). */
+      postcopy: z.boolean().default(false),
+      /** Define the domain on the destination too (a transient guest there otherwise). */
+      persistent: z.boolean().default(false),
+      /** Undefine the domain here once it runs there. */
+      undefineSource: z.boolean().default(false),
+      /** Copy the disks along (virsh --copy-storage-all); otherwise they must be shared storage. */
+      copyStorageAll: z.boolean().default(false),
+      /** virsh --timeout: seconds of live pre-copy before the guest is paused to finish. */
+      timeoutS: z.number().int().positive().max(86400).optional(),
+      /** virsh --bandwidth, MiB/s. */
+      bandwidthMiBs: z.number().int().positive().max(1_000_000).optional(),
+    })
+    .strict()
+    .refine((p) => !p.postcopy || p.live, 'postcopy needs a live migration'),
   'domain.jobInfo': z.object({ domain: DomainRef, completed: z.boolean().default(false) }).strict(),
   'domain.jobAbort': z.object({ domain: DomainRef }).strict(),
   // Console (VNC, keys)
@@ -339,6 +364,8 @@ export const RequestParams = {
   'download.list': z.object({}).strict(),
   // Connections (engines)
   /** The connections (one per engine: v86:///session, qemu:///session) with their availability. */
+  /** virsh uri: this host's canonical URI, as another host reaches it (a migration destination). */
+  'host.uri': z.object({}).strict(),
   'host.connections': z.object({}).strict(),
   /** Forces or frees the QEMU acceleration choice ('auto' runs the KVM probe). */
   'host.setAccel': z.object({ mode: z.enum(['auto', 'kvm', 'tcg']) }).strict(),
@@ -462,6 +489,7 @@ export interface Results {
   'domain.managedSave': { job: JobInfo };
   'domain.managedSaveRemove': { domain: DomainSummary };
   'domain.coreDump': { job: JobInfo; file: string };
+  'domain.migrate': { job: JobInfo; destination: string; result: MigrationOutcome };
   'domain.jobInfo': { job: JobInfo | null };
   'domain.jobAbort': { job: JobInfo };
   'domain.sendKey': Record<string, never>;
@@ -504,6 +532,7 @@ export interface Results {
   'download.start': { download: DownloadInfo };
   'download.cancel': { download: DownloadInfo };
   'download.list': { downloads: DownloadInfo[] };
+  'host.uri': { uri: string };
   'host.connections': { connections: ConnectionInfo[] };
   'host.setAccel': { connection: ConnectionInfo };
   'domain.toNative': { argv: string[] };
@@ -759,6 +788,27 @@ export interface JobInfo {
   processedBytes: number;
   totalBytes: number;
   error?: string;
+  /** A migration's own figures (libvirt's domjobinfo memory and dirty-rate fields). */
+  migration?: MigrationProgressInfo;
+}
+
+export interface MigrationProgressInfo {
+  /** Where it is: libvirt's phases, then the engine's copy (pre-copy rounds, the final stop-and-copy, post-copy). */
+  phase: 'begin' | 'prepare' | 'precopy' | 'stopcopy' | 'postcopy' | 'finish' | 'confirm';
+  iteration: number;
+  remainingBytes: number;
+  dirtyRateBytesPerSec?: number;
+  /** Set when done: how long the guest was paused at switchover. */
+  downtimeMs?: number;
+}
+
+/** What a finished migration reports (virsh domjobinfo --completed). */
+export interface MigrationOutcome {
+  downtimeMs: number;
+  totalMs: number;
+  transferredBytes: number;
+  iterations: number;
+  postcopy: boolean;
 }
 
 /** One line of the live trace: who asked what of which domain, with which result. */
