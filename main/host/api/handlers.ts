@@ -93,6 +93,9 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.managedSave': async (p) => ({ job: await host.managedSave(p.domain) }),
     'domain.managedSaveRemove': (p) => ({ domain: host.managedSaveRemove(p.domain) }),
     'domain.coreDump': (p) => host.coreDump(p.domain, p.file, p),
+    'domain.migrate': () => {
+      throw operationUnsupported("migration of this host's own domains is not supported by this connection");
+    },
     'domain.jobInfo': (p) => ({ job: host.jobInfo(p.domain, p.completed) }),
     'domain.jobAbort': async (p) => ({ job: await host.jobAbort(p.domain) }),
     'domain.info': async (p) => {
@@ -168,6 +171,9 @@ export function handlers(svc: HostServices): HandlerTable {
     'download.start': (p) => downloadCall(async () => ({ download: await host.downloads.start(p.entry, p.pool) })),
     'download.cancel': (p) => downloadCall(async () => ({ download: await host.downloads.cancel(p.id) })),
     'download.list': () => ({ downloads: host.downloads.list() }),
+    'host.uri': () => {
+      throw operationUnsupported('this host has no migration listener to name');
+    },
     'host.connections': () => ({ connections: host.drivers.connections() }),
     'host.setAccel': async (p) => ({ connection: await host.drivers.setAccel(p.mode) }),
     'domain.toNative': async (p) => ({ argv: await host.toNative(p.domain, p.xml) }),
