@@ -27,6 +27,8 @@ export interface DomainActions {
   /** Drop a managed-save image, so the next start boots afresh. */
   discardSave: boolean;
   undefine: boolean;
+  /** Move the running or paused guest to another host. */
+  migrate: boolean;
 }
 
 export const NO_ACTIONS: DomainActions = {
@@ -40,6 +42,7 @@ export const NO_ACTIONS: DomainActions = {
   managedSave: false,
   discardSave: false,
   undefine: false,
+  migrate: false,
 };
 
 export function domainActions(domain: DomainSummary, busy: boolean): DomainActions {
@@ -63,6 +66,7 @@ export function domainActions(domain: DomainSummary, busy: boolean): DomainActio
     discardSave: s === 'shutoff' && domain.managedSave,
     // Deleting a running guest would only make it transient; virt-manager asks to stop it first.
     undefine: s === 'shutoff' && domain.persistent,
+    migrate: live || s === 'paused',
   };
 }
 
