@@ -88,15 +88,14 @@ const PHASES: Record<MigrationProgressInfo['phase'], string> = {
 };
 
 /** A running migration's lines: phase, and the figures libvirt's domjobinfo shows. */
-export function migrationProgressLines(job: JobInfo): { phase: string; figures: string[]; fraction: number | null } {
+export function migrationProgressLines(job: JobInfo): { phase: string; figures: string[] } {
   const m = job.migration;
-  const fraction = job.totalBytes > 0 ? Math.min(1, job.processedBytes / job.totalBytes) : null;
-  if (!m) return { phase: 'Starting', figures: [], fraction };
+  if (!m) return { phase: 'Starting', figures: [] };
   const figures: string[] = [];
   if (m.iteration > 0) figures.push(`Pass ${m.iteration}`);
   if (m.phase !== 'begin' && m.phase !== 'prepare') figures.push(`${formatBytes(m.remainingBytes)} remaining`);
   if (m.dirtyRateBytesPerSec !== undefined) figures.push(`dirtied ${formatBytes(m.dirtyRateBytesPerSec)}/s`);
-  return { phase: PHASES[m.phase], figures, fraction };
+  return { phase: PHASES[m.phase], figures };
 }
 
 /** The finished migration in one line: downtime, total time, what was sent. */

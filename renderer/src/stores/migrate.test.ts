@@ -43,6 +43,7 @@ describe('migrate store', () => {
     assert.deepEqual(store.outcome?.result, RESULT);
     store.close();
     assert.equal(store.key, null);
+    await settle();
     assert.equal(button.focused, 1, 'focus goes back to what opened the dialog');
   });
 
@@ -62,7 +63,7 @@ describe('migrate store', () => {
     assert.equal(fixture.host.sent('domain.migrate').length, 2);
   });
 
-  it('Escape while it runs asks first; Cancel asks the host to abort the job', async () => {
+  it('Escape while it runs asks first; the answer after it closed changes nothing', async () => {
     const store = useMigrateStore();
     const button = opener();
     store.open(KEY, button);
@@ -72,7 +73,8 @@ describe('migrate store', () => {
     store.close(true);
     assert.equal(store.confirmingClose, true);
     assert.equal(store.key, KEY, 'still open');
-    void store.abort();
+    // Cancel is the job's own (JobProgress): domain.jobAbort on the domain's connection.
+    void useJobsStore().abort(KEY);
     await settle();
     assert.deepEqual(fixture.host.sent('domain.jobAbort'), [{ domain: 'g1' }]);
     assert.deepEqual(fixture.host.sentTo('domain.jobAbort'), [SRC]);
@@ -86,12 +88,13 @@ describe('migrate store', () => {
     assert.equal(button.focused, 1);
   });
 
-  it('a dialog closed after its opener left the page focuses nothing', () => {
+  it('a dialog closed after its opener left the page focuses nothing', async () => {
     const store = useMigrateStore();
     const gone = opener(false);
     store.open(KEY, gone);
     store.close(true);
     assert.equal(store.key, null, 'nothing runs: Escape closes at once');
+    await settle();
     assert.equal(gone.focused, 0);
   });
 });

@@ -3,7 +3,7 @@
 // destination (or with the destination's refusal), while its progress arrives as job.progress in
 // the jobs store. Closing the dialog does not stop the migration; the jobs store's toast reports it.
 import { defineStore } from 'pinia';
-import { computed, ref } from 'vue';
+import { computed, nextTick, ref } from 'vue';
 import type { JobInfo, MigrationOutcome, Params } from '@shared/api';
 import { parseDomainKey, type DomainKey } from '../lib/connections';
 import { errorMessage } from '../lib/format';
@@ -56,8 +56,11 @@ export const useMigrateStore = defineStore('migrate', () => {
     started++;
     const back = opener;
     opener = null;
-    // The opener may be inside a menu that closed meanwhile; focus only what is still on the page.
-    if (back?.isConnected) back.focus();
+    // Once the modal dialog is gone (nothing outside it takes focus while it is open); the opener
+    // may have left the page meanwhile.
+    void nextTick(() => {
+      if (back?.isConnected) back.focus();
+    });
   }
 
   async function migrate(request: Omit<Params<'domain.migrate'>, 'domain'>): Promise<void> {
@@ -78,10 +81,5 @@ export const useMigrateStore = defineStore('migrate', () => {
     }
   }
 
-  /** Cancel: domain.jobAbort; the migration's answer then reports the abort. */
-  function abort(): Promise<void> {
-    return key.value ? jobs.abort(key.value) : Promise.resolve();
-  }
-
-  return { key, phase, outcome, failure, confirmingClose, job, open, close, migrate, abort };
+  return { key, phase, outcome, failure, confirmingClose, job, open, close, migrate };
 });
