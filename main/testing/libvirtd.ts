@@ -17,6 +17,7 @@
 // Still shared with the host: TCP ports (VNC autoport starts at 5900), cgroup names of running
 // domains (qemu-ID-NAME: give each run's domains unique names), and the kvm/libvirt-qemu accounts.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -147,6 +148,8 @@ export async function startLibvirtd(opts: LibvirtdOptions = {}): Promise<Libvirt
     'auth_unix_rw = "none"',
     'auth_unix_ro = "none"',
     `log_outputs = "3:file:${dir}/libvirtd.log"`,
+    // Each daemon is a host of its own: libvirt refuses a migration between two with the same UUID.
+    `host_uuid = "${randomUUID()}"`,
     `keepalive_interval = ${opts.keepaliveInterval ?? 5}`,
     `keepalive_count = ${opts.keepaliveCount ?? 5}`,
     'listen_addr = "127.0.0.1"',
@@ -168,7 +171,13 @@ export async function startLibvirtd(opts: LibvirtdOptions = {}): Promise<Libvirt
   // QEMU as root: without udev, /dev/kvm is root-only, and libvirt then disagrees with itself
   // (its capability probe opens /dev/kvm before QEMU drops to libvirt-qemu, its later access check
   // runs as libvirt-qemu) and probes QEMU again on every call, about 4 s each.
-  fs.writeFileSync(path.join(dir, `tree${PRIVATE_TREES.indexOf('/etc/libvirt')}`, 'qemu.conf'), 'user = "root"\ngroup = "root"\n');
+  // Each daemon takes incoming migrations on ports of its own (libvirt's default range is the same
+  // for all, and each daemon only knows its own allocations).
+  const migrationPort = 49152 + Math.floor(Math.random() * 256) * 64;
+  fs.writeFileSync(
+    path.join(dir, `tree${PRIVATE_TREES.indexOf('/etc/libvirt')}`, 'qemu.conf'),
+    `user = "root"\ngroup = "root"\nmigration_port_min = ${migrationPort}\nmigration_port_max = ${migrationPort + 63}\n`,
+  );
   const script = [
     'set -e',
     ...binds,

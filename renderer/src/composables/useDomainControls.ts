@@ -14,7 +14,7 @@ export const NOT_ON_LIBVIRT = 'Not available on libvirt connections yet';
 export const CONNECTION_NOT_OPEN = 'The connection to its host is not open';
 
 /** The actions a libvirt connection serves (the host answers OPERATION_UNSUPPORTED to the rest). */
-const ON_LIBVIRT: (keyof DomainActions)[] = ['start', 'resume', 'suspend', 'shutdown', 'reboot', 'reset', 'destroy', 'undefine', 'managedSave', 'discardSave', 'dump'];
+const ON_LIBVIRT: (keyof DomainActions)[] = ['start', 'resume', 'suspend', 'shutdown', 'reboot', 'reset', 'destroy', 'undefine', 'managedSave', 'discardSave', 'dump', 'migrate'];
 
 export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
   const domains = useDomainsStore();

@@ -29,6 +29,8 @@ export interface DomainActions {
   /** An ELF core of the guest's memory (Dump Memory…). */
   dump: boolean;
   undefine: boolean;
+  /** Move the running or paused guest to another host. */
+  migrate: boolean;
 }
 
 export const NO_ACTIONS: DomainActions = {
@@ -43,6 +45,7 @@ export const NO_ACTIONS: DomainActions = {
   discardSave: false,
   dump: false,
   undefine: false,
+  migrate: false,
 };
 
 export function domainActions(domain: DomainSummary, busy: boolean): DomainActions {
@@ -68,6 +71,7 @@ export function domainActions(domain: DomainSummary, busy: boolean): DomainActio
     dump: live || s === 'paused' || s === 'crashed',
     // Deleting a running guest would only make it transient; virt-manager asks to stop it first.
     undefine: s === 'shutoff' && domain.persistent,
+    migrate: live || s === 'paused',
   };
 }
 
