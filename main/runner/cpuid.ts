@@ -2,6 +2,8 @@
 // lower-case names Linux's /proc/cpuinfo and libvirt use. A migration destination checks them
 // (MigrationCookie.cpu): a guest keeps using what it saw at boot.
 
+import type { CpuDescription } from './protocol.js';
+
 type Cpuid = (leaf: number, subleaf?: number) => Promise<[number, number, number, number]>;
 
 const LEAF1_EDX = ['fpu', 'vme', 'de', 'pse', 'tsc', 'msr', 'pae', 'mce', 'cx8', 'apic', '', 'sep', 'mtrr', 'pge', 'mca', 'cmov', 'pat', 'pse36', 'pn', 'clflush', '', 'ds', 'acpi', 'mmx', 'fxsr', 'sse', 'sse2', 'ss', 'ht', 'tm', 'ia64', 'pbe'];
@@ -17,12 +19,6 @@ function bits(value: number, names: string[] | Record<number, string>, where: st
     if (value & (1 << bit)) out.push((names as Record<number, string>)[bit] || `${where}_bit${bit}`);
   }
   return out;
-}
-
-export interface CpuDescription {
-  /** Vendor string, family, model and stepping. */
-  model: string;
-  features: string[];
 }
 
 export async function describeCpu(cpuid: Cpuid): Promise<CpuDescription> {

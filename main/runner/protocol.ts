@@ -132,6 +132,13 @@ export interface SnapshotStores {
   hdb?: string[];
 }
 
+/** The CPU the runner's guest sees (cpu.json, written once loaded): what a migration destination checks. */
+export interface CpuDescription {
+  /** Vendor string, family, model and stepping. */
+  model: string;
+  features: string[];
+}
+
 export interface RunnerIncoming {
   listen: { kind: 'unix'; path: string } | { kind: 'tcp'; address: string; port: number };
   /** 32 random bytes, hex. */

@@ -34,7 +34,7 @@ import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
 import { childElements, firstChild, serializeDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { log } from '../../log.js';
 import { APP_ROOT } from '../../../common/paths.js';
-import type { CpuDescription } from '../../../runner/cpuid.js';
+import type { CpuDescription } from '../../../runner/protocol.js';
 import { v86CheckIncoming, v86Cookie } from './migration.js';
 import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type IncomingMigration, type LiveDomain, type LiveDomainEvents, type MigrationCookie, type MigrationEndpoint, type MigrationOptions, type MigrationProgress, type MigrationResult, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type SnapshotRef, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';

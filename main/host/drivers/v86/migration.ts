@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import type { MigrationCookie } from '../driver.js';
 import type { DomainDocument } from '../../domain/xml.js';
 import { runnerPaths } from '../../../runner/protocol.js';
-import type { CpuDescription } from '../../../runner/cpuid.js';
+import type { CpuDescription } from '../../../runner/protocol.js';
 import { V86_MAX_MEMORY_KiB } from './support.js';
 
 /** "0.5.462+g5f9a90f": the npm version with v86's build tag. */
