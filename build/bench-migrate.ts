@@ -5,6 +5,7 @@
 // and the total time as the engine reports them, and the bytes sent against the guest's non-zero RAM
 // (counted in a memory-only core dump taken just before, by guest-physical page). Then a snapshot of
 // the running guest, taken and reverted.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,8 +28,8 @@ const DIRTY = [
 /** Distinct guest-physical pages with a non-zero byte in an ELF core (PT_LOADs may map a page twice). */
 function nonZeroBytes(core: string): number {
   const b = fs.readFileSync(core);
-  const phoff = b.readUInt32LE(28) + (b[4] === 2 ? b.readUInt32LE(32) * 2 ** 32 : 0);
   const wide = b[4] === 2;
+  const phoff = wide ? Number(b.readBigUInt64LE(32)) : b.readUInt32LE(28);
   const phentsize = b.readUInt16LE(wide ? 54 : 42);
   const phnum = b.readUInt16LE(wide ? 56 : 44);
   const pages = new Set<number>();
@@ -74,7 +75,14 @@ export async function migrateBench(): Promise<string> {
     const guests: Guest[] = [];
     for (const engine of engines) {
       const name = `bench-mig-${engine}`;
-      await a.client.call('domain.define', { xml: sampleGuestXml(name, engine) });
+      // QEMU keeps a running guest's snapshot in a qcow2 disk (on the storage both hosts share here).
+      let disk = '';
+      if (engine === 'qemu') {
+        const file = path.join(scratch, `${name}.qcow2`);
+        execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', file, '64M']);
+        disk = `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${file}'/><target dev='vda' bus='virtio'/></disk>`;
+      }
+      await a.client.call('domain.define', { xml: sampleGuestXml(name, engine, disk) });
       await a.client.call('domain.start', { domain: name });
       await (await SerialWatch.open(a.client, name)).wait(/DOMUS-GUEST-READY/, 600_000);
       guests.push({ engine, name, on: a });
