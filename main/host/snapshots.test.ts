@@ -9,44 +9,18 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, engineSkip, guest, guestsBuilt } from '../testing/harness.js';
+import { diskGuestBuilt, diskGuestInitrd, diskGuestXml, extPartition, ideDisk } from '../testing/disk-guest.js';
+import { ENGINES, SerialWatch, TestHost, engineSkip, guest } from '../testing/harness.js';
 
 const BOOT = 600_000;
-const modules = guest('disk-modules.cpio.gz');
-const ready = guestsBuilt() && fs.existsSync(modules);
-/** The sample disk's ext2 partition starts at sector 2048 (build-guests.sh PART_START). */
-const PART_OFFSET = 2048 * 512;
-
-function domainXml(engine: string, initrd: string, disk: string, format: string): string {
-  return `<domain type='${engine}'>
-  <name>snap</name>
-  <memory unit='MiB'>128</memory>
-  <os>
-    <type arch='i686'>hvm</type>
-    <kernel>${guest('vmlinuz')}</kernel>
-    <initrd>${initrd}</initrd>
-    <cmdline>${SAMPLE_CMDLINE}</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver type='${format}'/>
-      <source file='${disk}'/>
-      <target dev='hda' bus='ide'/>
-    </disk>
-    <serial type='pty'><target port='0'/></serial>
-  </devices>
-</domain>
-`;
-}
+const ready = diskGuestBuilt();
 
 /** A file of the guest's ext2 partition, read on the host (debugfs on a copy of the partition). */
 function fileOnDisk(image: string, format: string, file: string, scratch: string): string {
   const raw = path.join(scratch, 'read.raw');
   if (format === 'qcow2') execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', image, raw]);
   else fs.copyFileSync(image, raw);
-  const part = path.join(scratch, 'part.ext2');
-  fs.writeFileSync(part, fs.readFileSync(raw).subarray(PART_OFFSET));
+  const part = extPartition(raw, path.join(scratch, 'part.ext2'));
   const r = spawnSync('debugfs', ['-R', `cat ${file}`, part], { encoding: 'utf8' });
   return r.stdout + r.stderr.split('\n').filter((l) => !l.startsWith('debugfs ')).join('\n');
 }
@@ -79,13 +53,12 @@ for (const engine of ENGINES) describe(`snapshots (${engine})`, { timeout: 1_800
     t = await TestHost.start();
     scratch = path.join(t.home, 'scratch');
     fs.mkdirSync(scratch);
-    const initrd = path.join(scratch, 'initrd-disks.gz');
-    fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(guest('initrd.gz')), fs.readFileSync(modules)]));
+    const initrd = diskGuestInitrd(scratch);
     const images = (await t.client.call('pool.list', {})).pools[0].path;
     disk = path.join(images, `sample.${format}`);
     if (format === 'qcow2') execFileSync('qemu-img', ['convert', '-O', 'qcow2', guest('disk.img'), disk]);
     else fs.copyFileSync(guest('disk.img'), disk);
-    await t.client.call('domain.define', { xml: domainXml(engine, initrd, disk, format) });
+    await t.client.call('domain.define', { xml: diskGuestXml('snap', engine, initrd, [ideDisk({ file: disk, dev: 'hda', format })]) });
     uuid = (await t.client.call('domain.info', { domain: 'snap' })).uuid;
   });
   after(async () => {

@@ -26,7 +26,7 @@ export function guestsBuilt(files = ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.i
 export const AMD64_SAMPLE = { kernel: guest('vmlinuz-amd64'), initrd: guest('initrd-amd64.gz') };
 
 /** The i686 PV sample (128 MiB, ACPI, serial console) as domain XML, with `devices` added to its own. */
-export function sampleGuestXml(name: string, engine: string, devices = ''): string {
+export function sampleGuestXml(name: string, engine: string, devices = '', opts: { initrd?: string } = {}): string {
   return `<domain type='${engine}'>
   <name>${name}</name>
   <memory unit='MiB'>128</memory>
@@ -34,7 +34,7 @@ export function sampleGuestXml(name: string, engine: string, devices = ''): stri
   <os>
     <type arch='i686'>hvm</type>
     <kernel>${guest('vmlinuz')}</kernel>
-    <initrd>${guest('initrd.gz')}</initrd>
+    <initrd>${opts.initrd ?? guest('initrd.gz')}</initrd>
     <cmdline>${SAMPLE_CMDLINE}</cmdline>
   </os>
   <features><acpi/></features>

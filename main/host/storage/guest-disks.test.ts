@@ -8,49 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { processAlive } from '../../common/fsutil.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, guestsBuilt, until } from '../../testing/harness.js';
+import { diskGuestBuilt, diskGuestInitrd, diskGuestXml, extPartition, ideDisk } from '../../testing/disk-guest.js';
+import { SerialWatch, TestHost, guest, until } from '../../testing/harness.js';
 
 // Generous: a boot takes ~20 s alone, several minutes on a loaded machine (libata's probe too).
 const BOOT = 600_000;
-const modules = guest('disk-modules.cpio.gz');
-const ready = guestsBuilt() && fs.existsSync(modules);
-/** The sample disk's ext2 partition starts at sector 2048 (build-guests.sh PART_START). */
-const PART_OFFSET = 2048 * 512;
+const ready = diskGuestBuilt();
 
-function domainXml(name: string, initrd: string, hda: string, cdrom?: string): string {
-  return `<domain type='v86'>
-  <name>${name}</name>
-  <memory unit='MiB'>128</memory>
-  <os>
-    <type arch='i686'>hvm</type>
-    <kernel>${guest('vmlinuz')}</kernel>
-    <initrd>${initrd}</initrd>
-    <cmdline>${SAMPLE_CMDLINE}</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver type='raw'/>
-      <source file='${hda}'/>
-      <target dev='hda' bus='ide'/>
-    </disk>
-    <disk type='file' device='cdrom'>
-      <driver type='raw'/>${cdrom ? `\n      <source file='${cdrom}'/>` : ''}
-      <target dev='hdc' bus='ide'/>
-      <readonly/>
-    </disk>
-    <serial type='pty'><target port='0'/></serial>
-  </devices>
-</domain>
-`;
-}
-
-/** Copies the ext2 partition out of the disk image so that debugfs/e2fsck can read it. */
-function partition(image: string, out: string): string {
-  const data = fs.readFileSync(image);
-  fs.writeFileSync(out, data.subarray(PART_OFFSET));
-  return out;
-}
 
 function debugfsCat(fsImage: string, file: string): string {
   return execFileSync('debugfs', ['-R', `cat ${file}`, fsImage], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
@@ -87,14 +51,12 @@ describe('guest disks', { timeout: 3_600_000, skip: !ready && 'sample guests (wi
     t = await TestHost.start();
     scratch = path.join(t.home, 'scratch');
     fs.mkdirSync(scratch);
-    initrd = path.join(scratch, 'initrd-disks.gz');
-    // The kernel unpacks concatenated initramfs archives one after the other.
-    fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(guest('initrd.gz')), fs.readFileSync(modules)]));
+    initrd = diskGuestInitrd(scratch);
     const images = (await t.client.call('pool.list', {})).pools[0].path;
     fs.copyFileSync(guest('disk.img'), path.join(images, 'sample.img'));
     hda = path.join(images, 'sample.img');
-    await t.client.call('domain.define', { xml: domainXml('writer', initrd, hda) });
-    await t.client.call('domain.define', { xml: domainXml('second', initrd, hda) });
+    await t.client.call('domain.define', { xml: diskGuestXml('writer', 'v86', initrd, [ideDisk({ file: hda, dev: 'hda' }), ideDisk({ dev: 'hdc', cdrom: true })]) });
+    await t.client.call('domain.define', { xml: diskGuestXml('second', 'v86', initrd, [ideDisk({ file: hda, dev: 'hda' }), ideDisk({ dev: 'hdc', cdrom: true })]) });
   });
   after(async () => {
     await t?.stop();
@@ -109,7 +71,7 @@ describe('guest disks', { timeout: 3_600_000, skip: !ready && 'sample guests (wi
     assert.match(fs.readFileSync(path.join(t.home, 'run', uuid, 'runner.log'), 'utf8'), /hda: the guest flushed its write cache \(fsync of '.*sample\.img'\)/);
     await t.client.call('domain.destroy', { domain: 'writer' });
 
-    const part = partition(hda, path.join(scratch, 'p1.ext2'));
+    const part = extPartition(hda, path.join(scratch, 'p1.ext2'));
     assert.equal(debugfsCat(part, '/x'), 'first-write\n');
     const fsck = fsckVerdict(part);
     ctx.diagnostic(`e2fsck -fn exit ${fsck.readOnly}${fsck.repaired === undefined ? '' : `, e2fsck -fy exit ${fsck.repaired}`}`);
@@ -164,7 +126,7 @@ describe('guest disks', { timeout: 3_600_000, skip: !ready && 'sample guests (wi
     await until(() => !processAlive(pid), 10_000, 'the runner to die');
     await until(async () => (await t.client.call('domain.info', { domain: 'writer' })).state === 'shutoff', 10_000, 'shutoff (crashed)');
 
-    const part = partition(hda, path.join(scratch, 'p2.ext2'));
+    const part = extPartition(hda, path.join(scratch, 'p2.ext2'));
     assert.equal(debugfsCat(part, '/x'), 'first-write\n');
     assert.equal(debugfsCat(part, '/y'), 'second-write\n');
     const fsck = fsckVerdict(part);
