@@ -1,6 +1,6 @@
 // Honest figures and keys in dialogs (issue 17, points 2 and 6), in Chromium against the web shell,
-// on one v86 guest booted without its balloon driver (module_blacklist=virtio_balloon): a target
-// reads as pending, then "no driver answered", and is applied once the driver is loaded by hand;
+// on one v86 guest whose balloon driver is unloaded (rmmod virtio_balloon): a target reads as
+// pending, then "no driver answered", and is applied once the driver is loaded again by hand;
 // a busy loop in the 1-vCPU guest shows at most 100 % with the engine's overhead apart; the New VM
 // wizard's focus, Enter and Escape; the console's grab hint fading and the Serial tab disabling
 // the display's buttons. Screenshots at 1024×640 and 1920×1080 go to test-results/.
@@ -31,7 +31,7 @@ const XML = `<domain type='v86'>
     <type arch='i686'>hvm</type>
     <kernel>${guest('vmlinuz')}</kernel>
     <initrd>${guest('initrd.gz')}</initrd>
-    <cmdline>${SAMPLE_CMDLINE} module_blacklist=virtio_balloon</cmdline>
+    <cmdline>${SAMPLE_CMDLINE}</cmdline>
   </os>
   <devices>
     <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>
@@ -90,11 +90,13 @@ describe('honest figures, focus and keys (v86)', { skip: engineSkip('v86'), time
     assert.match(method ?? '', /^wizard-method-/);
     await page.keyboard.press('Enter');
     await byId('wizard-step-1').waitFor();
-    const onStep1 = await page.evaluate(() => {
-      const el = document.activeElement;
-      return { inBody: !!el?.closest('[data-testid="wizard-step-1"]'), tag: el?.tagName };
-    });
-    assert.ok(onStep1.inBody && onStep1.tag !== 'BUTTON', `step 2 starts on its first field (${JSON.stringify(onStep1)})`);
+    // The step's fields may come a moment later (the catalogue is read from the host).
+    const onStep1 = () =>
+      page.evaluate(() => {
+        const el = document.activeElement;
+        return !!el?.closest('[data-testid="wizard-step-1"]') && ['INPUT', 'SELECT', 'TEXTAREA'].includes(el?.tagName ?? '');
+      });
+    await until(onStep1, 10_000, 'step 2 to start on its first field');
     await shots('wizard-step2');
 
     // Half filled: Escape asks; Escape on the question keeps the wizard as it was.
@@ -113,7 +115,8 @@ describe('honest figures, focus and keys (v86)', { skip: engineSkip('v86'), time
     await t.client.call('domain.start', { domain: NAME });
     serial = await SerialWatch.open(t.client, NAME);
     await serial.wait(/DOMUS-GUEST-READY/, BOOT_MS);
-    assert.match(serial.text, /virtio_balloon is blacklisted/);
+    // As a guest that has not loaded its driver yet (an installer loads it late).
+    await serial.sh('rmmod virtio_balloon');
     await byId(`domain-row-${NAME}`).click();
     await byId('tb-details').click();
     await byId('details-nav-memory').click();
@@ -133,7 +136,7 @@ describe('honest figures, focus and keys (v86)', { skip: engineSkip('v86'), time
     await byId('memory-state-applied').waitFor({ timeout: 60_000 });
     await until(async () => (await byId('memory-actual').textContent()) === '100 MiB', 30_000, 'actual to reach 100 MiB');
     const { xml } = await t.client.call('domain.xml', { domain: NAME, inactive: true });
-    assert.match(xml, /<currentMemory unit=['"]KiB['"]>131072<\/currentMemory>/, 'the live-only change left the next boot at 128 MiB');
+    assert.match(xml, /<currentMemory unit=['"]MiB['"]>128<\/currentMemory>/, 'the live-only change left the next boot at 128 MiB');
   });
 
   it("a busy 1-vCPU guest shows at most 100 % CPU, with the engine's overhead apart", async () => {
@@ -141,15 +144,26 @@ describe('honest figures, focus and keys (v86)', { skip: engineSkip('v86'), time
     t.client.on('domain.stats', (e) => {
       if (e.sample?.name === NAME) samples.push(e.sample);
     });
-    await serial.sh('(while :; do :; done) >/dev/null 2>&1 &');
+    await t.client.call('stats.watch', { domains: [NAME], intervalMs: 1000 });
+    const busy = /BUSY=(\d+)/.exec(await serial.sh('{ while :; do :; done >/dev/null 2>&1 & }; echo BUSY=$!'))?.[1];
+    assert.ok(busy, 'the busy loop started');
+    // Only samples taken while the loop runs.
+    samples.length = 0;
     await byId('details-nav-performance').click();
     await byId('graph-cpu').waitFor();
-    await until(() => samples.filter((s) => s.cpuPercent > 0).length >= 4, 60_000, 'four samples of the busy guest');
+    await until(() => samples.length >= 5, 60_000, 'five samples of the busy guest');
     const cpu = samples.map((s) => s.cpuPercent);
-    assert.ok(cpu.every((p) => p >= 0 && p <= 100), `guest CPU within 0–100 %: ${cpu.join(', ')}`);
-    assert.ok(Math.max(...cpu) >= 30, `the busy loop shows as guest CPU: ${cpu.join(', ')}`);
     const overhead = samples.map((s) => s.overheadPercent);
-    assert.ok(overhead.some((o) => o !== undefined && o >= 0), `the overhead is measured apart: ${overhead.join(', ')}`);
+    assert.ok(cpu.every((p) => p >= 0 && p <= 100), `guest CPU within 0–100 %: ${cpu.join(', ')}`);
+    assert.ok(cpu.some((p) => p > 0), `the busy loop shows as guest CPU: ${cpu.join(', ')}`);
+    // The guest's share and the overhead add up to the whole engine process (not a capped copy of it):
+    // how much CPU the engine gets depends on the host's load, their sum does not.
+    for (let i = 1; i < samples.length; i++) {
+      const [a, b] = [samples[i - 1], samples[i]];
+      const processPct = ((b.cpuTimeMs - a.cpuTimeMs) / (b.at - a.at)) * 100;
+      assert.ok(b.overheadPercent !== undefined, `the overhead is measured apart: ${overhead.join(', ')}`);
+      if (b.cpuPercent < 100) assert.ok(Math.abs(b.cpuPercent + b.overheadPercent - processPct) <= 3, `guest ${b.cpuPercent} % + overhead ${b.overheadPercent} % vs process ${processPct.toFixed(1)} %`);
+    }
     await byId('cpu-overhead').waitFor();
     assert.match((await byId('cpu-overhead').textContent()) ?? '', /Host overhead: [\d.]+% of a host core/);
     // The list's column shows the same capped figure.
@@ -157,7 +171,7 @@ describe('honest figures, focus and keys (v86)', { skip: engineSkip('v86'), time
     assert.ok(Number.parseFloat(listed) <= 100, `the list shows ${listed}`);
     console.log(`# busy 1-vCPU v86 guest: guest CPU ${cpu.join(', ')} %; host overhead ${overhead.join(', ')} %`);
     await shots('performance-busy');
-    await serial.sh('kill %1 2>/dev/null; kill $(jobs -p) 2>/dev/null; true');
+    await serial.sh(`kill ${busy}`);
   });
 
   it('the grab hint fades after two seconds and the title says it; the Serial tab disables the display-only buttons', async () => {

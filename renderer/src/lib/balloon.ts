@@ -21,7 +21,7 @@ export interface BalloonState {
 export function balloonState(stats: Pick<MemoryStats, 'balloon' | 'targetKiB' | 'actualKiB'>, format: (kib: number) => string): BalloonState {
   switch (stats.balloon) {
     case 'ok':
-      return { kind: 'applied', label: 'Applied', meaning: `The guest holds the target, ${format(stats.targetKiB)}.` };
+      return { kind: 'applied', label: 'Applied in the guest', meaning: `The guest holds the target, ${format(stats.targetKiB)}.` };
     case 'pending':
       return {
         kind: 'pending',
