@@ -453,7 +453,10 @@ export interface DomainSummary {
   memoryKiB: number;
   currentMemoryKiB: number;
   vcpus: number;
-  /** Guest CPU use in percent of one host core, sampled by the host from the runner. */
+  /**
+   * Guest CPU use as virt-manager shows it: the vCPUs' time over elapsed time times the vCPUs, in
+   * percent (0–100), sampled by the host from the engine.
+   */
   cpuPercent: number;
   title?: string;
   autostart: boolean;
@@ -661,7 +664,13 @@ export interface DomainStatsSample {
   name: string;
   at: number;
   state: DomainState;
+  /** Guest CPU (0–100, as DomainSummary.cpuPercent). */
   cpuPercent: number;
+  /**
+   * The engine process's own CPU use beyond the guest's vCPUs (emulator threads, JIT compiler, GC,
+   * I/O), in percent of one host core; absent where the engine cannot tell the two apart.
+   */
+  overheadPercent?: number;
   cpuTimeMs: number;
   rssBytes: number;
   memory: { maxKiB: number; targetKiB: number; actualKiB: number; guestUsedKiB?: number };

@@ -80,6 +80,7 @@ export class DomainStats {
       stats,
       balloon,
       { maxKiB: c.memoryKiB, targetKiB: c.currentMemoryKiB },
+      c.vcpus,
       rec.lastSample,
     );
     if (stats) rec.cpuTimeMs = stats.cpuTimeMs;

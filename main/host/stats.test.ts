@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { parseScaledKiB } from '../cli/commands/memory.js';
 import type { RunnerStats } from './drivers/driver.js';
-import { buildSample, StatsWatchers } from './stats.js';
+import { buildSample, guestCpuPercent, StatsWatchers } from './stats.js';
 
 /** Advances the mocked interval clock in 50 ms steps, letting each sample settle in between. */
 async function advance(t: TestContext, ms: number): Promise<void> {
@@ -95,9 +95,9 @@ describe('buildSample', () => {
   const balloon = { maxKiB: 131072, targetKiB: 98304, actualKiB: 98304, status: 'ok' as const, hostReclaims: false, guest: { at: 1, totalKiB: 65000, freeKiB: 40000, cachesKiB: 5000 } };
 
   it('rates per second and CPU percent against the previous sample', () => {
-    const first = buildSample(base, reading(10_000, 1000, 4096, 0), balloon, { maxKiB: 131072, targetKiB: 98304 }, undefined);
+    const first = buildSample(base, reading(10_000, 1000, 4096, 0), balloon, { maxKiB: 131072, targetKiB: 98304 }, 1, undefined);
     assert.equal(first.sample.cpuPercent, 0, 'no rate without a previous sample');
-    const second = buildSample(base, reading(12_000, 1500, 4096 + 2 * 8192, 1024), balloon, { maxKiB: 131072, targetKiB: 98304 }, first.counters);
+    const second = buildSample(base, reading(12_000, 1500, 4096 + 2 * 8192, 1024), balloon, { maxKiB: 131072, targetKiB: 98304 }, 1, first.counters);
     assert.equal(second.sample.cpuPercent, 25);
     assert.equal(second.sample.disk.rdBytesPerSec, 8192);
     assert.equal(second.sample.disk.wrBytesPerSec, 512);
@@ -105,8 +105,32 @@ describe('buildSample', () => {
     assert.deepEqual(second.sample.net, { rxBytes: 0, txBytes: 0, rxBytesPerSec: 0, txBytesPerSec: 0, devices: [] });
   });
 
+  it("guest CPU is the vCPUs' time, at most 100 % whatever the engine's own threads add; their work is shown apart", () => {
+    const m = { maxKiB: 131072, targetKiB: 98304 };
+    // A busy 1-vCPU v86 guest as measured: the process burns 1.8 cores, its emulation thread one.
+    const first = buildSample(base, { ...reading(10_000, 5000, 0, 0), vcpuTimeMs: 3000 }, balloon, m, 1, undefined);
+    const busy = buildSample(base, { ...reading(12_000, 8600, 0, 0), vcpuTimeMs: 5000 }, balloon, m, 1, first.counters);
+    assert.equal(busy.sample.cpuPercent, 100);
+    assert.equal(busy.sample.overheadPercent, 80);
+    // Two vCPUs, one busy: half of the guest's CPU.
+    const two = buildSample(base, { ...reading(12_000, 6000, 0, 0), vcpuTimeMs: 5000 }, balloon, m, 2, first.counters);
+    assert.equal(two.sample.cpuPercent, 50);
+    // An engine that cannot separate its vCPU threads: the whole process, capped, and no overhead figure.
+    const whole = buildSample(base, reading(12_000, 8600, 0, 0), balloon, m, 1, buildSample(base, reading(10_000, 5000, 0, 0), balloon, m, 1, undefined).counters);
+    assert.equal(whole.sample.cpuPercent, 100);
+    assert.equal(whole.sample.overheadPercent, undefined);
+  });
+
+  it("guestCpuPercent: virt-manager's formula, within 0–100", () => {
+    assert.equal(guestCpuPercent(1900, 1000, 1), 100);
+    assert.equal(guestCpuPercent(500, 1000, 1), 50);
+    assert.equal(guestCpuPercent(3000, 1000, 4), 75);
+    assert.equal(guestCpuPercent(-10, 1000, 1), 0, 'a counter going back is no negative use');
+    assert.equal(guestCpuPercent(10, 0, 1), 0, 'no elapsed time, no rate');
+  });
+
   it('a shut-off domain: the definition, no counters', () => {
-    const off = buildSample({ ...base, state: 'shutoff' }, undefined, undefined, { maxKiB: 131072, targetKiB: 65536 }, undefined);
+    const off = buildSample({ ...base, state: 'shutoff' }, undefined, undefined, { maxKiB: 131072, targetKiB: 65536 }, 1, undefined);
     assert.deepEqual(off.sample.memory, { maxKiB: 131072, targetKiB: 65536, actualKiB: 0, guestUsedKiB: undefined });
     assert.equal(off.counters, undefined);
     assert.equal(off.sample.disk.devices, undefined);

@@ -14,6 +14,7 @@ interface Watch {
 export interface PreviousSample {
   at: number;
   cpuTimeMs: number;
+  vcpuTimeMs?: number;
   rdBytes: number;
   wrBytes: number;
   rxBytes: number;
@@ -92,12 +93,29 @@ export class StatsWatchers {
   }
 }
 
+/**
+ * Guest CPU as virt-manager shows it: the vCPUs' time over the elapsed time times the vCPUs, in
+ * percent, within 0–100 (a busy 1-vCPU guest is 100 %, a 2-vCPU guest with one busy vCPU 50 %).
+ */
+export function guestCpuPercent(vcpuDeltaMs: number, elapsedMs: number, vcpus: number): number {
+  if (!(elapsedMs > 0)) return 0;
+  const pct = (vcpuDeltaMs / (elapsedMs * Math.max(1, vcpus))) * 100;
+  return Math.round(Math.min(100, Math.max(0, pct)) * 10) / 10;
+}
+
+/** What the engine process spent beyond the vCPUs' time, in percent of one host core (not capped). */
+export function overheadCpuPercent(processDeltaMs: number, vcpuDeltaMs: number, elapsedMs: number): number {
+  if (!(elapsedMs > 0)) return 0;
+  return Math.round(Math.max(0, ((processDeltaMs - vcpuDeltaMs) / elapsedMs) * 100) * 10) / 10;
+}
+
 /** Builds one sample from the engine's readings; rates are per second since `previous`. */
 export function buildSample(
   base: Pick<DomainStatsSample, 'uuid' | 'name' | 'state'>,
   stats: RunnerStats | undefined,
   balloon: BalloonInfo | undefined,
   memory: { maxKiB: number; targetKiB: number },
+  vcpus: number,
   previous: PreviousSample | undefined,
 ): { sample: DomainStatsSample; counters: PreviousSample | undefined } {
   const at = stats?.at ?? Date.now();
@@ -108,13 +126,20 @@ export function buildSample(
   const txBytes = sum(stats?.nics, (n) => n.txBytes);
   const dt = previous && stats && at > previous.at ? (at - previous.at) / 1000 : 0;
   const rate = (now: number, before: number | undefined): number => (dt > 0 && before !== undefined ? Math.max(0, Math.round((now - before) / dt)) : 0);
-  const cpuPercent = dt > 0 && previous && stats ? Math.round(Math.max(0, ((stats.cpuTimeMs - previous.cpuTimeMs) / (dt * 1000)) * 100) * 10) / 10 : 0;
+  // The guest's share is its vCPU threads' time; an engine that cannot tell them apart counts its
+  // whole process, capped all the same, and shows no separate overhead.
+  const split = stats?.vcpuTimeMs !== undefined && previous?.vcpuTimeMs !== undefined;
+  const processDelta = stats && previous ? stats.cpuTimeMs - previous.cpuTimeMs : 0;
+  const vcpuDelta = split ? stats!.vcpuTimeMs! - previous!.vcpuTimeMs! : processDelta;
+  const cpuPercent = dt > 0 ? guestCpuPercent(vcpuDelta, dt * 1000, vcpus) : 0;
+  const overheadPercent = dt > 0 && split ? overheadCpuPercent(processDelta, vcpuDelta, dt * 1000) : undefined;
   const guest = balloon?.guest;
   const guestUsedKiB = guest?.totalKiB !== undefined && guest.freeKiB !== undefined ? guest.totalKiB - guest.freeKiB - (guest.cachesKiB ?? 0) : undefined;
   const sample: DomainStatsSample = {
     ...base,
     at,
     cpuPercent,
+    overheadPercent,
     cpuTimeMs: stats?.cpuTimeMs ?? 0,
     rssBytes: stats?.rssBytes ?? 0,
     memory: {
@@ -130,6 +155,6 @@ export function buildSample(
     sample.disk.devices = stats.disks.map((d) => ({ name: d.name, path: d.path, rdBytes: d.rdBytes, wrBytes: d.wrBytes, rdReqs: d.rdReqs, wrReqs: d.wrReqs }));
     sample.net.devices = stats.nics.map((n) => ({ ...n }));
   }
-  const counters = stats ? { at, cpuTimeMs: stats.cpuTimeMs, rdBytes, wrBytes, rxBytes, txBytes } : undefined;
+  const counters = stats ? { at, cpuTimeMs: stats.cpuTimeMs, vcpuTimeMs: stats.vcpuTimeMs, rdBytes, wrBytes, rxBytes, txBytes } : undefined;
   return { sample, counters };
 }

@@ -2,6 +2,7 @@
 // it has said hello; attached connections get every event. Serial output produced while none is
 // attached goes to a 1 MiB backlog that the next hello hands over. Also runs the one job a runner
 // can have at a time, a save or a core dump, and watches the serial console for a kernel panic.
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { z } from 'zod';
 import { JsonlConnection } from '../common/jsonl.js';
@@ -73,10 +74,22 @@ export function applySnapshotStores(disks: ControlServerOptions['disks'], stores
   for (const { name, disk } of disks) if (name !== 'cdrom') disk.setStores(stores[name] ?? []);
 }
 
+/** CPU time of the main thread (its tid is the pid), from /proc: utime and stime in clock ticks of 10 ms. */
+function mainThreadCpuMs(): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    return Number.isFinite(ms) ? ms : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function processStats(startedAt: number, requests: number, disks: ControlServerOptions['disks']): StatsResult {
   const cpu = process.cpuUsage();
   return {
     cpuTimeMs: Math.round((cpu.user + cpu.system) / 1000),
+    vcpuTimeMs: mainThreadCpuMs(),
     rssBytes: process.memoryUsage.rss(),
     wallMs: Date.now() - startedAt,
     requests,

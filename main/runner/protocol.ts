@@ -305,6 +305,12 @@ export interface DumpResult {
 export interface StatsResult {
   /** process.cpuUsage() user + system. */
   cpuTimeMs: number;
+  /**
+   * The emulation thread's CPU time (the main thread, where v86 runs the guest): the guest's vCPU
+   * time. The rest of cpuTimeMs is the engine's own overhead (V8's compiler and GC threads, I/O).
+   * Absent where the thread's counters cannot be read.
+   */
+  vcpuTimeMs?: number;
   rssBytes: number;
   /** Since the runner started. */
   wallMs: number;

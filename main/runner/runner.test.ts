@@ -133,6 +133,9 @@ describe('runner lifecycle', { skip }, () => {
     const again = await ctl.call<StatsResult>('stats');
     assert.equal(again.requests, s.requests + 1, 'only our own requests were answered');
     assert.ok(again.cpuTimeMs >= s.cpuTimeMs);
+    // The guest's vCPU time is the emulation (main) thread's: part of the process's, never more
+    // (a clock tick of 10 ms apart, the two being read one after the other).
+    assert.ok(again.vcpuTimeMs !== undefined && again.vcpuTimeMs > 0 && again.vcpuTimeMs <= again.cpuTimeMs + 10, JSON.stringify(again));
     assert.equal(ctl.events.filter((e) => (e as { event: string }).event === 'stats').length, 0, 'the runner pushes no statistics');
   });
 

@@ -2,6 +2,7 @@
 // typed parameters by name, and CPU use from CPU time between readings. Used by the connection's
 // list and by its statistics part (libvirt-stats.ts).
 import type { remote_typed_param } from '../libvirt/protocol/remote.js';
+import { guestCpuPercent } from '../stats.js';
 
 /** virDomainStatsTypes. */
 export const STATS_STATE = 1;
@@ -74,8 +75,9 @@ export const str = (f: StatFields, key: string): string => {
 
 /**
  * CPU use from CPU time between readings of one run of a domain: every reading (a list, a summary,
- * a sample) is measured against the one before it. Not divided by the vCPUs, as the local engines
- * report it, and capped at 100 % per vCPU (virt-manager's guest CPU, times the vCPUs).
+ * a sample) is measured against the one before it, with the local engines' formula (virt-manager's
+ * guest CPU: divided by the vCPUs, within 0–100). libvirt's cpu.time is the whole QEMU process, as
+ * virt-manager reads it.
  */
 export class CpuMeter {
   private readonly last = new Map<string, { id: number; at: number; cpuTimeMs: number }>();
@@ -84,8 +86,7 @@ export class CpuMeter {
     const before = this.last.get(uuid);
     this.last.set(uuid, { id, at, cpuTimeMs });
     if (!before || before.id !== id || at <= before.at) return 0;
-    const pct = ((cpuTimeMs - before.cpuTimeMs) / (at - before.at)) * 100;
-    return Math.round(Math.min(Math.max(0, pct), 100 * Math.max(1, vcpus)) * 10) / 10;
+    return guestCpuPercent(cpuTimeMs - before.cpuTimeMs, at - before.at, vcpus);
   }
 
   forget(uuid: string): void {

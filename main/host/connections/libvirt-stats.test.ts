@@ -15,11 +15,11 @@ const xml = (name: string, memMiB: number, vcpus: number): string =>
   `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>`;
 
 describe('CpuMeter', () => {
-  test('percent of CPU time over wall time since the previous reading of the same run, capped at 100 % per vCPU', () => {
+  test('percent of CPU time over wall time times the vCPUs since the previous reading of the same run, within 0–100', () => {
     const m = new CpuMeter();
     assert.equal(m.percent('u', 3, 1000, 2, 10_000), 0, 'no rate from a first reading');
-    assert.equal(m.percent('u', 3, 1500, 2, 11_000), 50);
-    assert.equal(m.percent('u', 3, 4500, 2, 12_000), 200, 'two busy vCPUs and more (emulator threads) are capped at 200 %');
+    assert.equal(m.percent('u', 3, 1500, 2, 11_000), 25);
+    assert.equal(m.percent('u', 3, 4500, 2, 12_000), 100, 'two busy vCPUs and more (emulator threads) are capped at 100 %');
     assert.equal(m.percent('u', 4, 10, 2, 13_000), 0, 'a new run (another id) starts over');
     assert.equal(m.percent('u', 4, 5, 2, 14_000), 0, 'CPU time going back is not negative use');
   });

@@ -193,6 +193,7 @@ export class LibvirtStats implements StatsWatching {
       stats,
       balloon,
       { maxKiB, targetKiB: currentKiB },
+      num(f, 'vcpu.current') ?? 1,
       prev?.id === dom.id ? prev : undefined,
     );
     if (stats) sample.cpuPercent = this.conn.cpu.percent(uuid, dom.id, stats.cpuTimeMs, num(f, 'vcpu.current') ?? 1, at);

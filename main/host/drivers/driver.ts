@@ -18,6 +18,8 @@ export interface SupportReport {
 export interface RunnerStats {
   /** CPU time of the engine process (user + system). */
   cpuTimeMs: number;
+  /** The guest's vCPU time: the engine's vCPU threads only; absent where they cannot be told apart. */
+  vcpuTimeMs?: number;
   rssBytes: number;
   /** Epoch ms of the reading. */
   at: number;

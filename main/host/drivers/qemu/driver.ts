@@ -749,6 +749,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain, Qmp
 
   async stats(): Promise<RunnerStats> {
     const { cpuTimeMs, rssBytes } = procStats(this.pid);
+    const vcpuTimeMs = vcpuThreadsCpuMs(this.pid);
     const blockstats = await this.qmp.execute<{ device: string; qdev?: string; stats: Record<string, number> }[]>('query-blockstats', undefined, STATS_TIMEOUT_MS);
     const blocks = await this.qmp.execute<{ device: string; inserted?: { file: string } }[]>('query-block', undefined, STATS_TIMEOUT_MS);
     const disks = blockstats.flatMap((b) => {
@@ -757,7 +758,7 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain, Qmp
       const target = this.meta.disks.find((d) => d.source === file)?.target ?? b.device;
       return [{ name: target, path: file, rdBytes: b.stats.rd_bytes ?? 0, wrBytes: b.stats.wr_bytes ?? 0, rdReqs: b.stats.rd_operations ?? 0, wrReqs: b.stats.wr_operations ?? 0 }];
     });
-    return { cpuTimeMs, rssBytes, at: Date.now(), disks, nics: [] };
+    return { cpuTimeMs, vcpuTimeMs, rssBytes, at: Date.now(), disks, nics: [] };
   }
 
   async setBalloonTarget(targetKiB: number): Promise<BalloonInfo> {
@@ -964,6 +965,31 @@ function procStats(pid: number): { cpuTimeMs: number; rssBytes: number } {
     return { cpuTimeMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK, rssBytes: Number(fields[21]) * PAGE_SIZE };
   } catch {
     return { cpuTimeMs: 0, rssBytes: 0 };
+  }
+}
+
+/** How many of QEMU's threads are looked at for vCPU threads (a guest has a few; bounds a hostile count). */
+const MAX_THREADS = 1024;
+
+/**
+ * CPU time of QEMU's vCPU threads ("CPU 0/TCG", "CPU 1/KVM"…, as QEMU names them): the guest's vCPU
+ * time, without the main loop's and I/O threads' own work. Undefined when none is found.
+ */
+function vcpuThreadsCpuMs(pid: number): number | undefined {
+  try {
+    let total = 0;
+    let found = false;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`).slice(0, MAX_THREADS)) {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = /\((.*)\) /.exec(stat)?.[1] ?? '';
+      if (!/^CPU \d+\//.test(comm)) continue;
+      const fields = stat.replace(/^.*\) /, '').split(' ');
+      total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+      found = true;
+    }
+    return found && Number.isFinite(total) ? total : undefined;
+  } catch {
+    return undefined;
   }
 }
 

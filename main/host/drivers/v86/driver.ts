@@ -402,7 +402,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
     // Short: dominfo and sampling ask for it, and a wedged runner must not hold them for long.
     const s: StatsResult = await this.request('stats', {}, STATS_TIMEOUT_MS);
     // v86 gives the guest no NIC.
-    return { cpuTimeMs: s.cpuTimeMs, rssBytes: s.rssBytes, at: Date.now(), disks: s.disks, nics: [] };
+    return { cpuTimeMs: s.cpuTimeMs, vcpuTimeMs: s.vcpuTimeMs, rssBytes: s.rssBytes, at: Date.now(), disks: s.disks, nics: [] };
   }
   async setBalloonTarget(targetKiB: number): Promise<BalloonInfo> {
     return balloonInfo(await this.request('balloonSet', { targetKiB }));
