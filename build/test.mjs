@@ -1,6 +1,6 @@
 // `npm test`: installs what is missing (node modules; as root the Debian packages; the sample
-// guests), builds, type-checks, then runs every test file with node's test runner, one at a time
-// (they boot real guests on a 2-core machine).
+// guests), builds, type-checks, then runs every test file with node's test runner: those that start
+// no process two at a time, then the others one at a time (they boot real guests on a 2-core machine).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,11 +25,21 @@ function find(dir, out = []) {
 }
 const only = process.argv.slice(2);
 const files = only.length ? only : ['shared', 'main', 'renderer', 'e2e', 'build'].filter((d) => fs.existsSync(path.join(root, d))).flatMap((d) => find(d)).sort();
-console.log(`domus: running ${files.length} test files`);
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
-  stdio: 'inherit',
-  cwd: root,
-  env: { ...process.env, DOMUS_TEST: '1' },
-});
+// Files that start no guest, host, browser or other process (parsers, stores, unit tests) run two
+// at a time first; the rest one at a time, as their guests need the cores.
+const startsProcesses = (file) => /testing\/(harness|runner-harness)|browser\.js|startLibvirtd|child_process|worker_threads|spawn/.test(fs.readFileSync(path.join(root, file), 'utf8'));
+const light = files.filter((f) => !startsProcesses(f));
+const heavy = files.filter((f) => startsProcesses(f));
+console.log(`domus: running ${files.length} test files (${light.length} that start no process, two at a time)`);
+const runFiles = (list, concurrency) =>
+  list.length === 0
+    ? 0
+    : (spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list], {
+        stdio: 'inherit',
+        cwd: root,
+        env: { ...process.env, DOMUS_TEST: '1' },
+      }).status ?? 1);
+const lightStatus = runFiles(light, 2);
+const status = runFiles(heavy, 1) || lightStatus;
 console.log(`domus: test suite took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-process.exit(r.status ?? 1);
+process.exit(status);

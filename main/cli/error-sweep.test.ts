@@ -103,6 +103,26 @@ for (const engine of SWEEP_ENGINES) describe(`CLI error paths (${engine})`, { ti
     await t.client.call('domain.start', { domain: 'run' });
   }
 
+  /**
+   * What a command may have changed about the fixtures (and the rest of the host's list), read
+   * cheaply: every domain's summary but its CPU use, the definitions, and 'run's live definition.
+   */
+  async function fixtureState(): Promise<string> {
+    const { domains } = await t.client.call('domain.list', { all: true });
+    const xml = async (domain: string, inactive: boolean): Promise<string> =>
+      (await t.client.call('domain.xml', { domain, inactive }).catch((err: Error) => ({ xml: err.message }))).xml;
+    return JSON.stringify([domains.map((d) => ({ ...d, cpuPercent: 0 })), await xml('off', true), await xml('run', true), await xml('run', false)]);
+  }
+
+  /** The fixtures as resetFixtures leaves them; a usage form that changed nothing needs no new reset (a runner start each). */
+  let clean: string | undefined;
+  async function ensureFixtures(): Promise<boolean> {
+    if (clean !== undefined && (await fixtureState()) === clean) return false;
+    await resetFixtures();
+    clean = await fixtureState();
+    return true;
+  }
+
   before(async () => {
     t = await TestHost.start();
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-sweep-'));
@@ -132,6 +152,7 @@ for (const engine of SWEEP_ENGINES) describe(`CLI error paths (${engine})`, { ti
       /FILE|\.xml|\.png/i.test(placeholder) ? '/nonexistent/dir/file' : /SIZE|CAPACITY|SECONDS|MS/.test(placeholder) ? '-12XB' : 'no-such-thing';
     const failures: string[] = [];
     let runs = 0;
+    let resets = 0;
     for (const u of usages) {
       const variants: string[][] = [[]];
       const fill = (domain: string | undefined, fileValue?: string): string[] =>
@@ -154,7 +175,7 @@ for (const engine of SWEEP_ENGINES) describe(`CLI error paths (${engine})`, { ti
         .map((s) => JSON.parse(s) as string[])
         .filter((args) => !NEVER.some((re) => re.test(args.join(' '))));
 
-      await resetFixtures();
+      if (await ensureFixtures()) resets++;
       for (let i = 0; i < commands.length; i += PARALLEL) {
         const batch = commands.slice(i, i + PARALLEL);
         const results = await Promise.all(batch.map((args) => run(t.home, work, args, STREAMING.has(u.name) ? STREAM_MS : HANG_MS)));
@@ -174,7 +195,7 @@ for (const engine of SWEEP_ENGINES) describe(`CLI error paths (${engine})`, { ti
     for (const m of hostLog.matchAll(/^\S+ error \S+ from .* failed: .*$/gm)) failures.push(`host log: ${m[0]}`);
     // A file argument naming a directory that does not exist is an error, never a reason to create it.
     if (fs.existsSync('/nonexistent')) failures.push('a command created /nonexistent/dir for its file argument');
-    ctx.diagnostic(`${runs} runs over ${usages.length} usage forms`);
+    ctx.diagnostic(`${runs} runs over ${usages.length} usage forms, ${resets} fixture resets`);
     assert.deepEqual(failures, [], `${failures.length} of ${runs} runs failed:\n${failures.join('\n\n')}`);
   });
 });
