@@ -559,6 +559,13 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     };
   }
 
+  /** Sizes of the current machine's wasm memory and of the guest RAM and VRAM in it (undefined before it loads). */
+  wasmMemory(): { wasmBytes: number; ramBytes: number; vramBytes: number } | undefined {
+    if (!this.isLoaded) return undefined;
+    const cpu = internals(this.machine.emu).v86.cpu;
+    return { wasmBytes: cpu.wasm_memory.buffer.byteLength, ramBytes: cpu.memory_size[0], vramBytes: cpu.devices.vga.svga_memory.length };
+  }
+
   /**
    * v86's state of the machine without guest RAM and VRAM (a migration sends those page by page): RAM
    * packing is switched off and the VRAM hidden for the one synchronous save_state, so that the guest

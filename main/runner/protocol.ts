@@ -312,6 +312,21 @@ export interface StatsResult {
   requests: number;
   /** Bytes and requests each disk image served to the guest since the runner started. */
   disks: DiskCounters[];
+  /** Where the memory goes (docs/benchmarks.md); absent until the emulator has loaded. */
+  memory?: RunnerMemory;
+}
+
+/** The runner's memory by owner, as the process sees it (resident or not). */
+export interface RunnerMemory {
+  /** The whole wasm memory: guest RAM, VRAM and v86's own (JIT cache, tables, TLB). It never shrinks. */
+  wasmBytes: number;
+  ramBytes: number;
+  vramBytes: number;
+  /** process.memoryUsage(): the V8 heap and the memory outside it (ArrayBuffers among it). */
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
 }
 
 export interface DiskCounters {
