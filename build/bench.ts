@@ -10,6 +10,7 @@
 //  - `libvirt`: Domus's libvirt driver vs virsh on one private libvirtd (build/bench-libvirt.ts).
 //  - `net`: guest → host through Domus's NAT (QEMU and v86 guests) vs QEMU's slirp (build/bench-net.ts).
 //  - `migrate`: live migration between two Domus hosts and snapshots, v86 and QEMU (build/bench-migrate.ts).
+//  - `engine`: the embedded engine's efficiency: Domus's v86 runner vs bare v86 vs QEMU (build/bench-engine.ts).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,6 +22,7 @@ import { APP_ROOT } from '../main/common/paths.js';
 import { TraceLog } from '../main/host/trace.js';
 import { CONSOLE_HEADING, consoleBench } from './bench-console.js';
 import { LIBVIRT_HEADING, libvirtBench } from './bench-libvirt.js';
+import { ENGINE_HEADING, engineBench } from './bench-engine.js';
 import { MIGRATE_HEADING, migrateBench } from './bench-migrate.js';
 import { NET_HEADING, netBench } from './bench-net.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, type LocalEngine } from '../main/testing/harness.js';
@@ -153,7 +155,7 @@ async function reattachFive(t: TestHost): Promise<number> {
 }
 
 /** `npm run bench` runs every part; `npm run bench -- trace` (or boot, reattach, console, qemu, libvirt, net) only those named. */
-const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach', 'console', 'qemu', 'libvirt', 'net', 'migrate']);
+const parts = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['boot', 'trace', 'reattach', 'console', 'qemu', 'libvirt', 'net', 'migrate', 'engine']);
 const QEMU_HEADING = '## QEMU engine';
 
 /** Replaces (or appends) the section under `heading` of the report, keeping everything else. */
@@ -319,6 +321,11 @@ async function main(): Promise<void> {
     const section = await migrateBench();
     process.stdout.write(section);
     report = withSection(report, MIGRATE_HEADING, section);
+  }
+  if (parts.has('engine')) {
+    const section = await engineBench();
+    process.stdout.write(section);
+    report = withSection(report, ENGINE_HEADING, section);
   }
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, report);

@@ -1,6 +1,7 @@
 // Integration: real guests boot from cold through the host API (PV kernel+initrd, HVM from the
 // ISO and from the disk), answer on serial, take keyboard input, show a screen, and die on destroy.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { PNG } from 'pngjs';
 import type { DomainSummary, Events } from '../../shared/api.js';
@@ -62,6 +63,7 @@ for (const engine of ENGINES) describe(`boot through the host API (${engine})`, 
     const info = await t.client.call('domain.info', { domain: 'pv' });
     const pid = t.runnerPid(info.uuid);
     assert.ok(pid && processAlive(pid), 'runner process is running');
+    if (engine === 'v86') assert.match(fs.readFileSync(`/proc/${pid}/environ`, 'latin1'), /(^|\0)MALLOC_ARENA_MAX=1\0/, 'the runner has one malloc arena');
     const destroyed = await t.client.call('domain.destroy', { domain: 'pv' });
     assert.equal(destroyed.domain.state, 'shutoff');
     assert.equal(destroyed.domain.reason, 'destroyed');

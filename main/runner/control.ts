@@ -85,8 +85,10 @@ function mainThreadCpuMs(): number | undefined {
   }
 }
 
-function processStats(startedAt: number, requests: number, disks: ControlServerOptions['disks']): StatsResult {
+function processStats(startedAt: number, requests: number, disks: ControlServerOptions['disks'], emulator: Emulator): StatsResult {
   const cpu = process.cpuUsage();
+  const wasm = emulator.wasmMemory();
+  const { heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
   return {
     cpuTimeMs: Math.round((cpu.user + cpu.system) / 1000),
     vcpuTimeMs: mainThreadCpuMs(),
@@ -94,6 +96,7 @@ function processStats(startedAt: number, requests: number, disks: ControlServerO
     wallMs: Date.now() - startedAt,
     requests,
     disks: disks.map(({ name, disk }) => ({ name, path: disk.path, ...disk.counters })),
+    ...(wasm && { memory: { ...wasm, heapTotal, heapUsed, external, arrayBuffers } }),
   };
 }
 
@@ -162,7 +165,7 @@ export class ControlServer {
         const { width, height, rgba } = framebuffer;
         return { png: encodePng(width, height, rgba).toString('base64'), width, height };
       },
-      stats: async () => processStats(startedAt, ++this.statsRequests, opts.disks),
+      stats: async () => processStats(startedAt, ++this.statsRequests, opts.disks, emulator),
       balloonSet: async (_conn, { targetKiB }) => {
         await emulator.loaded;
         return emulator.balloon.setTarget(targetKiB);

@@ -316,7 +316,10 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       // v86 restores it right after initialising the machine, before the CPU runs.
       options.initial_state = { buffer: state };
     } else if (!state) {
-      if (this.kernel) options.bzimage = { buffer: this.kernel.slice(0) };
+      // The runner's own copy, not a fresh one: v86 keeps the buffer for the machine's life (31 MiB
+      // for the unpacked sample kernel) and only writes setup-header fields that come out the same
+      // at every boot (loader type, heap end, command line and initrd addresses).
+      if (this.kernel) options.bzimage = { buffer: this.kernel };
       if (images.initrd) options.initrd = { buffer: images.initrd };
       if (config.cmdline !== undefined) options.cmdline = config.cmdline;
     }
@@ -557,6 +560,13 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       ram: new Uint8Array(buffer, cpu.mem8.byteOffset, cpu.memory_size[0]),
       vram: new Uint8Array(buffer, cpu.devices.vga.svga_memory.byteOffset, this.config.vgaMemoryBytes),
     };
+  }
+
+  /** Sizes of the current machine's wasm memory and of the guest RAM and VRAM in it (undefined before it loads). */
+  wasmMemory(): { wasmBytes: number; ramBytes: number; vramBytes: number } | undefined {
+    if (!this.isLoaded) return undefined;
+    const cpu = internals(this.machine.emu).v86.cpu;
+    return { wasmBytes: cpu.wasm_memory.buffer.byteLength, ramBytes: cpu.memory_size[0], vramBytes: cpu.devices.vga.svga_memory.length };
   }
 
   /**

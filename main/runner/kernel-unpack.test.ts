@@ -5,10 +5,14 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { guest, guestsBuilt } from '../testing/harness.js';
 import { unpackKernel, unxz } from './kernel-unpack.js';
 
 const MiB = 1024 * 1024;
+// For the memory test: a global gc() in new contexts.
+setFlagsFromString('--expose-gc');
 const LIMIT = 64 * MiB;
 const arrayBuffer = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
 
@@ -46,6 +50,22 @@ describe('kernel unpacking on the host', { skip: !guestsBuilt(['vmlinuz']) && 's
       loads++;
     }
     assert.ok(loads >= 2);
+  });
+
+  it("gives the XZ decoder's wasm memory back once the kernel is out (it would stay for the runner's life)", async () => {
+    const gc = runInNewContext('gc') as () => void;
+    const wasmAndOther = (): number => {
+      gc();
+      const m = process.memoryUsage();
+      return m.external - m.arrayBuffers;
+    };
+    const before = wasmAndOther();
+    const r = await unpackKernel(arrayBuffer(bz), LIMIT);
+    assert.ok(!('skipped' in r));
+    // The decoder's last promises still hold its instance for a moment after the kernel is out.
+    await new Promise((res) => setTimeout(res, 100));
+    const after = wasmAndOther();
+    assert.ok(after - before < 8 * MiB, `memory outside the JS heap and ArrayBuffers grew by ${((after - before) / MiB).toFixed(1)} MiB`);
   });
 
   it('takes a gzip payload too', async () => {

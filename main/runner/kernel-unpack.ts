@@ -180,16 +180,31 @@ export async function unxz(stream: Buffer, size: number): Promise<Buffer | strin
   const out = Buffer.alloc(size);
   let filled = 0;
   const reader = new xz.XzReadableStream(new Blob([rewrapped]).stream()).getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (filled + value.length > size) return 'the XZ data unpacks to more than its index says';
-    out.set(value, filled);
-    filled += value.length;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (filled + value.length > size) return 'the XZ data unpacks to more than its index says';
+      out.set(value, filled);
+      filled += value.length;
+    }
+  } finally {
+    releaseXzInstance();
   }
   if (filled !== size) return `the XZ data unpacks to ${filled} bytes, its index says ${size}`;
   if (bcj) undoX86Filter(out);
   return out;
+}
+
+/**
+ * xz-decompress keeps its wasm instance in static fields for the life of the process, and with it a
+ * wasm memory grown to ~35 MiB by a kernel's dictionary (wasm memory never shrinks): dropped once
+ * the kernel is out, so the garbage collector frees it. A later unpack (a reboot) instantiates anew.
+ */
+function releaseXzInstance(): void {
+  const cached = xz.XzReadableStream as unknown as { _moduleInstance?: unknown; _moduleInstancePromise?: unknown };
+  cached._moduleInstance = undefined;
+  cached._moduleInstancePromise = undefined;
 }
 
 /** xz's x86 BCJ decoder (xz-embedded's bcj_x86), for one buffer starting at offset 0. */

@@ -38,6 +38,13 @@ export function runnerPaths(stateDir: string): RunnerPaths {
 }
 
 /** Runner exit codes. */
+/**
+ * Environment every runner starts with. One malloc arena: V8's background threads compile v86's JIT
+ * modules with malloc'd zones, and glibc gives each thread its own arena whose high-water mark stays
+ * resident (five arenas of 42-47 MiB in a settled 128 MiB guest's runner, measured 2026-12-03).
+ */
+export const RUNNER_ENV = { MALLOC_ARENA_MAX: '1' } as const;
+
 export const RUNNER_EXIT = {
   /** `destroy` op, SIGTERM or SIGINT, or the guest powered off. */
   ok: 0,
@@ -318,6 +325,21 @@ export interface StatsResult {
   requests: number;
   /** Bytes and requests each disk image served to the guest since the runner started. */
   disks: DiskCounters[];
+  /** Where the memory goes (docs/benchmarks.md); absent until the emulator has loaded. */
+  memory?: RunnerMemory;
+}
+
+/** The runner's memory by owner, as the process sees it (resident or not). */
+export interface RunnerMemory {
+  /** The whole wasm memory: guest RAM, VRAM and v86's own (JIT cache, tables, TLB). It never shrinks. */
+  wasmBytes: number;
+  ramBytes: number;
+  vramBytes: number;
+  /** process.memoryUsage(): the V8 heap and the memory outside it (ArrayBuffers among it). */
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
 }
 
 export interface DiskCounters {

@@ -128,6 +128,12 @@ describe('runner lifecycle', { skip }, () => {
   test('stats op: counters on request only, no periodic push', async () => {
     const s = await ctl.call<StatsResult>('stats');
     assert.ok(s.cpuTimeMs > 0 && s.rssBytes > 100 * 1024 * 1024 && s.wallMs > 0, JSON.stringify(s));
+    const mem = s.memory;
+    assert.ok(mem, 'a loaded runner reports where its memory goes');
+    assert.equal(mem.ramBytes, 128 * 1024 * 1024);
+    assert.ok(mem.wasmBytes >= mem.ramBytes + mem.vramBytes, JSON.stringify(mem));
+    // One copy of the unpacked kernel (31 MiB for the sample), shared with v86; a second copy for v86 went over.
+    assert.ok(mem.arrayBuffers < 48 * 1024 * 1024, `ArrayBuffers hold ${(mem.arrayBuffers / 1048576).toFixed(0)} MiB`);
     // What is under test is that nothing happens: 2.5 s without a request, without a stats event.
     await sleep(2500);
     const again = await ctl.call<StatsResult>('stats');

@@ -21,6 +21,7 @@ import {
   type HelloResult,
   type MigrateResult,
   type RunnerExit,
+  RUNNER_ENV,
   type RunnerConfig,
   type RunnerMessage,
   type RunnerOp,
@@ -178,7 +179,7 @@ export class V86Driver implements EngineDriver {
       logFile,
       cwd: stateDir,
       // Inside Electron's utility process execPath is Electron itself: run it as plain Node.
-      env: process.versions.electron ? { ...process.env, ELECTRON_RUN_AS_NODE: '1' } : process.env,
+      env: { ...process.env, ...RUNNER_ENV, ...(process.versions.electron && { ELECTRON_RUN_AS_NODE: '1' }) },
     });
     const sock = await waitForEngine(proc, async () => (await tryConnect(path.join(stateDir, 'control.sock'))) ?? undefined, {
       timeoutMs: CONNECT_TIMEOUT_MS,
