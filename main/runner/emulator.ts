@@ -11,6 +11,7 @@ import { Balloon, type V86Balloon } from './balloon.js';
 import type { FileDisk } from './disk.js';
 import { installFlush, type IdeDevices } from './ide.js';
 import { NicCable } from './nic.js';
+import { sleepWhenHalted, type V86MainLoop } from './halt-sleep.js';
 import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
@@ -127,7 +128,7 @@ interface V86Bus {
 
 interface V86Internals {
   bus: V86Bus;
-  v86: {
+  v86: V86MainLoop & {
     cpu: V86Cpu;
     /** The main loop: runs while `running`; `stopping` ends it at its next tick, `tick_counter` names the tick due. */
     running: boolean;
@@ -360,6 +361,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
 
   private prepare(machine: Machine, booting: boolean): void {
     const cpu = internals(machine.emu).v86.cpu;
+    sleepWhenHalted(internals(machine.emu).v86);
     installFlush(cpu.devices);
     const vidMode = this.images.vidMode;
     if (booting && vidMode !== undefined) {
