@@ -268,12 +268,12 @@ export async function writeStateFile(
   function* chunks(): Generator<Uint8Array> {
     for (let off = 0; off < payload.length; off += IO_CHUNK_BYTES) yield payload.subarray(off, Math.min(off + IO_CHUNK_BYTES, payload.length));
   }
-  return writeChunks(file, fields, payload.length, sha256(payload).toString('hex'), chunks(), opts);
+  return writeChunks(file, fields, payload.length, chunks(), opts);
 }
 
 /**
- * writeStateFile for a payload that is already in a file (QEMU's migration stream): hashed in one
- * pass, then copied behind the header with progress; same atomicity, abort and cleanup.
+ * writeStateFile for a payload that is already in a file (QEMU's migration stream): copied behind
+ * the header with progress; same atomicity, abort and cleanup.
  */
 export async function writeStateFileFrom(
   file: string,
@@ -282,29 +282,36 @@ export async function writeStateFileFrom(
   opts: WriteStateOptions = {},
 ): Promise<{ bytes: number; checksum: string }> {
   const payloadBytes = (await fs.promises.stat(payloadFile)).size;
-  const hash = crypto.createHash('sha256');
-  for await (const chunk of fs.createReadStream(payloadFile, { highWaterMark: IO_CHUNK_BYTES })) hash.update(chunk as Buffer);
   const stream = fs.createReadStream(payloadFile, { highWaterMark: IO_CHUNK_BYTES }) as AsyncIterable<Buffer>;
-  return writeChunks(file, fields, payloadBytes, hash.digest('hex'), stream, opts);
+  return writeChunks(file, fields, payloadBytes, stream, opts);
 }
 
-async function writeChunks(
-  file: string,
-  fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
-  payloadBytes: number,
-  checksum: string,
-  payload: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
-  opts: WriteStateOptions,
-): Promise<{ bytes: number; checksum: string }> {
-  const header: StateHeader = { format: STATE_FORMAT_VERSION, ...fields, payloadBytes, payloadSha256: checksum };
+function headBytes(header: StateHeader): Buffer {
   const raw = Buffer.from(JSON.stringify(header), 'utf8');
   const prefix = Buffer.alloc(PREFIX_BYTES);
   MAGIC.copy(prefix, 0);
   prefix.writeUInt32LE(STATE_FORMAT_VERSION, 8);
   prefix.writeUInt32LE(raw.length, 12);
   sha256(raw).copy(prefix, 16);
-  const head = Buffer.concat([prefix, raw]);
-  const total = head.length + payloadBytes;
+  return Buffer.concat([prefix, raw]);
+}
+
+/**
+ * The payload is hashed chunk by chunk while the previous chunk's write is under way (one pass over
+ * it, the hash overlapping the I/O); the header, which holds the checksum, is written last over a
+ * placeholder of the same length (a hex SHA-256 has a fixed length).
+ */
+async function writeChunks(
+  file: string,
+  fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
+  payloadBytes: number,
+  payload: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  opts: WriteStateOptions,
+): Promise<{ bytes: number; checksum: string }> {
+  const header: StateHeader = { format: STATE_FORMAT_VERSION, ...fields, payloadBytes, payloadSha256: '0'.repeat(64) };
+  const headLength = headBytes(header).length;
+  const total = headLength + payloadBytes;
+  const hash = crypto.createHash('sha256');
   const checkAbort = () => {
     if (opts.signal?.aborted) throw new StateWriteAborted('save aborted');
   };
@@ -313,15 +320,19 @@ async function writeChunks(
   await fillFileAtomic(
     file,
     async (fh) => {
-      await fh.write(head, 0, head.length, 0);
-      let done = head.length;
-      opts.onProgress?.(done, total);
+      let done = headLength;
       for await (const chunk of payload) {
         checkAbort();
-        await fh.write(chunk, 0, chunk.length, done);
+        const written = fh.write(chunk, 0, chunk.length, done);
+        hash.update(chunk);
+        await written;
         done += chunk.length;
         opts.onProgress?.(done, total);
       }
+      if (done !== total) throw new Error(`the payload is ${done - headLength} bytes, ${payloadBytes} were announced`);
+      header.payloadSha256 = hash.digest('hex');
+      const head = headBytes(header);
+      await fh.write(head, 0, head.length, 0);
     },
     {
       wrap: (err) => new StateFileError(`cannot write state file '${file}': ${systemErrorText(err)}`),
@@ -329,5 +340,5 @@ async function writeChunks(
       beforeRename: checkAbort,
     },
   );
-  return { bytes: total, checksum };
+  return { bytes: total, checksum: header.payloadSha256 };
 }

@@ -33,6 +33,7 @@ import {
 import { ByteRing, Coalescer, PanicWatch } from './serial.js';
 import { writeCoreFile } from './coredump.js';
 import { migrateOut } from './migration.js';
+import { Phases } from './phases.js';
 import { STATE_ENGINE, STATE_ENGINE_VERSION, writeStateFile, type StateMachine } from '../common/statefile.js';
 
 const SERIAL_BACKLOG_BYTES = 1024 * 1024;
@@ -282,12 +283,14 @@ export class ControlServer {
 
   private async runSave(file: string, header: SaveHeaderArgs, signal: AbortSignal): Promise<SaveResult> {
     const started = Date.now();
+    const phases = new Phases();
     const wasRunning = this.opts.emulator.state === 'running';
     await this.setRunState('paused');
     try {
       // v86 packs only the non-zero pages of guest RAM (cpu.pack_memory: a page bitmap plus the
       // pages), so free, never-touched memory costs nothing in the file.
       const snapshot = await this.opts.emulator.saveState();
+      phases.lap('pause and save_state');
       const { bytes, checksum } = await writeStateFile(
         file,
         {
@@ -303,6 +306,8 @@ export class ControlServer {
         new Uint8Array(snapshot.payload),
         { signal, onProgress: (processedBytes, totalBytes) => this.broadcast({ event: 'job-progress', processedBytes, totalBytes }) },
       );
+      phases.lap('file written, hashed and synced');
+      this.opts.log(`saved ${bytes} bytes: ${phases}`);
       return { bytes, ms: Date.now() - started, checksum };
     } catch (err) {
       // A save that did not happen leaves the guest as it was (libvirt does the same).

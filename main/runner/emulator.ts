@@ -2,6 +2,7 @@
 // against v86 0.5.462; see shared/notes/v86.md). The v86 instance behind it is replaced when a
 // direct-kernel guest reboots, so the rest of the runner holds this object, never a V86.
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { V86, type V86Options } from 'v86';
@@ -98,6 +99,9 @@ interface V86Cpu extends AcpiCpu {
   /** save_state's RAM packer and restore_state's unpacker (replaced per instance for a migration's device state). */
   pack_memory(): { bitmap: { get_buffer(): ArrayBuffer }; packed_memory: Uint8Array };
   unpack_memory(bitmap: unknown, packed: Uint8Array): void;
+  /** unpack_memory zeroes all RAM through this before it writes the saved pages (wasm exports, own properties). */
+  zero_memory(address: number, length: number): void;
+  is_memory_zeroed(address: number, length: number): boolean;
   /** The wasm module's exports; instr_0FA2 is CPUID on reg32. */
   wm: { exports: { instr_0FA2(): void } };
   /** Writes guest-physical memory, dropping JIT code compiled from it. */
@@ -143,6 +147,41 @@ interface V86Internals {
 const internals = (emu: V86) => emu as unknown as V86Internals;
 
 const v86Dir = path.dirname(createRequire(import.meta.url).resolve('v86'));
+
+let v86Module: Promise<WebAssembly.Module> | undefined;
+/**
+ * v86's wasm, compiled once per process (on V8's background threads: started early, it overlaps the
+ * runner's start-up and the reading of a state file); every machine instantiates the same module.
+ */
+export function compileV86(): Promise<WebAssembly.Module> {
+  v86Module ??= fs.promises.readFile(path.join(v86Dir, 'v86.wasm')).then((bytes) => WebAssembly.compile(bytes));
+  return v86Module;
+}
+
+/**
+ * For the restore_state that v86 runs inside a fresh machine's initialisation (initial_state): its
+ * RAM is zero but for the few pages the BIOS load wrote, so unpack_memory's zeroing of all of it
+ * (which makes the OS back every page) is limited to the pages that are not zero; VGA's full redraw
+ * (~25 ms, it only feeds screen captures) runs after the restore. Undone once v86 reports the machine loaded.
+ */
+function lightenInitialRestore(emu: V86): void {
+  const { cpu } = internals(emu).v86;
+  const vga = cpu.devices.vga;
+  // An own property (a wasm export, which the balloon also uses): put back, not deleted.
+  const zeroMemory = cpu.zero_memory;
+  cpu.zero_memory = (address, length) => {
+    const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.memory_size[0]);
+    for (let page = address; page < address + length; page += 4096) {
+      if (!cpu.is_memory_zeroed(page, 4096)) ram.fill(0, page, page + 4096);
+    }
+  };
+  vga.complete_redraw = () => undefined;
+  emu.add_listener('emulator-loaded', () => {
+    cpu.zero_memory = zeroMemory;
+    delete (vga as Partial<VgaDevice>).complete_redraw;
+    setImmediate(() => vga.complete_redraw());
+  });
+}
 
 // v86 allocates the RGBA buffer for graphical modes only if ImageData exists (set_size_graphical);
 // Node has none. Must be in place before the guest first switches to a graphical mode.
@@ -294,7 +333,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   private createMachine(state?: ArrayBuffer | 'incoming'): Machine {
     const { config, images } = this;
     const options: V86Options = {
-      wasm_path: path.join(v86Dir, 'v86.wasm'),
+      wasm_fn: async (imports) => (await WebAssembly.instantiate(await compileV86(), imports)).exports,
       memory_size: config.memoryBytes,
       vga_memory_size: config.vgaMemoryBytes,
       bios: { buffer: images.bios },
@@ -341,6 +380,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     // lives as long as the machine, the state buffer should not.)
     const booting = state === undefined;
     emu.add_listener('emulator-ready', () => this.prepare(machine, booting));
+    if (state instanceof ArrayBuffer) emu.add_listener('emulator-ready', () => lightenInitialRestore(emu));
     emu.add_listener('serial0-output-byte', (byte) => {
       for (const listener of this.serialListeners) listener(byte);
     });

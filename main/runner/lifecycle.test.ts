@@ -106,6 +106,8 @@ describe('PV guest: save, abort, reboots, reset', { skip }, () => {
     assert.deepEqual(header.machine, { memoryBytes: 128 << 20, vgaMemoryBytes: 8 << 20, acpi: true, balloon: true, guestAgent: true, disks: {}, nic: 'ne2k' });
     assert.equal(header.guest.agentConnected, true);
     assert.ok(Math.abs(Date.parse(header.createdAt) - Date.now()) < 60_000);
+    const phases = new RegExp(`saved ${result.bytes} bytes: pause and save_state \\d+ ms \\(cpu \\d+\\), file written, hashed and synced \\d+ ms \\(cpu \\d+\\)`);
+    assert.match(runner.log(), phases, 'the save phases are logged');
     t.diagnostic(`save of the 128 MiB PV guest: ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${result.ms} ms`);
   });
 
@@ -201,6 +203,13 @@ describe('shutdown and restore (guests restored from the saved PV guest)', { ski
     t.diagnostic(`restore: runner spawn to shell answer ${Date.now() - t0} ms`);
     assert.doesNotMatch(ctl.serial, new RegExp(READY), 'not booted');
     assert.match(runner.log(), /emulator restored in \d+ ms/);
+    // The saved file restores (the shell answered above), and each phase of the restore is logged.
+    const phases = /restore phases: (.*)/.exec(runner.log())?.[1];
+    assert.match(
+      phases ?? '',
+      /^node start and modules \d+ ms \(cpu \d+\), configuration and images \d+ ms \(cpu \d+\), state file read and checked \d+ ms \(cpu \d+\), emulator \(wasm instance, restore_state\) \d+ ms \(cpu \d+\)$/,
+    );
+    t.diagnostic(`restore phases: ${phases}`);
 
     const t1 = Date.now();
     const poweroff = ctl.waitEvent('guest-poweroff', 30_000);

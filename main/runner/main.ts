@@ -8,7 +8,8 @@ import { claimPidLock } from '../common/locks.js';
 import { ConfigError, INITRD_ADDRESS, loadBootImages, readRunnerConfig, type BootImages } from './config.js';
 import { unpackKernel } from './kernel-unpack.js';
 import { ControlServer } from './control.js';
-import { describeMachine, Emulator, type RestorePoint } from './emulator.js';
+import { compileV86, describeMachine, Emulator, type RestorePoint } from './emulator.js';
+import { Phases } from './phases.js';
 import { Framebuffer } from './framebuffer.js';
 import { RUNNER_EXIT, runnerPaths, VNC_PORT_BASE, type RunnerConfig, type RunnerExit, type RunnerPaths, type VncListen } from './protocol.js';
 import { RfbServer } from './rfb.js';
@@ -162,7 +163,8 @@ class Runner {
   ) {}
 
   /** `restore`: the guest to resume instead of booting (not kept: it is as large as the guest's RAM). */
-  async start(restore: RestorePoint | undefined): Promise<void> {
+  /** `phases`: the restore's timings so far, completed and logged once the emulator is loaded. */
+  async start(restore: RestorePoint | undefined, phases?: Phases): Promise<void> {
     const startedAt = Date.now();
     const { config, paths } = this;
     const emulator = new Emulator(config, this.images, config.incoming ? 'incoming' : restore);
@@ -215,6 +217,10 @@ class Runner {
     await listen(vncServer, paths.vnc);
     void emulator.loaded.then(async () => {
       log('info', `emulator ${emulator.restored ? 'restored' : 'loaded'} in ${Date.now() - startedAt} ms (${emulator.state})`);
+      if (phases) {
+        phases.lap('emulator (wasm instance, restore_state)');
+        log('info', `restore phases: ${phases}`);
+      }
       // For a migration's CPU check (the host reads it synchronously).
       writeFileAtomic(paths.cpu, `${JSON.stringify(await describeCpu((leaf, sub) => emulator.cpuid(leaf, sub)))}\n`, 0o600);
     });
@@ -331,6 +337,10 @@ async function main(): Promise<void> {
     log('error', 'usage: runner <stateDir>');
     process.exit(RUNNER_EXIT.configError);
   }
+  const phases = new Phases(true);
+  phases.lap('node start and modules');
+  // Its failure surfaces where the first machine awaits it.
+  compileV86().catch(() => undefined);
   const paths = runnerPaths(path.resolve(stateArg));
   // Sockets, pid file: private to the user running Domus.
   process.umask(0o077);
@@ -368,9 +378,11 @@ async function main(): Promise<void> {
     config = readRunnerConfig(paths.config);
     images = loadBootImages(config);
     if (config.restoreFrom) {
+      phases.lap('configuration and images');
       const t0 = Date.now();
       restore = loadRestorePoint(config, images, config.restoreFrom);
       log('info', `state file '${config.restoreFrom}' checked in ${Date.now() - t0} ms`);
+      phases.lap('state file read and checked');
     }
   } catch (err) {
     return configError(err);
@@ -391,7 +403,7 @@ async function main(): Promise<void> {
   }
   runner = new Runner(paths, config, images);
   try {
-    await runner.start(restore);
+    await runner.start(restore, restore && phases);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     removeQuietly(paths.control);
