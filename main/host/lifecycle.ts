@@ -30,6 +30,8 @@ export interface BootOptions {
   restoreFrom?: string;
   /** The definition the state file was saved with (restore). */
   liveXml?: string;
+  /** The state file is the domain's fast-start state (its summaries say so from the start event on). */
+  fastStart?: boolean;
 }
 
 export class Lifecycle {
@@ -91,8 +93,7 @@ export class Lifecycle {
     const kept = this.fastStart.keptState(rec);
     if (kept) {
       try {
-        await this.boot(rec, { paused, restoreFrom: kept });
-        rec.fastStarted = true;
+        await this.boot(rec, { paused, restoreFrom: kept, fastStart: true });
         return;
       } catch (err) {
         // The state is a cache (an engine upgrade may not read it): it goes and the guest boots cold.
@@ -139,7 +140,7 @@ export class Lifecycle {
     }
     rec.serialHistory = [];
     rec.serialHistoryBytes = 0;
-    rec.fastStarted = false;
+    rec.fastStarted = opts.fastStart ?? false;
     this.adopt(rec, handle);
     if (!restoring && !opts.liveXml) this.fastStart.watch(rec, handle, liveDoc);
     rec.state = handle.state;
