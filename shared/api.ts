@@ -183,6 +183,12 @@ export const RequestParams = {
   'domain.createTransient': z.object({ xml: z.string().min(1, 'XML is empty').max(1 << 20, 'XML is larger than 1 MiB'), paused: z.boolean().default(false) }).strict(),
   'domain.setAutostart': z.object({ domain: DomainRef, enabled: z.boolean() }).strict(),
   'domain.setOnHostStop': z.object({ domain: DomainRef, policy: z.enum(['shutdown', 'save', 'keep']) }).strict(),
+  /**
+   * Fast start (main/host/fast-start.ts): enable keeps a post-boot state at the next cold boot, taken
+   * when the guest prints DOMUS-GUEST-READY or `afterSec` seconds after boot; disable drops it and the
+   * setting; refresh drops the state so that the next start boots cold and keeps a new one.
+   */
+  'domain.fastStart': z.object({ domain: DomainRef, action: z.enum(['enable', 'disable', 'refresh']), afterSec: z.number().int().min(1).max(3600).optional() }).strict(),
   /** virsh desc: title/description, applied to the live domain, the definition, or both. */
   'domain.setMetadata': z
     .object({
@@ -463,6 +469,10 @@ export interface DomainSummary {
   onHostStop: OnHostStop;
   /** A managed-save image exists: the next start restores it. */
   managedSave: boolean;
+  /** Fast start is on (absent when off): `kept` when a post-boot state for the definition as it is now is kept. */
+  fastStart?: { kept: boolean; afterSec?: number };
+  /** The running guest was started from its fast-start state rather than booted. */
+  fastStarted?: boolean;
   /** Bumped at every change of the persistent definition (edit conflicts). */
   generation: number;
   /**
@@ -527,6 +537,7 @@ export interface Results {
   'domain.createTransient': { domain: DomainSummary; warnings: DefinitionWarning[] };
   'domain.setAutostart': { domain: DomainSummary };
   'domain.setOnHostStop': { domain: DomainSummary };
+  'domain.fastStart': { domain: DomainSummary };
   'domain.setMetadata': { domain: DomainSummary; generation: number };
   'domain.save': { job: JobInfo };
   'domain.restore': { domain: DomainSummary; job: JobInfo };
@@ -910,6 +921,7 @@ export interface TraceRecord {
 }
 
 export type OnHostStop = 'shutdown' | 'save' | 'keep';
+export type FastStartAction = 'enable' | 'disable' | 'refresh';
 
 export interface HostStopProgress {
   uuid: string;

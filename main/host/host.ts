@@ -11,7 +11,8 @@
 // Engines are reached only through the driver registry (drivers/registry.ts).
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
-import type { Events, HostStatus, JobInfo, NewDomainSpec, OnHostStop, ShutdownMode } from '../../shared/api.js';
+import type { Events, FastStartAction, HostStatus, JobInfo, NewDomainSpec, OnHostStop, ShutdownMode } from '../../shared/api.js';
+import { FastStart } from './fast-start.js';
 import type { Codeset } from '../common/keycodes.js';
 import { libvirtConnection } from './connections/open.js';
 import { ConnectionManager, type ConnectionFactory } from './connections/manager.js';
@@ -79,6 +80,7 @@ export class Host extends EventEmitter<HostEvents> {
   private readonly lifecycle: Lifecycle;
   private readonly definitions: Definitions;
   private readonly saves: SaveRestore;
+  private readonly fastStart: FastStart;
   private readonly dumps: CoreDumps;
   private readonly devices: Devices;
   private readonly consoles: Consoles;
@@ -109,7 +111,8 @@ export class Host extends EventEmitter<HostEvents> {
     this.networks = new Networks(paths.networks, new NetworkSwitches(paths.networkRun), this);
     this.interfaces = new Interfaces(this.registry, this.networks);
     this.dumps = new CoreDumps(this.registry, this.jobs, paths.dumps);
-    this.lifecycle = new Lifecycle(this.registry, drivers, this, this.networks, this.dumps);
+    this.fastStart = new FastStart(this.registry, this.jobs, paths.saves);
+    this.lifecycle = new Lifecycle(this.registry, drivers, this, this.networks, this.dumps, this.fastStart);
     this.snapshots = new Snapshots(new SnapshotTree(paths.snapshots), this.registry, this.lifecycle, this.jobs, this);
     this.definitions = new Definitions(this.registry, drivers, this.lifecycle, this, this.snapshots);
     this.saves = new SaveRestore(this.registry, drivers, this.lifecycle, this.jobs);
@@ -182,6 +185,7 @@ export class Host extends EventEmitter<HostEvents> {
   undefine = (ref: string, force = false, snapshotsMetadata = false) => this.definitions.undefine(ref, force, snapshotsMetadata);
   setAutostart = (ref: string, enabled: boolean) => this.definitions.setAutostart(ref, enabled);
   setOnHostStop = (ref: string, policy: OnHostStop) => this.definitions.setOnHostStop(ref, policy);
+  setFastStart = (ref: string, action: FastStartAction, afterSec?: number) => this.fastStart.set(ref, action, afterSec);
   setMetadata = (ref: string, edit: Parameters<Definitions['setMetadata']>[1]) => this.definitions.setMetadata(ref, edit);
   xml = (ref: string, opts: { inactive?: boolean; secure?: boolean } = {}) => this.definitions.xml(ref, opts);
   info = (ref: string) => this.definitions.info(ref);

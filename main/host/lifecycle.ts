@@ -12,6 +12,7 @@ import type { LiveDomain, Reattached, ShutdownChannel, StartedDomain } from './d
 import type { DriverRegistry } from './drivers/registry.js';
 import type { CoreDumps } from './jobs/core-dump.js';
 import { configUnsupported, operationFailed, operationInvalid, operationUnsupported } from './errors.js';
+import type { FastStart } from './fast-start.js';
 import { log } from './log.js';
 import { assignTargets } from './network/interface-xml.js';
 import type { Networks } from './network/networks.js';
@@ -29,6 +30,8 @@ export interface BootOptions {
   restoreFrom?: string;
   /** The definition the state file was saved with (restore). */
   liveXml?: string;
+  /** The state file is the domain's fast-start state (its summaries say so from the start event on). */
+  fastStart?: boolean;
 }
 
 export class Lifecycle {
@@ -40,6 +43,7 @@ export class Lifecycle {
     private readonly events: HostEventBus,
     private readonly networks: Networks,
     private readonly dumps: CoreDumps,
+    private readonly fastStart: FastStart,
   ) {}
 
   /** Attaches to the guests an earlier host left running, and records why the others ended. */
@@ -79,9 +83,25 @@ export class Lifecycle {
         log('error', `domain '${rec.doc.config.name}' restored, but ${(err as Error).message}; remove it before the next start (managedsave-remove)`);
       }
     } else {
-      await this.boot(rec, { paused: opts.paused });
+      await this.bootOrFastStart(rec, opts.paused);
     }
     return this.registry.summary(rec);
+  }
+
+  /** A start without a managed save: from the kept fast-start state when there is one, else cold. */
+  private async bootOrFastStart(rec: DomainRecord, paused?: boolean): Promise<void> {
+    const kept = this.fastStart.keptState(rec);
+    if (kept) {
+      try {
+        await this.boot(rec, { paused, restoreFrom: kept, fastStart: true });
+        return;
+      } catch (err) {
+        // The state is a cache (an engine upgrade may not read it): it goes and the guest boots cold.
+        log('warn', `domain '${rec.doc.config.name}': fast-start state not restored (${(err as Error).message}); booting cold`);
+        removeHostFile(kept);
+      }
+    }
+    await this.boot(rec, { paused });
   }
 
   /**
@@ -120,7 +140,9 @@ export class Lifecycle {
     }
     rec.serialHistory = [];
     rec.serialHistoryBytes = 0;
+    rec.fastStarted = opts.fastStart ?? false;
     this.adopt(rec, handle);
+    if (!restoring && !opts.liveXml) this.fastStart.watch(rec, handle, liveDoc);
     rec.state = handle.state;
     rec.reason = opts.paused ? 'user' : restoring ? 'restored' : 'booted';
     rec.step = null;

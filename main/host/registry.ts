@@ -11,7 +11,8 @@ import type { DomainSummary, Events, LifecycleEvent } from '../../shared/api.js'
 import type { DefinitionWarning, DomainConfig, DomainStep } from '../../shared/domain.js';
 import type { DomainState, StateReason } from '../../shared/libvirt/states.js';
 import { FileWriteError, systemErrorText, writeFileAtomic } from '../common/fsutil.js';
-import { onHostStop } from './domain/domus-metadata.js';
+import { fastStart, onHostStop } from './domain/domus-metadata.js';
+import { stateFile, statesOf } from './fast-start-file.js';
 import { DomainXmlError, ensureInterfaceMacs, ensureUuid, parseDomainXml, serializeDomainXml, type DomainDocument } from './domain/xml.js';
 import type { BalloonInfo, EngineDriver, ExitReason, LiveDomain } from './drivers/driver.js';
 import type { DriverRegistry } from './drivers/registry.js';
@@ -56,6 +57,8 @@ export interface DomainRecord {
   balloon?: BalloonInfo;
   serialHistory: Buffer[];
   serialHistoryBytes: number;
+  /** The running guest was started from its fast-start state (fast-start.ts). */
+  fastStarted?: boolean;
   /** Which engine (and accelerator) runs the domain, told by domain.start. */
   startNotes?: DefinitionWarning[];
 }
@@ -242,8 +245,17 @@ export class DomainRegistry {
       autostart: this.autostart(uuid),
       onHostStop: onHostStop(rec.doc),
       managedSave: fs.existsSync(this.managedSavePath(uuid)),
+      ...this.fastStartSummary(rec),
       generation: rec.generation,
       ...(rec.cannotStart !== undefined && { cannotStart: rec.cannotStart }),
+    };
+  }
+
+  private fastStartSummary(rec: DomainRecord): Pick<DomainSummary, 'fastStart' | 'fastStarted'> {
+    const setting = fastStart(rec.doc);
+    return {
+      ...(setting && { fastStart: { kept: fs.existsSync(this.fastStartFile(rec.doc)), ...setting } }),
+      ...(rec.live && rec.fastStarted && { fastStarted: true }),
     };
   }
 
@@ -270,6 +282,9 @@ export class DomainRegistry {
     rec.doc = doc;
     rec.generation = generationOf(xml);
     this.judge(rec);
+    // A fast-start state pairs with the definition it was taken from only.
+    const keep = this.fastStartFile(doc);
+    for (const f of statesOf(this.paths.saves, doc.config.uuid)) if (f !== keep) removeHostFile(f);
   }
 
   /**
@@ -326,7 +341,8 @@ export class DomainRegistry {
     const { uuid, name } = rec.doc.config;
     removeHostFile(this.definitionPath(uuid));
     // A UEFI variable store in Domus's own directory goes with the domain; one its <nvram> names is the user's.
-    for (const file of [this.autostartPath(uuid), this.managedSavePath(uuid), path.join(this.paths.nvram, `${uuid}_VARS.fd`)]) {
+    const sideFiles = [this.autostartPath(uuid), this.managedSavePath(uuid), path.join(this.paths.nvram, `${uuid}_VARS.fd`), ...statesOf(this.paths.saves, uuid)];
+    for (const file of sideFiles) {
       try {
         removeHostFile(file);
       } catch (err) {
@@ -337,6 +353,11 @@ export class DomainRegistry {
 
   managedSavePath(uuid: string): string {
     return path.join(this.paths.saves, `${uuid}.state`);
+  }
+
+  /** The fast-start state of a definition (fast-start-file.ts: its name pairs it with the definition). */
+  fastStartFile(doc: DomainDocument): string {
+    return stateFile(this.paths.saves, doc);
   }
 
   private definitionPath(uuid: string): string {

@@ -6,8 +6,8 @@ import { attempt, CliError, domainInfo, need, readXmlFile, simpleDomainOp, table
 
 export const domainCommands: Record<string, Command> = {
   list: {
-    usage: 'list [--all] [--inactive] [--name] [--uuid]',
-    help: 'list domains',
+    usage: 'list [--all] [--inactive] [--name] [--uuid] [--reason]',
+    help: 'list domains (--reason: with why each is in its state, as domstate --reason; "fast start" marks a guest started from its kept state)',
     run: async (client, args) => {
       const api = await client();
       const { domains } = await api.call('domain.list', { all: true });
@@ -22,7 +22,7 @@ export const domainCommands: Record<string, Command> = {
       process.stdout.write(
         table(
           ['Id', 'Name', 'State'],
-          shown.map((d) => [d.id === undefined ? '-' : String(d.id), d.name, stateLabel(d.state)]),
+          shown.map((d) => [d.id === undefined ? '-' : String(d.id), d.name, `${stateLabel(d.state)}${args.flags.has('reason') ? ` (${d.reason}${d.fastStarted ? ', fast start' : ''})` : ''}`]),
         ),
       );
     },

@@ -193,6 +193,31 @@ export const lifecycleCommands: Record<string, Command> = {
       say(`Domain '${r.domain.name}' will ${policy === 'keep' ? 'keep running' : policy === 'save' ? 'be saved' : 'be shut down'} when the host stops\n\n`);
     },
   },
+  'fast-start': {
+    usage: 'fast-start DOMAIN [--enable [--after SECONDS]|--disable|--refresh]',
+    help: 'keep a post-boot state and start from it (taken when the guest prints DOMUS-GUEST-READY, or --after SECONDS after boot); --refresh: boot cold next time and keep a new one; no option: show the setting',
+    run: async (client, args) => {
+      const name = need(args, 0, 'domain', 'fast-start');
+      const actions = (['enable', 'disable', 'refresh'] as const).filter((a) => args.flags.has(a));
+      if (actions.length > 1) throw new CliError([`give one of --enable, --disable and --refresh, not ${actions.map((a) => `--${a}`).join(' and ')}`]);
+      const afterText = args.options.get('after');
+      const action = actions[0];
+      if (afterText !== undefined && action !== 'enable') throw new CliError(['--after goes with --enable']);
+      const api = await client();
+      if (!action) {
+        const f = (await domainInfo(api, name)).fastStart;
+        say(`${!f ? 'disabled' : `enabled, state taken ${f.afterSec ? `${f.afterSec} s after boot` : 'when the guest is ready'}; ${f.kept ? 'a post-boot state is kept' : 'no state kept yet (the next start boots cold)'}`}\n\n`);
+        return;
+      }
+      const afterSec = afterText === undefined ? undefined : Number(afterText);
+      if (afterSec !== undefined && !(Number.isInteger(afterSec) && afterSec >= 1 && afterSec <= 3600)) {
+        throw new CliError([`invalid --after '${afterText}' (whole seconds, 1 to 3600)`]);
+      }
+      const r = await attempt(`Failed to ${action} fast start of '${name}'`, () => api.call('domain.fastStart', { domain: name, action, ...(afterSec !== undefined && { afterSec }) }));
+      const done = { enable: 'will start from a post-boot state', disable: 'will boot cold (fast start disabled)', refresh: 'will boot cold once and keep a new post-boot state' }[action];
+      say(`Domain '${r.domain.name}' ${done}\n\n`);
+    },
+  },
   save: {
     usage: 'save DOMAIN FILE [--verbose]',
     help: 'save a domain state to a file (the domain stops)',

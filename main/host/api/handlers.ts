@@ -88,6 +88,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.resume': async (p) => ({ domain: await host.resume(p.domain) }),
     'domain.setAutostart': (p) => ({ domain: host.setAutostart(p.domain, p.enabled) }),
     'domain.setOnHostStop': (p) => ({ domain: host.setOnHostStop(p.domain, p.policy) }),
+    'domain.fastStart': (p) => ({ domain: host.setFastStart(p.domain, p.action, p.afterSec) }),
     'domain.setMetadata': (p) => host.setMetadata(p.domain, p),
     'domain.save': async (p) => ({ job: await host.save(p.domain, p.file) }),
     'domain.restore': (p) => host.restore(p.file, p.paused),

@@ -39,12 +39,36 @@ export function onHostStop(doc: DomainDocument): OnHostStop {
 }
 
 export function setOnHostStop(doc: DomainDocument, policy: OnHostStop): void {
+  setSetting(doc, 'on-host-stop', policy);
+}
+
+/**
+ * Fast start (fast-start.ts): whether the domain keeps a post-boot state and starts from it, and
+ * when that state is taken: when the guest prints the ready line on a serial port (undefined), or
+ * `afterSec` seconds after boot for a guest that prints none.
+ */
+export function fastStart(doc: DomainDocument): { afterSec?: number } | undefined {
+  const settings = domusElement(doc.root)?.attributes;
+  if (settings?.['fast-start'] !== 'on') return undefined;
+  const after = settings['fast-start-after'];
+  // A definition edited by hand may hold anything here: only a whole number of seconds counts.
+  return after !== undefined && /^[1-9]\d{0,4}$/.test(after) ? { afterSec: Number(after) } : {};
+}
+
+export function setFastStart(doc: DomainDocument, setting: { afterSec?: number } | undefined): void {
+  setSetting(doc, 'fast-start', setting ? 'on' : undefined);
+  setSetting(doc, 'fast-start-after', setting?.afterSec === undefined ? undefined : String(setting.afterSec));
+}
+
+function setSetting(doc: DomainDocument, name: string, value: string | undefined): void {
   editDomain(doc, (root) => {
     let settings = domusElement(root);
     if (!settings) {
+      if (value === undefined) return;
       settings = createElement('domus:settings', { 'xmlns:domus': DOMUS_NS });
       ensureChild(root, 'metadata', DOMAIN_CHILDREN).children.push(settings);
     }
-    settings.attributes['on-host-stop'] = policy;
+    if (value === undefined) delete settings.attributes[name];
+    else settings.attributes[name] = value;
   });
 }

@@ -3,7 +3,7 @@
 // here, the connection's URI and its UUID on a libvirt host; see lib/connections.ts).
 import { defineStore } from 'pinia';
 import { computed, ref, watch } from 'vue';
-import type { ConnectionState, DomainSummary, LifecycleEvent, NewDomainSpecInput, OnHostStop, Result } from '@shared/api';
+import type { ConnectionState, DomainSummary, FastStartAction, LifecycleEvent, NewDomainSpecInput, OnHostStop, Result } from '@shared/api';
 import { ApiCallError } from '@shared/client';
 import { connectionLabel, domainKey, parseDomainKey, type DomainKey } from '../lib/connections';
 import { hostConnection } from './api';
@@ -315,6 +315,13 @@ export const useDomainsStore = defineStore('domains', () => {
     return domain;
   }
 
+  async function setFastStart(key: DomainKey, action: FastStartAction): Promise<DomainSummary> {
+    const { connection, uuid } = parseDomainKey(key);
+    const { domain } = await host.call('domain.fastStart', { domain: uuid, action }, { connection });
+    upsert(domain, connection);
+    return domain;
+  }
+
   return {
     byUuid,
     remote,
@@ -343,5 +350,6 @@ export const useDomainsStore = defineStore('domains', () => {
     create,
     setAutostart,
     setOnHostStop,
+    setFastStart,
   };
 });
