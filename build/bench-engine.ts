@@ -11,7 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { APP_ROOT } from '../main/common/paths.js';
+import { readProcStat } from '../main/common/proc-stat.js';
 import { findFirmware } from '../main/host/drivers/v86/firmware.js';
+import type { RunnerMemory, StatsResult } from '../main/runner/protocol.js';
 import { controlRequest } from '../main/testing/connect-unix.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, sleep, type LocalEngine } from '../main/testing/harness.js';
 
@@ -21,7 +23,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SETTLE_MS = 10_000;
 const IDLE_MS = 20_000;
 const MEMORY = 128 << 20;
-const TICK = 100; // USER_HZ: /proc/PID/stat counts CPU time in 1/100 s on Linux.
 const LOOP_DEF = 'f(){ i=0;while [ $i -lt 20000 ];do i=$((i+1));done;}';
 const LOOP_RUN = 'read a b </proc/uptime;f;read c d </proc/uptime;echo L$a:$c';
 
@@ -102,29 +103,21 @@ interface Figures {
   vgaBytes: number;
 }
 
-interface Inside {
-  wasmBytes: number;
-  ramBytes: number;
-  vramBytes: number;
-  heapTotal: number;
-  heapUsed: number;
-  external: number;
-  arrayBuffers: number;
-}
+/** The v86 process's memory by owner: the runner's own stats, and the same figures from the bare script. */
+type Inside = RunnerMemory;
 
-function cpuTicks(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of stat(5): utime, stime (f starts at field 3).
-  return Number(f[11]) + Number(f[12]);
+function cpuMs(pid: number): number {
+  const stat = readProcStat(`/proc/${pid}/stat`);
+  if (!stat) throw new Error(`process ${pid} is gone`);
+  return stat.cpuTimeMs;
 }
 
 /** CPU % of one core the process burns over IDLE_MS, from its own utime + stime. */
 async function idleCpu(pid: number): Promise<number> {
-  const c0 = cpuTicks(pid);
+  const c0 = cpuMs(pid);
   const t0 = performance.now();
   await sleep(IDLE_MS);
-  return ((cpuTicks(pid) - c0) / TICK / ((performance.now() - t0) / 1000)) * 100;
+  return ((cpuMs(pid) - c0) / (performance.now() - t0)) * 100;
 }
 
 /** RSS, and the resident part of the wasm memory: the anonymous mapping of ≥ 128 MiB with most pages resident. */
@@ -157,7 +150,7 @@ const loopMsOf = (out: string): number => {
 
 /** The runner's own memory figures, when its `stats` reply carries them. */
 async function runnerInside(t: TestHost, uuid: string): Promise<Inside | undefined> {
-  const reply = await controlRequest<{ result?: { memory?: Inside } }>(path.join(t.paths.run, uuid, 'control.sock'), { id: 1, op: 'stats' });
+  const reply = await controlRequest<{ result?: StatsResult }>(path.join(t.paths.run, uuid, 'control.sock'), { id: 1, op: 'stats' });
   return reply.result?.memory;
 }
 

@@ -2,10 +2,10 @@
 // it has said hello; attached connections get every event. Serial output produced while none is
 // attached goes to a 1 MiB backlog that the next hello hands over. Also runs the one job a runner
 // can have at a time, a save or a core dump, and watches the serial console for a kernel panic.
-import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { z } from 'zod';
 import { JsonlConnection } from '../common/jsonl.js';
+import { readProcStat } from '../common/proc-stat.js';
 import type { FileDisk } from './disk.js';
 import { openDisk } from './config.js';
 import type { Emulator } from './emulator.js';
@@ -75,15 +75,9 @@ export function applySnapshotStores(disks: ControlServerOptions['disks'], stores
   for (const { name, disk } of disks) if (name !== 'cdrom') disk.setStores(stores[name] ?? []);
 }
 
-/** CPU time of the main thread (its tid is the pid), from /proc: utime and stime in clock ticks of 10 ms. */
+/** CPU time of the main thread (its tid is the pid), where v86 runs the guest. */
 function mainThreadCpuMs(): number | undefined {
-  try {
-    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
-    return Number.isFinite(ms) ? ms : undefined;
-  } catch {
-    return undefined;
-  }
+  return readProcStat(`/proc/self/task/${process.pid}/stat`)?.cpuTimeMs;
 }
 
 function processStats(startedAt: number, requests: number, disks: ControlServerOptions['disks'], emulator: Emulator): StatsResult {

@@ -12,6 +12,7 @@ import { conflictingImageLocks, imageInUseMessage, isLocked, posixLockHolder, re
 import { textToScancodes } from '../../../common/keymap.js';
 import { readStateFile, StateWriteAborted, writeStateFileFrom, type StateEngine } from '../../../common/statefile.js';
 import { shellQuote } from '../../../common/shell.js';
+import { readProcStat } from '../../../common/proc-stat.js';
 import { exitText, killProcess, logLines, sleep, spawnEngine, waitForEngine, waitGone, type ProcessExit } from '../../../common/process.js';
 import type { GraphicsConfig } from '../../../../shared/domain.js';
 import { hasAcpi, hasAgentChannel } from '../../domain/features.js';
@@ -41,10 +42,8 @@ const BALLOON_TIMEOUT_MS = 5000;
 const GUEST_STATS_INTERVAL_S = 2;
 /** What console.log hands a re-attaching host (the v86 runner keeps 1 MiB too). */
 const BACKLOG_BYTES = 1 << 20;
-const CLK_TCK = 100;
 /** console.log's read part beyond the backlog is freed in steps of this (virtlogd rotates at 2 MiB). */
 const CONSOLE_TRIM_BYTES = 2 << 20;
-const PAGE_SIZE = 4096;
 
 export class QemuError extends EngineFailure {
   override name = 'QemuError';
@@ -960,12 +959,8 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain, Qmp
 
 /** CPU time and RSS of a process, from /proc (after "(comm) ": utime is field 11, stime 12, rss 21). */
 function procStats(pid: number): { cpuTimeMs: number; rssBytes: number } {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    return { cpuTimeMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK, rssBytes: Number(fields[21]) * PAGE_SIZE };
-  } catch {
-    return { cpuTimeMs: 0, rssBytes: 0 };
-  }
+  const { cpuTimeMs, rssBytes } = readProcStat(`/proc/${pid}/stat`) ?? { cpuTimeMs: 0, rssBytes: 0 };
+  return { cpuTimeMs, rssBytes };
 }
 
 /** How many of QEMU's threads are looked at for vCPU threads (a guest has a few; bounds a hostile count). */
@@ -976,21 +971,21 @@ const MAX_THREADS = 1024;
  * time, without the main loop's and I/O threads' own work. Undefined when none is found.
  */
 function vcpuThreadsCpuMs(pid: number): number | undefined {
+  let tids: string[];
   try {
-    let total = 0;
-    let found = false;
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`).slice(0, MAX_THREADS)) {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const comm = /\((.*)\) /.exec(stat)?.[1] ?? '';
-      if (!/^CPU \d+\//.test(comm)) continue;
-      const fields = stat.replace(/^.*\) /, '').split(' ');
-      total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-      found = true;
-    }
-    return found && Number.isFinite(total) ? total : undefined;
+    tids = fs.readdirSync(`/proc/${pid}/task`).slice(0, MAX_THREADS);
   } catch {
     return undefined;
   }
+  let total = 0;
+  let found = false;
+  for (const tid of tids) {
+    const stat = readProcStat(`/proc/${pid}/task/${tid}/stat`);
+    if (!stat || !/^CPU \d+\//.test(stat.comm)) continue;
+    total += stat.cpuTimeMs;
+    found = true;
+  }
+  return found && Number.isFinite(total) ? total : undefined;
 }
 
 function lastLine(text: string | undefined): string | undefined {
