@@ -36,13 +36,15 @@
 #   openssl                       the test CA and certificates for the qemu+tls:// tests
 #   ovmf                          UEFI firmware for QEMU guests (<os firmware='efi'>), with QEMU's firmware descriptors
 #   gdb binutils                  Debian's gdb and readelf, which must read a guest core dump (domus dump)
+#   osinfo-db                     libosinfo's OS database (/usr/share/osinfo): the wizard's OS detection and
+#                                 presets; `npm start` runs without it (then no detection, said in the wizard)
 set -euo pipefail
 
 DEFAULT_PKGS=(chromium seabios xorriso isolinux syslinux syslinux-common extlinux mtools cpio
               e2fsprogs fdisk dosfstools xz-utils kmod util-linux
               qemu-system-x86 qemu-utils vncsnapshot genisoimage ovmf
               libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils dnsmasq-base iptables iproute2
-              openssh-server openssh-client netcat-openbsd openssl gdb binutils)
+              openssh-server openssh-client netcat-openbsd openssl gdb binutils osinfo-db)
 if [ $# -gt 0 ]; then PKGS=("$@"); else PKGS=("${DEFAULT_PKGS[@]}"); fi
 
 missing=()

@@ -57,8 +57,13 @@ export const NewDomainSpec = z
     engine: z.enum(['v86', 'qemu']).default('v86'),
     memoryMiB: z.number().int('memory must be a whole number of MiB').min(16, 'memory must be at least 16 MiB').max(ENGINES.qemu.maxMemoryMiB, `memory above ${ENGINES.qemu.maxMemoryMiB} MiB is not supported`),
     vcpus: z.number().int('vCPUs must be a whole number').min(1, 'a guest needs at least one vCPU').max(ENGINES.qemu.maxVcpus, `at most ${ENGINES.qemu.maxVcpus} vCPUs`).default(1),
-    /** The catalogue or OS id the defaults came from (libosinfo's short id), kept for the record. */
-    os: z.string().max(64).optional(),
+    /**
+     * The OS the defaults came from, kept in the definition's libosinfo metadata: an osinfo-db id
+     * (http://debian.org/debian/testing) as virt-install writes it, or a catalogue id (domus:<id>).
+     */
+    os: z.string().max(256, 'OS id is longer than 256 characters').regex(/^[\x21-\x7e]+$/, 'OS id may hold printable characters without spaces').optional(),
+    /** The NIC model the OS drives (from its osinfo-db devices); absent: virtio on a network, the engine's card in user mode. */
+    nicModel: z.enum(['virtio', 'e1000', 'ne2k_pci']).optional(),
     /**
      * The NIC, as virt-install's --network: `{ network: NAME }` on a virtual network of the host
      * (the wizard's default is 'default'), 'user' for user-mode networking, 'none' for no NIC.
@@ -371,6 +376,10 @@ export const RequestParams = {
   'host.browse': z.object({ path: z.string().max(4096).optional(), filter: z.enum(['any', 'iso', 'disk', 'kernel']).default('any') }).strict(),
   /** Reads a disk or ISO image in user space (never mounted): partitions, bootloader entries, kernels, architecture. */
   'host.inspectImage': z.object({ path: z.string().min(1, 'image path is required') }).strict(),
+  /** Which OS an ISO installs, from its volume descriptor matched against osinfo-db (as libosinfo does). */
+  'osinfo.detect': z.object({ path: HostFile('image') }).strict(),
+  /** The OSes osinfo-db knows whose name, short id or id contains `query` (all when empty), best first. */
+  'osinfo.list': z.object({ query: z.string().max(256, 'query is longer than 256 characters').default(''), limit: z.number().int().min(1).max(2000).default(50) }).strict(),
   // OS downloads
   'catalogue.list': z.object({}).strict(),
   'download.start': z.object({ entry: z.string().min(1), pool: z.string().min(1).default('default') }).strict(),
@@ -583,6 +592,8 @@ export interface Results {
   'domain.setLinkState': { domain: DomainSummary };
   'host.browse': BrowseListing;
   'host.inspectImage': ImageInspection;
+  'osinfo.detect': OsinfoDetection;
+  'osinfo.list': { oses: OsinfoEntry[]; total: number; available: boolean; problem?: string };
   'catalogue.list': { entries: CatalogueEntry[]; source: string };
   'download.start': { download: DownloadInfo };
   'download.cancel': { download: DownloadInfo };
@@ -797,6 +808,50 @@ export interface ImageInspection {
   arch: 'i686' | 'x86_64' | 'unknown';
   archReason?: string;
   problems: string[];
+}
+
+/** What the New VM wizard presets from an OS's osinfo-db <resources> (recommended, else minimum) and <devices>. */
+export interface OsinfoPresets {
+  memoryMiB: number;
+  diskGiB: number;
+  vcpus: number;
+  /** Where the figures come from, in a few words ("recommended for Debian testing"). */
+  source: string;
+  /** virtio NIC when the OS lists virtio-net among its devices, else the engine's emulated card. */
+  nic: 'virtio' | 'emulated';
+}
+
+/** An OS of osinfo-db (libosinfo's database), as the wizard lists it. */
+export interface OsinfoEntry {
+  /** libosinfo's id, e.g. http://debian.org/debian/testing: what virt-install writes in <libosinfo:os id>. */
+  id: string;
+  /** Its first short id (debiantesting), the name virt-install suggests. */
+  shortId: string;
+  name: string;
+  version?: string;
+  vendor?: string;
+  family?: string;
+  /** The architectures its install media are published for (from <media arch>). */
+  arches: string[];
+  /** <resources><minimum><ram>, for the memory floor the balloon page warns below. */
+  minimumMemoryMiB?: number;
+  presets: OsinfoPresets;
+  eolDate?: string;
+}
+
+export interface OsinfoDetection {
+  path: string;
+  /** False when osinfo-db is not installed (then no detection; `problem` says how to get it). */
+  available: boolean;
+  problem?: string;
+  /** The ISO's primary volume descriptor, as libosinfo reads it. */
+  identity?: { volumeId: string; systemId: string; publisherId: string; applicationId: string; volumeSizeBytes: number };
+  /** The OS whose <media> matched, with the medium's architecture and presets for that architecture. */
+  os?: OsinfoEntry;
+  arch?: string;
+  media?: { live: boolean; variant?: string };
+  /** Other OSes whose media matched too (libosinfo takes the first). */
+  others?: string[];
 }
 
 export interface CatalogueEntry {

@@ -7,3 +7,4 @@ export { findBootConfig, parseGrubCfg, parseSyslinux, CONFIG_PATHS, type BootCon
 export { kernelFacts, type KernelFacts } from './kernel.js';
 export { chooseBoot, findKernels, parseBootloaderArgs, versionCompare, BootError, type BootChoice, type BootOptions } from './boot.js';
 export { inspectImage } from './inspect.js';
+export { readIsoIdentity, type IsoIdentity } from './iso-identity.js';

@@ -11,6 +11,7 @@ import { runFsimageJob } from './images/reader-client.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { Snapshots } from './snapshots/snapshots.js';
 import { checkSpec } from './new-vm/checks.js';
+import { osSpecProblem } from './osinfo/detect.js';
 import { specToXml } from './new-vm/spec-to-xml.js';
 import type { DomainRecord, DomainRegistry, HostEventBus } from './registry.js';
 
@@ -58,6 +59,10 @@ export class Definitions {
   async create(spec: NewDomainSpec): Promise<Defined> {
     // The image is read in the reader's worker thread, as host.inspectImage does: it is untrusted.
     const problems = await checkSpec(spec, (file) => runFsimageJob<ImageInspection>({ op: 'inspect', path: file }));
+    if (!problems.length) {
+      const osProblem = await osSpecProblem(spec);
+      if (osProblem) problems.push(osProblem);
+    }
     if (problems.length) throw invalidArg(problems.join('; '));
     const xml = specToXml(spec);
     const { cannotStart } = this.registry.supported(this.registry.parse(xml));

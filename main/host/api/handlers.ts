@@ -167,6 +167,8 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.setLinkState': async (p) => ({ domain: await host.setLinkState(p.domain, p) }),
     'host.browse': (p) => browse(p.path ?? host.storage.poolDir('default'), p.filter),
     'host.inspectImage': async (p) => (await import('../images/inspect.js')).inspectImageFile(p.path),
+    'osinfo.detect': async (p) => (await import('../osinfo/detect.js')).detectOs(p.path),
+    'osinfo.list': async (p) => (await import('../osinfo/detect.js')).listOses(p),
     'catalogue.list': () => catalogueList(host),
     'download.start': (p) => downloadCall(async () => ({ download: await host.downloads.start(p.entry, p.pool) })),
     'download.cancel': (p) => downloadCall(async () => ({ download: await host.downloads.cancel(p.id) })),

@@ -4,10 +4,11 @@
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { writeFileAtomic } from '../../common/fsutil.js';
-import { BootError, chooseBoot, DiskImage, FsImageError, inspectImage, parseBootloaderArgs } from '../../fsimage/index.js';
+import { BootError, chooseBoot, DiskImage, FsImageError, inspectImage, parseBootloaderArgs, readIsoIdentity } from '../../fsimage/index.js';
 
 export type FsimageJob =
   | { op: 'inspect'; path: string }
+  | { op: 'identify'; path: string }
   | { op: 'boot'; disk: string; bootloaderArgs?: string; cmdline?: string; outDir: string };
 
 export interface BootJobResult {
@@ -49,7 +50,7 @@ if (parentPort) {
   const job = workerData as FsimageJob;
   let reply: FsimageReply;
   try {
-    reply = { ok: true, result: job.op === 'inspect' ? inspectImage(job.path) : boot(job) };
+    reply = { ok: true, result: job.op === 'inspect' ? inspectImage(job.path) : job.op === 'identify' ? readIsoIdentity(job.path) : boot(job) };
   } catch (err) {
     const expected = err instanceof FsImageError || err instanceof BootError;
     reply = { ok: false, expected, message: expected ? (err as Error).message : String((err as Error).stack ?? err) };

@@ -65,8 +65,8 @@ export function specToXml(spec: NewDomainSpec): string {
     spec.network === 'none'
       ? []
       : spec.network === 'user'
-        ? [`    <interface type="user">`, `      <model type="${v86 ? 'ne2k_pci' : 'e1000'}"/>`, '    </interface>']
-        : [`    <interface type="network">`, `      <source network="${esc(spec.network.network)}"/>`, '      <model type="virtio"/>', '    </interface>'];
+        ? [`    <interface type="user">`, `      <model type="${spec.nicModel ?? (v86 ? 'ne2k_pci' : 'e1000')}"/>`, '    </interface>']
+        : [`    <interface type="network">`, `      <source network="${esc(spec.network.network)}"/>`, `      <model type="${spec.nicModel ?? 'virtio'}"/>`, '    </interface>'];
   return [
     `<domain type="${spec.engine}">`,
     `  <name>${esc(spec.name)}</name>`,
@@ -98,7 +98,11 @@ export function specToXml(spec: NewDomainSpec): string {
   ].join('\n');
 }
 
-/** The OS as virt-install records it (libosinfo's namespace), so other tools see it too. */
+/**
+ * The OS as virt-install records it (libosinfo's namespace), so other tools see it too: an osinfo-db
+ * id as it is, a catalogue id (not libosinfo's) as domus:<id>.
+ */
 function osElement(id: string): string {
-  return `    <libosinfo:libosinfo xmlns:libosinfo="http://libosinfo.org/xmlns/libvirt/domain/1.0"><libosinfo:os id="${esc(`domus:${id}`)}"/></libosinfo:libosinfo>`;
+  const osId = id.includes('://') ? id : `domus:${id}`;
+  return `    <libosinfo:libosinfo xmlns:libosinfo="http://libosinfo.org/xmlns/libvirt/domain/1.0"><libosinfo:os id="${esc(osId)}"/></libosinfo:libosinfo>`;
 }

@@ -50,6 +50,10 @@ describe('memory floor', () => {
     assert.equal(unknown.mib, UNKNOWN_OS_FLOOR_MIB);
     assert.match(unknown.source, /no libosinfo metadata/);
     assert.equal(memoryFloor('http://debian.org/debian/12', catalogue).mib, UNKNOWN_OS_FLOOR_MIB);
+    // An osinfo-db id (as virt-install and the wizard's detection write it): that OS's minimum, once looked up.
+    const testing = { id: 'http://debian.org/debian/testing', name: 'Debian testing', minimumMemoryMiB: 1024 };
+    assert.deepEqual(memoryFloor(testing.id, catalogue, testing), { mib: 1024, source: 'the minimum of Debian testing (osinfo-db, from its libosinfo metadata)' });
+    assert.equal(memoryFloor('http://debian.org/debian/11', catalogue, testing).mib, UNKNOWN_OS_FLOOR_MIB, 'an entry for another OS is not used');
   });
 
   test('warns only when lowering below the floor', () => {

@@ -1,6 +1,6 @@
 // What the Memory page says about a balloon target, and which definitions a change of it touches.
 // No DOM, no stores: the page's decisions, tested on their own (balloon.test.ts).
-import type { CatalogueEntry, MemoryStats } from '@shared/api';
+import type { CatalogueEntry, MemoryStats, OsinfoEntry } from '@shared/api';
 
 export type BalloonStateKind = 'applied' | 'pending' | 'no-driver' | 'absent';
 
@@ -64,10 +64,18 @@ export interface MemoryFloor {
 }
 
 /**
- * The least memory the guest's OS wants: the catalogue's figure for the OS its definition records
- * (libosinfo metadata, `domus:<catalogue id>` as the wizard writes it), else a general floor, said so.
+ * The least memory the guest's OS wants: osinfo-db's minimum for the OS its definition records
+ * (libosinfo metadata as virt-install writes it, looked up by the page), else the catalogue's figure
+ * (`domus:<catalogue id>` as the wizard writes it for a download), else a general floor, said so.
  */
-export function memoryFloor(osId: string | undefined, catalogue: Pick<CatalogueEntry, 'id' | 'name' | 'version' | 'memoryMiB'>[]): MemoryFloor {
+export function memoryFloor(
+  osId: string | undefined,
+  catalogue: Pick<CatalogueEntry, 'id' | 'name' | 'version' | 'memoryMiB'>[],
+  osinfo?: Pick<OsinfoEntry, 'id' | 'name' | 'minimumMemoryMiB'>,
+): MemoryFloor {
+  if (osinfo && osinfo.id === osId && osinfo.minimumMemoryMiB !== undefined) {
+    return { mib: osinfo.minimumMemoryMiB, source: `the minimum of ${osinfo.name} (osinfo-db, from its libosinfo metadata)` };
+  }
   const id = osId?.startsWith('domus:') ? osId.slice('domus:'.length) : osId;
   const entry = id ? catalogue.find((e) => e.id === id) : undefined;
   if (entry) return { mib: entry.memoryMiB, source: `what ${entry.name} ${entry.version} needs (its libosinfo metadata)` };
