@@ -13,6 +13,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { APP_ROOT } from '../main/common/paths.js';
 import { guest, guestsBuilt, SAMPLE_CMDLINE, SerialWatch, TestHost } from '../main/testing/harness.js';
 import { startImageServer, type ImageServer } from '../main/testing/image-server.js';
+import { makeOsinfoIsos } from '../main/testing/osinfo-isos.js';
 import { CHROMIUM_ARGS } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
@@ -153,6 +154,55 @@ describe('New VM wizard in Chromium', { skip: !guestsBuilt() && 'sample guests n
     assert.deepEqual((await t.client.call('domain.list', { all: true })).domains, []);
     await page.screenshot({ path: path.join(SHOTS, 'wizard-refused.png') });
     await page.getByRole('button', { name: 'Cancel' }).click();
+  });
+
+  it('detects the OS on an ISO (osinfo-db), presets from it, corrects it from the list, refuses a 64-bit OS on v86', async () => {
+    const isos = makeOsinfoIsos(fixtures);
+    await openWizard('iso');
+    await byId('newvm-iso').fill(isos.fedora);
+    await byId('osinfo-detected').filter({ hasText: 'Detected: Fedora Linux 37 (x86_64)' }).waitFor({ timeout: 30_000 });
+    await byId('newvm-error-iso').filter({ hasText: 'this is the x86_64 (64-bit) medium of Fedora Linux 37, and the v86 engine emulates a 32-bit (i686) CPU only' }).waitFor();
+    await forward();
+    assert.ok(await byId('wizard-step-1').isVisible(), 'a 64-bit OS on v86 does not get past the media page');
+
+    await byId('newvm-iso').fill(isos.debian);
+    await byId('osinfo-detected').filter({ hasText: 'Detected: Debian testing (i686)' }).waitFor({ timeout: 30_000 });
+    await byId('newvm-error-iso').waitFor({ state: 'detached' });
+    assert.match((await byId('osinfo-presets').textContent())!, /1024 MiB, 1 vCPU,\s+20 GiB disk \(recommended for Debian testing\), virtio network card; name “debiantesting”/);
+    await page.screenshot({ path: path.join(SHOTS, 'wizard-osinfo.png') });
+    // The searchable list: an OS published for 64-bit only is refused on v86 too; then back to the detected one.
+    await byId('osinfo-search').fill('fedora37');
+    await byId('osinfo-list').locator('option[value="http://fedoraproject.org/fedora/37"]').waitFor({ state: 'attached' });
+    await byId('osinfo-list').selectOption('http://fedoraproject.org/fedora/37');
+    await byId('newvm-error-iso').filter({ hasText: 'Fedora Linux 37 is published for x86_64, aarch64, s390x only' }).waitFor();
+    await byId('osinfo-search').fill('debiantesting');
+    await byId('osinfo-list').locator('option[value="http://debian.org/debian/testing"]').waitFor({ state: 'attached' });
+    await byId('osinfo-list').selectOption('http://debian.org/debian/testing');
+    await byId('newvm-error-iso').waitFor({ state: 'detached' });
+
+    await forward();
+    assert.equal(await byId('newvm-memory').inputValue(), '1024');
+    await forward();
+    assert.equal(await byId('newvm-disksize').inputValue(), '20');
+    await forward();
+    assert.equal(await byId('newvm-name').inputValue(), 'debiantesting');
+    assert.equal(await byId('newvm-summary-os').textContent(), 'Debian testing (i686)');
+    await byId('newvm-customize').check();
+    await byId('newvm-create').click();
+    await byId('newvm-dialog').waitFor({ state: 'detached', timeout: 60_000 });
+    await byId('details-panel').waitFor();
+    const xml = (await t.client.call('domain.xml', { domain: 'debiantesting', inactive: true })).xml;
+    assert.match(xml, /<libosinfo:os id='http:\/\/debian.org\/debian\/testing'\/>/);
+    assert.match(xml, /<memory unit='KiB'>1048576<\/memory>/);
+    // The Memory page's floor is that OS's osinfo-db minimum.
+    await byId('details-nav-memory').click();
+    await page.waitForFunction(() => (document.querySelector('[data-testid="memory-current"]') as HTMLInputElement | null)?.value === '1024');
+    await byId('memory-current').fill('512');
+    await byId('memory-low-warning').filter({ hasText: 'below 1024 MiB, the minimum of Debian testing (osinfo-db' }).waitFor();
+    await byId('memory-current').fill('1024');
+    await byId('memory-low-warning').waitFor({ state: 'detached' });
+    await t.client.call('domain.undefine', { domain: 'debiantesting' });
+    await t.client.call('volume.delete', { pool: 'default', name: 'debiantesting.img' });
   });
 
   it('downloads from the catalogue: errors, checksum, cancel and resume leave no file; success, then customize before install', async () => {

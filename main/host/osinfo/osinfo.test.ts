@@ -1,9 +1,8 @@
 // OS detection against Debian's osinfo-db (installed by build/install-deps.sh): the matcher over the
 // real database, and ISOs built here whose volume descriptor and layout are those of osinfo-db's own
-// media entries (Debian testing's i386 netinst, Fedora 37 Server's x86_64 DVD), plus the sample ISO.
+// media entries (main/testing/osinfo-isos.ts), plus the sample ISO.
 // detectOs and osSpecProblem read the ISO in the image reader's worker (dist/: build first).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +11,7 @@ import { NewDomainSpec, RequestParams } from '../../../shared/api.js';
 import { osEngineProblem } from '../../../shared/osinfo.js';
 import { readIsoIdentity } from '../../fsimage/index.js';
 import { guest } from '../../testing/harness.js';
+import { makeOsinfoIsos } from '../../testing/osinfo-isos.js';
 import { specToXml } from '../new-vm/spec-to-xml.js';
 import { osinfoDb, type OsinfoDb } from './db.js';
 import { detectOs, listOses, osSpecProblem } from './detect.js';
@@ -25,18 +25,6 @@ describe('osinfo-db', () => {
   let debianIso: string;
   let fedoraIso: string;
 
-  /** An ISO as xorriso makes it, with the given descriptor ids and files (path -> host file). */
-  function iso(name: string, ids: string[], files: Record<string, string>): string {
-    const tree = path.join(dir, `${name}.d`);
-    for (const [rel, src] of Object.entries(files)) {
-      fs.mkdirSync(path.dirname(path.join(tree, rel)), { recursive: true });
-      fs.copyFileSync(src, path.join(tree, rel));
-    }
-    const out = path.join(dir, `${name}.iso`);
-    execFileSync('xorriso', ['-as', 'mkisofs', '-quiet', '-r', '-o', out, ...ids, tree], { stdio: ['ignore', 'ignore', 'pipe'] });
-    return out;
-  }
-
   before(() => {
     const t0 = process.cpuUsage();
     const found = osinfoDb('/usr/share/osinfo');
@@ -45,16 +33,7 @@ describe('osinfo-db', () => {
     const cpu = process.cpuUsage(t0);
     console.log(`# osinfo-db: ${db.oses.length} OSes read in ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU`);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-osinfo-'));
-    // Debian's netinst: volume id "Debian testing i386 n", the installer under install.386/ (its <media> kernel and initrd).
-    debianIso = iso('debian-testing-i386-netinst', ['-V', 'Debian testing i386 n'], {
-      'install.386/vmlinuz': guest('vmlinuz'),
-      'install.386/initrd.gz': guest('initrd.gz'),
-    });
-    // Fedora 37 Server DVD: volume id and system id LINUX, the installer under isolinux/.
-    fedoraIso = iso('fedora-37-server-dvd', ['-V', 'Fedora-S-dvd-x86_64-37', '-sysid', 'LINUX'], {
-      'isolinux/vmlinuz': guest('vmlinuz-amd64'),
-      'isolinux/initrd.img': guest('initrd-amd64.gz'),
-    });
+    ({ debian: debianIso, fedora: fedoraIso } = makeOsinfoIsos(dir));
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -3,7 +3,9 @@
 // the wizard knows (the size of a disk it will create, what the image inspection found) is checked
 // here too. Each page shows the messages of its own fields.
 import { computed, reactive, ref } from 'vue';
-import { ENGINES, NewDomainSpec, type CatalogueEntry, type EngineName, type ImageInspection } from '@shared/api';
+import { ENGINES, NewDomainSpec, type CatalogueEntry, type EngineName, type ImageInspection, type OsinfoDetection, type OsinfoEntry } from '@shared/api';
+import { osEngineProblem } from '@shared/osinfo';
+import { uniqueName } from '../lib/names';
 
 /** virt-manager's first page: how the operating system gets installed. */
 export type InstallMethod = 'iso' | 'download' | 'import' | 'pv' | 'pygrub';
@@ -99,6 +101,10 @@ export function useNewVmForm(initialName: string) {
   const attempted = reactive(new Set<number>());
   /** What host.inspectImage said about the chosen image (undefined while unknown). */
   const inspection = ref<{ path: string; result?: ImageInspection; problem?: string }>();
+  /** What osinfo.detect said about the chosen ISO (undefined while unknown). */
+  const detection = ref<{ path: string; result?: OsinfoDetection; problem?: string }>();
+  /** The osinfo-db OS the presets came from (detected, or picked from the list), with the medium's arch when detected. */
+  const osinfo = ref<{ entry: OsinfoEntry; arch?: string }>();
 
   /** The disk the install methods create is named after the domain, in the default pool. */
   const createsDisk = computed(() => fields.method === 'iso' || fields.method === 'download');
@@ -118,6 +124,12 @@ export function useNewVmForm(initialName: string) {
     }
   }
 
+  /** On a virtual network, the card the chosen OS drives: virtio when osinfo-db lists it, else the engine's emulated one. */
+  function nicModel(): 'e1000' | 'ne2k_pci' | undefined {
+    if (!fields.network.startsWith('network:') || osinfo.value?.entry.presets.nic !== 'emulated') return undefined;
+    return fields.engine === 'v86' ? 'ne2k_pci' : 'e1000';
+  }
+
   function draft(): unknown {
     return {
       name: fields.name.trim(),
@@ -125,6 +137,7 @@ export function useNewVmForm(initialName: string) {
       memoryMiB: whole(fields.memory),
       vcpus: whole(fields.vcpus),
       os: optional(fields.os),
+      nicModel: nicModel(),
       network: fields.network.startsWith('network:') ? { network: fields.network.slice('network:'.length) } : fields.network,
       boot: bootDraft(),
     };
@@ -170,6 +183,11 @@ export function useNewVmForm(initialName: string) {
         out.disk ??= 'no kernel or bootloader menu found on this disk: nothing for pygrub to boot';
       }
     }
+    // The OS the presets came from must be one the engine runs (64-bit on v86 is refused, with why).
+    if (fields.method === 'iso' && osinfo.value) {
+      const problem = osEngineProblem(fields.engine, osinfo.value.entry, osinfo.value.arch);
+      if (problem) out.iso ??= problem;
+    }
     return out;
   });
 
@@ -196,11 +214,32 @@ export function useNewVmForm(initialName: string) {
 
   /** Defaults from the chosen OS (catalogue entry), within what the engine can give. */
   function applyOs(entry: CatalogueEntry | undefined): void {
+    osinfo.value = undefined;
     fields.os = entry?.id ?? '';
     const memory = entry?.memoryMiB ?? GENERIC.memoryMiB;
     fields.memory = String(Math.min(memory, ENGINES[fields.engine].maxMemoryMiB));
     fields.diskSize = String(entry?.diskGiB ?? GENERIC.diskGiB);
   }
 
-  return { fields, step, touched, attempted, inspection, createsDisk, result, errors, stepFields, stepValid, visibleError, applyOs, imagePath };
+  /**
+   * Presets from an osinfo-db OS, as virt-manager takes them from libosinfo: name after its short id
+   * (unique among `taken`), memory, vCPUs and disk from its resources within what the engine gives,
+   * and the NIC it drives. `arch`: the detected medium's, so the resources are that architecture's.
+   */
+  function applyOsinfo(entry: OsinfoEntry | undefined, taken: ReadonlySet<string>, arch?: string): void {
+    if (!entry) {
+      applyOs(undefined);
+      return;
+    }
+    osinfo.value = { entry, arch };
+    const p = entry.presets;
+    const engine = ENGINES[fields.engine];
+    fields.os = entry.id;
+    if (!touched.has('name')) fields.name = uniqueName(entry.shortId.replace(/[^A-Za-z0-9_.+-]/g, '-').slice(0, 64), taken);
+    fields.memory = String(Math.min(p.memoryMiB, engine.maxMemoryMiB));
+    fields.vcpus = String(Math.min(p.vcpus, engine.maxVcpus));
+    fields.diskSize = String(p.diskGiB);
+  }
+
+  return { fields, step, touched, attempted, inspection, detection, osinfo, applyOsinfo, createsDisk, result, errors, stepFields, stepValid, visibleError, applyOs, imagePath };
 }
