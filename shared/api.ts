@@ -143,7 +143,20 @@ export const RequestParams = {
     .strict(),
   'domain.create': z.object({ spec: NewDomainSpec }).strict(),
   /** A running domain is refused unless force: it then becomes transient and goes when it stops. */
-  'domain.undefine': z.object({ domain: DomainRef, force: z.boolean().default(false), snapshotsMetadata: z.boolean().default(false) }).strict(),
+  /**
+   * virsh undefine; `storage` (targets or paths) and `removeAllStorage` also delete the domain's disk
+   * volumes, as virsh's --storage and --remove-all-storage do: only files of a storage pool, and
+   * never one another domain uses (those are kept and said so).
+   */
+  'domain.undefine': z
+    .object({
+      domain: DomainRef,
+      force: z.boolean().default(false),
+      snapshotsMetadata: z.boolean().default(false),
+      storage: z.array(z.string().min(1).max(4096)).max(64).default([]),
+      removeAllStorage: z.boolean().default(false),
+    })
+    .strict(),
   'domain.start': z.object({ domain: DomainRef }).strict(),
   'domain.destroy': z.object({ domain: DomainRef }).strict(),
   'domain.suspend': z.object({ domain: DomainRef }).strict(),
@@ -254,6 +267,25 @@ export const RequestParams = {
     })
     .strict()
     .refine((p) => !p.postcopy || p.live, 'postcopy needs a live migration'),
+  /**
+   * virt-clone: a new domain from this one's next-boot definition with a new name, UUID and MACs.
+   * Writable disks are copied (a job on the original, with progress and abort) to `files` in disk
+   * order, or to names made beside the originals; CD-ROMs, read-only disks and `skipCopy` targets
+   * are shared. A running original is refused unless `pause` (it is paused for the copy, then
+   * resumed), as virt-clone wants it paused or shut off. dryRun: the plan only.
+   */
+  'domain.clone': z
+    .object({
+      domain: DomainRef,
+      name: z.string().min(1, 'the new name is empty').max(256).optional(),
+      uuid: z.string().uuid('must be a UUID like 6f1c…-…').optional(),
+      macs: z.array(MacAddress).max(64).default([]),
+      files: z.array(z.string().min(1, 'a disk path is empty').max(4096)).max(64).default([]),
+      skipCopy: z.array(z.string().min(1).max(32)).max(64).default([]),
+      pause: z.boolean().default(false),
+      dryRun: z.boolean().default(false),
+    })
+    .strict(),
   'domain.jobInfo': z.object({ domain: DomainRef, completed: z.boolean().default(false) }).strict(),
   'domain.jobAbort': z.object({ domain: DomainRef }).strict(),
   // Console (VNC, keys)
@@ -523,7 +555,8 @@ export interface Results {
   'domain.list': { domains: DomainSummary[] };
   'domain.define': { domain: DomainSummary; warnings: DefinitionWarning[] };
   'domain.create': { domain: DomainSummary; warnings: DefinitionWarning[] };
-  'domain.undefine': Record<string, never>;
+  /** The disk files deleted with the domain, and those asked for but kept (why). */
+  'domain.undefine': { removed?: StorageRemoval[]; kept?: StorageRemoval[] };
   /** warnings: which engine (and accelerator) runs the domain, when that is worth a word. */
   'domain.start': { domain: DomainSummary; warnings?: DefinitionWarning[] };
   'domain.destroy': { domain: DomainSummary };
@@ -554,6 +587,7 @@ export interface Results {
   'domain.managedSaveRemove': { domain: DomainSummary };
   'domain.coreDump': { job: JobInfo; file: string };
   'domain.migrate': { job: JobInfo; destination: string; result: MigrationOutcome };
+  'domain.clone': CloneResult;
   'domain.jobInfo': { job: JobInfo | null };
   'domain.jobAbort': { job: JobInfo };
   'domain.sendKey': Record<string, never>;
@@ -915,6 +949,35 @@ export interface ConnectionState {
   hypervisor?: string;
 }
 
+/** A disk of a deleted domain: its file removed, or kept with the reason. */
+export interface StorageRemoval {
+  target: string;
+  file: string;
+  reason?: string;
+}
+
+/** One disk of a clone: copied to `file`, or shared (`file` is then the original's). */
+export interface CloneDisk {
+  target: string;
+  device: string;
+  source: string;
+  action: 'copy' | 'share';
+  file: string;
+  /** Bytes to copy (the source's size); 0 when shared. */
+  bytes: number;
+}
+
+/** What domain.clone made (or, dryRun, would make); no domain when the copy was aborted. */
+export interface CloneResult {
+  name: string;
+  uuid: string;
+  disks: CloneDisk[];
+  domain?: DomainSummary;
+  job?: JobInfo;
+  /** The original was paused for the copy and is running again. */
+  resumed?: boolean;
+}
+
 /**
  * A long operation (save, restore, managed save, migrate, dump…): libvirt's job, with progress.
  * An upload is a volume's job: `domain` is then the volume's name, `uuid` its key (path) on the
@@ -925,7 +988,7 @@ export interface JobInfo {
   uuid: string;
   domain: string;
   /** What the job does; start, snapshot and backup are libvirt's jobs, seen on a libvirt connection. */
-  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate' | 'upload' | 'start' | 'snapshot' | 'snapshot-revert' | 'backup' | 'unknown';
+  operation: 'save' | 'restore' | 'managedsave' | 'dump' | 'migrate' | 'clone' | 'upload' | 'start' | 'snapshot' | 'snapshot-revert' | 'backup' | 'unknown';
   volume?: { pool: string; name: string };
   status: 'running' | 'completed' | 'failed' | 'aborted';
   startedAt: number;

@@ -17,6 +17,8 @@ export interface Args {
   positional: string[];
   flags: Set<string>;
   options: Map<string, string>;
+  /** The command's arguments as given, for a command that parses its own (clone: virt-clone's repeated options). */
+  raw: string[];
   /** The libvirt connection (-c URI) the command is for; absent for the host's own engines. */
   connection?: string;
 }
@@ -33,7 +35,7 @@ export function hostFile(args: Args, file: string): string {
 }
 
 /** Flags that take a value (`--timeout 30` or `--timeout=30`); every other flag is a switch. */
-export const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event', 'codeset', 'holdtime', 'pool', 'format', 'type', 'mac', 'source', 'model', 'interface', 'description', 'bandwidth', 'after']);
+export const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event', 'codeset', 'holdtime', 'pool', 'format', 'type', 'mac', 'source', 'model', 'interface', 'description', 'bandwidth', 'after', 'storage']);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
@@ -54,7 +56,7 @@ export function parseArgs(argv: string[]): Args {
       options.set(key, value);
     } else flags.add(key);
   }
-  return { positional, flags, options };
+  return { positional, flags, options, raw: argv };
 }
 
 /**

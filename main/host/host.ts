@@ -3,7 +3,7 @@
 //   registry.ts      domains, their definitions on disk, states, summaries and lifecycle events
 //   definitions.ts   define, undefine, autostart, metadata, dumpxml/dominfo
 //   lifecycle.ts     boot, re-attach, start/shutdown/destroy/reboot/suspend/resume
-//   jobs/            long operations: save/restore/managed save, core dumps (tracker.ts: progress and abort)
+//   jobs/            long operations: save/restore/managed save, core dumps, clone (tracker.ts: progress and abort)
 //   devices.ts       CD-ROM media and disks; memory.ts: balloon and max memory
 //   console.ts       screen, keys, serial, VNC; domain-stats.ts and stats.ts: statistics
 //   host-policy.ts   what happens to domains when the host starts and stops
@@ -30,6 +30,7 @@ import { findFirmware } from './drivers/v86/firmware.js';
 import { V86Driver } from './drivers/v86/driver.js';
 import { operationInvalid } from './errors.js';
 import { HostPolicy } from './host-policy.js';
+import { Cloner, type CloneRequest } from './jobs/clone.js';
 import { CoreDumps, type DumpOptions } from './jobs/core-dump.js';
 import { SaveRestore } from './jobs/save-restore.js';
 import { Jobs } from './jobs/tracker.js';
@@ -82,6 +83,7 @@ export class Host extends EventEmitter<HostEvents> {
   private readonly saves: SaveRestore;
   private readonly fastStart: FastStart;
   private readonly dumps: CoreDumps;
+  private readonly cloner: Cloner;
   private readonly devices: Devices;
   private readonly consoles: Consoles;
   private readonly memory: Memory;
@@ -116,6 +118,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.snapshots = new Snapshots(new SnapshotTree(paths.snapshots), this.registry, this.lifecycle, this.jobs, this);
     this.definitions = new Definitions(this.registry, drivers, this.lifecycle, this, this.snapshots);
     this.saves = new SaveRestore(this.registry, drivers, this.lifecycle, this.jobs);
+    this.cloner = new Cloner(this.registry, this.lifecycle, this.jobs, (xml) => this.definitions.define(xml));
     this.devices = new Devices(this.registry);
     this.consoles = new Consoles(this.registry);
     this.memory = new Memory(this.registry, drivers);
@@ -183,6 +186,16 @@ export class Host extends EventEmitter<HostEvents> {
   create = (spec: NewDomainSpec) => this.definitions.create(spec);
   createTransient = (xml: string, paused: boolean) => this.definitions.createTransient(xml, paused);
   undefine = (ref: string, force = false, snapshotsMetadata = false) => this.definitions.undefine(ref, force, snapshotsMetadata);
+
+  /** Undefine with the domain's disk volumes (virsh undefine --storage/--remove-all-storage); a running domain's stay, as libvirt's do. */
+  undefineWithStorage(ref: string, opts: { force: boolean; snapshotsMetadata: boolean; storage: string[]; removeAllStorage: boolean }) {
+    const rec = this.registry.lookup(ref);
+    const wanted = opts.removeAllStorage || opts.storage.length > 0;
+    if (wanted && rec.live) throw operationInvalid(`domain '${rec.doc.config.name}' is running: its disks can be deleted only once it is shut off`);
+    const plan = wanted ? this.storage.removalPlan(rec.doc.config.uuid, rec.doc.config.disks, opts.storage, opts.removeAllStorage) : undefined;
+    this.definitions.undefine(ref, opts.force, opts.snapshotsMetadata);
+    return plan ? this.storage.removeFiles(plan) : {};
+  }
   setAutostart = (ref: string, enabled: boolean) => this.definitions.setAutostart(ref, enabled);
   setOnHostStop = (ref: string, policy: OnHostStop) => this.definitions.setOnHostStop(ref, policy);
   setFastStart = (ref: string, action: FastStartAction, afterSec?: number) => this.fastStart.set(ref, action, afterSec);
@@ -209,6 +222,7 @@ export class Host extends EventEmitter<HostEvents> {
   restore = (file: string, paused: boolean) => this.saves.restore(file, paused);
   coreDump = (ref: string, file: string, opts: DumpOptions) => this.dumps.dump(ref, file, opts);
   migrate = (ref: string, req: MigrateRequest) => this.migrations.source.migrate(ref, req);
+  clone = (ref: string, req: CloneRequest) => this.cloner.clone(ref, req);
   jobInfo = (ref: string, completed: boolean): JobInfo | null => this.jobs.info(this.registry.lookup(ref).doc.config.uuid, completed);
 
   async jobAbort(ref: string): Promise<JobInfo> {

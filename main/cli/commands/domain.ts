@@ -40,13 +40,18 @@ export const domainCommands: Record<string, Command> = {
     },
   },
   undefine: {
-    usage: 'undefine DOMAIN [--force] [--snapshots-metadata]',
-    help: 'undefine a domain (--force: also when running; it then goes when it stops; --snapshots-metadata: with its snapshots)',
+    usage: 'undefine DOMAIN [--force] [--snapshots-metadata] [--storage TARGETS] [--remove-all-storage]',
+    help: "undefine a domain (--force: also when running; it then goes when it stops; --snapshots-metadata: with its snapshots; --storage vda,/path or --remove-all-storage: with those disk volumes, never one another domain uses)",
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'undefine');
+      const storage = (args.options.get('storage') ?? '').split(',').filter((s) => s !== '');
       const api = await client();
-      await attempt(`Failed to undefine domain '${name}'`, () => api.call('domain.undefine', { domain: name, force: args.flags.has('force'), snapshotsMetadata: args.flags.has('snapshots-metadata') }));
-      process.stdout.write(`Domain '${name}' has been undefined\n\n`);
+      const r = await attempt(`Failed to undefine domain '${name}'`, () =>
+        api.call('domain.undefine', { domain: name, force: args.flags.has('force'), snapshotsMetadata: args.flags.has('snapshots-metadata'), storage, removeAllStorage: args.flags.has('remove-all-storage') }),
+      );
+      // virsh's lines for each volume.
+      const volumes = [...(r.removed ?? []).map((v) => `Volume '${v.target}'(${v.file}) removed.`), ...(r.kept ?? []).map((v) => `Volume '${v.target}'(${v.file}) kept: ${v.reason}.`)];
+      process.stdout.write(`Domain '${name}' has been undefined\n${volumes.map((l) => `${l}\n`).join('')}\n`);
     },
   },
   start: { usage: 'start DOMAIN', help: 'start a (previously defined) inactive domain', run: simpleDomainOp('domain.start', 'started', 'start') },

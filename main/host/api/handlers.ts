@@ -72,10 +72,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.define': (p) => host.define(p.xml, p.expectGeneration),
     'domain.create': (p) => host.create(p.spec),
     'domain.createTransient': (p) => host.createTransient(p.xml, p.paused),
-    'domain.undefine': (p) => {
-      host.undefine(p.domain, p.force, p.snapshotsMetadata);
-      return {};
-    },
+    'domain.undefine': (p) => host.undefineWithStorage(p.domain, p),
     'domain.start': async (p) => {
       const domain = await host.start(p.domain);
       return { domain, warnings: host.startNotes(p.domain) };
@@ -96,6 +93,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.managedSaveRemove': (p) => ({ domain: host.managedSaveRemove(p.domain) }),
     'domain.coreDump': (p) => host.coreDump(p.domain, p.file, p),
     'domain.migrate': (p) => host.migrate(p.domain, p),
+    'domain.clone': (p) => host.clone(p.domain, p),
     'domain.jobInfo': (p) => ({ job: host.jobInfo(p.domain, p.completed) }),
     'domain.jobAbort': async (p) => ({ job: await host.jobAbort(p.domain) }),
     'domain.info': async (p) => {

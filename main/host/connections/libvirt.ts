@@ -152,6 +152,7 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
         return { domain: await this.summary(dom), warnings: [] };
       }
       case 'domain.undefine':
+        if ((p.storage as string[] | undefined)?.length || p.removeAllStorage) throw new HostError('NO_SUPPORT', `deleting a domain's storage with it on ${this.uri}`);
         await this.rpcCall('REMOTE_PROC_DOMAIN_UNDEFINE_FLAGS', { dom: await this.lookup(p.domain!), flags: UNDEFINE_MANAGED_SAVE });
         return {};
       case 'domain.start':

@@ -11,6 +11,8 @@ import { systemErrorText } from '../../common/fsutil.js';
 import { InputFileError, openInputFile } from '../../common/input-file.js';
 
 const run = promisify(execFile);
+const readAsync = promisify(fs.read);
+const writeAsync = promisify(fs.write);
 
 export type ImageFormat = 'raw' | 'qcow2' | 'iso' | 'unknown';
 
@@ -155,30 +157,43 @@ const COPY_CHUNK = 1024 * 1024;
 const BLOCK = 4096;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
+export interface CloneOptions {
+  /** false: always copy (tests of the copy on filesystems that can reflink). */
+  reflink?: boolean;
+  /** Bytes of the source done so far (a reflink reports the whole at once). */
+  onProgress?: (doneBytes: number) => void;
+  /** Stops the copy between chunks; nothing of the new file is left. */
+  signal?: AbortSignal;
+}
+
+/** The error of a copy stopped through its signal. */
+export class CopyAborted extends Error {}
+
 /**
  * Copies `source` to a new file, keeping holes: a reflink when the filesystem can share blocks
  * (btrfs, XFS, APFS: instant, no space used), otherwise a copy that writes only the non-zero 4 KiB
- * blocks into a file of the same size, so a sparse image stays sparse. `reflink: false` always
- * copies (tests of the copy on filesystems that can reflink).
+ * blocks into a file of the same size, so a sparse image stays sparse. The copy goes chunk by chunk
+ * through the event loop, so a long one reports progress and can be stopped.
  */
-export async function cloneImage(source: string, file: string, opts: { reflink?: boolean } = {}): Promise<void> {
-  await building(file, (tmp) => {
+export async function cloneImage(source: string, file: string, opts: CloneOptions = {}): Promise<void> {
+  await building(file, async (tmp) => {
     if (opts.reflink !== false) {
       try {
         fs.copyFileSync(source, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE_FORCE);
+        opts.onProgress?.(fs.statSync(tmp).size);
         return;
       } catch {
         fs.rmSync(tmp, { force: true });
       }
     }
-    sparseCopy(source, tmp);
+    await sparseCopy(source, tmp, opts);
   });
 }
 
-function sparseCopy(source: string, target: string): void {
-  const reading = <T>(fn: () => T): T => {
+async function sparseCopy(source: string, target: string, opts: CloneOptions): Promise<void> {
+  const reading = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
-      return fn();
+      return await fn();
     } catch (err) {
       throw ioError(err, `cannot read '${source}'`);
     }
@@ -191,7 +206,8 @@ function sparseCopy(source: string, target: string): void {
     fs.ftruncateSync(dst, size);
     const buf = Buffer.alloc(COPY_CHUNK);
     for (let pos = 0; pos < size; ) {
-      const n = reading(() => fs.readSync(src, buf, 0, Math.min(COPY_CHUNK, size - pos), pos));
+      if (opts.signal?.aborted) throw new CopyAborted(`copy of '${source}' stopped`);
+      const { bytesRead: n } = await reading(() => readAsync(src, buf, 0, Math.min(COPY_CHUNK, size - pos), pos));
       if (n === 0) throw new ImageError('io', `'${source}' ended early (at byte ${pos} of ${size})`);
       // Write each run of non-zero blocks in one call; zero blocks stay holes. The last block of
       // the file may be short.
@@ -201,12 +217,13 @@ function sparseCopy(source: string, target: string): void {
         const zero = ZERO_BLOCK.compare(buf, off, end, 0, end - off) === 0;
         if (!zero && runStart < 0) runStart = off;
         if (zero && runStart >= 0) {
-          writeAll(dst, buf.subarray(runStart, off), pos + runStart);
+          await writeAll(dst, buf.subarray(runStart, off), pos + runStart);
           runStart = -1;
         }
       }
-      if (runStart >= 0) writeAll(dst, buf.subarray(runStart, n), pos + runStart);
+      if (runStart >= 0) await writeAll(dst, buf.subarray(runStart, n), pos + runStart);
       pos += n;
+      opts.onProgress?.(pos);
     }
   } finally {
     fs.closeSync(src);
@@ -215,8 +232,8 @@ function sparseCopy(source: string, target: string): void {
 }
 
 /** A write may be short (a filesystem filling up): the rest is written until done or an error. */
-function writeAll(fd: number, data: Buffer, position: number): void {
-  for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done, position + done);
+async function writeAll(fd: number, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) done += (await writeAsync(fd, data, done, data.length - done, position + done)).bytesWritten;
 }
 
 /** Grows an image to `capacityBytes`; shrinking would cut off guest data and is refused. */

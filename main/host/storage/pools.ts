@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import type { PoolInfo, VolumeInfo } from '../../../shared/api.js';
+import type { PoolInfo, StorageRemoval, VolumeInfo } from '../../../shared/api.js';
+import type { DiskConfig } from '../../../shared/domain.js';
 import { isRegularFile, writeFileAtomic } from '../../common/fsutil.js';
 import { HostError, invalidArg, noStoragePool, noStorageVol, operationFailed, operationInvalid } from '../errors.js';
 import { log } from '../log.js';
@@ -119,12 +120,49 @@ export class Storage {
     const user = this.runningUsers(vol.path)[0];
     if (user) throw operationInvalid(`volume '${vol.name}' is in use by running domain '${user.name}'`);
     fs.rmSync(vol.path);
-    const dfd = fs.openSync(path.dirname(vol.path), 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
+    fsyncDir(path.dirname(vol.path));
+  }
+
+  /**
+   * Which of domain `owner`'s disks go with it (virsh undefine --storage / --remove-all-storage):
+   * those named (by target or path), or all. A file outside every pool is not a volume and is kept,
+   * as virsh keeps it; so is one another domain's definition uses.
+   */
+  removalPlan(owner: string, disks: DiskConfig[], named: string[], all: boolean): { remove: StorageRemoval[]; kept: StorageRemoval[] } {
+    const withSource = disks.filter((d): d is DiskConfig & { source: string } => d.source !== undefined);
+    for (const ref of named) {
+      if (!withSource.some((d) => d.target === ref || samePath(d.source, ref))) throw invalidArg(`no disk '${ref}' in the domain to delete`);
     }
+    const chosen = withSource.filter((d) => all || named.some((ref) => d.target === ref || samePath(d.source, ref)));
+    const users = this.users();
+    const remove: StorageRemoval[] = [];
+    const kept: StorageRemoval[] = [];
+    for (const d of chosen) {
+      const entry = { target: d.target, file: d.source };
+      const others = [...new Set(users.filter((u) => u.uuid !== owner && u.disks.some((x) => x.source && samePath(x.source, d.source))).map((u) => u.name))];
+      const inPool = this.definitions().some((def) => path.dirname(path.resolve(d.source)) === path.resolve(def.path));
+      if (others.length) kept.push({ ...entry, reason: `also used by ${others.map((n) => `'${n}'`).join(', ')}` });
+      else if (!inPool) kept.push({ ...entry, reason: 'not a volume of a storage pool: remove it yourself' });
+      else if (!isRegularFile(d.source)) kept.push({ ...entry, reason: 'no such file' });
+      else if (!remove.some((r) => samePath(r.file, d.source))) remove.push(entry);
+    }
+    return { remove, kept };
+  }
+
+  /** Deletes the files of a removal plan; one that cannot go is reported as kept. */
+  removeFiles(plan: { remove: StorageRemoval[]; kept: StorageRemoval[] }): { removed: StorageRemoval[]; kept: StorageRemoval[] } {
+    const removed: StorageRemoval[] = [];
+    const kept = [...plan.kept];
+    for (const entry of plan.remove) {
+      try {
+        fs.rmSync(entry.file);
+        removed.push(entry);
+      } catch (err) {
+        kept.push({ ...entry, reason: (err as Error).message });
+      }
+    }
+    for (const dir of new Set(removed.map((r) => path.dirname(r.file)))) fsyncDir(dir);
+    return { removed, kept };
   }
 
   /** A volume by pool + name, by name in any pool, or by the path of a file in a pool. */
@@ -190,6 +228,15 @@ export class Storage {
       // An unusable directory (gone, no permission) is an inactive pool, as libvirt shows it.
     }
     return { name: def.name, type: def.type, path: def.path, state, autostart: def.autostart, capacityBytes, allocationBytes, availableBytes };
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const dfd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(dfd);
+  } finally {
+    fs.closeSync(dfd);
   }
 }
 

@@ -235,7 +235,7 @@ export const useDomainsStore = defineStore('domains', () => {
    * a toast naming the domain; the result says whether it worked, for callers that continue (e.g.
    * closing a dialog).
    */
-  async function lifecycle(action: LifecycleAction, key: DomainKey, failureTitle?: string): Promise<boolean> {
+  async function lifecycle(action: LifecycleAction, key: DomainKey, failureTitle?: string, storage: string[] = []): Promise<boolean> {
     const domain = get(key);
     if (!domain || pending.value[key] || isStale(key)) return false;
     const { connection, uuid } = parseDomainKey(key);
@@ -243,8 +243,10 @@ export const useDomainsStore = defineStore('domains', () => {
     pending.value[key] = action;
     try {
       if (action === 'undefine') {
-        await host.call('domain.undefine', { domain: uuid }, opts);
+        // storage: the disks (targets) to delete with it; the host keeps any another domain uses, and says why.
+        const r = await host.call('domain.undefine', { domain: uuid, ...(storage.length ? { storage } : {}) }, opts);
         remove(key);
+        if (r.kept?.length) useToastStore().push('info', `Kept ${r.kept.length} disk file${r.kept.length === 1 ? '' : 's'} of “${domain.name}”`, r.kept.map((k) => `${k.file}: ${k.reason}`).join('\n'));
       } else if (action === 'shutdown') {
         // A guest that cannot be asked is not forced off behind the person's back: they are asked.
         try {
@@ -346,7 +348,7 @@ export const useDomainsStore = defineStore('domains', () => {
     destroy: (key: DomainKey) => lifecycle('destroy', key),
     managedSave: (key: DomainKey) => lifecycle('managedSave', key),
     discardSave: (key: DomainKey) => lifecycle('managedSaveRemove', key),
-    undefine: (key: DomainKey) => lifecycle('undefine', key),
+    undefine: (key: DomainKey, storage: string[] = []) => lifecycle('undefine', key, undefined, storage),
     create,
     setAutostart,
     setOnHostStop,

@@ -17,6 +17,7 @@ const OPERATION_WORDS: Record<JobInfo['operation'], { running: string; verb: str
   restore: { running: 'Restoring', verb: 'restore', done: 'Restored' },
   dump: { running: 'Dumping', verb: 'dump', done: 'Dumped' },
   migrate: { running: 'Migrating', verb: 'migrate', done: 'Migrated' },
+  clone: { running: 'Cloning', verb: 'clone', done: 'Cloned' },
   upload: { running: 'Uploading', verb: 'upload', done: 'Uploaded' },
   start: { running: 'Starting', verb: 'start', done: 'Started' },
   snapshot: { running: 'Taking a snapshot', verb: 'take a snapshot', done: 'Snapshot taken' },

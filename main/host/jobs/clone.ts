@@ -1,0 +1,193 @@
+// Clone, as virt-clone does it: a new domain from an existing one's next-boot definition with a new
+// name, UUID and MACs. Writable disks are copied (a job on the original, with progress and abort);
+// CD-ROMs and read-only disks are shared. Names follow virt-clone's: "web-clone", "web-clone1"…
+// for the domain, the original's file name with the domain's new name (or "-clone") for a disk.
+import { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CloneDisk, CloneResult, DomainSummary, JobInfo } from '../../../shared/api.js';
+import { childElements, editDomain, firstChild, newMac, parseDomainXml, serializeDomainXml, setName, type DomainDocument } from '../domain/xml.js';
+import { setText } from '../domain/xml-tree.js';
+import { HostError, invalidArg, operationFailed, operationInvalid } from '../errors.js';
+import type { Lifecycle } from '../lifecycle.js';
+import type { DomainRecord, DomainRegistry } from '../registry.js';
+import { cloneImage, CopyAborted, ImageError } from '../storage/image.js';
+import { JobError, type Jobs } from './tracker.js';
+
+export interface CloneRequest {
+  name?: string;
+  uuid?: string;
+  macs: string[];
+  files: string[];
+  skipCopy: string[];
+  pause: boolean;
+  dryRun: boolean;
+}
+
+export class Cloner {
+  constructor(
+    private readonly registry: DomainRegistry,
+    private readonly lifecycle: Lifecycle,
+    private readonly jobs: Jobs,
+    /** Defines the new domain (the host's define: events, validation, clash checks). */
+    private readonly define: (xml: string) => { domain: DomainSummary },
+  ) {}
+
+  async clone(ref: string, req: CloneRequest): Promise<CloneResult> {
+    const rec = this.registry.lookup(ref);
+    const plan = this.plan(rec, req);
+    if (req.dryRun) return plan.result;
+    const copies = plan.result.disks.filter((d) => d.action === 'copy');
+    let resumed = false;
+    if (copies.length && rec.live && rec.state !== 'paused') {
+      if (!req.pause) {
+        throw operationInvalid(
+          `domain '${rec.doc.config.name}' is running: its disks cannot be copied while the guest writes them; pause it (suspend) or shut it off first, or let clone pause it for the copy (--pause)`,
+        );
+      }
+      await this.lifecycle.suspend(ref);
+      resumed = true;
+    }
+    try {
+      const job = await this.copy(rec, copies);
+      if (job.status !== 'completed') return { ...plan.result, job };
+      const { domain } = this.defineOrRemove(plan.doc, copies);
+      return { ...plan.result, domain, job, resumed: resumed || undefined };
+    } finally {
+      if (resumed && this.registry.get(rec.doc.config.uuid)?.state === 'paused') await this.lifecycle.resume(ref);
+    }
+  }
+
+  private plan(rec: DomainRecord, req: CloneRequest): { doc: DomainDocument; result: CloneResult } {
+    const original = rec.doc;
+    const name = req.name ?? this.cloneName(original.config.name);
+    if (this.registry.records().some((r) => r.doc.config.name === name)) throw invalidArg(`cannot name the clone '${name}': a domain of that name already exists`);
+    const uuid = (req.uuid ?? randomUUID()).toLowerCase();
+    if (this.registry.get(uuid)) throw invalidArg(`cannot give the clone UUID ${uuid}: domain '${this.registry.get(uuid)!.doc.config.name}' has it`);
+    for (const target of req.skipCopy) {
+      if (!original.config.disks.some((d) => d.target === target)) throw invalidArg(`no disk '${target}' to skip in domain '${original.config.name}'`);
+    }
+    const doc = parseDomainXml(serializeDomainXml(original));
+    setName(doc, name);
+    editDomain(doc, (root) => setText(firstChild(root, 'uuid')!, uuid));
+    this.newMacs(doc, req.macs);
+    const disks = this.planDisks(original, name, req);
+    editDomain(doc, (root) => {
+      const elements = childElements(firstChild(root, 'devices')!, 'disk');
+      for (const disk of disks.filter((d) => d.action === 'copy')) {
+        const el = elements.find((e) => firstChild(e, 'target')?.attributes.dev === disk.target)!;
+        firstChild(el, 'source')!.attributes.file = disk.file;
+      }
+    });
+    return { doc, result: { name, uuid, disks } };
+  }
+
+  /** virt-clone's generate_clone_name: "web" → "web-clone", then "web-clone1", "web-clone2"… */
+  private cloneName(original: string): string {
+    const taken = new Set(this.registry.records().map((r) => r.doc.config.name));
+    const m = /-clone([1-9][0-9]*)?$/.exec(original);
+    const base = `${m ? original.slice(0, m.index) : original}-clone`;
+    let n = m?.[1] ? Number(m[1]) + 1 : 0;
+    while (taken.has(n ? `${base}${n}` : base)) n++;
+    return n ? `${base}${n}` : base;
+  }
+
+  /** Every <interface> gets a new MAC: the given ones in order, then fresh ones no domain here has. */
+  private newMacs(doc: DomainDocument, given: string[]): void {
+    const count = doc.config.interfaces.length;
+    if (given.length > count) throw invalidArg(`${given.length} MAC addresses given, but the domain has ${count} network interface${count === 1 ? '' : 's'}`);
+    const taken = new Set(this.registry.records().flatMap((r) => [...r.doc.config.interfaces, ...(r.liveDoc?.config.interfaces ?? [])].map((i) => i.mac?.toLowerCase())));
+    for (const mac of given) if (taken.has(mac.toLowerCase())) throw invalidArg(`MAC address ${mac} is already used by a domain here`);
+    editDomain(doc, (root) => {
+      childElements(firstChild(root, 'devices')!, 'interface').forEach((iface, i) => {
+        const mac = given[i]?.toLowerCase() ?? newMac(taken, () => randomBytes(3));
+        taken.add(mac);
+        const el = firstChild(iface, 'mac');
+        if (el) el.attributes.address = mac;
+      });
+    });
+  }
+
+  private planDisks(original: DomainDocument, name: string, req: CloneRequest): CloneDisk[] {
+    const planned = new Set<string>();
+    let next = 0;
+    const disks = original.config.disks.flatMap((d): CloneDisk[] => {
+      if (!d.source) return [];
+      const base = { target: d.target, device: d.device, source: d.source };
+      if (d.device === 'cdrom' || d.readonly || req.skipCopy.includes(d.target)) return [{ ...base, action: 'share', file: d.source, bytes: 0 }];
+      const given = req.files[next++];
+      const file = given !== undefined ? path.resolve(given) : diskCloneName(d.source, original.config.name, name, planned);
+      planned.add(file);
+      return [{ ...base, action: 'copy', file, bytes: sourceSize(d.source) }];
+    });
+    if (req.files.length > next) throw invalidArg(`${req.files.length} disk paths given, but the domain has ${next} disk${next === 1 ? '' : 's'} to copy`);
+    for (const disk of disks.filter((d) => d.action === 'copy')) {
+      if (fs.existsSync(disk.file)) throw invalidArg(`cannot clone disk '${disk.target}' to '${disk.file}': the file already exists`);
+      if (!fs.existsSync(path.dirname(disk.file))) throw invalidArg(`cannot clone disk '${disk.target}' to '${disk.file}': no directory '${path.dirname(disk.file)}'`);
+    }
+    if (planned.size !== disks.filter((d) => d.action === 'copy').length) throw invalidArg('two disks cannot be cloned to the same file');
+    return disks;
+  }
+
+  /** Copies the disks as one job on the original; an aborted or failed copy leaves no file behind. */
+  private async copy(rec: DomainRecord, copies: CloneDisk[]): Promise<JobInfo> {
+    const abort = new AbortController();
+    let job;
+    try {
+      job = this.jobs.begin(rec.doc.config.uuid, rec.doc.config.name, 'clone', async () => abort.abort());
+    } catch (err) {
+      if (err instanceof JobError) throw operationInvalid(err.message);
+      throw err;
+    }
+    const total = copies.reduce((n, d) => n + d.bytes, 0);
+    let before = 0;
+    const made: string[] = [];
+    try {
+      job.progress(0, total);
+      for (const disk of copies) {
+        await cloneImage(disk.source, disk.file, { signal: abort.signal, onProgress: (done) => job.progress(before + done, total) });
+        made.push(disk.file);
+        before += disk.bytes;
+      }
+      return job.finish('completed');
+    } catch (err) {
+      for (const file of made) fs.rmSync(file, { force: true });
+      if (err instanceof CopyAborted) return job.finish('aborted', 'job aborted by the user');
+      const info = job.finish('failed', (err as Error).message);
+      if (err instanceof ImageError) throw new HostError(err.kind === 'io' ? 'SYSTEM_ERROR' : 'OPERATION_FAILED', `clone of '${rec.doc.config.name}' failed: ${info.error}`);
+      throw operationFailed(`clone of '${rec.doc.config.name}' failed: ${info.error}`);
+    }
+  }
+
+  private defineOrRemove(doc: DomainDocument, copies: CloneDisk[]): { domain: DomainSummary } {
+    try {
+      return this.define(serializeDomainXml(doc));
+    } catch (err) {
+      for (const disk of copies) fs.rmSync(disk.file, { force: true });
+      throw err;
+    }
+  }
+}
+
+/**
+ * virt-clone's generate_clone_disk_path: /img/web.qcow2 of domain "web" becomes /img/new.qcow2
+ * for the clone "new"; a file named otherwise gets "-clone" (/img/disk-clone.qcow2); a name taken
+ * gets -1, -2… before the extension.
+ */
+function diskCloneName(source: string, originalName: string, name: string, planned: Set<string>): string {
+  const ext = path.extname(source);
+  const stem = path.basename(source, ext);
+  const base = path.join(path.dirname(source), stem === originalName ? name : `${stem}-clone`);
+  for (let n = 0; ; n++) {
+    const file = `${base}${n ? `-${n}` : ''}${ext}`;
+    if (!planned.has(file) && !fs.existsSync(file)) return file;
+  }
+}
+
+function sourceSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch (err) {
+    throw invalidArg(`cannot clone disk '${file}': ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+}
