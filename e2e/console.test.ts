@@ -86,7 +86,7 @@ for (const engine of ENGINES) describe(`the console in Chromium (${engine})`, { 
     // Fit: the screen fills the display area's width or height (larger than the guest's 720x400).
     assert.ok(fit.shownWidth > fit.width, `scaled to fit: shown ${fit.shownWidth} wide for ${fit.width}`);
 
-    await page.getByTestId('console-view-menu').click();
+    await page.getByTestId('console-scale-menu').click();
     await page.getByTestId('scale-actual').click();
     await until(async () => (await canvasState(page)).shownWidth === fit.width, 5000, 'the 1:1 size');
     const actual = await canvasState(page);
@@ -96,12 +96,12 @@ for (const engine of ENGINES) describe(`the console in Chromium (${engine})`, { 
     await page.reload();
     await page.locator('[data-testid="vnc-screen"] canvas').waitFor({ timeout: 30_000 });
     await until(async () => (await canvasState(page)).shownWidth === fit.width, 10_000, 'the remembered 1:1 size');
-    await page.getByTestId('console-view-menu').click();
+    await page.getByTestId('console-scale-menu').click();
     assert.equal(await page.getByTestId('scale-actual').getAttribute('aria-checked'), 'true');
     await page.getByTestId('scale-fit').click();
     await until(async () => (await canvasState(page)).shownWidth === fit.shownWidth, 5000, 'the fitted size again');
 
-    await page.getByTestId('console-view-menu').click();
+    await page.getByTestId('console-scale-menu').click();
     await page.getByTestId('console-fullscreen').click();
     await until(
       () => page.evaluate(() => (document.fullscreenElement as HTMLElement | null)?.dataset.testid === 'vnc-display'),

@@ -262,6 +262,8 @@ for (const engine of ENGINES) describe(`Details window (${engine})`, { skip: eng
     assert.equal(await page.getByTestId('memory-next-boot').isChecked(), false);
     await page.getByTestId('page-apply').click();
     await page.getByTestId('page-applied').waitFor();
+    // The footer says the request went out; whether the guest followed is the State's to say.
+    assert.equal((await page.getByTestId('page-applied').textContent())?.trim(), 'Request sent to the guest');
     const setMemory = sent.filter((m) => m.method === 'domain.setMemory').at(-1);
     assert.deepEqual(setMemory?.params, { domain: (await t.client.call('domain.info', { domain: 'details-vm' })).uuid, sizeKiB: chosen * 1024, live: true, config: false });
 

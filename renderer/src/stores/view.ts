@@ -49,7 +49,7 @@ export const useViewStore = defineStore('view', () => {
   function leaveDetails(then: () => void): void {
     if (!detailsShown.value || !detailsGuard || detailsGuard(then)) then();
   }
-  /** The Details side panel (selected domain) beside the list or the console. */
+  /** Details of the selected domain: a panel beside the manager's list, or the console window's Details view. */
   const detailsOpen = computed({
     get: () => detailsShown.value,
     set: (open: boolean) => {
@@ -83,9 +83,10 @@ export const useViewStore = defineStore('view', () => {
     });
   }
 
-  /** The console of a domain of this computer or of a libvirt connection, by its key. */
+  /** The console of a domain of this computer or of a libvirt connection, by its key (its Console view, not Details). */
   function openConsole(key: DomainKey): void {
     leaveDetails(() => {
+      detailsShown.value = false;
       selectedKey.value = key;
       selectedConnection.value = null;
       consoleUuid.value = key;
