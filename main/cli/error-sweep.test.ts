@@ -20,6 +20,8 @@ const NEVER = [/^daemon$/, /^webshell .*--open/];
 // A streaming command that has not failed within this long is serving: its error paths come first.
 const STREAM_MS = 2_500;
 const HANG_MS = 60_000;
+// The one cold boot of 'run' (later resets restore its state): generous, as the machine may be loaded.
+const BOOT_MS = 600_000;
 const PARALLEL = 4;
 
 interface Usage {
@@ -89,7 +91,10 @@ for (const engine of SWEEP_ENGINES) describe(`CLI error paths (${engine})`, { ti
   let garbage: string;
   let fixtureXml: { off: string; run: string };
 
-  /** 'off' is defined and shut off; 'run' runs (no ACPI, no agent: it never needs to boot for this). */
+  /**
+   * 'off' is defined and shut off; 'run' runs (no ACPI, no agent). 'run' is restored from its
+   * post-boot state: a cold boot at each of the dozen resets cost a core for half a minute each.
+   */
   async function resetFixtures(): Promise<void> {
     const { domains } = await t.client.call('domain.list', { all: true });
     const byName = new Map(domains.map((d) => [d.name, d]));
@@ -100,7 +105,7 @@ for (const engine of SWEEP_ENGINES) describe(`CLI error paths (${engine})`, { ti
       if (!d || !d.persistent) await t.client.call('domain.define', { xml: fixtureXml[name] });
       await t.client.call('domain.setOnHostStop', { domain: name, policy: 'shutdown' });
     }
-    await t.client.call('domain.start', { domain: 'run' });
+    await t.bootOrRestore('run', BOOT_MS);
   }
 
   /**
