@@ -9,7 +9,7 @@ import { FsimageJobError, runFsimageJob } from '../images/reader-client.js';
 import { osinfoDb } from './db.js';
 
 export async function detectOs(file: string): Promise<OsinfoDetection> {
-  const { db, problem } = osinfoDb();
+  const { db, problem } = await osinfoDb();
   if (!db) return { path: file, available: false, problem };
   try {
     checkInputFile(file, { blockDevices: true });
@@ -37,8 +37,8 @@ export async function detectOs(file: string): Promise<OsinfoDetection> {
   };
 }
 
-export function listOses(p: ParsedParams<'osinfo.list'>): Results['osinfo.list'] {
-  const { db, problem } = osinfoDb();
+export async function listOses(p: ParsedParams<'osinfo.list'>): Promise<Results['osinfo.list']> {
+  const { db, problem } = await osinfoDb();
   if (!db) return { oses: [], total: 0, available: false, problem };
   const found = db.search(p.query);
   return { oses: found.slice(0, p.limit).map((os) => db.entry(os)), total: found.length, available: true };
@@ -51,7 +51,7 @@ export function listOses(p: ParsedParams<'osinfo.list'>): Results['osinfo.list']
  */
 export async function osSpecProblem(spec: NewDomainSpec): Promise<string | undefined> {
   if (!spec.os?.includes('://')) return undefined;
-  const { db } = osinfoDb();
+  const { db } = await osinfoDb();
   if (!db) return undefined;
   const os = db.byId.get(spec.os);
   if (!os) return `OS '${spec.os}' is not in osinfo-db (${db.dir})`;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { NewDomainSpec, RequestParams } from '../../../shared/api.js';
 import { osEngineProblem } from '../../../shared/osinfo.js';
@@ -25,13 +26,18 @@ describe('osinfo-db', () => {
   let debianIso: string;
   let fedoraIso: string;
 
-  before(() => {
+  before(async () => {
     const t0 = process.cpuUsage();
-    const found = osinfoDb('/usr/share/osinfo');
+    const stalls = monitorEventLoopDelay({ resolution: 5 });
+    stalls.enable();
+    const found = await osinfoDb('/usr/share/osinfo');
+    stalls.disable();
     assert.ok(found.db, found.problem);
     db = found.db;
     const cpu = process.cpuUsage(t0);
-    console.log(`# osinfo-db: ${db.oses.length} OSes read in ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU`);
+    console.log(
+      `# osinfo-db: ${db.oses.length} OSes read in ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU; longest event-loop stall ${(stalls.max / 1e6).toFixed(0)} ms`,
+    );
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-osinfo-'));
     ({ debian: debianIso, fedora: fedoraIso } = makeOsinfoIsos(dir));
   });
@@ -107,22 +113,22 @@ describe('osinfo-db', () => {
     assert.equal(id.volumeSizeBytes, 0xffffffff * 0xffff);
   });
 
-  it('lists and searches OSes with their presets; the API validates its parameters', () => {
-    const r = listOses({ query: 'debian', limit: 5 });
+  it('lists and searches OSes with their presets; the API validates its parameters', async () => {
+    const r = await listOses({ query: 'debian', limit: 5 });
     assert.equal(r.available, true);
     assert.ok(r.total >= 17, `${r.total} Debian entries`);
     assert.equal(r.oses.length, 5);
     assert.ok(r.oses.every((o) => /debian/i.test(o.name)));
-    assert.equal(listOses({ query: 'fedora37', limit: 50 }).oses[0]?.id, FEDORA);
-    assert.equal(listOses({ query: 'no such os at all', limit: 50 }).total, 0);
-    assert.match(osEngineProblem('v86', listOses({ query: 'fedora37', limit: 1 }).oses[0]!) ?? '', /Fedora Linux 37 is published for x86_64, aarch64, s390x only/);
+    assert.equal((await listOses({ query: 'fedora37', limit: 50 })).oses[0]?.id, FEDORA);
+    assert.equal((await listOses({ query: 'no such os at all', limit: 50 })).total, 0);
+    assert.match(osEngineProblem('v86', (await listOses({ query: 'fedora37', limit: 1 })).oses[0]!) ?? '', /Fedora Linux 37 is published for x86_64, aarch64, s390x only/);
     assert.throws(() => RequestParams['osinfo.list'].parse({ query: 'x'.repeat(257) }), /longer than 256/);
     assert.throws(() => RequestParams['osinfo.detect'].parse({ path: '' }), /image path is required/);
     assert.throws(() => RequestParams['osinfo.detect'].parse({ path: '/x', extra: 1 }), /Unrecognized key/);
   });
 
   it('without osinfo-db: no detection, said plainly', async () => {
-    const none = osinfoDb(path.join(dir, 'no-osinfo'));
+    const none = await osinfoDb(path.join(dir, 'no-osinfo'));
     assert.equal(none.db, undefined);
     assert.match(none.problem ?? '', /OS detection is off: no osinfo-db in .*no-osinfo.*apt-get install osinfo-db/);
   });
