@@ -5,7 +5,7 @@
 // One sample guest on one engine: the renderer is the same on every engine.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import AxeBuilder from '@axe-core/playwright';
+import { AxeBuilder } from '@axe-core/playwright';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ENGINES, engineSkip, guest, sampleGuestXml, TestHost } from '../main/testing/harness.js';
 import { CHROMIUM_ARGS } from './browser.js';
