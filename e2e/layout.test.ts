@@ -227,10 +227,11 @@ describe('layout at 1024×640 and 1920×1080', { skip, timeout: 600_000 }, () =>
     await byId('more-sendkey').press('Enter');
     const sendKeys = page.getByRole('menu', { name: 'Send Key' });
     await sendKeys.waitFor();
-    await assertReachable(byId('type-clipboard'), 'Type clipboard text, from the folded Send Key');
     assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'sendkey-ctrl-alt-del');
     await page.keyboard.press('ArrowDown');
     assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'sendkey-ctrl-alt-backspace');
+    // Its last item too lies in the window (the pointer's trial moves the focus: checked last).
+    await assertReachable(byId('type-clipboard'), 'Type clipboard text, from the folded Send Key');
     await page.keyboard.press('Escape');
     await sendKeys.waitFor({ state: 'hidden' });
     await byId('console-back').click();
