@@ -198,7 +198,7 @@ describe('honest figures, focus and keys (v86)', { skip: engineSkip('v86'), time
     }
     assert.doesNotMatch(await page.title(), /keyboard grabbed/);
 
-    const displayOnly = ['console-view-menu', 'console-grab', 'console-sendkey', 'console-screenshot'];
+    const displayOnly = ['console-scale-menu', 'console-grab', 'console-sendkey', 'console-screenshot'];
     for (const id of displayOnly) assert.equal(await byId(id).isEnabled(), true, `${id} on the Display tab`);
     await byId('tab-serial').click();
     await byId('serial-terminal').waitFor();

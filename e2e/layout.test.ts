@@ -1,4 +1,4 @@
-// Layout at real window sizes (1024×640 and 1920×1080), in Chromium against the web shell, with one
+// Layout at real window sizes (1024×640 and 1920×1080; the console also at 760 px), in Chromium against the web shell, with one
 // running v86 guest: every toolbar control of the manager, the console and Details lies inside the
 // viewport and is what a click at its centre reaches, on the toolbar or in its "⋯" menu; the list
 // keeps Name, State, CPU and Memory in view beside Details; Console and Details are two views of
@@ -19,6 +19,7 @@ const SIZES = [
   { width: 1024, height: 640 },
   { width: 1920, height: 1080 },
 ];
+const CONSOLE_CONTROLS = ['Back to all virtual machines', 'Console', 'Details', 'Run', 'Pause', 'Shut Down', 'More ways to stop', 'Scale', 'Grab Keys', 'Send Key', 'Screenshot', 'New Window'];
 const skip = !guestsBuilt() ? 'sample guests not built' : engineSkip('v86');
 
 /** A control's accessible name as these toolbars give it: aria-label, else its text, else its title. */
@@ -161,7 +162,7 @@ describe('layout at 1024×640 and 1920×1080', { skip, timeout: 600_000 }, () =>
       await byId('console-view').waitFor();
       await page.locator('[data-testid="vnc-screen"] canvas').waitFor({ timeout: 30_000 });
       const toolbar = page.getByRole('toolbar', { name: 'Console' });
-      const console = ['Back to all virtual machines', 'Console', 'Details', 'Run', 'Pause', 'Shut Down', 'More ways to stop', 'Scale', 'Grab Keys', 'Send Key', 'Screenshot', 'New Window'];
+      const console = CONSOLE_CONTROLS;
       await assertToolbar(page, toolbar, console, `console ${at}`);
       const name = page.getByRole('toolbar', { name: 'Console' }).getByText(NAME, { exact: true });
       assert.equal(await name.evaluate((el) => el.scrollWidth <= el.clientWidth), true, `the console names ${NAME} in full`);
@@ -202,4 +203,38 @@ describe('layout at 1024×640 and 1920×1080', { skip, timeout: 600_000 }, () =>
       }
     });
   }
+
+  it('760x640 (half a screen): the console folds its display tools into More, where they work', async () => {
+    const size = { width: 760, height: 640 };
+    await page.setViewportSize(size);
+    await byId(`domain-row-${NAME}`).dblclick();
+    await byId('console-view').waitFor();
+    const names = await assertToolbar(page, page.getByRole('toolbar', { name: 'Console' }), CONSOLE_CONTROLS, 'console 760x640');
+    assert.ok(names.includes('More'), `some controls folded at 760 px (${names.join(', ')})`);
+    await shot(size, 'console');
+    // Grab Keys grabs from the menu (the menu hands the focus back first); Send Key… opens its
+    // own menu under More, keyboard-ready.
+    const more = byId('console-more');
+    await more.click();
+    await byId('more-grab').click();
+    await byId('grab-indicator').waitFor();
+    await page.keyboard.down('Control');
+    await page.keyboard.down('Alt');
+    await byId('grab-indicator').waitFor({ state: 'detached' });
+    await page.keyboard.up('Alt');
+    await page.keyboard.up('Control');
+    await more.click();
+    await byId('more-sendkey').press('Enter');
+    const sendKeys = page.getByRole('menu', { name: 'Send Key' });
+    await sendKeys.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'sendkey-ctrl-alt-del');
+    await page.keyboard.press('ArrowDown');
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'sendkey-ctrl-alt-backspace');
+    // Its last item too lies in the window (the pointer's trial moves the focus: checked last).
+    await assertReachable(byId('type-clipboard'), 'Type clipboard text, from the folded Send Key');
+    await page.keyboard.press('Escape');
+    await sendKeys.waitFor({ state: 'hidden' });
+    await byId('console-back').click();
+    await byId('manager-view').waitFor();
+  });
 });

@@ -1,12 +1,13 @@
-// How many of a toolbar's foldable controls go into its overflow menu ("⋯"): the fewest that let
-// the rest fit its width. The toolbar scrolls rather than squeezes its items (flex: none), so a
+// How far a toolbar too narrow for its controls gives way, in steps (the toolbar says what each
+// step does: labels dropped, then controls folded into its overflow menu "⋯"): the fewest steps
+// that let the rest fit its width. The toolbar scrolls rather than squeezes its items (flex: none), so a
 // toolbar too narrow shows as scrollWidth > clientWidth. Fitting unfolds everything and folds one
 // control at a time until the rest fit; it runs in microtasks, before the browser paints, so the
 // steps never show.
 import { nextTick, onBeforeUnmount, onMounted, ref, type Ref } from 'vue';
 
-export function useToolbarFold(toolbar: Ref<HTMLElement | undefined>, foldable: number): Ref<number> {
-  const folded = ref(0);
+export function useToolbarFold(toolbar: Ref<HTMLElement | undefined>, steps: number): Ref<number> {
+  const step = ref(0);
   let fitting = false;
 
   async function fit(): Promise<void> {
@@ -15,10 +16,10 @@ export function useToolbarFold(toolbar: Ref<HTMLElement | undefined>, foldable: 
     if (!el || fitting || el.clientWidth === 0 || el.querySelector(':popover-open')) return;
     fitting = true;
     try {
-      folded.value = 0;
+      step.value = 0;
       await nextTick();
-      while (folded.value < foldable && el.scrollWidth > el.clientWidth) {
-        folded.value++;
+      while (step.value < steps && el.scrollWidth > el.clientWidth) {
+        step.value++;
         await nextTick();
       }
     } finally {
@@ -40,5 +41,5 @@ export function useToolbarFold(toolbar: Ref<HTMLElement | undefined>, foldable: 
     resized.disconnect();
     changed.disconnect();
   });
-  return folded;
+  return step;
 }
