@@ -270,8 +270,8 @@ export const RequestParams = {
   /**
    * virt-clone: a new domain from this one's next-boot definition with a new name, UUID and MACs.
    * Writable disks are copied (a job on the original, with progress and abort) to `files` in disk
-   * order, or to names made beside the originals; CD-ROMs, read-only disks and `skipCopy` targets
-   * are shared. A running original is refused unless `pause` (it is paused for the copy, then
+   * order, or to names made beside the originals; CD-ROMs, read-only disks (not on v86, whose disks
+   * have no read-only mode) and `skipCopy` targets are shared. A running original is refused unless `pause` (it is paused for the copy, then
    * resumed), as virt-clone wants it paused or shut off. dryRun: the plan only.
    */
   'domain.clone': z

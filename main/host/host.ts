@@ -185,10 +185,14 @@ export class Host extends EventEmitter<HostEvents> {
   define = (xml: string, expectGeneration?: number) => this.definitions.define(xml, expectGeneration);
   create = (spec: NewDomainSpec) => this.definitions.create(spec);
   createTransient = (xml: string, paused: boolean) => this.definitions.createTransient(xml, paused);
-  undefine = (ref: string, force = false, snapshotsMetadata = false) => this.definitions.undefine(ref, force, snapshotsMetadata);
+  undefine = (ref: string, force = false, snapshotsMetadata = false) => {
+    this.unlessCloning(ref);
+    return this.definitions.undefine(ref, force, snapshotsMetadata);
+  };
 
-  /** Undefine with the domain's disk volumes (virsh undefine --storage/--remove-all-storage); a running domain's stay, as libvirt's do. */
+  /** Undefine with the domain's disk volumes (virsh undefine --storage/--remove-all-storage); a running domain's disks are refused, as virsh refuses them. */
   undefineWithStorage(ref: string, opts: { force: boolean; snapshotsMetadata: boolean; storage: string[]; removeAllStorage: boolean }) {
+    this.unlessCloning(ref);
     const rec = this.registry.lookup(ref);
     const wanted = opts.removeAllStorage || opts.storage.length > 0;
     if (wanted && rec.live) throw operationInvalid(`domain '${rec.doc.config.name}' is running: its disks can be deleted only once it is shut off`);
@@ -206,14 +210,29 @@ export class Host extends EventEmitter<HostEvents> {
   toNative = (ref: string | undefined, xml: string | undefined) => this.definitions.toNative(ref, xml);
 
   // Lifecycle.
-  start = (ref: string, opts: { paused?: boolean } = {}) => this.lifecycle.start(ref, opts);
+  start = async (ref: string, opts: { paused?: boolean } = {}) => {
+    this.unlessCloning(ref);
+    return this.lifecycle.start(ref, opts);
+  };
   destroy = (ref: string) => this.lifecycle.destroy(ref);
   shutdown = (ref: string, opts: { modes?: ShutdownMode[]; force?: boolean; unreachable?: 'force' | 'fail'; timeoutSec?: number } = {}) => this.lifecycle.shutdown(ref, opts);
   whenStopped = (ref: string) => this.lifecycle.whenStopped(ref);
   reboot = (ref: string) => this.lifecycle.reboot(ref);
   reset = (ref: string) => this.lifecycle.reset(ref);
   suspend = (ref: string) => this.lifecycle.suspend(ref);
-  resume = (ref: string) => this.lifecycle.resume(ref);
+  resume = async (ref: string) => {
+    this.unlessCloning(ref);
+    return this.lifecycle.resume(ref);
+  };
+
+  /** A domain whose disks are being copied for a clone is neither started, resumed nor undefined until the copy ends (libvirt's job lock does the same). */
+  private unlessCloning(ref: string): void {
+    const rec = this.registry.lookup(ref);
+    const job = this.jobs.current(rec.doc.config.uuid);
+    if (job?.info.operation === 'clone') {
+      throw operationInvalid(`domain '${rec.doc.config.name}' is being cloned (job ${job.info.id}): wait for the copy to end, or abort it (domjobabort)`);
+    }
+  }
 
   // Jobs.
   save = (ref: string, file: string) => this.saves.save(ref, file);

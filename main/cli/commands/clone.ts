@@ -2,7 +2,7 @@
 // each disk it copies (--file, in disk order) unless --auto-clone names them, and a name unless
 // --auto-clone makes one; the plan is asked first (a dry run) so that a missing path is named.
 import type { ApiClient } from '../../../shared/client.js';
-import { attempt, CliError, type Args, type Command } from '../command.js';
+import { attempt, CliError, hostFile, type Args, type Command } from '../command.js';
 
 interface CloneOptions {
   original?: string;
@@ -52,7 +52,7 @@ async function run(client: () => Promise<ApiClient>, args: Args): Promise<void> 
   if (!o.original) throw new CliError(['An original domain to clone is required (--original NAME)']);
   if (!o.name && !o.autoClone) throw new CliError(['A name is required for the new domain (--name NAME), or use --auto-clone']);
   const api = await client();
-  const request = { domain: o.original, name: o.name, uuid: o.uuid, macs: o.macs, files: o.files, skipCopy: o.skipCopy, pause: o.pause };
+  const request = { domain: o.original, name: o.name, uuid: o.uuid, macs: o.macs, files: o.files.map((f) => hostFile(args, f)), skipCopy: o.skipCopy, pause: o.pause };
   const context = `Failed to clone domain '${o.original}'`;
   const plan = await attempt(context, () => api.call('domain.clone', { ...request, dryRun: true }));
   const copies = plan.disks.filter((d) => d.action === 'copy');

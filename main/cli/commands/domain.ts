@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { stateLabel } from '../../../shared/libvirt/states.js';
 import { writeFileAtomic } from '../../common/fsutil.js';
-import { attempt, CliError, domainInfo, need, readXmlFile, simpleDomainOp, table, type Command } from '../command.js';
+import { attempt, CliError, domainInfo, hostFile, need, readXmlFile, simpleDomainOp, table, type Command } from '../command.js';
 
 export const domainCommands: Record<string, Command> = {
   list: {
@@ -44,7 +44,8 @@ export const domainCommands: Record<string, Command> = {
     help: "undefine a domain (--force: also when running; it then goes when it stops; --snapshots-metadata: with its snapshots; --storage vda,/path or --remove-all-storage: with those disk volumes, never one another domain uses)",
     run: async (client, args) => {
       const name = need(args, 0, 'domain', 'undefine');
-      const storage = (args.options.get('storage') ?? '').split(',').filter((s) => s !== '');
+      // A target (vda) as given; a path made absolute here, not in the host's working directory.
+      const storage = (args.options.get('storage') ?? '').split(',').filter((s) => s !== '').map((s) => (s.includes('/') ? hostFile(args, s) : s));
       const api = await client();
       const r = await attempt(`Failed to undefine domain '${name}'`, () =>
         api.call('domain.undefine', { domain: name, force: args.flags.has('force'), snapshotsMetadata: args.flags.has('snapshots-metadata'), storage, removeAllStorage: args.flags.has('remove-all-storage') }),

@@ -2,6 +2,7 @@
 // new UUID and MACs, shared CD-ROMs, name clashes, the plan's names, abort, and virt-clone's CLI;
 // then delete with storage (domain.undefine's storage, `domus undefine --remove-all-storage`) on the clones.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -107,17 +108,46 @@ describe('clone, and delete with storage', { timeout: 600_000 }, () => {
     writeImage(path.join(pool, 'big.img'), 256, 0x33);
     await t.client.call('domain.define', { xml: sampleGuestXml('big', 'v86', disks(path.join(pool, 'big.img'))) });
     let asked = false;
+    let startDuringCopy: Promise<string> | undefined;
     const off = t.client.on('job.progress', (e) => {
       if (asked || e.job.operation !== 'clone' || e.job.processedBytes === 0) return;
       asked = true;
+      // A guest started now would write the disk being copied.
+      startDuringCopy = t.client.call('domain.start', { domain: 'big' }).then(
+        () => 'started',
+        (err: Error) => err.message,
+      );
       void t.client.call('domain.jobAbort', { domain: 'big' });
     });
     const r = await t.client.call('domain.clone', { domain: 'big', name: 'big-copy' });
     off();
+    assert.match(await startDuringCopy!, /domain 'big' is being cloned \(job \d+\): wait for the copy to end, or abort it/);
     // (On a filesystem that can reflink, the copy is one step and cannot be aborted: this test's is ext4 or tmpfs.)
     assert.equal(r.job?.status, 'aborted');
     assert.deepEqual(fs.readdirSync(pool).filter((f) => f.startsWith('big-copy') || f.includes('.tmp')), []);
     assert.equal((await t.client.call('domain.list', { all: true })).domains.some((d) => d.name === 'big-copy'), false);
+  });
+
+  it('refuses a clone name that is a path and a disk that is not a regular file; copies a read-only disk on v86', async () => {
+    await assert.rejects(t.client.call('domain.clone', { domain: 'orig', name: '..' }), /cannot name the clone '\.\.': a domain name cannot contain '\/', be '\.' or '\.\.'/);
+    await assert.rejects(t.client.call('domain.clone', { domain: 'orig', name: 'a/b' }), /cannot name the clone 'a\/b'/);
+    const fifo = path.join(pool, 'fifo.img');
+    writeImage(fifo, 1, 0x11);
+    await t.client.call('domain.define', { xml: sampleGuestXml('piped', 'v86', disks(fifo)) });
+    // Swapped for a FIFO after define: opening it to copy would block the host for good.
+    fs.rmSync(fifo);
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    await assert.rejects(t.client.call('domain.clone', { domain: 'piped', name: 'piped-copy' }), new RegExp(`cannot clone disk '${fifo}': not a regular file`));
+    await t.client.call('domain.undefine', { domain: 'piped' });
+    fs.rmSync(fifo);
+
+    // v86 opens a <readonly/> hard disk read-write: sharing it would let the clone write the original's.
+    await t.client.call('domain.define', {
+      xml: sampleGuestXml('ro', 'v86', `<disk type='file' device='disk'><source file='${path.join(pool, 'orig.img')}'/><target dev='hda' bus='ide'/><readonly/></disk>`),
+    });
+    const plan = await t.client.call('domain.clone', { domain: 'ro', dryRun: true });
+    assert.deepEqual(plan.disks.map((d) => [d.target, d.action]), [['hda', 'copy']]);
+    await t.client.call('domain.undefine', { domain: 'ro' });
   });
 
   it('domus clone takes virt-clone\'s options', async () => {
@@ -159,6 +189,19 @@ describe('clone, and delete with storage', { timeout: 600_000 }, () => {
     assert.equal(lines[1], `Volume 'hda'(${path.join(t.home, 'c1-disk.img')}) kept: not a volume of a storage pool: remove it yourself.`);
     assert.match(lines[2], new RegExp(`^Volume 'hdc'\\(${guest('tiny.iso')}\\) kept: also used by 'orig', `));
     assert.ok(fs.existsSync(path.join(t.home, 'c1-disk.img')));
+    // 'pool/lnk/victim.img' is under the pool's path, but the link takes it to a file outside every
+    // pool: that file stays.
+    const outside = path.join(t.home, 'outside');
+    fs.mkdirSync(outside);
+    writeImage(path.join(outside, 'victim.img'), 1, 0x22);
+    fs.symlinkSync(outside, path.join(pool, 'lnk'));
+    await t.client.call('domain.define', { xml: sampleGuestXml('sneaky', 'v86', `<disk type='file' device='disk'><source file='${pool}/lnk/victim.img'/><target dev='hda' bus='ide'/></disk>`) });
+    const sneaky = await t.client.call('domain.undefine', { domain: 'sneaky', removeAllStorage: true });
+    assert.deepEqual(sneaky.removed, []);
+    assert.deepEqual(sneaky.kept, [{ target: 'hda', file: path.join(outside, 'victim.img'), reason: 'not a volume of a storage pool: remove it yourself' }]);
+    assert.ok(fs.existsSync(path.join(outside, 'victim.img')));
+    fs.rmSync(path.join(pool, 'lnk'));
+
     const vol = await t.cli(['undefine', 'orig-clone', '--storage', 'hda']);
     assert.equal(vol.stdout, `Domain 'orig-clone' has been undefined\nVolume 'hda'(${path.join(pool, 'orig-clone.img')}) removed.\n\n`);
   });

@@ -61,6 +61,10 @@ export class Cloner {
   private plan(rec: DomainRecord, req: CloneRequest): { doc: DomainDocument; result: CloneResult } {
     const original = rec.doc;
     const name = req.name ?? this.cloneName(original.config.name);
+    // Checked before anything is copied: the name also names the clone's disk files.
+    if (name !== name.trim() || name.includes('/') || name === '.' || name === '..') {
+      throw invalidArg(`cannot name the clone '${name}': a domain name cannot contain '/', be '.' or '..', or start or end with a space`);
+    }
     if (this.registry.records().some((r) => r.doc.config.name === name)) throw invalidArg(`cannot name the clone '${name}': a domain of that name already exists`);
     const uuid = (req.uuid ?? randomUUID()).toLowerCase();
     if (this.registry.get(uuid)) throw invalidArg(`cannot give the clone UUID ${uuid}: domain '${this.registry.get(uuid)!.doc.config.name}' has it`);
@@ -114,7 +118,10 @@ export class Cloner {
     const disks = original.config.disks.flatMap((d): CloneDisk[] => {
       if (!d.source) return [];
       const base = { target: d.target, device: d.device, source: d.source };
-      if (d.device === 'cdrom' || d.readonly || req.skipCopy.includes(d.target)) return [{ ...base, action: 'share', file: d.source, bytes: 0 }];
+      // v86's IDE disks have no read-only mode (storage/in-use.ts), so there a <readonly/> disk is
+      // written by the guest and is copied like any other.
+      const readOnly = d.device === 'cdrom' || (d.readonly && original.config.type !== 'v86');
+      if (readOnly || req.skipCopy.includes(d.target)) return [{ ...base, action: 'share', file: d.source, bytes: 0 }];
       const given = req.files[next++];
       const file = given !== undefined ? path.resolve(given) : diskCloneName(d.source, original.config.name, name, planned);
       planned.add(file);
@@ -145,10 +152,13 @@ export class Cloner {
     try {
       job.progress(0, total);
       for (const disk of copies) {
+        // An abort that came after the last chunk of the disk before is still an abort.
+        if (abort.signal.aborted) throw new CopyAborted();
         await cloneImage(disk.source, disk.file, { signal: abort.signal, onProgress: (done) => job.progress(before + done, total) });
         made.push(disk.file);
         before += disk.bytes;
       }
+      if (abort.signal.aborted) throw new CopyAborted();
       return job.finish('completed');
     } catch (err) {
       for (const file of made) fs.rmSync(file, { force: true });
@@ -184,10 +194,14 @@ function diskCloneName(source: string, originalName: string, name: string, plann
   }
 }
 
+/** The size of a disk to copy; only a regular file is one (opening a FIFO would block the host). */
 function sourceSize(file: string): number {
+  let stat: fs.Stats;
   try {
-    return fs.statSync(file).size;
+    stat = fs.statSync(file);
   } catch (err) {
     throw invalidArg(`cannot clone disk '${file}': ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
+  if (!stat.isFile()) throw invalidArg(`cannot clone disk '${file}': not a regular file`);
+  return stat.size;
 }

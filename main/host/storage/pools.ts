@@ -137,14 +137,19 @@ export class Storage {
     const users = this.users();
     const remove: StorageRemoval[] = [];
     const kept: StorageRemoval[] = [];
+    const poolDirs = this.definitions().flatMap((def) => realDir(def.path) ?? []);
     for (const d of chosen) {
-      const entry = { target: d.target, file: d.source };
+      // The file the kernel would delete: its directory with every symlink and '..' resolved (a
+      // textual path.resolve would let 'pool/link/../x' pass as 'pool/x'); the name itself stays,
+      // so a symlinked volume loses the link, not its target.
+      const dir = realDir(path.dirname(d.source));
+      const file = dir === undefined ? d.source : path.join(dir, path.basename(d.source));
+      const entry = { target: d.target, file };
       const others = [...new Set(users.filter((u) => u.uuid !== owner && u.disks.some((x) => x.source && samePath(x.source, d.source))).map((u) => u.name))];
-      const inPool = this.definitions().some((def) => path.dirname(path.resolve(d.source)) === path.resolve(def.path));
       if (others.length) kept.push({ ...entry, reason: `also used by ${others.map((n) => `'${n}'`).join(', ')}` });
-      else if (!inPool) kept.push({ ...entry, reason: 'not a volume of a storage pool: remove it yourself' });
-      else if (!isRegularFile(d.source)) kept.push({ ...entry, reason: 'no such file' });
-      else if (!remove.some((r) => samePath(r.file, d.source))) remove.push(entry);
+      else if (dir === undefined || !isRegularFile(file)) kept.push({ ...entry, reason: 'no such file' });
+      else if (!poolDirs.includes(dir)) kept.push({ ...entry, reason: 'not a volume of a storage pool: remove it yourself' });
+      else if (!remove.some((r) => samePath(r.file, file))) remove.push(entry);
     }
     return { remove, kept };
   }
@@ -259,5 +264,14 @@ async function imageOp(context: string, op: () => Promise<void>): Promise<void> 
     }
     const e = err as NodeJS.ErrnoException & { stderr?: string };
     throw operationFailed(`${context}: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
+/** A directory's real path (symlinks and '..' resolved), or undefined if it does not exist. */
+function realDir(dir: string): string | undefined {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return undefined;
   }
 }
