@@ -83,6 +83,12 @@ export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
     if (key.value && actions.value.dump) view.dumpKey = key.value;
   }
 
+  /** Clone (this computer's domains): shut off, or running or paused to be copied paused (see CloneDialog). */
+  const canClone = computed(() => !remote.value && (actions.value.undefine || actions.value.suspend || actions.value.resume));
+  function askClone(): void {
+    if (key.value && canClone.value) view.cloneKey = key.value;
+  }
+
   /** Deletion is confirmed first (see ConfirmDeleteDialog). */
   function askDelete(): void {
     if (key.value && actions.value.undefine) view.confirmDeleteKey = key.value;
@@ -107,5 +113,7 @@ export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
     discardSave: guarded('discardSave', domains.discardSave),
     askDump,
     askDelete,
+    canClone,
+    askClone,
   };
 }
