@@ -1,6 +1,7 @@
 // End to end in Chromium: Clone from a domain row's context menu as virt-manager's dialog does it (the
 // name virt-clone would choose, the copy's path, the host's refusal of a name taken, a running
-// original paused while its disk is copied).
+// original paused while its disk is copied), and Force Off's question with "Don't ask again", which
+// Preferences turns back on.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { openWebShell } from './browser.js';
 
 const MAC = '52:54:00:c1:00:01';
 
-describe('clone (web shell)', { timeout: 300_000, skip: engineSkip('v86') }, () => {
+describe('clone and asked-first Force Off (web shell)', { timeout: 300_000, skip: engineSkip('v86') }, () => {
   let t: TestHost;
   let browser: Browser;
   let page: Page;
@@ -69,9 +70,36 @@ describe('clone (web shell)', { timeout: 300_000, skip: engineSkip('v86') }, () 
     assert.equal((await t.client.call('domain.list', { all: true })).domains.length, 2);
   });
 
+  it('asks before Force Off until told not to, and Preferences asks again', async () => {
+    const forceOff = async (): Promise<void> => {
+      await t.client.call('domain.start', { domain: 'web' });
+      await page.getByTestId('domain-state-web').filter({ hasText: 'running' }).waitFor({ timeout: 60_000 });
+      await page.getByTestId('domain-row-web').click({ button: 'right' });
+      await page.getByTestId('domain-menu-force-off').click();
+    };
+    await forceOff();
+    await page.getByTestId('force-off-question').waitFor();
+    await page.getByTestId('force-off-dont-ask').check();
+    await page.getByTestId('confirm-force-off').click();
+    await page.getByTestId('domain-state-web').filter({ hasText: 'shut off' }).waitFor({ timeout: 30_000 });
+
+    await forceOff();
+    await page.getByTestId('domain-state-web').filter({ hasText: 'shut off' }).waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByTestId('force-off-question').count(), 0, 'not asked again');
+
+    await page.getByTestId('tb-menu').click();
+    await page.getByTestId('tb-preferences').click();
+    const ask = page.getByTestId('pref-ask-force-off');
+    assert.equal(await ask.isChecked(), false);
+    await ask.check();
+    await page.getByTestId('pref-close').click();
+    await forceOff();
+    await page.getByTestId('force-off-question').waitFor();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    assert.equal(await state('web'), 'running', 'Cancel leaves it running');
+  });
+
   it('clones a running domain only paused while copying, and resumes it', async () => {
-    await t.client.call('domain.start', { domain: 'web' });
-    await page.getByTestId('domain-state-web').filter({ hasText: 'running' }).waitFor({ timeout: 60_000 });
     await openClone();
     await page.getByTestId('clone-running-note').waitFor();
     assert.equal(await page.getByTestId('clone-name').inputValue(), 'web-clone1');

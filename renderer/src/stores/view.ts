@@ -32,8 +32,10 @@ export const useViewStore = defineStore('view', () => {
   const dumpKey = ref<DomainKey | null>(null);
   /** The domain whose Clone dialog is open. */
   const cloneKey = ref<DomainKey | null>(null);
-  /** A guest that cannot be asked to shut down, offered to be forced off instead (with the host's reason). */
-  const forceOffOffer = ref<{ key: DomainKey; reason: string } | null>(null);
+  /**
+   * Force Off asked first; with the host's reason, an offer for a guest that cannot be asked to shut down.
+   */
+  const forceOffOffer = ref<{ key: DomainKey; reason?: string } | null>(null);
   const addConnectionOpen = ref(false);
   /** The libvirt connection waiting for the user to confirm its removal. */
   const confirmRemoveConnection = ref<string | null>(null);
