@@ -1,7 +1,7 @@
 // End to end in Chromium: Clone from a domain row's context menu as virt-manager's dialog does it (the
 // name virt-clone would choose, the copy's path, the host's refusal of a name taken, a running
-// original paused while its disk is copied), and Force Off's question with "Don't ask again", which
-// Preferences turns back on.
+// original paused while its disk is copied), and Force Off's and Delete's questions with "Don't ask
+// again", which Preferences turns back on; Delete is also the key on a row, as its menu item shows.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { openWebShell } from './browser.js';
 
 const MAC = '52:54:00:c1:00:01';
 
-describe('clone and asked-first Force Off (web shell)', { timeout: 300_000, skip: engineSkip('v86') }, () => {
+describe('clone, Force Off and Delete asked first, shortcuts in menus (web shell)', { timeout: 300_000, skip: engineSkip('v86') }, () => {
   let t: TestHost;
   let browser: Browser;
   let page: Page;
@@ -111,5 +111,28 @@ describe('clone and asked-first Force Off (web shell)', { timeout: 300_000, skip
     assert.deepEqual(fs.readFileSync(path.join(pool, 'web-clone1.img')), content);
     assert.equal(await state('web'), 'running', 'the original runs again');
     await t.client.call('domain.destroy', { domain: 'web' });
+  });
+
+  it("Delete on a row asks (its menu shows the key) until told not to; then it keeps the disks", async () => {
+    await page.getByTestId('domain-row-web-clone1').click({ button: 'right' });
+    const item = page.getByTestId('domain-menu-delete');
+    assert.equal(await item.getAttribute('aria-keyshortcuts'), 'Delete');
+    assert.equal(await item.locator('.shortcut').textContent(), 'Delete');
+    await page.keyboard.press('Escape');
+    await page.getByTestId('domain-row-web-clone1').click();
+    await page.keyboard.press('Delete');
+    await page.getByTestId('delete-dont-ask').check();
+    await page.getByTestId('confirm-delete').click();
+    await page.getByTestId('domain-row-web-clone1').waitFor({ state: 'detached' });
+
+    await page.getByTestId('domain-row-web-clone').click();
+    await page.keyboard.press('Delete');
+    await page.getByTestId('domain-row-web-clone').waitFor({ state: 'detached' });
+    assert.equal(await page.getByTestId('delete-disks').count(), 0, 'not asked again');
+    assert.equal(fs.existsSync(path.join(pool, 'web-clone.img')), true, 'without the question its disk stays');
+    await page.getByTestId('tb-menu').click();
+    await page.getByTestId('tb-preferences').click();
+    assert.equal(await page.getByTestId('pref-ask-delete').isChecked(), false);
+    await page.getByTestId('pref-close').click();
   });
 });
