@@ -4,6 +4,7 @@
 import { computed, type Ref } from 'vue';
 import { domainActions, NO_ACTIONS, type DomainActions } from '../lib/domainState';
 import { parseDomainKey, type DomainKey } from '../lib/connections';
+import { useConfirmationsStore } from '../stores/confirmations';
 import { useDomainsStore } from '../stores/domains';
 import { useHostStore } from '../stores/host';
 import { useViewStore } from '../stores/view';
@@ -20,6 +21,7 @@ export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
   const domains = useDomainsStore();
   const hostStore = useHostStore();
   const view = useViewStore();
+  const confirmations = useConfirmationsStore();
 
   const domain = computed(() => (key.value ? domains.get(key.value) : undefined));
   const remote = computed(() => !!key.value && parseDomainKey(key.value).connection !== undefined);
@@ -83,9 +85,28 @@ export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
     if (key.value && actions.value.dump) view.dumpKey = key.value;
   }
 
-  /** Deletion is confirmed first (see ConfirmDeleteDialog). */
+  /** Clone (this computer's domains): shut off, or running or paused to be copied paused (see CloneDialog). */
+  const canClone = computed(() => !remote.value && (actions.value.undefine || actions.value.suspend || actions.value.resume));
+  function askClone(): void {
+    if (key.value && canClone.value) view.cloneKey = key.value;
+  }
+
+  /** Force Off is confirmed first (see ConfirmForceOffDialog) unless the person said not to ask again. */
+  function forceOff(): void {
+    if (!key.value || !actions.value.destroy) return;
+    if (confirmations.ask.forceOff) view.forceOffOffer = { key: key.value };
+    else void domains.destroy(key.value);
+  }
+
+  /**
+   * Deletion is confirmed first (see ConfirmDeleteDialog); without the question, only the definition
+   * goes: disks are deleted only where the dialog's checklist shows them.
+   */
   function askDelete(): void {
-    if (key.value && actions.value.undefine) view.confirmDeleteKey = key.value;
+    const k = key.value;
+    if (!k || !actions.value.undefine) return;
+    if (confirmations.ask.delete) view.confirmDeleteKey = k;
+    else void domains.undefine(k, []).then((ok) => ok && view.selectedKey === k && view.select(null));
   }
 
   return {
@@ -102,10 +123,12 @@ export function useDomainControls(key: Ref<DomainKey | null | undefined>) {
     shutdown: guarded('shutdown', domains.shutdown),
     reboot: guarded('reboot', domains.reboot),
     reset: guarded('reset', domains.reset),
-    forceOff: guarded('destroy', domains.destroy),
+    forceOff,
     managedSave: guarded('managedSave', domains.managedSave),
     discardSave: guarded('discardSave', domains.discardSave),
     askDump,
     askDelete,
+    canClone,
+    askClone,
   };
 }

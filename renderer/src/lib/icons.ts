@@ -54,6 +54,7 @@ export const ICONS = {
   migrate: { d: 'M3 7h13M12 3l4 4-4 4M21 17H8M12 13l-4 4 4 4' },
   more: { d: 'M4 12a2 2 0 1 0 4 0a2 2 0 1 0-4 0zM10 12a2 2 0 1 0 4 0a2 2 0 1 0-4 0zM16 12a2 2 0 1 0 4 0a2 2 0 1 0-4 0z', fill: true },
   'new-window': { d: 'M14 3h7v7M21 3l-9 9M19 14v5a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V7a2 2 0 0 1 2-2h5' },
+  copy: { d: 'M9 9h11v11H9zM5 15H4V4h11v1' },
 } satisfies Record<string, { d: string; fill?: boolean }>;
 
 export type IconName = keyof typeof ICONS;

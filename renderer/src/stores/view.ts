@@ -30,8 +30,12 @@ export const useViewStore = defineStore('view', () => {
   const confirmDeleteKey = ref<DomainKey | null>(null);
   /** The domain whose Dump Memory dialog is open. */
   const dumpKey = ref<DomainKey | null>(null);
-  /** A guest that cannot be asked to shut down, offered to be forced off instead (with the host's reason). */
-  const forceOffOffer = ref<{ key: DomainKey; reason: string } | null>(null);
+  /** The domain whose Clone dialog is open. */
+  const cloneKey = ref<DomainKey | null>(null);
+  /**
+   * Force Off asked first; with the host's reason, an offer for a guest that cannot be asked to shut down.
+   */
+  const forceOffOffer = ref<{ key: DomainKey; reason?: string } | null>(null);
   const addConnectionOpen = ref(false);
   /** The libvirt connection waiting for the user to confirm its removal. */
   const confirmRemoveConnection = ref<string | null>(null);
@@ -114,6 +118,7 @@ export const useViewStore = defineStore('view', () => {
     newVmOpen,
     confirmDeleteKey,
     dumpKey,
+    cloneKey,
     forceOffOffer,
     addConnectionOpen,
     confirmRemoveConnection,
