@@ -32,14 +32,19 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
     throw new FileWriteError(file, err);
   }
   try {
-    const dfd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
+    fsyncPath(dir);
   } catch (err) {
     throw new FileWriteError(file, err);
+  }
+}
+
+/** fsync of a file or directory by path (a directory: so that a rename or unlink in it is durable). */
+export function fsyncPath(p: string): void {
+  const fd = fs.openSync(p, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

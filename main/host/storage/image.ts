@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { systemErrorText } from '../../common/fsutil.js';
+import { fsyncPath, systemErrorText } from '../../common/fsutil.js';
 import { InputFileError, openInputFile } from '../../common/input-file.js';
 
 const run = promisify(execFile);
@@ -79,15 +79,6 @@ async function qemuImg(): Promise<string> {
 
 function tempName(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-}
-
-function fsyncPath(p: string): void {
-  const fd = fs.openSync(p, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** Gives the finished temporary file its name without ever replacing an existing file. */

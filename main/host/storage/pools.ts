@@ -6,7 +6,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { PoolInfo, StorageRemoval, VolumeInfo } from '../../../shared/api.js';
 import type { DiskConfig } from '../../../shared/domain.js';
-import { isRegularFile, writeFileAtomic } from '../../common/fsutil.js';
+import { fsyncPath, isRegularFile, writeFileAtomic } from '../../common/fsutil.js';
 import { HostError, invalidArg, noStoragePool, noStorageVol, operationFailed, operationInvalid } from '../errors.js';
 import { log } from '../log.js';
 import { cloneImage, createImage, ImageError, probeImage, resizeImage } from './image.js';
@@ -120,7 +120,7 @@ export class Storage {
     const user = this.runningUsers(vol.path)[0];
     if (user) throw operationInvalid(`volume '${vol.name}' is in use by running domain '${user.name}'`);
     fs.rmSync(vol.path);
-    fsyncDir(path.dirname(vol.path));
+    fsyncPath(path.dirname(vol.path));
   }
 
   /**
@@ -166,7 +166,7 @@ export class Storage {
         kept.push({ ...entry, reason: (err as Error).message });
       }
     }
-    for (const dir of new Set(removed.map((r) => path.dirname(r.file)))) fsyncDir(dir);
+    for (const dir of new Set(removed.map((r) => path.dirname(r.file)))) fsyncPath(dir);
     return { removed, kept };
   }
 
@@ -233,15 +233,6 @@ export class Storage {
       // An unusable directory (gone, no permission) is an inactive pool, as libvirt shows it.
     }
     return { name: def.name, type: def.type, path: def.path, state, autostart: def.autostart, capacityBytes, allocationBytes, availableBytes };
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const dfd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(dfd);
-  } finally {
-    fs.closeSync(dfd);
   }
 }
 
