@@ -37,6 +37,8 @@ const IDLE_TIMEOUT_MS = 60_000;
 const ACK_TIMEOUT_MS = 60_000;
 /** Pages per write: 256 pages ≈ 1 MiB. */
 const BATCH_PAGES = 256;
+/** How often a copy round reports its progress. */
+const PROGRESS_MS = 500;
 /** Pre-copy gives up converging after this many rounds, or after this many rounds without a smaller dirty set. */
 const MAX_ROUNDS = 30;
 const MAX_STALLED_ROUNDS = 3;
@@ -244,9 +246,14 @@ export async function migrateOut(
       scan(memory.vram, shadow.vram, ramPages, out);
       return out;
     };
-    /** Sends the pages listed (as they are now), updating the shadow; yields to the guest between batches. */
-    const sendPages = async (pages: number[]): Promise<void> => {
+    /**
+     * Sends the pages listed (as they are now), updating the shadow; yields to the guest between
+     * batches, reporting progress at most every PROGRESS_MS so that a slow round is not silent.
+     */
+    const sendPages = async (pages: number[], progress: (remainingBytes: number) => void): Promise<void> => {
       let inBatch = 0;
+      let sentPages = 0;
+      let reportedAt = Date.now();
       for (const index of pages) {
         const live = pageView(memory, index);
         const copy = pageView(shadow, index);
@@ -257,10 +264,15 @@ export async function migrateOut(
         rec.writeUInt32LE(index, 1);
         if (!zero) rec.set(copy, 5);
         sender.push(rec);
+        sentPages++;
         if (++inBatch === BATCH_PAGES) {
           inBatch = 0;
           await sender.flush();
           memory = await source.memory();
+          if (Date.now() - reportedAt >= PROGRESS_MS) {
+            reportedAt = Date.now();
+            progress((pages.length - sentPages) * PAGE);
+          }
         }
       }
       await sender.flush();
@@ -316,9 +328,11 @@ export async function migrateOut(
       const phase = final ? 'stopcopy' : 'precopy';
       const sentBefore = sender.sent;
       const sendStart = Date.now();
-      await sendPages(dirty);
+      const report = (remainingBytes: number) =>
+        onProgress({ phase, iteration, totalBytes, transferredBytes: sender.sent, remainingBytes, ...(dirtyRate !== undefined && { dirtyRateBytesPerSec: Math.round(dirtyRate) }) });
+      await sendPages(dirty, report);
       rate = (sender.sent - sentBefore) / Math.max(1, Date.now() - sendStart);
-      onProgress({ phase, iteration, totalBytes, transferredBytes: sender.sent, remainingBytes: final ? 0 : dirtyBytes, ...(dirtyRate !== undefined && { dirtyRateBytesPerSec: Math.round(dirtyRate) }) });
+      report(final ? 0 : dirtyBytes);
       if (!final) continue;
 
       const sentAt = Date.now();

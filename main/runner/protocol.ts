@@ -484,7 +484,7 @@ export interface RunnerOps {
   setSnapshotStores: { args: { stores: SnapshotStores }; result: undefined };
   /**
    * Live migration, source side: streams the guest to a runner waiting at `uri` (RunnerConfig.incoming),
-   * `migration-progress` events after each round. Once the destination acknowledges, the guest stays
+   * `migration-progress` events during and after each round. Once the destination acknowledges, the guest stays
    * paused here for good. A job: abortJob cancels it; on any failure or cancel the guest runs on as before.
    */
   migrate: { args: MigrateArgs; result: MigrateResult };
