@@ -1,0 +1,13 @@
+// The capabilities of the domain a Details window shows (asked once per window; the store keeps
+// them per domain key, so every page and Add Hardware grey the same choices).
+import { computed, type ComputedRef } from 'vue';
+import type { DomainCapabilities } from '@shared/capabilities';
+import { useDevicesStore } from '../stores/devices';
+import { useDefinition } from './useDefinition';
+
+export function useCapabilities(): { caps: ComputedRef<DomainCapabilities | undefined>; error: ComputedRef<string | undefined> } {
+  const def = useDefinition();
+  const devices = useDevicesStore();
+  if (!devices.capabilities[def.key]) void devices.refreshCapabilities(def.key);
+  return { caps: computed(() => devices.capabilities[def.key]), error: computed(() => devices.capabilityErrors[def.key]) };
+}
