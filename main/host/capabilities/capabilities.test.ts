@@ -48,6 +48,8 @@ describe('v86 capabilities', () => {
     assert.match(checkDevice(caps, element(`<hostdev mode='subsystem' type='usb'><source><vendor id='0x046d'/><product id='0xc52b'/></source></hostdev>`)) ?? '', /no USB/);
     assert.match(checkDevice(caps, element(`<sound model='nonsense'/>`)) ?? '', /not one this engine knows \(ich6, ich9, ac97, es1370, sb16\)/);
     assert.equal(checkDevice(caps, element(`<controller type='usb' model='qemu-xhci'/>`)), undefined, 'kinds outside the capabilities are not judged here');
+    assert.equal(checkDevice(caps, element(`<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>`)), undefined);
+    assert.equal(checkDevice(caps, element(`<channel type='unix'><target type='virtio' name='org.example.port'/></channel>`)), "channel 'org.example.port': v86 carries the guest agent channel only");
   });
 });
 
@@ -69,6 +71,7 @@ describe('QEMU capabilities', () => {
     assert.match(noUsb.hostdev.usb.unavailable ?? '', /no qemu-xhci/);
     assert.match(checkDevice(noUsb, element(`<input type='tablet' bus='usb'/>`)) ?? '', /no qemu-xhci/);
     assert.equal(checkDevice(pc, element(`<sound model='ich9'/>`)), undefined);
+    assert.equal(checkDevice(pc, element(`<channel type='unix'><target type='virtio' name='org.example.port'/></channel>`)), undefined, "a guest's own port name");
     assert.match(checkDevice(pc, element(`<channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>`)) ?? '', /SPICE is not provided/);
   });
 

@@ -3,6 +3,7 @@
 import type { CapabilityChoice, DomainCapabilities } from '../../../shared/capabilities.js';
 import { DEVICE_KINDS, type DeviceKind } from '../../../shared/capabilities.js';
 import { firstChild, type XmlElement } from '../domain/xml.js';
+import { V86_ONLY_AGENT } from './engines.js';
 
 /** The reason `value` cannot be had from `list`, naming the setting; undefined when it can. */
 export function choiceProblem(what: string, list: CapabilityChoice[], value: string): string | undefined {
@@ -65,7 +66,10 @@ export function checkDevice(caps: DomainCapabilities, element: XmlElement): stri
     case 'channel': {
       problems.push(choiceProblem('channel type', caps.channel.type, a.type ?? ''));
       const target = firstChild(element, 'target')?.attributes;
-      if (target?.type === 'virtio' || target?.name) problems.push(choiceProblem('channel', caps.channel.target, target.name ?? ''));
+      const name = target?.name ?? '';
+      // Names beyond the well-known ones are the guest's own ports: v86 carries none of them.
+      if (caps.channel.target.some((c) => c.value === name)) problems.push(choiceProblem('channel', caps.channel.target, name));
+      else if (caps.engine === 'v86') problems.push(`channel '${name}': ${V86_ONLY_AGENT}`);
       break;
     }
     case 'hostdev':

@@ -49,6 +49,7 @@ function choices<K extends string>(labels: Record<K, string>, why: (value: K) =>
   return (Object.keys(labels) as K[]).map((value) => choice(value, labels[value], why(value)));
 }
 
+export const V86_ONLY_AGENT = 'v86 carries the guest agent channel only';
 const ONLY_NETWORK = 'only interfaces on a virtual network are connected';
 const NO_SPICE = "Domus's console and viewers speak VNC; SPICE is not provided";
 
@@ -76,7 +77,7 @@ export function v86Capabilities(): DomainCapabilities {
     serial: { type: choices(LABELS.serial, (t) => (t === 'pty' ? undefined : "v86's one serial port is Domus's serial console")) },
     channel: {
       type: choices(LABELS.channelType, (t) => (t === 'unix' ? undefined : 'v86 carries the guest agent channel only, on its virtio console')),
-      target: choices(LABELS.channelTarget, (t) => (t === GUEST_AGENT_CHANNEL ? undefined : 'v86 carries the guest agent channel only')),
+      target: choices(LABELS.channelTarget, (t) => (t === GUEST_AGENT_CHANNEL ? undefined : V86_ONLY_AGENT)),
     },
     hostdev: { usb: { unavailable: 'v86 has no USB' } },
     hotplug: notHotPluggable('v86', []),
