@@ -119,7 +119,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.definitions = new Definitions(this.registry, drivers, this.lifecycle, this, this.snapshots);
     this.saves = new SaveRestore(this.registry, drivers, this.lifecycle, this.jobs);
     this.cloner = new Cloner(this.registry, this.lifecycle, this.jobs, (xml) => this.definitions.define(xml));
-    this.devices = new Devices(this.registry);
+    this.devices = new Devices(this.registry, this.interfaces);
     this.consoles = new Consoles(this.registry);
     this.memory = new Memory(this.registry, drivers);
     this.stats = new DomainStats(this.registry, this, this.networks);
@@ -256,6 +256,11 @@ export class Host extends EventEmitter<HostEvents> {
   changeMedia = (ref: string, p: Parameters<Devices['changeMedia']>[1]) => this.devices.changeMedia(ref, p);
   attachDisk = (ref: string, p: NewDisk & { live: boolean; config: boolean }) => this.devices.attachDisk(ref, p);
   detachDisk = (ref: string, p: { target: string; live: boolean; config: boolean }) => this.devices.detachDisk(ref, p);
+  attachDevice = (ref: string, p: { xml: string; live: boolean; config: boolean }) => this.devices.attachDevice(ref, p);
+  detachDevice = (ref: string, p: { xml: string; live: boolean; config: boolean }) => this.devices.detachDevice(ref, p);
+  updateDevice = (ref: string, p: { xml: string; live: boolean; config: boolean }) => this.devices.updateDevice(ref, p);
+  blockInfo = (ref: string, target: string) => this.devices.blockInfo(ref, target);
+  blockResize = (ref: string, target: string, sizeBytes: number) => this.devices.blockResize(ref, target, sizeBytes);
   setMemory = (ref: string, edit: { sizeKiB: number; live: boolean; config: boolean }) => this.memory.setMemory(ref, edit);
   setMaxMemory = (ref: string, edit: { sizeKiB: number; live: boolean; config: boolean }) => this.memory.setMaxMemory(ref, edit);
   memoryStats = (ref: string) => this.memory.memoryStats(ref);

@@ -133,6 +133,8 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   balloonInfo(guestStats: boolean): Promise<BalloonInfo>;
   /** Puts an image into the guest's (first) CD-ROM drive, or ejects it (undefined); absent when the engine cannot. */
   changeMedia?(source: string | undefined): Promise<void>;
+  /** Grows the disk `target` under the running guest (QMP block_resize); absent when the engine cannot. */
+  blockResize?(target: string, sizeBytes: number): Promise<void>;
   /**
    * Plugs a network card into the running guest, connected to a switch's port socket, with the
    * engine id `alias` (the interface's <alias name>); `liveXml` is the running definition with it,

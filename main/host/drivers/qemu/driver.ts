@@ -850,6 +850,11 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain, Qmp
    * swaps the image and closes it; eject leaves the drive empty. A tray the guest has locked is
    * refused by QEMU with its reason (virsh change-media without --force does the same).
    */
+  /** The guest sees the new size at once (QEMU grows the image file or its qcow2 header itself). */
+  async blockResize(target: string, sizeBytes: number): Promise<void> {
+    await this.qmp.execute('block_resize', { device: driveId(target), size: sizeBytes });
+  }
+
   async changeMedia(source: string | undefined): Promise<void> {
     const target = this.meta.cdrom;
     if (!target) throw new QemuError('the domain has no CD-ROM drive');
