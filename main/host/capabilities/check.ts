@@ -64,7 +64,12 @@ export function checkDevice(caps: DomainCapabilities, element: XmlElement): stri
       problems.push(choiceProblem('serial port type', caps.serial.type, a.type ?? 'pty'));
       break;
     case 'channel': {
-      problems.push(choiceProblem('channel type', caps.channel.type, a.type ?? ''));
+      const typeProblem = choiceProblem('channel type', caps.channel.type, a.type ?? '');
+      // The type's reason is enough; the name's would mostly repeat it.
+      if (typeProblem) {
+        problems.push(typeProblem);
+        break;
+      }
       const target = firstChild(element, 'target')?.attributes;
       const name = target?.name ?? '';
       // Names beyond the well-known ones are the guest's own ports: v86 carries none of them.

@@ -71,7 +71,11 @@ export function v86Capabilities(): DomainCapabilities {
     graphics: { type: choices(LABELS.graphics, (g) => (g === 'vnc' ? undefined : NO_SPICE)) },
     video: { model: choices(LABELS.video, (m) => (m === 'vga' ? undefined : m === 'none' ? 'v86 always has its standard VGA card' : 'v86 has the standard VGA (stdvga) only')) },
     input: {
-      device: choices(LABELS.input, (i) => (i.endsWith(':ps2') ? undefined : i.endsWith(':usb') ? 'v86 has no USB; it has a PS/2 keyboard and mouse' : 'v86 has no virtio input; it has a PS/2 keyboard and mouse')),
+      device: choices(LABELS.input, (i) => {
+        if (i.endsWith(':ps2')) return undefined;
+        const ps2 = `the PS/2 ${i.startsWith('keyboard') ? 'keyboard' : 'mouse'} is used`;
+        return i.endsWith(':usb') ? `v86 has no USB; ${ps2}` : `v86 has no virtio input; ${ps2}`;
+      }),
     },
     sound: { model: choices(LABELS.sound, (m) => (m === 'sb16' ? undefined : 'v86 has a Sound Blaster 16 only (always present)')) },
     serial: { type: choices(LABELS.serial, (t) => (t === 'pty' ? undefined : "v86's one serial port is Domus's serial console")) },
