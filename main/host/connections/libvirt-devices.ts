@@ -68,6 +68,13 @@ export function deviceMethods(conn: LibvirtConnection, storage: LibvirtStorage):
     }
   };
   const summary = async (dom: NonnullDomain): Promise<{ domain: DomainSummary }> => ({ domain: await conn.summary(dom) });
+  const deviceXmlCall =
+    (proc: 'REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS' | 'REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS' | 'REMOTE_PROC_DOMAIN_UPDATE_DEVICE_FLAGS') =>
+    async (p: Record<string, unknown> & { domain?: string }) => {
+      const dom = await conn.lookup(p.domain!);
+      await conn.rpcCall(proc, { dom, xml: p.xml as string, flags: impact(p) });
+      return summary(dom);
+    };
 
   return {
     'domain.createTransient': async (p) => {
@@ -130,21 +137,9 @@ export function deviceMethods(conn: LibvirtConnection, storage: LibvirtStorage):
       return summary(dom);
     },
     // libvirt parses, completes and checks the device itself; its error is the reason shown.
-    'domain.attachDevice': async (p) => {
-      const dom = await conn.lookup(p.domain!);
-      await conn.rpcCall('REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS', { dom, xml: p.xml as string, flags: impact(p) });
-      return summary(dom);
-    },
-    'domain.detachDevice': async (p) => {
-      const dom = await conn.lookup(p.domain!);
-      await conn.rpcCall('REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS', { dom, xml: p.xml as string, flags: impact(p) });
-      return summary(dom);
-    },
-    'domain.updateDevice': async (p) => {
-      const dom = await conn.lookup(p.domain!);
-      await conn.rpcCall('REMOTE_PROC_DOMAIN_UPDATE_DEVICE_FLAGS', { dom, xml: p.xml as string, flags: impact(p) });
-      return summary(dom);
-    },
+    'domain.attachDevice': deviceXmlCall('REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS'),
+    'domain.detachDevice': deviceXmlCall('REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS'),
+    'domain.updateDevice': deviceXmlCall('REMOTE_PROC_DOMAIN_UPDATE_DEVICE_FLAGS'),
     'domain.blockInfo': async (p) => {
       const dom = await conn.lookup(p.domain!);
       const info = await conn.rpcCall('REMOTE_PROC_DOMAIN_GET_BLOCK_INFO', { dom, path: p.target as string, flags: 0 });
