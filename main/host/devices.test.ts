@@ -217,34 +217,51 @@ for (const engine of ENGINES) {
   });
 }
 
-describe('device edits on a running v86 guest', { skip: (!guestsBuilt() && 'sample guests not built') || (!ENGINES.includes('v86') && 'v86 not among DOMUS_TEST_ENGINES'), timeout: 300_000 }, () => {
-  let t: TestHost;
-  before(async () => {
-    t = await TestHost.start();
-  });
-  after(async () => {
-    await t?.stop();
-  });
+for (const engine of ENGINES) {
+  describe(`device edits on a running ${engine} guest`, { skip, timeout: 300_000 }, () => {
+    let t: TestHost;
+    before(async () => {
+      t = await TestHost.start();
+    });
+    after(async () => {
+      await t?.stop();
+    });
 
-  it('refuses live what the engine does not do live, saying to use --config; blockresize refused while running', async () => {
-    await t.client.call('volume.create', { pool: 'default', name: 'run.img', capacityBytes: 4 * MiB, format: 'raw' });
-    const disk = path.join(t.home, 'images', 'run.img');
-    await t.client.call('domain.define', { xml: sampleGuestXml('run', 'v86', `<disk type='file' device='disk'><source file='${disk}'/><target dev='hda' bus='ide'/></disk><graphics type='vnc'/>`) });
-    await t.client.call('domain.start', { domain: 'run' });
-    try {
-      await assert.rejects(t.client.call('domain.attachDevice', { domain: 'run', xml: `<sound model='sb16'/>`, live: true }), /v86 engine cannot attach a <sound> in a running guest; use --config/);
-      await assert.rejects(t.client.call('domain.updateDevice', { domain: 'run', xml: `<graphics type='vnc' passwd='x'/>` }), /changes only a CD-ROM's medium and an interface's link state in a running guest; use --config/);
-      await assert.rejects(t.client.call('domain.blockResize', { domain: 'run', target: 'hda', sizeBytes: 8 * MiB }), /v86 engine cannot grow a disk under a running guest/);
-      assert.equal(fs.statSync(disk).size, 4 * MiB);
-      // --config alone changes the definition of the running domain, not the guest.
-      await t.client.call('domain.attachDevice', { domain: 'run', xml: `<sound model='sb16'/>`, config: true });
-      assert.match((await t.client.call('domain.xml', { domain: 'run', inactive: true })).xml, /<sound model='sb16'\/>/);
-      assert.doesNotMatch((await t.client.call('domain.xml', { domain: 'run' })).xml, /<sound/);
-    } finally {
-      await t.client.call('domain.destroy', { domain: 'run' });
-    }
+    it(engine === 'v86' ? 'refuses live what v86 does not do live, saying to use --config, blockresize too' : 'grows a disk live (block_resize) and plugs a NIC from XML; refuses the rest live', async () => {
+      await t.client.call('volume.create', { pool: 'default', name: 'run.img', capacityBytes: 4 * MiB, format: 'raw' });
+      const disk = path.join(t.home, 'images', 'run.img');
+      await t.client.call('domain.define', { xml: sampleGuestXml('run', engine, `<disk type='file' device='disk'><source file='${disk}'/><target dev='hda' bus='ide'/></disk><graphics type='vnc'/>`) });
+      await t.client.call('domain.start', { domain: 'run' });
+      try {
+        await assert.rejects(t.client.call('domain.attachDevice', { domain: 'run', xml: `<sound model='sb16'/>`, live: true }), new RegExp(`${engine} engine cannot attach a <sound> in a running guest; use --config`));
+        await assert.rejects(t.client.call('domain.updateDevice', { domain: 'run', xml: `<graphics type='vnc' passwd='x'/>` }), /changes only a CD-ROM's medium and an interface's link state in a running guest; use --config/);
+        if (engine === 'v86') {
+          await assert.rejects(t.client.call('domain.blockResize', { domain: 'run', target: 'hda', sizeBytes: 8 * MiB }), /v86 engine cannot grow a disk under a running guest/);
+          assert.equal(fs.statSync(disk).size, 4 * MiB);
+        } else {
+          const grown = await t.client.call('domain.blockResize', { domain: 'run', target: 'hda', sizeBytes: 8 * MiB });
+          assert.equal(grown.capacity, 8 * MiB);
+          assert.equal(fs.statSync(disk).size, 8 * MiB, 'QEMU grew the file');
+          await assert.rejects(t.client.call('domain.blockResize', { domain: 'run', target: 'hda', sizeBytes: 4 * MiB }), /cannot shrink/);
+          const mac = '52:54:00:40:00:07';
+          await t.client.call('domain.attachDevice', { domain: 'run', xml: `<interface type='network'><mac address='${mac}'/><source network='default'/><model type='virtio'/></interface>`, live: true });
+          assert.match((await t.client.call('domain.xml', { domain: 'run' })).xml, new RegExp(`<mac address='${mac}'/>\\n\\s*<source network='default'/>`));
+          assert.doesNotMatch((await t.client.call('domain.xml', { domain: 'run', inactive: true })).xml, /<interface/, '--live alone leaves the definition');
+          await assert.rejects(
+            t.client.call('domain.attachDevice', { domain: 'run', xml: `<interface type='network'><source network='default'/><bandwidth><inbound average='100'/></bandwidth></interface>`, live: true }),
+            /cannot plug an interface with <bandwidth> into a running guest; use --config/,
+          );
+        }
+        // --config alone changes the definition of the running domain, not the guest.
+        await t.client.call('domain.attachDevice', { domain: 'run', xml: `<sound model='sb16'/>`, config: true });
+        assert.match((await t.client.call('domain.xml', { domain: 'run', inactive: true })).xml, /<sound model='sb16'\/>/);
+        assert.doesNotMatch((await t.client.call('domain.xml', { domain: 'run' })).xml, /<sound/);
+      } finally {
+        await t.client.call('domain.destroy', { domain: 'run' });
+      }
+    });
   });
-});
+}
 
 describe('host USB devices', () => {
   it('reads busnum, devnum, ids and strings from sysfs; interfaces and malformed entries are skipped', () => {

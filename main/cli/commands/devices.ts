@@ -1,7 +1,7 @@
 // Devices from libvirt XML and disk images: virsh's attach-device, detach-device, update-device,
 // domblkinfo, blockresize and nodedev-list --cap usb_device, with virsh's flags and output.
 import type { HostUsbDevice } from '../../../shared/capabilities.js';
-import { parseCapacity } from '../../../shared/libvirt/units.js';
+import { parseCapacity, prettyCapacity } from '../../../shared/libvirt/units.js';
 import { attempt, CliError, need, readXmlFile, type Command } from '../command.js';
 import { deviceScope } from './network.js';
 
@@ -32,18 +32,6 @@ function resizeArg(text: string): number {
   }
 }
 
-/** virsh domblkinfo --human: three decimals in the largest binary unit below the value. */
-function humanSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = bytes;
-  let i = 0;
-  while (value >= 1024 && i < units.length - 1) {
-    value /= 1024;
-    i++;
-  }
-  return `${value.toFixed(3)} ${units[i]}`;
-}
-
 /** libvirt's node device name of a USB device, from its bus and device numbers. */
 function usbName(d: HostUsbDevice): string {
   return `usb_${String(d.bus).padStart(3, '0')}_${String(d.device).padStart(3, '0')}`;
@@ -61,7 +49,7 @@ export const deviceCommands: Record<string, Command> = {
       const target = need(args, 1, 'device', 'domblkinfo');
       const api = await client();
       const info = await attempt('failed to get block info', () => api.call('domain.blockInfo', { domain, target }));
-      const show = (n: number): string => (args.flags.has('human') ? humanSize(n) : String(n));
+      const show = (n: number): string => (args.flags.has('human') ? prettyCapacity(n, 3) : String(n));
       const rows = [
         ['Capacity:', info.capacity],
         ['Allocation:', info.allocation],
