@@ -74,9 +74,9 @@ describe('device XML', () => {
   test('the next free target per bus, as attach-disk picks it', async () => {
     const targets = await inPage((lib, xml) => {
       const doc = new DOMParser().parseFromString(xml, 'application/xml');
-      return ['virtio', 'ide', 'sata', 'fdc'].map((bus) => lib.nextDiskTarget(doc, bus));
+      return [...['virtio', 'ide', 'sata', 'fdc'].map((bus) => lib.nextDiskTarget(doc, bus)), lib.nextDiskTarget(doc, 'ide', 'cdrom')];
     }, DOMAIN);
-    assert.deepEqual(targets, ['vdb', 'hda', 'sda', 'fda']);
+    assert.deepEqual(targets, ['vdb', 'hda', 'sda', 'fda', 'hdd'], 'hdc is taken: the next CD-ROM goes to hdd');
   });
 
   test('serial ports, channels and inputs read and written in place', async () => {

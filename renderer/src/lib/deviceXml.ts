@@ -95,15 +95,17 @@ export function randomMac(): string {
 
 const BUS_PREFIX: Record<string, string> = { virtio: 'vd', ide: 'hd', fdc: 'fd', xen: 'xvd' };
 
+/** A CD-ROM on IDE goes where PCs put it, the secondary master first (as the host's attach-disk does). */
+const IDE_CDROM_TARGETS = ['hdc', 'hdd', 'hdb', 'hda'];
+
 /** The first free target name for a disk on `bus` (vda, sdb, hdc…), as virsh attach-disk picks it. */
-export function nextDiskTarget(doc: XMLDocument, bus: string): string {
+export function nextDiskTarget(doc: XMLDocument, bus: string, device = 'disk'): string {
   const prefix = BUS_PREFIX[bus] ?? 'sd';
   const taken = new Set(diskTargets(doc));
-  for (let i = 0; i < 26; i++) {
-    const name = prefix + String.fromCharCode(97 + i);
-    if (!taken.has(name)) return name;
-  }
-  throw new Error(`no free ${prefix}* target is left`);
+  const names = device === 'cdrom' && bus === 'ide' ? IDE_CDROM_TARGETS : Array.from({ length: 26 }, (_, i) => prefix + String.fromCharCode(97 + i));
+  const free = names.find((n) => !taken.has(n));
+  if (!free) throw new Error(`no free ${prefix}* target is left`);
+  return free;
 }
 
 function diskTargets(doc: XMLDocument): string[] {
