@@ -4,38 +4,19 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { build } from 'esbuild';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { moduleInChromium, type ModuleInChromium } from '../testing/inChromium';
 import type * as DeviceXml from './deviceXml';
 
-let browser: Browser;
-let page: Page;
+let loaded: ModuleInChromium<typeof DeviceXml>;
 
 before(async () => {
-  const bundle = await build({
-    entryPoints: [fileURLToPath(new URL('./deviceXml.ts', import.meta.url))],
-    bundle: true,
-    write: false,
-    format: 'iife',
-    globalName: 'deviceXml',
-    target: 'es2022',
-    logLevel: 'warning',
-  });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
-  page = await browser.newPage();
-  await page.addScriptTag({ content: `var __name = (fn) => fn;\n${bundle.outputFiles[0].text}` });
+  loaded = await moduleInChromium(fileURLToPath(new URL('./deviceXml.ts', import.meta.url)));
 });
 after(async () => {
-  await browser?.close();
+  await loaded?.close();
 });
 
-/** Runs `steps` in the page with the module (sent as source text: only its parameters, JSON in and out). */
-async function inPage<A, R>(steps: (lib: typeof DeviceXml, arg: A) => R, arg: A): Promise<R> {
-  return page.evaluate(
-    ([source, a]) => (0, eval)(`(${source})`)((globalThis as unknown as { deviceXml: unknown }).deviceXml, a),
-    [steps.toString(), arg] as const,
-  ) as Promise<R>;
-}
+const inPage = <A, R>(steps: (lib: typeof DeviceXml, arg: A) => R, arg: A): Promise<R> => loaded.run(steps, arg);
 
 const DOMAIN = `<domain type='qemu'><name>x</name><devices>
   <disk type='file' device='disk'><source file='/a.img'/><target dev='vda' bus='virtio'/></disk>
