@@ -143,6 +143,10 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     // Start stopped: the host connects QMP and the serial socket, then sends cont.
     ...(opts.migration ? [] : ['-S']),
   ];
+  const devices = firstChild(doc.root, 'devices');
+  const ctx: DeviceContext = { devices, machine, stateDir: opts.stateDir, caps: opts.caps, argv, report, warn };
+  // The display stays the first PCI device, where it always was: a saved state's layout must match.
+  videoArgs(ctx);
   if (uefi) {
     // As libvirt: the firmware read-only, the variable store writable (both raw flash).
     argv.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${optValue(uefi.code)}`);
@@ -174,9 +178,6 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     const only = config.os.bootOrder.every((d) => d === 'network');
     warn("os/boot[@dev='network']", `network boot (PXE) needs a connected network, which Domus does not give QEMU guests yet; ${only ? 'the guest boots from its disks instead' : 'the other boot devices are tried'}`);
   }
-  const devices = firstChild(doc.root, 'devices');
-  const ctx: DeviceContext = { devices, machine, stateDir: opts.stateDir, caps: opts.caps, argv, report, warn };
-  videoArgs(ctx);
   const wired = (d: DiskConfig) => d.source !== undefined || d.device !== 'disk';
   const { usb } = controllerArgs(ctx, {
     usb: needsUsb(devices) || config.disks.some((d) => wired(d) && d.bus === 'usb' && d.device === 'disk'),
