@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DomainSummary, Result } from '../../shared/api.js';
 import type { DeviceKind } from '../../shared/capabilities.js';
-import { checkDevice, engineCapabilities } from './capabilities/index.js';
+import { checkDevice } from './capabilities/index.js';
 import { asDeviceError, attachDeviceTo, detachDeviceFrom, DeviceXmlError, parseDeviceXml, sameExcept, updateDeviceIn } from './domain/device-xml.js';
 import { childElements, firstChild, parseDomainXml, serializeDomainXml, type DomainDocument, type XmlElement } from './domain/xml.js';
 import { configUnsupported, invalidArg, operationFailed, operationInvalid, operationUnsupported, xmlError } from './errors.js';
@@ -189,8 +189,8 @@ export class Devices {
    */
   private checkEngine(rec: DomainRecord, draft: DomainDocument, device: XmlElement): void {
     const engine = this.registry.engineOf(rec);
-    if (engine === 'v86' || engine === 'qemu') {
-      const caps = engineCapabilities(engine, { machine: draft.config.os.machine });
+    const caps = this.registry.driverOf(rec).domainCapabilities(draft.config.os.machine);
+    if (caps) {
       const reason = checkDevice(caps, device);
       if (reason) throw configUnsupported(`the ${engine} engine cannot provide this <${device.name}>: ${reason}`);
       const max = caps.max[device.name as DeviceKind];

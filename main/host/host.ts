@@ -28,7 +28,8 @@ import { Accel } from './drivers/qemu/accel.js';
 import { DriverRegistry } from './drivers/registry.js';
 import { findFirmware } from './drivers/v86/firmware.js';
 import { V86Driver } from './drivers/v86/driver.js';
-import { operationInvalid } from './errors.js';
+import { invalidArg, operationInvalid, operationUnsupported } from './errors.js';
+import type { DomainCapabilities } from '../../shared/capabilities.js';
 import { HostPolicy } from './host-policy.js';
 import { Cloner, type CloneRequest } from './jobs/clone.js';
 import { CoreDumps, type DumpOptions } from './jobs/core-dump.js';
@@ -208,6 +209,17 @@ export class Host extends EventEmitter<HostEvents> {
   info = (ref: string) => this.definitions.info(ref);
   startNotes = (ref: string) => this.definitions.startNotes(ref);
   toNative = (ref: string | undefined, xml: string | undefined) => this.definitions.toNative(ref, xml);
+
+  /** virsh domcapabilities: of the domain's engine and machine, else of the named engine, else of the default connection's. */
+  capabilities(p: { domain?: string; engine?: string }): DomainCapabilities {
+    const rec = p.domain === undefined ? undefined : this.registry.lookup(p.domain);
+    const driver = rec ? this.registry.driverOf(rec) : p.engine ? this.drivers.all().find((d) => d.engine === p.engine) : this.drivers.defaultDriver;
+    if (!driver) throw invalidArg(`no engine '${p.engine}' here`);
+    if (rec && p.engine && p.engine !== driver.engine) throw invalidArg(`domain '${rec.doc.config.name}' runs on ${driver.engine}, not ${p.engine}`);
+    const caps = driver.domainCapabilities((rec?.liveDoc ?? rec?.doc)?.config.os.machine);
+    if (!caps) throw operationUnsupported(`${driver.label} is not available: ${driver.connection().problem ?? 'unknown reason'}`);
+    return caps;
+  }
 
   // Lifecycle.
   start = async (ref: string, opts: { paused?: boolean } = {}) => {

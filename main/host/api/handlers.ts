@@ -181,6 +181,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'host.connections': () => ({ connections: host.drivers.connections() }),
     'host.setAccel': async (p) => ({ connection: await host.drivers.setAccel(p.mode) }),
     'domain.toNative': async (p) => ({ argv: await host.toNative(p.domain, p.xml) }),
+    'domain.capabilities': (p) => ({ capabilities: host.capabilities(p) }),
     'domain.serialOpen': (p, session) => {
       const { uuid, history } = host.serialHistory(p.domain);
       session.serialUuids.add(uuid);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 
 import type { CapabilityChoice } from '../../../shared/capabilities.js';
+import { SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest } from '../../testing/harness.js';
 import { parseXmlTree, type XmlElement } from '../domain/xml-tree.js';
 import { checkDevice, engineCapabilities, probeQemuDevices, qemuCapabilities, v86Capabilities } from './index.js';
 
@@ -81,5 +82,41 @@ describe('QEMU capabilities', () => {
     assert.equal(probeQemuDevices(), devices, 'cached');
     const caps = engineCapabilities('qemu');
     assert.equal(pick(caps.video.model, 'qxl').unavailable, devices.has('qxl-vga') ? undefined : 'this QEMU has no qxl-vga device (not built in)');
+  });
+});
+
+describe('domain.capabilities and domus domcapabilities through the host', { timeout: 120_000 }, () => {
+  let t: TestHost;
+  before(async () => {
+    t = await TestHost.start();
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  test("the named engine's, the domain's with its machine, and refusals", async () => {
+    const v86 = (await t.client.call('domain.capabilities', { engine: 'v86' })).capabilities;
+    assert.deepEqual(v86, v86Capabilities());
+    const qemuSkip = engineSkip('qemu');
+    if (!qemuSkip) {
+      await createOn(t.client, { name: 'caps', memoryMiB: 128, vcpus: 1, boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: SAMPLE_CMDLINE } }, 'qemu');
+      const { xml } = await t.client.call('domain.xml', { domain: 'caps', inactive: true });
+      await t.client.call('domain.define', { xml: xml.replace(/<type arch=(['"])(\w+)\1>/, "<type arch='$2' machine='pc-q35-7.2'>") });
+      const caps = (await t.client.call('domain.capabilities', { domain: 'caps' })).capabilities;
+      assert.deepEqual([caps.engine, caps.machine], ['qemu', 'q35']);
+      assert.equal(pick(caps.disk.bus, 'sata').unavailable, undefined);
+      await assert.rejects(t.client.call('domain.capabilities', { domain: 'caps', engine: 'v86' }), /domain 'caps' runs on qemu, not v86/);
+      const cli = await t.cli(['domcapabilities', 'caps']);
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(cli.stdout, /^engine: qemu\nmachine: q35\n/);
+      assert.match(cli.stdout, /\n graphics\s+type\s+spice\s+no: Domus's console and viewers speak VNC; SPICE is not provided\n/);
+    }
+    const cli = await t.cli(['domcapabilities', '--virttype', 'v86']);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /\n sound\s+model\s+sb16\s+yes\n/);
+    assert.match(cli.stdout, /\n disk\s+format\s+qcow2\s+no: v86 reads raw images only\n/);
+    assert.match(cli.stdout, /Limits: .*at most 1 interface/);
+    const bad = await t.cli(['domcapabilities', '--virttype', 'xen']);
+    assert.match(bad.stderr, /unknown virttype 'xen' \(expected v86 or qemu\)/);
   });
 });

@@ -3,6 +3,7 @@
 import type { EventEmitter } from 'node:events';
 import type { ConnectionInfo } from '../../../shared/api.js';
 import type { DefinitionWarning } from '../../../shared/domain.js';
+import type { DomainCapabilities } from '../../../shared/capabilities.js';
 import type { DomainDocument } from '../domain/xml.js';
 import type { ShutdownChannel, ShutdownResult } from '../../runner/protocol.js';
 
@@ -281,6 +282,8 @@ export interface EngineDriver {
   connection(): ConnectionInfo;
   /** What the engine can run of a definition: warnings for what it lacks, errors for what the guest cannot do without. */
   validate(doc: DomainDocument): SupportReport;
+  /** What it can give a guest of `machine`, device by device (virsh domcapabilities); undefined while it is unavailable. */
+  domainCapabilities(machine: string | undefined): DomainCapabilities | undefined;
   start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<StartedDomain>;
   /** Reads and checks a state file's header; throws a clear error for a corrupt or foreign file. */
   readStateHeader(file: string): StateFileHeader;
