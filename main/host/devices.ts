@@ -13,7 +13,8 @@ import { configUnsupported, invalidArg, operationFailed, operationInvalid, opera
 import type { Interfaces } from './interfaces.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
 import { addDisk, checkSourceImage, findDisk, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
-import { probeImage } from './storage/image.js';
+import { probeImage, resizeImage } from './storage/image.js';
+import { samePath } from './storage/in-use.js';
 import { imageOp } from './storage/pools.js';
 
 type Scope = { live: boolean; config: boolean };
@@ -162,7 +163,9 @@ export class Devices {
         throw operationFailed(`cannot resize disk '${disk.target}': ${err.message}`);
       });
     } else {
-      const { resizeImage } = await import('./storage/image.js');
+      // Another guest reading the image would see its disk change size under it.
+      const user = this.registry.records().find((r) => r !== rec && r.live && (r.liveDoc ?? r.doc).config.disks.some((d) => d.source && samePath(d.source, source)));
+      if (user) throw operationInvalid(`the image of disk '${disk.target}' is in use by running domain '${user.doc.config.name}'; shut it down first`);
       await imageOp(`cannot resize disk '${disk.target}'`, () => resizeImage(source, sizeBytes));
     }
     return { domain: this.registry.summary(rec), capacity: this.blockInfo(ref, target).capacity };
