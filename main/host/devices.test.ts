@@ -252,6 +252,9 @@ for (const engine of ENGINES) {
             /cannot plug an interface with <bandwidth> into a running guest; use --config/,
           );
         }
+        // A shut-off domain's image that a running guest uses is not resized under it.
+        await t.client.call('domain.define', { xml: sampleGuestXml('other', engine, `<disk type='file' device='disk'><source file='${disk}'/><target dev='hda' bus='ide'/></disk>`) });
+        await assert.rejects(t.client.call('domain.blockResize', { domain: 'other', target: 'hda', sizeBytes: 16 * MiB }), /the image of disk 'hda' is in use by running domain 'run'/);
         // --config alone changes the definition of the running domain, not the guest.
         await t.client.call('domain.attachDevice', { domain: 'run', xml: `<sound model='sb16'/>`, config: true });
         assert.match((await t.client.call('domain.xml', { domain: 'run', inactive: true })).xml, /<sound model='sb16'\/>/);

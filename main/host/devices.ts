@@ -6,14 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DomainSummary, Result } from '../../shared/api.js';
 import type { DeviceKind } from '../../shared/capabilities.js';
-import { checkDevice, engineCapabilities } from './capabilities/index.js';
+import { checkDevice } from './capabilities/index.js';
 import { asDeviceError, attachDeviceTo, detachDeviceFrom, DeviceXmlError, parseDeviceXml, sameExcept, updateDeviceIn } from './domain/device-xml.js';
 import { childElements, firstChild, parseDomainXml, serializeDomainXml, type DomainDocument, type XmlElement } from './domain/xml.js';
 import { configUnsupported, invalidArg, operationFailed, operationInvalid, operationUnsupported, xmlError } from './errors.js';
 import type { Interfaces } from './interfaces.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
 import { addDisk, checkSourceImage, findDisk, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
-import { probeImage } from './storage/image.js';
+import { probeImage, resizeImage } from './storage/image.js';
+import { samePath } from './storage/in-use.js';
 import { imageOp } from './storage/pools.js';
 
 type Scope = { live: boolean; config: boolean };
@@ -162,7 +163,9 @@ export class Devices {
         throw operationFailed(`cannot resize disk '${disk.target}': ${err.message}`);
       });
     } else {
-      const { resizeImage } = await import('./storage/image.js');
+      // Another guest reading the image would see its disk change size under it.
+      const user = this.registry.records().find((r) => r !== rec && r.live && (r.liveDoc ?? r.doc).config.disks.some((d) => d.source && samePath(d.source, source)));
+      if (user) throw operationInvalid(`the image of disk '${disk.target}' is in use by running domain '${user.doc.config.name}'; shut it down first`);
       await imageOp(`cannot resize disk '${disk.target}'`, () => resizeImage(source, sizeBytes));
     }
     return { domain: this.registry.summary(rec), capacity: this.blockInfo(ref, target).capacity };
@@ -189,8 +192,8 @@ export class Devices {
    */
   private checkEngine(rec: DomainRecord, draft: DomainDocument, device: XmlElement): void {
     const engine = this.registry.engineOf(rec);
-    if (engine === 'v86' || engine === 'qemu') {
-      const caps = engineCapabilities(engine, { machine: draft.config.os.machine });
+    const caps = this.registry.driverOf(rec).domainCapabilities(draft.config.os.machine);
+    if (caps) {
       const reason = checkDevice(caps, device);
       if (reason) throw configUnsupported(`the ${engine} engine cannot provide this <${device.name}>: ${reason}`);
       const max = caps.max[device.name as DeviceKind];
