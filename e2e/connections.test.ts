@@ -284,7 +284,7 @@ describe('a real libvirt host in Chromium', { timeout: 300_000, skip: libvirtdSk
 
     // An empty CD-ROM drive, then a volume of the pool as its medium.
     await byId('details-add-hardware').click();
-    await byId('add-kind-cdrom').check();
+    await byId('add-disk-device').selectOption('cdrom');
     await byId('add-finish').click();
     await byId('page-disk-hdc').waitFor({ timeout: 10_000 });
     await byId('disk-media-volume').locator(`option[value="${medium}"]`).waitFor({ state: 'attached' });

@@ -331,6 +331,7 @@ for (const engine of ENGINES) describe(`Details window (${engine})`, { skip: eng
     const image = path.join(t.home, 'extra.img');
     fs.writeFileSync(image, Buffer.alloc(1024 * 1024));
     await page.getByTestId('details-add-hardware').click();
+    await page.getByTestId('add-existing-volume').check();
     await page.getByTestId('add-browse').click();
     await page.getByTestId('file-chooser').waitFor();
     // A typed folder opens in the chooser; the image is picked from its listing.

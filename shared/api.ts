@@ -2,6 +2,7 @@
 // with these schemas at the host boundary; replies and events are typed here so both sides agree.
 // No Node, no DOM: this file is imported by the host, the CLI and the renderer.
 import { z } from 'zod';
+import type { DomainCapabilities, HostUsbDevice } from './capabilities.js';
 import type { DefinitionWarning, DomainConfig, DomainStep } from './domain.js';
 import type { DomainState, StateReason } from './libvirt/states.js';
 import type { ErrorCode } from './errors.js';
@@ -17,6 +18,8 @@ const DomainRef = z.string().min(1, 'domain name or UUID is required').max(256);
 /** A virtual network is addressed by name or UUID, as virsh does. */
 const NetworkRef = z.string().min(1, 'network name or UUID is required').max(256);
 const MacAddress = z.string().regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'must be a MAC address like 52:54:00:12:34:56');
+/** One device's libvirt XML, as virsh attach-device reads it from a file. */
+const DeviceXml = z.string().min(1, 'device XML is empty').max(65536, 'device XML is larger than 64 KiB');
 const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
 const VolumeName = z
   .string()
@@ -344,6 +347,20 @@ export const RequestParams = {
   'domain.detachDisk': z
     .object({ domain: DomainRef, target: z.string().min(1, 'target device is required'), live: z.boolean().default(false), config: z.boolean().default(false) })
     .strict(),
+  /** virsh domcapabilities: what the domain's engine (or the named engine) can give a guest, with the reason for each choice it cannot. */
+  'domain.capabilities': z.object({ domain: DomainRef.optional(), engine: z.enum(['v86', 'qemu']).optional() }).strict(),
+  /** virsh attach-device: one device from libvirt device XML (<disk>, <interface>, <video>, <input>, <sound>, <serial>, <channel>, <graphics>, <hostdev>). */
+  'domain.attachDevice': z.object({ domain: DomainRef, xml: DeviceXml, live: z.boolean().default(false), config: z.boolean().default(false) }).strict(),
+  /** virsh detach-device: the device the XML matches (by target, MAC, alias or its whole description). */
+  'domain.detachDevice': z.object({ domain: DomainRef, xml: DeviceXml, live: z.boolean().default(false), config: z.boolean().default(false) }).strict(),
+  /** virsh update-device: replaces the matching device's settings. */
+  'domain.updateDevice': z.object({ domain: DomainRef, xml: DeviceXml, live: z.boolean().default(false), config: z.boolean().default(false) }).strict(),
+  /** virsh domblkinfo: a disk's capacity, allocation and physical size. */
+  'domain.blockInfo': z.object({ domain: DomainRef, target: z.string().min(1, 'target device is required').max(64) }).strict(),
+  /** virsh blockresize: grows a disk's image (running: the guest sees the new size; shut off: the file). Shrinking is refused. */
+  'domain.blockResize': z
+    .object({ domain: DomainRef, target: z.string().min(1, 'target device is required').max(64), sizeBytes: z.number().int().positive().max(2 ** 50, 'larger than 1 PiB') })
+    .strict(),
   // Storage pools and volumes
   'pool.list': z.object({}).strict(),
   'volume.list': z.object({ pool: z.string().min(1).default('default') }).strict(),
@@ -405,6 +422,8 @@ export const RequestParams = {
     .object({ domain: DomainRef, interface: z.string().min(1).max(64), state: z.enum(['up', 'down']), live: z.boolean().default(false), config: z.boolean().default(false) })
     .strict(),
   /** Lists a host directory for the file chooser (virt-manager's "Browse Local"). */
+  /** virsh nodedev-list --cap usb_device: the host's USB devices, for passthrough. */
+  'host.usbDevices': z.object({}).strict(),
   'host.browse': z.object({ path: z.string().max(4096).optional(), filter: z.enum(['any', 'iso', 'disk', 'kernel']).default('any') }).strict(),
   /** Reads a disk or ISO image in user space (never mounted): partitions, bootloader entries, kernels, architecture. */
   'host.inspectImage': z.object({ path: z.string().min(1, 'image path is required') }).strict(),
@@ -601,6 +620,12 @@ export interface Results {
   'domain.changeMedia': { domain: DomainSummary };
   'domain.attachDisk': { domain: DomainSummary; target: string };
   'domain.detachDisk': { domain: DomainSummary };
+  'domain.capabilities': { capabilities: DomainCapabilities };
+  'domain.attachDevice': { domain: DomainSummary };
+  'domain.detachDevice': { domain: DomainSummary };
+  'domain.updateDevice': { domain: DomainSummary };
+  'domain.blockInfo': { capacity: number; allocation: number; physical: number };
+  'domain.blockResize': { domain: DomainSummary; capacity: number };
   'pool.list': { pools: PoolInfo[] };
   /** warnings: what was done on the way (a libvirt host's default pool created on first use). */
   'volume.list': { volumes: VolumeInfo[]; warnings?: string[] };
@@ -624,6 +649,7 @@ export interface Results {
   'domain.attachInterface': { domain: DomainSummary; mac: string };
   'domain.detachInterface': { domain: DomainSummary };
   'domain.setLinkState': { domain: DomainSummary };
+  'host.usbDevices': { devices: HostUsbDevice[] };
   'host.browse': BrowseListing;
   'host.inspectImage': ImageInspection;
   'osinfo.detect': OsinfoDetection;

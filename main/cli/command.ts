@@ -35,7 +35,7 @@ export function hostFile(args: Args, file: string): string {
 }
 
 /** Flags that take a value (`--timeout 30` or `--timeout=30`); every other flag is a switch. */
-export const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event', 'codeset', 'holdtime', 'pool', 'format', 'type', 'mac', 'source', 'model', 'interface', 'description', 'bandwidth', 'after', 'storage']);
+export const VALUE_FLAGS = new Set(['timeout', 'mode', 'domain', 'op', 'event', 'codeset', 'holdtime', 'pool', 'format', 'type', 'mac', 'source', 'model', 'interface', 'description', 'bandwidth', 'after', 'storage', 'virttype', 'cap']);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];

@@ -2,6 +2,7 @@
 import type { ApiClient } from '../../shared/client.js';
 import { CliError, DEFAULT_URI, checkOptions, parseArgs, type Command } from './command.js';
 import { cloneCommands } from './commands/clone.js';
+import { deviceCommands } from './commands/devices.js';
 import { domainCommands } from './commands/domain.js';
 import { hostCommands } from './commands/host.js';
 import { lifecycleCommands } from './commands/lifecycle.js';
@@ -17,7 +18,7 @@ import { answerPrompts } from './prompt.js';
 /** The host's own engines; any other URI is a libvirt connection the host opens (as virsh -c does). */
 const LOCAL_URIS = new Set([DEFAULT_URI, 'v86:///system', 'qemu:///session']);
 const LIBVIRT_URI = /^[a-z][a-z0-9]*(\+[a-z]+)?:\/\/[^\s]*$/;
-const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...memoryCommands, ...hostCommands, ...storageCommands, ...networkCommands, ...qemuCommands, ...snapshotCommands, ...migrateCommands, ...cloneCommands };
+const commands: Record<string, Command> = { ...domainCommands, ...lifecycleCommands, ...memoryCommands, ...hostCommands, ...storageCommands, ...networkCommands, ...qemuCommands, ...snapshotCommands, ...migrateCommands, ...cloneCommands, ...deviceCommands };
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `    ${(name + ' ').padEnd(14)}${c.help}\n        ${c.usage}`);

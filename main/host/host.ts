@@ -28,7 +28,8 @@ import { Accel } from './drivers/qemu/accel.js';
 import { DriverRegistry } from './drivers/registry.js';
 import { findFirmware } from './drivers/v86/firmware.js';
 import { V86Driver } from './drivers/v86/driver.js';
-import { operationInvalid } from './errors.js';
+import { invalidArg, operationInvalid, operationUnsupported } from './errors.js';
+import type { DomainCapabilities } from '../../shared/capabilities.js';
 import { HostPolicy } from './host-policy.js';
 import { Cloner, type CloneRequest } from './jobs/clone.js';
 import { CoreDumps, type DumpOptions } from './jobs/core-dump.js';
@@ -119,7 +120,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.definitions = new Definitions(this.registry, drivers, this.lifecycle, this, this.snapshots);
     this.saves = new SaveRestore(this.registry, drivers, this.lifecycle, this.jobs);
     this.cloner = new Cloner(this.registry, this.lifecycle, this.jobs, (xml) => this.definitions.define(xml));
-    this.devices = new Devices(this.registry);
+    this.devices = new Devices(this.registry, this.interfaces);
     this.consoles = new Consoles(this.registry);
     this.memory = new Memory(this.registry, drivers);
     this.stats = new DomainStats(this.registry, this, this.networks);
@@ -209,6 +210,17 @@ export class Host extends EventEmitter<HostEvents> {
   startNotes = (ref: string) => this.definitions.startNotes(ref);
   toNative = (ref: string | undefined, xml: string | undefined) => this.definitions.toNative(ref, xml);
 
+  /** virsh domcapabilities: of the domain's engine and machine, else of the named engine, else of the default connection's. */
+  capabilities(p: { domain?: string; engine?: string }): DomainCapabilities {
+    const rec = p.domain === undefined ? undefined : this.registry.lookup(p.domain);
+    const driver = rec ? this.registry.driverOf(rec) : p.engine ? this.drivers.all().find((d) => d.engine === p.engine) : this.drivers.defaultDriver;
+    if (!driver) throw invalidArg(`no engine '${p.engine}' here`);
+    if (rec && p.engine && p.engine !== driver.engine) throw invalidArg(`domain '${rec.doc.config.name}' runs on ${driver.engine}, not ${p.engine}`);
+    const caps = driver.domainCapabilities((rec?.liveDoc ?? rec?.doc)?.config.os.machine);
+    if (!caps) throw operationUnsupported(`${driver.label} is not available: ${driver.connection().problem ?? 'unknown reason'}`);
+    return caps;
+  }
+
   // Lifecycle.
   start = async (ref: string, opts: { paused?: boolean } = {}) => {
     this.unlessCloning(ref);
@@ -256,6 +268,11 @@ export class Host extends EventEmitter<HostEvents> {
   changeMedia = (ref: string, p: Parameters<Devices['changeMedia']>[1]) => this.devices.changeMedia(ref, p);
   attachDisk = (ref: string, p: NewDisk & { live: boolean; config: boolean }) => this.devices.attachDisk(ref, p);
   detachDisk = (ref: string, p: { target: string; live: boolean; config: boolean }) => this.devices.detachDisk(ref, p);
+  attachDevice = (ref: string, p: { xml: string; live: boolean; config: boolean }) => this.devices.attachDevice(ref, p);
+  detachDevice = (ref: string, p: { xml: string; live: boolean; config: boolean }) => this.devices.detachDevice(ref, p);
+  updateDevice = (ref: string, p: { xml: string; live: boolean; config: boolean }) => this.devices.updateDevice(ref, p);
+  blockInfo = (ref: string, target: string) => this.devices.blockInfo(ref, target);
+  blockResize = (ref: string, target: string, sizeBytes: number) => this.devices.blockResize(ref, target, sizeBytes);
   setMemory = (ref: string, edit: { sizeKiB: number; live: boolean; config: boolean }) => this.memory.setMemory(ref, edit);
   setMaxMemory = (ref: string, edit: { sizeKiB: number; live: boolean; config: boolean }) => this.memory.setMaxMemory(ref, edit);
   memoryStats = (ref: string) => this.memory.memoryStats(ref);

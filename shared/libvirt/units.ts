@@ -55,15 +55,15 @@ export function parseCapacity(text: string): number {
 
 const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
 
-/** virsh's vshPrettyCapacity: two decimals in the largest binary unit below the value. */
-export function prettyCapacity(bytes: number): string {
+/** virsh's vshPrettyCapacity: two decimals (domblkinfo --human: three) in the largest binary unit below the value. */
+export function prettyCapacity(bytes: number, decimals = 2): string {
   let value = bytes;
   let i = 0;
   while (value >= 1024 && i < BINARY_UNITS.length - 1) {
     value /= 1024;
     i++;
   }
-  return `${value.toFixed(2)} ${BINARY_UNITS[i]}`;
+  return `${value.toFixed(decimals)} ${BINARY_UNITS[i]}`;
 }
 
 /** A size as the definition would say it: GiB or MiB when whole, else KiB. */

@@ -36,7 +36,7 @@ function simpleNetworkOp(method: 'network.start' | 'network.destroy' | 'network.
 const yes = (b: boolean): string => (b ? 'yes' : 'no');
 
 /** virsh's --live/--config/--current/--persistent for device edits: --persistent is the definition, and the running guest when there is one. */
-async function deviceScope(api: ApiClient, domain: string, args: Args): Promise<{ live: boolean; config: boolean }> {
+export async function deviceScope(api: ApiClient, domain: string, args: Args): Promise<{ live: boolean; config: boolean }> {
   const live = args.flags.has('live');
   const config = args.flags.has('config');
   if (args.flags.has('current') && (live || config)) throw new CliError([`Options --current and --${live ? 'live' : 'config'} are mutually exclusive`]);

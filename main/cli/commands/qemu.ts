@@ -1,6 +1,8 @@
-// Engine commands: the connections (v86:///session, qemu:///session), QEMU's accelerator choice and
-// virsh's domxml-to-native (format qemu-argv), which prints the QEMU command line of a definition.
+// Engine commands: the connections (v86:///session, qemu:///session), QEMU's accelerator choice,
+// virsh's domxml-to-native (format qemu-argv), which prints the QEMU command line of a definition,
+// and domcapabilities, what an engine can give a guest and why not the rest.
 import fs from 'node:fs';
+import type { CapabilityChoice, DomainCapabilities } from '../../../shared/capabilities.js';
 import { attempt, CliError, table, type Command } from '../command.js';
 import { shellQuote } from '../../common/shell.js';
 
@@ -64,4 +66,51 @@ export const qemuCommands: Record<string, Command> = {
       process.stdout.write(`${argv.map(shellQuote).join(' ')}\n`);
     },
   },
+  domcapabilities: {
+    usage: 'domcapabilities [--virttype v86|qemu] [DOMAIN]',
+    help: "what the engine (the domain's, or the one named) can give a guest, device by device, and why it cannot give the rest",
+    run: async (client, args) => {
+      const engine = args.options.get('virttype');
+      if (engine !== undefined && engine !== 'v86' && engine !== 'qemu') throw new CliError([`unknown virttype '${engine}' (expected v86 or qemu)`]);
+      const domain = args.positional[0];
+      const api = await client();
+      const { capabilities } = await attempt('Failed to get the domain capabilities', () =>
+        api.call('domain.capabilities', { ...(domain !== undefined && { domain }), ...(engine !== undefined && { engine }) }),
+      );
+      process.stdout.write(capabilitiesText(capabilities));
+    },
+  },
 };
+
+/** domcapabilities as a table: every choice, 'yes' or 'no' with the reason, then the limits. */
+export function capabilitiesText(caps: DomainCapabilities): string {
+  const rows: string[][] = [];
+  const add = (device: string, setting: string, list: CapabilityChoice[]): void => {
+    for (const c of list) rows.push([device, setting, c.value, c.unavailable ? `no: ${c.unavailable}` : 'yes']);
+  };
+  add('disk', 'device', caps.disk.device);
+  add('disk', 'bus', caps.disk.bus);
+  add('disk', 'format', caps.disk.format);
+  add('disk', 'cache', caps.disk.cache);
+  rows.push(['disk', 'resize', 'offline', caps.disk.resize.unavailable ? `no: ${caps.disk.resize.unavailable}` : 'yes']);
+  rows.push(['disk', 'resize', 'live', caps.disk.resize.liveUnavailable ? `no: ${caps.disk.resize.liveUnavailable}` : 'yes']);
+  add('interface', 'type', caps.interface.type);
+  add('interface', 'model', caps.interface.model);
+  add('graphics', 'type', caps.graphics.type);
+  add('video', 'model', caps.video.model);
+  add('input', 'type:bus', caps.input.device);
+  add('sound', 'model', caps.sound.model);
+  add('serial', 'type', caps.serial.type);
+  add('channel', 'type', caps.channel.type);
+  add('channel', 'target', caps.channel.target);
+  rows.push(['hostdev', 'usb', 'subsystem', caps.hostdev.usb.unavailable ? `no: ${caps.hostdev.usb.unavailable}` : 'yes']);
+  const head = `engine: ${caps.engine}${caps.machine ? `\nmachine: ${caps.machine}` : ''}\n\n`;
+  const limits = Object.entries(caps.max).map(([kind, n]) => `at most ${n} ${kind}${n === 1 ? '' : 's'}`);
+  const hotplug = Object.entries(caps.hotplug).map(([kind, why]) => `${kind}: ${why}`);
+  return (
+    head +
+    table(['Device', 'Setting', 'Value', 'Available'], rows) +
+    (limits.length ? `\nLimits: ${limits.join(', ')}\n` : '') +
+    (hotplug.length ? `\nNot while running:\n${hotplug.map((h) => `  ${h}\n`).join('')}` : '')
+  );
+}

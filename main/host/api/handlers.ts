@@ -6,6 +6,7 @@ import { DownloadError } from '../downloads/manager.js';
 import { browse } from '../storage/browse.js';
 import { HostError, invalidArg, operationUnsupported } from '../errors.js';
 import type { Host } from '../host.js';
+import { listUsbDevices } from '../usb.js';
 
 /** Who a request came from, as a handler sees it: one client's session (api-session.ts). */
 export interface ClientSession {
@@ -130,6 +131,11 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.changeMedia': async (p) => ({ domain: await host.changeMedia(p.domain, p) }),
     'domain.attachDisk': (p) => host.attachDisk(p.domain, p),
     'domain.detachDisk': (p) => ({ domain: host.detachDisk(p.domain, p) }),
+    'domain.attachDevice': async (p) => ({ domain: await host.attachDevice(p.domain, p) }),
+    'domain.detachDevice': async (p) => ({ domain: await host.detachDevice(p.domain, p) }),
+    'domain.updateDevice': async (p) => ({ domain: await host.updateDevice(p.domain, p) }),
+    'domain.blockInfo': (p) => host.blockInfo(p.domain, p.target),
+    'domain.blockResize': (p) => host.blockResize(p.domain, p.target, p.sizeBytes),
     'pool.list': () => ({ pools: host.storage.listPools() }),
     'volume.list': (p) => ({ volumes: host.storage.listVolumes(p.pool) }),
     'volume.create': async (p) => ({ volume: await host.storage.createVolume(p.pool, p.name, p.capacityBytes, p.format) }),
@@ -163,6 +169,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'domain.attachInterface': (p) => host.attachInterface(p.domain, p),
     'domain.detachInterface': async (p) => ({ domain: await host.detachInterface(p.domain, p) }),
     'domain.setLinkState': async (p) => ({ domain: await host.setLinkState(p.domain, p) }),
+    'host.usbDevices': () => ({ devices: listUsbDevices() }),
     'host.browse': (p) => browse(p.path ?? host.storage.poolDir('default'), p.filter),
     'host.inspectImage': async (p) => (await import('../images/inspect.js')).inspectImageFile(p.path),
     'osinfo.detect': async (p) => (await import('../osinfo/detect.js')).detectOs(p.path),
@@ -174,6 +181,7 @@ export function handlers(svc: HostServices): HandlerTable {
     'host.connections': () => ({ connections: host.drivers.connections() }),
     'host.setAccel': async (p) => ({ connection: await host.drivers.setAccel(p.mode) }),
     'domain.toNative': async (p) => ({ argv: await host.toNative(p.domain, p.xml) }),
+    'domain.capabilities': (p) => ({ capabilities: host.capabilities(p) }),
     'domain.serialOpen': (p, session) => {
       const { uuid, history } = host.serialHistory(p.domain);
       session.serialUuids.add(uuid);

@@ -1,11 +1,12 @@
 // Definition and device edits on a real libvirtd (private, per run), checked with Debian's virsh:
-// create (transient, paused), desc, attach-disk, change-media, detach-disk, domxml-to-native.
+// create (transient, paused), desc, attach-disk, change-media, detach-disk, attach/update/detach-device,
+// domblkinfo, blockresize, nodedev-list --cap usb_device, domxml-to-native.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { runCli, TestHost } from '../../testing/harness.js';
 import { libvirtdSkip } from '../../testing/libvirtd.js';
-import { shellWords } from './libvirt-devices.js';
+import { shellWords, usbDeviceOf } from './libvirt-devices.js';
 
 const xml = (name: string): string =>
   `<domain type='qemu'><name>${name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>` +
@@ -23,6 +24,14 @@ test("libvirt's qemu-argv text as words: backslash-newlines, single quotes, a qu
     "it's",
   ]);
   assert.throws(() => shellWords("-append 'open"), /unterminated quote/);
+});
+
+test("a node device's XML as a USB device: bus, device, ids and names; other capabilities are none", () => {
+  const xml = `<device><name>usb_1_2</name><parent>usb_usb1</parent><capability type='usb_device'><bus>1</bus><device>2</device>
+    <product id='0xC52B'>USB Receiver</product><vendor id='0x046d'>Logitech, Inc.</vendor></capability></device>`;
+  assert.deepEqual(usbDeviceOf(xml), { bus: 1, device: 2, vendorId: '046d', productId: 'c52b', vendor: 'Logitech, Inc.', product: 'USB Receiver' });
+  assert.equal(usbDeviceOf(`<device><name>pci_0000_00_01_0</name><capability type='pci'/></device>`), undefined);
+  assert.equal(usbDeviceOf(`<device><capability type='usb_device'><bus>x</bus><device>2</device></capability></device>`), undefined);
 });
 
 describe('definition and device edits on a libvirt connection', { skip: libvirtdSkip(), timeout: 240_000 }, () => {
@@ -64,6 +73,34 @@ describe('definition and device edits on a libvirt connection', { skip: libvirtd
     const cli = await runCli(t.home, ['-c', t.libvirtd!.uri, 'detach-disk', 'dev-edit', 'hdc', '--config']);
     assert.equal(cli.code, 0, cli.stderr);
     assert.doesNotMatch(await blockList('dev-edit'), /hdc/);
+  });
+
+  test('attach-device, update-device, detach-device pass the XML to libvirt; domblkinfo, blockresize; USB devices', async () => {
+    const image = (await t.client.call('volume.create', { pool: 'default', name: 'grow.img', capacityBytes: 1 << 20, format: 'raw' })).volume.path;
+    await t.client.call('domain.attachDevice', { domain: 'dev-edit', xml: `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${image}'/><target dev='vdb' bus='virtio'/></disk>`, config: true });
+    await t.client.call('domain.attachDevice', { domain: 'dev-edit', xml: `<sound model='ich9'/>`, config: true });
+    let dumped = (await virsh('dumpxml', 'dev-edit', '--inactive')).stdout;
+    assert.match(dumped, /<target dev='vdb' bus='virtio'\/>/);
+    assert.match(dumped, /<sound model='ich9'>/);
+    await t.client.call('domain.updateDevice', { domain: 'dev-edit', xml: `<disk type='file' device='disk'><driver name='qemu' type='raw' cache='none'/><source file='${image}'/><target dev='vdb' bus='virtio'/></disk>`, config: true });
+    assert.match((await virsh('dumpxml', 'dev-edit', '--inactive')).stdout, /<driver name='qemu' type='raw' cache='none'\/>/);
+    await t.client.call('domain.detachDevice', { domain: 'dev-edit', xml: `<sound model='ich9'/>`, config: true });
+    assert.doesNotMatch((await virsh('dumpxml', 'dev-edit', '--inactive')).stdout, /<sound/);
+    await assert.rejects(t.client.call('domain.attachDevice', { domain: 'dev-edit', xml: `<sound model='ich9'/>`, live: true }), /domain is not running/);
+
+    assert.deepEqual(await t.client.call('domain.blockInfo', { domain: 'dev-edit', target: 'vdb' }), { capacity: 1 << 20, allocation: (await t.client.call('domain.blockInfo', { domain: 'dev-edit', target: 'vdb' })).allocation, physical: 1 << 20 });
+    const resized = await t.client.call('domain.blockResize', { domain: 'dev-edit', target: 'vdb', sizeBytes: 2 << 20 });
+    assert.equal(resized.capacity, 2 << 20);
+    assert.match((await virsh('vol-info', image)).stdout, /Capacity:\s+2\.00 MiB/);
+    await assert.rejects(t.client.call('domain.blockResize', { domain: 'dev-edit', target: 'vdb', sizeBytes: 1 << 20 }), /cannot shrink disk 'vdb'/);
+    const cli = await runCli(t.home, ['-c', t.libvirtd!.uri, 'domblkinfo', 'dev-edit', 'vdb']);
+    assert.match(cli.stdout, /^Capacity:       2097152\n/);
+    await t.client.call('domain.detachDevice', { domain: 'dev-edit', xml: `<disk type='file' device='disk'><source file='${image}'/><target dev='vdb' bus='virtio'/></disk>`, config: true });
+
+    // This machine's libvirtd lists what its node device driver sees (no udev here: possibly none).
+    const { devices } = await t.client.call('host.usbDevices', {});
+    const listed = (await virsh('nodedev-list', '--cap', 'usb_device')).stdout.split('\n').filter(Boolean);
+    assert.equal(devices.length, listed.length);
   });
 
   test('desc: title and description in the definition; a stale editor is refused', async () => {

@@ -1,10 +1,12 @@
 // Definition and device edits on a libvirt connection, as virsh makes them: create (transient),
-// desc (title/description metadata), change-media, attach-disk, detach-disk, and domxml-to-native.
+// desc (title/description metadata), change-media, attach-disk, detach-disk, attach/detach/
+// update-device, domblkinfo, blockresize, nodedev-list --cap usb_device, and domxml-to-native.
 // Device XML is cut from libvirt's own definition of the domain, so what is sent back is what libvirt
 // wrote, changed only where the user asked.
 import type { DomainSummary } from '../../../shared/api.js';
+import type { HostUsbDevice } from '../../../shared/capabilities.js';
 import { parseDomainXml, type DomainDocument } from '../domain/xml.js';
-import { childElements, createElement, firstChild, serializeXmlTree, type XmlElement } from '../domain/xml-tree.js';
+import { childElements, createElement, firstChild, parseXmlTree, serializeXmlTree, textContent, type XmlElement } from '../domain/xml-tree.js';
 import { definitionChanged, HostError, invalidArg, operationFailed, operationInvalid } from '../errors.js';
 import { setMedia } from '../storage/devices.js';
 import type { LibvirtConnection, LibvirtMethods, NonnullDomain } from './libvirt.js';
@@ -15,6 +17,10 @@ const AFFECT_LIVE = 1;
 const AFFECT_CONFIG = 2;
 /** virDomainXMLFlags. */
 const XML_INACTIVE = 2;
+/** virDomainBlockResizeFlags: the size is in bytes, not KiB. */
+const BLOCK_RESIZE_BYTES = 1;
+/** At most this many USB devices are listed (libvirt's REMOTE_NODE_DEVICE_LIST_MAX is larger). */
+const MAX_USB_DEVICES = 1024;
 /** virDomainCreateFlags. */
 const START_PAUSED = 1;
 /** virDomainMetadataType. */
@@ -62,6 +68,13 @@ export function deviceMethods(conn: LibvirtConnection, storage: LibvirtStorage):
     }
   };
   const summary = async (dom: NonnullDomain): Promise<{ domain: DomainSummary }> => ({ domain: await conn.summary(dom) });
+  const deviceXmlCall =
+    (proc: 'REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS' | 'REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS' | 'REMOTE_PROC_DOMAIN_UPDATE_DEVICE_FLAGS') =>
+    async (p: Record<string, unknown> & { domain?: string }) => {
+      const dom = await conn.lookup(p.domain!);
+      await conn.rpcCall(proc, { dom, xml: p.xml as string, flags: impact(p) });
+      return summary(dom);
+    };
 
   return {
     'domain.createTransient': async (p) => {
@@ -123,6 +136,47 @@ export function deviceMethods(conn: LibvirtConnection, storage: LibvirtStorage):
       await conn.rpcCall('REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS', { dom, xml: diskXml(doc, targetOf(doc, p.target as string)), flags });
       return summary(dom);
     },
+    // libvirt parses, completes and checks the device itself; its error is the reason shown.
+    'domain.attachDevice': deviceXmlCall('REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS'),
+    'domain.detachDevice': deviceXmlCall('REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS'),
+    'domain.updateDevice': deviceXmlCall('REMOTE_PROC_DOMAIN_UPDATE_DEVICE_FLAGS'),
+    'domain.blockInfo': async (p) => {
+      const dom = await conn.lookup(p.domain!);
+      const info = await conn.rpcCall('REMOTE_PROC_DOMAIN_GET_BLOCK_INFO', { dom, path: p.target as string, flags: 0 });
+      return { capacity: Number(info.capacity), allocation: Number(info.allocation), physical: Number(info.physical) };
+    },
+    'domain.blockResize': async (p) => {
+      const dom = await conn.lookup(p.domain!);
+      const target = p.target as string;
+      // libvirt grows or shrinks alike; shrinking is refused here as on the local engines.
+      const before = await conn.rpcCall('REMOTE_PROC_DOMAIN_GET_BLOCK_INFO', { dom, path: target, flags: 0 });
+      const size = p.sizeBytes as number;
+      if (size < Number(before.capacity)) throw operationInvalid(`cannot shrink disk '${target}' from ${before.capacity} to ${size} bytes: shrinking would cut off the guest's data (only growing is supported)`);
+      const running = dom.id >= 0 || (await conn.rpcCall('REMOTE_PROC_DOMAIN_IS_ACTIVE', { dom })).active === 1;
+      if (running) await conn.rpcCall('REMOTE_PROC_DOMAIN_BLOCK_RESIZE', { dom, disk: target, size: BigInt(size), flags: BLOCK_RESIZE_BYTES });
+      else {
+        // libvirt's blockresize needs a running domain; a shut-off one's image is grown as its volume (vol-resize).
+        const source = (await definition(dom, AFFECT_CONFIG)).config.disks.find((d) => d.target === target)?.source;
+        if (!source) throw invalidArg(`No disk found whose source path or target is ${target}`);
+        const vol = await storage.volume(source).catch((err: unknown) => {
+          if (err instanceof HostError && err.code === 'NO_STORAGE_VOL') throw operationInvalid(`domain '${dom.name}' is not running and '${source}' is in no storage pool of ${conn.uri}; libvirt grows a shut-off domain's disk as a pool's volume only`);
+          throw err;
+        });
+        await conn.rpcCall('REMOTE_PROC_STORAGE_VOL_RESIZE', { vol, capacity: BigInt(size), flags: 0 });
+      }
+      const after = await conn.rpcCall('REMOTE_PROC_DOMAIN_GET_BLOCK_INFO', { dom, path: target, flags: 0 });
+      return { ...(await summary(dom)), capacity: Number(after.capacity) };
+    },
+    'host.usbDevices': async () => {
+      const { names } = await conn.rpcCall('REMOTE_PROC_NODE_LIST_DEVICES', { cap: 'usb_device', maxnames: MAX_USB_DEVICES, flags: 0 });
+      const devices: HostUsbDevice[] = [];
+      for (const name of names as string[]) {
+        const { xml } = await conn.rpcCall('REMOTE_PROC_NODE_DEVICE_GET_XML_DESC', { name, flags: 0 });
+        const device = usbDeviceOf(xml as string);
+        if (device) devices.push(device);
+      }
+      return { devices };
+    },
     'domain.toNative': async (p) => {
       if ((p.domain === undefined) === (p.xml === undefined)) throw invalidArg('give either a domain or its XML');
       const domainXml = (p.xml as string | undefined) ?? ((await conn.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom: await conn.lookup(p.domain!), flags: XML_INACTIVE })).xml as string);
@@ -130,6 +184,22 @@ export function deviceMethods(conn: LibvirtConnection, storage: LibvirtStorage):
       return { argv: shellWords(nativeConfig as string).filter((w, i, all) => !(/^[A-Z_][A-Z0-9_]*=/.test(w) && all.slice(0, i).every((v) => /^[A-Z_][A-Z0-9_]*=/.test(v)))) };
     },
   };
+}
+
+/** A node device's XML (<capability type='usb_device'> with bus, device, vendor and product) as a HostUsbDevice. */
+export function usbDeviceOf(xml: string): HostUsbDevice | undefined {
+  const root = parseXmlTree(xml).find((n): n is XmlElement => n.type === 'element');
+  const cap = root && childElements(root, 'capability').find((c) => c.attributes.type === 'usb_device');
+  if (!cap) return undefined;
+  const num = (name: string): number => Number(textContent(firstChild(cap, name) ?? createElement(name)).trim());
+  const id = (el: XmlElement | undefined): string | undefined => /^0x([0-9a-f]{4})$/i.exec(el?.attributes.id ?? '')?.[1]?.toLowerCase();
+  const vendorEl = firstChild(cap, 'vendor');
+  const productEl = firstChild(cap, 'product');
+  const [bus, device, vendorId, productId] = [num('bus'), num('device'), id(vendorEl), id(productEl)];
+  if (!(Number.isInteger(bus) && bus > 0 && Number.isInteger(device) && device > 0 && vendorId && productId)) return undefined;
+  const vendor = vendorEl && textContent(vendorEl).trim();
+  const product = productEl && textContent(productEl).trim();
+  return { bus, device, vendorId, productId, ...(vendor && { vendor }), ...(product && { product }) };
 }
 
 /**

@@ -5,6 +5,7 @@ import { LibvirtStats } from './libvirt-stats.js';
 import { consoleMethods } from './libvirt-console.js';
 import { createMethods } from './libvirt-create.js';
 import { deviceMethods } from './libvirt-devices.js';
+import { capabilityMethods } from './libvirt-capabilities.js';
 import { networkMethods } from './libvirt-networks.js';
 import { snapshotMethods } from './libvirt-snapshots.js';
 import { LibvirtStorage, storageMethods } from './libvirt-storage.js';
@@ -19,6 +20,7 @@ export function libvirtConnection(uri: string, opener: RpcOpener = openLibvirtRp
   conn.serve(deviceMethods(conn, storage));
   conn.serve(networkMethods(conn));
   conn.serve(snapshotMethods(conn));
+  conn.serve(capabilityMethods(conn));
   const stats = new LibvirtStats(conn);
   conn.serve(stats.methods());
   conn.stats = stats;

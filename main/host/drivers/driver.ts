@@ -3,6 +3,7 @@
 import type { EventEmitter } from 'node:events';
 import type { ConnectionInfo } from '../../../shared/api.js';
 import type { DefinitionWarning } from '../../../shared/domain.js';
+import type { DomainCapabilities } from '../../../shared/capabilities.js';
 import type { DomainDocument } from '../domain/xml.js';
 import type { ShutdownChannel, ShutdownResult } from '../../runner/protocol.js';
 
@@ -133,6 +134,8 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   balloonInfo(guestStats: boolean): Promise<BalloonInfo>;
   /** Puts an image into the guest's (first) CD-ROM drive, or ejects it (undefined); absent when the engine cannot. */
   changeMedia?(source: string | undefined): Promise<void>;
+  /** Grows the disk `target` under the running guest (QMP block_resize); absent when the engine cannot. */
+  blockResize?(target: string, sizeBytes: number): Promise<void>;
   /**
    * Plugs a network card into the running guest, connected to a switch's port socket, with the
    * engine id `alias` (the interface's <alias name>); `liveXml` is the running definition with it,
@@ -279,6 +282,8 @@ export interface EngineDriver {
   connection(): ConnectionInfo;
   /** What the engine can run of a definition: warnings for what it lacks, errors for what the guest cannot do without. */
   validate(doc: DomainDocument): SupportReport;
+  /** What it can give a guest of `machine`, device by device (virsh domcapabilities); undefined while it is unavailable. */
+  domainCapabilities(machine: string | undefined): DomainCapabilities | undefined;
   start(doc: DomainDocument, opts: { paused?: boolean; restoreFrom?: string }): Promise<StartedDomain>;
   /** Reads and checks a state file's header; throws a clear error for a corrupt or foreign file. */
   readStateHeader(file: string): StateFileHeader;

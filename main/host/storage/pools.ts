@@ -245,7 +245,7 @@ function readJson(file: string): unknown {
 }
 
 /** Runs an image operation; its errors become API errors naming the volume. */
-async function imageOp(context: string, op: () => Promise<void>): Promise<void> {
+export async function imageOp(context: string, op: () => Promise<void>): Promise<void> {
   try {
     await op();
   } catch (err) {

@@ -282,6 +282,8 @@ export interface DiskFields {
   target: string;
   bus: string;
   format: string;
+  /** <driver cache>; '' for the engine's default. */
+  cache: string;
   readonly: boolean;
 }
 
@@ -299,6 +301,7 @@ export function readDisk(el: Element): DiskFields {
     target: target?.getAttribute('dev') ?? '',
     bus: target?.getAttribute('bus') ?? '',
     format: child(el, 'driver')?.getAttribute('type') ?? '',
+    cache: child(el, 'driver')?.getAttribute('cache') ?? '',
     readonly: child(el, 'readonly') !== undefined,
   };
 }
@@ -326,6 +329,8 @@ export function writeDisk(el: Element, f: DiskFields): void {
     if (!driver.getAttribute('name')) driver.setAttribute('name', 'qemu');
     driver.setAttribute('type', f.format);
   }
+  if (f.cache) ensureChild(el, 'driver', DISK_CHILDREN).setAttribute('cache', f.cache);
+  else child(el, 'driver')?.removeAttribute('cache');
   const ro = child(el, 'readonly');
   if (f.readonly && !ro) insertIndented(el, doc.createElement('readonly'), successor(el, 'readonly', DISK_CHILDREN));
   if (!f.readonly && ro) removeElement(ro);
@@ -447,31 +452,6 @@ export function writeDisplay(el: Element, f: DisplayFields): void {
     else removeElement(listenEl);
   }
   setAttr(el, 'passwd', f.passwd);
-}
-
-// ---- Serial ports ----
-
-export interface SerialInfo {
-  kind: 'serial' | 'console';
-  type: string;
-  port: string;
-  targetType: string;
-}
-
-export function readSerials(doc: XMLDocument): SerialInfo[] {
-  const dev = child(doc.documentElement, 'devices');
-  if (!dev) return [];
-  return children(dev)
-    .filter((c) => c.localName === 'serial' || c.localName === 'console')
-    .map((c) => {
-      const target = child(c, 'target');
-      return {
-        kind: c.localName as 'serial' | 'console',
-        type: c.getAttribute('type') ?? 'pty',
-        port: target?.getAttribute('port') ?? '0',
-        targetType: target?.getAttribute('type') ?? (c.localName === 'serial' ? 'isa-serial' : 'serial'),
-      };
-    });
 }
 
 // ---- Whole-definition helpers ----

@@ -1,9 +1,9 @@
 // libvirt domain XML → QEMU command line, the way libvirt's qemu driver builds it: -nodefaults and
 // -no-user-config, then every device explicitly. What QEMU could run but Domus does not wire up
-// (networks, SPICE, USB...) is a warning, as on v86; what cannot run at all is an error.
+// (SPICE, some network types...) is a warning, as on v86; what cannot run at all is an error.
 import path from 'node:path';
 import type { DiskConfig, GraphicsConfig } from '../../../../shared/domain.js';
-import { childElements, firstChild, type DomainDocument } from '../../domain/xml.js';
+import { childElements, firstChild, type DomainDocument, type XmlElement } from '../../domain/xml.js';
 import { formatKiB } from '../../../../shared/libvirt/units.js';
 import { VNC_PORT_BASE } from '../../../runner/protocol.js';
 import { isPygrub, usesBootloader } from '../../images/bootloader.js';
@@ -11,6 +11,24 @@ import { XEN_PV_OS_TYPES, lunDisks, uefiSource } from '../../domain/features.js'
 import { resolveUefi, type UefiFlash } from './uefi.js';
 import { planNics } from '../../network/attach.js';
 import type { SupportReport } from '../driver.js';
+import type { DomainCapabilities } from '../../../../shared/capabilities.js';
+import { QEMU_NIC_DEVICES } from '../../capabilities/engines.js';
+import {
+  channelArgs,
+  controllerArgs,
+  hostdevArgs,
+  inputArgs,
+  needsUsb,
+  optValue,
+  SCSI_DEVICE_BUS,
+  serialArgs,
+  soundArgs,
+  USB_DEVICE_BUS,
+  videoArgs,
+  type DeviceContext,
+} from './argv-devices.js';
+
+export { optValue } from './argv-devices.js';
 
 /** File names in a QEMU domain's run directory (<run>/<uuid>/). */
 export const QEMU_FILES = {
@@ -50,6 +68,8 @@ export interface ArgvOptions {
   networkSocket: (network: string) => string;
   /** QEMU's firmware descriptor directories (uefi.ts); tests give their own. */
   firmwareDirs?: string[];
+  /** What this QEMU provides (engineCapabilities): devices it lacks are warned about and left out. */
+  caps?: DomainCapabilities;
 }
 
 const MiB = 1024;
@@ -59,11 +79,8 @@ const X86_ARCHES = new Set(['i686', 'i586', 'i486', 'i386', 'x86_64']);
 const FORMATS = new Set(['raw', 'iso', 'qcow2', 'qcow', 'vmdk', 'vdi', 'vhdx', 'vpc', 'qed']);
 const IDE_TARGETS = ['hda', 'hdb', 'hdc', 'hdd'];
 const NOT_WIRED = 'kept in the definition, not provided by Domus on QEMU';
-
-/** QEMU option values escape a comma by doubling it. */
-export function optValue(value: string): string {
-  return value.replace(/,/g, ',,');
-}
+/** <driver cache> values QEMU's -drive takes ('default' leaves QEMU's own). */
+const CACHE_MODES = new Set(['none', 'writeback', 'writethrough', 'directsync', 'unsafe']);
 
 /** Checks the definition and builds QEMU's argv (without the binary). */
 export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: string[]; report: SupportReport; uefi?: UefiFlash } {
@@ -122,11 +139,14 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     '-serial', 'chardev:serial0',
     '-vnc', `unix:${optValue(files.vnc)},id=${VNC_DISPLAYS.unix}${vncPassword ? ',password=on' : ''}`,
     ...(vnc ? ['-vnc', vncTcpValue(vnc, vncPassword, report)] : []),
-    '-device', 'VGA,id=video0',
     '-device', 'pvpanic',
     // Start stopped: the host connects QMP and the serial socket, then sends cont.
     ...(opts.migration ? [] : ['-S']),
   ];
+  const devices = firstChild(doc.root, 'devices');
+  const ctx: DeviceContext = { devices, machine, stateDir: opts.stateDir, caps: opts.caps, argv, report, warn };
+  // The display stays the first PCI device, where it always was: a saved state's layout must match.
+  videoArgs(ctx);
   if (uefi) {
     // As libvirt: the firmware read-only, the variable store writable (both raw flash).
     argv.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${optValue(uefi.code)}`);
@@ -158,8 +178,13 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     const only = config.os.bootOrder.every((d) => d === 'network');
     warn("os/boot[@dev='network']", `network boot (PXE) needs a connected network, which Domus does not give QEMU guests yet; ${only ? 'the guest boots from its disks instead' : 'the other boot devices are tried'}`);
   }
+  const wired = (d: DiskConfig) => d.source !== undefined || d.device !== 'disk';
+  const { usb } = controllerArgs(ctx, {
+    usb: needsUsb(devices) || config.disks.some((d) => wired(d) && d.bus === 'usb' && d.device === 'disk'),
+    scsi: config.disks.some((d) => wired(d) && d.bus === 'scsi' && d.device !== 'floppy'),
+  });
   const usedIde = new Set<number>();
-  const ideDisks: { disk: DiskConfig; index?: number }[] = [];
+  const ideDisks: { disk: DiskConfig; cache?: string; index?: number }[] = [];
   let virtioCount = 0;
   for (const disk of config.disks) {
     const el = `devices/disk[@target='${disk.target}']`;
@@ -175,8 +200,24 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
       if (disk.source) argv.push('-drive', `if=floppy,format=raw,file=${optValue(disk.source)}`);
       continue;
     }
+    const cache = diskCache(devices, disk.target);
+    if (cache !== undefined && !CACHE_MODES.has(cache)) {
+      report.errors.push(`disk ${disk.target}: cache mode '${cache}' is not one QEMU takes (default, ${[...CACHE_MODES].join(', ')})`);
+      continue;
+    }
     if (disk.bus === 'virtio' && disk.device === 'disk') {
-      argv.push('-drive', driveValue(disk, `if=virtio,index=${virtioCount++}`));
+      argv.push('-drive', driveValue(disk, `if=virtio,index=${virtioCount++}`, cache));
+      continue;
+    }
+    // SCSI disks on the virtio-scsi controller, USB disks as usb-storage: an if=none drive and its device.
+    if (disk.bus === 'scsi') {
+      argv.push('-drive', driveValue(disk, `if=none,media=${disk.device === 'cdrom' ? 'cdrom' : 'disk'}`, cache));
+      argv.push('-device', `${disk.device === 'cdrom' ? 'scsi-cd' : 'scsi-hd'},bus=${SCSI_DEVICE_BUS},drive=${optValue(driveId(disk.target))},id=${optValue(disk.target)}`);
+      continue;
+    }
+    if (disk.bus === 'usb' && disk.device === 'disk' && usb) {
+      argv.push('-drive', driveValue(disk, 'if=none', cache));
+      argv.push('-device', `usb-storage,bus=${USB_DEVICE_BUS},drive=${optValue(driveId(disk.target))},id=${optValue(disk.target)}`);
       continue;
     }
     if (disk.bus !== 'ide' && !(machine === 'q35' && disk.bus === 'sata')) {
@@ -185,9 +226,9 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     const slot = IDE_TARGETS.indexOf(disk.target);
     if (slot >= 0 && !usedIde.has(slot)) {
       usedIde.add(slot);
-      ideDisks.push({ disk, index: slot });
+      ideDisks.push({ disk, cache, index: slot });
     } else {
-      ideDisks.push({ disk });
+      ideDisks.push({ disk, cache });
     }
   }
   for (const entry of ideDisks) {
@@ -200,9 +241,9 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     usedIde.add(free);
     entry.index = free;
   }
-  for (const { disk, index } of ideDisks) {
+  for (const { disk, cache, index } of ideDisks) {
     if (index === undefined) continue;
-    argv.push('-drive', driveValue(disk, `if=ide,index=${index},media=${disk.device === 'cdrom' ? 'cdrom' : 'disk'}`));
+    argv.push('-drive', driveValue(disk, `if=ide,index=${index},media=${disk.device === 'cdrom' ? 'cdrom' : 'disk'}`, cache));
   }
   const order = config.os.bootOrder.flatMap((d) => (d === 'network' ? [] : [{ hd: 'c', cdrom: 'd', fd: 'a' }[d]])).join('');
   if (order && !config.os.kernel) argv.push('-boot', `order=${order}`);
@@ -214,7 +255,6 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     if (g.type !== 'vnc') warn(`devices/graphics[@type='${g.type}']`, `${g.type} graphics are not available; the console uses VNC`);
     else if (g !== vnc) warn("devices/graphics[@type='vnc']", 'only the first VNC <graphics> gets a TCP listener');
   }
-  if (config.serials > 1) warn('devices/serial', `only the first serial port is connected (${config.serials} defined)`);
   for (const iface of config.interfaces) {
     if (iface.type === 'network' && iface.source) continue;
     warn(`devices/interface[@type='${iface.type}']`, `interface on ${iface.source ? `${iface.type} '${iface.source}'` : iface.type}: only interfaces on a virtual network (type='network') are connected`);
@@ -230,15 +270,14 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     argv.push('-netdev', `stream,id=net${i},server=off,addr.type=unix,addr.path=${optValue(nic.socket)}`);
     argv.push('-device', `${device},netdev=net${i},mac=${nic.mac},id=nic${i}`);
   }
-  const devices = firstChild(doc.root, 'devices');
+  soundArgs(ctx);
+  inputArgs(ctx, usb);
+  hostdevArgs(ctx, usb);
+  serialArgs(ctx);
+  channelArgs(ctx);
   for (const device of devices ? childElements(devices) : []) {
-    const { type, model } = device.attributes;
-    if (device.name === 'channel') {
-      const name = firstChild(device, 'target')?.attributes.name;
-      warn(`devices/channel[@type='${type}']`, `channel ${name ?? type}: ${NOT_WIRED}`);
-    } else if (device.name === 'controller' && (type === 'usb' || type === 'scsi') && model !== 'none') {
-      warn(`devices/controller[@type='${type}']`, `${type.toUpperCase()} controller: ${NOT_WIRED}`);
-    } else if (['sound', 'hostdev', 'redirdev', 'smartcard', 'filesystem', 'tpm', 'rng', 'watchdog'].includes(device.name)) {
+    const { model } = device.attributes;
+    if (['redirdev', 'smartcard', 'filesystem', 'tpm', 'rng', 'watchdog'].includes(device.name)) {
       warn(`devices/${device.name}`, `<${device.name}>${model ? ` (${model})` : ''}: ${NOT_WIRED}`);
     }
   }
@@ -250,13 +289,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
  * libvirt's <model type> → QEMU's device. Absent, a NIC is an e1000, the NIC QEMU gives x86
  * machines by default (libvirt leaves the model to QEMU too).
  */
-export const QEMU_NIC_MODELS: Record<string, string> = {
-  virtio: 'virtio-net-pci',
-  e1000: 'e1000',
-  e1000e: 'e1000e',
-  rtl8139: 'rtl8139',
-  ne2k_pci: 'ne2k_pci',
-};
+export const QEMU_NIC_MODELS: Record<string, string> = QEMU_NIC_DEVICES;
 
 /** QEMU's id= of the two VNC displays, which QMP's set_password and query-vnc-servers name. */
 export const VNC_DISPLAYS = { unix: 'unix', tcp: 'tcp' } as const;
@@ -283,12 +316,20 @@ export function driveId(target: string): string {
   return `drive-${target}`;
 }
 
-function driveValue(disk: DiskConfig, where: string): string {
+/** A disk's <driver cache>, which the typed config leaves out; 'default' is QEMU's own. */
+function diskCache(devices: XmlElement | undefined, target: string): string | undefined {
+  const disk = (devices ? childElements(devices, 'disk') : []).find((d) => firstChild(d, 'target')?.attributes.dev === target);
+  const cache = disk && firstChild(disk, 'driver')?.attributes.cache;
+  return cache === 'default' ? undefined : cache;
+}
+
+function driveValue(disk: DiskConfig, where: string, cache: string | undefined): string {
   const parts = [where];
   if (disk.source !== undefined) {
     parts.push(`file=${optValue(disk.source)}`, `format=${disk.format === 'iso' ? 'raw' : disk.format}`);
   }
   if (disk.readonly || disk.device === 'cdrom') parts.push('readonly=on');
+  if (cache !== undefined) parts.push(`cache=${cache}`);
   parts.push(`id=${optValue(driveId(disk.target))}`);
   return parts.join(',');
 }

@@ -24,6 +24,8 @@ import type { Accel, AccelState } from './accel.js';
 import type { ConnectionInfo } from '../../../../shared/api.js';
 import { attachInterfaces } from '../../network/attach.js';
 import type { NetworkSwitches } from '../../network/switches.js';
+import type { DomainCapabilities } from '../../../../shared/capabilities.js';
+import { probeQemuDevices, qemuCapabilities } from '../../capabilities/engines.js';
 import { buildArgv, driveId, QEMU_NIC_MODELS, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { ensureVarsStore } from './uefi.js';
 import { findQemu, type QemuBinary } from './binary.js';
@@ -110,6 +112,13 @@ export class QemuDriver implements EngineDriver {
     return findQemu();
   }
 
+  /** What this QEMU can give a guest of `machine`; undefined while QEMU is missing or broken. */
+  domainCapabilities(machine: string | undefined): DomainCapabilities | undefined {
+    const qemu = this.binary();
+    if (!qemu.path || qemu.problem) return undefined;
+    return qemuCapabilities({ machine, devices: probeQemuDevices() });
+  }
+
   connection(): ConnectionInfo {
     const qemu = this.binary();
     return {
@@ -132,14 +141,14 @@ export class QemuDriver implements EngineDriver {
   private readonly socketOf = (network: string): string => this.networks.paths(network).ports;
 
   validate(doc: DomainDocument): SupportReport {
-    return buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel: 'tcg', nvramDir: this.nvramDir, networkSocket: this.socketOf }).report;
+    return buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel: 'tcg', nvramDir: this.nvramDir, networkSocket: this.socketOf, caps: this.domainCapabilities(doc.config.os.machine) }).report;
   }
 
   /** The command line a start would use now (domxml-to-native), binary first. */
   async toNative(doc: DomainDocument): Promise<string[]> {
     const qemu = this.binary();
     const accel = doc.config.type === 'kvm' && qemu.version ? this.accel.state(qemu.version).using : 'tcg';
-    const { argv, report } = buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel, nvramDir: this.nvramDir, networkSocket: this.socketOf });
+    const { argv, report } = buildArgv(doc, { stateDir: path.join(this.runDir, doc.config.uuid), accel, nvramDir: this.nvramDir, networkSocket: this.socketOf, caps: this.domainCapabilities(doc.config.os.machine) });
     if (report.errors.length) throw new QemuError(report.errors.join('; '));
     return [qemu.path ?? 'qemu-system-x86_64', ...argv];
   }
@@ -251,7 +260,8 @@ export class QemuDriver implements EngineDriver {
     try {
       // pygrub: the kernel is read afresh from the guest's disk at every start, into the state directory.
       const bootDoc = usesBootloader(config) ? await pygrubDoc(doc, stateDir) : doc;
-      const built = buildArgv(bootDoc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom), migration: opts.migration, nvramDir: this.nvramDir, networkSocket: this.socketOf });
+      const caps = this.domainCapabilities(config.os.machine);
+      const built = buildArgv(bootDoc, { stateDir, accel: opts.accel.using, incoming: Boolean(opts.restoreFrom), migration: opts.migration, nvramDir: this.nvramDir, networkSocket: this.socketOf, caps });
       if (built.report.errors.length) throw new QemuError(built.report.errors.join('; '));
       argv = built.argv;
       // Said before QEMU is spawned, in the same words as the v86 engine.
@@ -840,6 +850,11 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain, Qmp
    * swaps the image and closes it; eject leaves the drive empty. A tray the guest has locked is
    * refused by QEMU with its reason (virsh change-media without --force does the same).
    */
+  /** The guest sees the new size at once (QEMU grows the image file or its qcow2 header itself). */
+  async blockResize(target: string, sizeBytes: number): Promise<void> {
+    await this.qmp.execute('block_resize', { device: driveId(target), size: sizeBytes });
+  }
+
   async changeMedia(source: string | undefined): Promise<void> {
     const target = this.meta.cdrom;
     if (!target) throw new QemuError('the domain has no CD-ROM drive');

@@ -39,6 +39,8 @@ import type { CpuDescription } from '../../../runner/protocol.js';
 import { v86CheckIncoming, v86Cookie } from './migration.js';
 import { SerialHandover, type BalloonInfo, type EngineCapabilities, type EngineDriver, type ExitReason, type IncomingMigration, type LiveDomain, type LiveDomainEvents, type MigrationCookie, type MigrationEndpoint, type MigrationOptions, type MigrationProgress, type MigrationResult, type Reattached, type RunnerStats, type ShutdownChannel, type ShutdownResult, type SnapshotRef, type StartedDomain, type StateFileHeader, type SupportReport } from '../driver.js';
 import { findFirmware } from './firmware.js';
+import type { DomainCapabilities } from '../../../../shared/capabilities.js';
+import { v86Capabilities } from '../../capabilities/engines.js';
 import { attachInterfaces } from '../../network/attach.js';
 import type { NetworkSwitches } from '../../network/switches.js';
 import { checkV86Support, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from './support.js';
@@ -79,6 +81,10 @@ export class V86Driver implements EngineDriver {
 
   validate(doc: DomainDocument): SupportReport {
     return checkV86Support(doc.config, doc.root);
+  }
+
+  domainCapabilities(): DomainCapabilities {
+    return v86Capabilities();
   }
 
   readStateHeader(file: string): StateFileHeader {

@@ -49,16 +49,16 @@ describe('v86 support: fixtures', () => {
       },
       {
         element: "devices/channel[@type='spicevmc']",
-        message: 'channel com.redhat.spice.0 (spicevmc): kept in the definition, not provided by v86',
+        message: "channel type 'spicevmc': v86 carries the guest agent channel only, on its virtio console; kept in the definition, not provided by v86",
       },
       {
         element: "devices/input[@type='tablet']",
-        message: 'USB tablet: kept in the definition, not provided by v86 (the PS/2 mouse is used)',
+        message: "input device 'tablet:usb': v86 has no USB; the PS/2 mouse is used; kept in the definition, not provided by v86",
       },
-      { element: "devices/sound[@model='ich9']", message: 'sound device ich9: kept in the definition, not provided by v86' },
+      { element: "devices/sound[@model='ich9']", message: "sound model 'ich9': v86 has a Sound Blaster 16 only (always present); kept in the definition, not provided by v86" },
       {
         element: "devices/video/model[@type='virtio']",
-        message: 'video model virtio: the guest uses the standard VGA (stdvga)',
+        message: "video model 'virtio': v86 has the standard VGA (stdvga) only; kept in the definition, not provided by v86",
       },
       {
         element: 'devices/redirdev',
@@ -82,7 +82,7 @@ describe('v86 support: fixtures', () => {
     for (const warning of result.warnings) t.diagnostic(`${warning.element}: ${warning.message}`);
     assert.deepEqual(result.errors, []);
     assert.ok(messages(result).includes("memory 4 GiB is more than v86's 32-bit PC can have; the guest gets 2047 MiB"));
-    assert.ok(messages(result).includes('video model cirrus: the guest uses the standard VGA (stdvga)'));
+    assert.ok(messages(result).includes("video model 'cirrus': v86 has the standard VGA (stdvga) only; kept in the definition, not provided by v86"));
     assert.ok(
       messages(result).includes(
         "interface on network 'default' (model e1000): emulated as ne2k_pci, the NIC v86 has besides virtio",
@@ -255,12 +255,12 @@ describe('v86 support: warnings', () => {
       "interface on user: only interfaces on a virtual network (type='network') are connected",
       'USB controller (ich9-ehci1): kept in the definition, not provided by v86',
       'SCSI controller (virtio-scsi): kept in the definition, not provided by v86',
-      'USB mouse: kept in the definition, not provided by v86 (the PS/2 mouse is used)',
-      'USB keyboard: kept in the definition, not provided by v86 (the PS/2 keyboard is used)',
+      "input device 'mouse:usb': v86 has no USB; the PS/2 mouse is used; kept in the definition, not provided by v86",
+      "input device 'keyboard:usb': v86 has no USB; the PS/2 keyboard is used; kept in the definition, not provided by v86",
       'smartcard (spicevmc): kept in the definition, not provided by v86',
-      'host device passthrough (usb): kept in the definition, not provided by v86',
+      'USB host device: v86 has no USB; kept in the definition, not provided by v86',
       'shared filesystem (mount): kept in the definition, not provided by v86',
-      'video model qxl: the guest uses the standard VGA (stdvga)',
+      "video model 'qxl': v86 has the standard VGA (stdvga) only; kept in the definition, not provided by v86",
     ]);
   });
 

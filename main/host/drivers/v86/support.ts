@@ -5,7 +5,9 @@
 import type { DefinitionWarning, DiskConfig, DomainConfig } from '../../../../shared/domain.js';
 import { isPygrub, usesBootloader } from '../../images/bootloader.js';
 import { formatKiB } from '../../../../shared/libvirt/units.js';
-import { GUEST_AGENT_CHANNEL, XEN_PV_OS_TYPES, lunDisks, uefiSource } from '../../domain/features.js';
+import { XEN_PV_OS_TYPES, lunDisks, uefiSource } from '../../domain/features.js';
+import { checkDevice } from '../../capabilities/check.js';
+import { v86Capabilities } from '../../capabilities/engines.js';
 import { childElements, firstChild, type XmlElement } from '../../domain/xml.js';
 
 export interface EngineSupport {
@@ -42,6 +44,7 @@ const CHECKED_DEVICES = new Set([
   'audio',
   'video',
   'memballoon',
+  'hostdev',
 ]);
 const DEVICE_LABELS: Record<string, string> = {
   rng: 'random number generator',
@@ -49,7 +52,6 @@ const DEVICE_LABELS: Record<string, string> = {
   redirdev: 'USB redirection',
   redirfilter: 'USB redirection filter',
   smartcard: 'smartcard',
-  hostdev: 'host device passthrough',
   filesystem: 'shared filesystem',
   tpm: 'TPM',
   shmem: 'shared memory device',
@@ -62,6 +64,7 @@ const DEVICE_LABELS: Record<string, string> = {
   memory: 'memory module',
 };
 const NOT_PROVIDED = 'kept in the definition, not provided by v86';
+const V86_CAPABILITIES = v86Capabilities();
 
 
 class Report implements EngineSupport {
@@ -249,36 +252,17 @@ function checkOtherDevices(devices: XmlElement, report: Report): void {
           );
         }
         break;
-      case 'input': {
-        // v86 has a PS/2 keyboard and mouse, which is what x86 guests get without a bus.
-        const inputBus = bus ?? (type === 'tablet' ? 'usb' : 'ps2');
-        if (inputBus !== 'ps2') {
-          report.warn(
-            `devices/input[@type='${type}']`,
-            `${inputBus === 'usb' ? 'USB' : inputBus} ${type}: ${NOT_PROVIDED} (the PS/2 ${type === 'keyboard' ? 'keyboard' : 'mouse'} is used)`,
-          );
-        }
-        break;
-      }
-      case 'channel': {
-        const name = firstChild(device, 'target')?.attributes.name;
-        // The guest agent's channel is provided: a virtio console carries Domus's agent protocol.
-        if (name === GUEST_AGENT_CHANNEL) break;
-        report.warn(`devices/channel[@type='${type}']`, `channel ${name ? `${name} (${type})` : type}: ${NOT_PROVIDED}`);
-        break;
-      }
+      // The kinds v86's capabilities describe: their reasons are the ones forms grey choices with.
+      // (The guest agent's channel is provided: a virtio console carries Domus's agent protocol.)
+      case 'input':
+      case 'channel':
       case 'sound':
-        // v86 always has a Sound Blaster 16.
-        if (model !== 'sb16') report.warn(`devices/sound[@model='${model}']`, `sound device ${model}: ${NOT_PROVIDED}`);
-        break;
-      case 'video': {
-        const videoModel = firstChild(device, 'model')?.attributes.type;
-        if (videoModel && videoModel !== 'vga' && videoModel !== 'none') {
-          report.warn(
-            `devices/video/model[@type='${videoModel}']`,
-            `video model ${videoModel}: the guest uses the standard VGA (stdvga)`,
-          );
-        }
+      case 'video':
+      case 'hostdev': {
+        const problem = checkDevice(V86_CAPABILITIES, device);
+        const videoModel = device.name === 'video' ? firstChild(device, 'model')?.attributes.type : undefined;
+        const which = videoModel ? `model[@type='${videoModel}']` : type ? `[@type='${type}']` : model ? `[@model='${model}']` : '';
+        if (problem) report.warn(`devices/${device.name}${device.name === 'video' && which ? '/' : ''}${which}`, `${problem}; ${NOT_PROVIDED}`);
         break;
       }
       default:

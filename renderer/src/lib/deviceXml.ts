@@ -1,0 +1,222 @@
+// Libvirt device XML for Add Hardware and the device pages (virsh attach-device / detach-device
+// read the same), and the devices of a definition beyond disks, NICs and displays: video cards,
+// inputs, sound cards, serial ports and consoles, channels, USB host devices, controllers.
+import { child, children } from './domainXml';
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+function attr(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => ESCAPES[c]);
+}
+
+/** `<name a='1' b='2'/>` with the attributes that have a value. */
+function tag(name: string, attrs: Record<string, string | undefined>, inner?: string): string {
+  const list = Object.entries(attrs)
+    .filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '')
+    .map(([k, v]) => ` ${k}='${attr(v)}'`)
+    .join('');
+  return inner === undefined ? `<${name}${list}/>` : `<${name}${list}>${inner}</${name}>`;
+}
+
+// ---- Builders ----
+
+export interface NewDisk {
+  device: string;
+  /** '' for an empty CD-ROM or floppy drive. */
+  path: string;
+  format: string;
+  bus: string;
+  target: string;
+  cache: string;
+  readonly: boolean;
+}
+
+export function diskXml(d: NewDisk): string {
+  return tag(
+    'disk',
+    { type: 'file', device: d.device },
+    tag('driver', { name: 'qemu', type: d.format, cache: d.cache === 'default' ? undefined : d.cache }) +
+      (d.path ? tag('source', { file: d.path }) : '') +
+      tag('target', { dev: d.target, bus: d.bus }) +
+      (d.readonly || d.device === 'cdrom' ? '<readonly/>' : ''),
+  );
+}
+
+export interface NewNic {
+  /** 'network' or 'user'. */
+  type: string;
+  network: string;
+  model: string;
+  mac: string;
+  link: 'up' | 'down';
+}
+
+export function interfaceXml(n: NewNic): string {
+  return tag(
+    'interface',
+    { type: n.type },
+    tag('mac', { address: n.mac.toLowerCase() }) +
+      (n.type === 'network' ? tag('source', { network: n.network }) : '') +
+      tag('model', { type: n.model }) +
+      (n.link === 'down' ? tag('link', { state: 'down' }) : ''),
+  );
+}
+
+export function graphicsXml(g: { type: string; listen: string; port: string; passwd: string }): string {
+  return tag('graphics', { type: g.type, autoport: g.port === 'auto' ? 'yes' : 'no', port: g.port === 'auto' ? undefined : g.port, listen: g.listen, passwd: g.passwd });
+}
+
+export const videoXml = (model: string): string => tag('video', {}, tag('model', { type: model }));
+/** `device`: 'type:bus', as the capabilities list inputs. */
+export function inputXml(device: string): string {
+  const [type, bus] = device.split(':');
+  return tag('input', { type, bus });
+}
+export const soundXml = (model: string): string => tag('sound', { model });
+
+/** A serial port; `path`: the file or socket of a file/unix port. */
+export function serialXml(s: { type: string; port: number; path: string }): string {
+  const source = s.type === 'file' || s.type === 'unix' ? tag('source', { mode: s.type === 'unix' ? 'bind' : undefined, path: s.path }) : '';
+  return tag('serial', { type: s.type }, source + tag('target', { port: String(s.port) }));
+}
+
+export function channelXml(c: { type: string; name: string }): string {
+  return tag('channel', { type: c.type }, (c.type === 'unix' ? tag('source', { mode: 'bind' }) : '') + tag('target', { type: 'virtio', name: c.name }));
+}
+
+export function usbHostdevXml(vendorId: string, productId: string): string {
+  return tag('hostdev', { mode: 'subsystem', type: 'usb', managed: 'yes' }, `<source>${tag('vendor', { id: `0x${vendorId}` })}${tag('product', { id: `0x${productId}` })}</source>`);
+}
+
+/** A locally administered MAC in QEMU's 52:54:00 range, as libvirt generates them. */
+export function randomMac(): string {
+  const b = crypto.getRandomValues(new Uint8Array(3));
+  return ['52', '54', '00', ...[...b].map((x) => x.toString(16).padStart(2, '0'))].join(':');
+}
+
+const BUS_PREFIX: Record<string, string> = { virtio: 'vd', ide: 'hd', fdc: 'fd', xen: 'xvd' };
+
+/** A CD-ROM on IDE goes where PCs put it, the secondary master first (as the host's attach-disk does). */
+const IDE_CDROM_TARGETS = ['hdc', 'hdd', 'hdb', 'hda'];
+
+/** The first free target name for a disk on `bus` (vda, sdb, hdc…), as virsh attach-disk picks it. */
+export function nextDiskTarget(doc: XMLDocument, bus: string, device = 'disk'): string {
+  const prefix = BUS_PREFIX[bus] ?? 'sd';
+  const taken = new Set(diskTargets(doc));
+  const names = device === 'cdrom' && bus === 'ide' ? IDE_CDROM_TARGETS : Array.from({ length: 26 }, (_, i) => prefix + String.fromCharCode(97 + i));
+  const free = names.find((n) => !taken.has(n));
+  if (!free) throw new Error(`no free ${prefix}* target is left`);
+  return free;
+}
+
+function diskTargets(doc: XMLDocument): string[] {
+  const dev = child(doc.documentElement, 'devices');
+  return dev ? children(dev, 'disk').map((d) => child(d, 'target')?.getAttribute('dev') ?? '') : [];
+}
+
+// ---- The other devices of a definition ----
+
+export const OTHER_KINDS = ['video', 'input', 'sound', 'serial', 'console', 'channel', 'hostdev', 'controller'] as const;
+export type OtherKind = (typeof OTHER_KINDS)[number];
+
+export function deviceElements(doc: XMLDocument, kind: OtherKind): Element[] {
+  const dev = child(doc.documentElement, 'devices');
+  return dev ? children(dev, kind) : [];
+}
+
+/** The device's own XML, as detach-device and update-device take it. */
+export function deviceXmlOf(el: Element): string {
+  return new XMLSerializer().serializeToString(el);
+}
+
+/** What a device page edits, one shape for every kind (the fields a kind has not stay ''). */
+export interface DeviceFields {
+  /** video: model; input: 'type:bus'; sound: model; serial/console/channel: the type; hostdev: 'usb'; controller: its type. */
+  type: string;
+  /** serial/console: the target port; channel: the target name; controller: its model. */
+  target: string;
+  /** serial/console/channel: the file or socket path; hostdev: 'vendor:product' (hex). */
+  source: string;
+}
+
+export function readDevice(kind: OtherKind, el: Element): DeviceFields {
+  const target = child(el, 'target');
+  const source = child(el, 'source');
+  switch (kind) {
+    case 'video':
+      return { type: child(el, 'model')?.getAttribute('type') ?? '', target: '', source: '' };
+    case 'input':
+      return { type: `${el.getAttribute('type') ?? ''}:${el.getAttribute('bus') ?? ''}`, target: '', source: '' };
+    case 'sound':
+      return { type: el.getAttribute('model') ?? '', target: '', source: '' };
+    case 'serial':
+    case 'console':
+      return { type: el.getAttribute('type') ?? 'pty', target: target?.getAttribute('port') ?? '0', source: source?.getAttribute('path') ?? '' };
+    case 'channel':
+      return { type: el.getAttribute('type') ?? 'unix', target: target?.getAttribute('name') ?? '', source: source?.getAttribute('path') ?? '' };
+    case 'hostdev': {
+      const id = (name: string): string => (source && child(source, name)?.getAttribute('id')?.replace(/^0x/i, '')) ?? '';
+      return { type: el.getAttribute('type') ?? '', target: '', source: `${id('vendor')}:${id('product')}` };
+    }
+    case 'controller':
+      return { type: el.getAttribute('type') ?? '', target: el.getAttribute('model') ?? '', source: el.getAttribute('index') ?? '0' };
+  }
+}
+
+function ensure(el: Element, name: string, first = false): Element {
+  const found = child(el, name);
+  if (found) return found;
+  const made = el.ownerDocument.createElement(name);
+  if (first && el.firstChild) el.insertBefore(made, el.firstChild);
+  else el.appendChild(made);
+  return made;
+}
+
+function setOrDrop(el: Element, name: string, value: string): void {
+  if (value) el.setAttribute(name, value);
+  else el.removeAttribute(name);
+}
+
+/** Writes the fields a page edits back into the device's element; the rest of it stays as written. */
+export function writeDevice(kind: OtherKind, el: Element, f: DeviceFields): void {
+  switch (kind) {
+    case 'video':
+      ensure(el, 'model').setAttribute('type', f.type);
+      return;
+    case 'input': {
+      const [type, bus] = f.type.split(':');
+      el.setAttribute('type', type);
+      setOrDrop(el, 'bus', bus);
+      return;
+    }
+    case 'sound':
+      el.setAttribute('model', f.type);
+      return;
+    case 'serial':
+    case 'console':
+    case 'channel': {
+      el.setAttribute('type', f.type);
+      const pathType = f.type === 'file' || f.type === 'unix';
+      const source = child(el, 'source');
+      if (pathType) {
+        const s = source ?? ensure(el, 'source', true);
+        setOrDrop(s, 'path', f.source);
+        if (f.type === 'unix' && !s.getAttribute('mode')) s.setAttribute('mode', 'bind');
+      } else if (source) el.removeChild(source);
+      const target = ensure(el, 'target');
+      if (kind === 'channel') {
+        if (!target.getAttribute('type')) target.setAttribute('type', 'virtio');
+        target.setAttribute('name', f.target);
+      } else target.setAttribute('port', f.target);
+      return;
+    }
+    case 'hostdev': {
+      const [vendor, product] = f.source.split(':');
+      const source = ensure(el, 'source');
+      ensure(source, 'vendor').setAttribute('id', `0x${vendor}`);
+      ensure(source, 'product').setAttribute('id', `0x${product}`);
+      return;
+    }
+    case 'controller':
+      return;
+  }
+}
