@@ -50,14 +50,14 @@ for (const engine of ENGINES) {
       await attach(`<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>`);
       const xml = await devicesXml(t, name);
       assert.match(xml, /<disk type='file' device='disk'>\s*<driver name='qemu' type='raw'\/>\s*<source file='[^']*a\.img'\/>\s*<target dev='hda' bus='ide'\/>/);
-      assert.match(xml, /<disk type='file' device='cdrom'>\s*<source file='[^']*tiny\.iso'\/>\s*<target dev='hdb' bus='ide'\/>/);
+      assert.match(xml, /<disk type='file' device='cdrom'>\s*<source file='[^']*tiny\.iso'\/>\s*<target dev='hdc' bus='ide'\/>/);
       assert.match(xml, /<interface type='network'>\s*<mac address='52:54:00(:[0-9a-f]{2}){3}'\/>\s*<source network='default'\/>/);
       assert.match(xml, /<controller type='virtio-serial' index='0'\/>/, 'a virtio-serial controller for the channel');
       // libvirt's order: disks, controllers, interfaces, inputs, graphics, serials, channels.
       const order = ['<disk', '<controller', '<interface', '<input', '<graphics', '<serial', '<channel'].map((tag) => xml.indexOf(tag));
       assert.deepEqual(order, [...order].sort((a, b) => a - b), xml);
       const info = await t.client.call('domain.info', { domain: name });
-      assert.deepEqual(info.config.disks.map((d) => d.target), ['hda', 'hdb']);
+      assert.deepEqual(info.config.disks.map((d) => d.target), ['hda', 'hdc']);
     });
 
     it('refuses what the engine cannot provide, with its reason', async () => {
@@ -121,9 +121,9 @@ for (const engine of ENGINES) {
       const mac = /<mac address='([^']+)'/.exec(xml)![1]!;
       await detach(`<interface type='network'><mac address='${mac.toUpperCase()}'/></interface>`);
       await detach(`<sound model='${engine === 'v86' ? 'sb16' : 'ich9'}'/>`);
-      await detach(`<disk type='file' device='cdrom'><target dev='hdb'/></disk>`);
+      await detach(`<disk type='file' device='cdrom'><target dev='hdc'/></disk>`);
       xml = await devicesXml(t, name);
-      assert.doesNotMatch(xml, /<interface|<sound|dev='hdb'/);
+      assert.doesNotMatch(xml, /<interface|<sound|dev='hdc'/);
       assert.match(xml, /dev='hda'/);
     });
 
@@ -131,8 +131,8 @@ for (const engine of ENGINES) {
       await update(`<graphics type='vnc' autoport='yes' passwd='sekrit'><listen type='address' address='127.0.0.1'/></graphics>`);
       const { xml } = await t.client.call('domain.xml', { domain: name, inactive: true, secure: true });
       assert.match(xml, /<graphics type='vnc' autoport='yes' passwd='sekrit'>\s*<listen type='address' address='127.0.0.1'\/>/);
-      await update(`<disk type='file' device='cdrom'><source file='${guest('tiny.iso')}'/><target dev='hdc' bus='ide'/><readonly/></disk>`).then(
-        () => assert.fail('hdc does not exist'),
+      await update(`<disk type='file' device='cdrom'><source file='${guest('tiny.iso')}'/><target dev='hdd' bus='ide'/><readonly/></disk>`).then(
+        () => assert.fail('hdd does not exist'),
         (err: Error) => assert.match(err.message, /no <disk> in the definition matches/),
       );
       await assert.rejects(update(`<disk type='file' device='disk'><source file='${guest('tiny.iso')}'/><target dev='hda'/></disk>`), /cannot change the source of hard disk 'hda'/);

@@ -2,6 +2,7 @@
 // definition: what libvirt fills in when the XML leaves it out (disk targets, MACs, port numbers,
 // the virtio-serial controller a channel needs), how it finds the device to remove or update, and
 // which settings an update may change.
+import { DISK_TARGET_PREFIX, freeDiskTarget } from '../../../shared/libvirt/disk-targets.js';
 import { DomainXmlError, childElements, createElement, editDomain, firstChild, newMac, type DomainDocument, type XmlElement } from './xml.js';
 import { parseXmlTree, XmlSyntaxError } from './xml-tree.js';
 
@@ -65,9 +66,6 @@ function insertDevice(devices: XmlElement, el: XmlElement): void {
   devices.children.splice(at, 0, el);
 }
 
-/** The bus libvirt takes for a disk <target> without one, and the name prefix of each bus's targets. */
-const TARGET_PREFIX: Record<string, string> = { ide: 'hd', sata: 'sd', scsi: 'sd', usb: 'sd', virtio: 'vd', fdc: 'fd' };
-
 function diskTarget(disk: XmlElement, taken: Set<string>): void {
   let target = firstChild(disk, 'target');
   if (!target) {
@@ -78,12 +76,10 @@ function diskTarget(disk: XmlElement, taken: Set<string>): void {
     if (taken.has(target.attributes.dev)) throw new DeviceXmlError('conflict', `target ${target.attributes.dev} already exists`);
     return;
   }
+  // The bus libvirt takes for a disk <target> without one.
   const bus = target.attributes.bus ?? (disk.attributes.device === 'floppy' ? 'fdc' : 'ide');
-  const prefix = TARGET_PREFIX[bus];
-  if (!prefix) throw new DeviceXmlError('invalid', `disk bus '${bus}' is not one of ${Object.keys(TARGET_PREFIX).join(', ')}`);
-  // IDE has two channels of two; a floppy controller two drives.
-  const limit = bus === 'ide' ? 4 : bus === 'fdc' ? 2 : 26;
-  const free = [...'abcdefghijklmnopqrstuvwxyz'].slice(0, limit).map((l) => prefix + l).find((t) => !taken.has(t));
+  if (!DISK_TARGET_PREFIX[bus]) throw new DeviceXmlError('invalid', `disk bus '${bus}' is not one of ${Object.keys(DISK_TARGET_PREFIX).join(', ')}`);
+  const free = freeDiskTarget(taken, bus, disk.attributes.device);
   if (!free) throw new DeviceXmlError('conflict', `no free target left on the ${bus} bus; name one with <target dev=...>`);
   target.attributes = { dev: free, bus, ...target.attributes };
 }

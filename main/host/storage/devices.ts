@@ -3,6 +3,7 @@
 // only when the result is a valid definition.
 import path from 'node:path';
 import type { DiskConfig } from '../../../shared/domain.js';
+import { freeDiskTarget } from '../../../shared/libvirt/disk-targets.js';
 import { childElements, createElement, editDomain, firstChild, type DomainDocument, type XmlElement } from '../domain/xml.js';
 import { checkInputFile, InputFileError } from '../../common/input-file.js';
 import { probeImage } from './image.js';
@@ -42,7 +43,6 @@ export function setMedia(doc: DomainDocument, ref: string, source: string | unde
 }
 
 /** Targets on the IDE bus, the only one v86 has: two channels, master and slave. */
-const IDE_TARGETS = ['hda', 'hdb', 'hdc', 'hdd'];
 
 export interface NewDisk {
   source?: string;
@@ -65,8 +65,7 @@ export function checkSourceImage(source: string): void {
 export function addDisk(doc: DomainDocument, spec: NewDisk): string {
   const used = new Set(doc.config.disks.map((d) => d.target));
   if (spec.target && used.has(spec.target)) throw operationFailed(`target '${spec.target}' already exists`);
-  const order = spec.device === 'cdrom' ? ['hdc', 'hdd', 'hdb', 'hda'] : IDE_TARGETS;
-  const target = spec.target ?? order.find((t) => !used.has(t));
+  const target = spec.target ?? freeDiskTarget(used, 'ide', spec.device);
   if (!target) throw operationInvalid(`no free IDE target left (hda to hdd are taken); name one with the target argument`);
   if (spec.device === 'disk' && !spec.source) throw invalidArg('a disk needs a source image');
   let format = 'raw';

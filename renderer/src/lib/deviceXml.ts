@@ -1,6 +1,7 @@
 // Libvirt device XML for Add Hardware and the device pages (virsh attach-device / detach-device
 // read the same), and the devices of a definition beyond disks, NICs and displays: video cards,
 // inputs, sound cards, serial ports and consoles, channels, USB host devices, controllers.
+import { DISK_TARGET_PREFIX, freeDiskTarget } from '@shared/libvirt/disk-targets';
 import { child, children } from './domainXml';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
@@ -93,18 +94,10 @@ export function randomMac(): string {
   return ['52', '54', '00', ...[...b].map((x) => x.toString(16).padStart(2, '0'))].join(':');
 }
 
-const BUS_PREFIX: Record<string, string> = { virtio: 'vd', ide: 'hd', fdc: 'fd', xen: 'xvd' };
-
-/** A CD-ROM on IDE goes where PCs put it, the secondary master first (as the host's attach-disk does). */
-const IDE_CDROM_TARGETS = ['hdc', 'hdd', 'hdb', 'hda'];
-
-/** The first free target name for a disk on `bus` (vda, sdb, hdc…), as virsh attach-disk picks it. */
+/** The first free target name for a disk on `bus` (vda, sdb, hdc…), as the host's attach-device picks it. */
 export function nextDiskTarget(doc: XMLDocument, bus: string, device = 'disk'): string {
-  const prefix = BUS_PREFIX[bus] ?? 'sd';
-  const taken = new Set(diskTargets(doc));
-  const names = device === 'cdrom' && bus === 'ide' ? IDE_CDROM_TARGETS : Array.from({ length: 26 }, (_, i) => prefix + String.fromCharCode(97 + i));
-  const free = names.find((n) => !taken.has(n));
-  if (!free) throw new Error(`no free ${prefix}* target is left`);
+  const free = freeDiskTarget(new Set(diskTargets(doc)), bus, device);
+  if (!free) throw new Error(`no free ${DISK_TARGET_PREFIX[bus] ?? bus} target is left`);
   return free;
 }
 
