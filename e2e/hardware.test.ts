@@ -4,10 +4,19 @@
 // sound card, a USB tablet, a second serial port and a guest-agent channel land in the definition,
 // each opening its page; the video model and a disk's cache change on their pages, and the disk grows.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { APP_ROOT } from '../main/common/paths.js';
 import { TestHost, engineSkip, sampleGuestXml } from '../main/testing/harness.js';
 import { openWebShell } from './browser.js';
+
+const SHOTS = path.join(APP_ROOT, 'test-results');
+const SIZES = [
+  { width: 1024, height: 640 },
+  { width: 1920, height: 1080 },
+];
 
 const MAC = '52:54:00:ab:cd:ef';
 const GiB = 1024 ** 3;
@@ -19,7 +28,18 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
   const byId = (id: string) => page.getByTestId(id);
   const inactiveXml = async (domain: string): Promise<string> => (await t.client.call('domain.xml', { domain, inactive: true })).xml;
 
+  /** Screenshots of what is on screen at 1024×640 and 1920×1080, to look at. */
+  async function shots(name: string): Promise<void> {
+    const was = page.viewportSize();
+    for (const size of SIZES) {
+      await page.setViewportSize(size);
+      await page.screenshot({ path: path.join(SHOTS, `hardware-${name}-${size.width}.png`) });
+    }
+    if (was) await page.setViewportSize(was);
+  }
+
   before(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
     t = await TestHost.start();
     if (!engineSkip('v86')) await t.client.call('domain.define', { xml: sampleGuestXml('hw-v86', 'v86') });
     if (!engineSkip('qemu')) await t.client.call('domain.define', { xml: sampleGuestXml('hw-qemu', 'qemu', "<video><model type='vga'/></video>") });
@@ -57,6 +77,7 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
     await byId('add-kind-hostdev').check();
     await byId('add-unavailable').filter({ hasText: caps.hostdev.usb.unavailable }).waitFor();
     assert.equal(await byId('add-finish').isDisabled(), true, 'an unavailable kind cannot be added');
+    await shots('v86-usb');
 
     // Storage: the buses v86 lacks (virtio, SCSI…) are there, disabled, their reason in their text.
     await byId('add-kind-disk').check();
@@ -82,6 +103,7 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
       await byId('add-new-volume').check();
       await byId('add-size').fill('1');
       await byId('add-format').selectOption('qcow2');
+      await shots('qemu-storage');
     });
     let xml = await inactiveXml('hw-qemu');
     const disk = /<disk[^>]*>\s*<driver name=['"]qemu['"] type=['"]qcow2['"]\/>\s*<source file=['"]([^'"]*hw-qemu\.qcow2)['"]\/>\s*<target dev=['"](\w+)['"]/.exec(xml);
@@ -141,6 +163,7 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
     await byId('disk-resize-size').fill('2');
     await byId('disk-resize-apply').click();
     await byId('disk-capacity').filter({ hasText: '2.0 GiB' }).waitFor();
+    await shots('qemu-disk');
     assert.equal((await t.client.call('domain.blockInfo', { domain: 'hw-qemu', target })).capacity, 2 * GiB);
   });
 });

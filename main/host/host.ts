@@ -119,7 +119,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.snapshots = new Snapshots(new SnapshotTree(paths.snapshots), this.registry, this.lifecycle, this.jobs, this);
     this.definitions = new Definitions(this.registry, drivers, this.lifecycle, this, this.snapshots);
     this.saves = new SaveRestore(this.registry, drivers, this.lifecycle, this.jobs);
-    this.cloner = new Cloner(this.registry, this.lifecycle, this.jobs, (xml) => this.definitions.define(xml));
+    this.cloner = new Cloner(this.registry, this.lifecycle, this.jobs, (xml) => this.definitions.define(xml), paths.nvram);
     this.devices = new Devices(this.registry, this.interfaces);
     this.consoles = new Consoles(this.registry);
     this.memory = new Memory(this.registry, drivers);

@@ -150,6 +150,38 @@ describe('clone, and delete with storage', { timeout: 600_000 }, () => {
     await t.client.call('domain.undefine', { domain: 'ro' });
   });
 
+  it('gives the clone its own UEFI variable store and an automatic display port, as virt-clone does', async () => {
+    const uefiXml = (name: string, nvram: string) => `<domain type='qemu'>
+  <name>${name}</name>
+  <memory unit='MiB'>128</memory>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>
+    ${nvram}
+    <kernel>${guest('vmlinuz')}</kernel>
+  </os>
+  <devices><graphics type='vnc' port='5931' autoport='no' websocket='5731'/></devices>
+</domain>`;
+    const store = path.join(pool, 'named_VARS.fd');
+    fs.writeFileSync(store, Buffer.alloc(64 * 1024, 0x5a));
+    await t.client.call('domain.define', { xml: uefiXml('named', `<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>${store}</nvram>`) });
+    const named = await t.client.call('domain.clone', { domain: 'named', name: 'named2' });
+    const copy = path.join(pool, 'named2_VARS.fd');
+    assert.ok(fs.readFileSync(copy).equals(fs.readFileSync(store)), 'the store copied beside the original, as NAME_VARS.fd');
+    const { xml } = await t.client.call('domain.xml', { domain: named.uuid, inactive: true });
+    assert.match(xml, new RegExp(`<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>${copy}</nvram>`));
+    assert.match(xml, /<graphics type='vnc' autoport='yes'\/>/, 'no fixed port or websocket: they would clash with the original');
+    await assert.rejects(t.client.call('domain.clone', { domain: 'named', name: 'named2', dryRun: true }), /a domain of that name already exists/);
+
+    // A store named by no <nvram> path lives under the domain's UUID: the clone's is under its own.
+    await t.client.call('domain.define', { xml: uefiXml('implicit', `<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'/>`) });
+    const { uuid } = await t.client.call('domain.info', { domain: 'implicit' });
+    fs.writeFileSync(path.join(t.paths.nvram, `${uuid}_VARS.fd`), Buffer.alloc(64 * 1024, 0xa5));
+    const implicit = await t.client.call('domain.clone', { domain: 'implicit', name: 'implicit2' });
+    assert.ok(fs.readFileSync(path.join(t.paths.nvram, `${implicit.uuid}_VARS.fd`)).equals(fs.readFileSync(path.join(t.paths.nvram, `${uuid}_VARS.fd`))));
+    for (const d of ['named', 'named2', 'implicit', 'implicit2']) await t.client.call('domain.undefine', { domain: d });
+  });
+
   it('domus clone takes virt-clone\'s options', async () => {
     const noFile = await t.cli(['clone', '--original', 'orig', '--name', 'c1']);
     assert.equal(noFile.code, 1);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { CloneDisk, CloneResult, DomainSummary, JobInfo } from '../../../shared/api.js';
 import { childElements, editDomain, firstChild, newMac, parseDomainXml, serializeDomainXml, setName, type DomainDocument } from '../domain/xml.js';
 import { setText } from '../domain/xml-tree.js';
+import { systemErrorText } from '../../common/fsutil.js';
 import { HostError, invalidArg, operationFailed, operationInvalid } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { DomainRecord, DomainRegistry } from '../registry.js';
@@ -31,6 +32,8 @@ export class Cloner {
     private readonly jobs: Jobs,
     /** Defines the new domain (the host's define: events, validation, clash checks). */
     private readonly define: (xml: string) => { domain: DomainSummary },
+    /** Where UEFI variable stores live when a definition's <nvram> names no file (<uuid>_VARS.fd). */
+    private readonly nvramDir: string,
   ) {}
 
   async clone(ref: string, req: CloneRequest): Promise<CloneResult> {
@@ -51,14 +54,16 @@ export class Cloner {
     try {
       const job = await this.copy(rec, copies);
       if (job.status !== 'completed') return { ...plan.result, job };
-      const { domain } = this.defineOrRemove(plan.doc, copies);
+      const made = copies.map((d) => d.file);
+      if (plan.nvram) made.push(copyNvram(plan.nvram, copies));
+      const { domain } = this.defineOrRemove(plan.doc, made);
       return { ...plan.result, domain, job, resumed: resumed || undefined };
     } finally {
       if (resumed && this.registry.get(rec.doc.config.uuid)?.state === 'paused') await this.lifecycle.resume(ref);
     }
   }
 
-  private plan(rec: DomainRecord, req: CloneRequest): { doc: DomainDocument; result: CloneResult } {
+  private plan(rec: DomainRecord, req: CloneRequest): { doc: DomainDocument; nvram?: NvramCopy; result: CloneResult } {
     const original = rec.doc;
     const name = req.name ?? this.cloneName(original.config.name);
     // Checked before anything is copied: the name also names the clone's disk files.
@@ -75,6 +80,8 @@ export class Cloner {
     setName(doc, name);
     editDomain(doc, (root) => setText(firstChild(root, 'uuid')!, uuid));
     this.newMacs(doc, req.macs);
+    autoportGraphics(doc);
+    const nvram = this.planNvram(original, doc, name, uuid);
     const disks = this.planDisks(original, name, req);
     editDomain(doc, (root) => {
       const elements = childElements(firstChild(root, 'devices')!, 'disk');
@@ -83,7 +90,24 @@ export class Cloner {
         firstChild(el, 'source')!.attributes.file = disk.file;
       }
     });
-    return { doc, result: { name, uuid, disks } };
+    return { doc, nvram, result: { name, uuid, disks } };
+  }
+
+  /**
+   * virt-clone's nvram step: the clone gets its own copy of the original's UEFI variable store
+   * (boot entries, Secure Boot keys). A store named in <nvram> is copied beside it as
+   * NAME_VARS.fd; an implicit one (<uuid>_VARS.fd) under the clone's new UUID. None yet: nothing to copy.
+   */
+  private planNvram(original: DomainDocument, doc: DomainDocument, name: string, uuid: string): NvramCopy | undefined {
+    const nvram = original.config.os.nvram;
+    if (original.config.os.firmware !== 'efi' && !nvram) return undefined;
+    const source = nvram?.path ?? path.join(this.nvramDir, `${original.config.uuid}_VARS.fd`);
+    if (!fs.existsSync(source)) return undefined;
+    if (!nvram?.path) return { source, file: path.join(this.nvramDir, `${uuid}_VARS.fd`) };
+    const file = path.join(path.dirname(source), `${name}_VARS.fd`);
+    if (fs.existsSync(file)) throw invalidArg(`cannot copy the UEFI variable store to '${file}': the file already exists`);
+    editDomain(doc, (root) => setText(firstChild(firstChild(root, 'os')!, 'nvram')!, file));
+    return { source, file };
   }
 
   /** virt-clone's generate_clone_name: "web" → "web-clone", then "web-clone1", "web-clone2"… */
@@ -169,14 +193,42 @@ export class Cloner {
     }
   }
 
-  private defineOrRemove(doc: DomainDocument, copies: CloneDisk[]): { domain: DomainSummary } {
+  private defineOrRemove(doc: DomainDocument, made: string[]): { domain: DomainSummary } {
     try {
       return this.define(serializeDomainXml(doc));
     } catch (err) {
-      for (const disk of copies) fs.rmSync(disk.file, { force: true });
+      for (const file of made) fs.rmSync(file, { force: true });
       throw err;
     }
   }
+}
+
+interface NvramCopy {
+  source: string;
+  file: string;
+}
+
+/** Copies the variable store (small: a few MiB at most); a failure removes the disks already copied. */
+function copyNvram(nvram: NvramCopy, copies: CloneDisk[]): string {
+  try {
+    fs.copyFileSync(nvram.source, nvram.file, fs.constants.COPYFILE_EXCL);
+  } catch (err) {
+    for (const disk of copies) fs.rmSync(disk.file, { force: true });
+    throw operationFailed(`cannot copy the UEFI variable store '${nvram.source}' to '${nvram.file}': ${systemErrorText(err)}`);
+  }
+  return nvram.file;
+}
+
+/** As virt-clone: a display on a fixed port would clash with the original's, so the clone's ports are chosen at start. */
+function autoportGraphics(doc: DomainDocument): void {
+  editDomain(doc, (root) => {
+    for (const g of childElements(firstChild(root, 'devices')!, 'graphics')) {
+      if (g.attributes.autoport === 'yes' || g.attributes.port === undefined || g.attributes.port === '-1') continue;
+      g.attributes.autoport = 'yes';
+      delete g.attributes.port;
+      delete g.attributes.websocket;
+    }
+  });
 }
 
 /**
