@@ -94,6 +94,11 @@ describe('v86 live migration', { skip }, () => {
     const rounds = progress.map((e) => e.iteration);
     assert.deepEqual([...new Set(rounds)], Array.from({ length: result.iterations }, (_, i) => i + 1), 'progress in every round, in order');
     assert.deepEqual(rounds, [...rounds].sort((x, y) => x - y), 'rounds only go forward');
+    progress.forEach((e, i) => {
+      const next = progress[i + 1];
+      if (next?.iteration === e.iteration) assert.ok(next.remainingBytes <= e.remainingBytes, `round ${e.iteration}: remaining went up from ${e.remainingBytes} to ${next.remainingBytes}`);
+    });
+    assert.equal(progress.at(-1)?.remainingBytes, 0, 'nothing remains once the last round is sent');
     assert.equal(((await waitEvent(dest.ctl, 'migrated-in', 10_000)) as { state: string }).state, 'running');
     const source = current;
     const exited = source.runner.exited;

@@ -330,9 +330,11 @@ export async function migrateOut(
       const sendStart = Date.now();
       const report = (remainingBytes: number) =>
         onProgress({ phase, iteration, totalBytes, transferredBytes: sender.sent, remainingBytes, ...(dirtyRate !== undefined && { dirtyRateBytesPerSec: Math.round(dirtyRate) }) });
+      // Remaining counts down within a round: its dirty bytes at the start, 0 once it is sent.
+      report(dirtyBytes);
       await sendPages(dirty, report);
       rate = (sender.sent - sentBefore) / Math.max(1, Date.now() - sendStart);
-      report(final ? 0 : dirtyBytes);
+      report(0);
       if (!final) continue;
 
       const sentAt = Date.now();
