@@ -107,6 +107,8 @@ describe('clone, Force Off and Delete asked first, shortcuts in menus (web shell
     await page.getByTestId('clone-error').filter({ hasText: "domain 'web' is running" }).waitFor();
     await page.getByTestId('clone-pause').check();
     await page.getByTestId('clone-submit').click();
+    // The row shows once the clone is defined; the dialog closes once clone answered, the original resumed.
+    await page.getByTestId('clone-dialog').waitFor({ state: 'detached' });
     await page.getByTestId('domain-row-web-clone1').waitFor();
     assert.deepEqual(fs.readFileSync(path.join(pool, 'web-clone1.img')), content);
     assert.equal(await state('web'), 'running', 'the original runs again');
