@@ -170,7 +170,7 @@ export function qemuCapabilities(opts: { machine?: string; devices: ReadonlySet<
   };
 }
 
-/** libvirt's NIC <model type> → QEMU's device (argv.ts's QEMU_NIC_MODELS, which re-exports it). */
+/** libvirt's NIC <model type> → QEMU's device. */
 export const QEMU_NIC_DEVICES: Record<string, string> = {
   virtio: 'virtio-net-pci',
   e1000: 'e1000',
