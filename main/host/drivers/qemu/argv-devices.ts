@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DomainCapabilities } from '../../../../shared/capabilities.js';
 import { checkDevice, inputKey } from '../../capabilities/check.js';
-import { QEMU_INPUT_DEVICES, QEMU_SOUND_DEVICES, QEMU_USB_CONTROLLERS, QEMU_VIDEO_DEVICES } from '../../capabilities/engines.js';
+import { defaultUsbController, QEMU_INPUT_DEVICES, QEMU_SOUND_DEVICES, QEMU_USB_CONTROLLERS, QEMU_VIDEO_DEVICES } from '../../capabilities/engines.js';
 import { childElements, firstChild, type XmlElement } from '../../domain/xml.js';
 import type { SupportReport } from '../driver.js';
 
@@ -50,7 +50,7 @@ export function channelSocket(stateDir: string, index: number): string {
 function usbControllerDevice(ctx: DeviceContext, controller: XmlElement | undefined): string | undefined {
   const model = controller?.attributes.model;
   if (model === 'none') return undefined;
-  const chosen = model ?? (ctx.machine === 'q35' ? 'qemu-xhci' : 'piix3-uhci');
+  const chosen = model ?? defaultUsbController(ctx.machine);
   const device = QEMU_USB_CONTROLLERS[chosen];
   if (device) return device;
   ctx.warn(`devices/controller[@type='usb']`, `USB controller model '${chosen}' is not one Domus wires on QEMU (${Object.keys(QEMU_USB_CONTROLLERS).join(', ')}); qemu-xhci is used`);
