@@ -351,7 +351,7 @@ export const RequestParams = {
   'domain.capabilities': z.object({ domain: DomainRef.optional(), engine: z.enum(['v86', 'qemu']).optional() }).strict(),
   /** virsh attach-device: one device from libvirt device XML (<disk>, <interface>, <video>, <input>, <sound>, <serial>, <channel>, <graphics>, <hostdev>). */
   'domain.attachDevice': z.object({ domain: DomainRef, xml: DeviceXml, live: z.boolean().default(false), config: z.boolean().default(false) }).strict(),
-  /** virsh detach-device: the device the XML matches (by target, MAC, alias or its whole description). */
+  /** virsh detach-device: the device the XML matches (a disk by its target, an interface by its MAC, others by their whole description). */
   'domain.detachDevice': z.object({ domain: DomainRef, xml: DeviceXml, live: z.boolean().default(false), config: z.boolean().default(false) }).strict(),
   /** virsh update-device: replaces the matching device's settings. */
   'domain.updateDevice': z.object({ domain: DomainRef, xml: DeviceXml, live: z.boolean().default(false), config: z.boolean().default(false) }).strict(),

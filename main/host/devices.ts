@@ -8,11 +8,11 @@ import type { DomainSummary, Result } from '../../shared/api.js';
 import type { DeviceKind } from '../../shared/capabilities.js';
 import { checkDevice } from './capabilities/index.js';
 import { asDeviceError, attachDeviceTo, detachDeviceFrom, DeviceXmlError, parseDeviceXml, sameExcept, updateDeviceIn } from './domain/device-xml.js';
-import { childElements, firstChild, parseDomainXml, serializeDomainXml, type DomainDocument, type XmlElement } from './domain/xml.js';
+import { childElements, createElement, firstChild, parseDomainXml, serializeDomainXml, type DomainDocument, type XmlElement } from './domain/xml.js';
 import { configUnsupported, invalidArg, operationFailed, operationInvalid, operationUnsupported, xmlError } from './errors.js';
 import type { Interfaces } from './interfaces.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
-import { addDisk, checkSourceImage, findDisk, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
+import { addDisk, checkSourceImage, findDisk, probedFormat, removeDisk, setMedia, type NewDisk } from './storage/devices.js';
 import { probeImage, resizeImage } from './storage/image.js';
 import { samePath } from './storage/in-use.js';
 import { imageOp } from './storage/pools.js';
@@ -87,9 +87,9 @@ export class Devices {
       const nic = this.liveNic(rec, device, 'attach');
       return (await this.interfaces.attach(ref, { ...nic, ...scope })).domain;
     }
+    if (device.name === 'disk') checkDiskSource(device, true);
     const draft = copy(rec.doc);
     const added = deviceEdit(() => attachDeviceTo(draft, device, () => randomBytes(3)));
-    if (added.name === 'disk') checkDiskSource(added);
     this.checkEngine(rec, draft, added);
     return this.commit(rec, draft);
   }
@@ -116,6 +116,8 @@ export class Devices {
     const rec = this.registry.lookup(ref);
     const device = deviceFrom(p.xml);
     const scope = this.registry.scope(rec, p);
+    // Live, the update must match the running device but for its medium: no <driver> is added.
+    if (device.name === 'disk') checkDiskSource(device, !scope.live);
     const draft = copy(scope.live ? rec.liveDoc! : rec.doc);
     const { before, after } = deviceEdit(() => updateDeviceIn(draft, device));
     if (scope.live) {
@@ -131,7 +133,6 @@ export class Devices {
       }
       throw operationUnsupported(`the ${engine} engine changes only a CD-ROM's medium and an interface's link state in a running guest; use --config`);
     }
-    if (after.name === 'disk') checkDiskSource(after);
     this.checkEngine(rec, draft, after);
     return this.commit(rec, draft);
   }
@@ -177,7 +178,8 @@ export class Devices {
     if (device.name !== 'interface') throw operationUnsupported(`the ${engine} engine cannot ${verb} a <${device.name}> in a running guest; use --config`);
     const type = device.attributes.type ?? 'user';
     if (type !== 'network' && type !== 'user') throw operationUnsupported(`an interface of type '${type}' is not connected by the engines here; use --config`);
-    const extra = childElements(device).find((c) => !['mac', 'source', 'model'].includes(c.name));
+    // Detach finds the card by type and MAC: the rest of a dumped <interface> (<alias>, <address>, <target>...) does not matter.
+    const extra = verb === 'attach' && childElements(device).find((c) => !['mac', 'source', 'model'].includes(c.name));
     if (extra) throw operationUnsupported(`the ${engine} engine cannot plug an interface with <${extra.name}> into a running guest; use --config`);
     const source = firstChild(device, 'source')?.attributes.network;
     const model = firstChild(device, 'model')?.attributes.type;
@@ -232,10 +234,27 @@ function deviceFrom(xml: string): XmlElement {
   return deviceEdit(() => parseDeviceXml(xml));
 }
 
-/** A file a new or updated disk names must be a regular file (as attach-disk checks it). */
-function checkDiskSource(disk: XmlElement): void {
+/**
+ * A file a new or updated disk names must be a regular file (as attach-disk checks it) whose format
+ * its <driver type> says: qcow2 opened as raw would show the guest the qcow2 metadata (and let it
+ * write a header naming any backing file). Without a type, `fill` writes in the probed one.
+ */
+function checkDiskSource(disk: XmlElement, fill: boolean): void {
   const file = firstChild(disk, 'source')?.attributes.file;
-  if (file !== undefined) checkSourceImage(path.resolve(file));
+  if (file === undefined) return;
+  const source = path.resolve(file);
+  checkSourceImage(source);
+  const probed = probedFormat(source);
+  const driver = firstChild(disk, 'driver');
+  const declared = driver?.attributes.type;
+  if (declared === undefined) {
+    if (!fill) return;
+    if (driver) driver.attributes.type = probed;
+    else disk.children.unshift(createElement('driver', { type: probed }));
+    return;
+  }
+  const says = declared === 'qcow2' ? 'qcow2' : declared === 'raw' || declared === 'iso' ? 'raw' : undefined;
+  if (says && says !== probed) throw invalidArg(`'${source}' is a ${probed} image, but the disk's <driver type='${declared}'> says ${says}: give type='${probed}' (or leave the type out)`);
 }
 
 function diskImage(doc: DomainDocument, target: string): string {

@@ -1,11 +1,13 @@
 // The host's USB devices (virsh nodedev-list --cap usb_device), read from sysfs as libvirt's udev
-// backend does: one directory per device under bus/usb/devices, interfaces ("1-1:1.0") skipped.
+// backend does: one directory per device under bus/usb/devices, interfaces ("1-1:1.0") and hubs skipped.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HostUsbDevice } from '../../shared/capabilities.js';
 
 /** sysfs attribute files are one short line; a longer one is not what it claims to be. */
 const MAX_ATTRIBUTE_BYTES = 256;
+/** USB's device class of hubs (bDeviceClass). */
+const USB_CLASS_HUB = '09';
 /** More devices than any host has: the listing stops there. */
 const MAX_DEVICES = 1024;
 
@@ -51,6 +53,8 @@ export function listUsbDevices(root = sysfsRoot()): HostUsbDevice[] {
     const productId = readAttribute(dir, 'idProduct')?.toLowerCase();
     if (!(Number.isInteger(bus) && bus > 0 && Number.isInteger(device) && device > 0)) continue;
     if (!vendorId || !/^[0-9a-f]{4}$/.test(vendorId) || !productId || !/^[0-9a-f]{4}$/.test(productId)) continue;
+    // Hubs (root hubs included) are the host's own wiring: QEMU's usb-host does not pass them through.
+    if (readAttribute(dir, 'bDeviceClass') === USB_CLASS_HUB) continue;
     const vendor = readAttribute(dir, 'manufacturer');
     const product = readAttribute(dir, 'product');
     devices.push({ bus, device, vendorId, productId, ...(vendor && { vendor }), ...(product && { product }) });

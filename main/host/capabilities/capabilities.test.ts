@@ -19,7 +19,7 @@ function pick(list: CapabilityChoice[], value: string): CapabilityChoice {
 /** Every device name QEMU 7.2 lists that argv.ts uses, less qxl-vga: a build without QXL. */
 const QEMU_DEVICES = new Set([
   'VGA', 'cirrus-vga', 'virtio-vga', 'bochs-display', 'intel-hda', 'ich9-intel-hda', 'hda-duplex', 'AC97', 'ES1370', 'sb16',
-  'qemu-xhci', 'usb-tablet', 'usb-mouse', 'usb-kbd', 'usb-storage', 'usb-host', 'virtio-tablet-pci', 'virtio-mouse-pci', 'virtio-keyboard-pci',
+  'qemu-xhci', 'piix3-usb-uhci', 'usb-tablet', 'usb-mouse', 'usb-kbd', 'usb-storage', 'usb-host', 'virtio-tablet-pci', 'virtio-mouse-pci', 'virtio-keyboard-pci',
   'virtio-serial-pci', 'virtserialport', 'virtio-scsi-pci', 'scsi-hd', 'scsi-cd', 'virtio-net-pci', 'e1000', 'e1000e', 'rtl8139', 'ne2k_pci',
 ]);
 
@@ -68,9 +68,15 @@ describe('QEMU capabilities', () => {
     assert.equal(pc.hotplug.interface, undefined);
     const q35 = qemuCapabilities({ machine: 'pc-q35-7.2', devices: QEMU_DEVICES });
     assert.equal(pick(q35.disk.bus, 'sata').unavailable, undefined);
-    const noUsb = qemuCapabilities({ devices: new Set([...QEMU_DEVICES].filter((d) => d !== 'qemu-xhci')) });
+    const noXhci = new Set([...QEMU_DEVICES].filter((d) => d !== 'qemu-xhci'));
+    const noUsb = qemuCapabilities({ machine: 'pc-q35-7.2', devices: noXhci });
     assert.match(noUsb.hostdev.usb.unavailable ?? '', /no qemu-xhci/);
     assert.match(checkDevice(noUsb, element(`<input type='tablet' bus='usb'/>`)) ?? '', /no qemu-xhci/);
+    assert.equal(qemuCapabilities({ devices: noXhci }).hostdev.usb.unavailable, undefined, "the pc machine's USB controller is a piix3-usb-uhci");
+    const noUhci = qemuCapabilities({ devices: new Set([...QEMU_DEVICES].filter((d) => d !== 'piix3-usb-uhci')) });
+    assert.match(noUhci.hostdev.usb.unavailable ?? '', /no piix3-usb-uhci/);
+    assert.match(pick(noUhci.disk.bus, 'usb').unavailable ?? '', /no piix3-usb-uhci/);
+    assert.match(q35.hotplug.interface ?? '', /q35 machine .* no PCIe root port/, "the driver's attachNic refuses q35");
     assert.equal(checkDevice(pc, element(`<sound model='ich9'/>`)), undefined);
     assert.equal(checkDevice(pc, element(`<channel type='unix'><target type='virtio' name='org.example.port'/></channel>`)), undefined, "a guest's own port name");
     assert.match(checkDevice(pc, element(`<channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>`)) ?? '', /SPICE is not provided/);

@@ -122,6 +122,11 @@ export const QEMU_USB_CONTROLLERS: Record<string, string> = {
   'piix3-uhci': 'piix3-usb-uhci',
 };
 
+/** The USB controller model a machine gets when the definition names none (libvirt's default). */
+export function defaultUsbController(machine: 'pc' | 'q35'): string {
+  return machine === 'q35' ? 'qemu-xhci' : 'piix3-uhci';
+}
+
 /** QEMU here: what argv.ts wires, less what this QEMU binary was built without. */
 export function qemuCapabilities(opts: { machine?: string; devices: ReadonlySet<string> }): DomainCapabilities {
   const machine = opts.machine?.includes('q35') ? 'q35' : 'pc';
@@ -129,7 +134,8 @@ export function qemuCapabilities(opts: { machine?: string; devices: ReadonlySet<
     const missing = devices.filter((d) => !opts.devices.has(d));
     return missing.length ? `this QEMU has no ${missing.join(', ')} device (not built in)` : undefined;
   };
-  const usbWhy = lacks('qemu-xhci');
+  const usbController = QEMU_USB_CONTROLLERS[defaultUsbController(machine)]!;
+  const usbWhy = lacks(usbController);
   return {
     engine: 'qemu',
     machine,
@@ -138,7 +144,7 @@ export function qemuCapabilities(opts: { machine?: string; devices: ReadonlySet<
       bus: choices(LABELS.bus, (bus) => {
         if (bus === 'sata') return machine === 'q35' ? undefined : 'SATA (AHCI) needs machine q35; the pc machine has IDE';
         if (bus === 'scsi') return lacks('virtio-scsi-pci', 'scsi-hd');
-        if (bus === 'usb') return lacks('qemu-xhci', 'usb-storage');
+        if (bus === 'usb') return lacks(usbController, 'usb-storage');
         return undefined;
       }),
       format: choices(LABELS.format, () => undefined),
@@ -165,12 +171,15 @@ export function qemuCapabilities(opts: { machine?: string; devices: ReadonlySet<
       target: choices(LABELS.channelTarget, (t) => (t === GUEST_AGENT_CHANNEL ? lacks('virtio-serial-pci') : NO_SPICE)),
     },
     hostdev: { usb: { unavailable: usbWhy ?? lacks('usb-host') } },
-    hotplug: notHotPluggable('Domus on QEMU', ['interface']),
+    hotplug: {
+      ...notHotPluggable('Domus on QEMU', machine === 'q35' ? [] : ['interface']),
+      ...(machine === 'q35' && { interface: 'a q35 machine started by Domus has no PCIe root port to plug a network card into (the pc machine has); add it to the definition and restart the guest' }),
+    },
     max: { video: 1 },
   };
 }
 
-/** libvirt's NIC <model type> → QEMU's device (argv.ts's QEMU_NIC_MODELS, which re-exports it). */
+/** libvirt's NIC <model type> → QEMU's device. */
 export const QEMU_NIC_DEVICES: Record<string, string> = {
   virtio: 'virtio-net-pci',
   e1000: 'e1000',

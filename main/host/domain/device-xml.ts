@@ -194,11 +194,15 @@ function normalised(el: XmlElement): XmlElement {
   return copy;
 }
 
-/** The one device `pattern` names; none or several is an error that says so. */
+/**
+ * The one device `pattern` names; none is an error, and so are several that differ (saying how to
+ * tell them apart). Several identical ones are interchangeable: the first is meant, as in libvirt.
+ */
 function findDevice(devices: XmlElement, pattern: XmlElement, what: string): XmlElement {
   const matches = childElements(devices, pattern.name).filter((c) => describes(pattern, normalised(c)));
   if (matches.length === 0) throw new DeviceXmlError('not-found', `no <${pattern.name}> in the definition matches the ${what}`);
-  if (matches.length > 1) {
+  const [first] = matches;
+  if (matches.some((m) => !describes(first!, m) || !describes(m, first!))) {
     throw new DeviceXmlError('conflict', `the ${what} matches ${matches.length} <${pattern.name}> devices; say which one (${pattern.name === 'interface' ? 'its <mac address>' : 'its <target port>, <address> or model'})`);
   }
   return matches[0]!;

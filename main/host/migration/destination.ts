@@ -5,7 +5,7 @@
 // away (the source host died or gave up) ends it and leaves nothing behind.
 import fs from 'node:fs';
 import type { DomainSummary } from '../../../shared/api.js';
-import { parseDomainXml, serializeDomainXml, type DomainDocument } from '../domain/xml.js';
+import { childElements, firstChild, parseDomainXml, serializeDomainXml, type DomainDocument } from '../domain/xml.js';
 import type { IncomingMigration } from '../drivers/driver.js';
 import type { DriverRegistry } from '../drivers/registry.js';
 import { configUnsupported, operationFailed, operationInvalid, operationUnsupported } from '../errors.js';
@@ -62,6 +62,7 @@ export class MigrationDestination {
         }
       }
     }
+    checkHostPaths(doc);
     const { driver } = this.drivers.driverFor(doc);
     if (driver.engine !== cookie.engine) {
       throw operationUnsupported(`domain '${name}' runs on ${cookie.engine} ${cookie.engineVersion} on the source; this host would run it on ${driver.label}, which cannot take its state`);
@@ -137,6 +138,31 @@ export class MigrationDestination {
       await entry.migration.abort();
     } catch (err) {
       log('error', `incoming migration of '${entry.doc.config.name}': the waiting engine did not go cleanly: ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
+ * What an incoming definition may name on this host besides its disks. A port's file must already
+ * be here as a regular file, as a disk must: a migration does not create or write files where the
+ * source's definition says. A <hostdev> names one of the source host's devices, not one here.
+ */
+function checkHostPaths(doc: DomainDocument): void {
+  const { name } = doc.config;
+  const devices = firstChild(doc.root, 'devices');
+  if (!devices) return;
+  if (firstChild(devices, 'hostdev')) throw operationInvalid(`domain '${name}' has a host device (<hostdev>): a host's device is not migrated, and this host would hand over one of its own; detach it before migrating`);
+  for (const port of ['serial', 'console', 'channel'].flatMap((kind) => childElements(devices, kind))) {
+    if (port.attributes.type !== 'file') continue;
+    const file = firstChild(port, 'source')?.attributes.path ?? '';
+    let regular = false;
+    try {
+      regular = fs.statSync(file).isFile();
+    } catch {
+      // Absent or unreadable: refused below like a disk that is not here.
+    }
+    if (!regular) {
+      throw operationInvalid(`<${port.name} type='file'> of domain '${name}': '${file}' is not a regular file on this host; a migrated guest's port files, like its disks, must already exist here (create it, or use another port type)`);
     }
   }
 }

@@ -1,8 +1,8 @@
 // Migration between Domus hosts, what a destination refuses before anything is sent, spoken as a
 // source host speaks it (libvirt's Prepare3/Finish3 *_PARAMS over the destination's libvirt socket):
 // a malformed or foreign cookie, a guest on an engine the destination would not run it on, a disk
-// that is not on shared storage, a finish nobody prepared. Each refusal names the problem and
-// leaves the destination as it was. No guest is booted here (migration.test.ts migrates real ones).
+// that is not on shared storage, a port file that is not here or a host device, a finish nobody
+// prepared. Each refusal names the problem and leaves the destination as it was. No guest is booted here (migration.test.ts migrates real ones).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -65,6 +65,18 @@ test('without --copy-storage-all a disk must be on shared storage: the missing p
   const missing = path.join(dest.home, 'nowhere', 'disk.img');
   const xml = sampleGuestXml('mig', 'v86', `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${missing}'/><target dev='hda' bus='ide'/></disk>`);
   await assert.rejects(prepare(xml, encodeSourceCookie(COOKIE)), new RegExp(`disk 'hda' of domain 'mig': '${missing}' does not exist on this host`));
+  await assertClean();
+});
+
+test("a port's file must already be here as a regular file, and a host device is not taken: the rule is named", async () => {
+  const missing = path.join(dest.home, 'nowhere', 'serial.log');
+  const cookie = encodeSourceCookie(COOKIE);
+  for (const file of [missing, '/dev/null', dest.home]) {
+    const xml = sampleGuestXml('mig', 'v86', `<serial type='file'><source path='${file}'/><target port='1'/></serial>`);
+    await assert.rejects(prepare(xml, cookie), new RegExp(`<serial type='file'> of domain 'mig': '${file}' is not a regular file on this host; a migrated guest's port files, like its disks, must already exist here`), file);
+  }
+  const hostdev = `<hostdev mode='subsystem' type='usb'><source><vendor id='0x046d'/><product id='0xc52b'/></source></hostdev>`;
+  await assert.rejects(prepare(sampleGuestXml('mig', 'v86', hostdev), cookie), /domain 'mig' has a host device \(<hostdev>\): a host's device is not migrated/);
   await assertClean();
 });
 

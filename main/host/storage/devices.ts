@@ -42,8 +42,6 @@ export function setMedia(doc: DomainDocument, ref: string, source: string | unde
   return findDisk(doc, disk.target);
 }
 
-/** Targets on the IDE bus, the only one v86 has: two channels, master and slave. */
-
 export interface NewDisk {
   source?: string;
   target?: string;
@@ -61,6 +59,15 @@ export function checkSourceImage(source: string): void {
   }
 }
 
+/** An image's format as its header shows it, in <driver type>'s words: qcow2, or raw (an ISO is raw). */
+export function probedFormat(source: string): 'raw' | 'qcow2' {
+  try {
+    return probeImage(source).format === 'qcow2' ? 'qcow2' : 'raw';
+  } catch (err) {
+    throw invalidArg(`cannot use '${source}': ${(err as Error).message}`);
+  }
+}
+
 /** Adds a disk to <devices>; returns its target (given, or the first free IDE name; CD-ROMs prefer hdc, where v86's drive is). */
 export function addDisk(doc: DomainDocument, spec: NewDisk): string {
   const used = new Set(doc.config.disks.map((d) => d.target));
@@ -71,11 +78,7 @@ export function addDisk(doc: DomainDocument, spec: NewDisk): string {
   let format = 'raw';
   if (spec.source) {
     checkSourceImage(spec.source);
-    try {
-      if (probeImage(spec.source).format === 'qcow2') format = 'qcow2';
-    } catch (err) {
-      throw invalidArg(`cannot use '${spec.source}': ${(err as Error).message}`);
-    }
+    format = probedFormat(spec.source);
   }
   const children = [createElement('driver', { type: format })];
   if (spec.source) children.push(createElement('source', { file: spec.source }));

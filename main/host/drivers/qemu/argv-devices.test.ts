@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 
 import { qemuCapabilities } from '../../capabilities/engines.js';
@@ -7,11 +11,11 @@ import { buildArgv } from './argv.js';
 
 const HDA = `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/img/b.img'/><target dev='hda' bus='ide'/></disk>`;
 
-function build(devices: string, machine = 'pc-i440fx-7.2', caps?: ReturnType<typeof qemuCapabilities>) {
+function build(devices: string, machine = 'pc-i440fx-7.2', caps?: ReturnType<typeof qemuCapabilities>, incoming = false) {
   const xml =
     `<domain type='qemu'><name>d</name><uuid>9e0b5c3a-1d9e-4a55-9a35-2f7c1b3e6a01</uuid><memory unit='MiB'>256</memory>` +
     `<os><type arch='x86_64' machine='${machine}'>hvm</type></os><devices>${HDA}${devices}</devices></domain>`;
-  const built = buildArgv(parseDomainXml(xml), { stateDir: '/run/d', accel: 'tcg', nvramDir: '/nv', networkSocket: (n) => `/sw/${n}.sock`, caps });
+  const built = buildArgv(parseDomainXml(xml), { stateDir: '/run/d', accel: 'tcg', nvramDir: '/nv', networkSocket: (n) => `/sw/${n}.sock`, caps, incoming });
   return { ...built, joined: built.argv.join(' '), warnings: built.report.warnings.map((w) => w.message) };
 }
 
@@ -84,8 +88,8 @@ describe('QEMU devices on the command line', () => {
     assert.deepEqual(report.errors, []);
     const chardevs = values(argv, '-chardev');
     assert.match(chardevs[0]!, /^socket,id=serial0,path=\/run\/d\/serial\.sock/, "the first is Domus's console");
-    assert.deepEqual(chardevs.slice(1), ['pty,id=serial1', 'file,id=serial2,path=/var/log/s,,2.log', 'null,id=serial3']);
-    assert.ok(values(argv, '-device').includes('isa-serial,chardev=serial3,id=serial3'));
+    assert.deepEqual(chardevs.slice(1), ['pty,id=serial1', 'file,id=serial2,path=/var/log/s,,2.log,append=on', 'null,id=serial3']);
+    assert.ok(values(argv, '-device').includes('isa-serial,chardev=serial3,id=serial3,index=3'));
     assert.ok(warnings.some((w) => /the PC has 4 serial ports; serial port 4 is not connected/.test(w)));
     const unix = build(`<serial type='pty'/><serial type='unix'/><serial type='tcp'><source mode='bind' host='0.0.0.0' service='4555'/></serial>`);
     assert.ok(values(unix.argv, '-chardev').includes('socket,id=serial1,path=/run/d/serial1.sock,server=on,wait=off'));
@@ -130,5 +134,54 @@ describe('QEMU devices on the command line', () => {
     const q35 = build(`<disk type='file' device='disk'><driver type='raw' cache='none'/><source file='/img/x.img'/><target dev='sdd' bus='sata'/></disk>`, 'pc-q35-7.2');
     assert.ok(values(q35.argv, '-drive').some((d) => d.startsWith('if=ide,') && d.includes('cache=none,id=drive-sdd')));
     assert.deepEqual(q35.warnings, []);
+  });
+
+  it('serial ports at their <target port>; a file port appends, and one that is not a regular file is refused', () => {
+    const ports = build(`<serial type='pty'/><serial type='null'><target port='3'/></serial><serial type='pty'/><serial type='pty'><target port='3'/></serial>`);
+    const devices = values(ports.argv, '-device');
+    assert.ok(devices.includes('isa-serial,chardev=serial3,id=serial3,index=3'), 'the port the definition gives');
+    assert.ok(devices.includes('isa-serial,chardev=serial1,id=serial1,index=1'), 'the next free port');
+    assert.ok(ports.warnings.some((w) => /serial port 3 is given twice/.test(w)));
+    for (const file of ['/dev/null', os.tmpdir()]) {
+      const { report } = build(`<serial type='pty'/><serial type='file'><source path='${file}'/></serial>`);
+      assert.match(report.errors.join(), new RegExp(`serial port 1: '${file}' exists and is not a regular file`), file);
+    }
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'serial-'));
+    try {
+      const fifo = path.join(dir, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      assert.match(build(`<serial type='pty'/><serial type='file'><source path='${fifo}'/></serial>`).report.errors.join(), /exists and is not a regular file/);
+      const log = path.join(dir, 'log');
+      fs.writeFileSync(log, 'kept');
+      assert.ok(values(build(`<serial type='pty'/><serial type='file'><source path='${log}'/></serial>`).argv, '-chardev').includes(`file,id=serial1,path=${log},append=on`));
+    } finally {
+      fs.rmSync(dir, { recursive: true });
+    }
+  });
+
+  it('the NICs are the last PCI devices, where a hot-plugged one lands, so a restore rebuilds the same layout', () => {
+    const { argv, report } = build(
+      `<interface type='network'><mac address='52:54:00:00:00:01'/><source network='default'/><model type='virtio'/></interface>` +
+        `<sound model='ich9'/><input type='tablet' bus='virtio'/><input type='tablet' bus='usb'/>` +
+        `<disk type='file' device='disk'><driver type='raw'/><source file='/img/s.img'/><target dev='sda' bus='scsi'/></disk>` +
+        `<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>`,
+    );
+    assert.deepEqual(report.errors, []);
+    const devices = values(argv, '-device');
+    const nic = devices.findIndex((d) => d.startsWith('virtio-net-pci,'));
+    assert.ok(nic >= 0);
+    for (const before of ['ich9-intel-hda', 'virtio-tablet-pci', 'piix3-usb-uhci', 'virtio-scsi-pci', 'virtio-serial-pci']) {
+      const at = devices.findIndex((d) => d.startsWith(`${before},`));
+      assert.ok(at >= 0 && at < nic, `${before} before the NIC`);
+    }
+  });
+
+  it('restore and incoming migration: a device this QEMU lacks is an error, not left out', () => {
+    const noSound = qemuCapabilities({ devices: new Set(['VGA']) });
+    const started = build(`<sound model='ac97'/>`, 'pc', noSound);
+    assert.deepEqual(started.report.errors, []);
+    assert.ok(started.warnings.some((w) => /no AC97 device/.test(w)));
+    const restored = build(`<sound model='ac97'/>`, 'pc', noSound, true);
+    assert.match(restored.report.errors.join(), /this QEMU has no AC97 device.*cannot be left out/);
   });
 });

@@ -1,11 +1,13 @@
 // The devices of a QEMU command line beyond disks and NICs, as libvirt's qemu driver writes them:
 // video, sound (on -audiodev none: the guest has its card, the host plays nothing), inputs, USB
 // and SCSI controllers, USB host devices, serial ports after Domus's console, and virtio-serial
-// channels. What this QEMU cannot provide (capabilities/engines.ts) is a warning and is left out.
+// channels. What this QEMU cannot provide (capabilities/engines.ts) is a warning and is left out
+// (an error on restore and incoming migration, where the layout must be the source's).
+import fs from 'node:fs';
 import path from 'node:path';
 import type { DomainCapabilities } from '../../../../shared/capabilities.js';
 import { checkDevice, inputKey } from '../../capabilities/check.js';
-import { QEMU_INPUT_DEVICES, QEMU_SOUND_DEVICES, QEMU_USB_CONTROLLERS, QEMU_VIDEO_DEVICES } from '../../capabilities/engines.js';
+import { defaultUsbController, QEMU_INPUT_DEVICES, QEMU_SOUND_DEVICES, QEMU_USB_CONTROLLERS, QEMU_VIDEO_DEVICES } from '../../capabilities/engines.js';
 import { childElements, firstChild, type XmlElement } from '../../domain/xml.js';
 import type { SupportReport } from '../driver.js';
 
@@ -21,6 +23,11 @@ export interface DeviceContext {
   stateDir: string;
   /** What this QEMU provides; absent, every device argv knows is assumed built in. */
   caps?: DomainCapabilities;
+  /**
+   * A restore or incoming migration: the devices must be the source's, so one this QEMU lacks is
+   * an error rather than left out (the guest's state would not fit the other layout).
+   */
+  sameLayout: boolean;
   argv: string[];
   report: SupportReport;
   warn: (element: string, message: string) => void;
@@ -43,7 +50,7 @@ export function channelSocket(stateDir: string, index: number): string {
 function usbControllerDevice(ctx: DeviceContext, controller: XmlElement | undefined): string | undefined {
   const model = controller?.attributes.model;
   if (model === 'none') return undefined;
-  const chosen = model ?? (ctx.machine === 'q35' ? 'qemu-xhci' : 'piix3-uhci');
+  const chosen = model ?? defaultUsbController(ctx.machine);
   const device = QEMU_USB_CONTROLLERS[chosen];
   if (device) return device;
   ctx.warn(`devices/controller[@type='usb']`, `USB controller model '${chosen}' is not one Domus wires on QEMU (${Object.keys(QEMU_USB_CONTROLLERS).join(', ')}); qemu-xhci is used`);
@@ -88,10 +95,11 @@ export function needsUsb(devices: XmlElement | undefined): boolean {
   );
 }
 
-/** The reason this QEMU cannot provide `element`, said as a warning; true when it can. */
+/** The reason this QEMU cannot provide `element`, said as a warning (an error where the layout must stay); true when it can. */
 function provided(ctx: DeviceContext, element: XmlElement, where: string): boolean {
   const problem = ctx.caps && checkDevice(ctx.caps, element);
-  if (problem) ctx.warn(where, `${problem}; kept in the definition, not provided`);
+  if (problem && ctx.sameLayout) ctx.report.errors.push(`${where}: ${problem}; the guest's saved or migrated state has this device, so it cannot be left out here`);
+  else if (problem) ctx.warn(where, `${problem}; kept in the definition, not provided`);
   return !problem;
 }
 
@@ -189,8 +197,23 @@ export function hostdevArgs(ctx: DeviceContext, usb: boolean): void {
   });
 }
 
-/** A <serial> or <channel>'s chardev options after 'id=', or the reason it has none here. */
-function chardev(element: XmlElement, id: string, socket: string): string | { problem: string } {
+/**
+ * Why QEMU may not open `file` as a port's log: it appends (append=on) to a regular file or
+ * creates one, but a FIFO or device would block it (or feed the guest another device's data).
+ */
+export function chardevFileProblem(file: string): string | undefined {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return `cannot check '${file}': ${(err as Error).message}`;
+  }
+  return stat.isFile() ? undefined : `'${file}' exists and is not a regular file (a port's file must be a regular file or not exist yet)`;
+}
+
+/** A <serial> or <channel>'s chardev options after 'id=', or the reason it has none here (`error`: the definition is refused). */
+function chardev(element: XmlElement, id: string, socket: string): string | { problem: string; error?: boolean } {
   const type = element.attributes.type ?? 'pty';
   const source = firstChild(element, 'source')?.attributes;
   switch (type) {
@@ -201,32 +224,61 @@ function chardev(element: XmlElement, id: string, socket: string): string | { pr
     case 'unix':
       // Always in the guest's run directory: a definition does not choose where Domus listens.
       return `socket,id=${id},path=${optValue(socket)},server=on,wait=off`;
-    case 'file':
+    case 'file': {
       if (!source?.path || !path.isAbsolute(source.path)) return { problem: "a file port needs <source path='/absolute/file'/>" };
-      return `file,id=${id},path=${optValue(source.path)}`;
+      const problem = chardevFileProblem(source.path);
+      if (problem) return { problem, error: true };
+      // append=on: QEMU would otherwise truncate the file at every start.
+      return `file,id=${id},path=${optValue(source.path)},append=on`;
+    }
     default:
       return { problem: `type '${type}' is not provided (pty, unix, file, null)` };
   }
 }
 
-/** <serial> after the first (Domus's console): more ISA ports, each on its own chardev. */
+/** A <serial>'s <target port>, when it gives one as a number. */
+function targetPort(serial: XmlElement): number | undefined {
+  const port = firstChild(serial, 'target')?.attributes.port;
+  return port !== undefined && /^\d{1,3}$/.test(port) ? Number(port) : undefined;
+}
+
+/**
+ * <serial> after the first (Domus's console, COM1): more ISA ports, each on its own chardev, at
+ * its <target port> (COM port+1; the guest's ttyS<port>) or else the next free one, as libvirt numbers them.
+ */
 export function serialArgs(ctx: DeviceContext): void {
-  const serials = ctx.devices ? childElements(ctx.devices, 'serial') : [];
-  serials.slice(1).forEach((serial, n) => {
-    const port = n + 1;
+  const serials = (ctx.devices ? childElements(ctx.devices, 'serial') : []).slice(1);
+  const used = new Set([0, ...serials.map(targetPort).filter((p) => p !== undefined)]);
+  const connected = new Set<number>();
+  serials.forEach((serial) => {
     const where = `devices/serial[@type='${serial.attributes.type ?? 'pty'}']`;
+    let port = targetPort(serial);
+    if (port === undefined) {
+      port = 1;
+      while (used.has(port)) port++;
+      used.add(port);
+    } else if (port === 0) {
+      ctx.warn(where, "serial port 0 is Domus's console (the first <serial>); this one is not connected");
+      return;
+    }
     if (port >= ISA_SERIAL_PORTS) {
       ctx.warn(where, `the PC has ${ISA_SERIAL_PORTS} serial ports; serial port ${port} is not connected`);
       return;
     }
+    if (connected.has(port)) {
+      ctx.warn(where, `serial port ${port} is given twice; only the first is connected`);
+      return;
+    }
+    connected.add(port);
     if (!provided(ctx, serial, where)) return;
     const id = `serial${port}`;
     const value = chardev(serial, id, path.join(ctx.stateDir, `${id}.sock`));
     if (typeof value !== 'string') {
-      ctx.warn(where, `serial port ${port}: ${value.problem}; not connected`);
+      if (value.error) ctx.report.errors.push(`serial port ${port}: ${value.problem}`);
+      else ctx.warn(where, `serial port ${port}: ${value.problem}; not connected`);
       return;
     }
-    ctx.argv.push('-chardev', value, '-device', `isa-serial,chardev=${id},id=${id}`);
+    ctx.argv.push('-chardev', value, '-device', `isa-serial,chardev=${id},id=${id},index=${port}`);
   });
 }
 

@@ -144,7 +144,7 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     ...(opts.migration ? [] : ['-S']),
   ];
   const devices = firstChild(doc.root, 'devices');
-  const ctx: DeviceContext = { devices, machine, stateDir: opts.stateDir, caps: opts.caps, argv, report, warn };
+  const ctx: DeviceContext = { devices, machine, stateDir: opts.stateDir, caps: opts.caps, sameLayout: Boolean(opts.incoming || opts.migration), argv, report, warn };
   // The display stays the first PCI device, where it always was: a saved state's layout must match.
   videoArgs(ctx);
   if (uefi) {
@@ -259,22 +259,27 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     if (iface.type === 'network' && iface.source) continue;
     warn(`devices/interface[@type='${iface.type}']`, `interface on ${iface.source ? `${iface.type} '${iface.source}'` : iface.type}: only interfaces on a virtual network (type='network') are connected`);
   }
+  soundArgs(ctx);
+  inputArgs(ctx, usb);
+  hostdevArgs(ctx, usb);
+  serialArgs(ctx);
+  channelArgs(ctx);
+  // The NICs stay the last PCI devices: the pc machine gives slots in command-line order, and a NIC
+  // hot-plugged with device_add (no addr=) takes the next free slot after every device above. A
+  // restore or incoming migration rebuilds the command line with that NIC in the definition; placed
+  // before the sound cards, inputs or virtio-serial it would sit elsewhere and the state not load.
   for (const [i, nic] of planNics(config, opts.networkSocket).entries()) {
+    // Absent, a NIC is an e1000, the NIC QEMU gives x86 machines by default (libvirt leaves it to QEMU too).
     const model = nic.model ?? 'e1000';
-    const device = QEMU_NIC_MODELS[model];
+    const device = QEMU_NIC_DEVICES[model];
     if (!device) {
-      report.errors.push(`interface model '${model}' is not one QEMU here provides (${Object.keys(QEMU_NIC_MODELS).join(', ')})`);
+      report.errors.push(`interface model '${model}' is not one QEMU here provides (${Object.keys(QEMU_NIC_DEVICES).join(', ')})`);
       continue;
     }
     // The switch speaks -netdev stream's framing on a unix socket: QEMU is a client of it.
     argv.push('-netdev', `stream,id=net${i},server=off,addr.type=unix,addr.path=${optValue(nic.socket)}`);
     argv.push('-device', `${device},netdev=net${i},mac=${nic.mac},id=nic${i}`);
   }
-  soundArgs(ctx);
-  inputArgs(ctx, usb);
-  hostdevArgs(ctx, usb);
-  serialArgs(ctx);
-  channelArgs(ctx);
   for (const device of devices ? childElements(devices) : []) {
     const { model } = device.attributes;
     if (['redirdev', 'smartcard', 'filesystem', 'tpm', 'rng', 'watchdog'].includes(device.name)) {
@@ -284,12 +289,6 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
   if (opts.incoming || opts.migration) argv.push('-incoming', 'defer');
   return { argv, report, ...(uefi && { uefi }) };
 }
-
-/**
- * libvirt's <model type> → QEMU's device. Absent, a NIC is an e1000, the NIC QEMU gives x86
- * machines by default (libvirt leaves the model to QEMU too).
- */
-export const QEMU_NIC_MODELS: Record<string, string> = QEMU_NIC_DEVICES;
 
 /** QEMU's id= of the two VNC displays, which QMP's set_password and query-vnc-servers name. */
 export const VNC_DISPLAYS = { unix: 'unix', tcp: 'tcp' } as const;

@@ -25,8 +25,8 @@ import type { ConnectionInfo } from '../../../../shared/api.js';
 import { attachInterfaces } from '../../network/attach.js';
 import type { NetworkSwitches } from '../../network/switches.js';
 import type { DomainCapabilities } from '../../../../shared/capabilities.js';
-import { probeQemuDevices, qemuCapabilities } from '../../capabilities/engines.js';
-import { buildArgv, driveId, QEMU_NIC_MODELS, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
+import { probeQemuDevices, QEMU_NIC_DEVICES, qemuCapabilities } from '../../capabilities/engines.js';
+import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { ensureVarsStore } from './uefi.js';
 import { findQemu, type QemuBinary } from './binary.js';
 import { ConsoleLog } from './console-log.js';
@@ -811,8 +811,8 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain, Qmp
   async attachNic(nic: { mac: string; model?: string; socket: string }, alias: string, liveXml: string): Promise<void> {
     if (this.meta.machine === 'q35') throw new QemuError('a q35 machine started by Domus has no PCIe root port to hot-plug a network card into; use --config and restart the guest');
     const model = nic.model ?? 'e1000';
-    const driver = QEMU_NIC_MODELS[model];
-    if (!driver) throw new QemuError(`interface model '${model}' is not one QEMU here provides (${Object.keys(QEMU_NIC_MODELS).join(', ')})`);
+    const driver = QEMU_NIC_DEVICES[model];
+    if (!driver) throw new QemuError(`interface model '${model}' is not one QEMU here provides (${Object.keys(QEMU_NIC_DEVICES).join(', ')})`);
     await this.qmp.execute('netdev_add', { type: 'stream', id: alias, server: false, addr: { type: 'unix', path: nic.socket } });
     try {
       await this.qmp.execute('device_add', { driver, netdev: alias, mac: nic.mac, id: nicId(alias) });
@@ -845,16 +845,16 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain, Qmp
     writeFileAtomic(this.files.liveXml, liveXml, 0o600);
   }
 
-  /**
-   * The first CD-ROM's medium, as libvirt changes it on QEMU: blockdev-change-medium opens the tray,
-   * swaps the image and closes it; eject leaves the drive empty. A tray the guest has locked is
-   * refused by QEMU with its reason (virsh change-media without --force does the same).
-   */
   /** The guest sees the new size at once (QEMU grows the image file or its qcow2 header itself). */
   async blockResize(target: string, sizeBytes: number): Promise<void> {
     await this.qmp.execute('block_resize', { device: driveId(target), size: sizeBytes });
   }
 
+  /**
+   * The first CD-ROM's medium, as libvirt changes it on QEMU: blockdev-change-medium opens the tray,
+   * swaps the image and closes it; eject leaves the drive empty. A tray the guest has locked is
+   * refused by QEMU with its reason (virsh change-media without --force does the same).
+   */
   async changeMedia(source: string | undefined): Promise<void> {
     const target = this.meta.cdrom;
     if (!target) throw new QemuError('the domain has no CD-ROM drive');
