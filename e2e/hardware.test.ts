@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { APP_ROOT } from '../main/common/paths.js';
-import { TestHost, engineSkip, sampleGuestXml } from '../main/testing/harness.js';
+import { TestHost, engineSkip, sampleGuestXml, until } from '../main/testing/harness.js';
 import { openWebShell } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
@@ -208,5 +208,17 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
     await byId('disk-capacity').filter({ hasText: '2.0 GiB' }).waitFor();
     await shots('qemu-disk');
     assert.equal((await t.client.call('domain.blockInfo', { domain: 'hw-qemu', target })).capacity, 2 * GiB);
+
+    // The machine type changes what the engine gives (SATA is q35's): the window asks again.
+    const sata = caps.disk.bus.find((b) => b.value === 'sata');
+    assert.ok(sata?.unavailable, 'the pc machine has no SATA');
+    const pcXml = await inactiveXml('hw-qemu');
+    assert.match(pcXml, /<type arch=['"]i686['"]>hvm<\/type>/);
+    await t.client.call('domain.define', { xml: pcXml.replace(/<type arch=['"]i686['"]>/, "<type arch='i686' machine='q35'>") });
+    await byId('details-add-hardware').click();
+    await byId('add-kind-disk').check();
+    await until(async () => !(await byId('add-disk-bus-sata').isDisabled()), 10_000, 'SATA offered once the machine is q35');
+    await page.keyboard.press('Escape');
+    await byId('add-hardware').waitFor({ state: 'detached' });
   });
 });
