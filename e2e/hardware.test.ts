@@ -2,14 +2,16 @@
 // On v86 what the engine cannot provide (USB host devices, QEMU's buses) is listed greyed with the
 // engine's own reason; on QEMU a new qcow2 disk in the default pool, a NIC with a MAC typed in, a
 // sound card, a USB tablet, a second serial port and a guest-agent channel land in the definition,
-// each opening its page; the video model and a disk's cache change on their pages, and the disk grows.
+// each opening its page; an existing qcow2 image named .img is not attached as raw; the NIC source is
+// one the engine connects; the radio groups move with arrow keys; a unix-socket serial port on a local
+// engine offers no path; the video model and a disk's cache change on their pages, and the disk grows.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { APP_ROOT } from '../main/common/paths.js';
-import { TestHost, engineSkip, sampleGuestXml } from '../main/testing/harness.js';
+import { TestHost, engineSkip, sampleGuestXml, until } from '../main/testing/harness.js';
 import { openWebShell } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
@@ -73,6 +75,17 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
     assert.ok(caps.hostdev.usb.unavailable, 'v86 has no USB passthrough');
     await openDetails('hw-v86');
     await byId('details-add-hardware').click();
+    await byId('add-hardware').waitFor();
+    assert.equal(await page.evaluate(() => !!document.activeElement?.closest('dialog')), true, 'the focus is in the dialog when it opens');
+    // The kinds are one radio group: one tab stop, arrow keys move the choice.
+    await byId('add-kind-disk').focus();
+    await page.keyboard.press('Tab');
+    assert.doesNotMatch((await page.evaluate(() => document.activeElement?.getAttribute('data-testid'))) ?? '', /^add-kind-/, 'Tab leaves the kinds: they are one tab stop');
+    await byId('add-kind-disk').focus();
+    await page.keyboard.press('ArrowDown');
+    assert.equal(await byId('add-kind-network').isChecked(), true, 'ArrowDown moves to the next kind');
+    await page.keyboard.press('ArrowUp');
+    assert.equal(await byId('add-kind-disk').isChecked(), true);
     await byId('add-kind-reason-hostdev').filter({ hasText: caps.hostdev.usb.unavailable }).waitFor();
     await byId('add-kind-hostdev').check();
     await byId('add-unavailable').filter({ hasText: caps.hostdev.usb.unavailable }).waitFor();
@@ -97,9 +110,17 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
   });
 
   it('on QEMU adds a qcow2 disk, a NIC with its MAC, sound, a USB tablet, a serial port and a guest-agent channel', { skip: engineSkip('qemu') }, async () => {
+    const { capabilities: caps } = await t.client.call('domain.capabilities', { domain: 'hw-qemu' });
     await openDetails('hw-qemu');
 
     await addDevice('disk', async () => {
+      // New or existing volume: one radio group.
+      await byId('add-new-volume').focus();
+      await page.keyboard.press('Tab');
+      assert.notEqual(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'add-existing-volume', 'new/existing is one tab stop');
+      await byId('add-new-volume').focus();
+      await page.keyboard.press('ArrowDown');
+      assert.equal(await byId('add-existing-volume').isChecked(), true, 'ArrowDown picks an existing image');
       await byId('add-new-volume').check();
       await byId('add-size').fill('1');
       await byId('add-format').selectOption('qcow2');
@@ -112,7 +133,22 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
     const vol = (await t.client.call('volume.list', { pool: 'default' })).volumes.find((v) => v.path === disk[1]);
     assert.equal(vol?.capacityBytes, GiB, 'a 1 GiB volume in the default pool');
 
+    // A qcow2 image whose name says .img: its format is not guessed as raw from the name.
+    const old = (await t.client.call('volume.create', { name: 'hw-old.img', capacityBytes: GiB, format: 'qcow2' })).volume;
+    await addDevice('disk', async () => {
+      await byId('add-existing-volume').check();
+      await byId('add-source').fill(old.path);
+    });
+    xml = await inactiveXml('hw-qemu');
+    const oldDisk = new RegExp(`<disk[^>]*>\\s*<driver ([^>]*)/>\\s*<source file=['"]${old.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}['"]`).exec(xml);
+    assert.ok(oldDisk, xml);
+    assert.doesNotMatch(oldDisk[1], /type=['"]raw['"]/, 'a qcow2 image is not attached as raw');
+
     await addDevice('network', async () => {
+      // The source is one the engine connects, and Finish is enabled only with one.
+      const source = byId('add-nic-source');
+      assert.equal(await source.evaluate((s: HTMLSelectElement) => s.selectedOptions[0]?.disabled ?? true), false, `the chosen source ${await source.inputValue()} is available`);
+      if (caps.interface.type.find((x) => x.value === 'user')?.unavailable) assert.notEqual(await source.inputValue(), 'user');
       await byId('add-nic-mac').fill(MAC.toUpperCase());
     });
     await byId('page-nic-0').waitFor();
@@ -122,7 +158,14 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
     await byId('page-sound-0').waitFor();
     await addDevice('input', () => byId('add-input-device').selectOption('tablet:usb').then(() => undefined));
     await byId('page-input-0').waitFor();
-    await addDevice('serial');
+    await addDevice('serial', async () => {
+      if (caps.serial.type.find((x) => x.value === 'unix' && !x.unavailable)) {
+        await byId('add-serial-type').selectOption('unix');
+        await byId('add-serial-socket-hint').waitFor();
+        assert.equal(await byId('add-serial-path').count(), 0, 'QEMU makes the socket in its run directory: no path is offered');
+        await byId('add-serial-type').selectOption('pty');
+      }
+    });
     await byId('page-serial-1').waitFor();
     await addDevice('channel', async () => {
       assert.equal(await byId('add-channel-name').inputValue(), 'org.qemu.guest_agent.0', 'the guest agent by default');
@@ -165,5 +208,17 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
     await byId('disk-capacity').filter({ hasText: '2.0 GiB' }).waitFor();
     await shots('qemu-disk');
     assert.equal((await t.client.call('domain.blockInfo', { domain: 'hw-qemu', target })).capacity, 2 * GiB);
+
+    // The machine type changes what the engine gives (SATA is q35's): the window asks again.
+    const sata = caps.disk.bus.find((b) => b.value === 'sata');
+    assert.ok(sata?.unavailable, 'the pc machine has no SATA');
+    const pcXml = await inactiveXml('hw-qemu');
+    assert.match(pcXml, /<type arch=['"]i686['"]>hvm<\/type>/);
+    await t.client.call('domain.define', { xml: pcXml.replace(/<type arch=['"]i686['"]>/, "<type arch='i686' machine='q35'>") });
+    await byId('details-add-hardware').click();
+    await byId('add-kind-disk').check();
+    await until(async () => !(await byId('add-disk-bus-sata').isDisabled()), 10_000, 'SATA offered once the machine is q35');
+    await page.keyboard.press('Escape');
+    await byId('add-hardware').waitFor({ state: 'detached' });
   });
 });

@@ -1,6 +1,7 @@
-// The capabilities of the domain a Details window shows (asked once per window; the store keeps
-// them per domain key, so every page and Add Hardware grey the same choices).
-import { computed, type ComputedRef } from 'vue';
+// The capabilities of the domain a Details window shows (the store keeps them per domain key, so every
+// page and Add Hardware grey the same choices). Asked again when the definition's generation changes:
+// a machine type or a controller changes what the engine can give.
+import { computed, watch, type ComputedRef } from 'vue';
 import type { CapabilityChoice, DomainCapabilities } from '@shared/capabilities';
 import { useDevicesStore } from '../stores/devices';
 import { useDefinition } from './useDefinition';
@@ -13,7 +14,14 @@ export function useCapabilities(): {
 } {
   const def = useDefinition();
   const devices = useDevicesStore();
-  if (!devices.capabilities[def.key]) void devices.refreshCapabilities(def.key);
+  watch(
+    def.generation,
+    (generation) => {
+      // -1: the definition is not loaded yet; the first generation it loads at asks.
+      if (generation >= 0 && devices.capabilitiesGeneration(def.key) !== generation) void devices.refreshCapabilities(def.key, generation);
+    },
+    { immediate: true },
+  );
   const caps = computed(() => devices.capabilities[def.key]);
   return {
     caps,

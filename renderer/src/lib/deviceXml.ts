@@ -1,6 +1,7 @@
 // Libvirt device XML for Add Hardware and the device pages (virsh attach-device / detach-device
 // read the same), and the devices of a definition beyond disks, NICs and displays: video cards,
 // inputs, sound cards, serial ports and consoles, channels, USB host devices, controllers.
+import type { HostUsbDevice } from '@shared/capabilities';
 import { DISK_TARGET_PREFIX, freeDiskTarget } from '@shared/libvirt/disk-targets';
 import { child, children } from './domainXml';
 
@@ -24,6 +25,7 @@ export interface NewDisk {
   device: string;
   /** '' for an empty CD-ROM or floppy drive. */
   path: string;
+  /** <driver type>; '' leaves it out: an existing image's format is the host's to probe, not a guess from its name. */
   format: string;
   bus: string;
   target: string;
@@ -84,8 +86,12 @@ export function channelXml(c: { type: string; name: string }): string {
   return tag('channel', { type: c.type }, (c.type === 'unix' ? tag('source', { mode: 'bind' }) : '') + tag('target', { type: 'virtio', name: c.name }));
 }
 
-export function usbHostdevXml(vendorId: string, productId: string): string {
-  return tag('hostdev', { mode: 'subsystem', type: 'usb', managed: 'yes' }, `<source>${tag('vendor', { id: `0x${vendorId}` })}${tag('product', { id: `0x${productId}` })}</source>`);
+/** A host USB device by vendor and product, or by bus and device number when another device in
+ * `all` has the same vendor and product (the IDs alone would not say which of them). */
+export function usbHostdevXml(d: HostUsbDevice, all: HostUsbDevice[]): string {
+  const twin = all.some((o) => o !== d && o.vendorId === d.vendorId && o.productId === d.productId);
+  const source = twin ? tag('address', { bus: String(d.bus), device: String(d.device) }) : tag('vendor', { id: `0x${d.vendorId}` }) + tag('product', { id: `0x${d.productId}` });
+  return tag('hostdev', { mode: 'subsystem', type: 'usb', managed: 'yes' }, `<source>${source}</source>`);
 }
 
 /** A locally administered MAC in QEMU's 52:54:00 range, as libvirt generates them. */
@@ -125,11 +131,17 @@ export function deviceXmlOf(el: Element): string {
 export interface DeviceFields {
   /** video: model; input: 'type:bus'; sound: model; serial/console/channel: the type; hostdev: 'usb'; controller: its type. */
   type: string;
-  /** serial/console: the target port; channel: the target name; controller: its model. */
+  /** serial/console: the target port; channel: the target name; hostdev: 'bus.device' when its source is an address; controller: its model. */
   target: string;
   /** serial/console/channel: the file or socket path; hostdev: 'vendor:product' (hex). */
   source: string;
 }
+
+/** The bus libvirt gives an <input> written without one. */
+const INPUT_DEFAULT_BUS: Record<string, string> = { tablet: 'usb', mouse: 'ps2', keyboard: 'ps2' };
+
+/** A serial port number as the page takes it: 0 to 31. */
+export const validSerialPort = (port: string): boolean => /^(\d|[12]\d|3[01])$/.test(port);
 
 export function readDevice(kind: OtherKind, el: Element): DeviceFields {
   const target = child(el, 'target');
@@ -137,8 +149,10 @@ export function readDevice(kind: OtherKind, el: Element): DeviceFields {
   switch (kind) {
     case 'video':
       return { type: child(el, 'model')?.getAttribute('type') ?? '', target: '', source: '' };
-    case 'input':
-      return { type: `${el.getAttribute('type') ?? ''}:${el.getAttribute('bus') ?? ''}`, target: '', source: '' };
+    case 'input': {
+      const type = el.getAttribute('type') ?? '';
+      return { type: `${type}:${el.getAttribute('bus') ?? INPUT_DEFAULT_BUS[type] ?? ''}`, target: '', source: '' };
+    }
     case 'sound':
       return { type: el.getAttribute('model') ?? '', target: '', source: '' };
     case 'serial':
@@ -148,7 +162,12 @@ export function readDevice(kind: OtherKind, el: Element): DeviceFields {
       return { type: el.getAttribute('type') ?? 'unix', target: target?.getAttribute('name') ?? '', source: source?.getAttribute('path') ?? '' };
     case 'hostdev': {
       const id = (name: string): string => (source && child(source, name)?.getAttribute('id')?.replace(/^0x/i, '')) ?? '';
-      return { type: el.getAttribute('type') ?? '', target: '', source: `${id('vendor')}:${id('product')}` };
+      const address = source && child(source, 'address');
+      return {
+        type: el.getAttribute('type') ?? '',
+        target: address ? `${address.getAttribute('bus') ?? ''}.${address.getAttribute('device') ?? ''}` : '',
+        source: address ? '' : `${id('vendor')}:${id('product')}`,
+      };
     }
     case 'controller':
       return { type: el.getAttribute('type') ?? '', target: el.getAttribute('model') ?? '', source: el.getAttribute('index') ?? '0' };
@@ -169,8 +188,12 @@ function setOrDrop(el: Element, name: string, value: string): void {
   else el.removeAttribute(name);
 }
 
+/** The kinds a device page edits; USB host devices and controllers are shown read-only. */
+export type EditableKind = Exclude<OtherKind, 'hostdev' | 'controller'>;
+export const isEditable = (kind: OtherKind): kind is EditableKind => kind !== 'hostdev' && kind !== 'controller';
+
 /** Writes the fields a page edits back into the device's element; the rest of it stays as written. */
-export function writeDevice(kind: OtherKind, el: Element, f: DeviceFields): void {
+export function writeDevice(kind: EditableKind, el: Element, f: DeviceFields): void {
   switch (kind) {
     case 'video':
       ensure(el, 'model').setAttribute('type', f.type);
@@ -202,14 +225,5 @@ export function writeDevice(kind: OtherKind, el: Element, f: DeviceFields): void
       } else target.setAttribute('port', f.target);
       return;
     }
-    case 'hostdev': {
-      const [vendor, product] = f.source.split(':');
-      const source = ensure(el, 'source');
-      ensure(source, 'vendor').setAttribute('id', `0x${vendor}`);
-      ensure(source, 'product').setAttribute('id', `0x${product}`);
-      return;
-    }
-    case 'controller':
-      return;
   }
 }

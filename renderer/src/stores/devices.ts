@@ -17,15 +17,26 @@ export const useDevicesStore = defineStore('devices', () => {
   const domains = useDomainsStore();
   const capabilities = ref<Record<DomainKey, DomainCapabilities>>({});
   const capabilityErrors = ref<Record<DomainKey, string>>({});
+  /** Per domain: the definition generation the last ask was for, and how many asks
+   * there were, so that an older answer arriving late does not replace a newer one. */
+  const askedFor = new Map<DomainKey, { generation: number; asks: number }>();
 
-  /** Asks the host again; the answer (or why there is none) is kept under the domain's key. */
-  async function refreshCapabilities(key: DomainKey): Promise<void> {
+  /** The generation capabilities were last asked for; undefined: never. */
+  const capabilitiesGeneration = (key: DomainKey): number | undefined => askedFor.get(key)?.generation;
+
+  /** Asks the host again (the definition is at `generation`); the answer, or why there is none, is kept under the domain's key. */
+  async function refreshCapabilities(key: DomainKey, generation: number): Promise<void> {
     const { connection, uuid } = parseDomainKey(key);
+    const ask = { generation, asks: (askedFor.get(key)?.asks ?? 0) + 1 };
+    askedFor.set(key, ask);
+    const latest = (): boolean => askedFor.get(key)?.asks === ask.asks;
     try {
-      capabilities.value[key] = (await host.call('domain.capabilities', { domain: uuid }, { connection })).capabilities;
+      const { capabilities: caps } = await host.call('domain.capabilities', { domain: uuid }, { connection });
+      if (!latest()) return;
+      capabilities.value[key] = caps;
       delete capabilityErrors.value[key];
     } catch (err) {
-      capabilityErrors.value[key] = err instanceof Error ? err.message : String(err);
+      if (latest()) capabilityErrors.value[key] = err instanceof Error ? err.message : String(err);
     }
   }
 
@@ -57,5 +68,5 @@ export const useDevicesStore = defineStore('devices', () => {
     return (await host.call('host.usbDevices', {}, { connection })).devices;
   }
 
-  return { capabilities, capabilityErrors, refreshCapabilities, attach, detach, update, blockInfo, blockResize, usbDevices };
+  return { capabilities, capabilityErrors, capabilitiesGeneration, refreshCapabilities, attach, detach, update, blockInfo, blockResize, usbDevices };
 });
