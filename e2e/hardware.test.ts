@@ -21,6 +21,7 @@ const SIZES = [
 ];
 
 const MAC = '52:54:00:ab:cd:ef';
+const MAC2 = '52:54:00:ab:cd:01';
 const GiB = 1024 ** 3;
 
 describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, () => {
@@ -153,6 +154,10 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
     });
     await byId('page-nic-0').waitFor();
     assert.equal(await byId('nic-mac').inputValue(), MAC);
+    // As virt-manager: a shut-off guest's NIC takes another MAC on its page.
+    await byId('nic-mac').fill(MAC2);
+    await byId('page-apply').click();
+    await byId('page-applied').waitFor();
 
     await addDevice('sound');
     await byId('page-sound-0').waitFor();
@@ -173,7 +178,7 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
     await byId('page-channel-0').waitFor();
 
     xml = await inactiveXml('hw-qemu');
-    assert.match(xml, new RegExp(`<mac address=['"]${MAC}['"]/>`));
+    assert.match(xml, new RegExp(`<mac address=['"]${MAC2}['"]/>`));
     assert.match(xml, /<sound model=/);
     assert.match(xml, /<input type=['"]tablet['"] bus=['"]usb['"]/);
     assert.equal(xml.match(/<serial /g)?.length, 2, 'two serial ports');
