@@ -1,7 +1,8 @@
 // Accessibility: axe-core (@axe-core/playwright, its default rules) over every screen of the
 // renderer in Chromium against the web shell, light and dark — the manager, each page of the New VM wizard, every
 // Details page with the guest shut off and running, and the console's display and serial tabs.
-// Prints each screen's violations (rule, impact, nodes) and fails on a serious or critical one.
+// Prints each screen's violations (rule, impact, nodes) and fails on any but a minor one (the issue
+// asked for no serious or critical; moderate ones are gone too and stay gone).
 // One sample guest on one engine: the renderer is the same on every engine.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +13,7 @@ import { CHROMIUM_ARGS } from './browser.js';
 
 const engine = ENGINES[0] ?? 'v86';
 const NAME = 'a11y-vm';
-const BLOCKING = new Set(['serious', 'critical']);
+const BLOCKING = new Set(['moderate', 'serious', 'critical']);
 
 // About 50 s of CPU; the timeout is for a loaded machine shared by several agents (10 min seen at load 30).
 describe('accessibility (axe)', { skip: engineSkip(engine), timeout: 1_200_000 }, () => {
@@ -20,7 +21,7 @@ describe('accessibility (axe)', { skip: engineSkip(engine), timeout: 1_200_000 }
   let browser: Browser;
   let page: Page;
   let origin: string;
-  /** The serious or critical violations found since the last assertNone(), as "screen: rule (impact, nodes) targets". */
+  /** The moderate, serious or critical violations found since the last assertNone(), as "screen: rule (impact, nodes) targets". */
   let blocking: string[] = [];
 
   const byId = (id: string) => page.getByTestId(id);
