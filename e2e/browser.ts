@@ -1,5 +1,8 @@
-// What the Playwright tests share: how Chromium is started, and typing as a person does.
+// What the Playwright tests share: how Chromium is started, typing as a person does, screenshots.
+import fs from 'node:fs';
+import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { APP_ROOT } from '../main/common/paths.js';
 import type { ApiClient } from '../shared/client.js';
 
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
@@ -61,4 +64,23 @@ export async function canvasState(page: Page): Promise<{ width: number; height: 
     for (let i = 0; i < data.length && seen.size < 8; i += 4 * 7) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
     return { width: c.width, height: c.height, shownWidth: Math.round(rect.width), shownHeight: Math.round(rect.height), colours: seen.size };
   });
+}
+
+/** Where e2e tests keep their screenshots, to be looked at. */
+export const SHOTS = path.join(APP_ROOT, 'test-results');
+/** The window sizes screenshots are taken at: a small laptop and a large monitor. */
+const SHOT_SIZES = [
+  { width: 1024, height: 640 },
+  { width: 1920, height: 1080 },
+] as const;
+
+/** Screenshots of what `page` shows at each of SHOT_SIZES, as SHOTS/NAME-WIDTH.png; the viewport is put back after. */
+export async function screenshotSizes(page: Page, name: string): Promise<void> {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const was = page.viewportSize();
+  for (const size of SHOT_SIZES) {
+    await page.setViewportSize(size);
+    await page.screenshot({ path: path.join(SHOTS, `${name}-${size.width}.png`) });
+  }
+  if (was) await page.setViewportSize(was);
 }

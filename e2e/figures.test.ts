@@ -5,22 +5,14 @@
 // wizard's focus, Enter and Escape; the console's grab hint fading and the Serial tab disabling
 // the display's buttons. Screenshots at 1024×640 and 1920×1080 go to test-results/.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { DomainStatsSample } from '../shared/api.js';
-import { APP_ROOT } from '../main/common/paths.js';
 import { engineSkip, guest, SAMPLE_CMDLINE, SerialWatch, TestHost, until } from '../main/testing/harness.js';
-import { CHROMIUM_ARGS } from './browser.js';
+import { CHROMIUM_ARGS, screenshotSizes } from './browser.js';
 
-const SHOTS = path.join(APP_ROOT, 'test-results');
 const BOOT_MS = 300_000;
 const NAME = 'fig-vm';
-const SIZES = [
-  { width: 1024, height: 640 },
-  { width: 1920, height: 1080 },
-] as const;
 
 const XML = `<domain type='v86'>
   <name>${NAME}</name>
@@ -51,17 +43,9 @@ describe('honest figures, focus and keys (v86)', { skip: engineSkip('v86'), time
   const byId = (id: string) => page.getByTestId(id);
   const activeTestId = (): Promise<string | null> => page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? null);
 
-  async function shots(name: string): Promise<void> {
-    const before = page.viewportSize();
-    for (const size of SIZES) {
-      await page.setViewportSize(size);
-      await page.screenshot({ path: path.join(SHOTS, `figures-${name}-${size.width}.png`) });
-    }
-    if (before) await page.setViewportSize(before);
-  }
+  const shots = (name: string) => screenshotSizes(page, `figures-${name}`);
 
   before(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     t = await TestHost.start();
     await t.client.call('domain.define', { xml: XML });
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });

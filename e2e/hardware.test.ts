@@ -6,19 +6,10 @@
 // one the engine connects; the radio groups move with arrow keys; a unix-socket serial port on a local
 // engine offers no path; the video model and a disk's cache change on their pages, and the disk grows.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { APP_ROOT } from '../main/common/paths.js';
 import { TestHost, engineSkip, sampleGuestXml, until } from '../main/testing/harness.js';
-import { openWebShell } from './browser.js';
-
-const SHOTS = path.join(APP_ROOT, 'test-results');
-const SIZES = [
-  { width: 1024, height: 640 },
-  { width: 1920, height: 1080 },
-];
+import { openWebShell, screenshotSizes } from './browser.js';
 
 const MAC = '52:54:00:ab:cd:ef';
 const MAC2 = '52:54:00:ab:cd:01';
@@ -31,18 +22,9 @@ describe('Add Hardware and the device pages (web shell)', { timeout: 300_000 }, 
   const byId = (id: string) => page.getByTestId(id);
   const inactiveXml = async (domain: string): Promise<string> => (await t.client.call('domain.xml', { domain, inactive: true })).xml;
 
-  /** Screenshots of what is on screen at 1024×640 and 1920×1080, to look at. */
-  async function shots(name: string): Promise<void> {
-    const was = page.viewportSize();
-    for (const size of SIZES) {
-      await page.setViewportSize(size);
-      await page.screenshot({ path: path.join(SHOTS, `hardware-${name}-${size.width}.png`) });
-    }
-    if (was) await page.setViewportSize(was);
-  }
+  const shots = (name: string) => screenshotSizes(page, `hardware-${name}`);
 
   before(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     t = await TestHost.start();
     if (!engineSkip('v86')) await t.client.call('domain.define', { xml: sampleGuestXml('hw-v86', 'v86') });
     if (!engineSkip('qemu')) await t.client.call('domain.define', { xml: sampleGuestXml('hw-qemu', 'qemu', "<video><model type='vga'/></video>") });
