@@ -13,6 +13,7 @@ import type { FileDisk } from './disk.js';
 import { installFlush, type IdeDevices } from './ide.js';
 import { NicCable } from './nic.js';
 import { sleepWhenHalted, type V86MainLoop } from './halt-sleep.js';
+import { restoreAbsentBars, type V86Pci } from './pci-bars.js';
 import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
@@ -92,7 +93,7 @@ interface VirtioNetDevice {
 }
 
 interface V86Cpu extends AcpiCpu {
-  devices: { vga: VgaDevice; ps2: Ps2Device; acpi?: AcpiPmDevice; virtio_balloon?: V86Balloon; cdrom?: CdromDrive; net?: Ne2kDevice; virtio_net?: VirtioNetDevice } & IdeDevices;
+  devices: { pci: V86Pci; vga: VgaDevice; ps2: Ps2Device; acpi?: AcpiPmDevice; virtio_balloon?: V86Balloon; cdrom?: CdromDrive; net?: Ne2kDevice; virtio_net?: VirtioNetDevice } & IdeDevices;
   /** What v86 runs on a machine reset (8042 pulse, port 0xCF9, V86.restart): CPU reset + BIOS reload. */
   reboot_internal(): void;
   reset_cpu(): void;
@@ -402,6 +403,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   private prepare(machine: Machine, booting: boolean): void {
     const cpu = internals(machine.emu).v86.cpu;
     sleepWhenHalted(internals(machine.emu).v86);
+    restoreAbsentBars(cpu.devices.pci);
     installFlush(cpu.devices);
     const vidMode = this.images.vidMode;
     if (booting && vidMode !== undefined) {
