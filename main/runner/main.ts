@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../common/fsutil.js';
 import { claimPidLock } from '../common/locks.js';
 import { ConfigError, INITRD_ADDRESS, loadBootImages, readRunnerConfig, type BootImages } from './config.js';
 import { unpackKernel } from './kernel-unpack.js';
+import { cachedUnpack, kernelCacheDir } from './kernel-cache.js';
 import { ControlServer } from './control.js';
 import { compileV86, describeMachine, Emulator, type RestorePoint } from './emulator.js';
 import { Phases } from './phases.js';
@@ -391,11 +392,13 @@ async function main(): Promise<void> {
   if (images.kernel && !restore && !config.incoming) {
     const t0 = Date.now();
     const limit = images.initrd ? INITRD_ADDRESS : config.memoryBytes;
-    const unpacked = await unpackKernel(images.kernel, limit);
+    const bzimage = images.kernel;
+    const unpacked = await cachedUnpack(kernelCacheDir(), bzimage, limit, () => unpackKernel(bzimage, limit));
     if ('skipped' in unpacked) log('info', `kernel booted as it is (its own decompressor runs in the guest): ${unpacked.skipped}`);
     else {
       images.kernel = unpacked.image;
-      log('info', `kernel unpacked on the host (${unpacked.format}, entry 0x${unpacked.entry.toString(16)}) in ${Date.now() - t0} ms`);
+      const how = unpacked.cached ? `read from ${kernelCacheDir()}` : 'unpacked on the host';
+      log('info', `kernel ${how} (${unpacked.format}, entry 0x${unpacked.entry.toString(16)}) in ${Date.now() - t0} ms`);
     }
   }
   for (const [slot, disk] of [['hda', images.hda], ['hdb', images.hdb]] as const) {
