@@ -1,6 +1,7 @@
 // The unpacked-kernel cache: the sample kernel comes back byte for byte from it; an entry is named by
-// the bzImage's bytes and the limit; a damaged entry, a kernel that is booted as it is and a cache
-// that cannot be written all fall back to unpacking; only the most recently used entries are kept.
+// the bzImage's bytes and the limit; a damaged entry, a kernel that is booted as it is, a cache that
+// cannot be written and one that others could write to all fall back to unpacking; only the most
+// recently used entries are kept.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,7 +9,8 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { guest, guestsBuilt } from '../testing/harness.js';
 import { INITRD_ADDRESS } from './config.js';
-import { cachedUnpack, KERNEL_CACHE_ENTRIES, kernelCacheDir } from './kernel-cache.js';
+import { execFileSync } from 'node:child_process';
+import { cachedUnpack, KERNEL_CACHE_ENTRIES, KERNEL_CACHE_MAX_BYTES, kernelCacheDir } from './kernel-cache.js';
 import { unpackKernel, type UnpackedKernel } from './kernel-unpack.js';
 
 const dirs: string[] = [];
@@ -28,6 +30,11 @@ describe('unpacked kernel cache', () => {
   it("follows XDG_CACHE_HOME, else ~/.cache", () => {
     assert.equal(kernelCacheDir({ XDG_CACHE_HOME: '/x/cache' }), '/x/cache/domus/kernels');
     assert.equal(kernelCacheDir({}), path.join(os.homedir(), '.cache', 'domus', 'kernels'));
+  });
+
+  it('unpacks without the cache when no home directory is known', async () => {
+    const got = await cachedUnpack(undefined, new Uint8Array([1]).buffer, 64, async () => fake([3]));
+    assert.deepEqual([...new Uint8Array((got as UnpackedKernel).image)], [3]);
   });
 
   it('gives the sample kernel back as unpacked, in a fraction of the time', { skip: !guestsBuilt(['vmlinuz']) && 'sample guests not built' }, async () => {
@@ -76,6 +83,12 @@ describe('unpacked kernel cache', () => {
     assert.equal((await cachedUnpack(dir, bzimage, 64, unpack)).cached, true);
     fs.writeFileSync(file, Buffer.alloc(40));
     assert.equal((await cachedUnpack(dir, bzimage, 64, unpack)).cached, undefined, 'an entry without the magic is not read');
+    // Right length, other bytes (a crash after the rename): the CRC tells.
+    const whole = fs.readFileSync(file);
+    whole[whole.length - 1] ^= 0xff;
+    fs.writeFileSync(file, whole);
+    assert.equal((await cachedUnpack(dir, bzimage, 64, unpack)).cached, undefined, 'an entry with other image bytes is not read');
+    assert.equal((await cachedUnpack(dir, bzimage, 64, unpack)).cached, true);
 
     const other = new Uint8Array([4]).buffer;
     const skipped = await cachedUnpack(dir, other, 64, async () => ({ skipped: 'not a bzImage' }));
@@ -92,6 +105,49 @@ describe('unpacked kernel cache', () => {
     // fs.mkdirSync({ recursive }) never returns on this one.
     const proc = await cachedUnpack('/proc/domus-no-such-dir/kernels', new Uint8Array([1]).buffer, 64, async () => fake([6]));
     assert.ok(!('skipped' in proc));
+  });
+
+  it('reads no entry that is a link, a FIFO or in a directory others can write to', async () => {
+    const dir = scratch();
+    const bzimage = new Uint8Array([7]).buffer;
+    let unpacks = 0;
+    const unpack = async () => (unpacks++, fake([1, 2]));
+    await cachedUnpack(dir, bzimage, 64, unpack);
+    const [name] = entries(dir);
+    const file = path.join(dir, name!);
+    const elsewhere = path.join(path.dirname(dir), 'planted');
+    fs.renameSync(file, elsewhere);
+    fs.symlinkSync(elsewhere, file);
+    assert.equal((await cachedUnpack(dir, bzimage, 64, unpack)).cached, undefined, 'a link is followed');
+    fs.rmSync(file);
+    execFileSync('mkfifo', [file]);
+    const t0 = Date.now();
+    assert.equal((await cachedUnpack(dir, bzimage, 64, unpack)).cached, undefined);
+    assert.ok(Date.now() - t0 < 2000, 'a FIFO held the boot');
+    fs.rmSync(file);
+    await cachedUnpack(dir, bzimage, 64, unpack);
+    assert.equal((await cachedUnpack(dir, bzimage, 64, unpack)).cached, true);
+    fs.chmodSync(dir, 0o777);
+    const before = unpacks;
+    assert.equal((await cachedUnpack(dir, bzimage, 64, unpack)).cached, undefined, 'a world-writable cache is trusted');
+    assert.equal(unpacks, before + 1);
+    fs.chmodSync(dir, 0o700);
+  });
+
+  it('keeps no image larger than the limit, and removes what a runner that died while writing left', async () => {
+    const dir = scratch();
+    const big: UnpackedKernel = { image: new ArrayBuffer(KERNEL_CACHE_MAX_BYTES + 1), entry: 0, format: 'xz' };
+    await cachedUnpack(dir, new Uint8Array([1]).buffer, 2 ** 31, async () => big);
+    assert.deepEqual(entries(dir), []);
+    const stale = path.join(dir, '.old.kernel.abc.tmp');
+    const fresh = path.join(dir, '.new.kernel.def.tmp');
+    fs.writeFileSync(stale, 'x');
+    fs.writeFileSync(fresh, 'x');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    fs.utimesSync(stale, hourAgo, hourAgo);
+    await cachedUnpack(dir, new Uint8Array([2]).buffer, 64, async () => fake([2]));
+    assert.ok(!fs.existsSync(stale), 'a stale temporary file is left');
+    assert.ok(fs.existsSync(fresh), "another runner's temporary file was removed while it writes");
   });
 
   it(`keeps the ${KERNEL_CACHE_ENTRIES} most recently used entries`, async () => {

@@ -1,57 +1,94 @@
 // Unpacked kernels, kept between boots. Unpacking the sample kernel's XZ payload takes about a second
 // of every v86 start and reboot (kernel-unpack.ts); the result depends only on the bzImage's bytes and
 // the address limit, so it is kept under the user's cache directory, named by those, and read back in
-// a few milliseconds. A cache entry that cannot be read or written costs only the unpacking.
+// a few milliseconds. Anything wrong with the cache (a directory or entry this user does not own
+// alone, a damaged entry, no room) costs only the unpacking, never the boot.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import type { UnpackedKernel } from './kernel-unpack.js';
 
 /** Entries kept: a user boots a handful of kernels; each is ~30 MiB. */
 export const KERNEL_CACHE_ENTRIES = 4;
-/** Bumped when the unpacker's output changes: older entries are then never named again (and pruned). */
-const LAYOUT_VERSION = 1;
+/** Larger images (a kernel without an initrd may unpack up to the guest's RAM) are not kept. */
+export const KERNEL_CACHE_MAX_BYTES = 128 * 1024 * 1024;
+/** Bumped when kernel-unpack.ts's output changes: older entries are then never named again (and pruned). */
+const LAYOUT_VERSION = 2;
 const MAGIC = 'DOMUSKRN';
-/** Magic, version, entry point, format, image length. */
-const HEADER_BYTES = 8 + 4 + 4 + 4 + 8;
+/** Magic, version, entry point, format, CRC-32 of the image, image length. */
+const HEADER_BYTES = 8 + 4 + 4 + 4 + 4 + 8;
 const FORMATS: UnpackedKernel['format'][] = ['xz', 'gzip'];
+/** A temporary file this old was left by a runner that died while writing it. */
+const STALE_TMP_MS = 10 * 60_000;
 
-export function kernelCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'domus', 'kernels');
+/** $XDG_CACHE_HOME/domus/kernels, else ~/.cache/…; undefined when the user has no home directory. */
+export function kernelCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  try {
+    return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'domus', 'kernels');
+  } catch {
+    return undefined;
+  }
 }
 
 type Unpacked = UnpackedKernel | { skipped: string };
 
 /** `unpack()`'s result for this bzImage and limit, from the cache when it holds it. */
-export async function cachedUnpack(dir: string, bzimage: ArrayBuffer, limit: number, unpack: () => Promise<Unpacked>): Promise<Unpacked & { cached?: boolean }> {
+export async function cachedUnpack(dir: string | undefined, bzimage: ArrayBuffer, limit: number, unpack: () => Promise<Unpacked>): Promise<Unpacked & { cached?: boolean }> {
+  if (!dir || !ownDirectory(dir, true)) return unpack();
   const key = crypto.createHash('sha256').update(new Uint8Array(bzimage)).update(`:${limit}:${LAYOUT_VERSION}`).digest('hex');
   const file = path.join(dir, `${key}.kernel`);
   const hit = read(file);
   if (hit) return { ...hit, cached: true };
   const unpacked = await unpack();
-  if (!('skipped' in unpacked)) write(dir, file, unpacked);
+  if (!('skipped' in unpacked) && unpacked.image.byteLength <= KERNEL_CACHE_MAX_BYTES) write(dir, file, unpacked);
   return unpacked;
+}
+
+/**
+ * Whether `dir` is a directory (not a link) of this user's that nobody else can write to; with
+ * `create`, made (0700) where missing. Another user who could plant an entry would choose the code
+ * a guest boots.
+ */
+function ownDirectory(dir: string, create: boolean): boolean {
+  try {
+    if (create) makeDirs(dir);
+    const st = fs.lstatSync(dir);
+    return st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
 }
 
 function read(file: string): UnpackedKernel | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    // No link to elsewhere; O_NONBLOCK: a FIFO put there must not hold the boot.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch {
     return undefined;
   }
   try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.uid !== process.getuid?.() || st.size < HEADER_BYTES) return undefined;
     const header = Buffer.alloc(HEADER_BYTES);
     if (fs.readSync(fd, header, 0, HEADER_BYTES, 0) !== HEADER_BYTES || header.toString('latin1', 0, 8) !== MAGIC || header.readUInt32LE(8) !== LAYOUT_VERSION) return undefined;
     const format = FORMATS[header.readUInt32LE(16)];
-    const length = Number(header.readBigUInt64LE(20));
-    if (!format || fs.fstatSync(fd).size !== HEADER_BYTES + length) return undefined;
+    const length = Number(header.readBigUInt64LE(24));
+    if (!format || length > KERNEL_CACHE_MAX_BYTES || st.size !== HEADER_BYTES + length) return undefined;
     // Its own ArrayBuffer, exactly the image: v86 keeps it for the machine's life.
     const image = new ArrayBuffer(length);
-    if (fs.readSync(fd, new Uint8Array(image), 0, length, HEADER_BYTES) !== length) return undefined;
-    const now = new Date();
-    fs.futimesSync(fd, now, now); // recently used: pruned last
+    const bytes = new Uint8Array(image);
+    if (fs.readSync(fd, bytes, 0, length, HEADER_BYTES) !== length) return undefined;
+    // A crash after the rename can leave the right length with other bytes in it.
+    if (zlib.crc32(bytes) !== header.readUInt32LE(20)) return undefined;
+    try {
+      const now = new Date();
+      fs.futimesSync(fd, now, now); // recently used: pruned last
+    } catch {
+      // kept all the same
+    }
     return { image, entry: header.readUInt32LE(12), format };
   } catch {
     return undefined;
@@ -60,21 +97,23 @@ function read(file: string): UnpackedKernel | undefined {
   }
 }
 
-/** Written under a temporary name and renamed, so a reader sees a whole entry or none. */
+/** Written under a new temporary name and renamed, so a reader sees a whole entry or none. */
 function write(dir: string, file: string, kernel: UnpackedKernel): void {
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  const tmp = path.join(dir, `.${path.basename(file)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
   try {
-    makeDirs(dir);
+    const image = new Uint8Array(kernel.image);
     const header = Buffer.alloc(HEADER_BYTES);
     header.write(MAGIC, 0, 'latin1');
     header.writeUInt32LE(LAYOUT_VERSION, 8);
     header.writeUInt32LE(kernel.entry, 12);
     header.writeUInt32LE(FORMATS.indexOf(kernel.format), 16);
-    header.writeBigUInt64LE(BigInt(kernel.image.byteLength), 20);
-    const fd = fs.openSync(tmp, 'w', 0o600);
+    header.writeUInt32LE(zlib.crc32(image), 20);
+    header.writeBigUInt64LE(BigInt(image.byteLength), 24);
+    const fd = fs.openSync(tmp, 'wx', 0o600);
     try {
-      fs.writeSync(fd, header);
-      fs.writeSync(fd, new Uint8Array(kernel.image));
+      writeAll(fd, header);
+      writeAll(fd, image);
+      fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
@@ -84,9 +123,31 @@ function write(dir: string, file: string, kernel: UnpackedKernel): void {
     try {
       fs.rmSync(tmp, { force: true });
     } catch {
-      // its directory could not be made: nothing was written
+      // nothing was written
     }
   }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+}
+
+/** Keeps the most recently used entries; removes what runners that died while writing left. */
+function prune(dir: string): void {
+  const now = Date.now();
+  const entries: { file: string; used: number }[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const file = path.join(dir, name);
+    try {
+      const used = fs.lstatSync(file).mtimeMs;
+      if (name.endsWith('.kernel')) entries.push({ file, used });
+      else if (name.endsWith('.tmp') && now - used > STALE_TMP_MS) fs.rmSync(file, { force: true });
+    } catch {
+      // removed meanwhile by another runner
+    }
+  }
+  entries.sort((a, b) => b.used - a.used);
+  for (const { file } of entries.slice(KERNEL_CACHE_ENTRIES)) fs.rmSync(file, { force: true });
 }
 
 /**
@@ -100,14 +161,4 @@ function makeDirs(dir: string): void {
     missing.unshift(d);
   }
   for (const d of missing) fs.mkdirSync(d, { mode: 0o700 });
-}
-
-/** Keeps the most recently used entries. */
-function prune(dir: string): void {
-  const entries = fs
-    .readdirSync(dir)
-    .filter((name) => name.endsWith('.kernel'))
-    .map((name) => ({ file: path.join(dir, name), used: fs.statSync(path.join(dir, name)).mtimeMs }))
-    .sort((a, b) => b.used - a.used);
-  for (const { file } of entries.slice(KERNEL_CACHE_ENTRIES)) fs.rmSync(file, { force: true });
 }

@@ -393,11 +393,12 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     const limit = images.initrd ? INITRD_ADDRESS : config.memoryBytes;
     const bzimage = images.kernel;
-    const unpacked = await cachedUnpack(kernelCacheDir(), bzimage, limit, () => unpackKernel(bzimage, limit));
+    const cacheDir = kernelCacheDir();
+    const unpacked = await cachedUnpack(cacheDir, bzimage, limit, () => unpackKernel(bzimage, limit));
     if ('skipped' in unpacked) log('info', `kernel booted as it is (its own decompressor runs in the guest): ${unpacked.skipped}`);
     else {
       images.kernel = unpacked.image;
-      const how = unpacked.cached ? `read from ${kernelCacheDir()}` : 'unpacked on the host';
+      const how = unpacked.cached ? `read from ${cacheDir}` : 'unpacked on the host';
       log('info', `kernel ${how} (${unpacked.format}, entry 0x${unpacked.entry.toString(16)}) in ${Date.now() - t0} ms`);
     }
   }
