@@ -14,14 +14,15 @@ const GROUP_OTHER = 0o077;
  * Owner-only unless asked otherwise: definitions hold VNC passwords. `makeDirs` creates missing
  * parent directories, for Domus's own files; a path a user named is written only where it exists.
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array, mode = PRIVATE_FILE_MODE, makeDirs = true): void {
+export function writeFileAtomic(file: string, data: string | Uint8Array | Uint8Array[], mode = PRIVATE_FILE_MODE, makeDirs = true): void {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   try {
     if (makeDirs) fs.mkdirSync(dir, { recursive: true });
     const fd = fs.openSync(tmp, 'wx', mode);
     try {
-      fs.writeFileSync(fd, data);
+      // Pieces are written one after the other: a large file need not be copied into one buffer first.
+      for (const piece of Array.isArray(data) ? data : [data]) fs.writeFileSync(fd, piece);
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileAtomic } from '../common/fsutil.js';
 import type { UnpackedKernel } from './kernel-unpack.js';
 
 /** Entries kept: a user boots a handful of kernels; each is ~30 MiB. */
@@ -42,7 +43,7 @@ export async function cachedUnpack(dir: string | undefined, bzimage: ArrayBuffer
   const hit = read(file);
   if (hit) return { ...hit, cached: true };
   const unpacked = await unpack();
-  if (!('skipped' in unpacked) && unpacked.image.byteLength <= KERNEL_CACHE_MAX_BYTES) write(dir, file, unpacked);
+  if (!('skipped' in unpacked) && unpacked.image.byteLength <= KERNEL_CACHE_MAX_BYTES) write(file, unpacked);
   return unpacked;
 }
 
@@ -97,39 +98,22 @@ function read(file: string): UnpackedKernel | undefined {
   }
 }
 
-/** Written under a new temporary name and renamed, so a reader sees a whole entry or none. */
-function write(dir: string, file: string, kernel: UnpackedKernel): void {
-  const tmp = path.join(dir, `.${path.basename(file)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+/** Atomically (writeFileAtomic), so a reader sees a whole entry or none. */
+function write(file: string, kernel: UnpackedKernel): void {
+  const image = new Uint8Array(kernel.image);
+  const header = Buffer.alloc(HEADER_BYTES);
+  header.write(MAGIC, 0, 'latin1');
+  header.writeUInt32LE(LAYOUT_VERSION, 8);
+  header.writeUInt32LE(kernel.entry, 12);
+  header.writeUInt32LE(FORMATS.indexOf(kernel.format), 16);
+  header.writeUInt32LE(zlib.crc32(image), 20);
+  header.writeBigUInt64LE(BigInt(image.byteLength), 24);
   try {
-    const image = new Uint8Array(kernel.image);
-    const header = Buffer.alloc(HEADER_BYTES);
-    header.write(MAGIC, 0, 'latin1');
-    header.writeUInt32LE(LAYOUT_VERSION, 8);
-    header.writeUInt32LE(kernel.entry, 12);
-    header.writeUInt32LE(FORMATS.indexOf(kernel.format), 16);
-    header.writeUInt32LE(zlib.crc32(image), 20);
-    header.writeBigUInt64LE(BigInt(image.byteLength), 24);
-    const fd = fs.openSync(tmp, 'wx', 0o600);
-    try {
-      writeAll(fd, header);
-      writeAll(fd, image);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    prune(dir);
+    writeFileAtomic(file, [header, image], PRIVATE_FILE_MODE, false);
+    prune(path.dirname(file));
   } catch {
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      // nothing was written
-    }
+    // no room, or the directory went away: the next boot unpacks again
   }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done);
 }
 
 /** Keeps the most recently used entries; removes what runners that died while writing left. */
@@ -160,5 +144,5 @@ function makeDirs(dir: string): void {
     if (path.dirname(d) === d) break;
     missing.unshift(d);
   }
-  for (const d of missing) fs.mkdirSync(d, { mode: 0o700 });
+  for (const d of missing) fs.mkdirSync(d, { mode: PRIVATE_DIR_MODE });
 }
