@@ -14,6 +14,7 @@ import { subdirectories } from '../common/fsutil.js';
 import { ENGINES, SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, guestsBuilt, until } from '../testing/harness.js';
 import { makeSpecialFiles } from '../testing/special-files.js';
 import { FsimageJobError, runFsimageJob } from './images/reader-client.js';
+import { rewriteStateHeader } from '../testing/state-files.js';
 
 function threads(pid: number): number {
   return Number(/^Threads:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
@@ -154,27 +155,6 @@ describe('domain XML that is too deep or uses reserved names', () => {
     assert.equal((await t.cli(['list', '--all', '--name'])).stdout.trim(), '');
   });
 });
-
-const STATE_PREFIX = 48;
-
-/** Copies a state file with its JSON header edited, the header length and checksum made right again. */
-async function rewriteStateHeader(from: string, to: string, edit: (header: Record<string, unknown>) => void): Promise<void> {
-  const fd = fs.openSync(from, 'r');
-  const prefix = Buffer.alloc(STATE_PREFIX);
-  fs.readSync(fd, prefix, 0, STATE_PREFIX, 0);
-  const raw = Buffer.alloc(prefix.readUInt32LE(12));
-  fs.readSync(fd, raw, 0, raw.length, STATE_PREFIX);
-  fs.closeSync(fd);
-  const header = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
-  edit(header);
-  const text = Buffer.from(JSON.stringify(header), 'utf8');
-  const head = Buffer.from(prefix);
-  head.writeUInt32LE(text.length, 12);
-  crypto.createHash('sha256').update(text).digest().copy(head, 16);
-  fs.writeFileSync(to, Buffer.concat([head, text]));
-  const out = fs.createWriteStream(to, { flags: 'a' });
-  await new Promise<void>((resolve, reject) => fs.createReadStream(from, { start: STATE_PREFIX + raw.length }).on('error', reject).pipe(out).on('finish', resolve).on('error', reject));
-}
 
 const digest = (file: string): string => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 

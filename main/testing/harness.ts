@@ -14,6 +14,7 @@ import { assertGuestModulesLoaded } from './guest-output.js';
 import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/new-vm/samples.js';
 import { specToXml } from '../host/new-vm/spec-to-xml.js';
 import { libvirtdSkip, startLibvirtd, type Libvirtd, type LibvirtdOptions } from './libvirtd.js';
+import { cacheState, postBootKey, takeCachedState } from './state-files.js';
 
 export { GUEST_DIR, SAMPLE_CMDLINE };
 export const guest = (file: string): string => path.join(GUEST_DIR, file);
@@ -221,25 +222,31 @@ export class TestHost {
   private readonly postBoot = new Map<string, string>();
 
   /**
-   * Runs a defined, shut-off domain with its guest ready, for tests that are not about booting: the
-   * first call per domain boots it (to DOMUS-GUEST-READY) and keeps a post-boot state (save, then
-   * restore); later calls restore that state in about a second instead of booting again.
+   * Runs a defined, shut-off domain with its guest ready, for tests that are not about booting. The
+   * first call per domain restores the post-boot state an earlier test kept for the same hardware
+   * (postBootKey), or boots (to DOMUS-GUEST-READY) and keeps one; later calls restore it again, in
+   * about a second instead of a boot. On a libvirt connection every call boots.
    */
   async bootOrRestore(domain: string, bootTimeoutMs = 120_000): Promise<SerialWatch> {
-    const kept = this.postBoot.get(domain);
-    if (kept) {
-      await this.client.call('domain.restore', { file: kept });
-      const serial = await SerialWatch.open(this.client, domain);
-      await serial.sh('true');
-      return serial;
+    let kept = this.postBoot.get(domain);
+    if (!kept) {
+      kept = path.join(this.home, `${domain}.post-boot.state`);
+      const { xml } = await this.client.call('domain.xml', { domain, inactive: true, secure: true });
+      const key = this.libvirtd ? undefined : postBootKey(xml);
+      const { uuid, name } = await this.client.call('domain.info', { domain });
+      if (!key || !(await takeCachedState(key, kept, { name, uuid, xml }))) {
+        await this.client.call('domain.start', { domain });
+        const booted = await SerialWatch.open(this.client, domain);
+        await booted.wait(/DOMUS-GUEST-READY/, bootTimeoutMs);
+        await this.client.call('domain.save', { domain, file: kept });
+        if (key) cacheState(key, kept);
+      }
+      this.postBoot.set(domain, kept);
     }
-    await this.client.call('domain.start', { domain });
-    const booted = await SerialWatch.open(this.client, domain);
-    await booted.wait(/DOMUS-GUEST-READY/, bootTimeoutMs);
-    const file = path.join(this.home, `${domain}.post-boot.state`);
-    await this.client.call('domain.save', { domain, file });
-    this.postBoot.set(domain, file);
-    return this.bootOrRestore(domain);
+    await this.client.call('domain.restore', { file: kept });
+    const serial = await SerialWatch.open(this.client, domain);
+    await serial.sh('true');
+    return serial;
   }
 
   /** Destroys every running guest, stops the daemon and removes the home; kills leftovers. */

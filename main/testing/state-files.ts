@@ -1,0 +1,87 @@
+// Test support for saved-state files: copying one with its header edited (to craft hostile files,
+// and to hand a post-boot state to another domain of the same hardware), and the suite's cache of
+// post-boot states that lets tests not about booting skip the boot.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** The fixed prefix of a state file (main/common/statefile.ts): magic, version, header length, header SHA-256. */
+const STATE_PREFIX = 48;
+
+/** Copies a state file with its JSON header edited, the header length and checksum made right again. */
+export async function rewriteStateHeader(from: string, to: string, edit: (header: Record<string, unknown>) => void): Promise<void> {
+  const fd = fs.openSync(from, 'r');
+  const prefix = Buffer.alloc(STATE_PREFIX);
+  fs.readSync(fd, prefix, 0, STATE_PREFIX, 0);
+  const raw = Buffer.alloc(prefix.readUInt32LE(12));
+  fs.readSync(fd, raw, 0, raw.length, STATE_PREFIX);
+  fs.closeSync(fd);
+  const header = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+  edit(header);
+  const text = Buffer.from(JSON.stringify(header), 'utf8');
+  const head = Buffer.from(prefix);
+  head.writeUInt32LE(text.length, 12);
+  crypto.createHash('sha256').update(text).digest().copy(head, 16);
+  fs.writeFileSync(to, Buffer.concat([head, text]));
+  const out = fs.createWriteStream(to, { flags: 'a' });
+  await new Promise<void>((resolve, reject) => fs.createReadStream(from, { start: STATE_PREFIX + raw.length }).on('error', reject).pipe(out).on('finish', resolve).on('error', reject));
+}
+
+/**
+ * Where post-boot states are kept for the whole test run: `npm test` names a directory for the run
+ * (DOMUS_TEST_STATE_CACHE) and removes it after; a file run on its own keeps them for its process.
+ */
+let ownDir: string | undefined;
+function cacheDir(): string {
+  const named = process.env.DOMUS_TEST_STATE_CACHE;
+  if (named) {
+    fs.mkdirSync(named, { recursive: true, mode: 0o700 });
+    return named;
+  }
+  if (!ownDir) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-test-states-'));
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    ownDir = dir;
+  }
+  return ownDir;
+}
+
+/**
+ * What a post-boot state depends on: the engine and the definition but for its name and UUID (which
+ * the guest never sees: no SMBIOS on v86, and a direct kernel boot on QEMU reads none), and the size,
+ * mtime and inode of every file it names (kernel, initrd, disks), so a rebuilt guest never matches.
+ */
+export function postBootKey(inactiveXml: string): string {
+  const hardware = inactiveXml.replace(/<name>[^<]*<\/name>/, '').replace(/<uuid>[^<]*<\/uuid>/, '');
+  const files = [...inactiveXml.matchAll(/<(?:kernel|initrd)>([^<]+)<\/|\bfile=(['"])([^'"]+)\2/g)].map((m) => m[1] ?? m[3]);
+  const stamps = files.map((f) => {
+    try {
+      const st = fs.statSync(f);
+      return `${f}:${st.size}:${st.mtimeMs}:${st.ino}`;
+    } catch {
+      return `${f}:missing`;
+    }
+  });
+  return crypto.createHash('sha256').update(JSON.stringify([hardware, stamps])).digest('hex');
+}
+
+/** The cached post-boot state for `key`, copied to `to` as the state of domain `name`/`uuid` defined by `xml`; false when none is cached. */
+export async function takeCachedState(key: string, to: string, domain: { name: string; uuid: string; xml: string }): Promise<boolean> {
+  const cached = path.join(cacheDir(), `${key}.state`);
+  if (!fs.existsSync(cached)) return false;
+  await rewriteStateHeader(cached, to, (h) => {
+    h.name = domain.name;
+    h.uuid = domain.uuid;
+    h.domainXml = domain.xml;
+  });
+  return true;
+}
+
+/** Keeps a copy of a post-boot state for later tests (written aside, then renamed: never half there). */
+export function cacheState(key: string, file: string): void {
+  const dir = cacheDir();
+  const tmp = path.join(dir, `${key}.${process.pid}.tmp`);
+  fs.copyFileSync(file, tmp);
+  fs.renameSync(tmp, path.join(dir, `${key}.state`));
+}
