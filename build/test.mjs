@@ -3,6 +3,7 @@
 // no process two at a time, then the others one at a time (they boot real guests on a 2-core machine).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ensureDebianPackages, ensureGuests, ensureNodeModules, root, run } from './ensure.mjs';
 
@@ -31,15 +32,19 @@ const startsProcesses = (file) => /testing\/(harness|runner-harness)|browser\.js
 const light = files.filter((f) => !startsProcesses(f));
 const heavy = files.filter((f) => startsProcesses(f));
 console.log(`domus: running ${files.length} test files (${light.length} that start no process, two at a time)`);
+// Post-boot states kept for the whole run (main/testing/state-files.ts): a test not about booting
+// restores the state an earlier one kept for the same guest instead of booting it again.
+const stateCache = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-test-states-'));
 const runFiles = (list, concurrency) =>
   list.length === 0
     ? 0
     : (spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list], {
         stdio: 'inherit',
         cwd: root,
-        env: { ...process.env, DOMUS_TEST: '1' },
+        env: { ...process.env, DOMUS_TEST: '1', DOMUS_TEST_STATE_CACHE: stateCache },
       }).status ?? 1);
 const lightStatus = runFiles(light, 2);
 const status = runFiles(heavy, 1) || lightStatus;
+fs.rmSync(stateCache, { recursive: true, force: true });
 console.log(`domus: test suite took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 process.exit(status);
