@@ -1,7 +1,6 @@
 // `npm test`: installs what is missing (node modules; as root the Debian packages; the sample
-// guests), builds, type-checks, then runs every test file with node's test runner: those that start
-// no process two at a time, then the others one at a time (they boot real guests on a 2-core machine).
-import { spawnSync } from 'node:child_process';
+// guests), builds, type-checks, then runs every test file with node's test runner, two at a time.
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,24 +26,74 @@ function find(dir, out = []) {
 const only = process.argv.slice(2);
 const files = only.length ? only : ['shared', 'main', 'renderer', 'e2e', 'build'].filter((d) => fs.existsSync(path.join(root, d))).flatMap((d) => find(d)).sort();
 // Files that start no guest, host, browser or other process (parsers, stores, unit tests) run two
-// at a time first; the rest one at a time, as their guests need the cores.
+// at a time in one test runner first. The others (each its own host, guests, browser) then run two
+// at a time as well, each file in a test runner of its own whose output is printed in one piece when
+// it ends; a file that must have the machine to itself says so in a line "npm test runs this file
+// alone" and runs when no other does.
 const startsProcesses = (file) => /testing\/(harness|runner-harness)|browser\.js|startLibvirtd|child_process|worker_threads|spawn/.test(fs.readFileSync(path.join(root, file), 'utf8'));
+const runsAlone = (file) => /npm test runs this file alone/.test(fs.readFileSync(path.join(root, file), 'utf8'));
 const light = files.filter((f) => !startsProcesses(f));
 const heavy = files.filter((f) => startsProcesses(f));
 console.log(`domus: running ${files.length} test files (${light.length} that start no process, two at a time)`);
 // Post-boot states kept for the whole run (main/testing/state-files.ts): a test not about booting
 // restores the state an earlier one kept for the same guest instead of booting it again.
 const stateCache = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-test-states-'));
-const runFiles = (list, concurrency) =>
-  list.length === 0
-    ? 0
-    : (spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list], {
-        stdio: 'inherit',
-        cwd: root,
-        env: { ...process.env, DOMUS_TEST: '1', DOMUS_TEST_STATE_CACHE: stateCache },
-      }).status ?? 1);
-const lightStatus = runFiles(light, 2);
-const status = runFiles(heavy, 1) || lightStatus;
+const env = { ...process.env, DOMUS_TEST: '1', DOMUS_TEST_STATE_CACHE: stateCache };
+const testArgs = (concurrency) => ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec'];
+
+const lightStatus = light.length === 0 ? 0 : (spawnSync(process.execPath, [...testArgs(2), ...light], { stdio: 'inherit', cwd: root, env }).status ?? 1);
+
+const totals = { tests: 0, pass: 0, fail: 0, cancelled: 0, skipped: 0, todo: 0 };
+const failed = [];
+const took = [];
+function runFile(file) {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    console.log(`domus: ${file} started`);
+    const child = spawn(process.execPath, [...testArgs(1), file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = [];
+    child.stdout.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => out.push(d));
+    child.on('close', (code, signal) => {
+      const text = Buffer.concat(out).toString();
+      process.stdout.write(text);
+      for (const m of text.matchAll(/^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/gm)) totals[m[1]] += Number(m[2]);
+      const seconds = (Date.now() - started) / 1000;
+      took.push([seconds, file]);
+      if (code !== 0) failed.push(file);
+      console.log(`domus: ${file} ${code === 0 ? 'passed' : `FAILED (${signal ?? `exit ${code}`})`} in ${seconds.toFixed(0)} s`);
+      resolve();
+    });
+  });
+}
+
+const SLOTS = 2;
+async function runHeavy(list) {
+  const queue = [...list];
+  const running = new Set();
+  let alone = false;
+  while (queue.length || running.size) {
+    const next = queue[0];
+    const fits = next !== undefined && !alone && running.size < SLOTS && (!runsAlone(next) || running.size === 0);
+    if (fits) {
+      queue.shift();
+      alone = runsAlone(next);
+      const job = runFile(next).then(() => {
+        running.delete(job);
+        alone = false;
+      });
+      running.add(job);
+    } else {
+      await Promise.race(running);
+    }
+  }
+}
+await runHeavy(heavy);
 fs.rmSync(stateCache, { recursive: true, force: true });
+
+console.log('domus: the slowest files:');
+for (const [seconds, file] of took.sort((a, b) => b[0] - a[0]).slice(0, 12)) console.log(`  ${seconds.toFixed(0).padStart(5)} s  ${file}`);
+console.log(`domus: ${heavy.length} files that start processes: ${totals.tests} tests, ${totals.pass} passed, ${totals.fail} failed, ${totals.cancelled} cancelled, ${totals.skipped} skipped`);
+if (failed.length) console.log(`domus: failed files:\n  ${failed.join('\n  ')}`);
 console.log(`domus: test suite took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-process.exit(status);
+process.exit(lightStatus || (failed.length ? 1 : 0));
