@@ -96,9 +96,7 @@ describe('honest figures, focus and keys (v86)', { skip: engineSkip('v86'), time
   });
 
   it('a balloon target is pending, then "no driver answered" (the target kept), then applied once the driver loads; the next boot keeps its own', async () => {
-    await t.client.call('domain.start', { domain: NAME });
-    serial = await SerialWatch.open(t.client, NAME);
-    await serial.wait(/DOMUS-GUEST-READY/, BOOT_MS);
+    serial = await t.bootOrRestore(NAME, BOOT_MS);
     // As a guest that has not loaded its driver yet (an installer loads it late).
     await serial.sh('rmmod virtio_balloon');
     await byId(`domain-row-${NAME}`).click();

@@ -26,9 +26,7 @@ describe('Snapshots page in Chromium', { skip, timeout: 900_000 }, () => {
     fs.mkdirSync(SHOTS, { recursive: true });
     t = await TestHost.start();
     await t.client.call('domain.define', { xml: sampleGuestXml('snapvm', 'v86') });
-    await t.client.call('domain.start', { domain: 'snapvm' });
-    serial = await SerialWatch.open(t.client, 'snapvm');
-    await serial.wait(/DOMUS-GUEST-READY/, BOOT_MS);
+    serial = await t.bootOrRestore('snapvm', BOOT_MS);
     const url = (await t.client.call('host.webShell', {})).url;
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });

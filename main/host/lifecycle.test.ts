@@ -43,7 +43,6 @@ for (const engine of ENGINES) describe(`lifecycle with reasons (${engine})`, { t
     await until(async () => (await t.client.call('domain.info', { domain: 'life' })).state === 'shutoff', 60_000, 'the guest to power off');
     const info = await t.client.call('domain.info', { domain: 'life' });
     assert.equal(info.reason, 'shutdown');
-    assert.ok(seen('life').includes('started:running/booted'));
     assert.deepEqual(seen('life').slice(-3), ['started:running/restored', 'shutdown:shutoff/shutdown', 'stopped:shutoff/shutdown']);
   });
 
@@ -138,6 +137,8 @@ for (const engine of ENGINES) describe(`lifecycle with reasons (${engine})`, { t
     await t.client.call('domain.start', { domain: 'life' });
     const serial = await SerialWatch.open(t.client, 'life');
     await serial.wait(/DOMUS-GUEST-READY/, BOOT);
+    // Life's one cold start: its other runs may all be restored from a state an earlier test file kept.
+    assert.equal(seen('life').at(-1), 'started:running/booted');
     const id = (await t.client.call('domain.info', { domain: 'life' })).id;
     let from = serial.text.length;
     await t.client.call('domain.reboot', { domain: 'life' });

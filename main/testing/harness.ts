@@ -219,31 +219,37 @@ export class TestHost {
     return runCli(this.home, args, input);
   }
 
-  private readonly postBoot = new Map<string, string>();
+  /** The domains of a libvirt connection that have a post-boot state in the home (libvirt's own save images). */
+  private readonly libvirtPostBoot = new Set<string>();
 
   /**
-   * Runs a defined, shut-off domain with its guest ready, for tests that are not about booting. The
-   * first call per domain restores the post-boot state an earlier test kept for the same hardware
-   * (postBootKey), or boots (to DOMUS-GUEST-READY) and keeps one; later calls restore it again, in
-   * about a second instead of a boot. On a libvirt connection every call boots.
+   * Runs a defined, shut-off domain with its guest ready, for tests that are not about booting: it
+   * restores the post-boot state that an earlier test (of this run, in any file) kept for the same
+   * hardware (postBootKey), as the domain's current definition, or boots the guest (to
+   * DOMUS-GUEST-READY) and keeps its state for later. A restore takes about a second, a boot ten or
+   * more. On a libvirt connection the state is libvirt's own and is kept per domain.
    */
   async bootOrRestore(domain: string, bootTimeoutMs = 120_000): Promise<SerialWatch> {
-    let kept = this.postBoot.get(domain);
-    if (!kept) {
-      kept = path.join(this.home, `${domain}.post-boot.state`);
+    const file = path.join(this.home, `${domain}.post-boot.state`);
+    const boot = async (): Promise<void> => {
+      await this.client.call('domain.start', { domain });
+      const booted = await SerialWatch.open(this.client, domain);
+      await booted.wait(/DOMUS-GUEST-READY/, bootTimeoutMs);
+      await this.client.call('domain.save', { domain, file });
+    };
+    if (this.libvirtd) {
+      if (!this.libvirtPostBoot.has(domain)) await boot();
+      this.libvirtPostBoot.add(domain);
+    } else {
       const { xml } = await this.client.call('domain.xml', { domain, inactive: true, secure: true });
-      const key = this.libvirtd ? undefined : postBootKey(xml);
       const { uuid, name } = await this.client.call('domain.info', { domain });
-      if (!key || !(await takeCachedState(key, kept, { name, uuid, xml }))) {
-        await this.client.call('domain.start', { domain });
-        const booted = await SerialWatch.open(this.client, domain);
-        await booted.wait(/DOMUS-GUEST-READY/, bootTimeoutMs);
-        await this.client.call('domain.save', { domain, file: kept });
-        if (key) cacheState(key, kept);
+      const key = postBootKey(xml);
+      if (!(await takeCachedState(key, file, { name, uuid, xml }))) {
+        await boot();
+        cacheState(key, file);
       }
-      this.postBoot.set(domain, kept);
     }
-    await this.client.call('domain.restore', { file: kept });
+    await this.client.call('domain.restore', { file });
     const serial = await SerialWatch.open(this.client, domain);
     await serial.sh('true');
     return serial;

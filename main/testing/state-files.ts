@@ -48,12 +48,16 @@ function cacheDir(): string {
 }
 
 /**
- * What a post-boot state depends on: the engine and the definition but for its name and UUID (which
- * the guest never sees: no SMBIOS on v86, and a direct kernel boot on QEMU reads none), and the size,
- * mtime and inode of every file it names (kernel, initrd, disks), so a rebuilt guest never matches.
+ * What a post-boot state depends on: the engine and the definition but for what the guest never
+ * sees (its name and UUID: no SMBIOS on v86, and a direct kernel boot on QEMU reads none; title,
+ * description, Domus's host-side settings, the VNC listeners of <graphics>), and the size, mtime
+ * and inode of every file it names (kernel, initrd, disks), so a rebuilt guest never matches.
  */
 export function postBootKey(inactiveXml: string): string {
-  const hardware = inactiveXml.replace(/<name>[^<]*<\/name>/, '').replace(/<uuid>[^<]*<\/uuid>/, '');
+  const hardware = inactiveXml
+    .replace(/<(name|uuid|title|description)>[^<]*<\/\1>/g, '')
+    .replace(/<domus:settings\b[^>]*\/>|<domus:settings\b[\s\S]*?<\/domus:settings>/, '')
+    .replace(/<graphics\b[^>]*\/>|<graphics\b[\s\S]*?<\/graphics>/g, '');
   const files = [...inactiveXml.matchAll(/<(?:kernel|initrd)>([^<]+)<\/|\bfile=(['"])([^'"]+)\2/g)].map((m) => m[1] ?? m[3]);
   const stamps = files.map((f) => {
     try {

@@ -96,8 +96,7 @@ test('the listener is on the namespace address only: nothing listens for other h
 test('a guest migrates over TLS to the other namespace and back, its serial console going on', { skip: skip || migrationSkip('v86') }, async () => {
   const uri = async (h: TestHost): Promise<string> => `${(await h.client.call('host.uri', {})).uri}?pkipath=${pki}`;
   await a.client.call('domain.define', { xml: sampleGuestXml('tlsmig', 'v86') });
-  await a.client.call('domain.start', { domain: 'tlsmig' });
-  await (await SerialWatch.open(a.client, 'tlsmig')).wait(/DOMUS-GUEST-READY/, 180_000);
+  await a.bootOrRestore('tlsmig', 180_000);
   for (const [from, to, mark] of [[a, b, 'there'], [b, a, 'back']] as const) {
     const r = await from.cli(['migrate', '--live', 'tlsmig', await uri(to)]);
     assert.equal(r.code, 0, r.stderr);

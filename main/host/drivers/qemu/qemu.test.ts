@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../../../testing/harness.js';
+import { SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, until } from '../../../testing/harness.js';
 import { parseDomainXml } from '../../domain/xml.js';
 import { buildArgv } from './argv.js';
 import { ensureVarsStore } from './uefi.js';
@@ -283,9 +283,7 @@ describe('QEMU balloon', { skip, timeout: 600_000 }, () => {
 
   it('setmem moves the balloon, BALLOON_CHANGE reaches clients, and the host gets the memory back (RSS drop)', async () => {
     await createOn(t.client, { ...pvSpec('bal'), memoryMiB: 256 }, 'qemu');
-    await t.client.call('domain.start', { domain: 'bal' });
-    const serial = await SerialWatch.open(t.client, 'bal');
-    await serial.wait(/DOMUS-GUEST-READY/, 300_000);
+    const serial = await t.bootOrRestore('bal', 300_000);
     // The guest touches 120 MiB, then frees it: the pages stay in QEMU's RSS until ballooned away.
     await serial.sh('dd if=/dev/urandom of=/dev/shm/fill bs=1M count=120 2>/dev/null; rm /dev/shm/fill', 120_000);
     const full = await t.client.call('domain.memoryStats', { domain: 'bal' });
