@@ -174,9 +174,19 @@ export async function startLibvirtd(opts: LibvirtdOptions = {}): Promise<Libvirt
   // Each daemon takes incoming migrations on ports of its own (libvirt's default range is the same
   // for all, and each daemon only knows its own allocations).
   const migrationPort = 49152 + Math.floor(Math.random() * 256) * 64;
+  // VNC displays likewise, above the ports Domus's runners take from 5900 up in tests that run at
+  // the same time (libvirt's allocator saw 5900 free, QEMU then failed to bind it).
+  const displayPort = 6000 + Math.floor(Math.random() * 256) * 64;
   fs.writeFileSync(
     path.join(dir, `tree${PRIVATE_TREES.indexOf('/etc/libvirt')}`, 'qemu.conf'),
-    `user = "root"\ngroup = "root"\nmigration_port_min = ${migrationPort}\nmigration_port_max = ${migrationPort + 63}\n`,
+    [
+      'user = "root"',
+      'group = "root"',
+      `migration_port_min = ${migrationPort}`,
+      `migration_port_max = ${migrationPort + 63}`,
+      `remote_display_port_min = ${displayPort}`,
+      `remote_display_port_max = ${displayPort + 63}`,
+    ].join('\n') + '\n',
   );
   const script = [
     'set -e',
