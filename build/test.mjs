@@ -1,5 +1,5 @@
 // `npm test`: installs what is missing (node modules; as root the Debian packages; the sample
-// guests), builds, type-checks, then runs every test file with node's test runner, two at a time.
+// guests), builds, type-checks, then runs every test file with node's test runner, several at a time.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,8 +26,8 @@ function find(dir, out = []) {
 const only = process.argv.slice(2);
 const files = only.length ? only : ['shared', 'main', 'renderer', 'e2e', 'build'].filter((d) => fs.existsSync(path.join(root, d))).flatMap((d) => find(d)).sort();
 // Files that start no guest, host, browser or other process (parsers, stores, unit tests) run two
-// at a time in one test runner first. The others (each its own host, guests, browser) then run two
-// at a time as well, each file in a test runner of its own whose output is printed in one piece when
+// at a time in one test runner first. The others (each its own host, guests, browser) then run as
+// many at a time as there are cores, each file in a test runner of its own whose output is printed in one piece when
 // it ends; a file that must have the machine to itself says so in a line "npm test runs this file
 // alone" and runs when no other does.
 const startsProcesses = (file) => /testing\/(harness|runner-harness)|browser\.js|startLibvirtd|child_process|worker_threads|spawn/.test(fs.readFileSync(path.join(root, file), 'utf8'));
@@ -67,7 +67,17 @@ function runFile(file) {
   });
 }
 
-const SLOTS = 2;
+// As many at a time as there are cores (DOMUS_TEST_JOBS overrides).
+const SLOTS = Number(process.env.DOMUS_TEST_JOBS) || os.availableParallelism();
+/** Busy and total jiffies of the whole machine (Linux), to say how loaded the run kept it. */
+function cpuTimes() {
+  try {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+    return { busy: user + nice + system + irq + softirq, total: user + nice + system + idle + iowait + irq + softirq + steal, steal };
+  } catch {
+    return undefined;
+  }
+}
 async function runHeavy(list) {
   const queue = [...list];
   const running = new Set();
@@ -88,12 +98,18 @@ async function runHeavy(list) {
     }
   }
 }
+const before = cpuTimes();
 await runHeavy(heavy);
+const after = cpuTimes();
 fs.rmSync(stateCache, { recursive: true, force: true });
 
 console.log('domus: the slowest files:');
 for (const [seconds, file] of took.sort((a, b) => b[0] - a[0]).slice(0, 12)) console.log(`  ${seconds.toFixed(0).padStart(5)} s  ${file}`);
 console.log(`domus: ${heavy.length} files that start processes: ${totals.tests} tests, ${totals.pass} passed, ${totals.fail} failed, ${totals.cancelled} cancelled, ${totals.skipped} skipped`);
 if (failed.length) console.log(`domus: failed files:\n  ${failed.join('\n  ')}`);
+if (before && after) {
+  const pct = (k) => ((100 * (after[k] - before[k])) / (after.total - before.total)).toFixed(0);
+  console.log(`domus: ${SLOTS} files at a time kept the machine ${pct('busy')} % busy (${pct('steal')} % stolen by the hypervisor)`);
+}
 console.log(`domus: test suite took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 process.exit(lightStatus || (failed.length ? 1 : 0));

@@ -57,7 +57,8 @@ export function postBootKey(inactiveXml: string): string {
   const hardware = inactiveXml
     .replace(/<(name|uuid|title|description)>[^<]*<\/\1>/g, '')
     .replace(/<domus:settings\b[^>]*\/>|<domus:settings\b[\s\S]*?<\/domus:settings>/, '')
-    .replace(/<graphics\b[^>]*\/>|<graphics\b[\s\S]*?<\/graphics>/g, '');
+    .replace(/<graphics\b[^>]*\/>|<graphics\b[\s\S]*?<\/graphics>/g, '')
+    .replace(/>\s+</g, '><');
   const files = [...inactiveXml.matchAll(/<(?:kernel|initrd)>([^<]+)<\/|\bfile=(['"])([^'"]+)\2/g)].map((m) => m[1] ?? m[3]);
   const stamps = files.map((f) => {
     try {
