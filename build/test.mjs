@@ -41,34 +41,62 @@ const stateCache = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-test-states-'));
 const env = { ...process.env, DOMUS_TEST: '1', DOMUS_TEST_STATE_CACHE: stateCache };
 const testArgs = (concurrency) => ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec'];
 
+// As many at a time as there are cores (DOMUS_TEST_JOBS overrides).
+const SLOTS = process.env.DOMUS_TEST_JOBS === undefined ? os.availableParallelism() : Number(process.env.DOMUS_TEST_JOBS);
+if (!Number.isInteger(SLOTS) || SLOTS < 1) {
+  console.error(`domus: DOMUS_TEST_JOBS must be a whole number of files at a time, 1 or more, not '${process.env.DOMUS_TEST_JOBS}'`);
+  process.exit(2);
+}
+
+const failed = [];
 const lightStatus = light.length === 0 ? 0 : (spawnSync(process.execPath, [...testArgs(2), ...light], { stdio: 'inherit', cwd: root, env }).status ?? 1);
+if (lightStatus !== 0) failed.push(`(one of the ${light.length} files that start no process: see above)`);
 
 const totals = { tests: 0, pass: 0, fail: 0, cancelled: 0, skipped: 0, todo: 0 };
-const failed = [];
 const took = [];
+/** The output of each file still running, printed at an interrupt. */
+const pending = new Map();
 function runFile(file) {
   return new Promise((resolve) => {
     const started = Date.now();
     console.log(`domus: ${file} started`);
     const child = spawn(process.execPath, [...testArgs(1), file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out = [];
+    pending.set(file, { child, out });
     child.stdout.on('data', (d) => out.push(d));
     child.stderr.on('data', (d) => out.push(d));
-    child.on('close', (code, signal) => {
+    let ended = false;
+    const end = (code, why) => {
+      if (ended) return;
+      ended = true;
+      pending.delete(file);
       const text = Buffer.concat(out).toString();
       process.stdout.write(text);
-      for (const m of text.matchAll(/^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/gm)) totals[m[1]] += Number(m[2]);
+      // FORCE_COLOR would colour the summary lines.
+      for (const m of text.replace(/\x1b\[[0-9;]*m/g, '').matchAll(/^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/gm)) totals[m[1]] += Number(m[2]);
       const seconds = (Date.now() - started) / 1000;
       took.push([seconds, file]);
       if (code !== 0) failed.push(file);
-      console.log(`domus: ${file} ${code === 0 ? 'passed' : `FAILED (${signal ?? `exit ${code}`})`} in ${seconds.toFixed(0)} s`);
+      console.log(`domus: ${file} ${code === 0 ? 'passed' : `FAILED (${why})`} in ${seconds.toFixed(0)} s`);
       resolve();
-    });
+    };
+    child.on('error', (err) => end(1, err.message));
+    child.on('close', (code, signal) => end(code ?? 1, signal ?? `exit ${code}`));
+  });
+}
+// Interrupted (Ctrl+C, CI's kill): what the running files printed so far, then no test process and no cache left behind.
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    for (const [file, { child, out }] of pending) {
+      process.stdout.write(Buffer.concat(out).toString());
+      console.log(`domus: ${file} interrupted by ${sig}`);
+      child.kill('SIGTERM');
+    }
+    fs.rmSync(stateCache, { recursive: true, force: true });
+    process.exit(sig === 'SIGINT' ? 130 : 143);
   });
 }
 
-// As many at a time as there are cores (DOMUS_TEST_JOBS overrides).
-const SLOTS = Number(process.env.DOMUS_TEST_JOBS) || os.availableParallelism();
 /** Busy and total jiffies of the whole machine (Linux), to say how loaded the run kept it. */
 function cpuTimes() {
   try {
@@ -105,11 +133,11 @@ fs.rmSync(stateCache, { recursive: true, force: true });
 
 console.log('domus: the slowest files:');
 for (const [seconds, file] of took.sort((a, b) => b[0] - a[0]).slice(0, 12)) console.log(`  ${seconds.toFixed(0).padStart(5)} s  ${file}`);
-console.log(`domus: ${heavy.length} files that start processes: ${totals.tests} tests, ${totals.pass} passed, ${totals.fail} failed, ${totals.cancelled} cancelled, ${totals.skipped} skipped`);
+console.log(`domus: the ${heavy.length} files that start processes: ${totals.tests} tests, ${totals.pass} passed, ${totals.fail} failed, ${totals.cancelled} cancelled, ${totals.skipped} skipped`);
 if (failed.length) console.log(`domus: failed files:\n  ${failed.join('\n  ')}`);
 if (before && after) {
   const pct = (k) => ((100 * (after[k] - before[k])) / (after.total - before.total)).toFixed(0);
   console.log(`domus: ${SLOTS} files at a time kept the machine ${pct('busy')} % busy (${pct('steal')} % stolen by the hypervisor)`);
 }
 console.log(`domus: test suite took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-process.exit(lightStatus || (failed.length ? 1 : 0));
+process.exit(failed.length ? 1 : 0);

@@ -219,15 +219,16 @@ export class TestHost {
     return runCli(this.home, args, input);
   }
 
-  /** The domains of a libvirt connection that have a post-boot state in the home (libvirt's own save images). */
-  private readonly libvirtPostBoot = new Set<string>();
+  /** Domains whose post-boot state is their own, in the home: libvirt's save images, and definitions with no key. */
+  private readonly ownPostBoot = new Set<string>();
 
   /**
    * Runs a defined, shut-off domain with its guest ready, for tests that are not about booting: it
    * restores the post-boot state that an earlier test (of this run, in any file) kept for the same
    * hardware (postBootKey), as the domain's current definition, or boots the guest (to
    * DOMUS-GUEST-READY) and keeps its state for later. A restore takes about a second, a boot ten or
-   * more. On a libvirt connection the state is libvirt's own and is kept per domain.
+   * more. On a libvirt connection (libvirt's own save images), or for a definition with no key, the
+   * state is kept per domain.
    */
   async bootOrRestore(domain: string, bootTimeoutMs = 120_000): Promise<SerialWatch> {
     const file = path.join(this.home, `${domain}.post-boot.state`);
@@ -237,13 +238,13 @@ export class TestHost {
       await booted.wait(/DOMUS-GUEST-READY/, bootTimeoutMs);
       await this.client.call('domain.save', { domain, file });
     };
-    if (this.libvirtd) {
-      if (!this.libvirtPostBoot.has(domain)) await boot();
-      this.libvirtPostBoot.add(domain);
+    const { xml } = await this.client.call('domain.xml', { domain, inactive: true, secure: true });
+    const key = this.libvirtd ? undefined : postBootKey(xml);
+    if (!key) {
+      if (!this.ownPostBoot.has(domain)) await boot();
+      this.ownPostBoot.add(domain);
     } else {
-      const { xml } = await this.client.call('domain.xml', { domain, inactive: true, secure: true });
       const { uuid, name } = await this.client.call('domain.info', { domain });
-      const key = postBootKey(xml);
       if (!(await takeCachedState(key, file, { name, uuid, xml }))) {
         await boot();
         cacheState(key, file);

@@ -11,12 +11,19 @@ const STATE_PREFIX = 48;
 
 /** Copies a state file with its JSON header edited, the header length and checksum made right again. */
 export async function rewriteStateHeader(from: string, to: string, edit: (header: Record<string, unknown>) => void): Promise<void> {
+  // One descriptor for the header and the payload: a file renamed over `from` meanwhile is not mixed in.
   const fd = fs.openSync(from, 'r');
-  const prefix = Buffer.alloc(STATE_PREFIX);
-  fs.readSync(fd, prefix, 0, STATE_PREFIX, 0);
-  const raw = Buffer.alloc(prefix.readUInt32LE(12));
-  fs.readSync(fd, raw, 0, raw.length, STATE_PREFIX);
-  fs.closeSync(fd);
+  let raw: Buffer;
+  let prefix: Buffer;
+  try {
+    prefix = Buffer.alloc(STATE_PREFIX);
+    fs.readSync(fd, prefix, 0, STATE_PREFIX, 0);
+    raw = Buffer.alloc(prefix.readUInt32LE(12));
+    fs.readSync(fd, raw, 0, raw.length, STATE_PREFIX);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
   const header = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
   edit(header);
   const text = Buffer.from(JSON.stringify(header), 'utf8');
@@ -25,7 +32,7 @@ export async function rewriteStateHeader(from: string, to: string, edit: (header
   crypto.createHash('sha256').update(text).digest().copy(head, 16);
   fs.writeFileSync(to, Buffer.concat([head, text]));
   const out = fs.createWriteStream(to, { flags: 'a' });
-  await new Promise<void>((resolve, reject) => fs.createReadStream(from, { start: STATE_PREFIX + raw.length }).on('error', reject).pipe(out).on('finish', resolve).on('error', reject));
+  await new Promise<void>((resolve, reject) => fs.createReadStream('', { fd, start: STATE_PREFIX + raw.length }).on('error', reject).pipe(out).on('finish', resolve).on('error', reject));
 }
 
 /**
@@ -48,18 +55,21 @@ function cacheDir(): string {
 }
 
 /**
- * What a post-boot state depends on: the engine and the definition but for what the guest never
- * sees (its name and UUID: no SMBIOS on v86, and a direct kernel boot on QEMU reads none; title,
- * description, Domus's host-side settings, the VNC listeners of <graphics>), and the size, mtime
- * and inode of every file it names (kernel, initrd, disks), so a rebuilt guest never matches.
+ * What a post-boot state depends on: the engine and the definition but for its name and UUID,
+ * title, description, Domus's host-side settings, the VNC listeners of <graphics> and the
+ * whitespace between elements; and the size, mtime and inode of every file it names (kernel,
+ * initrd, loader, NVRAM, disks), so a rebuilt guest never matches. The guest sees no name; it could
+ * read its UUID from QEMU's SMBIOS tables, which no test does. A disk from a storage pool has no
+ * path here to stat: such a definition gets no key (undefined).
  */
-export function postBootKey(inactiveXml: string): string {
+export function postBootKey(inactiveXml: string): string | undefined {
+  if (/<source\b[^>]*\bpool=/.test(inactiveXml)) return undefined;
   const hardware = inactiveXml
     .replace(/<(name|uuid|title|description)>[^<]*<\/\1>/g, '')
     .replace(/<domus:settings\b[^>]*\/>|<domus:settings\b[\s\S]*?<\/domus:settings>/, '')
     .replace(/<graphics\b[^>]*\/>|<graphics\b[\s\S]*?<\/graphics>/g, '')
     .replace(/>\s+</g, '><');
-  const files = [...inactiveXml.matchAll(/<(?:kernel|initrd)>([^<]+)<\/|\bfile=(['"])([^'"]+)\2/g)].map((m) => m[1] ?? m[3]);
+  const files = [...inactiveXml.matchAll(/<(?:kernel|initrd|loader|nvram)\b[^>]*>([^<]+)<\/|<source\b[^>]*\b(?:file|dev)=(['"])([^'"]+)\2/g)].map((m) => m[1] ?? m[3]);
   const stamps = files.map((f) => {
     try {
       const st = fs.statSync(f);
@@ -83,10 +93,16 @@ export async function takeCachedState(key: string, to: string, domain: { name: s
   return true;
 }
 
-/** Keeps a copy of a post-boot state for later tests (written aside, then renamed: never half there). */
+/** Keeps a copy of a post-boot state for later tests; the first one kept for a key stays (a test may be reading it). */
 export function cacheState(key: string, file: string): void {
   const dir = cacheDir();
   const tmp = path.join(dir, `${key}.${process.pid}.tmp`);
   fs.copyFileSync(file, tmp);
-  fs.renameSync(tmp, path.join(dir, `${key}.state`));
+  try {
+    fs.linkSync(tmp, path.join(dir, `${key}.state`));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
 }
