@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ENGINES, engineSkip, guest, sampleGuestXml, TestHost } from '../main/testing/harness.js';
-import { CHROMIUM_ARGS } from './browser.js';
+import { CHROMIUM_ARGS, chooserSettled } from './browser.js';
 
 const engine = ENGINES[0] ?? 'v86';
 const NAME = 'a11y-vm';
@@ -100,6 +100,7 @@ describe('accessibility (axe)', { skip: engineSkip(engine), timeout: 1_200_000 }
     }
     await byId('browse-iso').click();
     await byId('file-chooser').waitFor();
+    await chooserSettled(page);
     await check('wizard file chooser');
     await byId('chooser-path').fill(guest('tiny.iso'));
     await byId('chooser-use').click();

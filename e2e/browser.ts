@@ -84,3 +84,16 @@ export async function screenshotSizes(page: Page, name: string): Promise<void> {
   }
   if (was) await page.setViewportSize(was);
 }
+
+/**
+ * Waits until the host-file chooser has listed its first folder and filled in its path field:
+ * text typed before that can be mixed with the path it fills in (fill selects the field's text, the
+ * chooser then sets it, and the typed text lands after it).
+ */
+export async function chooserSettled(page: Page): Promise<void> {
+  await page.waitForFunction(() => {
+    const list = document.querySelector('[data-testid="file-chooser"] ul[aria-busy]');
+    const field = document.querySelector<HTMLInputElement>('[data-testid="chooser-path"]');
+    return list !== null && list.getAttribute('aria-busy') !== 'true' && Boolean(field?.value);
+  });
+}

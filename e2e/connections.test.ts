@@ -12,7 +12,7 @@ import { GUEST_DIR } from '../main/host/new-vm/samples.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt, until } from '../main/testing/harness.js';
 import { libvirtdSkip, startLibvirtd, type Libvirtd } from '../main/testing/libvirtd.js';
 import { PASSPHRASE, sshdSkip, startSshd } from '../main/testing/sshd.js';
-import { canvasState, openWebShell, serialText } from './browser.js';
+import { canvasState, chooserSettled, openWebShell, serialText } from './browser.js';
 
 const DEAD = 'qemu+tcp://127.0.0.1:1/system';
 
@@ -244,6 +244,7 @@ describe('a real libvirt host in Chromium', { timeout: 300_000, skip: libvirtdSk
     for (const [key, file] of [['kernel', 'vmlinuz'], ['initrd', 'initrd.gz']]) {
       await byId(`upload-${key}`).click();
       await byId('file-chooser').waitFor();
+      await chooserSettled(page);
       await byId('chooser-path').fill(path.join(GUEST_DIR, file));
       await byId('chooser-use').click();
       await page.waitForFunction(

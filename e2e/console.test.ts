@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import type { TraceRecord } from '../shared/api.js';
 import { APP_ROOT } from '../main/common/paths.js';
 import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../main/testing/harness.js';
-import { CHROMIUM_ARGS, canvasState, serialText, typeOnKeyboard } from './browser.js';
+import { CHROMIUM_ARGS, canvasState, chooserSettled, serialText, typeOnKeyboard } from './browser.js';
 
 const BOOT_TIMEOUT = 240_000;
 const NAME = 'console-guest';
@@ -258,6 +258,7 @@ for (const engine of ENGINES) describe(`the console in Chromium (${engine})`, { 
 
     const file = path.join(t.home, 'dialog.core');
     await page.getByTestId('dump-browse').click();
+    await chooserSettled(page);
     await page.getByTestId('chooser-path').fill(file);
     await page.getByTestId('chooser-use').click();
     assert.equal(await field.inputValue(), file);

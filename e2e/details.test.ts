@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { APP_ROOT } from '../main/common/paths.js';
 import { CONNECTION_ENGINES, createOn, ENGINES, engineSkip, guest, SAMPLE_CMDLINE, SerialWatch, TestHost, until, type LocalEngine } from '../main/testing/harness.js';
-import { CHROMIUM_ARGS, recordApiRequests, type SentRequest } from './browser.js';
+import { CHROMIUM_ARGS, chooserSettled, recordApiRequests, type SentRequest } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
 /** A boot on a loaded 2-core machine shared by several agents can take minutes. */
@@ -321,6 +321,7 @@ for (const engine of ENGINES) describe(`Details window (${engine})`, { skip: eng
     assert.doesNotMatch((await t.client.call('domain.xml', { domain: 'details-vm' })).xml, /tiny\.iso/);
     await page.getByTestId('disk-insert').click();
     await page.getByTestId('file-chooser').waitFor();
+    await chooserSettled(page);
     await page.getByTestId('chooser-path').fill(guest('tiny.iso'));
     await page.getByTestId('chooser-use').click();
     await medium.filter({ hasText: guest('tiny.iso') }).waitFor();
@@ -334,6 +335,7 @@ for (const engine of ENGINES) describe(`Details window (${engine})`, { skip: eng
     await page.getByTestId('add-existing-volume').check();
     await page.getByTestId('add-browse').click();
     await page.getByTestId('file-chooser').waitFor();
+    await chooserSettled(page);
     // A typed folder opens in the chooser; the image is picked from its listing.
     await page.getByTestId('chooser-path').fill(t.home);
     await page.getByTestId('chooser-path').press('Enter');
