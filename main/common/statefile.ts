@@ -18,7 +18,8 @@ import { InputFileError, openInputFile } from './input-file.js';
 
 export const STATE_FORMAT_VERSION = 1;
 const MAGIC = Buffer.from([0x89, 0x44, 0x4f, 0x4d, 0x55, 0x53, 0x0d, 0x0a]);
-const PREFIX_BYTES = 48;
+/** The fixed prefix: magic, format version, header length, header SHA-256. */
+export const PREFIX_BYTES = 48;
 /** A header is a few KiB plus the domain XML; anything near this is not a header. */
 const MAX_HEADER_BYTES = 16 * 1024 * 1024;
 const IO_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -286,7 +287,8 @@ export async function writeStateFileFrom(
   return writeChunks(file, fields, payloadBytes, stream, opts);
 }
 
-function headBytes(header: StateHeader): Buffer {
+/** The prefix and header of a state file holding `header` (any JSON object: tests craft hostile ones). */
+export function headBytes(header: object): Buffer {
   const raw = Buffer.from(JSON.stringify(header), 'utf8');
   const prefix = Buffer.alloc(PREFIX_BYTES);
   MAGIC.copy(prefix, 0);

@@ -5,34 +5,27 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-
-/** The fixed prefix of a state file (main/common/statefile.ts): magic, version, header length, header SHA-256. */
-const STATE_PREFIX = 48;
+import { PREFIX_BYTES, headBytes } from '../common/statefile.js';
 
 /** Copies a state file with its JSON header edited, the header length and checksum made right again. */
 export async function rewriteStateHeader(from: string, to: string, edit: (header: Record<string, unknown>) => void): Promise<void> {
   // One descriptor for the header and the payload: a file renamed over `from` meanwhile is not mixed in.
   const fd = fs.openSync(from, 'r');
   let raw: Buffer;
-  let prefix: Buffer;
   try {
-    prefix = Buffer.alloc(STATE_PREFIX);
-    fs.readSync(fd, prefix, 0, STATE_PREFIX, 0);
+    const prefix = Buffer.alloc(PREFIX_BYTES);
+    fs.readSync(fd, prefix, 0, PREFIX_BYTES, 0);
     raw = Buffer.alloc(prefix.readUInt32LE(12));
-    fs.readSync(fd, raw, 0, raw.length, STATE_PREFIX);
+    fs.readSync(fd, raw, 0, raw.length, PREFIX_BYTES);
   } catch (err) {
     fs.closeSync(fd);
     throw err;
   }
   const header = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
   edit(header);
-  const text = Buffer.from(JSON.stringify(header), 'utf8');
-  const head = Buffer.from(prefix);
-  head.writeUInt32LE(text.length, 12);
-  crypto.createHash('sha256').update(text).digest().copy(head, 16);
-  fs.writeFileSync(to, Buffer.concat([head, text]));
+  fs.writeFileSync(to, headBytes(header));
   const out = fs.createWriteStream(to, { flags: 'a' });
-  await new Promise<void>((resolve, reject) => fs.createReadStream('', { fd, start: STATE_PREFIX + raw.length }).on('error', reject).pipe(out).on('finish', resolve).on('error', reject));
+  await new Promise<void>((resolve, reject) => fs.createReadStream('', { fd, start: PREFIX_BYTES + raw.length }).on('error', reject).pipe(out).on('finish', resolve).on('error', reject));
 }
 
 /**
