@@ -27,11 +27,9 @@ const only = process.argv.slice(2);
 const files = only.length ? only : ['shared', 'main', 'renderer', 'e2e', 'build'].filter((d) => fs.existsSync(path.join(root, d))).flatMap((d) => find(d)).sort();
 // Files that start no guest, host, browser or other process (parsers, stores, unit tests) run two
 // at a time in one test runner first. The others (each its own host, guests, browser) then run as
-// many at a time as there are cores, each file in a test runner of its own whose output is printed in one piece when
-// it ends; a file that must have the machine to itself says so in a line "npm test runs this file
-// alone" and runs when no other does.
+// many at a time as there are cores, each file in a test runner of its own whose output is printed
+// in one piece when it ends.
 const startsProcesses = (file) => /testing\/(harness|runner-harness)|browser\.js|startLibvirtd|child_process|worker_threads|spawn/.test(fs.readFileSync(path.join(root, file), 'utf8'));
-const runsAlone = (file) => /npm test runs this file alone/.test(fs.readFileSync(path.join(root, file), 'utf8'));
 const light = files.filter((f) => !startsProcesses(f));
 const heavy = files.filter((f) => startsProcesses(f));
 console.log(`domus: running ${files.length} test files (${light.length} that start no process, two at a time)`);
@@ -109,17 +107,9 @@ function cpuTimes() {
 async function runHeavy(list) {
   const queue = [...list];
   const running = new Set();
-  let alone = false;
   while (queue.length || running.size) {
-    const next = queue[0];
-    const fits = next !== undefined && !alone && running.size < SLOTS && (!runsAlone(next) || running.size === 0);
-    if (fits) {
-      queue.shift();
-      alone = runsAlone(next);
-      const job = runFile(next).then(() => {
-        running.delete(job);
-        alone = false;
-      });
+    if (queue.length && running.size < SLOTS) {
+      const job = runFile(queue.shift()).then(() => running.delete(job));
       running.add(job);
     } else {
       await Promise.race(running);
