@@ -47,6 +47,8 @@ if (!Number.isInteger(SLOTS) || SLOTS < 1) {
 }
 
 const failed = [];
+/** What node's reporter said about each failing test, repeated at the end where a log's tail shows it. */
+const failures = [];
 const lightStatus = light.length === 0 ? 0 : (spawnSync(process.execPath, [...testArgs(2), ...light], { stdio: 'inherit', cwd: root, env }).status ?? 1);
 if (lightStatus !== 0) failed.push(`(one of the ${light.length} files that start no process: see above)`);
 
@@ -74,7 +76,10 @@ function runFile(file) {
       for (const m of text.replace(/\x1b\[[0-9;]*m/g, '').matchAll(/^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/gm)) totals[m[1]] += Number(m[2]);
       const seconds = (Date.now() - started) / 1000;
       took.push([seconds, file]);
-      if (code !== 0) failed.push(file);
+      if (code !== 0) {
+        failed.push(file);
+        failures.push(failureReport(file, text, why));
+      }
       console.log(`domus: ${file} ${code === 0 ? 'passed' : `FAILED (${why})`} in ${seconds.toFixed(0)} s`);
       resolve();
     };
@@ -93,6 +98,16 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
     fs.rmSync(stateCache, { recursive: true, force: true });
     process.exit(sig === 'SIGINT' ? 130 : 143);
   });
+}
+
+/** The reporter's closing 'failing tests' part of a file's output (or its last lines), at most 80 lines. */
+function failureReport(file, text, why) {
+  const plain = text.replace(/\x1b\[[0-9;]*m/g, '');
+  const at = plain.lastIndexOf('✖ failing tests:');
+  // Node's own stack frames say nothing about the test.
+  const lines = (at >= 0 ? plain.slice(at) : plain).trimEnd().split('\n').filter((l) => !/^\s+at (.* \()?node:/.test(l));
+  const shown = at >= 0 ? lines.slice(0, 80) : lines.slice(-80);
+  return `== ${file} (${why})\n${shown.join('\n')}${lines.length > 80 ? `\n  … and ${lines.length - 80} more lines in its output above` : ''}`;
 }
 
 /** Busy and total jiffies of the whole machine (Linux), to say how loaded the run kept it. */
@@ -124,6 +139,7 @@ fs.rmSync(stateCache, { recursive: true, force: true });
 console.log('domus: the slowest files:');
 for (const [seconds, file] of took.sort((a, b) => b[0] - a[0]).slice(0, 12)) console.log(`  ${seconds.toFixed(0).padStart(5)} s  ${file}`);
 console.log(`domus: the ${heavy.length} files that start processes: ${totals.tests} tests, ${totals.pass} passed, ${totals.fail} failed, ${totals.cancelled} cancelled, ${totals.skipped} skipped`);
+if (failures.length) console.log(`domus: what the failing tests said:\n${failures.join('\n')}`);
 if (failed.length) console.log(`domus: failed files:\n  ${failed.join('\n  ')}`);
 if (before && after) {
   const pct = (k) => ((100 * (after[k] - before[k])) / (after.total - before.total)).toFixed(0);
