@@ -101,7 +101,7 @@ describe('the Migrate dialog in Chromium', { timeout: 600_000, skip }, () => {
     await byId('migrate-close').click();
     await byId('migrate-dialog').waitFor({ state: 'detached' });
     // The row is the destination's now: the source's transient domain left the list.
-    await page.locator(`[data-testid="domain-row-${NAME}"]`).waitFor();
-    assert.equal(await page.locator(`[data-testid="domain-row-${NAME}"]`).count(), 1);
+    await page.waitForFunction((id) => document.querySelectorAll(`[data-testid="${id}"]`).length === 1, `domain-row-${NAME}`, { timeout: 10_000 });
+    assert.match((await page.getByTestId(`domain-row-${NAME}`).textContent()) ?? '', /running/);
   });
 });
