@@ -238,11 +238,12 @@ export interface OutgoingJob {
   switched: boolean;
 }
 
-function progressOf(m: QueryMigrate, live: boolean): MigrationProgress {
+function progressOf(m: QueryMigrate, live: boolean, switched: boolean): MigrationProgress {
   const ram = m.ram;
   let phase: MigrationProgress['phase'] = 'precopy';
   if (m.status === 'setup' || !ram) phase = 'setup';
-  else if (m.status === 'postcopy-active') phase = 'postcopy';
+  // Once asked to switch, it is post-copy, also where QEMU finished before a poll saw it switch.
+  else if (m.status === 'postcopy-active' || switched) phase = 'postcopy';
   else if (!live || m.status === 'device' || m.status === 'pre-switchover') phase = 'stopcopy';
   return {
     phase,
@@ -289,7 +290,7 @@ export async function migrateOut(
     for (;;) {
       m = await qmp.execute<QueryMigrate>('query-migrate');
       if (m.status === 'postcopy-active') job.switched = true;
-      onProgress(progressOf(m, live));
+      onProgress(progressOf(m, live, job.switched));
       if (m.status === 'completed' || m.status === 'failed' || m.status === 'cancelled' || m.status === 'postcopy-paused') break;
       if (job.cancel && !cancelSent && !job.switched) {
         await qmp.execute('migrate_cancel');
