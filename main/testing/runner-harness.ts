@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { JsonlConnection } from '../common/jsonl.js';
 import { APP_ROOT } from '../common/paths.js';
-import { RUNNER_ENV, runnerPaths, type RunnerConfig, type RunnerEvent, type RunnerMessage, type RunnerPaths, type RunnerReply } from '../runner/protocol.js';
+import { RUNNER_ENV, RUNNER_NODE_FLAGS, runnerPaths, type RunnerConfig, type RunnerEvent, type RunnerMessage, type RunnerPaths, type RunnerReply } from '../runner/protocol.js';
 import { connectUnix } from './connect-unix.js';
 import { assertGuestModulesLoaded } from './guest-output.js';
 import { SAMPLE_CMDLINE, guest } from './harness.js';
@@ -66,7 +66,7 @@ export function spawnRunner(config: RunnerConfig | string): SpawnedRunner {
   const paths = runnerPaths(dir);
   fs.writeFileSync(paths.config, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
   const logFd = fs.openSync(paths.log, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', RUNNER_MAIN, dir], {
+  const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, '--import', 'tsx', RUNNER_MAIN, dir], {
     cwd: APP_ROOT,
     env: { ...process.env, ...RUNNER_ENV },
     stdio: ['ignore', logFd, logFd],

@@ -22,6 +22,7 @@ import {
   type MigrateResult,
   type RunnerExit,
   RUNNER_ENV,
+  RUNNER_NODE_FLAGS,
   type RunnerConfig,
   type RunnerMessage,
   type RunnerOp,
@@ -181,7 +182,7 @@ export class V86Driver implements EngineDriver {
     writeFileAtomic(path.join(stateDir, LIVE_XML), serializeDomainXml(doc), 0o600);
 
     const logFile = path.join(stateDir, 'runner.log');
-    const proc = spawnEngine(process.execPath, [runnerEntry(), stateDir], {
+    const proc = spawnEngine(process.execPath, [...RUNNER_NODE_FLAGS, runnerEntry(), stateDir], {
       logFile,
       cwd: stateDir,
       // Inside Electron's utility process execPath is Electron itself: run it as plain Node.
