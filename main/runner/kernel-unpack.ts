@@ -5,8 +5,10 @@
 // their physical addresses, and the setup header's code32_start (the hook the boot protocol leaves
 // to boot loaders) pointing at the uncompressed kernel's own 32-bit entry, so that the setup code
 // jumps straight into it. Anything this does not recognise is booted as it was.
+import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
-import xz from 'xz-decompress';
+
+type XzModule = typeof import('xz-decompress');
 
 const MiB = 1024 * 1024;
 /** Where v86 copies the protected-mode part of a bzImage. */
@@ -179,6 +181,8 @@ export async function unxz(stream: Buffer, size: number): Promise<Buffer | strin
   ]);
   const out = Buffer.alloc(size);
   let filled = 0;
+  // Loaded here, not at the top: a runner that restores or finds the kernel in its cache never needs it.
+  const xz = createRequire(import.meta.url)('xz-decompress') as XzModule;
   const reader = new xz.XzReadableStream(new Blob([rewrapped]).stream()).getReader();
   try {
     for (;;) {
@@ -189,7 +193,7 @@ export async function unxz(stream: Buffer, size: number): Promise<Buffer | strin
       filled += value.length;
     }
   } finally {
-    releaseXzInstance();
+    releaseXzInstance(xz);
   }
   if (filled !== size) return `the XZ data unpacks to ${filled} bytes, its index says ${size}`;
   if (bcj) undoX86Filter(out);
@@ -201,7 +205,7 @@ export async function unxz(stream: Buffer, size: number): Promise<Buffer | strin
  * wasm memory grown to ~35 MiB by a kernel's dictionary (wasm memory never shrinks): dropped once
  * the kernel is out, so the garbage collector frees it. A later unpack (a reboot) instantiates anew.
  */
-function releaseXzInstance(): void {
+function releaseXzInstance(xz: XzModule): void {
   const cached = xz.XzReadableStream as unknown as { _moduleInstance?: unknown; _moduleInstancePromise?: unknown };
   cached._moduleInstance = undefined;
   cached._moduleInstancePromise = undefined;
