@@ -411,14 +411,11 @@ export class LibvirtConnection extends EventEmitter implements RemoteConnection 
       }
       throw err;
     }
-    // A transient domain is gone once shut off; libvirt sends the event before it drops the domain,
-    // so a read in between still finds it (as a migrated-away one often is, under load).
-    if (!domain.persistent && domain.state === 'shutoff') {
-      this.emitEvent('domain.undefined', { uuid, name: msg.dom.name });
-      return;
-    }
     if (event === 'defined') this.emitEvent('domain.defined', { domain });
     this.emitEvent('domain.lifecycle', { domain, event: event === 'pmsuspended' ? 'suspended' : event });
+    // A transient domain is gone once shut off; libvirt sends the event before it drops the domain,
+    // so a read in between still finds it (as a migrated-away one often is, under load).
+    if (!domain.persistent && domain.state === 'shutoff') this.emitEvent('domain.undefined', { uuid, name: msg.dom.name });
   }
 
   emitEvent<E extends EventName>(name: E, data: Events[E]): void {

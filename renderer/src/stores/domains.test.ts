@@ -47,6 +47,26 @@ describe('domains store', () => {
     assert.deepEqual(useToastStore().toasts, []);
   });
 
+  it("a transient domain's Force Off answer after the event that removed it does not bring its row back", async () => {
+    const domains = useDomainsStore();
+    await settle();
+    const gamma = summary({ uuid: 'c3', name: 'gamma', state: 'running', reason: 'booted', id: 3, persistent: false });
+    host.emit('domain.lifecycle', { domain: gamma, event: 'started' });
+    await settle();
+    assert.equal(domains.byUuid.c3?.state, 'running');
+    const destroyed = domains.destroy('c3');
+    await settle();
+    host.emit('domain.undefined', { uuid: 'c3', name: 'gamma' });
+    await settle();
+    host.reply('domain.destroy', { domain: { ...gamma, id: undefined, state: 'shutoff', reason: 'destroyed' } });
+    assert.equal(await destroyed, true);
+    assert.equal(domains.byUuid.c3, undefined);
+    assert.deepEqual(
+      domains.list.map((d) => d.name),
+      ['alpha', 'beta'],
+    );
+  });
+
   it('turns a refusal into a toast naming the domain and clears the busy mark', async () => {
     const domains = useDomainsStore();
     await settle();

@@ -95,6 +95,12 @@ export const useDomainsStore = defineStore('domains', () => {
   }
 
   function upsert(domain: DomainSummary, connection?: string): void {
+    // A transient domain is gone once shut off: a Force Off's answer (a last summary) arriving after
+    // the event that removed the row must not bring it back.
+    if (!domain.persistent && domain.state === 'shutoff') {
+      remove(domainKey(connection, domain.uuid));
+      return;
+    }
     if (connection !== undefined) {
       const entry = remote.value[connection];
       if (entry) entry.byUuid[domain.uuid] = domain;

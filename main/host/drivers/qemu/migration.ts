@@ -20,7 +20,7 @@ import { shellQuote } from '../../../common/shell.js';
 import { sleep } from '../../../common/process.js';
 import type { DomainDocument } from '../../domain/xml.js';
 import type { MigrationCookie, MigrationEndpoint, MigrationOptions, MigrationProgress, MigrationResult } from '../driver.js';
-import type { QmpClient } from './qmp.js';
+import type { QmpClient, QmpEvent } from './qmp.js';
 import { EngineFailure } from '../../errors.js';
 
 export class QemuMigrationError extends EngineFailure {
@@ -238,12 +238,12 @@ export interface OutgoingJob {
   switched: boolean;
 }
 
-function progressOf(m: QueryMigrate, live: boolean, switched: boolean): MigrationProgress {
+function progressOf(m: QueryMigrate, live: boolean, inPostcopy: boolean): MigrationProgress {
   const ram = m.ram;
   let phase: MigrationProgress['phase'] = 'precopy';
   if (m.status === 'setup' || !ram) phase = 'setup';
-  // Once asked to switch, it is post-copy, also where QEMU finished before a poll saw it switch.
-  else if (m.status === 'postcopy-active' || switched) phase = 'postcopy';
+  // Also where QEMU switched and finished between two polls (its MIGRATION event said so).
+  else if (m.status === 'postcopy-active' || inPostcopy) phase = 'postcopy';
   else if (!live || m.status === 'device' || m.status === 'pre-switchover') phase = 'stopcopy';
   return {
     phase,
@@ -269,6 +269,10 @@ export async function migrateOut(
   const live = opts.live && q.running;
   const postcopy = live && (opts.postcopy || q.accel === 'tcg');
   const tokenFile = path.join(q.stateDir, 'migrate-out.token');
+  let inPostcopy = false;
+  const onEvent = (e: QmpEvent): void => {
+    if (e.event === 'MIGRATION' && e.data?.status === 'postcopy-active') inPostcopy = true;
+  };
   writeToken(tokenFile, target.token);
   const logFrom = fileSize(q.logFile);
   try {
@@ -283,14 +287,16 @@ export async function migrateOut(
       'downtime-limit': Math.min(Math.max(1, Math.round(opts.maxDowntimeMs)), MAX_DOWNTIME_LIMIT_MS),
     });
     if (q.running && !live) await qmp.execute('stop');
+    // Asked to switch, QEMU may still finish in pre-copy: only its status or event says it switched.
+    qmp.on('event', onEvent);
     await qmp.execute('migrate', { uri: relayCommand(['out', target.uri, tokenFile]) });
     let m: QueryMigrate;
     let cancelSent = false;
     let postcopyAsked = false;
     for (;;) {
       m = await qmp.execute<QueryMigrate>('query-migrate');
-      if (m.status === 'postcopy-active') job.switched = true;
-      onProgress(progressOf(m, live, job.switched));
+      if (m.status === 'postcopy-active') job.switched = inPostcopy = true;
+      onProgress(progressOf(m, live, inPostcopy));
       if (m.status === 'completed' || m.status === 'failed' || m.status === 'cancelled' || m.status === 'postcopy-paused') break;
       if (job.cancel && !cancelSent && !job.switched) {
         await qmp.execute('migrate_cancel');
@@ -315,11 +321,12 @@ export async function migrateOut(
       const why = m.status === 'cancelled' ? 'was cancelled' : `failed: ${m['error-desc'] ?? 'QEMU gave no reason'}${relay ? ` (${relay})` : ''}`;
       throw new QemuMigrationError(`the migration ${why}; the guest runs on here`);
     }
-    return { downtimeMs: m.downtime ?? 0, transferredBytes: m.ram?.transferred ?? 0, iterations: m.ram?.['dirty-sync-count'] ?? 1, postcopy: job.switched };
+    return { downtimeMs: m.downtime ?? 0, transferredBytes: m.ram?.transferred ?? 0, iterations: m.ram?.['dirty-sync-count'] ?? 1, postcopy: inPostcopy };
   } catch (err) {
     await resumeAfterFailure(qmp, q.running, job.switched);
     throw err;
   } finally {
+    qmp.off('event', onEvent);
     fs.rmSync(tokenFile, { force: true });
   }
 }
