@@ -1,6 +1,7 @@
 // `npm run bench engine`: the embedded engine's efficiency, side by side in one run. The i686 PV
-// sample (128 MiB) on (a) Domus's v86 runner, (b) bare v86 in a Node script with the runner's options
-// and nothing of Domus around it, (c) QEMU (TCG) through Domus. Per engine: boot to
+// sample (128 MiB) on (a) Domus's v86 runner, (b) bare v86 in a Node script with the runner's v86
+// options and nothing of Domus around it (Node's default V8 flags: the anchor is v86 as anyone runs
+// it), (c) QEMU (TCG) through Domus. Per engine: boot to
 // DOMUS-GUEST-READY; idle CPU of the engine process once the guest settled (utime + stime from
 // /proc/PID/stat, not wall clock); its RSS with a breakdown (wasm memory from /proc/PID/smaps; for v86
 // the wasm memory's parts and the Node heap as the process itself reports them); a busybox loop timed
@@ -13,7 +14,7 @@ import readline from 'node:readline';
 import { APP_ROOT } from '../main/common/paths.js';
 import { readProcStat } from '../main/common/proc-stat.js';
 import { findFirmware } from '../main/host/drivers/v86/firmware.js';
-import type { RunnerMemory, StatsResult } from '../main/runner/protocol.js';
+import { RUNNER_NODE_FLAGS, type RunnerMemory, type StatsResult } from '../main/runner/protocol.js';
 import { controlRequest } from '../main/testing/connect-unix.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, sleep, type LocalEngine } from '../main/testing/harness.js';
 
@@ -311,7 +312,7 @@ function report(runs: Record<'domus' | 'bare' | 'qemu', Figures[]>, load: number
   return [
     ENGINE_HEADING,
     '',
-    `Measured by \`npm run bench engine\` on ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, Node ${process.version}; the i686 PV sample (128 MiB), median of ${RUNS} run(s), the three engines interleaved. Load average (1 min) during the runs: ${load.map((l) => l.toFixed(2)).join(', ')}. Idle CPU is the engine process's utime + stime over ${IDLE_MS / 1000} s, ${SETTLE_MS / 1000} s after DOMUS-GUEST-READY. Domus's boot and restore times run from the API call; bare v86's from the spawn of its Node process.`,
+    `Measured by \`npm run bench engine\` on ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, Node ${process.version}; the i686 PV sample (128 MiB), median of ${RUNS} run(s), the three engines interleaved. Load average (1 min) during the runs: ${load.map((l) => l.toFixed(2)).join(', ')}. Idle CPU is the engine process's utime + stime over ${IDLE_MS / 1000} s, ${SETTLE_MS / 1000} s after DOMUS-GUEST-READY. Domus's boot and restore times run from the API call; bare v86's from the spawn of its Node process. Bare v86 runs with Node's default V8 flags, Domus's runner with \`${RUNNER_NODE_FLAGS.join(' ')}\` (main/runner/protocol.ts).`,
     '',
     '| what | Domus v86 runner | bare v86 | QEMU (TCG) via Domus | Domus / bare | Domus / QEMU |',
     '|---|---|---|---|---|---|',

@@ -29,7 +29,7 @@ const mark = (name) => {
 };
 
 export async function buildNode() {
-  if (fresh('node', ['main', 'shared', 'package.json'])) return false;
+  if (fresh('node', ['main', 'shared', 'package.json', 'build/build.mjs'])) return false;
   const esbuild = await import('esbuild');
   // npm packages stay in node_modules, but zod: its ~100 modules took ~55 ms to load at every start
   // of a CLI command or a runner (one file: ~30 ms).

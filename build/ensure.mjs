@@ -1,6 +1,6 @@
 // Installs what is missing before `npm start` / `npm test`: node modules, then (for tests) the
 // Debian packages and the sample guests.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,10 +31,22 @@ export function ensureDebianPackages() {
 // disk drivers archive, and the amd64 pair (QEMU only).
 export const GUEST_FILES = ['vmlinuz', 'initrd.gz', 'tiny.iso', 'disk.img', 'disk-modules.cpio.gz', 'vmlinuz-amd64', 'initrd-amd64.gz', 'System.map'];
 
-/** Runs build-guests.sh (it keeps outputs newer than their inputs: ~3 s then), then checks every file is there. */
-export function ensureGuests() {
+/**
+ * Runs build-guests.sh (it keeps outputs newer than their inputs: ~3 s then), then checks every file
+ * is there. Asynchronous: on a fresh machine it mostly waits for Debian's archive (~50 s), time the
+ * caller can spend building.
+ */
+export async function ensureGuests() {
   const dir = path.join(root, 'build', 'guests');
-  run('bash', [path.join(dir, 'build-guests.sh')]);
+  const code = await new Promise((resolve) => {
+    const child = spawn('bash', [path.join(dir, 'build-guests.sh')], { stdio: 'inherit', cwd: root });
+    child.on('error', () => resolve(1));
+    child.on('close', (status, signal) => resolve(status ?? signal));
+  });
+  if (code !== 0) {
+    console.error(`bash build/guests/build-guests.sh failed with ${code}`);
+    process.exit(typeof code === 'number' ? code : 1);
+  }
   const missing = GUEST_FILES.filter((f) => !fs.existsSync(path.join(dir, f)));
   if (missing.length) {
     console.error(`domus: build-guests.sh did not produce ${missing.map((f) => `build/guests/${f}`).join(', ')}`);

@@ -1,19 +1,21 @@
 // `npm test`: installs what is missing (node modules; as root the Debian packages; the sample
 // guests), builds, type-checks, then runs every test file with node's test runner, several at a time.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureDebianPackages, ensureGuests, ensureNodeModules, root, run } from './ensure.mjs';
+import { ensureDebianPackages, ensureGuests, ensureNodeModules, root } from './ensure.mjs';
 
 const t0 = Date.now();
 ensureNodeModules();
 ensureDebianPackages();
-ensureGuests();
+// The sample guests build (on a fresh machine mostly waiting for Debian's archive) while the code builds.
+const guests = ensureGuests();
 const { buildNode, buildRenderer } = await import('./build.mjs');
 await buildNode();
 await buildRenderer();
-run('npm', ['run', '--silent', 'typecheck']);
+await guests;
+console.log(`domus: set up in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 
 function find(dir, out = []) {
   for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
@@ -49,8 +51,35 @@ if (!Number.isInteger(SLOTS) || SLOTS < 1) {
 const failed = [];
 /** What node's reporter said about each failing test, repeated at the end where a log's tail shows it. */
 const failures = [];
-const lightStatus = light.length === 0 ? 0 : (spawnSync(process.execPath, [...testArgs(2), ...light], { stdio: 'inherit', cwd: root, env }).status ?? 1);
-if (lightStatus !== 0) failed.push(`(one of the ${light.length} files that start no process: see above)`);
+/** Runs a command to its end, its output kept and returned (to print in one piece). */
+function capture(cmd, args) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = [];
+    child.stdout.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => out.push(d));
+    child.on('error', (err) => out.push(Buffer.from(`${err.message}\n`)));
+    child.on('close', (code, signal) => resolve({ ok: code === 0, why: signal ?? `exit ${code}`, text: Buffer.concat(out).toString() }));
+  });
+}
+// The type check runs beside the files that start no process: neither needs the other.
+const lightStarted = Date.now();
+const [typecheck, lightRun] = await Promise.all([
+  capture('npm', ['run', '--silent', 'typecheck']),
+  light.length ? capture(process.execPath, [...testArgs(2), ...light]) : { ok: true, why: '', text: '' },
+]);
+process.stdout.write(lightRun.text);
+if (!lightRun.ok) {
+  const what = `the ${light.length} files that start no process`;
+  failed.push(`(one of ${what}: see above)`);
+  failures.push(failureReport(what, lightRun.text, lightRun.why));
+}
+process.stdout.write(typecheck.text);
+if (!typecheck.ok) {
+  failed.push('the type check (npm run typecheck)');
+  failures.push(`== npm run typecheck (${typecheck.why})\n${typecheck.text.trimEnd().split('\n').slice(0, 80).join('\n')}`);
+}
+console.log(`domus: type check ${typecheck.ok ? 'passed' : 'FAILED'}, and the files that start no process ${lightRun.ok ? 'passed' : 'FAILED'}, in ${((Date.now() - lightStarted) / 1000).toFixed(0)} s`);
 
 const totals = { tests: 0, pass: 0, fail: 0, cancelled: 0, skipped: 0, todo: 0 };
 const took = [];
@@ -141,7 +170,7 @@ for (const [seconds, file] of took.sort((a, b) => b[0] - a[0]).slice(0, 12)) con
 console.log(`domus: the ${heavy.length} files that start processes: ${totals.tests} tests, ${totals.pass} passed, ${totals.fail} failed, ${totals.cancelled} cancelled, ${totals.skipped} skipped`);
 if (failures.length) console.log(`domus: what the failing tests said:\n${failures.join('\n')}`);
 if (failed.length) console.log(`domus: failed files:\n  ${failed.join('\n  ')}`);
-if (before && after) {
+if (before && after && after.total > before.total) {
   const pct = (k) => ((100 * (after[k] - before[k])) / (after.total - before.total)).toFixed(0);
   console.log(`domus: ${SLOTS} files at a time kept the machine ${pct('busy')} % busy (${pct('steal')} % stolen by the hypervisor)`);
 }
