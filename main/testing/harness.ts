@@ -156,7 +156,10 @@ export class SerialWatch {
     await this.client.call('domain.serialWrite', { domain: this.uuid, data: Buffer.from(line).toString('base64') });
     await this.wait(new RegExp(`END${id}`), timeoutMs, from);
     const out = this.text.slice(from);
-    const start = out.indexOf('\n') + 1;
+    // The output starts after the echoed command line; a shell that printed its prompt while the
+    // line was being typed echoes it a second time after the prompt, so after its last echo.
+    const echoed = out.lastIndexOf(`"END""${id}"`);
+    const start = out.indexOf('\n', echoed) + 1;
     return out.slice(start, out.indexOf(`END${id}`)).replace(/\r/g, '');
   }
 }

@@ -53,7 +53,8 @@ class Console {
     await live.serialWrite(Buffer.from(`${cmd}; echo "END""${id}"\n`));
     await this.wait(new RegExp(`END${id}`), timeoutMs, from);
     const out = this.text.slice(from);
-    return out.slice(out.indexOf('\n') + 1, out.indexOf(`END${id}`)).replace(/\r/g, '');
+    // After the last echo of the command line (a prompt printed mid-typing makes the shell echo it again).
+    return out.slice(out.indexOf('\n', out.lastIndexOf(`"END""${id}"`)) + 1, out.indexOf(`END${id}`)).replace(/\r/g, '');
   }
 }
 
