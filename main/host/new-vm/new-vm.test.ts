@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { describeZodError, NewDomainSpec, type NewDomainSpecInput } from '../../../shared/api.js';
 import { guest, guestsBuilt } from '../../testing/harness.js';
 import { completeInstall, installTimeDocument, pendingInstall } from '../domain/install-boot.js';
@@ -82,6 +82,7 @@ describe('spec to XML', () => {
 
 describe('checks before create', { skip: !guestsBuilt() && 'sample guests not built' }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-spec-'));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const kernel64 = path.join(dir, 'vmlinuz64');
   // A bzImage setup header (protocol 2.15) with XLF_KERNEL_64 set, as an x86_64 kernel has.
   const header = Buffer.alloc(0x400);
