@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readProcStat } from '../main/common/proc-stat.js';
 import { RfbClient } from '../main/testing/rfb-client.js';
-import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest } from '../main/testing/harness.js';
+import { SAMPLE_CMDLINE, SerialWatch, TestHost, guest, markedCommand } from '../main/testing/harness.js';
 
 const CMDLINE = `${SAMPLE_CMDLINE} vga=0x317`;
 const SCROLL_SECONDS = 15;
@@ -183,10 +183,10 @@ export async function serialShell(socketPath: string, label: string): Promise<{ 
   return {
     wait,
     sh: async (cmd, ms) => {
-      const id = Math.random().toString(36).slice(2, 8);
+      const { line, end } = markedCommand(cmd);
       const from = text.length;
-      serial.write(`${cmd}; echo "END""${id}"\n`);
-      await wait(new RegExp(`END${id}`), from, ms);
+      serial.write(line);
+      await wait(end, from, ms);
       return text.slice(from);
     },
   };

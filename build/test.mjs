@@ -51,6 +51,8 @@ if (!Number.isInteger(SLOTS) || SLOTS < 1) {
 const failed = [];
 /** What node's reporter said about each failing test, repeated at the end where a log's tail shows it. */
 const failures = [];
+/** A reporter's text without colours (FORCE_COLOR would colour it), for matching. */
+const plain = (text) => text.replace(/\x1b\[[0-9;]*m/g, '');
 /** Runs a command to its end, its output kept and returned (to print in one piece). */
 function capture(cmd, args) {
   return new Promise((resolve) => {
@@ -101,8 +103,7 @@ function runFile(file) {
       pending.delete(file);
       const text = Buffer.concat(out).toString();
       process.stdout.write(text);
-      // FORCE_COLOR would colour the summary lines.
-      for (const m of text.replace(/\x1b\[[0-9;]*m/g, '').matchAll(/^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/gm)) totals[m[1]] += Number(m[2]);
+      for (const m of plain(text).matchAll(/^ℹ (tests|pass|fail|cancelled|skipped|todo) (\d+)$/gm)) totals[m[1]] += Number(m[2]);
       const seconds = (Date.now() - started) / 1000;
       took.push([seconds, file]);
       if (code !== 0) {
@@ -131,10 +132,10 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 /** The reporter's closing 'failing tests' part of a file's output (or its last lines), at most 80 lines. */
 function failureReport(file, text, why) {
-  const plain = text.replace(/\x1b\[[0-9;]*m/g, '');
-  const at = plain.lastIndexOf('✖ failing tests:');
+  const bare = plain(text);
+  const at = bare.lastIndexOf('✖ failing tests:');
   // Node's own stack frames say nothing about the test.
-  const lines = (at >= 0 ? plain.slice(at) : plain).trimEnd().split('\n').filter((l) => !/^\s+at (.* \()?node:/.test(l));
+  const lines = (at >= 0 ? bare.slice(at) : bare).trimEnd().split('\n').filter((l) => !/^\s+at (.* \()?node:/.test(l));
   const shown = at >= 0 ? lines.slice(0, 80) : lines.slice(-80);
   return `== ${file} (${why})\n${shown.join('\n')}${lines.length > 80 ? `\n  … and ${lines.length - 80} more lines in its output above` : ''}`;
 }

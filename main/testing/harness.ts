@@ -149,19 +149,28 @@ export class SerialWatch {
 
   /** Runs a shell command on the serial console and returns its output. */
   async sh(cmd: string, timeoutMs = 30_000): Promise<string> {
-    const id = Math.random().toString(36).slice(2, 8);
+    const { line, end, output } = markedCommand(cmd);
     const from = this.text.length;
-    // The end marker is assembled by the shell, so the echoed command line never matches it.
-    const line = `${cmd}; echo "END""${id}"\n`;
     await this.client.call('domain.serialWrite', { domain: this.uuid, data: Buffer.from(line).toString('base64') });
-    await this.wait(new RegExp(`END${id}`), timeoutMs, from);
-    const out = this.text.slice(from);
+    await this.wait(end, timeoutMs, from);
+    return output(this.text.slice(from));
+  }
+}
+
+/**
+ * A shell command line for a serial console that marks the end of its output, and how to read that
+ * output from the text the console printed after the line was typed.
+ */
+export function markedCommand(cmd: string): { line: string; end: RegExp; output: (printed: string) => string } {
+  const id = Math.random().toString(36).slice(2, 8);
+  return {
+    // The end marker is assembled by the shell, so the echoed command line never matches it.
+    line: `${cmd}; echo "END""${id}"\n`,
+    end: new RegExp(`END${id}`),
     // The output starts after the echoed command line; a shell that printed its prompt while the
     // line was being typed echoes it a second time after the prompt, so after its last echo.
-    const echoed = out.lastIndexOf(`"END""${id}"`);
-    const start = out.indexOf('\n', echoed) + 1;
-    return out.slice(start, out.indexOf(`END${id}`)).replace(/\r/g, '');
-  }
+    output: (printed) => printed.slice(printed.indexOf('\n', printed.lastIndexOf(`"END""${id}"`)) + 1, printed.indexOf(`END${id}`)).replace(/\r/g, ''),
+  };
 }
 
 export class TestHost {

@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { engineSkip, sampleGuestXml, until } from '../../../testing/harness.js';
+import { engineSkip, markedCommand, sampleGuestXml, until } from '../../../testing/harness.js';
 import { parseDomainXml, type DomainDocument } from '../../domain/xml.js';
 import { NetworkSwitches } from '../../network/switches.js';
 import type { LiveDomain, MigrationOptions, MigrationProgress, MigrationResult } from '../driver.js';
@@ -48,13 +48,11 @@ class Console {
   }
 
   async sh(live: LiveDomain, cmd: string, timeoutMs = 30_000): Promise<string> {
-    const id = Math.random().toString(36).slice(2, 8);
+    const { line, end, output } = markedCommand(cmd);
     const from = this.text.length;
-    await live.serialWrite(Buffer.from(`${cmd}; echo "END""${id}"\n`));
-    await this.wait(new RegExp(`END${id}`), timeoutMs, from);
-    const out = this.text.slice(from);
-    // After the last echo of the command line (a prompt printed mid-typing makes the shell echo it again).
-    return out.slice(out.indexOf('\n', out.lastIndexOf(`"END""${id}"`)) + 1, out.indexOf(`END${id}`)).replace(/\r/g, '');
+    await live.serialWrite(Buffer.from(line));
+    await this.wait(end, timeoutMs, from);
+    return output(this.text.slice(from));
   }
 }
 
