@@ -48,6 +48,7 @@ export async function buildNode() {
       'host/fsimage-worker': 'main/host/images/reader-worker.ts',
       'host/askpass': 'main/host/libvirt/askpass.ts',
       'runner/main': 'main/runner/main.ts',
+      'runner/payload-worker': 'main/runner/payload-worker.ts',
       'netswitch/main': 'main/netswitch/main.ts',
       'qemu/migrate-relay': 'main/host/drivers/qemu/migrate-relay.ts',
       'cli/domus': 'main/cli/domus.ts',

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadStateFile, readStateHeader, STATE_ENGINE_VERSION, writeStateFile, type StateHeader } from './statefile.js';
+import { checkPayloadDigest, headBytes, openStateFile, readStateFile, readStateHeader, STATE_ENGINE_VERSION, writeStateFile, type StateHeader } from './statefile.js';
 
 const fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'> = {
   engine: 'v86',
@@ -20,6 +20,19 @@ const fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'> = {
 };
 
 const digest = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+/** The payload as an engine reads it: openStateFile, its descriptor, checkPayloadDigest. */
+function readPayload(file: string): Buffer {
+  const { fd, header, payloadOffset } = openStateFile(file);
+  try {
+    const payload = Buffer.alloc(header.payloadBytes);
+    if (fs.readSync(fd, payload, 0, payload.length, payloadOffset) < payload.length) throw new Error('short read');
+    checkPayloadDigest(file, header, crypto.createHash('sha256').update(payload).digest('hex'));
+    return payload;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 describe('state file', () => {
   let dir: string;
@@ -48,34 +61,50 @@ describe('state file', () => {
       payloadBytes: undefined,
       payloadSha256: undefined,
     });
-    assert.equal(header.format, 1);
+    assert.equal(header.format, 2);
     assert.equal(header.payloadBytes, payload.length);
-    const loaded = loadStateFile(good);
-    assert.ok(Buffer.from(loaded.payload).equals(payload));
+    assert.deepEqual(openStateFile(good).header, header);
+    assert.ok(readPayload(good).equals(payload));
+  });
+
+  test('a payload in batches of pieces (views on guest memory) is written as their concatenation', async () => {
+    const pieces = [payload.subarray(0, 10), payload.subarray(100, 5000), payload.subarray(7000, 9 << 20)];
+    const file = path.join(dir, 'batches.state');
+    const r = await writeStateFile(file, fields, { bytes: 10 + 4900 + ((9 << 20) - 7000), batches: [pieces.slice(0, 2), pieces.slice(2)] });
+    const whole = Buffer.concat(pieces);
+    assert.equal(r.checksum, crypto.createHash('sha256').update(whole).digest('hex'));
+    assert.ok(readPayload(file).equals(whole));
+    await assert.rejects(writeStateFile(path.join(dir, 'short.state'), fields, { bytes: 11, batches: [pieces.slice(0, 1)] }), /the payload is 10 bytes, 11 were announced/);
+    assert.ok(!fs.existsSync(path.join(dir, 'short.state')));
   });
 
   /** Checks that both readers refuse `file` with `message` and leave it as it was. */
   function refusesFile(file: string, message: RegExp): void {
     const before = digest(file);
     assert.throws(() => readStateHeader(file), { name: 'StateFileError', message });
-    assert.throws(() => loadStateFile(file), { name: 'StateFileError', message });
+    assert.throws(() => readPayload(file), { name: 'StateFileError', message });
     assert.equal(digest(file), before, 'the file is untouched');
   }
 
   /** refusesFile on a damaged copy of the good file. */
-  function refuses(name: string, damage: (bytes: Buffer) => Buffer, message: RegExp): void {
+  function refuses(name: string, damage: (bytes: Buffer) => Buffer, message: RegExp): string {
     const file = path.join(dir, name);
     fs.writeFileSync(file, damage(Buffer.from(fs.readFileSync(good))));
     refusesFile(file, message);
+    return file;
   }
 
   const headerEnd = (bytes: Buffer) => 48 + bytes.readUInt32LE(12);
 
-  test('a flipped payload byte: checksum mismatch', () =>
-    refuses('flipped.state', (b) => ((b[b.length - 1000] ^= 0x01), b), /^state file '.*flipped\.state' is corrupt: checksum mismatch$/));
+  test('a flipped payload byte: checksum mismatch, unless the reader leaves the payload to the engine', () => {
+    const file = refuses('flipped.state', (b) => ((b[b.length - 1000] ^= 0x01), b), /^state file '.*flipped\.state' is corrupt: checksum mismatch$/);
+    assert.equal(readStateHeader(file, undefined, 'unchecked').name, fields.name);
+  });
 
-  test('a flipped header byte: header checksum mismatch', () =>
-    refuses('header.state', (b) => ((b[60] ^= 0x20), b), /is corrupt: header checksum mismatch$/));
+  test('a flipped header byte: header checksum mismatch, whatever the reader', () => {
+    const file = refuses('header.state', (b) => ((b[60] ^= 0x20), b), /is corrupt: header checksum mismatch$/);
+    assert.throws(() => readStateHeader(file, undefined, 'unchecked'), /is corrupt: header checksum mismatch$/);
+  });
 
   test('truncated in the payload, in the header, in the prefix', () => {
     refuses('trunc1.state', (b) => b.subarray(0, b.length - 1), /^state file '.*trunc1\.state' is truncated$/);
@@ -83,7 +112,7 @@ describe('state file', () => {
     refuses('trunc3.state', (b) => b.subarray(0, 20), /is truncated$/);
   });
 
-  test('bytes after the payload', () => refuses('long.state', (b) => Buffer.concat([b, Buffer.alloc(7)]), /is corrupt: 7 unexpected bytes after the payload$/));
+  test('bytes after the payload', () => void refuses('long.state', (b) => Buffer.concat([b, Buffer.alloc(7)]), /is corrupt: 7 unexpected bytes after the payload$/));
 
   test('not a Domus state file (a raw v86 state, an empty file)', () => {
     refuses('raw.state', (b) => b.subarray(headerEnd(b)), /^state file '.*raw\.state' is not a Domus state file$/);
@@ -96,7 +125,25 @@ describe('state file', () => {
     await writeStateFile(path.join(dir, 'qemu.state'), { ...fields, engine: 'qemu', engineVersion: '8.2.0' }, payload);
     refusesFile(path.join(dir, 'qemu.state'), new RegExp(`was written by engine qemu 8\\.2\\.0, this is v86 ${STATE_ENGINE_VERSION.replace(/\./g, '\\.')}$`));
     refusesFile(other, new RegExp(`was written by engine v86 0\\.5\\.400, this is ${STATE_ENGINE_VERSION.replace(/\./g, '\\.')}$`));
-    refuses('format9.state', (b) => (b.writeUInt32LE(9, 8), b), /has format version 9; this Domus reads version 1$/);
+    refuses('format9.state', (b) => (b.writeUInt32LE(9, 8), b), /has format version 9; this Domus reads version 2$/);
+  });
+
+  test('format 1: its QEMU states still read, its v86 states are refused by name', () => {
+    /** A copy of `file` as format 1 wrote it: the same bytes under a version-1 prefix and header. */
+    const asFormat1 = (file: string, name: string): string => {
+      const bytes = fs.readFileSync(file);
+      const end = headerEnd(bytes);
+      const header = { ...(JSON.parse(bytes.subarray(48, end).toString('utf8')) as StateHeader), format: 1 };
+      const head = headBytes(header);
+      head.writeUInt32LE(1, 8);
+      head.subarray(16, 48).set(crypto.createHash('sha256').update(head.subarray(48)).digest());
+      const out = path.join(dir, name);
+      fs.writeFileSync(out, Buffer.concat([head, bytes.subarray(end)]));
+      return out;
+    };
+    const qemu = asFormat1(path.join(dir, 'qemu.state'), 'qemu1.state');
+    assert.equal(readStateFile(qemu, { engine: 'qemu', version: '8.2.0' }).header.format, 1);
+    refusesFile(asFormat1(good, 'v86-1.state'), /has format version 1, from an older Domus whose v86 states this one cannot restore$/);
   });
 
   test('a missing file, a directory', () => {

@@ -8,7 +8,11 @@
 //   12  4  header length H
 //   16  32 SHA-256 of the header bytes
 //   48  H  header: JSON, UTF-8 (StateHeader)
-//   48+H   payload: v86's save_state() output, header.payloadBytes long, SHA-256 in the header
+//   48+H   payload: header.payloadBytes long, SHA-256 in the header; the engine's own (v86: the layout
+//          of main/runner/state-payload.ts; QEMU: its migration stream)
+//
+// Format 1 held v86's save_state() output as the v86 payload; its v86 states are refused with a
+// clear error (a v86 upgrade makes every state unusable the same way, by engineVersion).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -16,7 +20,9 @@ import { z } from 'zod';
 import { fillFileAtomic, systemErrorText } from './fsutil.js';
 import { InputFileError, openInputFile } from './input-file.js';
 
-export const STATE_FORMAT_VERSION = 1;
+export const STATE_FORMAT_VERSION = 2;
+/** Older formats still read, for the engines whose payload did not change. */
+const OLDER_FORMATS: Record<number, string[]> = { 1: ['qemu'] };
 const MAGIC = Buffer.from([0x89, 0x44, 0x4f, 0x4d, 0x55, 0x53, 0x0d, 0x0a]);
 /** The fixed prefix: magic, format version, header length, header SHA-256. */
 export const PREFIX_BYTES = 48;
@@ -139,7 +145,7 @@ function readExactly(fd: number, into: Uint8Array, position: number): number {
   return done;
 }
 
-interface Located {
+export interface Located {
   header: StateHeader;
   payloadOffset: number;
 }
@@ -153,7 +159,7 @@ function locate(fd: number, file: string, expect: StateEngine = V86_STATE_ENGINE
   if (got < MAGIC.length || !prefix.subarray(0, MAGIC.length).equals(MAGIC)) throw fail('is not a Domus state file');
   if (got < PREFIX_BYTES) throw fail('is truncated');
   const version = prefix.readUInt32LE(8);
-  if (version !== STATE_FORMAT_VERSION) {
+  if (version !== STATE_FORMAT_VERSION && !OLDER_FORMATS[version]) {
     throw fail(`has format version ${version}; this Domus reads version ${STATE_FORMAT_VERSION}`);
   }
   const headerBytes = prefix.readUInt32LE(12);
@@ -175,6 +181,9 @@ function locate(fd: number, file: string, expect: StateEngine = V86_STATE_ENGINE
   }
   const header = parsed.data;
   if (header.format !== version) throw fail(`is corrupt: header format ${header.format}, file format ${version}`);
+  if (version !== STATE_FORMAT_VERSION && !OLDER_FORMATS[version]!.includes(header.engine)) {
+    throw fail(`has format version ${version}, from an older Domus whose ${header.engine} states this one cannot restore`);
+  }
   if (header.engine !== expect.engine || header.engineVersion !== expect.version) {
     const ours = header.engine === expect.engine ? expect.version : `${expect.engine} ${expect.version}`;
     throw fail(`was written by engine ${header.engine} ${header.engineVersion}, this is ${ours}`);
@@ -194,16 +203,21 @@ function openForReading(file: string): number {
   }
 }
 
-function checkPayload(file: string, header: StateHeader, digest: string): void {
-  if (digest !== header.payloadSha256) throw new StateFileError(`state file '${file}' is corrupt: checksum mismatch`);
-}
-
 /**
- * Reads and fully checks a state file (structure, engine, size, checksums) and returns its header.
- * Throws a StateFileError naming the file and the problem. The payload is hashed in chunks, so a
- * large file costs one read pass and little memory.
+ * Reads and checks a state file (structure, engine, size, header checksum; the payload checksum
+ * unless `payload` is 'unchecked', for an engine that checks it as it reads the payload) and
+ * returns its header. Throws a StateFileError naming the file and the problem. The payload is
+ * hashed in chunks, so a large file costs one read pass and little memory.
  */
-export function readStateHeader(file: string, expect?: StateEngine): StateHeader {
+export function readStateHeader(file: string, expect?: StateEngine, payload: 'checked' | 'unchecked' = 'checked'): StateHeader {
+  if (payload === 'unchecked') {
+    const fd = openForReading(file);
+    try {
+      return locate(fd, file, expect).header;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
   return readStateFile(file, expect).header;
 }
 
@@ -221,27 +235,31 @@ export function readStateFile(file: string, expect?: StateEngine): { header: Sta
       hash.update(chunk.subarray(0, want));
       done += want;
     }
-    checkPayload(file, header, hash.digest('hex'));
+    checkPayloadDigest(file, header, hash.digest('hex'));
     return { header, payloadOffset };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Like readStateHeader, and also returns the payload (for v86's restore_state) in its own ArrayBuffer. */
-export function loadStateFile(file: string): { header: StateHeader; payload: ArrayBuffer } {
+/**
+ * Opens a state file and checks all but its payload checksum (a StateFileError naming the problem).
+ * The caller reads the payload from `fd` (one descriptor: a file renamed over `file` meanwhile is not
+ * mixed in), checks it with checkPayloadDigest, and closes `fd`.
+ */
+export function openStateFile(file: string): Located & { fd: number } {
   const fd = openForReading(file);
   try {
-    const { header, payloadOffset } = locate(fd, file);
-    const payload = new ArrayBuffer(header.payloadBytes);
-    if (readExactly(fd, new Uint8Array(payload), payloadOffset) < header.payloadBytes) {
-      throw new StateFileError(`state file '${file}' is truncated`);
-    }
-    checkPayload(file, header, sha256(new Uint8Array(payload)).toString('hex'));
-    return { header, payload };
-  } finally {
+    return { ...locate(fd, file), fd };
+  } catch (err) {
     fs.closeSync(fd);
+    throw err;
   }
+}
+
+/** A StateFileError unless `digest` (hex SHA-256 of the payload as read) is the header's. */
+export function checkPayloadDigest(file: string, header: StateHeader, digest: string): void {
+  if (digest !== header.payloadSha256) throw new StateFileError(`state file '${file}' is corrupt: checksum mismatch`);
 }
 
 export interface WriteStateOptions {
@@ -263,13 +281,15 @@ export class StateWriteAborted extends Error {
 export async function writeStateFile(
   file: string,
   fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
-  payload: Uint8Array,
+  payload: Uint8Array | { bytes: number; batches: Iterable<Uint8Array[]> },
   opts: WriteStateOptions = {},
 ): Promise<{ bytes: number; checksum: string }> {
-  function* chunks(): Generator<Uint8Array> {
-    for (let off = 0; off < payload.length; off += IO_CHUNK_BYTES) yield payload.subarray(off, Math.min(off + IO_CHUNK_BYTES, payload.length));
+  if (!(payload instanceof Uint8Array)) return writeChunks(file, fields, payload.bytes, payload.batches, opts);
+  const bytes = payload;
+  function* chunks(): Generator<Uint8Array[]> {
+    for (let off = 0; off < bytes.length; off += IO_CHUNK_BYTES) yield [bytes.subarray(off, Math.min(off + IO_CHUNK_BYTES, bytes.length))];
   }
-  return writeChunks(file, fields, payload.length, chunks(), opts);
+  return writeChunks(file, fields, bytes.length, chunks(), opts);
 }
 
 /**
@@ -284,7 +304,10 @@ export async function writeStateFileFrom(
 ): Promise<{ bytes: number; checksum: string }> {
   const payloadBytes = (await fs.promises.stat(payloadFile)).size;
   const stream = fs.createReadStream(payloadFile, { highWaterMark: IO_CHUNK_BYTES }) as AsyncIterable<Buffer>;
-  return writeChunks(file, fields, payloadBytes, stream, opts);
+  async function* chunks(): AsyncGenerator<Uint8Array[]> {
+    for await (const chunk of stream) yield [chunk];
+  }
+  return writeChunks(file, fields, payloadBytes, chunks(), opts);
 }
 
 /** The prefix and header of a state file holding `header` (any JSON object: tests craft hostile ones). */
@@ -299,15 +322,15 @@ export function headBytes(header: object): Buffer {
 }
 
 /**
- * The payload is hashed chunk by chunk while the previous chunk's write is under way (one pass over
- * it, the hash overlapping the I/O); the header, which holds the checksum, is written last over a
- * placeholder of the same length (a hex SHA-256 has a fixed length).
+ * The payload comes in batches of pieces, each batch one writev; a batch is hashed while its write
+ * is under way (one pass over it, the hash overlapping the I/O); the header, which holds the
+ * checksum, is written last over a placeholder of the same length (a hex SHA-256 has a fixed length).
  */
 async function writeChunks(
   file: string,
   fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
   payloadBytes: number,
-  payload: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  payload: Iterable<Uint8Array[]> | AsyncIterable<Uint8Array[]>,
   opts: WriteStateOptions,
 ): Promise<{ bytes: number; checksum: string }> {
   const header: StateHeader = { format: STATE_FORMAT_VERSION, ...fields, payloadBytes, payloadSha256: '0'.repeat(64) };
@@ -323,12 +346,12 @@ async function writeChunks(
     file,
     async (fh) => {
       let done = headLength;
-      for await (const chunk of payload) {
+      for await (const batch of payload) {
         checkAbort();
-        const written = fh.write(chunk, 0, chunk.length, done);
-        hash.update(chunk);
-        await written;
-        done += chunk.length;
+        const written = fh.writev(batch, done);
+        for (const piece of batch) hash.update(piece);
+        const { bytesWritten } = await written;
+        done += bytesWritten;
         opts.onProgress?.(done, total);
       }
       if (done !== total) throw new Error(`the payload is ${done - headLength} bytes, ${payloadBytes} were announced`);

@@ -33,6 +33,8 @@ import {
 import { ByteRing, Coalescer, PanicWatch } from './serial.js';
 import { writeCoreFile } from './coredump.js';
 import { migrateOut } from './migration.js';
+import { nonZeroPages } from './guest-pages.js';
+import { encodePayload } from './state-payload.js';
 import { Phases } from './phases.js';
 import { STATE_ENGINE, STATE_ENGINE_VERSION, writeStateFile, type StateMachine } from '../common/statefile.js';
 
@@ -281,10 +283,12 @@ export class ControlServer {
     const wasRunning = this.opts.emulator.state === 'running';
     await this.setRunState('paused');
     try {
-      // v86 packs only the non-zero pages of guest RAM (cpu.pack_memory: a page bitmap plus the
-      // pages), so free, never-touched memory costs nothing in the file.
-      const snapshot = await this.opts.emulator.saveState();
-      phases.lap('pause and save_state');
+      // Only the non-zero pages are written (free, never-touched memory costs nothing in the file),
+      // straight from guest memory: the guest stays paused until the file is written.
+      const parts = await this.opts.emulator.saveParts();
+      phases.lap('pause and device state');
+      const payload = encodePayload(parts.deviceState, parts.memory, nonZeroPages(parts.memory));
+      phases.lap(`scan for the ${payload.nonZeroPages} non-zero pages`);
       const { bytes, checksum } = await writeStateFile(
         file,
         {
@@ -295,9 +299,9 @@ export class ControlServer {
           domainXml: header.domainXml,
           createdAt: new Date().toISOString(),
           machine: this.opts.machine,
-          guest: { agentConnected: snapshot.agentConnected },
+          guest: { agentConnected: parts.agentConnected },
         },
-        new Uint8Array(snapshot.payload),
+        payload,
         { signal, onProgress: (processedBytes, totalBytes) => this.broadcast({ event: 'job-progress', processedBytes, totalBytes }) },
       );
       phases.lap('file written, hashed and synced');

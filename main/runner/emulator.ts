@@ -14,6 +14,7 @@ import { installFlush, type IdeDevices } from './ide.js';
 import { NicCable } from './nic.js';
 import { sleepWhenHalted, type V86MainLoop } from './halt-sleep.js';
 import { restoreAbsentBars, type V86Pci } from './pci-bars.js';
+import { applyPayload } from './state-payload.js';
 import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
@@ -97,12 +98,9 @@ interface V86Cpu extends AcpiCpu {
   /** What v86 runs on a machine reset (8042 pulse, port 0xCF9, V86.restart): CPU reset + BIOS reload. */
   reboot_internal(): void;
   reset_cpu(): void;
-  /** save_state's RAM packer and restore_state's unpacker (replaced per instance for a migration's device state). */
+  /** save_state's RAM packer and restore_state's unpacker (replaced per instance: guest pages go their own way, guest-pages.ts). */
   pack_memory(): { bitmap: { get_buffer(): ArrayBuffer }; packed_memory: Uint8Array };
   unpack_memory(bitmap: unknown, packed: Uint8Array): void;
-  /** unpack_memory zeroes all RAM through this before it writes the saved pages (wasm exports, own properties). */
-  zero_memory(address: number, length: number): void;
-  is_memory_zeroed(address: number, length: number): boolean;
   /** The wasm module's exports; instr_0FA2 is CPUID on reg32. */
   wm: { exports: { instr_0FA2(): void } };
   /** Writes guest-physical memory, dropping JIT code compiled from it. */
@@ -157,31 +155,6 @@ let v86Module: Promise<WebAssembly.Module> | undefined;
 export function compileV86(): Promise<WebAssembly.Module> {
   v86Module ??= fs.promises.readFile(path.join(v86Dir, 'v86.wasm')).then((bytes) => WebAssembly.compile(bytes));
   return v86Module;
-}
-
-/**
- * For the restore_state that v86 runs inside a fresh machine's initialisation (initial_state): its
- * RAM is zero but for the few pages the BIOS load wrote, so unpack_memory's zeroing of all of it
- * (which makes the OS back every page) is limited to the pages that are not zero; VGA's full redraw
- * (~25 ms, it only feeds screen captures) runs after the restore. Undone once v86 reports the machine loaded.
- */
-function lightenInitialRestore(emu: V86): void {
-  const { cpu } = internals(emu).v86;
-  const vga = cpu.devices.vga;
-  // An own property (a wasm export, which the balloon also uses): put back, not deleted.
-  const zeroMemory = cpu.zero_memory;
-  cpu.zero_memory = (address, length) => {
-    const ram = new Uint8Array(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, cpu.memory_size[0]);
-    for (let page = address; page < address + length; page += 4096) {
-      if (!cpu.is_memory_zeroed(page, 4096)) ram.fill(0, page, page + 4096);
-    }
-  };
-  vga.complete_redraw = () => undefined;
-  emu.add_listener('emulator-loaded', () => {
-    cpu.zero_memory = zeroMemory;
-    delete (vga as Partial<VgaDevice>).complete_redraw;
-    setImmediate(() => vga.complete_redraw());
-  });
 }
 
 // v86 allocates the RGBA buffer for graphical modes only if ImageData exists (set_size_graphical);
@@ -244,8 +217,8 @@ export function describeMachine(config: RunnerConfig, images: BootImages): State
 
 /** A saved guest to start from instead of booting. */
 export interface RestorePoint {
-  /** v86 save_state() output. */
-  payload: ArrayBuffer;
+  /** The state file's payload (state-payload.ts), once read and its checksum checked. */
+  payload: Promise<Uint8Array>;
   agentConnected: boolean;
 }
 
@@ -275,7 +248,10 @@ interface Machine {
 }
 
 export class Emulator extends EventEmitter<EmulatorEvents> {
-  /** Resolves once v86 has loaded the images (or the state) and initialised the first machine. */
+  /**
+   * Resolves once v86 has loaded the images and initialised the first machine, and a saved guest is
+   * in it; rejects if the saved guest cannot be (a StateFileError or PayloadError).
+   */
   readonly loaded: Promise<void>;
   readonly restored: boolean;
   /** The memory balloon; reports 'absent' when the config has none. */
@@ -312,8 +288,9 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     this.runState = config.startPaused ? 'paused' : 'running';
     this.agent = new GuestAgent((bytes) => internals(this.machine.emu).bus.send('virtio-console0-input-bytes', bytes));
     this.restored = restore !== undefined;
-    if (restore === 'incoming') this.runState = 'paused';
-    else if (restore) this.agent.reset(restore.agentConnected);
+    const resumeAfterRestore = restore !== undefined && restore !== 'incoming' && this.runState === 'running';
+    // Built stopped: the saved guest goes into it once v86 has loaded.
+    if (restore) this.runState = 'paused';
     const maxKiB = config.memoryBytes / 1024;
     this.balloon = new Balloon(maxKiB, config.balloonTargetKiB ?? maxKiB, (m) => process.stderr.write(`info: ${m}\n`));
     if (config.nic) {
@@ -324,14 +301,22 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
         (m) => process.stderr.write(`info: ${m}\n`),
       );
     }
-    this.machine = this.createMachine(restore === 'incoming' ? 'incoming' : restore?.payload);
-    this.loaded = this.machine.loaded.then(() => {
+    const machine = this.createMachine(restore !== undefined);
+    this.machine = machine;
+    this.loaded = machine.loaded.then(async () => {
+      if (restore && restore !== 'incoming') {
+        const payload = await restore.payload;
+        this.adopt(machine, applyPayload(payload, this.memoryOf(machine)));
+        this.agent.reset(restore.agentConnected);
+        if (resumeAfterRestore) this.resumeMachine(machine);
+      }
       this.isLoaded = true;
     });
     this.haltTimer = setInterval(() => this.checkHalt(), HALT_POLL_MS);
   }
 
-  private createMachine(state?: ArrayBuffer | 'incoming'): Machine {
+  /** `empty`: nothing is loaded into it (no kernel), for a guest that comes from a migration or a state file. */
+  private createMachine(empty = false): Machine {
     const { config, images } = this;
     const options: V86Options = {
       wasm_fn: async (imports) => (await WebAssembly.instantiate(await compileV86(), imports)).exports,
@@ -349,14 +334,11 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       extra.net_device = { type: config.nic.model };
       // A restored guest's driver already holds its MAC: keep the one in the state (v86 would
       // otherwise give the NIC a random one under the guest's feet).
-      if (state) extra.preserve_mac_from_state_image = true;
+      if (empty) extra.preserve_mac_from_state_image = true;
     }
     if (images.vgaBios) options.vga_bios = { buffer: images.vgaBios };
-    // 'incoming' loads nothing: guest memory and the devices come from the migration stream.
-    if (state instanceof ArrayBuffer) {
-      // v86 restores it right after initialising the machine, before the CPU runs.
-      options.initial_state = { buffer: state };
-    } else if (!state) {
+    // An empty machine loads nothing: guest memory and the devices come from the stream or the file.
+    if (!empty) {
       // The runner's own copy, not a fresh one: v86 keeps the buffer for the machine's life (31 MiB
       // for the unpacked sample kernel) and only writes setup-header fields that come out the same
       // at every boot (loader type, heap end, command line and initrd addresses).
@@ -379,9 +361,8 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     // "emulator-ready" fires (on a later tick than this constructor) once the machine is set up and
     // the images are in guest memory, before the CPU runs. (A boolean, not `state`: the listener
     // lives as long as the machine, the state buffer should not.)
-    const booting = state === undefined;
+    const booting = !empty;
     emu.add_listener('emulator-ready', () => this.prepare(machine, booting));
-    if (state instanceof ArrayBuffer) emu.add_listener('emulator-ready', () => lightenInitialRestore(emu));
     emu.add_listener('serial0-output-byte', (byte) => {
       for (const listener of this.serialListeners) listener(byte);
     });
@@ -517,9 +498,12 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   }
 
   async resume(): Promise<void> {
-    const machine = await this.current();
+    this.resumeMachine(await this.current());
+  }
+
+  private resumeMachine(machine: Machine): void {
     this.runState = 'running';
-    await machine.emu.run();
+    void machine.emu.run();
   }
 
   async serialWrite(bytes: Uint8Array): Promise<void> {
@@ -585,10 +569,13 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     return previous;
   }
 
-  /** v86's state of the current machine, with what the runner knows about the guest. */
-  async saveState(): Promise<RestorePoint> {
+  /**
+   * What a state file holds of the current machine (state-payload.ts): its device state and views of
+   * its memory, valid while the guest stays paused; and what the runner knows about the guest.
+   */
+  async saveParts(): Promise<{ deviceState: Uint8Array; memory: GuestMemory; agentConnected: boolean }> {
     const machine = await this.current();
-    return { payload: await machine.emu.save_state(), agentConnected: this.agent.isConnected };
+    return { deviceState: this.deviceStateOf(machine), memory: this.memoryOf(machine), agentConnected: this.agent.isConnected };
   }
 
   /**
@@ -597,7 +584,10 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
    * machine whose CPU has not run yet (an incoming one, before adoptState, which clears that cache).
    */
   async memory(): Promise<GuestMemory> {
-    const machine = await this.current();
+    return this.memoryOf(await this.current());
+  }
+
+  private memoryOf(machine: Machine): GuestMemory {
     const cpu = internals(machine.emu).v86.cpu;
     const { buffer } = cpu.wasm_memory;
     return {
@@ -619,7 +609,10 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
    * cannot run in between. About 0.3 MiB instead of the non-zero RAM plus 8 MiB.
    */
   async deviceState(): Promise<Uint8Array> {
-    const machine = await this.current();
+    return this.deviceStateOf(await this.current());
+  }
+
+  private deviceStateOf(machine: Machine): Uint8Array {
     const { v86 } = internals(machine.emu);
     const { cpu } = v86;
     const vga = cpu.devices.vga;
@@ -634,19 +627,23 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     }
   }
 
-  /**
-   * Takes a migrated guest's device state (deviceState on the source) into this incoming machine, whose
-   * RAM and VRAM already hold the guest's pages: restore_state would zero RAM and unpack the (empty)
-   * packed pages, so unpacking is switched off for the call; it also clears the JIT cache and TLB.
-   */
+  /** Takes a migrated guest's device state (deviceState on the source) into this incoming machine (see adopt). */
   async adoptState(state: Uint8Array): Promise<void> {
-    const machine = await this.current();
+    this.adopt(await this.current(), state);
+  }
+
+  /**
+   * Takes a device state (deviceStateOf) into an empty machine whose RAM and VRAM already hold the
+   * guest's pages: restore_state would zero RAM and unpack the (empty) packed pages, so unpacking is
+   * switched off for the call; it also clears the JIT cache and TLB.
+   */
+  private adopt(machine: Machine, state: Uint8Array): void {
     const { v86 } = internals(machine.emu);
     const { cpu } = v86;
     const vga = cpu.devices.vga;
     cpu.unpack_memory = () => undefined;
     // The full redraw that ends VGA's set_state (~25 ms) only feeds screen captures: done after the
-    // guest runs again, out of the migration's downtime.
+    // guest runs again, out of a migration's downtime or a restore's time to answer.
     vga.complete_redraw = () => undefined;
     try {
       v86.restore_state(state.buffer.slice(state.byteOffset, state.byteOffset + state.byteLength) as ArrayBuffer);

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import { bootOrderValue, readStateHeader, type HelloResult, type RunnerExit, type SaveResult, type ShutdownResult } from './protocol.js';
-import { loadStateFile, STATE_ENGINE_VERSION, writeStateFile } from '../common/statefile.js';
+import { STATE_ENGINE_VERSION } from '../common/statefile.js';
+import { rewriteStateHeader } from '../testing/state-files.js';
 import { sleep, until } from '../testing/harness.js';
 import { RfbClient } from '../testing/rfb-client.js';
 import { ControlClient, READY, baseConfig, findGuest, guestFile, pvConfig, spawnRunner, type SpawnedRunner } from '../testing/runner-harness.js';
@@ -106,7 +107,7 @@ describe('PV guest: save, abort, reboots, reset', { skip }, () => {
     assert.deepEqual(header.machine, { memoryBytes: 128 << 20, vgaMemoryBytes: 8 << 20, acpi: true, balloon: true, guestAgent: true, disks: {}, nic: 'ne2k' });
     assert.equal(header.guest.agentConnected, true);
     assert.ok(Math.abs(Date.parse(header.createdAt) - Date.now()) < 60_000);
-    const phases = new RegExp(`saved ${result.bytes} bytes: pause and save_state \\d+ ms \\(cpu \\d+\\), file written, hashed and synced \\d+ ms \\(cpu \\d+\\)`);
+    const phases = new RegExp(`saved ${result.bytes} bytes: pause and device state \\d+ ms \\(cpu \\d+\\), scan for the \\d+ non-zero pages \\d+ ms \\(cpu \\d+\\), file written, hashed and synced \\d+ ms \\(cpu \\d+\\)`);
     assert.match(runner.log(), phases, 'the save phases are logged');
     t.diagnostic(`save of the 128 MiB PV guest: ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${result.ms} ms`);
   });
@@ -207,7 +208,7 @@ describe('shutdown and restore (guests restored from the saved PV guest)', { ski
     const phases = /restore phases: (.*)/.exec(runner.log())?.[1];
     assert.match(
       phases ?? '',
-      /^node start and modules \d+ ms \(cpu \d+\), configuration and images \d+ ms \(cpu \d+\), state file read and checked \d+ ms \(cpu \d+\), emulator \(wasm instance, restore_state\) \d+ ms \(cpu \d+\)$/,
+      /^node start and modules \d+ ms \(cpu \d+\), configuration and images \d+ ms \(cpu \d+\), state file header checked \d+ ms \(cpu \d+\), emulator and the saved guest in it \d+ ms \(cpu \d+\)$/,
     );
     t.diagnostic(`restore phases: ${phases}`);
 
@@ -274,9 +275,8 @@ describe('shutdown and restore (guests restored from the saved PV guest)', { ski
     fs.writeFileSync(truncated, bytes.subarray(0, bytes.length - 1000));
     await refused(truncated, /^error: state file '.*truncated\.state' is truncated$/);
 
-    const { header, payload } = loadStateFile(savedState);
     const oldEngine = path.join(workDir, 'old-engine.state');
-    await writeStateFile(oldEngine, { ...header, engineVersion: '0.5.400' }, new Uint8Array(payload));
+    await rewriteStateHeader(savedState, oldEngine, (header) => (header.engineVersion = '0.5.400'));
     await refused(oldEngine, new RegExp(`^error: state file '.*old-engine\\.state' was written by engine v86 0\\.5\\.400, this is ${STATE_ENGINE_VERSION.replace(/\./g, '\\.')}$`));
 
     await refused(savedState, /^error: state file '.*' does not match the domain: memory is 128 MiB in the file but 256 MiB in the configuration$/, {

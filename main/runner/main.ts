@@ -16,7 +16,9 @@ import { RUNNER_EXIT, runnerPaths, VNC_PORT_BASE, type RunnerConfig, type Runner
 import { RfbServer } from './rfb.js';
 import { checkToken, formatEndpoint, migrateIn } from './migration.js';
 import { describeCpu } from './cpuid.js';
-import { loadStateFile, StateFileError, type StateMachine } from '../common/statefile.js';
+import { StateFileError, type StateMachine } from '../common/statefile.js';
+import { readStateFile } from './payload-reader.js';
+import { PayloadError } from './state-payload.js';
 
 /** Linux sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
@@ -64,11 +66,16 @@ function machineMismatch(saved: StateMachine, configured: StateMachine): string 
   return diff && `${diff[0]} is ${diff[1]} in the file but ${diff[2]} in the configuration`;
 }
 
-/** Reads and checks config.restoreFrom; a ConfigError if it cannot be restored into this config. */
+/**
+ * Checks config.restoreFrom's header and starts reading its payload; a ConfigError if it cannot be
+ * restored into this config. A payload that fails its checks later rejects the emulator's `loaded`.
+ */
 function loadRestorePoint(config: RunnerConfig, images: BootImages, file: string): RestorePoint {
-  let loaded: ReturnType<typeof loadStateFile>;
+  let loaded: ReturnType<typeof readStateFile>;
   try {
-    loaded = loadStateFile(file);
+    loaded = readStateFile(file);
+    // Handled where the emulator awaits it; a configuration error below exits before that.
+    loaded.payload.catch(() => undefined);
   } catch (err) {
     if (err instanceof StateFileError) throw new ConfigError(err.message);
     throw err;
@@ -214,12 +221,21 @@ class Runner {
       log('info', `VNC on ${formatHostPort(this.vncTcp.address, this.vncTcp.port)}${config.vncPassword ? ' (password)' : ''}`);
     }
     if (config.incoming) await this.listenIncoming(emulator, control);
+    if (restore) {
+      // The host attaches once the saved guest is in (a state it cannot use ends the runner as a
+      // configuration error, with the reason).
+      await emulator.loaded.catch((err: unknown) => {
+        if (err instanceof StateFileError) throw new ConfigError(err.message);
+        if (err instanceof PayloadError) throw new ConfigError(`state file '${config.restoreFrom}': ${err.message}`);
+        throw err;
+      });
+    }
     await listen(controlServer, paths.control);
     await listen(vncServer, paths.vnc);
     void emulator.loaded.then(async () => {
       log('info', `emulator ${emulator.restored ? 'restored' : 'loaded'} in ${Date.now() - startedAt} ms (${emulator.state})`);
       if (phases) {
-        phases.lap('emulator (wasm instance, restore_state)');
+        phases.lap('emulator and the saved guest in it');
         log('info', `restore phases: ${phases}`);
       }
       // For a migration's CPU check (the host reads it synchronously).
@@ -382,8 +398,8 @@ async function main(): Promise<void> {
       phases.lap('configuration and images');
       const t0 = Date.now();
       restore = loadRestorePoint(config, images, config.restoreFrom);
-      log('info', `state file '${config.restoreFrom}' checked in ${Date.now() - t0} ms`);
-      phases.lap('state file read and checked');
+      log('info', `state file '${config.restoreFrom}' opened and its header checked in ${Date.now() - t0} ms`);
+      phases.lap('state file header checked');
     }
   } catch (err) {
     return configError(err);

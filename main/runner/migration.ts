@@ -1,9 +1,8 @@
 // Live migration of a v86 guest between two runners: the stream, the source's iterative pre-copy and
 // the destination's receiver. v86 has no dirty log, so the source keeps a shadow copy of guest memory
-// (RAM, then VRAM) as last sent and compares against it: a memcmp of 136 MiB takes ~15 ms where an
-// FNV hash per page took 50-110 ms (shared/notes/v86.md §11), and the runner is one thread, so a scan
-// or a copy is never raced by the guest. The shadow starts zeroed, as the destination's memory does,
-// so round 1 sends exactly the non-zero pages.
+// (RAM, then VRAM) as last sent and compares against it (guest-pages.ts scan), and the runner is one
+// thread, so a scan or a copy is never raced by the guest. The shadow starts zeroed, as the
+// destination's memory does, so round 1 sends exactly the non-zero pages.
 //
 // Stream (all integers little-endian): the 64 hex characters of the endpoint's token; a header
 // (MAGIC, VERSION, RAM bytes, VRAM bytes, page size); then records, each a type byte:
@@ -16,9 +15,9 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import { z } from 'zod';
 import type { GuestMemory } from './emulator.js';
+import { clearFreshMemory, PAGE, pageView, scan } from './guest-pages.js';
 import type { MigrateArgs, MigrateResult, MigrationProgressEvent, RunState } from './protocol.js';
 
-export const PAGE = 4096;
 const MAGIC = 0x4d363844; // "D86M"
 const VERSION = 1;
 const HEADER_BYTES = 20;
@@ -59,12 +58,6 @@ export function parseEndpoint(uri: string): { path: string } | { host: string; p
 export function formatEndpoint(address: net.AddressInfo | string): string {
   if (typeof address === 'string') return `unix:${address}`;
   return address.family === 'IPv6' ? `tcp:[${address.address}]:${address.port}` : `tcp:${address.address}:${address.port}`;
-}
-
-/** Splits a page index over RAM and VRAM. */
-function pageView(memory: GuestMemory, index: number): Uint8Array {
-  const ramPages = memory.ram.length / PAGE;
-  return index < ramPages ? memory.ram.subarray(index * PAGE, (index + 1) * PAGE) : memory.vram.subarray((index - ramPages) * PAGE, (index - ramPages + 1) * PAGE);
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -186,24 +179,6 @@ function connect(uri: string, signal: AbortSignal): Promise<net.Socket> {
       resolve(socket);
     });
   });
-}
-
-/** Block size of the dirty scan: a block that compares equal (the common case) costs one memcmp. */
-const SCAN_BLOCK_PAGES = 16;
-
-/** Pages of `live` that differ from `shadow`, appended to `out` as page indexes from `base`. */
-function scan(live: Uint8Array, shadow: Uint8Array, base: number, out: number[]): void {
-  const pages = live.length / PAGE;
-  const blockBytes = SCAN_BLOCK_PAGES * PAGE;
-  for (let b = 0; b < pages; b += SCAN_BLOCK_PAGES) {
-    const start = b * PAGE;
-    const end = Math.min(start + blockBytes, live.length);
-    if (Buffer.compare(live.subarray(start, end), shadow.subarray(start, end)) === 0) continue;
-    for (let p = b; p < b + SCAN_BLOCK_PAGES && p < pages; p++) {
-      const o = p * PAGE;
-      if (Buffer.compare(live.subarray(o, o + PAGE), shadow.subarray(o, o + PAGE)) !== 0) out.push(base + p);
-    }
-  }
 }
 
 const ZERO_PAGE = new Uint8Array(PAGE);
@@ -448,9 +423,8 @@ export async function migrateIn(socket: net.Socket, target: MigrationTarget): Pr
   if (ramBytes !== memory.ram.length) throw new Error(`the guest has ${ramBytes} bytes of RAM, this machine ${memory.ram.length}`);
   if (vramBytes !== memory.vram.length) throw new Error(`the guest has ${vramBytes} bytes of VRAM, this machine ${memory.vram.length}`);
   const totalPages = (ramBytes + vramBytes) / PAGE;
-  // The source's shadow starts zeroed: so does this memory (v86 put its BIOS and option ROMs there).
-  memory.ram.fill(0);
-  memory.vram.fill(0);
+  // The source's shadow starts zeroed: so does this memory.
+  clearFreshMemory(memory);
   let state: Buffer | undefined;
   let meta: MigrationMeta | undefined;
   const body = async (what: string, max: number): Promise<Buffer> => {
