@@ -304,7 +304,11 @@ export class Host extends EventEmitter<HostEvents> {
     await this.sshPrompts.close();
     return progress;
   }
-  detachAll = () => this.lifecycle.detachAll();
+  /** The host is stopping: it lets go of the guests (they keep running) and ends what drivers keep. */
+  detachAll = (): void => {
+    this.lifecycle.detachAll();
+    this.drivers.closeAll();
+  };
 }
 
 /** The URI of this host's libvirt socket for a host on the same machine: `v86+unix:///session?socket=…`. */

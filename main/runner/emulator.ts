@@ -15,6 +15,7 @@ import { NicCable } from './nic.js';
 import { sleepWhenHalted, type V86MainLoop } from './halt-sleep.js';
 import { restoreAbsentBars, type V86Pci } from './pci-bars.js';
 import { applyPayload } from './state-payload.js';
+import { mapUntouchedPages } from './guest-pages.js';
 import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
@@ -169,6 +170,9 @@ function installImageDataPolyfill(): void {
     ) {}
   };
 }
+
+/** A machine's untouched pages are mapped this long after it loads (see mapUntouchedPages). */
+const MAP_PAGES_AFTER_MS = 2000;
 
 /** Bytes allowed in v86's keyboard ring before we wait for the guest to read some. */
 const KBD_HIGH_WATER = 256;
@@ -358,6 +362,12 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       emu,
       loaded: new Promise((resolve) => emu.add_listener('emulator-loaded', () => resolve())),
     };
+    void machine.loaded.then(() => {
+      const timer = setTimeout(() => {
+        if (machine === this.machine) mapUntouchedPages(this.memoryOf(machine));
+      }, MAP_PAGES_AFTER_MS);
+      timer.unref();
+    });
     // "emulator-ready" fires (on a later tick than this constructor) once the machine is set up and
     // the images are in guest memory, before the CPU runs. (A boolean, not `state`: the listener
     // lives as long as the machine, the state buffer should not.)

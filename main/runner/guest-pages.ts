@@ -48,6 +48,17 @@ export function nonZeroPages(memory: GuestMemory): number[] {
 }
 
 /**
+ * Reads every page of guest memory once. A page the guest never touched is not mapped: the first
+ * read of it is a page fault (which maps the kernel's shared zero page, so RSS does not grow), ~25 ms
+ * for the 128 MiB sample's untouched pages, and a save's or a migration's scan then pays them all
+ * while the guest is stopped. Done once, a while after the machine starts, a scan reads mapped zero
+ * pages instead: ~3 ms.
+ */
+export function mapUntouchedPages(memory: GuestMemory): void {
+  nonZeroPages(memory);
+}
+
+/**
  * Makes a fresh machine's memory all zero, to receive a guest's pages: v86 wrote its firmware into
  * RAM below FIRMWARE_AREA_END, a few pages of VRAM (found by a scan of its 8 MiB, ~1 ms), and nothing
  * else (a test holds it to that). Zeroing all of RAM would make the OS back every page of it.

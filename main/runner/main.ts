@@ -1,5 +1,6 @@
-// Runner entry: `node dist/runner/main.mjs <stateDir>`. One process per running domain, detached
-// from the host so the guest survives host restarts. See protocol.ts for the contract.
+// Runner entry: `node dist/runner/main.mjs <stateDir>`, or `--spare <dir>` for a spare that waits
+// for its state dir (spare.ts). One process per running domain, detached from the host so the guest
+// survives host restarts. See protocol.ts for the contract.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -12,12 +13,13 @@ import { ControlServer } from './control.js';
 import { compileV86, describeMachine, Emulator, type RestorePoint } from './emulator.js';
 import { Phases } from './phases.js';
 import { Framebuffer } from './framebuffer.js';
-import { RUNNER_EXIT, runnerPaths, VNC_PORT_BASE, type RunnerConfig, type RunnerExit, type RunnerPaths, type VncListen } from './protocol.js';
+import { RUNNER_EXIT, runnerPaths, SPARE, VNC_PORT_BASE, type RunnerConfig, type RunnerExit, type RunnerPaths, type VncListen } from './protocol.js';
 import { RfbServer } from './rfb.js';
 import { checkToken, formatEndpoint, migrateIn } from './migration.js';
 import { describeCpu } from './cpuid.js';
 import { StateFileError, type StateMachine } from '../common/statefile.js';
-import { readStateFile } from './payload-reader.js';
+import { coolPayloadReader, readStateFile } from './payload-reader.js';
+import { waitAsSpare } from './spare.js';
 import { PayloadError } from './state-payload.js';
 
 /** Linux sun_path is 108 bytes including the terminating NUL. */
@@ -349,18 +351,32 @@ class Runner {
 }
 
 async function main(): Promise<void> {
-  const stateArg = process.argv[2];
-  if (!stateArg) {
-    log('error', 'usage: runner <stateDir>');
+  const [stateArg, spareDir] = process.argv.slice(2);
+  if (!stateArg || (stateArg === SPARE.flag && !spareDir)) {
+    log('error', `usage: runner <stateDir> | runner ${SPARE.flag} <dir>`);
     process.exit(RUNNER_EXIT.configError);
   }
-  const phases = new Phases(true);
-  phases.lap('node start and modules');
-  // Its failure surfaces where the first machine awaits it.
-  compileV86().catch(() => undefined);
-  const paths = runnerPaths(path.resolve(stateArg));
   // Sockets, pid file: private to the user running Domus.
   process.umask(0o077);
+  let phases: Phases;
+  let stateDir: string;
+  if (stateArg === SPARE.flag) {
+    try {
+      stateDir = await waitAsSpare(path.resolve(spareDir!), (m) => log('info', m));
+    } catch (err) {
+      log('error', (err as Error).message);
+      process.exit(RUNNER_EXIT.configError);
+    }
+    // From the handover: the spare started Node and loaded everything before.
+    phases = new Phases();
+  } else {
+    phases = new Phases(true);
+    phases.lap('node start and modules');
+    // Its failure surfaces where the first machine awaits it.
+    compileV86().catch(() => undefined);
+    stateDir = path.resolve(stateArg);
+  }
+  const paths = runnerPaths(stateDir);
   log('info', `runner pid ${process.pid} starting at ${new Date().toISOString()} in ${path.dirname(paths.pid)}`);
 
   let runner: Runner | undefined;
@@ -394,6 +410,7 @@ async function main(): Promise<void> {
     }
     config = readRunnerConfig(paths.config);
     images = loadBootImages(config);
+    if (!config.restoreFrom) coolPayloadReader();
     if (config.restoreFrom) {
       phases.lap('configuration and images');
       const t0 = Date.now();

@@ -1,8 +1,9 @@
 // Worker thread (dist/runner/payload-worker.mjs): reads a state file's payload into shared memory and
 // hashes it, on the second core while the runner's main thread builds the machine (payload-reader.ts).
+// It starts ahead of its one job in a spare runner, so the job comes as a message.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 
 export interface PayloadJob {
   /** The runner's descriptor of the state file (worker threads share it). */
@@ -28,12 +29,13 @@ function read(job: PayloadJob): PayloadReply {
   return { digest: hash.digest('hex') };
 }
 
-if (parentPort) {
+const port = parentPort;
+port?.once('message', (job: PayloadJob) => {
   let reply: PayloadReply;
   try {
-    reply = read(workerData as PayloadJob);
+    reply = read(job);
   } catch (err) {
     reply = { error: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
   }
-  parentPort.postMessage(reply);
-}
+  port.postMessage(reply);
+});

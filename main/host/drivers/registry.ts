@@ -25,6 +25,10 @@ export class DriverRegistry {
     return [...this.drivers.values()];
   }
 
+  closeAll(): void {
+    for (const driver of this.all()) driver.close?.();
+  }
+
   get defaultDriver(): EngineDriver {
     const first = this.all()[0];
     if (!first) throw new Error('no engine driver is registered');

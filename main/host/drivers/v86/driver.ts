@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { processAlive, subdirectories, writeFileAtomic } from '../../../common/fsutil.js';
-import { exitText, killProcess, logLines, spawnEngine, waitForEngine, waitGone, type ProcessExit } from '../../../common/process.js';
+import { exitText, killProcess, logLines, spawnEngine, waitForEngine, waitGone, type EngineProcess, type ProcessExit } from '../../../common/process.js';
 import type { ConnectionInfo } from '../../../../shared/api.js';
 import { STATE_ENGINE_VERSION } from '../../../common/statefile.js';
 import { EngineFailure } from '../../errors.js';
@@ -23,6 +23,7 @@ import {
   type RunnerExit,
   RUNNER_ENV,
   RUNNER_NODE_FLAGS,
+  SPARE,
   type RunnerConfig,
   type RunnerMessage,
   type RunnerOp,
@@ -46,6 +47,7 @@ import { attachInterfaces } from '../../network/attach.js';
 import type { NetworkSwitches } from '../../network/switches.js';
 import { checkV86Support, V86_INITRD_ADDRESS_KiB, V86_MAX_MEMORY_KiB } from './support.js';
 import { v86HardDisks, v86Snapshots, v86StoreFiles, type StoreKeeper } from './snapshots.js';
+import { SpareRunner } from './spare.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -69,12 +71,20 @@ export class V86Driver implements EngineDriver {
   readonly capabilities: EngineCapabilities = { shutdownModes: ['acpi', 'agent'] };
   readonly snapshots = v86Snapshots;
 
+  private readonly spare: SpareRunner;
+
   constructor(
     private readonly runDir: string,
     private readonly networks: NetworkSwitches,
     /** The domain's snapshots, whose disk stores a runner keeps up to date. */
     private readonly snapshotsOf: (uuid: string) => SnapshotRef[] = () => [],
-  ) {}
+  ) {
+    this.spare = new SpareRunner(runDir, (dir, logFile) => spawnRunner([SPARE.flag, dir], logFile, dir));
+  }
+
+  close(): void {
+    this.spare.close();
+  }
 
   connection(): ConnectionInfo {
     return { uri: this.uri, engine: this.engine, available: true, version: STATE_ENGINE_VERSION };
@@ -183,12 +193,7 @@ export class V86Driver implements EngineDriver {
     writeFileAtomic(path.join(stateDir, LIVE_XML), serializeDomainXml(doc), 0o600);
 
     const logFile = path.join(stateDir, 'runner.log');
-    const proc = spawnEngine(process.execPath, [...RUNNER_NODE_FLAGS, runnerEntry(), stateDir], {
-      logFile,
-      cwd: stateDir,
-      // Inside Electron's utility process execPath is Electron itself: run it as plain Node.
-      env: { ...process.env, ...RUNNER_ENV, ...(process.versions.electron && { ELECTRON_RUN_AS_NODE: '1' }) },
-    });
+    const proc = (await this.spare.take(stateDir)) ?? spawnRunner([stateDir], logFile, stateDir);
     const sock = await waitForEngine(proc, async () => (await tryConnect(path.join(stateDir, 'control.sock'))) ?? undefined, {
       timeoutMs: CONNECT_TIMEOUT_MS,
       intervalMs: 25,
@@ -199,6 +204,7 @@ export class V86Driver implements EngineDriver {
   }
 
   async reattachAll(): Promise<Map<string, Reattached>> {
+    this.spare.removeLeftovers();
     const found = new Map<string, Reattached>();
     for (const entry of subdirectories(this.runDir)) {
       const stateDir = path.join(this.runDir, entry.name);
@@ -555,8 +561,13 @@ function exitReason(stateDir: string): ExitReason {
   }
 }
 
-function runnerEntry(): string {
-  return path.join(APP_ROOT, 'dist', 'runner', 'main.mjs');
+function spawnRunner(args: string[], logFile: string, cwd: string): EngineProcess {
+  return spawnEngine(process.execPath, [...RUNNER_NODE_FLAGS, path.join(APP_ROOT, 'dist', 'runner', 'main.mjs'), ...args], {
+    logFile,
+    cwd,
+    // Inside Electron's utility process execPath is Electron itself: run it as plain Node.
+    env: { ...process.env, ...RUNNER_ENV, ...(process.versions.electron && { ELECTRON_RUN_AS_NODE: '1' }) },
+  });
 }
 
 function tryConnect(socketPath: string): Promise<net.Socket | null> {
