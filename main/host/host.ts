@@ -165,6 +165,8 @@ export class Host extends EventEmitter<HostEvents> {
     await this.networks.init();
     await this.lifecycle.reattach();
     await this.policy.autostartAll();
+    // An engine with domains defined here may well start one soon (the v86 driver readies a spare runner).
+    for (const driver of new Set(this.registry.records().map((r) => this.registry.driverOf(r)))) driver.warm?.();
     this.connections.load();
   }
 

@@ -1,7 +1,8 @@
 // The spare v86 runner (drivers/v86/spare.ts, runner/spare.ts): the first start makes one; the next
 // start or restore takes it (the same process becomes the domain's runner, without Node's start in
 // its phases) and another follows; a spare that died is replaced by a runner started as before; a
-// spare refuses a bad handover; it ends with its host, and the next host removes what it left.
+// spare refuses a bad handover; it ends with its host, and the next host removes what it left and,
+// having v86 domains, makes one before any start.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -103,6 +104,8 @@ describe('spare v86 runner', { timeout: 300_000, skip: engineSkip('v86') }, () =
     assert.ok(fs.existsSync(waiting.dir), 'a killed host leaves its spare directory');
     await t.reconnect();
     await until(() => !fs.existsSync(waiting.dir), 5000, 'the new host to remove it');
+    // It has v86 domains defined: it makes a spare before any start.
+    await spare(t);
     // The guest restored by the first host's spare outlived that host, as any guest does.
     const s1 = await t.client.call('domain.info', { domain: 's1' });
     assert.equal(s1.state, 'running');

@@ -292,6 +292,8 @@ export interface EngineDriver {
    * were started from), and reports why the others ended.
    */
   reattachAll(): Promise<Map<string, Reattached>>;
+  /** The host has domains of this engine: what makes their next start faster may begin (a spare runner). */
+  warm?(): void;
   /** The host is stopping: ends what the driver keeps besides guests (a spare runner). */
   close?(): void;
   /** virsh domxml-to-native: the engine's command line for a definition; absent when it has none. */

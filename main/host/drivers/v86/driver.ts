@@ -82,6 +82,10 @@ export class V86Driver implements EngineDriver {
     this.spare = new SpareRunner(runDir, (dir, logFile) => spawnRunner([SPARE.flag, dir], logFile, dir));
   }
 
+  warm(): void {
+    this.spare.warm();
+  }
+
   close(): void {
     this.spare.close();
   }
