@@ -15,7 +15,7 @@ import { NicCable } from './nic.js';
 import { sleepWhenHalted, type V86MainLoop } from './halt-sleep.js';
 import { restoreAbsentBars, type V86Pci } from './pci-bars.js';
 import { applyPayload } from './state-payload.js';
-import { mapUntouchedPages } from './guest-pages.js';
+import { mapUntouchedPages, type GuestMemory } from './guest-pages.js';
 import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
@@ -171,6 +171,12 @@ function installImageDataPolyfill(): void {
   };
 }
 
+/** A machine about to be destroyed: nothing scheduled for it runs after. */
+function retire(machine: Machine): void {
+  machine.gone = true;
+  clearTimeout(machine.mapPages);
+}
+
 /** A machine's untouched pages are mapped this long after it loads (see mapUntouchedPages). */
 const MAP_PAGES_AFTER_MS = 2000;
 
@@ -226,12 +232,6 @@ export interface RestorePoint {
   agentConnected: boolean;
 }
 
-/** Guest memory as a migration copies it: RAM, then VRAM, both views on the live wasm memory. */
-export interface GuestMemory {
-  ram: Uint8Array;
-  vram: Uint8Array;
-}
-
 export interface EmulatorEvents {
   /** The guest powered itself off: ACPI soft-off, or a halt with interrupts off. Emitted once. */
   poweroff: [how: 'acpi' | 'halt'];
@@ -249,6 +249,10 @@ interface Machine {
   /** Set in emulator-ready (ACPI on). */
   acpi?: AcpiControl;
   loaded: Promise<void>;
+  /** mapUntouchedPages, due a while after it loads. */
+  mapPages?: NodeJS.Timeout;
+  /** Destroyed (replaced, or the emulator is). */
+  gone?: boolean;
 }
 
 export class Emulator extends EventEmitter<EmulatorEvents> {
@@ -363,10 +367,10 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       loaded: new Promise((resolve) => emu.add_listener('emulator-loaded', () => resolve())),
     };
     void machine.loaded.then(() => {
-      const timer = setTimeout(() => {
-        if (machine === this.machine) mapUntouchedPages(this.memoryOf(machine));
+      machine.mapPages = setTimeout(() => {
+        if (!machine.gone) mapUntouchedPages(this.memoryOf(machine));
       }, MAP_PAGES_AFTER_MS);
-      timer.unref();
+      machine.mapPages.unref();
     });
     // "emulator-ready" fires (on a later tick than this constructor) once the machine is set up and
     // the images are in guest memory, before the CPU runs. (A boolean, not `state`: the listener
@@ -440,6 +444,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   private replace(): Promise<void> {
     const old = this.machine;
     const run = (async () => {
+      retire(old);
       await old.emu.destroy();
       const next = this.createMachine();
       await next.loaded;
@@ -758,6 +763,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     this.cable?.close();
     this.balloon.close();
     await this.replacing?.catch(() => undefined);
+    retire(this.machine);
     await this.machine.emu.destroy();
   }
 

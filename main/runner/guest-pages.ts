@@ -1,7 +1,11 @@
 // Guest memory page by page, for the two things that copy a guest out of one v86 machine and into
 // another: live migration (migration.ts) and the saved-state file (state-payload.ts). Page indexes
 // count RAM pages, then VRAM pages.
-import type { GuestMemory } from './emulator.js';
+/** Guest memory as a migration or a state file copies it: RAM, then VRAM, both views on the live wasm memory. */
+export interface GuestMemory {
+  ram: Uint8Array;
+  vram: Uint8Array;
+}
 
 export const PAGE = 4096;
 /** Block size of a scan: a block that compares equal (the common case) costs one memcmp. */

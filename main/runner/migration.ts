@@ -14,8 +14,7 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { z } from 'zod';
-import type { GuestMemory } from './emulator.js';
-import { clearFreshMemory, PAGE, pageView, scan } from './guest-pages.js';
+import { clearFreshMemory, PAGE, pageView, scan, type GuestMemory } from './guest-pages.js';
 import type { MigrateArgs, MigrateResult, MigrationProgressEvent, RunState } from './protocol.js';
 
 const MAGIC = 0x4d363844; // "D86M"

@@ -98,10 +98,14 @@ export class RfbServer {
 
   constructor(options: RfbServerOptions) {
     this.options = { pollMs: 33, ...options };
-    void options.ready.then(() => {
-      this.loaded = true;
-      this.schedule(true);
-    });
+    // A machine that never loads (a state file that fails its checks) ends the runner elsewhere.
+    options.ready.then(
+      () => {
+        this.loaded = true;
+        this.schedule(true);
+      },
+      () => undefined,
+    );
   }
 
   /** Takes over an accepted connection; `listener` names where it came in, for the auth throttle. */

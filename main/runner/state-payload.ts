@@ -15,8 +15,7 @@
 //   28  D  device state (v86 save_state without RAM and VRAM)
 //   ..  B  bitmap of the non-zero pages, bit i of byte i>>3 for page i (RAM pages, then VRAM pages)
 //   ..     the N pages, in index order
-import type { GuestMemory } from './emulator.js';
-import { clearFreshMemory, PAGE, pageCount, pageView } from './guest-pages.js';
+import { clearFreshMemory, PAGE, pageCount, pageView, type GuestMemory } from './guest-pages.js';
 
 const MAGIC = 0x53363844; // "D86S"
 const LAYOUT_VERSION = 1;
