@@ -203,7 +203,7 @@ async function domusRun(t: TestHost, engine: LocalEngine, name: string, dir: str
 
 /** Ends the host's spare v86 runner (drivers/v86/spare.ts), so that the next start has none. */
 function killSpareRunners(t: TestHost): void {
-  for (const dir of fs.readdirSync(t.paths.run).filter((d) => d.startsWith('spare-'))) {
+  for (const dir of fs.readdirSync(t.paths.run).filter((d) => d.startsWith(SPARE.dirPrefix))) {
     let pid = 0;
     try {
       pid = Number.parseInt(fs.readFileSync(path.join(t.paths.run, dir, SPARE.pid), 'utf8'), 10);

@@ -21,7 +21,7 @@ interface SpareSeen {
 function readySpare(t: TestHost): SpareSeen | undefined {
   const dir = fs
     .readdirSync(t.paths.run)
-    .filter((d) => d.startsWith('spare-'))
+    .filter((d) => d.startsWith(SPARE.dirPrefix))
     .map((d) => path.join(t.paths.run, d))
     .find((d) => fs.existsSync(path.join(d, SPARE.socket)));
   if (!dir) return undefined;

@@ -10,7 +10,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { subdirectories } from '../common/fsutil.js';
 import { ENGINES, SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, guestsBuilt, until } from '../testing/harness.js';
 import { makeSpecialFiles } from '../testing/special-files.js';
 import { FsimageJobError, runFsimageJob } from './images/reader-client.js';
@@ -222,8 +221,9 @@ for (const engine of ENGINES) {
         assert.deepEqual((await t.client.call('domain.list', { all: true })).domains, before.list);
         assert.deepEqual(await t.client.call('domain.xml', { domain: 'saved', inactive: true }), before.saved);
         assert.deepEqual(await t.client.call('domain.xml', { domain: 'other', inactive: true }), before.other);
-        // No runner or QEMU was started: no state directory holds a pid file.
-        assert.deepEqual(subdirectories(t.paths.run).filter((d) => fs.readdirSync(path.join(t.paths.run, d.name)).some((f) => f.endsWith('.pid'))), []);
+        // No runner or QEMU was started: no guest's state directory holds a pid file.
+        const guestDirs = t.guestRunDirs().filter((d) => fs.statSync(path.join(t.paths.run, d)).isDirectory());
+        assert.deepEqual(guestDirs.filter((d) => fs.readdirSync(path.join(t.paths.run, d)).some((f) => f.endsWith('.pid'))), []);
       }
     });
 

@@ -26,13 +26,13 @@ export const RUNNER_FILES = {
 export type RunnerPaths = { [K in keyof typeof RUNNER_FILES]: string };
 
 /**
- * A spare runner (`runner --spare <dir>`): started ahead of the next start or restore, with its
+ * A spare runner (`runner --spare <dir>`, dir run/spare-*): started ahead of the next start or restore, with its
  * modules loaded and v86's wasm compiled, it waits on <dir>/spare.sock. The host takes it by moving
  * <dir>/runner.log into a domain's state dir and sending one line, `{"stateDir": "…"}`; the spare
  * answers `ok` and runs as if started on that dir. It holds <dir>/runner.pid while it waits, and ends
  * when the process that started it does (a spare must not outlive its host).
  */
-export const SPARE = { flag: '--spare', socket: 'spare.sock', pid: RUNNER_FILES.pid, log: RUNNER_FILES.log, ok: 'ok' } as const;
+export const SPARE = { flag: '--spare', dirPrefix: 'spare-', socket: 'spare.sock', pid: RUNNER_FILES.pid, log: RUNNER_FILES.log, ok: 'ok' } as const;
 
 export function runnerPaths(stateDir: string): RunnerPaths {
   return {

@@ -15,6 +15,7 @@ import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/new-vm/samples.js';
 import { specToXml } from '../host/new-vm/spec-to-xml.js';
 import { libvirtdSkip, startLibvirtd, type Libvirtd, type LibvirtdOptions } from './libvirtd.js';
 import { cacheState, postBootKey, takeCachedState } from './state-files.js';
+import { SPARE } from '../runner/protocol.js';
 
 export { GUEST_DIR, SAMPLE_CMDLINE };
 export const guest = (file: string): string => path.join(GUEST_DIR, file);
@@ -220,6 +221,12 @@ export class TestHost {
 
   daemonPid(): number {
     return Number.parseInt(fs.readFileSync(this.paths.daemonPid, 'utf8'), 10);
+  }
+
+  /** The entries of the run directory that are guests' (not the host's socket, pid file, networks or spare runner). */
+  guestRunDirs(): string[] {
+    const hosts = new Set([path.basename(this.paths.socket), path.basename(this.paths.daemonPid), path.basename(this.paths.networkRun)]);
+    return fs.readdirSync(this.paths.run).filter((f) => !hosts.has(f) && !f.startsWith(SPARE.dirPrefix));
   }
 
   runnerPid(uuid: string): number | undefined {

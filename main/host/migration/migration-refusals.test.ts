@@ -36,7 +36,7 @@ function prepare(xml: string, cookie: Buffer, flags = VIR_MIGRATE.LIVE | VIR_MIG
 async function assertClean(): Promise<void> {
   const { domains } = await dest.client.call('domain.list', { all: true });
   assert.deepEqual(domains, []);
-  assert.deepEqual(fs.readdirSync(dest.paths.run).filter((f) => !['domusd.sock', 'domusd.pid', 'networks'].includes(f)), []);
+  assert.deepEqual(dest.guestRunDirs(), []);
   assert.deepEqual(fs.readdirSync(dest.paths.domains), []);
 }
 

@@ -16,7 +16,6 @@ import { migrationSkip } from '../../testing/migration.js';
 
 const ROUNDS = Number(process.env.DOMUS_MIGRATION_ROUNDS ?? 20);
 const NAME = 'mig';
-const RUN_OWN = new Set(['domusd.sock', 'domusd.pid', 'networks']);
 
 
 /**
@@ -47,7 +46,7 @@ function lastTick(text: string): number {
 async function assertClean(h: TestHost): Promise<void> {
   const { domains } = await h.client.call('domain.list', { all: true });
   assert.deepEqual(domains.map((d) => d.name), []);
-  assert.deepEqual(fs.readdirSync(h.paths.run).filter((f) => !RUN_OWN.has(f)), []);
+  assert.deepEqual(h.guestRunDirs(), []);
   assert.deepEqual(fs.readdirSync(h.paths.domains), []);
 }
 
@@ -145,14 +144,14 @@ for (const engine of ENGINES) {
       assert.equal((await src.client.call('domain.info', { domain: NAME })).state, 'running');
       const { job } = await src.client.call('domain.jobInfo', { domain: NAME, completed: true });
       assert.equal(job?.status, 'aborted');
-      await until(async () => fs.readdirSync(dst.paths.run).every((f) => RUN_OWN.has(f)), 15_000, 'the destination to drop the incoming guest');
+      await until(() => dst.guestRunDirs().length === 0, 15_000, 'the destination to drop the incoming guest');
       await assertClean(dst);
       assert.ok(await nextCheck(src, lastTick(serial.text)), 'the workload after the abort');
 
       started = inPrecopy();
       migration = src.client.call('domain.migrate', { domain: NAME, destination: uri.get(dst)!, live, bandwidthMiBs: 1 });
       await started;
-      const incoming = fs.readdirSync(dst.paths.run).filter((f) => !RUN_OWN.has(f));
+      const incoming = dst.guestRunDirs();
       assert.equal(incoming.length, 1, 'an engine waits on the destination');
       await dst.killHost();
       await assert.rejects(migration, /migration of 'mig' to .* failed/);

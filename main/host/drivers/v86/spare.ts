@@ -14,7 +14,6 @@ import { killProcess, type EngineProcess } from '../../../common/process.js';
 import { SPARE } from '../../../runner/protocol.js';
 import { log } from '../../log.js';
 
-const PREFIX = 'spare-';
 /** After a start takes the spare, the next one waits this long: the new guest's start comes first. */
 const REFILL_DELAY_MS = 1000;
 const HANDOVER_TIMEOUT_MS = 2000;
@@ -82,7 +81,7 @@ export class SpareRunner {
    */
   removeLeftovers(): void {
     for (const entry of subdirectories(this.runDir)) {
-      if (!entry.name.startsWith(PREFIX)) continue;
+      if (!entry.name.startsWith(SPARE.dirPrefix)) continue;
       const dir = path.join(this.runDir, entry.name);
       const pidFile = path.join(dir, SPARE.pid);
       if (isLocked(pidFile)) {
@@ -98,7 +97,7 @@ export class SpareRunner {
     this.refill = setTimeout(() => {
       this.refill = undefined;
       if (this.closed || this.spare) return;
-      const dir = path.join(this.runDir, `${PREFIX}${randomBytes(6).toString('hex')}`);
+      const dir = path.join(this.runDir, `${SPARE.dirPrefix}${randomBytes(6).toString('hex')}`);
       try {
         fs.mkdirSync(dir, { mode: 0o700 });
         this.spare = { dir, proc: this.spawn(dir, path.join(dir, SPARE.log)) };
