@@ -177,7 +177,9 @@ export function describeProcess(pid: number): string {
   if (runnerAt >= 0 && argv[runnerAt + 1]) {
     try {
       const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
-      const config = JSON.parse(fs.readFileSync(path.resolve(cwd, argv[runnerAt + 1]!, 'runner.json'), 'utf8')) as { name?: string; uuid?: string };
+      // A runner started as a spare (`--spare DIR PID`) moved into its state dir when it was taken.
+      const stateDir = argv[runnerAt + 1] === '--spare' ? cwd : path.resolve(cwd, argv[runnerAt + 1]!);
+      const config = JSON.parse(fs.readFileSync(path.join(stateDir, 'runner.json'), 'utf8')) as { name?: string; uuid?: string };
       return `domain '${config.name}' (${config.uuid}) in v86 runner pid ${pid}`;
     } catch {
       return `a v86 runner (pid ${pid})`;

@@ -67,15 +67,36 @@ describe('state file', () => {
     assert.ok(readPayload(good).equals(payload));
   });
 
-  test('a payload in batches of pieces (views on guest memory) is written as their concatenation', async () => {
+  test('a taken payload (views on guest memory) is written as it was when taken, as the concatenation of its pieces', async () => {
     const pieces = [payload.subarray(0, 10), payload.subarray(100, 5000), payload.subarray(7000, 9 << 20)];
     const file = path.join(dir, 'batches.state');
-    const r = await writeStateFile(file, fields, { bytes: 10 + 4900 + ((9 << 20) - 7000), batches: [pieces.slice(0, 2), pieces.slice(2)] });
     const whole = Buffer.concat(pieces);
+    const live = Buffer.from(payload);
+    const views = [live.subarray(0, 10), live.subarray(100, 5000), live.subarray(7000, 9 << 20)];
+    let tookAt: number | undefined;
+    const r = await writeStateFile(file, fields, {
+      take: () => {
+        tookAt = fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')).length;
+        // What changes the memory once the event loop turns (a NIC frame into a paused guest's RAM)
+        // is not in the file.
+        setImmediate(() => live.fill(0xff));
+        return { bytes: 10 + 4900 + ((9 << 20) - 7000), batches: [views.slice(0, 2), views.slice(2)] };
+      },
+    });
+    assert.equal(tookAt, 1, 'taken once the temporary file is open');
     assert.equal(r.checksum, crypto.createHash('sha256').update(whole).digest('hex'));
     assert.ok(readPayload(file).equals(whole));
-    await assert.rejects(writeStateFile(path.join(dir, 'short.state'), fields, { bytes: 11, batches: [pieces.slice(0, 1)] }), /the payload is 10 bytes, 11 were announced/);
-    assert.ok(!fs.existsSync(path.join(dir, 'short.state')));
+    assert.equal(live[200], 0xff);
+    await assert.rejects(writeStateFile(path.join(dir, 'short.state'), fields, { take: () => ({ bytes: 11, batches: [pieces.slice(0, 1)] }) }), /the payload is 10 bytes, 11 were announced/);
+    await assert.rejects(
+      writeStateFile(path.join(dir, 'thrown.state'), fields, {
+        take: () => {
+          throw new Error('device state too large');
+        },
+      }),
+      /^StateFileError: cannot write state file '.*thrown\.state': device state too large$/,
+    );
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('.') || f.startsWith('short') || f.startsWith('thrown')), []);
   });
 
   /** Checks that both readers refuse `file` with `message` and leave it as it was. */

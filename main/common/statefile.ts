@@ -274,6 +274,17 @@ export class StateWriteAborted extends Error {
 }
 
 /**
+ * A payload taken from memory that may change as soon as the event loop turns (a paused guest's RAM:
+ * a NIC frame or a balloon reply lands in it even while the CPU is stopped). `take` is called once the
+ * file is open, and what it returns is written and hashed without yielding, so that the file is one
+ * instant's copy; progress is reported as it goes, and an abort is honoured before and after.
+ */
+export interface TakenPayload {
+  /** `header`: what of the header is only known with the payload (the guest agent's state). */
+  take(): { bytes: number; batches: Iterable<Uint8Array[]>; header?: Partial<Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>> };
+}
+
+/**
  * Writes a state file atomically: a temporary file in the target directory, written in chunks with
  * progress, fsync'd, renamed over `file`, then the directory fsync'd. On failure or abort the
  * temporary file is removed and `file` is untouched. Returns the file size and the payload checksum.
@@ -281,15 +292,15 @@ export class StateWriteAborted extends Error {
 export async function writeStateFile(
   file: string,
   fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
-  payload: Uint8Array | { bytes: number; batches: Iterable<Uint8Array[]> },
+  payload: Uint8Array | TakenPayload,
   opts: WriteStateOptions = {},
 ): Promise<{ bytes: number; checksum: string }> {
-  if (!(payload instanceof Uint8Array)) return writeChunks(file, fields, payload.bytes, payload.batches, opts);
+  if (!(payload instanceof Uint8Array)) return writeChunks(file, fields, payload, opts);
   const bytes = payload;
   function* chunks(): Generator<Uint8Array[]> {
     for (let off = 0; off < bytes.length; off += IO_CHUNK_BYTES) yield [bytes.subarray(off, Math.min(off + IO_CHUNK_BYTES, bytes.length))];
   }
-  return writeChunks(file, fields, bytes.length, chunks(), opts);
+  return writeChunks(file, fields, { bytes: bytes.length, batches: chunks() }, opts);
 }
 
 /**
@@ -307,7 +318,7 @@ export async function writeStateFileFrom(
   async function* chunks(): AsyncGenerator<Uint8Array[]> {
     for await (const chunk of stream) yield [chunk];
   }
-  return writeChunks(file, fields, payloadBytes, chunks(), opts);
+  return writeChunks(file, fields, { bytes: payloadBytes, batches: chunks() }, opts);
 }
 
 /** The prefix and header of a state file holding `header` (any JSON object: tests craft hostile ones). */
@@ -322,20 +333,19 @@ export function headBytes(header: object): Buffer {
 }
 
 /**
- * The payload comes in batches of pieces, each batch one writev; a batch is hashed while its write
- * is under way (one pass over it, the hash overlapping the I/O); the header, which holds the
- * checksum, is written last over a placeholder of the same length (a hex SHA-256 has a fixed length).
+ * The payload comes in batches of pieces, each batch one writev. A batch from a stream is hashed while
+ * its write is under way (one pass over it, the hash overlapping the I/O); a taken payload is written
+ * with writevSync (see TakenPayload). The header, which holds the checksum, is written last over a
+ * placeholder of the same length (a hex SHA-256 has a fixed length).
  */
 async function writeChunks(
   file: string,
   fields: Omit<StateHeader, 'format' | 'payloadBytes' | 'payloadSha256'>,
-  payloadBytes: number,
-  payload: Iterable<Uint8Array[]> | AsyncIterable<Uint8Array[]>,
+  payload: { bytes: number; batches: Iterable<Uint8Array[]> | AsyncIterable<Uint8Array[]> } | TakenPayload,
   opts: WriteStateOptions,
 ): Promise<{ bytes: number; checksum: string }> {
-  const header: StateHeader = { format: STATE_FORMAT_VERSION, ...fields, payloadBytes, payloadSha256: '0'.repeat(64) };
-  const headLength = headBytes(header).length;
-  const total = headLength + payloadBytes;
+  let header: StateHeader | undefined;
+  let total = 0;
   const hash = crypto.createHash('sha256');
   const checkAbort = () => {
     if (opts.signal?.aborted) throw new StateWriteAborted('save aborted');
@@ -345,19 +355,32 @@ async function writeChunks(
   await fillFileAtomic(
     file,
     async (fh) => {
+      const taken = 'take' in payload ? payload.take() : undefined;
+      const { bytes, batches } = taken ?? (payload as { bytes: number; batches: Iterable<Uint8Array[]> | AsyncIterable<Uint8Array[]> });
+      const head = { format: STATE_FORMAT_VERSION, ...fields, ...taken?.header, payloadBytes: bytes, payloadSha256: '0'.repeat(64) };
+      header = head;
+      const headLength = headBytes(head).length;
+      total = headLength + bytes;
       let done = headLength;
-      for await (const batch of payload) {
-        checkAbort();
-        const written = fh.writev(batch, done);
-        for (const piece of batch) hash.update(piece);
-        const { bytesWritten } = await written;
-        done += bytesWritten;
-        opts.onProgress?.(done, total);
+      if (taken) {
+        for (const batch of taken.batches) {
+          done += fs.writevSync(fh.fd, batch, done);
+          for (const piece of batch) hash.update(piece);
+          opts.onProgress?.(done, total);
+        }
+      } else {
+        for await (const batch of batches) {
+          checkAbort();
+          const written = fh.writev(batch, done);
+          for (const piece of batch) hash.update(piece);
+          done += (await written).bytesWritten;
+          opts.onProgress?.(done, total);
+        }
       }
-      if (done !== total) throw new Error(`the payload is ${done - headLength} bytes, ${payloadBytes} were announced`);
-      header.payloadSha256 = hash.digest('hex');
-      const head = headBytes(header);
-      await fh.write(head, 0, head.length, 0);
+      if (done !== total) throw new Error(`the payload is ${done - headLength} bytes, ${bytes} were announced`);
+      head.payloadSha256 = hash.digest('hex');
+      const raw = headBytes(head);
+      await fh.write(raw, 0, raw.length, 0);
     },
     {
       wrap: (err) => new StateFileError(`cannot write state file '${file}': ${systemErrorText(err)}`),
@@ -365,5 +388,5 @@ async function writeChunks(
       beforeRename: checkAbort,
     },
   );
-  return { bytes: total, checksum: header.payloadSha256 };
+  return { bytes: total, checksum: header!.payloadSha256 };
 }

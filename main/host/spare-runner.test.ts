@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { processAlive } from '../common/fsutil.js';
+import { describeProcess } from '../common/locks.js';
 import { SPARE } from '../runner/protocol.js';
 import { SerialWatch, TestHost, engineSkip, sampleGuestXml, until } from '../testing/harness.js';
 
@@ -74,6 +75,8 @@ describe('spare v86 runner', { timeout: 300_000, skip: engineSkip('v86') }, () =
     await t.client.call('domain.save', { domain: 's1', file });
     await t.client.call('domain.restore', { file });
     assert.equal(await runnerPid('s1'), first.pid, 'the spare became the restored runner');
+    // What lock conflicts say of it: its argv names the spare's dir, long gone.
+    assert.match(describeProcess(first.pid), new RegExp(`^domain 's1' \\(.+\\) in v86 runner pid ${first.pid}$`));
     assert.ok(!fs.existsSync(first.dir), 'the spare left nothing behind');
     const log = await runnerLog('s1');
     assert.match(log, /spare runner taken for /);

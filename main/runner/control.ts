@@ -283,12 +283,17 @@ export class ControlServer {
     const wasRunning = this.opts.emulator.state === 'running';
     await this.setRunState('paused');
     try {
+      await this.opts.emulator.loaded;
       // Only the non-zero pages are written (free, never-touched memory costs nothing in the file),
-      // straight from guest memory: the guest stays paused until the file is written.
-      const parts = await this.opts.emulator.saveParts();
-      phases.lap('pause and device state');
-      const payload = encodePayload(parts.deviceState, parts.memory, nonZeroPages(parts.memory));
-      phases.lap(`scan for the ${payload.nonZeroPages} non-zero pages`);
+      // straight from guest memory, with the device state taken in the same turn of the event loop
+      // (see TakenPayload): even a paused guest's RAM changes when a NIC frame or balloon reply lands.
+      const take = () => {
+        const parts = this.opts.emulator.saveParts();
+        phases.lap('pause and device state');
+        const payload = encodePayload(parts.deviceState, parts.memory, nonZeroPages(parts.memory));
+        phases.lap(`scan for the ${payload.nonZeroPages} non-zero pages`);
+        return { ...payload, header: { guest: { agentConnected: parts.agentConnected } } };
+      };
       const { bytes, checksum } = await writeStateFile(
         file,
         {
@@ -299,9 +304,9 @@ export class ControlServer {
           domainXml: header.domainXml,
           createdAt: new Date().toISOString(),
           machine: this.opts.machine,
-          guest: { agentConnected: parts.agentConnected },
+          guest: { agentConnected: false },
         },
-        payload,
+        { take },
         { signal, onProgress: (processedBytes, totalBytes) => this.broadcast({ event: 'job-progress', processedBytes, totalBytes }) },
       );
       phases.lap('file written, hashed and synced');

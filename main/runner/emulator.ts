@@ -14,7 +14,7 @@ import { installFlush, type IdeDevices } from './ide.js';
 import { NicCable } from './nic.js';
 import { sleepWhenHalted, type V86MainLoop } from './halt-sleep.js';
 import { restoreAbsentBars, type V86Pci } from './pci-bars.js';
-import { applyPayload } from './state-payload.js';
+import { applyPayload, PayloadError } from './state-payload.js';
 import { mapUntouchedPages, type GuestMemory } from './guest-pages.js';
 import type { BootImages } from './config.js';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
@@ -179,6 +179,8 @@ function retire(machine: Machine): void {
 
 /** A machine's untouched pages are mapped this long after it loads (see mapUntouchedPages). */
 const MAP_PAGES_AFTER_MS = 2000;
+/** ~3 ms of mapUntouchedPages at a time. */
+const MAP_PAGES_SLICE = 16 << 20;
 
 /** Bytes allowed in v86's keyboard ring before we wait for the guest to read some. */
 const KBD_HIGH_WATER = 256;
@@ -309,18 +311,35 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
         (m) => process.stderr.write(`info: ${m}\n`),
       );
     }
-    const machine = this.createMachine(restore !== undefined);
-    this.machine = machine;
-    this.loaded = machine.loaded.then(async () => {
-      if (restore && restore !== 'incoming') {
-        const payload = await restore.payload;
-        this.adopt(machine, applyPayload(payload, this.memoryOf(machine)));
-        this.agent.reset(restore.agentConnected);
-        if (resumeAfterRestore) this.resumeMachine(machine);
-      }
-      this.isLoaded = true;
-    });
+    this.machine = this.createMachine(restore !== undefined);
+    // A method, not a closure here: the runner's long-lived closures below share this scope, and would
+    // keep the saved guest's payload (as large as its RAM) for the runner's life.
+    this.loaded = this.load(this.machine, restore === 'incoming' ? undefined : restore, resumeAfterRestore);
     this.haltTimer = setInterval(() => this.checkHalt(), HALT_POLL_MS);
+  }
+
+  /** mapUntouchedPages over all of a machine's memory, a slice at a time: a large guest's would stall it, VNC and control. */
+  private async mapPagesOf(machine: Machine): Promise<void> {
+    for (const area of ['ram', 'vram'] as const) {
+      for (let at = 0; !machine.gone; at += MAP_PAGES_SLICE) {
+        // Views made afresh: wasm memory that grows gets a new buffer.
+        const view = this.memoryOf(machine)[area];
+        if (at >= view.length) break;
+        mapUntouchedPages(view.subarray(at, at + MAP_PAGES_SLICE));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+  }
+
+  /** Resolves once `machine` has loaded and, for a restore, the saved guest is in it. */
+  private async load(machine: Machine, restore: RestorePoint | undefined, resume: boolean): Promise<void> {
+    await machine.loaded;
+    if (restore) {
+      this.adopt(machine, applyPayload(await restore.payload, this.memoryOf(machine)));
+      this.agent.reset(restore.agentConnected);
+      if (resume) this.resumeMachine(machine);
+    }
+    this.isLoaded = true;
   }
 
   /** `empty`: nothing is loaded into it (no kernel), for a guest that comes from a migration or a state file. */
@@ -367,14 +386,11 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       loaded: new Promise((resolve) => emu.add_listener('emulator-loaded', () => resolve())),
     };
     void machine.loaded.then(() => {
-      machine.mapPages = setTimeout(() => {
-        if (!machine.gone) mapUntouchedPages(this.memoryOf(machine));
-      }, MAP_PAGES_AFTER_MS);
+      machine.mapPages = setTimeout(() => void this.mapPagesOf(machine), MAP_PAGES_AFTER_MS);
       machine.mapPages.unref();
     });
     // "emulator-ready" fires (on a later tick than this constructor) once the machine is set up and
-    // the images are in guest memory, before the CPU runs. (A boolean, not `state`: the listener
-    // lives as long as the machine, the state buffer should not.)
+    // the images are in guest memory, before the CPU runs.
     const booting = !empty;
     emu.add_listener('emulator-ready', () => this.prepare(machine, booting));
     emu.add_listener('serial0-output-byte', (byte) => {
@@ -585,11 +601,13 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   }
 
   /**
-   * What a state file holds of the current machine (state-payload.ts): its device state and views of
-   * its memory, valid while the guest stays paused; and what the runner knows about the guest.
+   * What a state file holds of the loaded machine (state-payload.ts): its device state, views of its
+   * memory, and what the runner knows about the guest. The views change with the guest's memory, so
+   * they are written before the event loop turns (statefile.ts TakenPayload).
    */
-  async saveParts(): Promise<{ deviceState: Uint8Array; memory: GuestMemory; agentConnected: boolean }> {
-    const machine = await this.current();
+  saveParts(): { deviceState: Uint8Array; memory: GuestMemory; agentConnected: boolean } {
+    if (!this.isLoaded || this.replacing) throw new Error('the machine is being reset; save it again once it runs');
+    const { machine } = this;
     return { deviceState: this.deviceStateOf(machine), memory: this.memoryOf(machine), agentConnected: this.agent.isConnected };
   }
 
@@ -661,10 +679,15 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     // guest runs again, out of a migration's downtime or a restore's time to answer.
     vga.complete_redraw = () => undefined;
     try {
-      v86.restore_state(state.buffer.slice(state.byteOffset, state.byteOffset + state.byteLength) as ArrayBuffer);
+      v86.restore_state(new Uint8Array(state).buffer);
     } finally {
       delete (cpu as Partial<V86Cpu>).unpack_memory;
       delete (vga as Partial<VgaDevice>).complete_redraw;
+    }
+    // v86 takes the RAM size from the state and only warns when it differs: its bounds checks would
+    // then reach past guest RAM into v86's own memory.
+    if (cpu.memory_size[0] !== this.config.memoryBytes || vga.svga_memory.length !== this.config.vgaMemoryBytes) {
+      throw new PayloadError(`the saved guest's device state has ${cpu.memory_size[0]} bytes of RAM and ${vga.svga_memory.length} of VRAM, this machine ${this.config.memoryBytes} and ${this.config.vgaMemoryBytes}`);
     }
     setImmediate(() => vga.complete_redraw());
   }

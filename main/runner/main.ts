@@ -17,10 +17,10 @@ import { RUNNER_EXIT, runnerPaths, SPARE, VNC_PORT_BASE, type RunnerConfig, type
 import { RfbServer } from './rfb.js';
 import { checkToken, formatEndpoint, migrateIn } from './migration.js';
 import { describeCpu } from './cpuid.js';
-import { StateFileError, type StateMachine } from '../common/statefile.js';
-import { coolPayloadReader, readStateFile } from './payload-reader.js';
+import { openStateFile, StateFileError, type StateMachine } from '../common/statefile.js';
+import { coolPayloadReader, startPayloadRead } from './payload-reader.js';
 import { waitAsSpare } from './spare.js';
-import { PayloadError } from './state-payload.js';
+import { maxPayloadBytes, PayloadError } from './state-payload.js';
 
 /** Linux sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
@@ -73,21 +73,24 @@ function machineMismatch(saved: StateMachine, configured: StateMachine): string 
  * restored into this config. A payload that fails its checks later rejects the emulator's `loaded`.
  */
 function loadRestorePoint(config: RunnerConfig, images: BootImages, file: string): RestorePoint {
-  let loaded: ReturnType<typeof readStateFile>;
+  let opened: ReturnType<typeof openStateFile>;
   try {
-    loaded = readStateFile(file);
-    // Handled where the emulator awaits it; a configuration error below exits before that.
-    loaded.payload.catch(() => undefined);
+    opened = openStateFile(file);
   } catch (err) {
     if (err instanceof StateFileError) throw new ConfigError(err.message);
     throw err;
   }
-  const { header, payload } = loaded;
-  if (header.uuid !== config.uuid) {
-    throw new ConfigError(`state file '${file}' holds domain '${header.name}' (${header.uuid}), not '${config.name}' (${config.uuid})`);
-  }
+  const { header } = opened;
+  const refuse = (why: string): ConfigError => {
+    fs.closeSync(opened.fd);
+    return new ConfigError(`state file '${file}' ${why}`);
+  };
+  if (header.uuid !== config.uuid) throw refuse(`holds domain '${header.name}' (${header.uuid}), not '${config.name}' (${config.uuid})`);
   const mismatch = machineMismatch(header.machine, describeMachine(config, images));
-  if (mismatch) throw new ConfigError(`state file '${file}' does not match the domain: ${mismatch}`);
+  if (mismatch) throw refuse(`does not match the domain: ${mismatch}`);
+  const payload = startPayloadRead(file, opened, maxPayloadBytes(config.memoryBytes, config.vgaMemoryBytes));
+  // Handled where the emulator awaits it.
+  payload.catch(() => undefined);
   return { payload, agentConnected: header.guest.agentConnected };
 }
 
@@ -172,8 +175,10 @@ class Runner {
     private readonly images: BootImages,
   ) {}
 
-  /** `restore`: the guest to resume instead of booting (not kept: it is as large as the guest's RAM). */
-  /** `phases`: the restore's timings so far, completed and logged once the emulator is loaded. */
+  /**
+   * `restore`: the guest to resume instead of booting (not kept: it is as large as the guest's RAM);
+   * `phases`: the restore's timings so far, completed and logged once the emulator is loaded.
+   */
   async start(restore: RestorePoint | undefined, phases?: Phases): Promise<void> {
     const startedAt = Date.now();
     const { config, paths } = this;
@@ -351,9 +356,9 @@ class Runner {
 }
 
 async function main(): Promise<void> {
-  const [stateArg, spareDir] = process.argv.slice(2);
-  if (!stateArg || (stateArg === SPARE.flag && !spareDir)) {
-    log('error', `usage: runner <stateDir> | runner ${SPARE.flag} <dir>`);
+  const [stateArg, spareDir, hostPid] = process.argv.slice(2);
+  if (!stateArg || (stateArg === SPARE.flag && !(spareDir && Number(hostPid) > 0))) {
+    log('error', `usage: runner <stateDir> | runner ${SPARE.flag} <dir> <host pid>`);
     process.exit(RUNNER_EXIT.configError);
   }
   // Sockets, pid file: private to the user running Domus.
@@ -362,7 +367,7 @@ async function main(): Promise<void> {
   let stateDir: string;
   if (stateArg === SPARE.flag) {
     try {
-      stateDir = await waitAsSpare(path.resolve(spareDir!), (m) => log('info', m));
+      stateDir = await waitAsSpare(path.resolve(spareDir!), Number(hostPid), (m) => log('info', m));
     } catch (err) {
       log('error', (err as Error).message);
       process.exit(RUNNER_EXIT.configError);

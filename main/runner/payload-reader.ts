@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { APP_ROOT } from '../common/paths.js';
-import { checkPayloadDigest, openStateFile, StateFileError, type StateHeader } from '../common/statefile.js';
+import { checkPayloadDigest, StateFileError, type StateHeader } from '../common/statefile.js';
 import type { PayloadJob, PayloadReply } from './payload-worker.js';
 
 let warm: Worker | undefined;
@@ -15,7 +15,15 @@ function startWorker(): Worker {
 
 /** Starts the reader's thread ahead of need (a spare runner): its start-up, ~40-80 ms, leaves the restore's path. */
 export function warmPayloadReader(): void {
-  warm ??= startWorker();
+  if (warm) return;
+  const worker = startWorker();
+  // A thread that fails or ends before its job is not used (startPayloadRead starts another).
+  const drop = () => {
+    if (warm === worker) warm = undefined;
+  };
+  worker.on('error', drop);
+  worker.once('exit', drop);
+  warm = worker;
 }
 
 /** Ends a thread started ahead that no restore will use. */
@@ -25,15 +33,24 @@ export function coolPayloadReader(): void {
 }
 
 /**
- * Opens `file` and checks its header at once (a StateFileError); `payload` resolves to the payload
- * once read and its checksum matched, or rejects with a StateFileError.
+ * Starts reading the payload of a state file opened with openStateFile (whose header the caller
+ * checked against its configuration, `maxBytes` included), and takes over its descriptor. Resolves
+ * to the payload once read and its checksum matched; rejects with a StateFileError.
  */
-export function readStateFile(file: string): { header: StateHeader; payload: Promise<Uint8Array> } {
-  const { fd, header, payloadOffset } = openStateFile(file);
-  const into = new SharedArrayBuffer(header.payloadBytes);
-  const worker = warm ?? startWorker();
-  warm = undefined;
-  const payload = new Promise<Uint8Array>((resolve, reject) => {
+export function startPayloadRead(file: string, opened: { fd: number; header: StateHeader; payloadOffset: number }, maxBytes: number): Promise<Uint8Array> {
+  const { fd, header, payloadOffset } = opened;
+  let into: SharedArrayBuffer;
+  let worker: Worker;
+  try {
+    if (header.payloadBytes > maxBytes) throw new StateFileError(`state file '${file}' is corrupt: a payload of ${header.payloadBytes} bytes, at most ${maxBytes} for this machine`);
+    into = new SharedArrayBuffer(header.payloadBytes);
+    worker = warm ?? startWorker();
+    warm = undefined;
+  } catch (err) {
+    fs.closeSync(fd);
+    return Promise.reject(err instanceof StateFileError ? err : new StateFileError(`cannot read state file '${file}': ${(err as Error).message}`));
+  }
+  return new Promise<Uint8Array>((resolve, reject) => {
     worker.postMessage({ fd, position: payloadOffset, into } satisfies PayloadJob);
     worker.once('message', (reply: PayloadReply) => {
       try {
@@ -50,5 +67,4 @@ export function readStateFile(file: string): { header: StateHeader; payload: Pro
       reject(new StateFileError(`cannot read state file '${file}': its reader stopped`));
     });
   }).finally(() => fs.closeSync(fd));
-  return { header, payload };
 }

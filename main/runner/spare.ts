@@ -16,15 +16,16 @@ const MAX_HANDOVER_BYTES = 4096;
 
 /**
  * Waits in `dir` for a state dir from the host; resolves with it once answered `ok`, with `dir`
- * removed and the working directory moved to it. Exits the process when the host goes first.
+ * removed and the working directory moved to it. Exits the process when the host (`hostPid`, its
+ * parent) goes first.
  */
-export async function waitAsSpare(dir: string, log: (m: string) => void): Promise<string> {
+export async function waitAsSpare(dir: string, hostPid: number, log: (m: string) => void): Promise<string> {
+  // The host's pid comes from the host: one that died while this process started is already gone.
+  const orphaned = () => process.ppid !== hostPid;
+  if (orphaned()) process.exit(0);
+  const watch = setInterval(() => orphaned() && process.exit(0), PARENT_POLL_MS);
   const claim = claimPidLock(path.join(dir, SPARE.pid));
   if ('heldBy' in claim) throw new ConfigError(`another spare runner (pid ${claim.heldBy || 'unknown'}) is using ${dir}`);
-  const parent = process.ppid;
-  const watch = setInterval(() => {
-    if (process.ppid !== parent) process.exit(0);
-  }, PARENT_POLL_MS);
   await compileV86();
   warmPayloadReader();
   const socketPath = path.join(dir, SPARE.socket);

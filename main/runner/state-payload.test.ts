@@ -42,7 +42,9 @@ function bytesOf(deviceState: Uint8Array, m: GuestMemory): Buffer {
 }
 
 describe('v86 state payload', () => {
+  // v86's own state starts with its magic word; the rest is opaque here.
   const device = crypto.randomBytes(3000);
+  device.writeUInt32LE(0x86768676, 0);
 
   test('round trip: the pages land where they were, every other page ends zero, the device state comes back', () => {
     const source = guestMemory();
@@ -75,6 +77,7 @@ describe('v86 state payload', () => {
       ['huge device state', damaged((b) => void b.writeUInt32LE(0xffffffff, 20)), /has a device state of 4294967295 bytes$/],
       ['page count', damaged((b) => void b.writeUInt32LE(21, 24)), /is \d+ bytes where its counts make \d+$/],
       ['bitmap', damaged((b) => void (b[28 + device.length + 1] ^= 0x80)), /lists 23 pages in its bitmap but holds 22$/],
+      ['device state not v86\'s (zstd)', damaged((b) => void b.writeUInt32LE(0xfd2fb528, 28)), /has no v86 device state$/],
       ['truncated', good.subarray(0, good.length - 1), /is \d+ bytes where its counts make \d+$/],
       ['head only', good.subarray(0, 20), /is truncated$/],
     ];
@@ -112,6 +115,22 @@ describe('v86 state payload', () => {
       assert.deepEqual(nonZeroPages(m), []);
     } finally {
       await emulator.destroy();
+    }
+  });
+
+  test("a device state from a machine with other RAM is refused once v86 read it (it only warns)", { skip: fs.existsSync(bios) ? false : `${bios} missing` }, async () => {
+    const small = baseConfig({ memoryBytes: 64 << 20 });
+    const big = baseConfig();
+    const source = new Emulator(small, loadBootImages(small), 'incoming');
+    const target = new Emulator(big, loadBootImages(big), 'incoming');
+    try {
+      await Promise.all([source.loaded, target.loaded]);
+      await assert.rejects(target.adoptState(await source.deviceState()), {
+        name: 'PayloadError',
+        message: `the saved guest's device state has ${64 << 20} bytes of RAM and ${8 << 20} of VRAM, this machine ${128 << 20} and ${8 << 20}`,
+      });
+    } finally {
+      await Promise.all([source.destroy(), target.destroy()]);
     }
   });
 });

@@ -19,6 +19,8 @@ import { clearFreshMemory, PAGE, pageCount, pageView, type GuestMemory } from '.
 
 const MAGIC = 0x53363844; // "D86S"
 const LAYOUT_VERSION = 1;
+/** The first word of v86's save_state output. */
+const V86_STATE_MAGIC = 0x86768676;
 const HEAD_BYTES = 28;
 /** Device state without RAM and VRAM is ~0.3-1 MiB; the bound leaves room for bigger VGA modes. */
 const MAX_DEVICE_STATE_BYTES = 16 << 20;
@@ -34,6 +36,8 @@ export interface EncodedPayload {
 
 /** Lays out `deviceState` and the non-zero `pages` (ascending indexes) of `memory`. */
 export function encodePayload(deviceState: Uint8Array, memory: GuestMemory, pages: number[]): EncodedPayload {
+  // A restore would refuse it (applyPayload).
+  if (deviceState.length > MAX_DEVICE_STATE_BYTES) throw new Error(`v86's device state is ${deviceState.length} bytes, more than a state file takes (${MAX_DEVICE_STATE_BYTES})`);
   const total = pageCount(memory);
   const head = Buffer.alloc(HEAD_BYTES);
   head.writeUInt32LE(MAGIC, 0);
@@ -48,10 +52,11 @@ export function encodePayload(deviceState: Uint8Array, memory: GuestMemory, page
   function* batches(): Generator<Uint8Array[]> {
     let batch: Uint8Array[] = [head, deviceState, bitmap];
     let bytes = 0;
-    // Runs of consecutive pages within RAM or within VRAM go out as one view each.
+    // Runs of consecutive pages within RAM or within VRAM go out as one view each, of at most a batch.
+    const runPages = BATCH_BYTES / PAGE;
     for (let i = 0; i < pages.length; ) {
       let j = i + 1;
-      while (j < pages.length && pages[j] === pages[j - 1]! + 1 && sameArea(memory, pages[i]!, pages[j]!)) j++;
+      while (j < pages.length && j - i < runPages && pages[j] === pages[j - 1]! + 1 && sameArea(memory, pages[i]!, pages[j]!)) j++;
       const first = pageView(memory, pages[i]!);
       const run = new Uint8Array(first.buffer, first.byteOffset, (j - i) * PAGE);
       batch.push(run);
@@ -66,6 +71,12 @@ export function encodePayload(deviceState: Uint8Array, memory: GuestMemory, page
     if (batch.length) yield batch;
   }
   return { bytes: HEAD_BYTES + deviceState.length + bitmap.length + pages.length * PAGE, batches: batches(), nonZeroPages: pages.length };
+}
+
+/** The largest payload a machine of these sizes can have. */
+export function maxPayloadBytes(ramBytes: number, vramBytes: number): number {
+  const pages = Math.ceil(ramBytes / PAGE) + Math.ceil(vramBytes / PAGE);
+  return HEAD_BYTES + MAX_DEVICE_STATE_BYTES + Math.ceil(pages / 8) + pages * PAGE;
 }
 
 function sameArea(memory: GuestMemory, a: number, b: number): boolean {
@@ -100,6 +111,8 @@ export function applyPayload(payload: Uint8Array, memory: GuestMemory): Uint8Arr
   const count = head.readUInt32LE(24);
   const total = pageCount(memory);
   if (stateBytes > MAX_DEVICE_STATE_BYTES) throw fail(`has a device state of ${stateBytes} bytes`);
+  // v86's own state header: restore_state would take anything else for a compressed state.
+  if (stateBytes < 4 || Buffer.from(payload.buffer, payload.byteOffset + HEAD_BYTES, 4).readUInt32LE(0) !== V86_STATE_MAGIC) throw fail('has no v86 device state');
   if (count > total) throw fail(`has ${count} pages, the machine ${total}`);
   const bitmapAt = HEAD_BYTES + stateBytes;
   const pagesAt = bitmapAt + Math.ceil(total / 8);

@@ -79,7 +79,7 @@ export class V86Driver implements EngineDriver {
     /** The domain's snapshots, whose disk stores a runner keeps up to date. */
     private readonly snapshotsOf: (uuid: string) => SnapshotRef[] = () => [],
   ) {
-    this.spare = new SpareRunner(runDir, (dir, logFile) => spawnRunner([SPARE.flag, dir], logFile, dir));
+    this.spare = new SpareRunner(runDir, (dir, logFile) => spawnRunner([SPARE.flag, dir, String(process.pid)], logFile, dir));
   }
 
   warm(): void {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { subdirectories } from '../../../common/fsutil.js';
 import { isLocked, readPid } from '../../../common/locks.js';
-import { killProcess, type EngineProcess } from '../../../common/process.js';
+import { killProcess, waitGone, type EngineProcess } from '../../../common/process.js';
 import { SPARE } from '../../../runner/protocol.js';
 import { log } from '../../log.js';
 
@@ -58,6 +58,8 @@ export class SpareRunner {
     } catch (err) {
       log('warn', `the spare runner (pid ${spare.proc.child.pid}) could not be taken: ${(err as Error).message}; starting a runner`);
       this.discard(spare);
+      // It may have taken the dir just before it was killed: gone, it holds no lock there.
+      if (spare.proc.child.pid) await waitGone(spare.proc.child.pid, HANDOVER_TIMEOUT_MS);
       return undefined;
     }
   }
