@@ -2,6 +2,7 @@
 // ISO and from the disk), answer on serial, take keyboard input, show a screen, and die on destroy.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PNG } from 'pngjs';
 import type { DomainSummary, Events } from '../../shared/api.js';
@@ -85,7 +86,10 @@ for (const engine of ENGINES) describe(`boot through the host API (${engine})`, 
   for (const kind of ['cdrom', 'disk'] as const) {
     it(`boots the HVM sample from ${kind === 'cdrom' ? 'tiny.iso' : 'disk.img'} through SeaBIOS`, async () => {
       const name = `hvm-${kind}`;
-      const boot = kind === 'cdrom' ? { kind, iso: guest('tiny.iso') } : { kind, disk: guest('disk.img') };
+      // A copy: the guest writes to its disk, and other test files use the sample at the same time.
+      const disk = path.join(t.home, `${name}.img`);
+      if (kind === 'disk') fs.copyFileSync(guest('disk.img'), disk);
+      const boot = kind === 'cdrom' ? { kind, iso: guest('tiny.iso') } : { kind, disk };
       await createOn(t.client, { name, memoryMiB: 128, vcpus: 1, boot }, engine);
       const stats: number[] = [];
       t.client.on('domain.stats', (s) => stats.push(s.cpuPercent));
