@@ -211,12 +211,9 @@ function openForReading(file: string): number {
  */
 export function readStateHeader(file: string, expect?: StateEngine, payload: 'checked' | 'unchecked' = 'checked'): StateHeader {
   if (payload === 'unchecked') {
-    const fd = openForReading(file);
-    try {
-      return locate(fd, file, expect).header;
-    } finally {
-      fs.closeSync(fd);
-    }
+    const { fd, header } = openStateFile(file, expect);
+    fs.closeSync(fd);
+    return header;
   }
   return readStateFile(file, expect).header;
 }
@@ -247,10 +244,10 @@ export function readStateFile(file: string, expect?: StateEngine): { header: Sta
  * The caller reads the payload from `fd` (one descriptor: a file renamed over `file` meanwhile is not
  * mixed in), checks it with checkPayloadDigest, and closes `fd`.
  */
-export function openStateFile(file: string): Located & { fd: number } {
+export function openStateFile(file: string, expect?: StateEngine): Located & { fd: number } {
   const fd = openForReading(file);
   try {
-    return { ...locate(fd, file), fd };
+    return { ...locate(fd, file, expect), fd };
   } catch (err) {
     fs.closeSync(fd);
     throw err;

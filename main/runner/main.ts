@@ -415,8 +415,9 @@ async function main(): Promise<void> {
     }
     config = readRunnerConfig(paths.config);
     images = loadBootImages(config);
-    if (!config.restoreFrom) coolPayloadReader();
-    if (config.restoreFrom) {
+    if (!config.restoreFrom) {
+      coolPayloadReader();
+    } else {
       phases.lap('configuration and images');
       const t0 = Date.now();
       restore = loadRestorePoint(config, images, config.restoreFrom);
