@@ -1,5 +1,5 @@
-// The spare v86 runner (drivers/v86/spare.ts, runner/spare.ts): the first start makes one; the next
-// start or restore takes it (the same process becomes the domain's runner, without Node's start in
+// The spare v86 runner (drivers/v86/spare.ts, runner/spare.ts): a define of a v86 domain makes one; the
+// next start or restore takes it (the same process becomes the domain's runner, without Node's start in
 // its phases) and another follows; a spare that died is replaced by a runner started as before; a
 // spare refuses a bad handover; it ends with its host, and the next host removes what it left and,
 // having v86 domains, makes one before any start.
@@ -62,22 +62,27 @@ describe('spare v86 runner', { timeout: 300_000, skip: engineSkip('v86') }, () =
   const runnerPid = async (name: string) => t.runnerPid((await t.client.call('domain.info', { domain: name })).uuid);
   const runnerLog = async (name: string) => fs.readFileSync(path.join(t.paths.run, (await t.client.call('domain.info', { domain: name })).uuid, 'runner.log'), 'utf8');
 
-  it('the first start makes a spare; a restore takes it and another follows', async () => {
-    assert.equal(readySpare(t), undefined, 'no spare before the first v86 start');
-    await t.bootOrRestore('s1');
+  it('a define makes a spare; a start takes it, a restore the next, and another follows', async () => {
     const first = await spare(t);
     // A bad handover is refused, and the spare still waits.
     assert.equal(await handover(path.join(first.dir, SPARE.socket), 'not json'), 'error: not a JSON line');
     assert.equal(await handover(path.join(first.dir, SPARE.socket), '{"stateDir":"relative"}'), 'error: stateDir must be an absolute path');
     assert.match(await handover(path.join(first.dir, SPARE.socket), JSON.stringify({ stateDir: t.paths.run })), /^error: .* has no runner\.json$/);
+    await t.client.call('domain.start', { domain: 's2' });
+    assert.equal(await runnerPid('s2'), first.pid, 'the spare became the runner of the start');
+    assert.ok(!fs.existsSync(first.dir), 'the spare left nothing behind');
+    assert.match(await runnerLog('s2'), /spare runner taken for /);
+    await t.client.call('domain.destroy', { domain: 's2' });
 
+    await t.bootOrRestore('s1');
+    const second = await spare(t);
+    assert.notEqual(second.pid, first.pid);
     const file = path.join(t.home, 's1.state');
     await t.client.call('domain.save', { domain: 's1', file });
     await t.client.call('domain.restore', { file });
-    assert.equal(await runnerPid('s1'), first.pid, 'the spare became the restored runner');
+    assert.equal(await runnerPid('s1'), second.pid, 'the spare became the restored runner');
     // What lock conflicts say of it: its argv names the spare's dir, long gone.
-    assert.match(describeProcess(first.pid), new RegExp(`^domain 's1' \\(.+\\) in v86 runner pid ${first.pid}$`));
-    assert.ok(!fs.existsSync(first.dir), 'the spare left nothing behind');
+    assert.match(describeProcess(second.pid), new RegExp(`^domain 's1' \\(.+\\) in v86 runner pid ${second.pid}$`));
     const log = await runnerLog('s1');
     assert.match(log, /spare runner taken for /);
     assert.match(log, /restore phases: configuration and images \d+ ms/, 'no Node start in the restore');
@@ -85,7 +90,7 @@ describe('spare v86 runner', { timeout: 300_000, skip: engineSkip('v86') }, () =
     assert.match(await serial.sh('echo from-the-spare'), /from-the-spare/);
 
     const next = await spare(t);
-    assert.notEqual(next.pid, first.pid);
+    assert.notEqual(next.pid, second.pid);
   });
 
   it('a spare that died is replaced by a runner started as before', async () => {
