@@ -1,5 +1,6 @@
 // The embedded v86 engine: each running domain is a runner process (main/runner/) the host
 // spawns detached and talks to over <run>/<uuid>/control.sock, so guests outlive the host.
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -204,7 +205,7 @@ export class V86Driver implements EngineDriver {
       onExit: (exit) => new EngineError(runnerFailure(logFile, exit)),
       onTimeout: () => new EngineError(`runner for '${config.name}' did not come up within ${CONNECT_TIMEOUT_MS / 1000} s (see ${logFile})`),
     });
-    return V86Live.attach(stateDir, sock, config.name);
+    return V86Live.attach(stateDir, sock, config.name, proc.child);
   }
 
   async reattachAll(): Promise<Map<string, Reattached>> {
@@ -313,6 +314,8 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
   incomingUri: string | undefined;
   private migrationProgress?: (p: MigrationProgress) => void;
   private onArrival?: { resolve: () => void; reject: (err: Error) => void };
+  /** The runner's exit, when this host started it: its child's exit event ends waiting at once. */
+  private childExit?: Promise<void>;
 
   private constructor(
     readonly stateDir: string,
@@ -325,10 +328,13 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
     conn.on('close', () => this.closed());
   }
 
-  static async attach(stateDir: string, sock: net.Socket, label: string): Promise<V86Live> {
+  /** `child`: the runner's process, when this host spawned it (not a runner an earlier host left). */
+  static async attach(stateDir: string, sock: net.Socket, label: string, child?: ChildProcess): Promise<V86Live> {
     const live = new V86Live(stateDir, new JsonlConnection(sock));
+    const childExit = child && child.exitCode === null && child.signalCode === null ? new Promise<void>((resolve) => child.once('exit', () => resolve())) : undefined;
     const hello: HelloResult = await live.request('hello', {});
     live.pid = hello.pid;
+    if (child?.pid === hello.pid) live.childExit = childExit;
     live.restored = hello.restored;
     live.state = hello.state;
     live.startedAt = hello.startedAt;
@@ -518,7 +524,9 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
   /** The control socket closed: wait for the process to end, then say why it ended. */
   private async awaitExit(): Promise<void> {
     // The socket died but the guest lives on: the runner is wedged; end it so no guest is orphaned.
-    if (!(await waitGone(this.pid, 3000))) killProcess(this.pid);
+    // Polling alone finds a runner gone only at its next poll (a save waits for this).
+    const gone = this.childExit ? Promise.race([this.childExit.then(() => true), waitGone(this.pid, 3000)]) : waitGone(this.pid, 3000);
+    if (!(await gone)) killProcess(this.pid);
     const reason: ExitReason = this.destroying ? 'destroyed' : exitReason(this.stateDir);
     const detail = reason === 'crashed' ? logLines(path.join(this.stateDir, 'runner.log')).pop() : undefined;
     fs.rmSync(this.stateDir, { recursive: true, force: true });
