@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { APP_ROOT } from '../main/common/paths.js';
+import { processAlive } from '../main/common/fsutil.js';
 import { readProcStat } from '../main/common/proc-stat.js';
 import { findFirmware } from '../main/host/drivers/v86/firmware.js';
 import { RUNNER_NODE_FLAGS, SPARE, type RunnerMemory, type StatsResult } from '../main/runner/protocol.js';
@@ -212,9 +213,14 @@ async function domusRun(t: TestHost, engine: LocalEngine, name: string, dir: str
   return { bootMs, coldBootMs, idlePct, ...mem, inside, loopMs, warmLoopMs, saveMs, stateBytes, restoreMs, coldRestoreMs, rssAfterRestoreKiB, vgaBytes };
 }
 
-/** Waits until the host's spare v86 runner is up (its socket exists). */
+/** Waits until the host's spare v86 runner is up (its socket exists and its process lives). */
 async function spareReady(t: TestHost): Promise<void> {
-  const ready = (): boolean => fs.readdirSync(t.paths.run).some((d) => d.startsWith(SPARE.dirPrefix) && fs.existsSync(path.join(t.paths.run, d, SPARE.socket)));
+  const up = (dir: string): boolean => {
+    if (!fs.existsSync(path.join(dir, SPARE.socket))) return false;
+    const pid = Number.parseInt(fs.readFileSync(path.join(dir, SPARE.pid), 'utf8'), 10);
+    return pid > 0 && processAlive(pid);
+  };
+  const ready = (): boolean => fs.readdirSync(t.paths.run).some((d) => d.startsWith(SPARE.dirPrefix) && up(path.join(t.paths.run, d)));
   for (const deadline = Date.now() + 30_000; !ready(); await sleep(50)) {
     if (Date.now() > deadline) throw new Error('no spare v86 runner within 30 s');
   }

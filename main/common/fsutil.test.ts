@@ -116,4 +116,9 @@ describe('processAlive', () => {
     assert.equal(processAlive(process.pid), true);
     assert.equal(processAlive(2 ** 22 + 12345), false);
   });
+  it('takes no pid yet (0) or a negative one for a process: kill(2) would signal a process group', () => {
+    assert.equal(processAlive(0), false);
+    assert.equal(processAlive(-1), false);
+    assert.equal(processAlive(Number.NaN), false);
+  });
 });

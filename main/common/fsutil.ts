@@ -118,6 +118,8 @@ export function systemErrorText(err: unknown): string {
 
 /** True when a process with this pid exists (signal 0 probes without delivering). */
 export function processAlive(pid: number): boolean {
+  // kill(0) and kill(-n) signal process groups: a pid not known yet (0) is no process.
+  if (!(pid > 0)) return false;
   try {
     process.kill(pid, 0);
     return true;

@@ -65,6 +65,8 @@ export async function waitForEngine<T>(
 
 /** SIGKILL, for a process that may already be gone. */
 export function killProcess(pid: number): void {
+  // kill(0) would SIGKILL the caller's own process group.
+  if (!(pid > 0)) return;
   try {
     process.kill(pid, 'SIGKILL');
   } catch {

@@ -48,7 +48,7 @@ export class Definitions {
       registry.add(rec);
     }
     // As at the host's start: an engine with a domain defined may well start it soon (a spare runner).
-    registry.driverOf(rec).warm?.();
+    if (!support.cannotStart) registry.driverFor(doc).warm?.();
     this.events.emit('domain.defined', { domain: registry.summary(rec) });
     registry.emitLifecycle(rec, 'defined');
     return { domain: registry.summary(rec), warnings: support.warnings };

@@ -171,7 +171,12 @@ export class DomainRegistry {
   }
 
   driverOf(rec: DomainRecord): EngineDriver {
-    return this.drivers.driverFor(rec.liveDoc ?? rec.doc).driver;
+    return this.driverFor(rec.liveDoc ?? rec.doc);
+  }
+
+  /** The engine that would run this definition. */
+  driverFor(doc: DomainDocument): EngineDriver {
+    return this.drivers.driverFor(doc).driver;
   }
 
   /** The record this definition would replace; an error when name and UUID point at different domains. */

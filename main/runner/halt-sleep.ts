@@ -7,7 +7,7 @@
 // before.
 //
 // The sleep is rounded up, plus a millisecond: Node truncates a fractional delay and counts it from
-// the event loop's cached time in whole milliseconds, so setTimeout(t) fires up to ~1 ms before t.
+// the current time floored to a whole millisecond, so setTimeout(t) can fire up to ~2 ms before t.
 // The CPU then finds its timer not yet due and the loop wakes a second time for the same guest tick
 // (measured on the idle sample guest: 2 wakeups per 4 ms tick, against 1 with the rounding; its runner
 // 4.9 % -> 4.3 % of a core).

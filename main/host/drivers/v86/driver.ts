@@ -331,10 +331,13 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
   /** `child`: the runner's process, when this host spawned it (not a runner an earlier host left). */
   static async attach(stateDir: string, sock: net.Socket, label: string, child?: ChildProcess): Promise<V86Live> {
     const live = new V86Live(stateDir, new JsonlConnection(sock));
+    // Known before the hello: a runner that dies before it answers is waited for, not pid 0.
+    if (child?.pid) live.pid = child.pid;
     const childExit = child && child.exitCode === null && child.signalCode === null ? new Promise<void>((resolve) => child.once('exit', () => resolve())) : undefined;
+    live.childExit = childExit;
     const hello: HelloResult = await live.request('hello', {});
+    if (hello.pid !== live.pid) live.childExit = undefined;
     live.pid = hello.pid;
-    if (child?.pid === hello.pid) live.childExit = childExit;
     live.restored = hello.restored;
     live.state = hello.state;
     live.startedAt = hello.startedAt;

@@ -1,7 +1,7 @@
 // The host's spare v86 runner (protocol.ts SPARE): one runner process started ahead of need, so that
 // the next start or restore skips Node's start, module loading and v86's wasm compile (~150 ms of the
-// ~350 ms a restore took). A host that starts with v86 domains defined, or the first v86 start of a
-// session, makes one; each start that takes it makes the next one a moment later, once the new guest
+// ~350 ms a restore took). A host that starts with v86 domains defined, the define of a v86 domain,
+// or the first v86 start of a session makes one; each start that takes it makes the next one a moment later, once the new guest
 // has had the CPU for its own start. A spare costs one
 // idle process (~70 MiB RSS, 12 threads, no CPU to speak of); it ends with the host that started it.
 import fs from 'node:fs';
