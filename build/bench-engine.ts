@@ -15,7 +15,7 @@ import { APP_ROOT } from '../main/common/paths.js';
 import { processAlive } from '../main/common/fsutil.js';
 import { readProcStat } from '../main/common/proc-stat.js';
 import { findFirmware } from '../main/host/drivers/v86/firmware.js';
-import { RUNNER_NODE_FLAGS, SPARE, type RunnerMemory, type StatsResult } from '../main/runner/protocol.js';
+import { RUNNER_NODE_FLAGS, type RunnerMemory, type StatsResult } from '../main/runner/protocol.js';
 import { controlRequest } from '../main/testing/connect-unix.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, sleep, type LocalEngine } from '../main/testing/harness.js';
 
@@ -215,12 +215,7 @@ async function domusRun(t: TestHost, engine: LocalEngine, name: string, dir: str
 
 /** Waits until the host's spare v86 runner is up (its socket exists and its process lives). */
 async function spareReady(t: TestHost): Promise<void> {
-  const up = (dir: string): boolean => {
-    if (!fs.existsSync(path.join(dir, SPARE.socket))) return false;
-    const pid = Number.parseInt(fs.readFileSync(path.join(dir, SPARE.pid), 'utf8'), 10);
-    return pid > 0 && processAlive(pid);
-  };
-  const ready = (): boolean => fs.readdirSync(t.paths.run).some((d) => d.startsWith(SPARE.dirPrefix) && up(path.join(t.paths.run, d)));
+  const ready = (): boolean => t.spareRunners().some((s) => s.ready && s.pid !== undefined && processAlive(s.pid));
   for (const deadline = Date.now() + 30_000; !ready(); await sleep(50)) {
     if (Date.now() > deadline) throw new Error('no spare v86 runner within 30 s');
   }
@@ -228,15 +223,8 @@ async function spareReady(t: TestHost): Promise<void> {
 
 /** Ends the host's spare v86 runner (drivers/v86/spare.ts), so that the next start has none. */
 function killSpareRunners(t: TestHost): void {
-  for (const dir of fs.readdirSync(t.paths.run).filter((d) => d.startsWith(SPARE.dirPrefix))) {
-    let pid = 0;
-    try {
-      pid = Number.parseInt(fs.readFileSync(path.join(t.paths.run, dir, SPARE.pid), 'utf8'), 10);
-    } catch {
-      // Not started yet: the host discards a spare that is not ready.
-    }
-    if (pid) process.kill(pid, 'SIGKILL');
-  }
+  // One not started yet has no pid: the host discards a spare that is not ready.
+  for (const { pid } of t.spareRunners()) if (pid) process.kill(pid, 'SIGKILL');
 }
 
 /** One bare script process and its JSON-line conversation. */

@@ -74,13 +74,20 @@ export function killProcess(pid: number): void {
   }
 }
 
-/** Waits up to `ms` for a process to end; whether it did. */
-export async function waitGone(pid: number, ms: number): Promise<boolean> {
+/**
+ * Waits up to `ms` for a process to end; whether it did. `exited`, for a child of this process: its
+ * exit event, which ends the wait at once rather than at the next poll.
+ */
+export async function waitGone(pid: number, ms: number, exited?: Promise<void>): Promise<boolean> {
+  let ended = false;
+  void exited?.then(() => (ended = true));
   const deadline = Date.now() + ms;
   // Most processes asked to end are gone within tens of ms (a save's stop waits for this): poll
   // often at first, then every 20 ms.
-  for (let wait = 2; processAlive(pid) && Date.now() < deadline; wait = Math.min(20, wait * 2)) await sleep(wait);
-  return !processAlive(pid);
+  for (let wait = 2; !ended && processAlive(pid) && Date.now() < deadline; wait = Math.min(20, wait * 2)) {
+    await (exited ? Promise.race([sleep(wait), exited]) : sleep(wait));
+  }
+  return ended || !processAlive(pid);
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -20,14 +20,8 @@ interface SpareSeen {
 
 /** The host's spare runner once it is ready (its socket is up), or undefined. */
 function readySpare(t: TestHost): SpareSeen | undefined {
-  const dir = fs
-    .readdirSync(t.paths.run)
-    .filter((d) => d.startsWith(SPARE.dirPrefix))
-    .map((d) => path.join(t.paths.run, d))
-    .find((d) => fs.existsSync(path.join(d, SPARE.socket)));
-  if (!dir) return undefined;
-  const pid = Number.parseInt(fs.readFileSync(path.join(dir, SPARE.pid), 'utf8'), 10);
-  return pid ? { dir, pid } : undefined;
+  const found = t.spareRunners().find((s) => s.ready && s.pid);
+  return found && { dir: found.dir, pid: found.pid! };
 }
 
 async function spare(t: TestHost): Promise<SpareSeen> {

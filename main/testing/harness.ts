@@ -229,6 +229,23 @@ export class TestHost {
     return fs.readdirSync(this.paths.run).filter((f) => !hosts.has(f) && !f.startsWith(SPARE.dirPrefix));
   }
 
+  /** The host's spare v86 runners (drivers/v86/spare.ts): each one's dir, its pid once written, and whether its socket is up. */
+  spareRunners(): { dir: string; pid: number | undefined; ready: boolean }[] {
+    return fs
+      .readdirSync(this.paths.run)
+      .filter((f) => f.startsWith(SPARE.dirPrefix))
+      .map((f) => {
+        const dir = path.join(this.paths.run, f);
+        let pid: number | undefined;
+        try {
+          pid = Number.parseInt(fs.readFileSync(path.join(dir, SPARE.pid), 'utf8'), 10) || undefined;
+        } catch {
+          // Not started yet, or taken a moment ago.
+        }
+        return { dir, pid, ready: fs.existsSync(path.join(dir, SPARE.socket)) };
+      });
+  }
+
   runnerPid(uuid: string): number | undefined {
     const file = path.join(this.paths.run, uuid, 'runner.pid');
     return fs.existsSync(file) ? Number.parseInt(fs.readFileSync(file, 'utf8'), 10) : undefined;

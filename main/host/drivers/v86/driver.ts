@@ -314,7 +314,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
   incomingUri: string | undefined;
   private migrationProgress?: (p: MigrationProgress) => void;
   private onArrival?: { resolve: () => void; reject: (err: Error) => void };
-  /** The runner's exit, when this host started it: its child's exit event ends waiting at once. */
+  /** The runner's exit, when this host started it (waitGone takes it rather than its next poll). */
   private childExit?: Promise<void>;
 
   private constructor(
@@ -333,8 +333,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
     const live = new V86Live(stateDir, new JsonlConnection(sock));
     // Known before the hello: a runner that dies before it answers is waited for, not pid 0.
     if (child?.pid) live.pid = child.pid;
-    const childExit = child && child.exitCode === null && child.signalCode === null ? new Promise<void>((resolve) => child.once('exit', () => resolve())) : undefined;
-    live.childExit = childExit;
+    if (child && child.exitCode === null && child.signalCode === null) live.childExit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const hello: HelloResult = await live.request('hello', {});
     if (hello.pid !== live.pid) live.childExit = undefined;
     live.pid = hello.pid;
@@ -527,9 +526,7 @@ class V86Live extends EventEmitter<LiveDomainEvents> implements LiveDomain, Stor
   /** The control socket closed: wait for the process to end, then say why it ended. */
   private async awaitExit(): Promise<void> {
     // The socket died but the guest lives on: the runner is wedged; end it so no guest is orphaned.
-    // Polling alone finds a runner gone only at its next poll (a save waits for this).
-    const gone = this.childExit ? Promise.race([this.childExit.then(() => true), waitGone(this.pid, 3000)]) : waitGone(this.pid, 3000);
-    if (!(await gone)) killProcess(this.pid);
+    if (!(await waitGone(this.pid, 3000, this.childExit))) killProcess(this.pid);
     const reason: ExitReason = this.destroying ? 'destroyed' : exitReason(this.stateDir);
     const detail = reason === 'crashed' ? logLines(path.join(this.stateDir, 'runner.log')).pop() : undefined;
     fs.rmSync(this.stateDir, { recursive: true, force: true });
