@@ -13,9 +13,15 @@ const MiB = 1024 * KiB;
 /** v86 always places the initrd at this guest-physical address. */
 export const INITRD_ADDRESS = 64 * MiB;
 
+/** The guest-physical address an unpacked kernel must end below: the initrd's place, or the end of RAM. */
+export function kernelAddressLimit(config: RunnerConfig, images: BootImages): number {
+  return images.initrd ? INITRD_ADDRESS : config.memoryBytes;
+}
+
 export interface BootImages {
   bios: ArrayBuffer;
   vgaBios?: ArrayBuffer;
+  /** The bzImage as read at start; each boot makes its own image of it (bootKernelImage). */
   kernel?: ArrayBuffer;
   initrd?: ArrayBuffer;
   cdrom?: FileDisk;

@@ -16,7 +16,8 @@ import { sleepWhenHalted, type V86MainLoop } from './halt-sleep.js';
 import { restoreAbsentBars, type V86Pci } from './pci-bars.js';
 import { applyPayload, PayloadError } from './state-payload.js';
 import { mapUntouchedPages, type GuestMemory } from './guest-pages.js';
-import type { BootImages } from './config.js';
+import { kernelAddressLimit, type BootImages } from './config.js';
+import { bootKernelImage } from './kernel-cache.js';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
 import type { StateMachine } from '../common/statefile.js';
@@ -272,7 +273,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   /** Keyboard input from every source, in order. */
   private keyboardTail: Promise<void> = Promise.resolve();
   private readonly agent: GuestAgent;
-  /** Pristine bzImage: v86 patches the setup header of the buffer it gets, so each machine gets a copy. */
+  /** The bzImage of a direct-kernel boot, as read at start: each boot (reboot, reset) makes its own image of it. */
   private readonly kernel: ArrayBuffer | undefined;
   /** Set while a direct-kernel machine is being replaced by a fresh one. */
   private replacing: Promise<void> | undefined;
@@ -286,11 +287,15 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   /** The NIC's connection to its network's switch (config.nic). */
   private readonly cable: NicCable | undefined;
 
-  /** `restore`: a saved guest; 'incoming': a machine that waits, not started, for a migrated guest (adoptState). */
+  /**
+   * `restore`: a saved guest; 'incoming': a machine that waits, not started, for a migrated guest
+   * (adoptState); else a boot, of `bootImage` (bootKernelImage) for a direct-kernel one.
+   */
   constructor(
     private readonly config: RunnerConfig,
     private readonly images: BootImages,
     restore?: RestorePoint | 'incoming',
+    bootImage?: ArrayBuffer,
   ) {
     super();
     installImageDataPolyfill();
@@ -311,7 +316,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
         (m) => process.stderr.write(`info: ${m}\n`),
       );
     }
-    this.machine = this.createMachine(restore !== undefined);
+    this.machine = this.createMachine(restore !== undefined ? 'empty' : { kernel: bootImage ?? this.kernel?.slice(0) });
     // A method, not a closure here: the runner's long-lived closures below share this scope, and would
     // keep the saved guest's payload (as large as its RAM) for the runner's life.
     this.loaded = this.load(this.machine, restore === 'incoming' ? undefined : restore, resumeAfterRestore);
@@ -342,9 +347,14 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     this.isLoaded = true;
   }
 
-  /** `empty`: nothing is loaded into it (no kernel), for a guest that comes from a migration or a state file. */
-  private createMachine(empty = false): Machine {
+  /**
+   * A machine that boots (`kernel`: the image of a direct-kernel boot, freed once v86 has copied it
+   * into guest RAM), or an `empty` one into which nothing is loaded, for a guest that comes from a
+   * migration or a state file.
+   */
+  private createMachine(load: { kernel?: ArrayBuffer } | 'empty'): Machine {
     const { config, images } = this;
+    const empty = load === 'empty';
     const options: V86Options = {
       wasm_fn: async (imports) => (await WebAssembly.instantiate(await compileV86(), imports)).exports,
       memory_size: config.memoryBytes,
@@ -366,10 +376,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     if (images.vgaBios) options.vga_bios = { buffer: images.vgaBios };
     // An empty machine loads nothing: guest memory and the devices come from the stream or the file.
     if (!empty) {
-      // The runner's own copy, not a fresh one: v86 keeps the buffer for the machine's life (31 MiB
-      // for the unpacked sample kernel) and only writes setup-header fields that come out the same
-      // at every boot (loader type, heap end, command line and initrd addresses).
-      if (this.kernel) options.bzimage = { buffer: this.kernel };
+      if (load.kernel) options.bzimage = { buffer: load.kernel };
       if (images.initrd) options.initrd = { buffer: images.initrd };
       if (config.cmdline !== undefined) options.cmdline = config.cmdline;
     }
@@ -386,6 +393,9 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       loaded: new Promise((resolve) => emu.add_listener('emulator-loaded', () => resolve())),
     };
     void machine.loaded.then(() => {
+      // v86 keeps what it was given for the machine's life (its settings live on in closures), 31 MiB
+      // for the unpacked sample kernel: detaching the buffer frees it.
+      if (!empty && load.kernel) structuredClone(load.kernel, { transfer: [load.kernel] });
       machine.mapPages = setTimeout(() => void this.mapPagesOf(machine), MAP_PAGES_AFTER_MS);
       machine.mapPages.unref();
     });
@@ -462,7 +472,9 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     const run = (async () => {
       retire(old);
       await old.emu.destroy();
-      const next = this.createMachine();
+      const log = (m: string) => process.stderr.write(`info: ${m}\n`);
+      const kernel = this.kernel && (await bootKernelImage(this.kernel, kernelAddressLimit(this.config, this.images), log));
+      const next = this.createMachine({ kernel });
       await next.loaded;
       this.machine = next;
       this.agent.reset();

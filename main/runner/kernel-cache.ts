@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileAtomic } from '../common/fsutil.js';
-import type { UnpackedKernel } from './kernel-unpack.js';
+import { unpackKernel, type UnpackedKernel } from './kernel-unpack.js';
 
 /** Entries kept: a user boots a handful of kernels; each is ~30 MiB. */
 export const KERNEL_CACHE_ENTRIES = 4;
@@ -34,6 +34,25 @@ export function kernelCacheDir(env: NodeJS.ProcessEnv = process.env): string | u
 }
 
 type Unpacked = UnpackedKernel | { skipped: string };
+
+/**
+ * The image one direct-kernel boot of `bzimage` gives v86, a buffer of its own: the bzImage unpacked
+ * (from the cache when it holds it), else a copy of the bzImage, which then decompresses itself in
+ * the guest. Its own, because v86 writes setup-header fields into what it gets and keeps it for the
+ * machine's life, and the emulator frees it once the kernel is in guest RAM.
+ */
+export async function bootKernelImage(bzimage: ArrayBuffer, limit: number, log: (message: string) => void): Promise<ArrayBuffer> {
+  const t0 = Date.now();
+  const dir = kernelCacheDir();
+  const unpacked = await cachedUnpack(dir, bzimage, limit, () => unpackKernel(bzimage, limit));
+  if ('skipped' in unpacked) {
+    log(`kernel booted as it is (its own decompressor runs in the guest): ${unpacked.skipped}`);
+    return bzimage.slice(0);
+  }
+  const how = unpacked.cached ? `read from ${dir}` : 'unpacked on the host';
+  log(`kernel ${how} (${unpacked.format}, entry 0x${unpacked.entry.toString(16)}) in ${Date.now() - t0} ms`);
+  return unpacked.image;
+}
 
 /** `unpack()`'s result for this bzImage and limit, from the cache when it holds it. */
 export async function cachedUnpack(dir: string | undefined, bzimage: ArrayBuffer, limit: number, unpack: () => Promise<Unpacked>): Promise<Unpacked & { cached?: boolean }> {
@@ -78,7 +97,7 @@ function read(file: string): UnpackedKernel | undefined {
     const format = FORMATS[header.readUInt32LE(16)];
     const length = Number(header.readBigUInt64LE(24));
     if (!format || length > KERNEL_CACHE_MAX_BYTES || st.size !== HEADER_BYTES + length) return undefined;
-    // Its own ArrayBuffer, exactly the image: v86 keeps it for the machine's life.
+    // Its own ArrayBuffer, exactly the image (bootKernelImage).
     const image = new ArrayBuffer(length);
     const bytes = new Uint8Array(image);
     if (fs.readSync(fd, bytes, 0, length, HEADER_BYTES) !== length) return undefined;

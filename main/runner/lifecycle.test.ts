@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
-import { bootOrderValue, readStateHeader, type HelloResult, type RunnerExit, type SaveResult, type ShutdownResult } from './protocol.js';
+import { bootOrderValue, readStateHeader, type HelloResult, type RunnerExit, type SaveResult, type ShutdownResult, type StatsResult } from './protocol.js';
 import { STATE_ENGINE_VERSION } from '../common/statefile.js';
 import { rewriteStateHeader } from '../testing/state-files.js';
 import { sleep, until } from '../testing/harness.js';
@@ -76,12 +76,18 @@ describe('PV guest: save, abort, reboots, reset', { skip }, () => {
     await runner?.kill();
   });
 
-  /** Checks that the same runner is still there and its guest booted again. */
+  let boots = 1;
+  /** Checks that the same runner is still there and its guest booted again, of a kernel image of its own that it then freed. */
   async function bootedAgain(from: number): Promise<void> {
     await ctl.waitSerial(new RegExp(READY), BOOT_MS, from);
     assert.equal(await ctl.sh('echo UP-$((2+3))').then((out) => /UP-5/.test(out)), true);
     assert.equal((await ctl.call<HelloResult>('hello')).pid, pid);
     assert.equal(runner.child.exitCode, null);
+    boots++;
+    assert.equal(runner.log().match(/kernel (read from \S+|unpacked on the host) \(xz/g)?.length, boots, 'each boot unpacks the kernel (or reads it from the cache)');
+    const { memory } = await ctl.call<StatsResult>('stats');
+    // The unpacked sample kernel is 31 MiB.
+    assert.ok(memory && memory.arrayBuffers < 16 * 1024 * 1024, `ArrayBuffers hold ${((memory?.arrayBuffers ?? 0) / 1048576).toFixed(0)} MiB`);
   }
 
   test('save: the state file has the header, the guest stays paused', async (t: TestContext) => {

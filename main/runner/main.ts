@@ -6,9 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { writeFileAtomic } from '../common/fsutil.js';
 import { claimPidLock } from '../common/locks.js';
-import { ConfigError, INITRD_ADDRESS, loadBootImages, readRunnerConfig, type BootImages } from './config.js';
-import { unpackKernel } from './kernel-unpack.js';
-import { cachedUnpack, kernelCacheDir } from './kernel-cache.js';
+import { ConfigError, kernelAddressLimit, loadBootImages, readRunnerConfig, type BootImages } from './config.js';
+import { bootKernelImage } from './kernel-cache.js';
 import { ControlServer } from './control.js';
 import { compileV86, describeMachine, Emulator, type RestorePoint } from './emulator.js';
 import { Phases } from './phases.js';
@@ -177,12 +176,13 @@ class Runner {
 
   /**
    * `restore`: the guest to resume instead of booting (not kept: it is as large as the guest's RAM);
+   * `bootImage`: else, the kernel image of a direct-kernel boot (bootKernelImage);
    * `phases`: the restore's timings so far, completed and logged once the emulator is loaded.
    */
-  async start(restore: RestorePoint | undefined, phases?: Phases): Promise<void> {
+  async start({ restore, bootImage }: { restore?: RestorePoint; bootImage?: ArrayBuffer }, phases?: Phases): Promise<void> {
     const startedAt = Date.now();
     const { config, paths } = this;
-    const emulator = new Emulator(config, this.images, config.incoming ? 'incoming' : restore);
+    const emulator = new Emulator(config, this.images, config.incoming ? 'incoming' : restore, bootImage);
     this.emulator = emulator;
     const framebuffer = new Framebuffer(emulator);
     const control = new ControlServer({
@@ -428,25 +428,13 @@ async function main(): Promise<void> {
     return configError(err);
   }
   log('info', `domain '${config.name}' (${config.uuid}), ${config.memoryBytes / MiB} MiB`);
-  if (images.kernel && !restore && !config.incoming) {
-    const t0 = Date.now();
-    const limit = images.initrd ? INITRD_ADDRESS : config.memoryBytes;
-    const bzimage = images.kernel;
-    const cacheDir = kernelCacheDir();
-    const unpacked = await cachedUnpack(cacheDir, bzimage, limit, () => unpackKernel(bzimage, limit));
-    if ('skipped' in unpacked) log('info', `kernel booted as it is (its own decompressor runs in the guest): ${unpacked.skipped}`);
-    else {
-      images.kernel = unpacked.image;
-      const how = unpacked.cached ? `read from ${cacheDir}` : 'unpacked on the host';
-      log('info', `kernel ${how} (${unpacked.format}, entry 0x${unpacked.entry.toString(16)}) in ${Date.now() - t0} ms`);
-    }
-  }
+  const bootImage = images.kernel && !restore && !config.incoming ? await bootKernelImage(images.kernel, kernelAddressLimit(config, images), (m) => log('info', m)) : undefined;
   for (const [slot, disk] of [['hda', images.hda], ['hdb', images.hdb]] as const) {
     if (disk) disk.onFirstFlush = () => log('info', `${slot}: the guest flushed its write cache (fsync of '${disk.path}')`);
   }
   runner = new Runner(paths, config, images);
   try {
-    await runner.start(restore, restore && phases);
+    await runner.start({ restore, bootImage }, restore && phases);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     removeQuietly(paths.control);
