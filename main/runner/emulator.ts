@@ -13,6 +13,7 @@ import type { FileDisk } from './disk.js';
 import { installFlush, type IdeDevices } from './ide.js';
 import { NicCable } from './nic.js';
 import { sleepWhenHalted, type V86MainLoop } from './halt-sleep.js';
+import { setJitThreshold } from './jit-threshold.js';
 import { restoreAbsentBars, type V86Pci } from './pci-bars.js';
 import { applyPayload, PayloadError } from './state-payload.js';
 import { mapUntouchedPages, type GuestMemory } from './guest-pages.js';
@@ -151,11 +152,19 @@ const v86Dir = path.dirname(createRequire(import.meta.url).resolve('v86'));
 
 let v86Module: Promise<WebAssembly.Module> | undefined;
 /**
- * v86's wasm, compiled once per process (on V8's background threads: started early, it overlaps the
- * runner's start-up and the reading of a state file); every machine instantiates the same module.
+ * v86's wasm with the runner's JIT threshold (jit-threshold.ts), compiled once per process (on V8's
+ * background threads: started early, it overlaps the runner's start-up and the reading of a state
+ * file); every machine instantiates the same module.
  */
 export function compileV86(): Promise<WebAssembly.Module> {
-  v86Module ??= fs.promises.readFile(path.join(v86Dir, 'v86.wasm')).then((bytes) => WebAssembly.compile(bytes));
+  v86Module ??= fs.promises.readFile(path.join(v86Dir, 'v86.wasm')).then((bytes) => {
+    try {
+      setJitThreshold(bytes);
+    } catch (err) {
+      process.stderr.write(`warn: v86 runs with its own JIT threshold: ${(err as Error).message}\n`);
+    }
+    return WebAssembly.compile(bytes);
+  });
   return v86Module;
 }
 
