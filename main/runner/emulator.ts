@@ -325,7 +325,8 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
         (m) => process.stderr.write(`info: ${m}\n`),
       );
     }
-    this.machine = this.createMachine(restore !== undefined ? 'empty' : { kernel: bootImage ?? this.kernel?.slice(0) });
+    if (restore === undefined && this.kernel && !bootImage) throw new Error('a direct-kernel boot needs its kernel image (bootKernelImage)');
+    this.machine = this.createMachine(restore !== undefined ? 'empty' : { kernel: bootImage });
     // A method, not a closure here: the runner's long-lived closures below share this scope, and would
     // keep the saved guest's payload (as large as its RAM) for the runner's life.
     this.loaded = this.load(this.machine, restore === 'incoming' ? undefined : restore, resumeAfterRestore);
@@ -404,7 +405,11 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     void machine.loaded.then(() => {
       // v86 keeps what it was given for the machine's life (its settings live on in closures), 31 MiB
       // for the unpacked sample kernel: detaching the buffer frees it.
-      if (!empty && load.kernel) structuredClone(load.kernel, { transfer: [load.kernel] });
+      try {
+        if (!empty && load.kernel) structuredClone(load.kernel, { transfer: [load.kernel] });
+      } catch (err) {
+        process.stderr.write(`warn: the kernel image stays in memory: ${(err as Error).message}\n`);
+      }
       machine.mapPages = setTimeout(() => void this.mapPagesOf(machine), MAP_PAGES_AFTER_MS);
       machine.mapPages.unref();
     });

@@ -181,7 +181,7 @@ export async function unxz(stream: Buffer, size: number): Promise<Buffer | strin
   ]);
   const out = Buffer.alloc(size);
   let filled = 0;
-  // Loaded here, not at the top: a runner that restores or finds the kernel in its cache never needs it.
+  // Loaded here, not at the top: a runner that finds the kernel in its cache, or restores and is not rebooted, never needs it.
   const xz = createRequire(import.meta.url)('xz-decompress') as XzModule;
   const reader = new xz.XzReadableStream(new Blob([rewrapped]).stream()).getReader();
   try {

@@ -84,10 +84,9 @@ describe('PV guest: save, abort, reboots, reset', { skip }, () => {
     assert.equal((await ctl.call<HelloResult>('hello')).pid, pid);
     assert.equal(runner.child.exitCode, null);
     boots++;
-    assert.equal(runner.log().match(/kernel (read from \S+|unpacked on the host) \(xz/g)?.length, boots, 'each boot unpacks the kernel (or reads it from the cache)');
-    const { memory } = await ctl.call<StatsResult>('stats');
-    // The unpacked sample kernel is 31 MiB.
-    assert.ok(memory && memory.arrayBuffers < 16 * 1024 * 1024, `ArrayBuffers hold ${((memory?.arrayBuffers ?? 0) / 1048576).toFixed(0)} MiB`);
+    assert.equal(runner.log().match(/kernel (read from .+?|unpacked on the host) \(xz/g)?.length, boots, 'each boot unpacks the kernel (or reads it from the cache)');
+    // The unpacked sample kernel is 31 MiB; its detached memory goes with the next GC.
+    await until(async () => ((await ctl.call<StatsResult>('stats')).memory?.arrayBuffers ?? Infinity) < 16 * 1024 * 1024, 15_000, "the runner's ArrayBuffers to fall below 16 MiB");
   }
 
   test('save: the state file has the header, the guest stays paused', async (t: TestContext) => {
