@@ -19,6 +19,7 @@ import { applyPayload, PayloadError } from './state-payload.js';
 import { mapUntouchedPages, type GuestMemory } from './guest-pages.js';
 import { kernelAddressLimit, type BootImages } from './config.js';
 import { bootKernelImage } from './kernel-cache.js';
+import { log } from './log.js';
 import { CTRL_ALT_DEL } from '../common/keymap.js';
 import type { RebootResult, RunnerConfig, RunState, ShutdownChannel, ShutdownResult } from './protocol.js';
 import type { StateMachine } from '../common/statefile.js';
@@ -161,7 +162,7 @@ export function compileV86(): Promise<WebAssembly.Module> {
     try {
       setJitThreshold(bytes);
     } catch (err) {
-      process.stderr.write(`warn: v86 runs with its own JIT threshold: ${(err as Error).message}\n`);
+      log('warn', `v86 runs with its own JIT threshold: ${(err as Error).message}`);
     }
     return WebAssembly.compile(bytes);
   });
@@ -282,8 +283,6 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   /** Keyboard input from every source, in order. */
   private keyboardTail: Promise<void> = Promise.resolve();
   private readonly agent: GuestAgent;
-  /** The bzImage of a direct-kernel boot, as read at start: each boot (reboot, reset) makes its own image of it. */
-  private readonly kernel: ArrayBuffer | undefined;
   /** Set while a direct-kernel machine is being replaced by a fresh one. */
   private replacing: Promise<void> | undefined;
   /** Set while reset() restarts a BIOS-booted machine, so that the reset is not taken for the guest's. */
@@ -308,7 +307,6 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   ) {
     super();
     installImageDataPolyfill();
-    this.kernel = images.kernel;
     this.runState = config.startPaused ? 'paused' : 'running';
     this.agent = new GuestAgent((bytes) => internals(this.machine.emu).bus.send('virtio-console0-input-bytes', bytes));
     this.restored = restore !== undefined;
@@ -316,16 +314,16 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     // Built stopped: the saved guest goes into it once v86 has loaded.
     if (restore) this.runState = 'paused';
     const maxKiB = config.memoryBytes / 1024;
-    this.balloon = new Balloon(maxKiB, config.balloonTargetKiB ?? maxKiB, (m) => process.stderr.write(`info: ${m}\n`));
+    this.balloon = new Balloon(maxKiB, config.balloonTargetKiB ?? maxKiB, (m) => log('info', m));
     if (config.nic) {
       this.cable = new NicCable(
         config.nic.socket,
         // Frames arriving while a machine is being replaced go to the outgoing one, which drops them.
         (frame) => internals(this.machine.emu).bus.send('net0-receive', frame),
-        (m) => process.stderr.write(`info: ${m}\n`),
+        (m) => log('info', m),
       );
     }
-    if (restore === undefined && this.kernel && !bootImage) throw new Error('a direct-kernel boot needs its kernel image (bootKernelImage)');
+    if (restore === undefined && images.kernel && !bootImage) throw new Error('a direct-kernel boot needs its kernel image (bootKernelImage)');
     this.machine = this.createMachine(restore !== undefined ? 'empty' : { kernel: bootImage });
     // A method, not a closure here: the runner's long-lived closures below share this scope, and would
     // keep the saved guest's payload (as large as its RAM) for the runner's life.
@@ -408,7 +406,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
       try {
         if (!empty && load.kernel) structuredClone(load.kernel, { transfer: [load.kernel] });
       } catch (err) {
-        process.stderr.write(`warn: the kernel image stays in memory: ${(err as Error).message}\n`);
+        log('warn', `the kernel image stays in memory: ${(err as Error).message}`);
       }
       machine.mapPages = setTimeout(() => void this.mapPagesOf(machine), MAP_PAGES_AFTER_MS);
       machine.mapPages.unref();
@@ -460,7 +458,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   private onMachineReset(machine: Machine, cpu: V86Cpu, reboot: () => void): void {
     if (machine !== this.machine || this.replacing) return; // a machine on its way out
     const byGuest = !this.resetting;
-    if (this.kernel) {
+    if (this.images.kernel) {
       // Direct kernel boot: v86 would restart the BIOS, whose kernel option ROM jumps into the kernel
       // v86 copied into RAM at start, long overwritten by the running kernel ("Unimplemented: #GP
       // handler" panic). Stopping is not enough: the guest keeps retrying resets for the rest of the
@@ -486,8 +484,8 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
     const run = (async () => {
       retire(old);
       await old.emu.destroy();
-      const log = (m: string) => process.stderr.write(`info: ${m}\n`);
-      const kernel = this.kernel && (await bootKernelImage(this.kernel, kernelAddressLimit(this.config, this.images), log));
+      const { kernel: bzimage } = this.images;
+      const kernel = bzimage && (await bootKernelImage(bzimage, kernelAddressLimit(this.config, this.images)));
       const next = this.createMachine({ kernel });
       await next.loaded;
       this.machine = next;
@@ -598,7 +596,7 @@ export class Emulator extends EventEmitter<EmulatorEvents> {
   /** Hard reset, as the reset button; a paused machine stays paused. */
   async reset(): Promise<void> {
     const machine = await this.current();
-    if (this.kernel) {
+    if (this.images.kernel) {
       await this.replace();
       return;
     }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileAtomic } from '../common/fsutil.js';
 import { unpackKernel, type UnpackedKernel } from './kernel-unpack.js';
+import { log } from './log.js';
 
 /** Entries kept: a user boots a handful of kernels; each is ~30 MiB. */
 export const KERNEL_CACHE_ENTRIES = 4;
@@ -41,16 +42,16 @@ type Unpacked = UnpackedKernel | { skipped: string };
  * the guest. Its own, because v86 writes setup-header fields into what it gets and keeps it for the
  * machine's life, and the emulator frees it once the kernel is in guest RAM.
  */
-export async function bootKernelImage(bzimage: ArrayBuffer, limit: number, log: (message: string) => void): Promise<ArrayBuffer> {
+export async function bootKernelImage(bzimage: ArrayBuffer, limit: number): Promise<ArrayBuffer> {
   const t0 = Date.now();
   const dir = kernelCacheDir();
   const unpacked = await cachedUnpack(dir, bzimage, limit, () => unpackKernel(bzimage, limit));
   if ('skipped' in unpacked) {
-    log(`kernel booted as it is (its own decompressor runs in the guest): ${unpacked.skipped}`);
+    log('info', `kernel booted as it is (its own decompressor runs in the guest): ${unpacked.skipped}`);
     return bzimage.slice(0);
   }
   const how = unpacked.cached ? `read from ${dir}` : 'unpacked on the host';
-  log(`kernel ${how} (${unpacked.format}, entry 0x${unpacked.entry.toString(16)}) in ${Date.now() - t0} ms`);
+  log('info', `kernel ${how} (${unpacked.format}, entry 0x${unpacked.entry.toString(16)}) in ${Date.now() - t0} ms`);
   return unpacked.image;
 }
 

@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../common/fsutil.js';
 import { claimPidLock } from '../common/locks.js';
 import { ConfigError, kernelAddressLimit, loadBootImages, readRunnerConfig, type BootImages } from './config.js';
 import { bootKernelImage } from './kernel-cache.js';
+import { log } from './log.js';
 import { ControlServer } from './control.js';
 import { compileV86, describeMachine, Emulator, type RestorePoint } from './emulator.js';
 import { Phases } from './phases.js';
@@ -27,10 +28,6 @@ const MAX_SOCKET_PATH = 107;
 // stdout/stderr go to runner.log, but a host may also hand us pipes it later closes: never die of EPIPE.
 process.stdout.on('error', () => undefined);
 process.stderr.on('error', () => undefined);
-
-function log(level: 'info' | 'warn' | 'error', message: string): void {
-  process.stderr.write(`${level}: ${message}\n`);
-}
 
 function errnoText(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
@@ -428,7 +425,7 @@ async function main(): Promise<void> {
     return configError(err);
   }
   log('info', `domain '${config.name}' (${config.uuid}), ${config.memoryBytes / MiB} MiB`);
-  const bootImage = images.kernel && !restore && !config.incoming ? await bootKernelImage(images.kernel, kernelAddressLimit(config, images), (m) => log('info', m)) : undefined;
+  const bootImage = images.kernel && !restore && !config.incoming ? await bootKernelImage(images.kernel, kernelAddressLimit(config, images)) : undefined;
   for (const [slot, disk] of [['hda', images.hda], ['hdb', images.hdb]] as const) {
     if (disk) disk.onFirstFlush = () => log('info', `${slot}: the guest flushed its write cache (fsync of '${disk.path}')`);
   }
