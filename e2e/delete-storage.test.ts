@@ -54,6 +54,9 @@ describe('domain context menu and delete with storage (web shell)', { timeout: 3
     assert.match((await shared.textContent()) ?? '', /kept: also used by keeper/);
     await page.getByTestId('confirm-delete').click();
     await page.getByTestId('domain-row-doomed').waitFor({ state: 'detached' });
+    // The row goes with the host's event, which can reach the page before the host has deleted the
+    // files (as libvirt's does before virsh deletes the volumes); the toast follows the answer.
+    await page.getByTestId('toast').filter({ hasText: 'Deleted “doomed”' }).waitFor();
     assert.equal(fs.existsSync(path.join(pool, 'own.img')), false, 'the checked volume is gone');
     assert.equal(fs.existsSync(path.join(pool, 'shared.img')), true, "keeper's disk stays");
     assert.deepEqual(

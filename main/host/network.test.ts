@@ -74,7 +74,17 @@ async function fileSize(g: Guest, file: string): Promise<number> {
  * sender's sha256 and a function that waits for the receiver to have it all and returns its sha256
  * and the transfer's wall time.
  */
-async function startTransfer(src: Guest, dst: Guest, kib: number, port: number): Promise<{ sha: string; finish: (timeoutMs: number) => Promise<{ sha: string; ms: number }> }> {
+/**
+ * Sends `kib` KiB of random bytes from src to dst over TCP. `paceMs`: the sender pauses that long
+ * after each 64 KiB, so a test that needs the transfer in flight does not depend on the engines' speed.
+ */
+async function startTransfer(
+  src: Guest,
+  dst: Guest,
+  kib: number,
+  port: number,
+  paceMs?: number,
+): Promise<{ sha: string; finish: (timeoutMs: number) => Promise<{ sha: string; ms: number }> }> {
   // The listener's stdin is kept open (a background job's is /dev/null): busybox nc closes the
   // connection when its stdin ends, which would cut the transfer short.
   await dst.serial.sh(`rm -f /tmp/rx; (sleep 3600 | nc -l -p ${port} > /tmp/rx 2>/dev/null &)`);
@@ -84,7 +94,11 @@ async function startTransfer(src: Guest, dst: Guest, kib: number, port: number):
   // The listener must be up before the sender connects.
   await until(async () => (await dst.serial.sh(`netstat -ltn | grep -c ':${port} '`)).trim() !== '0', 30_000, 'the listener');
   const t0 = Date.now();
-  await src.serial.sh(`(nc ${dst.ip} ${port} < /tmp/tx > /dev/null 2>&1 &)`);
+  const send =
+    paceMs === undefined
+      ? `nc ${dst.ip} ${port} < /tmp/tx`
+      : `for i in $(seq 0 ${kib / 64 - 1}); do dd if=/tmp/tx bs=65536 skip=$i count=1 2>/dev/null; sleep ${paceMs / 1000}; done | nc ${dst.ip} ${port}`;
+  await src.serial.sh(`(${send} > /dev/null 2>&1 &)`);
   return {
     sha,
     finish: async (timeoutMs) => {
@@ -184,7 +198,8 @@ describe('virtual network data path (v86 and QEMU guests on one switch)', { skip
   });
 
   it('a host SIGKILL during a guest-to-guest transfer does not break it', async () => {
-    const transfer = await startTransfer(g('qa'), g('va'), 4096, 5002);
+    // 64 chunks 60 ms apart: at least 3.8 s, longer than the host stays down (killed, 2 s, back).
+    const transfer = await startTransfer(g('qa'), g('va'), 4096, 5002, 60);
     await until(async () => (await fileSize(g('va'), '/tmp/rx')) > 0, 60_000, 'the transfer to be under way');
     const atKill = await fileSize(g('va'), '/tmp/rx');
     assert.ok(atKill < 4096 * KiB, `the transfer was still under way when the host was killed (${atKill} bytes in)`);
