@@ -1,6 +1,7 @@
 // control.sock: the host's handle on the runner (see protocol.ts). A connection is "attached" once
-// it has said hello; attached connections get every event. Serial output produced while none is
-// attached goes to a 1 MiB backlog that the next hello hands over. Also runs the one job a runner
+// it has said hello; attached connections get every event. Each hello hands over the guest's last
+// 1 MiB of serial output, as QEMU's console log does for a host that re-attaches: a host that replaces
+// one that was killed also gets what was on its way to the dead one. Also runs the one job a runner
 // can have at a time, a save or a core dump, and watches the serial console for a kernel panic.
 import type { Socket } from 'node:net';
 import type { z } from 'zod';
@@ -38,7 +39,7 @@ import { encodePayload } from './state-payload.js';
 import { Phases } from './phases.js';
 import { STATE_ENGINE, STATE_ENGINE_VERSION, writeStateFile, type StateMachine } from '../common/statefile.js';
 
-const SERIAL_BACKLOG_BYTES = 1024 * 1024;
+const SERIAL_HISTORY_BYTES = 1024 * 1024;
 const SERIAL_FLUSH_MS = 10;
 /** How often attached clients are told of a changed screen size. */
 const SCREEN_CHECK_MS = 1000;
@@ -101,7 +102,7 @@ export class ControlServer {
   private readonly opts: ControlServerOptions;
   private readonly connections = new Set<Conn>();
   private readonly attached = new Set<Conn>();
-  private readonly backlog = new ByteRing(SERIAL_BACKLOG_BYTES);
+  private readonly history = new ByteRing(SERIAL_HISTORY_BYTES);
   private readonly serialOut: Coalescer;
   private screenTimer: NodeJS.Timeout | undefined;
   /** Statistics are pulled by the host while someone watches; counted so that this can be checked. */
@@ -117,8 +118,8 @@ export class ControlServer {
       this.broadcast({ event: 'serial', data: data.toString('base64') }),
     );
     opts.emulator.onSerialByte((byte) => {
+      this.history.pushByte(byte);
       if (this.attached.size > 0) this.serialOut.pushByte(byte);
-      else this.backlog.pushByte(byte);
       const panicked = this.panic.push(byte);
       if (panicked !== undefined) setImmediate(() => void this.guestPanicked(panicked));
     });
@@ -129,9 +130,10 @@ export class ControlServer {
     const { emulator, framebuffer, config, startedAt } = opts;
     this.ops = {
       hello: async (conn) => {
-        // Bytes already queued belong to the clients attached before this one.
+        // Bytes already queued belong to the clients attached before this one; this one has them in
+        // the history, and gets live output from here on.
         this.serialOut.flush();
-        const serialBacklog = this.backlog.take().toString('base64');
+        const serialBacklog = this.history.contents().toString('base64');
         this.attach(conn);
         const { state, restored } = emulator;
         const vncTcp = opts.vncTcp?.();
@@ -353,8 +355,8 @@ export class ControlServer {
   private detach(conn: Conn): void {
     this.connections.delete(conn);
     if (!this.attached.delete(conn) || this.attached.size > 0) return;
-    // Last client gone: what it did not get goes to the backlog for the next one.
-    this.backlog.push(this.serialOut.drain());
+    // Last client gone: what was queued for it is in the history, for the next one.
+    this.serialOut.discard();
     clearInterval(this.screenTimer);
     this.screenTimer = undefined;
   }

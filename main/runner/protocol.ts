@@ -264,7 +264,7 @@ export interface HelloResult {
   state: RunState;
   /** Epoch ms. */
   startedAt: number;
-  /** Base64 of the serial output produced while no control client was attached (at most 1 MiB, newest kept). */
+  /** Base64 of the guest's recent serial output (its last 1 MiB), some of which an earlier client may have had. */
   serialBacklog: string;
   /** The guest was resumed from a state file (RunnerConfig.restoreFrom) rather than booted. */
   restored: boolean;

@@ -77,24 +77,30 @@ describe('runner lifecycle', { skip }, () => {
     }
   });
 
-  test('serial output while no client is attached is handed over by the next hello', async () => {
-    // The guest prints 2 s from now; the "host" vanishes right away.
-    await ctl.call('serialWrite', { data: Buffer.from('(sleep 2; echo BACKLOG-$((40+2))) &\n').toString('base64') });
+  test("each hello hands over the guest's recent serial output: what nobody was attached for, and what a client that vanished had been sent", async () => {
+    // The guest prints 1 s from now; the "host" vanishes right away.
+    await ctl.call('serialWrite', { data: Buffer.from('(sleep 1; echo BACKLOG-$((40+2))) &\n').toString('base64') });
     ctl.conn.socket.destroy();
-    // Waits out the guest's delay: only a hello can see what was printed while nobody was attached,
-    // and a hello attaches.
-    await sleep(4000);
+    // Waits out the guest's delay, with room for a loaded machine: only a hello can see what was
+    // printed while nobody was attached, and a hello attaches.
+    await sleep(5000);
     ctl = await ControlClient.connect(runner.paths.control);
     const hello = await ctl.call<HelloResult>('hello');
-    assert.match(Buffer.from(hello.serialBacklog, 'base64').toString('latin1'), /BACKLOG-42/);
-    // Handed over once: a second client gets an empty backlog and live events instead.
+    const backlog = Buffer.from(hello.serialBacklog, 'base64').toString('latin1');
+    assert.match(backlog, /BACKLOG-42/);
+    // Also what the vanished client was sent (bytes on their way to a killed host are not lost).
+    assert.match(backlog, new RegExp(READY));
+    ctl.serial = backlog + ctl.serial;
+    // A second client gets the same, then live output: no byte twice, none missing.
     const other = await ControlClient.connect(runner.paths.control);
     const again = await other.call<HelloResult>('hello');
-    assert.equal(again.serialBacklog, '');
+    other.serial = Buffer.from(again.serialBacklog, 'base64').toString('latin1') + other.serial;
+    assert.match(other.serial, /BACKLOG-42/);
     const from = [ctl.serial.length, other.serial.length];
     await ctl.sh('echo BOTH-$((1+1))');
     await other.waitSerial(/BOTH-2/, 10_000, from[1]);
     assert.match(ctl.serial.slice(from[0]), /BOTH-2/);
+    assert.equal(other.serial.match(/^BOTH-2/gm)?.length, 1, 'the second client got the output once');
     other.close();
   });
 

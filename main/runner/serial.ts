@@ -1,5 +1,5 @@
-// Serial output bookkeeping: a bounded backlog for when no control client is attached, and a
-// coalescing buffer for when some are.
+// Serial output bookkeeping: the guest's recent output, handed to each client that says hello, and a
+// coalescing buffer for the clients attached.
 
 /** Keeps the newest `capacity` bytes. */
 export class ByteRing {
@@ -9,12 +9,6 @@ export class ByteRing {
 
   constructor(readonly capacity: number) {
     this.buf = Buffer.alloc(capacity);
-  }
-
-  push(data: Uint8Array): void {
-    // Only the tail of an oversized chunk can survive.
-    const src = data.length > this.capacity ? data.subarray(data.length - this.capacity) : data;
-    for (const byte of src) this.pushByte(byte);
   }
 
   pushByte(byte: number): void {
@@ -27,16 +21,12 @@ export class ByteRing {
     }
   }
 
-  /** Returns the contents, oldest first, and empties the ring. */
-  take(): Buffer {
+  /** A copy of the contents, oldest first. */
+  contents(): Buffer {
     const end = this.start + this.length;
-    const out =
-      end <= this.capacity
-        ? Buffer.from(this.buf.subarray(this.start, end))
-        : Buffer.concat([this.buf.subarray(this.start), this.buf.subarray(0, end - this.capacity)]);
-    this.start = 0;
-    this.length = 0;
-    return out;
+    return end <= this.capacity
+      ? Buffer.from(this.buf.subarray(this.start, end))
+      : Buffer.concat([this.buf.subarray(this.start), this.buf.subarray(0, end - this.capacity)]);
   }
 }
 
@@ -72,13 +62,11 @@ export class Coalescer {
     this.flushTo(data);
   }
 
-  /** Removes and returns what is buffered, without handing it out. */
-  drain(): Buffer {
+  /** Drops what is buffered, without handing it out. */
+  discard(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const data = Buffer.from(this.chunk.subarray(0, this.length));
     this.length = 0;
-    return data;
   }
 }
 
