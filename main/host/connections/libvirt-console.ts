@@ -246,11 +246,12 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
     while (line.historyBytes > SERIAL_HISTORY_BYTES && line.history.length > 1) line.historyBytes -= line.history.shift()!.length;
   }
 
-  function closeLine(line: SerialLine): void {
+  /** Resolves once libvirtd has confirmed the abort: until then it refuses another console client. */
+  async function closeLine(line: SerialLine): Promise<void> {
     const stream = line.stream;
     line.stream = undefined;
     if (!stream) return;
-    stream.abort().catch(() => undefined);
+    await stream.abort().catch(() => undefined);
     stream.destroy();
   }
 
@@ -283,14 +284,14 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
   conn.on('event', (name: string, data: { domain?: { uuid: string }; event?: string; uuid?: string }) => {
     if (name === 'domain.undefined' && data.uuid) {
       const line = lines.get(data.uuid);
-      if (line) closeLine(line);
+      if (line) void closeLine(line);
       lines.delete(data.uuid);
     }
     if (name !== 'domain.lifecycle' || !data.domain) return;
     const line = lines.get(data.domain.uuid);
     if (!line) return;
     if (data.event !== 'stopped' && data.event !== 'crashed') return;
-    closeLine(line);
+    void closeLine(line);
     line.history = [];
     line.historyBytes = 0;
   });
@@ -341,7 +342,7 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
       if (line) {
         line.clients.delete(String(p.client ?? ''));
         // The backlog stays for the next viewer, as the host keeps its own guests'.
-        if (!line.clients.size) closeLine(line);
+        if (!line.clients.size) await closeLine(line);
       }
       return { uuid };
     },

@@ -370,6 +370,13 @@ export class RpcStream extends Duplex {
 
   override _read(): void {}
 
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // Torn down (its connection lost) while a finish or abort waits: the server's confirmation will not come.
+    this.confirm?.reject(err ?? new LibvirtError('the stream was closed before the libvirt server confirmed its end', VIR_ERR.RPC, VIR_FROM.STREAMS));
+    this.confirm = undefined;
+    cb(err);
+  }
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     try {
       for (let at = 0; at < chunk.length; at += VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX) {

@@ -187,6 +187,41 @@ test('stream data nobody reads is cut off, not buffered; data after the end of f
   assert.deepEqual(errors, []);
 });
 
+test('an abort waits for the server to confirm it, and fails rather than hangs when the connection goes first', async (t) => {
+  const { client: connecting, peer, next } = await pair(t);
+  const client = await connecting;
+  const dom = { name: 'd', uuid: Buffer.alloc(16), id: 1 };
+  const open = async () => {
+    const opening = client.openStream('REMOTE_PROC_DOMAIN_OPEN_CONSOLE', { dom, dev_name: null, flags: 0 });
+    const call = await next();
+    peer.write(reply(call, VIR_NET_OK, Buffer.alloc(0)));
+    return { stream: await opening, call };
+  };
+  const streamPacket = async (): Promise<Packet> => {
+    let p: Packet;
+    do p = await next();
+    while (p.header.type !== VIR_NET_STREAM);
+    return p;
+  };
+  const first = await open();
+  let confirmed = false;
+  const aborting = first.stream.abort().then(() => (confirmed = true));
+  const abort = await streamPacket();
+  assert.deepEqual([abort.header.serial, abort.header.status], [first.call.header.serial, VIR_NET_ERROR]);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(confirmed, false, 'not before the server says so');
+  peer.write(encodePacket({ ...abort.header, status: VIR_NET_OK }, Buffer.alloc(0)));
+  await aborting;
+
+  const second = await open();
+  const torn = new Promise<Error>((r) => second.stream.once('error', r));
+  const unconfirmed = second.stream.abort();
+  await streamPacket();
+  peer.destroy();
+  await assert.rejects(unconfirmed, /the libvirt peer closed the connection/);
+  assert.ok((await torn) instanceof LibvirtError);
+});
+
 test('an ssh transport nobody reads leaves the far side\'s output in its pipe, not in memory', async (t) => {
   const ssh = await spawnSsh({ command: process.execPath, args: ['-e', 'const b = Buffer.alloc(1 << 20); (function go(n) { if (n) process.stdout.write(b, () => go(n - 1)); })(64)'] });
   t.after(() => ssh.destroy());
