@@ -91,7 +91,16 @@ describe('clone, and delete with storage', { timeout: 600_000 }, () => {
   it('clones a running domain only paused (virt-clone wants it paused or shut off); --pause pauses it for the copy', async () => {
     await t.client.call('domain.start', { domain: 'orig' });
     await assert.rejects(t.client.call('domain.clone', { domain: 'orig', name: 'live-twin' }), /domain 'orig' is running: .*--pause/);
+    // The job ends after the clone is defined and the original resumed, so a client going by the
+    // events sees them in that order.
+    const order: string[] = [];
+    const offs = [
+      t.client.on('domain.lifecycle', ({ domain, event }) => void order.push(`${event} ${domain.name}`)),
+      t.client.on('job.completed', ({ job }) => void order.push(`job ${job.operation} ${job.status}`)),
+    ];
     const r = await t.client.call('domain.clone', { domain: 'orig', name: 'live-twin', pause: true });
+    for (const off of offs) off();
+    assert.deepEqual(order, ['suspended orig', 'defined live-twin', 'resumed orig', 'job clone completed']);
     assert.equal(r.resumed, true);
     assert.equal((await t.client.call('domain.info', { domain: 'orig' })).state, 'running', 'running again after the copy');
     assert.ok(fs.readFileSync(path.join(pool, 'live-twin.img')).equals(fs.readFileSync(path.join(pool, 'orig.img'))));

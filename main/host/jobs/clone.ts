@@ -13,7 +13,7 @@ import { HostError, invalidArg, operationFailed, operationInvalid } from '../err
 import type { Lifecycle } from '../lifecycle.js';
 import type { DomainRecord, DomainRegistry } from '../registry.js';
 import { cloneImage, CopyAborted, ImageError } from '../storage/image.js';
-import { JobError, type Jobs } from './tracker.js';
+import { JobError, JobHandle, type Jobs } from './tracker.js';
 
 export interface CloneRequest {
   name?: string;
@@ -51,16 +51,38 @@ export class Cloner {
       await this.lifecycle.suspend(ref);
       resumed = true;
     }
+    const resume = async (): Promise<void> => {
+      if (resumed && this.registry.get(rec.doc.config.uuid)?.state === 'paused') await this.lifecycle.resume(ref);
+    };
+    let copied;
     try {
-      const job = await this.copy(rec, copies);
-      if (job.status !== 'completed') return { ...plan.result, job };
+      copied = await this.copy(rec, copies);
+    } catch (err) {
+      await resume();
+      throw err;
+    }
+    if (!(copied instanceof JobHandle)) {
+      await resume();
+      return { ...plan.result, job: copied };
+    }
+    // The job ends once the clone is defined and the original runs again: a client that takes its
+    // completion as the clone's finds both done.
+    let domain: DomainSummary;
+    try {
       const made = copies.map((d) => d.file);
       if (plan.nvram) made.push(copyNvram(plan.nvram, copies));
-      const { domain } = this.defineOrRemove(plan.doc, made);
-      return { ...plan.result, domain, job, resumed: resumed || undefined };
-    } finally {
-      if (resumed && this.registry.get(rec.doc.config.uuid)?.state === 'paused') await this.lifecycle.resume(ref);
+      ({ domain } = this.defineOrRemove(plan.doc, made));
+    } catch (err) {
+      copied.finish('failed', (err as Error).message);
+      await resume();
+      throw err;
     }
+    try {
+      await resume();
+    } finally {
+      copied.finish('completed');
+    }
+    return { ...plan.result, domain, job: { ...copied.info }, resumed: resumed || undefined };
   }
 
   private plan(rec: DomainRecord, req: CloneRequest): { doc: DomainDocument; nvram?: NvramCopy; result: CloneResult } {
@@ -160,8 +182,11 @@ export class Cloner {
     return disks;
   }
 
-  /** Copies the disks as one job on the original; an aborted or failed copy leaves no file behind. */
-  private async copy(rec: DomainRecord, copies: CloneDisk[]): Promise<JobInfo> {
+  /**
+   * Copies the disks as one job on the original; an aborted or failed copy leaves no file behind.
+   * Copied, the job is handed back still running, for the caller to finish.
+   */
+  private async copy(rec: DomainRecord, copies: CloneDisk[]): Promise<JobHandle | JobInfo> {
     const abort = new AbortController();
     let job;
     try {
@@ -183,7 +208,7 @@ export class Cloner {
         before += disk.bytes;
       }
       if (abort.signal.aborted) throw new CopyAborted();
-      return job.finish('completed');
+      return job;
     } catch (err) {
       for (const file of made) fs.rmSync(file, { force: true });
       if (err instanceof CopyAborted) return job.finish('aborted', 'job aborted by the user');
