@@ -161,14 +161,15 @@ describe('honest figures, focus and keys (v86)', { skip: engineSkip('v86'), time
     await byId(`domain-row-${NAME}`).dblclick();
     const canvas = page.locator('[data-testid="vnc-screen"] canvas');
     await canvas.waitFor({ timeout: 30_000 });
+    // Timed from before the click, which starts the page's timer: a loaded machine can only make
+    // the hint look longer-lived, never shorter.
+    const clickedAt = Date.now();
     await canvas.click();
     const hint = byId('grab-indicator');
     await hint.waitFor();
-    assert.equal(await hint.getAttribute('data-faded'), 'false');
     assert.match(await page.title(), /keyboard grabbed: Ctrl\+Alt releases/);
-    const grabbedAt = Date.now();
     await until(async () => (await hint.getAttribute('data-faded')) === 'true', 10_000, 'the grab hint to fade');
-    assert.ok(Date.now() - grabbedAt >= 1500, 'the hint stayed about two seconds');
+    assert.ok(Date.now() - clickedAt >= 2000, 'the hint stayed two seconds');
     assert.match(await page.title(), /keyboard grabbed/, 'the title keeps saying it');
     await page.keyboard.down('Control');
     try {

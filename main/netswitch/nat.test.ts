@@ -259,8 +259,11 @@ describe('NAT: TCP', () => {
 
     // The other way: never more unacknowledged than the guest's window.
     sock.write(Buffer.alloc(64 * 1024, 0x62));
+    const dataSince = () => g.tcp.slice(mark).filter((s) => s.seg.payload.length > 0);
+    await waitFor('data from the gateway', () => (dataSince().length ? true : undefined));
+    // Time to send more, were it to overrun the window.
     await sleep(300);
-    const data = g.tcp.slice(mark).filter((s) => s.seg.payload.length > 0);
+    const data = dataSince();
     const inFlight = data.reduce((n, s) => n + s.seg.payload.length, 0);
     assert.ok(inFlight > 0 && inFlight <= GUEST_WINDOW, `in flight ${inFlight}`);
     // A zero window: the gateway probes it instead of sending data; the host is paused at the buffer's size.
@@ -287,8 +290,11 @@ describe('NAT: TCP', () => {
     g.sendTcp(GW, { srcPort: 40020, dstPort: host.port, seq: 1001, ack: (synAck.seq + 1) >>> 0, flags: TCP_ACK, window: 100 });
     const sock = await waitFor('the host connection', () => host.sockets[0]);
     sock.write(Buffer.alloc(64 * 1024, 0x64));
+    const sent = () => g.tcp.slice(at).reduce((n, s) => n + s.seg.payload.length, 0);
+    await waitFor('more than 100 bytes from the gateway', () => (sent() > 100 ? true : undefined));
+    // Time to send more, were it to overrun the scaled window.
     await sleep(300);
-    const inFlight = g.tcp.slice(at).reduce((n, s) => n + s.seg.payload.length, 0);
+    const inFlight = sent();
     assert.ok(inFlight > 100 && inFlight <= 12800, `in flight ${inFlight}`);
     sock.destroy();
     host.server.close();
