@@ -46,7 +46,7 @@ export class Consoles {
   serialHistory(ref: string): { uuid: string; history: Buffer } {
     const rec = this.registry.lookup(ref);
     this.registry.requireLive(rec);
-    return { uuid: rec.doc.config.uuid, history: Buffer.concat(rec.serialHistory) };
+    return { uuid: rec.doc.config.uuid, history: rec.serialHistory.contents() };
   }
 
   vncSocket(ref: string): string {

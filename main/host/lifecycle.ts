@@ -20,8 +20,6 @@ import { removeHostFile, type DomainRecord, type DomainRegistry, type HostEventB
 import { ignoredBecause, shutdownOutcome, unreachableError } from './shutdown.js';
 import { diskConflict } from './storage/in-use.js';
 
-/** Serial output kept per domain for viewers that open the console later (scrollback). */
-const SERIAL_HISTORY_BYTES = 256 * 1024;
 /** How long a clean shutdown may take before the domain is forced off (virsh has no default; the seed used 60 s). */
 export const DEFAULT_SHUTDOWN_TIMEOUT_SEC = Number(process.env.DOMUS_SHUTDOWN_TIMEOUT ?? 60);
 
@@ -138,8 +136,7 @@ export class Lifecycle {
       this.registry.setState(rec, 'shutoff', restoring ? rec.reason : 'failed', null);
       throw operationFailed((err as Error).message);
     }
-    rec.serialHistory = [];
-    rec.serialHistoryBytes = 0;
+    rec.serialHistory.clear();
     rec.fastStarted = opts.fastStart ?? false;
     this.adopt(rec, handle);
     if (!restoring && !opts.liveXml) this.fastStart.watch(rec, handle, liveDoc);
@@ -153,8 +150,7 @@ export class Lifecycle {
   adoptMigrated(rec: DomainRecord, started: StartedDomain, liveDoc: DomainDocument): void {
     rec.liveDoc = liveDoc;
     rec.startNotes = started.notes;
-    rec.serialHistory = [];
-    rec.serialHistoryBytes = 0;
+    rec.serialHistory.clear();
     this.adopt(rec, started.live);
     rec.state = started.live.state;
     rec.reason = 'migrated';
@@ -284,7 +280,7 @@ export class Lifecycle {
     rec.stopping = undefined;
     const serial = (data: Buffer): void => {
       if (!data.length) return;
-      appendSerial(rec, data);
+      rec.serialHistory.push(data);
       this.events.emit('domain.serial', { uuid: rec.doc.config.uuid, data: data.toString('base64') });
     };
     handle.on('serial', serial);
@@ -385,13 +381,5 @@ export class Lifecycle {
     }
     log('info', `domain '${rec.doc.config.name}': install finished, next boot from the final definition`);
     return true;
-  }
-}
-
-function appendSerial(rec: DomainRecord, data: Buffer): void {
-  rec.serialHistory.push(data);
-  rec.serialHistoryBytes += data.length;
-  while (rec.serialHistoryBytes > SERIAL_HISTORY_BYTES && rec.serialHistory.length > 1) {
-    rec.serialHistoryBytes -= rec.serialHistory.shift()!.length;
   }
 }

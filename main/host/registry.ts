@@ -22,6 +22,7 @@ import { interfaceTargets } from './network/interface-xml.js';
 import type { HostPaths } from '../common/paths.js';
 import type { PreviousSample } from './stats.js';
 import type { DiskUser } from './storage/in-use.js';
+import { SerialHistory } from './serial-history.js';
 
 export interface DomainRecord {
   /** The persistent definition (next boot). */
@@ -55,8 +56,7 @@ export interface DomainRecord {
   lastSample?: PreviousSample;
   /** The balloon as the engine last reported it. */
   balloon?: BalloonInfo;
-  serialHistory: Buffer[];
-  serialHistoryBytes: number;
+  serialHistory: SerialHistory;
   /** The running guest was started from its fast-start state (fast-start.ts). */
   fastStarted?: boolean;
   /** Which engine (and accelerator) runs the domain, told by domain.start. */
@@ -225,8 +225,7 @@ export class DomainRegistry {
       step: null,
       cpuPercent: 0,
       cpuTimeMs: 0,
-      serialHistory: [],
-      serialHistoryBytes: 0,
+      serialHistory: new SerialHistory(),
     };
   }
 

@@ -19,6 +19,7 @@ import { HostError, invalidArg, operationFailed, operationInvalid } from '../err
 import type { RpcStream } from '../libvirt/rpc-client.js';
 import { sshBase, spawnSsh } from '../libvirt/transports.js';
 import { uuidText, type LibvirtConnection, type LibvirtMethods, type NonnullDomain } from './libvirt.js';
+import { SerialHistory } from '../serial-history.js';
 
 /** virDomainXMLFlags: VIR_DOMAIN_XML_SECURE (the VNC password). */
 const XML_SECURE = 1;
@@ -30,8 +31,8 @@ const SEND_KEY_MAX = 16;
 const SEND_KEY_HOLD_MS = 100;
 /** Hold time of each typed key (domain.sendKeys): short, as a typist's. */
 const TYPING_HOLD_MS = 20;
-/** The backlog a newly opened serial viewer gets, as the host keeps for its own guests. */
-const SERIAL_HISTORY_BYTES = 256 * 1024;
+/** How long closing a console waits for libvirtd to confirm its abort. */
+const CONSOLE_CLOSE_WAIT_MS = 5000;
 const VNC_PORT_BASE = 5900;
 
 interface VncGraphics {
@@ -49,9 +50,10 @@ interface SerialLine {
   name: string;
   stream?: RpcStream;
   opening?: Promise<RpcStream>;
+  /** The last stream's abort, until libvirtd confirms it: a new one waits for it. */
+  closing?: Promise<void>;
   clients: Set<string>;
-  history: Buffer[];
-  historyBytes: number;
+  history: SerialHistory;
 }
 
 /** A set-1 key (keymap.ts) in QEMU's numbering: the 0xE0 prefix folded into bit 7. */
@@ -142,6 +144,8 @@ function connectTcp(host: string, port: number): Promise<Duplex> {
 /** The console methods of a libvirt connection; also sets its openVnc, for the host's own viewers. */
 export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
   const lines = new Map<string, SerialLine>();
+  /** Streams closeLine has closed: what they still deliver is dropped. */
+  const closedStreams = new WeakSet<RpcStream>();
 
   async function graphicsOf(dom: NonnullDomain): Promise<VncGraphics> {
     const { xml } = await conn.rpcCall('REMOTE_PROC_DOMAIN_GET_XML_DESC', { dom, flags: XML_SECURE });
@@ -240,25 +244,31 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
     return groups;
   }
 
-  function appendHistory(line: SerialLine, data: Buffer): void {
-    line.history.push(data);
-    line.historyBytes += data.length;
-    while (line.historyBytes > SERIAL_HISTORY_BYTES && line.history.length > 1) line.historyBytes -= line.history.shift()!.length;
-  }
-
-  /** Resolves once libvirtd has confirmed the abort: until then it refuses another console client. */
-  async function closeLine(line: SerialLine): Promise<void> {
+  /**
+   * Resolves once libvirtd has confirmed the abort (until then it refuses another console client), or
+   * after CONSOLE_CLOSE_WAIT_MS if it does not say.
+   */
+  function closeLine(line: SerialLine): Promise<void> {
     const stream = line.stream;
     line.stream = undefined;
-    if (!stream) return;
-    await stream.abort().catch(() => undefined);
-    stream.destroy();
+    if (!stream) return line.closing ?? Promise.resolve();
+    closedStreams.add(stream);
+    let timer: NodeJS.Timeout | undefined;
+    const closing = Promise.race([stream.abort().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, CONSOLE_CLOSE_WAIT_MS)))]).then(() => {
+      clearTimeout(timer);
+      stream.destroy();
+      if (line.closing === closing) line.closing = undefined;
+    });
+    line.closing = closing;
+    return closing;
   }
 
   async function openLine(line: SerialLine, dom: NonnullDomain): Promise<RpcStream> {
     const stream = await conn.client().openStream('REMOTE_PROC_DOMAIN_OPEN_CONSOLE', { dom, dev_name: null, flags: 0 });
     stream.on('data', (data: Buffer) => {
-      appendHistory(line, data);
+      // Late bytes of a closed stream would land in the next boot's history.
+      if (closedStreams.has(stream)) return;
+      line.history.push(data);
       conn.emitEvent('domain.serial', { uuid: line.uuid, data: data.toString('base64') });
     });
     const gone = (): void => {
@@ -292,8 +302,7 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
     if (!line) return;
     if (data.event !== 'stopped' && data.event !== 'crashed') return;
     void closeLine(line);
-    line.history = [];
-    line.historyBytes = 0;
+    line.history.clear();
   });
 
   return {
@@ -328,14 +337,15 @@ export function consoleMethods(conn: LibvirtConnection): LibvirtMethods {
       const client = String(p.client ?? '');
       const found = await lineOf(p.domain!);
       const dom = found.dom ?? (await conn.lookup(found.uuid));
-      const line = found.line ?? { uuid: found.uuid, name: found.name, clients: new Set<string>(), history: [], historyBytes: 0 };
+      const line = found.line ?? { uuid: found.uuid, name: found.name, clients: new Set<string>(), history: new SerialHistory() };
       lines.set(line.uuid, line);
       if (!line.stream) {
+        await line.closing;
         line.opening ??= openLine(line, dom).finally(() => (line.opening = undefined));
         line.stream = await line.opening;
       }
       line.clients.add(client);
-      return { backlog: Buffer.concat(line.history).toString('base64'), uuid: line.uuid };
+      return { backlog: line.history.contents().toString('base64'), uuid: line.uuid };
     },
     'domain.serialClose': async (p) => {
       const { line, uuid } = await lineOf(p.domain!);

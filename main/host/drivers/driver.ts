@@ -95,9 +95,10 @@ export interface LiveDomain extends EventEmitter<LiveDomainEvents> {
   /** The TCP listener of a <graphics type='vnc'>, with the port it got. */
   readonly vncTcp?: { address: string; port: number };
   /**
-   * Serial output no host has seen yet: what the guest wrote while no host was attached, and since
-   * this attach. Called once, by the host as it takes the domain over; from then on output comes as
-   * 'serial' events (until then it is held, so that nothing written meanwhile is lost).
+   * The guest's recent serial output, for the host's scrollback as it takes the domain over: what
+   * it wrote while no host was attached and since this attach, with what came before (v86's runner
+   * keeps its last 1 MiB, QEMU its console log), which an earlier host may have shown too. Called
+   * once; from then on output comes as 'serial' events (until then it is held, so nothing is lost).
    */
   takeSerialBacklog(): Buffer;
   /** The guest was restored from a saved state rather than booted. */
