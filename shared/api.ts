@@ -1000,7 +1000,7 @@ export interface CloneResult {
   disks: CloneDisk[];
   domain?: DomainSummary;
   job?: JobInfo;
-  /** The original was paused for the copy and is running again. */
+  /** The original was paused for the copy: true once it runs again, false if it could not be resumed. */
   resumed?: boolean;
 }
 

@@ -69,7 +69,7 @@ async function run(client: () => Promise<ApiClient>, args: Args): Promise<void> 
     const r = await attempt(context, () => api.call('domain.clone', { ...request, name: plan.name, uuid: plan.uuid }));
     if (copies.length) process.stderr.write('\n');
     if (r.job && r.job.status === 'aborted') throw new CliError([context, 'operation aborted: job aborted by the user']);
-    process.stdout.write(`${r.disks.map(diskLine).join('\n')}${r.disks.length ? '\n' : ''}${r.resumed ? `Domain '${o.original}' was paused for the copy and runs again\n` : ''}\nClone '${r.name}' created successfully.\n`);
+    process.stdout.write(`${r.disks.map(diskLine).join('\n')}${r.disks.length ? '\n' : ''}${r.resumed === true ? `Domain '${o.original}' was paused for the copy and runs again\n` : ''}${r.resumed === false ? `Domain '${o.original}' was paused for the copy and could not be resumed: resume it with 'domus resume ${o.original}'\n` : ''}\nClone '${r.name}' created successfully.\n`);
   } finally {
     progress();
     process.off('SIGINT', abort);

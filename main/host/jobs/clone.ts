@@ -11,6 +11,7 @@ import { setText } from '../domain/xml-tree.js';
 import { systemErrorText } from '../../common/fsutil.js';
 import { HostError, invalidArg, operationFailed, operationInvalid } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
+import { log } from '../log.js';
 import type { DomainRecord, DomainRegistry } from '../registry.js';
 import { cloneImage, CopyAborted, ImageError } from '../storage/image.js';
 import { JobError, JobHandle, type Jobs } from './tracker.js';
@@ -77,12 +78,15 @@ export class Cloner {
       await resume();
       throw err;
     }
-    try {
-      await resume();
-    } finally {
-      copied.finish('completed');
-    }
-    return { ...plan.result, domain, job: { ...copied.info }, resumed: resumed || undefined };
+    // The clone is made whatever happens next: a failed resume is reported, not thrown, or the
+    // caller would lose the clone's answer (and a retry would find its name taken).
+    let resumeFailed = false;
+    await resume().catch((err: Error) => {
+      resumeFailed = true;
+      log('warn', `domain '${rec.doc.config.name}': cloned to '${domain.name}', but could not be resumed: ${err.message}`);
+    });
+    const job = copied.finish('completed');
+    return { ...plan.result, domain, job, resumed: resumed ? !resumeFailed : undefined };
   }
 
   private plan(rec: DomainRecord, req: CloneRequest): { doc: DomainDocument; nvram?: NvramCopy; result: CloneResult } {
@@ -189,8 +193,13 @@ export class Cloner {
   private async copy(rec: DomainRecord, copies: CloneDisk[]): Promise<JobHandle | JobInfo> {
     const abort = new AbortController();
     let job;
+    let copied = false;
     try {
-      job = this.jobs.begin(rec.doc.config.uuid, rec.doc.config.name, 'clone', async () => abort.abort());
+      job = this.jobs.begin(rec.doc.config.uuid, rec.doc.config.name, 'clone', async () => {
+        // What is left (the definition, resuming the original) is not undone.
+        if (copied) throw operationInvalid(`the disks of '${rec.doc.config.name}' are copied: its clone can no longer be aborted`);
+        abort.abort();
+      });
     } catch (err) {
       if (err instanceof JobError) throw operationInvalid(err.message);
       throw err;
@@ -208,6 +217,7 @@ export class Cloner {
         before += disk.bytes;
       }
       if (abort.signal.aborted) throw new CopyAborted();
+      copied = true;
       return job;
     } catch (err) {
       for (const file of made) fs.rmSync(file, { force: true });
