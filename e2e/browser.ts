@@ -66,6 +66,16 @@ export async function canvasState(page: Page): Promise<{ width: number; height: 
   });
 }
 
+/** A digest of the guest's canvas pixels alone (a screenshot would also take what is drawn over it). */
+export async function canvasDigest(page: Page): Promise<string> {
+  return page.locator('[data-testid="vnc-screen"] canvas').evaluate((c: HTMLCanvasElement) => {
+    const data = (c.width && c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data) || new Uint8ClampedArray();
+    let h = 0x811c9dc5;
+    for (let i = 0; i < data.length; i++) h = Math.imul(h ^ data[i], 0x01000193);
+    return `${c.width}x${c.height}:${(h >>> 0).toString(16)}`;
+  });
+}
+
 /** Where e2e tests keep their screenshots, to be looked at. */
 export const SHOTS = path.join(APP_ROOT, 'test-results');
 /** The window sizes screenshots are taken at: a small laptop and a large monitor. */

@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import { chromiumArgs } from '../main/cli/browser.js';
 import { APP_ROOT } from '../main/common/paths.js';
 import { TestHost, until } from '../main/testing/harness.js';
-import { CHROMIUM_ARGS, canvasState, serialText, typeOnKeyboard } from './browser.js';
+import { CHROMIUM_ARGS, canvasDigest, canvasState, serialText, typeOnKeyboard } from './browser.js';
 
 const SHOTS = path.join(APP_ROOT, 'test-results');
 
@@ -185,7 +185,10 @@ describe('web shell in Chromium', { timeout: 300_000 }, () => {
     // A command typed on the framebuffer console's keyboard (tty1) shows its output on serial.
     await page.getByTestId('tab-display').click();
     await canvas.click();
+    const before = await canvasDigest(page);
     await typeOnKeyboard(page, 'echo GUI$((6*7))OK > /dev/ttyS0\n');
+    // The display is live: what was typed shows on tty1.
+    await until(async () => (await canvasDigest(page)) !== before, 30_000, 'the typed command on the console canvas');
     await page.getByTestId('tab-serial').click();
     await until(async () => (await serialText(page)).includes('GUI42OK'), 30_000, 'GUI42OK in the serial tab');
 

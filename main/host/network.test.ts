@@ -72,11 +72,8 @@ async function fileSize(g: Guest, file: string): Promise<number> {
 /**
  * Starts a TCP transfer of `kib` KiB of random data from `src` to `dst` with nc; returns the
  * sender's sha256 and a function that waits for the receiver to have it all and returns its sha256
- * and the transfer's wall time.
- */
-/**
- * Sends `kib` KiB of random bytes from src to dst over TCP. `paceMs`: the sender pauses that long
- * after each 64 KiB, so a test that needs the transfer in flight does not depend on the engines' speed.
+ * and the transfer's wall time. `paceMs`: the sender pauses that long after each 64 KiB, so a test
+ * that needs the transfer in flight does not depend on the engines' speed.
  */
 async function startTransfer(
   src: Guest,
@@ -198,7 +195,7 @@ describe('virtual network data path (v86 and QEMU guests on one switch)', { skip
   });
 
   it('a host SIGKILL during a guest-to-guest transfer does not break it', async () => {
-    // 64 chunks 60 ms apart: at least 3.8 s, longer than the host stays down (killed, 2 s, back).
+    // 64 chunks 60 ms apart: at least 3.8 s, so it runs on through the kill and the 2 s without a host.
     const transfer = await startTransfer(g('qa'), g('va'), 4096, 5002, 60);
     await until(async () => (await fileSize(g('va'), '/tmp/rx')) > 0, 60_000, 'the transfer to be under way');
     const atKill = await fileSize(g('va'), '/tmp/rx');

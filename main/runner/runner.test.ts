@@ -100,6 +100,7 @@ describe('runner lifecycle', { skip }, () => {
     await ctl.sh('echo BOTH-$((1+1))');
     await other.waitSerial(/BOTH-2/, 10_000, from[1]);
     assert.match(ctl.serial.slice(from[0]), /BOTH-2/);
+    assert.equal(ctl.serial.match(/^BOTH-2/gm)?.length, 1, 'the first client got the output once');
     assert.equal(other.serial.match(/^BOTH-2/gm)?.length, 1, 'the second client got the output once');
     other.close();
   });
