@@ -62,10 +62,13 @@ describe('kernel unpacking on the host', { skip: !guestsBuilt(['vmlinuz']) && 's
     const before = wasmAndOther();
     const r = await unpackKernel(arrayBuffer(bz), LIMIT);
     assert.ok(!('skipped' in r));
-    // The decoder's last promises still hold its instance for a moment after the kernel is out.
-    await new Promise((res) => setTimeout(res, 100));
-    const after = wasmAndOther();
-    assert.ok(after - before < 8 * MiB, `memory outside the JS heap and ArrayBuffers grew by ${((after - before) / MiB).toFixed(1)} MiB`);
+    // The decoder's last promises still hold its instance for a moment after the kernel is out (longer
+    // on a loaded machine): given back within 5 s, where kept it would stay for good.
+    let grown = wasmAndOther() - before;
+    for (const end = Date.now() + 5000; grown >= 8 * MiB && Date.now() < end; grown = wasmAndOther() - before) {
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.ok(grown < 8 * MiB, `memory outside the JS heap and ArrayBuffers grew by ${(grown / MiB).toFixed(1)} MiB`);
   });
 
   it('takes a gzip payload too', async () => {
