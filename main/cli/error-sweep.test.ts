@@ -72,6 +72,10 @@ function run(home: string, cwd: string, args: string[], timeoutMs: number): Prom
     }, timeoutMs);
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // A command that ends without reading its input closes the pipe first: EPIPE here is no error.
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') stderr += `stdin: ${err.message}`;
+    });
     child.stdin.end('');
     // 'close', not 'exit': the exit can come before the last of its output has been read.
     child.on('close', (code) => {
