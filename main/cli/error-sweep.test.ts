@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { APP_ROOT } from '../common/paths.js';
 import { VALUE_FLAGS } from './command.js';
-import { ENGINES, SAMPLE_CMDLINE, TestHost, createOn, engineSkip, guest, type CliResult } from '../testing/harness.js';
+import { ENGINES, SAMPLE_CMDLINE, TestHost, createOn, endInput, engineSkip, guest, type CliResult } from '../testing/harness.js';
 
 /** Commands that stream until interrupted when given valid arguments: running out the clock is fine. */
 const STREAMING = new Set(['console', 'event', 'trace']);
@@ -72,11 +72,7 @@ function run(home: string, cwd: string, args: string[], timeoutMs: number): Prom
     }, timeoutMs);
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    // A command that ends without reading its input closes the pipe first: EPIPE here is no error.
-    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE') stderr += `stdin: ${err.message}`;
-    });
-    child.stdin.end('');
+    endInput(child.stdin, '', (message) => (stderr += message));
     // 'close', not 'exit': the exit can come before the last of its output has been read.
     child.on('close', (code) => {
       clearTimeout(timer);

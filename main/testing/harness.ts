@@ -2,6 +2,7 @@
 // the CLI as a child process, and a cleanup that leaves no guest behind.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import type { Writable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { NewDomainSpec, type NewDomainSpecInput } from '../../shared/api.js';
@@ -340,6 +341,17 @@ export function killLeftovers(paths: HostPaths): void {
   fs.rmSync(paths.home, { recursive: true, force: true });
 }
 
+/**
+ * Writes a command's whole input and closes it. A command that ends without reading its input
+ * closes the pipe first: EPIPE then is no error; any other goes to `onError`.
+ */
+export function endInput(stdin: Writable, input: string, onError: (message: string) => void): void {
+  stdin.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') onError(`stdin: ${err.message}`);
+  });
+  stdin.end(input);
+}
+
 /** Runs the `domus` CLI with DOMUS_HOME set (and `env` over the test's environment). */
 export function runCli(home: string, args: string[], input?: string, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve) => {
@@ -351,11 +363,7 @@ export function runCli(home: string, args: string[], input?: string, env: NodeJS
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    // A command that ends without reading its input closes the pipe first: EPIPE here is no error.
-    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE') stderr += `stdin: ${err.message}`;
-    });
-    child.stdin.end(input ?? '');
+    endInput(child.stdin, input ?? '', (message) => (stderr += message));
     // 'close', not 'exit': the exit can come before the last of its output has been read.
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
