@@ -3,8 +3,9 @@
 // prints virsh's form, Debian's vncsnapshot (a stock TightVNC client) reads a frame equal to
 // `domus screenshot`, the GUI's console WebSocket gets the guest without the password, and
 // `domus send-key` types into the guest and reboots it with Ctrl+Alt+Del; the serial console is
-// shared by its clients. On every engine and on a libvirt connection (libvirtd's QEMU listens for
-// VNC on TCP only, and the host reaches it through the connection).
+// shared by its clients and gets every byte once while the host is stopped. On every engine and on
+// a libvirt connection (libvirtd's QEMU listens for VNC on TCP only, and the host reaches it through
+// the connection).
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,7 +23,7 @@ import { sshdSkip, startSshd } from '../testing/sshd.js';
 import { libvirtConnection } from './connections/open.js';
 import { RpcClient } from './libvirt/rpc-client.js';
 import { vncAuthResponse } from '../common/vnc-auth.js';
-import { CONNECTION_ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt, until, webShellSession, type CliResult } from '../testing/harness.js';
+import { CONNECTION_ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, guestsBuilt, sleep, until, webShellSession, type CliResult } from '../testing/harness.js';
 
 const BOOT = 600_000; // the machine is shared; boots can be several times slower than alone
 const PASSWORD = 'sekrit42';
@@ -290,6 +291,29 @@ for (const engine of CONNECTION_ENGINES) describe(`console: VNC listeners, vncdi
       second.close();
       bystander.close();
     }
+  });
+
+  it('serial output made while the host is stopped arrives once, every byte in order', async () => {
+    const s = serial['vnc-b'];
+    const from = s.text.length;
+    const count = 3000;
+    // The guest waits a second before printing, so that it prints while the host is stopped: QEMU's
+    // serial socket (the old chardev) then filled, and its log doubled the bytes it retried.
+    await t.client.call('domain.serialWrite', { domain: 'vnc-b', data: Buffer.from(`sleep 1; seq 1 ${count}; echo seq-done-$((6*7))\n`).toString('base64') });
+    await s.wait(/seq-done-\$/, 30_000, from);
+    const host = t.daemonPid();
+    process.kill(host, 'SIGSTOP');
+    try {
+      await sleep(3000);
+    } finally {
+      process.kill(host, 'SIGCONT');
+    }
+    await s.wait(/seq-done-42/, 60_000, from);
+    const printed = s.text.slice(from).replace(/\r/g, '');
+    const body = printed.slice(printed.indexOf('\n1\n') + 1, printed.indexOf('seq-done-42'));
+    const expected = Array.from({ length: count }, (_, i) => `${i + 1}\n`).join('');
+    const at = [...expected].findIndex((c, i) => body[i] !== c);
+    assert.ok(body === expected, `serial output differs at byte ${at}: ${JSON.stringify(body.slice(Math.max(0, at - 20), at + 20))}, printed ${JSON.stringify(expected.slice(Math.max(0, at - 20), at + 20))}`);
   });
 
   it('domus console NAME attaches to the serial line, types into it and leaves with Ctrl+]', async () => {

@@ -91,11 +91,11 @@ describe('file modes', { timeout: 600_000 }, () => {
     assert.deepEqual(loose(target).filter((p) => !p.startsWith(`${target} `)), []);
   });
 
-  it('QEMU: the migration stream is owner-only for the whole save, and so are its logs', { skip: engineSkip('qemu') }, async () => {
+  it('QEMU: the migration stream is owner-only for the whole save, and so are its logs and serial line', { skip: engineSkip('qemu') }, async () => {
     const uuid = await defineWithPassword(t.client, 'modes-qemu', 'qemu');
     await t.client.call('domain.start', { domain: 'modes-qemu' });
     const runDir = path.join(t.paths.run, uuid);
-    for (const log of ['qemu.log', 'console.log']) assert.equal(mode(path.join(runDir, log)), 0o600, log);
+    for (const file of ['qemu.log', 'serial.out', 'serial.in']) assert.equal(mode(path.join(runDir, file)), 0o600, file);
     assert.deepEqual(loose(t.home), []);
 
     const file = path.join(target, 'modes-qemu.state');

@@ -30,6 +30,15 @@ import {
 
 export { optValue } from './argv-devices.js';
 
+/**
+ * The serial port's chardev: QEMU's pipe backend reads <base>.in and writes <base>.out. Not a socket
+ * with logfile=: while the host's socket is full, QEMU 7.2 logs a byte whose write failed with
+ * EAGAIN and the serial port then sends it again, so the log doubled bytes under load ("DDebian").
+ * A regular file never refuses a write, and QEMU holds the FIFO open read-write, so a host going
+ * away is no end of input.
+ */
+const SERIAL_PIPE = 'serial';
+
 /** File names in a QEMU domain's run directory (<run>/<uuid>/). */
 export const QEMU_FILES = {
   /** Marks the directory as a QEMU domain's, with what the host needs to re-attach. */
@@ -39,9 +48,10 @@ export const QEMU_FILES = {
   /** QEMU's stdout and stderr. */
   log: 'qemu.log',
   qmp: 'qmp.sock',
-  serial: 'serial.sock',
+  /** A FIFO: what the host types into the guest's serial port. */
+  serialIn: `${SERIAL_PIPE}.in`,
   /** Everything the guest wrote to its serial port, also while no host was attached. */
-  console: 'console.log',
+  console: `${SERIAL_PIPE}.out`,
   vnc: 'vnc.sock',
   liveXml: 'live.xml',
 } as const;
@@ -135,12 +145,12 @@ export function buildArgv(doc: DomainDocument, opts: ArgvOptions): { argv: strin
     '-display', 'none',
     '-pidfile', files.pid,
     '-qmp', `unix:${optValue(files.qmp)},server=on,wait=off`,
-    '-chardev', `socket,id=serial0,path=${optValue(files.serial)},server=on,wait=off,logfile=${optValue(files.console)},logappend=on`,
+    '-chardev', `pipe,id=serial0,path=${optValue(path.join(opts.stateDir, SERIAL_PIPE))}`,
     '-serial', 'chardev:serial0',
     '-vnc', `unix:${optValue(files.vnc)},id=${VNC_DISPLAYS.unix}${vncPassword ? ',password=on' : ''}`,
     ...(vnc ? ['-vnc', vncTcpValue(vnc, vncPassword, report)] : []),
     '-device', 'pvpanic',
-    // Start stopped: the host connects QMP and the serial socket, then sends cont.
+    // Start stopped: the host connects QMP and the serial input, then sends cont.
     ...(opts.migration ? [] : ['-S']),
   ];
   const devices = firstChild(doc.root, 'devices');

@@ -1,4 +1,4 @@
-// console.log as QEMU writes it (another process appending with O_APPEND) read while it grows: every
+// The serial log as QEMU writes it (another process appending) read while it grows: every
 // byte arrives once and in order, the read part is freed on disk, and the tail is what a
 // re-attaching host gets.
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import { ConsoleLog } from './console-log.js';
 
 const LINES = 600_000;
 
-describe('QEMU console.log reader', () => {
+describe('QEMU serial log reader', () => {
   it('reads everything an appending writer writes, in order, while punching the read part out', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domus-console-log-'));
     const file = path.join(dir, 'console.log');
@@ -20,8 +20,7 @@ describe('QEMU console.log reader', () => {
     const chunks: Buffer[] = [];
     const reader = new ConsoleLog(file, 0, (d) => chunks.push(d), { keepBytes: 64 * 1024, trimBytes: 256 * 1024 });
     reader.start();
-    // A separate process appends in bursts (O_APPEND, as QEMU's logappend=on), so that reads and
-    // punches happen while it writes.
+    // A separate process appends in bursts, so that reads and punches happen while it writes.
     const writer = spawn('sh', ['-c', `i=0; while [ $i -lt ${LINES} ]; do seq $((i + 1)) $((i + 20000)) >> "$1"; i=$((i + 20000)); sleep 0.02; done`, 'sh', file], { stdio: 'ignore' });
     const code = await new Promise<number | null>((resolve) => writer.on('exit', resolve));
     assert.equal(code, 0);
@@ -36,7 +35,7 @@ describe('QEMU console.log reader', () => {
     // The last punch runs as a child process: give it a moment.
     const onDisk = () => fs.statSync(file).blocks * 512;
     await until(() => onDisk() <= 64 * 1024 + 2 * 256 * 1024, 5000, `the read part to be freed (${onDisk()} bytes on disk)`);
-    console.log(`# console.log: ${size} bytes written, ${onDisk()} bytes on disk after reading`);
+    console.log(`# serial log: ${size} bytes written, ${onDisk()} bytes on disk after reading`);
     assert.equal(fs.statSync(file).size, size, 'the file keeps its size: QEMU appends and offsets stay valid');
     assert.equal(ConsoleLog.tail(file, size, 64 * 1024).toString('latin1'), text.slice(-64 * 1024), 'the kept tail is intact');
     fs.rmSync(dir, { recursive: true });

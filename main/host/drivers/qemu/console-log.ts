@@ -1,6 +1,6 @@
-// The guest's serial output as QEMU's chardev logfile writes it (console.log, opened O_APPEND), read
-// from an offset as it grows. QEMU writes the file whether or not a host is attached, so output made
-// while none was is not lost and never seen twice.
+// The guest's serial output as QEMU's pipe chardev writes it (serial.out), read from an offset as it
+// grows. QEMU writes the file whether or not a host is attached, so output made while none was is not
+// lost and never seen twice.
 //
 // Bounded on disk without touching what QEMU writes: what has been read, except the last
 // `keepBytes` a re-attaching host hands over, is punched out of the file (fallocate --punch-hole).

@@ -1,7 +1,8 @@
 // The QEMU engine (qemu:///session): one qemu-system-x86_64 process per running domain, started
 // detached (its own session, stdio to qemu.log, -pidfile) in <run>/<uuid>/ and driven over QMP on
-// a unix socket there, so guests outlive the host like v86 runners do. Serial output goes to a
-// socket the host reads and to console.log, which QEMU writes even while no host is attached.
+// a unix socket there, so guests outlive the host like v86 runners do. Serial output goes to a file
+// QEMU writes even while no host is attached; serial input comes through a FIFO.
+import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -42,9 +43,9 @@ const STATS_TIMEOUT_MS = 5000;
 const BALLOON_TIMEOUT_MS = 5000;
 /** How often QEMU asks the guest's balloon driver for memory statistics once someone wants them. */
 const GUEST_STATS_INTERVAL_S = 2;
-/** What console.log hands a re-attaching host (the v86 runner keeps 1 MiB too). */
+/** What the serial log (serial.out) hands a re-attaching host (the v86 runner keeps 1 MiB too). */
 const BACKLOG_BYTES = 1 << 20;
-/** console.log's read part beyond the backlog is freed in steps of this (virtlogd rotates at 2 MiB). */
+/** The serial log's read part beyond the backlog is freed in steps of this (virtlogd rotates at 2 MiB). */
 const CONSOLE_TRIM_BYTES = 2 << 20;
 
 export class QemuError extends EngineFailure {
@@ -307,8 +308,9 @@ export class QemuDriver implements EngineDriver {
     writeFileAtomic(files.meta, JSON.stringify(meta, null, 2), 0o600);
     writeFileAtomic(files.liveXml, serializeDomainXml(doc), 0o600);
 
-    // QEMU creates the console log with its own umask; made here first, it stays owner-only.
+    // Made here, before QEMU opens them, so that they are owner-only and what the pipe chardev expects.
     fs.closeSync(openPrivateLog(files.console));
+    execFileSync('mkfifo', ['-m', '600', files.serialIn]);
     const proc = spawnEngine(qemu.path!, argv, { logFile: files.log, cwd: stateDir, firstLine: `${new Date().toISOString()}: starting ${[qemu.path!, ...argv].map(shellQuote).join(' ')}` });
     const child = proc.child;
     const fail = (message: string): never => {
@@ -498,18 +500,19 @@ class QemuLive extends EventEmitter<LiveDomainEvents> implements LiveDomain, Qmp
   }
 
   /**
-   * Serial input goes to the socket; output is read from console.log, which QEMU writes whether or
-   * not anyone is connected, so output made while no host was attached is not lost and nothing is
-   * seen twice. What QEMU also sends to the socket is drained (a full socket would stall the guest).
+   * Serial input goes to the FIFO; output is read from the file QEMU writes whether or not anyone is
+   * attached, so output made while no host was attached is not lost and nothing is seen twice.
    */
   async connectSerial(fromOffset = 0, backlog?: Buffer): Promise<void> {
     if (backlog) this.serialOut.prepend(backlog);
-    this.serial = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(this.files.serial);
-      s.once('connect', () => resolve(s));
-      s.once('error', (err) => reject(new Error(`cannot connect to the serial socket: ${err.message}`)));
-    });
-    this.serial.on('data', () => undefined);
+    let fd: number;
+    try {
+      // Non-blocking: a FIFO nobody reads (QEMU gone) fails the open with ENXIO rather than hanging it.
+      fd = fs.openSync(this.files.serialIn, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    } catch (err) {
+      throw new Error(`cannot open the serial input ${this.files.serialIn}: ${systemErrorText(err)}`);
+    }
+    this.serial = new net.Socket({ fd, readable: false, writable: true });
     this.serial.on('error', () => undefined);
     this.consoleLog = new ConsoleLog(this.files.console, fromOffset, (data) => this.serialOut.deliver(data), { keepBytes: BACKLOG_BYTES, trimBytes: CONSOLE_TRIM_BYTES });
     this.consoleLog.start();

@@ -42,7 +42,7 @@ describe('QEMU command line from a definition', () => {
     assert.match(joined, /-boot order=dc/);
     assert.match(joined, /-qmp unix:\/run\/x\/qmp\.sock,server=on,wait=off/);
     assert.match(joined, /-vnc unix:\/run\/x\/vnc\.sock/);
-    assert.match(joined, /logfile=\/run\/x\/console\.log/);
+    assert.match(joined, / -chardev pipe,id=serial0,path=\/run\/x\/serial -serial chardev:serial0 /);
     assert.ok(argv.includes('virtio-balloon-pci,id=balloon0'), "as libvirt: no deflate-on-oom or free-page-reporting unless <memballoon> asks");
     assert.ok(argv.includes('-S'), 'always starts stopped');
     assert.match(joined, /-netdev stream,id=net0,server=off,addr\.type=unix,addr\.path=\/run\/networks\/default\/ports\.sock -device virtio-net-pci,netdev=net0,mac=52:54:00:[0-9a-f:]{8},id=nic0/);
