@@ -87,7 +87,7 @@ describe('QEMU devices on the command line', () => {
     );
     assert.deepEqual(report.errors, []);
     const chardevs = values(argv, '-chardev');
-    assert.match(chardevs[0]!, /^socket,id=serial0,path=\/run\/d\/serial\.sock/, "the first is Domus's console");
+    assert.match(chardevs[0]!, /^pipe,id=serial0,path=\/run\/d\/serial$/, "the first is Domus's console");
     assert.deepEqual(chardevs.slice(1), ['pty,id=serial1', 'file,id=serial2,path=/var/log/s,,2.log,append=on', 'null,id=serial3']);
     assert.ok(values(argv, '-device').includes('isa-serial,chardev=serial3,id=serial3,index=3'));
     assert.ok(warnings.some((w) => /the PC has 4 serial ports; serial port 4 is not connected/.test(w)));

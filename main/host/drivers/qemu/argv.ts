@@ -1,6 +1,8 @@
 // libvirt domain XML → QEMU command line, the way libvirt's qemu driver builds it: -nodefaults and
 // -no-user-config, then every device explicitly. What QEMU could run but Domus does not wire up
 // (SPICE, some network types...) is a warning, as on v86; what cannot run at all is an error.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { DiskConfig, GraphicsConfig } from '../../../../shared/domain.js';
 import { childElements, firstChild, type DomainDocument, type XmlElement } from '../../domain/xml.js';
@@ -11,6 +13,7 @@ import { XEN_PV_OS_TYPES, lunDisks, uefiSource } from '../../domain/features.js'
 import { resolveUefi, type UefiFlash } from './uefi.js';
 import { planNics } from '../../network/attach.js';
 import type { SupportReport } from '../driver.js';
+import { openPrivateLog } from '../../../common/fsutil.js';
 import type { DomainCapabilities } from '../../../../shared/capabilities.js';
 import { QEMU_NIC_DEVICES } from '../../capabilities/engines.js';
 import {
@@ -60,6 +63,12 @@ export type QemuPaths = { [K in keyof typeof QEMU_FILES]: string };
 
 export function qemuPaths(stateDir: string): QemuPaths {
   return Object.fromEntries(Object.entries(QEMU_FILES).map(([k, v]) => [k, path.join(stateDir, v)])) as QemuPaths;
+}
+
+/** The serial port's files, made before QEMU opens them so that they are owner-only and what the pipe chardev expects. */
+export function createSerialFiles(files: QemuPaths): void {
+  fs.closeSync(openPrivateLog(files.console));
+  execFileSync('mkfifo', ['-m', '600', files.serialIn]);
 }
 
 export interface ArgvOptions {

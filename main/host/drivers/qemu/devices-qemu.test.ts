@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { engineSkip, until } from '../../../testing/harness.js';
 import { engineCapabilities } from '../../capabilities/engines.js';
 import { parseDomainXml } from '../../domain/xml.js';
-import { buildArgv, qemuPaths } from './argv.js';
+import { buildArgv, createSerialFiles, qemuPaths } from './argv.js';
 import { channelSocket } from './argv-devices.js';
 import { findQemu } from './binary.js';
 import { QmpClient } from './qmp.js';
@@ -58,6 +58,7 @@ describe('QEMU provides the devices of a definition', { skip, timeout: 120_000 }
       caps: engineCapabilities('qemu', { machine: 'pc' }),
     });
     assert.deepEqual(report, { warnings: [], errors: [] });
+    createSerialFiles(qemuPaths(stateDir));
     child = spawn(findQemu().path!, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -2,7 +2,6 @@
 // detached (its own session, stdio to qemu.log, -pidfile) in <run>/<uuid>/ and driven over QMP on
 // a unix socket there, so guests outlive the host like v86 runners do. Serial output goes to a file
 // QEMU writes even while no host is attached; serial input comes through a FIFO.
-import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -27,7 +26,7 @@ import { attachInterfaces } from '../../network/attach.js';
 import type { NetworkSwitches } from '../../network/switches.js';
 import type { DomainCapabilities } from '../../../../shared/capabilities.js';
 import { probeQemuDevices, QEMU_NIC_DEVICES, qemuCapabilities } from '../../capabilities/engines.js';
-import { buildArgv, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
+import { buildArgv, createSerialFiles, driveId, qemuPaths, VNC_DISPLAYS, type QemuPaths } from './argv.js';
 import { ensureVarsStore } from './uefi.js';
 import { findQemu, type QemuBinary } from './binary.js';
 import { ConsoleLog } from './console-log.js';
@@ -308,9 +307,7 @@ export class QemuDriver implements EngineDriver {
     writeFileAtomic(files.meta, JSON.stringify(meta, null, 2), 0o600);
     writeFileAtomic(files.liveXml, serializeDomainXml(doc), 0o600);
 
-    // Made here, before QEMU opens them, so that they are owner-only and what the pipe chardev expects.
-    fs.closeSync(openPrivateLog(files.console));
-    execFileSync('mkfifo', ['-m', '600', files.serialIn]);
+    createSerialFiles(files);
     const proc = spawnEngine(qemu.path!, argv, { logFile: files.log, cwd: stateDir, firstLine: `${new Date().toISOString()}: starting ${[qemu.path!, ...argv].map(shellQuote).join(' ')}` });
     const child = proc.child;
     const fail = (message: string): never => {
