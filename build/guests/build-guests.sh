@@ -12,10 +12,6 @@
 #                           engine; v86 emulates a 32-bit CPU and refuses it)
 #   build/guests/initrd-amd64.gz  the same initramfs (same /init, agent and banner) built from the amd64
 #                           busybox-static and the amd64 kernel's modules
-#   build/guests/System.map  the i686 kernel's symbol map (to read a guest core dump with gdb, e.g.
-#                           `x/s <linux_banner's address>`), from linux-image-<ABI>-686-dbg of the same
-#                           version: the linux-image package's own /boot/System.map is a one-line stub
-#                           pointing there. That .deb is large (765 MB for 6.1.0-57; cached in debs/)
 #   build/guests/disk-modules.cpio.gz  a second initramfs archive (not in initrd.gz, so the sample boots
 #                           as fast as before) with the IDE disk/CD-ROM and ext2/ext4/iso9660 drivers and
 #                           /sbin/domus-disks, which loads them; appended to initrd.gz
@@ -198,19 +194,6 @@ install_vmlinuz() {   # OUT DEB KDIR KVER
 }
 install_vmlinuz vmlinuz "$KDEB" "$KDIR" "$KVER"
 install_vmlinuz vmlinuz-amd64 "$KDEB64" "$KDIR64" "$KVER64"
-
-# ---------------------------------------------------------------- System.map
-# From the -dbg package of exactly the kernel package's name and version (read from its file name).
-if uptodate "$HERE/System.map" "$KDEB"; then
-  log "System.map: up to date"
-else
-  kdeb_name=$(basename "$KDEB" .deb)
-  DBGDEB=$(fetch_deb "${kdeb_name%%_*}-dbg" i386 "$(cut -d_ -f2 <<<"$kdeb_name" | sed 's/%3a/:/')")
-  dpkg-deb --fsys-tarfile "$DBGDEB" | tar -xO "./usr/lib/debug/boot/System.map-$KVER" >"$HERE/System.map.tmp"
-  grep -q ' linux_banner$' "$HERE/System.map.tmp" || die "System.map-$KVER in $(basename "$DBGDEB") has no linux_banner"
-  mv "$HERE/System.map.tmp" "$HERE/System.map"
-  log "System.map: $KVER ($(wc -l <"$HERE/System.map") symbols)"
-fi
 
 # ---------------------------------------------------------------- initrd.gz, initrd-amd64.gz
 # newc_node NAME MODE MAJOR MINOR INO: one newc cpio header for a device node (no data). Device

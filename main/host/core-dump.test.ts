@@ -1,7 +1,7 @@
 // Guest core dumps on real guests, one boot per engine: `domus dump` (paused, then resumed) and a
 // --live dump are ELF cores whose PT_LOADs cover the guest's RAM, with NT_PRSTATUS; Debian's gdb
-// reads the registers and the kernel's linux_banner at its System.map address (System.map of the same
-// kernel package, build/guests/System.map); an aborted dump leaves no file; bad paths are refused;
+// reads the registers and the kernel's linux_banner at its link address (found in the kernel image,
+// build/guests/vmlinuz); an aborted dump leaves no file; bad paths are refused;
 // --reset reboots the guest after the dump;
 // <on_crash>coredump-destroy</on_crash> dumps a guest that panics (sysrq c) and stops it as crashed.
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Events } from '../../shared/api.js';
 import type { ApiCallError } from '../../shared/client.js';
-import { checkDump, loads, symbol } from '../testing/coredump.js';
+import { bannerAddress, checkDump, kernelText, loads } from '../testing/coredump.js';
 import { ENGINES, SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, until } from '../testing/harness.js';
 
 const BOOT = 120_000;
@@ -21,7 +21,7 @@ for (const engine of ENGINES) describe(`core dumps (${engine})`, { timeout: 600_
   let serial: SerialWatch;
   let dir: string;
   let procVersion: string;
-  const banner = symbol('linux_banner');
+  let banner: string;
   const events: Events['domain.lifecycle'][] = [];
 
   before(async () => {
@@ -33,7 +33,7 @@ for (const engine of ENGINES) describe(`core dumps (${engine})`, { timeout: 600_
       name: 'core',
       memoryMiB: MEMORY_MIB,
       vcpus: 1,
-      // nokaslr: System.map's addresses are the link-time ones; KASLR (on in Debian's kernel) moves them.
+      // nokaslr: the kernel image's addresses are the link-time ones; KASLR (on in Debian's kernel) moves them.
       boot: { kind: 'pv', kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: `${SAMPLE_CMDLINE} nokaslr` },
     }, engine);
     const { xml } = await t.client.call('domain.xml', { domain: 'core', inactive: true, secure: true });
@@ -43,10 +43,10 @@ for (const engine of ENGINES) describe(`core dumps (${engine})`, { timeout: 600_
     serial = await SerialWatch.open(t.client, 'core');
     await serial.wait(/DOMUS-GUEST-READY/, BOOT);
     procVersion = (await serial.sh('cat /proc/version')).split('\n').find((l) => l.startsWith('Linux version')) ?? '';
-    // The running kernel is the System.map's, unmoved: its own symbol table (text symbols only, no
-    // KALLSYMS_ALL) puts start_kernel where the map does.
-    const startKernel = symbol('start_kernel');
-    assert.match(await serial.sh('grep -w start_kernel /proc/kallsyms'), new RegExp(`^${startKernel} T start_kernel`, 'm'));
+    banner = await bannerAddress(procVersion);
+    // nokaslr: the running kernel is where it was linked (its own symbol table, text symbols only,
+    // puts _text where the image's first segment is), so linux_banner is at its link address.
+    assert.match(await serial.sh('grep -w _text /proc/kallsyms'), new RegExp(`^${await kernelText()} T _text`, 'm'));
   });
   after(async () => {
     await t?.stop();

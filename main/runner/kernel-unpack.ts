@@ -26,6 +26,20 @@ export interface UnpackedKernel {
  * guest-physical address the image must stay below (the initrd's place, or the end of RAM).
  */
 export async function unpackKernel(bzimage: ArrayBuffer, limit: number): Promise<UnpackedKernel | { skipped: string }> {
+  const got = await kernelElf(bzimage, (size) => (size > limit - PM_ADDRESS ? `the kernel unpacks to ${size} bytes, more than fits below ${limit / MiB} MiB` : undefined));
+  if ('skipped' in got) return got;
+  const flat = flatten(Buffer.from(bzimage, 0, got.setupLength), got.elf, limit);
+  return typeof flat === 'string' ? { skipped: flat } : { image: flat.image, entry: flat.entry, format: got.format };
+}
+
+/**
+ * The uncompressed kernel (vmlinux, an ELF) in a bzImage's payload, or why not. `refuse` sees the
+ * uncompressed size before anything is unpacked.
+ */
+export async function kernelElf(
+  bzimage: ArrayBuffer,
+  refuse: (size: number) => string | undefined = () => undefined,
+): Promise<{ elf: Buffer; format: UnpackedKernel['format']; setupLength: number } | { skipped: string }> {
   const bz = Buffer.from(bzimage);
   if (bz.length < 0x268 || bz.toString('latin1', 0x202, 0x206) !== 'HdrS') return { skipped: 'not a bzImage' };
   if (bz.readUInt16LE(0x206) < 0x208) return { skipped: 'boot protocol before 2.08 (no payload fields)' };
@@ -37,47 +51,54 @@ export async function unpackKernel(bzimage: ArrayBuffer, limit: number): Promise
   if (payloadLength < 16 || start + payloadLength > bz.length) return { skipped: 'payload outside the file' };
   const payload = bz.subarray(start, start + payloadLength - 4);
   const size = bz.readUInt32LE(start + payloadLength - 4);
-  if (size > limit - PM_ADDRESS) return { skipped: `the kernel unpacks to ${size} bytes, more than fits below ${limit / MiB} MiB` };
-
-  let format: UnpackedKernel['format'];
-  let elf: Buffer;
+  const refused = refuse(size);
+  if (refused) return { skipped: refused };
   try {
-    if (payload[0] === 0x1f && payload[1] === 0x8b) {
-      format = 'gzip';
-      elf = zlib.gunzipSync(payload, { maxOutputLength: size });
-    } else if (payload.subarray(0, 6).equals(XZ_MAGIC)) {
-      format = 'xz';
+    if (payload[0] === 0x1f && payload[1] === 0x8b) return { elf: zlib.gunzipSync(payload, { maxOutputLength: size }), format: 'gzip', setupLength };
+    if (payload.subarray(0, 6).equals(XZ_MAGIC)) {
       const got = await unxz(payload, size);
-      if (typeof got === 'string') return { skipped: got };
-      elf = got;
-    } else {
-      return { skipped: 'the payload is neither XZ nor gzip' };
+      return typeof got === 'string' ? { skipped: got } : { elf: got, format: 'xz', setupLength };
     }
+    return { skipped: 'the payload is neither XZ nor gzip' };
   } catch (err) {
     return { skipped: `the payload does not unpack: ${(err as Error).message}` };
   }
-  const flat = flatten(bz.subarray(0, setupLength), elf, limit);
-  return typeof flat === 'string' ? { skipped: flat } : { image: flat.image, entry: flat.entry, format };
 }
 
-/** The setup code, then memory from 1 MiB as the kernel's PT_LOAD segments fill it. */
-function flatten(setup: Buffer, elf: Buffer, limit: number): { image: ArrayBuffer; entry: number } | string {
+export interface LoadSegment {
+  offset: number;
+  vaddr: number;
+  paddr: number;
+  filesz: number;
+  memsz: number;
+}
+
+/** The PT_LOAD segments of a 32-bit little-endian i386 executable, or why they cannot be read. */
+export function elfLoads(elf: Buffer): LoadSegment[] | string {
   if (elf.length < 52 || elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 1 || elf[5] !== 1) return 'the payload is not a 32-bit little-endian ELF';
   if (elf.readUInt16LE(16) !== 2 || elf.readUInt16LE(18) !== 3) return 'the payload is not an i386 executable';
-  const entry = elf.readUInt32LE(24);
   const phoff = elf.readUInt32LE(28);
   const phentsize = elf.readUInt16LE(42);
   const phnum = elf.readUInt16LE(44);
   if (phentsize < 32 || phnum === 0 || phnum > 64 || phoff + phnum * phentsize > elf.length) return 'bad ELF program headers';
-  const loads: { paddr: number; offset: number; filesz: number; memsz: number }[] = [];
+  const loads: LoadSegment[] = [];
   for (let i = 0; i < phnum; i++) {
     const h = phoff + i * phentsize;
     if (elf.readUInt32LE(h) !== 1) continue;
-    const [offset, , paddr, filesz, memsz] = [4, 8, 12, 16, 20].map((o) => elf.readUInt32LE(h + o));
+    const [offset, vaddr, paddr, filesz, memsz] = [4, 8, 12, 16, 20].map((o) => elf.readUInt32LE(h + o));
     if (filesz > memsz || offset + filesz > elf.length) return 'a segment lies outside the ELF';
-    if (paddr < PM_ADDRESS || paddr + memsz > limit) return `a segment at 0x${paddr.toString(16)} does not fit between 1 MiB and ${limit / MiB} MiB`;
-    loads.push({ paddr, offset, filesz, memsz });
+    loads.push({ offset, vaddr, paddr, filesz, memsz });
   }
+  return loads;
+}
+
+/** The setup code, then memory from 1 MiB as the kernel's PT_LOAD segments fill it. */
+function flatten(setup: Buffer, elf: Buffer, limit: number): { image: ArrayBuffer; entry: number } | string {
+  const loads = elfLoads(elf);
+  if (typeof loads === 'string') return loads;
+  const entry = elf.readUInt32LE(24);
+  const outside = loads.find((l) => l.paddr < PM_ADDRESS || l.paddr + l.memsz > limit);
+  if (outside) return `a segment at 0x${outside.paddr.toString(16)} does not fit between 1 MiB and ${limit / MiB} MiB`;
   if (!loads.some((l) => entry >= l.paddr && entry < l.paddr + l.filesz)) return 'the entry point is in no loaded segment';
   const end = Math.max(...loads.map((l) => l.paddr + l.memsz));
   const out = new Uint8Array(setup.length + end - PM_ADDRESS);

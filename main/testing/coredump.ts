@@ -1,20 +1,51 @@
 // Test support: checks of a guest's ELF core with binutils' readelf and Debian's gdb, against the
-// System.map of the sample guests' kernel (build/guests/System.map; the guest must run with nokaslr).
+// sample guests' kernel itself (build/guests/vmlinuz, unpacked as the v86 runner unpacks it; the
+// guest must run with nokaslr for its link addresses to hold).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { elfLoads, kernelElf, type LoadSegment } from '../runner/kernel-unpack.js';
 import { guest } from './harness.js';
 
 const MiB = 1024 * 1024;
 /** i386 Linux's PAGE_OFFSET: its linear map puts physical address p at p + 0xc0000000. */
 const PAGE_OFFSET = 0xc0000000;
-const systemMap = guest('System.map');
 
-/** A symbol's address in the kernel package's System.map (the guest runs with nokaslr, so it is where the kernel put it). */
-export function symbol(name: string): string {
-  const line = fs.readFileSync(systemMap, 'utf8').split('\n').find((l) => l.endsWith(` ${name}`));
-  assert.ok(line, `no ${name} in ${systemMap}`);
-  return line.split(' ')[0];
+let unpacked: Promise<{ elf: Buffer; loads: LoadSegment[] }> | undefined;
+
+/** The sample kernel's vmlinux and its loaded segments. */
+function sampleVmlinux(): Promise<{ elf: Buffer; loads: LoadSegment[] }> {
+  unpacked ??= (async () => {
+    const bz = fs.readFileSync(guest('vmlinuz'));
+    const got = await kernelElf(bz.buffer.slice(bz.byteOffset, bz.byteOffset + bz.byteLength));
+    if ('skipped' in got) assert.fail(`cannot unpack ${guest('vmlinuz')}: ${got.skipped}`);
+    const loads = elfLoads(got.elf);
+    if (typeof loads === 'string') assert.fail(`${guest('vmlinuz')}: ${loads}`);
+    return { elf: got.elf, loads };
+  })();
+  return unpacked;
+}
+
+/**
+ * Where the sample kernel links linux_banner, in hex: the one string in its image that is what the
+ * guest's /proc/version printed (the image also holds a weak copy without the build number).
+ * Debian's linux-image ships only a stub System.map; the real one is in the 765 MB -dbg package.
+ */
+export async function bannerAddress(procVersion: string): Promise<string> {
+  const { elf, loads } = await sampleVmlinux();
+  const needle = Buffer.from(`${procVersion.trim()}\n\0`, 'latin1');
+  const hits: number[] = [];
+  for (let at = elf.indexOf(needle); at >= 0; at = elf.indexOf(needle, at + 1)) hits.push(at);
+  assert.equal(hits.length, 1, `the kernel image holds ${hits.length} copies of ${JSON.stringify(procVersion)}`);
+  const segment = loads.find((l) => l.offset <= hits[0] && hits[0] < l.offset + l.filesz);
+  assert.ok(segment, 'linux_banner is in no loaded segment of the kernel image');
+  return (segment.vaddr + hits[0] - segment.offset).toString(16);
+}
+
+/** The sample kernel's link address (_text, its first loaded segment), in hex: where /proc/kallsyms puts _text without KASLR. */
+export async function kernelText(): Promise<string> {
+  const { loads } = await sampleVmlinux();
+  return Math.min(...loads.map((l) => l.vaddr)).toString(16);
 }
 
 export interface Load {
@@ -48,7 +79,7 @@ function physicalCoverage(segments: Load[]): number {
 }
 
 /**
- * Checks a dump with readelf and gdb: registers, and linux_banner at its System.map address; returns
+ * Checks a dump with readelf and gdb: registers, and linux_banner at its link address; returns
  * gdb's output. A core of physical memory only (every p_vaddr = p_paddr: libvirt has QEMU dump
  * without paging, as `crash` reads cores) has the banner read at its physical address.
  */

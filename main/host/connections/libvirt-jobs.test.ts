@@ -7,12 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Events, JobInfo } from '../../../shared/api.js';
-import { checkDump, symbol } from '../../testing/coredump.js';
+import { bannerAddress, checkDump } from '../../testing/coredump.js';
 import { SAMPLE_CMDLINE, SerialWatch, TestHost, createOn, engineSkip, guest, runCli, until } from '../../testing/harness.js';
 
 const NAME = `jobs-${process.pid}`;
 const MEMORY_MIB = 128;
-// nokaslr: the core dump's check finds linux_banner at its System.map address.
+// nokaslr: the core dump's check finds linux_banner at its link address.
 const spec = { name: NAME, memoryMiB: MEMORY_MIB, vcpus: 1, boot: { kind: 'pv' as const, kernel: guest('vmlinuz'), initrd: guest('initrd.gz'), cmdline: `${SAMPLE_CMDLINE} nokaslr` } };
 
 describe('save, restore, managed save and jobs on a libvirt connection', { skip: engineSkip('libvirt'), timeout: 600_000 }, () => {
@@ -99,7 +99,7 @@ describe('save, restore, managed save and jobs on a libvirt connection', { skip:
     const serial = await SerialWatch.open(t.client, NAME);
     await serial.wait(/DOMUS-GUEST-READY/, 120_000);
     const procVersion = (await serial.sh('cat /proc/version')).split('\n').find((l) => l.startsWith('Linux version')) ?? '';
-    const banner = symbol('linux_banner');
+    const banner = await bannerAddress(procVersion);
     const lifecycle: string[] = [];
     const off = t.client.on('domain.lifecycle', (e: Events['domain.lifecycle']) => {
       if (e.domain.name === NAME && e.event !== 'step') lifecycle.push(`${e.event}:${e.domain.state}/${e.domain.reason}`);
@@ -229,7 +229,7 @@ describe('save, restore, managed save and jobs on a libvirt connection', { skip:
     const file = path.join(t.libvirtd!.dir, 'crashed.core');
     const dumped = await cli('dump', NAME, file, '--memory-only', '--crash');
     assert.equal(dumped.code, 0, dumped.stderr);
-    checkDump(file, symbol('linux_banner'), procVersion, MEMORY_MIB);
+    checkDump(file, await bannerAddress(procVersion), procVersion, MEMORY_MIB);
     await until(() => lifecycle.includes('stopped:shutoff/crashed'), 10_000, 'the stopped event');
     off();
     assert.deepEqual([(await state()).state, (await state()).reason], ['shutoff', 'crashed']);
