@@ -14,6 +14,7 @@ import { APP_ROOT, hostAnswers, hostPaths, type HostPaths } from '../common/path
 import { assertGuestModulesLoaded } from './guest-output.js';
 import { GUEST_DIR, SAMPLE_CMDLINE } from '../host/new-vm/samples.js';
 import { specToXml } from '../host/new-vm/spec-to-xml.js';
+import { failStuckCalls, mountsFrom, processReport, processesMatching } from './hang-report.js';
 import { libvirtdSkip, startLibvirtd, type Libvirtd, type LibvirtdOptions } from './libvirtd.js';
 import { cacheState, postBootKey, takeCachedState } from './state-files.js';
 import { SPARE } from '../runner/protocol.js';
@@ -195,8 +196,22 @@ export class TestHost {
   /** Starts a new host on the same home (or finds the running one) and connects to it. */
   async reconnect(): Promise<ApiClient> {
     await ensureDaemon(this.paths);
-    this.client = await connectHost(this.paths, false);
+    this.client = failStuckCalls(await connectHost(this.paths, false), () => this.hangReport());
     return this.client;
+  }
+
+  /** What the host and the processes behind it are doing, for a call it does not answer: its log, and its QEMUs' and libvirtd's threads. */
+  hangReport(): string {
+    const tail = (text: string): string => text.slice(-3000);
+    const parts = [`== the host's log (end)\n${tail(fs.existsSync(this.paths.log) ? fs.readFileSync(this.paths.log, 'utf8') : '')}`];
+    const ownQemus = processesMatching((cmd) => cmd.includes('qemu-system') && cmd.includes(this.paths.run));
+    parts.push(...ownQemus.map((pid) => processReport(pid, 'QEMU of this host')));
+    if (this.libvirtd) {
+      const dir = this.libvirtd.dir;
+      const libvirtQemus = processesMatching((cmd, pid) => cmd.includes('qemu-system') && mountsFrom(pid, dir));
+      parts.push(`== libvirtd's log (end)\n${tail(this.libvirtd.log())}`, processReport(this.libvirtd.pid, 'libvirtd'), ...libvirtQemus.map((pid) => processReport(pid, "QEMU of libvirtd")));
+    }
+    return parts.join('\n');
   }
 
   /**
@@ -209,11 +224,16 @@ export class TestHost {
     if (opts.conf) fs.writeFileSync(path.join(home, 'domusd.conf'), opts.conf);
     if (opts.netns) await startDaemonIn(opts.netns, paths);
     await ensureDaemon(paths);
-    if (engine !== 'libvirt') return new TestHost(paths, await connectHost(paths, false));
+    if (engine !== 'libvirt') return TestHost.watched(new TestHost(paths, await connectHost(paths, false)));
     const daemon = await startLibvirtd(libvirtd);
     const client = await connectHost(paths, false, daemon.uri);
     await client.call('connection.open', { uri: daemon.uri });
-    return new TestHost(paths, client, daemon);
+    return TestHost.watched(new TestHost(paths, client, daemon));
+  }
+
+  private static watched(t: TestHost): TestHost {
+    failStuckCalls(t.client, () => t.hangReport());
+    return t;
   }
 
   get home(): string {
