@@ -209,7 +209,7 @@ export class TestHost {
     if (this.libvirtd) {
       const dir = this.libvirtd.dir;
       const libvirtQemus = processesMatching((cmd, pid) => cmd.includes('qemu-system') && mountsFrom(pid, dir));
-      parts.push(`== libvirtd's log (end)\n${tail(this.libvirtd.log())}`, processReport(this.libvirtd.pid, 'libvirtd'), ...libvirtQemus.map((pid) => processReport(pid, "QEMU of libvirtd")));
+      parts.push(`== libvirtd's log (end)\n${tail(this.libvirtd.log())}`, processReport(this.libvirtd.pid, 'libvirtd'), ...libvirtQemus.map((pid) => processReport(pid, 'QEMU of libvirtd')));
     }
     return parts.join('\n');
   }
