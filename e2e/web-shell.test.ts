@@ -12,6 +12,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { chromiumArgs } from '../main/cli/browser.js';
 import { APP_ROOT } from '../main/common/paths.js';
+import { processesMatching } from '../main/testing/hang-report.js';
 import { TestHost, until } from '../main/testing/harness.js';
 import { CHROMIUM_ARGS, canvasDigest, canvasState, serialText, typeOnKeyboard } from './browser.js';
 
@@ -28,14 +29,6 @@ function upgradeStatus(address: string, headers: Record<string, string> = {}): P
     });
     ws.on('error', () => resolve(-1));
   });
-}
-
-function cmdlineOf(pid: string): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return ''; // gone meanwhile
-  }
 }
 
 describe('web shell in Chromium', { timeout: 300_000 }, () => {
@@ -139,15 +132,7 @@ describe('web shell in Chromium', { timeout: 300_000 }, () => {
         // The session secret itself is in no process's command line.
         const session = (await context.cookies(base.origin)).find((c) => c.name === 'domus_token')?.value;
         assert.ok(session && session !== token);
-        for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-          let line = '';
-          try {
-            line = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-          } catch {
-            continue; // gone meanwhile
-          }
-          assert.ok(!line.includes(session), `process ${pid} has the session secret in its command line`);
-        }
+        assert.deepEqual(processesMatching((cmd) => cmd.includes(session)), [], 'no process has the session secret in its command line');
       } finally {
         await cdp.close();
       }
@@ -156,7 +141,7 @@ describe('web shell in Chromium', { timeout: 300_000 }, () => {
       const exited = new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
       process.kill(-child.pid!, 'SIGKILL');
       await exited;
-      await until(() => fs.readdirSync('/proc').every((pid) => !/^\d+$/.test(pid) || !cmdlineOf(pid).includes(profile)), 10_000, "Chromium's helpers to exit");
+      await until(() => processesMatching((cmd) => cmd.includes(profile)).length === 0, 10_000, "Chromium's helpers to exit");
       fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     }
   });
